@@ -1,0 +1,25 @@
+"""verticals: a plugin platform for vertical AI solutions on transformer models.
+
+The public API a plugin may import::
+
+    from verticals import Task, ModelSpec, Packaged, ItemError, RunContext, hookimpl
+"""
+
+__version__ = "0.1.0"
+
+from verticals.core.models import ModelHost, ModelSpec, ModelUnavailable, Packaged
+from verticals.core.tasks import ItemError, NoParams, RunContext, Task
+from verticals.hookspecs import hookimpl
+
+__all__ = [
+    "ItemError",
+    "ModelHost",
+    "ModelSpec",
+    "ModelUnavailable",
+    "NoParams",
+    "Packaged",
+    "RunContext",
+    "Task",
+    "__version__",
+    "hookimpl",
+]

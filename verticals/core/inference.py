@@ -1,0 +1,359 @@
+"""Loaded models: what a task receives for each role it declared.
+
+Every loaded model runs under ``torch.inference_mode()`` (plus bf16 autocast
+where the precision policy chose it) and batches its inputs by token budget
+over length-sorted inputs, returning results in input order.
+
+=====================  ============================================
+kind                   method
+=====================  ============================================
+encoder                ``embed(texts) -> ndarray[n, dim]``
+sequence-classifier    ``classify(texts, pairs=None) -> ndarray[n, labels]``
+token-classifier       ``tag(texts) -> list[list[span]]``
+causal-lm              ``generate(prompts, max_new_tokens=...) -> list[str]``
+seq2seq                ``generate(texts, max_new_tokens=...) -> list[str]``
+=====================  ============================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from verticals.core.batching import token_budget_batches
+from verticals.core.device import Precision, pick_device, pick_precision
+from verticals.core.models import ModelSpec, ResolvedSource
+
+if TYPE_CHECKING:
+    from verticals.core.models import ModelHost
+
+log = logging.getLogger(__name__)
+
+HEAD_FILE = "verticals_head.json"
+PARITY_PROBES = [
+    "Quarterly revenue rose 12% on strong demand, beating analyst estimates.",
+    "The patient denies chest pain and shortness of breath.",
+    "Photosynthesis turns light energy into chemical energy.",
+]
+
+
+class LoadedModel:
+    """A model in memory on a device, with the provenance of its weights."""
+
+    kind = "model"
+
+    def __init__(self, spec: ModelSpec, source: ResolvedSource, model: Any, tokenizer: Any,
+                 device: torch.device, precision: Precision):
+        self.spec = spec
+        self.source = source
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.precision = precision
+
+    @property
+    def memory_bytes(self) -> int:
+        if not isinstance(self.model, torch.nn.Module):
+            return 0
+        tensors = list(self.model.parameters()) + list(self.model.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def provenance(self) -> dict[str, Any]:
+        return {"model": self.spec.name, **self.source.provenance(), "precision": self.precision.label()}
+
+    @contextlib.contextmanager
+    def forward_context(self) -> Iterator[None]:
+        with torch.inference_mode():
+            if self.precision.autocast is not None:
+                with torch.autocast(device_type=self.device.type, dtype=self.precision.autocast):
+                    yield
+            else:
+                yield
+
+    def _tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> dict[str, list[list[int]]]:
+        encoded = self.tokenizer(
+            list(texts), list(pairs) if pairs is not None else None,
+            truncation=True, max_length=self.spec.max_length,
+        )
+        return {key: encoded[key] for key in encoded if key != "offset_mapping"}
+
+    def _batches(self, encoded: dict[str, list[list[int]]]) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        for batch in token_budget_batches(lengths, self.spec.max_batch_tokens):
+            features = self.tokenizer.pad({k: [v[i] for i in batch] for k, v in encoded.items()}, return_tensors="pt")
+            yield batch, {k: t.to(self.device) for k, t in features.items()}
+
+    def _probe(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def check_parity(self, tolerance: float) -> bool:
+        """Compare autocast against fp32 on fixed probes; drop autocast when they differ."""
+        if not self.precision.needs_parity_check:
+            return True
+        fast = self._probe()
+        chosen = self.precision
+        self.precision = Precision(torch.float32)
+        reference = self._probe()
+        drift = float(np.max(np.abs(fast - reference)))
+        if drift <= tolerance:
+            self.precision = chosen
+            log.info("model %s: bf16 autocast kept (max drift %.5f vs fp32)", self.spec.name, drift)
+            return True
+        log.warning("model %s: bf16 autocast drifted %.5f from fp32 (> %.5f); running fp32",
+                    self.spec.name, drift, tolerance)
+        return False
+
+
+class EncoderModel(LoadedModel):
+    """Sentence embeddings: mean pooling over the last hidden state."""
+
+    kind = "encoder"
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def embed(self, texts: Sequence[str], normalize: bool = True) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        encoded = self._tokenize(texts)
+        with self.forward_context():
+            for batch, features in self._batches(encoded):
+                hidden = self.model(**features).last_hidden_state.float()
+                mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                if normalize:
+                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                out[batch] = pooled.cpu().numpy()
+        return out
+
+    def _probe(self) -> np.ndarray:
+        return self.embed(PARITY_PROBES)
+
+
+class SequenceClassifierModel(LoadedModel):
+    """Text (or text-pair) classification with a transformers classification head."""
+
+    kind = "sequence-classifier"
+
+    @property
+    def labels(self) -> list[str]:
+        config = self.model.config
+        return [str(config.id2label[i]).lower() for i in range(config.num_labels)]
+
+    def classify(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        if not texts:
+            return out
+        encoded = self._tokenize(texts, pairs)
+        with self.forward_context():
+            for batch, features in self._batches(encoded):
+                logits = self.model(**features).logits.float()
+                out[batch] = torch.softmax(logits, dim=-1).cpu().numpy()
+        return out
+
+    def _probe(self) -> np.ndarray:
+        return self.classify(PARITY_PROBES)
+
+
+class EncoderHeadClassifier(SequenceClassifierModel):
+    """A linear head over a shared encoder's embeddings (format ``verticals_head.json``).
+
+    The head folder holds ``verticals_head.json`` (``encoder``: a ModelSpec
+    name, ``labels``, ``normalize``) and ``head.safetensors`` (``weight``
+    [labels, dim], ``bias`` [labels]). The encoder is loaded through the host,
+    so every task that uses the same encoder shares one copy.
+    """
+
+    def __init__(self, spec: ModelSpec, source: ResolvedSource, encoder: EncoderModel, config: dict[str, Any],
+                 weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__(spec, source, None, encoder.tokenizer, encoder.device, encoder.precision)
+        self.encoder = encoder
+        self.config = config
+        self.weight = weight.float().cpu().numpy()
+        self.bias = bias.float().cpu().numpy()
+
+    @classmethod
+    def load(cls, spec: ModelSpec, source: ResolvedSource, host: ModelHost) -> EncoderHeadClassifier:
+        from safetensors.torch import load_file
+
+        config = json.loads((source.path / HEAD_FILE).read_text(encoding="utf-8"))
+        tensors = load_file(str(source.path / config.get("weights", "head.safetensors")))
+        encoder = host.get(config["encoder"])
+        if not isinstance(encoder, EncoderModel):
+            raise TypeError(f"head {spec.name!r} needs an encoder, but {config['encoder']!r} is a {encoder.kind}")
+        if tensors["weight"].shape != (len(config["labels"]), encoder.dimension):
+            raise ValueError(f"head {spec.name!r}: weight shape {tuple(tensors['weight'].shape)} does not match "
+                             f"{len(config['labels'])} labels x encoder dimension {encoder.dimension}")
+        return cls(spec, source, encoder, config, tensors["weight"], tensors["bias"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config["labels"])
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.weight.nbytes + self.bias.nbytes
+
+    def provenance(self) -> dict[str, Any]:
+        return {**super().provenance(), "encoder": self.encoder.provenance()}
+
+    def classify(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
+        if pairs is not None:
+            raise ValueError(f"{self.spec.name} classifies single texts, not pairs")
+        embeddings = self.encoder.embed(texts, normalize=self.config.get("normalize", True))
+        logits = embeddings @ self.weight.T + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class TokenClassifierModel(LoadedModel):
+    """Token classification (NER-style) with character spans, BIO tags merged."""
+
+    kind = "token-classifier"
+
+    def tag(self, texts: Sequence[str], min_score: float = 0.0) -> list[list[dict[str, Any]]]:
+        results: list[list[dict[str, Any]]] = [[] for _ in texts]
+        if not texts:
+            return results
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.spec.max_length,
+                                 return_offsets_mapping=True)
+        offsets = encoded.pop("offset_mapping")
+        id2label = self.model.config.id2label
+        with self.forward_context():
+            for batch, features in self._batches({k: encoded[k] for k in encoded}):
+                probs = torch.softmax(self.model(**features).logits.float(), dim=-1).cpu().numpy()
+                for row, index in enumerate(batch):
+                    results[index] = _merge_bio(probs[row], offsets[index], id2label, min_score)
+        return results
+
+
+def _merge_bio(probs: np.ndarray, offsets: list[tuple[int, int]], id2label: dict[int, str],
+               min_score: float) -> list[dict[str, Any]]:
+    spans: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for position, (start, end) in enumerate(offsets):
+        if start == end:  # special or padding token
+            continue
+        label_id = int(probs[position].argmax())
+        label = str(id2label[label_id])
+        prefix, _, entity = label.partition("-") if "-" in label else ("", "", label)
+        if label == "O" or entity == "O":
+            current = None
+            continue
+        score = float(probs[position, label_id])
+        if current and current["label"] == entity and prefix != "B" and start <= current["end"] + 1:
+            current["end"] = end
+            current["scores"].append(score)
+        else:
+            current = {"start": start, "end": end, "label": entity, "scores": [score]}
+            spans.append(current)
+    merged = []
+    for span in spans:
+        score = float(np.mean(span.pop("scores")))
+        if score >= min_score:
+            merged.append({**span, "score": score})
+    return merged
+
+
+class CausalLMModel(LoadedModel):
+    """Batched generation with left padding and prompts grouped by length."""
+
+    kind = "causal-lm"
+
+    def format_prompt(self, prompt: str | list[dict[str, str]], system: str | None = None) -> str:
+        if isinstance(prompt, str) and not getattr(self.tokenizer, "chat_template", None):
+            return prompt
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+        if system and messages[0].get("role") != "system":
+            messages.insert(0, {"role": "system", "content": system})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompts: Sequence[str | list[dict[str, str]]], max_new_tokens: int = 64,
+                 temperature: float = 0.0, system: str | None = None, seed: int | None = None,
+                 **generate_kwargs: Any) -> list[str]:
+        """Generate a completion for each prompt (a string or chat messages)."""
+        if not prompts:
+            return []
+        texts = [self.format_prompt(p, system) for p in prompts]
+        encoded = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.spec.max_length)
+        encoded = {k: encoded[k] for k in ("input_ids", "attention_mask")}
+        lengths = [len(ids) + max_new_tokens for ids in encoded["input_ids"]]
+        outputs: list[str] = [""] * len(texts)
+        options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if temperature > 0:
+            options.update(do_sample=True, temperature=temperature)
+            if seed is not None:
+                torch.manual_seed(seed)
+        else:
+            options.update(do_sample=False)
+        options.update(generate_kwargs)
+        with self.forward_context():
+            for batch in token_budget_batches(lengths, self.spec.max_batch_tokens):
+                features = self.tokenizer.pad({k: [v[i] for i in batch] for k, v in encoded.items()},
+                                              return_tensors="pt", padding_side="left")
+                features = {k: t.to(self.device) for k, t in features.items()}
+                generated = self.model.generate(**features, **options)
+                new_tokens = generated[:, features["input_ids"].shape[1]:]
+                for index, text in zip(batch, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True),
+                                       strict=True):
+                    outputs[index] = text.strip()
+        return outputs
+
+
+class Seq2SeqModel(LoadedModel):
+    kind = "seq2seq"
+
+    def generate(self, texts: Sequence[str], max_new_tokens: int = 64, **generate_kwargs: Any) -> list[str]:
+        outputs: list[str] = [""] * len(texts)
+        if not texts:
+            return outputs
+        encoded = self._tokenize(texts)
+        with self.forward_context():
+            for batch, features in self._batches(encoded):
+                generated = self.model.generate(**features, max_new_tokens=max_new_tokens, **generate_kwargs)
+                for index, text in zip(batch, self.tokenizer.batch_decode(generated, skip_special_tokens=True),
+                                       strict=True):
+                    outputs[index] = text.strip()
+        return outputs
+
+
+_AUTO_CLASSES = {
+    "encoder": ("AutoModel", EncoderModel),
+    "sequence-classifier": ("AutoModelForSequenceClassification", SequenceClassifierModel),
+    "token-classifier": ("AutoModelForTokenClassification", TokenClassifierModel),
+    "causal-lm": ("AutoModelForCausalLM", CausalLMModel),
+    "seq2seq": ("AutoModelForSeq2SeqLM", Seq2SeqModel),
+}
+
+
+def load_model(spec: ModelSpec, source: ResolvedSource, host: ModelHost, device: str | None = None) -> LoadedModel:
+    """Load ``spec`` from ``source`` on the chosen device and precision."""
+    if spec.kind == "sequence-classifier" and (Path(source.path) / HEAD_FILE).exists():
+        return EncoderHeadClassifier.load(spec, source, host)
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    auto_name, wrapper = _AUTO_CLASSES[spec.kind]
+    target = pick_device(device)
+    generative = spec.kind in {"causal-lm", "seq2seq"}
+    precision = pick_precision(target, None if spec.precision == "auto" else spec.precision, generative=generative)
+    extra: dict[str, Any] = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source.path, **extra)
+    if generative and tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = getattr(transformers, auto_name).from_pretrained(source.path, dtype=precision.weights, **extra)
+    model.to(target).eval()
+    loaded = wrapper(spec, source, model, tokenizer, target, precision)
+    if precision.needs_parity_check:
+        loaded.check_parity(tolerance=spec.options.get("parity_tolerance", 0.02))
+    return loaded
