@@ -73,6 +73,9 @@ class Task:
       of re-runs); ``batch_size``: items per ``run`` call (cancellation is
       checked between batches).
     - ``text_field``: the Input field that ``--text-column`` maps to.
+    - ``sensitive``: inputs may hold PHI/PII. The engine then stores only the
+      exception *type* of an unexpected failure (never its message, which may
+      quote the input) and never logs item contents at any level.
 
     and implement :meth:`run`.
     """
@@ -87,6 +90,7 @@ class Task:
     chunk_size: ClassVar[int] = 256
     batch_size: ClassVar[int] = 64
     text_field: ClassVar[str | None] = None
+    sensitive: ClassVar[bool] = False
 
     def run(
         self, batch: list[BaseModel], models: dict[str, LoadedModel], ctx: RunContext
@@ -110,6 +114,15 @@ class Task:
         ``verticals run``. Return ``None`` for no summary.
         """
         return None
+
+    def files(self, item: BaseModel, output: BaseModel) -> dict[str, str]:
+        """Optional files to write for one result when exporting to a folder.
+
+        ``verticals run TASK IN -o out_dir/`` writes ``results.jsonl`` and, for
+        each succeeded item, the files this returns (relative name -> text),
+        e.g. one generated test file per module.
+        """
+        return {}
 
     @classmethod
     def info(cls) -> dict[str, Any]:
