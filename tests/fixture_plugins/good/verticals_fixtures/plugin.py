@@ -1,0 +1,70 @@
+"""A model-free plugin for testing the engine (see README.md next to this folder)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+
+from pydantic import BaseModel, Field
+
+from verticals import ItemError, Task, hookimpl
+
+
+class EchoInput(BaseModel):
+    text: str = Field(min_length=1)
+
+
+class EchoOutput(BaseModel):
+    upper: str
+    length: int
+
+
+class EchoParams(BaseModel):
+    sleep: float = Field(default=0.0, ge=0, description="seconds to sleep per batch")
+    reject: str | None = Field(default=None, description="return ItemError for texts equal to this")
+
+
+class EchoTask(Task):
+    name = "fixtures.echo"
+    description = "Upper-cases text (tests)."
+    Input = EchoInput
+    Output = EchoOutput
+    Params = EchoParams
+    chunk_size = 10
+    batch_size = 4
+    text_field = "text"
+
+    def run(self, batch, models, ctx):
+        if ctx.params.sleep:
+            time.sleep(ctx.params.sleep)
+        outputs = []
+        for item in batch:
+            if "CRASH" in item.text and os.environ.get("VERTICALS_FIXTURES_ALLOW_CRASH") == "1":
+                os._exit(17)  # simulates a worker process dying mid-chunk
+            if "POISON" in item.text:
+                raise ValueError("poisoned item")
+            if item.text == ctx.params.reject:
+                outputs.append(ItemError("rejected by parameter"))
+                continue
+            outputs.append(EchoOutput(upper=item.text.upper(), length=len(item.text)))
+        return outputs
+
+    def summarize(self, outputs, ctx):
+        return {"lengths": dict(Counter(o.length for o in outputs))}
+
+    def files(self, item, output):
+        return {f"{output.length}/{output.upper[:10].replace(' ', '_') or 'x'}.txt": output.upper}
+
+
+@hookimpl
+def register_tasks(register):
+    register(EchoTask)
+
+
+@hookimpl
+def job_finished(job):
+    path = os.environ.get("VERTICALS_FIXTURES_EVENTS")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{job['id']} {job['status']}\n")

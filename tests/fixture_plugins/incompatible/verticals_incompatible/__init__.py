@@ -1,0 +1,6 @@
+from verticals import hookimpl
+
+
+@hookimpl
+def register_tasks(register):
+    pass

@@ -1,0 +1,149 @@
+"""Job lifecycle on SQLite through the real engine, with the model-free fixture task."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from verticals.core.jobs import JobError, cancel_job, finish_if_done, run_chunk, submit_job
+from verticals.core.models import ModelHost
+from verticals.core.store.db import current_revision, head_revision, make_engine, upgrade
+from verticals.core.store.tables import Item
+from verticals.workers.local import LocalExecutor
+
+
+def rows(*texts):
+    return [{"text": t} for t in texts]
+
+
+def test_migrations_upgrade_an_empty_database_to_head(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as connection:
+        names = set(connection.dialect.get_table_names(connection))
+    assert {"jobs", "items", "artifacts", "alembic_version"} <= names
+
+
+def test_job_runs_to_succeeded_with_results_in_order(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", rows(*[f"t{i}" for i in range(25)]))
+    assert store.summary(job_id)["status"] == "queued"
+    progress = []
+    status = LocalExecutor(store, registry).execute(job_id, on_progress=progress.append)
+    assert status == "succeeded"
+    assert sum(progress) == 25
+    items = list(store.iter_items(job_id))
+    assert [i.output["upper"] for i in items] == [f"T{i}" for i in range(25)]
+    assert all(i.attempts == 1 for i in items)
+    assert items[0].provenance["plugin"] == "fixtures"
+    summary = store.summary(job_id)
+    assert summary["progress"] == 1.0 and summary["counts"] == {"succeeded": 25}
+    assert store.get_artifact(job_id, "summary.json") is not None
+
+
+def test_invalid_items_become_per_item_errors(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", [{"text": "ok"}, {"text": ""}, {"other": 1}])
+    assert LocalExecutor(store, registry).execute(job_id) == "partial"
+    items = list(store.iter_items(job_id))
+    assert [i.status for i in items] == ["succeeded", "failed", "failed"]
+    assert "text" in items[1].error and "text" in items[2].error
+
+
+def test_bad_params_are_refused_with_the_list_of_params(store, registry):
+    with pytest.raises(JobError, match="sleep"):
+        submit_job(store, registry, "fixtures.echo", rows("a"), params={"sleep": -1})
+
+
+def test_rerunning_a_chunk_changes_nothing_and_duplicates_nothing(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", rows(*[f"x{i}" for i in range(10)]))
+    host = ModelHost(registry.models)
+    run_chunk(store, registry, host, job_id, 0, 10)
+    first = [(i.seq, i.status, i.output, i.updated_at) for i in store.iter_items(job_id)]
+    report = run_chunk(store, registry, host, job_id, 0, 10)  # a redelivered chunk
+    second = [(i.seq, i.status, i.output, i.updated_at) for i in store.iter_items(job_id)]
+    assert first == second
+    assert report.succeeded == 0 and report.finished_status is None
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Item).where(Item.job_id == job_id)) == 10
+
+
+def test_poison_item_fails_alone(store, registry):
+    texts = [f"fine {i}" for i in range(9)]
+    texts[5] = "POISON pill"
+    job_id = submit_job(store, registry, "fixtures.echo", rows(*texts))
+    assert LocalExecutor(store, registry).execute(job_id) == "partial"
+    items = list(store.iter_items(job_id))
+    assert [i.seq for i in items if i.status == "failed"] == [5]
+    assert "ValueError: poisoned item" in items[5].error
+    assert sum(i.status == "succeeded" for i in items) == 8
+
+
+def test_item_error_returned_by_task_is_stored(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", rows("a", "b"), params={"reject": "b"})
+    LocalExecutor(store, registry).execute(job_id)
+    assert [i.error for i in store.iter_items(job_id)] == [None, "rejected by parameter"]
+
+
+def test_all_failed_job_is_failed(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", rows("POISON 1", "POISON 2"))
+    assert LocalExecutor(store, registry).execute(job_id) == "failed"
+
+
+def test_cancel_stops_between_batches(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", rows(*[f"c{i}" for i in range(30)]))
+    executor = LocalExecutor(store, registry)
+    done = []
+
+    def on_progress(count):
+        done.append(count)
+        if len(done) == 1:
+            cancel_job(store, job_id)  # e.g. `verticals jobs cancel` from another shell
+
+    assert executor.execute(job_id, on_progress=on_progress) == "cancelled"
+    counts = store.summary(job_id)["counts"]
+    assert counts["succeeded"] == 4  # the first batch (batch_size 4) finished
+    assert counts["cancelled"] == 26
+    assert sum(done) == 30  # progress accounts for every item
+
+
+def test_job_finishes_exactly_once(store, registry, tmp_path, monkeypatch):
+    events = tmp_path / "events.txt"
+    monkeypatch.setenv("VERTICALS_FIXTURES_EVENTS", str(events))
+    job_id = submit_job(store, registry, "fixtures.echo", rows("a", "b"))
+    LocalExecutor(store, registry).execute(job_id)
+    assert finish_if_done(store, registry, None, job_id) is None
+    assert store.try_finish(job_id) is None
+    assert events.read_text().splitlines() == [f"{job_id} succeeded"]
+
+
+def test_attempts_are_bounded(store, registry, monkeypatch):
+    monkeypatch.setenv("VERTICALS_MAX_ATTEMPTS", "2")
+    job_id = submit_job(store, registry, "fixtures.echo", rows("a"))
+    store.begin_chunk(job_id, 0, 10, 2)  # two starts that never finished (worker died)
+    store.begin_chunk(job_id, 0, 10, 2)
+    assert LocalExecutor(store, registry).execute(job_id) == "failed"
+    assert "gave up after 2 attempts" in next(store.iter_items(job_id)).error
+
+
+def test_purge_inputs_deletes_inputs_once_outputs_are_stored(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", rows("secret one", "secret two"),
+                        options={"purge_inputs": True})
+    LocalExecutor(store, registry).execute(job_id)
+    items = list(store.iter_items(job_id))
+    assert all(i.input is None and i.output for i in items)
+
+
+def test_retry_failed_reruns_only_failed(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", rows("ok", "bad"), params={"reject": "bad"})
+    LocalExecutor(store, registry).execute(job_id)
+    first_ok = next(store.iter_items(job_id))
+    assert store.reset_failed(job_id) == 1
+    assert store.summary(job_id)["status"] == "running"
+    LocalExecutor(store, registry).execute(job_id)
+    assert next(store.iter_items(job_id)).updated_at == first_ok.updated_at
+
+
+def test_empty_job_succeeds(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", [])
+    assert LocalExecutor(store, registry).execute(job_id) == "succeeded"

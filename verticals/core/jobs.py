@@ -1,0 +1,221 @@
+"""Job lifecycle: submit, run a chunk, finish, cancel, retry.
+
+The same functions run under every executor (local, Celery): an executor only
+decides *where* :func:`run_chunk` is called for each (job id, chunk range).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from verticals.config import max_attempts
+from verticals.core.models import ModelHost
+from verticals.core.store import ItemResult, Store
+from verticals.core.tasks import ItemError, RunContext, Task
+from verticals.plugins import Registry
+
+log = logging.getLogger(__name__)
+
+INSERT_BATCH = 1000
+
+
+class JobError(ValueError):
+    """A job could not be submitted as asked (bad parameters, unknown task...)."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """A validation error as 'field: message' lines, never quoting the input value (it may be PHI)."""
+    parts = []
+    for problem in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in problem.get("loc", ())) or "item"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "invalid input: " + "; ".join(parts)
+
+
+def validate_params(task: type[Task], params: dict[str, Any]) -> BaseModel:
+    try:
+        return task.Params.model_validate(params)
+    except ValidationError as error:
+        fields = ", ".join(task.Params.model_fields) or "none"
+        raise JobError(f"bad parameters for {task.name}: {describe_validation_error(error)[15:]} "
+                       f"(parameters this task takes: {fields})") from None
+
+
+def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[dict[str, Any]],
+               params: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+               chunk_size: int | None = None) -> str:
+    """Store a job and its items. Invalid items are stored as failed with their validation error."""
+    task_cls = registry.task(task_name)
+    task = task_cls()
+    validated_params = validate_params(task_cls, params or {})
+    plugin = registry.task_plugin.get(task_name)
+    job_id = store.create_job(task_name, validated_params.model_dump(mode="json"), dict(options or {}),
+                              chunk_size or task_cls.chunk_size, plugin.name if plugin else None,
+                              plugin.version if plugin else None)
+    total, pending = 0, []
+    for row in task.read_items(rows, validated_params):
+        try:
+            task_cls.Input.model_validate(row)
+            pending.append((total, row, "pending", None))
+        except ValidationError as error:
+            pending.append((total, row, "failed", describe_validation_error(error)))
+        total += 1
+        if len(pending) >= INSERT_BATCH:
+            store.add_items(job_id, pending)
+            pending = []
+    store.add_items(job_id, pending)
+    store.mark_submitted(job_id, total)
+    registry.hook.job_submitted(job=store.summary(job_id))
+    return job_id
+
+
+@dataclass
+class ChunkReport:
+    job_id: str
+    start: int
+    end: int
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    finished_status: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _describe_exception(error: BaseException, sensitive: bool) -> str:
+    if isinstance(error, ItemError):
+        return error.message
+    if sensitive:
+        return f"{type(error).__name__} (message withheld: this task handles sensitive text)"
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+def run_isolating(task: Task, batch: list[BaseModel], models: dict[str, Any], ctx: RunContext) -> list[Any]:
+    """Run a batch; when it raises, bisect so that only the items that fail on their own fail."""
+    try:
+        outputs = list(task.run(batch, models, ctx))
+        if len(outputs) != len(batch):
+            raise RuntimeError(f"{task.name}.run returned {len(outputs)} outputs for {len(batch)} inputs")
+        return outputs
+    except Exception as error:
+        if len(batch) == 1:
+            if not isinstance(error, ItemError):
+                log.debug("item failed in %s", task.name, exc_info=not task.sensitive)
+            return [ItemError(_describe_exception(error, task.sensitive), code="exception")]
+        middle = len(batch) // 2
+        return (run_isolating(task, batch[:middle], models, ctx)
+                + run_isolating(task, batch[middle:], models, ctx))
+
+
+def _to_result(task: Task, seq: int, output: Any, provenance: dict[str, Any]) -> ItemResult:
+    if isinstance(output, ItemError):
+        return ItemResult(seq, "failed", error=output.message, provenance=provenance)
+    try:
+        model = task.Output.model_validate(output.model_dump() if isinstance(output, BaseModel) else output)
+    except ValidationError as error:
+        message = describe_validation_error(error).replace("invalid input", "invalid output")
+        return ItemResult(seq, "failed", error=message, provenance=provenance)
+    return ItemResult(seq, "succeeded", output=model.model_dump(mode="json"), provenance=provenance)
+
+
+def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, start: int, end: int,
+              on_progress: Callable[[int], None] | None = None) -> ChunkReport:
+    """Run the pending items of one chunk. Safe to call again for the same chunk (idempotent)."""
+    job = store.job(job_id)
+    report = ChunkReport(job_id, start, end)
+    if job.cancel_requested:
+        report.cancelled = store.cancel_pending(job_id, start, end)
+        _progress(on_progress, report.cancelled)
+        report.finished_status = finish_if_done(store, registry, host, job_id)
+        return report
+    task_cls = registry.task(job.task)
+    task = task_cls()
+    ctx = RunContext(job_id=job_id, params=task_cls.Params.model_validate(job.params),
+                     logger=logging.getLogger(f"verticals.task.{task_cls.name}"))
+    given_up = store.begin_chunk(job_id, start, end, max_attempts())
+    report.failed += given_up
+    _progress(on_progress, given_up)
+    items = store.pending_items(job_id, start, end)
+    if not items:
+        report.finished_status = finish_if_done(store, registry, host, job_id)
+        return report
+    models = {role: host.get(name) for role, name in task_cls.models.items()}
+    plugin = registry.task_plugin.get(task_cls.name)
+    provenance = {
+        "plugin": plugin.name if plugin else None,
+        "plugin_version": plugin.version if plugin else None,
+        "models": {role: model.provenance() for role, model in models.items()},
+    }
+    purge = bool(job.options.get("purge_inputs"))
+    for offset in range(0, len(items), task_cls.batch_size):
+        if offset and store.cancel_requested(job_id):
+            report.cancelled += store.cancel_pending(job_id, start, end)
+            _progress(on_progress, report.cancelled)
+            break
+        batch_items = items[offset:offset + task_cls.batch_size]
+        seqs = [seq for seq, _ in batch_items]
+        inputs = [task_cls.Input.model_validate(data) for _, data in batch_items]
+        for prepared in registry.hook.prepare_items(task=task, items=inputs):
+            if prepared is not None:
+                if len(prepared) != len(inputs):
+                    raise RuntimeError("a prepare_items hook changed the number of items")
+                inputs = list(prepared)
+        outputs = run_isolating(task, inputs, models, ctx)
+        registry.hook.finish_items(task=task, items=inputs, outputs=outputs)
+        results = [_to_result(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]
+        store.write_results(job_id, results, purge_inputs=purge)
+        ok = sum(r.status == "succeeded" for r in results)
+        report.succeeded += ok
+        report.failed += len(results) - ok
+        _progress(on_progress, len(results))
+    report.finished_status = finish_if_done(store, registry, host, job_id)
+    return report
+
+
+def _progress(callback: Callable[[int], None] | None, count: int) -> None:
+    if callback and count:
+        callback(count)
+
+
+def finish_if_done(store: Store, registry: Registry, host: ModelHost | None, job_id: str) -> str | None:
+    """If no item is pending, finish the job: summary artifact, then ``job_finished`` (exactly once)."""
+    status = store.try_finish(job_id)
+    if status is None:
+        return None
+    job = store.job(job_id)
+    try:
+        task_cls = registry.task(job.task)
+        ctx = RunContext(job_id=job_id, params=task_cls.Params.model_validate(job.params))
+        outputs = (task_cls.Output.model_validate(item.output)
+                   for item in store.iter_items(job_id, status="succeeded"))
+        summary = task_cls().summarize(outputs, ctx)
+        if summary is not None:
+            store.put_artifact(job_id, "summary.json", json.dumps(summary, indent=2, default=str).encode(),
+                               "application/json")
+    except Exception:
+        log.exception("summary of job %s failed", job_id)
+    registry.hook.job_finished(job=store.summary(job_id))
+    return status
+
+
+def cancel_job(store: Store, job_id: str) -> dict[str, Any]:
+    """Request cancellation: running chunks stop at their next batch; queued items are cancelled."""
+    job = store.job(job_id)
+    store.request_cancel(job.id)
+    return store.summary(job.id)
+
+
+def iter_results(store: Store, job_id: str, include_inputs: bool = True) -> Iterator[dict[str, Any]]:
+    """Rows for export: seq, status, error, input fields (optional), output fields."""
+    for item in store.iter_items(job_id):
+        row: dict[str, Any] = {"seq": item.seq, "status": item.status}
+        if include_inputs and item.input:
+            row["input"] = item.input
+        row["output"] = item.output
+        row["error"] = item.error
+        yield row
