@@ -619,8 +619,23 @@ def db_current() -> None:
     out.print(f"database: {current_revision(engine) or 'empty'}  head: {head_revision()}")
 
 
+def _register_core_commands() -> None:
+    """Commands living next to what they drive: `worker` (verticals.workers.cli), `serve` (verticals.api.cli)."""
+    import importlib
+
+    for module_name in ("verticals.workers.cli", "verticals.api.cli"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        module.register(app)
+
+
 def main() -> None:
     """Entry point: load plugins, let them add commands, run."""
+    _register_core_commands()
     try:
         registry = _registry()
         registry.hook.register_commands(cli=app)
