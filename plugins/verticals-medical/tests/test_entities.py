@@ -1,0 +1,62 @@
+"""medical.entities on the real medspaCy pipeline (no mocks)."""
+
+from __future__ import annotations
+
+import pytest
+from verticals_medical.entities import EntitiesTask
+
+from verticals import RunContext
+
+
+def run(items, **params):
+    task = EntitiesTask()
+    batch = [task.Input(**item) if isinstance(item, dict) else task.Input(text=item) for item in items]
+    return task.run(batch, {}, RunContext(job_id="job-1", params=task.Params(**params)))
+
+
+def by_text(output):
+    return {e.text.lower(): e for e in output.entities}
+
+
+@pytest.mark.slow
+def test_assertion_status():
+    note = ("HISTORY OF PRESENT ILLNESS: The patient denies chest pain. Possible pneumonia on the chest x-ray.\n\n"
+            "PAST MEDICAL HISTORY: History of myocardial infarction in 2010.\n\n"
+            "FAMILY HISTORY: Mother had breast cancer.\n\n"
+            "PLAN: Return if fever develops. Continue metformin.")
+    ents = by_text(run([note])[0])
+    assert ents["chest pain"].assertion == "absent" and ents["chest pain"].negated
+    assert ents["pneumonia"].assertion == "possible"
+    assert ents["chest x-ray"].category == "TEST"
+    assert ents["myocardial infarction"].historical
+    assert ents["breast cancer"].family and ents["breast cancer"].assertion == "family"
+    assert ents["fever"].hypothetical
+    assert ents["metformin"].category == "MEDICATION" and ents["metformin"].assertion == "present"
+    assert ents["chest pain"].section == "history_of_present_illness"
+
+
+@pytest.mark.slow
+def test_item_targets_and_terms_file(tmp_path):
+    terms = tmp_path / "terms.tsv"
+    terms.write_text("# my terms\nfrobnication syndrome\tPROBLEM\n")
+    out = run([{"text": "No evidence of frobnication syndrome or zorbitis.", "targets": ["zorbitis"]}],
+              terms=str(terms))[0]
+    ents = by_text(out)
+    assert ents["frobnication syndrome"].category == "PROBLEM" and ents["frobnication syndrome"].negated
+    assert ents["zorbitis"].category == "FINDING" and ents["zorbitis"].negated
+    assert out.counts == {"FINDING:absent": 1, "PROBLEM:absent": 1}
+
+
+def test_targets_accept_a_delimited_string():
+    assert EntitiesTask.Input(text="x", targets="a | b;c").targets == ["a", "b", "c"]
+    with pytest.raises(ValueError):
+        EntitiesTask.Params(terms="/does/not/exist.tsv")
+
+
+@pytest.mark.slow
+def test_summary():
+    task = EntitiesTask()
+    outs = run(["Denies nausea.", "Nausea and cough."])
+    summary = task.summarize(outs, RunContext(job_id="j", params=task.Params()))
+    assert summary["documents"] == 2
+    assert summary["by_category"]["PROBLEM"]["absent"] >= 1 and summary["by_category"]["PROBLEM"]["present"] >= 1

@@ -1,0 +1,231 @@
+"""medical.deidentify: find PHI spans and redact them (mask, surrogate or hash)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from verticals import ItemError, ModelHost, ModelSpec, RunContext, Task
+
+from .phi import CATEGORIES, Span, detect, get_analyzer
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["mask", "surrogate", "hash"]
+
+# Label names of common de-id token-classification models -> our categories.
+NER_LABELS = {
+    "PATIENT": "NAME", "DOCTOR": "NAME", "STAFF": "NAME", "HCW": "NAME", "PERSON": "NAME", "NAME": "NAME",
+    "USERNAME": "ID", "AGE": "AGE", "DATE": "DATE", "PHONE": "PHONE", "FAX": "FAX", "EMAIL": "EMAIL",
+    "URL": "URL", "IP": "IP", "IPADDRESS": "IP", "ID": "ID", "IDNUM": "ID", "MEDICALRECORD": "MRN", "MRN": "MRN",
+    "SSN": "SSN", "HEALTHPLAN": "HEALTH_PLAN", "ACCOUNT": "ACCOUNT", "LICENSE": "LICENSE", "VEHICLE": "VEHICLE",
+    "DEVICE": "DEVICE", "STREET": "ADDRESS", "ADDRESS": "ADDRESS", "CITY": "LOCATION", "LOCATION": "LOCATION",
+    "LOC": "LOCATION", "ZIP": "ZIP", "LOCATION-OTHER": "LOCATION", "BIOID": "ID",
+}
+
+
+class DeidInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = Field(description="The clinical note.")
+    id: str | None = Field(None, description="Document id (kept in the output).")
+    patient_id: str | None = Field(
+        None, description="Patient key: every date of the same patient is shifted by the same offset in "
+                          "surrogate mode (default: the document id, else the document itself).")
+
+    @field_validator("id", "patient_id", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return None if value is None else str(value)
+
+
+class PhiSpan(BaseModel):
+    start: int
+    end: int
+    category: str
+    score: float
+    detector: str
+    replacement: str
+
+
+class DeidOutput(BaseModel):
+    id: str | None = None
+    text: str = Field(description="The de-identified text.")
+    mode: Mode
+    spans: list[PhiSpan] = Field(description="PHI spans, offsets into the original text.")
+    counts: dict[str, int] = Field(description="Spans per category.")
+
+
+class DeidParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode = Field("mask", description="mask: [NAME]; surrogate: realistic fake values; hash: [NAME:3f2a...]")
+    surrogate_key: str | None = Field(
+        None, description="Secret for surrogates and hashes. Without it the job id is the key (consistent within a "
+                          "job); with it replacements are stable across jobs, and hashes cannot be recomputed "
+                          "by someone who only knows the job id.")
+    consistency: Literal["job", "document"] = Field(
+        "job", description="job: the same value gets the same surrogate in every document of the job; "
+                           "document: only within one document.")
+    min_score: float = Field(0.35, ge=0.0, le=1.0, description="Drop detections scoring below this.")
+    categories: list[str] | None = Field(None, description="Only redact these categories (default: all).")
+    max_shift_days: int = Field(365, ge=1, le=3650, description="Dates move by up to this many days (surrogate).")
+    ner_model: str | None = Field(
+        None, description="Optional token-classification de-id model (local folder or hub id already in the "
+                          "cache): its spans are merged with the rules.")
+    ner_min_score: float = Field(0.5, ge=0.0, le=1.0)
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in value.replace(";", ",").split(",") if v.strip()]
+        if value:
+            value = [v.strip().upper() for v in value]
+            unknown = sorted(set(value) - set(CATEGORIES))
+            if unknown:
+                raise ValueError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+        return value
+
+
+@lru_cache(maxsize=4)
+def _ner_host(reference: str) -> ModelHost:
+    from pathlib import Path
+
+    kwargs: dict[str, Any] = {"local_path": reference} if Path(reference).expanduser().exists() else {
+        "hub_id": reference}
+    spec = ModelSpec(name="medical.deid-ner", kind="token-classifier", max_length=512,
+                     description="user-supplied de-identification token classifier", **kwargs)
+    return ModelHost({spec.name: spec})
+
+
+def ner_spans(model: Any, texts: list[str], min_score: float) -> list[list[Span]]:
+    """Spans of a token-classification model, text cut in ~1500-character windows (model max length)."""
+    out: list[list[Span]] = []
+    for text in texts:
+        windows = _windows(text, 1500)
+        tagged = model.tag([text[a:b] for a, b in windows], min_score=min_score) if windows else []
+        spans: list[Span] = []
+        for (offset, _), found in zip(windows, tagged, strict=True):
+            for item in found:
+                label = str(item["label"]).upper().replace("B-", "").replace("I-", "")
+                category = NER_LABELS.get(label)
+                if category:
+                    spans.append(Span(offset + int(item["start"]), offset + int(item["end"]), category,
+                                      float(item["score"]), "model:ner"))
+        out.append(spans)
+    return out
+
+
+def _windows(text: str, size: int) -> list[tuple[int, int]]:
+    windows, start = [], 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = max(text.rfind("\n", start, end), text.rfind(". ", start, end))
+            end = cut + 1 if cut > start + size // 2 else end
+        windows.append((start, end))
+        start = end
+    return windows
+
+
+def redact(text: str, spans: list[Span], mode: Mode, surrogates: Any, patient_key: str
+           ) -> tuple[str, list[PhiSpan]]:
+    """Apply the replacements with Presidio's anonymizer (one operator per category)."""
+    from presidio_anonymizer import AnonymizerEngine
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+    def replacement(category: str, value: str) -> str:
+        if mode == "mask":
+            return f"[{category}]"
+        if mode == "hash":
+            return f"[{category}:{surrogates.hash_token(category, value)}]"
+        return surrogates.replace(category, value, patient_key)
+
+    replacements = [replacement(s.category, text[s.start:s.end]) for s in spans]
+    operators = {}
+    results = []
+    for index, (span, value) in enumerate(zip(spans, replacements, strict=True)):
+        entity = f"S{index}"  # one operator per span: the value is already computed
+        operators[entity] = OperatorConfig("replace", {"new_value": value})
+        results.append(RecognizerResult(entity, span.start, span.end, span.score))
+    redacted = _anonymizer(AnonymizerEngine).anonymize(text=text, analyzer_results=results,
+                                                       operators=operators).text if spans else text
+    return redacted, [PhiSpan(start=s.start, end=s.end, category=s.category, score=round(s.score, 4),
+                              detector=s.detector, replacement=r) for s, r in zip(spans, replacements, strict=True)]
+
+
+_ANONYMIZER: list[Any] = []
+
+
+def _anonymizer(cls: Any) -> Any:
+    if not _ANONYMIZER:
+        _ANONYMIZER.append(cls())
+    return _ANONYMIZER[0]
+
+
+class DeidentifyTask(Task):
+    name = "medical.deidentify"
+    description = "Find PHI (HIPAA Safe Harbor identifiers) in clinical text and mask, hash or replace it."
+    Input = DeidInput
+    Output = DeidOutput
+    Params = DeidParams
+    models = {}
+    device = "cpu"
+    chunk_size = 128
+    batch_size = 16
+    text_field = "text"
+    sensitive = True
+
+    def run(self, batch: list[DeidInput], models: dict[str, Any], ctx: RunContext) -> list[DeidOutput | ItemError]:
+        from .surrogates import Surrogates, derive_key
+
+        params: DeidParams = ctx.params  # type: ignore[assignment]
+        get_analyzer()  # load once per process (cached)
+        model_spans: list[list[Span]] = [[] for _ in batch]
+        if params.ner_model:
+            model = _ner_host(params.ner_model).get("medical.deid-ner")
+            model_spans = ner_spans(model, [item.text for item in batch], params.ner_min_score)
+        key = derive_key(ctx.job_id, params.surrogate_key)
+        outputs: list[DeidOutput | ItemError] = []
+        wanted = set(params.categories) if params.categories else None
+        for item, extra in zip(batch, model_spans, strict=True):
+            if not item.text.strip():
+                outputs.append(DeidOutput(id=item.id, text=item.text, mode=params.mode, spans=[], counts={}))
+                continue
+            if len(item.text) > 1_000_000:
+                outputs.append(ItemError("note longer than 1,000,000 characters: split it", code="too_long"))
+                continue
+            spans = detect(item.text, min_score=params.min_score, categories=wanted, extra=extra)
+            doc_key = key if params.consistency == "job" else derive_key(ctx.job_id, f"{params.surrogate_key}|"
+                                                                         f"{item.id or hash_text(item.text)}")
+            surrogates = Surrogates(doc_key, params.max_shift_days)
+            patient_key = item.patient_id or item.id or hash_text(item.text)
+            text, phi = redact(item.text, spans, params.mode, surrogates, patient_key)
+            counts = Counter(s.category for s in spans)
+            outputs.append(DeidOutput(id=item.id, text=text, mode=params.mode, spans=phi, counts=dict(counts)))
+        log.debug("deidentified %d notes", len(batch))
+        return outputs
+
+    def summarize(self, outputs: Iterable[DeidOutput], ctx: RunContext) -> dict[str, Any] | None:
+        totals: Counter[str] = Counter()
+        documents = with_phi = 0
+        for output in outputs:
+            documents += 1
+            counts = output.get("counts") if isinstance(output, dict) else getattr(output, "counts", None)
+            counts = dict(counts or {})
+            with_phi += bool(counts)
+            totals.update(counts)
+        return {"documents": documents, "documents_with_phi": with_phi, "phi_spans": sum(totals.values()),
+                "by_category": dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def hash_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

