@@ -152,14 +152,20 @@ def _execute(store, registry, job_id: str, quiet: bool = False) -> str:
     return status
 
 
-def _read_input(task_cls, path: Path, fmt: str | None, text_column: str | None, fields: list[str]):
-    from verticals.core.io import map_fields, read_rows
-
+def _field_map(task_cls, text_column: str | None, fields: list[str]) -> dict[str, str]:
+    """Task field -> input column, from --field FIELD=COLUMN and --text-column COLUMN."""
     mapping = _parse_pairs(fields, "--field")
     if text_column:
         if not task_cls.text_field:
             raise UserError(f"{task_cls.name} has no single text field; use --field FIELD=COLUMN")
         mapping[task_cls.text_field] = text_column
+    return mapping
+
+
+def _read_input(task_cls, path: Path, fmt: str | None, text_column: str | None, fields: list[str]):
+    from verticals.core.io import map_fields, read_rows
+
+    mapping = _field_map(task_cls, text_column, fields)
     return map_fields(read_rows(path, fmt), mapping, required=task_cls.text_field)
 
 
@@ -217,10 +223,10 @@ def _preview(store, registry, job_id: str, limit: int) -> None:
     table = Table(title=f"{job.task}: first {len(rows)} of {job.total} results", title_justify="left")
     table.add_column("#", justify="right")
     if show_text:
-        table.add_column(task_cls.text_field, overflow="ellipsis", max_width=70, no_wrap=True)
+        table.add_column(task_cls.text_field, overflow="ellipsis", max_width=56, no_wrap=True)
     for key in output_keys:
-        table.add_column(key)
-    table.add_column("status")
+        table.add_column(key, no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("status", no_wrap=True)
     for item in rows:
         cells = [str(item.seq)]
         if show_text:
@@ -286,7 +292,8 @@ def run(
         store = _store()
         started = time.perf_counter()
         rows = _read_input(task_cls, input, format, text_column, field)
-        job_id = submit_job(store, registry, task, rows, params, {"purge_inputs": purge_inputs}, chunk_size)
+        options = {"purge_inputs": purge_inputs, "field_map": _field_map(task_cls, text_column, field)}
+        job_id = submit_job(store, registry, task, rows, params, options, chunk_size)
         stored_in = time.perf_counter() - started
         err.print(f"[dim]job {job_id}: {store.job(job_id).total} items stored ({stored_in:.1f}s)[/dim]")
         status = _execute(store, registry, job_id, quiet)
@@ -348,8 +355,9 @@ def jobs_submit(
         task_cls = registry.task(task)
         params = {**_extra_params(list(ctx.args)), **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
         store = _store()
+        options = {"purge_inputs": purge_inputs, "field_map": _field_map(task_cls, text_column, field)}
         job_id = submit_job(store, registry, task, _read_input(task_cls, input, format, text_column, field), params,
-                            {"purge_inputs": purge_inputs}, chunk_size)
+                            options, chunk_size)
         out.print(job_id)
         if not detach:
             _execute(store, registry, job_id)

@@ -49,15 +49,18 @@ def validate_params(task: type[Task], params: dict[str, Any]) -> BaseModel:
 
 def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[dict[str, Any]],
                params: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
-               chunk_size: int | None = None) -> str:
-    """Store a job and its items. Invalid items are stored as failed with their validation error."""
+               chunk_size: int | None = None, tenant: str | None = None) -> str:
+    """Store a job and its items. Invalid items are stored as failed with their validation error.
+
+    ``tenant``: the API tenant the job belongs to (None for CLI/local jobs).
+    """
     task_cls = registry.task(task_name)
     task = task_cls()
     validated_params = validate_params(task_cls, params or {})
     plugin = registry.task_plugin.get(task_name)
     job_id = store.create_job(task_name, validated_params.model_dump(mode="json"), dict(options or {}),
                               chunk_size or task_cls.chunk_size, plugin.name if plugin else None,
-                              plugin.version if plugin else None)
+                              plugin.version if plugin else None, tenant=tenant)
     total, pending = 0, []
     for row in task.read_items(rows, validated_params):
         try:
@@ -137,29 +140,36 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
     task = task_cls()
     ctx = RunContext(job_id=job_id, params=task_cls.Params.model_validate(job.params),
                      logger=logging.getLogger(f"verticals.task.{task_cls.name}"))
-    given_up = store.begin_chunk(job_id, start, end, max_attempts())
-    report.failed += given_up
-    _progress(on_progress, given_up)
-    items = store.pending_items(job_id, start, end)
+    items = store.pending_items(job_id, start, end, with_attempts=True)
     if not items:
         report.finished_status = finish_if_done(store, registry, host, job_id)
         return report
-    models = {role: host.get(name) for role, name in task_cls.models.items()}
+    models: dict[str, Any] | None = None
     plugin = registry.task_plugin.get(task_cls.name)
-    provenance = {
-        "plugin": plugin.name if plugin else None,
-        "plugin_version": plugin.version if plugin else None,
-        "models": {role: model.provenance() for role, model in models.items()},
-    }
+    provenance: dict[str, Any] = {}
     purge = bool(job.options.get("purge_inputs"))
-    for offset in range(0, len(items), task_cls.batch_size):
-        if offset and store.cancel_requested(job_id):
+    limit = max_attempts()
+    for index, batch_items in enumerate(plan_batches(items, task_cls.batch_size)):
+        if index and store.cancel_requested(job_id):
             report.cancelled += store.cancel_pending(job_id, start, end)
             _progress(on_progress, report.cancelled)
             break
-        batch_items = items[offset:offset + task_cls.batch_size]
-        seqs = [seq for seq, _ in batch_items]
-        inputs = [task_cls.Input.model_validate(data) for _, data in batch_items]
+        given_up = store.begin_items(job_id, [seq for seq, _, _ in batch_items], limit)
+        if given_up:
+            report.failed += len(given_up)
+            _progress(on_progress, len(given_up))
+            batch_items = [item for item in batch_items if item[0] not in given_up]
+            if not batch_items:
+                continue
+        if models is None:
+            models = {role: host.get(name) for role, name in task_cls.models.items()}
+            provenance = {
+                "plugin": plugin.name if plugin else None,
+                "plugin_version": plugin.version if plugin else None,
+                "models": {role: model.provenance() for role, model in models.items()},
+            }
+        seqs = [seq for seq, _, _ in batch_items]
+        inputs = [task_cls.Input.model_validate(data) for _, data, _ in batch_items]
         for prepared in registry.hook.prepare_items(task=task, items=inputs):
             if prepared is not None:
                 if len(prepared) != len(inputs):
@@ -175,6 +185,33 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         _progress(on_progress, len(results))
     report.finished_status = finish_if_done(store, registry, host, job_id)
     return report
+
+
+def plan_batches(items: list[tuple[int, Any, int]], batch_size: int) -> list[list[tuple[int, Any, int]]]:
+    """Cut a chunk's pending (seq, input, attempts) items into batches.
+
+    Items never attempted are batched ``batch_size`` at a time. Items that were
+    already attempted were in flight when an earlier run of this chunk died
+    (worker killed, out of memory, redelivered message): they run one at a
+    time, so an item that kills its worker uses up only its own attempts and
+    fails alone, while its batch mates succeed.
+    """
+    batches: list[list[tuple[int, Any, int]]] = []
+    fresh: list[tuple[int, Any, int]] = []
+    for item in items:
+        if item[2]:
+            if fresh:
+                batches.append(fresh)
+                fresh = []
+            batches.append([item])
+            continue
+        fresh.append(item)
+        if len(fresh) >= batch_size:
+            batches.append(fresh)
+            fresh = []
+    if fresh:
+        batches.append(fresh)
+    return batches
 
 
 def _progress(callback: Callable[[int], None] | None, count: int) -> None:
@@ -211,11 +248,16 @@ def cancel_job(store: Store, job_id: str) -> dict[str, Any]:
 
 
 def iter_results(store: Store, job_id: str, include_inputs: bool = True) -> Iterator[dict[str, Any]]:
-    """Rows for export: seq, status, error, input fields (optional), output fields."""
+    """Rows for export: seq, status, error, input fields (optional), output fields.
+
+    Task fields copied from a mapped column (``--text-column headline``) are
+    exported once, under the user's column name.
+    """
+    copies = set((store.job(job_id).options or {}).get("field_map") or {})
     for item in store.iter_items(job_id):
         row: dict[str, Any] = {"seq": item.seq, "status": item.status}
         if include_inputs and item.input:
-            row["input"] = item.input
+            row["input"] = {k: v for k, v in item.input.items() if k not in copies}
         row["output"] = item.output
         row["error"] = item.error
         yield row

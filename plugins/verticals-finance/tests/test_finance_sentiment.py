@@ -1,0 +1,61 @@
+"""finance.sentiment with the real packaged model (MiniLM + the shipped head)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from verticals_finance import train
+from verticals_finance.sentiment import LABELS, SentimentTask
+
+from verticals import RunContext
+from verticals.core.models import ModelHost
+from verticals.plugins import build_registry
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def host():
+    return ModelHost(build_registry().models)
+
+
+def test_packaged_head_resolves_offline(host, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = host.resolve("finance.sentiment")
+    assert source.kind == "packaged"
+    assert (source.path / "verticals_head.json").exists()
+
+
+def test_task_outputs_one_result_per_item_in_order(host):
+    task = SentimentTask()
+    texts = ["Quarterly profit doubled and the company raised its full-year forecast.",
+             "The lender swung to a loss and suspended its dividend after bad loans surged.",
+             "The annual general meeting will be held on 14 May in Oslo."]
+    batch = [SentimentTask.Input(text=t) for t in texts * 3]
+    outputs = task.run(batch, {"classifier": host.get("finance.sentiment")}, RunContext("t", SentimentTask.Params()))
+    assert len(outputs) == 9
+    for output in outputs:
+        assert set(output.probabilities) == set(LABELS)
+        assert abs(sum(output.probabilities.values()) - 1) < 1e-4
+        assert output.score == output.probabilities[output.label]
+    assert [o.label for o in outputs[:3]] == [o.label for o in outputs[3:6]] == [o.label for o in outputs[6:]]
+    assert [o.label for o in outputs[:3]] == ["positive", "negative", "neutral"]
+
+
+def test_shipped_head_reproduces_its_held_out_figures():
+    """The head in the wheel is the one the figures in README/metrics.json describe."""
+    _, test = train.split(train.load_rows())
+    result = train.evaluate_shipped(test)
+    recorded = json.loads((train.HEAD_DIR / "metrics.json").read_text())["held_out"]
+    assert result["n"] == recorded["n"] == 120
+    assert np.isclose(result["accuracy"], recorded["accuracy"], atol=0.01)
+    assert result["accuracy"] >= 0.6  # well above the 0.33 of chance on a balanced split
+
+
+def test_split_is_stratified_and_disjoint():
+    train_rows, test_rows = train.split(train.load_rows())
+    assert not {r["text"] for r in train_rows} & {r["text"] for r in test_rows}
+    for label in LABELS:
+        assert sum(r["label"] == label for r in test_rows) == 40

@@ -1,0 +1,1 @@
+"""verticals-finance: financial sentiment for the verticals platform."""
