@@ -139,7 +139,24 @@ def get_pipeline(terms_file: str | None = None, terms_mtime: float | None = None
                 rules.append(TargetRule(phrase, category))
         nlp.get_pipe("medspacy_target_matcher").add(rules + extra_rules)
         nlp.get_pipe("medspacy_sectionizer").add(_section_rules())
+        nlp.get_pipe("medspacy_context").add(_context_rules())
         return nlp
+
+
+CONTEXT_FILE = "context_rules.tsv"
+
+
+def _context_rules() -> list[Any]:
+    from medspacy.context import ConTextRule
+
+    text = resources.files("verticals_medical").joinpath("data", CONTEXT_FILE).read_text(encoding="utf-8")
+    rules = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        literal, category, direction = (c.strip() for c in line.split("\t"))
+        rules.append(ConTextRule(literal, category, direction=direction))
+    return rules
 
 
 # Section headers medspaCy's default rules lack (short forms common in progress notes and letters).

@@ -88,7 +88,9 @@ STREET_SUFFIXES = (
     "Trafficway|Tunnel|Turnpike|Underpass|Union|Unions|Expressway|Extension|Flat|Flats|Ford|Fords|Fort|"
     "Gateway|Burg|Burgs|Bypass|Camp|Canyon|Cape|Causeway|Center|Centers|Cliff|Cliffs|Club|Common|Commons|"
     "Corner|Corners|Course|Courts|Cove|Coves|Curve|Dale|Dam|Divide|Drives|Estate|Bluff|Bluffs|Bottom|Branch|"
-    "Bridge|Brook|Brooks|Arcade|Avenues|Bayou|Beach|Bend|Mews|Motorway|Neck|Orchard|Via|Viaduct|Vis"
+    "Bridge|Brook|Brooks|Arcade|Avenues|Bayou|Beach|Bend|Mews|Motorway|Neck|Orchard|Via|Viaduct|Vis|Inlet|Hollow|"
+    "Glens|Village|Villages|Mission|Passage|Pine|Plain|Plains|Rue|Stravenue|Valleys|Wall|Cres|Crescent|Close|"
+    "Mall|Quay|Spur|Spurs|Squares|Streets|Roads|Lanes|Ways"
 )
 US_STATES = {
     "alabama", "alaska", "arizona", "arkansas", "california", "colorado", "connecticut", "delaware", "florida",
@@ -112,6 +114,7 @@ NOT_NAMES = {  # frequent clinical words spaCy's small model tags PERSON
     "hpi", "pmh", "ros", "cc", "a&o", "copd", "chf", "cad", "mri", "ct", "ekg", "ecg", "cbc", "bmp", "nkda", "prn",
     "bid", "tid", "qid", "qhs", "po", "iv", "im", "sq", "er", "ed", "icu", "or", "pacu", "md", "rn", "np", "pa",
     "history", "plan",
+    "vin", "dea", "npi", "ip", "url", "acct", "encounter", "insurance", "member", "policy", "serial",
     "email", "e-mail", "phone", "fax", "dob", "ssn", "mrn", "address", "tel", "cell",
     "assessment", "impression", "discharge", "admission", "diagnosis", "mg", "ml",
 }
@@ -136,10 +139,10 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"(?P<v>[A-Z0-9][A-Z0-9-]{4,19})\b", re.I),
     ("account", "ACCOUNT", 0.95,
      r"\b(?:Account|Acct\.?|Billing\s+(?:Account|Acct\.?)|Encounter\s+Account|Financial\s+(?:Number|No\.?|#)|"
-     r"FIN)\s*(?:Number|No\.?|#)?\s*[:#]?\s*(?P<v>[A-Z]{0,3}\d[\dA-Z-]{3,19})\b", re.I),
+     r"FIN)\s*(?:Number|No\.?|#)?\s*[:#]?\s*(?P<v>[A-Z]{0,4}-?\d[\dA-Z-]{3,19})\b", re.I),
     ("license", "LICENSE", 0.95,
      r"\b(?:License|Licence|Lic\.?|DEA|NPI|Certificate|Cert\.?|Board\s+Certification|Driver'?s\s+License|DL)"
-     r"\s*(?:Number|No\.?|#)?\s*[:#]?\s*(?P<v>[A-Z]{0,3}\d[\dA-Z-]{4,14})\b", re.I),
+     r"\s*(?:Number|No\.?|#)?\s*[:#]?\s*(?P<v>[A-Z]{0,4}-?\d[\dA-Z-]{4,14})\b", re.I),
     ("vehicle", "VEHICLE", 0.95,
      r"\b(?:VIN|Vehicle\s+Identification\s+Number|License\s+Plate|Licence\s+Plate|Plate(?:\s+(?:Number|No\.?|#))?)"
      r"\s*[:#]?\s*(?P<v>[A-Z0-9][A-Z0-9 -]{3,17}[A-Z0-9])\b", re.I),
@@ -148,7 +151,7 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"\b(?:Serial\s+(?:Number|No\.?|#)|S/N|SN|Device\s+(?:ID|Identifier|Serial|Number|#)|UDI|Model/Serial|"
      r"Lot\s+(?:Number|No\.?|#)|IMEI)\s*[:#]?\s*(?P<v>[A-Z0-9][A-Z0-9-]{4,24})\b", re.I),
     ("fax", "FAX", 0.96,
-     r"\b(?:Fax|Facsimile|F)\s*(?:Number|No\.?|#)?\s*[:#]?\s*"
+     r"(?:\b(?:Fax(?:ed)?|Facsimile)\b[^\n\d]{0,25}?|\bF:\s*)"
      r"(?P<v>(?:\+?1[-. ]?)?\(?\d{3}\)?[-. ]?\d{3}[-. ]?\d{4})\b", re.I),
     ("other-id", "ID", 0.9,
      r"\b(?:Encounter\s+(?:ID|Number|No\.?|#)|Visit\s+(?:ID|Number|No\.?|#)|Accession\s+(?:Number|No\.?|#)?|"
@@ -178,8 +181,12 @@ RULES: list[tuple[str, str, float, str, int]] = [
     ("age-90plus-prefix", "AGE", 0.95, r"\b(?:age|aged|Age:)\s*(?P<v>(?:9\d|1[01]\d))\b", re.I),
     # --- geography smaller than a state -----------------------------------------------------------
     ("street-address", "ADDRESS", 0.9,
-     rf"\b(?P<v>\d{{1,6}}(?:\s+[NSEW]\.?)?(?:\s+[A-Z][a-zA-Z'-]*){{1,4}}\s+(?:{STREET_SUFFIXES})\b\.?"
+     rf"\b(?P<v>\d{{1,6}}(?:\s+[NSEW]\.?)?(?:\s+[A-Z][a-zA-Z'-]*){{1,4}}\s+(?:{STREET_SUFFIXES})s?\b\.?"
      r"(?:,?\s+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|#)\s*[A-Za-z0-9-]+)?)", 0),
+    ("address-cue", "ADDRESS", 0.85,
+     r"\b(?:lives\s+at|living\s+at|resides\s+at|residing\s+at|address(?:\s+is)?:?|located\s+at)\s+"
+     r"(?P<v>\d{1,6}\s+[A-Z0-9][^,\n;]{2,60}?)(?=,|\n|;|\.\s)", re.I),
+    ("url", "URL", 0.9, r"(?P<v>\b(?:https?://|www\.)[^\s<>\"']+[^\s<>\"'.,;:)\]])", re.I),
     ("po-box", "ADDRESS", 0.9, r"\b(?P<v>P\.?\s?O\.?\s+Box\s+\d+)\b", re.I),
     ("city-state-zip", "LOCATION", 0.9,
      rf"(?P<v>\b[A-Z][a-zA-Z'.-]+(?:\s+[A-Z][a-zA-Z'.-]+){{0,3}}),\s+(?:{STATE_ABBR})\.?\s+\d{{5}}(?:-\d{{4}})?\b", 0),
@@ -363,10 +370,32 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
     for span in extra or []:
         if span.score >= min_score and span.category in CATEGORIES:
             candidates.append(span)
+    candidates += propagate_names(text, candidates)
     spans = merge_spans(candidates)
     if categories:
         spans = [s for s in spans if s.category in categories]
     return spans
+
+
+def propagate_names(text: str, spans: list[Span]) -> list[Span]:
+    """Every other mention of a name token found anywhere in the note ("Brad lives at...").
+
+    Names are often written once in full and then by first or last name alone, where a
+    small NER model misses them; a leak of the bare first name is still a leak.
+    """
+    tokens: set[str] = set()
+    for span in spans:
+        if span.category != "NAME":
+            continue
+        for word in re.findall(r"[A-Za-z][A-Za-z'-]+", text[span.start:span.end]):
+            if len(word) >= 3 and word.lower() not in NOT_NAMES and word.lower() not in _NAME_STOP:
+                tokens.add(word)
+    if not tokens:
+        return []
+    variants = {w for t in tokens for w in (t, t.upper(), t.capitalize())}
+    pattern = re.compile(r"(?<![A-Za-z])(?:" + "|".join(sorted(map(re.escape, variants), key=len, reverse=True))
+                         + r")(?![A-Za-z])")
+    return [Span(m.start(), m.end(), "NAME", 0.8, "rule:name-propagation") for m in pattern.finditer(text)]
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:
