@@ -1,0 +1,63 @@
+"""Input readers and result writers."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from verticals.core.io import InputError, flat_row, map_fields, read_rows, write_rows
+
+
+def test_csv_jsonl_txt_parquet_read_the_same_rows(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [{"id": "1", "text": "Shares rose"}, {"id": "2", "text": "Profit fell, sharply"}]
+    (tmp_path / "a.csv").write_text('id,text\n1,Shares rose\n2,"Profit fell, sharply"\n', encoding="utf-8")
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n", encoding="utf-8")
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
+    (tmp_path / "a.txt").write_text("Shares rose\n\nProfit fell, sharply\n", encoding="utf-8")
+    assert list(read_rows(tmp_path / "a.csv")) == rows
+    assert list(read_rows(tmp_path / "a.jsonl")) == rows
+    assert list(read_rows(tmp_path / "a.parquet")) == rows
+    assert list(read_rows(tmp_path / "a.txt")) == [{"text": r["text"]} for r in rows]
+
+
+def test_bad_jsonl_line_is_reported_with_its_number(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"text": oops}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="line 2"):
+        list(read_rows(tmp_path / "bad.jsonl"))
+
+
+def test_unknown_extension_asks_for_format(tmp_path):
+    (tmp_path / "x.xlsx").write_text("", encoding="utf-8")
+    with pytest.raises(InputError, match="--format"):
+        list(read_rows(tmp_path / "x.xlsx"))
+
+
+def test_field_mapping_and_single_column_default():
+    rows = list(map_fields(iter([{"headline": "a"}, {"headline": "b"}]), {}, required="text"))
+    assert rows[0]["text"] == "a"
+    with pytest.raises(InputError, match="columns: a, b"):
+        list(map_fields(iter([{"a": 1, "b": 2}]), {}, required="text"))
+    with pytest.raises(InputError, match="'body'"):
+        list(map_fields(iter([{"a": 1}]), {"text": "body"}, required="text"))
+
+
+def test_writers_flatten_nested_outputs(tmp_path):
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [{"seq": 0, "status": "succeeded", "input": {"text": "x"}, "error": None,
+             "output": {"label": "positive", "probabilities": {"positive": 0.9}, "spans": [1, 2], "text": "X"}}]
+    columns = list(flat_row(rows[0]))
+    assert columns == ["seq", "text", "label", "probabilities.positive", "spans", "output.text", "status", "error"]
+    write_rows(tmp_path / "o.csv", rows, columns)
+    written = next(csv.DictReader((tmp_path / "o.csv").open()))
+    assert written["probabilities.positive"] == "0.9" and written["spans"] == "[1, 2]" and written["output.text"] == "X"
+    write_rows(tmp_path / "o.parquet", rows, columns)
+    assert pq.read_table(tmp_path / "o.parquet").to_pylist()[0]["label"] == "positive"
+    write_rows(tmp_path / "o.jsonl", rows)
+    assert json.loads((tmp_path / "o.jsonl").read_text())["output"]["probabilities"] == {"positive": 0.9}
