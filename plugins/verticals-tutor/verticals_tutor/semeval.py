@@ -1,0 +1,33 @@
+"""Loading the SemEval-2013 Task 7 training data (CC BY-SA 3.0, Dzikovska et al. 2013)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+DEFAULT_DATA = Path(os.environ.get("VERTICALS_TUTOR_DATA", "/work/shared/data/education"))
+
+
+def load_questions(data_dir: Path = DEFAULT_DATA) -> dict[str, dict]:
+    questions = {}
+    with open(data_dir / "semeval2013_train_questions.jsonl", encoding="utf-8") as handle:
+        for line in handle:
+            q = json.loads(line)
+            questions[q["question_id"]] = q
+    return questions
+
+
+def reference_texts(question: dict) -> list[str]:
+    """Reference answers, best first (Beetle marks BEST/GOOD/MINIMAL; SciEntsBank has one)."""
+    order = {"BEST": 0, "GOOD": 1, "MINIMAL": 2}
+    refs = sorted(question["reference_answers"], key=lambda r: order.get(str(r.get("category")).upper(), 3))
+    return [r["text"] for r in refs if r.get("text", "").strip()]
+
+
+def load_answers(data_dir: Path = DEFAULT_DATA) -> list[dict]:
+    rows = []
+    for name in ("semeval2013_beetle_train.jsonl", "semeval2013_sciEntsBank_train.jsonl"):
+        with open(data_dir / name, encoding="utf-8") as handle:
+            rows += [json.loads(line) for line in handle]
+    return rows

@@ -1,0 +1,404 @@
+"""The tutor tasks: tutor.grade, tutor.mastery, tutor.hint."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from verticals import ItemError, RunContext, Task
+from verticals_tutor import bkt
+from verticals_tutor.grading import GradeCase, analyse, feedback_line, shipped_head
+
+
+def _split_list(value: Any) -> Any:
+    """CSV cells carry lists as ``a | b | c`` (or a JSON array)."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError:
+                pass
+        return [part.strip() for part in re.split(r"\s*\|\s*", stripped) if part.strip()]
+    return value
+
+
+# --------------------------------------------------------------------------------------------- tutor.grade
+class GradeInput(BaseModel):
+    question: str = Field(min_length=1)
+    reference_answers: list[str] = Field(min_length=1, description="one or more reference answers ('a | b' in CSV)")
+    answer: str = Field(description="the student's answer")
+    concepts: list[str] | None = Field(None, description="rubric: key concepts ('c1 | c2' in CSV)")
+    question_id: str | None = None
+
+    _lists = field_validator("reference_answers", "concepts", mode="before")(lambda v: _split_list(v) or None)
+
+    @field_validator("reference_answers")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        value = [v for v in value if v.strip()]
+        if not value:
+            raise ValueError("give at least one non-empty reference answer")
+        return value
+
+
+class GradeOutput(BaseModel):
+    label_2way: Literal["correct", "incorrect"]
+    label_3way: Literal["correct", "contradictory", "incorrect"]
+    score: float = Field(description="P(correct), 0-1")
+    probabilities: dict[str, float]
+    matched_concepts: list[str]
+    missing_concepts: list[str]
+    feedback: str
+    similarity: float = Field(description="MiniLM cosine to the closest reference answer")
+    closest_reference: int
+    judge: str | None = None
+
+
+class GradeParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(0.5, ge=0, le=1, description="score at or above which the 2-way label is correct")
+    judge_weight: float = Field(0.5, ge=0, le=1, description="weight of a plugged-in judge model's probabilities")
+
+
+NLI_TO_LABEL = {"entailment": "correct", "contradiction": "contradictory", "neutral": "incorrect"}
+
+
+class TutorGrade(Task):
+    """Grade short answers against reference answers (MiniLM features + a logistic head trained on SemEval-2013).
+
+    To plug in a larger judge, subclass with ``models = {"encoder": "minilm", "judge": "<spec>"}``: a
+    sequence-classifier judge (an NLI cross-encoder with entailment/contradiction/neutral labels, or labels
+    correct/contradictory/incorrect) scores (reference, answer) pairs; a causal-lm judge is asked for one word.
+    """
+
+    name = "tutor.grade"
+    description = "Grade short answers vs reference answers: 2/3-way label, score, concepts, feedback"
+    Input = GradeInput
+    Output = GradeOutput
+    Params = GradeParams
+    models = {"encoder": "minilm"}
+    device = "cpu"
+    chunk_size = 512
+    batch_size = 128
+    text_field = "answer"
+
+    def run(self, batch: list[GradeInput], models: dict[str, Any], ctx: RunContext) -> list[GradeOutput | ItemError]:
+        params: GradeParams = ctx.params  # type: ignore[assignment]
+        head = shipped_head()
+        cases = [GradeCase(i.question, i.reference_answers, i.answer, i.concepts) for i in batch]
+        analyses = analyse(cases, models["encoder"])
+        proba = head.predict_proba(np.stack([a.features for a in analyses]))
+        judge_name = None
+        if "judge" in models:
+            judged = judge_probabilities(models["judge"], batch, [a.best_reference for a in analyses], head.labels)
+            proba = (1 - params.judge_weight) * proba + params.judge_weight * judged
+            judge_name = models["judge"].spec.name
+        outputs: list[GradeOutput | ItemError] = []
+        for item, analysis, p in zip(batch, analyses, proba, strict=True):
+            if not item.answer.strip():
+                outputs.append(GradeOutput(
+                    label_2way="incorrect", label_3way="incorrect", score=0.0,
+                    probabilities=dict.fromkeys(head.labels, 0.0) | {"incorrect": 1.0},
+                    matched_concepts=[], missing_concepts=analysis.concepts, feedback="No answer given.",
+                    similarity=0.0, closest_reference=analysis.best_reference, judge=judge_name))
+                continue
+            label3 = head.labels[int(np.argmax(p))]
+            score = float(p[head.labels.index("correct")])
+            outputs.append(GradeOutput(
+                label_2way="correct" if score >= params.threshold else "incorrect", label_3way=label3,
+                score=round(score, 4), probabilities={k: round(float(v), 4) for k, v in zip(head.labels, p,
+                                                                                            strict=True)},
+                matched_concepts=analysis.matched, missing_concepts=analysis.missing,
+                feedback=feedback_line(label3, analysis.matched, analysis.missing, analysis.negation_mismatch),
+                similarity=round(float(analysis.features[0]), 4), closest_reference=analysis.best_reference,
+                judge=judge_name))
+        return outputs
+
+
+def judge_probabilities(judge: Any, batch: list[GradeInput], best: list[int], labels: tuple[str, ...]) -> np.ndarray:
+    """Probabilities over ``labels`` from a plugged-in judge model."""
+    refs = [item.reference_answers[b] for item, b in zip(batch, best, strict=True)]
+    out = np.zeros((len(batch), len(labels)))
+    if judge.kind == "sequence-classifier":
+        raw = judge.classify(refs, [i.answer for i in batch])
+        for j, name in enumerate(judge.labels):
+            target = NLI_TO_LABEL.get(name, name)
+            if target in labels:
+                out[:, labels.index(target)] += raw[:, j]
+    elif judge.kind == "causal-lm":
+        prompts = [f"Question: {i.question}\nReference answer: {r}\nStudent answer: {i.answer}\n"
+                   "Is the student answer correct, contradictory (says the opposite), or incorrect? Reply with one "
+                   "word." for i, r in zip(batch, refs, strict=True)]
+        for row, text in enumerate(judge.generate(prompts, max_new_tokens=4)):
+            word = text.lower()
+            hit = next((lab for lab in ("contradictory", "incorrect", "correct") if lab in word), "incorrect")
+            out[row, labels.index(hit)] = 1.0
+    else:
+        raise ValueError(f"judge model kind {judge.kind!r} is not supported (use sequence-classifier or causal-lm)")
+    total = out.sum(axis=1, keepdims=True)
+    return np.where(total > 0, out / np.maximum(total, 1e-12), 1 / len(labels))
+
+
+# ------------------------------------------------------------------------------------------- tutor.mastery
+class Attempt(BaseModel):
+    skill: str
+    correct: bool
+    timestamp: str | None = None
+
+    @field_validator("skill", mode="before")
+    @classmethod
+    def _skill_str(cls, value: Any) -> str:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value).strip()
+
+
+class MasteryInput(BaseModel):
+    student: str
+    attempts: list[Attempt] = Field(min_length=1)
+
+    @field_validator("student", mode="before")
+    @classmethod
+    def _student_str(cls, value: Any) -> str:
+        return str(value)
+
+
+class SkillMastery(BaseModel):
+    skill: str
+    attempts: int
+    correct: int
+    mastery: float = Field(description="P(skill learned) before the next attempt")
+    p_next_correct: float
+    mastered: bool
+    params: Literal["fitted", "default"]
+
+
+class MasteryOutput(BaseModel):
+    student: str
+    skills: list[SkillMastery]
+    recommended_skill: str | None
+    recommendation: str
+    mean_mastery: float
+    at_risk: bool
+
+
+class MasteryParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mastery_threshold: float = Field(0.95, gt=0, lt=1)
+    risk_threshold: float = Field(0.5, gt=0, lt=1, description="a student whose mean mastery is below this is at risk")
+    params_file: str | None = Field(None, description="BKT parameter table from `python -m verticals_tutor.fit_bkt`"
+                                                      " (default: shipped ASSISTments 2009 fit)")
+    sorted_input: bool = Field(True, description="rows are grouped by student (streamed); false: group in memory")
+    max_rows_in_memory: int = Field(5_000_000, gt=0)
+
+
+STUDENT_KEYS = ("student", "user_id", "student_id")
+SKILL_KEYS = ("skill", "skill_name", "skill_id", "kc")
+TIME_KEYS = ("timestamp", "time", "order_id")
+
+
+def _field(row: dict[str, Any], keys: tuple[str, ...], what: str) -> Any:
+    for key in keys:
+        if key in row and row[key] not in (None, ""):
+            return row[key]
+    raise ValueError(f"attempt row has no {what} column (expected one of {', '.join(keys)})")
+
+
+class TutorMastery(Task):
+    """Bayesian Knowledge Tracing: per-student, per-skill mastery and what to practise next.
+
+    Input rows ``student, skill, correct[, timestamp]`` are grouped into one item per student by
+    :meth:`read_items`; parameters come from the shipped ASSISTments 2009 fit or ``--params-file``.
+    """
+
+    name = "tutor.mastery"
+    description = "BKT mastery per student and skill from attempt logs, next-correct probability, next skill"
+    Input = MasteryInput
+    Output = MasteryOutput
+    Params = MasteryParams
+    models: dict[str, str] = {}
+    device = "cpu"
+    chunk_size = 2000
+    batch_size = 500
+
+    def read_items(self, rows: Iterable[dict[str, Any]], params: BaseModel) -> Iterator[dict[str, Any]]:
+        p: MasteryParams = params  # type: ignore[assignment]
+
+        def item(student: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+            if any(a.get("timestamp") for a in attempts):
+                attempts = sorted(attempts, key=lambda a: _sort_key(a.get("timestamp")))
+            return {"student": student, "attempts": attempts}
+
+        def attempt(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+            student = str(_field(row, STUDENT_KEYS, "student"))
+            stamp = next((row[k] for k in TIME_KEYS if row.get(k) not in (None, "")), None)
+            return student, {"skill": _field(row, SKILL_KEYS, "skill"), "correct": row.get("correct"),
+                             "timestamp": None if stamp is None else str(stamp)}
+
+        if not p.sorted_input:
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for n, row in enumerate(rows, 1):
+                if n > p.max_rows_in_memory:
+                    raise ValueError(f"more than {p.max_rows_in_memory} rows: sort the log by student and use "
+                                     "sorted_input=true (streams), or raise max_rows_in_memory")
+                student, a = attempt(row)
+                groups.setdefault(student, []).append(a)
+            for student, attempts in groups.items():
+                yield item(student, attempts)
+            return
+        seen: set[str] = set()
+        current: str | None = None
+        buffer: list[dict[str, Any]] = []
+        for row in rows:
+            student, a = attempt(row)
+            if student != current:
+                if current is not None:
+                    yield item(current, buffer)
+                if student in seen:
+                    raise ValueError(f"attempt rows are not grouped by student (a student reappears after "
+                                     f"{len(seen)} students): sort the log by student, or pass --sorted-input false")
+                seen.add(student)
+                current, buffer = student, []
+            buffer.append(a)
+        if current is not None:
+            yield item(current, buffer)
+
+    def _table(self, params: MasteryParams) -> bkt.ParamTable:
+        if params.params_file:
+            return bkt.ParamTable.from_json(Path(params.params_file).expanduser().read_text(encoding="utf-8"))
+        return bkt.shipped_params()
+
+    def run(self, batch: list[MasteryInput], models: dict[str, Any], ctx: RunContext) -> list[MasteryOutput]:
+        params: MasteryParams = ctx.params  # type: ignore[assignment]
+        table = self._table(params)
+        chains, chain_params, owners, skill_names, sources = [], [], [], [], []
+        for index, item in enumerate(batch):
+            by_skill: dict[str, list[int]] = {}
+            for a in item.attempts:
+                by_skill.setdefault(a.skill, []).append(int(a.correct))
+            for skill, seq in by_skill.items():
+                sp, source = table.get(skill)
+                chains.append(np.asarray(seq, dtype=np.float64))
+                chain_params.append([sp.prior, sp.learn, sp.forget, sp.guess, sp.slip])
+                owners.append(index)
+                skill_names.append(skill)
+                sources.append(source)
+        matrix = np.asarray(chain_params, dtype=np.float64).T
+        _, mastery, next_correct = bkt.predict(chains, list(range(len(chains))), matrix)
+        per_student: list[list[SkillMastery]] = [[] for _ in batch]
+        for c, owner in enumerate(owners):
+            per_student[owner].append(SkillMastery(
+                skill=skill_names[c], attempts=len(chains[c]), correct=int(chains[c].sum()),
+                mastery=round(float(mastery[c]), 4), p_next_correct=round(float(next_correct[c]), 4),
+                mastered=bool(mastery[c] >= params.mastery_threshold), params=sources[c]))
+        outputs = []
+        for item, skills in zip(batch, per_student, strict=True):
+            open_skills = [s for s in skills if not s.mastered]
+            if open_skills:
+                pick = max(open_skills, key=lambda s: (s.mastery, s.attempts))
+                reason = (f"closest to mastery among {len(open_skills)} unmastered skill(s) "
+                          f"(mastery {pick.mastery:.2f} < {params.mastery_threshold})")
+                recommended = pick.skill
+            else:
+                recommended, reason = None, "all practised skills mastered: move on to a new skill"
+            mean = float(np.mean([s.mastery for s in skills]))
+            outputs.append(MasteryOutput(student=item.student, skills=skills, recommended_skill=recommended,
+                                         recommendation=reason, mean_mastery=round(mean, 4),
+                                         at_risk=mean < params.risk_threshold))
+        return outputs
+
+    def summarize(self, outputs: Iterable[MasteryOutput], ctx: RunContext) -> dict[str, Any]:
+        params: MasteryParams = ctx.params  # type: ignore[assignment]
+        students = 0
+        at_risk: list[str] = []
+        skill_stats: dict[str, list[float]] = {}
+        for out in outputs:
+            students += 1
+            if out.at_risk:
+                at_risk.append(out.student)
+            for s in out.skills:
+                skill_stats.setdefault(s.skill, []).append(s.mastery)
+        below = []
+        for skill, values in skill_stats.items():
+            mean = float(np.mean(values))
+            share = float(np.mean([v >= params.mastery_threshold for v in values]))
+            if mean < params.mastery_threshold:
+                below.append({"skill": skill, "students": len(values), "mean_mastery": round(mean, 3),
+                              "share_mastered": round(share, 3)})
+        below.sort(key=lambda s: (s["mean_mastery"], -s["students"]))
+        return {
+            "students": students, "skills": len(skill_stats), "mastery_threshold": params.mastery_threshold,
+            "skills_below_threshold": below[:25], "skills_below_threshold_count": len(below),
+            "students_at_risk_count": len(at_risk), "students_at_risk": at_risk[:50],
+            "risk_rule": f"mean mastery over practised skills < {params.risk_threshold}",
+        }
+
+
+def _sort_key(stamp: Any) -> tuple[int, float, str]:
+    if stamp is None:
+        return (1, 0.0, "")
+    try:
+        return (0, float(stamp), "")
+    except (TypeError, ValueError):
+        return (0, 0.0, str(stamp))
+
+
+# ---------------------------------------------------------------------------------------------- tutor.hint
+class HintInput(BaseModel):
+    question: str = Field(min_length=1)
+    reference_answer: str = Field(min_length=1)
+    answer: str = Field("", description="the student's wrong answer")
+    level: int = Field(1, ge=1, le=3, description="1 nudge, 2 pointer to the missing idea, 3 worked step")
+    concepts: list[str] | None = None
+
+    _lists = field_validator("concepts", mode="before")(lambda v: _split_list(v) or None)
+
+
+class HintOutput(BaseModel):
+    hint: str
+    path: Literal["llm", "llm-regenerated", "template"]
+    level: int
+    answer_overlap: float = Field(description="share of the reference answer's own key words in the hint")
+    answer_similarity: float = Field(description="MiniLM cosine between hint and reference answer")
+    generations: int
+
+
+class HintParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_new_tokens: int = Field(48, ge=8, le=256)
+    max_overlap: float = Field(0.5, gt=0, le=1, description="leak: share of the answer's key words in the hint")
+    max_similarity: float = Field(0.8, gt=0, le=1, description="leak: cosine(hint, reference) at or above this")
+    regenerations: int = Field(1, ge=0, le=1, description="stricter regenerations before the template fallback")
+    regenerate_temperature: float = Field(0.7, ge=0, le=2)
+    seed: int = 0
+
+
+class TutorHint(Task):
+    """A Socratic hint for a stuck student, guarded against giving the answer away."""
+
+    name = "tutor.hint"
+    description = "Socratic hints for wrong answers (causal LM), guarded against answer leakage"
+    Input = HintInput
+    Output = HintOutput
+    Params = HintParams
+    models = {"llm": "smollm2", "encoder": "minilm"}
+    device = "cpu"
+    chunk_size = 64
+    batch_size = 16
+    text_field = "answer"
+
+    def run(self, batch: list[HintInput], models: dict[str, Any], ctx: RunContext) -> list[HintOutput]:
+        from verticals_tutor.hints import generate_hints
+
+        params: HintParams = ctx.params  # type: ignore[assignment]
+        results = generate_hints(batch, models["llm"], models["encoder"], params)
+        return [HintOutput(hint=r["hint"], path=r["path"], level=item.level, answer_overlap=r["overlap"],
+                           answer_similarity=r["similarity"], generations=r["generations"])
+                for item, r in zip(batch, results, strict=True)]
