@@ -260,12 +260,10 @@ def _trim_name(text: str, start: int, end: int) -> tuple[int, int]:
         words.pop()
     if not words:
         return start, start
-    value = " ".join(words)
-    # keep original spacing: find the kept prefix length in the original slice
-    kept = start
+    kept = start  # keep the original spacing: end after the last kept word
     for word in words:
         kept = text.index(word, kept) + len(word)
-    return start, kept if value else start
+    return start, kept
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import string
+import threading
 from functools import lru_cache
 
 from faker import Faker
@@ -117,9 +118,15 @@ class Surrogates:
         return "".join(out)
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _faker() -> Faker:
-    return Faker("en_US")
+    """One Faker per thread: ``seed_instance`` then draw must not interleave across threads."""
+    fake = getattr(_local, "faker", None)
+    if fake is None:
+        fake = _local.faker = Faker("en_US")
+    return fake
 
 
 @lru_cache(maxsize=1)
