@@ -52,11 +52,56 @@ def registry(use_plugins):
     return get_registry(refresh=True)
 
 
-@pytest.fixture
-def store(isolated_home):
-    from verticals.core.store import open_store
+# PostgreSQL: a server with trust auth (scripts/ensure-services.sh starts one); each test gets its own database.
+POSTGRES_ADMIN_URL = os.environ.get("VERTICALS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
-    return open_store(f"sqlite:///{isolated_home / 'jobs.db'}")
+
+def _postgres_admin():
+    from sqlalchemy import create_engine
+
+    return create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+
+
+@pytest.fixture
+def postgres_url():
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    admin = _postgres_admin()
+    name = f"vt_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL} ({type(error).__name__}): "
+                    "run scripts/ensure-services.sh or set VERTICALS_TEST_POSTGRES_URL")
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        from verticals.core.store.db import make_engine
+
+        make_engine(url).dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, isolated_home):
+    """A migrated store on SQLite and, as a second parameter, on a fresh PostgreSQL database."""
+    from verticals.core.store import open_store
+    from verticals.core.store.db import make_engine, upgrade
+
+    if request.param == "sqlite":
+        return open_store(f"sqlite:///{isolated_home / 'jobs.db'}")
+    url = request.getfixturevalue("postgres_url")
+    upgrade(make_engine(url))
+    return open_store(url)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600):

@@ -344,22 +344,37 @@ def jobs_submit(
     chunk_size: Annotated[int | None, typer.Option(help="Items per chunk.")] = None,
     purge_inputs: Annotated[bool, typer.Option(help="Delete inputs once outputs are stored.")] = False,
     detach: Annotated[bool, typer.Option(
-        help="Only store the job; run it later (`jobs resume`) or on workers.")] = False,
+        help="Do not wait: with workers (VERTICALS_BROKER_URL) send the chunks and return; "
+             "otherwise only store the job (run it later with `jobs resume`).")] = False,
+    priority: Annotated[str, typer.Option(
+        help="high, normal or low: the order in which workers take chunks (Celery executor).")] = "normal",
     format: Annotated[str | None, typer.Option(help="Input format when the extension does not tell.")] = None,
 ) -> None:
-    """Submit a job and print its id. With the local executor it runs here unless --detach."""
+    """Submit a job and print its id. It runs here (or on workers, waiting for them) unless --detach."""
     from verticals.core.jobs import submit_job
 
     try:
         registry = _registry()
         task_cls = registry.task(task)
         params = {**_extra_params(list(ctx.args)), **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
+        if priority not in ("high", "normal", "low"):
+            raise UserError(f"unknown priority {priority!r}: use high, normal or low")
         store = _store()
         options = {"purge_inputs": purge_inputs, "field_map": _field_map(task_cls, text_column, field)}
+        if priority != "normal":
+            options["priority"] = priority
         job_id = submit_job(store, registry, task, _read_input(task_cls, input, format, text_column, field), params,
                             options, chunk_size)
         out.print(job_id)
-        if not detach:
+        if detach:
+            from verticals.config import broker_url
+
+            if broker_url():
+                from verticals.workers import get_executor
+
+                sent = get_executor(store, registry).dispatch(job_id)
+                err.print(f"{sent} chunk(s) sent to the workers; follow with `verticals jobs status {job_id[:8]}`")
+        else:
             _execute(store, registry, job_id)
             _print_summary(store, job_id)
     except Exception as error:
@@ -384,7 +399,35 @@ def jobs_status(job: Annotated[str, typer.Argument(help="Job id (a unique prefix
         if key == "progress":
             value = f"{summary['done']}/{summary['total']} ({value:.0%})"
         table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    for key, value in _queue_rows(store, summary):
+        table.add_row(key, value)
     out.print(table)
+
+
+def _queue_rows(store, summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Per-queue progress of a job run by workers: its queue and priority, chunks, the broker's backlog."""
+    from verticals.config import broker_url
+
+    celery = (summary.get("options") or {}).get("celery")
+    if not celery and not broker_url():
+        return []
+    from verticals.workers.celery_executor import chunk_progress
+
+    chunks = chunk_progress(store, summary["id"])
+    queue = (celery or {}).get("queue") or "-"
+    rows = [("queue", f"{queue} (priority {(summary.get('options') or {}).get('priority') or 'normal'})"),
+            ("chunks", f"{chunks['done']} done, {chunks['running']} running, {chunks['waiting']} waiting "
+                       f"of {chunks['chunks']}")]
+    if broker_url() and queue != "-":
+        try:
+            from verticals.workers import get_executor
+
+            backlog = get_executor(store, _registry()).backlog(queue)
+        except Exception:
+            backlog = None
+        if backlog is not None:
+            rows.append(("broker", f"{backlog} message(s) waiting in queue {queue} (all jobs)"))
+    return rows
 
 
 @jobs_app.command("list")
@@ -444,6 +487,15 @@ def jobs_cancel(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
     try:
         store, registry = _store(), _registry()
         job_id = store.job(job).id
+        from verticals.config import broker_url
+
+        if broker_url():
+            from verticals.workers import get_executor
+
+            summary = get_executor(store, registry).cancel(job_id)
+            err.print(f"cancel requested for {job_id}: status {summary['status']} "
+                      "(chunks not started are cancelled, running ones stop at their next batch)")
+            return
         cancel_job(store, job_id)
         if store.summary(job_id)["status"] == "queued":
             store.cancel_pending(job_id)

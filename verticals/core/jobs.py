@@ -154,7 +154,8 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
             report.cancelled += store.cancel_pending(job_id, start, end)
             _progress(on_progress, report.cancelled)
             break
-        given_up = store.begin_items(job_id, [seq for seq, _, _ in batch_items], limit)
+        given_up = store.begin_items(job_id, [seq for seq, _, _ in batch_items], limit,
+                                     mark_started=job.started_at is None and index == 0)
         if given_up:
             report.failed += len(given_up)
             _progress(on_progress, len(given_up))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, select, update
+from sqlalchemy import Engine, and_, case, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from verticals.core.store.db import ensure_ready, make_engine
@@ -134,7 +134,7 @@ class Store:
             return ranges
         with self.session() as session:
             pending = set(session.scalars(
-                select(Item.seq / job.chunk_size).where(Item.job_id == job_id, Item.status == "pending").distinct()
+                select(Item.seq // job.chunk_size).where(Item.job_id == job_id, Item.status == "pending").distinct()
             ))
         return [r for r in ranges if r[0] // job.chunk_size in pending]
 
@@ -156,14 +156,57 @@ class Store:
             session.execute(update(Item).where(in_chunk).values(attempts=Item.attempts + 1))
         return given_up or 0
 
-    def pending_items(self, job_id: str, start: int, end: int) -> list[tuple[int, dict[str, Any] | None]]:
+    def begin_items(self, job_id: str, seqs: list[int], max_attempts: int, mark_started: bool = True) -> set[int]:
+        """Count an attempt on these pending items, right before they run; fail those past ``max_attempts``.
+
+        Returns the seqs that were failed instead (they must not run). Counting per batch, not per chunk,
+        means that only the items in flight when a worker died carry the extra attempt. One statement.
+        """
+        exhausted = Item.attempts >= max_attempts
+        error = f"gave up after {max_attempts} attempts (the item kept crashing or timing out its worker)"
+        with self.session() as session, session.begin():
+            if mark_started:
+                session.execute(
+                    update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=utcnow()))
+            rows = session.execute(
+                update(Item).where(Item.job_id == job_id, Item.seq.in_(seqs), Item.status == "pending").values(
+                    status=case((exhausted, "failed"), else_=Item.status),
+                    error=case((exhausted, error), else_=Item.error),
+                    attempts=case((exhausted, Item.attempts), else_=Item.attempts + 1),
+                    updated_at=utcnow(),
+                ).returning(Item.seq, Item.status)
+            )
+            return {seq for seq, status in rows if status == "failed"}
+
+    def pending_items(self, job_id: str, start: int, end: int,
+                      with_attempts: bool = False) -> list[tuple[Any, ...]]:
+        """(seq, input) of the chunk's pending items, in order; (seq, input, attempts) ``with_attempts``."""
         with self.session() as session:
             rows = session.execute(
-                select(Item.seq, Item.input)
+                select(Item.seq, Item.input, Item.attempts)
                 .where(Item.job_id == job_id, Item.seq >= start, Item.seq < end, Item.status == "pending")
                 .order_by(Item.seq)
             )
-            return [(seq, data) for seq, data in rows]
+            return [(seq, data, attempts) if with_attempts else (seq, data) for seq, data, attempts in rows]
+
+    def chunk_states(self, job_id: str) -> dict[int, tuple[int, bool]]:
+        """Per chunk start: (pending items, started). A chunk is started once any of its items had an attempt."""
+        job = self.job(job_id)
+        chunk = Item.seq // job.chunk_size
+        with self.session() as session:
+            rows = session.execute(
+                select(chunk, func.sum(case((Item.status == "pending", 1), else_=0)), func.max(Item.attempts))
+                .where(Item.job_id == job_id).group_by(chunk)
+            )
+            return {int(index) * job.chunk_size: (int(pending or 0), bool(attempts))
+                    for index, pending, attempts in rows}
+
+    def update_options(self, job_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``values`` into the job's options (e.g. an executor's bookkeeping); returns the new options."""
+        with self.session() as session, session.begin():
+            job = session.get(Job, job_id, with_for_update=True)
+            job.options = {**(job.options or {}), **values}
+            return dict(job.options)
 
     def write_results(self, job_id: str, results: Iterable[ItemResult], purge_inputs: bool = False) -> int:
         """Write results onto items still pending; already-finished items are left alone (idempotent)."""
@@ -206,10 +249,14 @@ class Store:
         return status
 
     def reset_failed(self, job_id: str) -> int:
-        """Put failed items back to pending (attempts reset) and reopen the job."""
+        """Put failed items back to pending (attempts reset) and reopen the job.
+
+        Items whose *input* failed validation stay failed: re-running cannot change that (and would crash the chunk).
+        """
         with self.session() as session, session.begin():
             count = session.execute(
-                update(Item).where(Item.job_id == job_id, Item.status == "failed", Item.input.is_not(None))
+                update(Item).where(Item.job_id == job_id, Item.status == "failed", Item.input.is_not(None),
+                                   Item.error.not_like("invalid input:%"))
                 .values(status="pending", error=None, output=None, attempts=0, updated_at=utcnow())
             ).rowcount or 0
             if count:

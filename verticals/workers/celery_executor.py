@@ -1,0 +1,239 @@
+"""The Celery executor: sends a job's chunks to Redis and follows the job in the database.
+
+Selected when ``VERTICALS_BROKER_URL`` is set. ``dispatch`` sends one small
+message per chunk that still has pending items (job id, chunk range) to the
+queue of the task's device class (``gpu`` or ``cpu``) at the job's priority;
+``execute`` dispatches and waits, polling the database for progress.
+
+While it waits it also watches the broker: a Redis restarted without
+persistence has lost every queued message, so when the server's run id
+changes the pending chunks are sent again (running a chunk twice is safe).
+A job submitted with ``--detach`` whose messages were lost that way is
+continued with ``verticals jobs resume JOB``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from verticals.core.jobs import finish_if_done
+from verticals.core.store import Store
+from verticals.plugins import Registry
+from verticals.workers.celery_app import PRIORITIES, QUEUES, TASK_NAME, make_app, task_id, visibility_timeout
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker could not be reached."""
+
+
+@functools.cache
+def _app(broker: str, _visibility_timeout: int):
+    return make_app(broker)
+
+
+class CeleryExecutor:
+    name = "celery"
+    waits = True
+
+    def __init__(self, store: Store, registry: Registry, broker: str | None = None, poll_interval: float = 0.5,
+                 stall_warning_s: float = 60.0):
+        from verticals.config import broker_url
+
+        self.store = store
+        self.registry = registry
+        self.broker = broker or broker_url()
+        if not self.broker:
+            raise BrokerUnavailable("no broker: set VERTICALS_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+        self.app = _app(self.broker, visibility_timeout())
+        self.poll_interval = poll_interval
+        self.stall_warning_s = stall_warning_s
+
+    # -- where a job's chunks go ------------------------------------------------------
+    def queue_for(self, task_name: str) -> str:
+        device = getattr(self.registry.task(task_name), "device", "cpu")
+        return device if device in QUEUES else "cpu"
+
+    @staticmethod
+    def priority_of(options: dict[str, Any] | None) -> str:
+        priority = (options or {}).get("priority") or "normal"
+        return priority if priority in PRIORITIES else "normal"
+
+    # -- dispatch -----------------------------------------------------------------------
+    def dispatch(self, job_id: str) -> int:
+        """Send every chunk that still has pending items; return how many were sent. Does not wait."""
+        job = self.store.job(job_id)
+        ranges = self.store.chunk_ranges(job.id)
+        if not ranges:
+            finish_if_done(self.store, self.registry, None, job.id)
+            return 0
+        queue = self.queue_for(job.task)
+        priority = self.priority_of(job.options)
+        bookkeeping = dict((job.options or {}).get("celery") or {})
+        dispatch_round = int(bookkeeping.get("round", 0)) + 1
+        self.store.update_options(job.id, {"celery": {"round": dispatch_round, "queue": queue}})
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for start, end in ranges:
+                    self.app.send_task(TASK_NAME, args=[job.id, start, end], queue=queue, routing_key=queue,
+                                       task_id=task_id(job.id, start, dispatch_round),
+                                       priority=PRIORITIES[priority], producer=producer,
+                                       retry=True, retry_policy={"max_retries": 3, "interval_start": 0.5,
+                                                                 "interval_step": 1, "interval_max": 2})
+        except Exception as error:
+            if _is_connection_error(error):
+                raise BrokerUnavailable(
+                    f"cannot reach the broker at {_safe_url(self.broker)} ({type(error).__name__}: {error}). "
+                    "Start Redis (scripts/ensure-services.sh), or unset VERTICALS_BROKER_URL to run the job here; "
+                    f"the job is stored: send it again with `verticals jobs resume {job.id[:8]}`"
+                ) from None
+            raise
+        log.info("job %s: %d chunk(s) sent to queue %s (priority %s)", job.id, len(ranges), queue, priority)
+        return len(ranges)
+
+    # -- wait -----------------------------------------------------------------------------
+    def execute(self, job_id: str, on_progress: Callable[[int], None] | None = None) -> str:
+        """Dispatch the pending chunks and wait for the job to finish; return its final status."""
+        job_id = self.store.job(job_id).id
+        before = self.store.summary(job_id)
+        if before["finished_at"] and before["counts"].get("pending", 0) == 0:
+            return before["status"]
+        broker_id = self._broker_run_id()
+        self.dispatch(job_id)
+        return self.wait(job_id, on_progress, done_before=before["done"], broker_id=broker_id)
+
+    def wait(self, job_id: str, on_progress: Callable[[int], None] | None = None, done_before: int | None = None,
+             broker_id: str | None = None, timeout: float | None = None) -> str:
+        """Poll the database until the job is finished; re-send chunks lost by a broker restart."""
+        job_id = self.store.job(job_id).id
+        last_done = self.store.summary(job_id)["done"] if done_before is None else done_before
+        last_change = started = time.monotonic()
+        last_broker_check = 0.0
+        broker_id = broker_id or self._broker_run_id()
+        warned = False
+        while True:
+            job = self.store.job(job_id)
+            counts = self.store.counts(job_id)
+            done = sum(counts.get(s, 0) for s in ("succeeded", "failed", "cancelled"))
+            if done != last_done:
+                if on_progress and done > last_done:
+                    on_progress(done - last_done)
+                last_done, last_change = done, time.monotonic()
+            if job.final_status:
+                return job.final_status
+            if not counts.get("pending") and not job.finished_at:
+                status = finish_if_done(self.store, self.registry, None, job_id)
+                if status:
+                    return status
+            now = time.monotonic()
+            if now - last_broker_check >= 2.0:
+                last_broker_check = now
+                current = self._broker_run_id()
+                if current and broker_id and current != broker_id:
+                    log.warning("the broker restarted (its queued messages may be lost): sending the pending "
+                                "chunks of job %s again", job_id)
+                    try:
+                        self.dispatch(job_id)
+                        broker_id = current
+                    except BrokerUnavailable as error:
+                        log.warning("%s", error)
+                elif current and not broker_id:
+                    broker_id = current
+            if not warned and now - last_change > self.stall_warning_s:
+                warned = True
+                log.warning("job %s: no progress for %.0fs. Is a worker running for queue %r? Start one with "
+                            "`verticals worker --queue %s` (same VERTICALS_BROKER_URL and VERTICALS_DATABASE_URL).",
+                            job_id, now - last_change, self.queue_for(job.task), self.queue_for(job.task))
+            if timeout is not None and now - started > timeout:
+                raise TimeoutError(f"job {job_id} not finished after {timeout:.0f}s")
+            time.sleep(self.poll_interval)
+
+    # -- cancel -----------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel: chunks not started yet are cancelled at once and their messages revoked; running
+        chunks stop at their next batch (their workers see the flag)."""
+        job = self.store.job(job_id)
+        self.store.request_cancel(job.id)
+        rounds = int(((job.options or {}).get("celery") or {}).get("round", 0))
+        revoke = []
+        for start, (pending, started) in sorted(self.store.chunk_states(job.id).items()):
+            if pending and not started:
+                self.store.cancel_pending(job.id, start, start + job.chunk_size)
+                revoke += [task_id(job.id, start, r) for r in range(1, rounds + 1)]
+        if revoke:
+            try:
+                self.app.control.revoke(revoke)
+            except Exception as error:  # the items are cancelled in the database; a revoke is an optimisation
+                log.warning("could not revoke %d queued chunk(s) (%s); workers will skip them when they arrive",
+                            len(revoke), type(error).__name__)
+        finish_if_done(self.store, self.registry, None, job.id)
+        return self.store.summary(job.id)
+
+    # -- status ---------------------------------------------------------------------------------
+    def queue_status(self, job_id: str) -> dict[str, Any]:
+        """Where a job's chunks are: its queue and priority, chunks done/running/waiting, the broker's backlog."""
+        job = self.store.job(job_id)
+        info = chunk_progress(self.store, job.id)
+        info["queue"] = ((job.options or {}).get("celery") or {}).get("queue") or self.queue_for(job.task)
+        info["priority"] = self.priority_of(job.options)
+        info["broker_backlog"] = self.backlog(info["queue"])
+        return info
+
+    def backlog(self, queue: str) -> int | None:
+        """Messages waiting in a broker queue (every job's), or None when the broker cannot say."""
+        client = self._redis()
+        if client is None:
+            return None
+        try:
+            steps = self.app.conf.broker_transport_options.get("priority_steps") or [0, 3, 6, 9]
+            keys = [queue] + [f"{queue}\x06\x16{step}" for step in steps if step]
+            return int(sum(client.llen(key) for key in keys))
+        except Exception:
+            return None
+        finally:
+            client.close()
+
+    # -- broker helpers -------------------------------------------------------------------------
+    def _redis(self):
+        if not self.broker.startswith(("redis://", "rediss://", "unix://")):
+            return None
+        import redis
+
+        return redis.Redis.from_url(self.broker, socket_timeout=2, socket_connect_timeout=2)
+
+    def _broker_run_id(self) -> str | None:
+        """The Redis server's run id: it changes when the server restarts."""
+        client = self._redis()
+        if client is None:
+            return None
+        try:
+            return str(client.info("server").get("run_id") or "") or None
+        except Exception:
+            return None
+        finally:
+            client.close()
+
+
+def chunk_progress(store: Store, job_id: str) -> dict[str, Any]:
+    """Chunks of a job: total, done (nothing pending), running (started, items pending), waiting (not started)."""
+    states = store.chunk_states(job_id)
+    done = sum(1 for pending, _ in states.values() if not pending)
+    running = sum(1 for pending, started in states.values() if pending and started)
+    return {"chunks": len(states), "done": done, "running": running, "waiting": len(states) - done - running}
+
+
+def _is_connection_error(error: Exception) -> bool:
+    import kombu.exceptions
+
+    return isinstance(error, kombu.exceptions.OperationalError | ConnectionError | OSError)
+
+
+def _safe_url(url: str) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return maybe_sanitize_url(url)
