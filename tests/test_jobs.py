@@ -127,11 +127,12 @@ def test_attempts_are_bounded(store, registry, monkeypatch):
 
 
 def test_purge_inputs_deletes_inputs_once_outputs_are_stored(store, registry):
-    job_id = submit_job(store, registry, "fixtures.echo", rows("secret one", "secret two"),
+    job_id = submit_job(store, registry, "fixtures.echo", rows("secret one", "POISON secret", ""),
                         options={"purge_inputs": True})
     LocalExecutor(store, registry).execute(job_id)
     items = list(store.iter_items(job_id))
-    assert all(i.input is None and i.output for i in items)
+    assert [i.status for i in items] == ["succeeded", "failed", "failed"]
+    assert all(i.input is None for i in items)  # failed ones (bad input, raised) too
 
 
 def test_retry_failed_reruns_only_failed(store, registry):

@@ -82,3 +82,17 @@ def test_every_hookspec_is_documented():
     assert specs, "no hookspecs found"
     assert specs - documented == set(), f"undocumented hooks: {specs - documented}"
     assert documented - specs == set(), f"docs describe hooks that do not exist: {documented - specs}"
+
+
+def test_discovering_plugins_imports_no_heavy_library():
+    """`verticals jobs status` must not pay for torch/spaCy imports: plugins import those lazily."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from verticals.plugins import build_registry; r = build_registry(); "
+            "print(','.join(m for m in ('torch', 'transformers', 'spacy', 'presidio_analyzer', 'medspacy') "
+            "if m in sys.modules)); print(','.join(sorted(n for n, p in r.plugins.items() if p.status == 'loaded')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    heavy, loaded = result.stdout.splitlines()
+    assert "finance" in loaded
+    assert heavy == "", f"importing the plugins pulled in {heavy}"

@@ -148,6 +148,10 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
     plugin = registry.task_plugin.get(task_cls.name)
     provenance: dict[str, Any] = {}
     purge = bool(job.options.get("purge_inputs"))
+    if task_cls.text_field:
+        # Longest first: each run() batch then holds texts of similar length, so the model host's
+        # token-budget batches pad little. Results are written by seq, so order does not matter here.
+        items.sort(key=lambda item: -len(str((item[1] or {}).get(task_cls.text_field) or "")))
     limit = max_attempts()
     for index, batch_items in enumerate(plan_batches(items, task_cls.batch_size)):
         if index and store.cancel_requested(job_id):
@@ -226,6 +230,8 @@ def finish_if_done(store: Store, registry: Registry, host: ModelHost | None, job
     if status is None:
         return None
     job = store.job(job_id)
+    if job.options.get("purge_inputs"):
+        store.purge_inputs(job_id)  # failed and cancelled items too: nothing of the input stays
     try:
         task_cls = registry.task(job.task)
         ctx = RunContext(job_id=job_id, params=task_cls.Params.model_validate(job.params))

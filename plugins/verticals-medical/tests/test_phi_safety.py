@@ -112,6 +112,5 @@ def test_purge_inputs_leaves_no_succeeded_note_in_the_database(job):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="core: --purge-inputs keeps the input of failed items (reported to the lead)")
 def test_purge_inputs_also_purges_failed_items(job):
     _purge_check(job, job["notes"][:1])

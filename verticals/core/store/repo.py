@@ -282,6 +282,13 @@ class Store:
             yielded += len(rows)
             last_seq = rows[-1].seq
 
+    def purge_inputs(self, job_id: str) -> int:
+        """Delete every item's input (failed ones too): the job option ``purge_inputs``, at job end."""
+        with self.session() as session, session.begin():
+            return session.execute(
+                update(Item).where(Item.job_id == job_id, Item.input.is_not(None)).values(input=None)
+            ).rowcount or 0
+
     # artifacts ------------------------------------------------------------
     def put_artifact(self, job_id: str, name: str, content: bytes, media_type: str) -> None:
         with self.session() as session, session.begin():
