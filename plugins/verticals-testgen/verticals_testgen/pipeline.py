@@ -1,0 +1,377 @@
+"""Generate -> filter -> minimise -> compose -> verify, for one module at a time (LLM calls batched across modules).
+
+The filter keeps a candidate only if it (1) imports nothing but the target,
+the standard library, pytest and hypothesis, (2) passes in the sandbox,
+(3) passes again in a fresh sandbox process, in reverse order (not flaky,
+not order dependent), and (4) adds line or branch coverage over the module's
+import-time baseline and the tests already kept (greedy set cover, largest
+gain first, so the kept set is minimal in that greedy sense). The composed,
+formatted file is then run twice more; a test that fails there is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from verticals_testgen import strategies as strat
+from verticals_testgen.analysis import FileAnalysis
+from verticals_testgen.candidates import Candidate, compose, disallowed_imports, format_code
+from verticals_testgen.sandbox import Limits, RunResult, Sandbox
+from verticals_testgen.target import Target
+
+log = logging.getLogger(__name__)
+
+STATUS_ORDER = ("kept", "redundant", "flaky", "failed", "error", "killed", "rejected_import", "dropped_in_file")
+
+
+@dataclass
+class Options:
+    strategies: tuple[str, ...] = ("observed", "ghostwriter", "llm")
+    llm_rounds: int = 2
+    llm_max_prompts: int = 8
+    max_new_tokens: int = 256
+    explore_seconds: float = 10.0
+    explore_max_calls: int = 150
+    test_timeout: float = 5.0
+    limits: Limits = field(default_factory=Limits)
+    seed: int = 0
+
+
+class ModuleRun:
+    """All the work for one target module."""
+
+    def __init__(self, target: Target, options: Options):
+        self.target = target
+        self.options = options
+        self.analysis = FileAnalysis(target.file, target.source)
+        self.sandbox = Sandbox(options.limits)
+        self.candidates: list[Candidate] = []
+        self.baseline: tuple[set[int], set[tuple[int, int]]] = (set(), set())
+        self.covered_lines: set[int] = set()
+        self.covered_branches: set[tuple[int, int]] = set()
+        self.notes: list[str] = []
+        self.seconds: Counter[str] = Counter()
+        self.started = time.perf_counter()
+        self.import_error: str | None = None
+        self._file_index = 0
+
+    def close(self) -> None:
+        self.sandbox.close()
+        if self.target.workdir:
+            shutil.rmtree(self.target.workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------ sandbox runs
+
+    def _config(self, mode: str, **extra: Any) -> dict[str, Any]:
+        target = {"name": self.target.name, "file": self.target.file, "sys_path": self.target.sys_path}
+        return {"mode": mode, "target": target, "test_timeout": self.options.test_timeout, **extra}
+
+    def _run(self, config: dict[str, Any], files: dict[str, str], count: int) -> RunResult:
+        self.sandbox.reset()
+        for name, text in files.items():
+            self.sandbox.write(name, text)
+        limits = self.sandbox.limits
+        wall = min(limits.wall_seconds, 30 + count * (1 + self.options.test_timeout / 4))
+        saved = limits.wall_seconds
+        limits.wall_seconds = wall
+        try:
+            return self.sandbox.run(config, [self.target.file])
+        finally:
+            limits.wall_seconds = saved
+
+    def _record_baseline(self, events: list[dict]) -> None:
+        for event in events:
+            if event.get("event") == "baseline" and not self.baseline[0]:
+                self.baseline = self.analysis.normalise(event["arcs"])
+                self.covered_lines |= self.baseline[0]
+                self.covered_branches |= self.baseline[1]
+            elif event.get("event") == "import_error":
+                self.import_error = event["message"]
+
+    def run_tests(self, files: dict[str, str], reverse: bool = False) -> dict[str, dict]:
+        """Run test files in the sandbox; return file name -> {outcome, message, arcs, seconds}.
+
+        A test that kills the sandbox process (timeout, memory, CPU) is reported
+        as ``killed``; the files after it run again in a new process.
+        """
+        pending = list(files)
+        if reverse:
+            pending.reverse()
+        results: dict[str, dict] = {}
+        while pending:
+            run = self._run(self._config("run", files=pending), {n: files[n] for n in pending}, len(pending))
+            self._record_baseline(run.events)
+            if self.import_error:
+                for name in pending:
+                    results[name] = {"outcome": "error", "message": f"target import failed: {self.import_error}"}
+                break
+            started: str | None = None
+            for event in run.events:
+                kind = event.get("event")
+                if kind in ("start", "result", "collect_error"):
+                    name = event["nodeid"].split("::")[0]
+                    if name not in files:
+                        continue
+                    if kind == "start":
+                        started = name
+                        continue
+                    entry = results.setdefault(name, {"outcome": "passed", "message": "", "arcs": [],
+                                                      "seconds": 0.0, "tests": 0})
+                    if kind == "collect_error":
+                        entry.update(outcome="error", message=event["message"][-300:])
+                        continue
+                    entry["tests"] += 1
+                    entry["arcs"] = entry["arcs"] + event.get("arcs", [])
+                    entry["seconds"] += event.get("seconds", 0.0)
+                    if event["outcome"] != "passed" and entry["outcome"] == "passed":
+                        outcome = "failed" if event["outcome"] == "failed" else event["outcome"]
+                        entry.update(outcome=outcome, message=event.get("message", "")[-300:])
+                    started = None
+            finished = any(e.get("event") == "done" for e in run.events)
+            if finished:
+                for name in pending:
+                    entry = results.setdefault(name, {"outcome": "error", "message": "no test collected",
+                                                      "arcs": [], "seconds": 0.0, "tests": 0})
+                    if entry.get("tests", 0) == 0 and entry["outcome"] == "passed":
+                        entry.update(outcome="error", message="no test collected")
+                break
+            culprit = started
+            reason = run.killed or f"sandbox exited with code {run.returncode}"
+            if culprit is None:
+                remaining = [n for n in pending if n not in results]
+                culprit = remaining[0] if remaining else None
+            if culprit is None:
+                break
+            results[culprit] = {"outcome": "killed", "message": f"sandbox process killed ({reason})", "arcs": [],
+                                "seconds": 0.0, "tests": 0}
+            log.debug("sandbox run of %s ended early: %s", self.target.name, reason)
+            pending = [n for n in pending if n not in results]
+        return results
+
+    # ------------------------------------------------------------ strategies
+
+    def explore(self) -> None:
+        wanted = set(self.options.strategies)
+        if not wanted & {"observed", "ghostwriter"}:
+            return
+        started = time.perf_counter()
+        explore = {"seconds": self.options.explore_seconds, "max_calls": self.options.explore_max_calls,
+                   "observed": "observed" in wanted, "ghostwriter": "ghostwriter" in wanted,
+                   "seed": self.options.seed}
+        run = self._run(self._config("explore", explore=explore), {}, 10)
+        self._record_baseline(run.events)
+        if run.killed:
+            self.notes.append(f"explorer stopped early ({run.killed}); kept what it recorded")
+        new: list[Candidate] = []
+        if "observed" in wanted:
+            new += strat.observed_candidates(self.target, run.events)
+        self.seconds["observed"] += time.perf_counter() - started
+        if "ghostwriter" in wanted:
+            new += strat.ghostwriter_candidates(self.target, run.events)
+        self.screen(new)
+
+    def pynguin(self) -> None:
+        if "pynguin" not in self.options.strategies:
+            return
+        started = time.perf_counter()
+        new, note = strat.pynguin_candidates(self.target)
+        self.notes.append(note)
+        self.screen(new)
+        self.seconds["pynguin"] += time.perf_counter() - started
+
+    def llm_prompts(self, round_index: int) -> list[tuple[str, str]]:
+        missing = self.analysis.static.statements - self.covered_lines
+        missing |= {a for a, _ in self.analysis.static.branch_arcs - self.covered_branches}
+        return strat.llm_prompts(self.target, missing, round_index, self.options.llm_max_prompts)
+
+    def add_llm_answers(self, answers: list[tuple[str, str]], round_index: int) -> None:
+        self.screen(strat.llm_candidates(self.target, answers, round_index))
+
+    # ------------------------------------------------------------ the filter
+
+    def screen(self, new: list[Candidate]) -> None:
+        """Static import check, then two sandboxed runs (the second reversed, in a new process)."""
+        if not new:
+            return
+        started = time.perf_counter()
+        files: dict[str, str] = {}
+        by_file: dict[str, Candidate] = {}
+        for candidate in new:
+            self.candidates.append(candidate)
+            bad = disallowed_imports(candidate.source, self.target.name)
+            if bad:
+                candidate.status, candidate.message = "rejected_import", f"imports {', '.join(bad)}"
+                continue
+            self._file_index += 1
+            name = f"test_c{self._file_index:05d}.py"
+            files[name] = candidate.source
+            by_file[name] = candidate
+        first = self.run_tests(files)
+        for name, candidate in by_file.items():
+            result = first.get(name, {"outcome": "error", "message": "not run"})
+            candidate.status = "passed_once" if result["outcome"] == "passed" else result["outcome"]
+            candidate.message = result.get("message", "")
+            candidate.seconds = result.get("seconds", 0.0)
+            candidate.arcs = frozenset(tuple(a) for a in result.get("arcs", []))
+        again = {n: files[n] for n, c in by_file.items() if c.status == "passed_once"}
+        second = self.run_tests(again, reverse=True) if again else {}
+        for name in again:
+            candidate = by_file[name]
+            result = second.get(name, {"outcome": "error"})
+            if result["outcome"] == "passed":
+                candidate.status = "passed"
+                lines, branches = self.analysis.normalise(candidate.arcs)
+                self.covered_lines |= lines
+                self.covered_branches |= branches
+            else:
+                candidate.status = "flaky"
+                candidate.message = "passed once, then " + result["outcome"] + ": " + result.get("message", "")
+        elapsed = time.perf_counter() - started
+        for strategy, count in Counter(c.strategy for c in new).items():
+            self.seconds[strategy] += elapsed * count / len(new)
+
+    # ------------------------------------------------------------ minimise, compose, verify
+
+    def select(self) -> list[Candidate]:
+        """Greedy set cover over the candidates that passed twice: keep only tests that add coverage."""
+        lines, branches = set(self.baseline[0]), set(self.baseline[1])
+        pool = []
+        for candidate in self.candidates:
+            if candidate.status == "passed":
+                pool.append((candidate, *self.analysis.normalise(candidate.arcs)))
+        kept: list[Candidate] = []
+        while pool:
+            best = max(pool, key=lambda p: (len(p[1] - lines) + len(p[2] - branches), -len(p[0].body)))
+            gain_lines, gain_branches = best[1] - lines, best[2] - branches
+            if not gain_lines and not gain_branches:
+                break
+            candidate = best[0]
+            candidate.status = "kept"
+            candidate.added_lines = sorted(gain_lines)
+            candidate.added_branches = [f"{a}->{b if b > 0 else 'exit'}" for a, b in sorted(gain_branches)]
+            lines |= gain_lines
+            branches |= gain_branches
+            kept.append(candidate)
+            pool.remove(best)
+        for candidate, *_ in pool:
+            candidate.status = "redundant"
+            candidate.message = "adds no line or branch coverage"
+        return kept
+
+    def finish(self) -> dict[str, Any]:
+        kept = self.select()
+        header = (f"Tests for {self.target.name}, generated by verticals testgen.generate.\n\n"
+                  "Each test passed twice in a sandbox and adds line or branch coverage.")
+        code, formatter = format_code(compose(kept, header)) if kept else ("", "none")
+        after_lines, after_branches = set(self.baseline[0]), set(self.baseline[1])
+        for _attempt in range(3):
+            if not kept:
+                break
+            name = self.target.test_file_name
+            first = self.run_tests({name: code})
+            second = self.run_tests({name: code}) if first.get(name, {}).get("outcome") == "passed" else {}
+            if first.get(name, {}).get("outcome") == "passed" and second.get(name, {}).get("outcome") == "passed":
+                lines, branches = self.analysis.normalise(first[name]["arcs"])
+                after_lines |= lines
+                after_branches |= branches
+                break
+            failing = self._failing_tests(code)
+            dropped = [c for c in kept if c.name in failing] or kept[-1:]
+            for candidate in dropped:
+                candidate.status = "dropped_in_file"
+                candidate.message = "failed when run together with the other kept tests"
+                kept.remove(candidate)
+            code, formatter = format_code(compose(kept, header)) if kept else ("", "none")
+        else:
+            kept, code = [], ""
+            self.notes.append("the composed file did not pass twice; no tests kept")
+        missing_lines, missing_branches = self.analysis.uncovered(after_lines, after_branches)
+        by_strategy: dict[str, dict[str, Any]] = {}
+        for candidate in self.candidates:
+            entry = by_strategy.setdefault(candidate.strategy, {"generated": 0, "passed": 0, "kept": 0,
+                                                                "seconds": 0.0})
+            entry["generated"] += 1
+            entry["passed"] += candidate.status in ("kept", "redundant", "dropped_in_file")
+            entry["kept"] += candidate.status == "kept"
+        for strategy, seconds in self.seconds.items():
+            by_strategy.setdefault(strategy, {"generated": 0, "passed": 0, "kept": 0, "seconds": 0.0})
+            by_strategy[strategy]["seconds"] = round(seconds, 2)
+        order = {status: i for i, status in enumerate(STATUS_ORDER)}
+        tests = sorted(self.candidates, key=lambda c: order.get(c.status, 99))
+        return {
+            "module": self.target.name,
+            "file": self.target.file,
+            "test_file": self.target.test_file_name,
+            "test_code": code,
+            "coverage_before": self.analysis.summary(*self.baseline),
+            "coverage_after": self.analysis.summary(after_lines, after_branches),
+            "uncovered_lines": missing_lines,
+            "uncovered_branches": missing_branches,
+            "tests": [{"name": c.name, "strategy": c.strategy, "status": c.status, "message": c.message[:200],
+                       "added_lines": c.added_lines, "added_branches": c.added_branches,
+                       "seconds": round(c.seconds, 3)} for c in tests],
+            "generated": len(self.candidates),
+            "passed": sum(c.status in ("kept", "redundant", "dropped_in_file") for c in self.candidates),
+            "kept": len(kept),
+            "strategies": by_strategy,
+            "sandbox": self.sandbox.layers,
+            "formatter": formatter,
+            "seconds": round(time.perf_counter() - self.started, 2),
+            "notes": self.notes + ([f"target import failed: {self.import_error}"] if self.import_error else []),
+        }
+
+    def _failing_tests(self, code: str) -> set[str]:
+        """Names of the tests that fail in the composed file (each one run on its own file)."""
+        import ast
+
+        tree = ast.parse(code)
+        header = [n for n in tree.body if not (isinstance(n, ast.FunctionDef | ast.ClassDef)
+                                              and n.name.lower().startswith("test"))]
+        tests = [n for n in tree.body if n not in header]
+        files = {f"test_split_{i}.py": ast.unparse(ast.Module(body=[*header, t], type_ignores=[]))
+                 for i, t in enumerate(tests)}
+        results = self.run_tests(files)
+        return {tests[i].name for i, name in enumerate(files) if results.get(name, {}).get("outcome") != "passed"}
+
+
+Generate = Callable[[list[str]], list[str]]
+
+
+def generate_tests(targets: list[Target], options: Options, generate: Generate | None = None,
+                   parallel: int = 1) -> list[dict[str, Any]]:
+    """Run every strategy for ``targets``; ``generate`` is the LLM (prompts -> answers), or None to skip it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    runs = [ModuleRun(target, options) for target in targets]
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            list(pool.map(lambda r: r.explore(), runs))
+            list(pool.map(lambda r: r.pynguin(), runs))
+            if "llm" in options.strategies and generate is not None:
+                for round_index in range(options.llm_rounds):
+                    asks = [(run, name, prompt) for run in runs if not run.import_error
+                            for name, prompt in run.llm_prompts(round_index)]
+                    if not asks:
+                        break
+                    started = time.perf_counter()
+                    answers = generate([prompt for _, _, prompt in asks])
+                    elapsed = time.perf_counter() - started
+                    for run in runs:
+                        mine = [(name, answer) for (r, name, _), answer in zip(asks, answers, strict=True) if r is run]
+                        run.seconds["llm"] += elapsed * len(mine) / len(asks)
+                    per_run = {id(run): [(name, answer) for (r, name, _), answer in zip(asks, answers, strict=True)
+                                         if r is run] for run in runs}
+                    list(pool.map(lambda r, i=round_index, p=per_run: r.add_llm_answers(p[id(r)], i), runs))
+            elif "llm" in options.strategies:
+                for run in runs:
+                    run.notes.append("llm strategy skipped: no language model available")
+            return list(pool.map(lambda r: r.finish(), runs))
+    finally:
+        for run in runs:
+            run.close()

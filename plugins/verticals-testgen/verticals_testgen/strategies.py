@@ -1,0 +1,187 @@
+"""Generation strategies. Each turns a target (and what is still uncovered) into candidate tests.
+
+- ``observed``: calls recorded by the sandboxed explorer (values from type hints,
+  defaults, parameter names and the module's constants; only calls that
+  executed new arcs are kept) become regression tests asserting the observed
+  return value or exception.
+- ``ghostwriter``: Hypothesis' ghostwriter property tests, with its
+  ``st.nothing()`` placeholders filled from parameter names.
+- ``llm``: prompts from the module's source, signatures, docstrings and the
+  still-uncovered lines (CoverUp style), generated in batches by the model host.
+- ``pynguin``: optional; runs Pynguin from its own virtual environment.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from verticals_testgen.candidates import Candidate, extract_code, split_tests
+from verticals_testgen.target import Target
+
+STRATEGIES = ("observed", "ghostwriter", "llm", "pynguin")
+
+
+# ---------------------------------------------------------------- observed values
+
+
+def _call_text(target: str, event: dict) -> str:
+    args = list(event.get("args", [])) + [f"{k}={v}" for k, v in event.get("kwargs", {}).items()]
+    label = event["callee"]
+    if "ctor_args" in event:
+        cls, _, method = label.rpartition(".")
+        ctor = list(event["ctor_args"]) + [f"{k}={v}" for k, v in event.get("ctor_kwargs", {}).items()]
+        call = f"{target}.{cls}({', '.join(ctor)}).{method}({', '.join(args)})"
+    else:
+        call = f"{target}.{label}({', '.join(args)})"
+    return f"list({call})" if event.get("generator") else call
+
+
+def observed_candidates(target: Target, events: list[dict]) -> list[Candidate]:
+    candidates = []
+    for index, event in enumerate(e for e in events if e.get("event") == "call"):
+        call = _call_text(target.name, event)
+        safe = event["callee"].replace(".", "_").lower()
+        name = f"test_{safe}_{index}"
+        if "raises" in event:
+            body = f"def {name}():\n    with pytest.raises({event['raises']}):\n        {call}"
+        else:
+            compare = event.get("compare")
+            if compare == "eq":
+                check = f"assert {call} == {event['returns']}"
+            elif compare == "approx":
+                check = f"assert {call} == pytest.approx({event['returns']})"
+            elif compare == "repr":
+                check = f"assert repr({call}) == {event['returns']}"
+            elif compare == "type":
+                check = f"assert type({call}).__name__ == {event['type']!r}"
+            else:
+                check = call
+            body = f"def {name}():\n    {check}"
+        preamble = [f"import {target.name}"]
+        if "pytest." in body:
+            preamble.append("import pytest")
+        try:
+            body = ast.unparse(ast.parse(body))
+        except SyntaxError:
+            continue
+        candidates.append(Candidate(id=f"observed:{index}", strategy="observed", name=name, preamble=preamble,
+                                    body=body))
+    return candidates
+
+
+def ghostwriter_candidates(target: Target, events: list[dict]) -> list[Candidate]:
+    text = next((e["text"] for e in events if e.get("event") == "ghostwriter"), "")
+    return split_tests(text, "ghostwriter", target.name, target.source, "ghost", fill_nothing=True)
+
+
+# ---------------------------------------------------------------- LLM (CoverUp style)
+
+SYSTEM = ("You are an expert Python developer who writes pytest unit tests. Answer with one ```python code block "
+          "that imports the module under test and defines test functions with plain assert statements.")
+
+
+def _functions(target: Target) -> list[tuple[str, int, int, str]]:
+    """(qualified name, first line, last line, source) of each function and method."""
+    try:
+        tree = ast.parse(target.source)
+    except SyntaxError:
+        return []
+    lines = target.source.splitlines()
+    found = []
+    for node in tree.body:
+        members = [(node.name, node)] if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) else []
+        if isinstance(node, ast.ClassDef):
+            members = [(f"{node.name}.{m.name}", m) for m in node.body
+                       if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)]
+        for name, func in members:
+            start = min([d.lineno for d in func.decorator_list] + [func.lineno])
+            end = func.end_lineno or func.lineno
+            found.append((name, start, end, "\n".join(lines[start - 1:end])))
+    return found
+
+
+def llm_prompts(target: Target, missing_lines: set[int], round_index: int,
+                max_prompts: int = 12) -> list[tuple[str, str]]:
+    """(function name, prompt) for each function that still has uncovered lines."""
+    prompts = []
+    for name, start, end, text in _functions(target):
+        uncovered = sorted(line for line in missing_lines if start <= line <= end)
+        if not uncovered:
+            continue
+        numbered = []
+        for offset, line in enumerate(text.splitlines()):
+            number = start + offset
+            marker = "   # NOT COVERED" if number in uncovered else ""
+            numbered.append(f"{line}{marker}")
+        cls, _, method = name.rpartition(".")
+        call_hint = (f"Create an instance with `{target.name}.{cls}(...)` and call `.{method}(...)`." if cls
+                     else f"Call it as `{target.name}.{name}(...)`.")
+        example = (f"```python\nimport {target.name}\n\n\ndef test_{method or name}():\n"
+                   f"    assert {target.name}.{name if not cls else cls + '(...).' + method}(...) == ...\n```")
+        if round_index == 0:
+            ask = f"Write 3 short pytest test functions for `{name}` in module `{target.name}`."
+        else:
+            ask = (f"Write 3 short pytest test functions for `{name}` in module `{target.name}` that execute "
+                   f"the lines marked `# NOT COVERED`. Use `pytest.raises` when the code raises.")
+        prompt = (f"{ask} {call_hint}\n\nSource of `{name}`:\n```python\n" + "\n".join(numbered) +
+                  f"\n```\n\nAnswer in this form:\n{example}")
+        prompts.append((name, prompt))
+    return prompts[:max_prompts]
+
+
+def llm_candidates(target: Target, answers: list[tuple[str, str]], round_index: int) -> list[Candidate]:
+    candidates: list[Candidate] = []
+    for index, (name, answer) in enumerate(answers):
+        code = extract_code(answer)
+        prefix = f"llm_r{round_index}_{name.replace('.', '_').lower()}_{index}"
+        candidates += split_tests(code, "llm", target.name, target.source, prefix)
+    return candidates
+
+
+# ---------------------------------------------------------------- Pynguin (optional)
+
+
+def pynguin_executable() -> str | None:
+    """``pynguin`` from its own virtual environment: $VERTICALS_PYNGUIN, else ~/.cache/verticals/pynguin-venv."""
+    configured = os.environ.get("VERTICALS_PYNGUIN")
+    candidates = [configured] if configured else []
+    candidates.append(str(Path.home() / ".cache" / "verticals" / "pynguin-venv" / "bin" / "pynguin"))
+    for path in candidates:
+        if path and Path(path).exists():
+            return path
+    return None
+
+
+def pynguin_candidates(target: Target, seconds: int = 30) -> tuple[list[Candidate], str]:
+    """Run Pynguin (in its own venv, as a separate process) and split its tests into candidates.
+
+    Pynguin executes the target itself, so it runs with a scrubbed environment and
+    no network where ``unshare`` works; its tests then go through the same sandboxed filter.
+    """
+    exe = pynguin_executable()
+    if exe is None:
+        return [], "pynguin not installed (see README: optional Pynguin venv)"
+    out = Path(tempfile.mkdtemp(prefix="vtg-pynguin-"))
+    try:
+        root = target.sys_path[0] if target.sys_path else str(Path(target.file).parent)
+        command = [exe, "--project-path", root, "--module-name", target.name, "--output-path", str(out),
+                   "--maximum-search-time", str(seconds), "-v"]
+        if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
+            command = ["unshare", "-rn", *command]
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(out), "PYNGUIN_DANGER_AWARE": "1", "LANG": "C.UTF-8"}
+        try:
+            subprocess.run(command, env=env, cwd=out, capture_output=True, timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            return [], "pynguin timed out"
+        candidates: list[Candidate] = []
+        for path in sorted(out.glob("test_*.py")):
+            candidates += split_tests(path.read_text(encoding="utf-8"), "pynguin", target.name, target.source,
+                                      f"pynguin_{len(candidates)}")
+        return candidates, f"pynguin wrote {len(candidates)} tests"
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

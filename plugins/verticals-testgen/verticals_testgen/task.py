@@ -1,0 +1,188 @@
+"""The ``testgen.generate`` task."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from verticals import ItemError, RunContext, Task
+from verticals_testgen.pipeline import Options, generate_tests
+from verticals_testgen.sandbox import Limits
+from verticals_testgen.strategies import STRATEGIES, SYSTEM
+from verticals_testgen.target import TargetError, resolve
+
+
+class ModuleInput(BaseModel):
+    """A module to test: an importable name, a .py path, or source text with a module name."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    module: str | None = Field(None, description="importable module name (or a .py path)")
+    path: str | None = Field(None, description="path of a .py file")
+    source: str | None = Field(None, description="module source text (needs `module` as its name)")
+    text: str | None = Field(None, description="a line of a .txt input: module name or path")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ModuleInput:
+        if self.text and not (self.module or self.path):
+            value = self.text.strip()
+            if value.endswith(".py") or "/" in value:
+                self.path = value
+            else:
+                self.module = value
+        if not (self.module or self.path or self.source):
+            raise ValueError("give `module` (name), `path` (.py file) or `source` with `module`")
+        if self.source is not None and not self.module:
+            raise ValueError("`source` needs `module`: the name the tests import it by")
+        return self
+
+
+class CoverageFigures(BaseModel):
+    lines_covered: int
+    lines_total: int
+    line_percent: float
+    branches_covered: int
+    branches_total: int
+    branch_percent: float
+    percent: float
+
+
+class TestRecord(BaseModel):
+    name: str
+    strategy: str
+    status: str  # kept | redundant | flaky | failed | error | killed | rejected_import | dropped_in_file
+    message: str = ""
+    added_lines: list[int] = []
+    added_branches: list[str] = []
+    seconds: float = 0.0
+
+
+class GeneratedTests(BaseModel):
+    module: str
+    file: str
+    test_file: str
+    test_code: str
+    coverage_before: CoverageFigures
+    coverage_after: CoverageFigures
+    uncovered_lines: list[int]
+    uncovered_branches: list[str]
+    tests: list[TestRecord]
+    generated: int
+    passed: int
+    kept: int
+    strategies: dict[str, dict[str, float]]
+    sandbox: dict[str, bool]
+    formatter: str
+    seconds: float
+    notes: list[str] = []
+
+
+class GenerateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategies: list[str] = Field(["observed", "ghostwriter", "llm"],
+                                  description=f"any of {', '.join(STRATEGIES)} (comma-separated on the CLI)")
+    llm_rounds: int = Field(1, ge=0, le=5, description="coverage-guided LLM rounds")
+    llm_max_prompts: int = Field(4, ge=1, le=64, description="prompts per module per round")
+    max_new_tokens: int = Field(160, ge=16, le=2048)
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="sampling temperature of rounds after the first")
+    explore_seconds: float = Field(10.0, gt=0, le=600, description="time budget of the observed-value explorer")
+    test_timeout: float = Field(5.0, gt=0, le=120, description="seconds one candidate test may run")
+    memory_mb: int = Field(2048, ge=256, description="address-space limit of the sandbox")
+    cpu_seconds: int = Field(60, ge=1, description="CPU-time limit of one sandbox process")
+    seed: int = 0
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = [v for v in value if v not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"unknown strategies {unknown}; use {', '.join(STRATEGIES)}")
+        return value
+
+
+class GenerateTests(Task):
+    name = "testgen.generate"
+    description = "Generate pytest tests for Python modules; keep those that pass twice in a sandbox and add coverage"
+    Input = ModuleInput
+    Output = GeneratedTests
+    Params = GenerateParams
+    models = {"llm": "smollm2"}
+    device = "cpu"
+    chunk_size = 8
+    batch_size = 4
+    text_field = "module"
+
+    def read_items(self, rows: Iterable[dict[str, Any]], params: BaseModel) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            item = {k: row[k] for k in ("module", "path", "source", "text") if row.get(k) not in (None, "")}
+            text = str(item.get("text", "")).strip()
+            if "text" in item and (not text or text.startswith("#")):
+                continue  # blank lines and comments of modules.txt
+            if "text" in item:
+                item["text"] = text
+            yield item or row
+
+    def run(self, batch: list[BaseModel], models: dict[str, Any], ctx: RunContext) -> list[BaseModel | ItemError]:
+        params: GenerateParams = ctx.params  # type: ignore[assignment]
+        options = Options(
+            strategies=tuple(params.strategies), llm_rounds=params.llm_rounds, llm_max_prompts=params.llm_max_prompts,
+            max_new_tokens=params.max_new_tokens, explore_seconds=params.explore_seconds,
+            test_timeout=params.test_timeout, seed=params.seed,
+            limits=Limits(cpu_seconds=params.cpu_seconds, memory_mb=params.memory_mb,
+                          test_timeout=params.test_timeout),
+        )
+        targets, slots, results = [], [], [None] * len(batch)
+        for index, item in enumerate(batch):
+            try:
+                targets.append(resolve(module=item.module, path=item.path, source=item.source))
+                slots.append(index)
+            except TargetError as error:
+                results[index] = ItemError(str(error), code="bad_target")
+        llm = models.get("llm")
+        generate = None
+        if llm is not None and "llm" in options.strategies:
+            rounds = {"n": 0}
+
+            def generate(prompts: list[str]) -> list[str]:
+                temperature = 0.0 if rounds["n"] == 0 else params.temperature
+                rounds["n"] += 1
+                return llm.generate(prompts, max_new_tokens=params.max_new_tokens, temperature=temperature,
+                                    system=SYSTEM, seed=params.seed + rounds["n"])
+
+        outputs = generate_tests(targets, options, generate, parallel=min(len(targets), os.cpu_count() or 1))
+        for index, output in zip(slots, outputs, strict=True):
+            results[index] = GeneratedTests(**output)
+        ctx.logger.info("testgen: %d module(s) done", len(slots))
+        return results  # type: ignore[return-value]
+
+    def files(self, item: BaseModel, output: BaseModel) -> dict[str, str]:
+        assert isinstance(output, GeneratedTests)
+        return {output.test_file: output.test_code} if output.test_code else {}
+
+    def summarize(self, outputs: Iterable[BaseModel], ctx: RunContext) -> dict[str, Any] | None:
+        rows = []
+        for output in outputs:
+            assert isinstance(output, GeneratedTests)
+            before, after = output.coverage_before, output.coverage_after
+            rows.append({
+                "module": output.module,
+                "line_before": before.line_percent, "line_after": after.line_percent,
+                "branch_before": before.branch_percent, "branch_after": after.branch_percent,
+                "kept": output.kept, "generated": output.generated, "seconds": output.seconds,
+            })
+        if not rows:
+            return None
+        header = f"{'module':<40} {'line %':>15} {'branch %':>15} {'kept/gen':>9} {'sec':>6}"
+        lines = [header, "-" * len(header)]
+        for r in rows:
+            lines.append(f"{r['module']:<40} {r['line_before']:>6.1f} -> {r['line_after']:>5.1f} "
+                         f"{r['branch_before']:>6.1f} -> {r['branch_after']:>5.1f} "
+                         f"{str(r['kept']) + '/' + str(r['generated']):>9} {r['seconds']:>6.1f}")
+        return {"modules": rows, "table": "\n".join(lines),
+                "kept": sum(r["kept"] for r in rows), "generated": sum(r["generated"] for r in rows)}
