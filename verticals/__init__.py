@@ -12,6 +12,7 @@ from verticals.core.tasks import ItemError, NoParams, RunContext, Task
 from verticals.hookspecs import hookimpl
 
 __all__ = [
+    "Client",
     "ItemError",
     "ModelHost",
     "ModelSpec",
@@ -23,3 +24,12 @@ __all__ = [
     "__version__",
     "hookimpl",
 ]
+
+
+def __getattr__(name: str):
+    """``verticals.Client`` (the SDK) is imported on first use, so ``import verticals`` stays light."""
+    if name == "Client":
+        from verticals.client import Client
+
+        return Client
+    raise AttributeError(f"module 'verticals' has no attribute {name!r}")

@@ -32,7 +32,7 @@ from verticals.core.tasks import Task
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "verticals"
-BUILTIN_PLUGINS = ("verticals.builtin",)
+BUILTIN_PLUGINS = ("verticals.builtin", "verticals.api.webhooks")
 
 
 class PluginError(RuntimeError):
@@ -119,10 +119,11 @@ def build_registry() -> Registry:
 
     for module_name in BUILTIN_PLUGINS:
         module = importlib.import_module(module_name)
-        manager.register(module, name="builtin")
+        builtin_name = "builtin" if module_name == "verticals.builtin" else module_name
+        manager.register(module, name=builtin_name)
         from verticals import __version__
 
-        plugins["builtin"] = PluginInfo("builtin", "verticals", __version__, module_name)
+        plugins[builtin_name] = PluginInfo(builtin_name, "verticals", __version__, module_name)
 
     allow = _allowlist()
     seen: set[str] = set()

@@ -58,11 +58,11 @@ class Store:
 
     # jobs -----------------------------------------------------------------
     def create_job(self, task: str, params: dict[str, Any], options: dict[str, Any], chunk_size: int,
-                   plugin: str | None = None, plugin_version: str | None = None) -> str:
+                   plugin: str | None = None, plugin_version: str | None = None, tenant: str | None = None) -> str:
         job_id = uuid.uuid4().hex
         with self.session() as session, session.begin():
             session.add(Job(id=job_id, task=task, params=params, options=options, chunk_size=chunk_size,
-                            plugin=plugin, plugin_version=plugin_version, total=0))
+                            plugin=plugin, plugin_version=plugin_version, total=0, tenant_id=tenant))
         return job_id
 
     def add_items(self, job_id: str, rows: Iterable[tuple[int, dict[str, Any] | None, str, str | None]]) -> None:
@@ -87,9 +87,12 @@ class Store:
                 raise KeyError(f"no job {job_id!r}" + (" (prefix is ambiguous)" if matches else ""))
             return job
 
-    def list_jobs(self, limit: int = 20, offset: int = 0) -> list[Job]:
+    def list_jobs(self, limit: int = 20, offset: int = 0, tenant: str | None = None) -> list[Job]:
+        """Newest first; ``tenant`` keeps only that tenant's jobs (None: every job)."""
         with self.session() as session:
             query = select(Job).order_by(Job.created_at.desc()).limit(limit).offset(offset)
+            if tenant is not None:
+                query = query.where(Job.tenant_id == tenant)
             return list(session.scalars(query))
 
     def counts(self, job_id: str) -> dict[str, int]:
@@ -116,6 +119,7 @@ class Store:
             "options": job.options, "plugin": job.plugin, "plugin_version": job.plugin_version,
             "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at),
             "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at), "elapsed_s": elapsed,
+            "tenant": job.tenant_id,
         }
 
     def request_cancel(self, job_id: str) -> None:

@@ -1,0 +1,365 @@
+"""REST API unit tests (FastAPI TestClient, real SQLite store, real job threads, fixture task)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from verticals.core.store.tenants import Tenants
+
+
+@pytest.fixture
+def registry(use_plugins, monkeypatch):
+    """Only the fixture plugin (fast): the API is under test, not the domain plugins."""
+    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures")
+    use_plugins("good")
+    from verticals.plugins import get_registry
+
+    return get_registry(refresh=True)
+
+
+@pytest.fixture
+def api_store(request, isolated_home):
+    """SQLite; tests marked ``@both_databases`` run on a fresh PostgreSQL database too."""
+    from verticals.core.store import open_store
+    from verticals.core.store.db import make_engine, upgrade
+
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return open_store(f"sqlite:///{isolated_home / 'api.db'}")
+    url = request.getfixturevalue("postgres_url")
+    upgrade(make_engine(url))
+    return open_store(url)
+
+
+both_databases = pytest.mark.parametrize("api_store", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def make_api(api_store, registry):
+    store = api_store
+    from verticals.api import webhooks
+    from verticals.api.app import create_app
+
+    clients = []
+
+    def make(auth: bool = True, background: bool = True) -> TestClient:
+        client = TestClient(create_app(store, registry, auth=auth, background=background))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+    webhooks.use_store(None)
+
+
+@pytest.fixture
+def api(make_api):
+    return make_api()
+
+
+@pytest.fixture
+def keys(api_store):
+    tenants = Tenants(api_store)
+    return {name: {"Authorization": f"Bearer {tenants.create_key(name, 'test').token}"} for name in ("acme", "globex")}
+
+
+def wait_done(api, headers, job_id, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def wait_for(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def submit(api, headers, texts, **extra):
+    response = api.post("/v1/jobs", json={"task": "fixtures.echo", "items": [{"text": t} for t in texts], **extra},
+                        headers=headers)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def v1_routes(app):
+    return [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/")]
+
+
+def call(api, method, path, headers):
+    body = {"POST": {"json": {}}}.get(method, {})
+    return api.request(method, path, headers=headers, **body)
+
+
+def test_every_v1_route_refuses_requests_without_a_valid_key(api, api_store, keys):
+    tenants = Tenants(api_store)
+    revoked = tenants.create_key("acme", "old")
+    assert tenants.revoke_key(revoked.id)
+    routes = v1_routes(api.app)
+    assert len(routes) >= 15
+    for route in routes:
+        path = re.sub(r"\{[^}]+\}", "0" * 32, route.path)
+        for method in route.methods:
+            for headers in ({}, {"Authorization": "Bearer vk_nope_nope"},
+                            {"Authorization": f"Bearer {revoked.token}"}):
+                response = call(api, method, path, headers)
+                assert response.status_code == 401, (method, path, headers, response.text)
+                assert "verticals keys create" in response.json()["detail"]
+    assert api.get("/v1/me", headers=keys["acme"]).json()["tenant"] == "acme"
+
+
+@both_databases
+def test_tenant_isolation_over_every_endpoint(api, keys):
+    acme, globex = keys["acme"], keys["globex"]
+    job_id = submit(api, acme, ["acme-private-text", "POISON"])
+    wait_done(api, acme, job_id)
+    wait_for(lambda: api.get(f"/v1/jobs/{job_id}/summary", headers=acme).status_code == 200)  # written after finish
+    hook = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=acme).json()
+
+    job_routes = [r for r in v1_routes(api.app) if "{job_id}" in r.path]
+    assert {r.path for r in job_routes} >= {"/v1/jobs/{job_id}", "/v1/jobs/{job_id}/results",
+                                           "/v1/jobs/{job_id}/results.ndjson", "/v1/jobs/{job_id}/summary",
+                                           "/v1/jobs/{job_id}/cancel", "/v1/jobs/{job_id}/retry"}
+    for route in job_routes:
+        for method in route.methods:
+            path = route.path.format(job_id=job_id)
+            other = call(api, method, path, globex)
+            assert other.status_code == 404, (method, path, other.text)
+            assert job_id not in api.get("/v1/jobs", headers=globex).text
+            assert call(api, method, path, acme).status_code in (200, 202), (method, path)
+    assert "acme-private" not in api.get(f"/v1/jobs/{job_id}/results.ndjson", headers=globex).text
+    assert "acme-private" in api.get(f"/v1/jobs/{job_id}/results.ndjson", headers=acme).text.upper().lower()
+    assert api.get("/v1/jobs", headers=globex).json()["jobs"] == []
+    assert [j["id"] for j in api.get("/v1/jobs", headers=acme).json()["jobs"]] == [job_id]
+    # webhooks and their delivery log
+    assert api.get("/v1/webhooks", headers=globex).json() == []
+    assert api.delete(f"/v1/webhooks/{hook['id']}", headers=globex).status_code == 404
+    assert [h["id"] for h in api.get("/v1/webhooks", headers=acme).json()] == [hook["id"]]
+    assert api.get("/v1/webhook-deliveries", headers=globex, params={"job_id": job_id}).json() == []
+    assert api.delete(f"/v1/webhooks/{hook['id']}", headers=acme).status_code == 204
+
+
+def test_webhook_events_go_only_to_the_job_tenant(make_api, keys):
+    api = make_api(background=True)
+    acme, globex = keys["acme"], keys["globex"]
+    acme_hook = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/a"}, headers=acme).json()
+    globex_hook = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/g"}, headers=globex).json()
+    assert acme_hook["secret"] and globex_hook["secret"]
+    assert "secret" not in json.dumps([h for h in api.get("/v1/webhooks", headers=acme).json() if h["secret"]])
+    job_id = submit(api, acme, ["x"])
+    wait_done(api, acme, job_id)
+    deadline = time.monotonic() + 10
+    while not (log := api.get("/v1/webhook-deliveries", headers=acme).json()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(d["webhook_id"], d["job_id"], d["event"]) for d in log] == [(acme_hook["id"], job_id, "job.finished")]
+    assert api.get("/v1/webhook-deliveries", headers=globex).json() == []
+
+
+@both_databases
+def test_idempotency_key_same_body_same_job_other_body_409(api, keys):
+    acme, globex = keys["acme"], keys["globex"]
+    body = {"task": "fixtures.echo", "items": [{"text": "a"}, {"text": "b"}]}
+    first = api.post("/v1/jobs", json=body, headers={**acme, "Idempotency-Key": "k1"})
+    again = api.post("/v1/jobs", json=body, headers={**acme, "Idempotency-Key": "k1"})
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.json()["id"] == again.json()["id"]
+    other = api.post("/v1/jobs", json={**body, "items": [{"text": "c"}]}, headers={**acme, "Idempotency-Key": "k1"})
+    assert other.status_code == 409 and "different request body" in other.json()["detail"]
+    theirs = api.post("/v1/jobs", json=body, headers={**globex, "Idempotency-Key": "k1"})
+    assert theirs.status_code == 202 and theirs.json()["id"] != first.json()["id"]
+    assert len(api.get("/v1/jobs", headers=acme).json()["jobs"]) == 1
+    # a refused creation does not burn the key
+    bad = api.post("/v1/jobs", json={**body, "params": {"sleep": -1}}, headers={**acme, "Idempotency-Key": "k2"})
+    assert bad.status_code == 422
+    good = api.post("/v1/jobs", json={**body, "params": {"sleep": 0}}, headers={**acme, "Idempotency-Key": "k2"})
+    assert good.status_code == 202
+
+
+def test_upload_idempotency_by_file_content(api, keys):
+    acme = keys["acme"]
+    post = lambda content: api.post("/v1/jobs/upload", data={"task": "fixtures.echo"},  # noqa: E731
+                                    files={"file": ("in.txt", content)}, headers={**acme, "Idempotency-Key": "u"})
+    first, again, other = post(b"one\ntwo\n"), post(b"one\ntwo\n"), post(b"three\n")
+    assert first.json()["id"] == again.json()["id"] and first.json()["total"] == 2
+    assert other.status_code == 409
+
+
+def test_job_lifecycle_results_paging_and_ndjson(api, keys):
+    acme = keys["acme"]
+    texts = [f"t{i}" for i in range(23)] + ["POISON", ""]
+    job_id = submit(api, acme, texts)
+    job = wait_done(api, acme, job_id)
+    assert job["status"] == "partial" and job["counts"] == {"succeeded": 23, "failed": 2}
+    assert job["progress"] == 1.0 and job["tenant"] == "acme"
+    page = api.get(f"/v1/jobs/{job_id}/results", params={"limit": 10}, headers=acme).json()
+    assert [i["seq"] for i in page["items"]] == list(range(10)) and page["next_offset"] == 10
+    rest, offset = [], page["next_offset"]
+    while offset is not None:
+        page = api.get(f"/v1/jobs/{job_id}/results", params={"limit": 10, "offset": offset}, headers=acme).json()
+        rest += page["items"]
+        offset = page["next_offset"]
+    assert len(rest) == 15
+    lines = api.get(f"/v1/jobs/{job_id}/results.ndjson", headers=acme).text.splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["output"]["upper"] for r in rows[:23]] == [t.upper() for t in texts[:23]]
+    failed = api.get(f"/v1/jobs/{job_id}/results", params={"status": "failed"}, headers=acme).json()["items"]
+    assert [f["seq"] for f in failed] == [23, 24] and "poisoned" in failed[0]["error"]
+    wait_for(lambda: api.get(f"/v1/jobs/{job_id}/summary", headers=acme).status_code == 200)
+    assert api.get(f"/v1/jobs/{job_id}/summary", headers=acme).json()["lengths"]
+    with_inputs = api.get(f"/v1/jobs/{job_id}/results", params={"include_inputs": True, "limit": 1}, headers=acme)
+    assert with_inputs.json()["items"][0]["input"] == {"text": "t0"}
+    retried = api.post(f"/v1/jobs/{job_id}/retry", headers=acme).json()
+    assert retried["requeued"] == 1  # the POISON item (the invalid one has no valid input to re-run)
+    assert wait_done(api, acme, job_id)["counts"] == {"succeeded": 23, "failed": 2}
+
+
+def test_cancel_a_running_job(api, keys):
+    acme = keys["acme"]
+    job_id = submit(api, acme, [f"t{i}" for i in range(40)], params={"sleep": 0.1})
+    cancelled = api.post(f"/v1/jobs/{job_id}/cancel", headers=acme)
+    assert cancelled.status_code == 200 and cancelled.json()["cancel_requested"]
+    job = wait_done(api, acme, job_id)
+    assert job["status"] == "cancelled" and job["counts"].get("cancelled", 0) > 0
+
+
+def test_json_job_limits_and_errors(api, keys, monkeypatch):
+    acme = keys["acme"]
+    api.app.state.api.limits.max_job_items = 5
+    too_many = api.post("/v1/jobs", json={"task": "fixtures.echo", "items": [{"text": "a"}] * 6}, headers=acme)
+    assert too_many.status_code == 413 and "/v1/jobs/upload" in too_many.json()["detail"]
+    unknown = api.post("/v1/jobs", json={"task": "nope.task", "items": []}, headers=acme)
+    assert unknown.status_code == 422 and "fixtures.echo" in unknown.json()["detail"]
+    bad = api.post("/v1/jobs", json={"task": "fixtures.echo", "items": [], "params": {"sleep": "x"}}, headers=acme)
+    assert bad.status_code == 422 and "sleep" in bad.json()["detail"]
+    api.app.state.api.limits.max_body_bytes = 1000
+    big = api.post("/v1/jobs", json={"task": "fixtures.echo", "items": [{"text": "a" * 2000}]}, headers=acme)
+    assert big.status_code == 413 and "VERTICALS_API_MAX_BODY_MB" in big.json()["detail"]
+    assert api.get("/v1/jobs", headers=acme).json()["jobs"] == []
+
+
+def test_predict_is_synchronous_isolates_failures_and_is_bounded(api, keys, monkeypatch):
+    acme = keys["acme"]
+    response = api.post("/v1/predict", json={"task": "fixtures.echo", "items": [
+        {"text": "ok"}, {"text": "POISON"}, {"text": ""}, {"text": "fine"}]}, headers=acme)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["succeeded", "failed", "failed", "succeeded"]
+    assert results[0]["output"] == {"upper": "OK", "length": 2} and results[3]["output"]["upper"] == "FINE"
+    monkeypatch.setenv("VERTICALS_API_PREDICT_MAX_ITEMS", "3")
+    over = api.post("/v1/predict", json={"task": "fixtures.echo", "items": [{"text": "a"}] * 4}, headers=acme)
+    assert over.status_code == 413 and "POST /v1/jobs" in over.json()["detail"]
+    assert api.post("/v1/predict", json={"task": "x.y", "items": []}, headers=acme).status_code == 422
+    assert api.get("/v1/jobs", headers=acme).json()["jobs"] == []  # nothing stored
+
+
+def test_upload_csv_with_text_column_and_jsonl(api, keys):
+    acme = keys["acme"]
+    csv_body = b"id,body\n1,hello\n2,world\n3,\n"
+    response = api.post("/v1/jobs/upload", data={"task": "fixtures.echo", "text_column": "body"},
+                        files={"file": ("in.csv", csv_body, "text/csv")}, headers=acme)
+    assert response.status_code == 202, response.text
+    job = wait_done(api, acme, response.json()["id"])
+    assert job["total"] == 3 and job["counts"] == {"succeeded": 2, "failed": 1}
+    jsonl = b'{"text": "a"}\n\n{"text": "b"}\n'
+    response = api.post("/v1/jobs/upload", data={"task": "fixtures.echo", "params": '{"reject": "b"}'},
+                        files={"file": ("in.jsonl", jsonl)}, headers=acme)
+    job = wait_done(api, acme, response.json()["id"])
+    assert job["counts"] == {"succeeded": 1, "failed": 1}
+
+
+def test_bad_uploads_are_refused_before_a_job_exists(api, keys):
+    acme = keys["acme"]
+    cases = [
+        ({"task": "fixtures.echo"}, ("in.jsonl", b'{"text": "a"}\n{oops\n'), 422, "line 2"),
+        ({"task": "fixtures.echo"}, ("in.bin", b"abc"), 422, "format"),
+        ({"task": "fixtures.echo"}, ("in.txt", b"\xff\xfe\x00bad"), 422, "UTF-8"),
+        ({"task": "fixtures.echo", "text_column": "missing"}, ("in.csv", b"a,b\n1,2\n"), 422, "missing"),
+        ({"task": "fixtures.echo"}, ("in.csv", b"a,b\n1,2\n"), 422, "text"),
+        ({"task": "fixtures.echo", "params": "[1]"}, ("in.txt", b"x\n"), 422, "JSON object"),
+    ]
+    for data, file, code, words in cases:
+        response = api.post("/v1/jobs/upload", data=data, files={"file": file}, headers=acme)
+        assert response.status_code == code, (file, response.text)
+        assert words in response.json()["detail"], response.text
+    assert api.get("/v1/jobs", headers=acme).json()["jobs"] == []
+
+
+def test_upload_over_the_size_limit_is_413(api, keys):
+    acme = keys["acme"]
+    api.app.state.api.limits.max_upload_bytes = 1 << 20
+    response = api.post("/v1/jobs/upload", data={"task": "fixtures.echo"},
+                        files={"file": ("big.txt", b"line\n" * 300_000)}, headers=acme)
+    assert response.status_code == 413 and "VERTICALS_API_MAX_UPLOAD_MB" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit is enforced while streaming
+        yield b"--b\r\nContent-Disposition: form-data; name=\"task\"\r\n\r\nfixtures.echo\r\n"
+        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"\r\n\r\n"
+        for _ in range(40):
+            yield b"y" * 65536
+        yield b"\r\n--b--\r\n"
+
+    response = api.post("/v1/jobs/upload", content=chunks(),
+                        headers={**acme, "Content-Type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 413
+    assert api.get("/v1/jobs", headers=acme).json()["jobs"] == []
+
+
+def test_tasks_plugins_health_metrics(api, keys):
+    acme = keys["acme"]
+    tasks = {t["name"]: t for t in api.get("/v1/tasks", headers=acme).json()}
+    echo = tasks["fixtures.echo"]
+    assert echo["plugin"] == "fixtures" and "text" in echo["input_schema"]["properties"]
+    assert "upper" in echo["output_schema"]["properties"] and "sleep" in echo["params_schema"]["properties"]
+    assert api.get("/v1/tasks/fixtures.echo", headers=acme).json()["name"] == "fixtures.echo"
+    assert api.get("/v1/tasks/nope", headers=acme).status_code == 404
+    plugins = {p["name"]: p for p in api.get("/v1/plugins", headers=acme).json()}
+    assert "job_finished" in plugins["verticals.api.webhooks"]["hooks"]
+    assert api.get("/healthz").text == "ok"
+    assert api.get("/readyz").json()["status"] == "ready"
+    wait_done(api, acme, submit(api, acme, ["a", "b", "POISON"]))
+    metrics = api.get("/metrics").text
+    assert 'verticals_jobs{status="partial"} 1.0' in metrics
+    assert 'verticals_items{status="succeeded"} 2.0' in metrics
+    assert "verticals_queue_depth 0.0" in metrics and "verticals_items_per_second" in metrics
+    assert "verticals_items_processed_total 3.0" in metrics
+    assert "verticals_model_load_seconds" in metrics
+    schema = api.get("/openapi.json").json()
+    assert schema["openapi"].startswith("3.") and "/v1/jobs/{job_id}/results.ndjson" in schema["paths"]
+    assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+def test_no_auth_mode_is_tenant_local(make_api):
+    api = make_api(auth=False)
+    assert api.get("/v1/me").json() == {"tenant": "local", "key_id": None, "key_name": None, "auth": False,
+                                        "executor": "local"}
+    job_id = submit(api, {}, ["a"])
+    assert wait_done(api, {}, job_id)["tenant"] == "local"
+
+
+def test_jobs_resume_when_the_server_restarts(make_api, api_store, registry, keys):
+    from verticals.core.jobs import submit_job
+
+    job_id = submit_job(api_store, registry, "fixtures.echo", [{"text": "a"}], tenant="acme")
+    api = make_api()  # starts, finds the unfinished API job, runs it
+    assert wait_done(api, keys["acme"], job_id)["status"] == "succeeded"
+
+
+def test_dashboard_is_self_contained(api):
+    page = api.get("/dashboard")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text)  # no CDN
+    assert api.get("/dashboard/app.js").headers["content-type"].startswith("text/javascript")
+    assert api.get("/").headers.get("location") is None  # TestClient follows the redirect

@@ -1,0 +1,237 @@
+"""The jobs dashboard: one static page and a small script, served by the API (no CDN, works offline).
+
+The page holds no data: its script calls the same ``/v1`` endpoints as any client, with
+the API key the user typed (kept in the tab's ``sessionStorage``; a ``#key=...`` URL
+fragment, which browsers never send to the server, is accepted too). So the dashboard
+shows exactly what the key's tenant may see, and nothing else.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, Response
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>verticals · jobs</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/dashboard/app.css"></head>
+<body data-auth="__AUTH__">
+<header><a href="/dashboard" class="brand">verticals</a><span id="who"></span>
+<button id="logout" hidden>forget key</button></header>
+<main>
+<form id="login" hidden><label>API key <input id="key" type="password" autocomplete="off"
+ placeholder="vk_..."></label> <button>open</button><p class="hint">Create one with
+ <code>verticals keys create --tenant TENANT --name NAME</code>. It stays in this tab only.</p></form>
+<p id="error" class="error" hidden></p>
+<section id="jobs" hidden><h1>Jobs</h1><table><thead><tr><th>job</th><th>task</th><th>status</th>
+<th>progress</th><th>items</th><th>created</th></tr></thead><tbody></tbody></table>
+<p class="empty" hidden>No jobs yet. Submit one with POST /v1/jobs.</p></section>
+<section id="job" hidden><p><a href="/dashboard">← all jobs</a></p><h1 id="job-title"></h1>
+<div class="bar big"><div></div></div><p id="job-line"></p>
+<p><button id="cancel">cancel</button> <button id="retry">retry failed</button></p>
+<dl id="job-facts"></dl>
+<h2>Results preview</h2><table id="preview"><thead><tr><th>#</th><th>status</th><th>output</th></tr></thead>
+<tbody></tbody></table>
+<h2>Failed items</h2><table id="failed"><thead><tr><th>#</th><th>error</th></tr></thead><tbody></tbody></table>
+<p id="no-failed" class="empty" hidden>No failed items.</p></section>
+</main><script src="/dashboard/app.js"></script></body></html>
+"""
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d2330;
+background:#f6f7f9}
+header{display:flex;gap:1em;align-items:center;padding:.7em 1.5em;background:#1d2330;color:#fff}
+header .brand{color:#fff;font-weight:700;text-decoration:none;font-size:16px}
+header #who{opacity:.8;flex:1}
+main{max-width:1100px;margin:1.5em auto;padding:0 1.5em}
+table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px #0001}
+th,td{text-align:left;padding:.45em .7em;border-bottom:1px solid #e6e8ee;vertical-align:top}
+th{font-weight:600;background:#eef0f4}
+td code,td.mono{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px;word-break:break-all}
+.bar{width:160px;height:10px;background:#e3e6ec;border-radius:5px;overflow:hidden;display:inline-block}
+.bar.big{width:100%;height:16px;border-radius:8px}
+.bar div{height:100%;background:#3b7ddd;transition:width .4s}
+.status{padding:.1em .5em;border-radius:4px;font-size:12px;font-weight:600}
+.s-succeeded{background:#dcf3e3;color:#17693a}.s-running{background:#dde9fb;color:#1f4f99}
+.s-queued{background:#eceef2;color:#555}.s-partial{background:#fdf0d3;color:#8a5a00}
+.s-failed{background:#fbe0e0;color:#9b1c1c}.s-cancelled{background:#eceef2;color:#777}
+.s-pending{background:#eceef2;color:#555}
+.error{color:#9b1c1c;background:#fbe0e0;padding:.6em 1em;border-radius:4px}
+.empty,.hint{color:#667}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dt{color:#667}dd{margin:0}
+button{cursor:pointer}
+"""
+
+SCRIPT = r"""
+(function () {
+  "use strict";
+  const auth = document.body.dataset.auth === "true";
+  const $ = (sel) => document.querySelector(sel);
+  const params = new URLSearchParams(location.search);
+  if (location.hash.startsWith("#key=")) {
+    sessionStorage.setItem("verticals-key", decodeURIComponent(location.hash.slice(5)));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const key = () => sessionStorage.getItem("verticals-key");
+
+  async function api(path, options) {
+    const headers = {"Accept": "application/json"};
+    if (auth && key()) headers["Authorization"] = "Bearer " + key();
+    const response = await fetch(path, Object.assign({headers: headers}, options || {}));
+    const body = (response.headers.get("content-type") || "").includes("json") ? await response.json() : null;
+    if (!response.ok) {
+      const error = new Error((body && body.detail) || ("HTTP " + response.status));
+      error.status = response.status;
+      throw error;
+    }
+    return body;
+  }
+  function el(tag, text, cls) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (cls) node.className = cls;
+    return node;
+  }
+  function badge(status) { return el("span", status, "status s-" + status); }
+  function bar(progress, big) {
+    const outer = el("div", null, big ? "bar big" : "bar");
+    const inner = el("div");
+    inner.style.width = Math.round(progress * 1000) / 10 + "%";
+    outer.appendChild(inner);
+    return outer;
+  }
+  function seconds(value) {
+    if (value === null || value === undefined) return "–";
+    if (value < 90) return value.toFixed(1) + " s";
+    if (value < 5400) return (value / 60).toFixed(1) + " min";
+    return (value / 3600).toFixed(1) + " h";
+  }
+  function showError(error) {
+    const box = $("#error");
+    if (!error) { box.hidden = true; return; }
+    box.textContent = error.message;
+    box.hidden = false;
+    if (error.status === 401) { sessionStorage.removeItem("verticals-key"); showLogin(); }
+  }
+  function showLogin() {
+    $("#login").hidden = false; $("#jobs").hidden = true; $("#job").hidden = true;
+  }
+  const active = (s) => s === "queued" || s === "running";
+
+  async function renderJobs() {
+    const data = await api("/v1/jobs?limit=50");
+    const body = $("#jobs tbody");
+    body.replaceChildren();
+    for (const job of data.jobs) {
+      const row = el("tr");
+      row.dataset.job = job.id;
+      const link = el("a", job.id.slice(0, 12));
+      link.href = "/dashboard?job=" + encodeURIComponent(job.id);
+      const first = el("td", null, "mono"); first.appendChild(link); row.appendChild(first);
+      row.appendChild(el("td", job.task));
+      const status = el("td"); status.appendChild(badge(job.status)); row.appendChild(status);
+      const progress = el("td"); progress.appendChild(bar(job.progress));
+      progress.appendChild(el("span", " " + Math.round(job.progress * 100) + "%")); row.appendChild(progress);
+      row.appendChild(el("td", job.done + " / " + job.total));
+      row.appendChild(el("td", (job.created_at || "").slice(0, 19).replace("T", " ")));
+      body.appendChild(row);
+    }
+    $("#jobs .empty").hidden = data.jobs.length > 0;
+    $("#jobs").hidden = false;
+    return data.jobs.some((job) => active(job.status));
+  }
+
+  function fillTable(selector, rows, cells) {
+    const body = $(selector + " tbody");
+    body.replaceChildren();
+    for (const item of rows) {
+      const row = el("tr");
+      for (const cell of cells(item)) row.appendChild(cell);
+      body.appendChild(row);
+    }
+  }
+
+  async function renderJob(id) {
+    const job = await api("/v1/jobs/" + encodeURIComponent(id));
+    $("#job-title").replaceChildren(el("span", job.task + " · "), el("code", job.id), el("span", " "),
+      badge(job.status));
+    $("#job .bar.big div").style.width = Math.round(job.progress * 1000) / 10 + "%";
+    $("#job-line").textContent = job.done + " of " + job.total + " items done (" + Math.round(job.progress * 100)
+      + "%) · " + (job.items_per_s ? job.items_per_s.toFixed(1) + " items/s" : "– items/s")
+      + (active(job.status) ? " · ETA " + seconds(job.eta_s) : " · took " + seconds(job.elapsed_s));
+    const facts = $("#job-facts");
+    facts.replaceChildren();
+    const counts = Object.entries(job.counts).map(([k, v]) => k + ": " + v).join(", ") || "–";
+    for (const [name, value] of [["counts", counts], ["params", JSON.stringify(job.params)],
+        ["created", job.created_at], ["started", job.started_at], ["finished", job.finished_at],
+        ["plugin", (job.plugin || "") + " " + (job.plugin_version || "")]]) {
+      facts.appendChild(el("dt", name)); facts.appendChild(el("dd", value || "–"));
+    }
+    $("#cancel").hidden = !active(job.status);
+    $("#retry").hidden = active(job.status) || !(job.counts.failed > 0);
+    const preview = await api("/v1/jobs/" + encodeURIComponent(id) + "/results?limit=20");
+    fillTable("#preview", preview.items, (item) => [el("td", item.seq), (() => {
+      const td = el("td"); td.appendChild(badge(item.status)); return td; })(),
+      el("td", item.output ? JSON.stringify(item.output).slice(0, 300) : (item.error || ""), "mono")]);
+    const failed = await api("/v1/jobs/" + encodeURIComponent(id) + "/results?status=failed&limit=100");
+    fillTable("#failed", failed.items, (item) => [el("td", item.seq), el("td", item.error)]);
+    $("#failed").hidden = failed.items.length === 0;
+    $("#no-failed").hidden = failed.items.length > 0;
+    $("#job").hidden = false;
+    return active(job.status);
+  }
+
+  async function tick() {
+    let again = true;
+    try {
+      again = params.get("job") ? await renderJob(params.get("job")) : await renderJobs();
+      showError(null);
+    } catch (error) {
+      showError(error);
+      if (error.status === 401) return;
+    }
+    setTimeout(tick, again ? 1000 : 4000);
+  }
+
+  async function start() {
+    if (auth && !key()) { showLogin(); return; }
+    $("#login").hidden = true;
+    try {
+      const me = await api("/v1/me");
+      $("#who").textContent = "tenant " + me.tenant + (me.auth ? "" : " (authentication disabled)");
+      $("#logout").hidden = !me.auth;
+    } catch (error) { showError(error); if (error.status === 401) return; }
+    tick();
+  }
+
+  $("#login").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem("verticals-key", $("#key").value.trim());
+    start();
+  });
+  $("#logout").addEventListener("click", () => { sessionStorage.removeItem("verticals-key"); location.reload(); });
+  const jobPath = () => "/v1/jobs/" + encodeURIComponent(params.get("job"));
+  $("#cancel").addEventListener("click", () => api(jobPath() + "/cancel", {method: "POST"}).catch(showError));
+  $("#retry").addEventListener("click", () => api(jobPath() + "/retry", {method: "POST"}).then(() => tick())
+    .catch(showError));
+  start();
+})();
+"""
+
+
+def add_dashboard(app: FastAPI, auth: bool) -> None:
+    page = PAGE.replace("__AUTH__", "true" if auth else "false")
+    security = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+
+    @app.get("/dashboard", include_in_schema=False, response_class=HTMLResponse)
+    def dashboard() -> HTMLResponse:
+        return HTMLResponse(page, headers=security)
+
+    @app.get("/dashboard/app.js", include_in_schema=False)
+    def dashboard_js() -> Response:
+        return Response(SCRIPT, media_type="text/javascript", headers=security)
+
+    @app.get("/dashboard/app.css", include_in_schema=False)
+    def dashboard_css() -> Response:
+        return Response(CSS, media_type="text/css", headers=security)

@@ -1,0 +1,146 @@
+"""Request and response bodies of the REST API (they make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What happened and what to do.")
+
+
+class PluginOut(BaseModel):
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    status: str
+    error: str | None = None
+    hooks: list[str] = []
+    tasks: list[str] = []
+    models: list[str] = []
+
+
+class TaskOut(BaseModel):
+    name: str
+    plugin: str | None = None
+    description: str = ""
+    device: str
+    chunk_size: int
+    batch_size: int
+    sensitive: bool = False
+    text_field: str | None = None
+    models: dict[str, str] = {}
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    params_schema: dict[str, Any]
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(description="Task name, e.g. finance.sentiment (GET /v1/tasks).", min_length=1, max_length=200)
+    items: list[dict[str, Any]] = Field(description="Input items: objects matching the task's input_schema.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Task parameters (its params_schema).")
+    chunk_size: int | None = Field(default=None, ge=1, le=100_000, description="Items per chunk (default: task's).")
+    purge_inputs: bool = Field(default=False, description="Delete each item's input once its output is stored.")
+
+
+class JobOut(BaseModel):
+    id: str
+    task: str
+    status: Literal["queued", "running", "succeeded", "partial", "failed", "cancelled"]
+    total: int
+    done: int
+    progress: float = Field(description="done / total, 0..1")
+    counts: dict[str, int]
+    params: dict[str, Any]
+    options: dict[str, Any] = {}
+    plugin: str | None = None
+    plugin_version: str | None = None
+    cancel_requested: bool = False
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    elapsed_s: float | None = None
+    tenant: str | None = None
+    items_per_s: float | None = Field(default=None, description="Throughput so far")
+    eta_s: float | None = Field(default=None, description="Estimated seconds left (running jobs)")
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    next_offset: int | None = None
+
+
+class ResultOut(BaseModel):
+    seq: int
+    status: str
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    input: dict[str, Any] | None = None
+
+
+class ResultPage(BaseModel):
+    job_id: str
+    items: list[ResultOut]
+    next_offset: int | None = Field(default=None, description="Pass as offset for the next page; null at the end")
+
+
+class RetryOut(BaseModel):
+    requeued: int
+    job: JobOut
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=200)
+    items: list[dict[str, Any]]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PredictOut(BaseModel):
+    task: str
+    results: list[ResultOut]
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2000, description="http(s) URL that receives POSTed events")
+    events: list[Literal["job.finished", "job.failed"]] | None = Field(
+        default=None, description="Events to send (default: both)")
+    secret: str | None = Field(default=None, min_length=16, max_length=128,
+                               description="Signing secret (default: generated and returned once)")
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    created_at: str | None = None
+    secret: str | None = Field(default=None, description="Only in the creation response")
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    webhook_id: str
+    job_id: str
+    event: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: str | None = None
+    delivered_at: str | None = None
+    next_attempt_at: str | None = None
+
+
+class MeOut(BaseModel):
+    tenant: str
+    key_id: str | None = None
+    key_name: str | None = None
+    auth: bool
+    executor: str

@@ -1,0 +1,365 @@
+"""The Python SDK: ``verticals.Client`` — the same methods remote (REST) or in-process.
+
+::
+
+    import verticals
+
+    client = verticals.Client("http://127.0.0.1:8000", api_key="vk_...")   # remote, over REST
+    client = verticals.Client()                                             # in-process, no server
+
+    job = client.submit("finance.sentiment", items=[{"text": "Shares jumped 8%"}])
+    job.wait(progress=True)
+    for result in job.results():
+        print(result.seq, result.status, result.output)
+    client.predict("finance.sentiment", [{"text": "Guidance cut"}])
+
+Remote: ``api_key`` defaults to ``$VERTICALS_API_KEY``. In-process: jobs run in a
+background thread of this process with the local executor (or are dispatched to
+Celery workers when ``VERTICALS_BROKER_URL`` is set), in the configured database,
+with no tenant (like CLI jobs); call ``job.wait()`` before the program exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+ACTIVE = ("queued", "running")
+
+
+class VerticalsError(RuntimeError):
+    """A request the server (or the local engine) refused; ``status_code`` is the HTTP status (remote)."""
+
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class Result:
+    """One item's result: ``output`` when it succeeded, ``error`` when it failed."""
+
+    seq: int
+    status: str
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    input: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def output_as(self, model: type[M]) -> M | None:
+        """The output validated as ``model`` (e.g. the task's ``Output``), or None for a failed item."""
+        return model.model_validate(self.output) if self.output is not None else None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        return cls(int(data["seq"]), data["status"], data.get("output"), data.get("error"), data.get("input"))
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of a job: status, counts, progress (0..1), throughput and ETA."""
+
+    id: str
+    task: str
+    status: str
+    total: int
+    done: int
+    progress: float
+    counts: dict[str, int] = field(default_factory=dict)
+    items_per_s: float | None = None
+    eta_s: float | None = None
+    created_at: str | None = None
+    finished_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ACTIVE
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobStatus:
+        rate, eta = data.get("items_per_s"), data.get("eta_s")
+        if rate is None and data.get("elapsed_s"):
+            rate = data["done"] / data["elapsed_s"]
+            if data["status"] == "running" and rate:
+                eta = (data["total"] - data["done"]) / rate
+        return cls(data["id"], data["task"], data["status"], data["total"], data["done"], data["progress"],
+                   dict(data.get("counts") or {}), rate, eta, data.get("created_at"), data.get("finished_at"),
+                   dict(data))
+
+
+class Job:
+    """A handle on a job; every method asks the server (or the local store) afresh."""
+
+    def __init__(self, client: Client, job_id: str):
+        self.client = client
+        self.id = job_id
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    def status(self) -> JobStatus:
+        return JobStatus.from_dict(self.client._backend.status(self.id))
+
+    def wait(self, progress: bool = False, timeout: float | None = None, poll: float = 0.5) -> JobStatus:
+        """Block until the job finished; ``progress=True`` draws a progress bar on stderr. Returns the final status.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds (the job keeps running).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = None
+        state = self.status()
+        try:
+            if progress:
+                from rich.console import Console
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+                bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
+                bar.start()
+                handle = bar.add_task(state.task, total=state.total, completed=state.done)
+            while not state.finished:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {self.id} is still {state.status} after {timeout}s "
+                                       f"({state.done}/{state.total} done)")
+                time.sleep(poll)
+                state = self.status()
+                if bar is not None:
+                    bar.update(handle, completed=state.done, total=state.total)
+        finally:
+            if bar is not None:
+                bar.stop()
+        return state
+
+    def results(self, status: str | None = None, include_inputs: bool = False) -> Iterator[Result]:
+        """Every result in input order, streamed (constant memory). ``status``: only succeeded / failed / ..."""
+        for row in self.client._backend.results(self.id, status, include_inputs):
+            yield Result.from_dict(row)
+
+    def cancel(self) -> JobStatus:
+        return JobStatus.from_dict(self.client._backend.cancel(self.id))
+
+    def retry(self) -> int:
+        """Run the failed items again; returns how many were queued."""
+        return self.client._backend.retry(self.id)
+
+
+class Client:
+    """``Client(url=None, api_key=None)``: remote over REST when ``url`` is given, in-process otherwise."""
+
+    def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 60.0):
+        self.url = url
+        if url:
+            self._backend: Any = _Remote(url.rstrip("/"), api_key or os.environ.get("VERTICALS_API_KEY"), timeout)
+        else:
+            self._backend = _Local()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Installed tasks with their input, output and params JSON schemas."""
+        return self._backend.tasks()
+
+    def submit(self, task: str, items: Iterable[dict[str, Any]] | None = None, *, path: str | Path | None = None,
+               params: dict[str, Any] | None = None, text_column: str | None = None,
+               chunk_size: int | None = None, idempotency_key: str | None = None) -> Job:
+        """Create a job from ``items`` (dicts) or a file at ``path`` (.csv, .jsonl, .txt); returns at once."""
+        if (items is None) == (path is None):
+            raise ValueError("pass exactly one of items=[...] or path=...")
+        job_id = self._backend.submit(task, None if items is None else list(items), path, params or {},
+                                      text_column, chunk_size, idempotency_key)
+        return Job(self, job_id)
+
+    def job(self, job_id: str) -> Job:
+        return Job(self, self._backend.status(job_id)["id"])  # raises when unknown (or another tenant's)
+
+    def jobs(self, limit: int = 20) -> list[JobStatus]:
+        return [JobStatus.from_dict(j) for j in self._backend.jobs(limit)]
+
+    def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any] | None = None) -> list[Result]:
+        """Run ``task`` on a few items now (no job stored); one Result per item, in order."""
+        return [Result.from_dict(r) for r in self._backend.predict(task, list(items), params or {})]
+
+
+# -- backends -------------------------------------------------------------------------------
+
+class _Remote:
+    def __init__(self, url: str, api_key: str | None, timeout: float):
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _check(self, response: Any) -> Any:
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except Exception:
+                detail = response.text[:500]
+            if not isinstance(detail, str):
+                detail = json.dumps(detail)
+            raise VerticalsError(f"HTTP {response.status_code}: {detail}", response.status_code)
+        return response.json() if response.content else None
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return self._check(self.http.get("/v1/tasks"))
+
+    def submit(self, task, items, path, params, text_column, chunk_size, idempotency_key) -> str:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if items is not None:
+            body = {"task": task, "items": items, "params": params}
+            if chunk_size:
+                body["chunk_size"] = chunk_size
+            return self._check(self.http.post("/v1/jobs", json=body, headers=headers))["id"]
+        path = Path(path)
+        data = {"task": task, "params": json.dumps(params)}
+        if text_column:
+            data["text_column"] = text_column
+        if chunk_size:
+            data["chunk_size"] = str(chunk_size)
+        with path.open("rb") as handle:  # httpx streams the file; it is not read into memory
+            response = self.http.post("/v1/jobs/upload", data=data, files={"file": (path.name, handle)},
+                                      headers=headers)
+        return self._check(response)["id"]
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        return self._check(self.http.get(f"/v1/jobs/{job_id}"))
+
+    def jobs(self, limit: int) -> list[dict[str, Any]]:
+        return self._check(self.http.get("/v1/jobs", params={"limit": limit}))["jobs"]
+
+    def results(self, job_id: str, status: str | None, include_inputs: bool) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"include_inputs": str(include_inputs).lower()}
+        if status:
+            params["status"] = status
+        with self.http.stream("GET", f"/v1/jobs/{job_id}/results.ndjson", params=params) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response)
+            for line in response.iter_lines():
+                if line.strip():
+                    yield json.loads(line)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._check(self.http.post(f"/v1/jobs/{job_id}/cancel"))
+
+    def retry(self, job_id: str) -> int:
+        return self._check(self.http.post(f"/v1/jobs/{job_id}/retry"))["requeued"]
+
+    def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._check(self.http.post("/v1/predict", json={"task": task, "items": items, "params": params}))[
+            "results"]
+
+
+class _Local:
+    def __init__(self) -> None:
+        from verticals.core.models import ModelHost
+        from verticals.core.store import open_store
+        from verticals.plugins import get_registry
+
+        self.store = open_store()
+        self.registry = get_registry()
+        self.host = ModelHost(self.registry.models)
+        self.threads: list[threading.Thread] = []
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.join()
+
+    def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        from verticals.core.io import InputError
+        from verticals.core.jobs import JobError
+        from verticals.plugins import PluginError
+
+        try:
+            return function(*args, **kwargs)
+        except (JobError, InputError, PluginError, KeyError, ValueError) as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            raise VerticalsError(str(message)) from None
+
+    def _execute(self, job_id: str) -> None:
+        from verticals.workers import get_executor
+
+        executor = get_executor(self.store, self.registry, self.host)
+        if hasattr(executor, "dispatch"):
+            executor.dispatch(job_id)
+            return
+        thread = threading.Thread(target=executor.execute, args=(job_id,), name=f"verticals-job-{job_id[:8]}",
+                                  daemon=True)
+        thread.start()
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return [{**task.info(), "plugin": self.registry.task_plugin[name].name}
+                for name, task in sorted(self.registry.tasks.items())]
+
+    def submit(self, task, items, path, params, text_column, chunk_size, idempotency_key) -> str:
+        from verticals.core.io import map_fields, read_rows
+        from verticals.core.jobs import submit_job
+
+        task_cls = self._call(self.registry.task, task)
+        if items is not None:
+            rows: Iterable[dict[str, Any]] = items
+        else:
+            mapping = {task_cls.text_field: text_column} if text_column and task_cls.text_field else {}
+            rows = map_fields(read_rows(path), mapping, required=task_cls.text_field)
+        job_id = self._call(submit_job, self.store, self.registry, task, rows, params, {}, chunk_size)
+        self._execute(job_id)
+        return job_id
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        return self._call(self.store.summary, job_id)
+
+    def jobs(self, limit: int) -> list[dict[str, Any]]:
+        return [self.store.summary(job.id) for job in self.store.list_jobs(limit)]
+
+    def results(self, job_id: str, status: str | None, include_inputs: bool) -> Iterator[dict[str, Any]]:
+        job_id = self._call(self.store.job, job_id).id
+        for item in self.store.iter_items(job_id, status=status):
+            row = {"seq": item.seq, "status": item.status, "output": item.output, "error": item.error}
+            if include_inputs:
+                row["input"] = item.input
+            yield row
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        from verticals.core.jobs import cancel_job, finish_if_done
+
+        summary = self._call(cancel_job, self.store, job_id)
+        if summary["status"] == "queued":
+            self.store.cancel_pending(summary["id"])
+            finish_if_done(self.store, self.registry, None, summary["id"])
+        return self.store.summary(summary["id"])
+
+    def retry(self, job_id: str) -> int:
+        job_id = self._call(self.store.job, job_id).id
+        count = self.store.reset_failed(job_id)
+        if count:
+            self._execute(job_id)
+        return count
+
+    def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+        from verticals.api.predict import predict
+
+        return self._call(predict, self.registry, self.host, task, items, params)
