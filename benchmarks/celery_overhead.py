@@ -9,7 +9,8 @@ database server, so the difference between them is the executor.
 Needs redis-server on PATH (a private one is started on a free port) and PostgreSQL
 (``VERTICALS_TEST_POSTGRES_URL``, default postgresql+psycopg://postgres@127.0.0.1:5432/test; a scratch
 database is created and dropped). Per-chunk overhead = (worker-seconds spent under Celery − seconds
-spent by the local executor) / chunks, where worker-seconds = wall time × workers.
+spent by the local executor) / chunks, where worker-seconds = wall time × workers; and, not depending on
+the local run, worker-seconds spent outside the chunk task (from the workers' logs) / chunks.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def main() -> None:
             return submit_job(store, registry, "fixtures.echo", rows, chunk_size=args.chunk_size)
 
         results = []
+        broker_overhead: dict[int, float] = {}
         job_id = submit()
         started = time.perf_counter()
         status = LocalExecutor(store, registry).execute(job_id)
@@ -92,7 +94,7 @@ def main() -> None:
                 with open(log, "wb") as handle:
                     workers.append(subprocess.Popen(
                         [sys.executable, "-m", "verticals.cli", "worker", "--queue", "cpu", "--concurrency", "1",
-                         "--hostname", f"bench{len(workers)}@%h", "--loglevel", "warning"],
+                         "--hostname", f"bench{len(workers)}@%h", "--loglevel", "info"],
                         stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=REPO))
                 _wait_ready(executor, len(workers))
             job_id = submit()
@@ -101,16 +103,23 @@ def main() -> None:
             took = time.perf_counter() - started
             assert status == "succeeded", status
             assert store.counts(job_id) == {"succeeded": args.items}
+            time.sleep(1)
+            in_task = _task_seconds(folder, job_id)
             results.append((f"celery x{count}", count, took))
+            broker_overhead[count] = (took * count - in_task) / chunks * 1000
 
         print(f"{args.items} items, chunk size {args.chunk_size} ({chunks} chunks), "
               f"fixtures.echo, PostgreSQL store, {os.cpu_count()} CPU cores")
-        print(f"{'executor':<12} {'wall s':>8} {'items/s':>9} {'ms/chunk':>9} {'overhead ms/chunk':>18}")
+        print(f"{'executor':<12} {'wall s':>8} {'items/s':>9} {'ms/chunk':>9} {'vs local ms/chunk':>18} "
+              f"{'outside task ms/chunk':>22}")
         for label, count, seconds in results:
             per_chunk = seconds * count / chunks * 1000
             overhead = (seconds * count - local_s) / chunks * 1000
+            outside = f"{broker_overhead[count]:.1f}" if count in broker_overhead and label != "local" else ""
             print(f"{label:<12} {seconds:8.2f} {args.items / seconds:9.0f} {per_chunk:9.1f} "
-                  f"{'' if label == 'local' else f'{overhead:.1f}':>18}")
+                  f"{'' if label == 'local' else f'{overhead:.1f}':>18} {outside:>22}")
+        print("ms/chunk: worker-seconds per chunk; vs local: minus the local executor's; outside task: worker-seconds "
+              "not spent inside the chunk task (broker fetch, ack, dispatch, the submitter's polling lag)")
     finally:
         for worker in workers:
             worker.terminate()
@@ -123,6 +132,17 @@ def main() -> None:
         make_engine_dispose(url)
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _task_seconds(folder: Path, job_id: str) -> float:
+    """Seconds spent inside chunk tasks of a job, from the workers' "succeeded in Xs" log lines."""
+    import re
+
+    total = 0.0
+    pattern = re.compile(rf"run_chunk\[{job_id}:[^\]]*\] succeeded in ([0-9.]+)s")
+    for log in folder.glob("worker*.log"):
+        total += sum(float(m.group(1)) for m in pattern.finditer(log.read_text(errors="replace")))
+    return total
 
 
 def make_engine_dispose(url: str) -> None:
