@@ -357,6 +357,14 @@ def test_jobs_resume_when_the_server_restarts(make_api, api_store, registry, key
     assert wait_done(api, keys["acme"], job_id)["status"] == "succeeded"
 
 
+def test_docs_page_works_offline(api):
+    page = api.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assert "cdn." not in page.text and "unpkg" not in page.text
+    scripts = re.findall(r"<script src=['\"]([^'\"]+)['\"]", page.text)
+    assert scripts and all(api.get(src).status_code == 200 for src in scripts)
+
+
 def test_dashboard_is_self_contained(api):
     page = api.get("/dashboard")
     assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]

@@ -181,7 +181,11 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
             state.deliverer.stop()
             state.runner.stop()
 
-    app = FastAPI(title="verticals", version=__version__, lifespan=lifespan,
+    try:  # Swagger UI assets served from the package, not a CDN (machines may be offline)
+        from fastapi_offline import FastAPIOffline as make_app
+    except ImportError:  # pragma: no cover - the api extra installs it
+        make_app = FastAPI
+    app = make_app(title="verticals", version=__version__, lifespan=lifespan,
                   description="Vertical AI tasks on transformer models as batch jobs: REST API. "
                               "Authenticate with `Authorization: Bearer <API key>`.")
     app.state.api = state
