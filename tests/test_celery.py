@@ -394,3 +394,18 @@ def test_sigterm_lets_the_running_chunk_finish_then_the_worker_exits(celery_env)
     celery_env.workers.start(1)
     assert executor.wait(job_id, timeout=120) == "succeeded"
     assert {item.attempts for item in store.iter_items(job_id)} == {1}
+
+
+def test_high_priority_chunks_are_taken_before_low_priority_ones(celery_env):
+    executor = celery_env.executor()
+    jobs = {}
+    for priority in ("low", "normal", "high"):  # queued in this order, before any worker runs
+        jobs[priority] = submit_job(celery_env.store, celery_env.registry, "fixtures.echo",
+                                    [{"text": f"{priority}{i}"} for i in range(30)], {"sleep": 0.05},
+                                    options={"priority": priority}, chunk_size=10)
+        executor.dispatch(jobs[priority])
+    celery_env.workers.start(1)
+    for job_id in jobs.values():
+        assert executor.wait(job_id, timeout=120) == "succeeded"
+    finished = {priority: celery_env.store.job(job_id).finished_at for priority, job_id in jobs.items()}
+    assert finished["high"] < finished["normal"] < finished["low"]
