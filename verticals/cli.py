@@ -45,7 +45,7 @@ class UserError(Exception):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(Text("error: ", style="bold red") + Text(str(message)))
+    err.print(Text("error: ", style="bold red") + Text(str(message)), soft_wrap=True)  # paths stay whole
     return typer.Exit(code)
 
 
