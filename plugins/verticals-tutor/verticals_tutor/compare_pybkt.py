@@ -3,7 +3,10 @@
     python -m venv /tmp/pybkt-venv
     /tmp/pybkt-venv/bin/pip install "numpy<2.4" "scikit-learn<1.8" pandas pyBKT
     .venv/bin/python -m verticals_tutor.fit_bkt --export-split /tmp/bktsplit     # our fit + the split
-    PYTHONPATH=plugins/verticals-tutor /tmp/pybkt-venv/bin/python -m verticals_tutor.compare_pybkt /tmp/bktsplit
+    PYTHONPATH=plugins/verticals-tutor /tmp/pybkt-venv/bin/python -m verticals_tutor.compare_pybkt /tmp/bktsplit 20
+
+The optional second argument restricts the comparison to N skills (seeded draw among skills with 500-8000
+responses); BKT skills are fitted independently, so our parameters for them are unchanged.
 
 Needs only numpy/pandas/pyBKT (it never imports verticals).
 """
@@ -28,10 +31,16 @@ def main() -> None:
     from pyBKT.models import Model
 
     split = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/bktsplit")
+    n_skills = int(sys.argv[2]) if len(sys.argv) > 2 else 0  # 0: all skills (pyBKT's pure-python EM is slow)
     held = set(json.loads((split / "held_students.json").read_text()))
     ours = bkt.ParamTable.from_json((split / "ours_train_params.json").read_text())
     df = pd.read_csv(DATA, dtype={"user_id": str, "skill_name": str})
     df["order_id"] = np.arange(len(df))
+    if n_skills:
+        sizes = df.skill_name.value_counts()
+        eligible = sorted(sizes[(sizes >= 500) & (sizes <= 8000)].index)
+        chosen = np.random.default_rng(5).choice(eligible, size=min(n_skills, len(eligible)), replace=False)
+        df = df[df.skill_name.isin(set(chosen))].copy()
     train = df[~df.user_id.isin(held)].copy()
     test = df[df.user_id.isin(held)].copy()
     model = Model(seed=42, num_fits=1)
@@ -65,6 +74,7 @@ def main() -> None:
                 continue
             diffs[name].append((value, getattr(ours.skills[skill], ours_key[name])))
     report = {
+        "skills": int(df.skill_name.nunique()), "train_responses": len(train),
         "pybkt_fit_seconds": round(fit_seconds, 1), "test_responses": len(truth),
         "pybkt": {"auc": auc(truth, theirs), "rmse": rmse(truth, theirs)},
         "ours": {"auc": auc(truth, mine), "rmse": rmse(truth, mine)},
