@@ -148,3 +148,16 @@ def test_retry_failed_reruns_only_failed(store, registry):
 def test_empty_job_succeeds(store, registry):
     job_id = submit_job(store, registry, "fixtures.echo", [])
     assert LocalExecutor(store, registry).execute(job_id) == "succeeded"
+
+
+def test_models_load_on_first_use_only():
+    from verticals.core.jobs import LazyModels
+    from verticals.core.models import ModelSpec, ModelUnavailable
+
+    host = ModelHost({"ghost": ModelSpec(name="ghost", kind="encoder", local_path="/no/such/model")})
+    models = LazyModels(host, {"encoder": "ghost"})
+    assert list(models) == ["encoder"] and models.provenance() == {}  # nothing loaded yet
+    with pytest.raises(ModelUnavailable):
+        models["encoder"]
+    with pytest.raises(KeyError, match="declares"):
+        models["llm"]

@@ -127,8 +127,8 @@ def _progress() -> Progress:
                     TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False)
 
 
-def _load_models(host, task_cls) -> None:
-    for role, name in task_cls.models.items():
+def _load_models(host, task_cls, params: dict[str, Any]) -> None:
+    for role, name in task_cls().models_for(task_cls.Params.model_validate(params)).items():
         with err.status(f"Loading model {name} ({role})..."):
             model = host.get(name)
         source = model.provenance()
@@ -143,7 +143,7 @@ def _execute(store, registry, job_id: str, quiet: bool = False) -> str:
     summary = store.summary(job_id)
     executor = get_executor(store, registry, ModelHost(registry.models))
     if getattr(executor, "name", "") == "local":
-        _load_models(executor.host, registry.task(summary["task"]))
+        _load_models(executor.host, registry.task(summary["task"]), summary["params"])
     if quiet:
         return executor.execute(job_id)
     with _progress() as progress:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,35 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
     return job_id
 
 
+class LazyModels(Mapping[str, Any]):
+    """A task's models by role, loaded through the host on first access.
+
+    Provenance lists the models actually used, so a result never claims a
+    model that did not touch it.
+    """
+
+    def __init__(self, host: ModelHost, roles: dict[str, str]):
+        self.host = host
+        self.roles = dict(roles)
+        self.loaded: dict[str, Any] = {}
+
+    def __getitem__(self, role: str) -> Any:
+        if role not in self.roles:
+            raise KeyError(f"no model role {role!r}; the task declares {sorted(self.roles)}")
+        if role not in self.loaded:
+            self.loaded[role] = self.host.get(self.roles[role])
+        return self.loaded[role]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.roles)
+
+    def __len__(self) -> int:
+        return len(self.roles)
+
+    def provenance(self) -> dict[str, Any]:
+        return {role: model.provenance() for role, model in self.loaded.items()}
+
+
 @dataclass
 class ChunkReport:
     job_id: str
@@ -144,9 +173,8 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
     if not items:
         report.finished_status = finish_if_done(store, registry, host, job_id)
         return report
-    models: dict[str, Any] | None = None
+    models: LazyModels | None = None
     plugin = registry.task_plugin.get(task_cls.name)
-    provenance: dict[str, Any] = {}
     purge = bool(job.options.get("purge_inputs"))
     if task_cls.text_field:
         # Longest first: each run() batch then holds texts of similar length, so the model host's
@@ -167,12 +195,9 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
             if not batch_items:
                 continue
         if models is None:
-            models = {role: host.get(name) for role, name in task_cls.models.items()}
-            provenance = {
-                "plugin": plugin.name if plugin else None,
-                "plugin_version": plugin.version if plugin else None,
-                "models": {role: model.provenance() for role, model in models.items()},
-            }
+            models = LazyModels(host, task_cls.models)
+            for role in task.models_for(ctx.params):
+                models[role]  # load what this job will use before its first batch runs
         seqs = [seq for seq, _, _ in batch_items]
         inputs = [task_cls.Input.model_validate(data) for _, data, _ in batch_items]
         for prepared in registry.hook.prepare_items(task=task, items=inputs):
@@ -181,6 +206,11 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
                     raise RuntimeError("a prepare_items hook changed the number of items")
                 inputs = list(prepared)
         outputs = run_isolating(task, inputs, models, ctx)
+        provenance = {
+            "plugin": plugin.name if plugin else None,
+            "plugin_version": plugin.version if plugin else None,
+            "models": models.provenance(),
+        }
         registry.hook.finish_items(task=task, items=inputs, outputs=outputs)
         results = [_to_result(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]
         store.write_results(job_id, results, purge_inputs=purge)

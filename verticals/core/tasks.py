@@ -98,6 +98,15 @@ class Task:
         """Return one output (or ``ItemError``) per input, in the same order."""
         raise NotImplementedError
 
+    def models_for(self, params: BaseModel) -> dict[str, str]:
+        """The models (role -> spec name) a job with these params will use; loaded before the job starts.
+
+        Default: all of ``models``. Roles left out are still available in
+        ``run`` and load on first access, so a job that never touches one
+        (e.g. testgen without its LLM strategy) never loads it.
+        """
+        return dict(self.models)
+
     def read_items(self, rows: Iterable[dict[str, Any]], params: BaseModel) -> Iterator[dict[str, Any]]:
         """Turn input-file rows into items (default: one item per row).
 

@@ -118,6 +118,9 @@ class GenerateTests(Task):
     batch_size = 4
     text_field = "module"
 
+    def models_for(self, params: BaseModel) -> dict[str, str]:
+        return dict(self.models) if "llm" in params.strategies else {}  # no LLM strategy: never load it
+
     def read_items(self, rows: Iterable[dict[str, Any]], params: BaseModel) -> Iterator[dict[str, Any]]:
         for row in rows:
             item = {k: row[k] for k in ("module", "path", "source", "text") if row.get(k) not in (None, "")}
@@ -144,9 +147,9 @@ class GenerateTests(Task):
                 slots.append(index)
             except TargetError as error:
                 results[index] = ItemError(str(error), code="bad_target")
-        llm = models.get("llm")
         generate = None
-        if llm is not None and "llm" in options.strategies:
+        if "llm" in options.strategies:
+            llm = models["llm"]  # loads on first use: jobs without the LLM strategy never load it
             rounds = {"n": 0}
 
             def generate(prompts: list[str]) -> list[str]:
