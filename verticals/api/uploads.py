@@ -11,12 +11,11 @@ import contextlib
 import csv
 import hashlib
 import io
-import json
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from verticals.core.io import InputError
+from verticals.core.io import InputError, iter_jsonl
 
 UPLOAD_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
 
@@ -46,16 +45,7 @@ def iter_rows(raw: IO[bytes], kind: str) -> Iterator[dict[str, Any]]:
             except csv.Error as error:
                 raise InputError(f"the CSV upload is malformed ({error})") from None
         elif kind == "jsonl":
-            for number, line in enumerate(text, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise InputError(f"line {number} of the upload is not valid JSON ({error.msg})") from None
-                if not isinstance(row, dict):
-                    raise InputError(f"line {number} of the upload is not a JSON object")
-                yield row
+            yield from iter_jsonl(text, "the upload:")
         else:
             for line in text:
                 if line.strip():

@@ -43,15 +43,7 @@ def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[dict[str, An
             yield from csv.DictReader(handle)
     elif kind == "jsonl":
         with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise InputError(f"{path.name} line {number} is not valid JSON ({error.msg})") from None
-                    if not isinstance(row, dict):
-                        raise InputError(f"{path.name} line {number} is not a JSON object")
-                    yield row
+            yield from iter_jsonl(handle, path.name)
     elif kind == "parquet":
         try:
             import pyarrow.parquet as pq
@@ -66,6 +58,20 @@ def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[dict[str, An
                     yield {"text": line.rstrip("\n")}
     else:
         raise InputError(f"unknown input format {kind!r}")
+
+
+def iter_jsonl(lines: Iterable[str], where: str) -> Iterator[dict[str, Any]]:
+    """One JSON object per non-empty line; a bad line is reported with its number (``where`` names the source)."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{where} line {number} is not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{where} line {number} is not a JSON object")
+        yield row
 
 
 def map_fields(rows: Iterable[dict[str, Any]], mapping: dict[str, str], required: str | None = None,

@@ -108,6 +108,8 @@ class Store:
         counts = self.counts(job.id)
         done = sum(counts.get(s, 0) for s in TERMINAL)
         status = job.final_status or derive_status(counts, job.total, job.started_at is not None)
+        if status in (*TERMINAL, "partial") and job.finished_at is None:
+            status = "running"  # every item is done, but the job is not finalised yet (summary, hook)
         elapsed = None
         if job.started_at:
             end = job.finished_at or utcnow()
