@@ -23,6 +23,7 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.delenv("VERTICALS_STRICT_PLUGINS", raising=False)
     monkeypatch.delenv("VERTICALS_MODELS", raising=False)
     monkeypatch.delenv("VERTICALS_BROKER_URL", raising=False)
+    monkeypatch.setenv("VERTICALS_WEBHOOK_ALLOW_PRIVATE", "1")  # test receivers listen on loopback
     yield tmp_path
 
 

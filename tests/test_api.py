@@ -167,6 +167,30 @@ def test_webhook_events_go_only_to_the_job_tenant(make_api, keys):
     assert api.get("/v1/webhook-deliveries", headers=globex).json() == []
 
 
+def test_webhooks_to_internal_addresses_are_refused_unless_allowed(make_api, keys, monkeypatch):
+    """SSRF guard: a tenant cannot make the server POST into its own network."""
+    api = make_api(background=True)
+    acme = keys["acme"]
+    allowed = api.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=acme)
+    assert allowed.status_code == 201  # VERTICALS_WEBHOOK_ALLOW_PRIVATE=1 (the test default)
+    monkeypatch.delenv("VERTICALS_WEBHOOK_ALLOW_PRIVATE")
+    for url in ("http://127.0.0.1:8000/admin", "http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data",
+                "http://[::1]/x", "http://localhost:6379/", "ftp://example.com/x"):
+        refused = api.post("/v1/webhooks", json={"url": url}, headers=acme)
+        assert refused.status_code == 422, url
+    assert "VERTICALS_WEBHOOK_ALLOW_PRIVATE" in refused.text or "http(s)" in refused.text
+    # registered while allowed, then the guard is on: the delivery is recorded as not sent, never POSTed
+    job_id = submit(api, acme, ["x"])
+    wait_done(api, acme, job_id)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        log = api.get("/v1/webhook-deliveries", headers=acme).json()
+        if log and log[0].get("last_error"):
+            break
+        time.sleep(0.05)
+    assert "not sent" in log[0]["last_error"] and "127.0.0.1" in log[0]["last_error"]
+
+
 @both_databases
 def test_idempotency_key_same_body_same_job_other_body_409(api, keys):
     acme, globex = keys["acme"], keys["globex"]

@@ -60,7 +60,8 @@ def server(tmp_path_factory):
            if key not in {"VERTICALS_BROKER_URL", "VERTICALS_STRICT_PLUGINS", "VERTICALS_MODELS"}}
     env.update(VERTICALS_HOME=str(home), VERTICALS_DATABASE_URL=database_url, VERTICALS_LOAD_PLUGINS="fixtures",
                PYTHONPATH=os.pathsep.join([str(FIXTURE_PLUGINS / "good"), str(REPO)]), HF_HUB_OFFLINE="1",
-               VERTICALS_WEBHOOK_BACKOFF_S="0.2", VERTICALS_WEBHOOK_POLL_S="0.1")
+               VERTICALS_WEBHOOK_BACKOFF_S="0.2", VERTICALS_WEBHOOK_POLL_S="0.1",
+               VERTICALS_WEBHOOK_ALLOW_PRIVATE="1")  # the test receivers listen on loopback
     port = free_port()
     log = (home / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "verticals.cli", "serve", "--port", str(port),

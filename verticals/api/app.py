@@ -494,6 +494,9 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
               responses={**ERRORS, 422: {"model": ErrorOut}})
     def create_webhook(body: WebhookIn, who: Who) -> WebhookOut:
         """Register a URL for job.finished / job.failed events. The signing secret is returned once."""
+        blocked = webhooks.blocked_reason(body.url)
+        if blocked:
+            raise HTTPException(422, blocked)
         hook = state.tenants.create_webhook(who.tenant, body.url, list(body.events or []) or None, body.secret)
         return _webhook_out(hook, secret=True)
 

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from verticals.hookspecs import hookimpl
 
@@ -55,6 +58,31 @@ def _current_store() -> Store:
     from verticals.core.store import open_store
 
     return open_store()
+
+
+def blocked_reason(url: str) -> str | None:
+    """Why the server must not call this webhook URL (a guard against server-side request forgery), or None.
+
+    A URL whose host resolves to a loopback, private, link-local or otherwise
+    non-global address is refused unless ``VERTICALS_WEBHOOK_ALLOW_PRIVATE=1``
+    (for receivers inside your network). Checked when a webhook is registered
+    and again before every delivery (DNS may change in between).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "webhook URLs must look like http(s)://host/path"
+    if os.environ.get("VERTICALS_WEBHOOK_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"}:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)}
+    except (OSError, ValueError):
+        return None  # not resolvable now: delivery fails and is retried like any unreachable receiver
+    for address in sorted(addresses):
+        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            return (f"{parts.hostname} resolves to {address}, a private or internal address; "
+                    "set VERTICALS_WEBHOOK_ALLOW_PRIVATE=1 on the server to allow internal receivers")
+    return None
 
 
 def event_for(status: str) -> str:
@@ -162,6 +190,11 @@ class Deliverer:
             self.tenants.record_attempt(delivery.id, False, None, "webhook was deleted", None)
             return
         url, secret = target
+        blocked = blocked_reason(url)
+        if blocked:
+            self.tenants.record_attempt(delivery.id, False, None, f"not sent: {blocked}", None)
+            log.warning("webhook delivery %s not sent: %s", delivery.id, blocked)
+            return
         body = delivery.payload.encode()
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "User-Agent": "verticals-webhooks",
