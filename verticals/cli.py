@@ -221,12 +221,16 @@ def _preview(store, registry, job_id: str, limit: int) -> None:
             if key not in output_keys and not isinstance(value, dict | list) and len(output_keys) < 4:
                 output_keys.append(key)
     table = Table(title=f"{job.task}: first {len(rows)} of {job.total} results", title_justify="left")
-    table.add_column("#", justify="right")
+    widths = {key: min(max(len(key), 9), 24) for key in output_keys}
+    seq_width = len(str(rows[-1].seq))
+    # output columns keep their width; the text column gets what is left of the terminal
+    text_width = max(16, err.width - seq_width - sum(widths.values()) - 9 - 3 * (len(widths) + 3) - 1)
+    table.add_column("#", justify="right", min_width=seq_width, no_wrap=True)
     if show_text:
-        table.add_column(task_cls.text_field, overflow="ellipsis", max_width=56, no_wrap=True)
-    for key in output_keys:
-        table.add_column(key, no_wrap=True, overflow="ellipsis", max_width=24)
-    table.add_column("status", no_wrap=True)
+        table.add_column(task_cls.text_field, overflow="ellipsis", no_wrap=True, max_width=text_width)
+    for key, width in widths.items():
+        table.add_column(key, no_wrap=True, overflow="ellipsis", min_width=width, max_width=24)
+    table.add_column("status", no_wrap=True, min_width=9)
     for item in rows:
         cells = [str(item.seq)]
         if show_text:
