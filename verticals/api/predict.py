@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from verticals.core.jobs import _to_result, describe_validation_error, run_isolating, validate_params
+from verticals.core.jobs import LazyModels, describe_validation_error, process_batch, validate_params
 from verticals.core.models import ModelHost
 from verticals.core.tasks import RunContext
 from verticals.plugins import Registry
@@ -47,21 +47,11 @@ def predict(registry: Registry, host: ModelHost, task_name: str, items: list[dic
             valid.append((seq, task_cls.Input.model_validate(row)))
         except ValidationError as error:
             results[seq] = {"seq": seq, "status": "failed", "output": None, "error": describe_validation_error(error)}
-    models = {role: host.get(name) for role, name in task_cls.models.items()} if valid else {}
-    plugin = registry.task_plugin.get(task_cls.name)
-    provenance = {"plugin": plugin.name if plugin else None, "plugin_version": plugin.version if plugin else None,
-                  "models": {role: model.provenance() for role, model in models.items()}}
+    models = LazyModels(host, task_cls.models)
     for offset in range(0, len(valid), task_cls.batch_size):
         batch = valid[offset:offset + task_cls.batch_size]
-        inputs = [model for _, model in batch]
-        for prepared in registry.hook.prepare_items(task=task, items=inputs):
-            if prepared is not None:
-                if len(prepared) != len(inputs):
-                    raise RuntimeError("a prepare_items hook changed the number of items")
-                inputs = list(prepared)
-        outputs = run_isolating(task, inputs, models, ctx)
-        registry.hook.finish_items(task=task, items=inputs, outputs=outputs)
-        for (seq, _), output in zip(batch, outputs, strict=True):
-            result = _to_result(task, seq, output, provenance)
-            results[seq] = {"seq": seq, "status": result.status, "output": result.output, "error": result.error}
+        for result in process_batch(registry, task, [seq for seq, _ in batch], [item for _, item in batch], models,
+                                    ctx):
+            results[result.seq] = {"seq": result.seq, "status": result.status, "output": result.output,
+                                   "error": result.error}
     return [r for r in results if r is not None]

@@ -174,7 +174,6 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         report.finished_status = finish_if_done(store, registry, host, job_id)
         return report
     models: LazyModels | None = None
-    plugin = registry.task_plugin.get(task_cls.name)
     purge = bool(job.options.get("purge_inputs"))
     if task_cls.text_field:
         # Longest first: each run() batch then holds texts of similar length, so the model host's
@@ -200,19 +199,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
                 models[role]  # load what this job will use before its first batch runs
         seqs = [seq for seq, _, _ in batch_items]
         inputs = [task_cls.Input.model_validate(data) for _, data, _ in batch_items]
-        for prepared in registry.hook.prepare_items(task=task, items=inputs):
-            if prepared is not None:
-                if len(prepared) != len(inputs):
-                    raise RuntimeError("a prepare_items hook changed the number of items")
-                inputs = list(prepared)
-        outputs = run_isolating(task, inputs, models, ctx)
-        provenance = {
-            "plugin": plugin.name if plugin else None,
-            "plugin_version": plugin.version if plugin else None,
-            "models": models.provenance(),
-        }
-        registry.hook.finish_items(task=task, items=inputs, outputs=outputs)
-        results = [_to_result(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]
+        results = process_batch(registry, task, seqs, inputs, models, ctx)
         store.write_results(job_id, results, purge_inputs=purge)
         ok = sum(r.status == "succeeded" for r in results)
         report.succeeded += ok
@@ -220,6 +207,24 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         _progress(on_progress, len(results))
     report.finished_status = finish_if_done(store, registry, host, job_id)
     return report
+
+
+def process_batch(registry: Registry, task: Task, seqs: list[int], inputs: list[BaseModel], models: LazyModels,
+                  ctx: RunContext) -> list[ItemResult]:
+    """One batch through the pipeline every path shares (jobs and the synchronous predict endpoint):
+    ``prepare_items`` hooks, ``Task.run`` with bisection, ``finish_items`` hooks, validated results with provenance.
+    """
+    for prepared in registry.hook.prepare_items(task=task, items=inputs):
+        if prepared is not None:
+            if len(prepared) != len(inputs):
+                raise RuntimeError("a prepare_items hook changed the number of items")
+            inputs = list(prepared)
+    outputs = run_isolating(task, inputs, models, ctx)
+    registry.hook.finish_items(task=task, items=inputs, outputs=outputs)
+    plugin = registry.task_plugin.get(task.name)
+    provenance = {"plugin": plugin.name if plugin else None, "plugin_version": plugin.version if plugin else None,
+                  "models": models.provenance()}
+    return [_to_result(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]
 
 
 def plan_batches(items: list[tuple[int, Any, int]], batch_size: int) -> list[list[tuple[int, Any, int]]]:
