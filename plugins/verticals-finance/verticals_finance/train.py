@@ -3,8 +3,8 @@
     python -m verticals_finance.train            # train on the train split, report held-out figures, save head
     python -m verticals_finance.train --check    # only evaluate the shipped head on the held-out split
 
-The data is ``verticals_finance/data/sentences.jsonl`` (written for this
-project). The split is stratified by label and seeded, so figures reproduce.
+The data is ``verticals_finance/data/sentences.jsonl`` and ``headlines.jsonl``
+(both written for this project). The split is stratified by label and seeded, so figures reproduce.
 The shipped head is the one trained on the train split only, so the held-out
 figures describe exactly what ships.
 """
@@ -23,22 +23,26 @@ import torch
 from verticals_finance.sentiment import LABELS
 
 PACKAGE = Path(__file__).resolve().parent
-DATA = PACKAGE / "data" / "sentences.jsonl"
+DATA_FILES = (PACKAGE / "data" / "sentences.jsonl", PACKAGE / "data" / "headlines.jsonl")
 HEAD_DIR = PACKAGE / "heads" / "sentiment-minilm"
 SEED = 13
 TEST_FRACTION = 0.25
 
 
-def load_rows(path: Path = DATA) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+def load_rows(paths: tuple[Path, ...] = DATA_FILES) -> list[dict]:
+    """Every row of the data files, each tagged with the file it came from (``source``)."""
+    rows = []
+    for path in paths:
+        with path.open(encoding="utf-8") as handle:
+            rows += [{**json.loads(line), "source": path.stem} for line in handle if line.strip()]
+    return rows
 
 
 def split(rows: list[dict], seed: int = SEED, test_fraction: float = TEST_FRACTION) -> tuple[list[dict], list[dict]]:
-    """Stratified by label, seeded."""
-    by_label: dict[str, list[dict]] = defaultdict(list)
+    """Stratified by data file and label, seeded."""
+    by_label: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
-        by_label[row["label"]].append(row)
+        by_label[row.get("source", ""), row["label"]].append(row)
     train, test = [], []
     rng = random.Random(seed)
     for label in sorted(by_label):
@@ -146,7 +150,8 @@ def main() -> None:
         config = {"format": "verticals-linear-head", "version": 1, "encoder": "minilm", "labels": list(LABELS),
                   "normalize": True, "weights": "head.safetensors",
                   "l2": l2,
-                  "trained_on": f"verticals_finance/data/sentences.jsonl train split ({len(train)} rows, seed {SEED})"}
+                  "trained_on": f"verticals_finance/data/{{sentences,headlines}}.jsonl train split "
+                                f"({len(train)} rows, seed {SEED})"}
         (args.out / "verticals_head.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         train_pred = [LABELS[i] for i in (x @ weight.T + bias).argmax(axis=1)]
         print(f"train: {scores([r['label'] for r in train], train_pred)['accuracy']:.4f} accuracy on {len(train)}")
