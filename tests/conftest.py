@@ -46,6 +46,16 @@ def use_plugins(monkeypatch):
 
 
 @pytest.fixture
+def fixtures_only_registry(use_plugins, monkeypatch):
+    """A registry of the model-free fixture plugin alone (no domain plugin is imported)."""
+    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures")
+    use_plugins("good")
+    from verticals.plugins import get_registry
+
+    return get_registry(refresh=True)
+
+
+@pytest.fixture
 def registry(use_plugins):
     use_plugins("good")
     from verticals.plugins import get_registry

@@ -14,13 +14,9 @@ from verticals.core.store.tenants import Tenants
 
 
 @pytest.fixture
-def registry(use_plugins, monkeypatch):
+def registry(fixtures_only_registry):
     """Only the fixture plugin (fast): the API is under test, not the domain plugins."""
-    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures")
-    use_plugins("good")
-    from verticals.plugins import get_registry
-
-    return get_registry(refresh=True)
+    return fixtures_only_registry
 
 
 @pytest.fixture

@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
 from tests.conftest import FIXTURE_PLUGINS, REPO
-from tests.test_api_e2e import Receiver, free_port, verify
+from tests.test_api_e2e import Receiver, start_server, verify
 from tests.test_celery import RedisServer, Workers
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
@@ -36,28 +34,15 @@ def stack(tmp_path, postgres_url, monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     workers = Workers(tmp_path, env)
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "verticals.cli", "serve", "--port", str(port),
-                               "--log-level", "warning"], env={**os.environ, **env}, stdout=log,
-                              stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
+    server = None
     try:
         workers.start(1)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.2)
+        server, url = start_server({**os.environ, **env}, tmp_path / "server.log")
         yield url, postgres_url, workers
     finally:
-        server.terminate()
-        server.wait(15)
-        log.close()
+        if server is not None:
+            server.terminate()
+            server.wait(15)
         workers.stop()
         redis.stop()
 

@@ -33,6 +33,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_server(env: dict[str, str], log_path: Path, timeout: float = 90) -> tuple[subprocess.Popen, str]:
+    """A real `verticals serve` on a free loopback port, returned once /readyz answers 200.
+
+    Fails the test with the server's log if it exits or is not ready in time.
+    """
+    port = free_port()
+    log = log_path.open("w")
+    process = subprocess.Popen([sys.executable, "-m", "verticals.cli", "serve", "--port", str(port),
+                                "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    log.close()  # the child keeps its own handle
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("server did not start:\n" + log_path.read_text())
+        time.sleep(0.2)
+
+
 @dataclass
 class Server:
     url: str
@@ -62,29 +86,13 @@ def server(tmp_path_factory):
                PYTHONPATH=os.pathsep.join([str(FIXTURE_PLUGINS / "good"), str(REPO)]), HF_HUB_OFFLINE="1",
                VERTICALS_WEBHOOK_BACKOFF_S="0.2", VERTICALS_WEBHOOK_POLL_S="0.1",
                VERTICALS_WEBHOOK_ALLOW_PRIVATE="1")  # the test receivers listen on loopback
-    port = free_port()
-    log = (home / "server.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "verticals.cli", "serve", "--port", str(port),
-                                "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("server did not start:\n" + (home / "server.log").read_text())
-        time.sleep(0.2)
+    process, url = start_server(env, home / "server.log")
     yield Server(url, env, process, home, database_url)
     process.terminate()
     try:
         process.wait(15)
     except subprocess.TimeoutExpired:
         process.kill()
-    log.close()
 
 
 def wait_done(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:

@@ -17,13 +17,9 @@ EXAMPLES = int(os.environ.get("VERTICALS_FUZZ_EXAMPLES", "12"))
 
 
 @pytest.fixture
-def registry(use_plugins, monkeypatch):
+def registry(fixtures_only_registry):
     """Only the fixture plugin (fast): the API is under test, not the domain plugins."""
-    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures")
-    use_plugins("good")
-    from verticals.plugins import get_registry
-
-    return get_registry(refresh=True)
+    return fixtures_only_registry
 
 
 @pytest.fixture
