@@ -120,8 +120,8 @@ def test_job_finishes_exactly_once(store, registry, tmp_path, monkeypatch):
 def test_attempts_are_bounded(store, registry, monkeypatch):
     monkeypatch.setenv("VERTICALS_MAX_ATTEMPTS", "2")
     job_id = submit_job(store, registry, "fixtures.echo", rows("a"))
-    store.begin_chunk(job_id, 0, 10, 2)  # two starts that never finished (worker died)
-    store.begin_chunk(job_id, 0, 10, 2)
+    store.begin_items(job_id, [0], 2)  # two starts that never finished (worker died)
+    store.begin_items(job_id, [0], 2)
     assert LocalExecutor(store, registry).execute(job_id) == "failed"
     assert "gave up after 2 attempts" in next(store.iter_items(job_id)).error
 

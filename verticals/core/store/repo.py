@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, exists, func, select, update
+from sqlalchemy import Engine, case, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from verticals.core.store.db import ensure_ready, make_engine
@@ -143,24 +143,6 @@ class Store:
                 select(Item.seq // job.chunk_size).where(Item.job_id == job_id, Item.status == "pending").distinct()
             ))
         return [r for r in ranges if r[0] // job.chunk_size in pending]
-
-    def begin_chunk(self, job_id: str, start: int, end: int, max_attempts: int) -> int:
-        """Count an attempt on the chunk's pending items; fail those past ``max_attempts``.
-
-        Returns how many items were failed for exceeding their attempts (a poison
-        item that keeps killing workers ends here instead of looping forever).
-        """
-        in_chunk = and_(Item.job_id == job_id, Item.seq >= start, Item.seq < end, Item.status == "pending")
-        with self.session() as session, session.begin():
-            session.execute(update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=utcnow()))
-            given_up = session.execute(
-                update(Item).where(in_chunk, Item.attempts >= max_attempts).values(
-                    status="failed", updated_at=utcnow(),
-                    error=f"gave up after {max_attempts} attempts (the item kept crashing or timing out its worker)",
-                )
-            ).rowcount
-            session.execute(update(Item).where(in_chunk).values(attempts=Item.attempts + 1))
-        return given_up or 0
 
     def begin_items(self, job_id: str, seqs: list[int], max_attempts: int, mark_started: bool = True) -> set[int]:
         """Count an attempt on these pending items, right before they run; fail those past ``max_attempts``.
@@ -307,10 +289,6 @@ class Store:
     def get_artifact(self, job_id: str, name: str) -> Artifact | None:
         with self.session() as session:
             return session.scalar(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
-
-    def list_artifacts(self, job_id: str) -> list[str]:
-        with self.session() as session:
-            return list(session.scalars(select(Artifact.name).where(Artifact.job_id == job_id).order_by(Artifact.name)))
 
 
 def _iso(value: Any) -> str | None:
