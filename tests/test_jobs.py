@@ -112,7 +112,7 @@ def test_job_finishes_exactly_once(store, registry, tmp_path, monkeypatch):
     monkeypatch.setenv("VERTICALS_FIXTURES_EVENTS", str(events))
     job_id = submit_job(store, registry, "fixtures.echo", rows("a", "b"))
     LocalExecutor(store, registry).execute(job_id)
-    assert finish_if_done(store, registry, None, job_id) is None
+    assert finish_if_done(store, registry, job_id) is None
     assert store.try_finish(job_id) is None
     assert events.read_text().splitlines() == [f"{job_id} succeeded"]
 

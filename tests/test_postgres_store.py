@@ -49,7 +49,7 @@ def test_many_callers_finish_a_job_exactly_once(store, registry, tmp_path, monke
             # every caller writes its own last item, then all try to finish at the same moment
             store.write_results(job_id, [ItemResult(seq, "succeeded", output={"upper": "X", "length": 1})])
             barrier.wait()
-            finished.append(finish_if_done(store, registry, None, job_id))
+            finished.append(finish_if_done(store, registry, job_id))
 
         threads = [threading.Thread(target=last_chunk, args=(seq, job_id, barrier, finished))
                    for seq in range(callers)]

@@ -503,7 +503,7 @@ def jobs_cancel(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
         cancel_job(store, job_id)
         if store.summary(job_id)["status"] == "queued":
             store.cancel_pending(job_id)
-            finish_if_done(store, registry, None, job_id)
+            finish_if_done(store, registry, job_id)
         err.print(f"cancel requested for {job_id}: status {store.summary(job_id)['status']}")
     except Exception as error:
         raise _handle(error) from None

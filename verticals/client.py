@@ -349,7 +349,7 @@ class _Local:
         summary = self._call(cancel_job, self.store, job_id)
         if summary["status"] == "queued":
             self.store.cancel_pending(summary["id"])
-            finish_if_done(self.store, self.registry, None, summary["id"])
+            finish_if_done(self.store, self.registry, summary["id"])
         return self.store.summary(summary["id"])
 
     def retry(self, job_id: str) -> int:

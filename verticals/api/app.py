@@ -456,7 +456,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         cancel_job(state.store, job_id)
         if state.store.summary(job_id)["status"] == "queued":
             state.store.cancel_pending(job_id)
-            finish_if_done(state.store, state.registry, None, job_id)
+            finish_if_done(state.store, state.registry, job_id)
         return _job_out(state.store.summary(job_id))
 
     @app.post("/v1/jobs/{job_id}/retry", response_model=RetryOut, tags=["jobs"],

@@ -163,7 +163,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
     if job.cancel_requested:
         report.cancelled = store.cancel_pending(job_id, start, end)
         _progress(on_progress, report.cancelled)
-        report.finished_status = finish_if_done(store, registry, host, job_id)
+        report.finished_status = finish_if_done(store, registry, job_id)
         return report
     task_cls = registry.task(job.task)
     task = task_cls()
@@ -171,7 +171,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
                      logger=logging.getLogger(f"verticals.task.{task_cls.name}"))
     items = store.pending_items(job_id, start, end, with_attempts=True)
     if not items:
-        report.finished_status = finish_if_done(store, registry, host, job_id)
+        report.finished_status = finish_if_done(store, registry, job_id)
         return report
     models: LazyModels | None = None
     purge = bool(job.options.get("purge_inputs"))
@@ -205,7 +205,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         report.succeeded += ok
         report.failed += len(results) - ok
         _progress(on_progress, len(results))
-    report.finished_status = finish_if_done(store, registry, host, job_id)
+    report.finished_status = finish_if_done(store, registry, job_id)
     return report
 
 
@@ -259,7 +259,7 @@ def _progress(callback: Callable[[int], None] | None, count: int) -> None:
         callback(count)
 
 
-def finish_if_done(store: Store, registry: Registry, host: ModelHost | None, job_id: str) -> str | None:
+def finish_if_done(store: Store, registry: Registry, job_id: str) -> str | None:
     """If no item is pending, finish the job: summary artifact, then ``job_finished`` (exactly once)."""
     status = store.try_finish(job_id)
     if status is None:

@@ -188,11 +188,11 @@ def _give_up(job_id: str, start: int, end: int, error: Exception) -> None:
     from verticals.core.store import ItemResult
 
     try:
-        store, registry, host = state.get()
+        store, registry, _host = state.get()
         reason = (f"worker error after retries: {describe(error)} "
                   f"(fix the cause, then `verticals jobs retry {job_id[:8]} --failed`)")
         results = [ItemResult(seq, "failed", error=reason) for seq, _ in store.pending_items(job_id, start, end)]
         store.write_results(job_id, results)
-        finish_if_done(store, registry, host, job_id)
+        finish_if_done(store, registry, job_id)
     except Exception:
         log.exception("could not record the failure of chunk %s:%d-%d", job_id, start, end)

@@ -70,7 +70,7 @@ class CeleryExecutor:
         job = self.store.job(job_id)
         ranges = self.store.chunk_ranges(job.id)
         if not ranges:
-            finish_if_done(self.store, self.registry, None, job.id)
+            finish_if_done(self.store, self.registry, job.id)
             return 0
         queue = self.queue_for(job.task)
         priority = self.priority_of(job.options)
@@ -127,7 +127,7 @@ class CeleryExecutor:
             if job.final_status:
                 return job.final_status
             if not counts.get("pending") and not job.finished_at:
-                status = finish_if_done(self.store, self.registry, None, job_id)
+                status = finish_if_done(self.store, self.registry, job_id)
                 if status:
                     return status
             now = time.monotonic()
@@ -171,7 +171,7 @@ class CeleryExecutor:
             except Exception as error:  # the items are cancelled in the database; a revoke is an optimisation
                 log.warning("could not revoke %d queued chunk(s) (%s); workers will skip them when they arrive",
                             len(revoke), type(error).__name__)
-        finish_if_done(self.store, self.registry, None, job.id)
+        finish_if_done(self.store, self.registry, job.id)
         return self.store.summary(job.id)
 
     # -- status ---------------------------------------------------------------------------------

@@ -25,5 +25,5 @@ class LocalExecutor:
         for start, end in self.store.chunk_ranges(job_id):
             report = run_chunk(self.store, self.registry, self.host, job_id, start, end, on_progress)
             status = report.finished_status or status
-        return status or finish_if_done(self.store, self.registry, self.host, job_id) or \
+        return status or finish_if_done(self.store, self.registry, job_id) or \
             self.store.summary(job_id)["status"]
