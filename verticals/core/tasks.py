@@ -76,6 +76,11 @@ class Task:
     - ``sensitive``: inputs may hold PHI/PII. The engine then stores only the
       exception *type* of an unexpected failure (never its message, which may
       quote the input) and never logs item contents at any level.
+    - ``executes_code``: the task runs code that comes from its inputs or
+      parameters (e.g. it imports a submitted module). The REST API refuses
+      such a task unless an operator granted the API key code execution
+      (``verticals keys create --allow-code-execution``); the CLI runs it as
+      the local user, as any other task.
 
     and implement :meth:`run`.
     """
@@ -91,6 +96,7 @@ class Task:
     batch_size: ClassVar[int] = 64
     text_field: ClassVar[str | None] = None
     sensitive: ClassVar[bool] = False
+    executes_code: ClassVar[bool] = False
 
     def run(
         self, batch: list[BaseModel], models: dict[str, LoadedModel], ctx: RunContext
@@ -142,6 +148,7 @@ class Task:
             "chunk_size": cls.chunk_size,
             "batch_size": cls.batch_size,
             "models": dict(cls.models),
+            "executes_code": cls.executes_code,
             "input_schema": cls.Input.model_json_schema(),
             "output_schema": cls.Output.model_json_schema(),
             "params_schema": cls.Params.model_json_schema(),

@@ -108,6 +108,7 @@ class GenerateParams(BaseModel):
 
 class GenerateTests(Task):
     name = "testgen.generate"
+    executes_code = True
     description = "Generate pytest tests for Python modules; keep those that pass twice in a sandbox and add coverage"
     Input = ModuleInput
     Output = GeneratedTests
