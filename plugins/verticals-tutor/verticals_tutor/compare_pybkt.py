@@ -22,8 +22,9 @@ import numpy as np
 
 from verticals_tutor import bkt
 from verticals_tutor.metrics import auc, rmse
+from verticals_tutor.semeval import DEFAULT_DATA
 
-DATA = Path("/work/shared/data/education/assistments2009_train_long.csv")
+DATA = DEFAULT_DATA / "assistments2009_train_long.csv"
 
 
 def main() -> None:

@@ -127,6 +127,20 @@ def shipped_head() -> GraderHead:
     return GraderHead(json.loads(raw))
 
 
+def decide(proba: np.ndarray, labels: tuple[str, ...], threshold: float = 0.5) -> tuple[str, str, float]:
+    """The one grading decision, from the 3-way distribution: ``(label_2way, label_3way, score)``.
+
+    Rule: ``score`` = P(correct); the answer is *correct* (2-way and 3-way) iff ``score >= threshold``;
+    otherwise the 3-way label is the likelier of *contradictory* and *incorrect*. So ``label_3way ==
+    "correct"`` exactly when ``label_2way == "correct"``, and the feedback (written from the label) agrees.
+    """
+    score = float(proba[labels.index("correct")])
+    if score >= threshold:
+        return "correct", "correct", score
+    wrong = [k for k in range(len(labels)) if labels[k] != "correct"]
+    return "incorrect", labels[max(wrong, key=lambda k: proba[k])], score
+
+
 def feedback_line(label: str, matched: list[str], missing: list[str], negation_mismatch: bool) -> str:
     """One line a teacher can check: why this label."""
     if label == "correct":

@@ -6,7 +6,24 @@ import json
 import os
 from pathlib import Path
 
-DEFAULT_DATA = Path(os.environ.get("VERTICALS_TUTOR_DATA", "/work/shared/data/education"))
+#: The data folder, relative to the repository root (the checkout that holds ``plugins/``).
+RELATIVE_DATA = Path("..") / "shared" / "data" / "education"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def data_dir() -> Path:
+    """``$VERTICALS_TUTOR_DATA`` if set, else ``../shared/data/education`` relative to the repository root
+    (falling back to the same path relative to the working directory, for a non-editable install)."""
+    if os.environ.get("VERTICALS_TUTOR_DATA"):
+        return Path(os.environ["VERTICALS_TUTOR_DATA"])
+    for base in (REPO_ROOT, Path.cwd()):
+        candidate = (base / RELATIVE_DATA).resolve()
+        if candidate.is_dir():
+            return candidate
+    return (REPO_ROOT / RELATIVE_DATA).resolve()
+
+
+DEFAULT_DATA = data_dir()
 
 
 def load_questions(data_dir: Path = DEFAULT_DATA) -> dict[str, dict]:

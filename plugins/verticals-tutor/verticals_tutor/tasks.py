@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from verticals import ItemError, RunContext, Task
 from verticals_tutor import bkt
-from verticals_tutor.grading import GradeCase, analyse, feedback_line, shipped_head
+from verticals_tutor.grading import GradeCase, analyse, decide, feedback_line, shipped_head
 
 
 def _split_list(value: Any) -> Any:
@@ -63,7 +63,9 @@ class GradeOutput(BaseModel):
 
 class GradeParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    threshold: float = Field(0.5, ge=0, le=1, description="score at or above which the 2-way label is correct")
+    threshold: float = Field(0.5, ge=0, le=1, description="P(correct) at or above which the answer is correct "
+                                                         "(both labels); below it the 3-way label is the likelier "
+                                                         "of contradictory and incorrect")
     judge_weight: float = Field(0.5, ge=0, le=1, description="weight of a plugged-in judge model's probabilities")
 
 
@@ -109,10 +111,9 @@ class TutorGrade(Task):
                     matched_concepts=[], missing_concepts=analysis.concepts, feedback="No answer given.",
                     similarity=0.0, closest_reference=analysis.best_reference, judge=judge_name))
                 continue
-            label3 = head.labels[int(np.argmax(p))]
-            score = float(p[head.labels.index("correct")])
+            label2, label3, score = decide(p, head.labels, params.threshold)
             outputs.append(GradeOutput(
-                label_2way="correct" if score >= params.threshold else "incorrect", label_3way=label3,
+                label_2way=label2, label_3way=label3,
                 score=round(score, 4), probabilities={k: round(float(v), 4) for k, v in zip(head.labels, p,
                                                                                             strict=True)},
                 matched_concepts=analysis.matched, missing_concepts=analysis.missing,

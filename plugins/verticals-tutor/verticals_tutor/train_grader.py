@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from verticals_tutor.grading import FEATURE_NAMES, LABELS_3WAY, GradeCase, GraderHead, analyse
+from verticals_tutor.grading import FEATURE_NAMES, LABELS_3WAY, GradeCase, GraderHead, analyse, decide
 from verticals_tutor.metrics import accuracy, macro_f1
 from verticals_tutor.semeval import DEFAULT_DATA, load_answers, load_questions, reference_texts
 
@@ -67,8 +67,9 @@ def fit_head(x: np.ndarray, y: list[str], c: float) -> dict:
 
 def scores(head: GraderHead, x: np.ndarray, y3: list[str], y2: list[str]) -> dict[str, float]:
     proba = head.predict_proba(x)
-    pred3 = [head.labels[i] for i in proba.argmax(axis=1)]
-    pred2 = ["correct" if p >= 0.5 else "incorrect" for p in proba[:, head.labels.index("correct")]]
+    decisions = [decide(p, head.labels) for p in proba]
+    pred2 = [d[0] for d in decisions]
+    pred3 = [d[1] for d in decisions]
     return {
         "acc_3way": accuracy(y3, pred3), "macro_f1_3way": macro_f1(y3, pred3, LABELS_3WAY),
         "acc_2way": accuracy(y2, pred2), "macro_f1_2way": macro_f1(y2, pred2, ["correct", "incorrect"]),
