@@ -1,6 +1,12 @@
-"""Measure both tasks on the synthetic development set and print Markdown tables.
+"""Measure both tasks on the synthetic development set and on real development files; print Markdown.
 
-    python -m verticals_medical.evaluate [--notes 200] [--seed 13]
+    python -m verticals_medical.evaluate [--notes 200] [--seed 13]           # synthetic sets
+    python -m verticals_medical.evaluate --dev ../shared/data/medical        # real dev files (from the repo root)
+    python -m verticals_medical.evaluate --dev DIR --no-synthetic --baseline # ... plus medspaCy's default ConText
+
+With ``--dev DIR`` it also scores ``DIR/physionet_deid_dev.jsonl`` (real nursing notes with typed PHI
+spans) and ``DIR/negex_context_dev.jsonl`` (NegEx/ConText concept-in-sentence items); see
+:mod:`verticals_medical.deveval` for the rules (Safe Harbor mapping, overlap rule).
 
 De-identification, per category:
 
@@ -147,7 +153,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--dev", metavar="DIR", help="folder holding physionet_deid_dev.jsonl and/or "
+                                                     "negex_context_dev.jsonl (relative to the current folder)")
+    parser.add_argument("--no-synthetic", action="store_true", help="skip the synthetic sets")
+    parser.add_argument("--baseline", action="store_true", help="also score medspaCy's default ConText rules")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N dev notes/items (0: all)")
+    parser.add_argument("--errors", type=int, default=0,
+                        help="print up to N missed and N spurious dev spans (PHI: for your terminal only)")
     args = parser.parse_args(argv)
+    if args.dev:
+        from . import deveval
+
+        deveval.main(args.dev, baseline=args.baseline, limit=args.limit, errors=args.errors)
+    if args.no_synthetic:
+        return
     run_deid(generate_notes(args.notes, args.seed),
              f"De-identification, development templates (seed {args.seed}; rules tuned on these)")
     run_deid(generate_notes(args.notes // 2, args.seed + 1, fresh=True),
