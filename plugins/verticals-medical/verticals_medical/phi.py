@@ -19,7 +19,7 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # Presidio (and spaCy, torch under it) load on first use, not at plugin discovery
     from presidio_analyzer import AnalyzerEngine
@@ -48,9 +48,11 @@ PRESIDIO_MAP = {
     "MEDICAL_LICENSE": "LICENSE",
     "US_HEALTH_INSURANCE_MEMBER_ID": "HEALTH_PLAN",
 }
+# Presidio's UrlRecognizer is not used: it takes any "word.word" for a domain ("ogt.int", "pt.am");
+# our "url" and "domain" rules require a scheme, "www." or a common top-level domain.
 PRESIDIO_RECOGNIZERS = (
-    "CreditCardRecognizer", "EmailRecognizer", "IbanRecognizer", "IpRecognizer", "PhoneRecognizer",
-    "UrlRecognizer", "UsSsnRecognizer", "UsItinRecognizer", "UsPassportRecognizer", "MedicalLicenseRecognizer",
+    "CreditCardRecognizer", "IbanRecognizer", "IpRecognizer", "PhoneRecognizer",
+    "UsSsnRecognizer", "UsItinRecognizer", "UsPassportRecognizer", "MedicalLicenseRecognizer",
     "DateRecognizer",
 )
 
@@ -282,6 +284,31 @@ def _trim_name(text: str, start: int, end: int) -> tuple[int, int]:
 _lock = threading.Lock()
 
 
+@lru_cache(maxsize=1)
+def offline_tld_extractor() -> Any:
+    """tldextract on the Public Suffix List snapshot bundled with the package: no download, no disk cache.
+
+    Presidio's email recognizer calls ``tldextract.extract``, whose default extractor fetches the list
+    from the network on first use (and prints tracebacks when offline).
+    """
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+@lru_cache(maxsize=1)
+def offline_email_recognizer_class() -> type:
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        """Presidio's e-mail recognizer, validating domains with the bundled suffix list."""
+
+        def validate_result(self, pattern_text: str) -> bool:
+            return offline_tld_extractor()(pattern_text).fqdn != ""
+
+    return OfflineEmailRecognizer
+
+
 @lru_cache(maxsize=4)
 def get_analyzer(use_presidio_builtins: bool = True) -> AnalyzerEngine:
     """Presidio analyzer on the packaged spaCy model, with our clinical recognizer added."""
@@ -307,6 +334,7 @@ def get_analyzer(use_presidio_builtins: bool = True) -> AnalyzerEngine:
                 cls = getattr(predefined, class_name, None)
                 if cls is not None:
                     registry.add_recognizer(cls())
+            registry.add_recognizer(offline_email_recognizer_class()())
             registry.add_recognizer(predefined.SpacyRecognizer(supported_entities=["PERSON", "LOCATION", "DATE_TIME"]))
         registry.add_recognizer(clinical_recognizer_class()())
         return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
