@@ -364,7 +364,7 @@ def test_tasks_plugins_health_metrics(api, keys):
 def test_no_auth_mode_is_tenant_local(make_api):
     api = make_api(auth=False)
     assert api.get("/v1/me").json() == {"tenant": "local", "key_id": None, "key_name": None, "auth": False,
-                                        "executor": "local"}
+                                        "executor": "local", "allow_code_execution": False}
     job_id = submit(api, {}, ["a"])
     assert wait_done(api, {}, job_id)["tenant"] == "local"
 

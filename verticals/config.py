@@ -12,7 +12,7 @@ def data_dir() -> Path:
     """Where verticals keeps its SQLite database by default (``VERTICALS_HOME`` overrides)."""
     home = os.environ.get("VERTICALS_HOME")
     path = Path(home).expanduser() if home else Path(platformdirs.user_data_dir("verticals", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new data dir is its owner's only
     return path
 
 

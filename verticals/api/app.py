@@ -79,6 +79,7 @@ class Principal:
     tenant: str
     key_id: str | None = None
     key_name: str | None = None
+    allow_code_execution: bool = False  # an operator's grant (verticals keys create --allow-code-execution)
 
 
 class ApiState:
@@ -151,6 +152,7 @@ def _delivery_out(d: Any) -> DeliveryOut:
 
 ERRORS = {401: {"model": ErrorOut, "description": "Missing or invalid API key"},
           404: {"model": ErrorOut, "description": "Not found (or another tenant's)"}}
+FORBIDDEN = {403: {"model": ErrorOut, "description": "The task executes code and this key has no grant for that"}}
 
 
 def create_app(store: Store | None = None, registry: Registry | None = None, auth: bool = True,
@@ -202,7 +204,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         key = state.tenants.authenticate(credentials.credentials)
         if key is None:
             raise HTTPException(401, f"invalid or revoked API key ({hint})", headers={"WWW-Authenticate": "Bearer"})
-        return Principal(key.tenant_id, key.id, key.name)
+        return Principal(key.tenant_id, key.id, key.name, bool(key.allow_code_execution))
 
     Who = Annotated[Principal, Depends(principal)]
 
@@ -268,7 +270,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
     def me(who: Who) -> MeOut:
         """The tenant and key this request authenticates as."""
         return MeOut(tenant=who.tenant, key_id=who.key_id, key_name=who.key_name, auth=auth,
-                     executor=state.runner.kind)
+                     executor=state.runner.kind, allow_code_execution=who.allow_code_execution)
 
     @app.get("/v1/plugins", response_model=list[PluginOut], tags=["tasks"], responses=ERRORS)
     def plugins(who: Who) -> list[PluginOut]:
@@ -295,11 +297,22 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         return _task_out(task)
 
     # -- jobs ---------------------------------------------------------------------------
-    def _known_task(name: str) -> None:
+    def _known_task(name: str, who: Principal) -> None:
         try:
-            state.registry.task(name)
+            task_cls = state.registry.task(name)
         except PluginError as error:
             raise HTTPException(422, str(error)) from None
+        _may_run(task_cls, who)
+
+    def _may_run(task_cls: Any, who: Principal) -> None:
+        """403 unless the key may run this task: code-executing tasks need an operator's grant."""
+        if getattr(task_cls, "executes_code", False) and not who.allow_code_execution:
+            how = ("this server runs with --no-auth, where code execution is never allowed: use API keys"
+                   if not auth else
+                   "an operator must grant it with: verticals keys create --tenant "
+                   f"{who.tenant} --name NAME --allow-code-execution (and use that key)")
+            raise HTTPException(403, f"task {task_cls.name} executes submitted code on the server, and this API key "
+                                     f"is not allowed to run code: {how}. See docs/security.md")
 
     def _create(who: Principal, idempotency_key: str | None, body_hash: str, make: Any) -> JSONResponse:
         state.runner.check()
@@ -328,7 +341,8 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         return JSONResponse(_job_out(state.store.summary(job_id)).model_dump(mode="json"), status_code=202,
                             headers={"Location": f"/v1/jobs/{job_id}"})
 
-    job_responses = {**ERRORS, 409: {"model": ErrorOut, "description": "Idempotency-Key reused with another body"},
+    job_responses = {**ERRORS, **FORBIDDEN,
+                     409: {"model": ErrorOut, "description": "Idempotency-Key reused with another body"},
                      413: {"model": ErrorOut, "description": "Too many items or too large a body"},
                      422: {"model": ErrorOut}, 503: {"model": ErrorOut, "description": "No executor"}}
 
@@ -336,7 +350,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
     def create_job(body: JobCreate, who: Who,
                    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> JSONResponse:
         """Create a job from JSON items; it runs in the background. Poll GET /v1/jobs/{id} or use a webhook."""
-        _known_task(body.task)
+        _known_task(body.task, who)
         if len(body.items) > state.limits.max_job_items:
             raise HTTPException(413, f"{len(body.items)} items is more than the {state.limits.max_job_items} one JSON "
                                      "request takes (VERTICALS_API_MAX_JOB_ITEMS): upload a file to "
@@ -359,7 +373,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> JSONResponse:
         """Create a job from an uploaded file, streamed into the database row by row."""
-        _known_task(task)
+        _known_task(task, who)
         try:
             parsed_params = json.loads(params)
         except json.JSONDecodeError:
@@ -460,10 +474,13 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         return _job_out(state.store.summary(job_id))
 
     @app.post("/v1/jobs/{job_id}/retry", response_model=RetryOut, tags=["jobs"],
-              responses={**ERRORS, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}})
-    def retry(job_id: OwnedJob) -> RetryOut:
+              responses={**ERRORS, **FORBIDDEN, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+    def retry(job_id: OwnedJob, who: Who) -> RetryOut:
         """Re-run the failed items of a finished job; re-dispatch a job still queued."""
         state.runner.check()
+        task_name = state.store.job(job_id).task
+        if task_name in state.registry.tasks:
+            _may_run(state.registry.tasks[task_name], who)
         if state.store.summary(job_id)["status"] == "running":
             raise HTTPException(409, "the job is still running: retry its failed items once it finished")
         count = state.store.reset_failed(job_id)
@@ -473,11 +490,11 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
 
     # -- predict -----------------------------------------------------------------------------
     @app.post("/v1/predict", response_model=PredictOut, tags=["predict"], response_model_exclude_unset=True, responses={
-        **ERRORS, 413: {"model": ErrorOut, "description": "More items than a synchronous call takes"},
+        **ERRORS, **FORBIDDEN, 413: {"model": ErrorOut, "description": "More items than a synchronous call takes"},
         422: {"model": ErrorOut}})
     def predict_endpoint(body: PredictIn, who: Who) -> PredictOut:
         """Run a task on a few items now and return the results (nothing is stored)."""
-        _known_task(body.task)
+        _known_task(body.task, who)
         with state.predict_slots:
             try:
                 results = predict(state.registry, state.host, body.task, body.items, body.params)

@@ -73,21 +73,27 @@ def serve(
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key acts for (created if new).")],
     name: Annotated[str, typer.Option(help="What the key is for, e.g. etl.")],
+    allow_code_execution: Annotated[bool, typer.Option(
+        "--allow-code-execution",
+        help="Let this key run tasks that execute submitted code (e.g. testgen.generate) on the server. "
+             "Grant it only to tenants you trust with that (docs/security.md).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (id, tenant, name, key).")] = False,
 ) -> None:
     """Create an API key. It is printed once: store it now, it cannot be shown again."""
     from verticals.core.store.tenants import TenantError
 
     try:
-        key = _tenants().create_key(tenant, name)
+        key = _tenants().create_key(tenant, name, allow_code_execution=allow_code_execution)
     except TenantError as error:
         err.print(f"[bold red]error:[/bold red] {error}")
         raise typer.Exit(2) from None
     if as_json:
-        print(json.dumps({"id": key.id, "tenant": key.tenant, "name": key.name, "key": key.token}))
+        print(json.dumps({"id": key.id, "tenant": key.tenant, "name": key.name, "key": key.token,
+                          "allow_code_execution": key.allow_code_execution}))
         return
     print(key.token)
-    err.print(f"key {key.id} for tenant {key.tenant} ({key.name}). Shown once: store it now. "
+    grant = " May run code-executing tasks." if key.allow_code_execution else ""
+    err.print(f"key {key.id} for tenant {key.tenant} ({key.name}).{grant} Shown once: store it now. "
               f"Use it as: Authorization: Bearer <key>")
 
 
@@ -98,14 +104,16 @@ def keys_list(tenant: Annotated[str | None, typer.Option(help="Only this tenant'
     keys = _tenants().list_keys(tenant)
     rows = [{"id": k.id, "tenant": k.tenant_id, "name": k.name, "created_at": k.created_at.isoformat(),
              "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
-             "revoked": k.revoked_at is not None} for k in keys]
+             "revoked": k.revoked_at is not None, "allow_code_execution": bool(k.allow_code_execution)}
+            for k in keys]
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table("id", "tenant", "name", "created", "last used", "state")
+    table = Table("id", "tenant", "name", "created", "last used", "state", "code execution")
     for row in rows:
         table.add_row(row["id"], row["tenant"], row["name"], row["created_at"][:19],
-                      (row["last_used_at"] or "never")[:19], "[red]revoked[/red]" if row["revoked"] else "active")
+                      (row["last_used_at"] or "never")[:19], "[red]revoked[/red]" if row["revoked"] else "active",
+                      "[yellow]allowed[/yellow]" if row["allow_code_execution"] else "no")
     out.print(table)
 
 

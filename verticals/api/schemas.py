@@ -30,6 +30,8 @@ class TaskOut(BaseModel):
     chunk_size: int
     batch_size: int
     sensitive: bool = False
+    executes_code: bool = Field(False, description="Runs code from its inputs: needs an operator's grant "
+                                                   "(verticals keys create --allow-code-execution)")
     text_field: str | None = None
     models: dict[str, str] = {}
     input_schema: dict[str, Any]
@@ -144,3 +146,4 @@ class MeOut(BaseModel):
     key_name: str | None = None
     auth: bool
     executor: str
+    allow_code_execution: bool = Field(False, description="May this key run tasks that execute code")

@@ -260,13 +260,21 @@ def _progress(callback: Callable[[int], None] | None, count: int) -> None:
 
 
 def finish_if_done(store: Store, registry: Registry, job_id: str) -> str | None:
-    """If no item is pending, finish the job: summary artifact, then ``job_finished`` (exactly once)."""
+    """If no item is pending, finish the job: summary artifact, then ``job_finished`` (exactly once).
+
+    With the option ``purge_inputs`` the inputs are purged (and SQLite's write-ahead log truncated)
+    *before* the job is marked finished, so a job seen as finished has no input left in the database.
+    """
+    purged, job = False, store.job(job_id)
+    if job.submitted and job.options.get("purge_inputs") and not store.counts(job_id).get("pending"):
+        store.purge_inputs(job_id)  # failed and cancelled items too: nothing of the input stays
+        purged = True
     status = store.try_finish(job_id)
     if status is None:
         return None
     job = store.job(job_id)
-    if job.options.get("purge_inputs"):
-        store.purge_inputs(job_id)  # failed and cancelled items too: nothing of the input stays
+    if job.options.get("purge_inputs") and not purged:
+        store.purge_inputs(job_id)  # the last pending item was written between our count and try_finish
     try:
         task_cls = registry.task(job.task)
         ctx = RunContext(job_id=job_id, params=task_cls.Params.model_validate(job.params))

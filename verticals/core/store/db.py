@@ -9,6 +9,10 @@ explicitly with ``verticals db upgrade`` and is refused until it is.
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import stat
+import time
 from pathlib import Path
 
 from alembic import command
@@ -16,8 +20,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseNotReady(RuntimeError):
@@ -48,10 +56,72 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of an SQLite URL (None: another backend, in-memory or a ``file:`` URI)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:" \
+            or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def private_sqlite_files(path: Path) -> None:
+    """Create the database file with mode 0600 (before SQLite does, with the umask's mode), and take group
+    and other permissions off an existing one and its -wal, -shm and -journal files.
+
+    SQLite creates the -wal, -shm and -journal files with the database file's mode, so they are 0600 too.
+    Files of another user are left alone (SQLite may still be able to use them).
+    """
+    if path.parent.is_dir() and not path.exists():
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+    for suffix in SQLITE_SUFFIXES:
+        file = Path(f"{path}{suffix}")
+        try:
+            info = file.stat()
+            if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+                file.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # pragma: no cover - not ours after all
+            log.warning("cannot restrict the permissions of %s", file)
+
+
+def scrub_sqlite(engine: Engine, timeout_s: float = 10.0) -> bool:
+    """Push everything in the write-ahead log into the database file and truncate the log to zero bytes.
+
+    Called after inputs are purged: ``secure_delete`` (on for every connection) zeroes the freed content
+    in the database file's pages; this makes sure no older copy of a page stays in ``*-wal``. A checkpoint
+    waits for readers of older snapshots; after ``timeout_s`` it gives up and returns False (the next
+    purge or checkpoint completes it). A no-op (True) for other databases.
+    """
+    if engine.url.get_backend_name() != "sqlite":
+        return True
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    with engine.connect() as connection:
+        while True:
+            busy, _frames, _done = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            if not busy:
+                return True
+            if time.monotonic() > deadline:
+                log.warning("WAL checkpoint after purge did not complete in %.0fs (busy readers); "
+                            "it completes at the next checkpoint", timeout_s)
+                return False
+            time.sleep(delay)
+            delay = min(0.5, delay * 2)
+
+
 @functools.cache
 def make_engine(url: str) -> Engine:
-    """One engine per URL per process. SQLite gets WAL, a busy timeout and foreign keys."""
+    """One engine per URL per process. SQLite gets WAL, a busy timeout, foreign keys, secure_delete and
+    database files only its owner can read (0600)."""
     if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None:
+            private_sqlite_files(path)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

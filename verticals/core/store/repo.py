@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, case, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from verticals.core.store.db import ensure_ready, make_engine
+from verticals.core.store.db import ensure_ready, make_engine, scrub_sqlite
 from verticals.core.store.tables import Artifact, Item, Job, utcnow
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -271,11 +271,17 @@ class Store:
             last_seq = rows[-1].seq
 
     def purge_inputs(self, job_id: str) -> int:
-        """Delete every item's input (failed ones too): the job option ``purge_inputs``, at job end."""
+        """Delete every item's input (failed ones too): the job option ``purge_inputs``, at job end.
+
+        On SQLite the write-ahead log is then checkpointed and truncated, so that no copy of a purged
+        input stays in ``*-wal`` (``secure_delete`` zeroes it in the database file). See docs/security.md.
+        """
         with self.session() as session, session.begin():
-            return session.execute(
+            count = session.execute(
                 update(Item).where(Item.job_id == job_id, Item.input.is_not(None)).values(input=None)
             ).rowcount or 0
+        scrub_sqlite(self.engine)
+        return count
 
     # artifacts ------------------------------------------------------------
     def put_artifact(self, job_id: str, name: str, content: bytes, media_type: str) -> None:

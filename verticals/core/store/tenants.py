@@ -37,6 +37,7 @@ class NewKey:
     tenant: str
     name: str
     token: str  # the full key: shown once, never stored
+    allow_code_execution: bool = False
 
 
 def _hash(secret: str) -> str:
@@ -64,12 +65,14 @@ class Tenants:
                 session.add(Tenant(id=tenant))
         return tenant
 
-    def create_key(self, tenant: str, name: str) -> NewKey:
+    def create_key(self, tenant: str, name: str, allow_code_execution: bool = False) -> NewKey:
+        """A new key. ``allow_code_execution``: the operator's grant to run tasks that execute code."""
         self.ensure_tenant(tenant)
         key_id, secret = uuid.uuid4().hex[:12], secrets.token_urlsafe(32)
         with self.store.session() as session, session.begin():
-            session.add(ApiKey(id=key_id, tenant_id=tenant, name=name, secret_hash=_hash(secret)))
-        return NewKey(key_id, tenant, name, f"{KEY_PREFIX}_{key_id}_{secret}")
+            session.add(ApiKey(id=key_id, tenant_id=tenant, name=name, secret_hash=_hash(secret),
+                               allow_code_execution=allow_code_execution))
+        return NewKey(key_id, tenant, name, f"{KEY_PREFIX}_{key_id}_{secret}", allow_code_execution)
 
     def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         with self.store.session() as session:
