@@ -11,7 +11,8 @@ STAMP  := $(VENV)/.setup-done
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile scripts/install-bubblewrap.sh
+	scripts/install-bubblewrap.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: this version comes as a local CPU wheel (others pull multi-GB CUDA builds)
 	$(BIN)/pip install -q torch==2.13.0

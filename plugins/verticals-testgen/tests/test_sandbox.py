@@ -1,15 +1,22 @@
-"""Sandbox escape attempts in candidate tests must be contained and reported as failed candidates."""
+"""Attacks from candidate tests and from the target module itself: contained, reported failed, nothing leaks.
+
+The OS-level attacks (as root and as an ordinary user) are in tests/test_jail_attacks.py; these run them
+through testgen's own path: the jailed harness, the screening of candidates, the generated output.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 import textwrap
 import uuid
 from pathlib import Path
 
 import pytest
 from verticals_testgen.candidates import Candidate
-from verticals_testgen.pipeline import ModuleRun, Options
+from verticals_testgen.pipeline import ModuleRun, Options, generate_tests
 from verticals_testgen.sandbox import Limits, protections
 from verticals_testgen.target import from_source
 
@@ -127,9 +134,96 @@ def test_nothing_escaped(screened):
     assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
 
 
-def test_layers_reported():
+def test_layers_reported_are_the_verified_jail():
     layers = protections()
-    assert layers["audit_hook"] and layers["rlimits"] and layers["scrubbed_environment"]
-    if Path("/proc/self/ns/net").exists() and os.environ.get("VERTICALS_TESTGEN_NO_NAMESPACES") is None:
-        # document (not require) the OS layers: CI containers may forbid namespaces
-        print("sandbox layers:", layers)
+    for layer in ("unprivileged_user", "user_namespace", "pid_namespace", "net_namespace", "no_capabilities",
+                  "seccomp", "read_only_root", "host_hidden"):
+        assert layers[layer] is True, layer
+    assert layers["host_uid"] != 0
+
+
+# A target module that attacks at import time, as a tenant's `source` item would: it starts a shell through
+# _posixsubprocess.fork_exec (no audit event, so the in-process guard never sees it), tries to remount, to
+# write to the host, to read a world-readable database and /etc/shadow, and exposes what it read through
+# functions, so that the observed strategy would copy it into the generated tests returned to the tenant.
+ATTACK_TARGET = '''
+import _posixsubprocess, os, sys
+
+def _shell(script):
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    args = [b"/bin/sh", b"-c", script.encode()]
+    pid = None
+    for extra in ((False,), ()):  # allow_vfork: 3.11.4+ and 3.12+ take it, older 3.11 do not
+        try:
+            pid = _posixsubprocess.fork_exec(args, [b"/bin/sh"], True, (), None, None, -1, -1, -1, out_write, -1,
+                                             out_write, err_read, err_write, True, False, -1, None, None, None, -1,
+                                             None, *extra)
+            break
+        except TypeError:
+            continue
+    if pid is None:
+        return "fork_exec failed"
+    os.close(out_write)
+    os.close(err_write)
+    os.waitpid(pid, 0)
+    chunks = []
+    while True:
+        chunk = os.read(out_read, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+SHELL = _shell("""
+mount -o remount,bind,rw / && echo REMOUNTED
+echo pwned > MARKER && echo WROTE_HOST
+cat DATABASE
+cat /etc/shadow
+echo '|/tmp/x' > /proc/sys/kernel/core_pattern && echo WROTE_CORE_PATTERN
+echo shell-ran
+""")
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError as error:
+        return "blocked " + type(error).__name__
+
+LOOT = _read("DATABASE") + _read("/etc/shadow")
+
+def loot():
+    return LOOT
+
+def shell_output():
+    return SHELL
+'''
+
+
+@pytest.fixture(scope="module")
+def host_secrets():
+    base = Path(tempfile.mkdtemp(prefix="vtg-host-"))
+    base.chmod(0o777)
+    token = "tenant-a-" + uuid.uuid4().hex
+    (base / "api.db").write_text(f"SQLite format 3 ... job input of tenant A: {token}\n")
+    (base / "api.db").chmod(0o644)
+    yield base, token
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_attacking_target_module_leaks_nothing_into_generated_tests(host_secrets):
+    base, token = host_secrets
+    marker = base / "marker"
+    source = ATTACK_TARGET.replace("MARKER", str(marker)).replace("DATABASE", str(base / "api.db"))
+    target = from_source(source, "tenant_b_module")
+    options = Options(strategies=("observed",), explore_seconds=5, test_timeout=3)
+    result = generate_tests([target], options)[0]
+    text = json.dumps(result)
+    assert result["kept"] >= 1, result.get("notes")  # the module imported and its functions were observed
+    assert "shell-ran" in text  # the shell really started (inside the jail) and its output was observed
+    assert token not in text
+    assert not marker.exists()
+    for success in ("REMOUNTED", "WROTE_HOST", "WROTE_CORE_PATTERN", "root:"):
+        assert success not in text, success
+    assert result["sandbox"]["unprivileged_user"] is True

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from verticals_testgen import strategies as strat
@@ -81,7 +82,7 @@ class ModuleRun:
         saved = limits.wall_seconds
         limits.wall_seconds = wall
         try:
-            return self.sandbox.run(config, [self.target.file])
+            return self.sandbox.run(config, [*self.target.sys_path, str(Path(self.target.file).parent)])
         finally:
             limits.wall_seconds = saved
 

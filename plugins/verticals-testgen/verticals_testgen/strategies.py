@@ -16,10 +16,10 @@ from __future__ import annotations
 import ast
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+from verticals.jail import Jail, JailLimits
 from verticals_testgen.candidates import Candidate, extract_code, split_tests
 from verticals_testgen.target import Target
 
@@ -160,23 +160,26 @@ def pynguin_executable() -> str | None:
 def pynguin_candidates(target: Target, seconds: int = 30) -> tuple[list[Candidate], str]:
     """Run Pynguin (in its own venv, as a separate process) and split its tests into candidates.
 
-    Pynguin executes the target itself, so it runs with a scrubbed environment and
-    no network where ``unshare`` works; its tests then go through the same sandboxed filter.
+    Pynguin executes the target itself, so it runs in the platform's jail (:mod:`verticals.jail`) with
+    its own virtual environment and the target shown read-only; its tests then go through the same
+    jailed filter as every other candidate.
     """
     exe = pynguin_executable()
     if exe is None:
         return [], "pynguin not installed (see README: optional Pynguin venv)"
-    out = Path(tempfile.mkdtemp(prefix="vtg-pynguin-"))
+    base = Path(tempfile.mkdtemp(prefix="vtg-pynguin-"))
+    out = base / "work"
+    out.mkdir()
     try:
         root = target.sys_path[0] if target.sys_path else str(Path(target.file).parent)
-        command = [exe, "--project-path", root, "--module-name", target.name, "--output-path", str(out),
-                   "--maximum-search-time", str(seconds), "-v"]
-        if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
-            command = ["unshare", "-rn", *command]
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(out), "PYNGUIN_DANGER_AWARE": "1", "LANG": "C.UTF-8"}
-        try:
-            subprocess.run(command, env=env, cwd=out, capture_output=True, timeout=seconds + 60)
-        except subprocess.TimeoutExpired:
+        venv = Path(exe).parent.parent
+        interpreter = (venv / "bin" / "python").resolve()
+        command = [str(venv / "bin" / "python"), str(exe), "--project-path", root, "--module-name", target.name,
+                   "--output-path", str(out), "--maximum-search-time", str(seconds), "-v"]
+        jail = Jail(out, read_only=[venv, interpreter.parent.parent, Path(root)],
+                    limits=JailLimits(wall_seconds=seconds + 60, cpu_seconds=seconds + 60, memory_mb=4096))
+        run = jail.run(command, env={"PYNGUIN_DANGER_AWARE": "1"})
+        if run.killed == "timeout":
             return [], "pynguin timed out"
         candidates: list[Candidate] = []
         for path in sorted(out.glob("test_*.py")):
@@ -184,4 +187,4 @@ def pynguin_candidates(target: Target, seconds: int = 30) -> tuple[list[Candidat
                                       f"pynguin_{len(candidates)}")
         return candidates, f"pynguin wrote {len(candidates)} tests"
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)

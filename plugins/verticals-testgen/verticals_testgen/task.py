@@ -74,7 +74,7 @@ class GeneratedTests(BaseModel):
     passed: int
     kept: int
     strategies: dict[str, dict[str, float]]
-    sandbox: dict[str, bool]
+    sandbox: dict[str, bool | int | None]
     formatter: str
     seconds: float
     notes: list[str] = []
@@ -91,8 +91,10 @@ class GenerateParams(BaseModel):
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="sampling temperature of rounds after the first")
     explore_seconds: float = Field(10.0, gt=0, le=600, description="time budget of the observed-value explorer")
     test_timeout: float = Field(5.0, gt=0, le=120, description="seconds one candidate test may run")
-    memory_mb: int = Field(2048, ge=256, description="address-space limit of the sandbox")
-    cpu_seconds: int = Field(60, ge=1, description="CPU-time limit of one sandbox process")
+    memory_mb: int = Field(2048, ge=256, le=65536, description="address-space limit of each jailed process; "
+                           "capped at the server's VERTICALS_JAIL_MAX_MEMORY_MB (default 4096)")
+    cpu_seconds: int = Field(60, ge=1, le=3600, description="CPU-time limit of one jailed process; capped at "
+                             "the server's VERTICALS_JAIL_MAX_CPU_SECONDS (default 300)")
     seed: int = 0
 
     @field_validator("strategies", mode="before")
