@@ -314,3 +314,17 @@ def test_exposing_a_host_folder_wholesale_is_refused(tmp_path):
     for folder in ("/", "/etc", "/root", "/home"):
         with pytest.raises(jail_module.JailUnavailable, match="expose"):
             jail_module.Jail(tmp_path, read_only=[Path(folder)])
+
+
+def test_code_tasks_go_to_their_own_worker_queue():
+    from verticals.workers.celery_app import queue_of
+
+    class Plain:
+        device = "gpu"
+
+    class RunsCode:
+        device = "cpu"
+        executes_code = True
+
+    assert queue_of(Plain()) == "gpu"
+    assert queue_of(RunsCode()) == "code"

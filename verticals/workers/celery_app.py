@@ -36,7 +36,7 @@ from kombu import Queue
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("gpu", "cpu")
+QUEUES = ("gpu", "cpu", "code")  # code: tasks that execute untrusted code (Task.executes_code), kept apart
 PRIORITIES = {"high": 0, "normal": 5, "low": 9}  # Redis: lower number is served first
 DEFAULT_VISIBILITY_TIMEOUT = 7200
 TASK_NAME = "verticals.run_chunk"
@@ -132,11 +132,19 @@ def _after_fork(**_: Any) -> None:
         threading.Thread(target=_preload, name="verticals-preload", daemon=True).start()
 
 
+def queue_of(task: object) -> str:
+    """The queue a task's chunks go to: ``code`` for tasks that execute untrusted code, else its device class."""
+    if getattr(task, "executes_code", False):
+        return "code"
+    device = getattr(task, "device", "cpu")
+    return device if device in QUEUES else "cpu"
+
+
 def _preload() -> None:
     queue = os.environ.get("VERTICALS_WORKER_QUEUE")
     try:
         _, registry, host = state.get()
-        names = sorted({name for task in registry.tasks.values() if not queue or task.device == queue
+        names = sorted({name for task in registry.tasks.values() if not queue or queue_of(task) == queue
                         for name in task.models.values()})
         for name in names:
             host.get(name)

@@ -23,7 +23,7 @@ from typing import Any
 from verticals.core.jobs import finish_if_done
 from verticals.core.store import Store
 from verticals.plugins import Registry
-from verticals.workers.celery_app import PRIORITIES, QUEUES, TASK_NAME, make_app, task_id, visibility_timeout
+from verticals.workers.celery_app import PRIORITIES, TASK_NAME, make_app, queue_of, task_id, visibility_timeout
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,7 @@ class CeleryExecutor:
 
     # -- where a job's chunks go ------------------------------------------------------
     def queue_for(self, task_name: str) -> str:
-        device = getattr(self.registry.task(task_name), "device", "cpu")
-        return device if device in QUEUES else "cpu"
+        return queue_of(self.registry.task(task_name))
 
     @staticmethod
     def priority_of(options: dict[str, Any] | None) -> str:

@@ -56,8 +56,9 @@ def _check_services(queue: str) -> None:
         err.print("[yellow]warning:[/yellow] the database is an SQLite file: only workers on this machine can "
                   "share it. For workers on several machines set VERTICALS_DATABASE_URL=postgresql+psycopg://...")
     from verticals.plugins import get_registry
+    from verticals.workers.celery_app import queue_of
 
-    tasks = [name for name, task in get_registry().tasks.items() if task.device == queue]
+    tasks = [name for name, task in get_registry().tasks.items() if queue_of(task) == queue]
     err.print(f"[dim]queue {queue}: tasks {', '.join(sorted(tasks)) or 'none installed'}[/dim]")
 
 
@@ -87,7 +88,8 @@ def _run_per_gpu(queue: str, gpus: list[str], preload: bool, loglevel: str) -> i
 def register(app: typer.Typer) -> None:
     @app.command("worker")
     def worker(
-        queue: Annotated[str, typer.Option("--queue", "-Q", help="Queue to serve: gpu or cpu.")] = "cpu",
+        queue: Annotated[str, typer.Option(
+            "--queue", "-Q", help="Queue to serve: gpu, cpu, or code (tasks running untrusted code).")] = "cpu",
         gpus: Annotated[str | None, typer.Option(
             help="Comma-separated GPU ids, e.g. 0,1: one worker process per GPU (CUDA_VISIBLE_DEVICES).")] = None,
         concurrency: Annotated[int | None, typer.Option(
@@ -97,7 +99,7 @@ def register(app: typer.Typer) -> None:
         hostname: Annotated[str | None, typer.Option(help="Celery node name (default: QUEUE.PID@HOST).")] = None,
         loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
     ) -> None:
-        """Run a Celery worker that executes job chunks from the gpu or cpu queue.
+        """Run a Celery worker that executes job chunks from the gpu, cpu or code queue.
 
         Needs VERTICALS_BROKER_URL (Redis) and VERTICALS_DATABASE_URL (PostgreSQL for several machines),
         the same as the machines that submit jobs. Ctrl-C (or SIGTERM) finishes the running chunk, then exits;
@@ -106,7 +108,7 @@ def register(app: typer.Typer) -> None:
         from verticals.workers.celery_app import QUEUES
 
         if queue not in QUEUES:
-            raise _fail(f"unknown queue {queue!r}: use --queue gpu or --queue cpu")
+            raise _fail(f"unknown queue {queue!r}: use --queue gpu, cpu or code")
         _check_services(queue)
         os.environ["VERTICALS_WORKER_QUEUE"] = queue
         if preload:
