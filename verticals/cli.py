@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -116,6 +117,36 @@ def _extra_params(args: list[str]) -> dict[str, Any]:
     return params
 
 
+def _secret_params(task_cls, params: dict[str, Any]) -> dict[str, Any]:
+    """Secret task parameters (typed ``SecretStr``) from ``--NAME-file PATH`` or the environment variable the
+    parameter declares (``json_schema_extra={"env": ...}``, e.g. ``VERTICALS_SURROGATE_KEY``)."""
+    from verticals.core.store.secrets import secret_fields
+
+    for name in secret_fields(task_cls.Params):
+        option = "--" + name.replace("_", "-")
+        extra = task_cls.Params.model_fields[name].json_schema_extra
+        env = extra.get("env") if isinstance(extra, dict) else None
+        file = params.pop(f"{name}_file", None)
+        if file is not None:
+            if name in params:
+                raise UserError(f"give {option} or {option}-file, not both")
+            try:
+                value = Path(str(file)).expanduser().read_text(encoding="utf-8").strip("\r\n")
+            except OSError as error:
+                raise UserError(f"cannot read {option}-file {file}: {error.strerror}") from None
+            if not value:
+                raise UserError(f"{option}-file {file} is empty")
+            params[name] = value
+        elif name in params:
+            params[name] = params[name] if isinstance(params[name], str) else json.dumps(params[name])
+            err.print(f"[yellow]warning: {option} on the command line can be seen by other users of this machine "
+                      f"(ps) and stays in your shell history; prefer {option}-file PATH"
+                      + (f" or the environment variable {env}" if env else "") + "[/yellow]")
+        elif env and os.environ.get(env):
+            params[name] = os.environ[env]
+    return params
+
+
 class RateColumn(ProgressColumn):
     def render(self, task) -> Text:
         speed = task.finished_speed or task.speed
@@ -138,12 +169,13 @@ def _load_models(host, task_cls, params: dict[str, Any]) -> None:
 
 def _execute(store, registry, job_id: str, quiet: bool = False) -> str:
     from verticals.core.models import ModelHost
+    from verticals.core.store.secrets import unseal_params
     from verticals.workers import get_executor
 
     summary = store.summary(job_id)
     executor = get_executor(store, registry, ModelHost(registry.models))
     if getattr(executor, "name", "") == "local":
-        _load_models(executor.host, registry.task(summary["task"]), summary["params"])
+        _load_models(executor.host, registry.task(summary["task"]), unseal_params(store.job(job_id).params))
     if quiet:
         return executor.execute(job_id)
     with _progress() as progress:
@@ -293,6 +325,7 @@ def run(
         registry = _registry()
         task_cls = registry.task(task)
         params = {**_extra_params(list(ctx.args)), **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
+        params = _secret_params(task_cls, params)
         store = _store()
         started = time.perf_counter()
         rows = _read_input(task_cls, input, format, text_column, field)
@@ -361,6 +394,7 @@ def jobs_submit(
         registry = _registry()
         task_cls = registry.task(task)
         params = {**_extra_params(list(ctx.args)), **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
+        params = _secret_params(task_cls, params)
         if priority not in ("high", "normal", "low"):
             raise UserError(f"unknown priority {priority!r}: use high, normal or low")
         store = _store()

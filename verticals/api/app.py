@@ -48,6 +48,7 @@ from verticals.core.io import InputError, map_fields
 from verticals.core.jobs import JobError, cancel_job, finish_if_done, submit_job
 from verticals.core.models import ModelHost
 from verticals.core.store import Store
+from verticals.core.store.secrets import SecretKeyError, redact_request_params
 from verticals.core.store.tenants import TenantError, Tenants
 from verticals.plugins import PluginError, Registry
 
@@ -228,6 +229,12 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
     async def _tenant_error(_request: Request, error: TenantError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=422)
 
+    @app.exception_handler(SecretKeyError)
+    async def _secret_key_error(_request: Request, error: SecretKeyError) -> JSONResponse:
+        log.error("%s", error)  # the operator's to fix (the message names settings, never a secret)
+        return JSONResponse({"detail": "the server cannot encrypt secret parameters now (server key problem); "
+                                       "tell its operator"}, status_code=503)
+
     @app.exception_handler(ExecutorUnavailable)
     async def _executor_error(_request: Request, error: ExecutorUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503)
@@ -355,7 +362,9 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
             raise HTTPException(413, f"{len(body.items)} items is more than the {state.limits.max_job_items} one JSON "
                                      "request takes (VERTICALS_API_MAX_JOB_ITEMS): upload a file to "
                                      "POST /v1/jobs/upload instead")
-        body_hash = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        hashed = {**body.model_dump(mode="json"),  # secret parameters enter the hash as their fingerprint
+                  "params": redact_request_params(state.registry.task(body.task).Params, body.params)}
+        body_hash = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
         return _create(who, idempotency_key, body_hash, lambda: submit_job(
             state.store, state.registry, body.task, body.items, body.params, {"purge_inputs": body.purge_inputs},
             body.chunk_size, tenant=who.tenant))
@@ -387,7 +396,8 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
             if not task_cls.text_field:
                 raise HTTPException(422, f"{task} has no single text field, so text_column cannot be used")
             mapping[task_cls.text_field] = text_column
-        extra = json.dumps([task, parsed_params, text_column, kind, chunk_size, purge_inputs], sort_keys=True)
+        extra = json.dumps([task, redact_request_params(task_cls.Params, parsed_params), text_column, kind, chunk_size,
+                            purge_inputs], sort_keys=True, default=str)
 
         def rows() -> Iterator[dict[str, Any]]:
             return map_fields(iter_rows(file.file, kind), dict(mapping), required=task_cls.text_field)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from verticals.config import max_attempts
 from verticals.core.models import ModelHost
 from verticals.core.store import ItemResult, Store
+from verticals.core.store.secrets import seal_params, unseal_params
 from verticals.core.tasks import ItemError, RunContext, Task
 from verticals.plugins import Registry
 
@@ -47,6 +48,11 @@ def validate_params(task: type[Task], params: dict[str, Any]) -> BaseModel:
                        f"(parameters this task takes: {fields})") from None
 
 
+def job_params(task: type[Task], stored: dict[str, Any] | None) -> BaseModel:
+    """A stored job's params, validated for running it (secret parameters decrypted)."""
+    return task.Params.model_validate(unseal_params(stored))
+
+
 def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[dict[str, Any]],
                params: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
                chunk_size: int | None = None, tenant: str | None = None) -> str:
@@ -58,7 +64,7 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
     task = task_cls()
     validated_params = validate_params(task_cls, params or {})
     plugin = registry.task_plugin.get(task_name)
-    job_id = store.create_job(task_name, validated_params.model_dump(mode="json"), dict(options or {}),
+    job_id = store.create_job(task_name, seal_params(validated_params), dict(options or {}),
                               chunk_size or task_cls.chunk_size, plugin.name if plugin else None,
                               plugin.version if plugin else None, tenant=tenant)
     total, pending = 0, []
@@ -167,7 +173,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         return report
     task_cls = registry.task(job.task)
     task = task_cls()
-    ctx = RunContext(job_id=job_id, params=task_cls.Params.model_validate(job.params),
+    ctx = RunContext(job_id=job_id, params=job_params(task_cls, job.params),
                      logger=logging.getLogger(f"verticals.task.{task_cls.name}"))
     items = store.pending_items(job_id, start, end, with_attempts=True)
     if not items:
@@ -277,7 +283,7 @@ def finish_if_done(store: Store, registry: Registry, job_id: str) -> str | None:
         store.purge_inputs(job_id)  # the last pending item was written between our count and try_finish
     try:
         task_cls = registry.task(job.task)
-        ctx = RunContext(job_id=job_id, params=task_cls.Params.model_validate(job.params))
+        ctx = RunContext(job_id=job_id, params=job_params(task_cls, job.params))
         outputs = (task_cls.Output.model_validate(item.output)
                    for item in store.iter_items(job_id, status="succeeded"))
         summary = task_cls().summarize(outputs, ctx)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from verticals import ItemError, ModelHost, ModelSpec, RunContext, Task
 
@@ -65,10 +65,12 @@ class DeidParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Mode = Field("mask", description="mask: [NAME]; surrogate: realistic fake values; hash: [NAME:3f2a...]")
-    surrogate_key: str | None = Field(
+    surrogate_key: SecretStr | None = Field(
         None, description="Secret for surrogates and hashes. Without it the job id is the key (consistent within a "
                           "job); with it replacements are stable across jobs, and hashes cannot be recomputed "
-                          "by someone who only knows the job id.")
+                          "by someone who only knows the job id. Stored encrypted, shown only as a fingerprint; "
+                          "CLI: --surrogate-key-file PATH or VERTICALS_SURROGATE_KEY.",
+        json_schema_extra={"env": "VERTICALS_SURROGATE_KEY"})
     consistency: Literal["job", "document"] = Field(
         "job", description="job: the same value gets the same surrogate in every document of the job; "
                            "document: only within one document.")
@@ -191,7 +193,8 @@ class DeidentifyTask(Task):
         if params.ner_model:
             model = _ner_host(params.ner_model).get("medical.deid-ner")
             model_spans = ner_spans(model, [item.text for item in batch], params.ner_min_score)
-        key = derive_key(ctx.job_id, params.surrogate_key)
+        secret = params.surrogate_key.get_secret_value() if params.surrogate_key else None
+        key = derive_key(ctx.job_id, secret)
         outputs: list[DeidOutput | ItemError] = []
         wanted = set(params.categories) if params.categories else None
         for item, extra in zip(batch, model_spans, strict=True):
@@ -202,7 +205,7 @@ class DeidentifyTask(Task):
                 outputs.append(ItemError("note longer than 1,000,000 characters: split it", code="too_long"))
                 continue
             spans = detect(item.text, min_score=params.min_score, categories=wanted, extra=extra)
-            doc_key = key if params.consistency == "job" else derive_key(ctx.job_id, f"{params.surrogate_key}|"
+            doc_key = key if params.consistency == "job" else derive_key(ctx.job_id, f"{secret}|"
                                                                          f"{item.id or hash_text(item.text)}")
             surrogates = Surrogates(doc_key, params.max_shift_days)
             patient_key = item.patient_id or item.id or hash_text(item.text)

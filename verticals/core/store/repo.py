@@ -17,6 +17,7 @@ from sqlalchemy import Engine, case, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from verticals.core.store.db import ensure_ready, make_engine, scrub_sqlite
+from verticals.core.store.secrets import redact_params
 from verticals.core.store.tables import Artifact, Item, Job, utcnow
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -117,7 +118,8 @@ class Store:
             elapsed = max(0.0, (end - started).total_seconds())
         return {
             "id": job.id, "task": job.task, "status": status, "total": job.total, "done": done,
-            "progress": (done / job.total) if job.total else 1.0, "counts": counts, "params": job.params,
+            "progress": (done / job.total) if job.total else 1.0, "counts": counts,
+            "params": redact_params(job.params),  # secret parameters: a mask and a fingerprint, never the value
             "options": job.options, "plugin": job.plugin, "plugin_version": job.plugin_version,
             "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at),
             "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at), "elapsed_s": elapsed,
