@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, case, exists, func, select, update
+from sqlalchemy import Connection, Engine, Integer, bindparam, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from verticals.core.store.db import ensure_ready, make_engine, scrub_sqlite
@@ -21,6 +21,50 @@ from verticals.core.store.secrets import redact_params
 from verticals.core.store.tables import Artifact, Item, Job, utcnow
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+STATUSES = ("pending", *TERMINAL)
+ITEMS, JOBS = Item.__table__, Job.__table__
+
+# The statements run once per batch, built once (building a statement costs about what running it does).
+# Items are always found by (job_id, status, seq): ix_items_job_status_seq, whatever the job's size.
+_EXHAUSTED = ITEMS.c.attempts >= bindparam("b_max_attempts", type_=Integer)
+
+
+def _begin_items(count: int) -> Any:
+    """The UPDATE of ``begin_items`` for ``count`` seqs (b_s0, b_s1, ...)."""
+    return (
+        update(ITEMS)
+        .where(ITEMS.c.job_id == bindparam("b_job_id"), ITEMS.c.status == "pending",
+               ITEMS.c.seq.in_([bindparam(f"b_s{index}", type_=Integer) for index in range(count)]))
+        .values(status=case((_EXHAUSTED, "failed"), else_=ITEMS.c.status),
+                error=case((_EXHAUSTED, bindparam("b_error", type_=ITEMS.c.error.type)), else_=ITEMS.c.error),
+                attempts=case((_EXHAUSTED, ITEMS.c.attempts), else_=ITEMS.c.attempts + 1),
+                updated_at=bindparam("b_now", type_=ITEMS.c.updated_at.type))
+        .returning(ITEMS.c.seq, ITEMS.c.status)
+    )
+
+
+_WRITE_RESULTS = {
+    purge: update(ITEMS)
+    .where(ITEMS.c.job_id == bindparam("b_job_id"), ITEMS.c.status == "pending", ITEMS.c.seq == bindparam("b_seq"))
+    .values(status=bindparam("b_status"), output=bindparam("b_output"), error=bindparam("b_error"),
+            provenance=bindparam("b_provenance"), updated_at=bindparam("b_now"), **({"input": None} if purge else {}))
+    for purge in (False, True)
+}
+_PENDING_ITEMS = (
+    select(ITEMS.c.seq, ITEMS.c.input, ITEMS.c.attempts)
+    .where(ITEMS.c.job_id == bindparam("job_id"), ITEMS.c.status == "pending",
+           ITEMS.c.seq >= bindparam("start"), ITEMS.c.seq < bindparam("end"))
+    .order_by(ITEMS.c.seq)
+)
+_CANCEL_REQUESTED = select(JOBS.c.cancel_requested).where(JOBS.c.id == bindparam("job_id"))
+_COUNTERS = {f"n_{status}": JOBS.c[f"n_{status}"] + bindparam(f"d_{status}", type_=Integer) for status in STATUSES}
+_ADD_TO_COUNTS = {
+    start: update(JOBS).where(JOBS.c.id == bindparam("job_id")).values(
+        **_COUNTERS,
+        **({"started_at": func.coalesce(JOBS.c.started_at, bindparam("now", type_=JOBS.c.started_at.type))}
+           if start else {}))
+    for start in (False, True)
+}
 
 
 @dataclass
@@ -53,6 +97,10 @@ class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._write_results = {purge: _Prepared(statement, engine.dialect)
+                               for purge, statement in _WRITE_RESULTS.items()}
+        self._begin_items: dict[int, _Prepared] = {}
+        self._add_counts = _Prepared(_ADD_TO_COUNTS[False], engine.dialect)
 
     def session(self) -> Session:
         return self.sessions()
@@ -67,12 +115,20 @@ class Store:
         return job_id
 
     def add_items(self, job_id: str, rows: Iterable[tuple[int, dict[str, Any] | None, str, str | None]]) -> None:
-        """Insert items as (seq, input, status, error); status is ``pending`` or ``failed`` (invalid input)."""
+        """Insert items as (seq, input, status, error); status is ``pending`` or ``failed`` (invalid input).
+
+        One multi-row INSERT (executemany) per call: callers stream a job's items through in batches.
+        """
+        now = utcnow()
         values = [{"job_id": job_id, "seq": seq, "input": data, "status": status, "error": error, "attempts": 0,
-                   "updated_at": utcnow()} for seq, data, status, error in rows]
+                   "updated_at": now} for seq, data, status, error in rows]
         if values:
+            added: dict[str, int] = {}
+            for value in values:
+                added[value["status"]] = added.get(value["status"], 0) + 1
             with self.session() as session, session.begin():
-                session.execute(Item.__table__.insert(), values)
+                session.execute(ITEMS.insert(), values)
+                _add_to_counts(session, job_id, added)
 
     def mark_submitted(self, job_id: str, total: int) -> None:
         with self.session() as session, session.begin():
@@ -97,6 +153,13 @@ class Store:
             return list(session.scalars(query))
 
     def counts(self, job_id: str) -> dict[str, int]:
+        """Items per status (statuses with none left out), from the job's counters: no item is read."""
+        with self.session() as session:
+            row = session.execute(select(*(JOBS.c[f"n_{s}"] for s in STATUSES)).where(JOBS.c.id == job_id)).first()
+        return {status: count for status, count in zip(STATUSES, row or (), strict=False) if count}
+
+    def counts_from_items(self, job_id: str) -> dict[str, int]:
+        """Items per status counted from the items themselves (reads every item of the job: checks only)."""
         with self.session() as session:
             rows = session.execute(
                 select(Item.status, func.count()).where(Item.job_id == job_id).group_by(Item.status)
@@ -106,7 +169,7 @@ class Store:
     def summary(self, job_id: str) -> dict[str, Any]:
         """What ``jobs status`` prints: never item contents."""
         job = self.job(job_id)
-        counts = self.counts(job.id)
+        counts = {status: getattr(job, f"n_{status}") for status in STATUSES if getattr(job, f"n_{status}")}
         done = sum(counts.get(s, 0) for s in TERMINAL)
         status = job.final_status or derive_status(counts, job.total, job.started_at is not None)
         if status in (*TERMINAL, "partial") and job.finished_at is None:
@@ -131,8 +194,8 @@ class Store:
             session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
 
     def cancel_requested(self, job_id: str) -> bool:
-        with self.session() as session:
-            return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+        with self.engine.connect() as connection:
+            return bool(connection.scalar(_CANCEL_REQUESTED, {"job_id": job_id}))
 
     # chunks ---------------------------------------------------------------
     def chunk_ranges(self, job_id: str, only_pending: bool = True) -> list[tuple[int, int]]:
@@ -150,33 +213,31 @@ class Store:
         """Count an attempt on these pending items, right before they run; fail those past ``max_attempts``.
 
         Returns the seqs that were failed instead (they must not run). Counting per batch, not per chunk,
-        means that only the items in flight when a worker died carry the extra attempt. One statement.
+        means that only the items in flight when a worker died carry the extra attempt. One statement on
+        the items, found through (job_id, status, seq): the items of this batch only, whatever the job's size.
         """
-        exhausted = Item.attempts >= max_attempts
         error = f"gave up after {max_attempts} attempts (the item kept crashing or timing out its worker)"
-        with self.session() as session, session.begin():
-            if mark_started:
-                session.execute(
-                    update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=utcnow()))
-            rows = session.execute(
-                update(Item).where(Item.job_id == job_id, Item.seq.in_(seqs), Item.status == "pending").values(
-                    status=case((exhausted, "failed"), else_=Item.status),
-                    error=case((exhausted, error), else_=Item.error),
-                    attempts=case((exhausted, Item.attempts), else_=Item.attempts + 1),
-                    updated_at=utcnow(),
-                ).returning(Item.seq, Item.status)
-            )
-            return {seq for seq, status in rows if status == "failed"}
+        now = utcnow()
+        seqs = list(seqs)
+        if not seqs:
+            return set()
+        statement = self._begin_items.get(len(seqs))
+        if statement is None:  # one per batch length (a chunk's last batch is shorter)
+            statement = self._begin_items[len(seqs)] = _Prepared(_begin_items(len(seqs)), self.engine.dialect)
+        with self.engine.begin() as connection:
+            rows = statement.execute(connection, {"b_job_id": job_id, "b_max_attempts": max_attempts, "b_error": error,
+                                                  "b_now": now, **{f"b_s{i}": seq for i, seq in enumerate(seqs)}})
+            given_up = {seq for seq, status in rows if status == "failed"}
+            # the job row last (after the items), as in every transaction: no lock-order deadlock
+            _add_to_counts(connection, job_id, {"pending": -len(given_up), "failed": len(given_up)},
+                           started_at=now if mark_started else None)
+            return given_up
 
     def pending_items(self, job_id: str, start: int, end: int,
                       with_attempts: bool = False) -> list[tuple[Any, ...]]:
         """(seq, input) of the chunk's pending items, in order; (seq, input, attempts) ``with_attempts``."""
-        with self.session() as session:
-            rows = session.execute(
-                select(Item.seq, Item.input, Item.attempts)
-                .where(Item.job_id == job_id, Item.seq >= start, Item.seq < end, Item.status == "pending")
-                .order_by(Item.seq)
-            )
+        with self.engine.connect() as connection:
+            rows = connection.execute(_PENDING_ITEMS, {"job_id": job_id, "start": start, "end": end})
             return [(seq, data, attempts) if with_attempts else (seq, data) for seq, data, attempts in rows]
 
     def chunk_states(self, job_id: str) -> dict[int, tuple[int, bool]]:
@@ -199,35 +260,50 @@ class Store:
             return dict(job.options)
 
     def write_results(self, job_id: str, results: Iterable[ItemResult], purge_inputs: bool = False) -> int:
-        """Write results onto items still pending; already-finished items are left alone (idempotent)."""
-        written = 0
-        with self.session() as session, session.begin():
-            for result in results:
-                values: dict[str, Any] = {"status": result.status, "output": result.output, "error": result.error,
-                                          "provenance": result.provenance, "updated_at": utcnow()}
-                if purge_inputs:
-                    values["input"] = None
-                written += session.execute(
-                    update(Item).where(Item.job_id == job_id, Item.seq == result.seq, Item.status == "pending")
-                    .values(**values)
-                ).rowcount or 0
-        return written
+        """Write results onto items still pending; already-finished items are left alone (idempotent).
+
+        One executemany UPDATE per result status (each row found by (job_id, status, seq)), and the
+        job's counters, in one transaction. Returns how many items were written.
+        """
+        params: dict[str, list[dict[str, Any]]] = {}
+        for result in results:
+            if result.status not in TERMINAL:
+                raise ValueError(f"an item result is {'/'.join(TERMINAL)}, not {result.status!r}")
+            params.setdefault(result.status, []).append({"b_seq": result.seq, "b_output": result.output,
+                                                         "b_error": result.error, "b_provenance": result.provenance})
+        written: dict[str, int] = {}
+        now = utcnow()
+        with self.engine.begin() as connection:
+            for status, rows in params.items():
+                written[status] = self._write_results[purge_inputs].executemany(
+                    connection, {"b_job_id": job_id, "b_status": status, "b_now": now}, rows)
+            if written:  # the job's counters, as _add_to_counts does, without building the statement each time
+                self._add_counts.execute(connection, {"job_id": job_id, "d_pending": -sum(written.values()),
+                                                      **{f"d_{status}": written.get(status, 0) for status in TERMINAL}})
+        return sum(written.values())
 
     def cancel_pending(self, job_id: str, start: int | None = None, end: int | None = None) -> int:
-        conditions = [Item.job_id == job_id, Item.status == "pending"]
+        conditions = [ITEMS.c.job_id == job_id, ITEMS.c.status == "pending"]
         if start is not None and end is not None:
-            conditions += [Item.seq >= start, Item.seq < end]
+            conditions += [ITEMS.c.seq >= start, ITEMS.c.seq < end]
         with self.session() as session, session.begin():
-            return session.execute(
-                update(Item).where(*conditions).values(status="cancelled", error="job cancelled", updated_at=utcnow())
+            count = session.execute(
+                update(ITEMS).where(*conditions).values(status="cancelled", error="job cancelled", updated_at=utcnow())
             ).rowcount or 0
+            _add_to_counts(session, job_id, {"pending": -count, "cancelled": count})
+            return count
 
     def try_finish(self, job_id: str) -> str | None:
-        """Mark the job finished if no item is pending. Exactly one caller wins; it gets the final status."""
-        no_pending = ~exists().where(Item.job_id == job_id, Item.status == "pending")
-        with self.session() as session, session.begin():
-            won = session.execute(
-                update(Job).where(Job.id == job_id, Job.finished_at.is_(None), Job.submitted.is_(True), no_pending)
+        """Mark the job finished if no item is pending. Exactly one caller wins; it gets the final status.
+
+        "No item pending" is the job's counter (kept in the transaction of every status change), not a
+        search of its items: that is one row whatever the job's size, and a concurrent writer's change to
+        it is seen by this UPDATE (the row is locked and its condition checked again).
+        """
+        with self.engine.begin() as connection:
+            won = connection.execute(
+                update(JOBS).where(JOBS.c.id == job_id, JOBS.c.finished_at.is_(None), JOBS.c.submitted.is_(True),
+                                   JOBS.c.n_pending == 0)
                 .values(finished_at=utcnow())
             ).rowcount
             if not won:
@@ -245,13 +321,13 @@ class Store:
         """
         with self.session() as session, session.begin():
             count = session.execute(
-                update(Item).where(Item.job_id == job_id, Item.status == "failed", Item.input.is_not(None),
-                                   Item.error.not_like("invalid input:%"))
+                update(ITEMS).where(ITEMS.c.job_id == job_id, ITEMS.c.status == "failed", ITEMS.c.input.is_not(None),
+                                    ITEMS.c.error.not_like("invalid input:%"))
                 .values(status="pending", error=None, output=None, attempts=0, updated_at=utcnow())
             ).rowcount or 0
             if count:
-                session.execute(update(Job).where(Job.id == job_id).values(
-                    finished_at=None, final_status=None, cancel_requested=False))
+                _add_to_counts(session, job_id, {"failed": -count, "pending": count},
+                               also={"finished_at": None, "final_status": None, "cancel_requested": False})
         return count
 
     # results --------------------------------------------------------------
@@ -297,6 +373,76 @@ class Store:
     def get_artifact(self, job_id: str, name: str) -> Artifact | None:
         with self.session() as session:
             return session.scalar(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+
+
+class _Prepared:
+    """A statement compiled once for a dialect and run through the DBAPI's executemany.
+
+    The values go through SQLAlchemy's own bind processors (JSON, datetimes), so what is stored is what
+    ``connection.execute`` stores; only its bookkeeping per row of an executemany (about 25 µs, more than
+    a trivial task costs per item) is skipped.
+    """
+
+    def __init__(self, statement: Any, dialect: Any):
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.order = list(compiled.positiontup or ()) if compiled.positional else None
+        self.processors = {name: processor for name, bind in compiled.binds.items()
+                           if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))}
+        self.defaults = {name: self._process(name, bind.effective_value) for name, bind in compiled.binds.items()
+                         if not bind.required}
+
+    def _process(self, name: str, value: Any) -> Any:
+        processor = self.processors.get(name)
+        return processor(value) if processor else value
+
+    def execute(self, connection: Connection, values: dict[str, Any]) -> Any:
+        """Run once with ``values`` (bind name -> value); returns the result."""
+        values = {**self.defaults, **{name: self._process(name, value) for name, value in values.items()}}
+        return connection.exec_driver_sql(
+            self.sql, tuple(values[name] for name in self.order) if self.order is not None else values)
+
+    def executemany(self, connection: Connection, fixed: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+        """Run once per row of ``rows`` (bind name -> value), with ``fixed`` for every row; returns the rowcount."""
+        if not rows:
+            return 0
+        base = {**self.defaults, **{name: self._process(name, value) for name, value in fixed.items()}}
+        names = list(rows[0])  # every row binds the same names
+        processors = [self.processors.get(name) for name in names]
+        params: list[Any] = []
+        if self.order is None:  # named parameters (PostgreSQL)
+            for row in rows:
+                values = dict(base)
+                for name, processor in zip(names, processors, strict=True):
+                    values[name] = processor(row[name]) if processor else row[name]
+                params.append(values)
+        else:  # positional parameters (SQLite): fill the row's slots of a template
+            template = [base.get(name) for name in self.order]
+            slots = [[i for i, bound in enumerate(self.order) if bound == name] for name in names]
+            for row in rows:
+                values = list(template)
+                for name, processor, where in zip(names, processors, slots, strict=True):
+                    value = processor(row[name]) if processor else row[name]
+                    for i in where:
+                        values[i] = value
+                params.append(tuple(values))
+        return connection.exec_driver_sql(self.sql, params).rowcount or 0
+
+
+def _add_to_counts(connection: Session | Connection, job_id: str, deltas: dict[str, int],
+                   started_at: Any = None, also: dict[str, Any] | None = None) -> None:
+    """Add ``deltas`` (status -> change) to the job's item counters in the caller's transaction; also set
+    ``started_at`` if it is not set yet, and ``also`` (more job columns). Called after the items were
+    changed, so that every transaction locks the job row last."""
+    if not any(deltas.values()) and started_at is None and not also:
+        return
+    params = {"job_id": job_id, **{f"d_{status}": deltas.get(status, 0) for status in STATUSES}}
+    if also:
+        connection.execute(_ADD_TO_COUNTS[False].values(**also), params)
+    elif started_at is None:
+        connection.execute(_ADD_TO_COUNTS[False], params)
+    else:
+        connection.execute(_ADD_TO_COUNTS[True], {**params, "now": started_at})
 
 
 def _iso(value: Any) -> str | None:

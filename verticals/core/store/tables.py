@@ -50,6 +50,11 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     final_status: Mapped[str | None] = mapped_column(String(16))
     tenant_id: Mapped[str | None] = mapped_column(String(64), index=True)  # 0002: None for CLI/local jobs
+    # 0004: items per status, kept by the store in the same transaction as every status change
+    n_pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_succeeded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_cancelled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Item(Base):
@@ -58,7 +63,7 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         UniqueConstraint("job_id", "seq", name="uq_items_job_seq"),
-        Index("ix_items_job_status", "job_id", "status"),
+        Index("ix_items_job_status_seq", "job_id", "status", "seq"),  # 0004
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

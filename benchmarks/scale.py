@@ -1,0 +1,172 @@
+"""Job-store scale: a trivial task over 10k, 100k and 1M items on SQLite.
+
+    .venv/bin/python benchmarks/scale.py [--sizes 10000 100000 1000000] [--code PATH] [--timeout S]
+
+For each size, in a fresh subprocess (so that its peak RSS is its own) with a fresh SQLite database:
+  stored      items/s of ``submit_job`` (N generated items, streamed into the store in batches),
+  processed   items/s of ``LocalExecutor.execute`` (every chunk run, every result written, job finished),
+  per CPU-s   the same items per second of that process's CPU time (what a busy machine changes less),
+  exported    items/s of ``iter_results`` (every result read back, paged by seq),
+  peak RSS    of the process (MB).
+The job is checked: every item must be ``succeeded``.
+
+The task, ``bench.length`` (registered here through a plugin object, not installed), returns the
+length of a short text: the time is the engine's and the store's. It uses the default ``Task``
+chunk size (256) and batch size (64) unless ``--chunk-size``/``--batch-size`` say otherwise.
+
+``--code PATH`` runs the sizes against another checkout of verticals (e.g. the code before a change:
+``git archive COMMIT verticals | tar -x -C /tmp/before``), so before/after figures come from the same
+script. ``--timeout`` bounds each size (seconds); a size that runs out of time prints the items
+processed so far and their rate (read from its database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child(size: int, chunk_size: int, batch_size: int) -> None:
+    """One size, in this process: submit, run, export; prints one JSON line."""
+    import resource
+
+    from pydantic import BaseModel
+
+    from verticals import Task, hookimpl
+    from verticals.core.jobs import iter_results, submit_job
+    from verticals.core.store import open_store
+    from verticals.plugins import PluginInfo, get_registry
+    from verticals.workers.local import LocalExecutor
+
+    class LengthInput(BaseModel):
+        text: str
+
+    class LengthOutput(BaseModel):
+        length: int
+
+    class LengthTask(Task):
+        name = "bench.length"
+        description = "Length of a text (scale benchmark)."
+        Input = LengthInput
+        Output = LengthOutput
+        text_field = "text"
+
+        def run(self, batch, models, ctx):
+            return [LengthOutput(length=len(item.text)) for item in batch]
+
+    LengthTask.chunk_size = chunk_size
+    LengthTask.batch_size = batch_size
+
+    class BenchPlugin:
+        @hookimpl
+        def register_tasks(self, register):
+            register(LengthTask)
+
+    registry = get_registry(refresh=True)
+    registry.manager.register(BenchPlugin(), name="bench")
+    info = PluginInfo("bench", "verticals-bench", "0", __name__, tasks=[LengthTask.name])
+    registry.plugins["bench"] = info
+    registry.tasks[LengthTask.name] = LengthTask
+    registry.task_plugin[LengthTask.name] = info
+
+    store = open_store()
+    rows = ({"text": f"headline number {i} of the scale benchmark"} for i in range(size))
+    started = time.perf_counter()
+    job_id = submit_job(store, registry, LengthTask.name, rows)
+    stored_s = time.perf_counter() - started
+    print(json.dumps({"job": job_id, "stored_s": stored_s}), flush=True)
+    started, cpu = time.perf_counter(), time.process_time()
+    status = LocalExecutor(store, registry).execute(job_id)
+    processed_s, processed_cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    started = time.perf_counter()
+    exported = sum(1 for _ in iter_results(store, job_id))
+    exported_s = time.perf_counter() - started
+    counts = store.summary(job_id)["counts"]
+    if status != "succeeded" or counts.get("succeeded") != size or exported != size:
+        raise SystemExit(f"job {job_id}: status {status}, counts {counts}, exported {exported} (expected {size})")
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"size": size, "stored_s": stored_s, "processed_s": processed_s, "exported_s": exported_s,
+                      "processed_cpu_s": processed_cpu_s, "peak_rss_mb": peak_kb / 1024}), flush=True)
+
+
+def done_so_far(db: Path, job_id: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as connection:
+        return connection.execute("SELECT count(*) FROM items WHERE job_id = ? AND status != 'pending'",
+                                  (job_id,)).fetchone()[0]
+
+
+def run_size(size: int, args: argparse.Namespace) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="verticals-scale-"))
+    db = folder / "jobs.db"
+    code = str(Path(args.code).resolve()) if args.code else str(REPO)
+    env = {**os.environ, "VERTICALS_HOME": str(folder), "VERTICALS_DATABASE_URL": f"sqlite:///{db}",
+           "VERTICALS_LOAD_PLUGINS": "", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([code, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    command = [sys.executable, __file__, "--child", str(size), "--chunk-size", str(args.chunk_size),
+               "--batch-size", str(args.batch_size)]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    first = json.loads(process.stdout.readline() or "{}")
+    run_started = time.perf_counter()
+    try:
+        out, _ = process.communicate(timeout=max(1.0, args.timeout - (run_started - started)))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        elapsed = time.perf_counter() - run_started
+        done = done_so_far(db, first["job"]) if first.get("job") else 0
+        return {"size": size, "stored_s": first.get("stored_s"), "timed_out": True, "done": done,
+                "processed_rate": done / elapsed if elapsed else None}
+    finally:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+    if process.returncode:
+        raise SystemExit(f"size {size} failed (exit {process.returncode})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["processed_rate"] = size / result["processed_s"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--code", help="run against the verticals in this folder (default: this checkout)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per size")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.chunk_size, args.batch_size)
+        return
+    print(f"code: {args.code or REPO}; SQLite; chunk {args.chunk_size}, batch {args.batch_size}")
+    print(f"{'items':>9} {'stored/s':>10} {'processed/s':>12} {'per CPU-s':>10} {'exported/s':>11} "
+          f"{'peak RSS MB':>12}")
+    rates = []
+    for size in args.sizes:
+        r = run_size(size, args)
+        stored = size / r["stored_s"] if r.get("stored_s") else float("nan")
+        if r.get("timed_out"):
+            print(f"{size:>9} {stored:>10.0f} {r['processed_rate']:>12.0f} {'-':>10} {'-':>11} {'-':>12}"
+                  f"  (timed out after {args.timeout:.0f}s: {r['done']} items processed)", flush=True)
+            continue
+        rates.append(r["processed_rate"])
+        print(f"{size:>9} {stored:>10.0f} {r['processed_rate']:>12.0f} {size / r['processed_cpu_s']:>10.0f} "
+              f"{size / r['exported_s']:>11.0f} {r['peak_rss_mb']:>12.0f}", flush=True)
+    if len(rates) > 1:
+        print(f"processed/s, slowest size / fastest size: {min(rates) / max(rates):.2f}")
+
+
+if __name__ == "__main__":
+    main()
