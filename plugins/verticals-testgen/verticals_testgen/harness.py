@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
 import importlib
 import inspect
 import json
@@ -303,7 +304,7 @@ def _flat_numbers(value: object) -> bool:
 
 
 def module_constants(source: str) -> dict[type, list]:
-    found: dict[type, list] = {int: [], str: [], float: []}
+    found: dict[type, list] = {int: [], str: [], float: [], bytes: []}
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -311,7 +312,8 @@ def module_constants(source: str) -> dict[type, list]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and type(node.value) in found:
             value = node.value
-            if isinstance(value, str) and (len(value) > 40 or ("\n" in value and len(value) > 10)):
+            newline = "\n" if isinstance(value, str) else b"\n"
+            if isinstance(value, str | bytes) and (len(value) > 40 or (newline in value and len(value) > 10)):
                 continue
             if value not in found[type(value)]:
                 found[type(value)].append(value)
@@ -416,140 +418,631 @@ class ArcTracer:
         return False
 
 
-class Callee:
-    def __init__(self, label: str, func, owner=None, ctor=None):
-        self.label, self.func, self.owner, self.ctor = label, func, owner, ctor
+class Expr:
+    """A value that is not a literal: the source text that builds it and a function that builds a fresh one."""
 
+    __slots__ = ("code", "make")
 
-def public_callables(module) -> list[Callee]:
-    callees: list[Callee] = []
-    for name, obj in sorted(vars(module).items()):
-        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
-            continue
-        if inspect.isfunction(obj):
-            callees.append(Callee(name, obj))
-        elif inspect.isclass(obj) and not issubclass(obj, BaseException):
-            ctor = obj.__init__ if "__init__" in vars(obj) else None
-            callees.append(Callee(name, obj, ctor=ctor))
-            for mname, member in sorted(vars(obj).items()):
-                if not mname.startswith("_") and inspect.isfunction(member):
-                    callees.append(Callee(f"{name}.{mname}", member, owner=obj, ctor=ctor))
-    return callees
+    def __init__(self, code: str, make):
+        self.code, self.make = code, make
 
-
-def _signature_pools(func, consts, skip_self: bool) -> list[tuple[str, inspect.Parameter, list]] | None:
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return None
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:
-        hints = {}
-    params = []
-    for index, param in enumerate(signature.parameters.values()):
-        if skip_self and index == 0:
-            continue
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        params.append((param.name, param, pool_for_param(param, hints.get(param.name), consts)))
-    return params
-
-
-def _choose(rng: random.Random, params, attempt: int) -> tuple[list, dict] | None:
-    args: list = []
-    kwargs: dict = {}
-    for name, param, pool in params:
-        optional = param.default is not inspect.Parameter.empty
-        if optional and (attempt == 0 or rng.random() < 0.5):
-            continue
-        if not pool:
-            return None
-        value = pool[0] if attempt == 0 else rng.choice(pool)
-        value = _copy(value)
-        if param.kind == param.KEYWORD_ONLY or (optional and kwargs):
-            kwargs[name] = value
-        else:
-            args.append(value)
-    return args, kwargs
+    def __repr__(self) -> str:
+        return self.code
 
 
 def _copy(value):
+    if isinstance(value, Expr):
+        return value.make()
     return ast.literal_eval(repr(value))
+
+
+def _usable(value) -> bool:
+    return isinstance(value, Expr) or literal_ok(value)
+
+
+# ---------------------------------------------------------------- values mined from the module
+
+_QUOTED = re.compile(r"``([^`\n]{1,40})``|'([^'\n]{1,40})'|\"([^\"\n]{1,40})\"")
+
+
+def mine_docs(module, source: str) -> tuple[list[str], list[str], dict[str, list[tuple[list, dict]]]]:
+    """(short strings quoted in docstrings, whole docstrings and doctest inputs, doctest call seeds by name)."""
+    short: list[str] = []
+    long: list[str] = []
+    seeds: dict[str, list[tuple[list, dict]]] = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return short, long, seeds
+    docs = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            doc = ast.get_docstring(node, clean=True)
+            if doc:
+                docs.append(doc)
+    import doctest
+
+    parser = doctest.DocTestParser()
+    for doc in docs:
+        for match in _QUOTED.finditer(doc):
+            text = next(g for g in match.groups() if g is not None)
+            if text not in short:
+                short.append(text)
+        if len(doc) <= 200:
+            long.append(doc)
+        try:
+            examples = parser.get_examples(doc)
+        except ValueError:
+            continue
+        for example in examples:
+            try:
+                expr = ast.parse(example.source)
+            except SyntaxError:
+                continue
+            for call in ast.walk(expr):
+                if not isinstance(call, ast.Call):
+                    continue
+                name = ast.unparse(call.func).rpartition(".")[2]
+                try:
+                    args = [ast.literal_eval(a) for a in call.args]
+                    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+                except (ValueError, SyntaxError, TypeError):
+                    continue
+                seeds.setdefault(name, []).append((args, kwargs))
+                for value in [*args, *kwargs.values()]:
+                    if isinstance(value, str) and value not in short and len(value) <= 200:
+                        (short if len(value) <= 40 else long).append(value)
+    return short[:60], long[:30], seeds
+
+
+def _from_type(hint, limit: int = 6) -> list:
+    """Literal values Hypothesis draws for a type hint (``st.from_type``); [] when it cannot."""
+    try:
+        import warnings
+
+        from hypothesis import strategies as st
+
+        strategy = st.from_type(hint)
+        values = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(limit * 2):
+                value = strategy.example()
+                if literal_ok(value) and value not in values:
+                    values.append(value)
+                if len(values) >= limit:
+                    break
+        return values
+    except BaseException:
+        return []
+
+
+class Explorer:
+    """Coverage-guided search over calls and call sequences (runs only inside the sandbox)."""
+
+    def __init__(self, module, cfg: dict, baseline: list):
+        options = cfg.get("explore", {})
+        self.module = module
+        self.modname = module.__name__
+        self.file = cfg["target"]["file"]
+        self.rng = random.Random(options.get("seed", 0) * 7919 + options.get("round", 0))
+        self.round = int(options.get("round", 0))
+        self.seen = {tuple(a) for a in baseline} | {tuple(a) for a in options.get("covered_arcs", [])}
+        self.uncovered = set(options.get("uncovered_lines", []))
+        self.call_limit = float(options.get("call_timeout", 1.0))
+        self.deadline = time.monotonic() + float(options.get("seconds", 10))
+        with open(self.file, encoding="utf-8") as handle:
+            source = handle.read()
+        self.consts = module_constants(source)
+        short, self.long_strings, self.doc_seeds = mine_docs(module, source)
+        self.consts[str] = list(dict.fromkeys(self.consts[str] + short))[:80]
+        self.pieces = [s for s in self.consts[str] if 0 < len(s) <= 20] or ["a", ":"]
+        self.instances: dict[type, list[Expr]] = {}
+        self.corpus: dict[str, list[tuple[list, dict]]] = {}
+        self.emitted = 0
+        self.errors = 0
+
+    # ------------------------------------------------------------ pools
+
+    def pool(self, param: inspect.Parameter, hint: object) -> list:
+        pool = pool_for_param(param, hint, self.consts)
+        if hint is not None and hint is not inspect.Parameter.empty:
+            if isinstance(hint, type) and getattr(hint, "__module__", None) == self.modname:
+                pool = self.instances_of(hint) + pool
+            elif not pool_for_hint(hint, self.consts):
+                pool = _from_type(hint) + pool
+        if any(isinstance(v, str) for v in pool):
+            pool = pool + self.consts[str][:40] + self.long_strings[:10]
+        if any(isinstance(v, bytes) for v in pool):
+            pool = pool + self.consts[bytes][:20] + [s.encode() for s in self.consts[str][:10] if s.isascii()]
+        if _FILE_NAMES.match(param.name):
+            pool = self.files() + pool
+        elif hint is None or hint is inspect.Parameter.empty:
+            # no hint: besides what the name suggests, other types (a wrong guess must not block a function)
+            pool = [*pool, b"abc", b"a=b \t\n", *self.consts[bytes][:6], 0, 2, "abc", [1, 2], (1, "a"), None,
+                    True, 1.5, {"a": 1}]
+        if not pool or param.name in ("data", "graph", "mapping", "d", "deps", "dependencies"):
+            pool = [*pool, {1: {2}, 2: {3}, 3: set()}, {"a": ["b"], "b": []}, {1: {2}, 2: {1}}, {"a": 1, "b": 2}]
+        unique: list = []
+        for value in pool:
+            if _usable(value) and not any(type(value) is type(u) and repr(value) == repr(u) for u in unique):
+                unique.append(value)
+        return unique
+
+    def files(self) -> list[Expr]:
+        """File-like arguments: in-memory text and binary streams holding strings of the module."""
+        import io
+
+        texts = [t for t in self.consts[str][:6] if t] + ["line one\nline two\n"]
+        found = [Expr(f"io.StringIO({t!r})", functools.partial(io.StringIO, t)) for t in texts[:3]]
+        blobs = [*self.consts[bytes][:3], b"line one\nline two=\n", b"a=3D b\tc\n"]
+        found += [Expr(f"io.BytesIO({b!r})", functools.partial(io.BytesIO, b)) for b in blobs[:4]]
+        return found
+
+    def signature(self, func, skip_self: bool):
+        try:
+            signature = inspect.signature(func)
+        except (TypeError, ValueError):
+            return None
+        try:
+            hints = typing.get_type_hints(func)
+        except Exception:
+            hints = {}
+        params = []
+        for index, param in enumerate(signature.parameters.values()):
+            if skip_self and index == 0 and param.name in ("self", "cls"):
+                continue
+            if param.kind == param.VAR_KEYWORD:
+                continue
+            params.append((param.name, param, self.pool(param, hints.get(param.name))))
+        return params
+
+    def instances_of(self, cls: type) -> list[Expr]:
+        if cls in self.instances:
+            return self.instances[cls]
+        self.instances[cls] = []
+        params = self.signature(cls, skip_self=False)
+        found: list[Expr] = []
+        if params is not None:
+            for attempt in range(6):
+                chosen = self.choose(params, attempt, [])
+                if chosen is None:
+                    break
+                args, kwargs = chosen
+                code = f"{self.modname}.{cls.__qualname__}({_arg_text(args, kwargs)})"
+                try:
+                    with time_limit(self.call_limit), _quiet():
+                        cls(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()})
+                except BaseException:
+                    continue
+                if all(e.code != code for e in found):
+                    found.append(Expr(code, functools.partial(_build, cls, args, kwargs)))
+                if len(found) >= 3:
+                    break
+        self.instances[cls] = found
+        return found
+
+    def mutate(self, value, pool: list):
+        rng = self.rng
+        if isinstance(value, Expr) or rng.random() < 0.3:
+            return rng.choice(pool) if pool else value
+        if isinstance(value, bool):
+            return not value
+        if isinstance(value, int):
+            return rng.choice([value + 1, value - 1, -value, value * 2, value // 2, 0, len(self.pieces)])
+        if isinstance(value, float):
+            return rng.choice([value * 2, -value, value + 0.5, value / 3, 0.0, 1.0])
+        if isinstance(value, str):
+            piece = rng.choice(self.pieces)
+            sep = rng.choice(["", " ", ":", "\n", "\n    ", ": ", ",", "-", "="])
+            k = rng.randint(0, len(value)) if value else 0
+            return rng.choice([value + sep + piece, piece + sep + value, value[:k] + piece + value[k:],
+                               value[:k], value[k:], value.upper(), value * 2, sep.join(rng.sample(
+                                   self.pieces, min(len(self.pieces), rng.randint(2, 4))))])
+        if isinstance(value, list | tuple):
+            items = list(value)
+            choice = rng.random()
+            if items and choice < 0.3:
+                items.pop(rng.randrange(len(items)))
+            elif choice < 0.7:
+                items.insert(rng.randint(0, len(items)), self.mutate(items[0], pool) if items else rng.choice(
+                    [1, "a", 0.5]))
+            else:
+                items.reverse()
+            return type(value)(items) if isinstance(value, tuple) else items
+        if isinstance(value, dict):
+            items = dict(value)
+            if items and rng.random() < 0.4:
+                items.pop(rng.choice(list(items)))
+            else:
+                key = rng.choice([*list(items), len(items) + 1, "k"]) if items else "k"
+                items[key] = self.mutate(items.get(key, 1), pool) if not isinstance(items.get(key), set) else (
+                    set(items[key]) | {rng.choice(list(items) or [0])})
+            return items
+        if isinstance(value, set | frozenset):
+            items = set(value)
+            if items and rng.random() < 0.5:
+                items.discard(rng.choice(sorted(items, key=repr)))
+            else:
+                items.add(rng.choice([0, 1, 2, 3, "a"]))
+            return type(value)(items)
+        return rng.choice(pool) if pool else value
+
+    def choose(self, params, attempt: int, extra: list, corpus: list | None = None) -> tuple[list, dict] | None:
+        rng = self.rng
+        if corpus and attempt > 0 and rng.random() < 0.5:
+            base_args, base_kwargs = rng.choice(corpus)
+            args, kwargs = list(base_args), dict(base_kwargs)
+            positions = [("a", i) for i in range(len(args))] + [("k", k) for k in kwargs]
+            named = {name: pool for name, _, pool in params}
+            for _ in range(rng.randint(1, 2)):
+                if not positions:
+                    break
+                kind, key = rng.choice(positions)
+                if kind == "a":
+                    pool = params[key][2] if key < len(params) else []
+                    args[key] = self.mutate(args[key], pool + extra)
+                else:
+                    kwargs[key] = self.mutate(kwargs[key], named.get(key, []) + extra)
+            if all(_usable(v) for v in [*args, *kwargs.values()]):
+                return args, kwargs
+        args: list = []
+        kwargs: dict = {}
+        for name, param, pool in params:
+            if param.kind == param.VAR_POSITIONAL:
+                if attempt > 0:
+                    source = (extra or pool or [1, "a"])
+                    args += [rng.choice(source) for _ in range(rng.choice([0, 1, 1, 2, 3]))]
+                continue
+            optional = param.default is not inspect.Parameter.empty
+            if optional and (attempt == 0 or rng.random() < 0.6):
+                continue
+            choices = pool + extra if extra and rng.random() < 0.4 else pool
+            if not choices:
+                return None
+            value = choices[0] if attempt == 0 else rng.choice(choices)
+            if attempt > 2 and rng.random() < 0.25:
+                value = self.mutate(value, choices)
+            if param.kind == param.KEYWORD_ONLY or (optional and kwargs) or param.kind == param.VAR_POSITIONAL:
+                kwargs[name] = value
+            else:
+                args.append(value)
+        return args, kwargs
+
+    # ------------------------------------------------------------ running things
+
+    def traced(self, action):
+        """Run ``action`` under the arc tracer: (outcome, value, new arcs) or None when it must be discarded."""
+        tracer = ArcTracer(self.file)
+        try:
+            with time_limit(self.call_limit), _quiet(), tracer:
+                result = action()
+                if inspect.isgenerator(result):
+                    result = ("generator", list(result))
+            outcome = ("return", result)
+        except (TestTimeout, SandboxViolation, RecursionError, MemoryError):
+            return None
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt | GeneratorExit):
+                return None
+            outcome = ("raise", error)
+        return outcome[0], outcome[1], tracer.arcs - self.seen
+
+    def raises_name(self, error: BaseException) -> str | None:
+        for kind in type(error).__mro__:
+            if kind is BaseException or kind is Exception:
+                return None
+            if getattr(builtins, kind.__name__, None) is kind:
+                return kind.__name__
+            if getattr(self.module, kind.__name__, None) is kind:
+                return f"{self.modname}.{kind.__name__}"
+        return None
+
+    def accept(self, arcs: set) -> None:
+        self.seen |= arcs
+        for a, b in arcs:
+            self.uncovered.discard(a)
+            self.uncovered.discard(b)
+
+    def call(self, label: str, func, params, seeds: list) -> bool:
+        """One call of a function (or class, or static method); True when it executed new arcs."""
+        corpus = self.corpus.setdefault(label, [])
+        attempt = self.attempts.get(label, 0)
+        self.attempts[label] = attempt + 1
+        if seeds and attempt < len(seeds):
+            args, kwargs = seeds[attempt]
+        else:
+            chosen = self.choose(params, attempt, [], corpus)
+            if chosen is None:
+                return False
+            args, kwargs = chosen
+        result = self.traced(lambda: func(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()}))
+        if result is None or not result[2]:
+            return False
+        kind, value, new = result
+        record = {"event": "call", "callee": label, "args": [repr(a) for a in args],
+                  "kwargs": {k: repr(v) for k, v in kwargs.items()}}
+        if inspect.isgeneratorfunction(func):
+            record["generator"] = True
+        if kind == "raise":
+            name = self.raises_name(value)
+            if name is None:
+                return False
+            record["raises"] = name
+        else:
+            if isinstance(value, tuple) and len(value) == 2 and value[0] == "generator":
+                value = value[1]
+                record["generator"] = True
+            record.update(_describe_value(value))
+        corpus.append((args, kwargs))
+        self.accept(new)
+        emit(record)
+        self.emitted += 1
+        return True
+
+    def sequence(self, cls, label: str, ctor_params, steps_available: list) -> bool:
+        """Construct an instance, then call 1-5 of its methods (mutators and queries); keep it if it adds arcs."""
+        rng = self.rng
+        attempt = self.attempts.get(label, 0)
+        self.attempts[label] = attempt + 1
+        chosen = self.choose(ctor_params, attempt, [], self.corpus.get(label))
+        if chosen is None:
+            return False
+        ctor_args, ctor_kwargs = chosen
+        built = self.traced(lambda: cls(*[_copy(a) for a in ctor_args], **{k: _copy(v) for k, v in
+                                                                             ctor_kwargs.items()}))
+        if built is None or built[0] == "raise":
+            return False
+        instance = built[1]
+        new_total = set(built[2])
+        extra: list = [v for v in [*ctor_args, *ctor_kwargs.values()] if literal_ok(v)]
+        for value in list(extra):
+            if isinstance(value, list | tuple | set | frozenset):
+                extra += [v for v in value if literal_ok(v)][:5]
+            elif isinstance(value, dict):
+                extra += [k for k in value if literal_ok(k)][:5]
+        steps: list[dict] = []
+        keep = 0
+        focus = [s for s in steps_available if s[3] & self.uncovered]
+        for _ in range(rng.randint(1, 5)):
+            kind, name, params, _lines = rng.choice(focus if focus and rng.random() < 0.6 else steps_available)
+            chosen = self.choose(params, attempt + 1, extra) if params is not None else ([], {})
+            if chosen is None:
+                break
+            args, kwargs = chosen
+            text = _step_text(kind, name, args, kwargs)
+            if kind == "method" and inspect.isgeneratorfunction(getattr(cls, name, None)):
+                text = f"list({text})"
+            result = self.traced(functools.partial(_do_step, instance, kind, name, args, kwargs))
+            if result is None:
+                break
+            outcome, value, new = result
+            new -= new_total
+            step = {"expr": text}
+            if outcome == "raise":
+                raised = self.raises_name(value)
+                if raised is None:
+                    break
+                step["raises"] = raised
+            else:
+                if isinstance(value, tuple) and len(value) == 2 and value[0] == "generator":
+                    value = value[1]
+                    step["expr"] = text if text.startswith("list(") else f"list({text})"
+                if value is not None and value is not instance:
+                    step.update(_describe_value(value))
+                    if literal_ok(value):
+                        extra.append(value)
+                        if isinstance(value, list | tuple | set | frozenset):
+                            extra += [v for v in value if literal_ok(v)][:5]
+            steps.append(step)
+            if new:
+                new_total |= new
+                keep = len(steps)
+            if outcome == "raise":
+                break
+        if not new_total:
+            return False
+        self.corpus.setdefault(label, []).append((ctor_args, ctor_kwargs))
+        self.accept(new_total)
+        emit({"event": "sequence", "callee": label, "ctor_args": [repr(a) for a in ctor_args],
+              "ctor_kwargs": {k: repr(v) for k, v in ctor_kwargs.items()}, "steps": steps[:keep]})
+        self.emitted += 1
+        return True
+
+    # ------------------------------------------------------------ the search
+
+    def tasks(self) -> list[dict]:
+        found = []
+        for name, obj in sorted(vars(self.module).items()):
+            if name.startswith("_") or getattr(obj, "__module__", None) != self.modname:
+                continue
+            if inspect.isfunction(obj):
+                params = self.signature(obj, skip_self=False)
+                if params is not None:
+                    found.append({"kind": "call", "label": name, "func": obj, "params": params,
+                                  "lines": _lines_of(obj), "seeds": self.doc_seeds.get(name, [])})
+            elif inspect.isclass(obj):
+                ctor = self.signature(obj, skip_self=False)
+                if issubclass(obj, BaseException) or ctor is None:
+                    continue
+                found.append({"kind": "call", "label": name, "func": obj, "params": ctor,
+                              "lines": _lines_of(vars(obj).get("__init__")),
+                              "seeds": self.doc_seeds.get(name, [])})
+                steps = []
+                for mname, member in sorted(vars(obj).items()):
+                    if isinstance(member, staticmethod | classmethod) and not mname.startswith("_"):
+                        func = getattr(obj, mname)
+                        params = self.signature(func, skip_self=False)
+                        if params is not None:
+                            found.append({"kind": "call", "label": f"{name}.{mname}", "func": func,
+                                          "params": params, "lines": _lines_of(member.__func__),
+                                          "seeds": self.doc_seeds.get(mname, [])})
+                        continue
+                    if isinstance(member, property):
+                        if not mname.startswith("_") and member.fget is not None:
+                            steps.append(("attr", mname, None, _lines_of(member.fget)))
+                        continue
+                    if not inspect.isfunction(member):
+                        continue
+                    if mname in _DUNDER_STEPS:
+                        params = self.signature(member, skip_self=True)
+                        steps.append((_DUNDER_STEPS[mname], mname, params, _lines_of(member)))
+                    elif not mname.startswith("_"):
+                        params = self.signature(member, skip_self=True)
+                        if params is not None:
+                            steps.append(("method", mname, params, _lines_of(member)))
+                if steps and not inspect.isabstract(obj):
+                    lines = set().union(*(s[3] for s in steps))
+                    found.append({"kind": "sequence", "label": name, "cls": obj, "params": ctor,
+                                  "steps": steps, "lines": lines, "seeds": []})
+        return found
+
+    def run(self) -> None:
+        self.attempts: dict[str, int] = {}
+        tasks = self.tasks()
+        if not tasks:
+            return
+        idle = {t["label"] + t["kind"]: 0 for t in tasks}
+        # first pass: every task once (doctest seeds and defaults first), then weighted by what is uncovered
+        for task in tasks:
+            if time.monotonic() > self.deadline:
+                return
+            for _ in range(1 + len(task["seeds"])):
+                self.step(task)
+        while time.monotonic() < self.deadline:
+            weights = []
+            for task in tasks:
+                todo = len(task["lines"] & self.uncovered)
+                weights.append((1 + 4 * todo) / (1 + idle[task["label"] + task["kind"]] / 25))
+            task = self.rng.choices(tasks, weights)[0]
+            key = task["label"] + task["kind"]
+            if self.step(task):
+                idle[key] = 0
+            else:
+                idle[key] += 1
+            if all(v > 400 for v in idle.values()):
+                return
+
+    def step(self, task: dict) -> bool:
+        try:
+            if task["kind"] == "call":
+                return self.call(task["label"], task["func"], task["params"], task["seeds"])
+            return self.sequence(task["cls"], task["label"], task["params"], task["steps"])
+        except (TestTimeout, SandboxViolation, RecursionError):
+            return False
+        except Exception as error:  # a value the explorer cannot handle: skip this attempt, keep searching
+            self.errors += 1
+            if self.errors <= 3:
+                emit({"event": "explorer_error", "message": _short(error)})
+            return False
+
+
+_FILE_NAMES = re.compile(r"^(input|output|infile|outfile|fp|fd|file|f|stream|fileobj|buf|source|sink|in_file|"
+                         r"out_file|inp|out|reader|writer|ifp|ofp)$")
+
+_DUNDER_STEPS = {"__len__": "len", "__iter__": "iter", "__contains__": "contains", "__getitem__": "getitem",
+                 "__call__": "call", "__str__": "str", "__repr__": "repr", "__bool__": "bool", "__eq__": "eq",
+                 "__setitem__": "setitem", "__delitem__": "delitem"}
+
+
+def _lines_of(func) -> set[int]:
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return set()
+    lines: set[int] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        lines.update(line for _, _, line in current.co_lines() if line)
+        stack += [c for c in current.co_consts if inspect.iscode(c)]
+    return lines
+
+
+def _arg_text(args: list, kwargs: dict) -> str:
+    return ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+
+
+def _build(cls, args, kwargs):
+    return cls(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()})
+
+
+def _step_text(kind: str, name: str, args: list, kwargs: dict) -> str:
+    first = repr(args[0]) if args else "None"
+    return {"method": f"obj.{name}({_arg_text(args, kwargs)})", "attr": f"obj.{name}", "len": "len(obj)",
+            "iter": "list(obj)", "contains": f"({first} in obj)", "getitem": f"obj[{first}]",
+            "call": f"obj({_arg_text(args, kwargs)})", "str": "str(obj)", "repr": "repr(obj)",
+            "bool": "bool(obj)", "eq": f"(obj == {first})",
+            "setitem": f"obj.__setitem__({_arg_text(args, kwargs)})",
+            "delitem": f"obj.__delitem__({first})"}[kind]
+
+
+def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
+    args = [_copy(a) for a in args]
+    kwargs = {k: _copy(v) for k, v in kwargs.items()}
+    first = args[0] if args else None
+    if kind == "method":
+        return getattr(obj, name)(*args, **kwargs)
+    if kind == "attr":
+        return getattr(obj, name)
+    if kind == "len":
+        return len(obj)
+    if kind == "iter":
+        return list(obj)
+    if kind == "contains":
+        return first in obj
+    if kind == "getitem":
+        return obj[first]
+    if kind == "call":
+        return obj(*args, **kwargs)
+    if kind == "str":
+        return str(obj)
+    if kind == "repr":
+        return repr(obj)
+    if kind == "bool":
+        return bool(obj)
+    if kind == "eq":
+        return obj == first
+    return getattr(obj, name)(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _quiet():
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+def doctest_seeds(module) -> None:
+    """Each object whose doctest passes in the sandbox becomes a candidate (existing examples as seeds)."""
+    import doctest
+
+    try:
+        tests = doctest.DocTestFinder(exclude_empty=True).find(module)
+    except Exception:
+        return
+    for test in tests:
+        if not test.examples:
+            continue
+        qualified = test.name[len(module.__name__) + 1:] if test.name != module.__name__ else ""
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        test.globs = dict(vars(module))
+        try:
+            with time_limit(5.0), _quiet():
+                result = runner.run(test, out=lambda _text: None)
+        except BaseException:
+            continue
+        if result.failed == 0 and result.attempted:
+            emit({"event": "doctest", "object": qualified, "examples": result.attempted})
 
 
 def explore(cfg: dict, module, cov, baseline: list) -> None:
     options = cfg.get("explore", {})
-    target_file = cfg["target"]["file"]
-    rng = random.Random(options.get("seed", 0))
-    seen = {tuple(a) for a in baseline}
-    with open(target_file, encoding="utf-8") as handle:
-        consts = module_constants(handle.read())
-    deadline = time.monotonic() + float(options.get("seconds", 10))
-    max_calls = int(options.get("max_calls", 150))
-    patience = int(options.get("patience", 60))
-    call_limit = float(options.get("call_timeout", 1.0))
     if options.get("observed", True):
-        callees = public_callables(module)
-        for callee in callees:
-            func_params = _signature_pools(callee.func, consts, skip_self=callee.owner is not None)
-            ctor_params = None
-            if callee.owner is not None:
-                ctor_params = _signature_pools(callee.ctor, consts, skip_self=True) if callee.ctor else []
-                if ctor_params is None:
-                    continue
-            if func_params is None:
-                continue
-            idle = 0
-            for attempt in range(max_calls):
-                if time.monotonic() > deadline or idle >= patience:
-                    break
-                idle += 1
-                chosen = _choose(rng, func_params, attempt)
-                ctor_chosen = _choose(rng, ctor_params, attempt) if ctor_params is not None else None
-                if chosen is None or (ctor_params is not None and ctor_chosen is None):
-                    break
-                args, kwargs = chosen
-                record = {"event": "call", "callee": callee.label, "args": [repr(a) for a in args],
-                          "kwargs": {k: repr(v) for k, v in kwargs.items()}}
-                if ctor_chosen is not None:
-                    record["ctor_args"] = [repr(a) for a in ctor_chosen[0]]
-                    record["ctor_kwargs"] = {k: repr(v) for k, v in ctor_chosen[1].items()}
-                tracer = ArcTracer(target_file)
-                try:
-                    with time_limit(call_limit), tracer:
-                        if ctor_chosen is not None:
-                            instance = callee.owner(*ctor_chosen[0], **ctor_chosen[1])
-                            result = getattr(instance, callee.label.rpartition(".")[2])(*args, **kwargs)
-                        else:
-                            result = callee.func(*args, **kwargs)
-                        if inspect.isgenerator(result):
-                            result = list(result)
-                            record["generator"] = True
-                    outcome = ("return", result)
-                except (TestTimeout, SandboxViolation, RecursionError):
-                    continue
-                except Exception as error:
-                    outcome = ("raise", error)
-                arcs = tracer.arcs
-                new = arcs - seen
-                if not new:
-                    continue
-                kind, value = outcome
-                if kind == "raise":
-                    exc_type = type(value)
-                    if getattr(builtins, exc_type.__name__, None) is exc_type:
-                        record["raises"] = exc_type.__name__
-                    elif getattr(module, exc_type.__name__, None) is exc_type:
-                        record["raises"] = f"{module.__name__}.{exc_type.__name__}"
-                    else:
-                        continue
-                else:
-                    record.update(_describe_value(value))
-                seen |= new
-                idle = 0
-                emit(record)
-    if options.get("ghostwriter", True):
+        if options.get("round", 0) == 0 and options.get("doctests", True):
+            doctest_seeds(module)
+        Explorer(module, cfg, baseline).run()
+    if options.get("ghostwriter", True) and options.get("round", 0) == 0:
         emit({"event": "ghostwriter", "text": _ghostwrite(module, float(options.get("ghost_seconds", 20)))})
 
 

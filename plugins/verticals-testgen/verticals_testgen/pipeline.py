@@ -33,15 +33,20 @@ STATUS_ORDER = ("kept", "redundant", "flaky", "failed", "error", "killed", "reje
 
 @dataclass
 class Options:
-    strategies: tuple[str, ...] = ("observed", "ghostwriter", "llm")
+    strategies: tuple[str, ...] = ("observed", "ghostwriter")
     llm_rounds: int = 2
     llm_max_prompts: int = 8
     max_new_tokens: int = 256
-    explore_seconds: float = 10.0
-    explore_max_calls: int = 150
+    time_budget: float = 90.0  # seconds per module, search rounds + LLM + the final file (not model loading)
+    explore_seconds: float = 20.0  # at most this long per explorer round
+    max_rounds: int = 8
     test_timeout: float = 5.0
     limits: Limits = field(default_factory=Limits)
     seed: int = 0
+    progress: Callable[[dict[str, Any]], None] | None = None  # called after each round with a progress record
+
+
+FINISH_RESERVE = 12.0  # seconds kept for composing and verifying the final file
 
 
 class ModuleRun:
@@ -61,6 +66,27 @@ class ModuleRun:
         self.started = time.perf_counter()
         self.import_error: str | None = None
         self._file_index = 0
+        self.rounds = 0
+        self.deadline = self.started + options.time_budget
+
+    def start_clock(self) -> None:
+        """The module's time budget starts when its work starts (modules of a batch may wait for a worker)."""
+        self.started = time.perf_counter()
+        self.deadline = self.started + self.options.time_budget
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def coverage_now(self) -> float:
+        return self.analysis.summary(self.covered_lines, self.covered_branches)["percent"]
+
+    def report(self, stage: str) -> None:
+        if self.options.progress is not None:
+            self.options.progress({"module": self.target.name, "stage": stage, "round": self.rounds,
+                                   "candidates": len(self.candidates),
+                                   "passed": sum(c.status == "passed" for c in self.candidates),
+                                   "coverage": self.coverage_now(),
+                                   "seconds": round(time.perf_counter() - self.started, 1)})
 
     def close(self) -> None:
         self.sandbox.close()
@@ -73,16 +99,18 @@ class ModuleRun:
         target = {"name": self.target.name, "file": self.target.file, "sys_path": self.target.sys_path}
         return {"mode": mode, "target": target, "test_timeout": self.options.test_timeout, **extra}
 
-    def _run(self, config: dict[str, Any], files: dict[str, str], count: int) -> RunResult:
+    def _run(self, config: dict[str, Any], files: dict[str, str], count: int, wall: float | None = None,
+             hash_seed: int = 0) -> RunResult:
         self.sandbox.reset()
         for name, text in files.items():
             self.sandbox.write(name, text)
         limits = self.sandbox.limits
-        wall = min(limits.wall_seconds, 30 + count * (1 + self.options.test_timeout / 4))
+        wall = min(limits.wall_seconds, wall or 30 + count * (1 + self.options.test_timeout / 4))
         saved = limits.wall_seconds
         limits.wall_seconds = wall
         try:
-            return self.sandbox.run(config, [*self.target.sys_path, str(Path(self.target.file).parent)])
+            return self.sandbox.run(config, [*self.target.sys_path, str(Path(self.target.file).parent)],
+                                    hash_seed=hash_seed)
         finally:
             limits.wall_seconds = saved
 
@@ -95,7 +123,7 @@ class ModuleRun:
             elif event.get("event") == "import_error":
                 self.import_error = event["message"]
 
-    def run_tests(self, files: dict[str, str], reverse: bool = False) -> dict[str, dict]:
+    def run_tests(self, files: dict[str, str], reverse: bool = False, hash_seed: int = 0) -> dict[str, dict]:
         """Run test files in the sandbox; return file name -> {outcome, message, arcs, seconds}.
 
         A test that kills the sandbox process (timeout, memory, CPU) is reported
@@ -106,7 +134,8 @@ class ModuleRun:
             pending.reverse()
         results: dict[str, dict] = {}
         while pending:
-            run = self._run(self._config("run", files=pending), {n: files[n] for n in pending}, len(pending))
+            run = self._run(self._config("run", files=pending), {n: files[n] for n in pending}, len(pending),
+                            hash_seed=hash_seed)
             self._record_baseline(run.events)
             if self.import_error:
                 for name in pending:
@@ -157,23 +186,61 @@ class ModuleRun:
 
     # ------------------------------------------------------------ strategies
 
-    def explore(self) -> None:
+    def search(self) -> None:
+        """Coverage-guided rounds until the module is covered, the budget is spent or two rounds add nothing.
+
+        Each round the jailed explorer searches (calls, call sequences on classes, doctests; inputs from type
+        hints, defaults, mined constants/docstrings and mutations of inputs that added coverage), starting
+        from what verified tests already cover and weighting the functions that still have uncovered lines;
+        its findings are screened (two jailed runs) and what passed becomes the coverage the next round
+        aims past.
+        """
+        wanted = set(self.options.strategies)
+        if not wanted & {"observed", "ghostwriter"}:
+            return
+        stale = 0
+        llm_share = 0.35 if "llm" in wanted else 0.0
+        while self.rounds < self.options.max_rounds and not self.import_error:
+            left = self.left() - FINISH_RESERVE - llm_share * self.options.time_budget
+            if left < 6 and self.rounds > 0:
+                break
+            before = len(self.covered_lines) + len(self.covered_branches)
+            # about half of what is left explores; screening the findings takes the rest
+            seconds = max(3.0, min(self.options.explore_seconds, left * 0.45))
+            self.explore(seconds)
+            self.rounds += 1
+            self.report("search")
+            gained = len(self.covered_lines) + len(self.covered_branches) - before
+            if self.coverage_now() >= 100.0:
+                break
+            stale = 0 if gained else stale + 1
+            if stale >= 2:
+                break
+            if "observed" not in wanted:
+                break
+
+    def explore(self, seconds: float | None = None) -> None:
         wanted = set(self.options.strategies)
         if not wanted & {"observed", "ghostwriter"}:
             return
         started = time.perf_counter()
-        explore = {"seconds": self.options.explore_seconds, "max_calls": self.options.explore_max_calls,
-                   "observed": "observed" in wanted, "ghostwriter": "ghostwriter" in wanted,
-                   "seed": self.options.seed}
-        run = self._run(self._config("explore", explore=explore), {}, 10)
+        seconds = self.options.explore_seconds if seconds is None else seconds
+        covered = sorted({a for c in self.candidates if c.status == "passed" for a in c.arcs})
+        uncovered = sorted(self.analysis.static.statements - self.covered_lines)
+        uncovered += sorted({a for a, _ in self.analysis.static.branch_arcs - self.covered_branches})
+        explore = {"seconds": seconds, "observed": "observed" in wanted,
+                   "ghostwriter": "ghostwriter" in wanted and self.rounds == 0, "ghost_seconds": min(10.0, seconds),
+                   "seed": self.options.seed, "round": self.rounds, "covered_arcs": covered,
+                   "uncovered_lines": uncovered}
+        run = self._run(self._config("explore", explore=explore), {}, 0, wall=seconds * 1.5 + 25)
         self._record_baseline(run.events)
         if run.killed:
-            self.notes.append(f"explorer stopped early ({run.killed}); kept what it recorded")
+            self.notes.append(f"explorer round {self.rounds} stopped early ({run.killed}); kept what it recorded")
         new: list[Candidate] = []
         if "observed" in wanted:
-            new += strat.observed_candidates(self.target, run.events)
+            new += strat.observed_candidates(self.target, run.events, self.rounds)
         self.seconds["observed"] += time.perf_counter() - started
-        if "ghostwriter" in wanted:
+        if "ghostwriter" in wanted and self.rounds == 0:
             new += strat.ghostwriter_candidates(self.target, run.events)
         self.screen(new)
 
@@ -192,7 +259,8 @@ class ModuleRun:
         return strat.llm_prompts(self.target, missing, round_index, self.options.llm_max_prompts)
 
     def add_llm_answers(self, answers: list[tuple[str, str]], round_index: int) -> None:
-        self.screen(strat.llm_candidates(self.target, answers, round_index))
+        if answers:
+            self.screen(strat.llm_candidates(self.target, answers, round_index))
 
     # ------------------------------------------------------------ the filter
 
@@ -221,7 +289,8 @@ class ModuleRun:
             candidate.seconds = result.get("seconds", 0.0)
             candidate.arcs = frozenset(tuple(a) for a in result.get("arcs", []))
         again = {n: files[n] for n, c in by_file.items() if c.status == "passed_once"}
-        second = self.run_tests(again, reverse=True) if again else {}
+        # the second run: a fresh process, reverse order, another hash seed (set/dict order must not matter)
+        second = self.run_tests(again, reverse=True, hash_seed=1) if again else {}
         for name in again:
             candidate = by_file[name]
             result = second.get(name, {"outcome": "error"})
@@ -278,7 +347,8 @@ class ModuleRun:
                 break
             name = self.target.test_file_name
             first = self.run_tests({name: code})
-            second = self.run_tests({name: code}) if first.get(name, {}).get("outcome") == "passed" else {}
+            second = (self.run_tests({name: code}, hash_seed=1) if first.get(name, {}).get("outcome") == "passed"
+                      else {})
             if first.get(name, {}).get("outcome") == "passed" and second.get(name, {}).get("outcome") == "passed":
                 lines, branches = self.analysis.normalise(first[name]["arcs"])
                 after_lines |= lines
@@ -352,29 +422,45 @@ def generate_tests(targets: list[Target], options: Options, generate: Generate |
     from concurrent.futures import ThreadPoolExecutor
 
     runs = [ModuleRun(target, options) for target in targets]
+    use_llm = "llm" in options.strategies and generate is not None
+
+    def search(run: ModuleRun) -> None:
+        run.start_clock()
+        run.search()
+        run.pynguin()
+
+    def finish(run: ModuleRun) -> dict[str, Any]:
+        run.report("verify")
+        output = run.finish()
+        run.report("done")
+        return output
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            list(pool.map(lambda r: r.explore(), runs))
-            list(pool.map(lambda r: r.pynguin(), runs))
-            if "llm" in options.strategies and generate is not None:
-                for round_index in range(options.llm_rounds):
-                    asks = [(run, name, prompt) for run in runs if not run.import_error
-                            for name, prompt in run.llm_prompts(round_index)]
-                    if not asks:
-                        break
-                    started = time.perf_counter()
-                    answers = generate([prompt for _, _, prompt in asks])
-                    elapsed = time.perf_counter() - started
+            if not use_llm:  # each module runs start to finish on one worker: a module's budget is its own
+                if "llm" in options.strategies:
                     for run in runs:
-                        mine = [(name, answer) for (r, name, _), answer in zip(asks, answers, strict=True) if r is run]
-                        run.seconds["llm"] += elapsed * len(mine) / len(asks)
-                    per_run = {id(run): [(name, answer) for (r, name, _), answer in zip(asks, answers, strict=True)
-                                         if r is run] for run in runs}
-                    list(pool.map(lambda r, i=round_index, p=per_run: r.add_llm_answers(p[id(r)], i), runs))
-            elif "llm" in options.strategies:
+                        run.notes.append("llm strategy skipped: no language model available")
+                return list(pool.map(lambda r: (search(r), finish(r))[1], runs))
+            list(pool.map(search, runs))
+            for round_index in range(options.llm_rounds):
+                # only modules with budget left and something uncovered; prompts show the uncovered lines
+                asks = [(run, name, prompt) for run in runs if not run.import_error and run.left() > FINISH_RESERVE
+                        for name, prompt in run.llm_prompts(round_index)]
+                if not asks:
+                    break
+                started = time.perf_counter()
+                answers = generate([prompt for _, _, prompt in asks])
+                elapsed = time.perf_counter() - started
+                per_run: dict[int, list[tuple[str, str]]] = {id(run): [] for run in runs}
+                for (run, name, _), answer in zip(asks, answers, strict=True):
+                    per_run[id(run)].append((name, answer))
                 for run in runs:
-                    run.notes.append("llm strategy skipped: no language model available")
-            return list(pool.map(lambda r: r.finish(), runs))
+                    run.seconds["llm"] += elapsed * len(per_run[id(run)]) / len(asks)
+                list(pool.map(lambda r, i=round_index, p=per_run: r.add_llm_answers(p[id(r)], i), runs))
+                for run in runs:
+                    run.report("llm")
+            return list(pool.map(finish, runs))
     finally:
         for run in runs:
             run.close()

@@ -140,16 +140,18 @@ class Sandbox:
         shutil.rmtree(self.dir / "tmp", ignore_errors=True)
         (self.dir / "tmp").mkdir()
 
-    def run(self, config: dict[str, Any], target_paths: list[str] | None = None) -> RunResult:
+    def run(self, config: dict[str, Any], target_paths: list[str] | None = None, hash_seed: int = 0) -> RunResult:
         """Run the harness with ``config`` in a fresh jail; return its recorded events.
 
         ``target_paths``: the folders the target needs on ``sys.path`` (shown read-only, nothing else is).
+        ``hash_seed``: ``PYTHONHASHSEED`` of the run (a second run with another seed catches tests that
+        depend on set or dict order).
         """
         self._runs += 1
         record = f"record{self._runs}.jsonl"
         config = {**config, "sandbox": str(self.dir), "record": record}
         config_path = self.write(f"config{self._runs}.json", json.dumps(config))
-        env = {"HOME": str(self.dir), "TMPDIR": str(self.dir / "tmp"), "PYTHONHASHSEED": "0"}
+        env = {"HOME": str(self.dir), "TMPDIR": str(self.dir / "tmp"), "PYTHONHASHSEED": str(int(hash_seed))}
         env.update({name: os.environ[name] for name in ENV_ALLOWLIST if name in os.environ and name != "LANG"})
         jail = Jail(self.dir, read_only=[Path(p) for p in target_paths or []], files={str(HARNESS): HARNESS},
                     limits=self.limits.jail_limits())

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from verticals.jail import Jail, JailLimits
@@ -41,36 +43,102 @@ def _call_text(target: str, event: dict) -> str:
     return f"list({call})" if event.get("generator") else call
 
 
-def observed_candidates(target: Target, events: list[dict]) -> list[Candidate]:
+def _check(expr: str, event: dict) -> str:
+    """The statement that checks one observed outcome of ``expr``."""
+    if "raises" in event:
+        return f"with pytest.raises({event['raises']}):\n    {expr}"
+    compare = event.get("compare")
+    if compare == "eq":
+        value = event["returns"]
+        if value in ("True", "False", "None"):
+            return f"assert {expr} is {value}"
+        return f"assert {expr} == {value}"
+    if compare == "approx":
+        return f"assert {expr} == pytest.approx({event['returns']})"
+    if compare == "repr":
+        return f"assert repr({expr}) == {event['returns']}"
+    if compare == "type":
+        return f"assert type({expr}).__name__ == {event['type']!r}"
+    return expr
+
+
+def _what(event: dict) -> str:
+    """A short description of what a test checks, for its name."""
+    if "raises" in event:
+        return "raises_" + event["raises"].rpartition(".")[2].lower()
+    returns = event.get("returns")
+    if event.get("compare") == "eq" and returns is not None:
+        if returns in ("True", "False", "None"):
+            return f"is_{returns.lower()}"
+        if returns in ("''", '""', "[]", "()", "{}", "set()", "b''"):
+            return "returns_empty"
+        return "returns_value"
+    if event.get("compare") == "approx":
+        return "returns_number"
+    if event.get("compare") in ("repr", "type"):
+        return "returns_object"
+    return "runs"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z_]+", "_", text).strip("_").lower() or "x"
+
+
+def observed_candidates(target: Target, events: list[dict], round_index: int = 0) -> list[Candidate]:
+    """Calls, call sequences and doctests the explorer recorded, as one small readable test each."""
     candidates = []
-    for index, event in enumerate(e for e in events if e.get("event") == "call"):
-        call = _call_text(target.name, event)
-        safe = event["callee"].replace(".", "_").lower()
-        name = f"test_{safe}_{index}"
-        if "raises" in event:
-            body = f"def {name}():\n    with pytest.raises({event['raises']}):\n        {call}"
+    names: Counter[str] = Counter()
+    for index, event in enumerate(events):
+        kind = event.get("event")
+        if kind == "call":
+            stem = f"test_{_safe(event['callee'])}_{_what(event)}"
+            body_lines = _check(_call_text(target.name, event), event).splitlines()
+            strategy = "observed"
+        elif kind == "sequence":
+            steps = event.get("steps", [])
+            if not steps:
+                continue
+            ctor = list(event["ctor_args"]) + [f"{k}={v}" for k, v in event.get("ctor_kwargs", {}).items()]
+            body_lines = [f"obj = {target.name}.{event['callee']}({', '.join(ctor)})"]
+            for step in steps:
+                body_lines += _check(step["expr"], step).splitlines()
+            last = steps[-1]["expr"].removeprefix("list(").removeprefix("obj.").split("(")[0]
+            stem = f"test_{_safe(event['callee'])}_{_safe(last)}_{_what(steps[-1])}"
+            strategy = "sequence"
+        elif kind == "doctest":
+            obj = f"{target.name}.{event['object']}" if event["object"] else target.name
+            label = event["object"] or "module"
+            stem = f"test_{_safe(label)}_doctest"
+            body_lines = [
+                f"finder = doctest.DocTestFinder(recurse={not event['object']})",
+                "runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)",
+                f"for test in finder.find({obj}, {label!r}, module={target.name}, "
+                f"globs=dict(vars({target.name}))):",
+                "    runner.run(test, out=lambda text: None)",
+                "assert runner.failures == 0",
+                f"assert runner.tries == {event['examples']}",
+            ]
+            strategy = "doctest"
         else:
-            compare = event.get("compare")
-            if compare == "eq":
-                check = f"assert {call} == {event['returns']}"
-            elif compare == "approx":
-                check = f"assert {call} == pytest.approx({event['returns']})"
-            elif compare == "repr":
-                check = f"assert repr({call}) == {event['returns']}"
-            elif compare == "type":
-                check = f"assert type({call}).__name__ == {event['type']!r}"
-            else:
-                check = call
-            body = f"def {name}():\n    {check}"
+            continue
+        names[stem] += 1
+        name = stem if names[stem] == 1 else f"{stem}_{names[stem]}"
+        if round_index:
+            name = f"{name}_r{round_index}"
+        body = f"def {name}():\n" + "\n".join("    " + line for line in body_lines)
         preamble = [f"import {target.name}"]
         if "pytest." in body:
             preamble.append("import pytest")
+        if "doctest." in body:
+            preamble.append("import doctest")
+        if "io.StringIO(" in body or "io.BytesIO(" in body:
+            preamble.append("import io")
         try:
             body = ast.unparse(ast.parse(body))
         except SyntaxError:
             continue
-        candidates.append(Candidate(id=f"observed:{index}", strategy="observed", name=name, preamble=preamble,
-                                    body=body))
+        candidates.append(Candidate(id=f"{strategy}:{round_index}:{index}", strategy=strategy, name=name,
+                                    preamble=preamble, body=body))
     return candidates
 
 
@@ -80,6 +148,49 @@ def ghostwriter_candidates(target: Target, events: list[dict]) -> list[Candidate
 
 
 # ---------------------------------------------------------------- LLM (CoverUp style)
+
+LLM_MIN_PARAMETERS = 1_000_000_000
+_SIZE = re.compile(r"(?<![0-9A-Za-z.])(\d+(?:\.\d+)?)\s*([MB])(?![A-Za-z])")
+
+
+def model_parameters(spec) -> float | None:
+    """Parameter count a ModelSpec declares (``options["parameters"]``) or its name/hub id states ("1.5B")."""
+    declared = (spec.options or {}).get("parameters")
+    if declared is not None:
+        return float(declared)
+    for text in (spec.hub_id or "", spec.local_path or "", spec.description or ""):
+        match = _SIZE.search(text)
+        if match:
+            return float(match.group(1)) * (1e6 if match.group(2) == "M" else 1e9)
+    return None
+
+
+def llm_capable(model: str = "smollm2") -> tuple[bool, str]:
+    """Whether the LLM strategy pays off by default with the configured causal LM (the capability bar).
+
+    The bar: a ModelSpec that declares ``options={"testgen_capable": True}``, or one of at least
+    ``LLM_MIN_PARAMETERS`` (1B) parameters, declared as ``options={"parameters": N}`` or read from its hub id or
+    description ("Qwen2.5-Coder-1.5B-Instruct"). The packaged SmolLM2-135M is below it: in EVAL.md it wrote
+    no passing test while taking minutes per module. ``--strategies ...,llm`` runs the LLM regardless.
+    """
+    try:
+        from verticals.plugins import get_registry
+
+        spec = get_registry().models.get(model)
+    except Exception as error:  # no registry: no LLM by default
+        return False, f"no model registry ({type(error).__name__})"
+    if spec is None:
+        return False, f"no model {model!r} registered"
+    declared = (spec.options or {}).get("testgen_capable")
+    if declared is not None:
+        return bool(declared), f"{model}: testgen_capable={bool(declared)} declared by its ModelSpec"
+    size = model_parameters(spec)
+    if size is None:
+        return False, f"{model}: size unknown (declare options={{'parameters': N}} or testgen_capable)"
+    if size < LLM_MIN_PARAMETERS:
+        return False, f"{model}: {size / 1e6:.0f}M parameters, below the 1B bar"
+    return True, f"{model}: {size / 1e9:.1f}B parameters"
+
 
 SYSTEM = ("You are an expert Python developer who writes pytest unit tests. Answer with one ```python code block "
           "that imports the module under test and defines test functions with plain assert statements.")
@@ -123,11 +234,8 @@ def llm_prompts(target: Target, missing_lines: set[int], round_index: int,
                      else f"Call it as `{target.name}.{name}(...)`.")
         example = (f"```python\nimport {target.name}\n\n\ndef test_{method or name}():\n"
                    f"    assert {target.name}.{name if not cls else cls + '(...).' + method}(...) == ...\n```")
-        if round_index == 0:
-            ask = f"Write 3 short pytest test functions for `{name}` in module `{target.name}`."
-        else:
-            ask = (f"Write 3 short pytest test functions for `{name}` in module `{target.name}` that execute "
-                   f"the lines marked `# NOT COVERED`. Use `pytest.raises` when the code raises.")
+        ask = (f"Write 3 short pytest test functions for `{name}` in module `{target.name}` that execute "
+               f"the lines marked `# NOT COVERED`. Use `pytest.raises` when the code raises.")
         prompt = (f"{ask} {call_hint}\n\nSource of `{name}`:\n```python\n" + "\n".join(numbered) +
                   f"\n```\n\nAnswer in this form:\n{example}")
         prompts.append((name, prompt))

@@ -112,3 +112,79 @@ def resolve(module: str | None = None, path: str | None = None, source: str | No
             return from_path(module)
         return from_module_name(module)
     raise TargetError("give a module name, a file path, or source text with a module name")
+
+
+SKIP_FILES = {"setup.py", "conftest.py", "__main__.py", "noxfile.py", "_version.py", "version.py"}
+SKIP_FOLDERS = {"tests", "test", "testing", "__pycache__", "docs", "examples", "build", "dist"}
+
+
+def _worth_testing(file: Path) -> bool:
+    """A file with at least one function or class (an ``__init__`` that only re-exports is not)."""
+    import ast
+
+    try:
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError):
+        return False
+    return any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) for node in tree.body)
+
+
+def package_modules(folder: Path, package: str | None = None) -> list[str] | None:
+    """Dotted names of the modules worth testing below a package folder (one item each), without importing.
+
+    ``folder`` is a package (it has ``__init__.py``) or a plain folder of modules; returns None when it holds
+    no Python file. Test files, ``setup.py`` and test/doc folders are skipped.
+    """
+    folder = folder.resolve()
+    if not folder.is_dir():
+        return None
+    names: list[str] = []
+    for file in sorted(folder.rglob("*.py")):
+        relative = file.relative_to(folder)
+        if any(part in SKIP_FOLDERS or part.startswith(".") for part in relative.parts[:-1]):
+            continue
+        if file.name in SKIP_FILES or file.name.startswith("test_") or file.name.endswith("_test.py"):
+            continue
+        parts = list(relative.with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        # every folder between the package and the file must itself be a package
+        if any(not (folder.joinpath(*relative.parts[:i]) / "__init__.py").exists()
+               for i in range(1, len(relative.parts))):
+            continue
+        if not _worth_testing(file):
+            continue
+        dotted = ".".join(([package] if package else []) + parts)
+        if dotted and MODULE_NAME.match(dotted):
+            names.append(dotted)
+    return names
+
+
+def expand(module: str | None = None, path: str | None = None) -> list[dict[str, str]] | None:
+    """One item per module when ``module``/``path`` names a package or a folder; None for a single module."""
+    if path or (module and ("/" in module or module.endswith(".py"))):
+        folder = Path(path or module or "").expanduser()
+        if not folder.is_dir():
+            return None
+        folder = folder.resolve()
+        if (folder / "__init__.py").exists():  # a package folder: from_path finds each file's dotted name
+            names = package_modules(folder, folder.name) or []
+            files = []
+            for name in names:
+                inner = folder.joinpath(*name.split(".")[1:])
+                files.append(inner.with_suffix(".py") if inner.with_suffix(".py").exists() else inner / "__init__.py")
+            return [{"path": str(file)} for file in files]
+        return [{"path": str(file)} for file in sorted(folder.glob("*.py"))
+                if file.name not in SKIP_FILES and not file.name.startswith("test_") and _worth_testing(file)]
+    if module and MODULE_NAME.match(module) and "." not in module:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        names: list[str] = []
+        for location in spec.submodule_search_locations:
+            names += package_modules(Path(location), module) or []
+        return [{"module": name} for name in dict.fromkeys(names)]
+    return None

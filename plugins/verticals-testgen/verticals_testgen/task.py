@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from verticals import ItemError, RunContext, Task
 from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.sandbox import Limits
-from verticals_testgen.strategies import STRATEGIES, SYSTEM
-from verticals_testgen.target import TargetError, resolve
+from verticals_testgen.strategies import STRATEGIES, SYSTEM, llm_capable
+from verticals_testgen.target import TargetError, expand, resolve
 
 
 class ModuleInput(BaseModel):
@@ -83,13 +83,16 @@ class GeneratedTests(BaseModel):
 class GenerateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    strategies: list[str] = Field(["observed", "ghostwriter", "llm"],
-                                  description=f"any of {', '.join(STRATEGIES)} (comma-separated on the CLI)")
+    strategies: list[str] = Field(["auto"], description=f"any of {', '.join(STRATEGIES)}, or auto: observed and "
+                                  "ghostwriter, plus llm when the configured model passes the capability bar "
+                                  "(comma-separated on the CLI)")
+    time_budget: float = Field(90.0, ge=5, le=3600, description="seconds per module for search rounds, LLM "
+                               "rounds and verifying the final file (model loading not included)")
     llm_rounds: int = Field(1, ge=0, le=5, description="coverage-guided LLM rounds")
     llm_max_prompts: int = Field(4, ge=1, le=64, description="prompts per module per round")
     max_new_tokens: int = Field(160, ge=16, le=2048)
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="sampling temperature of rounds after the first")
-    explore_seconds: float = Field(10.0, gt=0, le=600, description="time budget of the observed-value explorer")
+    explore_seconds: float = Field(20.0, gt=0, le=600, description="at most this long per explorer round")
     test_timeout: float = Field(5.0, gt=0, le=120, description="seconds one candidate test may run")
     memory_mb: int = Field(2048, ge=256, le=65536, description="address-space limit of each jailed process; "
                            "capped at the server's VERTICALS_JAIL_MAX_MEMORY_MB (default 4096)")
@@ -102,10 +105,18 @@ class GenerateParams(BaseModel):
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        unknown = [v for v in value if v not in STRATEGIES]
+        unknown = [v for v in value if v not in (*STRATEGIES, "auto")]
         if unknown:
-            raise ValueError(f"unknown strategies {unknown}; use {', '.join(STRATEGIES)}")
+            raise ValueError(f"unknown strategies {unknown}; use auto or any of {', '.join(STRATEGIES)}")
         return value
+
+    def resolved_strategies(self) -> list[str]:
+        """``auto`` expanded: observed + ghostwriter, and llm only when the configured model is capable."""
+        if "auto" not in self.strategies:
+            return list(self.strategies)
+        chosen = [s for s in self.strategies if s != "auto"]
+        extra = ["observed", "ghostwriter"] + (["llm"] if llm_capable()[0] else [])
+        return list(dict.fromkeys(chosen + extra))
 
 
 class GenerateTests(Task):
@@ -122,7 +133,8 @@ class GenerateTests(Task):
     text_field = "module"
 
     def models_for(self, params: BaseModel) -> dict[str, str]:
-        return dict(self.models) if "llm" in params.strategies else {}  # no LLM strategy: never load it
+        assert isinstance(params, GenerateParams)
+        return dict(self.models) if "llm" in params.resolved_strategies() else {}  # no LLM strategy: never load it
 
     def read_items(self, rows: Iterable[dict[str, Any]], params: BaseModel) -> Iterator[dict[str, Any]]:
         for row in rows:
@@ -132,16 +144,36 @@ class GenerateTests(Task):
                 continue  # blank lines and comments of modules.txt
             if "text" in item:
                 item["text"] = text
+            if "source" not in item:  # a package or a folder: one item per module in it
+                name = item.get("module") or (text if text and not (text.endswith(".py") or "/" in text) else None)
+                path = item.get("path") or (text if text and (text.endswith(".py") or "/" in text) else None)
+                modules = expand(module=name, path=path)
+                if modules is not None:
+                    yield from modules
+                    continue
             yield item or row
 
     def run(self, batch: list[BaseModel], models: dict[str, Any], ctx: RunContext) -> list[BaseModel | ItemError]:
         params: GenerateParams = ctx.params  # type: ignore[assignment]
+        strategies = params.resolved_strategies()
+        if "auto" in params.strategies and "llm" not in strategies:
+            ctx.logger.info("testgen: llm strategy off (%s)", llm_capable()[1])
+        slots_of: dict[str, int] = {}
+
+        def progress(record: dict[str, Any]) -> None:
+            # never the module name at INFO (an input); its position in the batch instead
+            position = slots_of.setdefault(record["module"], len(slots_of) + 1)
+            ctx.logger.info("testgen: module %d/%d %s round %d: %d candidates, coverage %.1f%%, %.0fs",
+                            position, len(batch), record["stage"], record["round"], record["candidates"],
+                            record["coverage"], record["seconds"])
+
         options = Options(
-            strategies=tuple(params.strategies), llm_rounds=params.llm_rounds, llm_max_prompts=params.llm_max_prompts,
-            max_new_tokens=params.max_new_tokens, explore_seconds=params.explore_seconds,
-            test_timeout=params.test_timeout, seed=params.seed,
+            strategies=tuple(strategies), llm_rounds=params.llm_rounds, llm_max_prompts=params.llm_max_prompts,
+            max_new_tokens=params.max_new_tokens, time_budget=params.time_budget,
+            explore_seconds=params.explore_seconds, test_timeout=params.test_timeout, seed=params.seed,
             limits=Limits(cpu_seconds=params.cpu_seconds, memory_mb=params.memory_mb,
                           test_timeout=params.test_timeout),
+            progress=progress,
         )
         targets, slots, results = [], [], [None] * len(batch)
         for index, item in enumerate(batch):
@@ -151,7 +183,7 @@ class GenerateTests(Task):
             except TargetError as error:
                 results[index] = ItemError(str(error), code="bad_target")
         generate = None
-        if "llm" in options.strategies:
+        if "llm" in options.strategies and "llm" in models:
             llm = models["llm"]  # loads on first use: jobs without the LLM strategy never load it
             rounds = {"n": 0}
 
