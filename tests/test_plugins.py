@@ -23,7 +23,7 @@ def test_installed_finance_plugin_is_discovered_through_its_entry_point():
 
 def test_fixture_plugin_registers_its_task(registry):
     assert registry.plugins["fixtures"].status == "loaded"
-    assert registry.plugins["fixtures"].tasks == ["fixtures.echo"]
+    assert registry.plugins["fixtures"].tasks == ["fixtures.echo", "fixtures.keyword"]
     assert "register_tasks" in registry.plugins["fixtures"].hooks
 
 

@@ -3,15 +3,18 @@
 The public API a plugin may import::
 
     from verticals import Task, ModelSpec, Packaged, ItemError, RunContext, hookimpl
+    from verticals import ClassificationEvaluator, SpanEvaluator, ProbabilityEvaluator  # Task.evaluator
 """
 
 __version__ = "0.1.0"
 
+from verticals.core.evaluators import ClassificationEvaluator, ProbabilityEvaluator, SpanEvaluator
 from verticals.core.models import ModelHost, ModelSpec, ModelUnavailable, Packaged
 from verticals.core.tasks import ItemError, NoParams, RunContext, Task
 from verticals.hookspecs import hookimpl
 
 __all__ = [
+    "ClassificationEvaluator",
     "Client",
     "ItemError",
     "ModelHost",
@@ -19,7 +22,9 @@ __all__ = [
     "ModelUnavailable",
     "NoParams",
     "Packaged",
+    "ProbabilityEvaluator",
     "RunContext",
+    "SpanEvaluator",
     "Task",
     "__version__",
     "hookimpl",

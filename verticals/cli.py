@@ -721,7 +721,7 @@ def _register_core_commands() -> None:
     """Commands living next to what they drive: `worker` (verticals.workers.cli), `serve` (verticals.api.cli)."""
     import importlib
 
-    for module_name in ("verticals.workers.cli", "verticals.api.cli"):
+    for module_name in ("verticals.workers.cli", "verticals.api.cli", "verticals.eval_cli"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:

@@ -81,6 +81,11 @@ class Task:
       such a task unless an operator granted the API key code execution
       (``verticals keys create --allow-code-execution``); the CLI runs it as
       the local user, as any other task.
+    - ``evaluator``: how ``verticals eval`` scores the task against gold labels
+      (``ClassificationEvaluator``, ``SpanEvaluator``, ``ProbabilityEvaluator``
+      from :mod:`verticals.core.evaluators`); ``None``: the task cannot be scored.
+    - ``golden``: a labelled file shipped with the plugin (path relative to the
+      task's module) that ``verticals eval TASK`` uses when no data is given.
 
     and implement :meth:`run`.
     """
@@ -97,6 +102,8 @@ class Task:
     text_field: ClassVar[str | None] = None
     sensitive: ClassVar[bool] = False
     executes_code: ClassVar[bool] = False
+    evaluator: ClassVar[Any] = None
+    golden: ClassVar[str | None] = None
 
     def run(
         self, batch: list[BaseModel], models: dict[str, LoadedModel], ctx: RunContext

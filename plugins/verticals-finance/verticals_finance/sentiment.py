@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from verticals import ItemError, Task
+from verticals import ClassificationEvaluator, ItemError, Task
 
 LABELS = ("positive", "negative", "neutral")
 
@@ -32,6 +32,8 @@ class SentimentTask(Task):
     chunk_size = 512
     batch_size = 128
     text_field = "text"
+    evaluator = ClassificationEvaluator(gold_field="label", output_field="label", labels=LABELS)
+    golden = "golden/sentiment.jsonl"  # 90 headlines written for evaluation only (golden/README.md)
 
     def run(self, batch, models, ctx):
         classifier = models["classifier"]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from verticals import ItemError, ModelHost, ModelSpec, RunContext, Task
+from verticals import ItemError, ModelHost, ModelSpec, RunContext, SpanEvaluator, Task
 
 from .phi import CATEGORIES, Span, detect, get_analyzer
 
@@ -183,6 +183,11 @@ class DeidentifyTask(Task):
     batch_size = 16
     text_field = "text"
     sensitive = True
+    # `verticals eval medical.deidentify notes.jsonl --gold-column spans`: gold spans [{start, end, label}] with
+    # the PhysioNet deid labels mapped onto ours; a year alone is not Safe Harbor PHI, so it is not scored
+    evaluator = SpanEvaluator(gold_field="spans", output_field="spans", label_map={
+        "PTName": "NAME", "PTNameInitial": "NAME", "RelativeProxyName": "NAME", "HCPName": "NAME",
+        "Location": "LOCATION", "Date": "DATE", "Phone": "PHONE", "Age": "AGE", "Other": "ID", "DateYear": None})
 
     def run(self, batch: list[DeidInput], models: dict[str, Any], ctx: RunContext) -> list[DeidOutput | ItemError]:
         from .surrogates import Surrogates, derive_key

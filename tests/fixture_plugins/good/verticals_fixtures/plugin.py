@@ -8,7 +8,7 @@ from collections import Counter
 
 from pydantic import BaseModel, Field
 
-from verticals import ItemError, Task, hookimpl
+from verticals import ClassificationEvaluator, ItemError, Task, hookimpl
 
 
 class EchoInput(BaseModel):
@@ -57,9 +57,38 @@ class EchoTask(Task):
         return {f"{output.length}/{output.upper[:10].replace(' ', '_') or 'x'}.txt": output.upper}
 
 
+class KeywordOutput(BaseModel):
+    label: str
+
+
+class KeywordTask(Task):
+    """A model-free classifier with an evaluator and a golden set (tests of `verticals eval`)."""
+
+    name = "fixtures.keyword"
+    description = "positive if the text says up, negative if down, else neutral (tests)."
+    Input = EchoInput
+    Output = KeywordOutput
+    text_field = "text"
+    evaluator = ClassificationEvaluator(gold_field="label", output_field="label",
+                                        labels=("positive", "negative", "neutral"))
+    golden = "golden.csv"
+
+    def run(self, batch, models, ctx):
+        outputs = []
+        for item in batch:
+            words = item.text.lower().split()
+            if "POISON" in item.text:
+                outputs.append(ItemError("poisoned item"))
+            else:
+                outputs.append(KeywordOutput(label="positive" if "up" in words else "negative" if "down" in words
+                                             else "neutral"))
+        return outputs
+
+
 @hookimpl
 def register_tasks(register):
     register(EchoTask)
+    register(KeywordTask)
 
 
 @hookimpl

@@ -1,0 +1,232 @@
+"""``verticals eval``: run a task over labelled data through the job engine, score it, store the run.
+
+The run is an ordinary job (same reading, batching, bisection and provenance as ``verticals run``), marked
+``{"evaluation": true}`` in its options; gold values stay in the item inputs they came with. The task's
+``evaluator`` (:mod:`verticals.core.evaluators`) turns (gold, prediction) pairs into metrics, and the run —
+data hash, models' provenance, metrics, per-item records — is stored in ``eval_runs`` for ``list``, ``show``
+and ``compare``. Quality gates (``--min accuracy=0.85``) compare metrics with thresholds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from verticals.core.evaluators import Evaluator, Record, Scores
+from verticals.core.store import Store
+
+__all__ = ["EvalError", "EvalResult", "evaluate", "gate_failures", "golden_path", "parse_gates", "run_to_result"]
+
+
+class EvalError(ValueError):
+    """An evaluation cannot run as asked (no evaluator, no data, no gold column...)."""
+
+
+@dataclass
+class EvalResult:
+    run_id: str | None
+    task: str
+    job_id: str
+    data_name: str
+    data_hash: str
+    gold_field: str
+    evaluator: dict[str, Any]
+    metrics: dict[str, Any]
+    details: dict[str, Any] = field(default_factory=dict)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    records: list[list[Any]] = field(default_factory=list)
+    created_at: str | None = None
+
+    @property
+    def main_metric(self) -> str:
+        return self.evaluator.get("main_metric", "accuracy")
+
+    def as_dict(self, records: bool = False) -> dict[str, Any]:
+        data = {"id": self.run_id, "task": self.task, "job_id": self.job_id, "data": self.data_name,
+                "data_hash": self.data_hash, "gold_field": self.gold_field, "evaluator": self.evaluator,
+                "metrics": self.metrics, "details": self.details, "models": self.models,
+                "created_at": self.created_at}
+        if records:
+            data["records"] = self.records
+        return data
+
+
+def golden_path(task_cls: type) -> Path | None:
+    """The golden set a task ships (``Task.golden``: a path relative to the task's module), if any."""
+    relative = getattr(task_cls, "golden", None)
+    if not relative:
+        return None
+    module = sys.modules.get(task_cls.__module__)
+    if module is None or not getattr(module, "__file__", None):
+        return None
+    return Path(module.__file__).parent / relative
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _item_key(item_input: dict[str, Any] | None, fields: set[str], gold_field: str, seq: int) -> str:
+    """Identifies an item across runs and files: a hash of the task's input fields, without the gold value."""
+    if not item_input:
+        return f"seq:{seq}"
+    payload = {k: v for k, v in item_input.items() if k in fields and k != gold_field}
+    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_gold(rows: Iterator[dict[str, Any]], gold_field: str) -> Iterator[dict[str, Any]]:
+    first = True
+    for row in rows:
+        if first and "." not in gold_field and gold_field not in row:
+            raise EvalError(f"the data has no gold column {gold_field!r}; columns: {', '.join(map(str, row))}. "
+                            f"Name it with --gold-column COLUMN")
+        first = False
+        yield row
+
+
+def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = None,
+             fields: dict[str, str] | None = None, text_column: str | None = None, params: dict[str, Any] | None = None,
+             overrides: dict[str, str] | None = None, fmt: str | None = None, store: Store | None = None,
+             registry: Any = None, save: bool = True, tenant: str | None = None,
+             on_progress: Callable[[int], None] | None = None, executor: Any = None) -> EvalResult:
+    """Run ``task`` over labelled ``data`` (default: the task's golden set), score it, store the run.
+
+    ``gold`` names the input column (or ``a.*.b`` path) holding the gold value (default: the evaluator's);
+    ``fields``/``text_column`` map columns onto task fields as ``verticals run`` does; ``overrides`` maps
+    model spec names to paths or hub ids for this run only (like ``VERTICALS_MODELS``), and runs it here.
+    """
+    from verticals.core.io import map_fields, read_rows
+    from verticals.core.jobs import submit_job
+    from verticals.core.models import ModelHost, parse_overrides
+    from verticals.core.store import open_store
+
+    if registry is None:
+        from verticals.plugins import get_registry
+
+        registry = get_registry()
+    store = store or open_store()
+    task_cls = registry.task(task)
+    evaluator: Evaluator | None = getattr(task_cls, "evaluator", None)
+    if evaluator is None:
+        scored = sorted(name for name, cls in registry.tasks.items() if getattr(cls, "evaluator", None))
+        raise EvalError(f"{task} declares no evaluator, so it cannot be scored; tasks that can: "
+                        f"{', '.join(scored) or 'none'}")
+    path = Path(data) if data is not None else golden_path(task_cls)
+    if path is None:
+        raise EvalError(f"{task} ships no golden set: give a labelled data file")
+    if not path.is_file():
+        raise EvalError(f"no such file: {path}")
+    gold_field = gold or evaluator.gold_field
+    mapping = dict(fields or {})
+    if text_column:
+        if not task_cls.text_field:
+            raise EvalError(f"{task} has no single text field; map columns with --field FIELD=COLUMN")
+        mapping[task_cls.text_field] = text_column
+    rows = _check_gold(map_fields(read_rows(path, fmt), mapping, required=task_cls.text_field), gold_field)
+    job_id = submit_job(store, registry, task, rows, params or {}, {"evaluation": True, "field_map": mapping},
+                        tenant=tenant)
+    if executor is None:
+        from verticals.config import broker_url
+
+        if overrides or not broker_url():
+            from verticals.workers.local import LocalExecutor
+
+            models = {**parse_overrides(os.environ.get("VERTICALS_MODELS")), **(overrides or {})}
+            executor = LocalExecutor(store, registry, ModelHost(registry.models, overrides=models))
+        else:
+            from verticals.workers import get_executor
+
+            executor = get_executor(store, registry)
+    executor.execute(job_id, on_progress=on_progress)
+    records, models = _records(store, job_id, evaluator, gold_field, set(task_cls.Input.model_fields))
+    scores: Scores = evaluator.score(records)
+    details = {"per_class": scores.per_class, "confusion": scores.confusion, "wrong": scores.wrong[:5000]}
+    stored_records = [[r.key, r.seq, evaluator.compact(r.gold), evaluator.compact(r.predicted), r.failed]
+                      for r in records]
+    result = EvalResult(None, task, job_id, "golden:" + path.name if data is None else str(data), _file_hash(path),
+                        gold_field, evaluator.describe(), scores.metrics, details, models, stored_records)
+    if save:
+        from verticals.core.store.evals import save_run
+
+        result.run_id = save_run(store, task=task, job_id=job_id, data_name=result.data_name,
+                                 data_hash=result.data_hash, n_items=len(records), gold_field=gold_field,
+                                 evaluator=result.evaluator, metrics=result.metrics, details=details,
+                                 models=models, records=stored_records, tenant_id=tenant)
+    return result
+
+
+def _records(store: Store, job_id: str, evaluator: Evaluator, gold_field: str, fields: set[str],
+             ) -> tuple[list[Record], list[dict[str, Any]]]:
+    records: list[Record] = []
+    models: dict[str, dict[str, Any]] = {}
+    for item in store.iter_items(job_id):
+        item_input = item.input or {}
+        failed = item.status != "succeeded"
+        records.append(Record(_item_key(item.input, fields, gold_field, item.seq), item.seq,
+                              evaluator.gold(item_input, gold_field),
+                              None if failed else evaluator.predicted(item.output), failed))
+        for role, source in ((item.provenance or {}).get("models") or {}).items():
+            if isinstance(source, dict):
+                models.setdefault(json.dumps(source, sort_keys=True), {"role": role, **source})
+    return records, list(models.values())
+
+
+def run_to_result(run: Any) -> EvalResult:
+    """A stored :class:`verticals.core.store.evals.EvalRun` as an :class:`EvalResult`."""
+    return EvalResult(run.id, run.task, run.job_id, run.data_name, run.data_hash, run.gold_field, run.evaluator,
+                      run.metrics, run.details, run.models, run.records,
+                      run.created_at.isoformat() if run.created_at else None)
+
+
+def parse_gates(gates: list[str]) -> dict[str, float]:
+    """``["accuracy=0.85", "macro_f1>=0.8"]`` -> ``{"accuracy": 0.85, "macro_f1": 0.8}`` (minimum values)."""
+    parsed: dict[str, float] = {}
+    for gate in gates:
+        name, sep, value = gate.replace(">=", "=").partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            parsed[name.strip()] = float(value)
+        except ValueError:
+            raise EvalError(f"bad gate {gate!r}: expected METRIC=MINIMUM, e.g. --min accuracy=0.85") from None
+    return parsed
+
+
+def gate_failures(metrics: dict[str, Any], gates: dict[str, float]) -> list[str]:
+    """The gates a run fails, as readable lines (an unknown metric fails too, saying which exist)."""
+    failures = []
+    for name, minimum in gates.items():
+        value = metrics.get(name)
+        if not isinstance(value, int | float) or value != value:  # missing or NaN
+            failures.append(f"{name}: not measured by this evaluator (metrics: {', '.join(sorted(metrics))})")
+        elif value < minimum:
+            failures.append(f"{name} = {value:.4f} is below the minimum {minimum:g}")
+    return failures
+
+
+def compare(a: EvalResult, b: EvalResult) -> dict[str, Any]:
+    """Metric deltas (b - a) and the items whose prediction changed, matched by item key."""
+    deltas = {}
+    for name in sorted(set(a.metrics) | set(b.metrics)):
+        va, vb = a.metrics.get(name), b.metrics.get(name)
+        if isinstance(va, int | float) and isinstance(vb, int | float):
+            deltas[name] = {"a": va, "b": vb, "delta": round(vb - va, 4)}
+    by_key = {record[0]: record for record in a.records}
+    flipped = []
+    for key, seq, gold, predicted, _failed in b.records:
+        before = by_key.get(key)
+        if before is not None and before[3] != predicted:
+            flipped.append({"key": key, "seq_a": before[1], "seq_b": seq, "gold": gold, "a": before[3],
+                            "b": predicted, "fixed": predicted == gold, "broken": before[3] == gold})
+    return {"a": a.run_id, "b": b.run_id, "same_data": a.data_hash == b.data_hash, "metrics": deltas,
+            "flipped": flipped, "matched": sum(1 for r in b.records if r[0] in by_key)}
