@@ -33,3 +33,17 @@ SMOLLM2 = ModelSpec(
 def register_models(register):
     register(MINILM)
     register(SMOLLM2)
+
+
+@hookimpl
+def register_tasks(register):
+    from verticals.core.training import TrainTask
+
+    register(TrainTask)
+
+
+@hookimpl
+def register_commands(cli):
+    from verticals.train_cli import register
+
+    register(cli)

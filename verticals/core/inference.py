@@ -18,8 +18,10 @@ seq2seq                ``generate(texts, max_new_tokens=...) -> list[str]``
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,20 +113,118 @@ class LoadedModel:
         return False
 
 
+# The LoRA adapter the current thread's forward pass uses (None: the plain base encoder).
+_ACTIVE_ADAPTER: contextvars.ContextVar[str | None] = contextvars.ContextVar("verticals_active_adapter", default=None)
+
+
+class LoraAdapter:
+    """A LoRA adapter saved by ``peft`` (``adapter_config.json`` + ``adapter_model.safetensors``), held as its
+    low-rank matrices only: ``delta(x) = (x @ A.T @ B.T) * scaling`` on each target linear layer, exactly the
+    unmerged LoRA forward of peft. Only these matrices take memory; the base weights are shared."""
+
+    PREFIX = "base_model.model."
+
+    def __init__(self, folder: Path):
+        from safetensors.torch import load_file
+
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+        if config.get("peft_type", "LORA") != "LORA":
+            raise ValueError(f"adapter {folder.name}: peft type {config.get('peft_type')!r} is not LoRA")
+        for unsupported in ("use_dora", "modules_to_save"):
+            if config.get(unsupported):
+                raise ValueError(f"adapter {folder.name}: {unsupported} is not supported when serving adapters")
+        if config.get("bias", "none") != "none":
+            raise ValueError(f"adapter {folder.name}: LoRA bias {config['bias']!r} is not supported")
+        rank, alpha = int(config["r"]), float(config["lora_alpha"])
+        self.scaling = alpha / (rank**0.5) if config.get("use_rslora") else alpha / rank
+        tensors = load_file(str(folder / "adapter_model.safetensors"))
+        pairs: dict[str, dict[str, torch.Tensor]] = {}
+        for key, tensor in tensors.items():
+            for part in ("lora_A", "lora_B"):
+                suffix = f".{part}.weight"
+                if key.endswith(suffix):
+                    module = key[: -len(suffix)]
+                    module = module[len(self.PREFIX):] if module.startswith(self.PREFIX) else module
+                    pairs.setdefault(module, {})[part] = tensor.float()
+        if not pairs or any(len(p) != 2 for p in pairs.values()):
+            raise ValueError(f"adapter {folder.name}: no complete lora_A/lora_B pairs in adapter_model.safetensors")
+        self.layers = {module: (p["lora_A"], p["lora_B"]) for module, p in pairs.items()}
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(a.numel() * a.element_size() + b.numel() * b.element_size() for a, b in self.layers.values())
+
+
 class EncoderModel(LoadedModel):
-    """Sentence embeddings: mean pooling over the last hidden state."""
+    """Sentence embeddings: mean pooling over the last hidden state.
+
+    Several LoRA adapters can be served on one loaded encoder (:meth:`add_adapter`): forward hooks on the
+    target layers add the low-rank update of the adapter the calling thread selected (``embed(...,
+    adapter=key)``), and nothing when none is selected, so the base encoder stays shared and unchanged.
+    """
 
     kind = "encoder"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.adapters: dict[str, LoraAdapter] = {}
+        self._hooked: set[str] = set()
+        self._adapter_lock = threading.Lock()
 
     @property
     def dimension(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def embed(self, texts: Sequence[str], normalize: bool = True) -> np.ndarray:
+    def add_adapter(self, key: str, folder: Path) -> LoraAdapter:
+        """Load the LoRA adapter in ``folder`` under ``key`` (once; later calls return the loaded one)."""
+        with self._adapter_lock:
+            if key in self.adapters:
+                return self.adapters[key]
+            adapter = LoraAdapter(folder)
+            modules = dict(self.model.named_modules())
+            missing = [name for name in adapter.layers if name not in modules]
+            if missing:
+                raise ValueError(f"adapter {folder.name} targets layers this encoder lacks: {missing[:3]}")
+            for name, (lora_a, lora_b) in adapter.layers.items():
+                layer = modules[name]
+                if (lora_a.shape[1], lora_b.shape[0]) != (layer.in_features, layer.out_features):
+                    raise ValueError(f"adapter {folder.name}: layer {name} shape does not match the encoder")
+                adapter.layers[name] = (lora_a.to(self.device), lora_b.to(self.device))
+                if name not in self._hooked:
+                    layer.register_forward_hook(self._lora_hook(name))
+                    self._hooked.add(name)
+            self.adapters[key] = adapter
+            return adapter
+
+    def _lora_hook(self, name: str):
+        def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> Any:
+            active = _ACTIVE_ADAPTER.get()
+            if active is None:
+                return None
+            weights = self.adapters[active].layers.get(name)
+            if weights is None:
+                return None
+            lora_a, lora_b = weights
+            delta = (inputs[0].to(lora_a.dtype) @ lora_a.T) @ lora_b.T
+            return output + (delta * self.adapters[active].scaling).to(output.dtype)
+
+        return hook
+
+    def embed(self, texts: Sequence[str], normalize: bool = True, adapter: str | None = None) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
+        if adapter is not None and adapter not in self.adapters:
+            raise KeyError(f"encoder {self.spec.name} has no adapter {adapter!r} loaded")
         encoded = self._tokenize(texts)
+        token = _ACTIVE_ADAPTER.set(adapter)
+        try:
+            self._embed_batches(encoded, out, normalize)
+        finally:
+            _ACTIVE_ADAPTER.reset(token)
+        return out
+
+    def _embed_batches(self, encoded: dict[str, list[list[int]]], out: np.ndarray, normalize: bool) -> None:
         with self.forward_context():
             for batch, features in self._batches(encoded):
                 hidden = self.model(**features).last_hidden_state.float()
@@ -133,7 +233,6 @@ class EncoderModel(LoadedModel):
                 if normalize:
                     pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 out[batch] = pooled.cpu().numpy()
-        return out
 
     def _probe(self) -> np.ndarray:
         return self.embed(PARITY_PROBES)
@@ -171,15 +270,21 @@ class EncoderHeadClassifier(SequenceClassifierModel):
     name, ``labels``, ``normalize``) and ``head.safetensors`` (``weight``
     [labels, dim], ``bias`` [labels]). The encoder is loaded through the host,
     so every task that uses the same encoder shares one copy.
+
+    Optional keys: ``adapter`` (a sub-folder with a peft LoRA adapter for that
+    encoder: served on the shared copy, see :meth:`EncoderModel.add_adapter`) or
+    ``encoder_weights`` (a sub-folder with a fully fine-tuned encoder of its own).
     """
 
     def __init__(self, spec: ModelSpec, source: ResolvedSource, encoder: EncoderModel, config: dict[str, Any],
-                 weight: torch.Tensor, bias: torch.Tensor):
+                 weight: torch.Tensor, bias: torch.Tensor, adapter: str | None = None, own_encoder: bool = False):
         super().__init__(spec, source, None, encoder.tokenizer, encoder.device, encoder.precision)
         self.encoder = encoder
         self.config = config
         self.weight = weight.float().cpu().numpy()
         self.bias = bias.float().cpu().numpy()
+        self.adapter = adapter
+        self.own_encoder = own_encoder
 
     @classmethod
     def load(cls, spec: ModelSpec, source: ResolvedSource, host: ModelHost) -> EncoderHeadClassifier:
@@ -187,13 +292,26 @@ class EncoderHeadClassifier(SequenceClassifierModel):
 
         config = json.loads((source.path / HEAD_FILE).read_text(encoding="utf-8"))
         tensors = load_file(str(source.path / config.get("weights", "head.safetensors")))
-        encoder = host.get(config["encoder"])
+        adapter_key, own = None, False
+        if config.get("encoder_weights"):
+            base = host.spec(config["encoder"])
+            folder = (source.path / config["encoder_weights"]).resolve()
+            private = ModelSpec(name=f"{spec.name}/encoder", kind="encoder", local_path=str(folder),
+                                max_length=base.max_length, max_batch_tokens=base.max_batch_tokens)
+            encoder = load_model(private, ResolvedSource("local", folder, f"{source.reference}/encoder",
+                                                         source.revision), host, device=host.device)
+            own = True
+        else:
+            encoder = host.get(config["encoder"])
         if not isinstance(encoder, EncoderModel):
             raise TypeError(f"head {spec.name!r} needs an encoder, but {config['encoder']!r} is a {encoder.kind}")
         if tensors["weight"].shape != (len(config["labels"]), encoder.dimension):
             raise ValueError(f"head {spec.name!r}: weight shape {tuple(tensors['weight'].shape)} does not match "
                              f"{len(config['labels'])} labels x encoder dimension {encoder.dimension}")
-        return cls(spec, source, encoder, config, tensors["weight"], tensors["bias"])
+        if config.get("adapter"):
+            adapter_key = f"{spec.name}:{source.reference}"
+            encoder.add_adapter(adapter_key, source.path / config["adapter"])
+        return cls(spec, source, encoder, config, tensors["weight"], tensors["bias"], adapter_key, own)
 
     @property
     def labels(self) -> list[str]:
@@ -201,15 +319,23 @@ class EncoderHeadClassifier(SequenceClassifierModel):
 
     @property
     def memory_bytes(self) -> int:
-        return self.weight.nbytes + self.bias.nbytes
+        own = self.weight.nbytes + self.bias.nbytes
+        if self.adapter:
+            own += self.encoder.adapters[self.adapter].memory_bytes
+        if self.own_encoder:
+            own += self.encoder.memory_bytes
+        return own
 
     def provenance(self) -> dict[str, Any]:
-        return {**super().provenance(), "encoder": self.encoder.provenance()}
+        out = {**super().provenance(), "encoder": self.encoder.provenance()}
+        if self.adapter:
+            out["adapter"] = self.config["adapter"]
+        return out
 
     def classify(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
         if pairs is not None:
             raise ValueError(f"{self.spec.name} classifies single texts, not pairs")
-        embeddings = self.encoder.embed(texts, normalize=self.config.get("normalize", True))
+        embeddings = self.encoder.embed(texts, normalize=self.config.get("normalize", True), adapter=self.adapter)
         logits = embeddings @ self.weight.T + self.bias
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)

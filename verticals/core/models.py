@@ -6,10 +6,12 @@ Resolution order for a :class:`ModelSpec` (first that serves wins):
    ``overrides`` given to :class:`ModelHost`). An override that cannot be
    served is an error: the host never silently falls back from what a user
    asked for.
-2. **local**: ``spec.local_path`` when that folder exists.
-3. **hub**: ``spec.hub_id`` when the Hugging Face cache already holds it, or
+2. **store**: the version promoted in the local model store
+   (``verticals models promote``; see :mod:`verticals.core.model_store`).
+3. **local**: ``spec.local_path`` when that folder exists.
+4. **hub**: ``spec.hub_id`` when the Hugging Face cache already holds it, or
    when the hub can be reached (skipped when ``HF_HUB_OFFLINE=1``).
-4. **packaged**: weights that an installed Python package ships, located with
+5. **packaged**: weights that an installed Python package ships, located with
    ``importlib.util.find_spec`` (the package is never imported).
 
 When nothing serves, :class:`ModelUnavailable` lists every source tried and why.
@@ -84,14 +86,18 @@ class ModelSpec:
 class ResolvedSource:
     """Where a model's weights were found: recorded as provenance on every result."""
 
-    kind: Literal["override", "local", "hub", "packaged"]
+    kind: Literal["override", "store", "local", "hub", "packaged"]
     path: Path
     reference: str
     revision: str | None = None
     gguf_file: str | None = None
+    version: str | None = None
 
     def provenance(self) -> dict[str, Any]:
-        return {"source": self.kind, "reference": self.reference, "revision": self.revision}
+        out = {"source": self.kind, "reference": self.reference, "revision": self.revision}
+        if self.version:
+            out["version"] = self.version
+        return out
 
 
 class ModelUnavailable(RuntimeError):
@@ -168,19 +174,42 @@ def locate_packaged(packaged: Packaged) -> Path:
     return folder
 
 
-def resolve(spec: ModelSpec, override: str | None = None) -> ResolvedSource:
+def _store_version(path: Path) -> str | None:
+    """The model-store version a folder holds (its ``version.json``), e.g. for an override naming one."""
+    import json
+
+    from verticals.core.model_store import VERSION_FILE
+
+    try:
+        meta = json.loads((path / VERSION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(meta, dict) and meta.get("version") and meta.get("spec"):
+        return f"{meta['spec']}@{meta['version']}"
+    return None
+
+
+def resolve(spec: ModelSpec, override: str | None = None, use_store: bool = True) -> ResolvedSource:
     """Find the weights of ``spec`` following the documented order."""
     attempts: list[tuple[str, str]] = []
     if override:
         path = Path(override).expanduser()
         if path.exists():
-            return ResolvedSource("override", path.resolve(), str(path.resolve()), gguf_file=spec.gguf_file)
+            return ResolvedSource("override", path.resolve(), str(path.resolve()), gguf_file=spec.gguf_file,
+                                  version=_store_version(path.resolve()) if path.is_dir() else None)
         try:
             folder, commit = _from_hub(override, None, spec.gguf_file)
             return ResolvedSource("override", folder, override, commit, spec.gguf_file)
         except LookupError as error:
             attempts.append((f"override {override!r} (VERTICALS_MODELS)", f"no such folder, and as a hub id: {error}"))
             raise ModelUnavailable(spec.name, attempts) from None
+    if use_store:
+        from verticals.core.model_store import ModelStore
+
+        promoted = ModelStore().promoted(spec.name)
+        if promoted is not None:
+            return ResolvedSource("store", promoted.path, f"{spec.name}@{promoted.version}", promoted.version,
+                                  spec.gguf_file, version=f"{spec.name}@{promoted.version}")
     if spec.local_path:
         path = Path(spec.local_path).expanduser()
         if path.exists():

@@ -54,6 +54,61 @@ def split(rows: list[dict], seed: int = SEED, test_fraction: float = TEST_FRACTI
     return train, test
 
 
+REPO = PACKAGE.parents[2]
+TFNS = "../shared/data/finance/tfns_train.csv"  # relative to the repository root
+DEV_FRACTION = 0.15
+
+
+def tfns_path(path: str | Path | None = None) -> Path:
+    """The TFNS train file: ``path``, else ``VERTICALS_TFNS``, else ``../shared/data/finance/tfns_train.csv``
+    resolved from the repository root."""
+    import os
+
+    chosen = Path(path or os.environ.get("VERTICALS_TFNS") or TFNS)
+    return chosen if chosen.is_absolute() else (REPO / chosen).resolve()
+
+
+def load_tfns(path: Path) -> list[dict]:
+    """TFNS rows as {text, label}, duplicates (same text) dropped, first one kept."""
+    import csv
+
+    seen, rows = set(), []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            text = " ".join(row["text"].split())
+            if text and text not in seen:
+                seen.add(text)
+                rows.append({"text": text, "label": row["label"].strip().lower()})
+    return rows
+
+
+def prepare(out: Path, tfns: Path) -> dict[str, int]:
+    """Write the fixed files of the recipe into ``out``:
+
+    - ``tfns_dev.csv``: 15 % of TFNS train, stratified by label, seed 13: never trained on;
+    - ``written_heldout.csv``: the held-out quarter of the plugin's written sentences/headlines (seed 13);
+    - ``train.csv``: the rest of TFNS plus the written train split (``verticals train`` holds out its own
+      early-stopping dev slice from it).
+    """
+    import csv
+
+    from verticals.core.training import stratified_split
+
+    tfns_rows = load_tfns(tfns)
+    tfns_train, tfns_dev = stratified_split(tfns_rows, DEV_FRACTION, SEED)
+    written_train, written_test = split(load_rows())
+    written_train = [{"text": r["text"], "label": r["label"]} for r in written_train]
+    written_test = [{"text": r["text"], "label": r["label"]} for r in written_test]
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"train.csv": tfns_train + written_train, "tfns_dev.csv": tfns_dev, "written_heldout.csv": written_test}
+    for name, rows in files.items():
+        with (out / name).open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+            writer.writeheader()
+            writer.writerows(rows)
+    return {name: len(rows) for name, rows in files.items()}
+
+
 def encoder():
     from verticals.core.models import ModelHost
     from verticals.plugins import get_registry

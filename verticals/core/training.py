@@ -1,0 +1,578 @@
+"""Fine-tuning a task's classifier on labelled rows: a new version in the local model store.
+
+Methods (``TrainConfig.method``):
+
+- ``lora`` (default): LoRA adapters (``peft``) on the encoder's linear layers, trained with a linear head
+  over mean-pooled embeddings. Saves the adapter (hundreds of KB to ~1 MB) and the head; served on the one
+  shared encoder (:meth:`verticals.core.inference.EncoderModel.add_adapter`).
+- ``head``: the encoder stays frozen; a multinomial logistic regression over its normalized embeddings
+  (L2 strength picked on the dev slice). Saves only the head (kilobytes).
+- ``full``: every encoder weight is trained; saves a whole encoder copy (~90 MB for MiniLM).
+
+A stratified, seeded dev slice (``dev_fraction``) is never trained on: it picks the best epoch / evaluation
+point (early stopping with ``patience``) and its metrics are stored with the version. Runs are deterministic
+for a seed on a given machine. A run that fails (empty data, missing or unknown labels, a single class) or is
+cancelled raises before anything is stored; a finished run is written to a temporary folder and renamed into
+the store in one step (:meth:`verticals.core.model_store.ModelStore.new_version`).
+
+Training runs as a job of the job service: the task ``verticals.train`` (registered by the core) takes one
+item (the task to train, the labelled rows, the configuration) and trains in its ``run``; progress (step,
+loss, dev metric, ETA) is written to the job's options under ``training`` and to listeners registered with
+:func:`listen`, and ``verticals jobs cancel`` stops it at the next step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import threading
+import time
+import typing
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from verticals.core.tasks import Task
+
+log = logging.getLogger(__name__)
+
+METHODS = ("lora", "head", "full")
+DEFAULT_LR = {"lora": 1e-3, "full": 5e-5, "head": 0.0}
+
+
+class TrainingError(ValueError):
+    """The training data or configuration cannot produce a model; the message says why."""
+
+
+class TrainingCancelled(RuntimeError):
+    """The job was cancelled while training; nothing was stored."""
+
+
+@dataclass
+class TrainConfig:
+    method: Literal["lora", "head", "full"] = "lora"
+    base: str | None = None  # encoder ModelSpec name; default: the one the current head uses, else minilm
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float | None = None
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.06
+    max_length: int = 128
+    dev_fraction: float = 0.15
+    seed: int = 13
+    patience: int = 2
+    evals_per_epoch: int = 1
+    max_steps: int | None = None
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    dev_metric: str = "macro_f1"
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise TrainingError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
+        if not 0 < self.dev_fraction < 1:
+            raise TrainingError("dev_fraction must be between 0 and 1 (exclusive)")
+        if self.epochs < 1 or self.batch_size < 1 or self.max_length < 8:
+            raise TrainingError("epochs and batch_size must be >= 1, max_length >= 8")
+        if self.dev_metric not in ("macro_f1", "accuracy"):
+            raise TrainingError("dev_metric must be macro_f1 or accuracy")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+
+
+@dataclass
+class TrainProgress:
+    phase: str  # "tokenize", "train", "eval", "save", "done"
+    step: int = 0
+    total_steps: int = 0
+    epoch: float = 0.0
+    loss: float | None = None
+    dev: float | None = None  # last dev metric
+    best_dev: float | None = None
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+
+
+# -- listeners (the CLI's progress bar) -----------------------------------------------------------
+
+_listeners: dict[str, Callable[[TrainProgress], None]] = {}
+_listeners_lock = threading.Lock()
+
+
+def listen(job_id: str, callback: Callable[[TrainProgress], None] | None) -> None:
+    """Receive the progress of the training job ``job_id`` when it runs in this process (None: stop)."""
+    with _listeners_lock:
+        if callback is None:
+            _listeners.pop(job_id, None)
+        else:
+            _listeners[job_id] = callback
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+def task_labels(task_cls: type[Task]) -> list[str] | None:
+    """The labels a task's output declares (``label: Literal[...]``), or None when it does not say."""
+    info = task_cls.Output.model_fields.get("label")
+    if info is None:
+        return None
+    args = typing.get_args(info.annotation)
+    return [str(a) for a in args] if args and all(isinstance(a, str) for a in args) else None
+
+
+def prepare_rows(rows: Iterable[dict[str, Any]], text_field: str = "text", label_field: str = "label",
+                 labels: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """``{"text", "label"}`` rows, checked: no empty file, no blank text or label, no unknown label."""
+    out: list[dict[str, str]] = []
+    unknown: dict[str, int] = defaultdict(int)
+    for number, row in enumerate(rows, start=1):
+        if text_field not in row or label_field not in row:
+            missing = text_field if text_field not in row else label_field
+            raise TrainingError(f"row {number} has no column {missing!r} (columns: {', '.join(map(str, row))})")
+        text, label = str(row[text_field] or "").strip(), str(row[label_field] or "").strip().lower()
+        if not text:
+            raise TrainingError(f"row {number}: the text is empty")
+        if not label:
+            raise TrainingError(f"row {number}: the label is empty")
+        if labels is not None and label not in labels:
+            unknown[label] += 1
+        out.append({"text": text, "label": label})
+    if unknown:
+        shown = ", ".join(f"{k!r} ({v})" for k, v in sorted(unknown.items())[:5])
+        raise TrainingError(f"unknown label(s) {shown}: this task's labels are {', '.join(labels or [])}")
+    if not out:
+        raise TrainingError("the training data is empty")
+    if len({r["label"] for r in out}) < 2:
+        raise TrainingError("the training data has a single label: a classifier needs at least two")
+    return out
+
+
+def data_hash(rows: Sequence[dict[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps([row["text"], row["label"]], ensure_ascii=False).encode() + b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def stratified_split(rows: Sequence[dict[str, str]], dev_fraction: float, seed: int
+                     ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Per label: sort by text, shuffle with ``seed``, the first ``round(n * dev_fraction)`` (at least 1) go to dev."""
+    by_label: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_label[row["label"]].append(row)
+    rng = random.Random(seed)
+    train, dev = [], []
+    for label in sorted(by_label):
+        group = sorted(by_label[label], key=lambda r: r["text"])
+        rng.shuffle(group)
+        cut = max(1, round(len(group) * dev_fraction)) if len(group) > 1 else 0
+        dev += group[:cut]
+        train += group[cut:]
+    if not dev or not train:
+        raise TrainingError("too few rows to hold out a dev slice: label more rows or raise dev_fraction")
+    return train, dev
+
+
+def classification_metrics(true: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    pairs = list(zip(true, predicted, strict=True))
+    per_label = {}
+    for label in labels:
+        tp = sum(t == p == label for t, p in pairs)
+        fp = sum(p == label != t for t, p in pairs)
+        fn = sum(t == label != p for t, p in pairs)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+                            "support": tp + fn}
+    present = [label for label in labels if per_label[label]["support"]] or list(labels)
+    return {"n": len(pairs), "accuracy": round(sum(t == p for t, p in pairs) / max(1, len(pairs)), 4),
+            "macro_f1": round(sum(per_label[label]["f1"] for label in present) / len(present), 4),
+            "per_label": per_label}
+
+
+# -- training ---------------------------------------------------------------------------------------
+
+def _classifier_spec(registry: Any, task_cls: type[Task]) -> str:
+    roles = dict(task_cls.models)
+    candidates = [name for name in roles.values()
+                  if name in registry.models and registry.models[name].kind == "sequence-classifier"]
+    if len(candidates) != 1:
+        raise TrainingError(f"{task_cls.name} does not have exactly one sequence-classifier model to train "
+                            f"(models: {roles or 'none'})")
+    return candidates[0]
+
+
+def _default_base(registry: Any, spec_name: str) -> str:
+    from verticals.core.inference import HEAD_FILE
+    from verticals.core.models import ModelUnavailable, resolve
+
+    try:
+        source = resolve(registry.models[spec_name])
+        config = json.loads((source.path / HEAD_FILE).read_text(encoding="utf-8"))
+        if config.get("encoder") in registry.models:
+            return str(config["encoder"])
+    except (ModelUnavailable, OSError, ValueError):
+        pass
+    return "minilm"
+
+
+class _Classifier:
+    """Mean-pooled encoder + dropout + linear head (the forward the served head reproduces in eval mode)."""
+
+    def __init__(self, encoder: Any, labels: int, dropout: float = 0.1):
+        import torch
+
+        self.encoder = encoder
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(encoder.config.hidden_size, labels)
+
+    def parameters(self) -> list[Any]:
+        return [p for p in self.encoder.parameters() if p.requires_grad] + list(self.head.parameters())
+
+    def train(self, mode: bool = True) -> None:
+        self.encoder.train(mode)
+        self.dropout.train(mode)
+
+    def pooled(self, features: dict[str, Any]) -> Any:
+        hidden = self.encoder(**features).last_hidden_state
+        mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    def __call__(self, features: dict[str, Any]) -> Any:
+        return self.head(self.dropout(self.pooled(features)))
+
+
+def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], config: TrainConfig,
+                on_progress: Callable[[TrainProgress], None] | None = None,
+                should_stop: Callable[[], bool] | None = None, store: Any = None,
+                data_name: str | None = None) -> Any:
+    """Train a new version of ``task_name``'s classifier on ``rows`` ({"text", "label"}); returns its ModelVersion."""
+    import torch
+
+    from verticals.core.model_store import ModelStore
+    from verticals.core.models import resolve
+
+    config.validate()
+    started = time.perf_counter()
+    task_cls = registry.task(task_name)
+    spec_name = _classifier_spec(registry, task_cls)
+    declared = task_labels(task_cls)
+    rows = prepare_rows(rows, labels=declared)
+    labels = declared or sorted({r["label"] for r in rows})
+    base = config.base or _default_base(registry, spec_name)
+    if base not in registry.models or registry.models[base].kind != "encoder":
+        raise TrainingError(f"base {base!r} is not a registered encoder model")
+    base_source = resolve(registry.models[base], use_store=False)
+    train_rows, dev_rows = stratified_split(rows, config.dev_fraction, config.seed)
+    report = on_progress or (lambda progress: None)
+    stop = should_stop or (lambda: False)
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    if config.method == "head":
+        head_weight, head_bias, dev, extra = _train_head(registry, base, train_rows, dev_rows, labels, config,
+                                                         report, stop, started)
+        trained = None
+    else:
+        trained, head_weight, head_bias, dev, extra = _train_encoder(base_source.path, train_rows, dev_rows, labels,
+                                                                     config, report, stop, started)
+    if stop():
+        raise TrainingCancelled("training cancelled; nothing was stored")
+    report(TrainProgress("save", elapsed_s=time.perf_counter() - started))
+    meta = {
+        "task": task_name, "method": config.method, "labels": labels,
+        "base": {"model": base, "source": base_source.kind, "reference": base_source.reference,
+                 "revision": base_source.revision},
+        "data": {"name": data_name, "hash": data_hash(rows), "rows": len(rows), "train_rows": len(train_rows),
+                 "dev_rows": len(dev_rows), "label_counts": {lb: sum(r["label"] == lb for r in rows) for lb in labels}},
+        "config": asdict(config), "dev": dev, **extra,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "library": {"torch": torch.__version__},
+    }
+    store = store or ModelStore()
+    with store.new_version(spec_name, meta) as pending:
+        write_version(pending.path, base, labels, head_weight, head_bias, config.method, trained)
+    log.info("stored %s %s (%s, dev %s %.4f)", spec_name, pending.version, config.method, config.dev_metric,
+             dev.get(config.dev_metric, 0.0))
+    return store.get(spec_name, pending.version)
+
+
+def write_version(folder: Path, base: str, labels: Sequence[str], weight: Any, bias: Any, method: str,
+                  trained: Any = None) -> None:
+    """Write a head folder (``verticals_head.json`` + ``head.safetensors`` [+ ``adapter/`` or ``encoder/``])."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from verticals.core.inference import HEAD_FILE
+
+    save_file({"weight": np.asarray(weight, dtype=np.float32), "bias": np.asarray(bias, dtype=np.float32)},
+              str(folder / "head.safetensors"))
+    config: dict[str, Any] = {"format": "verticals-linear-head", "version": 1, "encoder": base, "labels": list(labels),
+                              "normalize": method == "head", "weights": "head.safetensors", "method": method}
+    if method == "lora":
+        trained.save_pretrained(str(folder / "adapter"))
+        (folder / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty model card
+        config["adapter"] = "adapter"
+    elif method == "full":
+        model, tokenizer = trained
+        model.save_pretrained(str(folder / "encoder"))
+        tokenizer.save_pretrained(str(folder / "encoder"))
+        config["encoder_weights"] = "encoder"
+    (folder / HEAD_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _train_head(registry: Any, base: str, train_rows: list[dict[str, str]], dev_rows: list[dict[str, str]],
+                labels: list[str], config: TrainConfig, report: Callable[[TrainProgress], None],
+                stop: Callable[[], bool], started: float) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """Logistic regression on frozen normalized embeddings; the L2 strength with the best dev metric wins."""
+    import numpy as np
+    import torch
+
+    from verticals.core.models import ModelHost
+
+    encoder = ModelHost(registry.models).get(base)
+    report(TrainProgress("tokenize", elapsed_s=time.perf_counter() - started))
+    x_train = torch.tensor(encoder.embed([r["text"] for r in train_rows], normalize=True))
+    x_dev = encoder.embed([r["text"] for r in dev_rows], normalize=True)
+    y_train = torch.tensor([labels.index(r["label"]) for r in train_rows])
+    grid = (1e-4, 1e-3, 1e-2)
+    best: tuple[float, Any, Any, dict[str, Any], float] | None = None
+    for step, l2 in enumerate(grid, start=1):
+        if stop():
+            raise TrainingCancelled("training cancelled; nothing was stored")
+        torch.manual_seed(config.seed)
+        weight = torch.zeros(len(labels), x_train.shape[1], requires_grad=True)
+        bias = torch.zeros(len(labels), requires_grad=True)
+        optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure(weight=weight, bias=bias, optimizer=optimizer, l2=l2):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(x_train @ weight.T + bias, y_train) + l2 * (weight**2).sum()
+            loss.backward()
+            return loss
+
+        loss = float(optimizer.step(closure))
+        w, b = weight.detach().numpy(), bias.detach().numpy()
+        predicted = [labels[i] for i in (x_dev @ w.T + b).argmax(axis=1)]
+        dev = classification_metrics([r["label"] for r in dev_rows], predicted, labels)
+        if best is None or dev[config.dev_metric] > best[0]:
+            best = (dev[config.dev_metric], w, b, dev, l2)
+        elapsed = time.perf_counter() - started
+        report(TrainProgress("train", step, len(grid), float(step), loss, dev[config.dev_metric], best[0],
+                             elapsed / step * (len(grid) - step), elapsed))
+    assert best is not None
+    return np.asarray(best[1]), np.asarray(best[2]), best[3], {"l2": best[4]}
+
+
+def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: list[dict[str, str]],
+                   labels: list[str], config: TrainConfig, report: Callable[[TrainProgress], None],
+                   stop: Callable[[], bool], started: float) -> tuple[Any, Any, Any, dict[str, Any], dict[str, Any]]:
+    import torch
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
+    encoder = transformers.AutoModel.from_pretrained(base_path, dtype=torch.float32)
+    if config.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                                 target_modules=list(config.target_modules), bias="none")
+        encoder = get_peft_model(encoder, peft_config)
+    torch.manual_seed(config.seed)
+    model = _Classifier(encoder, len(labels))
+    report(TrainProgress("tokenize", elapsed_s=time.perf_counter() - started))
+
+    def encode(rows: list[dict[str, str]]) -> list[list[int]]:
+        return tokenizer([r["text"] for r in rows], truncation=True, max_length=config.max_length)["input_ids"]
+
+    train_ids, dev_ids = encode(train_rows), encode(dev_rows)
+    y_train = [labels.index(r["label"]) for r in train_rows]
+    steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total = min(total, config.max_steps)
+    parameters = model.parameters()
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = transformers.get_linear_schedule_with_warmup(optimizer, int(total * config.warmup_fraction), total)
+    eval_every = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
+    rng = random.Random(config.seed)
+
+    def batch_features(ids: list[list[int]]) -> dict[str, Any]:
+        return tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+
+    def evaluate() -> dict[str, Any]:
+        model.train(False)
+        predicted: list[str] = []
+        order = sorted(range(len(dev_ids)), key=lambda i: len(dev_ids[i]))
+        out = [0] * len(dev_ids)
+        with torch.inference_mode():
+            for start in range(0, len(order), 64):
+                chunk = order[start:start + 64]
+                logits = model(batch_features([dev_ids[i] for i in chunk]))
+                for i, label in zip(chunk, logits.argmax(-1).tolist(), strict=True):
+                    out[i] = label
+        predicted = [labels[i] for i in out]
+        model.train(True)
+        return classification_metrics([r["label"] for r in dev_rows], predicted, labels)
+
+    def snapshot() -> dict[str, Any]:
+        return {id(p): p.detach().clone() for p in parameters}
+
+    best_score, best_state, best_dev, best_step, stale = -1.0, None, {}, 0, 0
+    step, losses, last_dev = 0, [], None
+    model.train(True)
+    done = False
+    for _epoch in range(config.epochs):
+        order = list(range(len(train_ids)))
+        rng.shuffle(order)
+        for start in range(0, len(order), config.batch_size):
+            if step % 5 == 0 and stop():
+                raise TrainingCancelled("training cancelled; nothing was stored")
+            chunk = order[start:start + config.batch_size]
+            logits = model(batch_features([train_ids[i] for i in chunk]))
+            loss = torch.nn.functional.cross_entropy(logits, torch.tensor([y_train[i] for i in chunk]))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            losses.append(loss.item())
+            last_step = step >= total or start + config.batch_size >= len(order)
+            if step % eval_every == 0 or last_step:
+                dev = evaluate()
+                last_dev = dev[config.dev_metric]
+                if last_dev > best_score:
+                    best_score, best_state, best_dev, best_step, stale = last_dev, snapshot(), dev, step, 0
+                else:
+                    stale += 1
+            elapsed = time.perf_counter() - started
+            report(TrainProgress("train", step, total, step / steps_per_epoch, sum(losses[-20:]) / len(losses[-20:]),
+                                 last_dev, best_score if best_score >= 0 else None,
+                                 elapsed / step * (total - step), elapsed))
+            if step >= total or stale >= config.patience:
+                done = True
+                break
+        if done:
+            break
+    with torch.no_grad():
+        for p in parameters:
+            p.copy_(best_state[id(p)])
+    model.train(False)
+    head = model.head
+    extra = {"best_step": best_step, "steps": step, "stopped_early": stale >= config.patience,
+             "train_loss_last": round(sum(losses[-20:]) / len(losses[-20:]), 4)}
+    if config.method == "lora":
+        trainable = sum(p.numel() for p in encoder.parameters() if p.requires_grad)
+        extra["trainable_parameters"] = trainable + sum(p.numel() for p in head.parameters())
+        trained: Any = encoder
+    else:
+        trained = (encoder, tokenizer)
+    return trained, head.weight.detach().numpy(), head.bias.detach().numpy(), best_dev, extra
+
+
+# -- the training job -----------------------------------------------------------------------------------
+
+class TrainInput(BaseModel):
+    task: str = Field(description="The task whose classifier is trained, e.g. finance.sentiment.")
+    rows: list[dict[str, str]] = Field(description="Labelled rows: {'text': ..., 'label': ...}.")
+    config: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields.")
+    data_name: str | None = Field(default=None, description="Name of the data file (recorded in the metadata).")
+
+
+class TrainOutput(BaseModel):
+    spec: str
+    version: str
+    method: str
+    dev: dict[str, Any]
+    train_rows: int
+    dev_rows: int
+    train_seconds: float
+    size_bytes: int
+
+
+class TrainTask(Task):
+    """``verticals.train``: one item = one training run; the output names the new model version."""
+
+    name = "verticals.train"
+    description = "Fine-tune a task's classifier on labelled rows (LoRA / head / full); stores a new model version."
+    Input = TrainInput
+    Output = TrainOutput
+    device = "gpu"
+    chunk_size = 1
+    batch_size = 1
+
+    def run(self, batch, models, ctx):
+        from verticals.core.tasks import ItemError
+        from verticals.plugins import get_registry
+
+        outputs: list[Any] = []
+        for item in batch:
+            try:
+                config = TrainConfig(**item.config)
+            except TypeError as error:
+                outputs.append(ItemError(f"bad training configuration: {error}"))
+                continue
+            job = _JobLink(ctx.job_id)
+            try:
+                version = train_model(get_registry(), item.task, item.rows, config, on_progress=job.publish,
+                                      should_stop=job.cancelled, data_name=item.data_name)
+            except (TrainingError, TrainingCancelled, KeyError) as error:
+                message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+                outputs.append(ItemError(message, code="training"))
+                continue
+            meta = version.meta
+            outputs.append(TrainOutput(spec=version.spec, version=version.version, method=meta["method"],
+                                       dev=meta["dev"], train_rows=meta["data"]["train_rows"],
+                                       dev_rows=meta["data"]["dev_rows"], train_seconds=meta["train_seconds"],
+                                       size_bytes=version.size_bytes()))
+        return outputs
+
+
+class _JobLink:
+    """Progress to in-process listeners every step and to the job's options (``training``) every few seconds;
+    the job's cancel flag, read every few steps. One store connection per run."""
+
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        self._store: Any = None
+        self._last = 0.0
+
+    def store(self) -> Any:
+        if self._store is None:
+            from verticals.core.store import open_store
+
+            self._store = open_store()
+        return self._store
+
+    def publish(self, progress: TrainProgress) -> None:
+        with _listeners_lock:
+            listener = _listeners.get(self.job_id)
+        if listener:
+            listener(progress)
+        now = time.monotonic()
+        if now - self._last >= 5 or progress.phase in ("save", "done"):
+            self._last = now
+            try:
+                self.store().update_options(self.job_id, {"training": asdict(progress)})
+            except Exception:  # progress is best effort; the run goes on
+                log.debug("could not store training progress", exc_info=True)
+
+    def cancelled(self) -> bool:
+        try:
+            return self.store().cancel_requested(self.job_id)
+        except Exception:
+            return False
