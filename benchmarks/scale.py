@@ -7,7 +7,8 @@ For each size, in a fresh subprocess (so that its peak RSS is its own) with a fr
   processed   items/s of ``LocalExecutor.execute`` (every chunk run, every result written, job finished),
   per CPU-s   the same items per second of that process's CPU time (what a busy machine changes less),
   exported    items/s of ``iter_results`` (every result read back, paged by seq),
-  peak RSS    of the process (MB).
+  peak RSS    of the process (MB),
+  load avg    the machine's 5-minute load average when the size ended (other work slows wall-clock rates).
 The job is checked: every item must be ``succeeded``.
 
 The task, ``bench.length`` (registered here through a plugin object, not installed), returns the
@@ -152,7 +153,7 @@ def main() -> None:
         return
     print(f"code: {args.code or REPO}; SQLite; chunk {args.chunk_size}, batch {args.batch_size}")
     print(f"{'items':>9} {'stored/s':>10} {'processed/s':>12} {'per CPU-s':>10} {'exported/s':>11} "
-          f"{'peak RSS MB':>12}")
+          f"{'peak RSS MB':>12} {'load avg':>9}")
     rates = []
     for size in args.sizes:
         r = run_size(size, args)
@@ -163,7 +164,7 @@ def main() -> None:
             continue
         rates.append(r["processed_rate"])
         print(f"{size:>9} {stored:>10.0f} {r['processed_rate']:>12.0f} {size / r['processed_cpu_s']:>10.0f} "
-              f"{size / r['exported_s']:>11.0f} {r['peak_rss_mb']:>12.0f}", flush=True)
+              f"{size / r['exported_s']:>11.0f} {r['peak_rss_mb']:>12.0f} {os.getloadavg()[1]:>9.1f}", flush=True)
     if len(rates) > 1:
         print(f"processed/s, slowest size / fastest size: {min(rates) / max(rates):.2f}")
 

@@ -174,8 +174,10 @@ def test_the_job_counters_match_the_items(store, jobs):
     job, large = jobs
     store.begin_items(job, list(range(0, 64)), max_attempts=1)
     assert store.begin_items(job, list(range(0, 8)), max_attempts=1) == set(range(0, 8))  # given up
-    store.write_results(job, [ItemResult(seq, "succeeded", output={"upper": "X", "length": 1})
-                              for seq in range(0, 40)])  # 0-7 already failed: not written
+    provenance = {"plugin": "fixtures", "models": {}}
+    assert store.write_results(job, [ItemResult(seq, "succeeded", output={"upper": "X", "length": seq},
+                                                provenance=provenance)
+                                     for seq in range(0, 40)]) == 32  # 0-7 already failed: not written
     assert store.write_results(job, [ItemResult(seq, "failed", error="no") for seq in range(40, 64)]) == 24
     assert store.write_results(job, [ItemResult(seq, "failed", error="again") for seq in range(40, 64)]) == 0
     store.add_items(job, [(SMALL, None, "failed", "invalid input: text: missing")])
@@ -187,3 +189,7 @@ def test_the_job_counters_match_the_items(store, jobs):
     summary = store.summary(job)
     assert summary["counts"] == expected and summary["done"] == 32 + 1 + 256
     assert store.counts(large) == store.counts_from_items(large) == {"pending": LARGE}
+    written = list(store.iter_items(job, status="succeeded"))
+    assert [(item.seq, item.output, item.provenance, item.attempts) for item in written] == \
+        [(seq, {"upper": "X", "length": seq}, provenance, 1) for seq in range(8, 40)]
+    assert all(item.updated_at is not None and item.error is None for item in written)

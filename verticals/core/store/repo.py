@@ -50,6 +50,9 @@ _WRITE_RESULTS = {
             provenance=bindparam("b_provenance"), updated_at=bindparam("b_now"), **({"input": None} if purge else {}))
     for purge in (False, True)
 }
+_INSERT_ITEMS = ITEMS.insert().values(
+    job_id=bindparam("b_job_id"), seq=bindparam("b_seq"), input=bindparam("b_input"), status=bindparam("b_status"),
+    error=bindparam("b_error"), attempts=0, updated_at=bindparam("b_now"))
 _PENDING_ITEMS = (
     select(ITEMS.c.seq, ITEMS.c.input, ITEMS.c.attempts)
     .where(ITEMS.c.job_id == bindparam("job_id"), ITEMS.c.status == "pending",
@@ -101,6 +104,7 @@ class Store:
                                for purge, statement in _WRITE_RESULTS.items()}
         self._begin_items: dict[int, _Prepared] = {}
         self._add_counts = _Prepared(_ADD_TO_COUNTS[False], engine.dialect)
+        self._insert_items = _Prepared(_INSERT_ITEMS, engine.dialect)
 
     def session(self) -> Session:
         return self.sessions()
@@ -119,16 +123,15 @@ class Store:
 
         One multi-row INSERT (executemany) per call: callers stream a job's items through in batches.
         """
-        now = utcnow()
-        values = [{"job_id": job_id, "seq": seq, "input": data, "status": status, "error": error, "attempts": 0,
-                   "updated_at": now} for seq, data, status, error in rows]
+        values = [{"b_seq": seq, "b_input": data, "b_status": status, "b_error": error}
+                  for seq, data, status, error in rows]
         if values:
             added: dict[str, int] = {}
             for value in values:
-                added[value["status"]] = added.get(value["status"], 0) + 1
-            with self.session() as session, session.begin():
-                session.execute(ITEMS.insert(), values)
-                _add_to_counts(session, job_id, added)
+                added[value["b_status"]] = added.get(value["b_status"], 0) + 1
+            with self.engine.begin() as connection:
+                self._insert_items.executemany(connection, {"b_job_id": job_id, "b_now": utcnow()}, values)
+                _add_to_counts(connection, job_id, added)
 
     def mark_submitted(self, job_id: str, total: int) -> None:
         with self.session() as session, session.begin():
