@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 
 import pytest
 
@@ -166,3 +167,67 @@ def test_compare_matches_items_by_content():
     assert diff["same_data"] is True and diff["metrics"]["accuracy"]["delta"] == 0.5
     assert diff["flipped"] == [{"key": "k1", "seq_a": 0, "seq_b": 1, "gold": "x", "a": "y", "b": "x", "fixed": True,
                                 "broken": False}]
+
+
+def test_rest_evaluation_is_scored_per_tenant(fixtures_only_registry, isolated_home):
+    from fastapi.testclient import TestClient
+
+    from verticals.api.app import create_app
+    from verticals.core.store import open_store
+    from verticals.core.store.tenants import Tenants
+
+    store = open_store(f"sqlite:///{isolated_home / 'api.db'}")
+    tenants = Tenants(store)
+    acme = {"Authorization": f"Bearer {tenants.create_key('acme', 'test').token}"}
+    globex = {"Authorization": f"Bearer {tenants.create_key('globex', 'test').token}"}
+    with TestClient(create_app(store, fixtures_only_registry)) as api:
+        items = [{"text": "shares up", "label": "positive"}, {"text": "costs down", "label": "positive"},
+                 {"text": "quiet", "label": "neutral"}, {"text": "sales down", "label": "negative"}]
+        created = api.post("/v1/evals", json={"task": "fixtures.keyword", "items": items}, headers=acme)
+        assert created.status_code == 202, created.text
+        eval_id = created.json()["id"]
+        deadline = time.monotonic() + 30
+        while True:
+            body = api.get(f"/v1/evals/{eval_id}", headers=acme).json()
+            if "run" in body or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert body["run"]["metrics"]["accuracy"] == 0.75
+        assert body["run"]["data"] == "4 items (API)"
+        again = api.get(f"/v1/evals/{eval_id}", headers=acme).json()
+        assert again["run"]["id"] == body["run"]["id"]  # scored once, then read back
+        assert api.get(f"/v1/evals/{eval_id}", headers=globex).status_code == 404
+        assert [r["id"] for r in api.get("/v1/evals", headers=acme).json()] == [body["run"]["id"]]
+        assert api.get("/v1/evals", headers=globex).json() == []
+        no_evaluator = api.post("/v1/evals", json={"task": "fixtures.echo", "items": items}, headers=acme)
+        assert no_evaluator.status_code == 422 and "declares no evaluator" in no_evaluator.json()["detail"]
+        no_gold = api.post("/v1/evals", json={"task": "fixtures.keyword", "items": [{"text": "x"}]}, headers=acme)
+        assert no_gold.status_code == 422 and "gold_field" in no_gold.json()["detail"]
+        job = api.post("/v1/jobs", json={"task": "fixtures.keyword", "items": items}, headers=acme).json()
+        assert api.get(f"/v1/evals/{job['id']}", headers=acme).status_code == 404  # a plain job is no evaluation
+
+
+def test_bad_evaluation_input_leaves_no_job(fixtures_only_registry, tmp_path):
+    from verticals.core.evaluation import evaluate
+    from verticals.core.store import open_store
+
+    store = open_store()
+    data = tmp_path / "x.csv"
+    data.write_text("text,y\nup,positive\n", encoding="utf-8")
+    with pytest.raises(EvalError, match="no gold column 'label'"):
+        evaluate("fixtures.keyword", data, store=store, registry=fixtures_only_registry)
+    with pytest.raises(EvalError, match="no rows"):
+        evaluate("fixtures.keyword", items=[], store=store, registry=fixtures_only_registry)
+    assert store.list_jobs() == []
+
+
+def test_sdk_evaluate_in_process(fixtures_only_registry):
+    import verticals
+
+    with verticals.Client() as client:
+        run = client.evaluate("fixtures.keyword")  # the golden set
+        assert run["metrics"]["accuracy"] == round(5 / 6, 4) and run["id"]
+        run = client.evaluate("fixtures.keyword", items=[{"text": "up", "label": "positive"}])
+        assert run["metrics"]["accuracy"] == 1.0
+        with pytest.raises(verticals.client.VerticalsError, match="declares no evaluator"):
+            client.evaluate("fixtures.echo", items=[{"text": "x", "label": "y"}])

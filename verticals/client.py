@@ -199,6 +199,23 @@ class Client:
         """Run ``task`` on a few items now (no job stored); one Result per item, in order."""
         return [Result.from_dict(r) for r in self._backend.predict(task, list(items), params or {})]
 
+    def evaluate(self, task: str, items: Iterable[dict[str, Any]] | None = None, *, path: str | Path | None = None,
+                 gold: str | None = None, params: dict[str, Any] | None = None, text_column: str | None = None,
+                 timeout: float | None = None) -> dict[str, Any]:
+        """Score ``task`` on labelled ``items`` (or a file at ``path``; in process, the task's golden set when
+        neither is given) and wait for the stored evaluation run: ``run["metrics"]``, ``run["id"]``, ...
+
+        ``gold`` names the field with the gold value (default: the task evaluator's, e.g. ``label``).
+        """
+        if items is not None and path is not None:
+            raise ValueError("pass items=[...] or path=..., not both")
+        rows = None if items is None else list(items)
+        if rows is None and path is not None and self.url:
+            from verticals.core.io import map_fields, read_rows
+
+            rows = list(map_fields(read_rows(path), {"text": text_column} if text_column else {}))
+        return self._backend.evaluate(task, rows, path, gold, params or {}, text_column, timeout)
+
 
 # -- backends -------------------------------------------------------------------------------
 
@@ -271,6 +288,21 @@ class _Remote:
     def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
         return self._check(self.http.post("/v1/predict", json={"task": task, "items": items, "params": params}))[
             "results"]
+
+    def evaluate(self, task, items, path, gold, params, text_column, timeout) -> dict[str, Any]:
+        if items is None:
+            raise VerticalsError("a remote evaluation needs items=[...] or path=... (the server has no golden "
+                                 "sets of yours)")
+        body = {"task": task, "items": items, "params": params, **({"gold_field": gold} if gold else {})}
+        eval_id = self._check(self.http.post("/v1/evals", json=body))["id"]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            answer = self._check(self.http.get(f"/v1/evals/{eval_id}"))
+            if "run" in answer:
+                return answer["run"]
+            if deadline is not None and time.monotonic() > deadline:
+                raise VerticalsError(f"evaluation {eval_id} did not finish within {timeout}s")
+            time.sleep(0.5)
 
 
 class _Local:
@@ -363,3 +395,13 @@ class _Local:
         from verticals.api.predict import predict
 
         return self._call(predict, self.registry, self.host, task, items, params)
+
+    def evaluate(self, task, items, path, gold, params, text_column, timeout) -> dict[str, Any]:
+        from verticals.core.evaluation import EvalError, evaluate
+
+        try:
+            result = evaluate(task, path, items=items, gold=gold, params=params, text_column=text_column,
+                              store=self.store, registry=self.registry)
+        except EvalError as error:
+            raise VerticalsError(str(error)) from None
+        return result.as_dict()

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from verticals import __version__
-from verticals.api import webhooks
+from verticals.api import evals, webhooks
 from verticals.api.metrics import Metrics
 from verticals.api.predict import TooManyItems, predict
 from verticals.api.runner import ExecutorUnavailable, JobRunner
@@ -420,6 +420,8 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
             return await run_in_threadpool(work)
         finally:
             await file.close()
+
+    evals.add_routes(app, state, Who, owned_job, _known_task, {**ERRORS, **FORBIDDEN, 422: {"model": ErrorOut}})
 
     @app.get("/v1/jobs", response_model=JobList, tags=["jobs"], responses=ERRORS)
     def list_jobs(who: Who, limit: Annotated[int, Query(ge=1, le=200)] = 20,

@@ -10,6 +10,7 @@ and ``compare``. Quality gates (``--min accuracy=0.85``) compare metrics with th
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -21,7 +22,8 @@ from typing import Any
 from verticals.core.evaluators import Evaluator, Record, Scores
 from verticals.core.store import Store
 
-__all__ = ["EvalError", "EvalResult", "evaluate", "gate_failures", "golden_path", "parse_gates", "run_to_result"]
+__all__ = ["EvalError", "EvalResult", "evaluate", "gate_failures", "golden_path", "parse_gates", "run_to_result",
+           "score_job", "submit_eval"]
 
 
 class EvalError(ValueError):
@@ -84,29 +86,90 @@ def _item_key(item_input: dict[str, Any] | None, fields: set[str], gold_field: s
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _check_gold(rows: Iterator[dict[str, Any]], gold_field: str) -> Iterator[dict[str, Any]]:
-    first = True
-    for row in rows:
-        if first and "." not in gold_field and gold_field not in row:
-            raise EvalError(f"the data has no gold column {gold_field!r}; columns: {', '.join(map(str, row))}. "
-                            f"Name it with --gold-column COLUMN")
-        first = False
-        yield row
+def _with_gold(rows: Any, gold_field: str) -> Iterator[dict[str, Any]]:
+    """The rows, after checking (before any job exists) that there is one and that it has the gold column."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        raise EvalError("there is nothing to evaluate: the data has no rows")
+    if "." not in gold_field and gold_field not in first:
+        raise EvalError(f"the data has no gold column {gold_field!r}; columns: {', '.join(map(str, first))}. "
+                        f"Name it with --gold-column COLUMN")
+    return itertools.chain([first], rows)
+
+
+def evaluator_of(registry: Any, task: str) -> tuple[type, Evaluator]:
+    """The task class and its evaluator, or :class:`EvalError` naming the tasks that can be scored."""
+    task_cls = registry.task(task)
+    evaluator: Evaluator | None = getattr(task_cls, "evaluator", None)
+    if evaluator is None:
+        scored = sorted(name for name, cls in registry.tasks.items() if getattr(cls, "evaluator", None))
+        raise EvalError(f"{task} declares no evaluator, so it cannot be scored; tasks that can: "
+                        f"{', '.join(scored) or 'none'}")
+    return task_cls, evaluator
+
+
+def items_hash(items: list[dict[str, Any]]) -> str:
+    """The data hash of items given as JSON (the API and SDK): SHA-256 of their canonical JSON lines."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps(item, sort_keys=True, default=str).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def submit_eval(store: Store, registry: Any, task: str, rows: Any, *, gold_field: str, data_name: str,
+                data_hash: str, params: dict[str, Any] | None = None, mapping: dict[str, str] | None = None,
+                tenant: str | None = None) -> str:
+    """Store an evaluation job (an ordinary job whose options say how to score it); return its id."""
+    from verticals.core.jobs import submit_job
+
+    evaluation = {"gold_field": gold_field, "data_name": data_name, "data_hash": data_hash}
+    checked = _with_gold(rows, gold_field)
+    return submit_job(store, registry, task, checked, params or {},
+                      {"evaluation": evaluation, "field_map": mapping or {}}, tenant=tenant)
+
+
+def score_job(store: Store, registry: Any, job_id: str, save: bool = True) -> EvalResult:
+    """Score a finished evaluation job and store the run (once: a second call returns the stored run)."""
+    from verticals.core.store.evals import find_run_for_job, save_run
+
+    job = store.job(job_id)
+    evaluation = (job.options or {}).get("evaluation")
+    if not isinstance(evaluation, dict):
+        raise EvalError(f"job {job_id} is not an evaluation")
+    existing = find_run_for_job(store, job_id)
+    if existing is not None:
+        return run_to_result(existing)
+    task_cls, evaluator = evaluator_of(registry, job.task)
+    gold_field = evaluation["gold_field"]
+    records, models = _records(store, job_id, evaluator, gold_field, set(task_cls.Input.model_fields))
+    scores: Scores = evaluator.score(records)
+    details = {"per_class": scores.per_class, "confusion": scores.confusion, "wrong": scores.wrong[:5000]}
+    stored_records = [[r.key, r.seq, evaluator.compact(r.gold), evaluator.compact(r.predicted), r.failed]
+                      for r in records]
+    result = EvalResult(None, job.task, job_id, evaluation["data_name"], evaluation["data_hash"], gold_field,
+                        evaluator.describe(), scores.metrics, details, models, stored_records)
+    if save:
+        result.run_id = save_run(store, task=job.task, job_id=job_id, data_name=result.data_name,
+                                 data_hash=result.data_hash, n_items=len(records), gold_field=gold_field,
+                                 evaluator=result.evaluator, metrics=result.metrics, details=details,
+                                 models=models, records=stored_records, tenant_id=job.tenant_id)
+    return result
 
 
 def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = None,
              fields: dict[str, str] | None = None, text_column: str | None = None, params: dict[str, Any] | None = None,
              overrides: dict[str, str] | None = None, fmt: str | None = None, store: Store | None = None,
              registry: Any = None, save: bool = True, tenant: str | None = None,
-             on_progress: Callable[[int], None] | None = None, executor: Any = None) -> EvalResult:
-    """Run ``task`` over labelled ``data`` (default: the task's golden set), score it, store the run.
+             on_progress: Callable[[int], None] | None = None, executor: Any = None,
+             items: list[dict[str, Any]] | None = None) -> EvalResult:
+    """Run ``task`` over labelled ``data`` (default: the task's golden set) or ``items``, score it, store the run.
 
     ``gold`` names the input column (or ``a.*.b`` path) holding the gold value (default: the evaluator's);
     ``fields``/``text_column`` map columns onto task fields as ``verticals run`` does; ``overrides`` maps
     model spec names to paths or hub ids for this run only (like ``VERTICALS_MODELS``), and runs it here.
     """
     from verticals.core.io import map_fields, read_rows
-    from verticals.core.jobs import submit_job
     from verticals.core.models import ModelHost, parse_overrides
     from verticals.core.store import open_store
 
@@ -115,26 +178,27 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
 
         registry = get_registry()
     store = store or open_store()
-    task_cls = registry.task(task)
-    evaluator: Evaluator | None = getattr(task_cls, "evaluator", None)
-    if evaluator is None:
-        scored = sorted(name for name, cls in registry.tasks.items() if getattr(cls, "evaluator", None))
-        raise EvalError(f"{task} declares no evaluator, so it cannot be scored; tasks that can: "
-                        f"{', '.join(scored) or 'none'}")
-    path = Path(data) if data is not None else golden_path(task_cls)
-    if path is None:
-        raise EvalError(f"{task} ships no golden set: give a labelled data file")
-    if not path.is_file():
-        raise EvalError(f"no such file: {path}")
+    task_cls, evaluator = evaluator_of(registry, task)
     gold_field = gold or evaluator.gold_field
     mapping = dict(fields or {})
     if text_column:
         if not task_cls.text_field:
             raise EvalError(f"{task} has no single text field; map columns with --field FIELD=COLUMN")
         mapping[task_cls.text_field] = text_column
-    rows = _check_gold(map_fields(read_rows(path, fmt), mapping, required=task_cls.text_field), gold_field)
-    job_id = submit_job(store, registry, task, rows, params or {}, {"evaluation": True, "field_map": mapping},
-                        tenant=tenant)
+    if items is not None:
+        source: Any = items
+        data_name, data_hash = f"{len(items)} items", items_hash(items)
+    else:
+        path = Path(data) if data is not None else golden_path(task_cls)
+        if path is None:
+            raise EvalError(f"{task} ships no golden set: give a labelled data file")
+        if not path.is_file():
+            raise EvalError(f"no such file: {path}")
+        source = read_rows(path, fmt)
+        data_name, data_hash = ("golden:" + path.name if data is None else str(data)), _file_hash(path)
+    rows = map_fields(source, mapping, required=task_cls.text_field)
+    job_id = submit_eval(store, registry, task, rows, gold_field=gold_field, data_name=data_name,
+                         data_hash=data_hash, params=params, mapping=mapping, tenant=tenant)
     if executor is None:
         from verticals.config import broker_url
 
@@ -148,21 +212,7 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
 
             executor = get_executor(store, registry)
     executor.execute(job_id, on_progress=on_progress)
-    records, models = _records(store, job_id, evaluator, gold_field, set(task_cls.Input.model_fields))
-    scores: Scores = evaluator.score(records)
-    details = {"per_class": scores.per_class, "confusion": scores.confusion, "wrong": scores.wrong[:5000]}
-    stored_records = [[r.key, r.seq, evaluator.compact(r.gold), evaluator.compact(r.predicted), r.failed]
-                      for r in records]
-    result = EvalResult(None, task, job_id, "golden:" + path.name if data is None else str(data), _file_hash(path),
-                        gold_field, evaluator.describe(), scores.metrics, details, models, stored_records)
-    if save:
-        from verticals.core.store.evals import save_run
-
-        result.run_id = save_run(store, task=task, job_id=job_id, data_name=result.data_name,
-                                 data_hash=result.data_hash, n_items=len(records), gold_field=gold_field,
-                                 evaluator=result.evaluator, metrics=result.metrics, details=details,
-                                 models=models, records=stored_records, tenant_id=tenant)
-    return result
+    return score_job(store, registry, job_id, save=save)
 
 
 def _records(store: Store, job_id: str, evaluator: Evaluator, gold_field: str, fields: set[str],

@@ -26,7 +26,7 @@ class EvalRun(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     task: Mapped[str] = mapped_column(String(200), index=True)
-    job_id: Mapped[str | None] = mapped_column(String(32))
+    job_id: Mapped[str | None] = mapped_column(String(32), index=True)
     data_name: Mapped[str] = mapped_column(String(500))
     data_hash: Mapped[str] = mapped_column(String(64))
     n_items: Mapped[int] = mapped_column(Integer, default=0)
@@ -54,6 +54,11 @@ def list_runs(store: Store, task: str | None = None, limit: int = 20, tenant: st
         if tenant is not None:
             query = query.where(EvalRun.tenant_id == tenant)
         return list(session.scalars(query))
+
+
+def find_run_for_job(store: Store, job_id: str) -> EvalRun | None:
+    with store.session() as session:
+        return session.scalars(select(EvalRun).where(EvalRun.job_id == job_id).limit(1)).first()
 
 
 def get_run(store: Store, run_id: str, tenant: str | None = None) -> EvalRun:

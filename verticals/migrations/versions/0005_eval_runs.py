@@ -34,9 +34,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_eval_runs_task", "eval_runs", ["task"])
     op.create_index("ix_eval_runs_tenant_id", "eval_runs", ["tenant_id"])
+    op.create_index("ix_eval_runs_job_id", "eval_runs", ["job_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_eval_runs_job_id", table_name="eval_runs")
     op.drop_index("ix_eval_runs_tenant_id", table_name="eval_runs")
     op.drop_index("ix_eval_runs_task", table_name="eval_runs")
     op.drop_table("eval_runs")
