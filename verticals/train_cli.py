@@ -201,13 +201,14 @@ def models_promote(
     version: Annotated[str, typer.Argument(help="Stored version, e.g. v3.")],
     require: Annotated[list[str], typer.Option("--require", help="Gate METRIC>=VALUE (repeatable).")] = [],  # noqa: B006
     data: Annotated[Path | None, typer.Option(help="Labelled file to evaluate the version on for the gate.")] = None,
-    gold_column: Annotated[str, typer.Option(help="Gold label column of --data.")] = "label",
+    gold_column: Annotated[str | None, typer.Option(help="Gold label column of --data (default: label).")] = None,
     text_column: Annotated[str | None, typer.Option(help="Text column of --data.")] = None,
 ) -> None:
     """Make VERSION the one resolution picks for SPEC (a VERTICALS_MODELS override still wins).
 
-    With --require, the gate runs first: on --data through `verticals eval` (stored as an eval run), else on the
-    dev metrics stored with the version. A failing gate exits 1 and promotes nothing.
+    With --require, the gate runs first through `verticals eval` (stored as an eval run): on --data, else on the
+    task's golden set (the dev metrics stored with the version when it ships none). A failing gate exits 1 and
+    promotes nothing.
     """
     from verticals.core.model_store import ModelStore, ModelStoreError
 
@@ -231,24 +232,26 @@ def models_promote(
     cli.err.print(f"promoted {spec} {version}: `verticals run` now uses it (provenance names {spec}@{version})")
 
 
-def _gate_metrics(spec: str, chosen, data: Path | None, gold: str, text_column: str | None
+def _gate_metrics(spec: str, chosen, data: Path | None, gold: str | None, text_column: str | None
                   ) -> tuple[dict[str, Any], str]:
-    if data is None:
-        rows = chosen.meta.get("data", {}).get("dev_rows")
-        return dict(chosen.meta.get("dev") or {}), f"its stored dev metrics ({rows} dev rows)"
+    """Metrics for the gate: ``verticals eval`` of the version on --data, else on the task's golden set;
+    the dev metrics stored with the version when the task ships no golden set."""
     cli = _cli()
-    try:
-        from verticals.core.evaluation import evaluate
-    except ImportError:
-        raise cli.UserError("--data needs `verticals eval` (verticals.core.evaluation), which is not installed; "
-                            "drop --data to gate on the stored dev metrics") from None
+    from verticals.core.evaluation import EvalError, evaluate, golden_path
+
     registry = cli._registry()
     task = _task_for_spec(registry, spec)
-    fields = {registry.task(task).text_field: text_column} if text_column else None
-    result = evaluate(task, str(data), gold=gold, fields=fields, params=None,
-                      overrides={spec: str(chosen.path)}, store=True)
-    run = getattr(result, "run_id", None)
-    return dict(result.metrics), f"{data.name}" + (f" (eval run {run})" if run else "")
+    if data is None and golden_path(registry.task(task)) is None:
+        rows = chosen.meta.get("data", {}).get("dev_rows")
+        where = f"its stored dev metrics ({rows} dev rows; {task} ships no golden set)"
+        return dict(chosen.meta.get("dev") or {}), where
+    try:
+        result = evaluate(task, data, gold=gold, text_column=text_column, overrides={spec: str(chosen.path)},
+                          registry=registry, save=True)
+    except EvalError as error:
+        raise cli.UserError(str(error)) from None
+    where = data.name if data is not None else f"the golden set of {task}"
+    return dict(result.metrics), where + (f" (eval run {result.run_id})" if result.run_id else "")
 
 
 def models_rollback(spec: Annotated[str, typer.Argument(help="Model spec, e.g. finance.sentiment.")]) -> None:

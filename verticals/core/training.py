@@ -363,7 +363,7 @@ def _train_head(registry: Any, base: str, train_rows: list[dict[str, str]], dev_
             loss.backward()
             return loss
 
-        loss = float(optimizer.step(closure))
+        loss = float(optimizer.step(closure).detach())
         w, b = weight.detach().numpy(), bias.detach().numpy()
         predicted = [labels[i] for i in (x_dev @ w.T + b).argmax(axis=1)]
         dev = classification_metrics([r["label"] for r in dev_rows], predicted, labels)
