@@ -148,7 +148,7 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"\s*(?:Number|No\.?|#)?\s*[:#]?\s*(?P<v>[A-Z]{0,4}-?\d[\dA-Z-]{4,14})\b", re.I),
     ("vehicle", "VEHICLE", 0.95,
      r"\b(?:VIN|Vehicle\s+Identification\s+Number|License\s+Plate|Licence\s+Plate|Plate(?:\s+(?:Number|No\.?|#))?)"
-     r"\s*[:#]?\s*(?P<v>[A-Z0-9][A-Z0-9 -]{3,17}[A-Z0-9])\b", re.I),
+     r"(?![A-Za-z])\s*[:#]?\s*(?P<v>[A-Z0-9][A-Z0-9 -]{3,17}[A-Z0-9])\b", re.I),
     ("vin-shape", "VEHICLE", 0.7, r"\b(?P<v>[A-HJ-NPR-Z0-9]{17})\b", 0),
     ("device", "DEVICE", 0.95,
      r"\b(?:Serial\s+(?:Number|No\.?|#)|S/N|SN|Device\s+(?:ID|Identifier|Serial|Number|#)|UDI|Model/Serial|"
@@ -163,13 +163,44 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"\s*[:#]?\s*(?P<v>[A-Z]{0,4}-?\d[\dA-Z-]{3,19})\b", re.I),
     # --- phones (formats Presidio's phonenumbers parser can miss) -------------------------------
     ("phone", "PHONE", 0.75,
-     r"(?<![\w-])(?P<v>(?:\+?1[-. ]?)?\(?\d{3}\)?[-. ]?\d{3}[-. ]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?)(?![\w-])", 0),
+     r"(?<![\w])(?<!\d-)(?P<v>(?:\+?1[-. ]?)?\(?\d{3}\)?[-. ]?\d{3}[-. ]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?)"
+     r"(?![\w-])", 0),
     ("phone-labelled", "PHONE", 0.95,
      r"\b(?:Phone|Tel\.?|Telephone|Cell|Mobile|Pager|Beeper|Contact|Home|Work)\s*(?:Number|No\.?|#)?\s*[:#]?\s*"
      r"(?P<v>(?:\+?1[-. ]?)?\(?\d{3}\)?[-. ]?\d{3}[-. ]?\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,5})?)", re.I),
+    ("pager", "PHONE", 0.9,
+     r"\b(?:pager|beeper|pg|pgr|bpr|ext|extension)\.?\s*(?:number|no\.?|num)?\s*[:#]?\s*#?\s*"
+     r"(?P<v>\d{4,6})(?!\d|/|\.\d)", re.I),
+    ("phone-international", "PHONE", 0.85,
+     r"(?<![\w+])(?P<v>\+\d{1,3}[\s.-]?(?:\(0\)\s?)?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4})(?![\w/])", 0),
+    ("phone-cue-digits", "PHONE", 0.85,  # "call 374 780 163", "tel: 06 12 34 56 78", "(301 273 45166)"
+     r"\b(?:phone|tel|telephone|cell|cellphone|mobile|mob|call|contact|reach(?:ed)?|number|fax|whatsapp|"
+     r"text|sms|landline|cellular)\b[^\n\d]{0,20}?(?P<v>\(?\d{2,4}\)?(?:[\s.-]\d{2,5}){2,4})(?![\w/])", re.I),
+    ("phone-parenthesised", "PHONE", 0.75,
+     r"\((?P<v>\d{3}[\s-]?\d{3}[\s-]?\d{4,5}|\d{3}\s\d{3}\s\d{5})\)", 0),
+    # --- cards and references ----------------------------------------------------------------
+    ("card-number", "ACCOUNT", 0.85,  # whether or not the Luhn check passes: a mistyped card is still PHI
+     r"(?<![\d-])(?P<v>\d{4}(?:[ -]?\d{4}){2,3}(?:[ -]?\d{1,3})?)(?![\d-])", 0),
+    ("card-labelled", "ACCOUNT", 0.9,
+     r"\b(?:card|credit\s+card|debit\s+card|visa|mastercard|amex|cc)\s*(?:number|no\.?|#)?\s*[:#]?\s*"
+     r"(?P<v>\d[\d -]{10,22}\d)\b", re.I),
+    ("reference", "ID", 0.85,
+     r"\b(?:ref|reference|policy|case|ticket|confirmation|claim|order|booking|file|record|passport|"
+     r"identity|national\s+id|tax\s+id|nhs|bsn|personnummer)\s*(?:number|no\.?|#|nr\.?)?"
+     r"\s*[:#]\s*#?\s*(?P<v>[A-Za-z]{0,4}-?\d[\dA-Za-z-]{1,24})\b", re.I),
+    ("reference-hash", "ID", 0.8, r"\b(?:ref|reference|policy|case|claim|order)\s*#\s*(?P<v>[A-Za-z]{0,4}\d+)\b",
+     re.I),
     # --- dates --------------------------------------------------------------------------------
     ("date-numeric", "DATE", 0.9,
-     r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])[/-](?:0?[1-9]|[12]\d|3[01])(?:[/-](?:\d{4}|\d{2}))?)(?![\d/-]|\.\d)", 0),
+     r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?:/(?:\d{4}|\d{2}))?)(?![\d/-]|\.\d)", 0),
+    ("date-numeric-dashed", "DATE", 0.9,  # "3-4" is a range: a dashed date needs its year
+     r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])-(?:\d{4}|\d{2}))(?![\d/-]|\.\d)", 0),
+    ("date-month-year-numeric", "DATE", 0.8,  # "echo 8/87", "MI 7/81": month/two-digit year
+     r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d|0\d))(?![\d/-]|\.\d)", 0),
+    ("date-ordinal-day", "DATE", 0.8,
+     r"\b(?:on|the|since|until|by|from)\s+(?:the\s+)?(?P<v>(?:[12]?\d|3[01])(?:st|nd|rd|th))\b(?!\s+(?:day|dose|hour|"
+     r"time|week|percentile|rib|cranial|grade|degree|floor|icu|of))(?=\s*[.,;)\n]|\s*$)", re.I),
+    ("date-month-of-year", "DATE", 0.85, rf"\b(?P<v>{MONTHS}\s+of\s+(?:19|20)\d{{2}})\b", re.I),
     ("date-iso", "DATE", 0.9, r"(?<![\d-])(?P<v>(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?![\d-])", 0),
     ("date-dotted", "DATE", 0.85,
      r"(?<![\d.])(?P<v>(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2})(?![\d.])", 0),
@@ -184,7 +215,7 @@ RULES: list[tuple[str, str, float, str, int]] = [
     ("age-90plus-prefix", "AGE", 0.95, r"\b(?:age|aged|Age:)\s*(?P<v>(?:9\d|1[01]\d))\b", re.I),
     # --- geography smaller than a state -----------------------------------------------------------
     ("street-address", "ADDRESS", 0.9,
-     rf"\b(?P<v>\d{{1,6}}(?:\s+[NSEW]\.?)?(?:\s+[A-Z][a-zA-Z'-]*){{1,4}}\s+(?:{STREET_SUFFIXES})s?\b\.?"
+     rf"\b(?P<v>\d{{1,6}}(?:[ \t]+[NSEW]\.?)?(?:[ \t]+[A-Z][a-zA-Z'-]*){{1,4}}[ \t]+(?:{STREET_SUFFIXES})s?\b\.?"
      r"(?:,?\s+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|#)\s*[A-Za-z0-9-]+)?)", 0),
     ("address-cue", "ADDRESS", 0.85,
      r"\b(?:lives\s+at|living\s+at|resides\s+at|residing\s+at|address(?:\s+is)?:?|located\s+at)\s+"
@@ -194,7 +225,22 @@ RULES: list[tuple[str, str, float, str, int]] = [
     ("city-state-zip", "LOCATION", 0.9,
      rf"(?P<v>\b[A-Z][a-zA-Z'.-]+(?:\s+[A-Z][a-zA-Z'.-]+){{0,3}}),\s+(?:{STATE_ABBR})\.?\s+\d{{5}}(?:-\d{{4}})?\b", 0),
     ("zip-after-state", "ZIP", 0.9, rf"\b(?:{STATE_ABBR})\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b", 0),
-    ("zip-labelled", "ZIP", 0.95, r"\b(?:ZIP|Zip\s*Code|Postal\s+Code)\s*[:#]?\s*(?P<v>\d{5}(?:-\d{4})?)\b", re.I),
+    ("zip-labelled", "ZIP", 0.95,
+     r"\b(?:ZIP|Zip\s*Code|Postal\s*Code|Post\s*Code|Postcode|PLZ|Code\s+postal)(?![A-Za-z])\s*[:#]?\s*"
+     r"(?P<v>(?=[A-Z]{0,4}\d)[A-Z0-9]{2,5}(?:[ -]?[A-Z0-9]{2,4})?)\b", re.I),
+    ("uk-postcode", "ZIP", 0.85, r"\b(?P<v>[A-Z]{1,2}\d[A-Z\d]?\s\d[ABD-HJLNP-UW-Z]{2})\b", 0),
+    ("street-international", "ADDRESS", 0.85,
+     r"\b(?P<v>[A-ZÄÖÜÅ][\w'’-]*(?:gatan|gata|vägen|vagen|väg|straße|strasse|str\.|weg|gasse|platz|allee|laan|"
+     r"straat|gracht|plein|gade|vej|veien|vei|katu|tie|utca|ulica|ul\.|cesta|rua|calle|via)\s+\d{1,5}[A-Za-z]?)\b", 0),
+    ("street-romance", "ADDRESS", 0.85,
+     r"\b(?P<v>\d{1,5}(?:\s*bis)?,?\s+(?:rue|avenue|boulevard|chemin|allée|impasse|quai|viale|"
+     r"piazza|corso|calle|avenida|plaza|paseo|carrer|rua|travessa|largo)\s+(?:[\w'’-]+\s+){0,4}[\w'’-]+)", re.I),
+    ("street-romance-number-after", "ADDRESS", 0.85,
+     r"\b(?P<v>(?:rue|avenue|boulevard|chemin|viale|piazza|corso|calle|avenida|plaza|paseo|carrer|rua|travessa)"
+     r"\s+(?:[\w'’-]+\s+){0,4}[\w'’-]+,?\s+(?:n[º°o.]\s*)?\d{1,5}[A-Za-z]?)\b", re.I),
+    ("domain", "URL", 0.8,
+     r"(?<![@\w.-])(?P<v>(?:[a-z0-9-]{2,}\.)+(?:com|org|net|edu|gov|io|info|biz|co\.uk|org\.uk|ac\.uk)"
+     r"(?:/[^\s<>\"']*)?|(?:[a-z0-9-]{2,}\.)+(?:de|fr|es|it|nl|se|dk|fi|ch|pl|ie|au|ca)/[^\s<>\"']*)(?![\w@-])", re.I),
     ("city-labelled", "LOCATION", 0.9,
      r"\b(?:lives\s+in|resides\s+in|resident\s+of|from|moved\s+to|City:|Town:|born\s+in|transferred\s+from|"
      r"home\s+in)\s+(?P<v>(?:[A-Z][a-z]+\s+){0,2}[A-Z][a-z]+)(?=,\s+[A-Z]{2}\b|,\s+[A-Z][a-z]+|\s*[.;\n])", 0),
@@ -355,22 +401,90 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
     value = text[start:end].strip()
     if not value:
         return False
+    if category == "DATE" and not _date_context_ok(text, start, end):
+        return False
+    if detector == "rule:surname-comma-first":  # "ALERT, ORIENTED" in capitals is not a name
+        from .lexicon import is_clinical, is_listed_name, is_stop
+
+        words = re.findall(r"[A-Za-z'-]{2,}", value)
+        return bool(words) and all(is_listed_name(w) and not is_clinical(w) and not is_stop(w) for w in words)
     if detector.startswith("rule:"):
         return True
     lower = value.lower().strip(" .,")
     if category == "LOCATION":
         if lower in US_STATES or lower in COUNTRIES or re.fullmatch(STATE_ABBR, value):
             return False
-        return lower not in NOT_NAMES
+        return lower not in NOT_NAMES and _model_place_ok(value)
     if category == "DATE":
-        # year alone, durations, relative expressions are not dates under Safe Harbor
+        # year alone, durations, relative expressions, ranges ("109-135/46-77") are not dates under Safe Harbor
+        if re.search(r"\d\s*-\s*\d+\s*/|/\s*\d+\s*-\s*\d|\d/\d+/\d+/", value):
+            return False
+        if not re.search(MONTHS, value, re.I) and not re.fullmatch(
+                r"\d{1,2}/\d{1,2}(?:/\d{2}|/\d{4})?|\d{4}-\d{2}-\d{2}|\d{1,2}[.-]\d{1,2}[.-](?:\d{2}|\d{4})", value):
+            return False
         return bool(_DATE_OK.search(value)) and not (_RELATIVE_DATE.search(value) and not re.search(r"\d", value))
     if category == "NAME":
         words = [w.strip(".,:;'").lower() for w in value.split()]
         if all(w in NOT_NAMES or len(w) < 2 for w in words):
             return False
-        return not any(ch.isdigit() for ch in value)
+        if any(ch.isdigit() for ch in value):
+            return False
+        return _model_name_ok(value)
+    if category == "PHONE":
+        # Presidio's phone parser reads blood gases and ranges ("7.34/50/95", "0600-0800") as numbers
+        digits = sum(ch.isdigit() for ch in value)
+        return "/" not in value and digits >= 9 and not re.fullmatch(r"\d{3,4}-\d{3,4}", value)
     return True
+
+
+_NOT_DATE_BEFORE = re.compile(r"(?:\b(?:ps|peep|cpap|psv|simv|imv|vent|strength|str|motor|power|pain|rated|grade|"
+                              r"murmur|score|scale|gcs|ratio|dose|x)\b|[/=])[\s:=]*(?:\d+[\s/]*)?$", re.I)
+_NOT_DATE_AFTER = re.compile(r"\s*(?:strength|str\b|motor|power|pain|murmur|ns\b|normal\s+saline|tab|tabs|cup|"
+                             r"of\s+(?:the|a|an|his|her|meal|dose|tab|normal)|/|x\b|\+)", re.I)
+_FRACTIONS = {"1/2", "1/3", "1/4", "2/3", "3/4", "1/8", "5/5", "4/5", "3/5", "2/5", "1/5", "0/5"}
+
+
+def _date_context_ok(text: str, start: int, end: int) -> bool:
+    """A bare m/d is a date unless the context makes it a fraction, a strength or pain score, a vent setting."""
+    value = text[start:end]
+    if re.fullmatch(r"\d{1,2}/\d{1,2}(?:/\d{2})?", value):
+        before = text[max(0, start - 25):start]
+        if _NOT_DATE_BEFORE.search(before) or _NOT_DATE_AFTER.match(text, end):
+            return False
+        after = text[end:end + 30]
+        if value.count("/") == 1 and value.endswith("/10") and re.match(r"\s*(?:[a-z]+\s+){0,2}pain", after, re.I):
+            return False
+        if value in _FRACTIONS and not re.search(r"\b(?:on|since|from|until|dated|of|by|due)\s*$", before, re.I):
+            return False
+    return True
+
+
+def _model_name_ok(value: str) -> bool:
+    """spaCy's PERSON on clinical text: every word must be name-like (not clinical or function words,
+    not a 2-3 letter capital abbreviation) and one of them a listed name or a rare word."""
+    from .lexicon import is_clinical, is_listed_name, is_stop, zipf
+
+    words = [w.strip(".,:;'()") for w in re.split(r"\s+|-", value) if w.strip(".,:;'()")]
+    if not words:
+        return False
+    for word in words:
+        if len(word) == 1:
+            continue
+        if (is_stop(word) or is_clinical(word) or (word.isupper() and len(word) <= 3)
+                or not re.fullmatch(r"[A-Za-z'’]+", word)):
+            return False
+    listed = [w for w in words if len(w) > 1 and is_listed_name(w)]
+    return bool(listed) and (len(words) > 1 or zipf(words[0]) < 4.0)
+
+
+def _model_place_ok(value: str) -> bool:
+    from .lexicon import UNIT_WORDS, is_clinical, is_stop, zipf
+
+    words = [w.strip(".,:;'()") for w in value.split() if w.strip(".,:;'()")]
+    if not words:
+        return False
+    return not any(is_stop(w) or is_clinical(w) or w.lower() in UNIT_WORDS or (w.isupper() and len(w) <= 3)
+                   or not re.fullmatch(r"[A-Za-z'’.-]+", w) or zipf(w) >= 4.6 for w in words)
 
 
 def merge_spans(candidates: list[Span]) -> list[Span]:
@@ -405,6 +519,11 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
         if end <= start or not keep_span(text, category, start, end, detector):
             continue
         candidates.append(Span(start, end, category, float(result.score), detector))
+    from .cues import context_spans
+
+    for start, end, category, score, rule in context_spans(text):
+        if score >= min_score:
+            candidates.append(Span(start, end, category, score, f"rule:{rule}"))
     for span in extra or []:
         if span.score >= min_score and span.category in CATEGORIES:
             candidates.append(span)
@@ -421,19 +540,28 @@ def propagate_names(text: str, spans: list[Span]) -> list[Span]:
     Names are often written once in full and then by first or last name alone, where a
     small NER model misses them; a leak of the bare first name is still a leak.
     """
-    tokens: set[str] = set()
-    for span in spans:
-        if span.category != "NAME":
+    from .lexicon import is_clinical, is_stop, name_after_cue, place_after_cue
+
+    out: list[Span] = []
+    for category in ("NAME", "LOCATION"):
+        tokens: set[str] = set()
+        for span in spans:
+            if span.category != category or ("rule:" not in span.detector and not _model_name_ok(
+                    text[span.start:span.end])):
+                continue
+            for word in re.findall(r"[A-Za-z][A-Za-z'-]+\d*", text[span.start:span.end]):
+                low = word.lower()
+                if (len(word) >= 2 and low not in NOT_NAMES and low not in _NAME_STOP and not is_stop(word)
+                        and not is_clinical(word) and (len(word) >= 3 or word.isupper() or category == "LOCATION")
+                        and (name_after_cue(word) if category == "NAME" else place_after_cue(word, 4.0))):
+                    tokens.add(low)
+        if not tokens:
             continue
-        for word in re.findall(r"[A-Za-z][A-Za-z'-]+", text[span.start:span.end]):
-            if len(word) >= 3 and word.lower() not in NOT_NAMES and word.lower() not in _NAME_STOP:
-                tokens.add(word)
-    if not tokens:
-        return []
-    variants = {w for t in tokens for w in (t, t.upper(), t.capitalize())}
-    pattern = re.compile(r"(?<![A-Za-z])(?:" + "|".join(sorted(map(re.escape, variants), key=len, reverse=True))
-                         + r")(?![A-Za-z])")
-    return [Span(m.start(), m.end(), "NAME", 0.8, "rule:name-propagation") for m in pattern.finditer(text)]
+        pattern = re.compile(r"(?<![A-Za-z])(?:" + "|".join(sorted(map(re.escape, tokens), key=len, reverse=True))
+                             + r")(?![A-Za-z])", re.I)
+        out += [Span(m.start(), m.end(), category, 0.8, f"rule:{category.lower()}-propagation")
+                for m in pattern.finditer(text)]
+    return out
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -58,7 +58,7 @@ class Surrogates:
             return self.name(value)
         if category == "DATE":
             shifted = shift_date(value, self.date_offset(patient_key))
-            return shifted if shifted is not None else "[DATE]"
+            return shifted if shifted is not None else self.date_like(value)
         if category == "AGE":
             return "90+"
         if category == "EMAIL":
@@ -100,6 +100,25 @@ class Surrogates:
                 surrogate = surrogate.upper()
             out.append(token.replace(bare, surrogate))
         return "".join(out)
+
+    def date_like(self, value: str) -> str:
+        """A date whose format shift_date does not know ("11th", "March of 1993", "10/03/10/04"): month
+        names and numbers are replaced by keyed values of the same form, never by a mask."""
+        n = self.number("DATE-FALLBACK", value)
+
+        def month(m: re.Match[str]) -> str:
+            index = _month_number(m.group())
+            return _month_name((index + n % 11) % 12 + 1, m.group()) if index else m.group()
+
+        def digits(m: re.Match[str]) -> str:
+            run = m.group()
+            seed = self.number("DATE-FALLBACK", f"{value}|{m.start()}")
+            if len(run) <= 2:
+                return f"{seed % 28 + 1:0{len(run)}d}"
+            return "".join(str((seed >> (4 * i)) % 10) for i in range(len(run)))
+
+        out = re.sub(r"[A-Za-z]{3,}\.?", month, value)
+        return re.sub(r"\d+", digits, out)
 
     def shape(self, category: str, value: str) -> str:
         """Same shape: each digit becomes a digit, each letter a letter of the same case."""

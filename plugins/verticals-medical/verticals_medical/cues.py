@@ -1,0 +1,259 @@
+"""Context-cue recognizers for names and places in any letter case.
+
+Real notes write "dr healey", "DR SWACKHAMER AWARE", "son bill called", "transferred to gh",
+"sacred heart hospital": capitalisation cannot be relied on, so these rules look at the cue
+word and accept the following (or preceding) tokens by the word lists of :mod:`.lexicon`.
+Every span is whole: an initial and a surname after a title make one span ("Dr. L. Ruuska").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from .lexicon import (
+    UNIT_WORDS,
+    is_clinical,
+    is_listed_name,
+    is_stop,
+    name_after_cue,
+    name_without_cue,
+    place_after_cue,
+    zipf,
+)
+
+TOKEN = re.compile(r"[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*\d*")
+
+TITLE = re.compile(
+    r"(?<![A-Za-z])(?:dr|drs|dr's|doctor|np|rnp|cnp|fnp|nurse|mr|mrs|ms|miss|mx|prof|professor|md|attending|"
+    r"fellow|resident|intern|pcp|cardiologist|surgeon|neurologist|oncologist)(?:\.\s*|\s+|\.(?=[A-Za-z]))",
+    re.I)
+CREDENTIAL = re.compile(
+    r"(?:,\s*|[ \t]+)(?:md|m\.d\.|rn|r\.n\.|np|rrt|licsw|licws|lcsw|msw|pa-c|lpn|crna|cnp|fnp|aprn|pharmd|rph|phd|do)"
+    r"(?![A-Za-z])", re.I)
+RELATIVE = re.compile(
+    r"(?<![A-Za-z])(?:wife|husband|spouse|son|sons|daughter|daughters|dtr|dau|sister|sisters|brother|brothers|bro|"
+    r"mother|mom|father|dad|niece|nephew|grandson|granddaughter|grandaughter|grand\s?daughter|grand\s?son|"
+    r"grandchild|friend|proxy|hcp|fiance|fiancee|partner|boyfriend|girlfriend|cousin|aunt|uncle|"
+    r"(?:sister|brother|daughter|son|dtr|mother|father)-in-law|step\s?daughter|step\s?son|neighbou?r|guardian|"
+    r"caregiver|companion|roommate|case\s+manager|social\s+worker|chaplain|nurse\s+manager)(?:'s)?"
+    r"(?:\s*[,:;(-]+\s*|\s+)(?:(?:is|named|who\s+is)\s+)?", re.I)
+CONTACT = re.compile(
+    r"(?<![A-Za-z])(?:spoke\s+(?:with|to)|talked\s+(?:with|to)|met\s+with|discussed\s+with|per|called|paged|"
+    r"notified|informed|updated|contacted|contacts|reported\s+to|seen\s+by|examined\s+by|evaluated\s+by|"
+    r"pronounced\s+by|signed\s+by|cc|attn)\s+", re.I)
+PLACE_CUE = re.compile(
+    r"(?<![A-Za-z])(?:transferred|transfered|transfer|trans|tx'?d|txd|admitted|adm|admit|sent|taken|brought|came|"
+    r"went|arrived|arrival|medflight|med\s?flight|referred|returned|return|go|going|followed|excepted|accepted|"
+    r"screened|discharged|d/c'?d|dc'?d|was|been|stay|stayed|bed|placement|evaluated|seen|presented|presents)"
+    r"(?:\s+(?:back|over|earlier|today|yesterday|directly|emergently|via\s+\w+|in|up))?"
+    r"\s+(?:to|from|at|into|by|@)\s+(?:the\s+)?", re.I)
+FACILITY = re.compile(
+    r"(?<![A-Za-z])(?:hospital|hosp|hospiatal|rehab|rehabilitation|medical\s+center|med\.?\s*ctr|health\s+center|"
+    r"nursing\s+home|nursing\s+center|nursing\s+facility|house|manor|clinic|infirmary|hospice|institute|"
+    r"health\s+system|medical\s+group)(?![A-Za-z])", re.I)
+RELIGIOUS = re.compile(r"(?<![A-Za-z])(?:sacred\s+heart|holy\s+(?!spirit)[A-Za-z]+|good\s+samaritan|"
+                       r"st\.?\s+[A-Za-z]+(?:'s)?|saint\s+[A-Za-z]+(?:'s)?)"
+                       r"(?:\s+(?:memorial|regional|medical\s+center|hospital|hosp))?(?![A-Za-z])", re.I)
+INITIAL_SURNAME = re.compile(r"(?<![A-Za-z.])(?P<i>[A-Za-z])\.[ \t]?(?P<v>[A-Za-z][a-z'A-Z-]{2,})")
+PLACE_OF = re.compile(r"(?<![A-Za-z])(?:in|of|from|near)\s+(?P<v>[A-Z][a-z]{3,}(?:\s+[A-Z][a-z]+)?)")
+AND_MORE = re.compile(r"(?:\s*,\s*|\s+(?:and|&)\s+|\s*,\s*(?:and|&)\s+)")
+LIVES = re.compile(
+    r"(?<![A-Za-z])(?:lives|living|resides|residing|resident|moved|home|born|raised|native|grew\s+up|located|"
+    r"originally|relocated|stays|visiting)(?:\s+(?:nearby|alone|with\s+\w+|here))?\s+(?:in|of|to|from|at|near)"
+    r"\s+(?:the\s+)?", re.I)
+STATE_AFTER = re.compile(
+    r",[ \t]*(?:AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|"
+    r"NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|maryland|virginia|pennsylvania|delaware|"
+    r"massachusetts|new\s+york|new\s+jersey|california|florida|texas|ohio)(?![A-Za-z])")
+
+Found = tuple[int, int, str, float, str]  # start, end, category, score, rule
+
+
+def _tokens_after(text: str, pos: int, limit: int = 3) -> Iterator[re.Match[str]]:
+    """Tokens right after ``pos``, separated only by spaces or one period/initial dot."""
+    while limit > 0:
+        gap = re.match(r"[ \t]*", text[pos:])
+        start = pos + (gap.end() if gap else 0)
+        m = TOKEN.match(text, start)
+        if not m or (start == pos and pos > 0 and text[pos - 1].isalnum()):
+            return
+        yield m
+        pos = m.end()
+        if pos < len(text) and text[pos] == "." and (m.end() - m.start() == 1):
+            pos += 1  # an initial "L."
+        limit -= 1
+
+
+def _take(text: str, pos: int, first_ok: Callable[[str], bool], next_ok: Callable[[str], bool],
+          limit: int = 3) -> tuple[int, int] | None:
+    """The span of the tokens after ``pos`` that pass: the first by ``first_ok``, the rest by ``next_ok``.
+    A single letter (an initial) is taken when another name token follows it."""
+    start = end = None
+    pending_initial: int | None = None
+    for i, m in enumerate(_tokens_after(text, pos, limit + 1)):
+        word = m.group()
+        if len(word) == 1 and word.isalpha():
+            if pending_initial is not None:
+                break
+            pending_initial = m.start()
+            continue
+        ok = first_ok(word) if (start is None) else next_ok(word)
+        if not ok:
+            break
+        if start is None:
+            start = pending_initial if pending_initial is not None else m.start()
+        end = m.end()
+        pending_initial = None
+        if i >= limit:
+            break
+    if start is None or end is None:
+        return None
+    return start, end
+
+
+_LAST_TOKEN = re.compile(r"(?:(?<![A-Za-z])[A-Za-z][A-Za-z'’]*(?:-[A-Za-z][A-Za-z'’]*)*\d*|(?<![A-Za-z])[A-Za-z]\.)$")
+
+
+def _take_back(text: str, end: int, ok: Callable[[str], bool], limit: int = 3) -> tuple[int, int] | None:
+    """The span of up to ``limit`` accepted tokens right before ``end``."""
+    start = None
+    pos = end
+    for _ in range(limit):
+        before = text[:pos].rstrip(" \t")
+        m = _LAST_TOKEN.search(before)
+        if not m:
+            break
+        word = m.group().rstrip(".")
+        if not (ok(word) or (len(word) == 1 and word.isupper() and start is not None)):
+            break
+        start = m.start()
+        pos = m.start()
+    if start is None:
+        return None
+    stop = end
+    while stop > start and text[stop - 1] in " \t":
+        stop -= 1
+    return start, stop
+
+
+def _later_name(word: str) -> bool:
+    return name_after_cue(word, limit=3.5) or (is_listed_name(word) and not is_stop(word) and not is_clinical(word))
+
+
+def name_spans(text: str) -> list[Found]:
+    found: list[Found] = []
+    for m in TITLE.finditer(text):
+        cue = m.group().strip().lower().rstrip(".")
+        if cue in ("ms", "mr", "mrs", "miss", "mx") and text[m.end() - 1:m.end()] == ":":
+            continue
+        span = _take(text, m.end(), name_after_cue, _later_name)
+        if span:
+            found.append((*span, "NAME", 0.9, "cue:title"))
+            found += _more_names(text, span[1], name_after_cue if cue.startswith("dr") else _later_name, "cue:title")
+    for m in CREDENTIAL.finditer(text):
+        if m.start() == 0:
+            continue
+        span = _take_back(text, m.start(), lambda w: name_after_cue(w, limit=3.8), limit=3)
+        if span:
+            found.append((*span, "NAME", 0.85, "cue:credential"))
+    for m in RELATIVE.finditer(text):
+        span = _take(text, m.end(), lambda w: name_after_cue(w) and (is_listed_name(w) or zipf(w) < 3.0),
+                     _later_name, limit=2)
+        if span:
+            found.append((*span, "NAME", 0.85, "cue:relative"))
+            found += _more_names(text, span[1], _later_name, "cue:relative")
+    for m in CONTACT.finditer(text):
+        span = _take(text, m.end(), lambda w: is_listed_name(w) and name_after_cue(w, limit=4.4), _later_name, 2)
+        if span:
+            found.append((*span, "NAME", 0.7, "cue:contact"))
+    for m in INITIAL_SURNAME.finditer(text):
+        word = m.group("v")
+        if name_after_cue(word, limit=3.8 if m.group("i").isupper() else 3.0) and not is_clinical(word):
+            found.append((m.start(), m.end("v"), "NAME", 0.75, "cue:initial"))
+    for m in TOKEN.finditer(text):
+        if name_without_cue(m.group()):
+            found.append((m.start(), m.end(), "NAME", 0.6, "list:name"))
+    return found
+
+
+def place_spans(text: str) -> list[Found]:
+    found: list[Found] = []
+    for m in PLACE_CUE.finditer(text):
+        span = _take(text, m.end(), place_after_cue, lambda w: place_after_cue(w) or is_listed_name(w), limit=2)
+        if span:
+            found.append((*span, "LOCATION", 0.75, "cue:transfer"))
+    for m in FACILITY.finditer(text):
+        span = _take_back(text, m.start(), _facility_word, limit=3)
+        if span:
+            found.append((*span, "LOCATION", 0.8, "cue:facility"))
+    for m in RELIGIOUS.finditer(text):
+        words = m.group().split()
+        if words[0].lower().startswith("st") or words[0].lower() == "saint":
+            name = words[-1]
+            if not ((len(name) == 1 and name.isupper()) or (is_listed_name(name) and not is_clinical(name))):
+                continue
+        found.append((m.start(), m.end(), "LOCATION", 0.8, "cue:facility"))
+    for m in LIVES.finditer(text):
+        span = _take(text, m.end(), lambda w: place_after_cue(w, limit=4.6), lambda w: place_after_cue(w, 4.0), 2)
+        if span:
+            found.append((*span, "LOCATION", 0.75, "cue:lives"))
+    for m in PLACE_OF.finditer(text):
+        words = m.group("v").split()
+        if all(not is_clinical(w) and not is_stop(w) and w.lower() not in UNIT_WORDS for w in words) and (
+                zipf(words[0]) < 2.8 and not is_listed_name(words[0])):
+            found.append((m.start("v"), m.end("v"), "LOCATION", 0.7, "cue:place-of"))
+    for m in STATE_AFTER.finditer(text):
+        span = _take_back(text, m.start(), lambda w: place_after_cue(w, limit=4.8) and not w.isdigit(), limit=2)
+        if span:
+            found.append((*span, "LOCATION", 0.7, "cue:state"))
+    return found
+
+
+_NOT_FACILITY_NAME = {"outside", "other", "another", "local", "previous", "prior", "osh", "transfer", "transferred",
+                      "admitted", "admit", "sent", "from", "to", "at", "in", "via", "the", "a", "an", "this", "that",
+                      "same", "area", "nursing", "open", "his", "her", "their", "our", "my", "your", "full",
+                      "inpatient", "outpatient", "acute", "cardiac", "pulmonary", "pulm", "physical", "short",
+                      "long", "term", "rehab", "hospital", "hosp", "care", "day", "group", "halfway", "private",
+                      "state", "county", "city", "community", "teaching", "psych",
+                      "psychiatric", "children's", "veterans", "va"}
+
+
+FACILITY_NAME_WORDS = frozenset([
+    "memorial", "regional", "general", "union", "mercy", "university", "county", "adventist", "baptist",
+    "methodist", "presbyterian", "lutheran", "catholic", "jewish", "shore", "harbor", "harbour", "valley",
+    "greater", "north", "south", "east", "west", "northern", "southern", "eastern", "western", "central", "city",
+    "saint", "st", "mount", "mt", "good", "samaritan", "heart", "cross", "providence", "children's", "womens",
+    "women's", "veterans"
+])
+
+
+def _facility_word(word: str) -> bool:
+    low = word.lower()
+    if is_stop(word) or low in _NOT_FACILITY_NAME:
+        return low in FACILITY_NAME_WORDS and low not in ("general", "community")
+    if low in FACILITY_NAME_WORDS:
+        return True
+    if is_clinical(word):
+        return False
+    return zipf(word) < 3.5 or is_listed_name(word) or (word[:1].isupper() and not word.isupper())
+
+
+def _more_names(text: str, pos: int, ok: Callable[[str], bool], rule: str) -> list[Found]:
+    """Names listed after a cue's first name: "Drs Ferullo and Saeed", "sons Ray, Tom and Lee"."""
+    out: list[Found] = []
+    for _ in range(4):
+        joint = AND_MORE.match(text, pos)
+        if not joint:
+            break
+        span = _take(text, joint.end(), ok, _later_name, limit=2)
+        if not span:
+            break
+        out.append((*span, "NAME", 0.8, rule))
+        pos = span[1]
+    return out
+
+
+def context_spans(text: str) -> list[Found]:
+    """Names and places found by cues and lists, any letter case."""
+    return name_spans(text) + place_spans(text)
