@@ -1,9 +1,11 @@
-"""Measure each strategy alone and combined: coverage, tests kept / generated, time per module.
+"""Measure the defaults (and each strategy alone or combined): coverage, tests kept / generated, time per module.
 
-    HF_HUB_OFFLINE=1 python -m verticals_testgen.evaluate            # all configurations
-    python -m verticals_testgen.evaluate --configs observed,ghostwriter --no-llm
+    python -m verticals_testgen.evaluate --configs default --parallel 2            # the EVAL.md table
+    python -m verticals_testgen.evaluate --configs default --baseline baseline.json  # with a before column
+    HF_HUB_OFFLINE=1 python -m verticals_testgen.evaluate --configs llm --modules verticals_testgen.samples.shapes
 
-Prints a Markdown table (the one in EVAL.md) and writes the raw figures as JSON.
+Coverage is coverage.py's (branch mode), measured in the jail on the final file (the kept tests only), which
+is run twice there. Prints Markdown tables (the ones in EVAL.md) and writes the raw figures as JSON.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.sandbox import protections
 from verticals_testgen.target import resolve
 
-STDLIB = ["colorsys", "textwrap", "fnmatch", "shlex", "html"]
+STDLIB = ["colorsys", "textwrap", "fnmatch", "shlex", "html", "graphlib", "string", "quopri", "getopt", "reprlib",
+          "email.quoprimime", "base64"]
+PYPI = ["toposort", "inflection", "docstring_parser.rest", "docstring_parser.google", "roman", "mdurl._parse"]
 SAMPLES = ["verticals_testgen.samples.shapes", "verticals_testgen.samples.textstats",
            "verticals_testgen.samples.inventory"]
 CONFIGS = {
+    "default": ("observed", "ghostwriter"),  # what `strategies=auto` resolves to with the packaged 135M model
     "observed": ("observed",),
     "ghostwriter": ("ghostwriter",),
     "observed+ghostwriter": ("observed", "ghostwriter"),
@@ -52,13 +57,16 @@ def _llm(max_new_tokens: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modules", default=",".join(STDLIB + SAMPLES))
+    parser.add_argument("--modules", default=",".join(STDLIB + PYPI),
+                        help="the pinned PyPI ones: pip install -r plugins/verticals-testgen/eval-requirements.txt")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--llm-modules", default=",".join(SAMPLES), help="modules the LLM configurations run on")
     parser.add_argument("--llm-prompts", type=int, default=2)
     parser.add_argument("--llm-rounds", type=int, default=1)
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--explore-seconds", type=float, default=5.0)
+    parser.add_argument("--explore-seconds", type=float, default=20.0, help="at most this long per explorer round")
+    parser.add_argument("--time-budget", type=float, default=90.0, help="seconds per module (the task's default)")
+    parser.add_argument("--baseline", help="JSON written by an earlier run: its figures become the 'before' column")
     parser.add_argument("--parallel", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--json", default="testgen_eval.json")
     args = parser.parse_args()
@@ -73,29 +81,39 @@ def main() -> None:
             generate = _llm(args.max_new_tokens)
         targets = [resolve(module=m) for m in (llm_modules if uses_llm else modules)]
         options = Options(strategies=strategies, llm_rounds=args.llm_rounds, llm_max_prompts=args.llm_prompts,
-                          max_new_tokens=args.max_new_tokens, explore_seconds=args.explore_seconds, test_timeout=3)
+                          max_new_tokens=args.max_new_tokens, explore_seconds=args.explore_seconds,
+                          time_budget=args.time_budget)
         started = time.perf_counter()
         outputs = generate_tests(targets, options, generate if uses_llm else None, parallel=args.parallel)
         print(f"{config}: {len(targets)} modules in {time.perf_counter() - started:.1f}s", flush=True)
         for out in outputs:
             rows.append({"config": config, "module": out["module"], "before": out["coverage_before"],
                          "after": out["coverage_after"], "generated": out["generated"], "passed": out["passed"],
-                         "kept": out["kept"], "seconds": out["seconds"], "strategies": out["strategies"]})
+                         "kept": out["kept"], "seconds": out["seconds"], "strategies": out["strategies"],
+                         "verified": bool(out["test_code"]) or out["kept"] == 0})
     Path(args.json).write_text(json.dumps({"rows": rows, "sandbox": protections()}, indent=1))
-    print("\n| config | module | line % before -> after | branch % before -> after | kept / passed / generated "
-          "| s / module |")
-    print("|---|---|---|---|---|---|")
+    base = {}
+    if args.baseline:
+        base = {r["module"]: r for r in json.loads(Path(args.baseline).read_text())["rows"]}
+    print("\n| config | module | line+branch % (baseline ->) after | line % | branch % | kept / passed / generated "
+          "| kept passing | s / module |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        b, a = r["before"], r["after"]
-        print(f"| {r['config']} | {r['module']} | {b['line_percent']} -> {a['line_percent']} | "
-              f"{b['branch_percent']} -> {a['branch_percent']} | {r['kept']} / {r['passed']} / {r['generated']} | "
-              f"{r['seconds']:.1f} |")
-    print("\n| config | modules | mean line % after | mean branch % after | kept / generated | mean s / module |")
-    print("|---|---|---|---|---|---|")
+        a = r["after"]
+        before = f"{base[r['module']]['after']['percent']} -> " if r["module"] in base else ""
+        print(f"| {r['config']} | {r['module']} | {before}**{a['percent']}** | {a['line_percent']} | "
+              f"{a['branch_percent']} | {r['kept']} / {r['passed']} / {r['generated']} | "
+              f"{r['kept'] if r['verified'] else 0} / {r['kept']} | {r['seconds']:.0f} |")
+    print("\n| config | modules | mean line+branch % (baseline ->) after | mean line % | mean branch % "
+          "| kept / generated | mean s / module |")
+    print("|---|---|---|---|---|---|---|")
     for config in dict.fromkeys(r["config"] for r in rows):
         mine = [r for r in rows if r["config"] == config]
         n = len(mine)
-        print(f"| {config} | {n} | {sum(r['after']['line_percent'] for r in mine) / n:.1f} | "
+        known = [base[r["module"]]["after"]["percent"] for r in mine if r["module"] in base]
+        before = f"{sum(known) / len(known):.1f} -> " if len(known) == n else ""
+        print(f"| {config} | {n} | {before}**{sum(r['after']['percent'] for r in mine) / n:.1f}** | "
+              f"{sum(r['after']['line_percent'] for r in mine) / n:.1f} | "
               f"{sum(r['after']['branch_percent'] for r in mine) / n:.1f} | "
               f"{sum(r['kept'] for r in mine)} / {sum(r['generated'] for r in mine)} | "
               f"{sum(r['seconds'] for r in mine) / n:.1f} |")

@@ -517,6 +517,35 @@ def _from_type(hint, limit: int = 6) -> list:
         return []
 
 
+def runtime_constants(module) -> dict[type, list]:
+    """Strings, numbers and bytes in the module's globals, including those it imported and the elements of
+    its constant sets, lists, tuples and dicts (``PARAM_KEYWORDS = {"param", "arg"}``)."""
+    found: dict[type, list] = {str: [], int: [], bytes: [], float: []}
+
+    def add(value) -> None:
+        kind = type(value)
+        if kind in found and len(found[kind]) < 60 and value not in found[kind]:
+            if kind in (str, bytes) and len(value) > 40:
+                return
+            found[kind].append(value)
+
+    for name, value in list(vars(module).items()):
+        if name.startswith("__") or inspect.ismodule(value) or callable(value):
+            continue
+        if isinstance(value, str | int | bytes | float) and not isinstance(value, bool):
+            add(value)
+        elif isinstance(value, set | frozenset | list | tuple):
+            for item in list(value)[:30]:
+                if isinstance(item, str | int | bytes | float) and not isinstance(item, bool):
+                    add(item)
+        elif isinstance(value, dict):
+            for key, item in list(value.items())[:30]:
+                for part in (key, item):
+                    if isinstance(part, str | int | bytes | float) and not isinstance(part, bool):
+                        add(part)
+    return found
+
+
 class Explorer:
     """Coverage-guided search over calls and call sequences (runs only inside the sandbox)."""
 
@@ -535,8 +564,11 @@ class Explorer:
             source = handle.read()
         self.consts = module_constants(source)
         short, self.long_strings, self.doc_seeds = mine_docs(module, source)
-        self.consts[str] = list(dict.fromkeys(self.consts[str] + short))[:80]
-        self.pieces = [s for s in self.consts[str] if 0 < len(s) <= 20] or ["a", ":"]
+        mined = runtime_constants(module)
+        for kind in (str, int, bytes, float):
+            self.consts[kind] = list(dict.fromkeys(self.consts[kind] + mined.get(kind, [])))
+        self.consts[str] = list(dict.fromkeys(self.consts[str] + short))[:100]
+        self.pieces = [s for s in self.consts[str] if 0 < len(s) <= 20 and "\n" not in s] or ["a", ":"]
         self.instances: dict[type, list[Expr]] = {}
         self.corpus: dict[str, list[tuple[list, dict]]] = {}
         self.emitted = 0
@@ -622,6 +654,19 @@ class Explorer:
         self.instances[cls] = found
         return found
 
+    def synth(self) -> str:
+        """A string built from the module's own words and punctuation: what a parser of this module may expect."""
+        rng = self.rng
+        lines = []
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            tokens = [rng.choice(self.pieces) for _ in range(rng.randint(1, 5))]
+            text = rng.choice(["", "", ":", "  ", "- ", "@", "."])
+            for token in tokens:
+                text += token + rng.choice(["", " ", " ", ":", ": ", "=", ",", "(", ")", "."])
+            lines.append(text)
+        joiner = rng.choice(["\n", "\n    ", "\n\n", " "])
+        return joiner.join(lines)
+
     def mutate(self, value, pool: list):
         rng = self.rng
         if isinstance(value, Expr) or rng.random() < 0.3:
@@ -633,6 +678,8 @@ class Explorer:
         if isinstance(value, float):
             return rng.choice([value * 2, -value, value + 0.5, value / 3, 0.0, 1.0])
         if isinstance(value, str):
+            if rng.random() < 0.25:
+                return self.synth() if rng.random() < 0.5 else value + rng.choice(["\n", "\n    ", " "]) + self.synth()
             piece = rng.choice(self.pieces)
             sep = rng.choice(["", " ", ":", "\n", "\n    ", ": ", ",", "-", "="])
             k = rng.randint(0, len(value)) if value else 0
@@ -701,6 +748,8 @@ class Explorer:
             if not choices:
                 return None
             value = choices[0] if attempt == 0 else rng.choice(choices)
+            if attempt > 1 and isinstance(value, str) and rng.random() < 0.2:
+                value = self.synth()
             if attempt > 2 and rng.random() < 0.25:
                 value = self.mutate(value, choices)
             if param.kind == param.KEYWORD_ONLY or (optional and kwargs) or param.kind == param.VAR_POSITIONAL:
@@ -854,13 +903,18 @@ class Explorer:
     def tasks(self) -> list[dict]:
         found = []
         for name, obj in sorted(vars(self.module).items()):
-            if name.startswith("_") or getattr(obj, "__module__", None) != self.modname:
+            if name.startswith("__") or getattr(obj, "__module__", None) != self.modname:
                 continue
             if inspect.isfunction(obj):
+                # private helpers too (after the public API, at a lower weight): a parser's branches live there
                 params = self.signature(obj, skip_self=False)
                 if params is not None:
                     found.append({"kind": "call", "label": name, "func": obj, "params": params,
-                                  "lines": _lines_of(obj), "seeds": self.doc_seeds.get(name, [])})
+                                  "lines": _lines_of(obj), "seeds": self.doc_seeds.get(name, []),
+                                  "weight": 0.4 if name.startswith("_") else 1.0})
+                continue
+            if name.startswith("_"):
+                continue
             elif inspect.isclass(obj):
                 ctor = self.signature(obj, skip_self=False)
                 if issubclass(obj, BaseException) or ctor is None:
@@ -904,7 +958,7 @@ class Explorer:
             return
         idle = {t["label"] + t["kind"]: 0 for t in tasks}
         # first pass: every task once (doctest seeds and defaults first), then weighted by what is uncovered
-        for task in tasks:
+        for task in sorted(tasks, key=lambda t: -t.get("weight", 1.0)):
             if time.monotonic() > self.deadline:
                 return
             for _ in range(1 + len(task["seeds"])):
@@ -913,7 +967,7 @@ class Explorer:
             weights = []
             for task in tasks:
                 todo = len(task["lines"] & self.uncovered)
-                weights.append((1 + 4 * todo) / (1 + idle[task["label"] + task["kind"]] / 25))
+                weights.append(task.get("weight", 1.0) * (1 + 4 * todo) / (1 + idle[task["label"] + task["kind"]] / 25))
             task = self.rng.choices(tasks, weights)[0]
             key = task["label"] + task["kind"]
             if self.step(task):

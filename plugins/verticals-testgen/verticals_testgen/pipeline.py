@@ -67,6 +67,7 @@ class ModuleRun:
         self.import_error: str | None = None
         self._file_index = 0
         self.rounds = 0
+        self._slowest_test_run = 0.0
         self.deadline = self.started + options.time_budget
 
     def start_clock(self) -> None:
@@ -76,6 +77,10 @@ class ModuleRun:
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
+
+    def reserve(self) -> float:
+        """Seconds kept for the final file: two jailed runs, as long as the slowest test run so far took."""
+        return max(FINISH_RESERVE, 2.5 * self._slowest_test_run)
 
     def coverage_now(self) -> float:
         return self.analysis.summary(self.covered_lines, self.covered_branches)["percent"]
@@ -136,6 +141,7 @@ class ModuleRun:
         while pending:
             run = self._run(self._config("run", files=pending), {n: files[n] for n in pending}, len(pending),
                             hash_seed=hash_seed)
+            self._slowest_test_run = max(self._slowest_test_run, run.seconds)
             self._record_baseline(run.events)
             if self.import_error:
                 for name in pending:
@@ -201,7 +207,7 @@ class ModuleRun:
         stale = 0
         llm_share = 0.35 if "llm" in wanted else 0.0
         while self.rounds < self.options.max_rounds and not self.import_error:
-            left = self.left() - FINISH_RESERVE - llm_share * self.options.time_budget
+            left = self.left() - self.reserve() - llm_share * self.options.time_budget
             if left < 6 and self.rounds > 0:
                 break
             before = len(self.covered_lines) + len(self.covered_branches)
@@ -445,7 +451,7 @@ def generate_tests(targets: list[Target], options: Options, generate: Generate |
             list(pool.map(search, runs))
             for round_index in range(options.llm_rounds):
                 # only modules with budget left and something uncovered; prompts show the uncovered lines
-                asks = [(run, name, prompt) for run in runs if not run.import_error and run.left() > FINISH_RESERVE
+                asks = [(run, name, prompt) for run in runs if not run.import_error and run.left() > run.reserve()
                         for name, prompt in run.llm_prompts(round_index)]
                 if not asks:
                     break
