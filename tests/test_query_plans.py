@@ -140,6 +140,9 @@ def test_hot_statements_use_the_intended_index(store, jobs):
                           ("job_id",), allow_sort=True)
     assert_items_by_index(store, plans_of(store, lambda: store.pending_items(job, CHUNK, 2 * CHUNK)),
                           STATUS_SEQ + JOB_SEQ, ("job_id", "seq"), allow_sort=True)  # sorts one chunk at most
+    # the Celery executor's per-chunk states (on cancel and `jobs status`): this job's items, never the table
+    assert_items_by_index(store, plans_of(store, lambda: store.chunk_states(job)), STATUS_SEQ + JOB_SEQ,
+                          ("job_id",), allow_sort=True)
     # a batch: its attempt counted (one UPDATE over the batch's seqs: SQLite searches (job_id, status, seq),
     # PostgreSQL may take (job_id, seq)), then its results written; either way only the batch's items are read
     assert_items_by_index(store, plans_of(store, lambda: store.begin_items(job, batch, 3)),

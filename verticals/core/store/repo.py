@@ -24,8 +24,10 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("pending", *TERMINAL)
 ITEMS, JOBS = Item.__table__, Job.__table__
 
-# The statements run once per batch, built once (building a statement costs about what running it does).
-# Items are always found by (job_id, status, seq): ix_items_job_status_seq, whatever the job's size.
+# The statements that run per batch are built once, and compiled once per database (_Prepared): building
+# and compiling cost more than running them. Each finds a batch's items by job and seq through an index
+# ((job_id, status, seq) or (job_id, seq)): the batch's rows only, whatever the job's size
+# (tests/test_query_plans.py checks the plans on SQLite and PostgreSQL).
 _EXHAUSTED = ITEMS.c.attempts >= bindparam("b_max_attempts", type_=Integer)
 
 
