@@ -84,24 +84,84 @@ def assert_consistent(outs, threshold=0.5):
 
 @pytest.mark.slow
 def test_grades_are_consistent_and_beat_majority_on_semeval_sample(host):
-    """400 SemEval training answers graded by the real model: every output is one consistent decision.
+    """300 SemEval training answers graded by the real model: every output is one consistent decision.
     (The head saw these answers, so the accuracy check is only a sanity check: see EVAL.md for quality.)"""
     from verticals_tutor.semeval import load_answers, load_questions, reference_texts
 
     questions = load_questions()
     rows = [r for r in load_answers() if r["question_id"] in questions]
     rng = np.random.default_rng(0)
-    rows = [rows[i] for i in rng.choice(len(rows), 400, replace=False)]
+    picked = set(rng.choice(sorted(questions), 40, replace=False).tolist())  # 40 questions: a bounded bank to embed
+    rows = [r for r in rows if r["question_id"] in picked]
+    rows = [rows[i] for i in rng.choice(len(rows), 300, replace=False)]
+    # half with their question_id, half without: the shipped bank finds the question by id or by its text
     items = [TutorGrade.Input(question=questions[r["question_id"]]["question"],
                               reference_answers=reference_texts(questions[r["question_id"]]),
-                              answer=r["student_answer"]) for r in rows]
+                              answer=r["student_answer"], question_id=r["question_id"] if k % 2 else None)
+             for k, r in enumerate(rows)]
     models = {"encoder": host.get("minilm")}
     outs = TutorGrade().run(items, models, RunContext(job_id="t", params=TutorGrade.Params()))
     assert_consistent(outs)
+    assert all(o.graded_answers >= 20 for o in outs)
     assert {o.label_3way for o in outs} == {"correct", "contradictory", "incorrect"}
     truth = [r["label_2way"] for r in rows]
     majority = max(truth.count("correct"), truth.count("incorrect")) / len(truth)
     assert accuracy(truth, [o.label_2way for o in outs]) > majority + 0.05
-    # another threshold moves both labels together
+    # another threshold moves both labels together; without a bank the reference-only head decides
     strict = TutorGrade().run(items[:100], models, RunContext(job_id="t", params=TutorGrade.Params(threshold=0.7)))
     assert_consistent(strict, threshold=0.7)
+    plain = TutorGrade().run(items[:150], models, RunContext(job_id="t", params=TutorGrade.Params(shipped_bank=False)))
+    assert_consistent(plain)
+    assert all(o.graded_answers == 0 for o in plain)
+
+
+def test_bank_features_see_exact_and_near_matches():
+    from verticals_tutor.grading import BANK_FEATURE_NAMES, bank_features
+
+    vecs = np.eye(4)
+    labels = np.array([0, 0, 2, 1])
+    stems = [{"gap"}, {"gap", "separ"}, {"battery", "dead"}, {"connect"}]
+    norms = ["there is a gap", "separated by a gap", "the battery is dead", "they are connected"]
+    f = dict(zip(BANK_FEATURE_NAMES, bank_features(vecs[2], {"battery", "dead"}, "the battery is dead", vecs, labels,
+                                                   stems, norms), strict=True))
+    assert f["exact_match_wrong"] == 1 and f["exact_match_correct"] == 0 and f["nearest_is_correct"] == 0
+    assert f["bank_share_correct"] == 0.5 and f["cos_max_incorrect"] == 1 and f["cos_margin_correct"] < 0
+    g = dict(zip(BANK_FEATURE_NAMES, bank_features(vecs[0], {"gap"}, "a gap", vecs, labels, stems, norms),
+                 strict=True))
+    assert g["nearest_is_correct"] == 1 and g["jaccard_max_correct"] == 1 and g["exact_match_correct"] == 0
+
+
+def test_answer_bank_from_labelled_file(tmp_path):
+    from verticals_tutor.grading import AnswerBank
+
+    path = tmp_path / "bank.csv"
+    path.write_text("question_id,answer,label\nq9,yes,correct\nq9,no,0\n,x,correct\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="question_id or a question"):
+        AnswerBank.from_file(path)
+    path.write_text("question_id,question,answer,label\nq9,Why?,yes,correct\nq9,Why?,no,0\n", encoding="utf-8")
+    bank = AnswerBank.from_file(path)
+    assert bank.lookup("q9", "other").labels == [0, 2]
+    assert bank.lookup(None, "why") is bank.lookup("q9", "")
+    assert bank.lookup("q1", "What?") is None
+
+
+@pytest.mark.slow
+def test_own_answer_bank_decides_a_new_question(host, tmp_path):
+    q = "Why does the bulb light when the switch is closed?"
+    refs = ["Closing the switch completes the circuit so current flows through the bulb."]
+    rows = [("the circuit is complete so current flows", "correct"),
+            ("current can flow because the path is closed", "correct"),
+            ("the switch makes a closed path for the current", "correct"),
+            ("the bulb has energy stored in it", "incorrect"),
+            ("because the battery is new", "incorrect"),
+            ("the switch stops the current", "contradictory")]
+    path = tmp_path / "own.csv"
+    path.write_text("question_id,answer,label\n" + "".join(f"own1,{a},{lab}\n" for a, lab in rows),
+                    encoding="utf-8")
+    items = [TutorGrade.Input(question=q, reference_answers=refs, answer=a, question_id="own1")
+             for a in ("because the battery is new", "the path is closed so the current flows")]
+    params = TutorGrade.Params(answer_bank=str(path), shipped_bank=False)
+    outs = TutorGrade().run(items, {"encoder": host.get("minilm")}, RunContext(job_id="t", params=params))
+    assert [o.graded_answers for o in outs] == [6, 6]
+    assert outs[0].label_2way == "incorrect" and outs[1].label_2way == "correct"
+    assert_consistent(outs)

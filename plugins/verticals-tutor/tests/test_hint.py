@@ -1,38 +1,69 @@
-import numpy as np
 import pytest
-from verticals_tutor.hints import leak_check
+from verticals_tutor.hints import HintContext, clean, template_hints, validate
 from verticals_tutor.tasks import TutorHint
 
 from verticals import RunContext
 
 Q = "Why do plants need sunlight?"
 REF = "Plants use light energy to make food by photosynthesis."
+GAS_Q = "What happens to the volume of a gas when it is heated at constant pressure?"
+GAS_REF = "The volume increases because the particles move faster and spread out."
 
 
-def test_leak_check_flags_the_answer_and_passes_a_question():
-    v = np.ones(4) / 2
-    leaked = leak_check("They make food by photosynthesis using light energy.", REF, Q, "To stay warm.", v, v * 0,
-                        max_overlap=0.5, max_similarity=0.8)
-    assert leaked.leaked and leaked.overlap > 0.8
-    safe = leak_check("What do plants do with the energy they get?", REF, Q, "To stay warm.", v, v * 0,
-                      max_overlap=0.5, max_similarity=0.8)
-    assert not safe.leaked
-    by_similarity = leak_check("Something else.", REF, Q, "", v, v, max_overlap=0.5, max_similarity=0.8)
-    assert by_similarity.leaked
+def reasons(hint, question=Q, reference=REF, answer="To stay warm.", similarity=0.1):
+    return validate(hint, HintContext.build(question, reference, answer, None), similarity).reasons
+
+
+def test_validation_rules():
+    assert reasons("What do plants do with the energy they get from the Sun?") == []
+    assert "key-phrase" in reasons("Think about photosynthesis: what is it for?")
+    assert "reference-ngram" in reasons("Where does the light energy go?")
+    assert "reference-similarity" in reasons("What else could it be?", similarity=0.9)
+    # the leak reported in the issue: prompt scaffolding plus the key phrase
+    leak = reasons("The student is missing the idea of: increases (For you only, never repeat it) correct answer: "
+                   "the volume increases.", GAS_Q, GAS_REF, "The volume decreases.")
+    assert {"scaffolding", "key-phrase"} <= set(leak)
+    # affirming a wrong answer
+    assert "affirmation" in reasons("The answer is that the battery is dead.", answer="the battery is dead")
+    assert "affirmation" in reasons("Plants need sunlight to stay warm.")
+    assert "affirmation" in reasons("That's right, well done!")
+    assert "scaffolding" in reasons("Question: why do plants need sunlight? Ask one short question.")
+    assert "empty" in reasons("Why?")
+    # a question about the student's own words is fine
+    assert reasons("Do plants really need sunlight to stay warm?") == []
+
+
+def test_templates_pass_validation_and_keep_the_answer_out():
+    for question, reference, answer in ((Q, REF, "To stay warm."), (GAS_Q, GAS_REF, "The volume decreases."),
+                                        ("Explain why you got a voltage reading of 1.5 for terminal 1 and the "
+                                         "positive terminal.", "Terminal 1 and the positive terminal are "
+                                         "separated by the gap", "because the battery is dead")):
+        ctx = HintContext.build(question, reference, answer, None)
+        for level in (1, 2, 3):
+            first = template_hints(ctx, level)[0]
+            assert validate(first, ctx, 0.2).ok, (first, validate(first, ctx, 0.2).reasons)
+            assert "increase" not in first and "gap" not in first and "photosynthesis" not in first
+
+
+def test_clean_keeps_the_first_question():
+    assert clean('Hint: "What do you think happens next? Then the gas..."') == "What do you think happens next?"
+    assert clean("Think about the energy. Then more.") == "Think about the energy."
 
 
 @pytest.mark.slow
-def test_hints_are_generated_and_guarded(host):
+def test_hints_are_generated_and_validated(host):
     task = TutorHint()
     items = [TutorHint.Input(question=Q, reference_answer=REF, answer="To stay warm.", level=1),
-             TutorHint.Input(question=Q, reference_answer=REF, answer="To stay warm.", level=3)]
+             TutorHint.Input(question=GAS_Q, reference_answer=GAS_REF, answer="The volume decreases.", level=3)]
     models = {"llm": host.get("smollm2"), "encoder": host.get("minilm")}
     outs = task.run(items, models, RunContext(job_id="t", params=TutorHint.Params(max_new_tokens=16)))
     assert len(outs) == 2
-    for o in outs:
+    for item, o in zip(items, outs, strict=True):
         assert o.hint and o.path in {"llm", "llm-regenerated", "template"}
-        assert o.answer_overlap < 0.5 and o.answer_similarity < 0.8
-    # a guardrail so strict that every generation "leaks" must end on the template path
+        assert validate(o.hint, HintContext.build(item.question, item.reference_answer, item.answer, None),
+                        o.answer_similarity).ok
+        assert (o.path == "llm") == (not o.rejected)
+    # a guardrail so strict that every generation is rejected must end on the template path
     strict = TutorHint.Params(max_new_tokens=8, max_similarity=0.01, regenerations=0)
     (forced,) = task.run(items[:1], models, RunContext(job_id="t", params=strict))
-    assert forced.path == "template" and forced.generations == 1
+    assert forced.path == "template" and forced.generations == 1 and "reference-similarity" in forced.rejected

@@ -1,117 +1,234 @@
-"""Socratic hints from a causal LM, with an answer-leak guardrail and templated fallback."""
+"""Socratic hints from a causal LM, each one validated, with regeneration and a templated fallback.
+
+The LLM never sees the reference answer nor its key phrases (a small model parrots what it is shown), only
+the question, the student's answer and a one-line instruction. Every generated hint is then validated
+(:func:`validate`); a hint that fails any rule is regenerated once (sampling) and, if that fails too, replaced
+by a template built from the question and the *number* of missing concepts (never their words). The path
+that served each hint (``llm``, ``llm-regenerated``, ``template``) and the rules that rejected earlier
+generations are recorded.
+
+Rules (a hint is rejected when any holds):
+
+- ``scaffolding``: it echoes the prompt: an instruction marker ("correct answer", "for you only", "the
+  student", "Question:", ...) or any word 3-gram of the system prompt or the instructions.
+- ``key-phrase``: it contains a key phrase of the reference answer (a concept the student's answer lacks).
+- ``reference-words``: it holds at least ``max_overlap`` of the reference's own key words (those neither the
+  question nor the student's answer contains).
+- ``reference-ngram``: it repeats two consecutive key words of the reference.
+- ``reference-similarity``: its MiniLM cosine to the reference is at least ``max_similarity``.
+- ``affirmation``: it asserts an answer or praises ("the answer is", "that's right", "correct", ...), or
+  restates the student's wrong answer as a statement.
+- ``empty`` / ``too-long``: fewer than 3 words, or more than 45.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import re
+from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from verticals_tutor import text as tx
 
-SYSTEM = ("You are a patient tutor. You never give the answer. You reply with one short guiding question or "
-          "hint (one or two sentences) that helps the student think.")
-STRICT_SYSTEM = ("You are a Socratic tutor. Do NOT state the answer or its key words. Reply with exactly one "
-                 "short question that makes the student think about the idea they are missing.")
+SYSTEM = "You are a tutor. Never give the answer. Reply with one short question that makes the student think."
 LEVELS = {
-    1: "a gentle nudge: ask what the question is really about",
-    2: "a pointer to the idea the student is missing, without naming the answer",
-    3: "one worked step of reasoning the student should take next, without stating the final answer",
+    1: "Ask one short question about what the question is really asking.",
+    2: "Ask one short question that points to the idea this answer misses.",
+    3: "Ask one short question about the next reasoning step.",
 }
+RETRY_SYSTEM = "You are a Socratic tutor. Reply with one short question. Do not state any answer."
+SCAFFOLD_TEXT = " ".join([SYSTEM, RETRY_SYSTEM, *LEVELS.values(), "Question:", "Wrong answer:"])
+MARKERS = re.compile(
+    r"for you only|never repeat|correct answer|reference answer|right answer|model answer|student'?s answer|"
+    r"wrong answer|the student|missing the idea|question:|hint:|answer:|tutor:|\bwrite (a|one)\b|nudge|"
+    r"worked step|guiding question|socratic|<\||\bassistant\b|\binstruction",
+    re.IGNORECASE)
+AFFIRM = re.compile(
+    r"\b(the|your|an?) (correct |right |real |final |true )?answer (is|was|would be)\b|"
+    r"\bthat'?s (right|correct|true|it)\b|\bthat is (right|correct)\b|\byou('re| are) (right|correct)\b|"
+    r"\b(is|was) correct\b|\bcorrect[.!]|\bwell done\b|\bgood job\b|\bgreat (job|answer|work)\b|"
+    r"\bexactly( right)?[.!]|\bperfect[.!]|\bnice work\b|\bspot on\b",
+    re.IGNORECASE)
+MAX_WORDS = 45
+
+
+def _grams(words: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+SCAFFOLD_GRAMS = _grams(tx.tokens(SCAFFOLD_TEXT), 3)
 
 
 @dataclass
-class LeakCheck:
+class HintContext:
+    """What validation needs to know about one case (derived once per case)."""
+
+    question: str
+    reference: str
+    answer: str
+    key_phrases: list[str]
+    missing: list[str]
+    wanted: set[str] = field(default_factory=set)
+    bigrams: set[tuple[str, str]] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, question: str, reference: str, answer: str, concepts: list[str] | None) -> HintContext:
+        answer_stems = set(tx.content_stems(answer))
+        given = set(tx.content_stems(question)) | answer_stems
+        phrases = list(concepts) if concepts else tx.concepts_from_reference(reference, question)
+        # a key phrase the student already wrote is not a leak when the hint repeats it
+        key = [c for c in phrases if not tx.concept_present(c, answer_stems)]
+        ref = tx.content_stems(reference)
+        wanted = set(ref) - given
+        bigrams = {(a, b) for a, b in itertools.pairwise(ref) if a in wanted or b in wanted}
+        return cls(question, reference, answer, key, key or phrases, wanted, bigrams)
+
+
+@dataclass
+class Verdict:
+    reasons: list[str]
     overlap: float
     similarity: float
-    leaked: bool
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
 
 
-def leak_check(hint: str, reference: str, question: str, answer: str, hint_vec: np.ndarray, ref_vec: np.ndarray,
-               max_overlap: float, max_similarity: float) -> LeakCheck:
-    """A hint leaks when it repeats most of the reference's own words (those the question and the student's
-    answer do not already contain) or is nearly the reference by MiniLM similarity."""
-    wanted = {s for s in tx.content_stems(reference)} - set(tx.content_stems(question)) - set(
-        tx.content_stems(answer))
-    have = set(tx.content_stems(hint))
-    overlap = len(wanted & have) / len(wanted) if wanted else 0.0
-    similarity = float(hint_vec @ ref_vec)
-    leaked = (overlap >= max_overlap and len(wanted & have) >= 1) or similarity >= max_similarity
-    return LeakCheck(round(overlap, 3), round(similarity, 3), leaked)
+def validate(hint: str, ctx: HintContext, similarity: float, max_overlap: float = 0.4,
+             max_similarity: float = 0.75) -> Verdict:
+    """Every rule a hint must pass (see the module docstring); ``similarity`` is cosine(hint, reference)."""
+    reasons = []
+    words = tx.tokens(hint)
+    if len(words) < 3:
+        reasons.append("empty")
+    if len(words) > MAX_WORDS:
+        reasons.append("too-long")
+    if MARKERS.search(hint) or _grams(words, 3) & SCAFFOLD_GRAMS:
+        reasons.append("scaffolding")
+    stems = tx.content_stems(hint)
+    have = set(stems)
+    if any(tx.concept_present(c, have) for c in ctx.key_phrases):
+        reasons.append("key-phrase")
+    hits = len(ctx.wanted & have)
+    overlap = hits / len(ctx.wanted) if ctx.wanted else 0.0
+    if hits and overlap >= max_overlap:
+        reasons.append("reference-words")
+    if ctx.bigrams & set(itertools.pairwise(stems)):
+        reasons.append("reference-ngram")
+    if similarity >= max_similarity:
+        reasons.append("reference-similarity")
+    if AFFIRM.search(hint) or restates_answer(hint, ctx.answer):
+        reasons.append("affirmation")
+    return Verdict(reasons, round(overlap, 3), round(float(similarity), 3))
 
 
-def build_prompt(question: str, answer: str, reference: str, level: int, missing: list[str], strict: bool) -> str:
-    lines = [f"Question: {question}", f"Student's answer: {answer}"]
-    if level >= 2 and missing:
-        lines.append(f"The student is missing the idea of: {missing[0]}")
-    if level >= 3 and not strict:
-        lines.append(f"(For you only, never repeat it) correct answer: {reference}")
-    lines.append(f"Write {LEVELS[level]}.")
-    return "\n".join(lines)
+def restates_answer(hint: str, answer: str) -> bool:
+    """The hint repeats most of the student's (wrong) answer as a statement, not as a question about it."""
+    own = set(tx.content_stems(answer))
+    if len(own) < 2 or "?" in hint:
+        return False
+    return len(own & set(tx.content_stems(hint))) / len(own) >= 0.75
 
 
-def template_hint(question: str, level: int, missing: list[str]) -> list[str]:
-    """Candidate templated hints, most specific first (the caller takes the first that does not leak)."""
-    candidates = []
-    if missing and level >= 2:
-        candidates.append(f"Your answer leaves out an important idea. How might \"{missing[0]}\" matter here?")
-    if missing:
-        candidates.append("Look again at the key terms of the question. Which idea in it does your answer not "
-                          "explain yet?")
-    candidates.append("Re-read the question: what exactly is it asking you to explain? Check each part of your "
-                      "answer against that.")
-    return candidates
+def build_prompt(question: str, answer: str, level: int) -> str:
+    """A short prompt: no reference answer, no key phrases (nothing to leak)."""
+    return f"Question: {question}\nWrong answer: {answer or '(none)'}\n{LEVELS[level]}"
+
+
+def topic(ctx: HintContext, max_words: int = 4) -> str:
+    """Words the question and the reference share (in the reference's order): what the answer is about."""
+    question_stems = set(tx.content_stems(ctx.question))
+    words, seen = [], set()
+    for word in tx.tokens(ctx.reference):
+        s = tx.stem(word)
+        if word in tx.STOPWORDS or s not in question_stems or s in seen or s in ctx.wanted:
+            continue
+        seen.add(s)
+        words.append(word)
+    return " ".join(words[:max_words])
+
+
+def template_hints(ctx: HintContext, level: int) -> list[str]:
+    """Templated hints, most specific first; they name the question's topic and how many ideas are missing,
+    never the missing ideas themselves (the caller validates them and takes the first that passes)."""
+    about = topic(ctx)
+    n = len(ctx.missing)
+    ideas = "one key idea" if n <= 1 else f"{n} key ideas"
+    out = []
+    if about:
+        if level == 1:
+            out.append(f"Re-read the question. What does it ask you to explain about the {about}? "
+                       "Does your answer explain that?")
+        elif level == 2:
+            out.append(f"Your answer still misses {ideas} about the {about}. What do you know about the "
+                       f"{about} that could explain this?")
+        else:
+            out.append(f"Take one step: start from the facts given in the question, then work out what they "
+                       f"mean for the {about}. What links the two?")
+    out.append(f"Your answer still misses {ideas}. Which part of the question does your answer not explain "
+               "yet?")
+    out.append("Re-read the question. What exactly is it asking you to explain? Check each part of your answer "
+               "against it.")
+    return out
 
 
 def clean(text: str) -> str:
-    text = text.strip().strip('"').strip()
-    for prefix in ("Hint:", "hint:", "Tutor:", "Answer:"):
-        if text.startswith(prefix):
-            text = text[len(prefix):].strip()
-    return " ".join(text.split())
+    """First question (or first sentence) of a generation, without quotes or a role prefix."""
+    text = " ".join(text.strip().strip('"').split())
+    text = re.sub(r"^(hint|tutor|assistant|answer|question)\s*:\s*", "", text, flags=re.IGNORECASE)
+    match = re.search(r"[^?]*\?", text)
+    if match and len(tx.tokens(match.group(0))) >= 3:
+        return match.group(0).strip().strip('"')
+    match = re.search(r"[^.!]*[.!]", text)
+    return (match.group(0) if match else text).strip().strip('"')
 
 
 def generate_hints(items: list[Any], llm: Any, encoder: Any, params: Any) -> list[dict[str, Any]]:
-    """One hint per item: LLM, regenerate once with a stricter prompt if it leaks, then a template."""
-    missing_by_item = []
-    for item in items:
-        concepts = item.concepts or tx.concepts_from_reference(item.reference_answer, item.question)
-        answer_stems = set(tx.content_stems(item.answer))
-        missing_by_item.append([c for c in concepts if not tx.concept_present(c, answer_stems)] or concepts)
+    """One validated hint per item: LLM (greedy), one sampled regeneration, then a template."""
+    contexts = [HintContext.build(i.question, i.reference_answer, i.answer, i.concepts) for i in items]
     ref_vecs = encoder.embed([i.reference_answer for i in items])
     results: list[dict[str, Any] | None] = [None] * len(items)
+    rejections: list[list[str]] = [[] for _ in items]
+    first = [""] * len(items)  # the first (greedy) generation, kept for evaluation
     pending = list(range(len(items)))
-    for attempt, (system, strict, temperature) in enumerate(
-            ((SYSTEM, False, 0.0), (STRICT_SYSTEM, True, params.regenerate_temperature))):
-        if not pending or attempt > params.regenerations:
+    passes = ((SYSTEM, 0.0), (RETRY_SYSTEM, params.regenerate_temperature))
+    for attempt, (system, temperature) in enumerate(passes[: params.regenerations + 1]):
+        if not pending:
             break
-        prompts = [build_prompt(items[i].question, items[i].answer, items[i].reference_answer, items[i].level,
-                                missing_by_item[i], strict) for i in pending]
+        prompts = [build_prompt(items[i].question, items[i].answer, items[i].level) for i in pending]
         outs = [clean(o) for o in llm.generate(prompts, max_new_tokens=params.max_new_tokens, system=system,
-                                                temperature=temperature, seed=params.seed)]
+                                                temperature=temperature, seed=params.seed + attempt)]
         vecs = encoder.embed(outs)
+        if attempt == 0:
+            for i, hint in zip(pending, outs, strict=True):
+                first[i] = hint
         still = []
         for i, hint, vec in zip(pending, outs, vecs, strict=True):
-            check = leak_check(hint, items[i].reference_answer, items[i].question, items[i].answer, vec,
-                               ref_vecs[i], params.max_overlap, params.max_similarity)
-            if hint and not check.leaked:
+            verdict = validate(hint, contexts[i], float(vec @ ref_vecs[i]), params.max_overlap,
+                               params.max_similarity)
+            if verdict.ok:
                 results[i] = {"hint": hint, "path": "llm" if attempt == 0 else "llm-regenerated",
-                              "overlap": check.overlap, "similarity": check.similarity, "generations": attempt + 1}
+                              "overlap": verdict.overlap, "similarity": verdict.similarity,
+                              "generations": attempt + 1, "rejected": rejections[i],
+                              "first": first[i]}
             else:
+                rejections[i] = rejections[i] + verdict.reasons
                 still.append(i)
         pending = still
+    generations = min(params.regenerations + 1, 2) if llm is not None else 0
     for i in pending:
-        item = items[i]
-        candidates = template_hint(item.question, item.level, missing_by_item[i])
+        candidates = template_hints(contexts[i], items[i].level)
         vecs = encoder.embed(candidates)
         chosen = None
         for hint, vec in zip(candidates, vecs, strict=True):
-            check = leak_check(hint, item.reference_answer, item.question, item.answer, vec, ref_vecs[i],
-                               params.max_overlap, params.max_similarity)
-            if not check.leaked:
-                chosen = (hint, check)
+            verdict = validate(hint, contexts[i], float(vec @ ref_vecs[i]), params.max_overlap,
+                               params.max_similarity)
+            if verdict.ok:
+                chosen = (hint, verdict)
                 break
-        hint, check = chosen or (candidates[-1], check)
-        results[i] = {"hint": hint, "path": "template", "overlap": check.overlap, "similarity": check.similarity,
-                      "generations": min(params.regenerations + 1, 2)}
+        hint, verdict = chosen or (candidates[-1], verdict)
+        results[i] = {"hint": hint, "path": "template", "overlap": verdict.overlap,
+                      "similarity": verdict.similarity, "generations": generations, "rejected": rejections[i],
+                      "first": first[i]}
     return [r for r in results if r is not None]

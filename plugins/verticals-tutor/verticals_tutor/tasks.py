@@ -13,7 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from verticals import ItemError, RunContext, Task
 from verticals_tutor import bkt
-from verticals_tutor.grading import GradeCase, analyse, decide, feedback_line, shipped_head
+from verticals_tutor.grading import (
+    MIN_BANK,
+    GradeCase,
+    analyse,
+    answer_bank,
+    bank_rows,
+    decide,
+    feedback_line,
+    shipped_head,
+)
 
 
 def _split_list(value: Any) -> Any:
@@ -58,6 +67,8 @@ class GradeOutput(BaseModel):
     feedback: str
     similarity: float = Field(description="MiniLM cosine to the closest reference answer")
     closest_reference: int
+    graded_answers: int = Field(0, description="graded answers of this question the decision used (0: reference "
+                                               "answers only)")
     judge: str | None = None
 
 
@@ -67,6 +78,10 @@ class GradeParams(BaseModel):
                                                          "(both labels); below it the 3-way label is the likelier "
                                                          "of contradictory and incorrect")
     judge_weight: float = Field(0.5, ge=0, le=1, description="weight of a plugged-in judge model's probabilities")
+    answer_bank: str | None = Field(None, description="your graded answers (CSV/JSONL: question_id and/or question, "
+                                                      "answer, label), pooled with the shipped bank")
+    shipped_bank: bool = Field(True, description="use the shipped SemEval-2013 training answers as a bank")
+    min_bank: int = Field(MIN_BANK, ge=1, description="graded answers a question needs before they are used")
 
 
 NLI_TO_LABEL = {"entailment": "correct", "contradiction": "contradictory", "neutral": "incorrect"}
@@ -93,23 +108,29 @@ class TutorGrade(Task):
 
     def run(self, batch: list[GradeInput], models: dict[str, Any], ctx: RunContext) -> list[GradeOutput | ItemError]:
         params: GradeParams = ctx.params  # type: ignore[assignment]
-        head = shipped_head()
+        head, bank_head = shipped_head(), shipped_head(bank=True)
         cases = [GradeCase(i.question, i.reference_answers, i.answer, i.concepts) for i in batch]
         analyses = analyse(cases, models["encoder"])
-        proba = head.predict_proba(np.stack([a.features for a in analyses]))
+        bank = answer_bank(params.answer_bank, params.shipped_bank)
+        entries = [bank.lookup(i.question_id, i.question) if bank is not None else None for i in batch]
+        extra = bank_rows([i.answer for i in batch], analyses, entries, models["encoder"], params.min_bank)
+        proba = np.stack([
+            bank_head.predict_proba(np.concatenate([a.features, e]))[0] if e is not None
+            else head.predict_proba(a.features)[0] for a, e in zip(analyses, extra, strict=True)])
         judge_name = None
         if "judge" in models:
             judged = judge_probabilities(models["judge"], batch, [a.best_reference for a in analyses], head.labels)
             proba = (1 - params.judge_weight) * proba + params.judge_weight * judged
             judge_name = models["judge"].spec.name
         outputs: list[GradeOutput | ItemError] = []
-        for item, analysis, p in zip(batch, analyses, proba, strict=True):
+        for item, analysis, p, entry, bank_feats in zip(batch, analyses, proba, entries, extra, strict=True):
             if not item.answer.strip():
                 outputs.append(GradeOutput(
                     label_2way="incorrect", label_3way="incorrect", score=0.0,
                     probabilities=dict.fromkeys(head.labels, 0.0) | {"incorrect": 1.0},
                     matched_concepts=[], missing_concepts=analysis.concepts, feedback="No answer given.",
-                    similarity=0.0, closest_reference=analysis.best_reference, judge=judge_name))
+                    similarity=0.0, closest_reference=analysis.best_reference, graded_answers=0,
+                    judge=judge_name))
                 continue
             label2, label3, score = decide(p, head.labels, params.threshold)
             outputs.append(GradeOutput(
@@ -119,9 +140,9 @@ class TutorGrade(Task):
                 matched_concepts=analysis.matched, missing_concepts=analysis.missing,
                 feedback=feedback_line(label3, analysis.matched, analysis.missing, analysis.negation_mismatch),
                 similarity=round(float(analysis.features[0]), 4), closest_reference=analysis.best_reference,
+                graded_answers=len(entry.texts) if bank_feats is not None and entry is not None else 0,
                 judge=judge_name))
         return outputs
-
 
 def judge_probabilities(judge: Any, batch: list[GradeInput], best: list[int], labels: tuple[str, ...]) -> np.ndarray:
     """Probabilities over ``labels`` from a plugged-in judge model."""
@@ -369,14 +390,15 @@ class HintOutput(BaseModel):
     answer_overlap: float = Field(description="share of the reference answer's own key words in the hint")
     answer_similarity: float = Field(description="MiniLM cosine between hint and reference answer")
     generations: int
+    rejected: list[str] = Field(default_factory=list, description="rules that rejected earlier generations")
 
 
 class HintParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_new_tokens: int = Field(48, ge=8, le=256)
-    max_overlap: float = Field(0.5, gt=0, le=1, description="leak: share of the answer's key words in the hint")
-    max_similarity: float = Field(0.8, gt=0, le=1, description="leak: cosine(hint, reference) at or above this")
-    regenerations: int = Field(1, ge=0, le=1, description="stricter regenerations before the template fallback")
+    max_new_tokens: int = Field(32, ge=8, le=256)
+    max_overlap: float = Field(0.4, gt=0, le=1, description="leak: share of the answer's key words in the hint")
+    max_similarity: float = Field(0.75, gt=0, le=1, description="leak: cosine(hint, reference) at or above this")
+    regenerations: int = Field(1, ge=0, le=1, description="sampled regenerations before the template fallback")
     regenerate_temperature: float = Field(0.7, ge=0, le=2)
     seed: int = 0
 
@@ -385,14 +407,14 @@ class TutorHint(Task):
     """A Socratic hint for a stuck student, guarded against giving the answer away."""
 
     name = "tutor.hint"
-    description = "Socratic hints for wrong answers (causal LM), guarded against answer leakage"
+    description = "Socratic hints for wrong answers (causal LM), each validated; template fallback"
     Input = HintInput
     Output = HintOutput
     Params = HintParams
     models = {"llm": "smollm2", "encoder": "minilm"}
     device = "cpu"
     chunk_size = 64
-    batch_size = 16
+    batch_size = 64
     text_field = "answer"
 
     def run(self, batch: list[HintInput], models: dict[str, Any], ctx: RunContext) -> list[HintOutput]:
@@ -401,5 +423,6 @@ class TutorHint(Task):
         params: HintParams = ctx.params  # type: ignore[assignment]
         results = generate_hints(batch, models["llm"], models["encoder"], params)
         return [HintOutput(hint=r["hint"], path=r["path"], level=item.level, answer_overlap=r["overlap"],
-                           answer_similarity=r["similarity"], generations=r["generations"])
+                           answer_similarity=r["similarity"], generations=r["generations"],
+                           rejected=r["rejected"])
                 for item, r in zip(batch, results, strict=True)]
