@@ -318,7 +318,7 @@ def module_constants(source: str) -> dict[type, list]:
             if value not in found[type(value)]:
                 found[type(value)].append(value)
     for key in found:
-        found[key] = found[key][:25]
+        found[key] = found[key][:60]
     return found
 
 
@@ -517,6 +517,45 @@ def _from_type(hint, limit: int = 6) -> list:
         return []
 
 
+def _regex_examples(pattern, count: int = 6) -> list[str]:
+    """Strings that match one of the module's regular expressions (Hypothesis ``st.from_regex``)."""
+    try:
+        import warnings
+
+        from hypothesis import strategies as st
+
+        strategy = st.from_regex(pattern, fullmatch=True)
+        found: list[str] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(count * 2):
+                text = strategy.example()
+                if text not in found and len(text) <= 40:
+                    found.append(text)
+                if len(found) >= count:
+                    break
+        return found
+    except BaseException:
+        return []
+
+
+def source_regexes(source: str) -> list[str]:
+    """Patterns passed as literals to ``re.compile``/``re.match``/... in the source."""
+    patterns = []
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return patterns
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "re"
+                and node.func.attr in ("compile", "match", "search", "fullmatch", "sub", "split", "findall",
+                                       "finditer") and node.args and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)):
+            patterns.append(node.args[0].value)
+    return patterns[:20]
+
+
 def runtime_constants(module) -> dict[type, list]:
     """Strings, numbers and bytes in the module's globals, including those it imported and the elements of
     its constant sets, lists, tuples and dicts (``PARAM_KEYWORDS = {"param", "arg"}``)."""
@@ -529,17 +568,21 @@ def runtime_constants(module) -> dict[type, list]:
                 return
             found[kind].append(value)
 
+    for value in list(vars(module).values()):  # strings its regular expressions match come first
+        if isinstance(value, re.Pattern) and isinstance(value.pattern, str):
+            for text in _regex_examples(value):
+                add(text)
     for name, value in list(vars(module).items()):
-        if name.startswith("__") or inspect.ismodule(value) or callable(value):
+        if name.startswith("__") or inspect.ismodule(value) or callable(value) or isinstance(value, re.Pattern):
             continue
         if isinstance(value, str | int | bytes | float) and not isinstance(value, bool):
             add(value)
         elif isinstance(value, set | frozenset | list | tuple):
-            for item in list(value)[:30]:
+            for item in list(value)[:10]:
                 if isinstance(item, str | int | bytes | float) and not isinstance(item, bool):
                     add(item)
         elif isinstance(value, dict):
-            for key, item in list(value.items())[:30]:
+            for key, item in list(value.items())[:6]:
                 for part in (key, item):
                     if isinstance(part, str | int | bytes | float) and not isinstance(part, bool):
                         add(part)
@@ -565,14 +608,19 @@ class Explorer:
         self.consts = module_constants(source)
         short, self.long_strings, self.doc_seeds = mine_docs(module, source)
         mined = runtime_constants(module)
+        for pattern in source_regexes(source):
+            mined[str] = [*_regex_examples(pattern, 3), *mined[str]]
         for kind in (str, int, bytes, float):
             self.consts[kind] = list(dict.fromkeys(self.consts[kind] + mined.get(kind, [])))
-        self.consts[str] = list(dict.fromkeys(self.consts[str] + short))[:100]
+        self.consts[str] = list(dict.fromkeys(mined[str][:20] + self.consts[str] + short))[:120]
         self.pieces = [s for s in self.consts[str] if 0 < len(s) <= 20 and "\n" not in s] or ["a", ":"]
+        self.chars = sorted({c for piece in self.pieces for c in piece} | set("0123456789xX#;&:-_ ")) 
         self.instances: dict[type, list[Expr]] = {}
         self.corpus: dict[str, list[tuple[list, dict]]] = {}
         self.emitted = 0
         self.errors = 0
+        self.hints: dict[int, object] = {}
+        self.objects: dict[type, list[Expr]] = {}
 
     # ------------------------------------------------------------ pools
 
@@ -626,8 +674,27 @@ class Explorer:
                 continue
             if param.kind == param.VAR_KEYWORD:
                 continue
+            self.hints[id(param)] = hints.get(param.name)
             params.append((param.name, param, self.pool(param, hints.get(param.name))))
         return params
+
+    def objects_for(self, param: inspect.Parameter) -> list[Expr]:
+        """Objects earlier calls returned (as the call that builds them) that fit this parameter."""
+        hint = self.hints.get(id(param))
+        if isinstance(hint, type) and hint not in (str, int, float, bytes, bool, list, dict, tuple, set):
+            return [e for kind, exprs in self.objects.items() if issubclass(kind, hint) for e in exprs]
+        if hint is None or hint is inspect.Parameter.empty:
+            return [e for exprs in self.objects.values() for e in exprs]
+        return []
+
+    def remember(self, value, code: str, make) -> None:
+        kind = type(value)
+        home = getattr(kind, "__module__", "") or ""
+        if literal_ok(value) or not home.startswith(self.modname.partition(".")[0]) or len(code) > 300:
+            return
+        exprs = self.objects.setdefault(kind, [])
+        if len(exprs) < 8 and all(e.code != code for e in exprs):
+            exprs.append(Expr(code, make))
 
     def instances_of(self, cls: type) -> list[Expr]:
         if cls in self.instances:
@@ -664,6 +731,12 @@ class Explorer:
             for token in tokens:
                 text += token + rng.choice(["", " ", " ", ":", ": ", "=", ",", "(", ")", "."])
             lines.append(text)
+        if rng.random() < 0.35:  # a header and an indented block of `name (kind): text` items
+            header = rng.choice(self.pieces) + rng.choice([":", ":", "", "\n---"])
+            items = [f"    {rng.choice(self.pieces)}{rng.choice(['', ' (' + rng.choice(self.pieces) + ')'])}"
+                     f"{rng.choice([':', ': ', ' -- ', ''])} {rng.choice(self.pieces)}"
+                     for _ in range(rng.randint(1, 3))]
+            return "\n".join([rng.choice(self.pieces), "", header, *items])
         joiner = rng.choice(["\n", "\n    ", "\n\n", " "])
         return joiner.join(lines)
 
@@ -680,6 +753,11 @@ class Explorer:
         if isinstance(value, str):
             if rng.random() < 0.25:
                 return self.synth() if rng.random() < 0.5 else value + rng.choice(["\n", "\n    ", " "]) + self.synth()
+            if rng.random() < 0.25:  # character edits: insert, replace or delete one character
+                k = rng.randint(0, len(value))
+                char = rng.choice(self.chars)
+                return rng.choice([value[:k] + char + value[k:], value[:k] + char + value[k + 1:],
+                                   value[:k] + value[k + 1:]])
             piece = rng.choice(self.pieces)
             sep = rng.choice(["", " ", ":", "\n", "\n    ", ": ", ",", "-", "="])
             k = rng.randint(0, len(value)) if value else 0
@@ -745,6 +823,8 @@ class Explorer:
             if optional and (attempt == 0 or rng.random() < 0.6):
                 continue
             choices = pool + extra if extra and rng.random() < 0.4 else pool
+            if self.objects and rng.random() < 0.3:
+                choices = self.objects_for(param) or choices
             if not choices:
                 return None
             value = choices[0] if attempt == 0 else rng.choice(choices)
@@ -824,6 +904,9 @@ class Explorer:
                 record["generator"] = True
             record.update(_describe_value(value))
         corpus.append((args, kwargs))
+        if kind == "return" and not record.get("generator"):
+            self.remember(value, f"{self.modname}.{label}({_arg_text(args, kwargs)})",
+                          functools.partial(_build, func, args, kwargs))
         self.accept(new)
         emit(record)
         self.emitted += 1
@@ -852,6 +935,7 @@ class Explorer:
                 extra += [k for k in value if literal_ok(k)][:5]
         steps: list[dict] = []
         keep = 0
+        steps_available = steps_available + self.attribute_steps(cls, instance)
         focus = [s for s in steps_available if s[3] & self.uncovered]
         for _ in range(rng.randint(1, 5)):
             kind, name, params, _lines = rng.choice(focus if focus and rng.random() < 0.6 else steps_available)
@@ -897,6 +981,23 @@ class Explorer:
               "ctor_kwargs": {k: repr(v) for k, v in ctor_kwargs.items()}, "steps": steps[:keep]})
         self.emitted += 1
         return True
+
+    def attribute_steps(self, cls, instance) -> list:
+        """``obj.attr = value`` steps for the public attributes an instance has after construction."""
+        key = ("attrs", cls)
+        if key not in self.instances:
+            steps = []
+            for name, current in list(getattr(instance, "__dict__", {}).items())[:20]:
+                if name.startswith("_") or callable(current):
+                    continue
+                param = inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                kind = type(current)
+                pool = [v for v in BASE_POOLS.get(kind, [])[:6] + self.consts.get(kind, [])[:10]
+                        if literal_ok(v)] if kind in BASE_POOLS else []
+                pool = pool or [0, 1, 2, True, "a", None]
+                steps.append(("setattr", name, [(name, param, pool)], set()))
+            self.instances[key] = steps  # type: ignore[assignment]
+        return list(self.instances[key])  # type: ignore[arg-type]
 
     # ------------------------------------------------------------ the search
 
@@ -1027,7 +1128,7 @@ def _step_text(kind: str, name: str, args: list, kwargs: dict) -> str:
             "call": f"obj({_arg_text(args, kwargs)})", "str": "str(obj)", "repr": "repr(obj)",
             "bool": "bool(obj)", "eq": f"(obj == {first})",
             "setitem": f"obj.__setitem__({_arg_text(args, kwargs)})",
-            "delitem": f"obj.__delitem__({first})"}[kind]
+            "delitem": f"obj.__delitem__({first})", "setattr": f"obj.{name} = {first}"}[kind]
 
 
 def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
@@ -1056,6 +1157,9 @@ def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
         return bool(obj)
     if kind == "eq":
         return obj == first
+    if kind == "setattr":
+        setattr(obj, name, first)
+        return None
     return getattr(obj, name)(*args, **kwargs)
 
 
@@ -1095,7 +1199,12 @@ def explore(cfg: dict, module, cov, baseline: list) -> None:
     if options.get("observed", True):
         if options.get("round", 0) == 0 and options.get("doctests", True):
             doctest_seeds(module)
-        Explorer(module, cfg, baseline).run()
+        explorer = Explorer(module, cfg, baseline)
+        try:
+            explorer.run()
+        finally:
+            emit({"event": "explorer_stats", "attempts": getattr(explorer, "attempts", {}),
+                  "emitted": explorer.emitted, "errors": explorer.errors})
     if options.get("ghostwriter", True) and options.get("round", 0) == 0:
         emit({"event": "ghostwriter", "text": _ghostwrite(module, float(options.get("ghost_seconds", 20)))})
 
