@@ -60,3 +60,30 @@ def test_summary():
     summary = task.summarize(outs, RunContext(job_id="j", params=task.Params()))
     assert summary["documents"] == 2
     assert summary["by_category"]["PROBLEM"]["absent"] >= 1 and summary["by_category"]["PROBLEM"]["present"] >= 1
+
+
+@pytest.mark.slow
+def test_assertion_cue_classes():
+    # cases written for this test: padded report columns, a heading then "No", a duration, instructions
+    out = run([
+        {"text": "Venous duplex of the legs negative      for thrombosis.", "targets": ["thrombosis"]},
+        {"text": "Abdomen: No tenderness, guarding or distension.", "targets": ["tenderness"]},
+        "She reports a three-day history of nausea.",
+        "Call also for any chest pain or fever above 101.",
+        "History of pneumonia in childhood.",
+    ])
+    thrombosis = by_text(out[0])["thrombosis"]
+    padded = "Venous duplex of the legs negative      for thrombosis."
+    assert thrombosis.negated and thrombosis.start == padded.index("thrombosis")  # original offsets
+    assert by_text(out[1])["tenderness"].negated
+    assert not by_text(out[2])["nausea"].historical
+    assert by_text(out[3])["chest pain"].hypothetical and by_text(out[3])["fever"].hypothetical
+    assert by_text(out[4])["pneumonia"].historical
+
+
+def test_collapse_spaces_maps_offsets_back():
+    from verticals_medical.entities import collapse_spaces
+
+    text, positions = collapse_spaces("a  b\t\t c\nd")
+    assert text == "a b c\nd"
+    assert [positions[i] for i in range(len(text))] == [0, 1, 3, 4, 7, 8, 9]

@@ -211,6 +211,12 @@ def concept_span(item: dict[str, Any]) -> tuple[int, int] | None:
 
 def context_flags(nlp: Any, text: str, start: int, end: int) -> dict[str, bool] | None:
     """Run ``nlp`` with the given span as the only entity (set in place of the target matcher)."""
+    from bisect import bisect_left
+
+    from .entities import collapse_spaces
+
+    text, positions = collapse_spaces(text)
+    start, end = bisect_left(positions, start), bisect_left(positions, end)
     doc = nlp.make_doc(text)
     span = None
     for name, proc in nlp.pipeline:

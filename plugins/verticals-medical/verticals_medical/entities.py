@@ -139,8 +139,49 @@ def get_pipeline(terms_file: str | None = None, terms_mtime: float | None = None
                 rules.append(TargetRule(phrase, category))
         nlp.get_pipe("medspacy_target_matcher").add(rules + extra_rules)
         nlp.get_pipe("medspacy_sectionizer").add(_section_rules())
-        nlp.get_pipe("medspacy_context").add(_context_rules())
+        _replace_context(nlp)
         return nlp
+
+
+# medspaCy's default ": no" / ": none" (BACKWARD, for "Fever: no") also match the start of "Extremities: No
+# clubbing" and, being longer, prune the forward "no": they only apply at the end of a clause here.
+_REPLACED_DEFAULTS = {": no", ": none"}
+
+
+def _replace_context(nlp: Any) -> None:
+    """ConText with medspaCy's default rules (less the two above) and ours; a modifier inside a target
+    does not modify it ("skin warm, without lesion" as one finding is not negated)."""
+    from medspacy.context import ConTextRule
+    from medspacy.context import context as context_module
+
+    names = nlp.pipe_names
+    following = names[names.index("medspacy_context") + 1:]
+    nlp.remove_pipe("medspacy_context")
+    config = {"rules": None, "prune_on_target_overlap": True}
+    context = (nlp.add_pipe("medspacy_context", config=config, before=following[0]) if following
+               else nlp.add_pipe("medspacy_context", config=config))
+    default_file = Path(context_module.__file__).resolve().parents[2] / "resources" / "en" / "context_rules.json"
+    defaults = [r for r in ConTextRule.from_json(str(default_file)) if r.literal not in _REPLACED_DEFAULTS]
+    end_of_clause = [{"ORTH": ":"}, {"LOWER": {"IN": ["no", "none"]}}, {"IS_PUNCT": True}]
+    defaults.append(ConTextRule(": no", "NEGATED_EXISTENCE", direction="BACKWARD", pattern=end_of_clause))
+    context.add(defaults + _context_rules())
+
+
+def collapse_spaces(text: str) -> tuple[str, list[int]]:
+    """Runs of spaces and tabs as one space (multi-word cues such as "negative for" match across the
+    column padding of reports); ``positions[i]`` is the original offset of character ``i``."""
+    out: list[str] = []
+    positions: list[int] = []
+    previous_blank = False
+    for i, ch in enumerate(text):
+        blank = ch in " \t"
+        if blank and previous_blank:
+            continue
+        out.append(" " if blank else ch)
+        positions.append(i)
+        previous_blank = blank
+    positions.append(len(text))
+    return "".join(out), positions
 
 
 CONTEXT_FILE = "context_rules.tsv"
@@ -154,8 +195,10 @@ def _context_rules() -> list[Any]:
     for line in text.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        literal, category, direction = (c.strip() for c in line.split("\t"))
-        rules.append(ConTextRule(literal, category, direction=direction))
+        cells = [c.strip() for c in line.split("\t")]
+        literal, category, direction = cells[:3]
+        pattern = json.loads(cells[3]) if len(cells) > 3 and cells[3] else None
+        rules.append(ConTextRule(literal, category, direction=direction, pattern=pattern))
     return rules
 
 
@@ -334,8 +377,14 @@ class EntitiesTask(Task):
             if len(item.text) > 1_000_000:
                 outputs.append(ItemError("note longer than 1,000,000 characters: split it", code="too_long"))
                 continue
-            doc = analyse(nlp, item.text, item.targets)
-            ents = [e for e in entities_of(doc) if wanted is None or e.category in wanted]
+            text, positions = collapse_spaces(item.text)
+            doc = analyse(nlp, text, item.targets)
+            ents = []
+            for e in entities_of(doc):
+                if wanted is not None and e.category not in wanted:
+                    continue
+                start, end = positions[e.start], positions[e.end - 1] + 1
+                ents.append(e.model_copy(update={"start": start, "end": end, "text": item.text[start:end]}))
             counts = Counter(f"{e.category}:{e.assertion}" for e in ents)
             outputs.append(EntOutput(id=item.id, entities=ents, counts=dict(sorted(counts.items()))))
         log.debug("analysed %d notes", len(batch))
