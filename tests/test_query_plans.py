@@ -181,7 +181,11 @@ def test_the_job_counters_match_the_items(store, jobs):
     assert store.write_results(job, [ItemResult(seq, "succeeded", output={"upper": "X", "length": seq},
                                                 provenance=provenance)
                                      for seq in range(0, 40)]) == 32  # 0-7 already failed: not written
-    assert store.write_results(job, [ItemResult(seq, "failed", error="no") for seq in range(40, 64)]) == 24
+    assert store.write_results(job, [ItemResult(seq, "failed", error="no", provenance={"n": seq})
+                                     for seq in range(40, 64)]) == 24
+    assert [(item.seq, item.error, item.provenance) for item in store.iter_items(job, status="failed")] == \
+        [(seq, "gave up after 1 attempts (the item kept crashing or timing out its worker)", None)
+         for seq in range(8)] + [(seq, "no", {"n": seq}) for seq in range(40, 64)]
     assert store.write_results(job, [ItemResult(seq, "failed", error="again") for seq in range(40, 64)]) == 0
     store.add_items(job, [(SMALL, None, "failed", "invalid input: text: missing")])
     assert store.cancel_pending(job, 256, 512) == 256

@@ -270,18 +270,22 @@ class Store:
         One executemany UPDATE per result status (each row found by (job_id, status, seq)), and the
         job's counters, in one transaction. Returns how many items were written.
         """
-        params: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[str, list[ItemResult]] = {}
         for result in results:
             if result.status not in TERMINAL:
                 raise ValueError(f"an item result is {'/'.join(TERMINAL)}, not {result.status!r}")
-            params.setdefault(result.status, []).append({"b_seq": result.seq, "b_output": result.output,
-                                                         "b_error": result.error, "b_provenance": result.provenance})
+            groups.setdefault(result.status, []).append(result)
         written: dict[str, int] = {}
         now = utcnow()
         with self.engine.begin() as connection:
-            for status, rows in params.items():
-                written[status] = self._write_results[purge_inputs].executemany(
-                    connection, {"b_job_id": job_id, "b_status": status, "b_now": now}, rows)
+            for status, group in groups.items():
+                fixed = {"b_job_id": job_id, "b_status": status, "b_now": now}
+                shared = all(result.provenance is group[0].provenance for result in group)
+                if shared:  # a batch's results share one provenance: serialised once
+                    fixed["b_provenance"] = group[0].provenance
+                rows = [{"b_seq": r.seq, "b_output": r.output, "b_error": r.error,
+                         **({} if shared else {"b_provenance": r.provenance})} for r in group]
+                written[status] = self._write_results[purge_inputs].executemany(connection, fixed, rows)
             if written:  # the job's counters, as _add_to_counts does, without building the statement each time
                 self._add_counts.execute(connection, {"job_id": job_id, "d_pending": -sum(written.values()),
                                                       **{f"d_{status}": written.get(status, 0) for status in TERMINAL}})
