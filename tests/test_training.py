@@ -229,7 +229,7 @@ def test_cli_train_promote_run_rollback_and_failed_runs(tmp_path):
     result = json.loads(trained.stdout.strip().splitlines()[-1])
     assert result["version"] == "v1" and result["method"] == "lora"
     gate = run_cli("models", "promote", "finance.sentiment", "v1", "--require", "accuracy>=1.01")
-    assert gate.returncode == 1 and "fails the gate" in gate.stderr
+    assert gate.returncode == 3 and "fails the gate" in gate.stderr
     assert ModelStore().promoted("finance.sentiment") is None
     assert run_cli("models", "promote", "finance.sentiment", "v1", "--require", "accuracy>=0").returncode == 0
     listing = run_cli("models", "list", env={"COLUMNS": "250"})

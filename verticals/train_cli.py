@@ -207,8 +207,8 @@ def models_promote(
     """Make VERSION the one resolution picks for SPEC (a VERTICALS_MODELS override still wins).
 
     With --require, the gate runs first through `verticals eval` (stored as an eval run): on --data, else on the
-    task's golden set (the dev metrics stored with the version when it ships none). A failing gate exits 1 and
-    promotes nothing.
+    task's golden set (the dev metrics stored with the version when it ships none). A failing gate exits 3
+    (as `verticals eval --min` does) and promotes nothing.
     """
     from verticals.core.model_store import ModelStore, ModelStoreError
 
@@ -221,7 +221,8 @@ def models_promote(
             metrics, where = _gate_metrics(spec, chosen, data, gold_column, text_column)
             failures = check_gates(metrics, gates)
             if failures:
-                raise cli._fail(f"not promoted: {spec} {version} fails the gate on {where}: " + "; ".join(failures), 1)
+                raise cli._fail(f"not promoted: {spec} {version} fails the gate on {where}: "
+                                + "; ".join(failures), 3)
             cli.err.print(f"[green]gate passed[/green] on {where}: "
                           + ", ".join(f"{m} = {metrics[m]:.4f}" for m, _, _ in gates))
         store.promote(spec, version)
