@@ -32,8 +32,11 @@ def test_bad_jsonl_line_is_reported_with_its_number(tmp_path):
 
 
 def test_unknown_extension_asks_for_format(tmp_path):
-    (tmp_path / "x.xlsx").write_text("", encoding="utf-8")
+    (tmp_path / "x.dat").write_text("", encoding="utf-8")
     with pytest.raises(InputError, match="--format"):
+        list(read_rows(tmp_path / "x.dat"))
+    (tmp_path / "x.xlsx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(InputError, match="save the sheet as CSV"):
         list(read_rows(tmp_path / "x.xlsx"))
 
 

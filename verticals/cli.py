@@ -50,14 +50,18 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"verticals {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: INFO logs, -vv: DEBUG.")] = 0,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
-    if version:
-        out.print(f"verticals {__version__}")
-        raise typer.Exit()
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
                         handlers=[RichHandler(console=err, show_path=False)], force=True)
@@ -96,8 +100,23 @@ def _coerce(value: str) -> Any:
         return value
 
 
-def _extra_params(args: list[str]) -> dict[str, Any]:
-    """``--mode surrogate --purge-x`` style extra options -> task params."""
+def _is_flag(task_cls, key: str) -> bool:
+    """Whether the task parameter ``key`` is a bool (``--NAME`` alone means true)."""
+    import typing
+
+    field = task_cls.Params.model_fields.get(key) if task_cls is not None else None
+    if field is None:
+        return task_cls is None  # without a task to ask, keep the old reading (a bare flag is true)
+    annotation = field.annotation
+    return annotation is bool or bool in typing.get_args(annotation)
+
+
+def _extra_params(args: list[str], task_cls=None) -> dict[str, Any]:
+    """``--mode surrogate --purge-x`` style extra options -> task params.
+
+    With ``task_cls``, an option without a value (``--threshold`` then nothing, or another option) is
+    an error unless the parameter is a bool.
+    """
     params: dict[str, Any] = {}
     index = 0
     while index < len(args):
@@ -111,8 +130,10 @@ def _extra_params(args: list[str]) -> dict[str, Any]:
         elif index + 1 < len(args) and not args[index + 1].startswith("--"):
             params[key] = _coerce(args[index + 1])
             index += 1
-        else:
+        elif _is_flag(task_cls, key):
             params[key] = True
+        else:
+            raise UserError(f"--{name} needs a value, e.g. --{name} VALUE or --{name}=VALUE")
         index += 1
     return params
 
@@ -194,22 +215,23 @@ def _field_map(task_cls, text_column: str | None, fields: list[str]) -> dict[str
     return mapping
 
 
-def _read_input(task_cls, path: Path, fmt: str | None, text_column: str | None, fields: list[str]):
+def _read_input(task_cls, path: Path, fmt: str | None, text_column: str | None, fields: list[str],
+                encoding: str | None = None):
     from verticals.core.io import map_fields, read_rows
 
     mapping = _field_map(task_cls, text_column, fields)
-    return map_fields(read_rows(path, fmt), mapping, required=task_cls.text_field)
+    return map_fields(read_rows(path, fmt, encoding), mapping, required=task_cls.text_field)
 
 
 def _export(store, registry, job_id: str, output: Path, include_inputs: bool | None) -> int:
-    from verticals.core.io import flat_row, write_rows
+    from verticals.core.io import flat_row, is_folder_output, write_rows
     from verticals.core.jobs import iter_results
 
     job = store.job(job_id)
     task_cls = registry.tasks.get(job.task)
     if include_inputs is None:
         include_inputs = not (task_cls and task_cls.sensitive)
-    if output.suffix == "" or output.is_dir() or str(output).endswith("/"):
+    if is_folder_output(output):
         output.mkdir(parents=True, exist_ok=True)
         count = write_rows(output / "results.jsonl", iter_results(store, job_id, include_inputs))
         if task_cls:
@@ -312,6 +334,8 @@ def run(
     include_inputs: Annotated[bool | None, typer.Option(
         "--include-inputs/--no-inputs", help="Export input columns (default: yes, no for sensitive tasks).")] = None,
     format: Annotated[str | None, typer.Option(help="Input format when the extension does not tell.")] = None,
+    encoding: Annotated[str | None, typer.Option(
+        help="Text encoding of the input (default UTF-8), e.g. cp1252, latin-1, utf-16.")] = None,
     preview: Annotated[int, typer.Option(help="Result rows to print (0: none).")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or preview.")] = False,
 ) -> None:
@@ -319,18 +343,23 @@ def run(
 
     Extra options --NAME VALUE are task parameters (e.g. --mode surrogate).
     """
+    from verticals.core.io import check_output
     from verticals.core.jobs import submit_job
 
+    job_id = None
     try:
         registry = _registry()
         task_cls = registry.task(task)
-        params = {**_extra_params(list(ctx.args)), **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
+        params = {**_extra_params(list(ctx.args), task_cls),
+                  **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
         params = _secret_params(task_cls, params)
+        if output is not None:
+            check_output(output)  # a bad -o is refused before the job runs, not after
         store = _store()
         started = time.perf_counter()
-        rows = _read_input(task_cls, input, format, text_column, field)
+        rows = _read_input(task_cls, input, format, text_column, field, encoding)
         options = {"purge_inputs": purge_inputs, "field_map": _field_map(task_cls, text_column, field)}
-        job_id = submit_job(store, registry, task, rows, params, options, chunk_size)
+        job_id = submit_job(store, registry, task, rows, params, options, chunk_size, allow_empty=False)
         stored_in = time.perf_counter() - started
         err.print(f"[dim]job {job_id}: {store.job(job_id).total} items stored ({stored_in:.1f}s)[/dim]")
         status = _execute(store, registry, job_id, quiet)
@@ -345,12 +374,13 @@ def run(
         if summary["counts"].get("failed"):
             err.print(f"[yellow]{summary['counts']['failed']} item(s) failed; see the error column, or "
                       f"`verticals jobs results {job_id[:8]} --status failed`[/yellow]")
-    except Exception as error:
-        raise _handle(error) from None
+    except (Exception, KeyboardInterrupt) as error:
+        raise _handle(error, job_id) from None
     raise typer.Exit(_exit_code(status if isinstance(status, str) else summary["status"]))
 
 
-def _handle(error: Exception) -> typer.Exit:
+def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
+    """An expected error as one ``error:`` line (exit 2; Ctrl-C: 130); anything else is a bug and raises."""
     from verticals.core.io import InputError
     from verticals.core.jobs import JobError
     from verticals.core.models import ModelUnavailable
@@ -359,12 +389,19 @@ def _handle(error: Exception) -> typer.Exit:
 
     if isinstance(error, typer.Exit):
         return error
+    if isinstance(error, KeyboardInterrupt):
+        if job_id is None:
+            return _fail("interrupted before a job was stored: nothing was kept", 130)
+        return _fail(f"interrupted: finished items are stored; continue with `verticals jobs resume {job_id}`", 130)
     if isinstance(error, UserError | InputError | JobError | ModelUnavailable | DatabaseNotReady | PluginError):
         return _fail(str(error))
     if isinstance(error, KeyError):
         return _fail(str(error.args[0]) if error.args else str(error))
-    if isinstance(error, KeyboardInterrupt):
-        return _fail("interrupted: finished items are stored; continue with `verticals jobs resume JOB`", 130)
+    if type(error).__name__ in ("BrokerUnavailable", "ExecutorUnavailable"):  # their messages say what to do
+        return _fail(str(error))
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return _fail(f"cannot access{where}: {error.strerror or error}")
     raise error
 
 
@@ -386,14 +423,18 @@ def jobs_submit(
     priority: Annotated[str, typer.Option(
         help="high, normal or low: the order in which workers take chunks (Celery executor).")] = "normal",
     format: Annotated[str | None, typer.Option(help="Input format when the extension does not tell.")] = None,
+    encoding: Annotated[str | None, typer.Option(
+        help="Text encoding of the input (default UTF-8), e.g. cp1252, latin-1, utf-16.")] = None,
 ) -> None:
     """Submit a job and print its id. It runs here (or on workers, waiting for them) unless --detach."""
     from verticals.core.jobs import submit_job
 
+    job_id = None
     try:
         registry = _registry()
         task_cls = registry.task(task)
-        params = {**_extra_params(list(ctx.args)), **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
+        params = {**_extra_params(list(ctx.args), task_cls),
+                  **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
         params = _secret_params(task_cls, params)
         if priority not in ("high", "normal", "low"):
             raise UserError(f"unknown priority {priority!r}: use high, normal or low")
@@ -401,8 +442,8 @@ def jobs_submit(
         options = {"purge_inputs": purge_inputs, "field_map": _field_map(task_cls, text_column, field)}
         if priority != "normal":
             options["priority"] = priority
-        job_id = submit_job(store, registry, task, _read_input(task_cls, input, format, text_column, field), params,
-                            options, chunk_size)
+        job_id = submit_job(store, registry, task, _read_input(task_cls, input, format, text_column, field, encoding),
+                            params, options, chunk_size, allow_empty=False)
         out.print(job_id)
         if detach:
             from verticals.config import broker_url
@@ -415,8 +456,8 @@ def jobs_submit(
         else:
             _execute(store, registry, job_id)
             _print_summary(store, job_id)
-    except Exception as error:
-        raise _handle(error) from None
+    except (Exception, KeyboardInterrupt) as error:
+        raise _handle(error, job_id) from None
 
 
 @jobs_app.command("status")
@@ -546,13 +587,14 @@ def jobs_cancel(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
 @jobs_app.command("resume")
 def jobs_resume(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -> None:
     """Run the pending items of a job (after an interruption, or one submitted with --detach)."""
+    job_id = None
     try:
         store, registry = _store(), _registry()
         job_id = store.job(job).id
         status = _execute(store, registry, job_id)
         _print_summary(store, job_id)
-    except Exception as error:
-        raise _handle(error) from None
+    except (Exception, KeyboardInterrupt) as error:
+        raise _handle(error, job_id) from None
     raise typer.Exit(_exit_code(status))
 
 
@@ -560,6 +602,7 @@ def jobs_resume(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
 def jobs_retry(job: Annotated[str, typer.Argument(help="Job id or prefix.")],
                failed: Annotated[bool, typer.Option("--failed", help="Re-run the failed items.")] = True) -> None:
     """Re-run only the failed items of a job."""
+    job_id = None
     try:
         store, registry = _store(), _registry()
         job_id = store.job(job).id
@@ -567,8 +610,8 @@ def jobs_retry(job: Annotated[str, typer.Argument(help="Job id or prefix.")],
         err.print(f"{count} failed item(s) queued again")
         status = _execute(store, registry, job_id) if count else store.summary(job_id)["status"]
         _print_summary(store, job_id)
-    except Exception as error:
-        raise _handle(error) from None
+    except (Exception, KeyboardInterrupt) as error:
+        raise _handle(error, job_id) from None
     raise typer.Exit(_exit_code(status))
 
 

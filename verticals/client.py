@@ -44,6 +44,18 @@ class VerticalsError(RuntimeError):
         self.status_code = status_code
 
 
+class ServerUnavailable(VerticalsError):
+    """The server could not be reached (not running, wrong URL, network down) or did not answer in time."""
+
+
+class InputRefused(VerticalsError):
+    """The job's input or parameters were refused (a bad file, an unknown column or task): nothing was stored."""
+
+
+def _refusal(message: str, status_code: int) -> VerticalsError:
+    return (InputRefused if status_code in (400, 413, 415, 422) else VerticalsError)(message, status_code)
+
+
 @dataclass(frozen=True)
 class Result:
     """One item's result: ``output`` when it succeeded, ``error`` when it failed."""
@@ -224,7 +236,20 @@ class _Remote:
         import httpx
 
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+
+        class Transport(httpx.HTTPTransport):  # a network failure becomes ServerUnavailable, with what to check
+            def handle_request(self, request: httpx.Request) -> httpx.Response:
+                try:
+                    return super().handle_request(request)
+                except httpx.TimeoutException:
+                    raise ServerUnavailable(f"the verticals server at {url} did not answer within {timeout}s "
+                                            "(pass a larger timeout= to Client, or check the server)") from None
+                except httpx.TransportError as error:
+                    raise ServerUnavailable(f"cannot reach the verticals server at {url} ({error}): is "
+                                            "`verticals serve` running there? Or use Client() with no URL to "
+                                            "run in-process") from None
+
+        self.http = httpx.Client(base_url=url, headers=headers, timeout=timeout, transport=Transport())
 
     def close(self) -> None:
         self.http.close()
@@ -237,7 +262,7 @@ class _Remote:
                 detail = response.text[:500]
             if not isinstance(detail, str):
                 detail = json.dumps(detail)
-            raise VerticalsError(f"HTTP {response.status_code}: {detail}", response.status_code)
+            raise _refusal(f"HTTP {response.status_code}: {detail}", response.status_code)
         return response.json() if response.content else None
 
     def tasks(self) -> list[dict[str, Any]]:
@@ -329,7 +354,8 @@ class _Local:
             return function(*args, **kwargs)
         except (JobError, InputError, PluginError, KeyError, ValueError) as error:
             message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            raise VerticalsError(str(message)) from None
+            kind = InputRefused if isinstance(error, JobError | InputError) else VerticalsError
+            raise kind(str(message)) from None
 
     def _execute(self, job_id: str) -> None:
         from verticals.workers import get_executor
@@ -356,8 +382,10 @@ class _Local:
             rows: Iterable[dict[str, Any]] = items
         else:
             mapping = {task_cls.text_field: text_column} if text_column and task_cls.text_field else {}
-            rows = map_fields(read_rows(path), mapping, required=task_cls.text_field)
-        job_id = self._call(submit_job, self.store, self.registry, task, rows, params, {}, chunk_size)
+            rows = map_fields(read_rows(path), mapping, required=task_cls.text_field,
+                              pick="text_column=COLUMN")
+        job_id = self._call(submit_job, self.store, self.registry, task, rows, params, {}, chunk_size,
+                            allow_empty=items is not None)
         self._execute(job_id)
         return job_id
 

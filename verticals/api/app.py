@@ -400,20 +400,23 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
                             purge_inputs], sort_keys=True, default=str)
 
         def rows() -> Iterator[dict[str, Any]]:
-            return map_fields(iter_rows(file.file, kind), dict(mapping), required=task_cls.text_field)
+            return map_fields(iter_rows(file.file, kind), dict(mapping), required=task_cls.text_field,
+                              pick="the form field text_column=COLUMN")
 
         def make() -> str:
             return submit_job(state.store, state.registry, task, rows(), parsed_params,
-                              {"purge_inputs": purge_inputs, "source": kind}, chunk_size, tenant=who.tenant)
+                              {"purge_inputs": purge_inputs, "source": kind}, chunk_size, tenant=who.tenant,
+                              allow_empty=False)
 
         def work() -> JSONResponse:
-            _count, digest = scan(file.file, kind, extra.encode())  # every row parses before a job exists
-            if _count:
-                first = rows()
-                try:
-                    next(first)  # column mapping problems are reported before a job exists
-                finally:
-                    first.close()
+            count, digest = scan(file.file, kind, extra.encode())  # every row parses before a job exists
+            if not count:
+                raise InputError("the upload has no rows (an empty file, or a header and no row): nothing to run")
+            first = rows()
+            try:
+                next(first)  # column mapping problems are reported before a job exists
+            finally:
+                first.close()
             return _create(who, idempotency_key, digest, make)
 
         try:

@@ -8,14 +8,12 @@ holds the whole file.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import io
-import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from verticals.core.io import InputError, iter_jsonl
+from verticals.core.io import BOMS, InputError, first_undecodable_line, iter_csv, iter_jsonl, not_decodable
 
 UPLOAD_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
 
@@ -34,16 +32,21 @@ def upload_format(filename: str | None, fmt: str | None) -> str:
 
 
 def iter_rows(raw: IO[bytes], kind: str) -> Iterator[dict[str, Any]]:
-    """Yield one dict per row from the start of ``raw`` (left open)."""
+    """Yield one dict per row from the start of ``raw`` (left open).
+
+    The same rules as files given to the CLI (:mod:`verticals.core.io`): an unbalanced quote in a CSV
+    upload, a line that is not JSON or not UTF-8 is an :class:`InputError` naming its line.
+    """
+    raw.seek(0)
+    start = raw.read(4)
+    for bom, name in BOMS:
+        if start.startswith(bom):
+            raise InputError(f"the upload is {name.upper()} text, not UTF-8: save it as UTF-8 and upload again")
     raw.seek(0)
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="" if kind == "csv" else None)
     try:
         if kind == "csv":
-            csv.field_size_limit(sys.maxsize)
-            try:
-                yield from csv.DictReader(text)
-            except csv.Error as error:
-                raise InputError(f"the CSV upload is malformed ({error})") from None
+            yield from iter_csv(text, "the upload:")
         elif kind == "jsonl":
             yield from iter_jsonl(text, "the upload:")
         else:
@@ -51,7 +54,8 @@ def iter_rows(raw: IO[bytes], kind: str) -> Iterator[dict[str, Any]]:
                 if line.strip():
                     yield {"text": line.rstrip("\r\n")}
     except UnicodeDecodeError:
-        raise InputError("the upload is not UTF-8 text: save it as UTF-8 and upload again") from None
+        line = first_undecodable_line(raw, "utf-8-sig")
+        raise not_decodable("the upload", line, "utf-8", "save it as UTF-8 and upload again") from None
     finally:
         with contextlib.suppress(ValueError):  # already closed
             text.detach()

@@ -6,15 +6,22 @@ batches), so a large file never sits whole in memory.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import importlib.util
 import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet",
            ".txt": "txt"}
+OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+SPREADSHEETS = (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
+# Byte-order marks of encodings that are not UTF-8 (UTF-32 first: its little-endian mark starts like UTF-16's).
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 class InputError(ValueError):
@@ -22,42 +29,193 @@ class InputError(ValueError):
 
 
 def detect_format(path: Path, fmt: str | None = None) -> str:
+    """The input format of ``path`` (``fmt`` when given: the ``--format`` option)."""
     if fmt:
+        if fmt not in set(FORMATS.values()):
+            raise InputError(f"unknown input format {fmt!r}: use csv, jsonl, parquet or txt")
         return fmt
     found = FORMATS.get(path.suffix.lower())
     if not found:
+        if path.suffix.lower() in SPREADSHEETS:
+            raise InputError(f"{path.name} is a spreadsheet, which verticals does not read: save the sheet as "
+                             "CSV (UTF-8) and run on the .csv file")
         raise InputError(f"cannot tell the format of {path.name}: use a .csv, .jsonl, .parquet or .txt file, "
-                         "or pass --format")
+                         "or pass --format csv|jsonl|parquet|txt")
     return found
 
 
-def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[dict[str, Any]]:
-    """Yield one dict per row. TXT files give ``{"text": line}`` per non-empty line."""
+def output_format(path: Path) -> str:
+    """The format results are written in at ``path`` (a file name ending .csv, .jsonl or .parquet)."""
+    found = OUTPUT_FORMATS.get(path.suffix.lower())
+    if not found:
+        raise InputError(f"cannot write results to {path.name}: name the output .csv, .jsonl or .parquet "
+                         "(or give a folder)")
+    return found
+
+
+def is_folder_output(path: Path) -> bool:
+    """Whether results go into a folder (no extension, an existing folder, or a trailing slash)."""
+    return path.suffix == "" or path.is_dir() or str(path).endswith(("/", "\\"))
+
+
+def check_output(path: str | Path) -> None:
+    """Refuse an output the results could not be written to, before any job runs: unknown extension,
+    Parquet without pyarrow, a folder or file that cannot be created or written."""
+    path = Path(path)
+    folder = is_folder_output(path)
+    if not folder and output_format(path) == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise InputError("writing Parquet needs pyarrow: pip install 'verticals[parquet]', or write .csv/.jsonl")
+    target = path if folder else path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot write results to {path}: cannot create the folder {target} "
+                         f"({error.strerror or error}); choose another -o path") from None
+    probe = path / ".verticals-write-test" if folder else path
+    if probe.is_dir():
+        raise InputError(f"cannot write results to {path}: it is a folder; name a file or end the path with /")
+    existed = probe.exists()
+    try:
+        with probe.open("ab"):
+            pass
+    except OSError as error:
+        raise InputError(f"cannot write results to {path} ({error.strerror or error}); choose another -o path") \
+            from None
+    if not existed:
+        probe.unlink(missing_ok=True)
+
+
+def _check_encoding(path: Path, encoding: str | None) -> str:
+    """The encoding to read a text input with; a file with a UTF-16/32 byte-order mark is refused
+    unless ``encoding`` names it (a clear message instead of a decoding traceback)."""
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InputError(f"unknown encoding {encoding!r} (e.g. utf-8, cp1252, latin-1, utf-16)") from None
+        return encoding
+    with path.open("rb") as handle:
+        start = handle.read(4)
+    for bom, name in BOMS:
+        if start.startswith(bom):
+            raise InputError(f"{path.name} is {name.upper()} text, not UTF-8: re-save it as UTF-8, "
+                             f"or pass --encoding {name}")
+    return "utf-8-sig"
+
+
+def first_undecodable_line(raw: IO[bytes], encoding: str) -> int | None:
+    """The number of the first line of ``raw`` (from its start) that does not decode, or None."""
+    raw.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    for number, line in enumerate(raw, 1):
+        try:
+            decoder.decode(line)
+        except UnicodeDecodeError:
+            return number
+    return None
+
+
+def not_decodable(where: str, line: int | None, encoding: str, hint: str) -> InputError:
+    name = "UTF-8" if encoding.replace("_", "-").lower() in ("utf-8", "utf-8-sig", "utf8") else encoding
+    at = f" (line {line})" if line else ""
+    return InputError(f"{where} is not {name} text{at}: {hint}")
+
+
+def read_rows(path: str | Path, fmt: str | None = None, encoding: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield one dict per row. TXT files give ``{"text": line}`` per non-empty line.
+
+    Every problem is an :class:`InputError` whose message names the file and, for text formats, the line:
+    a missing file, a folder, an unknown or fake format, text that does not decode (``encoding``: default
+    UTF-8), an unbalanced quote in a CSV file (see :func:`iter_csv`), a line that is not JSON.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"input file {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a file (.csv, .jsonl, .parquet or .txt)")
     kind = detect_format(path, fmt)
-    if kind == "csv":
-        csv.field_size_limit(sys.maxsize)
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            yield from csv.DictReader(handle)
-    elif kind == "jsonl":
-        with path.open(encoding="utf-8") as handle:
-            yield from iter_jsonl(handle, path.name)
-    elif kind == "parquet":
+    try:
+        if kind == "parquet":
+            yield from _read_parquet(path)
+            return
+        text_encoding = _check_encoding(path, encoding)
         try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise InputError("reading Parquet needs pyarrow: pip install 'verticals[parquet]'") from None
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-            yield from batch.to_pylist()
-    elif kind == "txt":
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    yield {"text": line.rstrip("\n")}
-    else:
-        raise InputError(f"unknown input format {kind!r}")
+            with path.open(newline="" if kind == "csv" else None, encoding=text_encoding) as handle:
+                if kind == "csv":
+                    yield from iter_csv(handle, path.name)
+                elif kind == "jsonl":
+                    yield from iter_jsonl(handle, path.name)
+                else:
+                    for line in handle:
+                        if line.strip():
+                            yield {"text": line.rstrip("\n")}
+        except UnicodeDecodeError:
+            with path.open("rb") as raw:
+                line = first_undecodable_line(raw, text_encoding)
+            raise not_decodable(path.name, line, text_encoding,
+                                "re-save it as UTF-8, or pass --encoding ENCODING (e.g. --encoding cp1252)") from None
+    except PermissionError:
+        raise InputError(f"cannot read {path}: permission denied") from None
+    except IsADirectoryError:  # pragma: no cover - checked above
+        raise InputError(f"{path} is a folder: give a file") from None
+
+
+def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("reading Parquet needs pyarrow: pip install 'verticals[parquet]'") from None
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise InputError(f"{path.name} is not a readable Parquet file ({error}): check the file, or pass "
+                         "--format csv|jsonl|txt if it is text") from None
+    for batch in parquet.iter_batches(batch_size=1024):
+        yield from batch.to_pylist()
+
+
+def iter_csv(lines: Iterable[str], where: str) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV text with a header line, as dicts; nothing is swallowed or dropped silently.
+
+    Python's csv module, left lenient, reads a quote that is never closed as a field that runs on to
+    the end of the file (or to the next stray quote): every row after it disappears into one text. Here
+    the reader is strict, so that case is an :class:`InputError` naming the line where the quoted field
+    starts; so is a row with more fields than the header (a value would be dropped) and a header that
+    names a column twice. Blank lines are skipped; a row with fewer fields gets None for the rest.
+    """
+    reader = csv.reader(lines, strict=True)
+    csv.field_size_limit(sys.maxsize)
+    header: list[str] | None = None
+    while True:
+        start = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            if reader.line_num > start or "end of data" in str(error):
+                raise InputError(f"{where} line {start}: a quoted field starts here and is not closed where it "
+                                 f"should be (the CSV reader stopped at line {reader.line_num}: {error}); every "
+                                 "row after it would be swallowed into one value. Close the quote, or double "
+                                 "quotes inside a quoted value (\"\")") from None
+            raise InputError(f"{where} line {start} is not valid CSV ({error}): a quote inside a value must be "
+                             "doubled (\"\") and the value quoted") from None
+        if not record:
+            continue
+        if header is None:
+            header = record
+            seen: set[str] = set()
+            for name in header:
+                if name in seen:
+                    raise InputError(f"{where} line {start}: the header names the column {name!r} twice; "
+                                     "rename one (one of them would be lost)")
+                seen.add(name)
+            continue
+        if len(record) > len(header) and any(value != "" for value in record[len(header):]):
+            raise InputError(f"{where} line {start} has {len(record)} fields, the header has {len(header)}: "
+                             "quote values that contain a comma")
+        yield {name: (record[index] if index < len(record) else None) for index, name in enumerate(header)}
 
 
 def iter_jsonl(lines: Iterable[str], where: str) -> Iterator[dict[str, Any]]:
@@ -75,11 +233,12 @@ def iter_jsonl(lines: Iterable[str], where: str) -> Iterator[dict[str, Any]]:
 
 
 def map_fields(rows: Iterable[dict[str, Any]], mapping: dict[str, str], required: str | None = None,
-               ) -> Iterator[dict[str, Any]]:
+               pick: str = "--text-column COLUMN") -> Iterator[dict[str, Any]]:
     """Copy columns into task fields (``mapping``: task field -> column).
 
     ``required`` is the task's text field: when it is missing and the file has
-    a single column, that column is used; otherwise the error lists the columns.
+    a single column, that column is used; otherwise the error lists the columns
+    and says how to pick one (``pick``: the CLI option, or the API's form field).
     """
     for number, row in enumerate(rows, 1):
         if number == 1:
@@ -92,7 +251,7 @@ def map_fields(rows: Iterable[dict[str, Any]], mapping: dict[str, str], required
                     mapping = {**mapping, required: next(iter(row))}
                 else:
                     raise InputError(f"the input has no {required!r} column; columns: {', '.join(map(str, row))}. "
-                                     f"Pick one with --text-column COLUMN")
+                                     f"Pick one with {pick}")
         yield {**row, **{field: row.get(column) for field, column in mapping.items()}}
 
 
@@ -126,7 +285,7 @@ def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[s
                fmt: str | None = None) -> int:
     """Write export rows to CSV / JSONL / Parquet. CSV and Parquet need ``columns`` (flat keys)."""
     path = Path(path)
-    kind = detect_format(path, fmt)
+    kind = fmt or output_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     if kind == "jsonl":
@@ -160,5 +319,5 @@ def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[s
         writer.write_table(table)
         writer.close()
     else:
-        raise InputError(f"cannot write {kind!r} output: use .csv, .jsonl or .parquet")
+        raise InputError(f"cannot write {kind!r} output: name the output .csv, .jsonl or .parquet")
     return count

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from verticals.config import max_attempts
+from verticals.core.io import InputError
 from verticals.core.models import ModelHost
 from verticals.core.store import ItemResult, Store
 from verticals.core.store.secrets import seal_params, unseal_params
@@ -53,35 +54,89 @@ def job_params(task: type[Task], stored: dict[str, Any] | None) -> BaseModel:
     return task.Params.model_validate(unseal_params(stored))
 
 
+class SubmissionError(JobError):
+    """Reading a job's input failed after its first item (a bad line late in a file): the job that had
+    been created for it was deleted, nothing of it is kept. The message names the problem and its line."""
+
+
 def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[dict[str, Any]],
                params: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
-               chunk_size: int | None = None, tenant: str | None = None) -> str:
+               chunk_size: int | None = None, tenant: str | None = None, allow_empty: bool = True) -> str:
     """Store a job and its items. Invalid items are stored as failed with their validation error.
 
-    ``tenant``: the API tenant the job belongs to (None for CLI/local jobs).
+    ``tenant``: the API tenant the job belongs to (None for CLI/local jobs). ``allow_empty=False``
+    (input files: the CLI, uploads) refuses an input with no item instead of storing an empty job.
+
+    Nothing is left half-submitted: the parameters and the first item are read before the job row
+    exists (a missing or undecodable file, an unknown column or format fails here, with no job); an
+    error found while reading later items (line 5000 is not JSON,
+    Ctrl-C) deletes the job and its stored items before the error goes on, so no job stays ``queued``
+    or ``running`` with nothing to run. Such errors other than :class:`JobError` / ``InputError`` come
+    back as :class:`SubmissionError` (e.g. a task's ``read_items`` refusing an ungrouped log).
     """
     task_cls = registry.task(task_name)
     task = task_cls()
     validated_params = validate_params(task_cls, params or {})
+    items = iter(task.read_items(rows, validated_params))
+    first = _next_item(items)  # before any job exists: file, format, decoding, columns of the first row
+    if first is _END and not allow_empty:
+        raise JobError("the input has no items (an empty file, or a header and no row): nothing to run")
     plugin = registry.task_plugin.get(task_name)
     job_id = store.create_job(task_name, seal_params(validated_params), dict(options or {}),
                               chunk_size or task_cls.chunk_size, plugin.name if plugin else None,
                               plugin.version if plugin else None, tenant=tenant)
     total, pending = 0, []
-    for row in task.read_items(rows, validated_params):
-        try:
-            task_cls.Input.model_validate(row)
-            pending.append((total, row, "pending", None))
-        except ValidationError as error:
-            pending.append((total, row, "failed", describe_validation_error(error)))
-        total += 1
-        if len(pending) >= INSERT_BATCH:
-            store.add_items(job_id, pending)
-            pending = []
-    store.add_items(job_id, pending)
-    store.mark_submitted(job_id, total)
+    try:
+        row = first
+        while row is not _END:
+            try:
+                task_cls.Input.model_validate(row)
+                pending.append((total, row, "pending", None))
+            except ValidationError as error:
+                pending.append((total, row, "failed", describe_validation_error(error)))
+            total += 1
+            if len(pending) >= INSERT_BATCH:
+                store.add_items(job_id, pending)
+                pending = []
+            row = _next_item(items)
+        store.add_items(job_id, pending)
+        store.mark_submitted(job_id, total)
+    except (JobError, InputError) as error:
+        discard_job(store, job_id)
+        raise type(error)(f"{error} (nothing was stored: fix the input and submit again)") from None
+    except BaseException:
+        discard_job(store, job_id)
+        raise
     registry.hook.job_submitted(job=store.summary(job_id))
     return job_id
+
+
+_END = object()
+
+
+def _next_item(items: Iterator[dict[str, Any]]) -> Any:
+    """The next item, or ``_END``; a reading error that is not a JobError/InputError becomes a JobError."""
+    try:
+        return next(items)
+    except StopIteration:
+        return _END
+    except (JobError, InputError):
+        raise
+    except (ValueError, KeyError, TypeError, UnicodeError, OSError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        raise SubmissionError(f"reading the input failed: {message}") from error
+
+
+def discard_job(store: Store, job_id: str) -> None:
+    """Delete a job with its items and artifacts (a submission that failed half-way)."""
+    from sqlalchemy import delete
+
+    from verticals.core.store.tables import Artifact, Item, Job
+
+    with store.session() as session, session.begin():
+        session.execute(delete(Item).where(Item.job_id == job_id))
+        session.execute(delete(Artifact).where(Artifact.job_id == job_id))
+        session.execute(delete(Job).where(Job.id == job_id))
 
 
 class LazyModels(Mapping[str, Any]):
