@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -10,6 +11,51 @@ from pydantic import BaseModel, Field
 from verticals import ClassificationEvaluator, ItemError, Task
 
 LABELS = ("positive", "negative", "neutral")
+
+# Entities: cashtags ($AAPL, $BRK.B), and runs of capitalised words that contain a company word
+# ("Castelmor Telecom", "Grayling Semiconductors plc"). A heuristic with high precision and limited recall:
+# a name with no company word ("JPMorgan", "Beyond Meat") is found only through its cashtag.
+CASHTAG = re.compile(r"(?<![\w$])\$[A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?\b")
+COMPANY_WORDS = frozenset((
+    "inc", "corp", "corporation", "co", "company", "ltd", "plc", "llc", "ag", "sa", "nv", "se", "asa", "ab", "oyj",
+    "group", "holdings", "holding", "bank", "bancorp", "motors", "pharma", "pharmaceuticals", "airlines", "airways",
+    "energy", "foods", "telecom", "semiconductor", "semiconductors", "media", "capital", "partners", "financial",
+    "insurance", "retail", "marine", "securities", "technologies", "technology", "systems", "industries",
+    "logistics", "mining", "resources", "brands", "labs", "therapeutics", "biotech", "networks", "software",
+    "electric", "steel", "chemicals", "petroleum", "oil", "airline", "shipping", "entertainment", "communications",
+    "properties", "realty",
+))
+_WORD = re.compile(r"[A-Z][A-Za-z&'.-]*[A-Za-z]|[A-Z]")
+
+
+def find_entities(text: str) -> list[str]:
+    """Cashtags (upper-cased) and company names, in order of appearance, without duplicates."""
+    found: list[tuple[int, str]] = [(m.start(), m.group(0).upper()) for m in CASHTAG.finditer(text)]
+    run: list[re.Match] = []
+
+    def close() -> None:
+        words = [m.group(0) for m in run]
+        marks = [i for i, w in enumerate(words) if w.lower().rstrip(".") in COMPANY_WORDS]
+        if marks and marks[0] > 0:  # a name before the company word ("Castelmor Telecom", not "Bank")
+            found.append((run[0].start(), " ".join(words[: marks[-1] + 1])))
+        run.clear()
+
+    for match in _WORD.finditer(text):
+        if run and text[run[-1].end():match.start()] not in (" ",):
+            close()
+        run.append(match)
+    if run:
+        close()
+    out: list[str] = []
+    for _, name in sorted(found):
+        if name not in out:
+            out.append(name)
+    return out
+
+
+class SentimentParams(BaseModel):
+    entities: bool = Field(default=False, description="Also list the cashtags and company names each item "
+                           "mentions; the job summary then gives the label shares per entity.")
 
 
 class SentimentInput(BaseModel):
@@ -20,6 +66,7 @@ class SentimentOutput(BaseModel):
     label: Literal["positive", "negative", "neutral"]
     score: float = Field(ge=0, le=1, description="Probability of the label.")
     probabilities: dict[str, float]
+    entities: list[str] | None = Field(default=None, description="Cashtags and company names (with entities=true).")
 
 
 class SentimentTask(Task):
@@ -27,6 +74,7 @@ class SentimentTask(Task):
     description = "Sentiment of financial text for investors: positive, negative or neutral, with probabilities."
     Input = SentimentInput
     Output = SentimentOutput
+    Params = SentimentParams
     models = {"classifier": "finance.sentiment"}
     device = "gpu"
     chunk_size = 512
@@ -50,11 +98,25 @@ class SentimentTask(Task):
                 continue
             probs = {label: round(float(row[labels.index(label)]), 6) for label in LABELS}
             best = max(probs, key=probs.get)
-            outputs.append(SentimentOutput(label=best, score=probs[best], probabilities=probs))
+            entities = find_entities(text) if ctx.params.entities else None
+            outputs.append(SentimentOutput(label=best, score=probs[best], probabilities=probs, entities=entities))
         return outputs
 
     def summarize(self, outputs, ctx):
-        counts = Counter(output.label for output in outputs)
+        counts: Counter[str] = Counter()
+        by_entity: dict[str, Counter[str]] = defaultdict(Counter)
+        for output in outputs:
+            counts[output.label] += 1
+            for entity in output.entities or ():
+                by_entity[entity][output.label] += 1
         total = sum(counts.values())
-        return {"labels": {label: counts.get(label, 0) for label in LABELS},
-                "share": {label: round(counts.get(label, 0) / total, 4) if total else 0.0 for label in LABELS}}
+        summary = {"labels": {label: counts.get(label, 0) for label in LABELS},
+                   "share": {label: round(counts.get(label, 0) / total, 4) if total else 0.0 for label in LABELS}}
+        if ctx.params.entities:
+            ranked = sorted(by_entity.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:50]
+            summary["entities"] = {
+                entity: {"n": sum(c.values()),
+                         **{label: round(c.get(label, 0) / sum(c.values()), 4) for label in LABELS},
+                         "majority": c.most_common(1)[0][0]}
+                for entity, c in ranked}
+        return summary
