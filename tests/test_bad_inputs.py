@@ -243,3 +243,33 @@ def test_sdk_remote_without_a_server_raises_server_unavailable():
             pytest.raises(ServerUnavailable, match="is `verticals serve` running") as raised:
         client.tasks()
     assert isinstance(raised.value, VerticalsError)
+
+
+# -- two first runs at once ---------------------------------------------------------------------
+
+WAIT_THEN_OPEN = """
+import os, sys, time
+from verticals.core.store import open_store
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+open_store(sys.argv[1])
+print("ready")
+"""
+
+
+@pytest.mark.slow  # six interpreter start-ups
+def test_two_processes_opening_a_fresh_sqlite_database_both_succeed(tmp_path):
+    """Both migrate-on-first-use at the same moment; the migration lock makes the second wait for the first
+    (without it one of the two fails on 'table alembic_version already exists' most of the time)."""
+    for round_ in range(3):
+        url, go = f"sqlite:///{tmp_path / f'fresh{round_}.db'}", tmp_path / f"go{round_}"
+        processes = [subprocess.Popen([sys.executable, "-c", WAIT_THEN_OPEN, url, str(go)], cwd=REPO,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        time.sleep(2)  # both have imported verticals and wait at the barrier
+        go.touch()
+        for process in processes:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0 and out.strip() == "ready", err
+        from verticals.core.store.db import current_revision, head_revision, make_engine
+
+        assert current_revision(make_engine(url)) == head_revision()

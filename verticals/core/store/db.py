@@ -8,11 +8,13 @@ explicitly with ``verticals db upgrade`` and is refused until it is.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -137,13 +139,41 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+@contextlib.contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold an exclusive lock on ``<database>.migrate.lock`` (next to the SQLite file) while migrating.
+
+    Two processes opening a fresh database at once (two first ``verticals run``s) would otherwise both
+    run the migrations and one would fail ("table alembic_version already exists"). ``fcntl.flock`` is
+    released by the kernel when its process dies, so a crashed migration never leaves the lock behind.
+    In-memory databases and systems without ``fcntl`` need (or get) no lock.
+    """
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None
+    if path is None or fcntl is None or not path.parent.is_dir():
+        yield
+        return
+    descriptor = os.open(f"{path}.migrate.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
 def ensure_ready(engine: Engine) -> None:
-    """Upgrade an embedded SQLite database; refuse any other database not at head."""
+    """Upgrade an embedded SQLite database (under :func:`migration_lock`); refuse any other database
+    not at head."""
     current, head = current_revision(engine), head_revision()
     if current == head:
         return
     if engine.url.get_backend_name() == "sqlite":
-        upgrade(engine)
+        with migration_lock(engine):
+            if current_revision(engine) != head:  # another process may have migrated while we waited
+                upgrade(engine)
         return
     raise DatabaseNotReady(
         f"database {engine.url.render_as_string(hide_password=True)} is at revision {current or 'none (empty)'}, "
