@@ -114,3 +114,45 @@ def test_timestamps_order_attempts_and_bad_rows_fail_validation():
     assert [a["correct"] for a in item["attempts"]] == [0, 1]
     with pytest.raises(ValidationError):
         TutorMastery.Input(student="x", attempts=[{"skill": "1", "correct": "maybe"}])
+
+
+def test_predictions_option_gives_p_correct_before_every_attempt():
+    task = TutorMastery()
+    attempts = [{"skill": "7", "correct": c} for c in (0, 0, 1, 1, 1, 1)] + [{"skill": "82", "correct": 1}]
+    item = TutorMastery.Input(student="a", attempts=attempts)
+    (out,) = task.run([item], {}, RunContext(job_id="t", params=TutorMastery.Params(predictions=True)))
+    preds = out.predictions
+    assert [p.attempt for p in preds] == list(range(1, 8)) and [p.skill for p in preds] == ["7"] * 6 + ["82"]
+    assert [p.correct for p in preds] == [bool(a["correct"]) for a in attempts]
+    assert all(0 < p.p_correct < 1 for p in preds)
+    assert preds[5].p_correct > preds[2].p_correct  # rises with a run of correct answers
+    # causal: changing the last answer changes no prediction, changing the first changes later ones only
+    flipped = TutorMastery.Input(student="a", attempts=[*attempts[:-1], {"skill": "82", "correct": 0}])
+    (out2,) = task.run([flipped], {}, RunContext(job_id="t", params=TutorMastery.Params(predictions=True)))
+    assert [p.p_correct for p in out2.predictions] == [p.p_correct for p in preds]
+    first = TutorMastery.Input(student="a", attempts=[{"skill": "7", "correct": 1}, *attempts[1:]])
+    (out3,) = task.run([first], {}, RunContext(job_id="t", params=TutorMastery.Params(predictions=True)))
+    assert out3.predictions[0].p_correct == preds[0].p_correct and out3.predictions[1].p_correct > preds[1].p_correct
+    (plain,) = task.run([item], {}, RunContext(job_id="t", params=TutorMastery.Params()))
+    assert plain.predictions is None
+
+
+def test_next_answer_model_fits_and_ranks_held_out_students():
+    """Fit on 300 students of the ASSISTments file, score 100 others: far better than chance."""
+    from verticals_tutor.fit_mastery import by_student, fit, score
+    from verticals_tutor.kt import KTModel
+    from verticals_tutor.semeval import DEFAULT_DATA
+
+    path = DEFAULT_DATA / "assistments2009_train_long.csv"
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            student = line.split(",", 1)[0]
+            if student.isdigit() and int(student) < 400:
+                rows.append(line)
+    tmp = [tuple(r.strip().split(",")) for r in rows]
+    students = by_student([(s, k, int(c)) for s, k, c in tmp])
+    train = {s: a for s, a in students.items() if int(s) < 300}
+    test = {s: a for s, a in students.items() if int(s) >= 300}
+    result = score(KTModel(fit(train)), test)
+    assert result["auc"] > 0.75 and result["rmse"] < 0.45, result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from verticals import ItemError, RunContext, Task
-from verticals_tutor import bkt
+from verticals_tutor import bkt, kt
 from verticals_tutor.grading import (
     MIN_BANK,
     GradeCase,
@@ -202,6 +203,13 @@ class SkillMastery(BaseModel):
     params: Literal["fitted", "default"]
 
 
+class AttemptPrediction(BaseModel):
+    attempt: int = Field(description="1-based position in the student's attempts, in order")
+    skill: str
+    correct: bool
+    p_correct: float = Field(description="P(correct) predicted before this attempt, from the earlier ones only")
+
+
 class MasteryOutput(BaseModel):
     student: str
     skills: list[SkillMastery]
@@ -209,6 +217,8 @@ class MasteryOutput(BaseModel):
     recommendation: str
     mean_mastery: float
     at_risk: bool
+    predictions: list[AttemptPrediction] | None = Field(
+        None, description="with --predictions true: P(correct) before every attempt, in order")
 
 
 class MasteryParams(BaseModel):
@@ -217,6 +227,10 @@ class MasteryParams(BaseModel):
     risk_threshold: float = Field(0.5, gt=0, lt=1, description="a student whose mean mastery is below this is at risk")
     params_file: str | None = Field(None, description="BKT parameter table from `python -m verticals_tutor.fit_bkt`"
                                                       " (default: shipped ASSISTments 2009 fit)")
+    predictions: bool = Field(False, description="also output P(correct) before every attempt (next-answer "
+                                                 "predictions a knowledge-tracing evaluation scores)")
+    predictor_file: str | None = Field(None, description="next-answer model from `python -m "
+                                                         "verticals_tutor.fit_mastery` (default: shipped fit)")
     sorted_input: bool = Field(True, description="rows are grouped by student (streamed); false: group in memory")
     max_rows_in_memory: int = Field(5_000_000, gt=0)
 
@@ -331,10 +345,22 @@ class TutorMastery(Task):
             else:
                 recommended, reason = None, "all practised skills mastered: move on to a new skill"
             mean = float(np.mean([s.mastery for s in skills]))
+            predictions = None
+            if params.predictions:
+                attempts = [(a.skill, int(a.correct)) for a in item.attempts]
+                probs = self._predictor(params).predict(attempts)
+                predictions = [AttemptPrediction(attempt=k + 1, skill=skill, correct=bool(c),
+                                                 p_correct=round(float(p), 4))
+                               for k, ((skill, c), p) in enumerate(zip(attempts, probs, strict=True))]
             outputs.append(MasteryOutput(student=item.student, skills=skills, recommended_skill=recommended,
                                          recommendation=reason, mean_mastery=round(mean, 4),
-                                         at_risk=mean < params.risk_threshold))
+                                         at_risk=mean < params.risk_threshold, predictions=predictions))
         return outputs
+
+    def _predictor(self, params: MasteryParams) -> kt.KTModel:
+        if params.predictor_file:
+            return _predictor_from_file(str(Path(params.predictor_file).expanduser()))
+        return kt.shipped_model()
 
     def summarize(self, outputs: Iterable[MasteryOutput], ctx: RunContext) -> dict[str, Any]:
         params: MasteryParams = ctx.params  # type: ignore[assignment]
@@ -361,6 +387,11 @@ class TutorMastery(Task):
             "students_at_risk_count": len(at_risk), "students_at_risk": at_risk[:50],
             "risk_rule": f"mean mastery over practised skills < {params.risk_threshold}",
         }
+
+
+@lru_cache(maxsize=4)
+def _predictor_from_file(path: str) -> kt.KTModel:
+    return kt.KTModel.from_json(Path(path).read_text(encoding="utf-8"))
 
 
 def _sort_key(stamp: Any) -> tuple[int, float, str]:
