@@ -156,3 +156,20 @@ def test_next_answer_model_fits_and_ranks_held_out_students():
     test = {s: a for s, a in students.items() if int(s) >= 300}
     result = score(KTModel(fit(train)), test)
     assert result["auc"] > 0.75 and result["rmse"] < 0.45, result
+
+
+def test_folder_export_writes_a_mastery_curve_per_student():
+    import xml.etree.ElementTree as ET
+
+    task = TutorMastery()
+    params = TutorMastery.Params(predictions=True)
+    item = TutorMastery.Input(student="st<1>", attempts=[{"skill": "7", "correct": c} for c in (0, 1, 1)]
+                              + [{"skill": "82", "correct": 0}])
+    (out,) = task.run([item], {}, RunContext(job_id="t", params=params))
+    files = task.files(item, out)
+    assert list(files) == ["mastery_curves/st_1_.svg"]
+    svg = ET.fromstring(files["mastery_curves/st_1_.svg"])
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(svg.findall(f"{ns}polyline")) == 2 and len(svg.findall(f"{ns}circle")) == 4
+    (plain,) = task.run([item], {}, RunContext(job_id="t", params=TutorMastery.Params()))
+    assert task.files(item, plain) == {}

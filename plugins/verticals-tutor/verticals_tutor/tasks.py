@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
@@ -357,6 +358,14 @@ class TutorMastery(Task):
                                          at_risk=mean < params.risk_threshold, predictions=predictions))
         return outputs
 
+    def files(self, item: BaseModel, output: BaseModel) -> dict[str, str]:
+        """With ``--predictions true`` and a folder export: one mastery-curve plot (SVG) per student."""
+        out: MasteryOutput = output  # type: ignore[assignment]
+        if not out.predictions:
+            return {}
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", out.student)[:80] or "student"
+        return {f"mastery_curves/{name}.svg": mastery_svg(out.student, out.predictions)}
+
     def _predictor(self, params: MasteryParams) -> kt.KTModel:
         if params.predictor_file:
             return _predictor_from_file(str(Path(params.predictor_file).expanduser()))
@@ -387,6 +396,44 @@ class TutorMastery(Task):
             "students_at_risk_count": len(at_risk), "students_at_risk": at_risk[:50],
             "risk_rule": f"mean mastery over practised skills < {params.risk_threshold}",
         }
+
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def mastery_svg(student: str, predictions: list[AttemptPrediction], width: int = 640, height: int = 260) -> str:
+    """A plain SVG mastery curve (no plotting library is a dependency): P(correct) before each attempt,
+    one line per skill, answers marked at the top (correct) or bottom (wrong)."""
+    left, right, top, bottom = 40, 110, 24, 28
+    n = len(predictions)
+    w, h = width - left - right, height - top - bottom
+
+    def xy(k: int, p: float) -> str:
+        x = left + (w * k / max(n - 1, 1))
+        return f"{x:.1f},{top + h * (1 - p):.1f}"
+
+    skills = list(dict.fromkeys(p.skill for p in predictions))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+             f'font-size="11">',
+             f'<text x="{left}" y="15">Mastery curve: {escape(student)} (P(correct) before each attempt)</text>',
+             f'<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#999"/>']
+    for level in (0.25, 0.5, 0.75):
+        y = top + h * (1 - level)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + w}" y2="{y:.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 28}" y="{y + 4:.1f}">{level:.2f}</text>')
+    for index, skill in enumerate(skills):
+        colour = PALETTE[index % len(PALETTE)]
+        points = [(k, p) for k, p in enumerate(predictions) if p.skill == skill]
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="'
+                     + " ".join(xy(k, p.p_correct) for k, p in points) + '"/>')
+        for k, p in points:
+            parts.append(f'<circle cx="{xy(k, 1.0 if p.correct else 0.0).split(",")[0]}" '
+                         f'cy="{top + (3 if p.correct else h - 3)}" r="2.5" fill="{colour}"/>')
+        if index < 12:
+            parts.append(f'<text x="{left + w + 8}" y="{top + 12 + 14 * index}" fill="{colour}">skill '
+                         f'{escape(skill)[:14]}</text>')
+    parts.append(f'<text x="{left}" y="{height - 8}">attempt 1 to {n}</text></svg>')
+    return "\n".join(parts) + "\n"
 
 
 @lru_cache(maxsize=4)
