@@ -273,3 +273,44 @@ def test_two_processes_opening_a_fresh_sqlite_database_both_succeed(tmp_path):
         from verticals.core.store.db import current_revision, head_revision, make_engine
 
         assert current_revision(make_engine(url)) == head_revision()
+
+
+# -- cleaning up: jobs delete / prune, jobs list filters ------------------------------------------
+
+def test_jobs_delete_prune_and_list_filters(fixture_env, fixtures_only_registry):
+    import json
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from verticals.core.jobs import discard_job, jobs_to_prune, parse_age, submit_job
+    from verticals.core.store.tables import Job, utcnow
+    from verticals.workers.local import LocalExecutor
+
+    store = _store()
+    ok = submit_job(store, fixtures_only_registry, "fixtures.echo", [{"text": "a"}])
+    bad = submit_job(store, fixtures_only_registry, "fixtures.echo", [{"text": "POISON"}])
+    waiting = submit_job(store, fixtures_only_registry, "fixtures.echo", [{"text": "b"}])
+    for job_id in (ok, bad):
+        LocalExecutor(store, fixtures_only_registry).execute(job_id)
+    with store.session() as session, session.begin():  # all three are 40 days old
+        session.execute(update(Job).values(created_at=utcnow() - timedelta(days=40)))
+    assert parse_age("30d") == timedelta(days=30) and parse_age("2w") == timedelta(weeks=2)
+    assert [s["id"] for s in jobs_to_prune(store, parse_age("30d"), ["failed"])] == [bad]
+    assert jobs_to_prune(store, parse_age("50d")) == []
+    assert {s["id"] for s in jobs_to_prune(store, parse_age("30d"))} == {ok, bad}  # never the queued one
+
+    listed = run_cli("jobs", "list", "--status", "failed", "--task", "fixtures.echo", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [job["id"] for job in json.loads(listed.stdout)] == [bad]
+    pruned = run_cli("jobs", "prune", "--older-than", "30d", "--status", "failed")
+    assert pruned.returncode == 0 and "deleted 1 job(s)" in pruned.stderr, pruned.stderr
+    assert {job.id for job in store.list_jobs()} == {ok, waiting}
+
+    refused = run_cli("jobs", "delete", waiting[:10])
+    assert refused.returncode == 2 and "is queued: cancel it first" in refused.stderr
+    deleted = run_cli("jobs", "delete", waiting[:10], "--force")
+    assert deleted.returncode == 0 and f"deleted job {waiting}" in deleted.stderr, deleted.stderr
+    discard_job(store, ok)
+    assert store.list_jobs() == []
+    assert run_cli("jobs", "delete", "nosuchjob").returncode == 2

@@ -510,19 +510,94 @@ def _queue_rows(store, summary: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 @jobs_app.command("list")
-def jobs_list(limit: Annotated[int, typer.Option(help="How many (newest first).")] = 20) -> None:
+def jobs_list(
+    limit: Annotated[int, typer.Option(help="How many (newest first).")] = 20,
+    status: Annotated[list[str] | None, typer.Option(
+        "--status", help="Only jobs with this status (repeatable): queued, running, succeeded, partial, failed, "
+                         "cancelled.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Only jobs of this task.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per job) on stdout.")] = False,
+) -> None:
     """Recent jobs."""
+    known = ("queued", "running", "succeeded", "partial", "failed", "cancelled")
+    status = status or []
     try:
+        for wanted in status:
+            if wanted not in known:
+                raise UserError(f"unknown status {wanted!r}: use {', '.join(known)}")
         store = _store()
-        jobs = store.list_jobs(limit)
+        summaries, offset = [], 0
+        while len(summaries) < limit:
+            page = store.list_jobs(200, offset)
+            for job in page:
+                if task and job.task != task:
+                    continue
+                summary = store.summary(job.id)
+                if status and summary["status"] not in status:
+                    continue
+                summaries.append(summary)
+                if len(summaries) >= limit:
+                    break
+            if len(page) < 200:
+                break
+            offset += 200
     except Exception as error:
         raise _handle(error) from None
+    if as_json:
+        keys = ("id", "task", "status", "total", "done", "counts", "created_at", "started_at", "finished_at")
+        sys.stdout.write(json.dumps([{key: summary[key] for key in keys} for summary in summaries]) + "\n")
+        return
     table = Table("id", "task", "status", "progress", "created")
-    for job in jobs:
-        summary = store.summary(job.id)
-        table.add_row(job.id[:12], job.task, summary["status"], f"{summary['done']}/{summary['total']}",
+    for summary in summaries:
+        table.add_row(summary["id"][:12], summary["task"], summary["status"], f"{summary['done']}/{summary['total']}",
                       summary["created_at"][:19])
     out.print(table)
+
+
+@jobs_app.command("delete")
+def jobs_delete(
+    jobs: Annotated[list[str], typer.Argument(help="Job id(s) or unique prefixes.")],
+    force: Annotated[bool, typer.Option("--force", help="Delete even a job that is queued or running (e.g. one "
+                                                        "whose process died).")] = False,
+) -> None:
+    """Delete jobs with their items, results and artifacts."""
+    from verticals.core.jobs import discard_job
+
+    try:
+        store = _store()
+        for job in jobs:
+            summary = store.summary(store.job(job).id)
+            if summary["status"] in ("queued", "running") and not force:
+                raise UserError(f"job {summary['id']} is {summary['status']}: cancel it first "
+                                f"(`verticals jobs cancel {summary['id'][:8]}`), or pass --force")
+            discard_job(store, summary["id"])
+            err.print(f"deleted job {summary['id']} ({summary['task']}, {summary['status']}, "
+                      f"{summary['total']} items)")
+    except Exception as error:
+        raise _handle(error) from None
+
+
+@jobs_app.command("prune")
+def jobs_prune(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age, e.g. 30d, 12h, 2w (by creation time).")],
+    status: Annotated[list[str] | None, typer.Option(
+        "--status", help="Only this status (repeatable; default: every finished job: succeeded, partial, failed, "
+                         "cancelled).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
+) -> None:
+    """Delete finished jobs older than an age (queued and running jobs are never pruned)."""
+    from verticals.core.jobs import FINISHED, discard_job, jobs_to_prune, parse_age
+
+    try:
+        store = _store()
+        chosen = jobs_to_prune(store, parse_age(older_than), status or FINISHED)
+        for summary in chosen:
+            if not dry_run:
+                discard_job(store, summary["id"])
+            out.print(f"{summary['id']}  {summary['task']}  {summary['status']}  {summary['created_at'][:19]}")
+    except Exception as error:
+        raise _handle(error) from None
+    err.print(f"{'would delete' if dry_run else 'deleted'} {len(chosen)} job(s)")
 
 
 @jobs_app.command("results")

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -128,15 +129,52 @@ def _next_item(items: Iterator[dict[str, Any]]) -> Any:
 
 
 def discard_job(store: Store, job_id: str) -> None:
-    """Delete a job with its items and artifacts (a submission that failed half-way)."""
+    """Delete a job with its items and artifacts (a submission that failed half-way, ``jobs delete``).
+
+    SQLite zeroes the freed pages (``secure_delete``) and the write-ahead log is truncated after, so no
+    copy of the inputs stays on disk (see docs/security.md)."""
     from sqlalchemy import delete
 
+    from verticals.core.store.db import scrub_sqlite
     from verticals.core.store.tables import Artifact, Item, Job
 
     with store.session() as session, session.begin():
         session.execute(delete(Item).where(Item.job_id == job_id))
         session.execute(delete(Artifact).where(Artifact.job_id == job_id))
         session.execute(delete(Job).where(Job.id == job_id))
+    scrub_sqlite(store.engine)
+
+
+FINISHED = ("succeeded", "partial", "failed", "cancelled")
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w`` -> a timedelta."""
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit not in units or not number.isdigit():
+        raise JobError(f"bad age {text!r}: use a number and a unit, e.g. 30d, 12h, 90m, 2w")
+    return timedelta(**{units[unit]: int(number)})
+
+
+def jobs_to_prune(store: Store, older_than: timedelta, statuses: Iterable[str] = FINISHED) -> list[dict[str, Any]]:
+    """Summaries of the finished jobs created more than ``older_than`` ago whose status is in ``statuses``.
+    Jobs still queued or running are never selected."""
+    from sqlalchemy import select
+
+    from verticals.core.store.tables import Job, utcnow
+
+    wanted = set(statuses)
+    unknown = wanted - set(FINISHED)
+    if unknown:
+        raise JobError(f"cannot prune jobs by status {', '.join(sorted(unknown))}: use "
+                       f"{', '.join(FINISHED)} (queued and running jobs are never pruned)")
+    cutoff = utcnow() - older_than
+    with store.session() as session:
+        ids = list(session.scalars(select(Job.id).where(Job.created_at < cutoff, Job.finished_at.is_not(None))
+                                   .order_by(Job.created_at)))
+    summaries = (store.summary(job_id) for job_id in ids)
+    return [summary for summary in summaries if summary["status"] in wanted]
 
 
 class LazyModels(Mapping[str, Any]):
