@@ -314,3 +314,16 @@ def test_jobs_delete_prune_and_list_filters(fixture_env, fixtures_only_registry)
     discard_job(store, ok)
     assert store.list_jobs() == []
     assert run_cli("jobs", "delete", "nosuchjob").returncode == 2
+
+
+def test_a_job_whose_submission_never_finished_is_not_resumed_silently(fixture_env):
+    """Jobs left 'running 0/0' by older versions (a row, no items): resume and cancel say so; delete --force."""
+    store = _store()
+    stuck = store.create_job("fixtures.echo", {}, {}, 100)
+    for command in ("resume", "cancel"):
+        result = run_cli("jobs", command, stuck[:10])
+        assert result.returncode == 2, result.stderr
+        assert "never fully submitted" in result.stderr and "jobs delete" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert run_cli("jobs", "delete", stuck, "--force").returncode == 0
+    assert store.list_jobs() == []

@@ -633,6 +633,16 @@ def jobs_export(
     err.print(f"wrote {count} results to {output}")
 
 
+def _submitted_job(store, job: str) -> str:
+    """The id of ``job``, refused when its items were never all stored (nothing to resume or cancel)."""
+    found = store.job(job)
+    if not found.submitted:
+        raise UserError(f"job {found.id} was never fully submitted (its items are still being stored by another "
+                        "process, or its submission stopped before the end): there is nothing to run. Delete it "
+                        f"with `verticals jobs delete {found.id[:8]} --force` and submit the input again")
+    return found.id
+
+
 @jobs_app.command("cancel")
 def jobs_cancel(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -> None:
     """Cancel a job: running chunks stop at their next batch; items not started are cancelled."""
@@ -640,7 +650,7 @@ def jobs_cancel(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
 
     try:
         store, registry = _store(), _registry()
-        job_id = store.job(job).id
+        job_id = _submitted_job(store, job)
         from verticals.config import broker_url
 
         if broker_url():
@@ -665,7 +675,7 @@ def jobs_resume(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
     job_id = None
     try:
         store, registry = _store(), _registry()
-        job_id = store.job(job).id
+        job_id = _submitted_job(store, job)
         status = _execute(store, registry, job_id)
         _print_summary(store, job_id)
     except (Exception, KeyboardInterrupt) as error:
