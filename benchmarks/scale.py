@@ -19,6 +19,22 @@ chunk size (256) and batch size (64) unless ``--chunk-size``/``--batch-size`` sa
 ``git archive COMMIT verticals | tar -x -C /tmp/before``), so before/after figures come from the same
 script. ``--timeout`` bounds each size (seconds); a size that runs out of time prints the items
 processed so far and their rate (read from its database).
+
+Measured on the 2-core development machine, shared with other work (load average 7-12 on 2 cores, so
+wall-clock rates are a third to a half of what the process's CPU time allows), 2026-11-27:
+
+    code                     items  processed/s  per CPU-s  peak RSS MB  load
+    before (4bce5d0)          10k          654       1677           76   7.5
+    before (4bce5d0)         100k          374       1213           76   9.6
+    before (4bce5d0)         200k          375          -           76   ~5
+    before (4bce5d0)           1M   not run: the per-item cost grows with the job (each batch's
+                                    begin_items read every pending item): ~320 per CPU-s by the
+                                    10k/100k trend, i.e. about an hour of CPU; wall ~100/s
+    after (migration 0004)    10k         6846      19026           76   8.7
+    after                    100k         7527      21512           76   8.5
+    after                      1M        11033      24304           76   7.8
+
+(at load ~5, 10k and 100k ran at 13,252 and 13,706 items/s, 28,025 and 28,233 per CPU-s.)
 """
 
 from __future__ import annotations
