@@ -26,7 +26,7 @@ wall-clock rates are a third to a half of what the process's CPU time allows), 2
     code                     items  processed/s  per CPU-s  peak RSS MB  load
     before (4bce5d0)          10k          654       1677           76   7.5
     before (4bce5d0)         100k          374       1213           76   9.6
-    before (4bce5d0)         200k          375          -           76   ~5
+    before (4bce5d0)         200k          375          -           76   4-7
     before (4bce5d0)           1M   not run: the per-item cost grows with the job (each batch's
                                     begin_items read every pending item): ~320 per CPU-s by the
                                     10k/100k trend, i.e. about an hour of CPU; wall ~100/s
