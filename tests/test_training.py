@@ -250,3 +250,17 @@ def test_cli_train_promote_run_rollback_and_failed_runs(tmp_path):
     failed = run_cli("train", "finance.sentiment", str(empty))
     assert failed.returncode == 1 and "empty" in failed.stderr
     assert [v.version for v in ModelStore().versions()] == ["v1"]  # failed runs stored nothing
+
+
+@pytest.mark.slow
+def test_full_method_stores_its_own_encoder_and_serves_it_privately(tmp_path):
+    config = TrainConfig(method="full", max_steps=2, max_length=24, batch_size=8, seed=3)
+    version = train_model(build_registry(), "finance.sentiment", _rows(45), config, store=ModelStore(tmp_path))
+    head = json.loads((version.path / "verticals_head.json").read_text())
+    assert head["encoder_weights"] == "encoder" and (version.path / "encoder" / "model.safetensors").exists()
+    assert version.meta["steps"] == 2
+    host = ModelHost(build_registry().models, overrides={"finance.sentiment": str(version.path)})
+    classifier = host.get("finance.sentiment")
+    assert classifier.own_encoder and classifier.encoder is not host.get("minilm")
+    probs = classifier.classify(["Shares jump", "Profit warning"])
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
