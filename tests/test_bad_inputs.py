@@ -211,6 +211,20 @@ def test_api_upload_refuses_every_bad_input(name, api):
     assert api.store.list_jobs() == []
 
 
+def test_api_errors_are_problem_details(api):
+    response = api.post("/v1/jobs/upload", data={"task": "fixtures.echo"},
+                        files={"file": ("in.csv", (CORPUS / "unbalanced_quote.csv").read_bytes())})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == 422 and body["title"] == "Unprocessable Entity"
+    assert body["detail"].startswith("the upload: line 7: a quoted field starts here")
+    invalid = api.post("/v1/jobs", json={"task": "fixtures.echo"})  # no items: a string, not a list of dicts
+    assert invalid.status_code == 422 and invalid.json()["detail"] == "invalid request: items: Field required"
+    missing = api.get("/v1/jobs/nosuchjob")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+
+
 def test_api_upload_missing_column_names_the_form_field(api):
     response = api.post("/v1/jobs/upload", data={"task": "fixtures.echo"},
                         files={"file": ("in.csv", b"a,b\n1,2\n")})

@@ -14,12 +14,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from verticals import __version__
 from verticals.api import evals, webhooks
@@ -53,6 +56,16 @@ from verticals.core.store.tenants import TenantError, Tenants
 from verticals.plugins import PluginError, Registry
 
 log = logging.getLogger("verticals.api")
+
+
+def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error response as RFC 9457 problem details; ``detail`` is the message (as it always was)."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail},
+                        status_code=status, headers=headers, media_type="application/problem+json")
 
 LOCAL_TENANT = "local"
 MB = 1 << 20
@@ -114,7 +127,7 @@ class BodyLimit:
         detail = f"the {what} is larger than the server's limit of {limit // MB} MiB"
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                response = JSONResponse({"detail": detail}, status_code=413)
+                response = problem(413, detail)
                 await response(scope, receive, send)
                 return
         seen = 0
@@ -217,27 +230,40 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
 
     OwnedJob = Annotated[str, Depends(owned_job)]
 
+    # Every error is RFC 9457 problem details (application/problem+json): "detail" says what happened and
+    # what to do, in API terms (form fields and endpoints, never CLI options).
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return problem(error.status_code, str(error.detail), getattr(error, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "request"
+            problems.append(f"{where}: {item.get('msg', 'invalid')}")
+        return problem(422, "invalid request: " + "; ".join(problems))
+
     @app.exception_handler(JobError)
     async def _job_error(_request: Request, error: JobError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=422)
+        return problem(422, str(error))
 
     @app.exception_handler(InputError)
     async def _input_error(_request: Request, error: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=422)
+        return problem(422, str(error))
 
     @app.exception_handler(TenantError)
     async def _tenant_error(_request: Request, error: TenantError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=422)
+        return problem(422, str(error))
 
     @app.exception_handler(SecretKeyError)
     async def _secret_key_error(_request: Request, error: SecretKeyError) -> JSONResponse:
         log.error("%s", error)  # the operator's to fix (the message names settings, never a secret)
-        return JSONResponse({"detail": "the server cannot encrypt secret parameters now (server key problem); "
-                                       "tell its operator"}, status_code=503)
+        return problem(503, "the server cannot encrypt secret parameters now (server key problem); tell its operator")
 
     @app.exception_handler(ExecutorUnavailable)
     async def _executor_error(_request: Request, error: ExecutorUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=503)
+        return problem(503, str(error))
 
     # -- health, metrics ---------------------------------------------------------------
     @app.get("/healthz", tags=["ops"], response_class=PlainTextResponse)
