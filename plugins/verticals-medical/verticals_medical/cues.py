@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 from .lexicon import (
     UNIT_WORDS,
+    first_names,
     is_clinical,
     is_listed_name,
     is_stop,
@@ -41,11 +42,25 @@ RELATIVE = re.compile(
 CONTACT = re.compile(
     r"(?<![A-Za-z])(?:spoke\s+(?:with|to)|talked\s+(?:with|to)|met\s+with|discussed\s+with|per|called|paged|"
     r"notified|informed|updated|contacted|contacts|reported\s+to|seen\s+by|examined\s+by|evaluated\s+by|"
-    r"pronounced\s+by|signed\s+by|cc|attn)\s+", re.I)
+    r"pronounced\s+by|signed\s+by|accompanied\s+by|visited\s+by|cc|attn)\s+", re.I)
+VISITOR = re.compile(r"(?P<v>(?<![A-Za-z'])[A-Za-z][a-z]+|[A-Z]{2,})(?=\s+(?:called|visited|phoned|in\s+to\s+visit|"
+                     r"at\s+(?:the\s+)?bedside|was\s+updated|is\s+(?:the\s+)?(?:family|proxy|hcp|contact)|updated|"
+                     r"came\s+in|here\s+to\s+visit))", re.I)
+UNIVERSITY = re.compile(r"(?<![A-Za-z])(?:(?:Univ|University)\.?\s+(?:of\s+)?[A-Z][A-Za-z]+|U\.?\s+(?:of\s+)?"
+                        r"(?:Maryland|Virginia|Pennsylvania|Delaware|Michigan|Minnesota|Iowa|Utah|Washington|Chicago|"
+                        r"Penn|Mass|[A-Z][a-z]+\s+(?:Medical|Hospital|Health))\b)")
+WARD = re.compile(r"(?<![A-Za-z])(?P<v>[A-Za-z]{5,})\s?\d{1,2}(?![\d.,/])"
+                  r"(?!\s*(?:mg|mcg|g|gm|u|units?|ml|cc|l|%|meq|hr|hrs|"
+                  r"x|mm|cm|min|mins|days?|weeks?|hours?|am|pm|yrs?|yo|liters?|lpm)\b)", re.I)
+PLACE_TWO = re.compile(
+    r"(?<![A-Za-z])(?:(?:San|Santa|Los|Las|Fort|Ft|Port|Mount|Mt|New|Bel|El|La|Lake|Glen|Palm|Ocean|Cape)\s+[A-Z][a-z]+"
+    r"|[A-Z][a-z]+\s+(?:Beach|City|Springs|Falls|Heights|Shore|Island|Hills|Valley|Harbor|County|Park|Square))"
+    r"(?![A-Za-z])")
 PLACE_CUE = re.compile(
     r"(?<![A-Za-z])(?:transferred|transfered|transfer|trans|tx'?d|txd|admitted|adm|admit|sent|taken|brought|came|"
     r"went|arrived|arrival|medflight|med\s?flight|referred|returned|return|go|going|followed|excepted|accepted|"
-    r"screened|discharged|d/c'?d|dc'?d|was|been|stay|stayed|bed|placement|evaluated|seen|presented|presents)"
+    r"screened|discharged|d/c'?d|dc'?d|was|been|stay|stayed|bed|placement|evaluated|seen|presented|presents|presenting|"
+    r"tx|enroute|en\s+route)"
     r"(?:\s+(?:back|over|earlier|today|yesterday|directly|emergently|via\s+\w+|in|up))?"
     r"\s+(?:to|from|at|into|by|@)\s+(?:the\s+)?", re.I)
 FACILITY = re.compile(
@@ -55,7 +70,7 @@ FACILITY = re.compile(
 RELIGIOUS = re.compile(r"(?<![A-Za-z])(?:sacred\s+heart|holy\s+(?!spirit)[A-Za-z]+|good\s+samaritan|"
                        r"st\.?\s+[A-Za-z]+(?:'s)?|saint\s+[A-Za-z]+(?:'s)?)"
                        r"(?:\s+(?:memorial|regional|medical\s+center|hospital|hosp))?(?![A-Za-z])", re.I)
-INITIAL_SURNAME = re.compile(r"(?<![A-Za-z.])(?P<i>[A-Za-z])\.[ \t]?(?P<v>[A-Za-z][a-z'A-Z-]{2,})")
+INITIAL_SURNAME = re.compile(r"(?<![\w.'’])(?P<i>[A-Za-z])\.[ \t]?(?P<v>[A-Za-z][a-z'A-Z-]{2,})")
 PLACE_OF = re.compile(r"(?<![A-Za-z])(?:in|of|from|near)\s+(?P<v>[A-Z][a-z]{3,}(?:\s+[A-Z][a-z]+)?)")
 AND_MORE = re.compile(r"(?:\s*,\s*|\s+(?:and|&)\s+|\s*,\s*(?:and|&)\s+)")
 LIVES = re.compile(
@@ -63,7 +78,8 @@ LIVES = re.compile(
     r"originally|relocated|stays|visiting)(?:\s+(?:nearby|alone|with\s+\w+|here))?\s+(?:in|of|to|from|at|near)"
     r"\s+(?:the\s+)?", re.I)
 STATE_AFTER = re.compile(
-    r",[ \t]*(?:AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|"
+    r",[ \t]*(?=(?:[A-Za-z]+\s?){1,2}(?:\s*\d{5}|\s*[).;:\n]|\s*$))"
+    r"(?:AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|"
     r"NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|maryland|virginia|pennsylvania|delaware|"
     r"massachusetts|new\s+york|new\s+jersey|california|florida|texas|ohio)(?![A-Za-z])")
 
@@ -137,6 +153,14 @@ def _take_back(text: str, end: int, ok: Callable[[str], bool], limit: int = 3) -
     return start, stop
 
 
+_STRONG_TITLES = {"dr", "drs", "dr's", "doctor", "mr", "mrs", "ms", "miss", "mx", "prof", "professor"}
+
+
+def _ambiguous_title_name(word: str) -> bool:
+    """After "md", "np", "nurse", "attending"...: "MD AWARE", "NP ASSESSED" are not names."""
+    return name_after_cue(word) and (is_listed_name(word) or zipf(word) < 3.0)
+
+
 def _later_name(word: str) -> bool:
     return name_after_cue(word, limit=3.5) or (is_listed_name(word) and not is_stop(word) and not is_clinical(word))
 
@@ -147,7 +171,8 @@ def name_spans(text: str) -> list[Found]:
         cue = m.group().strip().lower().rstrip(".")
         if cue in ("ms", "mr", "mrs", "miss", "mx") and text[m.end() - 1:m.end()] == ":":
             continue
-        span = _take(text, m.end(), name_after_cue, _later_name)
+        first_ok = name_after_cue if cue in _STRONG_TITLES else _ambiguous_title_name
+        span = _take(text, m.end(), first_ok, _later_name)
         if span:
             found.append((*span, "NAME", 0.9, "cue:title"))
             found += _more_names(text, span[1], name_after_cue if cue.startswith("dr") else _later_name, "cue:title")
@@ -158,7 +183,7 @@ def name_spans(text: str) -> list[Found]:
         if span:
             found.append((*span, "NAME", 0.85, "cue:credential"))
     for m in RELATIVE.finditer(text):
-        span = _take(text, m.end(), lambda w: name_after_cue(w) and (is_listed_name(w) or zipf(w) < 3.0),
+        span = _take(text, m.end(), lambda w: name_after_cue(w) and (is_listed_name(w) or zipf(w) < 3.6),
                      _later_name, limit=2)
         if span:
             found.append((*span, "NAME", 0.85, "cue:relative"))
@@ -169,8 +194,12 @@ def name_spans(text: str) -> list[Found]:
             found.append((*span, "NAME", 0.7, "cue:contact"))
     for m in INITIAL_SURNAME.finditer(text):
         word = m.group("v")
-        if name_after_cue(word, limit=3.8 if m.group("i").isupper() else 3.0) and not is_clinical(word):
+        if name_after_cue(word, limit=2.5 if m.group("i").isupper() else 1.5) and not is_clinical(word):
             found.append((m.start(), m.end("v"), "NAME", 0.75, "cue:initial"))
+    for m in VISITOR.finditer(text):
+        word = m.group("v")
+        if word.lower() in first_names() and name_after_cue(word, limit=5.5):
+            found.append((m.start("v"), m.end("v"), "NAME", 0.7, "cue:visitor"))
     for m in TOKEN.finditer(text):
         if name_without_cue(m.group()):
             found.append((m.start(), m.end(), "NAME", 0.6, "list:name"))
@@ -184,13 +213,17 @@ def place_spans(text: str) -> list[Found]:
         if span:
             found.append((*span, "LOCATION", 0.75, "cue:transfer"))
     for m in FACILITY.finditer(text):
-        span = _take_back(text, m.start(), _facility_word, limit=3)
+        strong = m.group().lower().startswith(("hosp", "rehab", "medical", "med"))
+        span = _take_back(text, m.start(), lambda w, strong=strong: _facility_word(w) or (
+            strong and w.isupper() and zipf(w) < 4.5 and not is_clinical(w) and w.lower() not in _NOT_FACILITY_NAME),
+            limit=3)
         if span:
+            span = (span[0], m.end())
             found.append((*span, "LOCATION", 0.8, "cue:facility"))
     for m in RELIGIOUS.finditer(text):
         words = m.group().split()
         if words[0].lower().startswith("st") or words[0].lower() == "saint":
-            name = words[-1]
+            name = re.sub(r"['’]s$", "", words[1])
             if not ((len(name) == 1 and name.isupper()) or (is_listed_name(name) and not is_clinical(name))):
                 continue
         found.append((m.start(), m.end(), "LOCATION", 0.8, "cue:facility"))
@@ -198,6 +231,16 @@ def place_spans(text: str) -> list[Found]:
         span = _take(text, m.end(), lambda w: place_after_cue(w, limit=4.6), lambda w: place_after_cue(w, 4.0), 2)
         if span:
             found.append((*span, "LOCATION", 0.75, "cue:lives"))
+    for m in UNIVERSITY.finditer(text):
+        found.append((m.start(), m.end(), "LOCATION", 0.75, "cue:university"))
+    for m in PLACE_TWO.finditer(text):
+        if not any(is_clinical(w) for w in m.group().split()):
+            found.append((m.start(), m.end(), "LOCATION", 0.7, "cue:place-name"))
+    for m in WARD.finditer(text):
+        word = m.group("v")
+        if (word[0].isupper() and zipf(word) < 2.0 and not is_clinical(word) and not is_stop(word)
+                and word.lower() not in UNIT_WORDS and not word.lower().endswith(("ing", "ed", "ic", "ly", "x", "s"))):
+            found.append((m.start("v"), m.end("v"), "LOCATION", 0.6, "cue:ward"))
     for m in PLACE_OF.finditer(text):
         words = m.group("v").split()
         if all(not is_clinical(w) and not is_stop(w) and w.lower() not in UNIT_WORDS for w in words) and (

@@ -18,6 +18,8 @@ from functools import lru_cache
 from importlib import resources
 
 FUNCTION_WORDS = frozenset([
+    "friend", "friends", "male", "female", "family", "relative", "relatives",
+    "son", "sons", "sister", "brother", "daughter", "wife", "husband", "house", "case", "post", "mother", "father",
     "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be",
     "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do",
     "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having",
@@ -180,7 +182,7 @@ def name_after_cue(word: str, limit: float = 4.3) -> bool:
     """A token right after a cue ("dr", "son", "per np"): a name unless a function or clinical word
     or a frequent English word that is not a listed name."""
     bare = word.strip("'.-")
-    if len(bare) < 2 or not bare[0].isalpha() or is_stop(bare) or is_clinical(bare):
+    if len(bare) < 2 or not re.fullmatch(r"[A-Za-z'’-]+", bare) or is_stop(bare) or is_clinical(bare):
         return False
     return is_listed_name(bare) or zipf(bare) < limit
 

@@ -437,9 +437,11 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
     return True
 
 
-_NOT_DATE_BEFORE = re.compile(r"(?:\b(?:ps|peep|cpap|psv|simv|imv|vent|strength|str|motor|power|pain|rated|grade|"
+_NOT_DATE_BEFORE = re.compile(r"(?:\b(?:ps|ips|eps|peep|cpap|bipap|psv|simv|imv|vent|support|strength|str|motor|power|"
+                              r"pain|rated|grade|"
                               r"murmur|score|scale|gcs|ratio|dose|x)\b|[/=])[\s:=]*(?:\d+[\s/]*)?$", re.I)
-_NOT_DATE_AFTER = re.compile(r"\s*(?:strength|str\b|motor|power|pain|murmur|ns\b|normal\s+saline|tab|tabs|cup|"
+_NOT_DATE_AFTER = re.compile(r"\s*(?:strength|str\b|motor|power|pain|murmur|ns\b|normal\s+saline|tab|tabs|cup|ps\b|"
+                             r"peep|cpap|bipap|"
                              r"of\s+(?:the|a|an|his|her|meal|dose|tab|normal)|/|x\b|\+)", re.I)
 _FRACTIONS = {"1/2", "1/3", "1/4", "2/3", "3/4", "1/8", "5/5", "4/5", "3/5", "2/5", "1/5", "0/5"}
 
