@@ -504,7 +504,7 @@ def _from_type(hint, limit: int = 6) -> list:
 
         strategy = st.from_type(hint)
         values = []
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), time_limit(1.0):
             warnings.simplefilter("ignore")
             for _ in range(limit * 2):
                 value = strategy.example()
@@ -517,8 +517,13 @@ def _from_type(hint, limit: int = 6) -> list:
         return []
 
 
-def _regex_examples(pattern, count: int = 6) -> list[str]:
-    """Strings that match one of the module's regular expressions (Hypothesis ``st.from_regex``)."""
+def _regex_examples(pattern, count: int = 6, until: float | None = None) -> list[str]:
+    """Strings that match one of the module's regular expressions (Hypothesis ``st.from_regex``).
+
+    Drawing can be slow for large verbose patterns: it stops at ``until`` (a ``time.monotonic()`` value).
+    """
+    if until is not None and time.monotonic() > until:
+        return []
     try:
         import warnings
 
@@ -526,9 +531,12 @@ def _regex_examples(pattern, count: int = 6) -> list[str]:
 
         strategy = st.from_regex(pattern, fullmatch=True)
         found: list[str] = []
-        with warnings.catch_warnings():
+        limit = 1.0 if until is None else max(0.05, until - time.monotonic())
+        with warnings.catch_warnings(), time_limit(limit):
             warnings.simplefilter("ignore")
-            for _ in range(count * 2):
+            for _ in range(count + 2):
+                if until is not None and time.monotonic() > until:
+                    break
                 text = strategy.example()
                 if text not in found and len(text) <= 40:
                     found.append(text)
@@ -556,9 +564,10 @@ def source_regexes(source: str) -> list[str]:
     return patterns[:20]
 
 
-def runtime_constants(module) -> dict[type, list]:
+def runtime_constants(module, until: float | None = None) -> dict[type, list]:
     """Strings, numbers and bytes in the module's globals, including those it imported and the elements of
-    its constant sets, lists, tuples and dicts (``PARAM_KEYWORDS = {"param", "arg"}``)."""
+    its constant sets, lists, tuples and dicts (``PARAM_KEYWORDS = {"param", "arg"}``); strings its compiled
+    regular expressions match, drawn until ``until``."""
     found: dict[type, list] = {str: [], int: [], bytes: [], float: []}
 
     def add(value) -> None:
@@ -570,7 +579,7 @@ def runtime_constants(module) -> dict[type, list]:
 
     for value in list(vars(module).values()):  # strings its regular expressions match come first
         if isinstance(value, re.Pattern) and isinstance(value.pattern, str):
-            for text in _regex_examples(value):
+            for text in _regex_examples(value, until=until):
                 add(text)
     for name, value in list(vars(module).items()):
         if name.startswith("__") or inspect.ismodule(value) or callable(value) or isinstance(value, re.Pattern):
@@ -607,9 +616,11 @@ class Explorer:
             source = handle.read()
         self.consts = module_constants(source)
         short, self.long_strings, self.doc_seeds = mine_docs(module, source)
-        mined = runtime_constants(module)
+        # mining may take at most a fifth of the round (Hypothesis draws from large regexes slowly)
+        until = time.monotonic() + min(3.0, 0.2 * float(options.get("seconds", 10)))
+        mined = runtime_constants(module, until)
         for pattern in source_regexes(source):
-            mined[str] = [*_regex_examples(pattern, 3), *mined[str]]
+            mined[str] = [*_regex_examples(pattern, 3, until), *mined[str]]
         for kind in (str, int, bytes, float):
             self.consts[kind] = list(dict.fromkeys(self.consts[kind] + mined.get(kind, [])))
         self.consts[str] = list(dict.fromkeys(mined[str][:20] + self.consts[str] + short))[:120]
@@ -1055,6 +1066,8 @@ class Explorer:
     def run(self) -> None:
         self.attempts: dict[str, int] = {}
         tasks = self.tasks()
+        self.task_count = len(tasks)
+        self.started_search = self.deadline - time.monotonic()
         if not tasks:
             return
         idle = {t["label"] + t["kind"]: 0 for t in tasks}
@@ -1204,7 +1217,9 @@ def explore(cfg: dict, module, cov, baseline: list) -> None:
             explorer.run()
         finally:
             emit({"event": "explorer_stats", "attempts": getattr(explorer, "attempts", {}),
-                  "emitted": explorer.emitted, "errors": explorer.errors})
+                  "emitted": explorer.emitted, "errors": explorer.errors,
+                  "tasks": getattr(explorer, "task_count", None),
+                  "search_seconds": round(getattr(explorer, "started_search", 0.0), 2)})
     if options.get("ghostwriter", True) and options.get("round", 0) == 0:
         emit({"event": "ghostwriter", "text": _ghostwrite(module, float(options.get("ghost_seconds", 20)))})
 
