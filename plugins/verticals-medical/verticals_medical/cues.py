@@ -194,7 +194,7 @@ def name_spans(text: str) -> list[Found]:
             found.append((*span, "NAME", 0.7, "cue:contact"))
     for m in INITIAL_SURNAME.finditer(text):
         word = m.group("v")
-        if name_after_cue(word, limit=2.5 if m.group("i").isupper() else 1.5) and not is_clinical(word):
+        if name_after_cue(word, limit=2.5 if m.group("i").isupper() else 2.0) and not is_clinical(word):
             found.append((m.start(), m.end("v"), "NAME", 0.75, "cue:initial"))
     for m in VISITOR.finditer(text):
         word = m.group("v")
