@@ -163,6 +163,14 @@ def test_cli_version_flags_and_encoding(fixture_env, tmp_path):
     assert _store().summary(ok.stdout.strip())["status"] == "succeeded"
 
 
+def test_an_unreachable_broker_is_one_message(fixture_env, tmp_path):
+    data = tmp_path / "in.csv"
+    data.write_text("text\nhello\n", encoding="utf-8")
+    result = run_cli("run", "fixtures.echo", str(data), "-q", env={"VERTICALS_BROKER_URL": "redis://127.0.0.1:1/0"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "error: cannot reach the broker" in result.stderr and "verticals jobs resume" in result.stderr
+
+
 def test_ctrl_c_prints_the_resume_hint_and_exits_130(fixture_env, tmp_path):
     data = tmp_path / "in.txt"
     data.write_text("".join(f"line {i}\n" for i in range(200)), encoding="utf-8")
