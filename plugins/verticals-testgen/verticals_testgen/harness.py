@@ -947,6 +947,7 @@ class Explorer:
         steps: list[dict] = []
         keep = 0
         steps_available = steps_available + self.attribute_steps(cls, instance)
+        extra += self.instances_of(cls)[:2]
         focus = [s for s in steps_available if s[3] & self.uncovered]
         for _ in range(rng.randint(1, 5)):
             kind, name, params, _lines = rng.choice(focus if focus and rng.random() < 0.6 else steps_available)
@@ -962,7 +963,7 @@ class Explorer:
                 break
             outcome, value, new = result
             new -= new_total
-            step = {"expr": text}
+            step = {"expr": text, "name": name.strip("_")}
             if outcome == "raise":
                 raised = self.raises_name(value)
                 if raised is None:
@@ -1108,7 +1109,18 @@ class Explorer:
 _FILE_NAMES = re.compile(r"^(input|output|infile|outfile|fp|fd|file|f|stream|fileobj|buf|source|sink|in_file|"
                          r"out_file|inp|out|reader|writer|ifp|ofp)$")
 
-_DUNDER_STEPS = {"__len__": "len", "__iter__": "iter", "__contains__": "contains", "__getitem__": "getitem",
+_BINARY = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/", "__floordiv__": "//",
+           "__mod__": "%", "__pow__": "**", "__lt__": "<", "__le__": "<=", "__gt__": ">", "__ge__": ">=",
+           "__and__": "&", "__or__": "|", "__xor__": "^", "__lshift__": "<<", "__rshift__": ">>",
+           "__matmul__": "@", "__ne__": "!="}
+_UNARY = {"__neg__": "-obj", "__pos__": "+obj", "__abs__": "abs(obj)", "__invert__": "~obj",
+          "__hash__": "hash(obj)", "__int__": "int(obj)", "__float__": "float(obj)", "__round__": "round(obj)",
+          "__trunc__": "math.trunc(obj)", "__floor__": "math.floor(obj)", "__ceil__": "math.ceil(obj)",
+          "__reversed__": "list(reversed(obj))", "__format__": "format(obj, '')", "__copy__": "copy.copy(obj)",
+          "__deepcopy__": "copy.deepcopy(obj)", "__reduce__": "pickle.loads(pickle.dumps(obj))",
+          "__complex__": "complex(obj)", "__bytes__": "bytes(obj)"}
+_DUNDER_STEPS = {**{name: "binary" for name in _BINARY}, **{name: "unary" for name in _UNARY},
+                 "__len__": "len", "__iter__": "iter", "__contains__": "contains", "__getitem__": "getitem",
                  "__call__": "call", "__str__": "str", "__repr__": "repr", "__bool__": "bool", "__eq__": "eq",
                  "__setitem__": "setitem", "__delitem__": "delitem"}
 
@@ -1141,7 +1153,8 @@ def _step_text(kind: str, name: str, args: list, kwargs: dict) -> str:
             "call": f"obj({_arg_text(args, kwargs)})", "str": "str(obj)", "repr": "repr(obj)",
             "bool": "bool(obj)", "eq": f"(obj == {first})",
             "setitem": f"obj.__setitem__({_arg_text(args, kwargs)})",
-            "delitem": f"obj.__delitem__({first})", "setattr": f"obj.{name} = {first}"}[kind]
+            "delitem": f"obj.__delitem__({first})", "setattr": f"obj.{name} = {first}",
+            "binary": f"(obj {_BINARY.get(name, '+')} {first})", "unary": _UNARY.get(name, "obj")}[kind]
 
 
 def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
@@ -1173,6 +1186,21 @@ def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
     if kind == "setattr":
         setattr(obj, name, first)
         return None
+    if kind in ("binary", "unary"):
+        import copy
+        import math
+        import operator
+        import pickle
+
+        if kind == "binary":
+            symbol = _BINARY[name]
+            function = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+                        "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "<": operator.lt,
+                        "<=": operator.le, ">": operator.gt, ">=": operator.ge, "&": operator.and_,
+                        "|": operator.or_, "^": operator.xor, "<<": operator.lshift, ">>": operator.rshift,
+                        "@": operator.matmul, "!=": operator.ne}[symbol]
+            return function(obj, first)
+        return eval(_UNARY[name], {"obj": obj, "math": math, "copy": copy, "pickle": pickle})
     return getattr(obj, name)(*args, **kwargs)
 
 

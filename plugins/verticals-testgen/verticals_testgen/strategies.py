@@ -102,7 +102,7 @@ def observed_candidates(target: Target, events: list[dict], round_index: int = 0
             body_lines = [f"obj = {target.name}.{event['callee']}({', '.join(ctor)})"]
             for step in steps:
                 body_lines += _check(step["expr"], step).splitlines()
-            last = steps[-1]["expr"].removeprefix("list(").removeprefix("obj.").split("(")[0]
+            last = steps[-1].get("name") or steps[-1]["expr"].removeprefix("list(").removeprefix("obj.").split("(")[0]
             stem = f"test_{_safe(event['callee'])}_{_safe(last)}_{_what(steps[-1])}"
             strategy = "sequence"
         elif kind == "doctest":
@@ -133,6 +133,9 @@ def observed_candidates(target: Target, events: list[dict], round_index: int = 0
             preamble.append("import doctest")
         if "io.StringIO(" in body or "io.BytesIO(" in body:
             preamble.append("import io")
+        for library in ("math", "copy", "pickle"):
+            if f"{library}." in body and f"import {library}" not in preamble:
+                preamble.append(f"import {library}")
         try:
             body = ast.unparse(ast.parse(body))
         except SyntaxError:
