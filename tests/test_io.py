@@ -64,3 +64,28 @@ def test_writers_flatten_nested_outputs(tmp_path):
     assert pq.read_table(tmp_path / "o.parquet").to_pylist()[0]["label"] == "positive"
     write_rows(tmp_path / "o.jsonl", rows)
     assert json.loads((tmp_path / "o.jsonl").read_text())["output"]["probabilities"] == {"positive": 0.9}
+
+
+def test_export_columns_in_schema_order_and_typed_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from verticals.core.io import flat_columns
+
+    rows = [{"seq": 0, "status": "succeeded", "input": {"text": "a"}, "error": None,
+             "output": {"count": 1, "score": 0.5, "ok": True, "mixed": 7}},
+            {"seq": 1, "status": "succeeded", "input": {"text": "b"}, "error": None,  # "names": not in row 0
+             "output": {"count": 2, "score": 1, "ok": False, "mixed": "x", "names": "n"}},
+            {"seq": 2, "status": "failed", "input": {"text": "c"}, "error": "boom", "output": None}]
+    columns, types = flat_columns(rows)
+    assert columns == ["seq", "text", "count", "score", "ok", "mixed", "names", "status", "error"]
+    assert types == {"seq": "int", "text": "string", "count": "int", "score": "float", "ok": "bool",
+                     "mixed": "string", "names": "string", "status": "string", "error": "string"}
+    write_rows(tmp_path / "o.parquet", rows, columns, types=types)
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert table.schema.field("count").type == pa.int64() and table.schema.field("score").type == pa.float64()
+    assert table.schema.field("ok").type == pa.bool_()
+    assert table.to_pylist()[1] == {"seq": 1, "text": "b", "count": 2, "score": 1.0, "ok": False, "mixed": "x",
+                                    "names": "n", "status": "succeeded", "error": None}
+    assert table.to_pylist()[0]["mixed"] == "7" and table.to_pylist()[2]["error"] == "boom"

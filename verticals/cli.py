@@ -224,7 +224,7 @@ def _read_input(task_cls, path: Path, fmt: str | None, text_column: str | None, 
 
 
 def _export(store, registry, job_id: str, output: Path, include_inputs: bool | None) -> int:
-    from verticals.core.io import flat_row, is_folder_output, write_rows
+    from verticals.core.io import flat_columns, is_folder_output, write_rows
     from verticals.core.jobs import iter_results
 
     job = store.job(job_id)
@@ -252,12 +252,10 @@ def _export(store, registry, job_id: str, output: Path, include_inputs: bool | N
             (output / "summary.json").write_bytes(summary.content)
         return count
     columns: list[str] = []
-    if output.suffix.lower() in {".csv", ".parquet"}:
-        seen: dict[str, None] = {}
-        for row in iter_results(store, job_id, include_inputs):
-            seen.update(dict.fromkeys(flat_row(row)))
-        columns = list(seen) or ["seq", "status", "error"]
-    return write_rows(output, iter_results(store, job_id, include_inputs), columns)
+    types: dict[str, str] = {}
+    if output.suffix.lower() in {".csv", ".parquet"}:  # a first pass: every row's columns, in schema order
+        columns, types = flat_columns(iter_results(store, job_id, include_inputs))
+    return write_rows(output, iter_results(store, job_id, include_inputs), columns, types=types)
 
 
 def _preview(store, registry, job_id: str, limit: int) -> None:

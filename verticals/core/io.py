@@ -281,9 +281,34 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def flat_columns(rows: Iterable[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    """The columns of the flat records of ``rows`` in schema order (seq, inputs, outputs, status, error),
+    whatever row first shows a column, and each column's value kind for Parquet: ``int``, ``float``,
+    ``bool`` or ``string`` (a column whose values mix kinds, e.g. int and text, is ``string``)."""
+    inputs: dict[str, None] = {}
+    outputs: dict[str, None] = {}
+    kinds: dict[str, set[str]] = {}
+    for row in rows:
+        flat_in = flatten(row.get("input"))
+        inputs.update(dict.fromkeys(flat_in))
+        outputs.update(dict.fromkeys(f"output.{key}" if key in flat_in else key for key in flatten(row.get("output"))))
+        for key, value in flat_row(row).items():
+            if value is not None:
+                kinds.setdefault(key, set()).add(
+                    "bool" if isinstance(value, bool) else "int" if isinstance(value, int)
+                    else "float" if isinstance(value, float) else "string")
+    columns = ["seq", *inputs, *(key for key in outputs if key not in inputs), "status", "error"]
+    types = {}
+    for column in columns:
+        seen = kinds.get(column, set())
+        types[column] = ("float" if seen == {"int", "float"} else next(iter(seen)) if len(seen) == 1 else "string")
+    return columns, types
+
+
 def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[str] | None = None,
-               fmt: str | None = None) -> int:
-    """Write export rows to CSV / JSONL / Parquet. CSV and Parquet need ``columns`` (flat keys)."""
+               fmt: str | None = None, types: dict[str, str] | None = None) -> int:
+    """Write export rows to CSV / JSONL / Parquet. CSV and Parquet need ``columns`` (flat keys); Parquet
+    columns get ``types`` (column -> int, float, bool or string; see :func:`flat_columns`), text otherwise."""
     path = Path(path)
     kind = fmt or output_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -304,17 +329,22 @@ def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], columns: list[s
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        arrow = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
+        convert = {"int": int, "float": float, "bool": bool, "string": str}
+        kinds = {c: (types or {}).get(c, "string") for c in columns or []}
+        schema = pa.schema([(c, arrow[kind]) for c, kind in kinds.items()])
         writer, buffer = None, []
         for row in rows:
             flat = flat_row(row)
-            buffer.append({c: (None if flat.get(c) is None else str(flat.get(c))) for c in columns or []})
+            buffer.append({c: (None if flat.get(c) is None else convert[kind](flat.get(c)))
+                           for c, kind in kinds.items()})
             count += 1
             if len(buffer) >= 1024:
-                table = pa.Table.from_pylist(buffer, schema=pa.schema([(c, pa.string()) for c in columns or []]))
+                table = pa.Table.from_pylist(buffer, schema=schema)
                 writer = writer or pq.ParquetWriter(path, table.schema)
                 writer.write_table(table)
                 buffer = []
-        table = pa.Table.from_pylist(buffer, schema=pa.schema([(c, pa.string()) for c in columns or []]))
+        table = pa.Table.from_pylist(buffer, schema=schema)
         writer = writer or pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
         writer.close()
