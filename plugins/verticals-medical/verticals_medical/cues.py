@@ -53,7 +53,8 @@ WARD = re.compile(r"(?<![A-Za-z])(?P<v>[A-Za-z]{5,})\s?\d{1,2}(?![\d.,/])"
                   r"(?!\s*(?:mg|mcg|g|gm|u|units?|ml|cc|l|%|meq|hr|hrs|"
                   r"x|mm|cm|min|mins|days?|weeks?|hours?|am|pm|yrs?|yo|liters?|lpm)\b)", re.I)
 PLACE_TWO = re.compile(
-    r"(?<![A-Za-z])(?:(?:San|Santa|Los|Las|Fort|Ft|Port|Mount|Mt|New|Bel|El|La|Lake|Glen|Palm|Ocean|Cape)\s+[A-Z][a-z]+"
+    r"(?<![A-Za-z])(?:(?:San|Santa|Los|Las|Fort|Ft|Port|Mount|Mt|New|Bel|El|La|Lake|Glen|Palm|Ocean|Cape|North|South|"
+    r"East|West)\s+[A-Z][a-z]+"
     r"|[A-Z][a-z]+\s+(?:Beach|City|Springs|Falls|Heights|Shore|Island|Hills|Valley|Harbor|County|Park|Square))"
     r"(?![A-Za-z])")
 PLACE_CUE = re.compile(

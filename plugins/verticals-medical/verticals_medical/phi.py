@@ -185,7 +185,7 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"\b(?:card|credit\s+card|debit\s+card|visa|mastercard|amex|cc)\s*(?:number|no\.?|#)?\s*[:#]?\s*"
      r"(?P<v>\d[\d -]{10,22}\d)\b", re.I),
     ("reference", "ID", 0.85,
-     r"\b(?:ref|reference|policy|case|ticket|confirmation|claim|order|booking|file|record|passport|"
+     r"\b(?:ref|reference|policy|case|ticket|confirmation|claim|order|booking|passport|"
      r"identity|national\s+id|tax\s+id|nhs|bsn|personnummer)\s*(?:number|no\.?|#|nr\.?)?"
      r"\s*[:#]\s*#?\s*(?P<v>[A-Za-z]{0,4}-?\d[\dA-Za-z-]{1,24})\b", re.I),
     ("reference-hash", "ID", 0.8, r"\b(?:ref|reference|policy|case|claim|order)\s*#\s*(?P<v>[A-Za-z]{0,4}\d+)\b",
@@ -257,7 +257,7 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"Signed\s+by|Electronically\s+signed\s+by|Cosigned\s+by|Surgeon|Assistant|Anesthesiologist|Provider|"
      r"Physician|Nurse|Emergency\s+Contact|Contact|Next\s+of\s+Kin|NOK|Guardian|Cc|CC|To|From|Dear|"
      r"Health\s+Care\s+Proxy|HCP|Seen\s+by|Discussed\s+with|Spoke\s+with|Case\s+Manager|Social\s+Worker)"
-     rf"\s*[:,-]?\s+(?:(?:Dr|Mr|Mrs|Ms)\.?\s+)?(?P<v>{PERSON_NAME}|{UPPER_NAME},\s+{UPPER_NAME})", 0),
+     rf"\s*[:,-]?\s+(?:(?:Dr|Mr|Mrs|Ms)\.?\s+)?(?P<v>{UPPER_NAME},\s+{UPPER_NAME}|{PERSON_NAME})", 0),
     ("relative-name", "NAME", 0.9,
      r"\b(?:his|her|their|the\s+patient's|patient's)\s+(?:wife|husband|spouse|partner|son|daughter|mother|father|"
      r"brother|sister|niece|nephew|granddaughter|grandson|friend|caregiver|aunt|uncle|cousin),?\s+"
@@ -408,9 +408,12 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
 
         words = re.findall(r"[A-Za-z'-]{2,}", value)
         return bool(words) and all(is_listed_name(w) and not is_clinical(w) and not is_stop(w) for w in words)
+    lower = value.lower().strip(" .,")
+    if detector.startswith("rule:cue:") and category == "LOCATION" and (
+            lower in US_STATES or lower in COUNTRIES or lower in ("new york", "washington")):
+        return False  # a state or a country is not Safe Harbor PHI
     if detector.startswith("rule:"):
         return True
-    lower = value.lower().strip(" .,")
     if category == "LOCATION":
         if lower in US_STATES or lower in COUNTRIES or re.fullmatch(STATE_ABBR, value):
             return False
@@ -476,7 +479,7 @@ def _model_name_ok(value: str) -> bool:
                 or not re.fullmatch(r"[A-Za-z'’]+", word)):
             return False
     listed = [w for w in words if len(w) > 1 and is_listed_name(w)]
-    return bool(listed) and (len(words) > 1 or zipf(words[0]) < 4.0)
+    return bool(listed) and (len(words) > 1 or zipf(words[0]) < 4.0 or words[0].istitle())
 
 
 def _model_place_ok(value: str) -> bool:
@@ -486,7 +489,12 @@ def _model_place_ok(value: str) -> bool:
     if not words:
         return False
     return not any(is_stop(w) or is_clinical(w) or w.lower() in UNIT_WORDS or (w.isupper() and len(w) <= 3)
-                   or not re.fullmatch(r"[A-Za-z'’.-]+", w) or zipf(w) >= 4.6 for w in words)
+                   or not re.fullmatch(r"[A-Za-z'’.-]+", w) or (zipf(w) >= 4.6 and w.lower() not in _PLACE_PREFIXES)
+                   for w in words)
+
+
+_PLACE_PREFIXES = {"north", "south", "east", "west", "new", "lake", "port", "fort", "mount", "san", "santa", "saint",
+                   "st", "st.", "los", "las", "el", "la", "upper", "lower", "great", "little", "old"}
 
 
 def merge_spans(candidates: list[Span]) -> list[Span]:
