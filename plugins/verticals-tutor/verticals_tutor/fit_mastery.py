@@ -19,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from verticals_tutor import bkt
 from verticals_tutor.fit_bkt import SEED, read_log
 from verticals_tutor.kt import FEATURE_NAMES, KTModel, SkillRates, student_features
 from verticals_tutor.metrics import auc, rmse
 from verticals_tutor.semeval import DEFAULT_DATA
 
+MIN_BKT_RESPONSES = 200
 SHIPPED = Path(__file__).parent / "weights" / "mastery_kt_assistments2009.json"
 
 
@@ -34,9 +36,27 @@ def by_student(rows: list[tuple[str, str, int]]) -> dict[str, list[tuple[str, in
     return out
 
 
+def fit_bkt_forget(students: dict[str, list[tuple[str, int]]], max_iter: int = 30):
+    """Per-skill BKT with forgetting (one EM start, at most ``max_iter`` iterations: the fit-time budget)."""
+    rows = [(s, k, c) for s, attempts in students.items() for k, c in attempts]
+    keys, chains = bkt.sequences_from_rows(rows)
+    skills = sorted({k for _, k in keys})
+    index = {k: i for i, k in enumerate(skills)}
+    chain_skill = [index[k] for _, k in keys]
+    params, _, _ = bkt.fit(chains, chain_skill, len(skills), fit_forget=True, max_iter=max_iter,
+                           inits=(bkt.DEFAULT_INITS[0],))
+    weights = np.bincount(chain_skill, weights=[len(c) for c in chains], minlength=len(skills))
+    # skills with few responses get the response-weighted default (their own EM fit is unreliable)
+    table = {k: [round(float(v), 6) for v in params[:, i]] for i, k in enumerate(skills)
+             if weights[i] >= MIN_BKT_RESPONSES}
+    default = [round(float(np.average(params[j], weights=weights)), 6) for j in range(5)]
+    return table, default
+
+
 def fit(students: dict[str, list[tuple[str, int]]], c: float = 1.0) -> dict:
     from sklearn.linear_model import LogisticRegression
 
+    bkt_table, bkt_default = fit_bkt_forget(students)
     counts: dict[str, list[int]] = {}
     for attempts in students.values():
         for skill, correct in attempts:
@@ -45,14 +65,17 @@ def fit(students: dict[str, list[tuple[str, int]]], c: float = 1.0) -> dict:
             n[1] += correct
     total = sum(n for n, _ in counts.values())
     global_rate = sum(k for _, k in counts.values()) / total
-    rates = SkillRates({k: (v[0], v[1]) for k, v in counts.items()}, global_rate)
+    rates = SkillRates({k: (v[0], v[1]) for k, v in counts.items()}, global_rate,
+                       {k: tuple(v) for k, v in bkt_table.items()}, tuple(bkt_default))
     x = np.concatenate([student_features(a, rates) for a in students.values()])
     y = np.concatenate([[c for _, c in a] for a in students.values()])
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=c, max_iter=1000).fit((x - mean) / scale, y)
     return {"features": list(FEATURE_NAMES), "global_rate": round(global_rate, 6),
-            "skills": {k: v for k, v in sorted(counts.items())}, "mean": mean.tolist(), "scale": scale.tolist(),
+            "skills": {k: v for k, v in sorted(counts.items())},
+            "bkt": {"params": list(bkt.PARAM_NAMES), "skills": bkt_table, "default": bkt_default},
+            "mean": mean.tolist(), "scale": scale.tolist(),
             "weight": model.coef_[0].tolist(), "bias": float(model.intercept_[0]), "C": c}
 
 

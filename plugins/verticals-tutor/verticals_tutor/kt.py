@@ -7,7 +7,11 @@ P(correct) of each attempt is predicted *before* it, from that student's earlier
 - practice on this skill: earlier correct and wrong answers (log counts), the last two answers, an
   exponentially weighted recent accuracy and the current streak (learning and forgetting within a skill);
 - a per-student ability term estimated online: the student's smoothed accuracy (as a logit) over all
-  earlier attempts, weighted by how many there were, and the previous answer on any skill.
+  earlier attempts, weighted by how many there were, and the previous answer on any skill;
+- the prediction of per-skill BKT with forgetting (forward filtering with the skill's fitted prior, learn,
+  forget, guess, slip), as a logit.
+
+So it is BKT with forgetting plus a per-student ability term, combined by a logistic regression.
 
 It is as cheap as BKT (one pass over the attempts, a dot product per attempt), needs no per-student
 fitting, and is fitted in seconds by ``python -m verticals_tutor.fit_mastery`` (scikit-learn at fit time
@@ -29,6 +33,7 @@ FEATURE_NAMES = (
     "skill_difficulty", "log_correct_skill", "log_wrong_skill", "seen_skill", "last_correct", "last_wrong",
     "second_last_correct", "second_last_wrong", "recent_accuracy", "log_streak", "log_attempts_student",
     "ability", "previous_correct", "previous_wrong", "same_skill_as_previous", "ability_x_attempts",
+    "bkt_forget_logit",
 )
 SHRINK = 10.0  # pseudo-attempts pulling a skill's rate towards the global rate
 ABILITY_PRIOR = 2.0  # pseudo-attempts pulling a student's rate towards the global rate
@@ -41,12 +46,19 @@ def _logit(p: float) -> float:
 
 
 class SkillRates:
-    """Per-skill training counts -> difficulty logits."""
+    """Per-skill training counts -> difficulty logits; per-skill BKT parameters (prior, learn, forget, guess,
+    slip) with a default for skills never seen."""
 
-    def __init__(self, counts: dict[str, tuple[int, int]], global_rate: float):
+    def __init__(self, counts: dict[str, tuple[int, int]], global_rate: float,
+                 bkt: dict[str, tuple[float, ...]] | None = None, bkt_default: tuple[float, ...] | None = None):
         self.counts = counts
         self.global_rate = global_rate
+        self.bkt = bkt or {}
+        self.bkt_default = tuple(bkt_default or (0.5, 0.1, 0.0, 0.2, 0.1))
         self._cache: dict[str, float] = {}
+
+    def bkt_params(self, skill: str) -> tuple[float, ...]:
+        return self.bkt.get(skill, self.bkt_default)
 
     def difficulty(self, skill: str) -> float:
         value = self._cache.get(skill)
@@ -59,24 +71,28 @@ class SkillRates:
 def student_features(attempts: Iterable[tuple[str, int]], rates: SkillRates) -> np.ndarray:
     """Feature rows of one student's attempts ``(skill, correct)`` in order; row t uses attempts < t only."""
     rows = []
-    per_skill: dict[str, list[float]] = {}  # n, correct, recent, last, second_last, streak
+    per_skill: dict[str, list[float]] = {}  # n, correct, recent, last, second_last, streak, P(learned)
     c_u = 0
     previous: int | None = None
     previous_skill: str | None = None
     g = rates.global_rate
     for n_u, (skill, correct) in enumerate(attempts):
         h = per_skill.get(skill)
+        prior, learn, forget, guess, slip = rates.bkt_params(skill)
         if h is None:
-            h = per_skill[skill] = [0, 0, 0.0, -1, -1, 0]
-        n, c, recent, last, second, streak = h
+            h = per_skill[skill] = [0, 0, 0.0, -1, -1, 0, prior]
+        n, c, recent, last, second, streak, known = h
+        p_bkt = known * (1 - slip) + (1 - known) * guess
         ability = _logit((c_u + ABILITY_PRIOR * g) / (n_u + ABILITY_PRIOR))
         rows.append([
             rates.difficulty(skill), math.log1p(c), math.log1p(n - c), float(n > 0), float(last == 1),
             float(last == 0), float(second == 1), float(second == 0), recent if n > 0 else 0.0,
             math.log1p(streak), math.log1p(n_u), ability, float(previous == 1), float(previous == 0),
-            float(previous_skill == skill), ability * math.log1p(n_u),
+            float(previous_skill == skill), ability * math.log1p(n_u), _logit(p_bkt),
         ])
         correct = int(correct)
+        post = known * (1 - slip) / p_bkt if correct else known * slip / max(1 - p_bkt, 1e-9)
+        h[6] = post * (1 - forget) + (1 - post) * learn
         h[0] += 1
         h[1] += correct
         h[2] = DECAY * recent + (1 - DECAY) * correct if n > 0 else float(correct)
@@ -96,7 +112,9 @@ class KTModel:
                              "python -m verticals_tutor.fit_mastery")
         self.config = config
         self.rates = SkillRates({k: (int(v[0]), int(v[1])) for k, v in config["skills"].items()},
-                                float(config["global_rate"]))
+                                float(config["global_rate"]),
+                                {k: tuple(v) for k, v in config["bkt"]["skills"].items()},
+                                tuple(config["bkt"]["default"]))
         self.mean = np.asarray(config["mean"], dtype=np.float64)
         self.scale = np.asarray(config["scale"], dtype=np.float64)
         self.weight = np.asarray(config["weight"], dtype=np.float64)
