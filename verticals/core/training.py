@@ -303,14 +303,15 @@ def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], c
     }
     store = store or ModelStore()
     with store.new_version(spec_name, meta) as pending:
-        write_version(pending.path, base, labels, head_weight, head_bias, config.method, trained)
+        write_version(pending.path, base, labels, head_weight, head_bias, config.method, trained,
+                      base_reference=base_source.reference if base_source.kind != "override" else base)
     log.info("stored %s %s (%s, dev %s %.4f)", spec_name, pending.version, config.method, config.dev_metric,
              dev.get(config.dev_metric, 0.0))
     return store.get(spec_name, pending.version)
 
 
 def write_version(folder: Path, base: str, labels: Sequence[str], weight: Any, bias: Any, method: str,
-                  trained: Any = None) -> None:
+                  trained: Any = None, base_reference: str | None = None) -> None:
     """Write a head folder (``verticals_head.json`` + ``head.safetensors`` [+ ``adapter/`` or ``encoder/``])."""
     import numpy as np
     from safetensors.numpy import save_file
@@ -324,6 +325,10 @@ def write_version(folder: Path, base: str, labels: Sequence[str], weight: Any, b
     if method == "lora":
         trained.save_pretrained(str(folder / "adapter"))
         (folder / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty model card
+        adapter_config = folder / "adapter" / "adapter_config.json"
+        values = json.loads(adapter_config.read_text(encoding="utf-8"))
+        values["base_model_name_or_path"] = base_reference or base  # not this machine's path to the weights
+        adapter_config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         config["adapter"] = "adapter"
     elif method == "full":
         model, tokenizer = trained

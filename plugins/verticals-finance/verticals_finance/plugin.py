@@ -7,9 +7,9 @@ SENTIMENT_MODEL = ModelSpec(
     name="finance.sentiment",
     kind="sequence-classifier",
     hub_id="ProsusAI/finbert",
-    packaged=Packaged("verticals_finance", "heads/sentiment-minilm"),
+    packaged=Packaged("verticals_finance", "heads/sentiment-minilm-lora"),
     max_length=256,
-    description="FinBERT from the hub; offline fallback: MiniLM + a linear head trained on the plugin's sentences",
+    description="FinBERT from the hub; offline default: MiniLM + LoRA adapter and head (TFNS + written items)",
 )
 
 

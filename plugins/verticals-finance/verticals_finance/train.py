@@ -1,12 +1,16 @@
-"""Train the packaged sentiment head: MiniLM sentence embeddings + multinomial logistic regression.
+"""The packaged ``finance.sentiment`` model: data preparation, packaging and checks for the recipe.
 
-    python -m verticals_finance.train            # train on the train split, report held-out figures, save head
-    python -m verticals_finance.train --check    # only evaluate the shipped head on the held-out split
+The shipped model is a LoRA adapter + linear head on the packaged MiniLM, trained with ``verticals train``
+(see the plugin README for the exact commands and figures)::
 
-The data is ``verticals_finance/data/sentences.jsonl`` and ``headlines.jsonl``
-(both written for this project). The split is stratified by label and seeded, so figures reproduce.
-The shipped head is the one trained on the train split only, so the held-out
-figures describe exactly what ships.
+    python -m verticals_finance.train prepare --out build/finance   # train.csv, tfns_dev.csv, written_heldout.csv
+    verticals train finance.sentiment build/finance/train.csv --epochs 2 --max-length 64 --evals-per-epoch 2
+    python -m verticals_finance.train package "$VERTICALS_HOME/models/finance.sentiment/v1"
+    python -m verticals_finance.train check --data build/finance    # figures of the shipped model -> metrics.json
+
+Data: TFNS train (``../shared/data/finance/tfns_train.csv``, MIT) minus a fixed 15 % stratified dev slice
+(seed 13) that is never trained on, plus the train split of the plugin's written sentences and headlines
+(``data/sentences.jsonl``, ``data/headlines.jsonl``); their held-out quarter (seed 13) is never trained on either.
 """
 
 from __future__ import annotations
@@ -17,14 +21,11 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from verticals_finance.sentiment import LABELS
 
 PACKAGE = Path(__file__).resolve().parent
 DATA_FILES = (PACKAGE / "data" / "sentences.jsonl", PACKAGE / "data" / "headlines.jsonl")
-HEAD_DIR = PACKAGE / "heads" / "sentiment-minilm"
+HEAD_DIR = PACKAGE / "heads" / "sentiment-minilm-lora"
 SEED = 13
 TEST_FRACTION = 0.25
 
@@ -109,111 +110,85 @@ def prepare(out: Path, tfns: Path) -> dict[str, int]:
     return {name: len(rows) for name, rows in files.items()}
 
 
-def encoder():
-    from verticals.core.models import ModelHost
-    from verticals.plugins import get_registry
+def _read_csv(path: Path) -> list[dict]:
+    import csv
 
-    return ModelHost(get_registry().models).get("minilm")
-
-
-def fit_head(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression by L-BFGS (full batch; a few hundred rows)."""
-    torch.manual_seed(SEED)
-    features, targets = torch.tensor(x), torch.tensor(y)
-    weight = torch.zeros(len(LABELS), x.shape[1], requires_grad=True)
-    bias = torch.zeros(len(LABELS), requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(features @ weight.T + bias, targets) + l2 * (weight**2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return weight.detach().numpy(), bias.detach().numpy()
-
-
-L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
-
-
-def choose_l2(x: np.ndarray, y: np.ndarray, folds: int = 5) -> tuple[float, dict[float, float]]:
-    """Pick the L2 strength by stratified k-fold accuracy on the training split only."""
-    rng = np.random.default_rng(SEED)
-    fold_of = np.zeros(len(y), dtype=int)
-    for label in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == label))
-        fold_of[members] = np.arange(len(members)) % folds
-    accuracy = {}
-    for l2 in L2_GRID:
-        correct = 0
-        for fold in range(folds):
-            train, held = fold_of != fold, fold_of == fold
-            weight, bias = fit_head(x[train], y[train], l2=l2)
-            correct += int(((x[held] @ weight.T + bias).argmax(axis=1) == y[held]).sum())
-        accuracy[l2] = correct / len(y)
-    return max(accuracy, key=accuracy.get), accuracy
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def scores(true: list[str], predicted: list[str]) -> dict:
-    accuracy = sum(t == p for t, p in zip(true, predicted, strict=True)) / len(true)
-    per_label = {}
-    for label in LABELS:
-        tp = sum(t == p == label for t, p in zip(true, predicted, strict=True))
-        fp = sum(p == label != t for t, p in zip(true, predicted, strict=True))
-        fn = sum(t == label != p for t, p in zip(true, predicted, strict=True))
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_label[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
-    macro_f1 = sum(v["f1"] for v in per_label.values()) / len(LABELS)
-    confusion = {t: {p: sum(a == t and b == p for a, b in zip(true, predicted, strict=True)) for p in LABELS}
-                 for t in LABELS}
-    return {"n": len(true), "accuracy": round(accuracy, 4), "macro_f1": round(macro_f1, 4), "per_label": per_label,
-            "confusion": confusion}
+    """Accuracy, macro-F1, per label, and the confusion matrix (rows: true label)."""
+    from verticals.core.training import classification_metrics
+
+    result = classification_metrics(true, predicted, LABELS)
+    result["confusion"] = {t: {p: sum(a == t and b == p for a, b in zip(true, predicted, strict=True)) for p in LABELS}
+                           for t in LABELS}
+    return result
 
 
 def evaluate_shipped(test: list[dict]) -> dict:
-    """Held-out figures of the head that ships, loaded through the model host as users get it."""
-    from verticals.core.models import ModelHost
+    """Figures of the model that ships, loaded through the model host as users get it (hub skipped)."""
+    from verticals.core.models import ModelHost, resolve
     from verticals.plugins import get_registry
 
-    classifier = ModelHost(get_registry().models).get("finance.sentiment")
+    registry = get_registry()
+    source = resolve(registry.models["finance.sentiment"], use_store=False)
+    if source.kind != "packaged":
+        raise RuntimeError(f"finance.sentiment resolves to {source.kind}, not the packaged model: "
+                           "run with HF_HUB_OFFLINE=1 and without VERTICALS_MODELS")
+    host = ModelHost(registry.models, overrides={"finance.sentiment": str(source.path)})
+    classifier = host.get("finance.sentiment")
     probs = classifier.classify([r["text"] for r in test])
     predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
     return scores([r["label"] for r in test], predicted)
 
 
+def package(version_dir: Path, out: Path = HEAD_DIR) -> None:
+    """Copy a model-store version (adapter + head) into the plugin as the packaged model."""
+    import shutil
+
+    config = json.loads((version_dir / "verticals_head.json").read_text(encoding="utf-8"))
+    meta = json.loads((version_dir / "version.json").read_text(encoding="utf-8"))
+    if config.get("encoder") != "minilm" or not config.get("adapter"):
+        raise SystemExit("package expects a LoRA version on minilm")
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(version_dir, out, ignore=shutil.ignore_patterns("version.json"))
+    meta.pop("spec", None)
+    meta["packaged_from"] = f"model store version {meta.pop('version', '?')}"
+    (out / "training.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def check(data: Path | None, out: Path = HEAD_DIR) -> dict:
+    """Figures of the shipped model on the written held-out quarter (always) and on the TFNS dev slice
+    (when ``data`` holds ``tfns_dev.csv`` from ``prepare``); written to ``metrics.json``."""
+    _, held_out = split(load_rows())
+    result = {"written_held_out": evaluate_shipped(held_out)}
+    if data is not None and (data / "tfns_dev.csv").exists():
+        result["tfns_dev"] = evaluate_shipped(_read_csv(data / "tfns_dev.csv"))
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="only evaluate the shipped head")
-    parser.add_argument("--out", type=Path, default=HEAD_DIR)
+    commands = parser.add_subparsers(dest="command", required=True)
+    prep = commands.add_parser("prepare", help="write train.csv, tfns_dev.csv and written_heldout.csv")
+    prep.add_argument("--out", type=Path, default=Path("build/finance"))
+    prep.add_argument("--tfns", default=None, help=f"TFNS train CSV (default: {TFNS} from the repository root)")
+    pack = commands.add_parser("package", help="copy a model-store version into the plugin")
+    pack.add_argument("version_dir", type=Path)
+    chk = commands.add_parser("check", help="figures of the shipped model -> metrics.json")
+    chk.add_argument("--data", type=Path, default=None, help="the folder `prepare` wrote (for the TFNS dev slice)")
     args = parser.parse_args()
-    train, test = split(load_rows())
-    if not args.check:
-        from safetensors.numpy import save_file
-
-        model = encoder()
-        x = model.embed([r["text"] for r in train], normalize=True)
-        y = np.array([LABELS.index(r["label"]) for r in train])
-        l2, cv = choose_l2(x, y)
-        print("5-fold CV accuracy on the train split by L2:", {k: round(v, 4) for k, v in cv.items()}, "->", l2)
-        weight, bias = fit_head(x, y, l2=l2)
-        args.out.mkdir(parents=True, exist_ok=True)
-        save_file({"weight": weight.astype(np.float32), "bias": bias.astype(np.float32)},
-                  str(args.out / "head.safetensors"))
-        config = {"format": "verticals-linear-head", "version": 1, "encoder": "minilm", "labels": list(LABELS),
-                  "normalize": True, "weights": "head.safetensors",
-                  "l2": l2,
-                  "trained_on": f"verticals_finance/data/{{sentences,headlines}}.jsonl train split "
-                                f"({len(train)} rows, seed {SEED})"}
-        (args.out / "verticals_head.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        train_pred = [LABELS[i] for i in (x @ weight.T + bias).argmax(axis=1)]
-        print(f"train: {scores([r['label'] for r in train], train_pred)['accuracy']:.4f} accuracy on {len(train)}")
-    result = evaluate_shipped(test)
-    print(json.dumps({"held_out": result}, indent=2))
-    if not args.check:
-        (args.out / "metrics.json").write_text(json.dumps({"held_out": result}, indent=2) + "\n", encoding="utf-8")
+    if args.command == "prepare":
+        print(json.dumps(prepare(args.out, tfns_path(args.tfns))))
+    elif args.command == "package":
+        package(args.version_dir)
+        print(f"packaged {args.version_dir} into {HEAD_DIR}")
+    else:
+        print(json.dumps(check(args.data), indent=2))
 
 
 if __name__ == "__main__":
