@@ -124,7 +124,8 @@ def submit_eval(store: Store, registry: Any, task: str, rows: Any, *, gold_field
     from verticals.core.jobs import submit_job
 
     evaluation = {"gold_field": gold_field, "data_name": data_name, "data_hash": data_hash}
-    checked = _with_gold(rows, gold_field)
+    _task_cls, evaluator = evaluator_of(registry, task)
+    checked = _with_gold(rows, "output." + gold_field if getattr(evaluator, "gold_from_output", False) else gold_field)
     return submit_job(store, registry, task, checked, params or {},
                       {"evaluation": evaluation, "field_map": mapping or {}}, tenant=tenant)
 
@@ -222,8 +223,9 @@ def _records(store: Store, job_id: str, evaluator: Evaluator, gold_field: str, f
     for item in store.iter_items(job_id):
         item_input = item.input or {}
         failed = item.status != "succeeded"
+        gold_source = (item.output or {}) if getattr(evaluator, "gold_from_output", False) else item_input
         records.append(Record(_item_key(item.input, fields, gold_field, item.seq), item.seq,
-                              evaluator.gold(item_input, gold_field),
+                              evaluator.gold(gold_source, gold_field),
                               None if failed else evaluator.predicted(item.output), failed))
         for role, source in ((item.provenance or {}).get("models") or {}).items():
             if isinstance(source, dict):

@@ -234,15 +234,18 @@ class ProbabilityEvaluator(Evaluator):
     """Probabilities of a binary outcome: AUC, RMSE, log loss, expected calibration error (10 bins).
 
     Gold and predicted may each be a number or a list of numbers of the same length (e.g. one probability per
-    attempt of a student); ``gold_from`` reads a list field of the input item when gold is not a column.
+    attempt of a student); ``a.*.b`` paths read a field of every list element. ``gold_from_output``: the gold
+    outcome is read from the output (a task that echoes each observed outcome beside its prediction).
     """
 
     kind = "probability"
     main_metric = "auc"
 
-    def __init__(self, gold_field: str = "correct", output_field: str = "probability", bins: int = 10):
+    def __init__(self, gold_field: str = "correct", output_field: str = "probability", bins: int = 10,
+                 gold_from_output: bool = False):
         super().__init__(gold_field, output_field)
         self.bins = bins
+        self.gold_from_output = gold_from_output
 
     def score(self, records: Sequence[Record]) -> Scores:
         ys: list[int] = []
