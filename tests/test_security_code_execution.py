@@ -164,3 +164,20 @@ def test_migration_0003_adds_the_grant_off_for_existing_keys(database, isolated_
     assert current_revision(engine) == "0002"
     upgrade(engine)
     assert current_revision(engine) == head_revision()
+
+
+def test_training_is_refused_through_the_api(isolated_home, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from verticals.api.app import create_app
+    from verticals.core.store import open_store
+    from verticals.core.store.tenants import Tenants
+    from verticals.plugins import get_registry
+
+    store = open_store(f"sqlite:///{isolated_home / 'api.db'}")
+    key = Tenants(store).create_key("acme", "ci", allow_code_execution=True)
+    with TestClient(create_app(store, get_registry(refresh=True))) as api:
+        answer = api.post("/v1/jobs", json={"task": "verticals.train", "items": [{"config": {}}]},
+                          headers={"Authorization": f"Bearer {key.token}"})
+    assert answer.status_code == 403 and "operators only" in answer.json()["detail"]
+    assert store.list_jobs() == []

@@ -339,6 +339,9 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
 
     def _may_run(task_cls: Any, who: Principal) -> None:
         """403 unless the key may run this task: code-executing tasks need an operator's grant."""
+        if getattr(task_cls, "operator_only", False):
+            raise HTTPException(403, f"task {task_cls.name} is for operators only (it writes to the server's model "
+                                     "store): run it with the CLI on the server, e.g. `verticals train`")
         if getattr(task_cls, "executes_code", False) and not who.allow_code_execution:
             how = ("this server runs with --no-auth, where code execution is never allowed: use API keys"
                    if not auth else

@@ -84,6 +84,8 @@ class Task:
     - ``evaluator``: how ``verticals eval`` scores the task against gold labels
       (``ClassificationEvaluator``, ``SpanEvaluator``, ``ProbabilityEvaluator``
       from :mod:`verticals.core.evaluators`); ``None``: the task cannot be scored.
+    - ``operator_only``: the REST API refuses the task (403); only the CLI on
+      the server runs it (``verticals.train``, which writes model versions).
     - ``golden``: a labelled file shipped with the plugin (path relative to the
       task's module) that ``verticals eval TASK`` uses when no data is given.
 
@@ -103,6 +105,7 @@ class Task:
     sensitive: ClassVar[bool] = False
     executes_code: ClassVar[bool] = False
     evaluator: ClassVar[Any] = None
+    operator_only: ClassVar[bool] = False
     golden: ClassVar[str | None] = None
 
     def run(
