@@ -27,6 +27,9 @@ def test_validation_rules():
     assert "affirmation" in reasons("The answer is that the battery is dead.", answer="the battery is dead")
     assert "affirmation" in reasons("Plants need sunlight to stay warm.")
     assert "affirmation" in reasons("That's right, well done!")
+    # seen in the 200-case run: answers asserted without "the answer is"
+    assert "affirmation" in reasons('The answer to this question is "25.')
+    assert "affirmation" in reasons("A more precise answer would be: plants make food.")
     assert "scaffolding" in reasons("Question: why do plants need sunlight? Ask one short question.")
     assert "empty" in reasons("Why?")
     # a question about the student's own words is fine

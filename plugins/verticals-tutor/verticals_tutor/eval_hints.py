@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--write-cases", action="store_true", help="rebuild data/hint_cases.jsonl and stop")
     parser.add_argument("--out", type=Path, help="also write the report (with every hint) here")
+    parser.add_argument("--replay", type=Path, help="no LLM: re-validate the generations recorded by an earlier "
+                                                    "--out report with the current validator and templates")
     args = parser.parse_args(argv)
     if args.write_cases:
         cases = write_cases()
@@ -165,6 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     from verticals_tutor.tasks import TutorHint
 
     host = ModelHost(get_registry().models)
+    if args.replay:
+        replay(args.replay, host.get("minilm"))
+        return
     llm, encoder = host.get("smollm2"), host.get("minilm")
     cases = load_cases()[: args.n]
     items = [TutorHint.Input(**{k: c[k] for k in ("question", "reference_answer", "answer", "level")})
@@ -189,6 +194,41 @@ def main(argv: list[str] | None = None) -> None:
                             "first": r["first"], "hint": r["hint"], "rejected": r["rejected"]}
                            for c, r in zip(cases, results, strict=True)]
         args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+
+def replay(path: Path, encoder) -> None:
+    """Serve each case from the recorded generations through the current validator, exactly as
+    ``generate_hints`` would, except where a generation it needs was never run: a first generation that
+    passed the old rules but fails the current ones has no recorded regeneration, so it goes straight to
+    the template (conservative: a real run might serve a regenerated LLM hint instead)."""
+    from verticals_tutor.hints import HintContext, template_for, validate
+    from verticals_tutor.tasks import TutorHint
+
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    cases = {c["id"]: c for c in load_cases()}
+    params = TutorHint.Params()
+    rows = recorded["hints"]
+    used = [cases[h["id"]] for h in rows]
+    ref_vecs = encoder.embed([c["reference_answer"] for c in used])
+    firsts = encoder.embed([h["first"] for h in rows])
+    seconds = encoder.embed([h["hint"] for h in rows])
+    served, paths = [], []
+    for h, c, rv, fv, sv in zip(rows, used, ref_vecs, firsts, seconds, strict=True):
+        ctx = HintContext.build(c["question"], c["reference_answer"], c["answer"], None)
+        if validate(h["first"], ctx, float(fv @ rv), params.max_overlap, params.max_similarity).ok:
+            served.append(h["first"])
+            paths.append("llm")
+        elif h["path"] == "llm-regenerated" and validate(h["hint"], ctx, float(sv @ rv), params.max_overlap,
+                                                          params.max_similarity).ok:
+            served.append(h["hint"])
+            paths.append("llm-regenerated")
+        else:
+            served.append(template_for(ctx, c["level"], rv, encoder, params)[0])
+            paths.append("template")
+    report = {"replay_of": path.name, "cases": len(used), "first_generation_unvalidated":
+              rates([h["first"] for h in rows], used, encoder), "served": rates(served, used, encoder),
+              "paths": dict(Counter(paths))}
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

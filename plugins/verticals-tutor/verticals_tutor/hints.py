@@ -12,12 +12,12 @@ Rules (a hint is rejected when any holds):
 - ``scaffolding``: it echoes the prompt: an instruction marker ("correct answer", "for you only", "the
   student", "Question:", ...) or any word 3-gram of the system prompt or the instructions.
 - ``key-phrase``: it contains a key phrase of the reference answer (a concept the student's answer lacks).
-- ``reference-words``: it holds at least ``max_overlap`` of the reference's own key words (those neither the
+- ``reference-words``: it holds at least ``max_overlap`` (0.3) of the reference's own key words (those neither the
   question nor the student's answer contains).
 - ``reference-ngram``: it repeats two consecutive key words of the reference.
-- ``reference-similarity``: its MiniLM cosine to the reference is at least ``max_similarity``.
+- ``reference-similarity``: its MiniLM cosine to the reference is at least ``max_similarity`` (0.7).
 - ``affirmation``: it asserts an answer or praises ("the answer is", "that's right", "correct", ...), or
-  restates the student's wrong answer as a statement.
+  restates the student's wrong answer as a statement (60% of its content words, no question mark).
 - ``empty`` / ``too-long``: fewer than 3 words, or more than 45.
 """
 
@@ -47,6 +47,7 @@ AFFIRM = re.compile(
     r"\b(the|your|an?) (correct |right |real |final |true )?answer (is|was|would be)\b|"
     r"\bthat'?s (right|correct|true|it)\b|\bthat is (right|correct)\b|\byou('re| are) (right|correct)\b|"
     r"\b(is|was) correct\b|\bcorrect[.!]|\bwell done\b|\bgood job\b|\bgreat (job|answer|work)\b|"
+    r"\banswers?\b[^.?!]{0,30}\b(is|are|was|were|would be|lies|lie)\b|\b(precise|better|short) answer\b|"
     r"\bexactly( right)?[.!]|\bperfect[.!]|\bnice work\b|\bspot on\b",
     re.IGNORECASE)
 MAX_WORDS = 45
@@ -95,8 +96,8 @@ class Verdict:
         return not self.reasons
 
 
-def validate(hint: str, ctx: HintContext, similarity: float, max_overlap: float = 0.4,
-             max_similarity: float = 0.75) -> Verdict:
+def validate(hint: str, ctx: HintContext, similarity: float, max_overlap: float = 0.3,
+             max_similarity: float = 0.7) -> Verdict:
     """Every rule a hint must pass (see the module docstring); ``similarity`` is cosine(hint, reference)."""
     reasons = []
     words = tx.tokens(hint)
@@ -128,7 +129,7 @@ def restates_answer(hint: str, answer: str) -> bool:
     own = set(tx.content_stems(answer))
     if len(own) < 2 or "?" in hint:
         return False
-    return len(own & set(tx.content_stems(hint))) / len(own) >= 0.75
+    return len(own & set(tx.content_stems(hint))) / len(own) >= 0.6
 
 
 def build_prompt(question: str, answer: str, level: int) -> str:
@@ -218,17 +219,21 @@ def generate_hints(items: list[Any], llm: Any, encoder: Any, params: Any) -> lis
         pending = still
     generations = min(params.regenerations + 1, 2) if llm is not None else 0
     for i in pending:
-        candidates = template_hints(contexts[i], items[i].level)
-        vecs = encoder.embed(candidates)
-        chosen = None
-        for hint, vec in zip(candidates, vecs, strict=True):
-            verdict = validate(hint, contexts[i], float(vec @ ref_vecs[i]), params.max_overlap,
-                               params.max_similarity)
-            if verdict.ok:
-                chosen = (hint, verdict)
-                break
-        hint, verdict = chosen or (candidates[-1], verdict)
+        hint, verdict = template_for(contexts[i], items[i].level, ref_vecs[i], encoder, params)
         results[i] = {"hint": hint, "path": "template", "overlap": verdict.overlap,
                       "similarity": verdict.similarity, "generations": generations, "rejected": rejections[i],
                       "first": first[i]}
     return [r for r in results if r is not None]
+
+
+def template_for(ctx: HintContext, level: int, ref_vec: Any, encoder: Any, params: Any) -> tuple[str, Verdict]:
+    """The first templated hint that passes validation (the most generic one as the last resort)."""
+    candidates = template_hints(ctx, level)
+    vecs = encoder.embed(candidates)
+    verdict = None
+    for hint, vec in zip(candidates, vecs, strict=True):
+        verdict = validate(hint, ctx, float(vec @ ref_vec), params.max_overlap, params.max_similarity)
+        if verdict.ok:
+            return hint, verdict
+    assert verdict is not None
+    return candidates[-1], verdict

@@ -474,8 +474,8 @@ class HintOutput(BaseModel):
 class HintParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     max_new_tokens: int = Field(32, ge=8, le=256)
-    max_overlap: float = Field(0.4, gt=0, le=1, description="leak: share of the answer's key words in the hint")
-    max_similarity: float = Field(0.75, gt=0, le=1, description="leak: cosine(hint, reference) at or above this")
+    max_overlap: float = Field(0.3, gt=0, le=1, description="leak: share of the answer's key words in the hint")
+    max_similarity: float = Field(0.7, gt=0, le=1, description="leak: cosine(hint, reference) at or above this")
     regenerations: int = Field(1, ge=0, le=1, description="sampled regenerations before the template fallback")
     regenerate_temperature: float = Field(0.7, ge=0, le=2)
     seed: int = 0
