@@ -225,7 +225,8 @@ def place_spans(text: str) -> list[Found]:
         words = m.group().split()
         if words[0].lower().startswith("st") or words[0].lower() == "saint":
             name = re.sub(r"['’]s$", "", words[1])
-            if not ((len(name) == 1 and name.isupper()) or (is_listed_name(name) and not is_clinical(name))):
+            initial = len(name) == 1 and name.isupper() and text[m.end():m.end() + 1] == "."
+            if not (initial or (len(name) > 1 and is_listed_name(name) and not is_clinical(name))):
                 continue
         found.append((m.start(), m.end(), "LOCATION", 0.8, "cue:facility"))
     for m in LIVES.finditer(text):
@@ -254,7 +255,8 @@ def place_spans(text: str) -> list[Found]:
     return found
 
 
-_NOT_FACILITY_NAME = {"outside", "other", "another", "local", "previous", "prior", "osh", "transfer", "transferred",
+_NOT_FACILITY_NAME = {"awaiting", "prev", "poss", "possible", "await", "regular",
+                      "outside", "other", "another", "local", "previous", "prior", "osh", "transfer", "transferred",
                       "admitted", "admit", "sent", "from", "to", "at", "in", "via", "the", "a", "an", "this", "that",
                       "same", "area", "nursing", "open", "his", "her", "their", "our", "my", "your", "full",
                       "inpatient", "outpatient", "acute", "cardiac", "pulmonary", "pulm", "physical", "short",

@@ -49,6 +49,11 @@ MONTH_WORDS = frozenset([
 
 # Nursing-note words and abbreviations that name lists contain or that follow a cue word.
 CLINICAL_WORDS = frozenset([
+    "masked", "camode", "commode", "amiod", "nahco", "nahco3", "basline", "bedpan", "colace", "atropine", "xerofoam",
+    "sips", "clusters", "arrest", "clarify", "elderly", "homeless", "raf", "bb", "av", "intern", "risbi", "rheum",
+    "consult", "transplant", "tranplant", "cardic", "accelerated", "ventricular", "confused", "diurese", "await",
+    "conitinue", "nutrition", "consent", "oliguria", "wedge", "hernia", "oropharynx", "peptamen", "ceftaz", "prpafol",
+    "req", "nml", "weans", "svere", "micub", "uprbc", "baedp", "levoflox", "levoquin", "inotrope", "oint", "amiod",
     "aureus", "coli", "epi", "pneumoniae", "difficile",
     "aline", "quinton", "bil", "sys", "cocci", "kling", "perla", "pearla", "perrl", "perrla", "kub", "ota", "genta",
     "peri", "stas", "asp", "lue", "rue", "lle", "rle", "ica", "allegra", "sever", "redden", "tanish", "hosp", "ngt",
