@@ -231,3 +231,14 @@ def test_sdk_evaluate_in_process(fixtures_only_registry):
         assert run["metrics"]["accuracy"] == 1.0
         with pytest.raises(verticals.client.VerticalsError, match="declares no evaluator"):
             client.evaluate("fixtures.echo", items=[{"text": "x", "label": "y"}])
+
+
+def test_eval_takes_task_parameters_and_scores_mastery_predictions():
+    from tests.conftest import REPO
+
+    attempts = REPO / "plugins" / "verticals-tutor" / "verticals_tutor" / "samples" / "attempts.csv"
+    result = run_cli("eval", "tutor.mastery", str(attempts), "--predictions", "true", "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["evaluator"]["kind"] == "probability" and run["metrics"]["n"] > 100
+    assert 0.0 <= run["metrics"]["auc"] <= 1.0 and run["metrics"]["rmse"] > 0

@@ -49,6 +49,11 @@ def register(app: typer.Typer) -> None:
         from verticals.cli import _coerce, _extra_params, _handle, _parse_pairs, err, out
 
         words = list(args or [])
+        extra = list(ctx.args)
+        for index, word in enumerate(words):  # task parameters (--NAME VALUE) may land in the variadic argument
+            if word.startswith("--"):
+                words, extra = words[:index], words[index:] + extra
+                break
         try:
             if not words:
                 err.print(HELP)
@@ -70,7 +75,7 @@ def register(app: typer.Typer) -> None:
             from verticals.core.evaluation import evaluate, gate_failures, parse_gates
 
             gates = parse_gates(minimum)
-            params = {**_extra_params(list(ctx.args)),
+            params = {**_extra_params(extra),
                       **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
             result = _run_with_progress(lambda progress: evaluate(
                 command, words[1] if len(words) > 1 else None, gold=gold_column,

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import ItemError, RunContext, Task
+from verticals import ClassificationEvaluator, ItemError, ProbabilityEvaluator, RunContext, Task
 from verticals_tutor import bkt, kt
 from verticals_tutor.grading import (
     MIN_BANK,
@@ -107,6 +107,9 @@ class TutorGrade(Task):
     chunk_size = 512
     batch_size = 128
     text_field = "answer"
+    # `verticals eval tutor.grade answers.csv --gold-column label_2way`
+    evaluator = ClassificationEvaluator(gold_field="label_2way", output_field="label_2way",
+                                        labels=("correct", "incorrect"), main_metric="accuracy")
 
     def run(self, batch: list[GradeInput], models: dict[str, Any], ctx: RunContext) -> list[GradeOutput | ItemError]:
         params: GradeParams = ctx.params  # type: ignore[assignment]
@@ -260,6 +263,9 @@ class TutorMastery(Task):
     Input = MasteryInput
     Output = MasteryOutput
     Params = MasteryParams
+    # `verticals eval tutor.mastery attempts.csv --predictions true`: each P(correct) against the observed outcome
+    evaluator = ProbabilityEvaluator(gold_field="predictions.*.correct", output_field="predictions.*.p_correct",
+                                     gold_from_output=True)
     models: dict[str, str] = {}
     device = "cpu"
     chunk_size = 2000
