@@ -116,6 +116,7 @@ class JailResult:
 # ---------------------------------------------------------------- seccomp
 
 
+@functools.cache
 def _seccomp_program() -> bytes:
     """The BPF program of the jail's seccomp filter (allow by default, deny the calls an escape needs)."""
     try:
@@ -148,15 +149,10 @@ def _seccomp_program() -> bytes:
         return handle.read()
 
 
-@functools.cache
-def _seccomp_bytes() -> bytes:
-    return _seccomp_program()
-
-
 def _seccomp_fd() -> int:
     """A fresh readable fd with the filter program (bwrap reads it to its end, so one fd per run)."""
     read, write = os.pipe()
-    program = _seccomp_bytes()
+    program = _seccomp_program()
     if len(program) > 60000:  # a pipe buffer holds 64 KiB; never block here
         os.close(read)
         os.close(write)
@@ -362,17 +358,17 @@ class Jail:
             kill(process)
         code = process.returncode if process.returncode is not None else -1
         if killed is None:
-            killed = _death(code, stderr)
+            killed = _death(code)
         return JailResult(code, stdout or b"", stderr or b"", killed, time.perf_counter() - started, layers)
 
 
-def _death(code: int, stderr: bytes | None) -> str | None:
+def _death(code: int) -> str | None:
     """How the jailed program ended, from bwrap's exit code (it reports a signalled child as 128+N)."""
     number = -code if code < 0 else code - 128 if code > 128 else 0
     if not number:
         return None
-    return {signal.SIGXCPU: "cpu", signal.SIGKILL: "killed", signal.SIGXFSZ: "file size"}.get(
-        signal.Signals(number) if number in signal.valid_signals() else number, f"signal {number}")
+    return {signal.SIGXCPU: "cpu", signal.SIGKILL: "killed", signal.SIGXFSZ: "file size"}.get(number,
+                                                                                           f"signal {number}")
 
 
 def kill(process: subprocess.Popen) -> None:
@@ -494,8 +490,8 @@ def _verified(root_caller: bool, uid: int) -> dict[str, object]:
                 raise JailUnavailable("the jail does not start here: "
                                       + (stderr or b"").decode("utf-8", "replace").strip()[-600:])
             pids = _descendants(process.pid)
-            host_uids = _host_uids(pids)
             payload = pids[-1] if pids else None  # the deepest process: the probe itself
+            host_uids = _host_uids([payload] if payload else [])
             namespaces = {name: _namespace(payload, name) != _namespace(os.getpid(), name) for name in NAMESPACES}
             request = json.dumps(_hidden_checks(jail)) + "\n"
             stdout, stderr = process.communicate(input=request.encode(), timeout=30)

@@ -86,13 +86,14 @@ def _item_key(item_input: dict[str, Any] | None, fields: set[str], gold_field: s
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _with_gold(rows: Any, gold_field: str) -> Iterator[dict[str, Any]]:
-    """The rows, after checking (before any job exists) that there is one and that it has the gold column."""
+def _with_gold(rows: Any, gold_field: str, gold_in_input: bool = True) -> Iterator[dict[str, Any]]:
+    """The rows, after checking (before any job exists) that there is one and, when gold is a column of the
+    input (not a path, not read from the output), that the first row has it."""
     rows = iter(rows)
     first = next(rows, None)
     if first is None:
         raise EvalError("there is nothing to evaluate: the data has no rows")
-    if "." not in gold_field and gold_field not in first:
+    if gold_in_input and "." not in gold_field and gold_field not in first:
         raise EvalError(f"the data has no gold column {gold_field!r}; columns: {', '.join(map(str, first))}. "
                         f"Name it with --gold-column COLUMN")
     return itertools.chain([first], rows)
@@ -125,7 +126,7 @@ def submit_eval(store: Store, registry: Any, task: str, rows: Any, *, gold_field
 
     evaluation = {"gold_field": gold_field, "data_name": data_name, "data_hash": data_hash}
     _task_cls, evaluator = evaluator_of(registry, task)
-    checked = _with_gold(rows, "output." + gold_field if getattr(evaluator, "gold_from_output", False) else gold_field)
+    checked = _with_gold(rows, gold_field, gold_in_input=not getattr(evaluator, "gold_from_output", False))
     return submit_job(store, registry, task, checked, params or {},
                       {"evaluation": evaluation, "field_map": mapping or {}}, tenant=tenant)
 
