@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import os
+import sqlite3
 import stat
 import time
 from collections.abc import Iterator
@@ -116,6 +117,23 @@ def scrub_sqlite(engine: Engine, timeout_s: float = 10.0) -> bool:
             delay = min(0.5, delay * 2)
 
 
+def _set_wal(cursor: sqlite3.Cursor, timeout_s: float = 30.0) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another process holds the file: on a fresh database the
+    switch needs an exclusive lock and SQLite answers "database is locked" at once instead of waiting for
+    its busy timeout (two first runs opening the same new file at the same moment)."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(0.5, delay * 2)
+
+
 @functools.cache
 def make_engine(url: str) -> Engine:
     """One engine per URL per process. SQLite gets WAL, a busy timeout, foreign keys, secure_delete and
@@ -129,7 +147,7 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _set_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA secure_delete=ON")  # purged inputs (PHI) must not linger in free pages
