@@ -270,7 +270,9 @@ def _preview(store, registry, job_id: str, limit: int) -> None:
     output_keys: list[str] = []
     for item in rows:
         for key, value in (item.output or {}).items():
-            if key not in output_keys and not isinstance(value, dict | list) and len(output_keys) < 4:
+            # an optional field left empty on every previewed row (e.g. entities not asked for) takes no column
+            if (key not in output_keys and value is not None and not isinstance(value, dict | list)
+                    and len(output_keys) < 4):
                 output_keys.append(key)
     table = Table(title=f"{job.task}: first {len(rows)} of {job.total} results", title_justify="left")
     widths = {key: min(max(len(key), 9), 24) for key in output_keys}
