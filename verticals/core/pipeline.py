@@ -1,0 +1,113 @@
+"""The item pipeline: one batch of validated inputs through the plugin hooks and ``Task.run``.
+
+Every path that runs items shares it: job chunks (:func:`verticals.core.jobs.run_chunk`) and the
+synchronous predict endpoint. ``prepare_items`` hooks, ``Task.run`` with bisection (only the items
+that fail on their own fail), ``finish_items`` hooks, validated results with provenance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from verticals.core.models import ModelHost
+from verticals.core.store import ItemResult
+from verticals.core.tasks import ItemError, RunContext, Task
+from verticals.plugins import Registry
+
+log = logging.getLogger(__name__)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """A validation error as 'field: message' lines, never quoting the input value (it may be PHI)."""
+    parts = []
+    for problem in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in problem.get("loc", ())) or "item"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "invalid input: " + "; ".join(parts)
+
+
+class LazyModels(Mapping[str, Any]):
+    """A task's models by role, loaded through the host on first access.
+
+    Provenance lists the models actually used, so a result never claims a
+    model that did not touch it.
+    """
+
+    def __init__(self, host: ModelHost, roles: dict[str, str]):
+        self.host = host
+        self.roles = dict(roles)
+        self.loaded: dict[str, Any] = {}
+
+    def __getitem__(self, role: str) -> Any:
+        if role not in self.roles:
+            raise KeyError(f"no model role {role!r}; the task declares {sorted(self.roles)}")
+        if role not in self.loaded:
+            self.loaded[role] = self.host.get(self.roles[role])
+        return self.loaded[role]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.roles)
+
+    def __len__(self) -> int:
+        return len(self.roles)
+
+    def provenance(self) -> dict[str, Any]:
+        return {role: model.provenance() for role, model in self.loaded.items()}
+
+
+def _describe_exception(error: BaseException, sensitive: bool) -> str:
+    if isinstance(error, ItemError):
+        return error.message
+    if sensitive:
+        return f"{type(error).__name__} (message withheld: this task handles sensitive text)"
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+def run_isolating(task: Task, batch: list[BaseModel], models: dict[str, Any], ctx: RunContext) -> list[Any]:
+    """Run a batch; when it raises, bisect so that only the items that fail on their own fail."""
+    try:
+        outputs = list(task.run(batch, models, ctx))
+        if len(outputs) != len(batch):
+            raise RuntimeError(f"{task.name}.run returned {len(outputs)} outputs for {len(batch)} inputs")
+        return outputs
+    except Exception as error:
+        if len(batch) == 1:
+            if not isinstance(error, ItemError):
+                log.debug("item failed in %s", task.name, exc_info=not task.sensitive)
+            return [ItemError(_describe_exception(error, task.sensitive), code="exception")]
+        middle = len(batch) // 2
+        return (run_isolating(task, batch[:middle], models, ctx)
+                + run_isolating(task, batch[middle:], models, ctx))
+
+
+def _to_result(task: Task, seq: int, output: Any, provenance: dict[str, Any]) -> ItemResult:
+    if isinstance(output, ItemError):
+        return ItemResult(seq, "failed", error=output.message, provenance=provenance)
+    try:
+        model = task.Output.model_validate(output.model_dump() if isinstance(output, BaseModel) else output)
+    except ValidationError as error:
+        message = describe_validation_error(error).replace("invalid input", "invalid output")
+        return ItemResult(seq, "failed", error=message, provenance=provenance)
+    return ItemResult(seq, "succeeded", output=model.model_dump(mode="json"), provenance=provenance)
+
+
+def process_batch(registry: Registry, task: Task, seqs: list[int], inputs: list[BaseModel], models: LazyModels,
+                  ctx: RunContext) -> list[ItemResult]:
+    """One batch through the pipeline every path shares (jobs and the synchronous predict endpoint):
+    ``prepare_items`` hooks, ``Task.run`` with bisection, ``finish_items`` hooks, validated results with provenance.
+    """
+    for prepared in registry.hook.prepare_items(task=task, items=inputs):
+        if prepared is not None:
+            if len(prepared) != len(inputs):
+                raise RuntimeError("a prepare_items hook changed the number of items")
+            inputs = list(prepared)
+    outputs = run_isolating(task, inputs, models, ctx)
+    registry.hook.finish_items(task=task, items=inputs, outputs=outputs)
+    plugin = registry.task_plugin.get(task.name)
+    provenance = {"plugin": plugin.name if plugin else None, "plugin_version": plugin.version if plugin else None,
+                  "models": models.provenance()}
+    return [_to_result(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]
