@@ -1,24 +1,52 @@
-"""Executors: where chunks run. ``local`` (default) or ``celery`` (when VERTICALS_BROKER_URL is set)."""
+"""Executors: where chunks run. ``local`` (default) or ``celery`` (when VERTICALS_BROKER_URL is set).
+
+The composition roots (CLI, API server, SDK in-process mode, worker) build their
+:class:`~verticals.core.service.JobService` with :func:`job_service`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
+from verticals.core.executor import Executor, ExecutorUnavailable
 from verticals.core.models import ModelHost
+from verticals.core.service import JobService
 from verticals.core.store import Store
 from verticals.plugins import Registry
 
+__all__ = ["Executor", "ExecutorUnavailable", "get_executor", "job_service"]
 
-def get_executor(store: Store, registry: Registry, host: ModelHost | None = None, name: str | None = None) -> Any:
+
+def get_executor(store: Store, registry: Registry, host: ModelHost | None = None, name: str | None = None,
+                 threads: int = 1) -> Executor:
+    """The executor ``name`` (default: ``celery`` when a broker is configured, else ``local``).
+
+    ``ExecutorUnavailable`` when the Celery executor is asked for and cannot be used (Celery not
+    installed, no broker URL); ``ValueError`` for an unknown name."""
     from verticals.config import broker_url
 
     name = name or ("celery" if broker_url() else "local")
     if name == "local":
         from verticals.workers.local import LocalExecutor
 
-        return LocalExecutor(store, registry, host)
+        return LocalExecutor(store, registry, host, threads=threads)
     if name == "celery":
-        from verticals.workers.celery_executor import CeleryExecutor  # added with the Celery executor
-
+        try:
+            from verticals.workers.celery_executor import CeleryExecutor
+        except ImportError as error:
+            raise ExecutorUnavailable(
+                f"VERTICALS_BROKER_URL is set but the Celery executor cannot be used ({type(error).__name__}: "
+                f"{error}). Install it with pip install 'verticals[celery]', or unset VERTICALS_BROKER_URL to run "
+                "jobs in this process") from None
         return CeleryExecutor(store, registry)
     raise ValueError(f"unknown executor {name!r}: use local or celery")
+
+
+def job_service(store: Store, registry: Registry, host: ModelHost | None = None,
+                executor: Executor | None = None, name: str | None = None, threads: int = 1) -> JobService:
+    """A job service over ``executor``, or over the configured one (built on first use: reading results,
+    cancelling or exporting never needs it; running does, and says what is wrong when it cannot be built)."""
+    host = host or getattr(executor, "host", None)
+    if executor is not None:
+        return JobService(store, registry, executor, host=host)
+    shared = host or ModelHost(registry.models)
+    return JobService(store, registry, host=shared,
+                      executor_factory=lambda: get_executor(store, registry, shared, name=name, threads=threads))

@@ -1,6 +1,6 @@
 """The Celery executor: sends a job's chunks to Redis and follows the job in the database.
 
-Selected when ``VERTICALS_BROKER_URL`` is set. ``dispatch`` sends one small
+Selected when ``VERTICALS_BROKER_URL`` is set. ``start`` (alias ``dispatch``) sends one small
 message per chunk that still has pending items (job id, chunk range) to the
 queue of the task's device class (``gpu`` or ``cpu``) at the job's priority;
 ``execute`` dispatches and waits, polling the database for progress.
@@ -17,9 +17,10 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
+from verticals.core.executor import ExecutorUnavailable, ProgressCallback
 from verticals.core.jobs import finish_if_done
 from verticals.core.store import Store
 from verticals.plugins import Registry
@@ -28,8 +29,8 @@ from verticals.workers.celery_app import PRIORITIES, TASK_NAME, make_app, queue_
 log = logging.getLogger(__name__)
 
 
-class BrokerUnavailable(RuntimeError):
-    """The broker could not be reached."""
+class BrokerUnavailable(ExecutorUnavailable):
+    """The broker could not be reached (or none is configured)."""
 
 
 @functools.cache
@@ -64,6 +65,10 @@ class CeleryExecutor:
         return priority if priority in PRIORITIES else "normal"
 
     # -- dispatch -----------------------------------------------------------------------
+    def start(self, job_id: str) -> int:
+        """Send every chunk that still has pending items; return how many were sent. Does not wait."""
+        return self.dispatch(job_id)
+
     def dispatch(self, job_id: str) -> int:
         """Send every chunk that still has pending items; return how many were sent. Does not wait."""
         job = self.store.job(job_id)
@@ -96,7 +101,7 @@ class CeleryExecutor:
         return len(ranges)
 
     # -- wait -----------------------------------------------------------------------------
-    def execute(self, job_id: str, on_progress: Callable[[int], None] | None = None) -> str:
+    def execute(self, job_id: str, on_progress: ProgressCallback | None = None) -> str:
         """Dispatch the pending chunks and wait for the job to finish; return its final status."""
         job_id = self.store.job(job_id).id
         before = self.store.summary(job_id)
@@ -106,8 +111,8 @@ class CeleryExecutor:
         self.dispatch(job_id)
         return self.wait(job_id, on_progress, done_before=before["done"], broker_id=broker_id)
 
-    def wait(self, job_id: str, on_progress: Callable[[int], None] | None = None, done_before: int | None = None,
-             broker_id: str | None = None, timeout: float | None = None) -> str:
+    def wait(self, job_id: str, on_progress: ProgressCallback | None = None, timeout: float | None = None, *,
+             done_before: int | None = None, broker_id: str | None = None) -> str:
         """Poll the database until the job is finished; re-send chunks lost by a broker restart."""
         job_id = self.store.job(job_id).id
         last_done = self.store.summary(job_id)["done"] if done_before is None else done_before
@@ -153,25 +158,24 @@ class CeleryExecutor:
             time.sleep(self.poll_interval)
 
     # -- cancel -----------------------------------------------------------------------------
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel: chunks not started yet are cancelled at once and their messages revoked; running
-        chunks stop at their next batch (their workers see the flag)."""
+    def revoke(self, job_id: str, starts: Sequence[int]) -> int:
+        """Revoke the queued messages of the chunks starting at ``starts`` (every dispatch round's);
+        their items are already cancelled in the database. Returns how many message ids were revoked."""
         job = self.store.job(job_id)
-        self.store.request_cancel(job.id)
         rounds = int(((job.options or {}).get("celery") or {}).get("round", 0))
-        revoke = []
-        for start, (pending, started) in sorted(self.store.chunk_states(job.id).items()):
-            if pending and not started:
-                self.store.cancel_pending(job.id, start, start + job.chunk_size)
-                revoke += [task_id(job.id, start, r) for r in range(1, rounds + 1)]
-        if revoke:
-            try:
-                self.app.control.revoke(revoke)
-            except Exception as error:  # the items are cancelled in the database; a revoke is an optimisation
-                log.warning("could not revoke %d queued chunk(s) (%s); workers will skip them when they arrive",
-                            len(revoke), type(error).__name__)
-        finish_if_done(self.store, self.registry, job.id)
-        return self.store.summary(job.id)
+        ids = [task_id(job.id, start, r) for start in starts for r in range(1, rounds + 1)]
+        if ids:
+            self.app.control.revoke(ids)
+        return len(ids)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel the job (:meth:`verticals.core.service.JobService.cancel`, revoking through this executor)."""
+        from verticals.core.service import JobService
+
+        return JobService(self.store, self.registry, self).cancel(job_id)
+
+    def close(self) -> None:
+        """Nothing to stop: the app and its connection pool are shared by the process."""
 
     # -- status ---------------------------------------------------------------------------------
     def queue_status(self, job_id: str) -> dict[str, Any]:
@@ -184,18 +188,24 @@ class CeleryExecutor:
         return info
 
     def backlog(self, queue: str) -> int | None:
-        """Messages waiting in a broker queue (every job's), or None when the broker cannot say."""
-        client = self._redis()
-        if client is None:
-            return None
+        """Messages waiting in a broker queue (every job's, every priority), or None when the broker cannot say.
+
+        Asked through kombu (a passive queue declare: the AMQP way to read a queue's length), so the broker
+        transport's own key layout (Redis keeps one list per priority step) stays kombu's business."""
+        from kombu.exceptions import ChannelError
+
         try:
-            steps = self.app.conf.broker_transport_options.get("priority_steps") or [0, 3, 6, 9]
-            keys = [queue] + [f"{queue}\x06\x16{step}" for step in steps if step]
-            return int(sum(client.llen(key) for key in keys))
+            with self.app.connection_for_read() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+                channel = connection.channel()
+                try:
+                    return int(channel.queue_declare(queue=queue, passive=True).message_count)
+                except ChannelError:  # no message ever waited there: the queue does not exist yet
+                    return 0
+                finally:
+                    channel.close()
         except Exception:
             return None
-        finally:
-            client.close()
 
     # -- broker helpers -------------------------------------------------------------------------
     def _redis(self):

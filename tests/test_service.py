@@ -1,0 +1,290 @@
+"""The job service: one rule per lifecycle step (cancel, retry, resume, field mapping, export), on a real
+store (SQLite in a temporary folder) and a real registry (the model-free fixture plugin). The Celery
+side of cancel runs against a real Redis and a real worker in tests/test_celery.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import time
+
+import pytest
+
+from verticals.core.export import schema_columns
+from verticals.core.service import JobConflict, JobError, JobNotFound, JobService, field_map
+
+
+@pytest.fixture
+def service(fixtures_only_registry, tmp_path):
+    from verticals.core.store import open_store
+    from verticals.workers import job_service
+
+    store = open_store(f"sqlite:///{tmp_path / 'service.db'}")
+    svc = job_service(store, fixtures_only_registry)
+    yield svc
+    svc.close()
+
+
+def texts(*values: str) -> list[dict[str, str]]:
+    return [{"text": value} for value in values]
+
+
+# -- field mapping -----------------------------------------------------------------------------
+
+def test_field_map_is_one_rule_with_one_error(fixtures_only_registry):
+    echo = fixtures_only_registry.task("fixtures.echo")
+    assert field_map(echo, "body") == {"text": "body"}
+    assert field_map(echo, None, ["text=body"]) == {"text": "body"}
+    assert field_map(echo, None, {"text": "body"}) == {"text": "body"}
+    with pytest.raises(JobError, match="bad field mapping 'text'"):
+        field_map(echo, None, ["text"])
+    with pytest.raises(JobError, match=r"has no input field 'nope'.*its fields: text"):
+        field_map(echo, None, ["nope=body"])
+
+    class NoText(echo):  # a task without a single text field
+        name = "fixtures.notext"
+        text_field = None
+
+    with pytest.raises(JobError, match="no single text field, so --text-column cannot be used"):
+        field_map(NoText, "body", text_option="--text-column")
+
+
+def test_submit_maps_columns_and_exports_the_mapped_column_once(service, tmp_path):
+    rows = [{"id": "1", "body": "hello"}, {"id": "2", "body": "world"}]
+    job_id = service.submit("fixtures.echo", rows, text_column="body", file_rows=True)
+    assert service.store.job(job_id).options["field_map"] == {"text": "body"}
+    assert service.execute(job_id) == "succeeded"
+    service.export(job_id, tmp_path / "o.csv")
+    exported = list(csv.DictReader((tmp_path / "o.csv").open(encoding="utf-8")))
+    assert list(exported[0]) == ["seq", "id", "body", "upper", "length", "status", "error"]
+    assert exported[1]["body"] == "world" and exported[1]["upper"] == "WORLD"
+
+
+def test_file_rows_pick_the_single_column_or_name_the_option(service):
+    job_id = service.submit("fixtures.echo", [{"line": "a"}], file_rows=True)
+    assert service.execute(job_id) == "succeeded"
+    from verticals.core.io import InputError
+
+    with pytest.raises(InputError, match="Pick one with the form field text_column"):
+        service.submit("fixtures.echo", [{"a": "1", "b": "2"}], file_rows=True,
+                       pick="the form field text_column=COLUMN")
+    assert service.store.list_jobs() and len(service.store.list_jobs()) == 1  # nothing stored for the refusal
+
+
+# -- running, waiting -------------------------------------------------------------------------------
+
+def test_start_returns_at_once_and_wait_returns_the_summary(service):
+    job_id = service.submit("fixtures.echo", texts(*"abcdefghijkl"), params={"sleep": 0.05})
+    assert service.start(job_id) == 2  # chunk_size 10
+    progress: list[int] = []
+    summary = service.wait(job_id, timeout=60, on_progress=progress.append)
+    assert summary["status"] == "succeeded" and summary["done"] == 12
+    assert sum(progress) <= 12
+    with pytest.raises(JobNotFound):
+        service.wait("nosuchjob")
+
+
+def test_unknown_job_is_job_not_found_and_a_key_error(service):
+    with pytest.raises(JobNotFound) as caught:
+        service.summary("nosuchjob")
+    assert isinstance(caught.value, KeyError) and str(caught.value) == "no job 'nosuchjob'"
+
+
+# -- cancel ---------------------------------------------------------------------------------------
+
+def test_cancel_of_a_queued_job_cancels_every_item_and_finishes_it(service):
+    job_id = service.submit("fixtures.echo", texts(*(f"t{i}" for i in range(25))))
+    summary = service.cancel(job_id)
+    assert summary["status"] == "cancelled" and summary["counts"] == {"cancelled": 25}
+    assert summary["finished_at"] is not None and summary["cancel_requested"]
+    assert service.cancel(job_id)["status"] == "cancelled"  # again: nothing changes
+
+
+def test_cancel_while_running_cancels_chunks_not_started_at_once(service):
+    job_id = service.submit("fixtures.echo", texts(*(f"t{i}" for i in range(60))), params={"sleep": 0.2})
+    result: dict[str, str] = {}
+    runner = threading.Thread(target=lambda: result.update(status=service.execute(job_id)))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while service.summary(job_id)["done"] == 0:  # the first batch of the first chunk is written
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    summary = service.cancel(job_id)
+    # chunks 2..6 had not started: cancelled now, not when the runner gets to them
+    assert summary["counts"]["cancelled"] >= 50
+    runner.join(30)
+    assert result["status"] == "cancelled"
+    final = service.summary(job_id)
+    assert final["counts"]["succeeded"] + final["counts"]["cancelled"] == 60 and final["counts"]["succeeded"] >= 4
+
+
+def test_cancel_of_a_job_never_fully_submitted_is_a_conflict(service):
+    stuck = service.store.create_job("fixtures.echo", {}, {}, 10)
+    with pytest.raises(JobConflict, match="never fully submitted"):
+        service.cancel(stuck)
+    with pytest.raises(JobConflict, match="never fully submitted"):
+        service.resume(stuck)
+
+
+# -- retry / resume / delete ---------------------------------------------------------------------------
+
+def test_retry_of_a_queued_or_running_job_is_a_conflict(service):
+    job_id = service.submit("fixtures.echo", texts("a", "POISON", "b"))
+    with pytest.raises(JobConflict, match="is queued"):
+        service.retry(job_id)
+    assert service.execute(job_id) == "partial"
+    assert service.store.reset_failed(job_id) == 1  # reopened: running again as far as anyone can tell
+    with pytest.raises(JobConflict, match="is running"):
+        service.retry(job_id)
+
+
+def test_retry_reruns_failed_items_of_a_finished_job(service):
+    job_id = service.submit("fixtures.echo", texts("a", "b", "c"), params={"reject": "b"})
+    assert service.execute(job_id) == "partial"
+    assert service.retry(job_id, start=False) == 1
+    assert service.summary(job_id)["counts"] == {"succeeded": 2, "pending": 1}
+    assert service.execute(job_id) == "partial"  # the parameter still rejects it
+    assert service.retry(job_id) == 1  # start=True: handed to the executor
+    assert service.wait(job_id, timeout=60)["status"] == "partial"
+
+
+def test_resume_runs_what_is_pending_and_leaves_finished_jobs(service):
+    job_id = service.submit("fixtures.echo", texts("a", "b"))
+    assert service.resume(job_id) == "succeeded"
+    assert service.resume(job_id) == "succeeded"
+    detached = service.submit("fixtures.echo", texts("c"))
+    service.resume(detached, wait=False)
+    assert service.wait(detached, timeout=60)["status"] == "succeeded"
+
+
+def test_delete_refuses_an_unfinished_job_unless_forced(service):
+    job_id = service.submit("fixtures.echo", texts("a"))
+    with pytest.raises(JobConflict, match="is queued: cancel it first"):
+        service.delete(job_id)
+    assert service.delete(job_id, force=True)["id"] == job_id
+    with pytest.raises(JobNotFound):
+        service.summary(job_id)
+
+
+def test_a_service_without_executor_reads_and_cancels_but_does_not_run(fixtures_only_registry, tmp_path):
+    from verticals.core.executor import ExecutorUnavailable
+    from verticals.core.store import open_store
+
+    service = JobService(open_store(f"sqlite:///{tmp_path / 'bare.db'}"), fixtures_only_registry)
+    job_id = service.submit("fixtures.echo", texts("a"))
+    with pytest.raises(ExecutorUnavailable):
+        service.start(job_id)
+    assert service.cancel(job_id)["status"] == "cancelled"
+
+
+# -- export -------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def finished(service):
+    job_id = service.submit("fixtures.echo", texts("hello", "POISON", "world wide"), params={"reject": "nothing"})
+    assert service.execute(job_id) == "partial"
+    return job_id
+
+
+def test_export_csv_columns_from_the_schema(service, finished, tmp_path):
+    assert service.export(finished, tmp_path / "o.csv") == 3
+    text = (tmp_path / "o.csv").read_text(encoding="utf-8")
+    assert text.splitlines()[0] == "seq,text,upper,length,status,error"
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [r["status"] for r in rows] == ["succeeded", "failed", "succeeded"]
+    assert rows[2]["upper"] == "WORLD WIDE" and rows[1]["upper"] == "" and "poisoned" in rows[1]["error"]
+    # without inputs, the columns come from the schema alone
+    service.export(finished, tmp_path / "n.csv", include_inputs=False)
+    assert (tmp_path / "n.csv").read_text().splitlines()[0] == "seq,upper,length,status,error"
+
+
+def test_export_jsonl_and_parquet_typed_from_the_schema(service, finished, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    service.export(finished, tmp_path / "o.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert rows[0] == {"seq": 0, "status": "succeeded", "input": {"text": "hello"},
+                       "output": {"upper": "HELLO", "length": 5}, "error": None}
+    assert service.export(finished, tmp_path / "o.parquet") == 3
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert table.column_names == ["seq", "text", "upper", "length", "status", "error"]
+    assert str(table.schema.field("length").type) == "int64"
+    assert table.to_pylist()[1]["length"] is None
+    service.export(finished, tmp_path / "x.data", fmt="jsonl")
+    assert (tmp_path / "x.data").read_text() == (tmp_path / "o.jsonl").read_text()
+
+
+def test_export_folder_writes_task_files_and_summary_in_one_read(service, finished, tmp_path):
+    folder = tmp_path / "out"
+    assert service.export(finished, folder) == 3
+    assert len((folder / "results.jsonl").read_text().splitlines()) == 3
+    assert (folder / "5" / "HELLO.txt").read_text() == "HELLO"
+    assert (folder / "10" / "WORLD_WIDE.txt").read_text() == "WORLD WIDE"
+    assert json.loads((folder / "summary.json").read_text()) == {"lengths": {"5": 1, "10": 1}}
+
+
+def test_export_refuses_an_unknown_format(service, finished, tmp_path):
+    with pytest.raises(JobError, match=r"name the output \.csv, \.jsonl or \.parquet"):
+        service.export(finished, tmp_path / "o.xlsx")
+    with pytest.raises(JobError, match="unknown export format"):
+        service.export(finished, tmp_path / "o.csv", fmt="xml")
+
+
+def test_stream_export_is_the_same_bytes_as_the_file(service, finished, tmp_path):
+    from verticals.core.export import stream_export
+
+    service.export(finished, tmp_path / "o.csv")
+    streamed = b"".join(stream_export(service.store, service.registry, finished, "csv", flush_rows=1))
+    assert streamed == (tmp_path / "o.csv").read_bytes()
+
+
+def test_schema_columns_open_and_closed_fields():
+    from typing import Any, Literal
+
+    from pydantic import BaseModel
+
+    class Span(BaseModel):
+        start: int
+        end: int
+
+    class Out(BaseModel):
+        label: Literal["a", "b"]
+        score: float | None = None
+        probabilities: dict[str, float]
+        fixed: dict[Literal["x", "y"], int]
+        span: Span
+        spans: list[Span]
+        extra: Any = None
+
+    columns = schema_columns(Out)
+    assert columns.outputs == ["label", "score", "fixed.x", "fixed.y", "span.start", "span.end", "spans"]
+    assert columns.open == ["probabilities", "extra"]
+    kinds = columns.types()
+    assert kinds["label"] == "string" and kinds["score"] == "float" and kinds["fixed.x"] == "int"
+    assert kinds["spans"] == "string"
+
+
+def test_export_finds_the_keys_of_an_open_field_where_the_schema_declares_it(service, tmp_path):
+    """finance.sentiment's probabilities: dict[str, float] -> probabilities.<label> columns, in place."""
+    from pydantic import BaseModel
+
+    from verticals.core.export import export_columns
+
+    class Out(BaseModel):
+        label: str
+        probabilities: dict[str, float]
+        score: float
+
+    store = service.store
+    job_id = store.create_job("nosuch.task", {}, {}, 10)
+    store.add_items(job_id, [(0, {"text": "a"}, "pending", None), (1, {"text": "b"}, "pending", None)])
+    store.mark_submitted(job_id, 2)
+    from verticals.core.store import ItemResult
+
+    store.write_results(job_id, [
+        ItemResult(0, "succeeded", output={"label": "p", "probabilities": {"p": 0.9, "n": 0.1}, "score": 0.9}),
+        ItemResult(1, "succeeded", output={"label": "n", "probabilities": {"n": 0.8, "x": 0.2}, "score": 0.8})])
+    columns = export_columns(store, job_id, Out, include_inputs=True)
+    assert columns.names() == ["seq", "text", "label", "probabilities.p", "probabilities.n", "probabilities.x",
+                               "score", "status", "error"]
+    assert columns.types()["probabilities.x"] == "float"

@@ -1,0 +1,329 @@
+"""The job service: every rule of a job's lifecycle, once, for every front end.
+
+The CLI, the REST API and the SDK (in-process mode) are thin adapters over :class:`JobService`:
+they translate arguments in and errors out (``JobError`` -> exit 2 / 422, ``JobNotFound`` -> 404,
+``JobConflict`` -> 409), nothing more. Where chunks run is the :class:`~verticals.core.executor.Executor`'s
+business (local or Celery); what a job *means* is decided here:
+
+- **submit**: one field-mapping rule (:func:`field_map`), the task's input read once, the job stored.
+- **cancel**: the job is flagged (running chunks stop at their next batch) and the items of every chunk
+  not started yet are cancelled at once, on every executor; the executor then revokes those chunks
+  (Celery: their queued messages). A job with nothing left running is finished.
+- **retry**: failed items of a *finished* job run again; a job still queued or running is a conflict.
+- **resume**: the pending items of a stored job run (after an interruption, a ``--detach``, a lost broker).
+- **export**: :mod:`verticals.core.export` (CSV, JSONL, Parquet, folders with ``Task.files``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from verticals.core import jobs as _jobs
+from verticals.core.executor import Executor, ExecutorUnavailable, ProgressCallback
+from verticals.core.io import map_fields
+from verticals.core.jobs import FINISHED, JobError, discard_job, finish_if_done, submit_job
+from verticals.core.models import ModelHost
+from verticals.core.store import Store
+from verticals.core.tasks import Task
+from verticals.plugins import Registry
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ExecutorUnavailable", "JobConflict", "JobError", "JobNotFound", "JobService", "field_map"]
+
+UNFINISHED = ("queued", "running")
+
+
+class JobNotFound(JobError, KeyError):
+    """No job has this id (or unique id prefix). HTTP: 404. Also a ``KeyError``, as ``Store.job`` raises."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no such job"
+
+
+class JobConflict(JobError):
+    """The job is not in a state that allows this (retry of a running job, delete of a queued one...).
+    HTTP: 409."""
+
+
+def field_map(task_cls: type[Task], text_column: str | None = None,
+              fields: Mapping[str, str] | Iterable[str] | None = None, *,
+              text_option: str = "text_column", field_option: str = "FIELD=COLUMN") -> dict[str, str]:
+    """Task field -> input column: the one rule for ``--text-column`` / ``--field`` (CLI), ``text_column``
+    (API, SDK).
+
+    ``fields``: a mapping, or ``FIELD=COLUMN`` strings. ``text_column`` maps the task's text field; a task
+    without a single text field refuses it. Every mapped field must be a field of the task's input.
+    ``text_option`` / ``field_option``: how the front end spells the options, for the messages.
+    Raises :class:`JobError`.
+    """
+    mapping: dict[str, str] = {}
+    pairs: Iterable[tuple[str, str]]
+    if fields is None:
+        pairs = ()
+    elif isinstance(fields, Mapping):
+        pairs = fields.items()
+    else:
+        pairs = [_pair(text, field_option) for text in fields]
+    known = task_cls.Input.model_fields
+    for name, column in pairs:
+        if name not in known:
+            raise JobError(f"{task_cls.name} has no input field {name!r} to map a column to; its fields: "
+                           f"{', '.join(known) or 'none'}")
+        mapping[name] = column
+    if text_column:
+        if not task_cls.text_field:
+            raise JobError(f"{task_cls.name} has no single text field, so {text_option} cannot be used; map columns "
+                           f"to its fields ({', '.join(known) or 'none'}) with {field_option}")
+        mapping[task_cls.text_field] = text_column
+    return mapping
+
+
+def _pair(text: str, option: str) -> tuple[str, str]:
+    name, sep, column = str(text).partition("=")
+    if not sep or not name.strip() or not column:
+        raise JobError(f"bad field mapping {text!r}: expected {option}")
+    return name.strip(), column
+
+
+class JobService:
+    """Submit, run, wait for, cancel, retry, resume, read, export and delete jobs.
+
+    ``executor``: where chunks run (see :func:`verticals.workers.job_service`, which picks it from the
+    settings). ``executor_factory`` builds it on first use instead, so that reading results or cancelling
+    works even where no executor can be built; a failure then becomes :class:`ExecutorUnavailable`.
+    """
+
+    def __init__(self, store: Store, registry: Registry, executor: Executor | None = None,
+                 host: ModelHost | None = None, executor_factory: Callable[[], Executor] | None = None):
+        self.store = store
+        self.registry = registry
+        self.host = host
+        self._executor = executor
+        self._executor_factory = executor_factory
+        self._executor_problem: str | None = None
+
+    # -- the executor -----------------------------------------------------------------------------
+    @property
+    def executor(self) -> Executor:
+        """The executor; :class:`ExecutorUnavailable` when none is given or it cannot be built."""
+        if self._executor is None:
+            if self._executor_problem is None and self._executor_factory is not None:
+                try:
+                    self._executor = self._executor_factory()
+                except ExecutorUnavailable as error:
+                    self._executor_problem = str(error)
+                except Exception as error:  # executor module or broker library missing, bad settings...
+                    self._executor_problem = f"the executor cannot be used ({type(error).__name__}: {error})"
+            if self._executor is None:
+                raise ExecutorUnavailable(self._executor_problem or "no executor: jobs cannot be run here")
+        return self._executor
+
+    @property
+    def has_executor(self) -> bool:
+        """Whether an executor is there (built now if needed); never raises."""
+        return self._executor_if_any() is not None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+
+    # -- reading ------------------------------------------------------------------------------------
+    def job(self, job_id: str) -> Any:
+        """The stored job (``job_id`` or a unique prefix of it); :class:`JobNotFound` otherwise."""
+        try:
+            return self.store.job(job_id)
+        except JobNotFound:
+            raise
+        except KeyError as error:
+            raise JobNotFound(error.args[0] if error.args else f"no job {job_id!r}") from None
+
+    def summary(self, job_id: str) -> dict[str, Any]:
+        """Status, counts, timings, parameters (secrets masked): never item contents."""
+        return self.store.summary(self.job(job_id).id)
+
+    def results(self, job_id: str, status: str | None = None, include_inputs: bool = True, offset: int = 0,
+                limit: int | None = None, provenance: bool = False) -> Iterator[dict[str, Any]]:
+        """Result rows in input order (seq, status, output, error; ``input`` with ``include_inputs``;
+        ``provenance`` when asked), streamed from the store."""
+        found = self.job(job_id).id
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for item in self.store.iter_items(found, status=status, offset=offset, limit=limit):
+                row = {"seq": item.seq, "status": item.status, "output": item.output, "error": item.error}
+                if provenance:
+                    row["provenance"] = item.provenance
+                if include_inputs:
+                    row["input"] = item.input
+                yield row
+
+        return rows()
+
+    def export(self, job_id: str, dest: str | Path, include_inputs: bool | None = None, fmt: str | None = None) -> int:
+        """Write the results to ``dest`` (.csv, .jsonl, .parquet or a folder); return the rows written.
+        Inputs are left out of sensitive tasks' exports unless ``include_inputs=True``."""
+        from verticals.core.export import export_job
+
+        return export_job(self.store, self.registry, self.job(job_id).id, dest, include_inputs, fmt)
+
+    # -- submitting ---------------------------------------------------------------------------------
+    def submit(self, task: str, rows: Iterable[dict[str, Any]], *, params: dict[str, Any] | None = None,
+               text_column: str | None = None, fields: Mapping[str, str] | Iterable[str] | None = None,
+               options: dict[str, Any] | None = None, chunk_size: int | None = None, tenant: str | None = None,
+               allow_empty: bool = True, file_rows: bool = False, pick: str | None = None) -> str:
+        """Store a job over ``rows``; return its id. Nothing runs yet (:meth:`start`, :meth:`execute`).
+
+        ``text_column`` / ``fields``: see :func:`field_map`; the mapping is stored in the job's options
+        (its copies are exported once). ``file_rows``: the rows are a file's records: when the task's
+        text field is missing and they have a single column, that column is used (``pick`` names the
+        option that picks a column, for the message). Raises :class:`JobError` (bad parameters, mapping,
+        input), ``KeyError``/``PluginError`` for an unknown task.
+        """
+        task_cls = self.registry.task(task)
+        mapping = field_map(task_cls, text_column, fields)
+        if mapping or file_rows:
+            rows = map_fields(rows, mapping, required=task_cls.text_field if file_rows else None,
+                              pick=pick or "text_column=COLUMN")
+        stored = dict(options or {})
+        if mapping:
+            stored["field_map"] = mapping
+        return submit_job(self.store, self.registry, task, rows, params, stored, chunk_size, tenant=tenant,
+                          allow_empty=allow_empty)
+
+    # -- running --------------------------------------------------------------------------------------
+    def start(self, job_id: str) -> int:
+        """Hand the job's pending chunks to the executor and return at once (how many were handed over)."""
+        job = self._submitted(job_id)
+        return self.executor.start(job.id)
+
+    def execute(self, job_id: str, on_progress: ProgressCallback | None = None) -> str:
+        """Run the job's pending chunks (here, or on workers) and wait; return the final status."""
+        job = self._submitted(job_id)
+        status = self.executor.execute(job.id, on_progress=on_progress)
+        self._deliver()
+        return status
+
+    def wait(self, job_id: str, timeout: float | None = None,
+             on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Wait until the job is finished; return its summary. ``TimeoutError`` after ``timeout`` s."""
+        job = self.job(job_id)
+        self._deliver()
+        if job.finished_at is None:
+            self.executor.wait(job.id, on_progress=on_progress, timeout=timeout)
+            self._deliver()
+        return self.store.summary(job.id)
+
+    def resume(self, job_id: str, *, wait: bool = True, on_progress: ProgressCallback | None = None) -> str:
+        """Run the pending items of a stored job (interrupted, submitted detached, messages lost with a
+        broker). ``wait=False`` hands them over and returns at once. Returns the job's (final) status.
+        A finished job with nothing pending is left as it is."""
+        job = self._submitted(job_id)
+        summary = self.store.summary(job.id)
+        if summary["finished_at"] and not summary["counts"].get("pending"):
+            return str(summary["status"])
+        if not wait:
+            self.executor.start(job.id)
+            return str(self.store.summary(job.id)["status"])
+        return self.execute(job.id, on_progress=on_progress)
+
+    # -- cancel / retry / delete ---------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job; return its summary.
+
+        Running chunks stop at their next batch (they see the flag); the items of every chunk not started
+        yet are cancelled now, whatever the executor, and the executor revokes those chunks. When nothing
+        of the job is left running, the job is finished (``cancelled``).
+        A finished job is left as it is.
+        """
+        job = self._submitted(job_id)
+        if job.finished_at is not None:
+            return self.store.summary(job.id)
+        self.store.request_cancel(job.id)
+        states = self.store.chunk_states(job.id)
+        unstarted = sorted(start for start, (pending, started) in states.items() if pending and not started)
+        if unstarted and not any(started for _, started in states.values()):
+            self.store.cancel_pending(job.id)  # nothing started: one statement for the whole job
+        else:
+            for first, end in _spans(unstarted, job.chunk_size):
+                self.store.cancel_pending(job.id, first, end)
+        if unstarted:
+            executor = self._executor_if_any()
+            if executor is not None:
+                try:
+                    executor.revoke(job.id, unstarted)
+                except Exception as error:  # the items are cancelled in the store: revoking only saves work
+                    log.warning("could not revoke %d queued chunk(s) of job %s (%s); workers will skip them",
+                                len(unstarted), job.id, type(error).__name__)
+        finish_if_done(self.store, self.registry, job.id)
+        self._deliver()
+        return self.store.summary(job.id)
+
+    def retry(self, job_id: str, *, start: bool = True) -> int:
+        """Put the failed items of a finished job back to pending (not those whose input is invalid:
+        re-running cannot change that); return how many. ``start``: hand them to the executor at once
+        (the CLI passes ``False`` and calls :meth:`execute` to show progress).
+
+        :class:`JobConflict` for a job still queued or running (retry once it has finished; a job whose
+        chunks were lost is continued with :meth:`resume`).
+        """
+        job = self._submitted(job_id)
+        status = self.store.summary(job.id)["status"]
+        if status in UNFINISHED:
+            raise JobConflict(f"job {job.id} is {status}: retry its failed items once it has finished "
+                              "(cancel it first, or resume it if its process stopped)")
+        count = self.store.reset_failed(job.id)
+        if count and start:
+            self.executor.start(job.id)
+        return count
+
+    def delete(self, job_id: str, force: bool = False) -> dict[str, Any]:
+        """Delete a job with its items and artifacts; return the summary it had. A job still queued or
+        running is a :class:`JobConflict` unless ``force`` (e.g. a job whose process died)."""
+        job = self.job(job_id)
+        summary = self.store.summary(job.id)
+        if summary["status"] in UNFINISHED and not force:
+            raise JobConflict(f"job {job.id} is {summary['status']}: cancel it first, or delete it with force")
+        discard_job(self.store, job.id)
+        return summary
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _submitted(self, job_id: str) -> Any:
+        job = self.job(job_id)
+        if not job.submitted:
+            raise JobConflict(f"job {job.id} was never fully submitted (its items are still being stored by another "
+                              "process, or its submission stopped before the end): there is nothing to run. "
+                              "Delete it (jobs delete with force) and submit the input again")
+        return job
+
+    def _executor_if_any(self) -> Executor | None:
+        try:
+            return self.executor
+        except ExecutorUnavailable:
+            return None
+
+    def _deliver(self) -> None:
+        """Fire the pending ``job_finished`` events (the outbox), when the engine keeps one."""
+        deliver = getattr(_jobs, "deliver_job_events", None)
+        if deliver is None:
+            return
+        try:
+            deliver(self.store, self.registry)
+        except Exception:
+            log.exception("delivering job events failed; they stay pending and are tried again")
+
+
+def _spans(starts: list[int], chunk_size: int) -> list[tuple[int, int]]:
+    """Contiguous chunk starts -> (first seq, end) spans, so that a run of chunks is one statement."""
+    spans: list[tuple[int, int]] = []
+    for start in starts:
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], start + chunk_size)
+        else:
+            spans.append((start, start + chunk_size))
+    return spans
+
+
+__all__ += ["FINISHED", "UNFINISHED"]
