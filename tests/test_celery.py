@@ -409,3 +409,33 @@ def test_high_priority_chunks_are_taken_before_low_priority_ones(celery_env):
         assert executor.wait(job_id, timeout=120) == "succeeded"
     finished = {priority: celery_env.store.job(job_id).finished_at for priority, job_id in jobs.items()}
     assert finished["high"] < finished["normal"] < finished["low"]
+
+
+def test_a_chunk_failing_for_the_machinery_is_retried_with_backoff_then_its_items_fail(
+        fixtures_only_registry, monkeypatch, caplog):
+    """Celery's own retry (autoretry_for, retry_backoff, retry_jitter): run eagerly, every retry is a real
+    re-run of the task; once they are used up the chunk's items fail with the reason and the job ends."""
+    import logging
+
+    from verticals.core.store import open_store
+    from verticals.workers import celery_app
+
+    store = open_store()
+    job_id = store.create_job("fixtures.echo", {"sleep": -1}, {}, 10)  # params no run can validate
+    store.add_items(job_id, [(seq, {"text": f"t{seq}"}, "pending", None) for seq in range(3)])
+    store.mark_submitted(job_id, 3)
+    monkeypatch.setattr(celery_app.state, "store", store)
+    monkeypatch.setattr(celery_app.state, "registry", fixtures_only_registry)
+    monkeypatch.setattr(celery_app.state, "host", None)
+    task = celery_app.run_chunk_task
+    assert task.autoretry_for == (celery_app.ChunkFailed,) and task.retry_backoff and task.retry_jitter
+    with caplog.at_level(logging.WARNING, logger="verticals.workers.celery_app"):
+        result = task.apply(args=[job_id, 0, 3])
+    assert isinstance(result.result, celery_app.ChunkFailed)
+    retries = [r for r in caplog.records if "retry" in r.getMessage() and job_id in r.getMessage()]
+    assert len(retries) == celery_app.MAX_RETRIES
+    items = list(store.iter_items(job_id))
+    assert {item.status for item in items} == {"failed"}
+    assert all(item.error.startswith("worker error after retries: ValidationError") for item in items)
+    assert "t0" not in " ".join(record.getMessage() for record in caplog.records)  # no item text in the logs
+    assert store.summary(job_id)["status"] == "failed"

@@ -274,9 +274,10 @@ class JobService:
         if status in UNFINISHED:
             raise JobConflict(f"job {job.id} is {status}: retry its failed items once it has finished "
                               "(cancel it first, or resume it if its process stopped)")
+        executor = self.executor if start else None  # no executor: refused before anything changes
         count = self.store.reset_failed(job.id)
-        if count and start:
-            self.executor.start(job.id)
+        if count and executor is not None:
+            executor.start(job.id)
         return count
 
     def delete(self, job_id: str, force: bool = False) -> dict[str, Any]:

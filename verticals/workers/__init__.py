@@ -6,7 +6,7 @@ The composition roots (CLI, API server, SDK in-process mode, worker) build their
 
 from __future__ import annotations
 
-from verticals.core.executor import Executor, ExecutorUnavailable
+from verticals.core.executor import Executor, ExecutorUnavailable, ProgressCallback
 from verticals.core.models import ModelHost
 from verticals.core.service import JobService
 from verticals.core.store import Store
@@ -16,18 +16,19 @@ __all__ = ["Executor", "ExecutorUnavailable", "get_executor", "job_service"]
 
 
 def get_executor(store: Store, registry: Registry, host: ModelHost | None = None, name: str | None = None,
-                 threads: int = 1) -> Executor:
+                 threads: int = 1, on_progress: ProgressCallback | None = None) -> Executor:
     """The executor ``name`` (default: ``celery`` when a broker is configured, else ``local``).
 
     ``ExecutorUnavailable`` when the Celery executor is asked for and cannot be used (Celery not
-    installed, no broker URL); ``ValueError`` for an unknown name."""
+    installed, no broker URL); ``ValueError`` for an unknown name. ``threads`` and ``on_progress`` are the
+    local executor's, for the jobs it runs in the background (:meth:`~verticals.core.service.JobService.start`)."""
     from verticals.config import broker_url
 
     name = name or ("celery" if broker_url() else "local")
     if name == "local":
         from verticals.workers.local import LocalExecutor
 
-        return LocalExecutor(store, registry, host, threads=threads)
+        return LocalExecutor(store, registry, host, threads=threads, on_progress=on_progress)
     if name == "celery":
         try:
             from verticals.workers.celery_executor import CeleryExecutor
@@ -41,7 +42,8 @@ def get_executor(store: Store, registry: Registry, host: ModelHost | None = None
 
 
 def job_service(store: Store, registry: Registry, host: ModelHost | None = None,
-                executor: Executor | None = None, name: str | None = None, threads: int = 1) -> JobService:
+                executor: Executor | None = None, name: str | None = None, threads: int = 1,
+                on_progress: ProgressCallback | None = None) -> JobService:
     """A job service over ``executor``, or over the configured one (built on first use: reading results,
     cancelling or exporting never needs it; running does, and says what is wrong when it cannot be built)."""
     host = host or getattr(executor, "host", None)
@@ -49,4 +51,5 @@ def job_service(store: Store, registry: Registry, host: ModelHost | None = None,
         return JobService(store, registry, executor, host=host)
     shared = host or ModelHost(registry.models)
     return JobService(store, registry, host=shared,
-                      executor_factory=lambda: get_executor(store, registry, shared, name=name, threads=threads))
+                      executor_factory=lambda: get_executor(store, registry, shared, name=name, threads=threads,
+                                                            on_progress=on_progress))

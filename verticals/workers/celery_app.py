@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
 from kombu import Queue
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ QUEUES = ("gpu", "cpu", "code")  # code: tasks that execute untrusted code (Task
 PRIORITIES = {"high": 0, "normal": 5, "low": 9}  # Redis: lower number is served first
 DEFAULT_VISIBILITY_TIMEOUT = 7200
 TASK_NAME = "verticals.run_chunk"
+MAX_RETRIES = 8  # machinery failures of a chunk: backoff 1, 2, 4... 60 s (with jitter), then its items fail
 
 
 def visibility_timeout() -> int:
@@ -107,8 +108,12 @@ class _WorkerState:
                 from verticals.core.store import open_store
                 from verticals.plugins import get_registry
 
-                self.registry = get_registry()
-                self.host = ModelHost(self.registry.models)
+                registry = get_registry()
+                attach = getattr(registry, "attach", None)  # Registry.attach: the composition roots add optional parts
+                if attach is not None:
+                    attach("verticals.api.webhooks")  # job_finished events reach the tenants' webhooks
+                self.registry = registry
+                self.host = ModelHost(registry.models)
                 self.store = open_store()
             return self.store, self.registry, self.host
 
@@ -128,8 +133,24 @@ def _after_fork(**_: Any) -> None:
     from verticals.core.store.db import make_engine
 
     make_engine(database_url()).dispose(close=False)
+    threading.Thread(target=_deliver_events, name="verticals-events", daemon=True).start()
     if os.environ.get("VERTICALS_PRELOAD") == "1":
         threading.Thread(target=_preload, name="verticals-preload", daemon=True).start()
+
+
+def _deliver_events() -> None:
+    """Fire the ``job_finished`` events still pending (a process died between finishing a job and firing
+    them): delivery is at least once. Runs once per pool process, in the background."""
+    from verticals.core import jobs
+
+    deliver = getattr(jobs, "deliver_job_events", None)  # the engine's outbox
+    if deliver is None:
+        return
+    try:
+        store, registry, _host = state.get()
+        deliver(store, registry)
+    except Exception:
+        log.exception("delivering pending job events failed; the next worker start tries again")
 
 
 def queue_of(task: object) -> str:
@@ -153,9 +174,30 @@ def _preload() -> None:
         log.exception("preloading models failed; they will load on the first chunk that needs them")
 
 
-@app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
-          max_retries=8)
-def run_chunk_task(self, job_id: str, start: int, end: int) -> dict[str, Any]:
+class ChunkFailed(Exception):
+    """Running a chunk failed for a reason of the machinery (database down, a bug): retried with backoff.
+    Its message is :func:`describe`'s: no SQL parameters (they may hold item text), so Celery's retry
+    and failure logs carry none either."""
+
+
+class ChunkTask(Task):
+    """Retries are Celery's (``autoretry_for`` with exponential backoff and jitter); once they are used
+    up, :meth:`on_failure` fails the chunk's pending items with the reason, so that the job can end."""
+
+    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        job_id, start, end = args
+        log.warning("chunk %s:%d-%d failed (%s); retry %d of %d with backoff", job_id, start, end, exc,
+                    self.request.retries + 1, self.max_retries)
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if isinstance(exc, ChunkFailed):
+            _give_up(*args, exc)
+
+
+@app.task(name=TASK_NAME, bind=True, base=ChunkTask, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+          autoretry_for=(ChunkFailed,), max_retries=MAX_RETRIES, retry_backoff=True, retry_backoff_max=60,
+          retry_jitter=True)
+def run_chunk_task(self: ChunkTask, job_id: str, start: int, end: int) -> dict[str, Any]:
     """Run one chunk; a failure of the machinery (database down...) retries the chunk with backoff."""
     from verticals.core.jobs import run_chunk
 
@@ -167,13 +209,8 @@ def run_chunk_task(self, job_id: str, start: int, end: int) -> dict[str, Any]:
         log.warning("chunk %s:%d-%d skipped: %s", job_id, start, end, error)
         return {"skipped": True}
     except Exception as error:
-        if self.request.retries >= self.max_retries:
-            _give_up(job_id, start, end, error)
-            raise
-        delay = min(60, 2 ** self.request.retries)
-        log.warning("chunk %s:%d-%d failed (%s); retrying in %ds", job_id, start, end, describe(error), delay)
         log.debug("chunk failure", exc_info=True)
-        raise self.retry(exc=error, countdown=delay) from None
+        raise ChunkFailed(describe(error)) from None
     took = time.monotonic() - started
     if took > visibility_timeout() / 2:
         log.warning("chunk %s:%d-%d took %.0fs, more than half the visibility timeout (%ds): Redis may hand it "
@@ -190,14 +227,15 @@ def describe(error: BaseException) -> str:
     return f"{type(cause).__name__}: {first_line}" if first_line else type(cause).__name__
 
 
-def _give_up(job_id: str, start: int, end: int, error: Exception) -> None:
+def _give_up(job_id: str, start: int, end: int, error: BaseException) -> None:
     """The chunk failed on every retry: fail its pending items with the reason, so the job can end."""
     from verticals.core.jobs import finish_if_done
     from verticals.core.store import ItemResult
 
     try:
         store, registry, _host = state.get()
-        reason = (f"worker error after retries: {describe(error)} "
+        why = str(error) if isinstance(error, ChunkFailed) else describe(error)
+        reason = (f"worker error after retries: {why} "
                   f"(fix the cause, then `verticals jobs retry {job_id[:8]} --failed`)")
         results = [ItemResult(seq, "failed", error=reason) for seq, _ in store.pending_items(job_id, start, end)]
         store.write_results(job_id, results)

@@ -102,11 +102,12 @@ class LocalExecutor:
         """Nothing to take back: a queued job's chunks find their items cancelled when they run."""
         return 0
 
-    def close(self) -> None:
-        """Stop the background threads once the jobs they are running are done (at most 5 s each)."""
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Stop the background threads after the jobs queued for them (waiting at most ``timeout`` s for
+        each thread; ``None``: until they are done, as the SDK's ``close`` does)."""
         with self._lock:
             workers, self._workers = self._workers, []
         for _ in workers:
             self._queue.put(None)
         for thread in workers:
-            thread.join(timeout=5)
+            thread.join(timeout=timeout)
