@@ -439,3 +439,28 @@ def test_a_chunk_failing_for_the_machinery_is_retried_with_backoff_then_its_item
     assert all(item.error.startswith("worker error after retries: ValidationError") for item in items)
     assert "t0" not in " ".join(record.getMessage() for record in caplog.records)  # no item text in the logs
     assert store.summary(job_id)["status"] == "failed"
+
+
+def test_service_cancel_of_a_queued_job_revokes_its_chunks_and_finishes_it_at_once(celery_env):
+    """JobService.cancel through the Celery executor (as every front end does): a job whose chunks wait
+    behind another job's is cancelled and finished at once; the worker discards its revoked messages."""
+    from verticals.core.service import JobConflict
+    from verticals.workers import job_service
+
+    celery_env.workers.start(1)
+    store = celery_env.store
+    service = job_service(store, celery_env.registry, executor=celery_env.executor())
+    busy = celery_env.submit([f"b{i}" for i in range(40)], chunk_size=10, sleep=0.3)
+    assert service.start(busy) == 4
+    waiting = celery_env.submit([f"w{i}" for i in range(30)], chunk_size=10)
+    assert service.start(waiting) == 3
+    wait_for(lambda: _inflight(store, busy) > 0, what="the busy job running")
+    with pytest.raises(JobConflict, match="is running"):
+        service.retry(busy)  # the same refusal as with the local executor (and HTTP 409)
+    summary = service.cancel(waiting)
+    assert summary["status"] == "cancelled" and summary["finished_at"] is not None
+    assert summary["counts"] == {"cancelled": 30}
+    assert celery_env.finished_events(waiting) == [f"{waiting} cancelled"]
+    assert service.wait(busy, timeout=120)["status"] == "succeeded"
+    wait_for(lambda: celery_env.workers.log_text().count("revoked") >= 3, timeout=30, what="three revoked chunks")
+    assert {item.attempts for item in store.iter_items(waiting)} == {0}  # none of its items ever ran

@@ -288,3 +288,13 @@ def test_export_finds_the_keys_of_an_open_field_where_the_schema_declares_it(ser
     assert columns.names() == ["seq", "text", "label", "probabilities.p", "probabilities.n", "probabilities.x",
                                "score", "status", "error"]
     assert columns.types()["probabilities.x"] == "float"
+
+
+def test_both_executors_implement_the_protocol(service, monkeypatch):
+    from verticals.core.executor import Executor
+    from verticals.workers import get_executor
+
+    assert isinstance(service.executor, Executor) and service.executor.name == "local"
+    monkeypatch.setenv("VERTICALS_BROKER_URL", "redis://127.0.0.1:6379/0")
+    celery = get_executor(service.store, service.registry)
+    assert isinstance(celery, Executor) and celery.name == "celery"

@@ -191,7 +191,8 @@ class ChunkTask(Task):
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         if isinstance(exc, ChunkFailed):
-            _give_up(*args, exc)
+            job_id, start, end = args
+            _give_up(job_id, start, end, exc)
 
 
 @app.task(name=TASK_NAME, bind=True, base=ChunkTask, acks_late=True, reject_on_worker_lost=True, ignore_result=True,

@@ -48,9 +48,10 @@ class CeleryExecutor:
 
         self.store = store
         self.registry = registry
-        self.broker = broker or broker_url()
-        if not self.broker:
+        url = broker or broker_url()
+        if not url:
             raise BrokerUnavailable("no broker: set VERTICALS_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+        self.broker: str = url
         self.app = _app(self.broker, visibility_timeout())
         self.poll_interval = poll_interval
         self.stall_warning_s = stall_warning_s
