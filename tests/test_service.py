@@ -298,3 +298,10 @@ def test_both_executors_implement_the_protocol(service, monkeypatch):
     monkeypatch.setenv("VERTICALS_BROKER_URL", "redis://127.0.0.1:6379/0")
     celery = get_executor(service.store, service.registry)
     assert isinstance(celery, Executor) and celery.name == "celery"
+
+
+def test_queue_status_counts_chunks(service):
+    job_id = service.submit("fixtures.echo", texts(*(f"t{i}" for i in range(25))))
+    assert service.queue_status(job_id) == {"chunks": 3, "done": 0, "running": 0, "waiting": 3}
+    service.execute(job_id)
+    assert service.queue_status(job_id) == {"chunks": 3, "done": 3, "running": 0, "waiting": 0}

@@ -10,7 +10,7 @@ protocol. The implementations live in :mod:`verticals.workers` (``local``: in th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 ProgressCallback = Callable[[int], None]
 """Called with how many more items of the job are done (succeeded, failed or cancelled)."""
@@ -37,6 +37,8 @@ class Executor(Protocol):
     - ``revoke(job_id, starts)``: forget the chunks starting at ``starts`` that were handed over and
       not started (their items are already cancelled in the store): revoke queued messages, drop
       queued local work. Best effort: a chunk that arrives anyway finds nothing pending.
+    - ``queue_status(job_id)``: where the job's chunks wait, as this executor knows it (Celery: ``queue``,
+      ``priority``, ``broker_backlog``; local: nothing). :meth:`JobService.queue_status` adds the chunk counts.
     - ``close()``: stop background work this executor started (threads, connections).
     """
 
@@ -50,5 +52,7 @@ class Executor(Protocol):
              timeout: float | None = None) -> str: ...
 
     def revoke(self, job_id: str, starts: Sequence[int]) -> int: ...
+
+    def queue_status(self, job_id: str) -> dict[str, Any]: ...
 
     def close(self) -> None: ...

@@ -32,7 +32,8 @@ from verticals.plugins import Registry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExecutorUnavailable", "JobConflict", "JobError", "JobNotFound", "JobService", "field_map"]
+__all__ = ["ExecutorUnavailable", "JobConflict", "JobError", "JobNotFound", "JobService", "chunk_progress",
+           "field_map"]
 
 UNFINISHED = ("queued", "running")
 
@@ -161,6 +162,17 @@ class JobService:
                 yield row
 
         return rows()
+
+    def queue_status(self, job_id: str) -> dict[str, Any]:
+        """Where the job's chunks are: ``chunks``, ``done`` (nothing pending), ``running`` (started, items
+        pending), ``waiting`` (not started), plus what the executor knows (Celery: ``queue``, ``priority``,
+        ``broker_backlog``). Without an executor, the chunk counts alone."""
+        found = self.job(job_id).id
+        info: dict[str, Any] = chunk_progress(self.store, found)
+        executor = self._executor_if_any()
+        if executor is not None:
+            info.update(executor.queue_status(found))
+        return info
 
     def export(self, job_id: str, dest: str | Path, include_inputs: bool | None = None, fmt: str | None = None) -> int:
         """Write the results to ``dest`` (.csv, .jsonl, .parquet or a folder); return the rows written.
@@ -314,6 +326,14 @@ class JobService:
             deliver(self.store, self.registry)
         except Exception:
             log.exception("delivering job events failed; they stay pending and are tried again")
+
+
+def chunk_progress(store: Store, job_id: str) -> dict[str, int]:
+    """Chunks of a job: total, done (nothing pending), running (started, items pending), waiting (not started)."""
+    states = store.chunk_states(job_id)
+    done = sum(1 for pending, _ in states.values() if not pending)
+    running = sum(1 for pending, started in states.values() if pending and started)
+    return {"chunks": len(states), "done": done, "running": running, "waiting": len(states) - done - running}
 
 
 def _spans(starts: list[int], chunk_size: int) -> list[tuple[int, int]]:

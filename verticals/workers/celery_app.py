@@ -26,7 +26,6 @@ model, and each pool process builds its own store, registry and model host.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -44,7 +43,9 @@ MAX_RETRIES = 8  # machinery failures of a chunk: backoff 1, 2, 4... 60 s (with 
 
 
 def visibility_timeout() -> int:
-    return int(os.environ.get("VERTICALS_VISIBILITY_TIMEOUT", str(DEFAULT_VISIBILITY_TIMEOUT)))
+    from verticals.config import settings
+
+    return settings().visibility_timeout
 
 
 def task_id(job_id: str, start: int, dispatch_round: int) -> str:
@@ -134,7 +135,9 @@ def _after_fork(**_: Any) -> None:
 
     make_engine(database_url()).dispose(close=False)
     threading.Thread(target=_deliver_events, name="verticals-events", daemon=True).start()
-    if os.environ.get("VERTICALS_PRELOAD") == "1":
+    from verticals.config import settings
+
+    if settings().preload:
         threading.Thread(target=_preload, name="verticals-preload", daemon=True).start()
 
 
@@ -162,7 +165,9 @@ def queue_of(task: object) -> str:
 
 
 def _preload() -> None:
-    queue = os.environ.get("VERTICALS_WORKER_QUEUE")
+    from verticals.config import settings
+
+    queue = settings().worker_queue
     try:
         _, registry, host = state.get()
         names = sorted({name for task in registry.tasks.values() if not queue or queue_of(task) == queue

@@ -22,11 +22,14 @@ from typing import Any
 
 from verticals.core.executor import ExecutorUnavailable, ProgressCallback
 from verticals.core.jobs import finish_if_done
+from verticals.core.service import chunk_progress
 from verticals.core.store import Store
 from verticals.plugins import Registry
 from verticals.workers.celery_app import PRIORITIES, TASK_NAME, make_app, queue_of, task_id, visibility_timeout
 
 log = logging.getLogger(__name__)
+
+__all__ = ["BrokerUnavailable", "CeleryExecutor", "chunk_progress"]  # chunk_progress: moved to core.service
 
 
 class BrokerUnavailable(ExecutorUnavailable):
@@ -180,13 +183,11 @@ class CeleryExecutor:
 
     # -- status ---------------------------------------------------------------------------------
     def queue_status(self, job_id: str) -> dict[str, Any]:
-        """Where a job's chunks are: its queue and priority, chunks done/running/waiting, the broker's backlog."""
+        """The job's queue and priority, and the broker's backlog of that queue (every job's; None when the
+        broker cannot say). :meth:`verticals.core.service.JobService.queue_status` adds the chunk counts."""
         job = self.store.job(job_id)
-        info = chunk_progress(self.store, job.id)
-        info["queue"] = ((job.options or {}).get("celery") or {}).get("queue") or self.queue_for(job.task)
-        info["priority"] = self.priority_of(job.options)
-        info["broker_backlog"] = self.backlog(info["queue"])
-        return info
+        queue = ((job.options or {}).get("celery") or {}).get("queue") or self.queue_for(job.task)
+        return {"queue": queue, "priority": self.priority_of(job.options), "broker_backlog": self.backlog(queue)}
 
     def backlog(self, queue: str) -> int | None:
         """Messages waiting in a broker queue (every job's, every priority), or None when the broker cannot say.
@@ -227,14 +228,6 @@ class CeleryExecutor:
             return None
         finally:
             client.close()
-
-
-def chunk_progress(store: Store, job_id: str) -> dict[str, Any]:
-    """Chunks of a job: total, done (nothing pending), running (started, items pending), waiting (not started)."""
-    states = store.chunk_states(job_id)
-    done = sum(1 for pending, _ in states.values() if not pending)
-    running = sum(1 for pending, started in states.values() if pending and started)
-    return {"chunks": len(states), "done": done, "running": running, "waiting": len(states) - done - running}
 
 
 def _is_connection_error(error: Exception) -> bool:

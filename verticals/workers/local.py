@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from verticals.core.executor import ProgressCallback
 from verticals.core.jobs import finish_if_done, run_chunk
@@ -101,6 +102,10 @@ class LocalExecutor:
     def revoke(self, job_id: str, starts: Sequence[int]) -> int:
         """Nothing to take back: a queued job's chunks find their items cancelled when they run."""
         return 0
+
+    def queue_status(self, job_id: str) -> dict[str, Any]:
+        """No queue outside this process: nothing to add to the chunk counts."""
+        return {}
 
     def close(self, timeout: float | None = 5.0) -> None:
         """Stop the background threads after the jobs queued for them (waiting at most ``timeout`` s for
