@@ -91,7 +91,16 @@ def submit(api, headers, texts, **extra):
 
 
 def v1_routes(app):
-    return [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/")]
+    """Every /v1 route, including those of the routers the app includes (FastAPI keeps those nested)."""
+
+    def walk(routes):
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            elif hasattr(route, "original_router"):
+                yield from walk(route.original_router.routes)
+
+    return [r for r in walk(app.routes) if r.path.startswith("/v1/")]
 
 
 def call(api, method, path, headers):

@@ -147,3 +147,17 @@ class MeOut(BaseModel):
     auth: bool
     executor: str
     allow_code_execution: bool = Field(False, description="May this key run tasks that execute code")
+
+
+def job_out(summary: dict[str, Any]) -> JobOut:
+    """A job's summary (``Store.summary``) as the API shows it, with throughput and ETA."""
+    rate = eta = None
+    if summary.get("elapsed_s"):
+        rate = summary["done"] / summary["elapsed_s"] if summary["done"] else 0.0
+        if summary["status"] == "running" and rate:
+            eta = (summary["total"] - summary["done"]) / rate
+    return JobOut(**{k: v for k, v in summary.items() if k in JobOut.model_fields}, items_per_s=rate, eta_s=eta)
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat() if value else None

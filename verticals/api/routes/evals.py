@@ -6,11 +6,16 @@ finished, the first ``GET /v1/evals/{id}`` scores it with the task's evaluator a
 
 from typing import Annotated, Any  # no `from __future__ import annotations`: FastAPI reads these at runtime
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from verticals.api.deps import ERRORS, FORBIDDEN, State, Who, known_task, owned_job
+from verticals.api.schemas import ErrorOut
 from verticals.core.evaluation import EvalError, evaluator_of, items_hash, score_job, submit_eval
+
+router = APIRouter()
+RESPONSES: dict[int | str, dict[str, Any]] = {**ERRORS, **FORBIDDEN, 422: {"model": ErrorOut}}
 
 
 class EvalCreate(BaseModel):
@@ -23,54 +28,48 @@ class EvalCreate(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Task parameters.")
 
 
-def add_routes(app: FastAPI, state: Any, who_dependency: Any, owned_job: Any, known_task: Any,
-               errors: dict[int, Any]) -> None:
-    """Attach the evaluation routes to ``app`` (called by :func:`verticals.api.app.create_app`).
+@router.post("/v1/evals", status_code=202, tags=["evals"], responses=RESPONSES)
+def create_eval(body: EvalCreate, who: Who, state: State) -> JSONResponse:
+    """Evaluate a task on labelled items; poll ``GET /v1/evals/{id}`` for the metrics."""
+    known_task(state, body.task, who)
+    if len(body.items) > state.limits.max_job_items:
+        raise HTTPException(413, f"{len(body.items)} items is more than the {state.limits.max_job_items} one "
+                                 "request takes (VERTICALS_API_MAX_JOB_ITEMS)")
+    try:
+        _task_cls, evaluator = evaluator_of(state.registry, body.task)
+        gold = body.gold_field or evaluator.gold_field
+        state.runner.check()
+        job_id = submit_eval(state.store, state.registry, body.task, body.items, gold_field=gold,
+                             data_name=f"{len(body.items)} items (API)", data_hash=items_hash(body.items),
+                             params=body.params, tenant=who.tenant)
+    except EvalError as error:
+        raise HTTPException(422, str(error).replace("--gold-column COLUMN", "gold_field")) from None
+    state.runner.submit(job_id)
+    return JSONResponse({"id": job_id, "status": "queued", "url": f"/v1/evals/{job_id}"}, status_code=202,
+                        headers={"Location": f"/v1/evals/{job_id}"})
 
-    ``owned_job(job_id, who)`` answers 404 unless the job is the tenant's (as for every job route).
-    """
-    Who = who_dependency
 
-    @app.post("/v1/evals", status_code=202, tags=["evals"], responses=errors)
-    def create_eval(body: EvalCreate, who: Who) -> JSONResponse:
-        """Evaluate a task on labelled items; poll ``GET /v1/evals/{id}`` for the metrics."""
-        known_task(body.task, who)
-        if len(body.items) > state.limits.max_job_items:
-            raise HTTPException(413, f"{len(body.items)} items is more than the {state.limits.max_job_items} one "
-                                     "request takes (VERTICALS_API_MAX_JOB_ITEMS)")
-        try:
-            _task_cls, evaluator = evaluator_of(state.registry, body.task)
-            gold = body.gold_field or evaluator.gold_field
-            state.runner.check()
-            job_id = submit_eval(state.store, state.registry, body.task, body.items, gold_field=gold,
-                                 data_name=f"{len(body.items)} items (API)", data_hash=items_hash(body.items),
-                                 params=body.params, tenant=who.tenant)
-        except EvalError as error:
-            raise HTTPException(422, str(error).replace("--gold-column COLUMN", "gold_field")) from None
-        state.runner.submit(job_id)
-        return JSONResponse({"id": job_id, "status": "queued", "url": f"/v1/evals/{job_id}"}, status_code=202,
-                            headers={"Location": f"/v1/evals/{job_id}"})
+@router.get("/v1/evals/{eval_id}", tags=["evals"], responses=RESPONSES)
+def get_eval(eval_id: str, who: Who, state: State) -> JSONResponse:
+    """The evaluation's progress while its job runs; its metrics, per-class figures and models once done."""
+    job_id = owned_job(eval_id, who, state)
+    job = state.store.job(job_id)
+    if not isinstance((job.options or {}).get("evaluation"), dict):
+        raise HTTPException(404, f"job {job_id} is not an evaluation: see GET /v1/jobs/{job_id}")
+    summary = state.store.summary(job_id)
+    if summary["status"] in ("queued", "running"):
+        return JSONResponse({"id": job_id, "status": summary["status"], "done": summary["done"],
+                             "total": summary["total"]})
+    result = score_job(state.store, state.registry, job_id)
+    return JSONResponse({"id": job_id, "status": summary["status"], "run": result.as_dict()})
 
-    @app.get("/v1/evals/{eval_id}", tags=["evals"], responses=errors)
-    def get_eval(eval_id: str, who: Who) -> JSONResponse:
-        """The evaluation's progress while its job runs; its metrics, per-class figures and models once done."""
-        job_id = owned_job(eval_id, who)
-        job = state.store.job(job_id)
-        if not isinstance((job.options or {}).get("evaluation"), dict):
-            raise HTTPException(404, f"job {job_id} is not an evaluation: see GET /v1/jobs/{job_id}")
-        summary = state.store.summary(job_id)
-        if summary["status"] in ("queued", "running"):
-            return JSONResponse({"id": job_id, "status": summary["status"], "done": summary["done"],
-                                 "total": summary["total"]})
-        result = score_job(state.store, state.registry, job_id)
-        return JSONResponse({"id": job_id, "status": summary["status"], "run": result.as_dict()})
 
-    @app.get("/v1/evals", tags=["evals"], responses=errors)
-    def list_evals(who: Who, task: str | None = None,
-                   limit: Annotated[int, Query(ge=1, le=200)] = 20) -> JSONResponse:
-        """The tenant's stored evaluation runs, newest first."""
-        from verticals.core.store.evals import list_runs
+@router.get("/v1/evals", tags=["evals"], responses=RESPONSES)
+def list_evals(who: Who, state: State, task: str | None = None,
+               limit: Annotated[int, Query(ge=1, le=200)] = 20) -> JSONResponse:
+    """The tenant's stored evaluation runs, newest first."""
+    from verticals.core.store.evals import list_runs
 
-        runs = list_runs(state.store, task, limit, tenant=who.tenant)
-        return JSONResponse([{"id": r.id, "job_id": r.job_id, "task": r.task, "created_at": r.created_at.isoformat(),
-                              "data": r.data_name, "metrics": r.metrics} for r in runs])
+    runs = list_runs(state.store, task, limit, tenant=who.tenant)
+    return JSONResponse([{"id": r.id, "job_id": r.job_id, "task": r.task, "created_at": r.created_at.isoformat(),
+                          "data": r.data_name, "metrics": r.metrics} for r in runs])

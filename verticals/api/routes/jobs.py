@@ -1,0 +1,214 @@
+"""Jobs and their results: ``/v1/jobs`` (JSON items or an uploaded file), status, results, cancel, retry."""
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, HTTPException, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from verticals.api.deps import ERRORS, FORBIDDEN, ApiState, OwnedJob, Principal, State, Who, known_task, may_run
+from verticals.api.schemas import ErrorOut, JobCreate, JobList, JobOut, ResultOut, ResultPage, RetryOut, job_out
+from verticals.api.uploads import iter_rows, scan, upload_format
+from verticals.core.io import InputError, map_fields
+from verticals.core.jobs import cancel_job, finish_if_done, submit_job
+from verticals.core.store.secrets import redact_request_params
+
+router = APIRouter()
+
+JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS, **FORBIDDEN,
+    409: {"model": ErrorOut, "description": "Idempotency-Key reused with another body"},
+    413: {"model": ErrorOut, "description": "Too many items or too large a body"},
+    422: {"model": ErrorOut}, 503: {"model": ErrorOut, "description": "No executor"}}
+
+
+def _create(state: ApiState, who: Principal, idempotency_key: str | None, body_hash: str,
+            make: Callable[[], str]) -> JSONResponse:
+    state.runner.check()
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 255:
+            raise HTTPException(422, "Idempotency-Key must be 1 to 255 characters")
+        outcome, job_id = state.tenants.claim_idempotency_key(who.tenant, idempotency_key, body_hash)
+        if outcome == "conflict":
+            raise HTTPException(409, "this Idempotency-Key was already used with a different request body: "
+                                     "use a new key for a new job")
+        if outcome == "same":
+            if job_id is None:
+                raise HTTPException(409, "a request with this Idempotency-Key is still being processed: "
+                                         "retry in a moment")
+            return JSONResponse(job_out(state.store.summary(job_id)).model_dump(mode="json"), status_code=200,
+                                headers={"Idempotent-Replayed": "true", "Location": f"/v1/jobs/{job_id}"})
+    try:
+        job_id = make()
+    except BaseException:
+        if idempotency_key is not None:
+            state.tenants.release_idempotency_key(who.tenant, idempotency_key)
+        raise
+    if idempotency_key is not None:
+        state.tenants.complete_idempotency_key(who.tenant, idempotency_key, job_id)
+    state.runner.submit(job_id)
+    return JSONResponse(job_out(state.store.summary(job_id)).model_dump(mode="json"), status_code=202,
+                        headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+@router.post("/v1/jobs", response_model=JobOut, status_code=202, tags=["jobs"], responses=JOB_RESPONSES)
+def create_job(body: JobCreate, who: Who, state: State,
+               idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> JSONResponse:
+    """Create a job from JSON items; it runs in the background. Poll GET /v1/jobs/{id} or use a webhook."""
+    known_task(state, body.task, who)
+    if len(body.items) > state.limits.max_job_items:
+        raise HTTPException(413, f"{len(body.items)} items is more than the {state.limits.max_job_items} one JSON "
+                                 "request takes (VERTICALS_API_MAX_JOB_ITEMS): upload a file to "
+                                 "POST /v1/jobs/upload instead")
+    hashed = {**body.model_dump(mode="json"),  # secret parameters enter the hash as their fingerprint
+              "params": redact_request_params(state.registry.task(body.task).Params, body.params)}
+    body_hash = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
+    return _create(state, who, idempotency_key, body_hash, lambda: submit_job(
+        state.store, state.registry, body.task, body.items, body.params, {"purge_inputs": body.purge_inputs},
+        body.chunk_size, tenant=who.tenant))
+
+
+@router.post("/v1/jobs/upload", response_model=JobOut, status_code=202, tags=["jobs"], responses=JOB_RESPONSES)
+async def upload_job(
+    who: Who,
+    state: State,
+    task: Annotated[str, Form(description="Task name", min_length=1, max_length=200)],
+    file: Annotated[UploadFile, File(description="CSV (header row), JSONL or TXT (one text per line), UTF-8")],
+    params: Annotated[str, Form(description="Task parameters as a JSON object")] = "{}",
+    text_column: Annotated[str | None, Form(description="Column holding the task's text field")] = None,
+    format: Annotated[str | None, Form(description="csv, jsonl or txt (default: from the file name)")] = None,
+    chunk_size: Annotated[int | None, Form(ge=1, le=100_000)] = None,
+    purge_inputs: Annotated[bool, Form()] = False,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Create a job from an uploaded file, streamed into the database row by row."""
+    known_task(state, task, who)
+    try:
+        parsed_params = json.loads(params)
+    except json.JSONDecodeError:
+        raise HTTPException(422, "params must be a JSON object, e.g. {\"mode\": \"fast\"}") from None
+    if not isinstance(parsed_params, dict):
+        raise HTTPException(422, "params must be a JSON object, e.g. {\"mode\": \"fast\"}")
+    kind = upload_format(file.filename, format)
+    task_cls = state.registry.task(task)
+    mapping: dict[str, str] = {}
+    if text_column:
+        if not task_cls.text_field:
+            raise HTTPException(422, f"{task} has no single text field, so text_column cannot be used")
+        mapping[task_cls.text_field] = text_column
+    extra = json.dumps([task, redact_request_params(task_cls.Params, parsed_params), text_column, kind, chunk_size,
+                        purge_inputs], sort_keys=True, default=str)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        return map_fields(iter_rows(file.file, kind), dict(mapping), required=task_cls.text_field,
+                          pick="the form field text_column=COLUMN")
+
+    def make() -> str:
+        return submit_job(state.store, state.registry, task, rows(), parsed_params,
+                          {"purge_inputs": purge_inputs, "source": kind}, chunk_size, tenant=who.tenant,
+                          allow_empty=False)
+
+    def work() -> JSONResponse:
+        count, digest = scan(file.file, kind, extra.encode())  # every row parses before a job exists
+        if not count:
+            raise InputError("the upload has no rows (an empty file, or a header and no row): nothing to run")
+        first = rows()
+        try:
+            next(first)  # column mapping problems are reported before a job exists
+        finally:
+            first.close()
+        return _create(state, who, idempotency_key, digest, make)
+
+    try:
+        return await run_in_threadpool(work)
+    finally:
+        await file.close()
+
+
+@router.get("/v1/jobs", response_model=JobList, tags=["jobs"], responses=ERRORS)
+def list_jobs(who: Who, state: State, limit: Annotated[int, Query(ge=1, le=200)] = 20,
+              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> JobList:
+    """The tenant's jobs, newest first."""
+    jobs = state.store.list_jobs(limit, offset, tenant=who.tenant)
+    return JobList(jobs=[job_out(state.store.summary(j.id)) for j in jobs],
+                   next_offset=offset + limit if len(jobs) == limit else None)
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=ERRORS)
+def job_status(job_id: OwnedJob, state: State) -> JobOut:
+    """Status, counts, progress, throughput and ETA of a job."""
+    return job_out(state.store.summary(job_id))
+
+
+def _result(item: Any, include_inputs: bool) -> dict[str, Any]:
+    row = {"seq": item.seq, "status": item.status, "output": item.output, "error": item.error}
+    if include_inputs:
+        row["input"] = item.input
+    return row
+
+
+StatusFilter = Annotated[str | None, Query(pattern="^(pending|succeeded|failed|cancelled)$",
+                                           description="Only items with this status")]
+
+
+@router.get("/v1/jobs/{job_id}/results", response_model=ResultPage, tags=["results"], responses=ERRORS,
+            response_model_exclude_unset=True)
+def results(job_id: OwnedJob, state: State, status: StatusFilter = None,
+            offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="First item number (seq)")] = 0,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 100, include_inputs: bool = False) -> ResultPage:
+    """One page of results in input order (seq >= offset)."""
+    items = list(state.store.iter_items(job_id, status=status, offset=offset, limit=limit))
+    return ResultPage(job_id=job_id, items=[ResultOut(**_result(i, include_inputs)) for i in items],
+                      next_offset=items[-1].seq + 1 if len(items) == limit else None)
+
+
+@router.get("/v1/jobs/{job_id}/results.ndjson", tags=["results"], responses={
+    **ERRORS, 200: {"content": {"application/x-ndjson": {}}, "description": "One JSON result per line"}})
+def results_ndjson(job_id: OwnedJob, state: State, status: StatusFilter = None, include_inputs: bool = False,
+                   ) -> StreamingResponse:
+    """Every result as NDJSON, streamed (constant memory, any job size)."""
+
+    def lines() -> Iterator[bytes]:
+        for item in state.store.iter_items(job_id, status=status):
+            yield (json.dumps(_result(item, include_inputs), ensure_ascii=False) + "\n").encode()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.get("/v1/jobs/{job_id}/summary", tags=["results"], responses=ERRORS)
+def job_summary(job_id: OwnedJob, state: State) -> JSONResponse:
+    """The task's job-level summary (summary.json), once the job finished."""
+    artifact = state.store.get_artifact(job_id, "summary.json")
+    if artifact is None:
+        raise HTTPException(404, "this job has no summary (yet): it appears when the job finishes, "
+                                 "for tasks that compute one")
+    return JSONResponse(json.loads(artifact.content))
+
+
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"], responses=ERRORS)
+def cancel(job_id: OwnedJob, state: State) -> JobOut:
+    """Cancel: running chunks stop at their next batch; items not started are cancelled."""
+    cancel_job(state.store, job_id)
+    if state.store.summary(job_id)["status"] == "queued":
+        state.store.cancel_pending(job_id)
+        finish_if_done(state.store, state.registry, job_id)
+    return job_out(state.store.summary(job_id))
+
+
+@router.post("/v1/jobs/{job_id}/retry", response_model=RetryOut, tags=["jobs"],
+             responses={**ERRORS, **FORBIDDEN, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+def retry(job_id: OwnedJob, who: Who, state: State) -> RetryOut:
+    """Re-run the failed items of a finished job; re-dispatch a job still queued."""
+    state.runner.check()
+    task_name = state.store.job(job_id).task
+    if task_name in state.registry.tasks:
+        may_run(state, state.registry.tasks[task_name], who)
+    if state.store.summary(job_id)["status"] == "running":
+        raise HTTPException(409, "the job is still running: retry its failed items once it finished")
+    count = state.store.reset_failed(job_id)
+    if count or state.store.summary(job_id)["counts"].get("pending"):
+        state.runner.submit(job_id)
+    return RetryOut(requeued=count, job=job_out(state.store.summary(job_id)))
