@@ -89,3 +89,34 @@ def test_export_columns_in_schema_order_and_typed_parquet(tmp_path):
     assert table.to_pylist()[1] == {"seq": 1, "text": "b", "count": 2, "score": 1.0, "ok": False, "mixed": "x",
                                     "names": "n", "status": "succeeded", "error": None}
     assert table.to_pylist()[0]["mixed"] == "7" and table.to_pylist()[2]["error"] == "boom"
+
+
+def test_a_huge_csv_field_is_read_and_the_process_csv_limit_is_left_alone(tmp_path):
+    """verticals reads fields beyond the csv module's 131072-character limit without raising that limit for
+    the application that embeds it (the limit is process-wide state of the csv module)."""
+    limit = csv.field_size_limit()
+    huge = "x" * (limit + 10_000)
+    (tmp_path / "big.csv").write_text(f'id,text\n1,"{huge}"\n2,small\n', encoding="utf-8")
+    reading = read_rows(tmp_path / "big.csv")
+    first = next(reading)
+    assert csv.field_size_limit() == limit  # unchanged while the file is being read
+    rows = [first, *reading]
+    assert [len(row["text"]) for row in rows] == [len(huge), 5]
+    assert csv.field_size_limit() == limit  # and after
+    with pytest.raises(csv.Error, match="field larger than field limit"):
+        next(csv.reader([f'1,"{huge}"\n']))  # the embedding application's own readers keep their limit
+
+
+def test_the_fallback_without_a_private_csv_module_restores_the_limit(tmp_path, monkeypatch):
+    """Where no private _csv instance can be made, the shared limit is lifted only while a row is read."""
+    import verticals.core.io as io_module
+
+    monkeypatch.setattr(io_module, "_CSV", None)
+    limit = csv.field_size_limit()
+    lines = ["id,text\n", f'1,"{"y" * (limit + 1)}"\n', "2,b\n"]
+    rows = list(io_module.iter_csv(lines, "lines"))
+    assert [len(row["text"]) for row in rows] == [limit + 1, 1]
+    assert csv.field_size_limit() == limit
+    with pytest.raises(InputError, match="line 2"):  # strictness kept on this path
+        list(io_module.iter_csv(['id,text\n', '1,"open\n', '2,b\n'], "lines"))
+    assert csv.field_size_limit() == limit

@@ -7,10 +7,12 @@ batches), so a large file never sits whole in memory.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import importlib.util
 import json
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +28,48 @@ BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codec
 
 class InputError(ValueError):
     """The input file cannot be read as asked; the message says what to do."""
+
+
+def _private_csv_module() -> Any:
+    """An instance of the ``_csv`` extension of our own, or None where one cannot be made.
+
+    The csv module's field size limit (131072 characters) is process-wide state: raising it with
+    ``csv.field_size_limit`` would change every CSV reader of the application that embeds verticals.
+    ``_csv`` keeps the limit in its module state (multi-phase init), so a second instance of it has a
+    limit of its own, and only our readers have none.
+    """
+    try:
+        spec = importlib.util.find_spec("_csv")
+        if spec is None or spec.loader is None:
+            return None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        before = csv.field_size_limit()
+        module.field_size_limit(sys.maxsize)
+        if module is sys.modules.get("_csv") or csv.field_size_limit() != before:  # shared state: undo, unusable
+            csv.field_size_limit(before)
+            return None
+        return module
+    except Exception:  # any failure means: use the fallback
+        return None
+
+
+_CSV = _private_csv_module()
+_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _no_field_limit() -> Iterator[None]:
+    """Fallback where no private ``_csv`` can be made: lift the shared limit while one row is read, then restore it."""
+    if _CSV is not None:
+        yield
+        return
+    with _LIMIT_LOCK:
+        previous = csv.field_size_limit(sys.maxsize)
+        try:
+            yield
+        finally:
+            csv.field_size_limit(previous)
 
 
 def detect_format(path: Path, fmt: str | None = None) -> str:
@@ -184,16 +228,17 @@ def iter_csv(lines: Iterable[str], where: str) -> Iterator[dict[str, Any]]:
     starts; so is a row with more fields than the header (a value would be dropped) and a header that
     names a column twice. Blank lines are skipped; a row with fewer fields gets None for the rest.
     """
-    reader = csv.reader(lines, strict=True)
-    csv.field_size_limit(sys.maxsize)
+    module = _CSV or csv
+    reader = module.reader(lines, strict=True)  # no field size limit, and the process's csv module left as it is
     header: list[str] | None = None
     while True:
         start = reader.line_num + 1
         try:
-            record = next(reader)
+            with _no_field_limit():
+                record = next(reader)
         except StopIteration:
             return
-        except csv.Error as error:
+        except module.Error as error:
             if reader.line_num > start or "end of data" in str(error):
                 raise InputError(f"{where} line {start}: a quoted field starts here and is not closed where it "
                                  f"should be (the CSV reader stopped at line {reader.line_num}: {error}); every "
