@@ -56,22 +56,37 @@ class JailUnavailable(RuntimeError):
     """No jail can be built here; untrusted code is not run (never unconfined)."""
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
+# The jail's settings and their defaults, for when this file runs without the verticals package (loaded by
+# path under another interpreter: tests/jail_runner.py, the ordinary-user case). verticals.config.Settings
+# declares the same fields and defaults (tests/test_settings.py checks that they agree).
+STANDALONE_DEFAULTS: dict[str, int | float] = {
+    "jail_uid": 65534, "jail_max_memory_mb": 4096, "jail_max_cpu_seconds": 300, "jail_max_wall_seconds": 600.0,
+    "jail_max_processes": 256, "jail_max_file_size_mb": 256, "jail_max_open_files": 1024, "jail_max_tmp_mb": 1024}
+
+
+def _setting(name: str) -> int | float:
+    """A jail setting (``verticals.config.settings()``); a bad ``VERTICALS_*`` value makes the jail unavailable."""
     try:
-        return int(raw)
-    except ValueError as error:
-        raise JailUnavailable(f"{name} must be an integer, not {raw!r}") from error
+        from verticals.config import SettingsError, settings
+    except ImportError:  # standalone: the same variables, read here
+        variable, default = f"VERTICALS_{name.upper()}", STANDALONE_DEFAULTS[name]
+        raw = os.environ.get(variable, "").strip()
+        try:
+            value = type(default)(raw) if raw else default
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise JailUnavailable(f"{variable} must be a number > 0, got {raw!r}") from None
+        return value
+    try:
+        return getattr(settings(), name)
+    except SettingsError as error:
+        raise JailUnavailable(str(error)) from None
 
 
 def jail_uid() -> int:
-    """The host uid a root caller's jail runs as (``VERTICALS_JAIL_UID``, default 65534: ``nobody``)."""
-    uid = _env_int("VERTICALS_JAIL_UID", 65534)
-    if uid <= 0:
-        raise JailUnavailable("VERTICALS_JAIL_UID must be an unprivileged uid (> 0)")
-    return uid
+    """The host uid a root caller's jail runs as (``VERTICALS_JAIL_UID``, default 65534: ``nobody``, always > 0)."""
+    return int(_setting("jail_uid"))
 
 
 @dataclass(frozen=True)
@@ -86,20 +101,20 @@ class JailLimits:
     open_files: int = 256
     tmp_mb: int = 256  # size of the private /tmp
 
-    MAXIMA = {"memory_mb": ("VERTICALS_JAIL_MAX_MEMORY_MB", 4096),
-              "cpu_seconds": ("VERTICALS_JAIL_MAX_CPU_SECONDS", 300),
-              "wall_seconds": ("VERTICALS_JAIL_MAX_WALL_SECONDS", 600),
-              "processes": ("VERTICALS_JAIL_MAX_PROCESSES", 256),
-              "file_size_mb": ("VERTICALS_JAIL_MAX_FILE_SIZE_MB", 256),
-              "open_files": ("VERTICALS_JAIL_MAX_OPEN_FILES", 1024),
-              "tmp_mb": ("VERTICALS_JAIL_MAX_TMP_MB", 1024)}
+    MAXIMA = {"memory_mb": "jail_max_memory_mb",  # limit -> its server maximum (Settings field, VERTICALS_JAIL_MAX_*)
+              "cpu_seconds": "jail_max_cpu_seconds",
+              "wall_seconds": "jail_max_wall_seconds",
+              "processes": "jail_max_processes",
+              "file_size_mb": "jail_max_file_size_mb",
+              "open_files": "jail_max_open_files",
+              "tmp_mb": "jail_max_tmp_mb"}
 
     def clamped(self) -> JailLimits:
         """These limits, each at most its server maximum (``VERTICALS_JAIL_MAX_*``) and at least 1."""
         values = {}
-        for name, (variable, default) in self.MAXIMA.items():
+        for name, maximum in self.MAXIMA.items():
             value = getattr(self, name)
-            values[name] = type(value)(max(1, min(value, _env_int(variable, default))))
+            values[name] = type(value)(max(1, min(value, _setting(maximum))))
         return dataclasses.replace(self, **values)
 
 

@@ -30,6 +30,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from verticals.config import data_dir, settings
+
 SEALED = "$sealed"
 MASK = "**********"
 
@@ -53,10 +55,9 @@ def secret_fields(model: type[BaseModel]) -> list[str]:
 
 
 def key_path() -> Path:
-    from verticals.config import data_dir
-
-    configured = os.environ.get("VERTICALS_SECRET_KEY_FILE")
-    return Path(configured).expanduser() if configured else data_dir() / "secret.key"
+    """``VERTICALS_SECRET_KEY_FILE``, or ``secret.key`` in the data dir."""
+    configured = settings().secret_key_file
+    return configured.expanduser() if configured else data_dir() / "secret.key"
 
 
 def _create_key_file(path: Path) -> None:
@@ -78,11 +79,12 @@ def _create_key_file(path: Path) -> None:
 
 def server_key() -> bytes:
     """The server key (Fernet, 32 bytes url-safe base64)."""
-    value = os.environ.get("VERTICALS_SECRET_KEY", "").strip()
+    current = settings()
+    value = current.secret_key.get_secret_value().strip() if current.secret_key else ""
     source = "VERTICALS_SECRET_KEY"
     if not value:
         path = key_path()
-        if not path.exists() and not os.environ.get("VERTICALS_SECRET_KEY_FILE"):
+        if not path.exists() and not current.secret_key_file:
             _create_key_file(path)
         try:
             value = path.read_text().strip()
