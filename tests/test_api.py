@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from verticals.core.store.tenants import Tenants
+from verticals.api.store import Tenants
 
 
 @pytest.fixture

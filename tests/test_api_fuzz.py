@@ -26,9 +26,9 @@ def registry(fixtures_only_registry):
 def fuzz_target(isolated_home, registry):
     from verticals.api import webhooks
     from verticals.api.app import create_app
+    from verticals.api.store import Tenants
     from verticals.core.jobs import submit_job
     from verticals.core.store import open_store
-    from verticals.core.store.tenants import Tenants
 
     store = open_store(f"sqlite:///{isolated_home / 'fuzz.db'}")
     key = Tenants(store).create_key("acme", "fuzz").token

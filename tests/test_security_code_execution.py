@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.conftest import run_cli
-from verticals.core.store.tenants import Tenants
+from verticals.api.store import Tenants
 
 MODULE = {"module": "tenant_module", "source": "def add(a, b):\n    return a + b\n"}
 
@@ -170,8 +170,8 @@ def test_training_is_refused_through_the_api(isolated_home, monkeypatch):
     from fastapi.testclient import TestClient
 
     from verticals.api.app import create_app
+    from verticals.api.store import Tenants
     from verticals.core.store import open_store
-    from verticals.core.store.tenants import Tenants
     from verticals.plugins import get_registry
 
     store = open_store(f"sqlite:///{isolated_home / 'api.db'}")

@@ -18,9 +18,9 @@ from verticals.api.limits import Limits, env_int
 from verticals.api.metrics import Metrics
 from verticals.api.runner import JobRunner
 from verticals.api.schemas import ErrorOut
+from verticals.api.store import Tenants
 from verticals.core.models import ModelHost
 from verticals.core.store import Store
-from verticals.core.store.tenants import Tenants
 from verticals.plugins import PluginError, Registry
 
 LOCAL_TENANT = "local"

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from verticals.api.runner import ExecutorUnavailable
+from verticals.api.store import TenantError
 from verticals.core.io import InputError
 from verticals.core.jobs import JobError
 from verticals.core.store.secrets import SecretKeyError
-from verticals.core.store.tenants import TenantError
 
 log = logging.getLogger("verticals.api")
 

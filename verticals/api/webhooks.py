@@ -112,8 +112,8 @@ def job_finished(job: dict[str, Any]) -> None:
     if not tenant:
         return
     try:
+        from verticals.api.store import Tenants
         from verticals.core.store.tables import utcnow
-        from verticals.core.store.tenants import Tenants
 
         event = event_for(job.get("status", ""))
         created = utcnow().isoformat()
@@ -143,7 +143,7 @@ class Deliverer:
     """Background thread of the API server that POSTs due webhook deliveries (with retries)."""
 
     def __init__(self, store: Store, poll_s: float = 1.0, timeout_s: float = 10.0):
-        from verticals.core.store.tenants import Tenants
+        from verticals.api.store import Tenants
 
         self.tenants = Tenants(store)
         self.poll_s = poll_s

@@ -1,0 +1,328 @@
+"""The REST API's store: its tables (tenants, API keys, webhooks, deliveries, idempotency keys) and their
+repository, :class:`Tenants`.
+
+Only the API (its server, its ``keys``/``webhooks`` commands and the webhook outbox) uses these tables; they
+are declared on the core's SQLAlchemy ``Base`` (same metadata, same database, same Alembic migrations: 0002,
+0003), so the core knows nothing of tenants beyond ``Job.tenant_id``.
+
+API keys look like ``vk_<key id>_<secret>``; only the SHA-256 of the secret is
+stored (the secret is 32 random bytes, so a fast hash is the right tool: there
+is nothing to brute-force). A key is shown once, when it is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, delete, false, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from verticals.core.store.repo import Store
+from verticals.core.store.tables import Base, Job, utcnow
+
+__all__ = ["EVENTS", "KEY_PREFIX", "ApiKey", "IdempotencyKey", "NewKey", "Tenant", "TenantError", "Tenants", "Webhook",
+           "WebhookDelivery", "check_tenant_name"]
+
+# -- tables (migrations 0002: tenants, API keys, webhooks, idempotency keys; 0003: code-execution grant) --------
+
+
+class Tenant(Base):
+    """An organisation using the REST API; every API job belongs to one."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key of a tenant. Only the SHA-256 of its secret part is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # 0003: an operator's grant to run tasks that execute code (Task.executes_code) through the API
+    allow_code_execution: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class Webhook(Base):
+    """A URL a tenant wants job events POSTed to, signed with its secret (HMAC-SHA256)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook, and how delivering it went (the delivery log)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    job_id: Mapped[str] = mapped_column(String(32), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyKey(Base):
+    """``Idempotency-Key`` of a job creation: same key + same body -> same job."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# -- the repository -----------------------------------------------------------------------------------
+
+KEY_PREFIX = "vk"
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+EVENTS = ("job.finished", "job.failed")
+
+
+class TenantError(ValueError):
+    """A tenant, key or webhook request that cannot be done as asked; the message says why."""
+
+
+@dataclass
+class NewKey:
+    id: str
+    tenant: str
+    name: str
+    token: str  # the full key: shown once, never stored
+    allow_code_execution: bool = False
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_tenant_name(tenant: str) -> str:
+    if not TENANT_PATTERN.match(tenant or ""):
+        raise TenantError(f"bad tenant name {tenant!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
+                          "starting with a letter or digit")
+    return tenant
+
+
+class Tenants:
+    """Reads and writes of the tenant tables (same database as the jobs)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    # tenants & keys ---------------------------------------------------------
+    def ensure_tenant(self, tenant: str) -> str:
+        check_tenant_name(tenant)
+        with self.store.session() as session, session.begin():
+            if session.get(Tenant, tenant) is None:
+                session.add(Tenant(id=tenant))
+        return tenant
+
+    def create_key(self, tenant: str, name: str, allow_code_execution: bool = False) -> NewKey:
+        """A new key. ``allow_code_execution``: the operator's grant to run tasks that execute code."""
+        self.ensure_tenant(tenant)
+        key_id, secret = uuid.uuid4().hex[:12], secrets.token_urlsafe(32)
+        with self.store.session() as session, session.begin():
+            session.add(ApiKey(id=key_id, tenant_id=tenant, name=name, secret_hash=_hash(secret),
+                               allow_code_execution=allow_code_execution))
+        return NewKey(key_id, tenant, name, f"{KEY_PREFIX}_{key_id}_{secret}", allow_code_execution)
+
+    def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        with self.store.session() as session:
+            query = select(ApiKey).order_by(ApiKey.tenant_id, ApiKey.created_at)
+            if tenant is not None:
+                query = query.where(ApiKey.tenant_id == tenant)
+            return list(session.scalars(query))
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke by key id (or the full key); True when a live key was revoked."""
+        if key_id.startswith(KEY_PREFIX + "_"):
+            key_id = key_id.split("_", 2)[1]
+        with self.store.session() as session, session.begin():
+            return bool(session.execute(
+                update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+            ).rowcount)
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The live key this token is, or None (unknown, malformed, revoked)."""
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+            return None
+        with self.store.session() as session, session.begin():
+            key = session.get(ApiKey, parts[1])
+            if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, _hash(parts[2])):
+                return None
+            now = utcnow()
+            last = key.last_used_at
+            if last is not None and last.tzinfo is None:
+                last = last.replace(tzinfo=now.tzinfo)
+            if last is None or now - last > timedelta(minutes=1):
+                key.last_used_at = now
+            return key
+
+    # jobs ---------------------------------------------------------------------
+    def job(self, job_id: str, tenant: str) -> Job | None:
+        """The job with exactly this id if it belongs to ``tenant`` (no prefix matching across tenants)."""
+        with self.store.session() as session:
+            job = session.get(Job, job_id)
+        return job if job is not None and job.tenant_id == tenant else None
+
+    # idempotency ----------------------------------------------------------------
+    def claim_idempotency_key(self, tenant: str, key: str, body_hash: str) -> tuple[str, str | None]:
+        """Reserve ``key`` for this body.
+
+        Returns ('new', None), ('same', job id, or None while the first request is in flight) or ('conflict', id).
+        """
+        try:
+            with self.store.session() as session, session.begin():
+                session.add(IdempotencyKey(tenant_id=tenant, key=key, body_hash=body_hash))
+            return "new", None
+        except IntegrityError:
+            pass
+        with self.store.session() as session:
+            row = session.get(IdempotencyKey, (tenant, key))
+        if row is None:  # released between our insert and read: try once more
+            return self.claim_idempotency_key(tenant, key, body_hash)
+        return ("same" if row.body_hash == body_hash else "conflict"), row.job_id
+
+    def complete_idempotency_key(self, tenant: str, key: str, job_id: str) -> None:
+        with self.store.session() as session, session.begin():
+            session.execute(update(IdempotencyKey).where(IdempotencyKey.tenant_id == tenant, IdempotencyKey.key == key)
+                            .values(job_id=job_id))
+
+    def release_idempotency_key(self, tenant: str, key: str) -> None:
+        with self.store.session() as session, session.begin():
+            session.execute(delete(IdempotencyKey).where(IdempotencyKey.tenant_id == tenant,
+                                                         IdempotencyKey.key == key, IdempotencyKey.job_id.is_(None)))
+
+    # webhooks -------------------------------------------------------------------
+    def create_webhook(self, tenant: str, url: str, events: list[str] | None = None,
+                       secret: str | None = None) -> Webhook:
+        events = list(events or EVENTS)
+        unknown = sorted(set(events) - set(EVENTS))
+        if unknown:
+            raise TenantError(f"unknown event(s) {', '.join(unknown)}: use {', '.join(EVENTS)}")
+        if not re.match(r"^https?://", url):
+            raise TenantError(f"webhook URL must start with http:// or https://, got {url[:100]!r}")
+        self.ensure_tenant(tenant)
+        hook = Webhook(id=uuid.uuid4().hex, tenant_id=tenant, url=url, events=events, active=True,
+                       secret=secret or "whsec_" + secrets.token_urlsafe(24))
+        with self.store.session() as session, session.begin():
+            session.add(hook)
+        return hook
+
+    def list_webhooks(self, tenant: str | None = None) -> list[Webhook]:
+        with self.store.session() as session:
+            query = select(Webhook).where(Webhook.active.is_(True)).order_by(Webhook.created_at)
+            if tenant is not None:
+                query = query.where(Webhook.tenant_id == tenant)
+            return list(session.scalars(query))
+
+    def webhook(self, webhook_id: str, tenant: str) -> Webhook | None:
+        with self.store.session() as session:
+            hook = session.get(Webhook, webhook_id)
+        return hook if hook is not None and hook.tenant_id == tenant and hook.active else None
+
+    def delete_webhook(self, webhook_id: str, tenant: str | None) -> bool:
+        """Deactivate (its delivery log stays queryable)."""
+        conditions = [Webhook.id == webhook_id, Webhook.active.is_(True)]
+        if tenant is not None:
+            conditions.append(Webhook.tenant_id == tenant)
+        with self.store.session() as session, session.begin():
+            return bool(session.execute(update(Webhook).where(*conditions).values(active=False)).rowcount)
+
+    # deliveries -------------------------------------------------------------------
+    def add_deliveries(self, tenant: str, job_id: str, event: str, payload_for: Any) -> list[str]:
+        """Record one pending delivery per active webhook of ``tenant`` subscribed to ``event``.
+
+        ``payload_for(delivery_id) -> str`` renders the JSON body. Returns the delivery ids.
+        """
+        ids = []
+        with self.store.session() as session, session.begin():
+            hooks = session.scalars(select(Webhook).where(Webhook.tenant_id == tenant, Webhook.active.is_(True)))
+            for hook in hooks:
+                if event not in (hook.events or EVENTS):
+                    continue
+                delivery_id = uuid.uuid4().hex
+                session.add(WebhookDelivery(id=delivery_id, webhook_id=hook.id, tenant_id=tenant, job_id=job_id,
+                                            event=event, payload=payload_for(delivery_id), status="pending",
+                                            attempts=0, next_attempt_at=utcnow()))
+                ids.append(delivery_id)
+        return ids
+
+    def due_deliveries(self, limit: int = 20) -> list[WebhookDelivery]:
+        with self.store.session() as session:
+            return list(session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.status == "pending",
+                                              WebhookDelivery.next_attempt_at <= utcnow())
+                .order_by(WebhookDelivery.next_attempt_at).limit(limit)))
+
+    def claim_delivery(self, delivery: WebhookDelivery, lease_s: float) -> bool:
+        """Take a due delivery for ``lease_s`` seconds; only one process wins (conditional UPDATE)."""
+        with self.store.session() as session, session.begin():
+            return bool(session.execute(
+                update(WebhookDelivery).where(WebhookDelivery.id == delivery.id, WebhookDelivery.status == "pending",
+                                              WebhookDelivery.attempts == delivery.attempts)
+                .values(attempts=delivery.attempts + 1, next_attempt_at=utcnow() + timedelta(seconds=lease_s))
+            ).rowcount)
+
+    def record_attempt(self, delivery_id: str, ok: bool, status_code: int | None, error: str | None,
+                       retry_at: datetime | None) -> None:
+        values: dict[str, Any] = {"last_status_code": status_code, "last_error": error}
+        if ok:
+            values.update(status="delivered", delivered_at=utcnow(), next_attempt_at=None)
+        elif retry_at is None:
+            values.update(status="failed", next_attempt_at=None)
+        else:
+            values.update(next_attempt_at=retry_at)
+        with self.store.session() as session, session.begin():
+            session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))
+
+    def webhook_secret(self, webhook_id: str) -> tuple[str, str] | None:
+        with self.store.session() as session:
+            hook = session.get(Webhook, webhook_id)
+        return (hook.url, hook.secret) if hook is not None else None
+
+    def list_deliveries(self, tenant: str, webhook_id: str | None = None, job_id: str | None = None,
+                        limit: int = 50, offset: int = 0) -> list[WebhookDelivery]:
+        with self.store.session() as session:
+            query = (select(WebhookDelivery).where(WebhookDelivery.tenant_id == tenant)
+                     .order_by(WebhookDelivery.created_at.desc()).limit(limit).offset(offset))
+            if webhook_id:
+                query = query.where(WebhookDelivery.webhook_id == webhook_id)
+            if job_id:
+                query = query.where(WebhookDelivery.job_id == job_id)
+            return list(session.scalars(query))
