@@ -305,3 +305,32 @@ def test_queue_status_counts_chunks(service):
     assert service.queue_status(job_id) == {"chunks": 3, "done": 0, "running": 0, "waiting": 3}
     service.execute(job_id)
     assert service.queue_status(job_id) == {"chunks": 3, "done": 3, "running": 0, "waiting": 0}
+
+
+def test_export_zip_holds_the_folder_export(service, finished, tmp_path):
+    import io
+    import zipfile
+
+    from verticals.core.export import write_zip
+
+    folder = tmp_path / "out"
+    service.export(finished, folder)
+    assert service.export(finished, tmp_path / "out.zip") == 3
+    buffer = io.BytesIO()
+    assert write_zip(service.store, service.registry, finished, buffer) == 3
+    for archive in (zipfile.ZipFile(tmp_path / "out.zip"), zipfile.ZipFile(buffer)):
+        assert sorted(archive.namelist()) == ["10/WORLD_WIDE.txt", "5/HELLO.txt", "results.jsonl", "summary.json"]
+        for name in archive.namelist():
+            assert archive.read(name) == (folder / name).read_bytes()
+
+
+def test_a_task_file_outside_the_export_is_refused(service, finished, tmp_path, monkeypatch):
+    from verticals.core.export import ExportError
+
+    echo = service.registry.task("fixtures.echo")
+    monkeypatch.setattr(echo, "files", lambda self, item, output: {"../escape.txt": "x"})
+    with pytest.raises(ExportError, match="outside"):
+        service.export(finished, tmp_path / "out")
+    with pytest.raises(ExportError, match="outside"):
+        service.export(finished, tmp_path / "out.zip")
+    assert not (tmp_path / "escape.txt").exists()

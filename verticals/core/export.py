@@ -22,7 +22,7 @@ import io
 import json
 import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -35,9 +35,10 @@ from verticals.core.store import Store
 from verticals.plugins import Registry
 
 FOLDER = "folder"
-FORMATS = ("csv", "jsonl", "parquet", FOLDER)
+ZIP = "zip"  # a folder export as one archive (what the API sends for a folder export)
+FORMATS = ("csv", "jsonl", "parquet", FOLDER, ZIP)
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
-               "parquet": "application/vnd.apache.parquet"}
+               "parquet": "application/vnd.apache.parquet", ZIP: "application/zip"}
 
 
 class ExportError(JobError):
@@ -309,6 +310,8 @@ def export_format(dest: str | Path, fmt: str | None = None) -> str:
             raise ExportError(f"unknown export format {fmt!r}: use {', '.join(FORMATS)}")
         return fmt
     path = Path(dest)
+    if path.suffix.lower() == ".zip":
+        return ZIP
     if is_folder_output(path):
         return FOLDER
     try:
@@ -336,7 +339,8 @@ def _plan(store: Store, registry: Registry, job_id: str, include_inputs: bool | 
 
 def export_job(store: Store, registry: Registry, job_id: str, dest: str | Path, include_inputs: bool | None = None,
                fmt: str | None = None) -> int:
-    """Write a job's results to ``dest`` (a .csv/.jsonl/.parquet file or a folder); return the rows written.
+    """Write a job's results to ``dest`` (a .csv/.jsonl/.parquet file, a folder, or a .zip of that folder);
+    return the rows written.
 
     ``include_inputs=None``: inputs are exported unless the task is sensitive."""
     kind = export_format(dest, fmt)
@@ -345,6 +349,9 @@ def export_job(store: Store, registry: Registry, job_id: str, dest: str | Path, 
     if kind == FOLDER:
         return _export_folder(store, plan, path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == ZIP:
+        with path.open("wb") as raw:
+            return _export_zip(store, plan, raw)
     rows = result_rows(store, plan.job.id, plan.include_inputs, plan.copies)
     if kind == "jsonl":
         with path.open("w", encoding="utf-8") as handle:
@@ -388,28 +395,76 @@ def _stream(store: Store, plan: _Plan, fmt: str, columns: Columns | None, flush_
         yield buffer.getvalue().encode("utf-8")
 
 
+def write_zip(store: Store, registry: Registry, job_id: str, handle: IO[bytes],
+              include_inputs: bool | None = None) -> int:
+    """A folder export as a zip archive written to ``handle`` (e.g. a spooled temporary file an HTTP
+    response then sends): ``results.jsonl``, the task's files, ``summary.json``. Returns the rows."""
+    return _export_zip(store, _plan(store, registry, job_id, include_inputs), handle)
+
+
+def _folder_rows(store: Store, plan: _Plan, put: Callable[[str, str], None]) -> Iterator[dict[str, Any]]:
+    """The export rows of a folder export; each succeeded item's ``Task.files`` go to ``put(name, text)``
+    as its row goes by (one read of the items)."""
+    task = plan.task_cls() if plan.task_cls else None
+    skip = set(plan.copies)
+    for item in store.iter_items(plan.job.id):
+        yield _row(item, plan.include_inputs, skip)
+        if task is None or item.status != "succeeded" or item.input is None:
+            continue
+        files = task.files(plan.task_cls.Input.model_validate(item.input),
+                           plan.task_cls.Output.model_validate(item.output))
+        for name, text in files.items():
+            put(name, text)
+
+
 def _export_folder(store: Store, plan: _Plan, folder: Path) -> int:
     """``results.jsonl``, each succeeded item's ``Task.files``, ``summary.json``: one read of the items."""
     folder.mkdir(parents=True, exist_ok=True)
     root = folder.resolve()
-    task = plan.task_cls() if plan.task_cls else None
-    skip = set(plan.copies)
-    count = 0
+
+    def put(name: str, text: str) -> None:
+        target = (folder / name).resolve()
+        if root not in target.parents:
+            raise ExportError(f"task wanted to write outside {folder}: {name}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
     with (folder / "results.jsonl").open("w", encoding="utf-8") as handle:
-        for item in store.iter_items(plan.job.id):
-            handle.write(json.dumps(_row(item, plan.include_inputs, skip), ensure_ascii=False, default=str) + "\n")
-            count += 1
-            if task is None or item.status != "succeeded" or item.input is None:
-                continue
-            files = task.files(plan.task_cls.Input.model_validate(item.input),
-                               plan.task_cls.Output.model_validate(item.output))
-            for name, text in files.items():
-                target = (folder / name).resolve()
-                if root not in target.parents:
-                    raise ExportError(f"task wanted to write outside {folder}: {name}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
+        count = write_jsonl(handle, _folder_rows(store, plan, put))
     summary = store.get_artifact(plan.job.id, "summary.json")
     if summary:
         (folder / "summary.json").write_bytes(summary.content)
+    return count
+
+
+def _export_zip(store: Store, plan: _Plan, raw: IO[bytes]) -> int:
+    import posixpath
+    import shutil
+    import tempfile
+    import zipfile
+
+    written: set[str] = set()
+    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+
+        def put(name: str, text: str) -> None:
+            clean = posixpath.normpath(name.replace("\\", "/"))
+            if clean.startswith(("/", "../")) or clean in ("..", ".", "results.jsonl", "summary.json"):
+                raise ExportError(f"task wanted to write outside the archive's folder: {name}")
+            if clean in written:  # a name given twice: the archive keeps the first text (one entry per name)
+                return
+            written.add(clean)
+            archive.writestr(clean, text.encode("utf-8"))
+
+        # the rows are spooled (memory up to 8 MiB, then a temporary file): the archive takes one entry at a time
+        with tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b") as spool:
+            text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+            count = write_jsonl(text, _folder_rows(store, plan, put))
+            text.flush()
+            spool.seek(0)
+            with archive.open("results.jsonl", "w") as entry:
+                shutil.copyfileobj(spool, entry)
+            text.detach()
+        summary = store.get_artifact(plan.job.id, "summary.json")
+        if summary:
+            archive.writestr("summary.json", summary.content)
     return count
