@@ -453,7 +453,7 @@ def test_service_cancel_of_a_queued_job_revokes_its_chunks_and_finishes_it_at_on
     busy = celery_env.submit([f"b{i}" for i in range(40)], chunk_size=10, sleep=0.3)
     assert service.start(busy) == 4
     waiting = celery_env.submit([f"w{i}" for i in range(30)], chunk_size=10)
-    assert service.start(waiting) == 3
+    assert service.detach(waiting) == 3  # Celery: --detach hands the chunks over
     wait_for(lambda: _inflight(store, busy) > 0, what="the busy job running")
     with pytest.raises(JobConflict, match="is running"):
         service.retry(busy)  # the same refusal as with the local executor (and HTTP 409)

@@ -334,3 +334,11 @@ def test_a_task_file_outside_the_export_is_refused(service, finished, tmp_path, 
     with pytest.raises(ExportError, match="outside"):
         service.export(finished, tmp_path / "out.zip")
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_detach_with_the_local_executor_only_stores_the_job(service):
+    job_id = service.submit("fixtures.echo", texts("a"))
+    assert service.detach(job_id) == 0
+    time.sleep(0.2)
+    assert service.summary(job_id)["status"] == "queued"  # nothing runs it until resumed
+    assert service.resume(job_id) == "succeeded"

@@ -26,6 +26,8 @@ class Executor(Protocol):
     """Runs the pending chunks of stored jobs.
 
     - ``name``: ``"local"`` or ``"celery"`` (shown by ``/readyz``, ``verticals worker``...).
+    - ``remote``: chunks run outside this process, so what :meth:`start` handed over goes on after this
+      process exits (Celery: True; local: False, its background threads die with the process).
     - ``start(job_id)``: hand the job's pending chunks over and return at once (the local executor
       runs them on a background thread of this process; Celery sends one message per chunk).
       Returns how many chunks were handed over.
@@ -43,6 +45,7 @@ class Executor(Protocol):
     """
 
     name: str
+    remote: bool
 
     def start(self, job_id: str) -> int: ...
 

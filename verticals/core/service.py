@@ -211,6 +211,14 @@ class JobService:
         job = self._submitted(job_id)
         return self.executor.start(job.id)
 
+    def detach(self, job_id: str) -> int:
+        """Submit-and-return (``--detach``): with an executor whose chunks run elsewhere (Celery), hand them
+        over and return how many; otherwise leave the job stored for a later :meth:`resume` and return 0
+        (background threads of a process about to exit would leave it half-run)."""
+        job = self._submitted(job_id)
+        executor = self.executor
+        return executor.start(job.id) if executor.remote else 0
+
     def execute(self, job_id: str, on_progress: ProgressCallback | None = None) -> str:
         """Run the job's pending chunks (here, or on workers) and wait; return the final status."""
         job = self._submitted(job_id)

@@ -44,6 +44,7 @@ def _app(broker: str, _visibility_timeout: int):
 class CeleryExecutor:
     name = "celery"
     waits = True
+    remote = True  # chunks run on workers: they go on after this process exits
 
     def __init__(self, store: Store, registry: Registry, broker: str | None = None, poll_interval: float = 0.5,
                  stall_warning_s: float = 60.0):

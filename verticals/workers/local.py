@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 class LocalExecutor:
     name = "local"
     waits = True  # execute() returns when the job is done
+    remote = False  # background jobs die with this process
 
     def __init__(self, store: Store, registry: Registry, host: ModelHost | None = None, threads: int = 1,
                  on_progress: ProgressCallback | None = None, poll_interval: float = 0.1):
