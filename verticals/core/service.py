@@ -185,17 +185,19 @@ class JobService:
     def submit(self, task: str, rows: Iterable[dict[str, Any]], *, params: dict[str, Any] | None = None,
                text_column: str | None = None, fields: Mapping[str, str] | Iterable[str] | None = None,
                options: dict[str, Any] | None = None, chunk_size: int | None = None, tenant: str | None = None,
-               allow_empty: bool = True, file_rows: bool = False, pick: str | None = None) -> str:
+               allow_empty: bool = True, file_rows: bool = False, pick: str | None = None,
+               text_option: str = "text_column", field_option: str = "FIELD=COLUMN") -> str:
         """Store a job over ``rows``; return its id. Nothing runs yet (:meth:`start`, :meth:`execute`).
 
         ``text_column`` / ``fields``: see :func:`field_map`; the mapping is stored in the job's options
         (its copies are exported once). ``file_rows``: the rows are a file's records: when the task's
         text field is missing and they have a single column, that column is used (``pick`` names the
-        option that picks a column, for the message). Raises :class:`JobError` (bad parameters, mapping,
+        option that picks a column, for the message; ``text_option`` / ``field_option``: how the front end
+        spells the mapping options, as :func:`field_map` takes them). Raises :class:`JobError` (bad parameters, mapping,
         input), ``KeyError``/``PluginError`` for an unknown task.
         """
         task_cls = self.registry.task(task)
-        mapping = field_map(task_cls, text_column, fields)
+        mapping = field_map(task_cls, text_column, fields, text_option=text_option, field_option=field_option)
         if mapping or file_rows:
             rows = map_fields(rows, mapping, required=task_cls.text_field if file_rows else None,
                               pick=pick or "text_column=COLUMN")
