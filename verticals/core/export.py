@@ -25,14 +25,16 @@ import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from verticals.core.io import InputError, flatten, is_folder_output, output_format
 from verticals.core.jobs import JobError
 from verticals.core.store import Store
-from verticals.plugins import Registry
+
+if TYPE_CHECKING:
+    from verticals.plugins import Registry
 
 FOLDER = "folder"
 ZIP = "zip"  # a folder export as one archive (what the API sends for a folder export)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verticals.core import jobs as _jobs
 from verticals.core.executor import Executor, ExecutorUnavailable, ProgressCallback
@@ -28,7 +28,9 @@ from verticals.core.jobs import FINISHED, JobError, discard_job, finish_if_done,
 from verticals.core.models import ModelHost
 from verticals.core.store import Store
 from verticals.core.tasks import Task
-from verticals.plugins import Registry
+
+if TYPE_CHECKING:
+    from verticals.plugins import Registry
 
 log = logging.getLogger(__name__)
 

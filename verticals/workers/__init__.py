@@ -26,7 +26,7 @@ def get_executor(store: Store, registry: Registry, host: ModelHost | None = None
 
     name = name or ("celery" if broker_url() else "local")
     if name == "local":
-        from verticals.workers.local import LocalExecutor
+        from verticals.core.executor import LocalExecutor
 
         return LocalExecutor(store, registry, host, threads=threads, on_progress=on_progress)
     if name == "celery":
