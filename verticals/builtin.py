@@ -6,8 +6,7 @@ plugin can re-register a name to swap the model.
 
 from __future__ import annotations
 
-from verticals.core.models import ModelSpec, Packaged
-from verticals.hookspecs import hookimpl
+from verticals.contract import ModelSpec, Packaged, hookimpl
 
 MINILM = ModelSpec(
     name="minilm",

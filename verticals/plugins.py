@@ -1,42 +1,77 @@
-"""Plugin manager: discovery, quarantine, version checks, and the registry of tasks and models.
+"""Plugin manager: discovery, quarantine, version checks, the registry of tasks and models, and hook calls.
 
 Plugins are found through the entry-point group ``verticals`` (the built-in
 domain plugins too: the core imports none of them). ``VERTICALS_LOAD_PLUGINS``
 is an allowlist: a comma-separated list of entry-point names to load (empty:
 load none; unset: load all). A plugin that fails to import, implements an
-unknown (e.g. misspelled) hook, or declares verticals versions that exclude
-the running one is *quarantined*: not loaded, listed with its error by
+unknown (e.g. misspelled) hook, declares a hook wrapper, declares verticals versions that exclude
+the running one, or whose ``register_models`` / ``register_tasks`` raises is *quarantined*: not loaded,
+nothing of it registered, listed with its error by
 ``verticals plugins list``. With ``VERTICALS_STRICT_PLUGINS=1`` any such
 problem raises instead.
+
+The :class:`Registry` calls the hooks: each implementation on its own, in pluggy's call order, so that a
+failure is attributed to its plugin (:class:`HookError`). What each failure does is stated in
+:mod:`verticals.contract`. This module imports only the contract and the settings.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import logging
-import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import pluggy
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from pydantic import BaseModel, ValidationError
 
-from verticals import hookspecs
-from verticals.core.models import ModelSpec
-from verticals.core.tasks import Task
+from verticals import contract
+from verticals.config import settings
+from verticals.contract import ModelSpec, Task
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "verticals"
-BUILTIN_PLUGINS = ("verticals.builtin", "verticals.api.webhooks")
+# Always registered, first. Optional built-in parts (the webhook outbox, ``verticals.api.webhooks``) are not
+# here: the composition roots that need them (API server, worker, CLI) add them with ``Registry.attach``.
+BUILTIN_PLUGINS = ("verticals.builtin",)
+# Hooks the registry calls implementation by implementation: a hook wrapper cannot take part in them.
+DRIVEN_HOOKS = ("register_tasks", "register_models", "register_commands", "prepare_items", "finish_items",
+                "job_submitted", "job_finished")
 
 
 class PluginError(RuntimeError):
     """A plugin could not be loaded (strict mode) or a registration was invalid."""
+
+
+class HookError(PluginError):
+    """A plugin's implementation of a hook raised, or broke the hook's contract (e.g. changed a batch's length).
+
+    ``plugin`` is the plugin's name, ``hook`` the hook's, ``error`` what it raised (``None`` when it broke the
+    contract: ``problem`` says how, in words that never quote item contents).
+    """
+
+    def __init__(self, plugin: str, hook: str, error: BaseException | None = None, problem: str | None = None):
+        self.plugin, self.hook, self.error, self.problem = plugin, hook, error, problem
+        super().__init__(self.describe(sensitive=False))
+
+    def describe(self, sensitive: bool) -> str:
+        """``plugin NAME failed in HOOK: ErrorType: message`` (no message when ``sensitive``: it may quote PHI)."""
+        head = f"plugin {self.plugin} failed in {self.hook}"
+        if self.error is None:
+            return f"{head}: {self.problem}"
+        what = type(self.error).__name__
+        if not sensitive and str(self.error):
+            what = f"{what}: {self.error}"
+        return f"{head}: {what}"[:2000]
 
 
 @dataclass
@@ -55,17 +90,62 @@ class PluginInfo:
         return dict(self.__dict__)
 
 
+def _call(impl: pluggy.HookImpl, **kwargs: Any) -> Any:
+    """Call one implementation the way pluggy does: with the arguments it declares (it may take fewer)."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
+def _validation_problem(error: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in problem.get('loc', ())) or 'item'}: {problem.get('msg', 'invalid')}"
+             for problem in error.errors(include_input=False, include_url=False)]
+    return "; ".join(parts)
+
+
+class _HookRelay:
+    """``registry.hook``: the hooks the registry drives go through its attributed calls, others to pluggy.
+
+    ``registry.hook.job_finished(job=...)`` thus has the documented semantics too (a raising plugin is
+    logged, the others still run), and returns pluggy's list of results (empty: these hooks return nothing;
+    ``prepare_items`` returns ``[the chained batch]``).
+    """
+
+    def __init__(self, registry: Registry):
+        self._registry = registry
+
+    def prepare_items(self, *, task: Task[Any, Any, Any], items: list[BaseModel]) -> list[list[BaseModel]]:
+        return [self._registry.prepare_items(task, items)]
+
+    def finish_items(self, *, task: Task[Any, Any, Any], items: list[BaseModel], outputs: list[Any]) -> list[Any]:
+        self._registry.finish_items(task, items, outputs)
+        return []
+
+    def job_submitted(self, *, job: dict[str, Any]) -> list[Any]:
+        self._registry.fire_job_submitted(job)
+        return []
+
+    def job_finished(self, *, job: dict[str, Any]) -> list[Any]:
+        self._registry.fire_job_finished(job)
+        return []
+
+    def register_commands(self, *, cli: Any) -> list[Any]:
+        self._registry.register_commands(cli)
+        return []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._registry.manager.hook, name)
+
+
 @dataclass
 class Registry:
-    """Everything the loaded plugins registered."""
+    """Everything the loaded plugins registered, and the one place their hooks are called from."""
 
     manager: pluggy.PluginManager
     plugins: dict[str, PluginInfo]
-    tasks: dict[str, type[Task]]
+    tasks: dict[str, type[Task[Any, Any, Any]]]
     models: dict[str, ModelSpec]
     task_plugin: dict[str, PluginInfo]
 
-    def task(self, name: str) -> type[Task]:
+    def task(self, name: str) -> type[Task[Any, Any, Any]]:
         try:
             return self.tasks[name]
         except KeyError:
@@ -77,55 +157,220 @@ class Registry:
 
     @property
     def hook(self) -> Any:
-        return self.manager.hook
+        return _HookRelay(self)
+
+    # ---------------------------------------------------------------------------------------- composition
+
+    def attach(self, plugin: ModuleType | object | str, name: str | None = None) -> PluginInfo:
+        """Register an optional built-in plugin (a module, an object, or a dotted module name) after the build.
+
+        The composition roots use it for the parts only they need (the API server, the worker and the CLI
+        attach the webhook outbox ``verticals.api.webhooks``). Idempotent: attaching a plugin already
+        registered (same object or same name) returns its info. Its ``register_models`` and
+        ``register_tasks`` run now. A plugin with an unknown hook or a hook wrapper raises
+        :class:`PluginError` (these are the platform's own parts: a problem is a bug, not a quarantine).
+        """
+        module = importlib.import_module(plugin) if isinstance(plugin, str) else plugin
+        label = name or (plugin if isinstance(plugin, str) else getattr(module, "__name__", None) or repr(module))
+        existing = self.manager.get_name(module) if self.manager.is_registered(module) else None
+        if existing is None and self.manager.has_plugin(label):
+            existing = label
+        if existing is not None:
+            return self.plugins.setdefault(existing, PluginInfo(existing, "verticals", _version(), label))
+        self.manager.register(module, name=label)
+        problem = _hook_problem(self.manager, module)
+        if problem:
+            self.manager.unregister(module)
+            raise PluginError(f"cannot attach {label!r}: {problem}")
+        info = PluginInfo(label, "verticals", _version(), getattr(module, "__name__", label))
+        info.hooks = sorted(caller.name for caller in self.manager.get_hookcallers(module) or [])
+        self.plugins[label] = info
+        self._collect(info, module)
+        if info.status != "loaded":
+            raise PluginError(f"cannot attach {label!r}: {info.error}")
+        return info
+
+    def _collect(self, info: PluginInfo, plugin: object) -> None:
+        """Run one plugin's ``register_models`` then ``register_tasks``; keep what they registered only if both
+        return (else quarantine the plugin: unregistered, nothing of it kept)."""
+        models: dict[str, ModelSpec] = {}
+        tasks: dict[str, type[Task[Any, Any, Any]]] = {}
+
+        def register_model(spec: ModelSpec) -> None:
+            if not isinstance(spec, ModelSpec):
+                raise PluginError(f"plugin {info.name!r} registered {spec!r}, which is not a ModelSpec")
+            models[spec.name] = spec
+
+        def register_task(task: type[Task[Any, Any, Any]]) -> None:
+            if not (isinstance(task, type) and issubclass(task, Task)):
+                raise PluginError(f"plugin {info.name!r} registered {task!r}, which is not a Task subclass")
+            if task.name in self.tasks or task.name in tasks:
+                first = self.task_plugin[task.name].name if task.name in self.tasks else info.name
+                raise PluginError(f"task {task.name!r} registered twice (by {first!r} and {info.name!r})")
+            tasks[task.name] = task
+
+        calls: list[tuple[str, Callable[..., None]]] = [("register_models", register_model),
+                                                         ("register_tasks", register_task)]
+        for hook_name, register in calls:
+            for impl in self._impls(hook_name, plugin):
+                try:
+                    _call(impl, register=register)
+                except Exception as error:
+                    if _strict():
+                        raise
+                    info.status, info.error = "quarantined", f"{hook_name} failed: {type(error).__name__}: {error}"
+                    log.debug("plugin %s quarantined: %s", info.name, info.error, exc_info=True)
+                    self.manager.unregister(plugin)
+                    return
+        self.models.update(models)
+        self.tasks.update(tasks)
+        for task_name in tasks:
+            self.task_plugin[task_name] = info
+        info.models.extend(models)
+        info.tasks.extend(tasks)
+
+    def _impls(self, hook_name: str, plugin: object | None = None) -> list[pluggy.HookImpl]:
+        """The implementations of a hook in pluggy's call order (tryfirst, then last registered first, then
+        trylast), optionally only one plugin's."""
+        caller = getattr(self.manager.hook, hook_name)
+        return [impl for impl in reversed(caller.get_hookimpls())
+                if not (impl.hookwrapper or impl.wrapper) and (plugin is None or impl.plugin is plugin)]
+
+    # ------------------------------------------------------------------------------------------ item hooks
+
+    def prepare_items(self, task: Task[Any, Any, Any], items: list[BaseModel]) -> list[BaseModel]:
+        """Run the ``prepare_items`` chain: each implementation receives the batch the previous one returned.
+
+        Returns the prepared batch (items of ``task.Input``). Raises :class:`HookError` naming the plugin
+        when an implementation raises, returns a list of another length or an item that is not a valid input.
+        """
+        current = list(items)
+        for impl in self._impls("prepare_items"):
+            try:
+                result = _call(impl, task=task, items=current)
+            except Exception as error:
+                raise HookError(impl.plugin_name, "prepare_items", error) from error
+            if result is None:
+                continue
+            if not isinstance(result, list | tuple):
+                raise HookError(impl.plugin_name, "prepare_items",
+                                problem=f"returned a {type(result).__name__}, not a list of items")
+            if len(result) != len(current):
+                raise HookError(impl.plugin_name, "prepare_items",
+                                problem=f"returned {len(result)} items for a batch of {len(current)}")
+            current = [self._as_input(task, item, impl.plugin_name) for item in result]
+        return current
+
+    @staticmethod
+    def _as_input(task: Task[Any, Any, Any], item: Any, plugin: str) -> BaseModel:
+        model = type(task).Input
+        if isinstance(item, model):
+            return item
+        try:
+            return model.model_validate(item.model_dump() if isinstance(item, BaseModel) else item)
+        except ValidationError as error:
+            raise HookError(plugin, "prepare_items",
+                            problem=f"returned an item that is not a valid input: {_validation_problem(error)}"
+                            ) from None
+
+    def finish_items(self, task: Task[Any, Any, Any], items: list[BaseModel], outputs: list[Any]) -> list[Any]:
+        """Run every ``finish_items`` implementation on the same ``outputs`` list (they may replace entries in
+        place); return it. Raises :class:`HookError` naming the plugin when one raises or changes its length."""
+        expected = len(outputs)
+        for impl in self._impls("finish_items"):
+            try:
+                _call(impl, task=task, items=items, outputs=outputs)
+            except Exception as error:
+                raise HookError(impl.plugin_name, "finish_items", error) from error
+            if len(outputs) != expected:
+                raise HookError(impl.plugin_name, "finish_items",
+                                problem=f"changed the number of outputs from {expected} to {len(outputs)}")
+        return outputs
+
+    # ----------------------------------------------------------------------------------- notification hooks
+
+    def fire_job_submitted(self, job: dict[str, Any]) -> list[HookError]:
+        """Call every ``job_submitted`` implementation; a failure is logged with its plugin's name and returned,
+        never raised (the job is not affected)."""
+        return self._notify("job_submitted", job=job)
+
+    def fire_job_finished(self, job: dict[str, Any]) -> list[HookError]:
+        """Call every ``job_finished`` implementation; a failure is logged with its plugin's name and returned,
+        never raised: the other plugins still get the event. (An outbox that redelivers can use the list.)"""
+        return self._notify("job_finished", job=job)
+
+    def register_commands(self, cli: Any) -> list[HookError]:
+        """Let every plugin add its commands to the root ``typer.Typer``; a failing plugin is logged, the CLI starts."""
+        return self._notify("register_commands", cli=cli)
+
+    def _notify(self, hook_name: str, **kwargs: Any) -> list[HookError]:
+        failures = []
+        for impl in self._impls(hook_name):
+            try:
+                _call(impl, **kwargs)
+            except Exception as error:
+                failures.append(HookError(impl.plugin_name, hook_name, error))
+                log.warning("plugin %s failed in %s: %s: %s", impl.plugin_name, hook_name, type(error).__name__,
+                            error)
+                log.debug("traceback of plugin %s in %s", impl.plugin_name, hook_name, exc_info=True)
+        return failures
 
 
 def _strict() -> bool:
-    return os.environ.get("VERTICALS_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}
+    return settings().strict_plugins
 
 
-def _allowlist() -> set[str] | None:
-    value = os.environ.get("VERTICALS_LOAD_PLUGINS")
-    if value is None:
-        return None
-    return {name.strip() for name in value.split(",") if name.strip()}
+def _version() -> str:
+    from verticals import __version__  # set before the package's __init__ imports anything
+
+    return __version__
 
 
 def _version_problem(module: Any, dist: importlib.metadata.Distribution | None) -> str | None:
     """Why the running verticals version is outside what the plugin supports, if it is."""
-    from verticals import __version__
-
-    running = Version(__version__)
+    running = Version(_version())
     declared = getattr(module, "VERTICALS_REQUIRES", None)
     if declared and running not in SpecifierSet(declared, prereleases=True):
-        return f"supports verticals {declared}, running {__version__}"
+        return f"supports verticals {declared}, running {running}"
     for line in (dist.requires or []) if dist else []:
         requirement = Requirement(line)
         if (requirement.name.lower() == "verticals" and not requirement.marker and requirement.specifier
                 and running not in SpecifierSet(str(requirement.specifier), prereleases=True)):
-            return f"requires verticals{requirement.specifier}, running {__version__}"
+            return f"requires verticals{requirement.specifier}, running {running}"
     return None
 
 
-def _unknown_hooks(manager: pluggy.PluginManager, plugin: Any) -> list[str]:
-    return sorted(caller.name for caller in manager.get_hookcallers(plugin) or [] if not caller.has_spec())
+def _hook_problem(manager: pluggy.PluginManager, plugin: object) -> str | None:
+    """An unknown (misspelled) hook, or a hook wrapper on a hook the registry calls one implementation at a time."""
+    callers = manager.get_hookcallers(plugin) or []
+    unknown = sorted(caller.name for caller in callers if not caller.has_spec())
+    if unknown:
+        return (f"implements unknown hook(s) {', '.join(unknown)}: check the spelling against "
+                "verticals.contract (docs/plugins.md)")
+    wrapped = sorted(caller.name for caller in callers if caller.name in DRIVEN_HOOKS
+                     and any((impl.hookwrapper or impl.wrapper) and impl.plugin is plugin
+                             for impl in caller.get_hookimpls()))
+    if wrapped:
+        return f"declares a hook wrapper on {', '.join(wrapped)}, which these hooks do not support"
+    return None
 
 
 def build_registry() -> Registry:
     """Discover, load and validate plugins; collect their tasks and models."""
     manager = pluggy.PluginManager("verticals")
-    manager.add_hookspecs(hookspecs)
-    plugins: dict[str, PluginInfo] = {}
+    manager.add_hookspecs(contract)
+    registry = Registry(manager, {}, {}, {}, {})
+    plugins = registry.plugins
+    loaded: list[tuple[PluginInfo, object]] = []
 
     for module_name in BUILTIN_PLUGINS:
         module = importlib.import_module(module_name)
         builtin_name = "builtin" if module_name == "verticals.builtin" else module_name
         manager.register(module, name=builtin_name)
-        from verticals import __version__
+        plugins[builtin_name] = PluginInfo(builtin_name, "verticals", _version(), module_name)
+        loaded.append((plugins[builtin_name], module))
 
-        plugins[builtin_name] = PluginInfo(builtin_name, "verticals", __version__, module_name)
-
-    allow = _allowlist()
+    allow = settings().plugin_allowlist
     seen: set[str] = set()
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if entry_point.name in seen:
@@ -154,58 +399,23 @@ def build_registry() -> Registry:
         except Exception as error:
             _quarantine(info, "quarantined", f"invalid hook implementation: {error}")
             continue
-        unknown = _unknown_hooks(manager, module)
-        if unknown:
+        problem = _hook_problem(manager, module)
+        if problem:
             manager.unregister(module)
-            _quarantine(info, "quarantined",
-                        f"implements unknown hook(s) {', '.join(unknown)}: check the spelling against "
-                        "verticals.hookspecs (docs/plugins.md)")
+            _quarantine(info, "quarantined", problem)
             continue
+        loaded.append((info, module))
     manager.check_pending()
 
-    for name, plugin in manager.list_name_plugin():
-        if name in plugins:
-            plugins[name].hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
+    for info, module in loaded:
+        info.hooks = sorted(caller.name for caller in manager.get_hookcallers(module) or [])
+        registry._collect(info, module)  # registration order: builtin first, so a plugin can swap its models
 
-    models: dict[str, ModelSpec] = {}
-    tasks: dict[str, type[Task]] = {}
-    task_plugin: dict[str, PluginInfo] = {}
-    for impl in manager.hook.register_models.get_hookimpls():  # registration order: builtin first
-        info = plugins[impl.plugin_name]
-
-        def register_model(spec: ModelSpec, _info: PluginInfo = info) -> None:
-            if not isinstance(spec, ModelSpec):
-                raise PluginError(f"plugin {_info.name!r} registered {spec!r}, which is not a ModelSpec")
-            models[spec.name] = spec
-            _info.models.append(spec.name)
-
-        impl.function(register=register_model)
-
-    for impl in manager.hook.register_tasks.get_hookimpls():
-        info = plugins[impl.plugin_name]
-
-        def register_task(task: type[Task], _info: PluginInfo = info) -> None:
-            if not (isinstance(task, type) and issubclass(task, Task)):
-                raise PluginError(f"plugin {_info.name!r} registered {task!r}, which is not a Task subclass")
-            if task.name in tasks:
-                raise PluginError(f"task {task.name!r} registered twice (by {task_plugin[task.name].name!r} "
-                                  f"and {_info.name!r})")
-            tasks[task.name] = task
-            task_plugin[task.name] = _info
-            _info.tasks.append(task.name)
-
-        try:
-            impl.function(register=register_task)
-        except Exception as error:
-            if _strict():
-                raise
-            info.status, info.error = "quarantined", f"register_tasks failed: {error}"
-
-    for task_name, task in tasks.items():
+    for task_name, task in registry.tasks.items():
         for role, model_name in task.models.items():
-            if model_name not in models:
+            if model_name not in registry.models:
                 log.warning("task %s needs model %r (role %s), which no plugin registers", task_name, model_name, role)
-    return Registry(manager, plugins, tasks, models, task_plugin)
+    return registry
 
 
 def _quarantine(info: PluginInfo, status: str, error: str, detail: str | None = None) -> None:

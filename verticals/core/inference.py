@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from verticals.contract import ModelSpec
 from verticals.core.batching import token_budget_batches
 from verticals.core.device import Precision, pick_device, pick_precision
-from verticals.core.models import ModelSpec, ResolvedSource
+from verticals.core.sources import ResolvedSource
 
 if TYPE_CHECKING:
     from verticals.core.models import ModelHost

