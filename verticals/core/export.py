@@ -106,9 +106,8 @@ def schema_columns(model: type[BaseModel] | None) -> Columns:
 
 
 def _walk(model: type[BaseModel], prefix: str, columns: Columns) -> None:
-    for name, info in model.model_fields.items():
-        key = info.serialization_alias or info.alias or name
-        _add(info.annotation, f"{prefix}{key}", columns)
+    for name, info in model.model_fields.items():  # outputs are stored as model_dump(mode="json"): by name
+        _add(info.annotation, f"{prefix}{name}", columns)
 
 
 def _add(annotation: Any, key: str, columns: Columns) -> None:
