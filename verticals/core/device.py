@@ -1,9 +1,9 @@
 """Device and precision policy of the model host.
 
-- device: ``VERTICALS_DEVICE`` (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``);
+- device: ``VERTICALS_DEVICE`` (``settings().device``) (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``);
   auto picks cuda > mps > cpu. CUDA is touched only when a model is loaded,
   never at import time, so a forking worker can import this module safely.
-- precision: ``VERTICALS_PRECISION`` (``auto``, ``fp32``, ``bf16``, ``fp16``).
+- precision: ``VERTICALS_PRECISION`` (``settings().precision``) (``auto``, ``fp32``, ``bf16``, ``fp16``).
   auto: bf16 weights on a GPU that supports it, fp16 on other GPUs; on a CPU
   with native bf16 (AVX512-BF16 or AMX) bf16 *autocast* is proposed and kept
   only if a parity check against fp32 passes (see ``LoadedModel``); fp32 on
@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
 import torch
+
+from verticals.config import settings
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -40,7 +41,7 @@ def _name(dtype: torch.dtype) -> str:
 
 
 def pick_device(preference: str | None = None) -> torch.device:
-    preference = (preference or os.environ.get("VERTICALS_DEVICE") or "auto").strip().lower()
+    preference = (preference or settings().device).strip().lower()
     if preference != "auto":
         return torch.device(preference)
     if torch.cuda.is_available():
@@ -66,7 +67,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def pick_precision(device: torch.device, preference: str | None = None, *, generative: bool = False) -> Precision:
-    preference = (preference or os.environ.get("VERTICALS_PRECISION") or "auto").strip().lower()
+    preference = (preference or settings().precision).strip().lower()
     if preference != "auto":
         if preference not in PRECISIONS:
             raise ValueError(f"unknown precision {preference!r}: use one of auto, {', '.join(PRECISIONS)}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -202,12 +201,13 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
     job_id = submit_eval(store, registry, task, rows, gold_field=gold_field, data_name=data_name,
                          data_hash=data_hash, params=params, mapping=mapping, tenant=tenant)
     if executor is None:
-        from verticals.config import broker_url
+        from verticals.config import settings
 
-        if overrides or not broker_url():
+        current = settings()
+        if overrides or not current.broker_url:
             from verticals.workers.local import LocalExecutor
 
-            models = {**parse_overrides(os.environ.get("VERTICALS_MODELS")), **(overrides or {})}
+            models = {**parse_overrides(current.models), **(overrides or {})}
             executor = LocalExecutor(store, registry, ModelHost(registry.models, overrides=models))
         else:
             from verticals.workers import get_executor

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from verticals.config import data_dir, settings
+
 VERSION_FILE = "version.json"
 STATE_FILE = "state.json"
 _VERSION = re.compile(r"^v(\d+)$")
@@ -40,14 +42,11 @@ class ModelStoreError(ValueError):
 
 def store_root() -> Path:
     """``VERTICALS_MODEL_STORE``, or ``models/`` in the data dir (``VERTICALS_HOME``). Not created here."""
-    configured = os.environ.get("VERTICALS_MODEL_STORE")
-    if configured:
-        return Path(configured).expanduser()
-    home = os.environ.get("VERTICALS_HOME")
-    if home:
-        return Path(home).expanduser() / "models"
-    from verticals.config import data_dir
-
+    current = settings()
+    if current.model_store:
+        return current.model_store.expanduser()
+    if current.home:
+        return current.home.expanduser() / "models"
     return data_dir() / "models"
 
 
