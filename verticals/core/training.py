@@ -23,6 +23,7 @@ loss, dev metric, ETA) is written to the job's options under ``training`` and to
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,7 +33,7 @@ import threading
 import time
 import typing
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -253,6 +254,28 @@ class _Classifier:
         return self.head(self.dropout(self.pooled(features)))
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's and Python's global generators for a training run, and give the process its own back after.
+
+    Model initialisation (PEFT, ``nn.Linear``) and dropout draw from torch's global CPU generator, which
+    cannot be swapped for a local ``torch.Generator``; so the run forks it (``torch.random.fork_rng``)
+    and seeds the fork: the run is reproducible for a seed, and the application that embeds verticals
+    finds its generators where they were (training runs on the CPU: no CUDA generator is touched).
+    Other threads drawing from the global generators during the run still share them.
+    """
+    import torch
+
+    state = random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(state)
+
+
 def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], config: TrainConfig,
                 on_progress: Callable[[TrainProgress], None] | None = None,
                 should_stop: Callable[[], bool] | None = None, store: Any = None,
@@ -278,15 +301,14 @@ def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], c
     report = on_progress or (lambda progress: None)
     stop = should_stop or (lambda: False)
 
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    if config.method == "head":
-        head_weight, head_bias, dev, extra = _train_head(registry, base, train_rows, dev_rows, labels, config,
-                                                         report, stop, started)
-        trained = None
-    else:
-        trained, head_weight, head_bias, dev, extra = _train_encoder(base_source.path, train_rows, dev_rows, labels,
-                                                                     config, report, stop, started)
+    with seeded(config.seed):
+        if config.method == "head":
+            head_weight, head_bias, dev, extra = _train_head(registry, base, train_rows, dev_rows, labels, config,
+                                                             report, stop, started)
+            trained = None
+        else:
+            trained, head_weight, head_bias, dev, extra = _train_encoder(base_source.path, train_rows, dev_rows,
+                                                                         labels, config, report, stop, started)
     if stop():
         raise TrainingCancelled("training cancelled; nothing was stored")
     report(TrainProgress("save", elapsed_s=time.perf_counter() - started))
