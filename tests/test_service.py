@@ -241,7 +241,7 @@ def test_stream_export_is_the_same_bytes_as_the_file(service, finished, tmp_path
 def test_schema_columns_open_and_closed_fields():
     from typing import Any, Literal
 
-    from pydantic import BaseModel
+    from pydantic import BaseModel, ConfigDict, computed_field
 
     class Span(BaseModel):
         start: int
@@ -259,6 +259,17 @@ def test_schema_columns_open_and_closed_fields():
     columns = schema_columns(Out)
     assert columns.outputs == ["label", "score", "fixed.x", "fixed.y", "span.start", "span.end", "spans"]
     assert columns.open == ["probabilities", "extra"]
+
+    class Computed(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        a: int
+
+        @computed_field
+        def double(self) -> int:
+            return self.a * 2
+
+    computed = schema_columns(Computed)
+    assert computed.outputs == ["a", "double"] and computed.open == [""]
     kinds = columns.types()
     assert kinds["label"] == "string" and kinds["score"] == "float" and kinds["fixed.x"] == "int"
     assert kinds["spans"] == "string"

@@ -108,6 +108,10 @@ def schema_columns(model: type[BaseModel] | None) -> Columns:
 def _walk(model: type[BaseModel], prefix: str, columns: Columns) -> None:
     for name, info in model.model_fields.items():  # outputs are stored as model_dump(mode="json"): by name
         _add(info.annotation, f"{prefix}{name}", columns)
+    for name, computed in model.model_computed_fields.items():  # dumped after the fields
+        _add(computed.return_type, f"{prefix}{name}", columns)
+    if model.model_config.get("extra") == "allow":  # keys beyond the fields: found in the rows
+        _open(columns, prefix[:-1])
 
 
 def _add(annotation: Any, key: str, columns: Columns) -> None:
@@ -234,7 +238,7 @@ def export_columns(store: Store, job_id: str, output_model: type[BaseModel] | No
             for name in found:
                 if not key or name == key or name.startswith(f"{key}."):
                     outputs.append(name)
-                    columns.kinds[f"out:{name}"] = found_kinds.get(name, "string")
+                    columns.kinds.setdefault(f"out:{name}", found_kinds.get(name, "string"))
         columns.outputs = list(dict.fromkeys(outputs))
     return columns
 
