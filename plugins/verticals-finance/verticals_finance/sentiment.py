@@ -1,16 +1,23 @@
-"""``finance.sentiment``: positive / negative / neutral, with probabilities."""
+"""``finance.sentiment``: positive / negative / neutral, with probabilities.
+
+The typed example of the plugin contract: ``SentimentTask(Task[SentimentInput, SentimentOutput,
+SentimentParams])``, so ``batch``, the outputs and ``ctx.params`` are typed in ``run`` and ``summarize``
+(``mypy`` checks this module without a cast).
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from verticals import ClassificationEvaluator, ItemError, Task
+from verticals import ClassificationEvaluator, ItemError, RunContext, Task
 
-LABELS = ("positive", "negative", "neutral")
+Label = Literal["positive", "negative", "neutral"]
+LABELS: tuple[Label, ...] = ("positive", "negative", "neutral")
 
 # Entities: cashtags ($AAPL, $BRK.B), and runs of capitalised words that contain a company word
 # ("Castelmor Telecom", "Grayling Semiconductors plc"). A heuristic with high precision and limited recall:
@@ -31,7 +38,7 @@ _WORD = re.compile(r"[A-Z][A-Za-z&'.-]*[A-Za-z]|[A-Z]")
 def find_entities(text: str) -> list[str]:
     """Cashtags (upper-cased) and company names, in order of appearance, without duplicates."""
     found: list[tuple[int, str]] = [(m.start(), m.group(0).upper()) for m in CASHTAG.finditer(text)]
-    run: list[re.Match] = []
+    run: list[re.Match[str]] = []
 
     def close() -> None:
         words = [m.group(0) for m in run]
@@ -63,13 +70,13 @@ class SentimentInput(BaseModel):
 
 
 class SentimentOutput(BaseModel):
-    label: Literal["positive", "negative", "neutral"]
+    label: Label
     score: float = Field(ge=0, le=1, description="Probability of the label.")
     probabilities: dict[str, float]
     entities: list[str] | None = Field(default=None, description="Cashtags and company names (with entities=true).")
 
 
-class SentimentTask(Task):
+class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
     name = "finance.sentiment"
     description = "Sentiment of financial text for investors: positive, negative or neutral, with probabilities."
     Input = SentimentInput
@@ -83,26 +90,27 @@ class SentimentTask(Task):
     evaluator = ClassificationEvaluator(gold_field="label", output_field="label", labels=LABELS)
     golden = "golden/sentiment.jsonl"  # 90 headlines written for evaluation only (golden/README.md)
 
-    def run(self, batch, models, ctx):
-        classifier = models["classifier"]
+    def run(self, batch: list[SentimentInput], models: Mapping[str, Any],
+            ctx: RunContext[SentimentParams]) -> list[SentimentOutput | ItemError]:
+        classifier = models["classifier"]  # a SequenceClassifierModel (verticals.core.inference)
         labels = classifier.labels
         missing = set(LABELS) - set(labels)
         if missing:
             raise RuntimeError(f"model {classifier.spec.name} has labels {labels}; expected {LABELS}")
         texts = [item.text.strip() for item in batch]
         probabilities = classifier.classify(texts)
-        outputs = []
+        outputs: list[SentimentOutput | ItemError] = []
         for text, row in zip(texts, probabilities, strict=True):
             if not text:
                 outputs.append(ItemError("text is empty after stripping whitespace"))
                 continue
-            probs = {label: round(float(row[labels.index(label)]), 6) for label in LABELS}
-            best = max(probs, key=probs.get)
+            probs: dict[str, float] = {label: round(float(row[labels.index(label)]), 6) for label in LABELS}
+            best = max(LABELS, key=lambda label: probs[label])
             entities = find_entities(text) if ctx.params.entities else None
             outputs.append(SentimentOutput(label=best, score=probs[best], probabilities=probs, entities=entities))
         return outputs
 
-    def summarize(self, outputs, ctx):
+    def summarize(self, outputs: Iterable[SentimentOutput], ctx: RunContext[SentimentParams]) -> dict[str, Any]:
         counts: Counter[str] = Counter()
         by_entity: dict[str, Counter[str]] = defaultdict(Counter)
         for output in outputs:
@@ -110,7 +118,7 @@ class SentimentTask(Task):
             for entity in output.entities or ():
                 by_entity[entity][output.label] += 1
         total = sum(counts.values())
-        summary = {"labels": {label: counts.get(label, 0) for label in LABELS},
+        summary: dict[str, Any] = {"labels": {label: counts.get(label, 0) for label in LABELS},
                    "share": {label: round(counts.get(label, 0) / total, 4) if total else 0.0 for label in LABELS}}
         if ctx.params.entities:
             ranked = sorted(by_entity.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:50]
