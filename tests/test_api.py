@@ -400,3 +400,43 @@ def test_dashboard_is_self_contained(api):
     assert not re.search(r"(src|href)=\"(https?:)?//", page.text)  # no CDN
     assert api.get("/dashboard/app.js").headers["content-type"].startswith("text/javascript")
     assert api.get("/").headers.get("location") is None  # TestClient follows the redirect
+
+
+def test_job_routes_follow_the_job_service_rules(make_api, keys):
+    """One rule for every front end: text_column maps JSON items as it maps upload columns; retrying a job that
+    runs is a 409 conflict; an unknown job is a 404; a queued job is cancelled at once, nothing left to run."""
+    acme = keys["acme"]
+    api = make_api()
+    created = api.post("/v1/jobs", json={"task": "fixtures.echo", "items": [{"body": "ab"}, {"body": "cd"}],
+                                         "text_column": "body"}, headers=acme)
+    assert created.status_code == 202, created.text
+    done = wait_done(api, acme, created.json()["id"])
+    assert done["counts"] == {"succeeded": 2}
+    rows = api.get(f"/v1/jobs/{done['id']}/results", headers=acme).json()["items"]
+    assert [r["output"]["upper"] for r in rows] == ["AB", "CD"]
+    missing = api.post("/v1/jobs", json={"task": "fixtures.echo", "items": [{"text": "ab"}], "text_column": "body"},
+                       headers=acme)
+    assert missing.status_code == 422 and "body" in missing.json()["detail"]
+
+    slow = submit(api, acme, [f"t{i}" for i in range(30)], params={"sleep": 0.1}, chunk_size=5)
+    wait_for(lambda: api.get(f"/v1/jobs/{slow}", headers=acme).json()["status"] == "running")
+    conflict = api.post(f"/v1/jobs/{slow}/retry", headers=acme)
+    assert conflict.status_code == 409, conflict.text
+    assert conflict.headers["content-type"] == "application/problem+json"
+    assert "running" in conflict.json()["detail"]
+    assert api.post(f"/v1/jobs/{slow}/cancel", headers=acme).status_code == 200
+    assert wait_done(api, acme, slow)["status"] == "cancelled"
+
+    idle = make_api(background=False)  # no executor started: the job stays queued
+    queued = submit(idle, acme, ["a", "b", "c"])
+    cancelled = idle.post(f"/v1/jobs/{queued}/cancel", headers=acme).json()
+    assert cancelled["status"] == "cancelled" and cancelled["counts"] == {"cancelled": 3}
+    assert idle.post("/v1/jobs/" + "0" * 32 + "/cancel", headers=acme).status_code == 404
+
+
+def test_create_app_attaches_the_webhook_outbox(make_api, registry):
+    """The API is a composition root: it wires the webhook outbox (no longer a built-in of every process)."""
+    from verticals.api import webhooks
+
+    make_api(background=False)
+    assert registry.manager.is_registered(webhooks)

@@ -57,3 +57,46 @@ def test_in_process_cancel(client):
     job = client.submit("fixtures.echo", items=[{"text": f"t{i}"} for i in range(40)], params={"sleep": 0.1})
     assert job.cancel().raw["cancel_requested"]
     assert job.wait(timeout=60, poll=0.05).status == "cancelled"
+
+
+def test_in_process_follows_the_job_service_rules(client):
+    """text_column maps items as it maps file columns (it used to be ignored); a running job's retry is a 409
+    conflict, an unknown job a 404, as over REST."""
+    from verticals.client import InputRefused, VerticalsError
+
+    job = client.submit("fixtures.echo", items=[{"body": "ab"}, {"body": "cd"}], text_column="body")
+    assert job.wait(timeout=60, poll=0.05).counts == {"succeeded": 2}
+    assert [r.output["upper"] for r in job.results()] == ["AB", "CD"]
+    with pytest.raises(InputRefused, match="body") as refused:
+        client.submit("fixtures.echo", items=[{"text": "ab"}], text_column="body")
+    assert refused.value.status_code == 422
+    slow = client.submit("fixtures.echo", items=[{"text": f"t{i}"} for i in range(30)], params={"sleep": 0.1},
+                         chunk_size=5)
+    with pytest.raises(VerticalsError, match="finished") as conflict:
+        slow.retry()
+    assert conflict.value.status_code == 409
+    assert slow.cancel().raw["cancel_requested"]
+    assert slow.wait(timeout=60, poll=0.05).status == "cancelled"
+    with pytest.raises(VerticalsError) as unknown:
+        client.job("0" * 32)
+    assert unknown.value.status_code == 404
+
+
+def test_the_client_imports_no_server_code():
+    """The SDK is a front end of the core, never of the API server: no import of verticals.api anywhere in it."""
+    import ast
+    import inspect
+
+    import verticals.client
+
+    tree = ast.parse(inspect.getsource(verticals.client))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {name for name in imported if name and name.startswith("verticals.api")}
+    code = ("import sys\n"
+            "from verticals.client import Client, ServerUnavailable\n"
+            "client = Client('http://127.0.0.1:9', api_key='vk_x_y', timeout=2)\n"
+            "try:\n    client.predict('fixtures.echo', [{'text': 'x'}])\nexcept ServerUnavailable:\n    pass\n"
+            "server = sorted(m for m in sys.modules if m.startswith('verticals.api'))\n"
+            "assert not server, server\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

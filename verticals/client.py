@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -272,6 +271,8 @@ class _Remote:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         if items is not None:
             body = {"task": task, "items": items, "params": params}
+            if text_column:
+                body["text_column"] = text_column
             if chunk_size:
                 body["chunk_size"] = chunk_size
             return self._check(self.http.post("/v1/jobs", json=body, headers=headers))["id"]
@@ -331,96 +332,99 @@ class _Remote:
 
 
 class _Local:
+    """The in-process transport: a thin adapter over the job service (:class:`verticals.core.service.JobService`),
+    the same rules as the CLI and the REST API; its errors become the SDK's."""
+
     def __init__(self) -> None:
         from verticals.core.models import ModelHost
         from verticals.core.store import open_store
         from verticals.plugins import get_registry
+        from verticals.workers import job_service
 
         self.store = open_store()
         self.registry = get_registry()
         self.host = ModelHost(self.registry.models)
-        self.threads: list[threading.Thread] = []
+        self.service = job_service(self.store, self.registry, self.host)
+        self.started: list[str] = []  # jobs handed to the executor by this client
 
     def close(self) -> None:
-        for thread in self.threads:
-            thread.join()
+        """Wait for the jobs this client started in this process (local executor), then stop its threads."""
+        from verticals.core.executor import ExecutorUnavailable
+
+        try:
+            if self.service.has_executor and self.service.executor.name == "local":  # its threads die with the program
+                for job_id in self.started:
+                    self.service.wait(job_id)
+        except ExecutorUnavailable:
+            pass
+        finally:
+            self.started = []
+            self.service.close()
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        from verticals.core.executor import ExecutorUnavailable
         from verticals.core.io import InputError
         from verticals.core.jobs import JobError
+        from verticals.core.predict import TooManyItems
+        from verticals.core.service import JobConflict, JobNotFound
         from verticals.plugins import PluginError
 
         try:
             return function(*args, **kwargs)
-        except (JobError, InputError, PluginError, KeyError, ValueError) as error:
+        except JobNotFound as error:
+            raise VerticalsError(str(error), 404) from None
+        except JobConflict as error:
+            raise VerticalsError(str(error), 409) from None
+        except TooManyItems as error:
+            raise InputRefused(str(TooManyItems(error.count, error.limit, "submit a job (client.submit)")),
+                               413) from None
+        except (JobError, InputError) as error:
+            raise InputRefused(str(error), 422) from None
+        except ExecutorUnavailable as error:
+            raise VerticalsError(str(error), 503) from None
+        except (PluginError, KeyError, ValueError) as error:
             message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            kind = InputRefused if isinstance(error, JobError | InputError) else VerticalsError
-            raise kind(str(message)) from None
+            raise VerticalsError(str(message)) from None
 
-    def _execute(self, job_id: str) -> None:
-        from verticals.workers import get_executor
-
-        executor = get_executor(self.store, self.registry, self.host)
-        if hasattr(executor, "dispatch"):
-            executor.dispatch(job_id)
-            return
-        thread = threading.Thread(target=executor.execute, args=(job_id,), name=f"verticals-job-{job_id[:8]}",
-                                  daemon=True)
-        thread.start()
-        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+    def _start(self, job_id: str) -> None:
+        self._call(self.service.start, job_id)
+        if job_id not in self.started:
+            self.started.append(job_id)
 
     def tasks(self) -> list[dict[str, Any]]:
         return [{**task.info(), "plugin": self.registry.task_plugin[name].name}
                 for name, task in sorted(self.registry.tasks.items())]
 
     def submit(self, task, items, path, params, text_column, chunk_size, idempotency_key) -> str:
-        from verticals.core.io import map_fields, read_rows
-        from verticals.core.jobs import submit_job
+        from verticals.core.io import read_rows
 
-        task_cls = self._call(self.registry.task, task)
-        if items is not None:
-            rows: Iterable[dict[str, Any]] = items
-        else:
-            mapping = {task_cls.text_field: text_column} if text_column and task_cls.text_field else {}
-            rows = map_fields(read_rows(path), mapping, required=task_cls.text_field,
-                              pick="text_column=COLUMN")
-        job_id = self._call(submit_job, self.store, self.registry, task, rows, params, {}, chunk_size,
-                            allow_empty=items is not None)
-        self._execute(job_id)
+        rows: Iterable[dict[str, Any]] = items if items is not None else read_rows(path)
+        job_id = self._call(self.service.submit, task, rows, params=params, text_column=text_column,
+                            chunk_size=chunk_size, allow_empty=items is not None, file_rows=items is None,
+                            pick="text_column=COLUMN")
+        self._start(job_id)
         return job_id
 
     def status(self, job_id: str) -> dict[str, Any]:
-        return self._call(self.store.summary, job_id)
+        return self._call(self.service.summary, job_id)
 
     def jobs(self, limit: int) -> list[dict[str, Any]]:
         return [self.store.summary(job.id) for job in self.store.list_jobs(limit)]
 
     def results(self, job_id: str, status: str | None, include_inputs: bool) -> Iterator[dict[str, Any]]:
-        job_id = self._call(self.store.job, job_id).id
-        for item in self.store.iter_items(job_id, status=status):
-            row = {"seq": item.seq, "status": item.status, "output": item.output, "error": item.error}
-            if include_inputs:
-                row["input"] = item.input
-            yield row
+        return self._call(self.service.results, job_id, status=status, include_inputs=include_inputs)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        from verticals.core.jobs import cancel_job, finish_if_done
-
-        summary = self._call(cancel_job, self.store, job_id)
-        if summary["status"] == "queued":
-            self.store.cancel_pending(summary["id"])
-            finish_if_done(self.store, self.registry, summary["id"])
-        return self.store.summary(summary["id"])
+        return self._call(self.service.cancel, job_id)
 
     def retry(self, job_id: str) -> int:
-        job_id = self._call(self.store.job, job_id).id
-        count = self.store.reset_failed(job_id)
+        count = self._call(self.service.retry, job_id, start=False)  # 409 (JobConflict) while the job runs
         if count:
-            self._execute(job_id)
+            self._start(job_id)
         return count
 
     def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
-        from verticals.api.predict import predict
+        from verticals.core.predict import predict
 
         return self._call(predict, self.registry, self.host, task, items, params)
 

@@ -30,6 +30,18 @@ __all__ = ["LOCAL_TENANT", "MB", "ApiState", "BodyLimit", "Limits", "Principal",
 log = logging.getLogger("verticals.api")
 
 
+def _deliver_job_events(store: Store, registry: Registry) -> None:
+    from verticals.core import jobs
+
+    deliver = getattr(jobs, "deliver_job_events", None)
+    if deliver is None:
+        return
+    try:
+        deliver(store, registry)
+    except Exception:
+        log.exception("delivering pending job events failed; they stay pending and are tried again")
+
+
 def create_app(store: Store | None = None, registry: Registry | None = None, auth: bool = True,
                threads: int | None = None, background: bool = True) -> FastAPI:
     """The API app. ``background=False`` starts no job threads or webhook deliverer (unit tests)."""
@@ -41,6 +53,8 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         from verticals.plugins import get_registry
 
         registry = get_registry()
+    if hasattr(registry, "attach"):  # the webhook outbox: jobs finished here reach the tenants' webhooks
+        registry.attach("verticals.api.webhooks")
     state = ApiState(store, registry, auth, threads or env_int("VERTICALS_API_THREADS", 1), Limits.from_env())
     webhooks.use_store(store)
 
@@ -51,6 +65,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
                         "For local use only; never expose this server.", LOCAL_TENANT)
             state.tenants.ensure_tenant(LOCAL_TENANT)
         if background:
+            _deliver_job_events(store, registry)  # job_finished events left pending by a process that died
             state.runner.start()
             state.deliverer.start()
         yield

@@ -48,6 +48,7 @@ class ApiState:
         self.tenants = Tenants(store)
         self.host = ModelHost(registry.models)
         self.runner = JobRunner(store, registry, self.host, threads, on_progress=self._count)
+        self.jobs = self.runner.service  # every job rule: submit, cancel, retry, resume, results
         self.metrics = Metrics(store, self.host, self.runner)
         self.deliverer = webhooks.Deliverer(store, poll_s=float(os.environ.get("VERTICALS_WEBHOOK_POLL_S", "1")))
         self.predict_slots = threading.BoundedSemaphore(env_int("VERTICALS_API_PREDICT_CONCURRENCY", 2))

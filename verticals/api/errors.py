@@ -15,6 +15,7 @@ from verticals.api.runner import ExecutorUnavailable
 from verticals.api.store import TenantError
 from verticals.core.io import InputError
 from verticals.core.jobs import JobError
+from verticals.core.service import JobConflict, JobNotFound
 from verticals.core.store.secrets import SecretKeyError
 
 log = logging.getLogger("verticals.api")
@@ -46,6 +47,14 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(JobError)
     async def _job_error(_request: Request, error: JobError) -> JSONResponse:
         return problem(422, str(error))
+
+    @app.exception_handler(JobNotFound)
+    async def _job_not_found(_request: Request, error: JobNotFound) -> JSONResponse:
+        return problem(404, str(error))
+
+    @app.exception_handler(JobConflict)
+    async def _job_conflict(_request: Request, error: JobConflict) -> JSONResponse:
+        return problem(409, str(error))
 
     @app.exception_handler(InputError)
     async def _input_error(_request: Request, error: InputError) -> JSONResponse:

@@ -1,76 +1,90 @@
-"""Where the API server's jobs run.
+"""Where the API server's jobs run: the server's :class:`~verticals.core.service.JobService` and its executor.
 
-- Local executor (no ``VERTICALS_BROKER_URL``): background worker threads in
-  the server process; the HTTP request that creates a job returns at once.
-  On start, the server resumes unfinished API jobs (chunks are idempotent).
-- Celery (``VERTICALS_BROKER_URL`` set): jobs are dispatched to the workers
-  through ``verticals.workers.get_executor(...).dispatch(job_id)``.
+- Local executor (no ``VERTICALS_BROKER_URL``): background worker threads in the server process; the HTTP
+  request that creates a job returns at once. On start, the server resumes unfinished API jobs (chunks are
+  idempotent).
+- Celery (``VERTICALS_BROKER_URL`` set): the job's chunks are sent to the workers.
+
+Every rule about a job (submit, cancel, retry, resume) is the service's; this module only decides when the
+executor is built and started (with the app, not before: ``create_app(background=False)`` runs nothing).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 
+from verticals.core.executor import Executor, ExecutorUnavailable
 from verticals.core.models import ModelHost
+from verticals.core.service import JobService
 from verticals.core.store import Store
 from verticals.core.store.tables import Job
 from verticals.plugins import Registry
 
 log = logging.getLogger(__name__)
 
-
-class ExecutorUnavailable(RuntimeError):
-    """Jobs cannot be executed now; the message says what to do."""
+__all__ = ["ExecutorUnavailable", "JobRunner"]
 
 
 class JobRunner:
+    """The API's job service (``self.service``) and the executor it runs jobs on.
+
+    Until :meth:`start`, jobs handed over are only remembered (``create_app(background=False)``: unit tests);
+    :meth:`start` builds the executor (a problem is kept in ``problem``: ``/readyz`` and 503 answers show it)
+    and, with the local executor, resumes the unfinished API jobs.
+    """
+
     def __init__(self, store: Store, registry: Registry, host: ModelHost, threads: int = 1,
                  on_progress: Callable[[int], None] | None = None):
         self.store, self.registry, self.host = store, registry, host
         self.threads = max(1, threads)
         self.on_progress = on_progress
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.workers: list[threading.Thread] = []
-        self.dispatcher = None
         self.problem: str | None = None
-        self.kind = "local"
+        self.started = False
+        self.waiting: list[str] = []  # handed over before start()
+        self.local: Any = None  # the local executor, once built (its queue length is a metric)
+        self.kind = self._configured_kind()
+        self.service = JobService(store, registry, host=host, executor_factory=self._build)
 
-    def start(self, resume: bool = True) -> None:
+    @staticmethod
+    def _configured_kind() -> str:
         from verticals.config import broker_url
 
-        if broker_url():
-            self.kind = "celery"
-            try:
-                from verticals.workers import get_executor
+        return "celery" if broker_url() else "local"
 
-                executor = get_executor(self.store, self.registry, self.host, name="celery")
-                if not hasattr(executor, "dispatch"):
-                    raise ImportError("the celery executor has no dispatch()")
-                self.dispatcher = executor
-            except Exception as error:  # executor module missing, broker library missing...
-                self.problem = (f"VERTICALS_BROKER_URL is set but the Celery executor cannot be used "
-                                f"({type(error).__name__}: {error}). Install it with pip install 'verticals[celery]', "
-                                "or unset VERTICALS_BROKER_URL to run jobs in the server process")
-                log.error("%s", self.problem)
+    def _build(self) -> Executor:
+        if self.kind == "local":
+            from verticals.workers.local import LocalExecutor
+
+            self.local = LocalExecutor(self.store, self.registry, self.host, threads=self.threads,
+                                       on_progress=self.on_progress)
+            return self.local
+        from verticals.workers import get_executor
+
+        return get_executor(self.store, self.registry, self.host, name="celery")
+
+    def start(self, resume: bool = True) -> None:
+        try:
+            self.service.executor  # noqa: B018 - built now, so that a problem shows at start
+        except ExecutorUnavailable as error:
+            self.problem = (f"{error}" if "VERTICALS_BROKER_URL" in str(error) else
+                            f"VERTICALS_BROKER_URL is set but the Celery executor cannot be used ({error}). Install "
+                            "it with pip install 'verticals[celery]', or unset VERTICALS_BROKER_URL to run jobs in the "
+                            "server process")
+            log.error("%s", self.problem)
             return
-        for number in range(self.threads):
-            thread = threading.Thread(target=self._work, name=f"verticals-jobs-{number}", daemon=True)
-            thread.start()
-            self.workers.append(thread)
-        if resume:
-            for job_id in self._unfinished():
-                self.queue.put(job_id)
+        self.started = True
+        waiting, self.waiting = self.waiting, []
+        if resume and self.kind == "local":
+            waiting += [job_id for job_id in self._unfinished() if job_id not in waiting]
+        for job_id in waiting:
+            self.service.resume(job_id, wait=False)
 
     def stop(self) -> None:
-        for _ in self.workers:
-            self.queue.put(None)
-        for thread in self.workers:
-            thread.join(timeout=5)
+        self.service.close()
 
     def _unfinished(self) -> list[str]:
         with self.store.session() as session:
@@ -82,30 +96,22 @@ class JobRunner:
             raise ExecutorUnavailable(self.problem)
 
     def submit(self, job_id: str) -> None:
+        """Hand the job's pending chunks to the executor (return at once)."""
         self.check()
-        if self.dispatcher is not None:
-            try:
-                self.dispatcher.dispatch(job_id)
-            except Exception as error:
-                raise ExecutorUnavailable(f"could not dispatch job {job_id} to the Celery workers "
-                                          f"({type(error).__name__}: {error}); check the broker, then "
-                                          f"POST /v1/jobs/{job_id}/retry") from None
+        if not self.started:
+            self.waiting.append(job_id)
             return
-        self.queue.put(job_id)
+        try:
+            self.service.start(job_id)
+        except ExecutorUnavailable:
+            raise
+        except Exception as error:
+            raise ExecutorUnavailable(f"could not hand job {job_id} to the {self.kind} executor "
+                                      f"({type(error).__name__}: {error}); check the broker, then "
+                                      f"POST /v1/jobs/{job_id}/retry") from None
 
     def pending(self) -> int:
-        return self.queue.qsize()
-
-    def _work(self) -> None:
-        from verticals.workers.local import LocalExecutor
-
-        executor = LocalExecutor(self.store, self.registry, self.host)
-        while True:
-            job_id = self.queue.get()
-            if job_id is None:
-                return
-            try:
-                executor.execute(job_id, on_progress=self.on_progress)
-            except Exception:
-                log.exception("job %s failed to run in the server process; its pending items stay pending "
-                              "(POST /v1/jobs/%s/retry or restart the server to resume)", job_id, job_id)
+        """Jobs waiting for this server's threads (local executor), or handed over before the start."""
+        if not self.started:
+            return len(self.waiting)
+        return self.local.pending() if self.local is not None else 0

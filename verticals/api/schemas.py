@@ -45,6 +45,9 @@ class JobCreate(BaseModel):
     task: str = Field(description="Task name, e.g. finance.sentiment (GET /v1/tasks).", min_length=1, max_length=200)
     items: list[dict[str, Any]] = Field(description="Input items: objects matching the task's input_schema.")
     params: dict[str, Any] = Field(default_factory=dict, description="Task parameters (its params_schema).")
+    text_column: str | None = Field(default=None, min_length=1, max_length=200,
+                                    description="Key of the items holding the task's text field (default: the "
+                                                "field's own name), as for uploads.")
     chunk_size: int | None = Field(default=None, ge=1, le=100_000, description="Items per chunk (default: task's).")
     purge_inputs: bool = Field(default=False, description="Delete each item's input once its output is stored.")
 

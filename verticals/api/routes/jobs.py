@@ -13,7 +13,7 @@ from verticals.api.deps import ERRORS, FORBIDDEN, ApiState, OwnedJob, Principal,
 from verticals.api.schemas import ErrorOut, JobCreate, JobList, JobOut, ResultOut, ResultPage, RetryOut, job_out
 from verticals.api.uploads import iter_rows, scan, upload_format
 from verticals.core.io import InputError, map_fields
-from verticals.core.jobs import cancel_job, finish_if_done, submit_job
+from verticals.core.service import field_map
 from verticals.core.store.secrets import redact_request_params
 
 router = APIRouter()
@@ -63,12 +63,13 @@ def create_job(body: JobCreate, who: Who, state: State,
         raise HTTPException(413, f"{len(body.items)} items is more than the {state.limits.max_job_items} one JSON "
                                  "request takes (VERTICALS_API_MAX_JOB_ITEMS): upload a file to "
                                  "POST /v1/jobs/upload instead")
-    hashed = {**body.model_dump(mode="json"),  # secret parameters enter the hash as their fingerprint
+    unset = {"text_column"} if body.text_column is None else set()  # the hash of a body as it was before it
+    hashed = {**body.model_dump(mode="json", exclude=unset),  # secret parameters enter the hash as their fingerprint
               "params": redact_request_params(state.registry.task(body.task).Params, body.params)}
     body_hash = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
-    return _create(state, who, idempotency_key, body_hash, lambda: submit_job(
-        state.store, state.registry, body.task, body.items, body.params, {"purge_inputs": body.purge_inputs},
-        body.chunk_size, tenant=who.tenant))
+    return _create(state, who, idempotency_key, body_hash, lambda: state.jobs.submit(
+        body.task, body.items, params=body.params, text_column=body.text_column,
+        options={"purge_inputs": body.purge_inputs}, chunk_size=body.chunk_size, tenant=who.tenant))
 
 
 @router.post("/v1/jobs/upload", response_model=JobOut, status_code=202, tags=["jobs"], responses=JOB_RESPONSES)
@@ -94,28 +95,23 @@ async def upload_job(
         raise HTTPException(422, "params must be a JSON object, e.g. {\"mode\": \"fast\"}")
     kind = upload_format(file.filename, format)
     task_cls = state.registry.task(task)
-    mapping: dict[str, str] = {}
-    if text_column:
-        if not task_cls.text_field:
-            raise HTTPException(422, f"{task} has no single text field, so text_column cannot be used")
-        mapping[task_cls.text_field] = text_column
+    mapping = field_map(task_cls, text_column, text_option="the form field text_column",  # the rule of every front end
+                        field_option="POST /v1/jobs and items holding those fields")
     extra = json.dumps([task, redact_request_params(task_cls.Params, parsed_params), text_column, kind, chunk_size,
                         purge_inputs], sort_keys=True, default=str)
 
-    def rows() -> Iterator[dict[str, Any]]:
-        return map_fields(iter_rows(file.file, kind), dict(mapping), required=task_cls.text_field,
-                          pick="the form field text_column=COLUMN")
+    pick = "the form field text_column=COLUMN"
 
     def make() -> str:
-        return submit_job(state.store, state.registry, task, rows(), parsed_params,
-                          {"purge_inputs": purge_inputs, "source": kind}, chunk_size, tenant=who.tenant,
-                          allow_empty=False)
+        return state.jobs.submit(task, iter_rows(file.file, kind), params=parsed_params, text_column=text_column,
+                                 options={"purge_inputs": purge_inputs, "source": kind}, chunk_size=chunk_size,
+                                 tenant=who.tenant, allow_empty=False, file_rows=True, pick=pick)
 
     def work() -> JSONResponse:
         count, digest = scan(file.file, kind, extra.encode())  # every row parses before a job exists
         if not count:
             raise InputError("the upload has no rows (an empty file, or a header and no row): nothing to run")
-        first = rows()
+        first = map_fields(iter_rows(file.file, kind), mapping, required=task_cls.text_field, pick=pick)
         try:
             next(first)  # column mapping problems are reported before a job exists
         finally:
@@ -143,13 +139,6 @@ def job_status(job_id: OwnedJob, state: State) -> JobOut:
     return job_out(state.store.summary(job_id))
 
 
-def _result(item: Any, include_inputs: bool) -> dict[str, Any]:
-    row = {"seq": item.seq, "status": item.status, "output": item.output, "error": item.error}
-    if include_inputs:
-        row["input"] = item.input
-    return row
-
-
 StatusFilter = Annotated[str | None, Query(pattern="^(pending|succeeded|failed|cancelled)$",
                                            description="Only items with this status")]
 
@@ -160,9 +149,9 @@ def results(job_id: OwnedJob, state: State, status: StatusFilter = None,
             offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="First item number (seq)")] = 0,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100, include_inputs: bool = False) -> ResultPage:
     """One page of results in input order (seq >= offset)."""
-    items = list(state.store.iter_items(job_id, status=status, offset=offset, limit=limit))
-    return ResultPage(job_id=job_id, items=[ResultOut(**_result(i, include_inputs)) for i in items],
-                      next_offset=items[-1].seq + 1 if len(items) == limit else None)
+    rows = list(state.jobs.results(job_id, status=status, include_inputs=include_inputs, offset=offset, limit=limit))
+    return ResultPage(job_id=job_id, items=[ResultOut(**row) for row in rows],
+                      next_offset=rows[-1]["seq"] + 1 if len(rows) == limit else None)
 
 
 @router.get("/v1/jobs/{job_id}/results.ndjson", tags=["results"], responses={
@@ -171,9 +160,11 @@ def results_ndjson(job_id: OwnedJob, state: State, status: StatusFilter = None, 
                    ) -> StreamingResponse:
     """Every result as NDJSON, streamed (constant memory, any job size)."""
 
+    rows = state.jobs.results(job_id, status=status, include_inputs=include_inputs)
+
     def lines() -> Iterator[bytes]:
-        for item in state.store.iter_items(job_id, status=status):
-            yield (json.dumps(_result(item, include_inputs), ensure_ascii=False) + "\n").encode()
+        for row in rows:
+            yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
@@ -191,11 +182,7 @@ def job_summary(job_id: OwnedJob, state: State) -> JSONResponse:
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"], responses=ERRORS)
 def cancel(job_id: OwnedJob, state: State) -> JobOut:
     """Cancel: running chunks stop at their next batch; items not started are cancelled."""
-    cancel_job(state.store, job_id)
-    if state.store.summary(job_id)["status"] == "queued":
-        state.store.cancel_pending(job_id)
-        finish_if_done(state.store, state.registry, job_id)
-    return job_out(state.store.summary(job_id))
+    return job_out(state.jobs.cancel(job_id))
 
 
 @router.post("/v1/jobs/{job_id}/retry", response_model=RetryOut, tags=["jobs"],
@@ -206,9 +193,9 @@ def retry(job_id: OwnedJob, who: Who, state: State) -> RetryOut:
     task_name = state.store.job(job_id).task
     if task_name in state.registry.tasks:
         may_run(state, state.registry.tasks[task_name], who)
-    if state.store.summary(job_id)["status"] == "running":
-        raise HTTPException(409, "the job is still running: retry its failed items once it finished")
-    count = state.store.reset_failed(job_id)
-    if count or state.store.summary(job_id)["counts"].get("pending"):
+    count = 0
+    if state.jobs.summary(job_id)["status"] != "queued":  # queued: its chunks are handed over again (a lost dispatch)
+        count = state.jobs.retry(job_id, start=False)  # JobConflict (409) while it runs
+    if count or state.jobs.summary(job_id)["counts"].get("pending"):
         state.runner.submit(job_id)
-    return RetryOut(requeued=count, job=job_out(state.store.summary(job_id)))
+    return RetryOut(requeued=count, job=job_out(state.jobs.summary(job_id)))

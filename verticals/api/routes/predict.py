@@ -3,8 +3,8 @@
 from fastapi import APIRouter, HTTPException
 
 from verticals.api.deps import ERRORS, FORBIDDEN, State, Who, known_task
-from verticals.api.predict import TooManyItems, predict
 from verticals.api.schemas import ErrorOut, PredictIn, PredictOut, ResultOut
+from verticals.core.predict import TooManyItems, predict
 
 router = APIRouter()
 
@@ -20,5 +20,6 @@ def predict_endpoint(body: PredictIn, who: Who, state: State) -> PredictOut:
         try:
             results = predict(state.registry, state.host, body.task, body.items, body.params)
         except TooManyItems as error:
-            raise HTTPException(413, str(error)) from None
+            raise HTTPException(413, str(TooManyItems(error.count, error.limit, "submit a job (POST /v1/jobs)"))) \
+                from None
     return PredictOut(task=body.task, results=[ResultOut(**r) for r in results])

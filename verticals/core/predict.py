@@ -1,0 +1,60 @@
+"""Synchronous prediction for small batches: the engine's validation, hooks and bisection, no job stored.
+
+Used by ``POST /v1/predict`` and the in-process SDK (``Client().predict``); imports no web framework.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+
+from verticals.core.jobs import validate_params
+from verticals.core.models import ModelHost
+from verticals.core.pipeline import LazyModels, describe_validation_error, process_batch
+from verticals.core.tasks import RunContext
+from verticals.plugins import Registry
+
+__all__ = ["TooManyItems", "max_items", "predict"]
+
+
+def max_items() -> int:
+    """Most items one predict call takes (``VERTICALS_API_PREDICT_MAX_ITEMS``, default 64)."""
+    return int(os.environ.get("VERTICALS_API_PREDICT_MAX_ITEMS", "64"))
+
+
+class TooManyItems(ValueError):
+    def __init__(self, count: int, limit: int, how: str = "submit a job"):
+        super().__init__(f"{count} items is more than the {limit} a synchronous predict call takes: "
+                         f"{how} for bigger batches")
+        self.count, self.limit = count, limit
+
+
+def predict(registry: Registry, host: ModelHost, task_name: str, items: list[dict[str, Any]],
+            params: dict[str, Any] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """One result dict (seq, status, output, error) per item, in order. Raises JobError / PluginError / TooManyItems."""
+    limit = max_items() if limit is None else limit
+    task_cls = registry.task(task_name)
+    task = task_cls()
+    validated = validate_params(task_cls, params or {})
+    rows = list(task.read_items(iter(items), validated))
+    if len(rows) > limit or len(items) > limit:
+        raise TooManyItems(max(len(rows), len(items)), limit)
+    ctx = RunContext(job_id=f"predict-{uuid.uuid4().hex}", params=validated)
+    results: list[dict[str, Any] | None] = [None] * len(rows)
+    valid: list[tuple[int, Any]] = []
+    for seq, row in enumerate(rows):
+        try:
+            valid.append((seq, task_cls.Input.model_validate(row)))
+        except ValidationError as error:
+            results[seq] = {"seq": seq, "status": "failed", "output": None, "error": describe_validation_error(error)}
+    models = LazyModels(host, task_cls.models)
+    for offset in range(0, len(valid), task_cls.batch_size):
+        batch = valid[offset:offset + task_cls.batch_size]
+        for result in process_batch(registry, task, [seq for seq, _ in batch], [item for _, item in batch], models,
+                                    ctx):
+            results[result.seq] = {"seq": result.seq, "status": result.status, "output": result.output,
+                                   "error": result.error}
+    return [r for r in results if r is not None]
