@@ -310,6 +310,7 @@ def test_seeded_is_reproducible_and_gives_the_process_its_generators_back():
     assert [random.random() for _ in range(3)] == expected_random
 
 
+@pytest.mark.slow
 def test_training_leaves_the_embedding_process_generators_alone(tmp_path):
     import torch
 

@@ -43,79 +43,84 @@ class Settings(BaseSettings):
 
     # storage and execution
     home: Path | None = Field(
-        None, description="Data folder: the SQLite database, secret.key, models/ (default: the platform's "
+        default=None, description="Data folder: the SQLite database, secret.key, models/ (default: the platform's "
         "user data dir, e.g. ~/.local/share/verticals).")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL of the job database (default: sqlite:///<home>/verticals.db).")
+        default=None, description="SQLAlchemy URL of the job database (default: sqlite:///<home>/verticals.db).")
     broker_url: str | None = Field(
-        None, description="Celery broker, e.g. redis://127.0.0.1:6379/0: jobs run on workers (default: the "
+        default=None, description="Celery broker, e.g. redis://127.0.0.1:6379/0: jobs run on workers (default: the "
         "local executor, in process).")
     max_attempts: int = Field(
-        3, ge=1, description="Starts of an item before it is failed, so a poison item cannot loop.")
+        default=3, ge=1, description="Starts of an item before it is failed, so a poison item cannot loop.")
     visibility_timeout: int = Field(
-        7200, ge=1, description="Seconds before Redis hands an unacknowledged chunk to another worker.")
+        default=7200, ge=1, description="Seconds before Redis hands an unacknowledged chunk to another worker.")
     preload: bool = Field(
-        False, description="Workers load the models of their queue's tasks at start (`verticals worker "
+        default=False, description="Workers load the models of their queue's tasks at start (`verticals worker "
         "--preload` sets it).")
     worker_queue: str | None = Field(
-        None, description="The queue a worker serves (`verticals worker --queue` sets it).")
+        default=None, description="The queue a worker serves (`verticals worker --queue` sets it).")
 
     # plugins
     load_plugins: str | None = Field(
-        None, description="Comma-separated allowlist of plugin entry-point names (unset: all; empty: none).")
+        default=None, description="Comma-separated allowlist of plugin entry-point names (unset: all; empty: none).")
     strict_plugins: bool = Field(
-        False, description="A plugin problem is an error instead of a quarantine.")
+        default=False, description="A plugin problem is an error instead of a quarantine.")
 
     # models
     models: str | None = Field(
-        None, description="Model source overrides: name=/path/or/hub-id;other=... (win over everything).")
+        default=None, description="Model source overrides: name=/path/or/hub-id;other=... (win over everything).")
     model_store: Path | None = Field(
-        None, description="Folder of fine-tuned model versions (default: <home>/models).")
+        default=None, description="Folder of fine-tuned model versions (default: <home>/models).")
     model_memory_mb: float | None = Field(
-        None, ge=0, description="Memory budget of the loaded models of one process; least recently used ones "
+        default=None, ge=0, description="Memory budget of the loaded models of one process; least recently used ones "
         "are evicted beyond it (default: unlimited).")
     device: str = Field(
-        "auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
+        default="auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="Model weights precision: auto, fp32, bf16 or fp16.")
+        default="auto", description="Model weights precision: auto, fp32, bf16 or fp16.")
 
     # API server and client
     api_key: SecretStr | None = Field(
-        None, description="The SDK client's API key for a remote server (`verticals.Client(url)`).")
+        default=None, description="The SDK client's API key for a remote server (`verticals.Client(url)`).")
     api_threads: int = Field(
-        1, ge=1, description="Worker threads of the API server's local executor (`verticals serve "
+        default=1, ge=1, description="Worker threads of the API server's local executor (`verticals serve "
         "--threads` wins).")
-    api_max_body_mb: int = Field(16, ge=1, description="Largest JSON request body, in MiB (413 beyond).")
-    api_max_upload_mb: int = Field(512, ge=1, description="Largest uploaded input file, in MiB (413 beyond).")
+    api_max_body_mb: int = Field(default=16, ge=1, description="Largest JSON request body, in MiB (413 beyond).")
+    api_max_upload_mb: int = Field(default=512, ge=1, description="Largest uploaded input file, in MiB (413 beyond).")
     api_max_job_items: int = Field(
-        10_000, ge=1, description="Most items one JSON job creation (or evaluation request) takes.")
-    api_predict_max_items: int = Field(64, ge=1, description="Most items one POST /v1/predict takes.")
+        default=10_000, ge=1, description="Most items one JSON job creation (or evaluation request) takes.")
+    api_predict_max_items: int = Field(default=64, ge=1, description="Most items one POST /v1/predict takes.")
     api_predict_concurrency: int = Field(
-        2, ge=1, description="Predict requests the server runs at once (the others wait).")
+        default=2, ge=1, description="Predict requests the server runs at once (the others wait).")
 
     # webhooks
     webhook_allow_private: bool = Field(
-        False, description="Accept webhook URLs that resolve to private, loopback or link-local addresses.")
-    webhook_max_attempts: int = Field(8, ge=1, description="Deliveries of one webhook event before it is given up.")
+        default=False, description="Accept webhook URLs that resolve to private, loopback or link-local addresses.")
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Deliveries of one webhook event before it is given up.")
     webhook_backoff_s: float = Field(
-        5.0, ge=0, description="Delay before the first webhook retry, doubled each retry (at most an hour).")
-    webhook_poll_s: float = Field(1.0, gt=0, description="How often the API server looks for due deliveries.")
+        default=5.0, ge=0, description="Delay before the first webhook retry, doubled each retry (at most an hour).")
+    webhook_poll_s: float = Field(default=1.0, gt=0, description="How often the API server looks for due deliveries.")
 
     # secrets
     secret_key: SecretStr | None = Field(
-        None, description="The server key (Fernet) that encrypts secret task parameters.")
+        default=None, description="The server key (Fernet) that encrypts secret task parameters.")
     secret_key_file: Path | None = Field(
-        None, description="File holding the server key (default: <home>/secret.key, created 0600 on first use).")
+        default=None,
+        description="File holding the server key (default: <home>/secret.key, created 0600 on first use).")
 
     # code jail
-    jail_uid: int = Field(65534, ge=1, description="Host uid a root caller's jail runs as (65534: nobody).")
-    jail_max_memory_mb: int = Field(4096, ge=1, description="Server maximum of a jailed process's address space.")
-    jail_max_cpu_seconds: int = Field(300, ge=1, description="Server maximum of a jailed process's CPU time.")
-    jail_max_wall_seconds: float = Field(600, gt=0, description="Server maximum of a jailed run's wall time.")
-    jail_max_processes: int = Field(256, ge=1, description="Server maximum of the jail uid's processes and threads.")
-    jail_max_file_size_mb: int = Field(256, ge=1, description="Server maximum of a file a jailed process writes.")
-    jail_max_open_files: int = Field(1024, ge=1, description="Server maximum of a jailed process's open files.")
-    jail_max_tmp_mb: int = Field(1024, ge=1, description="Server maximum of the jail's private /tmp.")
+    jail_uid: int = Field(default=65534, ge=1, description="Host uid a root caller's jail runs as (65534: nobody).")
+    jail_max_memory_mb: int = Field(
+        default=4096, ge=1, description="Server maximum of a jailed process's address space.")
+    jail_max_cpu_seconds: int = Field(default=300, ge=1, description="Server maximum of a jailed process's CPU time.")
+    jail_max_wall_seconds: float = Field(default=600.0, gt=0, description="Server maximum of a jailed run's wall time.")
+    jail_max_processes: int = Field(
+        default=256, ge=1, description="Server maximum of the jail uid's processes and threads.")
+    jail_max_file_size_mb: int = Field(
+        default=256, ge=1, description="Server maximum of a file a jailed process writes.")
+    jail_max_open_files: int = Field(default=1024, ge=1, description="Server maximum of a jailed process's open files.")
+    jail_max_tmp_mb: int = Field(default=1024, ge=1, description="Server maximum of the jail's private /tmp.")
 
     @model_validator(mode="before")
     @classmethod
@@ -166,7 +171,7 @@ def _expects(field: str) -> str | None:
         return "one of " + ", ".join(str(choice) for choice in typing.get_args(base))
     if base is bool:
         return "a boolean (1/0, true/false, yes/no, on/off)"
-    noun = {int: "an integer", float: "a number"}.get(base)  # type: ignore[call-overload]
+    noun = "an integer" if base is int else "a number" if base is float else None
     if noun is None:
         return None
     for constraint in info.metadata:

@@ -382,8 +382,8 @@ def _death(code: int) -> str | None:
     number = -code if code < 0 else code - 128 if code > 128 else 0
     if not number:
         return None
-    return {signal.SIGXCPU: "cpu", signal.SIGKILL: "killed", signal.SIGXFSZ: "file size"}.get(number,
-                                                                                           f"signal {number}")
+    names = {int(signal.SIGXCPU): "cpu", int(signal.SIGKILL): "killed", int(signal.SIGXFSZ): "file size"}
+    return names.get(number, f"signal {number}")
 
 
 def kill(process: subprocess.Popen) -> None:

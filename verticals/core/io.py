@@ -195,8 +195,8 @@ def read_rows(path: str | Path, fmt: str | None = None, encoding: str | None = N
                             yield {"text": line.rstrip("\n")}
         except UnicodeDecodeError:
             with path.open("rb") as raw:
-                line = first_undecodable_line(raw, text_encoding)
-            raise not_decodable(path.name, line, text_encoding,
+                bad_line = first_undecodable_line(raw, text_encoding)
+            raise not_decodable(path.name, bad_line, text_encoding,
                                 "re-save it as UTF-8, or pass --encoding ENCODING (e.g. --encoding cp1252)") from None
     except PermissionError:
         raise InputError(f"cannot read {path}: permission denied") from None
