@@ -13,14 +13,14 @@ import typer
 
 
 def _fail(message: str) -> typer.Exit:
-    from verticals.cli import _fail as fail
+    from verticals.cli.common import _fail as fail
 
     return fail(message)
 
 
 def _check_services(queue: str) -> None:
     """Refuse to start with a clear message when the broker or the database is not usable."""
-    from verticals.cli import err
+    from verticals.cli.common import err
     from verticals.config import broker_url, database_url
     from verticals.core.store import DatabaseNotReady, ensure_ready, make_engine
 
@@ -64,7 +64,7 @@ def _check_services(queue: str) -> None:
 
 def _run_per_gpu(queue: str, gpus: list[str], preload: bool, loglevel: str) -> int:
     """One worker process per GPU, each seeing only its GPU (CUDA_VISIBLE_DEVICES); signals are forwarded."""
-    from verticals.cli import err
+    from verticals.cli.common import err
 
     children = []
     for gpu in gpus:

@@ -1,4 +1,4 @@
-"""``verticals serve`` and ``verticals keys ...`` (registered by ``verticals.cli.main``)."""
+"""``verticals serve`` and ``verticals keys ...`` (registered by :func:`verticals.cli.main`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True)
-out = Console()
+from verticals.cli.common import err, out
 
 keys_app = typer.Typer(help="API keys of tenants (REST API auth). A key is shown once; only its hash is stored.",
                        no_args_is_help=True)
@@ -19,8 +17,8 @@ webhooks_app = typer.Typer(help="Webhooks of tenants (job.finished / job.failed 
 
 
 def _tenants():
+    from verticals.api.store import Tenants
     from verticals.core.store import open_store
-    from verticals.core.store.tenants import Tenants
 
     return Tenants(open_store())
 
@@ -80,7 +78,7 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (id, tenant, name, key).")] = False,
 ) -> None:
     """Create an API key. It is printed once: store it now, it cannot be shown again."""
-    from verticals.core.store.tenants import TenantError
+    from verticals.api.store import TenantError
 
     try:
         key = _tenants().create_key(tenant, name, allow_code_execution=allow_code_execution)
@@ -134,7 +132,7 @@ def webhooks_add(
                      ] = None,
 ) -> None:
     """Register a webhook; prints its id and signing secret (shown once)."""
-    from verticals.core.store.tenants import TenantError
+    from verticals.api.store import TenantError
 
     try:
         hook = _tenants().create_webhook(tenant, url, event or None)

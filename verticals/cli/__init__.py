@@ -1,0 +1,90 @@
+"""The ``verticals`` command line (Typer + Rich): the root app, and the composition root of a CLI process.
+
+One module per command group:
+
+- :mod:`~verticals.cli.run` ``verticals run``; :mod:`~verticals.cli.jobs` ``verticals jobs ...``;
+- :mod:`~verticals.cli.plugins`, :mod:`~verticals.cli.tasks`, :mod:`~verticals.cli.models`, :mod:`~verticals.cli.db`;
+- :mod:`~verticals.cli.worker` ``verticals worker``; :mod:`~verticals.cli.serve` ``verticals serve|keys|webhooks``;
+- :mod:`~verticals.cli.evaluate` ``verticals eval``; :mod:`~verticals.cli.train` ``verticals train`` and the model
+  store's ``models list|promote|rollback`` (added by the core's own ``register_commands`` hook);
+- :mod:`~verticals.cli.common`: what they share (consoles, errors, option parsing, progress, rendering).
+
+Data goes to stdout; progress, tables and messages go to stderr, so
+``verticals jobs results JOB > out.jsonl`` stays clean.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from verticals import __version__
+from verticals.cli import evaluate, serve, worker
+from verticals.cli.common import (  # noqa: F401  (kept importable from verticals.cli)
+    UserError,
+    _coerce,
+    _extra_params,
+    _fail,
+    _handle,
+    _parse_pairs,
+    _progress,
+    _registry,
+    _store,
+    err,
+    out,
+)
+from verticals.cli.db import db_app
+from verticals.cli.jobs import jobs_app
+from verticals.cli.models import models_app
+from verticals.cli.plugins import plugins_app
+from verticals.cli.run import CONTEXT, run
+from verticals.cli.tasks import tasks_app
+
+app = typer.Typer(help="verticals: vertical AI tasks on transformer models, as batch jobs.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
+app.command(context_settings=CONTEXT)(run)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(plugins_app, name="plugins")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"verticals {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: INFO logs, -vv: DEBUG.")] = 0,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
+) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+    for noisy in ("httpx", "httpcore", "urllib3", "filelock", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _register_core_commands() -> None:
+    """The commands of the worker, the API server and evaluations (each in its own module here)."""
+    for module in (worker, serve, evaluate):
+        module.register(app)
+
+
+def main() -> None:
+    """Entry point: load plugins, let them add commands, run."""
+    _register_core_commands()
+    try:
+        registry = _registry()
+        registry.hook.register_commands(cli=app)
+    except Exception as error:
+        err.print(f"[red]warning:[/red] plugins could not be loaded: {error}")
+    app()

@@ -1,0 +1,5 @@
+"""``python -m verticals.cli``: the same as the ``verticals`` console script."""
+
+from verticals.cli import main
+
+main()

@@ -1,0 +1,305 @@
+"""What every command group shares: the consoles, user errors and how they are printed, option parsing,
+the progress bar, running a job with it, and rendering results and summaries.
+
+Data goes to stdout (``out``); progress, tables and messages go to stderr (``err``), so
+``verticals jobs results JOB > out.jsonl`` stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+err = Console(stderr=True)
+out = Console()
+
+
+class UserError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(Text("error: ", style="bold red") + Text(str(message)), soft_wrap=True)  # paths stay whole
+    return typer.Exit(code)
+
+
+# -- shared helpers ----------------------------------------------------------
+
+def _registry():
+    from verticals.plugins import get_registry
+
+    return get_registry()
+
+
+def _store():
+    from verticals.core.store import open_store
+
+    return open_store()
+
+
+def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"bad {what} {pair!r}: expected NAME=VALUE")
+        parsed[key.strip()] = value
+    return parsed
+
+
+def _coerce(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _is_flag(task_cls, key: str) -> bool:
+    """Whether the task parameter ``key`` is a bool (``--NAME`` alone means true)."""
+    import typing
+
+    field = task_cls.Params.model_fields.get(key) if task_cls is not None else None
+    if field is None:
+        return task_cls is None  # without a task to ask, keep the old reading (a bare flag is true)
+    annotation = field.annotation
+    return annotation is bool or bool in typing.get_args(annotation)
+
+
+def _extra_params(args: list[str], task_cls=None) -> dict[str, Any]:
+    """``--mode surrogate --purge-x`` style extra options -> task params.
+
+    With ``task_cls``, an option without a value (``--threshold`` then nothing, or another option) is
+    an error unless the parameter is a bool.
+    """
+    params: dict[str, Any] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if not arg.startswith("--") or arg == "--":
+            raise UserError(f"unexpected argument {arg!r}")
+        name, sep, value = arg[2:].partition("=")
+        key = name.replace("-", "_")
+        if sep:
+            params[key] = _coerce(value)
+        elif index + 1 < len(args) and not args[index + 1].startswith("--"):
+            params[key] = _coerce(args[index + 1])
+            index += 1
+        elif _is_flag(task_cls, key):
+            params[key] = True
+        else:
+            raise UserError(f"--{name} needs a value, e.g. --{name} VALUE or --{name}=VALUE")
+        index += 1
+    return params
+
+
+def _secret_params(task_cls, params: dict[str, Any]) -> dict[str, Any]:
+    """Secret task parameters (typed ``SecretStr``) from ``--NAME-file PATH`` or the environment variable the
+    parameter declares (``json_schema_extra={"env": ...}``, e.g. ``VERTICALS_SURROGATE_KEY``)."""
+    from verticals.core.store.secrets import secret_fields
+
+    for name in secret_fields(task_cls.Params):
+        option = "--" + name.replace("_", "-")
+        extra = task_cls.Params.model_fields[name].json_schema_extra
+        env = extra.get("env") if isinstance(extra, dict) else None
+        file = params.pop(f"{name}_file", None)
+        if file is not None:
+            if name in params:
+                raise UserError(f"give {option} or {option}-file, not both")
+            try:
+                value = Path(str(file)).expanduser().read_text(encoding="utf-8").strip("\r\n")
+            except OSError as error:
+                raise UserError(f"cannot read {option}-file {file}: {error.strerror}") from None
+            if not value:
+                raise UserError(f"{option}-file {file} is empty")
+            params[name] = value
+        elif name in params:
+            params[name] = params[name] if isinstance(params[name], str) else json.dumps(params[name])
+            err.print(f"[yellow]warning: {option} on the command line can be seen by other users of this machine "
+                      f"(ps) and stays in your shell history; prefer {option}-file PATH"
+                      + (f" or the environment variable {env}" if env else "") + "[/yellow]")
+        elif env and os.environ.get(env):
+            params[name] = os.environ[env]
+    return params
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f} items/s" if speed else "-- items/s", style="cyan")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False)
+
+
+def _load_models(host, task_cls, params: dict[str, Any]) -> None:
+    for role, name in task_cls().models_for(task_cls.Params.model_validate(params)).items():
+        with err.status(f"Loading model {name} ({role})..."):
+            model = host.get(name)
+        source = model.provenance()
+        err.print(f"[dim]model {name}: {source['source']} {source['reference']} on {model.device} "
+                  f"({source['precision']})[/dim]")
+
+
+def _execute(store, registry, job_id: str, quiet: bool = False) -> str:
+    from verticals.core.models import ModelHost
+    from verticals.core.store.secrets import unseal_params
+    from verticals.workers import get_executor
+
+    summary = store.summary(job_id)
+    executor = get_executor(store, registry, ModelHost(registry.models))
+    if getattr(executor, "name", "") == "local":
+        _load_models(executor.host, registry.task(summary["task"]), unseal_params(store.job(job_id).params))
+    if quiet:
+        return executor.execute(job_id)
+    with _progress() as progress:
+        bar = progress.add_task(summary["task"], total=summary["total"], completed=summary["done"])
+        status = executor.execute(job_id, on_progress=lambda n: progress.advance(bar, n))
+    return status
+
+
+def _field_map(task_cls, text_column: str | None, fields: list[str]) -> dict[str, str]:
+    """Task field -> input column, from --field FIELD=COLUMN and --text-column COLUMN."""
+    mapping = _parse_pairs(fields, "--field")
+    if text_column:
+        if not task_cls.text_field:
+            raise UserError(f"{task_cls.name} has no single text field; use --field FIELD=COLUMN")
+        mapping[task_cls.text_field] = text_column
+    return mapping
+
+
+def _read_input(task_cls, path: Path, fmt: str | None, text_column: str | None, fields: list[str],
+                encoding: str | None = None):
+    from verticals.core.io import map_fields, read_rows
+
+    mapping = _field_map(task_cls, text_column, fields)
+    return map_fields(read_rows(path, fmt, encoding), mapping, required=task_cls.text_field)
+
+
+def _export(store, registry, job_id: str, output: Path, include_inputs: bool | None) -> int:
+    from verticals.core.io import flat_columns, is_folder_output, write_rows
+    from verticals.core.jobs import iter_results
+
+    job = store.job(job_id)
+    task_cls = registry.tasks.get(job.task)
+    if include_inputs is None:
+        include_inputs = not (task_cls and task_cls.sensitive)
+    if is_folder_output(output):
+        output.mkdir(parents=True, exist_ok=True)
+        count = write_rows(output / "results.jsonl", iter_results(store, job_id, include_inputs))
+        if task_cls:
+            task = task_cls()
+            for item in store.iter_items(job_id, status="succeeded"):
+                if item.input is None:
+                    continue
+                files = task.files(task_cls.Input.model_validate(item.input),
+                                   task_cls.Output.model_validate(item.output))
+                for name, text in files.items():
+                    target = (output / name).resolve()
+                    if output.resolve() not in target.parents:
+                        raise UserError(f"task wanted to write outside {output}: {name}")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(text, encoding="utf-8")
+        summary = store.get_artifact(job_id, "summary.json")
+        if summary:
+            (output / "summary.json").write_bytes(summary.content)
+        return count
+    columns: list[str] = []
+    types: dict[str, str] = {}
+    if output.suffix.lower() in {".csv", ".parquet"}:  # a first pass: every row's columns, in schema order
+        columns, types = flat_columns(iter_results(store, job_id, include_inputs))
+    return write_rows(output, iter_results(store, job_id, include_inputs), columns, types=types)
+
+
+def _preview(store, registry, job_id: str, limit: int) -> None:
+    if limit <= 0:
+        return
+    job = store.job(job_id)
+    task_cls = registry.tasks.get(job.task)
+    show_text = task_cls is not None and task_cls.text_field and not task_cls.sensitive
+    rows = list(store.iter_items(job_id, limit=limit))
+    if not rows:
+        return
+    output_keys: list[str] = []
+    for item in rows:
+        for key, value in (item.output or {}).items():
+            # an optional field left empty on every previewed row (e.g. entities not asked for) takes no column
+            if (key not in output_keys and value is not None and not isinstance(value, dict | list)
+                    and len(output_keys) < 4):
+                output_keys.append(key)
+    table = Table(title=f"{job.task}: first {len(rows)} of {job.total} results", title_justify="left")
+    widths = {key: min(max(len(key), 9), 24) for key in output_keys}
+    seq_width = len(str(rows[-1].seq))
+    # output columns keep their width; the text column gets what is left of the terminal
+    text_width = max(16, err.width - seq_width - sum(widths.values()) - 9 - 3 * (len(widths) + 3) - 1)
+    table.add_column("#", justify="right", min_width=seq_width, no_wrap=True)
+    if show_text:
+        table.add_column(task_cls.text_field, overflow="ellipsis", no_wrap=True, max_width=text_width)
+    for key, width in widths.items():
+        table.add_column(key, no_wrap=True, overflow="ellipsis", min_width=width, max_width=24)
+    table.add_column("status", no_wrap=True, min_width=9)
+    for item in rows:
+        cells = [str(item.seq)]
+        if show_text:
+            cells.append(str((item.input or {}).get(task_cls.text_field, "")))
+        for key in output_keys:
+            value = (item.output or {}).get(key)
+            cells.append(f"{value:.3f}" if isinstance(value, float) else "" if value is None else str(value))
+        style = {"succeeded": "green", "failed": "red"}.get(item.status, "yellow")
+        cells.append(f"[{style}]{item.status}[/{style}]" if not item.error else f"[red]{item.error[:60]}[/red]")
+        table.add_row(*cells)
+    err.print(table)
+
+
+def _print_summary(store, job_id: str) -> dict[str, Any]:
+    summary = store.summary(job_id)
+    counts = summary["counts"]
+    rate = summary["done"] / summary["elapsed_s"] if summary["elapsed_s"] else None
+    err.print(f"job [bold]{summary['id']}[/bold]: [bold]{summary['status']}[/bold] — "
+              f"{counts.get('succeeded', 0)} succeeded, {counts.get('failed', 0)} failed"
+              + (f", {counts.get('cancelled', 0)} cancelled" if counts.get("cancelled") else "")
+              + (f" in {summary['elapsed_s']:.1f}s ({rate:,.1f} items/s)" if rate else ""))
+    artifact = store.get_artifact(job_id, "summary.json")
+    if artifact:
+        err.print("[bold]summary[/bold]")
+        err.print_json(artifact.content.decode())
+    return summary
+
+
+def _exit_code(status: str) -> int:
+    return {"succeeded": 0, "partial": 0, "failed": 1, "cancelled": 130}.get(status, 0)
+
+
+def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
+    """An expected error as one ``error:`` line (exit 2; Ctrl-C: 130); anything else is a bug and raises."""
+    from verticals.core.io import InputError
+    from verticals.core.jobs import JobError
+    from verticals.core.models import ModelUnavailable
+    from verticals.core.store import DatabaseNotReady
+    from verticals.plugins import PluginError
+
+    if isinstance(error, typer.Exit):
+        return error
+    if isinstance(error, KeyboardInterrupt):
+        if job_id is None:
+            return _fail("interrupted before a job was stored: nothing was kept", 130)
+        return _fail(f"interrupted: finished items are stored; continue with `verticals jobs resume {job_id}`", 130)
+    if isinstance(error, UserError | InputError | JobError | ModelUnavailable | DatabaseNotReady | PluginError):
+        return _fail(str(error))
+    if isinstance(error, KeyError):
+        return _fail(str(error.args[0]) if error.args else str(error))
+    if type(error).__name__ in ("BrokerUnavailable", "ExecutorUnavailable"):  # their messages say what to do
+        return _fail(str(error))
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return _fail(f"cannot access{where}: {error.strerror or error}")
+    raise error

@@ -1,0 +1,288 @@
+"""``verticals train`` and the model-store commands ``verticals models list|promote|rollback``.
+
+Registered on the main app by the core's own hook implementation (``verticals.builtin.register_commands``,
+through the ``verticals.train_cli`` re-export).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+_GATE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(>=|<=|>|<)\s*([0-9.]+)\s*$")
+
+
+def _cli():
+    from verticals.cli import common
+
+    return common
+
+
+def parse_gates(requirements: list[str]) -> list[tuple[str, str, float]]:
+    """``macro_f1>=0.85`` -> (metric, operator, threshold)."""
+    gates = []
+    for text in requirements:
+        for part in text.split(","):
+            if not part.strip():
+                continue
+            match = _GATE.match(part)
+            if not match:
+                raise _cli().UserError(f"bad --require {part!r}: expected METRIC>=VALUE (or >, <=, <)")
+            gates.append((match.group(1), match.group(2), float(match.group(3))))
+    return gates
+
+
+def check_gates(metrics: dict[str, Any], gates: list[tuple[str, str, float]]) -> list[str]:
+    """The gates that fail, as messages (a metric that is missing fails its gate)."""
+    ops = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+    failures = []
+    for metric, op, threshold in gates:
+        value = metrics.get(metric)
+        if not isinstance(value, int | float):
+            failures.append(f"{metric} was not measured (metrics: {', '.join(sorted(metrics)) or 'none'})")
+        elif not ops[op](float(value), threshold):
+            failures.append(f"{metric} = {value:.4f}, required {op} {threshold}")
+    return failures
+
+
+def _task_for_spec(registry, spec: str) -> str:
+    tasks = sorted(name for name, task in registry.tasks.items() if spec in task.models.values())
+    if not tasks:
+        raise _cli().UserError(f"no task uses the model {spec!r}")
+    return tasks[0]
+
+
+def _progress_columns():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    cli = _cli()
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]}  dev {task.fields[dev]}  best {task.fields[best]}"),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=cli.err, transient=False)
+
+
+def train(
+    task: Annotated[str, typer.Argument(help="Task whose classifier to fine-tune, e.g. finance.sentiment.")],
+    data: Annotated[Path, typer.Argument(help="Labelled rows: .csv, .jsonl or .parquet.")],
+    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    label_column: Annotated[str, typer.Option("--label-column", "--gold-column", help="Column holding the label.")]
+    = "label",
+    method: Annotated[str, typer.Option(help="lora (default), head or full.")] = "lora",
+    base: Annotated[str | None, typer.Option(help="Encoder model spec (default: the task head's, else minilm).")]
+    = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the training rows (at most).")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Rows per step.")] = 32,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: lora 1e-3, full 5e-5).")] = None,
+    max_length: Annotated[int, typer.Option(help="Tokens per text while training.")] = 128,
+    dev_fraction: Annotated[float, typer.Option(help="Stratified dev slice for early stopping.")] = 0.15,
+    seed: Annotated[int, typer.Option(help="Seed: split, shuffling, initialisation.")] = 13,
+    patience: Annotated[int, typer.Option(help="Stop after this many dev evaluations without improvement.")] = 2,
+    evals_per_epoch: Annotated[int, typer.Option(help="Dev evaluations per epoch.")] = 1,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
+    format: Annotated[str | None, typer.Option(help="Input format when the extension does not tell.")] = None,
+    detach: Annotated[bool, typer.Option(help="Only submit the job (workers, or `verticals jobs resume`).")] = False,
+) -> None:
+    """Fine-tune TASK's model on DATA as a job; the result is a new version in the local model store."""
+    cli = _cli()
+    try:
+        from verticals.core.io import read_rows
+        from verticals.core.jobs import submit_job
+        from verticals.core.training import METHODS
+
+        if method not in METHODS:
+            raise cli.UserError(f"unknown --method {method!r}: use one of {', '.join(METHODS)}")
+        registry, store = cli._registry(), cli._store()
+        registry.task(task)
+        rows = []
+        for row in read_rows(data, format):
+            missing = [c for c in (text_column, label_column) if c not in row]
+            if missing:
+                raise cli.UserError(f"{data.name} has no column {missing[0]!r} (columns: {', '.join(row)}); "
+                                    "use --text-column / --label-column")
+            rows.append({"text": str(row[text_column] or ""), "label": str(row[label_column] or "")})
+        config = {"method": method, "base": base, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                  "max_length": max_length, "dev_fraction": dev_fraction, "seed": seed, "patience": patience,
+                  "evals_per_epoch": evals_per_epoch, "lora_r": lora_r, "lora_alpha": 2 * lora_r}
+        job_id = submit_job(store, registry, "verticals.train",
+                            [{"task": task, "rows": rows, "config": config, "data_name": data.name}])
+        cli.err.print(f"[dim]training job {job_id}: {len(rows)} rows, method {method}[/dim]")
+        if detach:
+            from verticals.config import broker_url
+
+            if broker_url():
+                from verticals.workers import get_executor
+
+                get_executor(store, registry).dispatch(job_id)
+                cli.err.print(f"sent to the workers; follow with `verticals jobs status {job_id[:8]} --json`")
+            else:
+                cli.out.print(job_id)
+            return
+        status = _run_training(store, registry, job_id)
+        item = next(store.iter_items(job_id))
+    except Exception as error:
+        raise cli._handle(error) from None
+    if item.status != "succeeded":
+        raise cli._fail(f"training failed: {item.error}", 1)
+    output = item.output
+    dev = output["dev"]
+    cli.err.print(f"[green]stored[/green] {output['spec']} [bold]{output['version']}[/bold] ({output['method']}, "
+                  f"{output['size_bytes'] / 1024:,.0f} KB, {output['train_seconds']:.0f}s): dev accuracy "
+                  f"{dev.get('accuracy', 0):.4f}, macro-F1 {dev.get('macro_f1', 0):.4f} on {output['dev_rows']} rows")
+    cli.err.print(f"next: verticals models promote {output['spec']} {output['version']} --require macro_f1>=0.8")
+    sys.stdout.write(json.dumps({"job": job_id, **output}) + "\n")
+    raise typer.Exit(cli._exit_code(status))
+
+
+def _run_training(store, registry, job_id: str) -> str:
+    from verticals.core.models import ModelHost
+    from verticals.core.training import listen
+    from verticals.workers import get_executor
+
+    executor = get_executor(store, registry, ModelHost(registry.models))
+    if getattr(executor, "name", "") != "local":
+        return executor.execute(job_id)
+    with _progress_columns() as progress:
+        bar = progress.add_task("train", total=None, loss="-", dev="-", best="-")
+
+        def show(update) -> None:
+            fields = {"loss": f"{update.loss:.4f}" if update.loss is not None else "-",
+                      "dev": f"{update.dev:.4f}" if update.dev is not None else "-",
+                      "best": f"{update.best_dev:.4f}" if update.best_dev is not None else "-"}
+            if update.phase == "train":
+                progress.update(bar, total=update.total_steps, completed=update.step, **fields)
+            else:
+                progress.update(bar, description=update.phase, **fields)
+
+        listen(job_id, show)
+        try:
+            return executor.execute(job_id)
+        finally:
+            listen(job_id, None)
+
+
+def models_list() -> None:
+    """Registered model specs, where each resolves now, and the versions in the local model store."""
+    from verticals.core.model_store import ModelStore
+    from verticals.core.models import ModelHost, ModelUnavailable
+
+    cli = _cli()
+    registry = cli._registry()
+    host = ModelHost(registry.models)
+    table = Table("model", "kind", "resolves to", "description")
+    for name, spec in sorted(registry.models.items()):
+        try:
+            source = host.resolve(name)
+            where = f"{source.kind}: {source.reference}" + (
+                f" @ {source.revision}" if source.revision and source.kind != "store" else "")
+        except ModelUnavailable as error:
+            where = f"[red]unavailable ({len(error.attempts)} sources tried)[/red]"
+        table.add_row(name, spec.kind, where, spec.description)
+    cli.out.print(table)
+    versions = ModelStore().versions()
+    if versions:
+        stored = Table("model", "version", "promoted", "method", "created", "rows", "dev accuracy", "dev macro-F1",
+                       "size", title="model store", title_justify="left")
+        for v in versions:
+            dev = v.meta.get("dev", {})
+            stored.add_row(v.spec, v.version, "[green]yes[/green]" if v.promoted else "", v.meta.get("method", ""),
+                           str(v.meta.get("created_at", ""))[:19], str(v.meta.get("data", {}).get("rows", "")),
+                           f"{dev.get('accuracy', 0):.4f}", f"{dev.get('macro_f1', 0):.4f}",
+                           f"{v.size_bytes() / 1024:,.0f} KB")
+        cli.out.print(stored)
+
+
+def models_promote(
+    spec: Annotated[str, typer.Argument(help="Model spec, e.g. finance.sentiment.")],
+    version: Annotated[str, typer.Argument(help="Stored version, e.g. v3.")],
+    require: Annotated[list[str], typer.Option("--require", help="Gate METRIC>=VALUE (repeatable).")] = [],  # noqa: B006
+    data: Annotated[Path | None, typer.Option(help="Labelled file to evaluate the version on for the gate.")] = None,
+    gold_column: Annotated[str | None, typer.Option(help="Gold label column of --data (default: label).")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column of --data.")] = None,
+) -> None:
+    """Make VERSION the one resolution picks for SPEC (a VERTICALS_MODELS override still wins).
+
+    With --require, the gate runs first through `verticals eval` (stored as an eval run): on --data, else on the
+    task's golden set (the dev metrics stored with the version when it ships none). A failing gate exits 3
+    (as `verticals eval --min` does) and promotes nothing.
+    """
+    from verticals.core.model_store import ModelStore, ModelStoreError
+
+    cli = _cli()
+    try:
+        store = ModelStore()
+        chosen = store.get(spec, version)
+        gates = parse_gates(require)
+        if gates:
+            metrics, where = _gate_metrics(spec, chosen, data, gold_column, text_column)
+            failures = check_gates(metrics, gates)
+            if failures:
+                raise cli._fail(f"not promoted: {spec} {version} fails the gate on {where}: "
+                                + "; ".join(failures), 3)
+            cli.err.print(f"[green]gate passed[/green] on {where}: "
+                          + ", ".join(f"{m} = {metrics[m]:.4f}" for m, _, _ in gates))
+        store.promote(spec, version)
+    except ModelStoreError as error:
+        raise cli._fail(str(error)) from None
+    except Exception as error:
+        raise cli._handle(error) from None
+    cli.err.print(f"promoted {spec} {version}: `verticals run` now uses it (provenance names {spec}@{version})")
+
+
+def _gate_metrics(spec: str, chosen, data: Path | None, gold: str | None, text_column: str | None
+                  ) -> tuple[dict[str, Any], str]:
+    """Metrics for the gate: ``verticals eval`` of the version on --data, else on the task's golden set;
+    the dev metrics stored with the version when the task ships no golden set."""
+    cli = _cli()
+    from verticals.core.evaluation import EvalError, evaluate, golden_path
+
+    registry = cli._registry()
+    task = _task_for_spec(registry, spec)
+    if data is None and golden_path(registry.task(task)) is None:
+        rows = chosen.meta.get("data", {}).get("dev_rows")
+        where = f"its stored dev metrics ({rows} dev rows; {task} ships no golden set)"
+        return dict(chosen.meta.get("dev") or {}), where
+    try:
+        result = evaluate(task, data, gold=gold, text_column=text_column, overrides={spec: str(chosen.path)},
+                          registry=registry, save=True)
+    except EvalError as error:
+        raise cli.UserError(str(error)) from None
+    where = data.name if data is not None else f"the golden set of {task}"
+    return dict(result.metrics), where + (f" (eval run {result.run_id})" if result.run_id else "")
+
+
+def models_rollback(spec: Annotated[str, typer.Argument(help="Model spec, e.g. finance.sentiment.")]) -> None:
+    """Un-promote SPEC's current version: the previously promoted one (or the spec's default sources) takes over."""
+    from verticals.core.model_store import ModelStore, ModelStoreError
+
+    cli = _cli()
+    try:
+        now = ModelStore().rollback(spec)
+    except ModelStoreError as error:
+        raise cli._fail(str(error)) from None
+    if now is None:
+        cli.err.print(f"{spec}: no promoted version left; resolution uses the spec's own sources again")
+    else:
+        cli.err.print(f"{spec}: rolled back to {now.version}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train` and the model-store commands (`models list` gains the store's versions)."""
+    if getattr(app, "_verticals_train_cli", False):
+        return
+    app._verticals_train_cli = True  # type: ignore[attr-defined]
+    app.command("train")(train)
+    models_app = next((group.typer_instance for group in app.registered_groups if group.name == "models"), None)
+    if models_app is None:
+        return
+    models_app.registered_commands = [c for c in models_app.registered_commands
+                                      if (c.name or getattr(c.callback, "__name__", "")) not in
+                                      ("list", "models_list")]
+    models_app.command("list")(models_list)
+    models_app.command("promote")(models_promote)
+    models_app.command("rollback")(models_rollback)
