@@ -1,6 +1,12 @@
-"""The REST API (FastAPI), its auth, webhooks and dashboard.
+"""The REST API (FastAPI), its auth, tenants, webhooks and dashboard.
 
-Importing this package stays light (no FastAPI): ``verticals.api.webhooks`` is
-a built-in plugin loaded by every process that finishes jobs. The app itself is
-built by :func:`verticals.api.app.create_app`.
+- :mod:`verticals.api.app`: ``create_app``, the composition root (state, middleware, error handlers, routers);
+- :mod:`verticals.api.deps`: what routes depend on (state, caller, the caller's job, may-run checks);
+- :mod:`verticals.api.routes`: one router per resource (ops, discovery, jobs, evals, predict, webhooks);
+- :mod:`verticals.api.runner`: the server's job service and executor;
+- :mod:`verticals.api.store`: the API's tables (tenants, keys, webhooks, deliveries, idempotency keys);
+- :mod:`verticals.api.webhooks`: the webhook outbox (a ``job_finished`` plugin) and its delivery loop.
+
+Importing this package stays light (no FastAPI): the composition roots that finish jobs (the API server, the
+Celery worker, the CLI) attach ``verticals.api.webhooks`` to their registry; the core never imports it.
 """

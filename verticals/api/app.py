@@ -12,6 +12,7 @@ reach the state through the dependencies of :mod:`verticals.api.deps`.
 
 import logging
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -73,6 +74,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
             state.deliverer.stop()
             state.runner.stop()
 
+    make_app: Any
     try:  # Swagger UI assets served from the package, not a CDN (machines may be offline)
         from fastapi_offline import FastAPIOffline as make_app
     except ImportError:  # pragma: no cover - the api extra installs it

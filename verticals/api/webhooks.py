@@ -1,4 +1,4 @@
-"""Webhooks: a built-in plugin on the ``job_finished`` hook, plus the delivery loop.
+"""Webhooks: the outbox, a plugin on the ``job_finished`` hook attached by the composition roots, and the delivery loop.
 
 How a delivery travels:
 

@@ -115,7 +115,9 @@ async def upload_job(
         try:
             next(first)  # column mapping problems are reported before a job exists
         finally:
-            first.close()
+            close = getattr(first, "close", None)
+            if close is not None:
+                close()
         return _create(state, who, idempotency_key, digest, make)
 
     try:
