@@ -117,6 +117,87 @@ def test_job_finishes_exactly_once(store, registry, tmp_path, monkeypatch):
     assert events.read_text().splitlines() == [f"{job_id} succeeded"]
 
 
+CRASH_AFTER_FINISHING = """
+import os, sys
+from verticals.core import jobs
+from verticals.core.store import open_store
+from verticals.plugins import get_registry
+
+url, job_id, step = sys.argv[1:4]
+store, registry = open_store(url), get_registry()
+if step == "finalise":  # finish the job, then die before its event is delivered
+    jobs.deliver_job_events = lambda *args, **kwargs: os._exit(0)
+    jobs.finish_if_done(store, registry, job_id)
+else:  # claim the event for delivery, then die before the hook fires
+    [(event_id, _job, _event)] = store.pending_events(job_id)
+    assert store.claim_event(event_id)
+    os._exit(0)
+raise SystemExit("not reached")
+"""
+
+
+def _die_after(store, job_id: str, step: str) -> None:
+    import subprocess
+    import sys
+
+    url = store.engine.url.render_as_string(hide_password=False)
+    result = subprocess.run([sys.executable, "-c", CRASH_AFTER_FINISHING, url, job_id, step],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_process_killed_after_finishing_a_job_still_fires_job_finished(store, registry, tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from verticals.core.jobs import deliver_job_events
+    from verticals.core.store import ItemResult
+
+    events = tmp_path / "events.txt"
+    monkeypatch.setenv("VERTICALS_FIXTURES_EVENTS", str(events))
+    other = submit_job(store, registry, "fixtures.echo", rows("x"))
+    LocalExecutor(store, registry).execute(other)  # finished and delivered: never fired again
+    job_id = submit_job(store, registry, "fixtures.echo", rows("a", "bb"))
+    store.write_results(job_id, [ItemResult(0, "succeeded", output={"upper": "A", "length": 1}),
+                                 ItemResult(1, "succeeded", output={"upper": "BB", "length": 2})])
+
+    _die_after(store, job_id, "finalise")
+    summary = store.summary(job_id)
+    assert (summary["status"], store.job(job_id).final_status) == ("succeeded", "succeeded")
+    assert events.read_text().splitlines() == [f"{other} succeeded"]  # the dead process fired nothing
+    assert store.get_artifact(job_id, "summary.json") is None
+    assert finish_if_done(store, registry, job_id) is None  # finished once: nobody finishes it again
+
+    assert deliver_job_events(store, registry) == 1  # the next process fires it, for that job only
+    assert events.read_text().splitlines() == [f"{other} succeeded", f"{job_id} succeeded"]
+    assert store.get_artifact(job_id, "summary.json").content  # the summary artifact is kept
+    assert deliver_job_events(store, registry) == 0  # delivered: never again
+
+    # a delivery that dies after claiming the event is taken again once its lease has passed
+    third = submit_job(store, registry, "fixtures.echo", rows("c"))
+    store.write_results(third, [ItemResult(0, "succeeded", output={"upper": "C", "length": 1})])
+    assert store.try_finish(third) == "succeeded"
+    _die_after(store, third, "claim")
+    assert deliver_job_events(store, registry) == 0  # claimed by a deliverer still within its lease
+    assert deliver_job_events(store, registry, lease=timedelta(0)) == 1
+    assert events.read_text().splitlines()[-1] == f"{third} succeeded"
+    assert len(events.read_text().splitlines()) == 3
+
+
+def test_finishing_sets_the_final_status_in_one_statement(store, registry):
+    from verticals.core.store import ItemResult
+
+    job_id = submit_job(store, registry, "fixtures.echo", rows("a", "b", "c"))
+    assert store.try_finish(job_id) is None  # items pending
+    store.write_results(job_id, [ItemResult(0, "succeeded", output={"upper": "A", "length": 1}),
+                                 ItemResult(1, "failed", error="boom")])
+    assert store.try_finish(job_id) is None
+    store.cancel_pending(job_id)
+    assert store.try_finish(job_id) == "cancelled"
+    job = store.job(job_id)
+    assert job.finished_at is not None and job.final_status == "cancelled"
+    assert [event for _id, _job, event in store.pending_events(job_id)] == ["job_finished"]
+
+
 def test_attempts_are_bounded(store, registry, monkeypatch):
     monkeypatch.setenv("VERTICALS_MAX_ATTEMPTS", "2")
     job_id = submit_job(store, registry, "fixtures.echo", rows("a"))

@@ -20,6 +20,7 @@ from verticals.core.io import InputError
 from verticals.core.models import ModelHost
 from verticals.core.pipeline import LazyModels, describe_validation_error, process_batch, run_isolating
 from verticals.core.store import Store
+from verticals.core.store.repo import EVENT_LEASE
 from verticals.core.store.secrets import seal_params, unseal_params
 from verticals.core.tasks import RunContext, Task
 from verticals.plugins import Registry
@@ -130,9 +131,10 @@ def discard_job(store: Store, job_id: str) -> None:
     from sqlalchemy import delete
 
     from verticals.core.store.db import scrub_sqlite
-    from verticals.core.store.tables import Artifact, Item, Job
+    from verticals.core.store.tables import Artifact, Item, Job, JobEvent
 
     with store.session() as session, session.begin():
+        session.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
         session.execute(delete(Item).where(Item.job_id == job_id))
         session.execute(delete(Artifact).where(Artifact.job_id == job_id))
         session.execute(delete(Job).where(Job.id == job_id))
@@ -270,34 +272,85 @@ def _progress(callback: Callable[[int], None] | None, count: int) -> None:
 
 
 def finish_if_done(store: Store, registry: Registry, job_id: str) -> str | None:
-    """If no item is pending, finish the job: summary artifact, then ``job_finished`` (exactly once).
+    """If no item is pending, finish the job and fire ``job_finished``; return the final status to the one
+    caller that finished it (None to every other caller, and while items are pending).
+
+    Finishing is one transaction (:meth:`Store.try_finish`): the final status and a ``job_finished`` row
+    in the outbox. The event is then delivered here (summary artifact, then the hook) by
+    :func:`deliver_job_events`; if this process dies first, the next call of :func:`deliver_job_events`
+    (any process: the CLI, a worker, the API at start, ``JobService.wait``) delivers it.
 
     With the option ``purge_inputs`` the inputs are purged (and SQLite's write-ahead log truncated)
     *before* the job is marked finished, so a job seen as finished has no input left in the database.
     """
     purged, job = False, store.job(job_id)
-    if job.submitted and job.options.get("purge_inputs") and not store.counts(job_id).get("pending"):
+    purge = bool(job.options.get("purge_inputs"))
+    if job.submitted and purge and not store.counts(job_id).get("pending"):
         store.purge_inputs(job_id)  # failed and cancelled items too: nothing of the input stays
         purged = True
     status = store.try_finish(job_id)
     if status is None:
         return None
-    job = store.job(job_id)
-    if job.options.get("purge_inputs") and not purged:
+    if purge and not purged:
         store.purge_inputs(job_id)  # the last pending item was written between our count and try_finish
+    deliver_job_events(store, registry, job_id=job_id)
+    return status
+
+
+def deliver_job_events(store: Store, registry: Registry, job_id: str | None = None,
+                       lease: timedelta | None = None) -> int:
+    """Deliver the pending job events (the outbox written by :meth:`Store.try_finish`), at least once.
+
+    For each event not yet delivered (only ``job_id``'s if given): claim it (one caller wins), write the
+    job's summary artifact (``summary.json``, from ``Task.summarize``), fire ``job_finished`` with the
+    job's summary, mark it delivered. An event claimed by a process that died before marking it delivered
+    is taken again once ``lease`` (default 5 minutes) has passed. Returns how many events were delivered.
+    A failing ``job_finished`` plugin is logged by the registry and does not keep the event pending.
+    """
+    lease = lease if lease is not None else EVENT_LEASE
+    delivered = 0
+    while True:
+        events = store.pending_events(job_id, lease=lease)
+        if not events:
+            return delivered
+        for event_id, event_job, event in events:
+            if not store.claim_event(event_id, lease=lease):
+                continue  # another process is delivering it
+            try:
+                _deliver(store, registry, event_job, event)
+            except KeyError:
+                log.warning("job %s of event %s no longer exists; event dropped", event_job, event)
+            except Exception:
+                log.exception("delivering %s of job %s failed; it is tried again later", event, event_job)
+                continue
+            store.event_delivered(event_id)
+            delivered += 1
+        if len(events) < 100:
+            return delivered
+
+
+def _deliver(store: Store, registry: Registry, job_id: str, event: str) -> None:
+    if event != "job_finished":
+        log.warning("unknown job event %r of job %s: dropped", event, job_id)
+        return
+    job = store.job(job_id)
+    _write_summary(store, registry, job)
+    registry.hook.job_finished(job=store.summary(job_id))
+
+
+def _write_summary(store: Store, registry: Registry, job: Any) -> None:
+    """The job's ``summary.json`` artifact, from its task's ``summarize`` over the succeeded outputs."""
     try:
         task_cls = registry.task(job.task)
-        ctx = RunContext(job_id=job_id, params=job_params(task_cls, job.params))
+        ctx = RunContext(job_id=job.id, params=job_params(task_cls, job.params))
         outputs = (task_cls.Output.model_validate(item.output)
-                   for item in store.iter_items(job_id, status="succeeded"))
+                   for item in store.iter_items(job.id, status="succeeded"))
         summary = task_cls().summarize(outputs, ctx)
         if summary is not None:
-            store.put_artifact(job_id, "summary.json", json.dumps(summary, indent=2, default=str).encode(),
+            store.put_artifact(job.id, "summary.json", json.dumps(summary, indent=2, default=str).encode(),
                                "application/json")
     except Exception:
-        log.exception("summary of job %s failed", job_id)
-    registry.hook.job_finished(job=store.summary(job_id))
-    return status
+        log.exception("summary of job %s failed", job.id)
 
 
 def cancel_job(store: Store, job_id: str) -> dict[str, Any]:

@@ -11,18 +11,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, bindparam, case, func, select, update
+from sqlalchemy import Connection, Engine, Integer, String, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from verticals.core.store.db import ensure_ready, make_engine, scrub_sqlite
 from verticals.core.store.secrets import redact_params
-from verticals.core.store.tables import Artifact, Item, Job, utcnow
+from verticals.core.store.tables import Artifact, Item, Job, JobEvent, utcnow
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("pending", *TERMINAL)
-ITEMS, JOBS = Item.__table__, Job.__table__
+ITEMS, JOBS, EVENTS = Item.__table__, Job.__table__, JobEvent.__table__
+EVENT_LEASE = timedelta(minutes=5)  # a claimed event not delivered after this is taken again (its deliverer died)
 
 # The statements that run per batch are built once, and compiled once per database (_Prepared): building
 # and compiling cost more than running them. Each finds a batch's items by job and seq through an index
@@ -70,6 +72,25 @@ _ADD_TO_COUNTS = {
            if start else {}))
     for start in (False, True)
 }
+
+
+# A job's final status from its counters (what derive_status says once nothing is pending), set by the
+# UPDATE that finishes it: one statement decides the winner and the status.
+_FINAL_STATUS = case(
+    (JOBS.c.n_cancelled > 0, literal("cancelled", String)),
+    ((JOBS.c.n_failed > 0) & (JOBS.c.n_succeeded > 0), literal("partial", String)),
+    (JOBS.c.n_failed > 0, literal("failed", String)),
+    else_=literal("succeeded", String),
+)
+_FINISH = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"), JOBS.c.finished_at.is_(None), JOBS.c.submitted.is_(True),
+           JOBS.c.n_pending == 0)
+    .values(finished_at=bindparam("now", type_=JOBS.c.finished_at.type), final_status=_FINAL_STATUS)
+    .returning(JOBS.c.final_status)
+)
+_ADD_EVENT = EVENTS.insert().values(job_id=bindparam("job_id"), event=bindparam("event"),
+                                    created_at=bindparam("now", type_=EVENTS.c.created_at.type), attempts=0)
 
 
 @dataclass
@@ -303,25 +324,53 @@ class Store:
             return count
 
     def try_finish(self, job_id: str) -> str | None:
-        """Mark the job finished if no item is pending. Exactly one caller wins; it gets the final status.
+        """Finish the job if no item is pending. Exactly one caller wins; it gets the final status.
+
+        One transaction: one conditional UPDATE sets ``finished_at`` and ``final_status`` (derived from the
+        counters in SQL, as :func:`derive_status` does) and, for the winner, a ``job_finished`` row goes into
+        the ``job_events`` outbox. A process dying at any point leaves either an unfinished job (the next
+        caller finishes it) or a finished job with its event pending (delivered by the next
+        :func:`verticals.core.jobs.deliver_job_events`): never a finished job whose event is lost.
 
         "No item pending" is the job's counter (kept in the transaction of every status change), not a
         search of its items: that is one row whatever the job's size, and a concurrent writer's change to
         it is seen by this UPDATE (the row is locked and its condition checked again).
         """
+        now = utcnow()
         with self.engine.begin() as connection:
-            won = connection.execute(
-                update(JOBS).where(JOBS.c.id == job_id, JOBS.c.finished_at.is_(None), JOBS.c.submitted.is_(True),
-                                   JOBS.c.n_pending == 0)
-                .values(finished_at=utcnow())
-            ).rowcount
-            if not won:
+            status = connection.execute(_FINISH, {"job_id": job_id, "now": now}).scalar()
+            if status is None:
                 return None
-        job = self.job(job_id)
-        status = derive_status(self.counts(job_id), job.total, True)
-        with self.session() as session, session.begin():
-            session.execute(update(Job).where(Job.id == job_id).values(final_status=status))
-        return status
+            connection.execute(_ADD_EVENT, {"job_id": job_id, "event": "job_finished", "now": now})
+        return str(status)
+
+    # job events (the outbox) ---------------------------------------------
+    def pending_events(self, job_id: str | None = None, lease: timedelta = EVENT_LEASE,
+                       limit: int = 100) -> list[tuple[int, str, str]]:
+        """(event id, job id, event) of the events not delivered and not claimed in the last ``lease``
+        (a claim older than that belongs to a deliverer that died), oldest first."""
+        query = (select(EVENTS.c.id, EVENTS.c.job_id, EVENTS.c.event)
+                 .where(EVENTS.c.delivered_at.is_(None),
+                        or_(EVENTS.c.claimed_at.is_(None), EVENTS.c.claimed_at < utcnow() - lease))
+                 .order_by(EVENTS.c.id).limit(limit))
+        if job_id is not None:
+            query = query.where(EVENTS.c.job_id == job_id)
+        with self.engine.connect() as connection:
+            return [(event_id, job, event) for event_id, job, event in connection.execute(query)]
+
+    def claim_event(self, event_id: int, lease: timedelta = EVENT_LEASE) -> bool:
+        """Take an event for delivery; only one caller wins (until ``lease`` has passed without delivery)."""
+        now = utcnow()
+        with self.engine.begin() as connection:
+            return bool(connection.execute(
+                update(EVENTS).where(EVENTS.c.id == event_id, EVENTS.c.delivered_at.is_(None),
+                                     or_(EVENTS.c.claimed_at.is_(None), EVENTS.c.claimed_at < now - lease))
+                .values(claimed_at=now, attempts=EVENTS.c.attempts + 1)
+            ).rowcount)
+
+    def event_delivered(self, event_id: int) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(update(EVENTS).where(EVENTS.c.id == event_id).values(delivered_at=utcnow()))
 
     def reset_failed(self, job_id: str) -> int:
         """Put failed items back to pending (attempts reset) and reopen the job.

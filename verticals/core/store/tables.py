@@ -90,5 +90,21 @@ class Artifact(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
+class JobEvent(Base):
+    """0006: the outbox of job events (``job_finished``). Written in the transaction that finishes the job,
+    delivered at least once by :func:`verticals.core.jobs.deliver_job_events`: a process that dies after
+    finishing a job leaves its event here for the next one."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_pending", "delivered_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a deliverer took it at
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
 # The REST API's tables (0002: tenants, API keys, webhooks, deliveries, idempotency keys) are declared on this
 # same Base by verticals.api.store: only the API uses them.
