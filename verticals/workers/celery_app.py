@@ -110,9 +110,7 @@ class _WorkerState:
                 from verticals.plugins import get_registry
 
                 registry = get_registry()
-                attach = getattr(registry, "attach", None)  # Registry.attach: the composition roots add optional parts
-                if attach is not None:
-                    attach("verticals.api.webhooks")  # job_finished events reach the tenants' webhooks
+                registry.attach("verticals.api.webhooks")  # job_finished events reach the tenants' webhooks
                 self.registry = registry
                 self.host = ModelHost(registry.models)
                 self.store = open_store()
