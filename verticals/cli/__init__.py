@@ -79,12 +79,33 @@ def _register_core_commands() -> None:
         module.register(app)
 
 
+OPTIONAL_PLUGINS = ("verticals.api.webhooks",)
+"""Built-in parts a CLI process wires in itself: the webhook outbox, so that jobs run by ``verticals run`` or
+``verticals jobs ...`` still reach the tenants' webhooks (the core never imports the API)."""
+
+
+def _attach_optional(registry) -> None:
+    for name in OPTIONAL_PLUGINS:
+        try:
+            registry.attach(name)
+        except Exception as error:  # the commands still work; only that part is missing
+            err.print(f"[red]warning:[/red] {name} could not be attached: {error}")
+
+
 def main() -> None:
-    """Entry point: load plugins, let them add commands, run."""
+    """Entry point (the composition root of a CLI process): load plugins, attach the optional built-in parts,
+    let plugins add commands, run. Job events left pending by another process are fired by the first command
+    that opens the job store (:func:`verticals.cli.common._service`)."""
     _register_core_commands()
     try:
         registry = _registry()
-        registry.hook.register_commands(cli=app)
     except Exception as error:
         err.print(f"[red]warning:[/red] plugins could not be loaded: {error}")
+        registry = None
+    if registry is not None:
+        _attach_optional(registry)
+        try:
+            registry.hook.register_commands(cli=app)
+        except Exception as error:
+            err.print(f"[red]warning:[/red] plugins could not be loaded: {error}")
     app()

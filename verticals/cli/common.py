@@ -8,7 +8,9 @@ Data goes to stdout (``out``); progress, tables and messages go to stderr (``err
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,83 +143,74 @@ def _progress() -> Progress:
                     TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False)
 
 
-def _load_models(host, task_cls, params: dict[str, Any]) -> None:
-    for role, name in task_cls().models_for(task_cls.Params.model_validate(params)).items():
-        with err.status(f"Loading model {name} ({role})..."):
-            model = host.get(name)
-        source = model.provenance()
-        err.print(f"[dim]model {name}: {source['source']} {source['reference']} on {model.device} "
-                  f"({source['precision']})[/dim]")
+def _service():
+    """The job service over the configured executor (local; Celery when VERTICALS_BROKER_URL is set), built on
+    first use: reading, cancelling and exporting never need the executor. The first call of a process also
+    fires the ``job_finished`` events another process left pending (the outbox is delivered at least once)."""
+    from verticals.workers import job_service
+
+    store, registry = _store(), _registry()
+    _deliver_pending(store, registry)
+    return job_service(store, registry)
 
 
-def _execute(store, registry, job_id: str, quiet: bool = False) -> str:
-    from verticals.core.models import ModelHost
-    from verticals.core.store.secrets import unseal_params
-    from verticals.workers import get_executor
+_delivered: list[bool] = []
 
-    summary = store.summary(job_id)
-    executor = get_executor(store, registry, ModelHost(registry.models))
-    if getattr(executor, "name", "") == "local":
-        _load_models(executor.host, registry.task(summary["task"]), unseal_params(store.job(job_id).params))
+
+def _deliver_pending(store, registry) -> None:
+    from verticals.core import jobs
+
+    deliver = getattr(jobs, "deliver_job_events", None)
+    if deliver is None or _delivered:
+        return
+    _delivered.append(True)
+    try:
+        deliver(store, registry)
+    except Exception:
+        logging.getLogger(__name__).warning("pending job events could not be delivered now; they stay pending",
+                                            exc_info=True)
+
+
+def _with_progress(service, job_id: str, run: Callable[[Callable[[int], None] | None], str],
+                   quiet: bool = False) -> str:
+    """``run(on_progress)`` (an execute, resume...) under a progress bar of the job; then the models it loaded."""
     if quiet:
-        return executor.execute(job_id)
-    with _progress() as progress:
-        bar = progress.add_task(summary["task"], total=summary["total"], completed=summary["done"])
-        status = executor.execute(job_id, on_progress=lambda n: progress.advance(bar, n))
+        status = run(None)
+    else:
+        summary = service.summary(job_id)
+        with _progress() as progress:
+            bar = progress.add_task(summary["task"], total=summary["total"], completed=summary["done"])
+            status = run(lambda n: progress.advance(bar, n))
+    host = service.host
+    for name in host.loaded() if host is not None else []:
+        source = host.get(name).provenance()
+        err.print(f"[dim]model {name}: {source['source']} {source['reference']} on {host.get(name).device} "
+                  f"({source['precision']})[/dim]")
     return status
 
 
-def _field_map(task_cls, text_column: str | None, fields: list[str]) -> dict[str, str]:
-    """Task field -> input column, from --field FIELD=COLUMN and --text-column COLUMN."""
-    mapping = _parse_pairs(fields, "--field")
-    if text_column:
-        if not task_cls.text_field:
-            raise UserError(f"{task_cls.name} has no single text field; use --field FIELD=COLUMN")
-        mapping[task_cls.text_field] = text_column
-    return mapping
+def _execute(service, job_id: str, quiet: bool = False) -> str:
+    """Run the job's pending chunks (here, or on workers) with a progress bar; return the final status."""
+    return _with_progress(service, job_id, lambda on_progress: service.execute(job_id, on_progress=on_progress),
+                          quiet)
 
 
-def _read_input(task_cls, path: Path, fmt: str | None, text_column: str | None, fields: list[str],
-                encoding: str | None = None):
-    from verticals.core.io import map_fields, read_rows
+def _submit(service, task_cls, input: Path, fmt: str | None, text_column: str | None, fields: list[str],
+            encoding: str | None, params: dict[str, Any], options: dict[str, Any], chunk_size: int | None) -> str:
+    """Store a job over an input file (the service maps --text-column / --field onto the task's fields)."""
+    from verticals.core.io import read_rows
 
-    mapping = _field_map(task_cls, text_column, fields)
-    return map_fields(read_rows(path, fmt, encoding), mapping, required=task_cls.text_field)
+    return service.submit(task_cls.name, read_rows(input, fmt, encoding), params=params, text_column=text_column,
+                          fields=fields, options=options, chunk_size=chunk_size, allow_empty=False, file_rows=True,
+                          pick="--text-column COLUMN", text_option="--text-column",
+                          field_option="--field FIELD=COLUMN")
 
 
-def _export(store, registry, job_id: str, output: Path, include_inputs: bool | None) -> int:
-    from verticals.core.io import flat_columns, is_folder_output, write_rows
-    from verticals.core.jobs import iter_results
-
-    job = store.job(job_id)
-    task_cls = registry.tasks.get(job.task)
-    if include_inputs is None:
-        include_inputs = not (task_cls and task_cls.sensitive)
-    if is_folder_output(output):
-        output.mkdir(parents=True, exist_ok=True)
-        count = write_rows(output / "results.jsonl", iter_results(store, job_id, include_inputs))
-        if task_cls:
-            task = task_cls()
-            for item in store.iter_items(job_id, status="succeeded"):
-                if item.input is None:
-                    continue
-                files = task.files(task_cls.Input.model_validate(item.input),
-                                   task_cls.Output.model_validate(item.output))
-                for name, text in files.items():
-                    target = (output / name).resolve()
-                    if output.resolve() not in target.parents:
-                        raise UserError(f"task wanted to write outside {output}: {name}")
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(text, encoding="utf-8")
-        summary = store.get_artifact(job_id, "summary.json")
-        if summary:
-            (output / "summary.json").write_bytes(summary.content)
-        return count
-    columns: list[str] = []
-    types: dict[str, str] = {}
-    if output.suffix.lower() in {".csv", ".parquet"}:  # a first pass: every row's columns, in schema order
-        columns, types = flat_columns(iter_results(store, job_id, include_inputs))
-    return write_rows(output, iter_results(store, job_id, include_inputs), columns, types=types)
+def _task_params(ctx_args: list[str], param: list[str], task_cls) -> dict[str, Any]:
+    """Task parameters from extra ``--NAME VALUE`` options and ``--param NAME=VALUE``, secrets included."""
+    params = {**_extra_params(list(ctx_args), task_cls),
+              **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
+    return _secret_params(task_cls, params)
 
 
 def _preview(store, registry, job_id: str, limit: int) -> None:
@@ -281,6 +274,7 @@ def _exit_code(status: str) -> int:
 
 def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
     """An expected error as one ``error:`` line (exit 2; Ctrl-C: 130); anything else is a bug and raises."""
+    from verticals.core.executor import ExecutorUnavailable
     from verticals.core.io import InputError
     from verticals.core.jobs import JobError
     from verticals.core.models import ModelUnavailable
@@ -297,7 +291,7 @@ def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
         return _fail(str(error))
     if isinstance(error, KeyError):
         return _fail(str(error.args[0]) if error.args else str(error))
-    if type(error).__name__ in ("BrokerUnavailable", "ExecutorUnavailable"):  # their messages say what to do
+    if isinstance(error, ExecutorUnavailable):  # BrokerUnavailable included: their messages say what to do
         return _fail(str(error))
     if isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""

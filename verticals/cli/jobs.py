@@ -12,19 +12,15 @@ from rich.table import Table
 
 from verticals.cli.common import (
     UserError,
-    _coerce,
     _execute,
     _exit_code,
-    _export,
-    _extra_params,
-    _field_map,
     _handle,
-    _parse_pairs,
     _print_summary,
-    _read_input,
-    _registry,
-    _secret_params,
+    _service,
     _store,
+    _submit,
+    _task_params,
+    _with_progress,
     err,
     out,
 )
@@ -52,35 +48,25 @@ def jobs_submit(
         help="Text encoding of the input (default UTF-8), e.g. cp1252, latin-1, utf-16.")] = None,
 ) -> None:
     """Submit a job and print its id. It runs here (or on workers, waiting for them) unless --detach."""
-    from verticals.core.jobs import submit_job
-
     job_id = None
     try:
-        registry = _registry()
-        task_cls = registry.task(task)
-        params = {**_extra_params(list(ctx.args), task_cls),
-                  **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
-        params = _secret_params(task_cls, params)
         if priority not in ("high", "normal", "low"):
             raise UserError(f"unknown priority {priority!r}: use high, normal or low")
-        store = _store()
-        options = {"purge_inputs": purge_inputs, "field_map": _field_map(task_cls, text_column, field)}
+        service = _service()
+        task_cls = service.registry.task(task)
+        params = _task_params(ctx.args, param, task_cls)
+        options: dict[str, Any] = {"purge_inputs": purge_inputs}
         if priority != "normal":
             options["priority"] = priority
-        job_id = submit_job(store, registry, task, _read_input(task_cls, input, format, text_column, field, encoding),
-                            params, options, chunk_size, allow_empty=False)
+        job_id = _submit(service, task_cls, input, format, text_column, field, encoding, params, options, chunk_size)
         out.print(job_id)
         if detach:
-            from verticals.config import broker_url
-
-            if broker_url():
-                from verticals.workers import get_executor
-
-                sent = get_executor(store, registry).dispatch(job_id)
+            sent = service.detach(job_id)
+            if service.executor.remote:
                 err.print(f"{sent} chunk(s) sent to the workers; follow with `verticals jobs status {job_id[:8]}`")
         else:
-            _execute(store, registry, job_id)
-            _print_summary(store, job_id)
+            _execute(service, job_id)
+            _print_summary(service.store, job_id)
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None
 
@@ -90,8 +76,8 @@ def jobs_status(job: Annotated[str, typer.Argument(help="Job id (a unique prefix
                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Status, progress and counts of a job."""
     try:
-        store = _store()
-        summary = store.summary(store.job(job).id)
+        service = _service()
+        summary = service.summary(job)
     except Exception as error:
         raise _handle(error) from None
     if as_json:
@@ -103,34 +89,24 @@ def jobs_status(job: Annotated[str, typer.Argument(help="Job id (a unique prefix
         if key == "progress":
             value = f"{summary['done']}/{summary['total']} ({value:.0%})"
         table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
-    for key, value in _queue_rows(store, summary):
+    for key, value in _queue_rows(service, summary):
         table.add_row(key, value)
     out.print(table)
 
 
-def _queue_rows(store, summary: dict[str, Any]) -> list[tuple[str, str]]:
+def _queue_rows(service, summary: dict[str, Any]) -> list[tuple[str, str]]:
     """Per-queue progress of a job run by workers: its queue and priority, chunks, the broker's backlog."""
-    from verticals.config import broker_url
-
     celery = (summary.get("options") or {}).get("celery")
-    if not celery and not broker_url():
+    info = service.queue_status(summary["id"])
+    if not celery and "queue" not in info:
         return []
-    from verticals.workers.celery_executor import chunk_progress
-
-    chunks = chunk_progress(store, summary["id"])
-    queue = (celery or {}).get("queue") or "-"
-    rows = [("queue", f"{queue} (priority {(summary.get('options') or {}).get('priority') or 'normal'})"),
-            ("chunks", f"{chunks['done']} done, {chunks['running']} running, {chunks['waiting']} waiting "
-                       f"of {chunks['chunks']}")]
-    if broker_url() and queue != "-":
-        try:
-            from verticals.workers import get_executor
-
-            backlog = get_executor(store, _registry()).backlog(queue)
-        except Exception:
-            backlog = None
-        if backlog is not None:
-            rows.append(("broker", f"{backlog} message(s) waiting in queue {queue} (all jobs)"))
+    queue = info.get("queue") or (celery or {}).get("queue") or "-"
+    priority = info.get("priority") or (summary.get("options") or {}).get("priority") or "normal"
+    rows = [("queue", f"{queue} (priority {priority})"),
+            ("chunks", f"{info['done']} done, {info['running']} running, {info['waiting']} waiting "
+                       f"of {info['chunks']}")]
+    if info.get("broker_backlog") is not None:
+        rows.append(("broker", f"{info['broker_backlog']} message(s) waiting in queue {queue} (all jobs)"))
     return rows
 
 
@@ -186,16 +162,17 @@ def jobs_delete(
                                                         "whose process died).")] = False,
 ) -> None:
     """Delete jobs with their items, results and artifacts."""
-    from verticals.core.jobs import discard_job
+    from verticals.core.service import JobConflict
 
     try:
-        store = _store()
+        service = _service()
         for job in jobs:
-            summary = store.summary(store.job(job).id)
-            if summary["status"] in ("queued", "running") and not force:
-                raise UserError(f"job {summary['id']} is {summary['status']}: cancel it first "
-                                f"(`verticals jobs cancel {summary['id'][:8]}`), or pass --force")
-            discard_job(store, summary["id"])
+            try:
+                summary = service.delete(job, force=force)
+            except JobConflict as error:
+                found = service.job(job).id[:8]
+                raise UserError(f"{error} (`verticals jobs cancel {found}`, or `verticals jobs delete {found} "
+                                "--force`)") from None
             err.print(f"deleted job {summary['id']} ({summary['task']}, {summary['status']}, "
                       f"{summary['total']} items)")
     except Exception as error:
@@ -211,14 +188,14 @@ def jobs_prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
 ) -> None:
     """Delete finished jobs older than an age (queued and running jobs are never pruned)."""
-    from verticals.core.jobs import FINISHED, discard_job, jobs_to_prune, parse_age
+    from verticals.core.jobs import FINISHED, jobs_to_prune, parse_age
 
     try:
-        store = _store()
-        chosen = jobs_to_prune(store, parse_age(older_than), status or FINISHED)
+        service = _service()
+        chosen = jobs_to_prune(service.store, parse_age(older_than), status or FINISHED)
         for summary in chosen:
             if not dry_run:
-                discard_job(store, summary["id"])
+                service.delete(summary["id"])
             out.print(f"{summary['id']}  {summary['task']}  {summary['status']}  {summary['created_at'][:19]}")
     except Exception as error:
         raise _handle(error) from None
@@ -232,13 +209,12 @@ def jobs_results(
     limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
     offset: Annotated[int, typer.Option(help="Start at this item number.")] = 0,
 ) -> None:
-    """Print results as JSON lines (seq, status, output, error) on stdout."""
+    """Print results as JSON lines (seq, status, output, error, provenance) on stdout."""
     try:
-        store = _store()
-        job_id = store.job(job).id
-        for item in store.iter_items(job_id, status=status, offset=offset, limit=limit):
-            sys.stdout.write(json.dumps({"seq": item.seq, "status": item.status, "output": item.output,
-                                         "error": item.error, "provenance": item.provenance}) + "\n")
+        rows = _service().results(job, status=status, include_inputs=False, offset=offset, limit=limit,
+                                  provenance=True)
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
     except Exception as error:
         raise _handle(error) from None
 
@@ -251,47 +227,21 @@ def jobs_export(
 ) -> None:
     """Write a job's results to a file."""
     try:
-        store, registry = _store(), _registry()
-        count = _export(store, registry, store.job(job).id, output, include_inputs)
+        count = _service().export(job, output, include_inputs)
     except Exception as error:
         raise _handle(error) from None
     err.print(f"wrote {count} results to {output}")
 
 
-def _submitted_job(store, job: str) -> str:
-    """The id of ``job``, refused when its items were never all stored (nothing to resume or cancel)."""
-    found = store.job(job)
-    if not found.submitted:
-        raise UserError(f"job {found.id} was never fully submitted (its items are still being stored by another "
-                        "process, or its submission stopped before the end): there is nothing to run. Delete it "
-                        f"with `verticals jobs delete {found.id[:8]} --force` and submit the input again")
-    return found.id
-
-
 @jobs_app.command("cancel")
 def jobs_cancel(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -> None:
     """Cancel a job: running chunks stop at their next batch; items not started are cancelled."""
-    from verticals.core.jobs import cancel_job, finish_if_done
-
     try:
-        store, registry = _store(), _registry()
-        job_id = _submitted_job(store, job)
-        from verticals.config import broker_url
-
-        if broker_url():
-            from verticals.workers import get_executor
-
-            summary = get_executor(store, registry).cancel(job_id)
-            err.print(f"cancel requested for {job_id}: status {summary['status']} "
-                      "(chunks not started are cancelled, running ones stop at their next batch)")
-            return
-        cancel_job(store, job_id)
-        if store.summary(job_id)["status"] == "queued":
-            store.cancel_pending(job_id)
-            finish_if_done(store, registry, job_id)
-        err.print(f"cancel requested for {job_id}: status {store.summary(job_id)['status']}")
+        summary = _service().cancel(job)
     except Exception as error:
         raise _handle(error) from None
+    err.print(f"cancel requested for {summary['id']}: status {summary['status']} "
+              "(chunks not started are cancelled, running ones stop at their next batch)")
 
 
 @jobs_app.command("resume")
@@ -299,10 +249,11 @@ def jobs_resume(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
     """Run the pending items of a job (after an interruption, or one submitted with --detach)."""
     job_id = None
     try:
-        store, registry = _store(), _registry()
-        job_id = _submitted_job(store, job)
-        status = _execute(store, registry, job_id)
-        _print_summary(store, job_id)
+        service = _service()
+        job_id = service.job(job).id
+        status = _with_progress(service, job_id,
+                                lambda on_progress: service.resume(job_id, on_progress=on_progress))
+        _print_summary(service.store, job_id)
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None
     raise typer.Exit(_exit_code(status))
@@ -311,15 +262,15 @@ def jobs_resume(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
 @jobs_app.command("retry")
 def jobs_retry(job: Annotated[str, typer.Argument(help="Job id or prefix.")],
                failed: Annotated[bool, typer.Option("--failed", help="Re-run the failed items.")] = True) -> None:
-    """Re-run only the failed items of a job."""
+    """Re-run only the failed items of a finished job."""
     job_id = None
     try:
-        store, registry = _store(), _registry()
-        job_id = store.job(job).id
-        count = store.reset_failed(job_id)
+        service = _service()
+        job_id = service.job(job).id
+        count = service.retry(job_id, start=False)
         err.print(f"{count} failed item(s) queued again")
-        status = _execute(store, registry, job_id) if count else store.summary(job_id)["status"]
-        _print_summary(store, job_id)
+        status = _execute(service, job_id) if count else service.summary(job_id)["status"]
+        _print_summary(service.store, job_id)
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None
     raise typer.Exit(_exit_code(status))

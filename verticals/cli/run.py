@@ -9,20 +9,14 @@ from typing import Annotated
 import typer
 
 from verticals.cli.common import (
-    _coerce,
     _execute,
     _exit_code,
-    _export,
-    _extra_params,
-    _field_map,
     _handle,
-    _parse_pairs,
     _preview,
     _print_summary,
-    _read_input,
-    _registry,
-    _secret_params,
-    _store,
+    _service,
+    _submit,
+    _task_params,
     err,
 )
 
@@ -53,30 +47,25 @@ def run(
     Extra options --NAME VALUE are task parameters (e.g. --mode surrogate).
     """
     from verticals.core.io import check_output
-    from verticals.core.jobs import submit_job
 
     job_id = None
     try:
-        registry = _registry()
-        task_cls = registry.task(task)
-        params = {**_extra_params(list(ctx.args), task_cls),
-                  **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
-        params = _secret_params(task_cls, params)
+        service = _service()
+        task_cls = service.registry.task(task)
+        params = _task_params(ctx.args, param, task_cls)
         if output is not None:
             check_output(output)  # a bad -o is refused before the job runs, not after
-        store = _store()
         started = time.perf_counter()
-        rows = _read_input(task_cls, input, format, text_column, field, encoding)
-        options = {"purge_inputs": purge_inputs, "field_map": _field_map(task_cls, text_column, field)}
-        job_id = submit_job(store, registry, task, rows, params, options, chunk_size, allow_empty=False)
+        job_id = _submit(service, task_cls, input, format, text_column, field, encoding, params,
+                         {"purge_inputs": purge_inputs}, chunk_size)
         stored_in = time.perf_counter() - started
-        err.print(f"[dim]job {job_id}: {store.job(job_id).total} items stored ({stored_in:.1f}s)[/dim]")
-        status = _execute(store, registry, job_id, quiet)
+        err.print(f"[dim]job {job_id}: {service.job(job_id).total} items stored ({stored_in:.1f}s)[/dim]")
+        status = _execute(service, job_id, quiet)
         if not quiet:
-            _preview(store, registry, job_id, preview)
-        summary = _print_summary(store, job_id)
+            _preview(service.store, service.registry, job_id, preview)
+        summary = _print_summary(service.store, job_id)
         if output is not None:
-            count = _export(store, registry, job_id, output, include_inputs)
+            count = service.export(job_id, output, include_inputs)
             err.print(f"wrote {count} results to [bold]{output}[/bold]")
         else:
             err.print(f"export with: verticals jobs export {job_id} -o results.csv")
@@ -85,5 +74,4 @@ def run(
                       f"`verticals jobs results {job_id[:8]} --status failed`[/yellow]")
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None
-    raise typer.Exit(_exit_code(status if isinstance(status, str) else summary["status"]))
-
+    raise typer.Exit(_exit_code(status))

@@ -92,13 +92,12 @@ def train(
     cli = _cli()
     try:
         from verticals.core.io import read_rows
-        from verticals.core.jobs import submit_job
         from verticals.core.training import METHODS
 
         if method not in METHODS:
             raise cli.UserError(f"unknown --method {method!r}: use one of {', '.join(METHODS)}")
-        registry, store = cli._registry(), cli._store()
-        registry.task(task)
+        service = cli._service()
+        service.registry.task(task)
         rows = []
         for row in read_rows(data, format):
             missing = [c for c in (text_column, label_column) if c not in row]
@@ -109,22 +108,18 @@ def train(
         config = {"method": method, "base": base, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                   "max_length": max_length, "dev_fraction": dev_fraction, "seed": seed, "patience": patience,
                   "evals_per_epoch": evals_per_epoch, "lora_r": lora_r, "lora_alpha": 2 * lora_r}
-        job_id = submit_job(store, registry, "verticals.train",
-                            [{"task": task, "rows": rows, "config": config, "data_name": data.name}])
+        job_id = service.submit("verticals.train",
+                                [{"task": task, "rows": rows, "config": config, "data_name": data.name}])
         cli.err.print(f"[dim]training job {job_id}: {len(rows)} rows, method {method}[/dim]")
         if detach:
-            from verticals.config import broker_url
-
-            if broker_url():
-                from verticals.workers import get_executor
-
-                get_executor(store, registry).dispatch(job_id)
+            service.detach(job_id)
+            if service.executor.remote:
                 cli.err.print(f"sent to the workers; follow with `verticals jobs status {job_id[:8]} --json`")
             else:
                 cli.out.print(job_id)
             return
-        status = _run_training(store, registry, job_id)
-        item = next(store.iter_items(job_id))
+        status = _run_training(service, job_id)
+        item = next(service.store.iter_items(job_id))
     except Exception as error:
         raise cli._handle(error) from None
     if item.status != "succeeded":
@@ -139,14 +134,11 @@ def train(
     raise typer.Exit(cli._exit_code(status))
 
 
-def _run_training(store, registry, job_id: str) -> str:
-    from verticals.core.models import ModelHost
+def _run_training(service, job_id: str) -> str:
     from verticals.core.training import listen
-    from verticals.workers import get_executor
 
-    executor = get_executor(store, registry, ModelHost(registry.models))
-    if getattr(executor, "name", "") != "local":
-        return executor.execute(job_id)
+    if service.executor.remote:  # on a worker: its progress is not heard here
+        return service.execute(job_id)
     with _progress_columns() as progress:
         bar = progress.add_task("train", total=None, loss="-", dev="-", best="-")
 
@@ -161,7 +153,7 @@ def _run_training(store, registry, job_id: str) -> str:
 
         listen(job_id, show)
         try:
-            return executor.execute(job_id)
+            return service.execute(job_id)
         finally:
             listen(job_id, None)
 
