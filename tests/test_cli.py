@@ -78,6 +78,49 @@ def test_jobs_commands(use_plugins, tmp_path):
     assert job_id[:12] in run_cli("jobs", "list").stdout
 
 
+def test_cancel_and_retry_follow_the_job_service_rules(use_plugins, tmp_path):
+    """The CLI answers what the service decides: retry of an unfinished job is a conflict (exit 2, no change);
+    cancel of a job not started cancels its items at once and finishes it."""
+    use_plugins("good")
+    source = tmp_path / "in.txt"
+    source.write_text("one\ntwo\nthree\n", encoding="utf-8")
+    job_id = run_cli("jobs", "submit", "fixtures.echo", str(source), "--detach").stdout.strip()
+    refused = run_cli("jobs", "retry", job_id[:10])
+    assert refused.returncode == 2 and "is queued" in refused.stderr and "once it has finished" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    cancelled = run_cli("jobs", "cancel", job_id[:10])
+    assert cancelled.returncode == 0 and "status cancelled" in cancelled.stderr, cancelled.stderr
+    status = json.loads(run_cli("jobs", "status", job_id, "--json").stdout)
+    assert status["status"] == "cancelled" and status["counts"] == {"cancelled": 3}
+    assert run_cli("jobs", "resume", "nosuchjob").returncode == 2
+
+
+def test_field_mapping_errors_come_from_the_service(use_plugins, tmp_path):
+    use_plugins("good")
+    source = tmp_path / "in.csv"
+    source.write_text("id,body\n1,hello\n", encoding="utf-8")
+    unknown = run_cli("run", "fixtures.echo", str(source), "--field", "nosuch=body")
+    assert unknown.returncode == 2 and "no input field 'nosuch'" in unknown.stderr
+    malformed = run_cli("jobs", "submit", "fixtures.echo", str(source), "--field", "text")
+    assert malformed.returncode == 2 and "--field FIELD=COLUMN" in malformed.stderr
+    assert "Traceback" not in unknown.stderr + malformed.stderr
+    mapped = run_cli("run", "fixtures.echo", str(source), "--field", "text=body", "-q", "-o", str(tmp_path / "o.jsonl"))
+    assert mapped.returncode == 0, mapped.stderr
+    row = json.loads((tmp_path / "o.jsonl").read_text().splitlines()[0])
+    assert row["input"] == {"id": "1", "body": "hello"} and row["output"]["upper"] == "HELLO"
+
+
+def test_the_cli_attaches_the_webhook_outbox(use_plugins):
+    """A composition root: jobs run by the CLI still reach the tenants' webhooks, though no core module or
+    built-in plugin imports the API."""
+    use_plugins("good")
+    result = run_cli("plugins", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    assert plugins["verticals.api.webhooks"]["status"] == "loaded"
+    assert "job_finished" in plugins["verticals.api.webhooks"]["hooks"]
+
+
 @pytest.mark.slow
 def test_finance_sentiment_end_to_end_with_the_real_model(tmp_path):
     source = tmp_path / "headlines.csv"
