@@ -19,9 +19,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, delete, false, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -126,6 +127,11 @@ class NewKey:
     allow_code_execution: bool = False
 
 
+def _changed(result: Any) -> bool:
+    """Whether an UPDATE changed a row (its ``rowcount``, which only a cursor result has)."""
+    return bool(cast(CursorResult[Any], result).rowcount)
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -172,9 +178,9 @@ class Tenants:
         if key_id.startswith(KEY_PREFIX + "_"):
             key_id = key_id.split("_", 2)[1]
         with self.store.session() as session, session.begin():
-            return bool(session.execute(
+            return _changed(session.execute(
                 update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
-            ).rowcount)
+            ))
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The live key this token is, or None (unknown, malformed, revoked)."""
@@ -262,7 +268,7 @@ class Tenants:
         if tenant is not None:
             conditions.append(Webhook.tenant_id == tenant)
         with self.store.session() as session, session.begin():
-            return bool(session.execute(update(Webhook).where(*conditions).values(active=False)).rowcount)
+            return _changed(session.execute(update(Webhook).where(*conditions).values(active=False)))
 
     # deliveries -------------------------------------------------------------------
     def add_deliveries(self, tenant: str, job_id: str, event: str, payload_for: Any) -> list[str]:
@@ -293,11 +299,11 @@ class Tenants:
     def claim_delivery(self, delivery: WebhookDelivery, lease_s: float) -> bool:
         """Take a due delivery for ``lease_s`` seconds; only one process wins (conditional UPDATE)."""
         with self.store.session() as session, session.begin():
-            return bool(session.execute(
+            return _changed(session.execute(
                 update(WebhookDelivery).where(WebhookDelivery.id == delivery.id, WebhookDelivery.status == "pending",
                                               WebhookDelivery.attempts == delivery.attempts)
                 .values(attempts=delivery.attempts + 1, next_attempt_at=utcnow() + timedelta(seconds=lease_s))
-            ).rowcount)
+            ))
 
     def record_attempt(self, delivery_id: str, ok: bool, status_code: int | None, error: str | None,
                        retry_at: datetime | None) -> None:

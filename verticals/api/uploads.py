@@ -54,8 +54,8 @@ def iter_rows(raw: IO[bytes], kind: str) -> Iterator[dict[str, Any]]:
                 if line.strip():
                     yield {"text": line.rstrip("\r\n")}
     except UnicodeDecodeError:
-        line = first_undecodable_line(raw, "utf-8-sig")
-        raise not_decodable("the upload", line, "utf-8", "save it as UTF-8 and upload again") from None
+        bad_line = first_undecodable_line(raw, "utf-8-sig")
+        raise not_decodable("the upload", bad_line, "utf-8", "save it as UTF-8 and upload again") from None
     finally:
         with contextlib.suppress(ValueError):  # already closed
             text.detach()

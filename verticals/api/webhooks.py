@@ -79,7 +79,7 @@ def blocked_reason(url: str) -> str | None:
     except (OSError, ValueError):
         return None  # not resolvable now: delivery fails and is retried like any unreachable receiver
     for address in sorted(addresses):
-        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+        if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
             return (f"{parts.hostname} resolves to {address}, a private or internal address; "
                     "set VERTICALS_WEBHOOK_ALLOW_PRIVATE=1 on the server to allow internal receivers")
     return None
@@ -217,4 +217,4 @@ class Deliverer:
         self.tenants.record_attempt(delivery.id, ok, code, error, retry_at)
         level = logging.INFO if ok else logging.WARNING
         log.log(level, "webhook delivery %s (%s, job %s) attempt %d: %s", delivery.id, delivery.event,
-                delivery.job_id, attempt, "delivered" if ok else error + ("" if retry_at else "; giving up"))
+                delivery.job_id, attempt, "delivered" if ok else f"{error}{'' if retry_at else '; giving up'}")
