@@ -29,6 +29,7 @@ test: setup
 	@if [ -x scripts/ensure-services.sh ]; then scripts/ensure-services.sh; fi
 	@if [ -x scripts/install-chromium.sh ]; then scripts/install-chromium.sh; fi
 	$(BIN)/ruff check .
+	$(BIN)/mypy verticals/
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -37,6 +38,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy verticals/
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/batch_throughput.py

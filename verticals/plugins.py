@@ -170,7 +170,7 @@ class Registry:
         ``register_tasks`` run now. A plugin with an unknown hook or a hook wrapper raises
         :class:`PluginError` (these are the platform's own parts: a problem is a bug, not a quarantine).
         """
-        module = importlib.import_module(plugin) if isinstance(plugin, str) else plugin
+        module: object = importlib.import_module(plugin) if isinstance(plugin, str) else plugin
         label = name or (plugin if isinstance(plugin, str) else getattr(module, "__name__", None) or repr(module))
         existing = self.manager.get_name(module) if self.manager.is_registered(module) else None
         if existing is None and self.manager.has_plugin(label):
@@ -364,11 +364,11 @@ def build_registry() -> Registry:
     loaded: list[tuple[PluginInfo, object]] = []
 
     for module_name in BUILTIN_PLUGINS:
-        module = importlib.import_module(module_name)
+        builtin = importlib.import_module(module_name)
         builtin_name = "builtin" if module_name == "verticals.builtin" else module_name
-        manager.register(module, name=builtin_name)
+        manager.register(builtin, name=builtin_name)
         plugins[builtin_name] = PluginInfo(builtin_name, "verticals", _version(), module_name)
-        loaded.append((plugins[builtin_name], module))
+        loaded.append((plugins[builtin_name], builtin))
 
     allow = settings().plugin_allowlist
     seen: set[str] = set()

@@ -72,7 +72,7 @@ def _describe_exception(error: BaseException, sensitive: bool) -> str:
     return f"{type(error).__name__}: {error}"[:2000]
 
 
-def run_isolating(task: Task, batch: list[BaseModel], models: dict[str, Any], ctx: RunContext) -> list[Any]:
+def run_isolating(task: Task, batch: list[BaseModel], models: Mapping[str, Any], ctx: RunContext) -> list[Any]:
     """Run a batch; when it raises, bisect so that only the items that fail on their own fail."""
     try:
         outputs = list(task.run(batch, models, ctx))
