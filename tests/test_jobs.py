@@ -242,3 +242,30 @@ def test_models_load_on_first_use_only():
         models["encoder"]
     with pytest.raises(KeyError, match="declares"):
         models["llm"]
+
+
+def test_an_item_is_stored_in_its_validated_form_with_the_rows_other_columns():
+    from pydantic import BaseModel, field_validator
+
+    from verticals.core.jobs import validated_input
+
+    class Input(BaseModel):
+        text: str
+        count: int = 1
+
+        @field_validator("text")
+        @classmethod
+        def strip(cls, value: str) -> str:
+            return value.strip()
+
+    stored = validated_input(Input, {"text": "  hello ", "count": "3", "id": "row-7"})
+    assert stored == {"text": "hello", "count": 3, "id": "row-7"}  # coerced and normalised; other columns kept
+    assert Input.model_validate(stored) == Input(text="hello", count=3)  # what the worker builds from it
+    assert validated_input(Input, {"text": "x"}) == {"text": "x", "count": 1}
+
+
+def test_submitted_items_hold_what_passed_validation(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", [{"text": "a", "id": 1}, {"text": 5}])
+    inputs = [(item.status, item.input) for item in store.iter_items(job_id)]
+    assert inputs[0] == ("pending", {"text": "a", "id": 1})
+    assert inputs[1][0] == "failed"  # invalid: stored as given, with its error

@@ -86,8 +86,7 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
         row = first
         while row is not _END:
             try:
-                task_cls.Input.model_validate(row)
-                pending.append((total, row, "pending", None))
+                pending.append((total, validated_input(task_cls.Input, row), "pending", None))
             except ValidationError as error:
                 pending.append((total, row, "failed", describe_validation_error(error)))
             total += 1
@@ -105,6 +104,20 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
         raise
     registry.hook.job_submitted(job=store.summary(job_id))
     return job_id
+
+
+def validated_input(model: type[BaseModel], row: dict[str, Any]) -> dict[str, Any]:
+    """What is stored of a valid item: the row with the task's input fields in their validated form
+    (``model_dump(mode="json")``, by alias: coerced, normalised by the model's validators), so that the
+    worker builds the input from exactly what passed validation. The row's other columns are kept (they
+    are exported with the results). Computed fields are not stored (they are computed again)."""
+    value = model.model_validate(row)
+    try:
+        dumped = value.model_dump(mode="json", by_alias=True, exclude=set(model.model_computed_fields) or None)
+    except Exception:  # a custom serialiser that cannot write JSON: the row as given (it validated)
+        log.debug("input of %s stored as given: its validated form cannot be written as JSON", model.__name__)
+        return row
+    return {**row, **dumped}
 
 
 _END = object()
