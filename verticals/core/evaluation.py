@@ -20,6 +20,7 @@ from typing import Any
 
 from verticals.core.evaluators import Evaluator, Record, Scores
 from verticals.core.store import Store
+from verticals.core.tasks import Task
 
 __all__ = ["EvalError", "EvalResult", "evaluate", "gate_failures", "golden_path", "parse_gates", "run_to_result",
            "score_job", "submit_eval"]
@@ -49,7 +50,7 @@ class EvalResult:
         return self.evaluator.get("main_metric", "accuracy")
 
     def as_dict(self, records: bool = False) -> dict[str, Any]:
-        data = {"id": self.run_id, "task": self.task, "job_id": self.job_id, "data": self.data_name,
+        data: dict[str, Any] = {"id": self.run_id, "task": self.task, "job_id": self.job_id, "data": self.data_name,
                 "data_hash": self.data_hash, "gold_field": self.gold_field, "evaluator": self.evaluator,
                 "metrics": self.metrics, "details": self.details, "models": self.models,
                 "created_at": self.created_at}
@@ -64,9 +65,10 @@ def golden_path(task_cls: type) -> Path | None:
     if not relative:
         return None
     module = sys.modules.get(task_cls.__module__)
-    if module is None or not getattr(module, "__file__", None):
+    filename = getattr(module, "__file__", None)
+    if not filename:
         return None
-    return Path(module.__file__).parent / relative
+    return Path(filename).parent / relative
 
 
 def _file_hash(path: Path) -> str:
@@ -98,7 +100,7 @@ def _with_gold(rows: Any, gold_field: str, gold_in_input: bool = True) -> Iterat
     return itertools.chain([first], rows)
 
 
-def evaluator_of(registry: Any, task: str) -> tuple[type, Evaluator]:
+def evaluator_of(registry: Any, task: str) -> tuple[type[Task], Evaluator]:
     """The task class and its evaluator, or :class:`EvalError` naming the tasks that can be scored."""
     task_cls = registry.task(task)
     evaluator: Evaluator | None = getattr(task_cls, "evaluator", None)

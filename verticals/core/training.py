@@ -367,9 +367,12 @@ def _train_head(registry: Any, base: str, train_rows: list[dict[str, str]], dev_
     import numpy as np
     import torch
 
+    from verticals.core.inference import EncoderModel
     from verticals.core.models import ModelHost
 
     encoder = ModelHost(registry.models).get(base)
+    if not isinstance(encoder, EncoderModel):
+        raise TrainingError(f"base {base!r} did not load as an encoder")
     report(TrainProgress("tokenize", elapsed_s=time.perf_counter() - started))
     x_train = torch.tensor(encoder.embed([r["text"] for r in train_rows], normalize=True))
     x_dev = encoder.embed([r["text"] for r in dev_rows], normalize=True)
@@ -437,7 +440,7 @@ def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: 
     eval_every = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
     rng = random.Random(config.seed)
 
-    def batch_features(ids: list[list[int]]) -> dict[str, Any]:
+    def batch_features(ids: list[list[int]]) -> Any:  # a transformers BatchEncoding
         return tokenizer.pad({"input_ids": ids}, return_tensors="pt")
 
     def evaluate() -> dict[str, Any]:
@@ -455,10 +458,11 @@ def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: 
         model.train(True)
         return classification_metrics([r["label"] for r in dev_rows], predicted, labels)
 
-    def snapshot() -> dict[str, Any]:
+    def snapshot() -> dict[int, Any]:
         return {id(p): p.detach().clone() for p in parameters}
 
-    best_score, best_state, best_dev, best_step, stale = -1.0, None, {}, 0, 0
+    best_state: dict[int, Any] | None = None
+    best_score, best_dev, best_step, stale = -1.0, {}, 0, 0
     step, losses, last_dev = 0, [], None
     model.train(True)
     done = False
@@ -495,6 +499,7 @@ def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: 
                 break
         if done:
             break
+    assert best_state is not None  # the last step always evaluates
     with torch.no_grad():
         for p in parameters:
             p.copy_(best_state[id(p)])
