@@ -440,3 +440,18 @@ def test_create_app_attaches_the_webhook_outbox(make_api, registry):
 
     make_api(background=False)
     assert registry.manager.is_registered(webhooks)
+
+
+def test_evaluation_maps_text_column_like_jobs(api, keys):
+    acme = keys["acme"]
+    items = [{"headline": "shares up", "label": "positive"}, {"headline": "costs down", "label": "positive"},
+             {"headline": "quiet", "label": "neutral"}, {"headline": "sales down", "label": "negative"}]
+    created = api.post("/v1/evals", json={"task": "fixtures.keyword", "items": items, "text_column": "headline"},
+                       headers=acme)
+    assert created.status_code == 202, created.text
+    eval_id = created.json()["id"]
+    wait_for(lambda: "run" in api.get(f"/v1/evals/{eval_id}", headers=acme).json(), timeout=30)
+    assert api.get(f"/v1/evals/{eval_id}", headers=acme).json()["run"]["metrics"]["accuracy"] == 0.75
+    unmapped = api.post("/v1/evals", json={"task": "fixtures.keyword", "items": items, "text_column": "body"},
+                        headers=acme)
+    assert unmapped.status_code == 422 and "body" in unmapped.json()["detail"]

@@ -221,10 +221,10 @@ class Client:
         if items is not None and path is not None:
             raise ValueError("pass items=[...] or path=..., not both")
         rows = None if items is None else list(items)
-        if rows is None and path is not None and self.url:
-            from verticals.core.io import map_fields, read_rows
+        if rows is None and path is not None and self.url:  # the server maps text_column, as for jobs
+            from verticals.core.io import read_rows
 
-            rows = list(map_fields(read_rows(path), {"text": text_column} if text_column else {}))
+            rows = list(read_rows(path))
         return self._backend.evaluate(task, rows, path, gold, params or {}, text_column, timeout)
 
 
@@ -319,7 +319,8 @@ class _Remote:
         if items is None:
             raise VerticalsError("a remote evaluation needs items=[...] or path=... (the server has no golden "
                                  "sets of yours)")
-        body = {"task": task, "items": items, "params": params, **({"gold_field": gold} if gold else {})}
+        body = {"task": task, "items": items, "params": params, **({"gold_field": gold} if gold else {}),
+                **({"text_column": text_column} if text_column else {})}
         eval_id = self._check(self.http.post("/v1/evals", json=body))["id"]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from verticals.api.deps import ERRORS, FORBIDDEN, State, Who, known_task, owned_job
 from verticals.api.schemas import ErrorOut
 from verticals.core.evaluation import EvalError, evaluator_of, items_hash, score_job, submit_eval
+from verticals.core.io import map_fields
+from verticals.core.service import field_map
 
 router = APIRouter()
 RESPONSES: dict[int | str, dict[str, Any]] = {**ERRORS, **FORBIDDEN, 422: {"model": ErrorOut}}
@@ -26,6 +28,8 @@ class EvalCreate(BaseModel):
     gold_field: str | None = Field(default=None, max_length=200,
                                    description="Field of each item holding the gold value (default: the evaluator's).")
     params: dict[str, Any] = Field(default_factory=dict, description="Task parameters.")
+    text_column: str | None = Field(default=None, min_length=1, max_length=200,
+                                    description="Key of the items holding the task's text field (as for jobs).")
 
 
 @router.post("/v1/evals", status_code=202, tags=["evals"], responses=RESPONSES)
@@ -36,12 +40,15 @@ def create_eval(body: EvalCreate, who: Who, state: State) -> JSONResponse:
         raise HTTPException(413, f"{len(body.items)} items is more than the {state.limits.max_job_items} one "
                                  "request takes (VERTICALS_API_MAX_JOB_ITEMS)")
     try:
-        _task_cls, evaluator = evaluator_of(state.registry, body.task)
+        task_cls, evaluator = evaluator_of(state.registry, body.task)
         gold = body.gold_field or evaluator.gold_field
+        mapping = field_map(task_cls, body.text_column, text_option="text_column",  # the rule of every front end
+                            field_option="items holding the task's fields")
+        rows = list(map_fields(body.items, mapping)) if mapping else body.items
         state.runner.check()
-        job_id = submit_eval(state.store, state.registry, body.task, body.items, gold_field=gold,
+        job_id = submit_eval(state.store, state.registry, body.task, rows, gold_field=gold,
                              data_name=f"{len(body.items)} items (API)", data_hash=items_hash(body.items),
-                             params=body.params, tenant=who.tenant)
+                             params=body.params, mapping=mapping, tenant=who.tenant)
     except EvalError as error:
         raise HTTPException(422, str(error).replace("--gold-column COLUMN", "gold_field")) from None
     state.runner.submit(job_id)
