@@ -200,3 +200,38 @@ def test_the_job_counters_match_the_items(store, jobs):
     assert [(item.seq, item.output, item.provenance, item.attempts) for item in written] == \
         [(seq, {"upper": "X", "length": seq}, provenance, 1) for seq in range(8, 40)]
     assert all(item.updated_at is not None and item.error is None for item in written)
+
+
+def test_the_job_events_outbox_is_read_through_its_indexes(store):
+    """The outbox keeps a row per finished job: finding the pending events (at every start of a root and
+    every ``wait``) and one job's event (after finishing it) must not read the delivered ones."""
+    from verticals.core.store.tables import JobEvent, utcnow
+
+    jobs = [store.create_job("fixtures.echo", {}, {}, CHUNK) for _ in range(20)]
+    now = utcnow()
+    with store.engine.begin() as connection:
+        connection.execute(JobEvent.__table__.insert(), [
+            {"job_id": jobs[n % len(jobs)], "event": "job_finished", "created_at": now, "attempts": 1,
+             "delivered_at": None if n % 1000 == 999 else now} for n in range(5000)])
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE job_events"))
+
+    def plans(call) -> list[tuple[str, list[str]]]:
+        with captured(store) as sent:
+            call()
+        return [(statement, explain(store, statement, parameters)) for statement, parameters in sent
+                if "job_events" in statement]
+
+    indexes = {"ix_job_events_pending", "ix_job_events_job_id", "job_events_pkey"}
+    event_id = store.pending_events()[0][0]
+    for statement, plan in (plans(lambda: store.pending_events()) + plans(lambda: store.pending_events(jobs[0]))
+                            + plans(lambda: store.claim_event(event_id))):
+        where = f"\n{statement}\nplan: {plan}"
+        if store.engine.dialect.name == "sqlite":
+            reads = [line for line in plan if re.search(r"\b(SEARCH|SCAN) job_events\b", line)]
+            assert reads and all(line.startswith("SEARCH job_events USING") for line in reads), where
+        else:
+            scans = [line.split("|") for line in plan if "job_events" in line or "Index" in line]
+            assert scans and not any(node[0] == "Seq Scan" for node in scans), where
+            assert any(node[2] in indexes for node in scans), where
