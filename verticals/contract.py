@@ -24,7 +24,8 @@ prepare_items      a chain, in pluggy's call order: each implementation receives
 finish_items       every implementation sees the same ``outputs`` list and may replace entries in place; raising
                    fails every item of that batch, naming the plugin
 job_submitted      once per job; raising is logged with the plugin's name and never affects the job
-job_finished       once per job (see below); raising is logged with the plugin's name and never affects the job
+job_finished       at least once per job (an outbox event; see the spec); raising is logged with the plugin's
+                   name and never affects the job
 =================  ===========================================================================================
 
 pluggy's call order: implementations marked ``tryfirst=True`` first, then the others, the plugin registered
@@ -417,11 +418,13 @@ def job_submitted(job: dict[str, Any]) -> None:
 def job_finished(job: dict[str, Any]) -> None:
     """A job reached a final state (succeeded, partial, failed, cancelled).
 
-    Called once per job, by whichever process finished its last
-    item (the transition is a conditional database update, so concurrent
-    workers cannot both fire it). Use it for webhooks and notifications.
+    The transition is one conditional database update that also writes a ``job_finished`` event to an
+    outbox; the event is delivered (this hook called) by the process that finished the job or, if it died
+    first, by the next process that delivers pending events. So: at least once per job (in practice once);
+    make an implementation idempotent on ``job["id"]``. Use it for webhooks and notifications.
 
     :param job: the job summary, with final ``status`` and ``counts``.
 
-    If it raises, the error is logged with the plugin's name; the job and the other plugins are not affected.
+    If it raises, the error is logged with the plugin's name; the job and the other plugins are not affected,
+    and the event is not delivered again for it.
     """
