@@ -269,3 +269,33 @@ def test_submitted_items_hold_what_passed_validation(store, registry):
     inputs = [(item.status, item.input) for item in store.iter_items(job_id)]
     assert inputs[0] == ("pending", {"text": "a", "id": 1})
     assert inputs[1][0] == "failed"  # invalid: stored as given, with its error
+
+
+def test_migration_0006_gives_half_finished_jobs_their_final_status(tmp_path):
+    """A job finished by the old two-step code whose process died between the steps (finished_at set,
+    final_status not) gets its status from its counters; the outbox table comes and goes with 0006."""
+    from sqlalchemy import inspect, text
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0005")
+    with engine.begin() as connection:
+        for job_id, succeeded, failed in (("half", 2, 1), ("done", 3, 0)):
+            connection.execute(text(
+                "INSERT INTO jobs (id, task, params, options, total, chunk_size, submitted, cancel_requested, "
+                "created_at, finished_at, final_status, n_pending, n_succeeded, n_failed, n_cancelled) VALUES "
+                "(:id, 't', '{}', '{}', 3, 10, 1, 0, '2026-01-01', '2026-01-02', :final, 0, :ok, :failed, 0)"),
+                {"id": job_id, "ok": succeeded, "failed": failed, "final": None if job_id == "half" else "succeeded"})
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert dict(connection.execute(text("SELECT id, final_status FROM jobs")).all()) == \
+            {"half": "partial", "done": "succeeded"}
+    assert "job_events" in inspect(engine).get_table_names()
+    from alembic import command
+
+    from verticals.core.store.db import _alembic_config
+
+    config = _alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    assert "job_events" not in inspect(engine).get_table_names()
