@@ -333,3 +333,53 @@ def test_training_leaves_the_embedding_process_generators_alone(tmp_path):
 
 def test_prefix():
     assert PREFIX == "VERTICALS_" and env_name("max_attempts") == "VERTICALS_MAX_ATTEMPTS"
+
+
+# -- one place: the core reads VERTICALS_* variables only through Settings ---------------------------------
+
+# Modules that still read a VERTICALS_* variable directly, while their owners switch them to settings()
+# (issue 11). Empty this as they do; a module not listed here that reads one directly fails the test.
+PENDING_SWITCH = {"verticals/client.py", "verticals/api/limits.py", "verticals/api/webhooks.py",
+                  "verticals/api/deps.py", "verticals/api/app.py", "verticals/core/predict.py"}
+READS_ITS_OWN = {"verticals/config.py": "defines Settings",
+                 "verticals/jail.py": "runs standalone too (see test_the_standalone_jail_reads_...)"}
+
+
+def _direct_reads(path: Path) -> list[str]:
+    """``"VERTICALS_X"`` used as a call argument or a read subscript (``os.environ.get("VERTICALS_X")``,
+    ``os.environ["VERTICALS_X"]``, ``env_int("VERTICALS_X", 1)``): reads that bypass Settings.
+    Writes (``os.environ["VERTICALS_X"] = ...``, for child processes) and messages are not reads."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        candidates = []
+        if isinstance(node, ast.Call):
+            candidates = [*node.args, *(keyword.value for keyword in node.keywords)]
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            candidates = [node.slice]
+        for candidate in candidates:
+            if isinstance(candidate, ast.Constant) and isinstance(candidate.value, str) \
+                    and NAME.fullmatch(candidate.value) and candidate.value not in NOT_VARIABLES:
+                found.append(f"{candidate.value} (line {candidate.lineno})")
+    return found
+
+
+def test_the_core_reads_its_settings_only_through_settings():
+    offenders = {}
+    for path in sorted((ROOT / "verticals").rglob("*.py")):
+        relative = str(path.relative_to(ROOT))
+        if relative in READS_ITS_OWN or relative in PENDING_SWITCH:
+            continue
+        reads = _direct_reads(path)
+        if reads:
+            offenders[relative] = reads
+    assert not offenders, f"read these through verticals.config.settings(): {offenders}"
+
+
+def test_the_direct_read_scan_finds_reads_and_ignores_writes_and_messages(tmp_path):
+    source = tmp_path / "module.py"
+    source.write_text('import os\nos.environ.get("VERTICALS_A")\nx = os.environ["VERTICALS_B"]\n'
+                      'os.environ["VERTICALS_C"] = "1"\nraise ValueError("set VERTICALS_D")\n'
+                      'env_int("VERTICALS_E", 1)\n')
+    assert _direct_reads(source) == ["VERTICALS_A (line 2)", "VERTICALS_B (line 3)", "VERTICALS_E (line 6)"]
