@@ -6,7 +6,13 @@ plugin can re-register a name to swap the model.
 
 from __future__ import annotations
 
-from verticals.contract import ModelSpec, Packaged, hookimpl
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from verticals.contract import ModelSpec, Packaged, Task, hookimpl
+
+if TYPE_CHECKING:
+    import typer
 
 MINILM = ModelSpec(
     name="minilm",
@@ -29,20 +35,20 @@ SMOLLM2 = ModelSpec(
 
 
 @hookimpl
-def register_models(register):
+def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(MINILM)
     register(SMOLLM2)
 
 
 @hookimpl
-def register_tasks(register):
+def register_tasks(register: Callable[[type[Task[Any, Any, Any]]], None]) -> None:
     from verticals.core.training import TrainTask
 
     register(TrainTask)
 
 
 @hookimpl
-def register_commands(cli):
+def register_commands(cli: typer.Typer) -> None:
     from verticals.train_cli import register
 
     register(cli)

@@ -22,7 +22,7 @@ import contextvars
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -197,7 +197,7 @@ class EncoderModel(LoadedModel):
             self.adapters[key] = adapter
             return adapter
 
-    def _lora_hook(self, name: str):
+    def _lora_hook(self, name: str) -> Callable[[torch.nn.Module, tuple[torch.Tensor, ...], torch.Tensor], Any]:
         def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> Any:
             active = _ACTIVE_ADAPTER.get()
             if active is None:
