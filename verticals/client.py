@@ -22,7 +22,6 @@ with no tenant (like CLI jobs); call ``job.wait()`` before the program exits.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -173,7 +172,12 @@ class Client:
     def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 60.0):
         self.url = url
         if url:
-            self._backend: Any = _Remote(url.rstrip("/"), api_key or os.environ.get("VERTICALS_API_KEY"), timeout)
+            if api_key is None:
+                from verticals.config import settings
+
+                secret = settings().api_key
+                api_key = secret.get_secret_value() if secret is not None else None
+            self._backend: Any = _Remote(url.rstrip("/"), api_key, timeout)
         else:
             self._backend = _Local()
 

@@ -20,9 +20,10 @@ from verticals import __version__
 from verticals.api import webhooks
 from verticals.api.deps import LOCAL_TENANT, ApiState, Principal
 from verticals.api.errors import add_error_handlers, problem
-from verticals.api.limits import MB, BodyLimit, Limits, env_int
+from verticals.api.limits import MB, BodyLimit, Limits
 from verticals.api.routes import discovery, evals, jobs, ops, predict
 from verticals.api.routes import webhooks as webhook_routes
+from verticals.config import settings
 from verticals.core.store import Store
 from verticals.plugins import Registry
 
@@ -56,7 +57,8 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         registry = get_registry()
     if hasattr(registry, "attach"):  # the webhook outbox: jobs finished here reach the tenants' webhooks
         registry.attach("verticals.api.webhooks")
-    state = ApiState(store, registry, auth, threads or env_int("VERTICALS_API_THREADS", 1), Limits.from_env())
+    config = settings()  # read once here, passed down
+    state = ApiState(store, registry, auth, threads or config.api_threads, Limits.from_settings(config), config)
     webhooks.use_store(store)
 
     @asynccontextmanager

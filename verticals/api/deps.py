@@ -5,7 +5,6 @@ The state (store, registry, job runner, limits...) is built once by :func:`verti
 and kept on ``app.state.api``; the routes only ever reach it through :func:`api_state`.
 """
 
-import os
 import threading
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -14,11 +13,12 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from verticals.api import webhooks
-from verticals.api.limits import Limits, env_int
+from verticals.api.limits import Limits
 from verticals.api.metrics import Metrics
 from verticals.api.runner import JobRunner
 from verticals.api.schemas import ErrorOut
 from verticals.api.store import Tenants
+from verticals.config import Settings, settings
 from verticals.core.models import ModelHost
 from verticals.core.store import Store
 from verticals.plugins import PluginError, Registry
@@ -43,15 +43,17 @@ class Principal:
 class ApiState:
     """Everything the routes share, built once per app."""
 
-    def __init__(self, store: Store, registry: Registry, auth: bool, threads: int, limits: Limits):
+    def __init__(self, store: Store, registry: Registry, auth: bool, threads: int, limits: Limits,
+                 config: Settings | None = None):
+        config = config or settings()
         self.store, self.registry, self.auth, self.limits = store, registry, auth, limits
         self.tenants = Tenants(store)
         self.host = ModelHost(registry.models)
         self.runner = JobRunner(store, registry, self.host, threads, on_progress=self._count)
         self.jobs = self.runner.service  # every job rule: submit, cancel, retry, resume, results
         self.metrics = Metrics(store, self.host, self.runner)
-        self.deliverer = webhooks.Deliverer(store, poll_s=float(os.environ.get("VERTICALS_WEBHOOK_POLL_S", "1")))
-        self.predict_slots = threading.BoundedSemaphore(env_int("VERTICALS_API_PREDICT_CONCURRENCY", 2))
+        self.deliverer = webhooks.Deliverer(store, poll_s=config.webhook_poll_s)
+        self.predict_slots = threading.BoundedSemaphore(config.api_predict_concurrency)
 
     def _count(self, n: int) -> None:
         self.metrics.items_processed.inc(n)

@@ -1,18 +1,14 @@
 """Request size limits (``VERTICALS_API_MAX_BODY_MB``, ``_MAX_UPLOAD_MB``, ``_MAX_JOB_ITEMS``) and their middleware."""
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import HTTPException
 
 from verticals.api.errors import problem
+from verticals.config import Settings, settings
 
 MB = 1 << 20
-
-
-def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
 
 
 @dataclass
@@ -22,10 +18,13 @@ class Limits:
     max_job_items: int  # items in one JSON job creation
 
     @classmethod
+    def from_settings(cls, config: Settings) -> "Limits":
+        return cls(max_body_bytes=config.api_max_body_mb * MB, max_upload_bytes=config.api_max_upload_mb * MB,
+                   max_job_items=config.api_max_job_items)
+
+    @classmethod
     def from_env(cls) -> "Limits":
-        return cls(max_body_bytes=env_int("VERTICALS_API_MAX_BODY_MB", 16) * MB,
-                   max_upload_bytes=env_int("VERTICALS_API_MAX_UPLOAD_MB", 512) * MB,
-                   max_job_items=env_int("VERTICALS_API_MAX_JOB_ITEMS", 10_000))
+        return cls.from_settings(settings())
 
 
 class BodyLimit:

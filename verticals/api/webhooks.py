@@ -22,7 +22,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -30,6 +29,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from verticals.config import settings
 from verticals.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def blocked_reason(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "webhook URLs must look like http(s)://host/path"
-    if os.environ.get("VERTICALS_WEBHOOK_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"}:
+    if settings().webhook_allow_private:
         return None
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -130,12 +130,12 @@ def job_finished(job: dict[str, Any]) -> None:
 
 
 def max_attempts() -> int:
-    return int(os.environ.get("VERTICALS_WEBHOOK_MAX_ATTEMPTS", "8"))
+    return settings().webhook_max_attempts
 
 
 def backoff_s(attempt: int) -> float:
     """Delay before retry number ``attempt`` (1-based): base * 2**(attempt-1), at most an hour."""
-    base = float(os.environ.get("VERTICALS_WEBHOOK_BACKOFF_S", "5"))
+    base = settings().webhook_backoff_s
     return min(3600.0, base * 2 ** max(0, attempt - 1))
 
 

@@ -5,12 +5,12 @@ Used by ``POST /v1/predict`` and the in-process SDK (``Client().predict``); impo
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any
 
 from pydantic import ValidationError
 
+from verticals.config import settings
 from verticals.core.jobs import validate_params
 from verticals.core.models import ModelHost
 from verticals.core.pipeline import LazyModels, describe_validation_error, process_batch
@@ -22,7 +22,7 @@ __all__ = ["TooManyItems", "max_items", "predict"]
 
 def max_items() -> int:
     """Most items one predict call takes (``VERTICALS_API_PREDICT_MAX_ITEMS``, default 64)."""
-    return int(os.environ.get("VERTICALS_API_PREDICT_MAX_ITEMS", "64"))
+    return settings().api_predict_max_items
 
 
 class TooManyItems(ValueError):
