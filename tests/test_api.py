@@ -455,3 +455,19 @@ def test_evaluation_maps_text_column_like_jobs(api, keys):
     unmapped = api.post("/v1/evals", json={"task": "fixtures.keyword", "items": items, "text_column": "body"},
                         headers=acme)
     assert unmapped.status_code == 422 and "body" in unmapped.json()["detail"]
+
+
+def test_server_start_fires_job_events_left_pending(api_store, registry, make_api, keys):
+    """A process that died between finishing a job and firing job_finished: the API server fires it at start,
+    so the tenant's webhook still gets its delivery."""
+    from verticals.core.jobs import submit_job
+
+    tenants = Tenants(api_store)
+    hook = tenants.create_webhook("acme", "http://127.0.0.1:9/hook", None, None)
+    job_id = submit_job(api_store, registry, "fixtures.echo", [{"text": "a"}], tenant="acme")
+    api_store.cancel_pending(job_id)
+    assert api_store.try_finish(job_id) == "cancelled"  # finished, event written, never delivered
+    assert tenants.list_deliveries("acme", hook.id, job_id, 10, 0) == []
+    make_api(background=True)
+    deliveries = tenants.list_deliveries("acme", hook.id, job_id, 10, 0)
+    assert [(d.job_id, d.event) for d in deliveries] == [(job_id, "job.finished")]
