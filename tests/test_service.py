@@ -353,3 +353,17 @@ def test_detach_with_the_local_executor_only_stores_the_job(service):
     time.sleep(0.2)
     assert service.summary(job_id)["status"] == "queued"  # nothing runs it until resumed
     assert service.resume(job_id) == "succeeded"
+
+
+def test_wait_fires_the_job_finished_event_a_crashed_process_left_pending(service, tmp_path, monkeypatch):
+    """Finalised (status and outbox row in one transaction) by a process that died before firing
+    job_finished: the next JobService.wait fires it, once."""
+    events = tmp_path / "events.txt"
+    monkeypatch.setenv("VERTICALS_FIXTURES_EVENTS", str(events))
+    job_id = service.submit("fixtures.echo", texts("a", "b"))
+    service.store.cancel_pending(job_id)
+    assert service.store.try_finish(job_id) == "cancelled"  # the dead process's last step
+    assert not events.exists()
+    assert service.wait(job_id, timeout=10)["status"] == "cancelled"
+    assert service.wait(job_id, timeout=10)["status"] == "cancelled"
+    assert events.read_text().splitlines() == [f"{job_id} cancelled"]

@@ -227,17 +227,16 @@ class JobService:
         """Run the job's pending chunks (here, or on workers) and wait; return the final status."""
         job = self._submitted(job_id)
         status = self.executor.execute(job.id, on_progress=on_progress)
-        self._deliver()
+        self._deliver(job.id)
         return status
 
     def wait(self, job_id: str, timeout: float | None = None,
              on_progress: ProgressCallback | None = None) -> dict[str, Any]:
         """Wait until the job is finished; return its summary. ``TimeoutError`` after ``timeout`` s."""
         job = self.job(job_id)
-        self._deliver()
         if job.finished_at is None:
             self.executor.wait(job.id, on_progress=on_progress, timeout=timeout)
-            self._deliver()
+        self._deliver(job.id)
         return self.store.summary(job.id)
 
     def resume(self, job_id: str, *, wait: bool = True, on_progress: ProgressCallback | None = None) -> str:
@@ -282,7 +281,7 @@ class JobService:
                     log.warning("could not revoke %d queued chunk(s) of job %s (%s); workers will skip them",
                                 len(unstarted), job.id, type(error).__name__)
         finish_if_done(self.store, self.registry, job.id)
-        self._deliver()
+        self._deliver(job.id)
         return self.store.summary(job.id)
 
     def retry(self, job_id: str, *, start: bool = True) -> int:
@@ -329,13 +328,14 @@ class JobService:
         except ExecutorUnavailable:
             return None
 
-    def _deliver(self) -> None:
-        """Fire the pending ``job_finished`` events (the outbox), when the engine keeps one."""
+    def _deliver(self, job_id: str) -> None:
+        """Fire the job's pending ``job_finished`` event (the outbox: one a crashed process left, or one
+        another process claimed and has not delivered yet is left to it)."""
         deliver = getattr(_jobs, "deliver_job_events", None)
         if deliver is None:
             return
         try:
-            deliver(self.store, self.registry)
+            deliver(self.store, self.registry, job_id=job_id)
         except Exception:
             log.exception("delivering job events failed; they stay pending and are tried again")
 
