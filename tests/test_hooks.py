@@ -71,6 +71,27 @@ def test_two_redacting_prepare_items_plugins_both_apply_in_pluggys_order(store, 
     assert store.summary(job_id)["status"] == JobStatus.SUCCEEDED
 
 
+def test_prepare_items_order_follows_tryfirst_and_trylast(store, registry):
+    order = []
+
+    def marker(mark):
+        def prepare_items(items):
+            order.append(mark)
+            return [item.model_copy(update={"text": item.text + mark}) for item in items]
+
+        return prepare_items
+
+    registry.attach(types.SimpleNamespace(prepare_items=hookimpl(tryfirst=True)(marker("1"))), name="first")
+    registry.attach(types.SimpleNamespace(prepare_items=hookimpl(trylast=True)(marker("4"))), name="last")
+    registry.attach(plugin("older", prepare_items=marker("3")))
+    registry.attach(plugin("newer", prepare_items=marker("2")))
+
+    job_id = run_job(store, registry, ["x"])
+
+    assert order == ["1", "2", "3", "4"]
+    assert items(store, job_id)[0].output["upper"] == "X1234"
+
+
 def test_prepare_items_returning_none_leaves_the_batch_and_dicts_are_validated_as_inputs(store, registry):
     registry.attach(plugin("observer", prepare_items=lambda task, items: None))
     registry.attach(plugin("as_dicts", prepare_items=lambda items: [{"text": i.text + "!"} for i in items]))
