@@ -464,3 +464,15 @@ def test_service_cancel_of_a_queued_job_revokes_its_chunks_and_finishes_it_at_on
     assert service.wait(busy, timeout=120)["status"] == "succeeded"
     wait_for(lambda: celery_env.workers.log_text().count("revoked") >= 3, timeout=30, what="three revoked chunks")
     assert {item.attempts for item in store.iter_items(waiting)} == {0}  # none of its items ever ran
+
+
+def test_a_starting_worker_fires_job_events_a_crashed_process_left_pending(celery_env):
+    """A job finalised (status and outbox row, one transaction) by a process that died before firing
+    job_finished: the next worker to start fires it, once."""
+    store = celery_env.store
+    job_id = celery_env.submit(["a", "b"])
+    store.cancel_pending(job_id)
+    assert store.try_finish(job_id) == "cancelled"
+    assert celery_env.finished_events(job_id, expect=0) == []
+    celery_env.workers.start(2)  # two workers, each with its pool process, race for the event
+    assert celery_env.finished_events(job_id) == [f"{job_id} cancelled"]
