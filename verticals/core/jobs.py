@@ -81,7 +81,7 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
     job_id = store.create_job(task_name, seal_params(validated_params), dict(options or {}),
                               chunk_size or task_cls.chunk_size, plugin.name if plugin else None,
                               plugin.version if plugin else None, tenant=tenant)
-    total, pending = 0, []
+    total, pending = 0, list[tuple[int, Any, str, str | None]]()
     try:
         row = first
         while row is not _END:

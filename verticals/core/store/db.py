@@ -170,8 +170,9 @@ def migration_lock(engine: Engine) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
-        fcntl = None
-    if path is None or fcntl is None or not path.parent.is_dir():
+        yield
+        return
+    if path is None or not path.parent.is_dir():
         yield
         return
     descriptor = os.open(f"{path}.migrate.lock", os.O_CREAT | os.O_RDWR, 0o600)

@@ -12,9 +12,23 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Integer, String, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from verticals.core.store.db import ensure_ready, make_engine, scrub_sqlite
@@ -23,7 +37,8 @@ from verticals.core.store.tables import Artifact, Item, Job, JobEvent, utcnow
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("pending", *TERMINAL)
-ITEMS, JOBS, EVENTS = Item.__table__, Job.__table__, JobEvent.__table__
+# the Core tables (typed as tables: ``Model.__table__`` is typed as a FromClause)
+ITEMS, JOBS, EVENTS = cast(Table, Item.__table__), cast(Table, Job.__table__), cast(Table, JobEvent.__table__)
 EVENT_LEASE = timedelta(minutes=5)  # a claimed event not delivered after this is taken again (its deliverer died)
 
 # The statements that run per batch are built once, and compiled once per database (_Prepared): building
@@ -146,12 +161,13 @@ class Store:
 
         One multi-row INSERT (executemany) per call: callers stream a job's items through in batches.
         """
+        rows_list = list(rows)
         values = [{"b_seq": seq, "b_input": data, "b_status": status, "b_error": error}
-                  for seq, data, status, error in rows]
+                  for seq, data, status, error in rows_list]
         if values:
             added: dict[str, int] = {}
-            for value in values:
-                added[value["b_status"]] = added.get(value["b_status"], 0) + 1
+            for _seq, _data, status, _error in rows_list:
+                added[status] = added.get(status, 0) + 1
             with self.engine.begin() as connection:
                 self._insert_items.executemany(connection, {"b_job_id": job_id, "b_now": utcnow()}, values)
                 _add_to_counts(connection, job_id, added)
@@ -282,6 +298,8 @@ class Store:
         """Merge ``values`` into the job's options (e.g. an executor's bookkeeping); returns the new options."""
         with self.session() as session, session.begin():
             job = session.get(Job, job_id, with_for_update=True)
+            if job is None:
+                raise KeyError(f"no job {job_id!r}")
             job.options = {**(job.options or {}), **values}
             return dict(job.options)
 
@@ -317,9 +335,9 @@ class Store:
         if start is not None and end is not None:
             conditions += [ITEMS.c.seq >= start, ITEMS.c.seq < end]
         with self.session() as session, session.begin():
-            count = session.execute(
+            count = _rowcount(session.execute(
                 update(ITEMS).where(*conditions).values(status="cancelled", error="job cancelled", updated_at=utcnow())
-            ).rowcount or 0
+            ))
             _add_to_counts(session, job_id, {"pending": -count, "cancelled": count})
             return count
 
@@ -378,11 +396,11 @@ class Store:
         Items whose *input* failed validation stay failed: re-running cannot change that (and would crash the chunk).
         """
         with self.session() as session, session.begin():
-            count = session.execute(
+            count = _rowcount(session.execute(
                 update(ITEMS).where(ITEMS.c.job_id == job_id, ITEMS.c.status == "failed", ITEMS.c.input.is_not(None),
                                     ITEMS.c.error.not_like("invalid input:%"))
                 .values(status="pending", error=None, output=None, attempts=0, updated_at=utcnow())
-            ).rowcount or 0
+            ))
             if count:
                 _add_to_counts(session, job_id, {"failed": -count, "pending": count},
                                also={"finished_at": None, "final_status": None, "cancel_requested": False})
@@ -413,9 +431,9 @@ class Store:
         input stays in ``*-wal`` (``secure_delete`` zeroes it in the database file). See docs/security.md.
         """
         with self.session() as session, session.begin():
-            count = session.execute(
+            count = _rowcount(session.execute(
                 update(Item).where(Item.job_id == job_id, Item.input.is_not(None)).values(input=None)
-            ).rowcount or 0
+            ))
         scrub_sqlite(self.engine)
         return count
 
@@ -478,12 +496,12 @@ class _Prepared:
             template = [base.get(name) for name in self.order]
             slots = [[i for i, bound in enumerate(self.order) if bound == name] for name in names]
             for row in rows:
-                values = list(template)
+                slotted = list(template)
                 for name, processor, where in zip(names, processors, slots, strict=True):
                     value = processor(row[name]) if processor else row[name]
                     for i in where:
-                        values[i] = value
-                params.append(tuple(values))
+                        slotted[i] = value
+                params.append(tuple(slotted))
         return connection.exec_driver_sql(self.sql, params).rowcount or 0
 
 
@@ -501,6 +519,11 @@ def _add_to_counts(connection: Session | Connection, job_id: str, deltas: dict[s
         connection.execute(_ADD_TO_COUNTS[False], params)
     else:
         connection.execute(_ADD_TO_COUNTS[True], {**params, "now": started_at})
+
+
+def _rowcount(result: Any) -> int:
+    """The rows an UPDATE/DELETE changed (a DML statement's result is a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def _iso(value: Any) -> str | None:
