@@ -471,3 +471,34 @@ def test_server_start_fires_job_events_left_pending(api_store, registry, make_ap
     make_api(background=True)
     deliveries = tenants.list_deliveries("acme", hook.id, job_id, 10, 0)
     assert [(d.job_id, d.event) for d in deliveries] == [(job_id, "job.finished")]
+
+
+def test_export_every_format(api, keys, tmp_path):
+    """GET /v1/jobs/{id}/export: the core's export (CSV/JSONL streamed; Parquet and a folder as a zip)."""
+    import csv
+    import io
+    import zipfile
+
+    import pyarrow.parquet as pq
+
+    acme = keys["acme"]
+    job_id = submit(api, acme, ["ab", "POISON"])
+    wait_done(api, acme, job_id)
+    url = f"/v1/jobs/{job_id}/export"
+    as_csv = api.get(url, headers=acme)
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [r["status"] for r in rows] == ["succeeded", "failed"] and rows[0]["upper"] == "AB"
+    assert rows[0]["text"] == "ab"  # inputs by default (the fixture task is not sensitive)
+    assert "text" not in next(csv.DictReader(io.StringIO(api.get(url, params={"include_inputs": False},
+                                                                  headers=acme).text)))
+    lines = api.get(url, params={"format": "jsonl"}, headers=acme).text.splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [0, 1]
+    parquet = api.get(url, params={"format": "parquet"}, headers=acme)
+    (tmp_path / "r.parquet").write_bytes(parquet.content)
+    assert pq.read_table(tmp_path / "r.parquet").num_rows == 2
+    archive = zipfile.ZipFile(io.BytesIO(api.get(url, params={"format": "zip"}, headers=acme).content))
+    assert "results.jsonl" in archive.namelist()
+    assert len(archive.read("results.jsonl").decode().splitlines()) == 2
+    assert api.get(url, params={"format": "xlsx"}, headers=acme).status_code == 422
+    assert api.get(url, headers=keys["globex"]).status_code == 404

@@ -235,6 +235,14 @@ def test_sdk_over_rest(server, tmp_path, use_plugins):
         assert [r.output["upper"] for r in from_file.results()] == [] or True
         from_file.wait(timeout=60)
         assert [r.output["upper"] for r in from_file.results()] == ["FROM A FILE"]
+        exported = from_file.export(tmp_path / "out.csv")
+        assert exported.read_text().splitlines()[0].split(",")[:2] == ["seq", "id"]  # columns from the input file
+        assert "body" in exported.read_text().splitlines()[0] and "FROM A FILE" in exported.read_text()
+        folder = job.export(tmp_path / "out", include_inputs=False)
+        assert len((folder / "results.jsonl").read_text().splitlines()) == 3
+        assert '"input"' not in (folder / "results.jsonl").read_text()
+        with pytest.raises(VerticalsError, match="xlsx"):
+            job.export(tmp_path / "out.xlsx")
         slow = client.submit("fixtures.echo", items=[{"text": f"t{i}"} for i in range(40)], params={"sleep": 0.2})
         assert slow.cancel().raw["cancel_requested"]
         assert slow.wait(timeout=60).status == "cancelled"

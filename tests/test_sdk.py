@@ -100,3 +100,18 @@ def test_the_client_imports_no_server_code():
             "server = sorted(m for m in sys.modules if m.startswith('verticals.api'))\n"
             "assert not server, server\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_in_process_export(client, tmp_path):
+    import csv
+    import json
+
+    job = client.submit("fixtures.echo", items=[{"body": "ab"}, {"body": "POISON"}], text_column="body")
+    job.wait(timeout=60, poll=0.05)
+    with (job.export(tmp_path / "out.csv")).open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["status"] for r in rows] == ["succeeded", "failed"] and rows[0]["body"] == "ab"
+    assert "text" not in rows[0]  # the mapped field is exported once, under the caller's column name
+    folder = job.export(tmp_path / "out")
+    lines = (folder / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [0, 1]

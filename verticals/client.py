@@ -161,6 +161,13 @@ class Job:
     def cancel(self) -> JobStatus:
         return JobStatus.from_dict(self.client._backend.cancel(self.id))
 
+    def export(self, dest: str | Path, include_inputs: bool | None = None) -> Path:
+        """Write the results to ``dest``: a ``.csv``, ``.jsonl``, ``.parquet`` or ``.zip`` file, or a folder (no
+        extension: ``results.jsonl``, the task's files, ``summary.json``); the same export as ``verticals jobs
+        export``. Inputs are left out of sensitive tasks' exports unless ``include_inputs=True``. Returns ``dest``."""
+        self.client._backend.export(self.id, Path(dest), include_inputs)
+        return Path(dest)
+
     def retry(self) -> int:
         """Run the failed items again; returns how many were queued."""
         return self.client._backend.retry(self.id)
@@ -315,6 +322,32 @@ class _Remote:
     def retry(self, job_id: str) -> int:
         return self._check(self.http.post(f"/v1/jobs/{job_id}/retry"))["requeued"]
 
+    def export(self, job_id: str, dest: Path, include_inputs: bool | None) -> None:
+        suffix = dest.suffix.lower().lstrip(".")
+        folder = not suffix
+        if not folder and suffix not in EXPORT_FORMATS:
+            raise VerticalsError(f"cannot export to {dest}: use a .csv, .jsonl, .parquet or .zip file, or a folder")
+        params: dict[str, Any] = {"format": "zip" if folder else suffix}
+        if include_inputs is not None:
+            params["include_inputs"] = str(include_inputs).lower()
+        target = dest.with_name(dest.name + ".zip.part") if folder else dest.with_name(dest.name + ".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.http.stream("GET", f"/v1/jobs/{job_id}/export", params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response)
+                with target.open("wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+            if folder:
+                _unzip(target, dest)
+                target.unlink()
+            else:
+                target.replace(dest)
+        finally:
+            target.unlink(missing_ok=True)
+
     def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
         return self._check(self.http.post("/v1/predict", json={"task": task, "items": items, "params": params}))[
             "results"]
@@ -334,6 +367,26 @@ class _Remote:
             if deadline is not None and time.monotonic() > deadline:
                 raise VerticalsError(f"evaluation {eval_id} did not finish within {timeout}s")
             time.sleep(0.5)
+
+
+EXPORT_FORMATS = ("csv", "jsonl", "parquet", "zip")
+
+
+def _unzip(archive: Path, folder: Path) -> None:
+    """Extract a folder export; a member that would land outside ``folder`` is refused."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    root = folder.resolve()
+    with zipfile.ZipFile(archive) as bundle:
+        for member in bundle.infolist():
+            target = (folder / member.filename).resolve()
+            if root not in target.parents:
+                raise VerticalsError(f"the export holds a file outside its folder: {member.filename!r}")
+            if member.is_dir():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(bundle.read(member))
 
 
 class _Local:
@@ -421,6 +474,9 @@ class _Local:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._call(self.service.cancel, job_id)
+
+    def export(self, job_id: str, dest: Path, include_inputs: bool | None) -> None:
+        self._call(self.service.export, job_id, dest, include_inputs=include_inputs)
 
     def retry(self, job_id: str) -> int:
         count = self._call(self.service.retry, job_id, start=False)  # 409 (JobConflict) while the job runs

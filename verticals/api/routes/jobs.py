@@ -2,12 +2,16 @@
 
 import hashlib
 import json
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from verticals.api.deps import ERRORS, FORBIDDEN, ApiState, OwnedJob, Principal, State, Who, known_task, may_run
 from verticals.api.schemas import ErrorOut, JobCreate, JobList, JobOut, ResultOut, ResultPage, RetryOut, job_out
@@ -201,3 +205,31 @@ def retry(job_id: OwnedJob, who: Who, state: State) -> RetryOut:
     if count or state.jobs.summary(job_id)["counts"].get("pending"):
         state.runner.submit(job_id)
     return RetryOut(requeued=count, job=job_out(state.jobs.summary(job_id)))
+
+
+@router.get("/v1/jobs/{job_id}/export", tags=["results"], responses={
+    **ERRORS, 422: {"model": ErrorOut},
+    200: {"description": "The results as a file: csv, jsonl, parquet, or zip (a folder export: results.jsonl, the "
+                         "task's files, summary.json)"}})
+def export(job_id: OwnedJob, state: State,
+           format: Annotated[str, Query(pattern="^(csv|jsonl|parquet|zip)$", description="csv, jsonl, parquet or zip")
+                             ] = "csv",
+           include_inputs: Annotated[bool | None, Query(
+               description="Export the inputs too (default: yes, except for sensitive tasks)")] = None) -> Response:
+    """The job's results as one file, made by the same export as ``verticals jobs export`` (columns from the
+    task's output schema). CSV and JSONL are streamed; Parquet and zip are written first, then sent."""
+    from verticals.core.export import MEDIA_TYPES, stream_export
+
+    headers = {"Content-Disposition": f'attachment; filename="{job_id}.{format}"'}
+    if format in ("csv", "jsonl"):
+        return StreamingResponse(stream_export(state.store, state.registry, job_id, format, include_inputs),
+                                 media_type=MEDIA_TYPES[format], headers=headers)
+    folder = tempfile.mkdtemp(prefix="verticals-export-")
+    path = Path(folder) / f"{job_id}.{format}"
+    try:
+        state.jobs.export(job_id, path, include_inputs=include_inputs, fmt=format)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(path, media_type=MEDIA_TYPES.get(format, "application/octet-stream"), headers=headers,
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
