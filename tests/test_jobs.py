@@ -299,3 +299,30 @@ def test_migration_0006_gives_half_finished_jobs_their_final_status(tmp_path):
         config.attributes["connection"] = connection
         command.downgrade(config, "0005")
     assert "job_events" not in inspect(engine).get_table_names()
+
+
+def test_concurrent_deliverers_fire_a_pending_event_once(store, registry, tmp_path, monkeypatch):
+    import threading
+
+    from verticals.core.jobs import deliver_job_events
+    from verticals.core.store import ItemResult
+
+    events = tmp_path / "events.txt"
+    monkeypatch.setenv("VERTICALS_FIXTURES_EVENTS", str(events))
+    job_id = submit_job(store, registry, "fixtures.echo", rows("a"))
+    store.write_results(job_id, [ItemResult(0, "succeeded", output={"upper": "A", "length": 1})])
+    assert store.try_finish(job_id) == "succeeded"  # finished; its event pending (as after a crash)
+    barrier, delivered = threading.Barrier(6), []
+
+    def deliver() -> None:
+        barrier.wait()
+        delivered.append(deliver_job_events(store, registry))
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(delivered) == [0] * 5 + [1]
+    assert events.read_text().splitlines() == [f"{job_id} succeeded"]
+    assert store.pending_events() == []
