@@ -9,7 +9,10 @@ visibility timeout longer than the longest chunk); the store makes it
 exactly-once per item: results are written only onto items still pending,
 attempts are counted in the database (an item that keeps killing workers is
 failed after ``VERTICALS_MAX_ATTEMPTS``), and one conditional UPDATE decides
-which worker finishes the job.
+which worker finishes the job. A chunk that fails for a reason of the machinery
+(database down, a bug) is retried by Celery itself (``autoretry_for`` with
+``retry_backoff`` and ``retry_jitter``, at most ``MAX_RETRIES`` times); then
+its pending items fail with the reason (``ChunkTask.on_failure``).
 
 Settings (environment):
 
