@@ -16,11 +16,10 @@ from verticals.core.service import JobConflict, JobError, JobNotFound, JobServic
 
 
 @pytest.fixture
-def service(fixtures_only_registry, tmp_path):
-    from verticals.core.store import open_store
+def service(fixtures_only_registry, store):
+    """A job service over the local executor, on SQLite and on PostgreSQL (the ``store`` fixture)."""
     from verticals.workers import job_service
 
-    store = open_store(f"sqlite:///{tmp_path / 'service.db'}")
     svc = job_service(store, fixtures_only_registry)
     yield svc
     svc.close()
