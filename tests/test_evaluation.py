@@ -173,8 +173,8 @@ def test_rest_evaluation_is_scored_per_tenant(fixtures_only_registry, isolated_h
     from fastapi.testclient import TestClient
 
     from verticals.api.app import create_app
+    from verticals.api.store import Tenants
     from verticals.core.store import open_store
-    from verticals.core.store.tenants import Tenants
 
     store = open_store(f"sqlite:///{isolated_home / 'api.db'}")
     tenants = Tenants(store)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, SecretStr
 
 from tests.conftest import run_cli
 from tests.test_api_e2e import Receiver
+from verticals.api.store import Tenants
 from verticals.core.store.secrets import (
     SEALED,
     SecretKeyError,
@@ -29,7 +30,6 @@ from verticals.core.store.secrets import (
     unseal_params,
 )
 from verticals.core.store.tables import Job
-from verticals.core.store.tenants import Tenants
 
 KEY = "sk-LEAKCHECK-7d41e0c9b2"
 OTHER_KEY = "sk-LEAKCHECK-other-55aa31"

@@ -165,12 +165,16 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
              overrides: dict[str, str] | None = None, fmt: str | None = None, store: Store | None = None,
              registry: Any = None, save: bool = True, tenant: str | None = None,
              on_progress: Callable[[int], None] | None = None, executor: Any = None,
-             items: list[dict[str, Any]] | None = None) -> EvalResult:
+             items: list[dict[str, Any]] | None = None,
+             executor_factory: Callable[[Store, Any], Any] | None = None) -> EvalResult:
     """Run ``task`` over labelled ``data`` (default: the task's golden set) or ``items``, score it, store the run.
 
     ``gold`` names the input column (or ``a.*.b`` path) holding the gold value (default: the evaluator's);
     ``fields``/``text_column`` map columns onto task fields as ``verticals run`` does; ``overrides`` maps
     model spec names to paths or hub ids for this run only (like ``VERTICALS_MODELS``), and runs it here.
+    ``executor`` runs the job; without one it runs in this process, unless a broker is set, no override is
+    given and the caller passed ``executor_factory(store, registry)`` (the CLI passes
+    ``verticals.workers.get_executor``: the core never imports the workers).
     """
     from verticals.core.io import map_fields, read_rows
     from verticals.core.models import ModelHost, parse_overrides
@@ -204,17 +208,14 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
                          data_hash=data_hash, params=params, mapping=mapping, tenant=tenant)
     if executor is None:
         from verticals.config import settings
+        from verticals.core.executor import LocalExecutor
 
         current = settings()
-        if overrides or not current.broker_url:
-            from verticals.workers.local import LocalExecutor
-
+        if executor_factory is not None and current.broker_url and not overrides:
+            executor = executor_factory(store, registry)  # the root's choice (Celery when a broker is set)
+        else:
             models = {**parse_overrides(current.models), **(overrides or {})}
             executor = LocalExecutor(store, registry, ModelHost(registry.models, overrides=models))
-        else:
-            from verticals.workers import get_executor
-
-            executor = get_executor(store, registry)
     executor.execute(job_id, on_progress=on_progress)
     return score_job(store, registry, job_id, save=save)
 
