@@ -493,8 +493,10 @@ class _Local:
         from verticals.core.evaluation import EvalError, evaluate
 
         try:
+            from verticals.workers import get_executor
+
             result = evaluate(task, path, items=items, gold=gold, params=params, text_column=text_column,
-                              store=self.store, registry=self.registry)
+                              store=self.store, registry=self.registry, executor_factory=get_executor)
         except EvalError as error:
             raise VerticalsError(str(error)) from None
         return result.as_dict()
