@@ -21,25 +21,25 @@ chunk (256) and batch (64) sizes unless ``--chunk-size``/``--batch-size`` say ot
     git worktree add /tmp/before e4441b4
     .venv/bin/python benchmarks/statements.py --baseline-path /tmp/before
 
-Measured on the shared 2-core development machine (load average ~5; items/s vary with the load, the
+Measured on the shared 2-core development machine (load average ~2.8; items/s vary with the load, the
 statement counts do not), 2026-11-27, before = e4441b4 (before issue 11), after = issue 11's engine:
 
     code     items  chunk batch  stmts/item  export stmts/item  validations/item  items/s  per CPU-s
-    before    1000    256    64       0.089              0.003              2.00     4935       9788
-    before   10000    256    64       0.078              0.001              2.00     7140      13021
-    after     1000    256    64       0.091              0.003              2.00     9016      13481
-    after    10000    256    64       0.078              0.001              2.00     6676      14734
-    before    1000     10     1       4.313              0.003              2.00      534       1087
-    after     1000     10     1       4.315              0.003              2.00      329        922
+    before    1000    256    64       0.089              0.003              2.00    13363      13403
+    before   10000    256    64       0.078              0.001              2.00    14657      16139
+    after     1000    256    64       0.079              0.003              2.00    16198      16253
+    after    10000    256    64       0.066              0.001              2.00    17063      18612
+    before    1000     10     1       4.313              0.003              2.00      746       1479
+    after     1000     10     1       3.415              0.003              2.00     1215       1704
 
-The statements a job sends per batch are: begin_items (1 UPDATE ... RETURNING; +1 for the job's counters
-on the first batch or when an item is given up), write_results (1 executemany UPDATE per result status,
-+1 for the counters), the cancel check (1, from the second batch on); per chunk: the job, its pending
-items, the finish check; per job: submission (2 per 1000 items), finishing (1 UPDATE + the outbox row)
-and the event's delivery (summary artifact, hook). So the default batch (64) costs ~0.08 statements per
-item and a batch of one ~4.3 (the ≤ 3 target holds from batches of 2 up). The second validation per
-item is the worker building the task's input from its stored, already validated form: pydantic's
-``model_validate`` is the cheapest constructor (``model_construct`` measured 12 µs against 6.5 µs).
+The statements a job sends per batch are: its begin (1 UPDATE ... RETURNING, with the cancel check in it;
++1 for the job's counters on the first batch or when an item is given up) and its results (1 executemany
+UPDATE per result status, +1 for the counters); per chunk: the job, its pending items, the finish check;
+per job: submission (2 per 1000 items), finishing (1 UPDATE + the outbox row) and the event's delivery
+(summary artifact, hook). So the default batch (64) costs ~0.07 statements per item and a batch of one
+~3.4 (the <= 3 target holds from batches of 2 up: 1.9 at chunk 10, batch 2). The second validation
+per item is the worker building the task's input from its stored, already validated form: pydantic's
+``model_validate`` is the cheapest constructor there is (``model_construct`` measured 12 us against 6.5).
 """
 
 from __future__ import annotations

@@ -326,3 +326,12 @@ def test_concurrent_deliverers_fire_a_pending_event_once(store, registry, tmp_pa
     assert sorted(delivered) == [0] * 5 + [1]
     assert events.read_text().splitlines() == [f"{job_id} succeeded"]
     assert store.pending_events() == []
+
+
+def test_a_batch_does_not_begin_once_its_job_is_cancelled(store, registry):
+    job_id = submit_job(store, registry, "fixtures.echo", rows("a", "b", "c"))
+    assert store.begin_batch(job_id, [0], 3) == set()
+    cancel_job(store, job_id)
+    assert store.begin_batch(job_id, [1, 2], 3) is None  # nothing begun: no attempt counted
+    assert [(item.seq, item.attempts) for item in store.iter_items(job_id)] == [(0, 1), (1, 0), (2, 0)]
+    assert store.begin_items(job_id, [1], 3) == set()  # the unconditional begin still counts the attempt

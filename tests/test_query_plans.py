@@ -147,6 +147,9 @@ def test_hot_statements_use_the_intended_index(store, jobs):
     # PostgreSQL may take (job_id, seq)), then its results written; either way only the batch's items are read
     assert_items_by_index(store, plans_of(store, lambda: store.begin_items(job, batch, 3)),
                           STATUS_SEQ + JOB_SEQ, ("job_id", "seq"))
+    # the same UPDATE with the cancel check in it (run_chunk's batches): still only the batch's items
+    assert_items_by_index(store, plans_of(store, lambda: store.begin_batch(job, [seq + 64 for seq in batch], 3)),
+                          STATUS_SEQ + JOB_SEQ, ("job_id", "seq"))
     results = [ItemResult(seq, "succeeded" if seq % 5 else "failed", output={"upper": "X", "length": 1},
                           error=None if seq % 5 else "no") for seq in batch]
     assert_items_by_index(store, plans_of(store, lambda: store.write_results(job, results)),

@@ -224,12 +224,12 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         items.sort(key=lambda item: -len(str((item[1] or {}).get(task_cls.text_field) or "")))
     limit = max_attempts()
     for index, batch_items in enumerate(plan_batches(items, task_cls.batch_size)):
-        if index and store.cancel_requested(job_id):
+        given_up = store.begin_batch(job_id, [seq for seq, _, _ in batch_items], limit,
+                                     mark_started=job.started_at is None and index == 0)
+        if given_up is None:  # cancellation requested: checked by the batch's begin itself
             report.cancelled += store.cancel_pending(job_id, start, end)
             _progress(on_progress, report.cancelled)
             break
-        given_up = store.begin_items(job_id, [seq for seq, _, _ in batch_items], limit,
-                                     mark_started=job.started_at is None and index == 0)
         if given_up:
             report.failed += len(given_up)
             _progress(on_progress, len(given_up))

@@ -48,12 +48,15 @@ EVENT_LEASE = timedelta(minutes=5)  # a claimed event not delivered after this i
 _EXHAUSTED = ITEMS.c.attempts >= bindparam("b_max_attempts", type_=Integer)
 
 
-def _begin_items(count: int) -> Any:
-    """The UPDATE of ``begin_items`` for ``count`` seqs (b_s0, b_s1, ...)."""
+def _begin_items(count: int, unless_cancelled: bool = False) -> Any:
+    """The UPDATE of ``begin_items`` for ``count`` seqs (b_s0, b_s1, ...); ``unless_cancelled``: it changes
+    nothing if the job's cancellation was requested (the cancel check of a batch, in the same statement)."""
+    cancelled = select(JOBS.c.id).where(JOBS.c.id == bindparam("b_job_id"), JOBS.c.cancel_requested.is_(True))
     return (
         update(ITEMS)
         .where(ITEMS.c.job_id == bindparam("b_job_id"), ITEMS.c.status == "pending",
-               ITEMS.c.seq.in_([bindparam(f"b_s{index}", type_=Integer) for index in range(count)]))
+               ITEMS.c.seq.in_([bindparam(f"b_s{index}", type_=Integer) for index in range(count)]),
+               *([~cancelled.exists()] if unless_cancelled else []))
         .values(status=case((_EXHAUSTED, "failed"), else_=ITEMS.c.status),
                 error=case((_EXHAUSTED, bindparam("b_error", type_=ITEMS.c.error.type)), else_=ITEMS.c.error),
                 attempts=case((_EXHAUSTED, ITEMS.c.attempts), else_=ITEMS.c.attempts + 1),
@@ -140,7 +143,7 @@ class Store:
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self._write_results = {purge: _Prepared(statement, engine.dialect)
                                for purge, statement in _WRITE_RESULTS.items()}
-        self._begin_items: dict[int, _Prepared] = {}
+        self._begin_items: dict[tuple[int, bool], _Prepared] = {}
         self._add_counts = _Prepared(_ADD_TO_COUNTS[False], engine.dialect)
         self._insert_items = _Prepared(_INSERT_ITEMS, engine.dialect)
 
@@ -258,17 +261,31 @@ class Store:
         means that only the items in flight when a worker died carry the extra attempt. One statement on
         the items, found through (job_id, status, seq): the items of this batch only, whatever the job's size.
         """
+        return self._begin(job_id, seqs, max_attempts, mark_started, unless_cancelled=False) or set()
+
+    def begin_batch(self, job_id: str, seqs: list[int], max_attempts: int,
+                    mark_started: bool = True) -> set[int] | None:
+        """:meth:`begin_items` unless the job's cancellation was requested: then nothing is changed and the
+        answer is None. The cancel check is part of the UPDATE (a batch costs no statement more for it)."""
+        return self._begin(job_id, seqs, max_attempts, mark_started, unless_cancelled=True)
+
+    def _begin(self, job_id: str, seqs: list[int], max_attempts: int, mark_started: bool,
+               unless_cancelled: bool) -> set[int] | None:
         error = f"gave up after {max_attempts} attempts (the item kept crashing or timing out its worker)"
         now = utcnow()
         seqs = list(seqs)
         if not seqs:
-            return set()
-        statement = self._begin_items.get(len(seqs))
+            return None if unless_cancelled and self.cancel_requested(job_id) else set()
+        key = (len(seqs), unless_cancelled)
+        statement = self._begin_items.get(key)
         if statement is None:  # one per batch length (a chunk's last batch is shorter)
-            statement = self._begin_items[len(seqs)] = _Prepared(_begin_items(len(seqs)), self.engine.dialect)
+            statement = self._begin_items[key] = _Prepared(_begin_items(*key), self.engine.dialect)
         with self.engine.begin() as connection:
-            rows = statement.execute(connection, {"b_job_id": job_id, "b_max_attempts": max_attempts, "b_error": error,
-                                                  "b_now": now, **{f"b_s{i}": seq for i, seq in enumerate(seqs)}})
+            rows = list(statement.execute(connection, {"b_job_id": job_id, "b_max_attempts": max_attempts,
+                                                       "b_error": error, "b_now": now,
+                                                       **{f"b_s{i}": seq for i, seq in enumerate(seqs)}}))
+            if not rows and unless_cancelled and connection.scalar(_CANCEL_REQUESTED, {"job_id": job_id}):
+                return None  # (no row: cancelled, or every item already done by another run of the chunk)
             given_up = {seq for seq, status in rows if status == "failed"}
             # the job row last (after the items), as in every transaction: no lock-order deadlock
             _add_to_counts(connection, job_id, {"pending": -len(given_up), "failed": len(given_up)},
