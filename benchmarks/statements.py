@@ -21,23 +21,24 @@ chunk (256) and batch (64) sizes unless ``--chunk-size``/``--batch-size`` say ot
     git worktree add /tmp/before e4441b4
     .venv/bin/python benchmarks/statements.py --baseline-path /tmp/before
 
-Measured on the shared 2-core development machine (load average ~2.8; items/s vary with the load, the
+Measured on the shared 2-core development machine (load average ~1.2; items/s vary with the load, the
 statement counts do not), 2026-11-27, before = e4441b4 (before issue 11), after = issue 11's engine:
 
     code     items  chunk batch  stmts/item  export stmts/item  validations/item  items/s  per CPU-s
-    before    1000    256    64       0.089              0.003              2.00    13363      13403
-    before   10000    256    64       0.078              0.001              2.00    14657      16139
-    after     1000    256    64       0.079              0.003              2.00    16198      16253
-    after    10000    256    64       0.066              0.001              2.00    17063      18612
-    before    1000     10     1       4.313              0.003              2.00      746       1479
-    after     1000     10     1       3.415              0.003              2.00     1215       1704
+    before    1000    256    64       0.089              0.003              2.00     8654       9256
+    before   10000    256    64       0.078              0.001              2.00    11628      12025
+    after     1000    256    64       0.075              0.003              2.00    14068      14068
+    after    10000    256    64       0.062              0.001              2.00    17006      18756
+    before    1000     10     1       4.313              0.003              2.00     1153       1374
+    after     1000     10     1       3.315              0.003              2.00     1448       1578
+    after     1000     10     2       1.815              0.003              2.00     1778       1965
 
 The statements a job sends per batch are: its begin (1 UPDATE ... RETURNING, with the cancel check in it;
 +1 for the job's counters on the first batch or when an item is given up) and its results (1 executemany
-UPDATE per result status, +1 for the counters); per chunk: the job, its pending items, the finish check;
+UPDATE per result status, +1 for the counters); per chunk: the job, its pending items, the finish check (1 UPDATE);
 per job: submission (2 per 1000 items), finishing (1 UPDATE + the outbox row) and the event's delivery
-(summary artifact, hook). So the default batch (64) costs ~0.07 statements per item and a batch of one
-~3.4 (the <= 3 target holds from batches of 2 up: 1.9 at chunk 10, batch 2). The second validation
+(summary artifact, hook). So the default batch (64) costs ~0.06 statements per item and a batch of one
+~3.3 (the <= 3 target holds from batches of 2 up: 1.8 at chunk 10, batch 2). The second validation
 per item is the worker building the task's input from its stored, already validated form: pydantic's
 ``model_validate`` is the cheapest constructor there is (``model_construct`` measured 12 us against 6.5).
 """

@@ -206,7 +206,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
     if job.cancel_requested:
         report.cancelled = store.cancel_pending(job_id, start, end)
         _progress(on_progress, report.cancelled)
-        report.finished_status = finish_if_done(store, registry, job_id)
+        report.finished_status = finish_if_done(store, registry, job_id, job)
         return report
     task_cls = registry.task(job.task)
     task = task_cls()
@@ -214,7 +214,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
                      logger=logging.getLogger(f"verticals.task.{task_cls.name}"))
     items = store.pending_items(job_id, start, end, with_attempts=True)
     if not items:
-        report.finished_status = finish_if_done(store, registry, job_id)
+        report.finished_status = finish_if_done(store, registry, job_id, job)
         return report
     models: LazyModels | None = None
     purge = bool(job.options.get("purge_inputs"))
@@ -248,7 +248,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         report.succeeded += ok
         report.failed += len(results) - ok
         _progress(on_progress, len(results))
-    report.finished_status = finish_if_done(store, registry, job_id)
+    report.finished_status = finish_if_done(store, registry, job_id, job)
     return report
 
 
@@ -284,7 +284,7 @@ def _progress(callback: Callable[[int], None] | None, count: int) -> None:
         callback(count)
 
 
-def finish_if_done(store: Store, registry: Registry, job_id: str) -> str | None:
+def finish_if_done(store: Store, registry: Registry, job_id: str, job: Any = None) -> str | None:
     """If no item is pending, finish the job and fire ``job_finished``; return the final status to the one
     caller that finished it (None to every other caller, and while items are pending).
 
@@ -295,8 +295,9 @@ def finish_if_done(store: Store, registry: Registry, job_id: str) -> str | None:
 
     With the option ``purge_inputs`` the inputs are purged (and SQLite's write-ahead log truncated)
     *before* the job is marked finished, so a job seen as finished has no input left in the database.
+    ``job``: the job's row if the caller has it (its options and submission are read from it).
     """
-    purged, job = False, store.job(job_id)
+    purged, job = False, job if job is not None and job.submitted else store.job(job_id)
     purge = bool(job.options.get("purge_inputs"))
     if job.submitted and purge and not store.counts(job_id).get("pending"):
         store.purge_inputs(job_id)  # failed and cancelled items too: nothing of the input stays
