@@ -33,13 +33,10 @@ log = logging.getLogger("verticals.api")
 
 
 def _deliver_job_events(store: Store, registry: Registry) -> None:
-    from verticals.core import jobs
+    from verticals.core.jobs import deliver_job_events
 
-    deliver = getattr(jobs, "deliver_job_events", None)
-    if deliver is None:
-        return
     try:
-        deliver(store, registry)
+        deliver_job_events(store, registry)
     except Exception:
         log.exception("delivering pending job events failed; they stay pending and are tried again")
 
@@ -55,8 +52,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         from verticals.plugins import get_registry
 
         registry = get_registry()
-    if hasattr(registry, "attach"):  # the webhook outbox: jobs finished here reach the tenants' webhooks
-        registry.attach("verticals.api.webhooks")
+    registry.attach("verticals.api.webhooks")  # the webhook outbox: jobs finished here reach the tenants' webhooks
     config = settings()  # read once here, passed down
     state = ApiState(store, registry, auth, threads or config.api_threads, Limits.from_settings(config), config)
     webhooks.use_store(store)

@@ -158,14 +158,13 @@ _delivered: list[bool] = []
 
 
 def _deliver_pending(store, registry) -> None:
-    from verticals.core import jobs
+    from verticals.core.jobs import deliver_job_events
 
-    deliver = getattr(jobs, "deliver_job_events", None)
-    if deliver is None or _delivered:
+    if _delivered:
         return
     _delivered.append(True)
     try:
-        deliver(store, registry)
+        deliver_job_events(store, registry)
     except Exception:
         logging.getLogger(__name__).warning("pending job events could not be delivered now; they stay pending",
                                             exc_info=True)

@@ -331,11 +331,8 @@ class JobService:
     def _deliver(self, job_id: str) -> None:
         """Fire the job's pending ``job_finished`` event (the outbox: one a crashed process left, or one
         another process claimed and has not delivered yet is left to it)."""
-        deliver = getattr(_jobs, "deliver_job_events", None)
-        if deliver is None:
-            return
         try:
-            deliver(self.store, self.registry, job_id=job_id)
+            _jobs.deliver_job_events(self.store, self.registry, job_id=job_id)
         except Exception:
             log.exception("delivering job events failed; they stay pending and are tried again")
 

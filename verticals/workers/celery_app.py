@@ -145,14 +145,11 @@ def _after_fork(**_: Any) -> None:
 def _deliver_events() -> None:
     """Fire the ``job_finished`` events still pending (a process died between finishing a job and firing
     them): delivery is at least once. Runs once per pool process, in the background."""
-    from verticals.core import jobs
+    from verticals.core.jobs import deliver_job_events
 
-    deliver = getattr(jobs, "deliver_job_events", None)  # the engine's outbox
-    if deliver is None:
-        return
     try:
         store, registry, _host = state.get()
-        deliver(store, registry)
+        deliver_job_events(store, registry)
     except Exception:
         log.exception("delivering pending job events failed; the next worker start tries again")
 
