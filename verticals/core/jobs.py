@@ -216,7 +216,11 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
     if not items:
         report.finished_status = finish_if_done(store, registry, job_id, job)
         return report
-    models: LazyModels | None = None
+    # Load what this job will use before its first batch begins: the job's start time (the first begin)
+    # then excludes model loading, so its items/s measure the items.
+    models = LazyModels(host, task_cls.models)
+    for role in task.models_for(ctx.params):
+        models[role]
     purge = bool(job.options.get("purge_inputs"))
     if task_cls.text_field:
         # Longest first: each run() batch then holds texts of similar length, so the model host's
@@ -236,10 +240,6 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
             batch_items = [item for item in batch_items if item[0] not in given_up]
             if not batch_items:
                 continue
-        if models is None:
-            models = LazyModels(host, task_cls.models)
-            for role in task.models_for(ctx.params):
-                models[role]  # load what this job will use before its first batch runs
         seqs = [seq for seq, _, _ in batch_items]
         inputs = [task_cls.Input.model_validate(data) for _, data, _ in batch_items]
         results = process_batch(registry, task, seqs, inputs, models, ctx)
