@@ -127,7 +127,8 @@ def jobs_list(
             if wanted not in known:
                 raise UserError(f"unknown status {wanted!r}: use {', '.join(known)}")
         store = _store()
-        summaries, offset = [], 0
+        summaries: list[dict[str, Any]] = []
+        offset = 0
         while len(summaries) < limit:
             page = store.list_jobs(200, offset)
             for job in page:

@@ -62,7 +62,8 @@ def serve(
     except Exception as error:
         err.print(f"[bold red]error:[/bold red] {error}")
         raise typer.Exit(2) from None
-    executor = "celery (" + broker_url() + ")" if broker_url() else f"local ({threads} thread(s) in this server)"
+    broker = broker_url()
+    executor = f"celery ({_sanitized(broker)})" if broker else f"local ({threads} thread(s) in this server)"
     err.print(f"verticals API on http://{host}:{port}  docs: /docs  dashboard: /dashboard  executor: {executor}")
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
@@ -164,3 +165,12 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(keys_app, name="keys")
     app.add_typer(webhooks_app, name="webhooks")
+
+
+def _sanitized(url: str) -> str:
+    """The broker URL without its password, for the start-up line."""
+    try:
+        from kombu.utils.url import maybe_sanitize_url
+    except ImportError:
+        return url.split("@")[-1]
+    return str(maybe_sanitize_url(url))
