@@ -179,6 +179,10 @@ class Task(Generic[InT, OutT, ParamsT]):
       the server runs it (``verticals.train``, which writes model versions).
     - ``golden``: a labelled file shipped with the plugin (path relative to the
       task's module) that ``verticals eval TASK`` uses when no data is given.
+    - ``preview``: the fields the CLI's preview table of the first results shows, in order
+      (Output fields, or Input fields where no Output field has the name); lists of
+      entities/spans are shown compactly, long texts cut to the terminal. ``None``: the
+      ``text_field`` (unless ``sensitive``) and the first few scalar Output fields.
 
     and implement :meth:`run`.
     """
@@ -200,6 +204,7 @@ class Task(Generic[InT, OutT, ParamsT]):
     evaluator: ClassVar[Any] = None
     operator_only: ClassVar[bool] = False
     golden: ClassVar[str | None] = None
+    preview: ClassVar[tuple[str, ...] | None] = None
 
     def run(self, batch: list[InT], models: Mapping[str, Any],
             ctx: RunContext[ParamsT]) -> Sequence[OutT | ItemError]:
