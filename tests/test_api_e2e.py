@@ -7,6 +7,7 @@ must not grow the server's memory, and the dashboard in headless Chromium.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -165,11 +166,23 @@ class Receiver:
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes, tolerance_s: int = 300) -> bool:
-    """The verification from docs/api.md, written independently of verticals."""
+    """A Standard Webhooks verifier written from the spec (https://www.standardwebhooks.com), independently of
+    verticals: key = base64-decoded part after ``whsec_``; signature = ``v1,`` + base64 HMAC-SHA256 of
+    ``{webhook-id}.{webhook-timestamp}.{body}``; one of the space-separated signatures must match."""
+    lower = {name.lower(): value for name, value in headers.items()}
+    msg_id, timestamp = lower["webhook-id"], lower["webhook-timestamp"]
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    expected = base64.b64encode(hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest())
+    signatures = [part.split(",", 1) for part in lower["webhook-signature"].split()]
+    return abs(time.time() - int(timestamp)) <= tolerance_s and any(
+        version == "v1" and hmac.compare_digest(expected, value.encode()) for version, value in signatures)
+
+
+def verify_legacy(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The deprecated X-Verticals-Signature (still sent, so receivers written for it keep working)."""
     timestamp = headers["X-Verticals-Timestamp"]
     expected = "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return abs(time.time() - int(timestamp)) <= tolerance_s and hmac.compare_digest(
-        expected, headers["X-Verticals-Signature"])
+    return hmac.compare_digest(expected, headers["X-Verticals-Signature"])
 
 
 def test_webhooks_are_signed_retried_logged_and_tenant_scoped(server):
@@ -189,10 +202,12 @@ def test_webhooks_are_signed_retried_logged_and_tenant_scoped(server):
         for headers, body in calls:
             assert verify(hook["secret"], headers, body)
             assert not verify(hook["secret"], headers, body.replace(b"failed", b"succeeded"))  # tampering shows
-            assert not verify("whsec_wrong", headers, body)
+            assert not verify("whsec_d3Jvbmcgc2VjcmV0", headers, body)
+            assert verify_legacy(hook["secret"], headers, body)
         event = json.loads(calls[-1][1])
         assert event["event"] == "job.failed" and event["job"]["id"] == job_id and event["job"]["tenant"] == "acme"
         assert calls[0][0]["X-Verticals-Delivery"] == calls[1][0]["X-Verticals-Delivery"] == event["id"]
+        assert calls[0][0]["webhook-id"] == calls[1][0]["webhook-id"] == event["id"]  # the same on a retry
         time.sleep(0.5)
         assert receiver.on("/globex") == []  # the other tenant's webhook heard nothing
         deadline = time.monotonic() + 10

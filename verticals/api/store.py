@@ -241,11 +241,14 @@ class Tenants:
         unknown = sorted(set(events) - set(EVENTS))
         if unknown:
             raise TenantError(f"unknown event(s) {', '.join(unknown)}: use {', '.join(EVENTS)}")
-        if not re.match(r"^https?://", url):
-            raise TenantError(f"webhook URL must start with http:// or https://, got {url[:100]!r}")
+        from verticals.api.webhooks import blocked_reason, new_secret
+
+        blocked = blocked_reason(url)  # the one URL rule, for the API and `verticals webhooks add` alike
+        if blocked:
+            raise TenantError(blocked)
         self.ensure_tenant(tenant)
         hook = Webhook(id=uuid.uuid4().hex, tenant_id=tenant, url=url, events=events, active=True,
-                       secret=secret or "whsec_" + secrets.token_urlsafe(24))
+                       secret=secret or new_secret())
         with self.store.session() as session, session.begin():
             session.add(hook)
         return hook

@@ -8,20 +8,33 @@ How a delivery travels:
    raises and does no network I/O, so a slow or dead receiver can never block
    or break job completion. Jobs without a tenant (CLI jobs) have no webhooks.
 2. The API server (``verticals serve``) runs a background thread,
-   :class:`Deliverer`, that POSTs due deliveries, signed with HMAC-SHA256, and
-   retries failures with exponential backoff. A due delivery is claimed with a
-   conditional UPDATE, so several servers never send it twice at once.
+   :class:`Deliverer`, that POSTs due deliveries, signed in the Standard Webhooks
+   scheme (https://www.standardwebhooks.com: ``webhook-id``, ``webhook-timestamp``,
+   ``webhook-signature``), and retries failures with exponential backoff. A due
+   delivery is claimed with a conditional UPDATE, so several servers never send it
+   twice at once.
+
+Signatures: ``webhook-signature`` is ``v1,<base64 HMAC-SHA256(key, f"{id}.{timestamp}.{body}")>``; the
+key is the base64 part of a ``whsec_<base64>`` secret, decoded (the secrets this server generates), so any
+Standard Webhooks verifier accepts it given the secret. Any other secret (one a tenant chose, or an old
+``whsec_`` secret that is not valid base64) is used as its UTF-8 bytes (a verifier's "raw key" mode). The
+previous headers (``X-Verticals-Timestamp``, ``X-Verticals-Signature: sha256=<hex HMAC of
+f"{timestamp}.{body}" keyed with the whole secret>``) are still sent, so receivers written for them keep
+working; they are deprecated.
 
 Other channels (mail, chat) are other plugins implementing ``job_finished``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -37,8 +50,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Verticals-Signature"
-TIMESTAMP_HEADER = "X-Verticals-Timestamp"
+SIGNATURE_HEADER = "X-Verticals-Signature"  # deprecated: the pre-Standard-Webhooks signature
+TIMESTAMP_HEADER = "X-Verticals-Timestamp"  # deprecated: the same value as webhook-timestamp
+STANDARD_ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+SECRET_PREFIX = "whsec_"
 EVENT_HEADER = "X-Verticals-Event"
 DELIVERY_HEADER = "X-Verticals-Delivery"
 
@@ -63,25 +80,33 @@ def _current_store() -> Store:
 def blocked_reason(url: str) -> str | None:
     """Why the server must not call this webhook URL (a guard against server-side request forgery), or None.
 
-    A URL whose host resolves to a loopback, private, link-local or otherwise
-    non-global address is refused unless ``VERTICALS_WEBHOOK_ALLOW_PRIVATE=1``
-    (for receivers inside your network). Checked when a webhook is registered
-    and again before every delivery (DNS may change in between).
+    The one rule for every way a webhook is registered (``POST /v1/webhooks``, ``verticals webhooks
+    add``: both go through :meth:`verticals.api.store.Tenants.create_webhook`) and for every delivery.
+    A URL must be ``http(s)://host...``; one whose host resolves to a loopback, private, link-local or
+    otherwise non-global address is refused unless ``VERTICALS_WEBHOOK_ALLOW_PRIVATE=1`` (for receivers
+    inside your network). Checked when a webhook is registered and again before every delivery (DNS
+    may change in between).
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "webhook URLs must look like http(s)://host/path"
+    malformed = f"webhook URLs must look like http(s)://host/path, got {url[:100]!r}"
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return malformed
+    if parts.scheme not in ("http", "https") or not hostname:
+        return malformed
     if settings().webhook_allow_private:
         return None
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)}
+        addresses = {info[4][0] for info in socket.getaddrinfo(hostname, port, proto=socket.IPPROTO_TCP)}
     except (OSError, ValueError):
         return None  # not resolvable now: delivery fails and is retried like any unreachable receiver
     for address in sorted(addresses):
         if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
-            return (f"{parts.hostname} resolves to {address}, a private or internal address; "
-                    "set VERTICALS_WEBHOOK_ALLOW_PRIVATE=1 on the server to allow internal receivers")
+            return (f"{hostname} resolves to {address}, a private or internal address; "
+                    "set VERTICALS_WEBHOOK_ALLOW_PRIVATE=1 on the server (and where `verticals webhooks add` "
+                    "runs) to allow internal receivers")
     return None
 
 
@@ -90,15 +115,68 @@ def event_for(status: str) -> str:
     return "job.failed" if status == "failed" else "job.finished"
 
 
+def new_secret() -> str:
+    """A new signing secret in the Standard Webhooks form: ``whsec_`` + base64 of 24 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a secret: the decoded base64 part of ``whsec_<base64>``, else the secret's UTF-8 bytes."""
+    if secret.startswith(SECRET_PREFIX):
+        encoded = secret[len(SECRET_PREFIX):]
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if key:
+            return key
+    return secret.encode()
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` + base64 HMAC-SHA256(key, f"{msg_id}.{timestamp}.{body}")."""
+    digest = hmac.new(signing_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_headers(secret: str, msg_id: str, body: bytes, timestamp: str | None = None) -> dict[str, str]:
+    """Every signature header of one attempt: the Standard Webhooks ones and the deprecated ``X-Verticals-*``."""
+    timestamp = timestamp or str(int(time.time()))
+    return {STANDARD_ID_HEADER: msg_id, STANDARD_TIMESTAMP_HEADER: timestamp,
+            STANDARD_SIGNATURE_HEADER: standard_signature(secret, msg_id, timestamp, body),
+            TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, body)}
+
+
+def verify(secret: str, body: bytes, headers: Any, tolerance_s: float = 300, now: float | None = None) -> bool:
+    """True when ``headers`` (any mapping; names case-insensitive) carry a Standard Webhooks signature of
+    ``body`` by ``secret`` whose timestamp is within ``tolerance_s`` of now. Several space-separated
+    signatures may be sent (key rotation): one match is enough."""
+    lower = {str(name).lower(): str(value) for name, value in dict(headers).items()}
+    msg_id = lower.get(STANDARD_ID_HEADER, "")
+    timestamp = lower.get(STANDARD_TIMESTAMP_HEADER, "")
+    if not msg_id:
+        return False
+    try:
+        age = abs((now if now is not None else time.time()) - int(timestamp))
+    except (TypeError, ValueError):
+        return False
+    if age > tolerance_s:
+        return False
+    expected = standard_signature(secret, msg_id, timestamp, body)
+    return any(hmac.compare_digest(expected, candidate)
+               for candidate in lower.get(STANDARD_SIGNATURE_HEADER, "").split())
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The signature header value: ``sha256=`` + HMAC-SHA256(secret, f"{timestamp}.{body}") in hex."""
+    """The deprecated ``X-Verticals-Signature`` value: ``sha256=`` + hex HMAC-SHA256(secret, f"{timestamp}.{body}")."""
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
 
 
 def verify_signature(secret: str, body: bytes, timestamp: str, signature: str, tolerance_s: float = 300,
                      now: float | None = None) -> bool:
-    """True when ``signature`` is ours for ``body`` and ``timestamp`` is within ``tolerance_s`` of now."""
+    """The deprecated check of ``X-Verticals-Signature``: true when ``signature`` is ours for ``body`` and
+    ``timestamp`` is within ``tolerance_s`` of now. New receivers use :func:`verify` (Standard Webhooks)."""
     try:
         age = abs((now if now is not None else time.time()) - int(timestamp))
     except (TypeError, ValueError):
@@ -196,10 +274,10 @@ class Deliverer:
             log.warning("webhook delivery %s not sent: %s", delivery.id, blocked)
             return
         body = delivery.payload.encode()
-        timestamp = str(int(time.time()))
+        # webhook-id is the delivery id: the same on every retry (receivers deduplicate on it)
         headers = {"Content-Type": "application/json", "User-Agent": "verticals-webhooks",
                    EVENT_HEADER: delivery.event, DELIVERY_HEADER: delivery.id,
-                   TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, body)}
+                   **signature_headers(secret, delivery.id, body)}
         code, error = None, None
         try:
             response = client.post(url, content=body, headers=headers)

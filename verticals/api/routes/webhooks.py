@@ -5,7 +5,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from verticals.api import webhooks
 from verticals.api.deps import ERRORS, State, Who
 from verticals.api.schemas import DeliveryOut, ErrorOut, WebhookIn, WebhookOut, iso
 
@@ -27,10 +26,11 @@ def _delivery_out(d: Any) -> DeliveryOut:
 @router.post("/v1/webhooks", response_model=WebhookOut, status_code=201, tags=["webhooks"],
              responses={**ERRORS, 422: {"model": ErrorOut}})
 def create_webhook(body: WebhookIn, who: Who, state: State) -> WebhookOut:
-    """Register a URL for job.finished / job.failed events. The signing secret is returned once."""
-    blocked = webhooks.blocked_reason(body.url)
-    if blocked:
-        raise HTTPException(422, blocked)
+    """Register a URL for job.finished / job.failed events. The signing secret is returned once.
+
+    A URL that the server must not call (not http(s), or a private address without
+    VERTICALS_WEBHOOK_ALLOW_PRIVATE=1) is refused with a 422 by the store (the rule `verticals webhooks add`
+    follows too)."""
     hook = state.tenants.create_webhook(who.tenant, body.url, list(body.events or []) or None, body.secret)
     return _webhook_out(hook, secret=True)
 
