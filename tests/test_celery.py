@@ -476,3 +476,58 @@ def test_a_starting_worker_fires_job_events_a_crashed_process_left_pending(celer
     assert celery_env.finished_events(job_id, expect=0) == []
     celery_env.workers.start(2)  # two workers, each with its pool process, race for the event
     assert celery_env.finished_events(job_id) == [f"{job_id} cancelled"]
+
+
+NO_WORKER = "no worker is consuming queue 'cpu': start one with `verticals worker --queue cpu`"
+
+
+def test_with_no_worker_for_the_queue_the_wait_says_which_worker_to_start(celery_env, caplog):
+    """Real Redis, no worker: after a few seconds at 0 % the executor says, once, which worker to start;
+    once one starts, the job runs."""
+    import logging
+
+    from verticals.workers.celery_executor import CeleryExecutor
+
+    job_id = celery_env.submit([f"n{i}" for i in range(5)])
+    executor = CeleryExecutor(celery_env.store, celery_env.registry, broker=celery_env.redis.url,
+                              poll_interval=0.2, no_worker_notice_s=1.0)
+    with caplog.at_level(logging.WARNING, logger="verticals.workers.celery_executor"):
+        thread, result = run_in_thread(executor.execute, job_id)
+        wait_for(lambda: NO_WORKER in caplog.text, timeout=30, what="the no-worker notice")
+        celery_env.workers.start(1)
+        thread.join(120)
+    assert result.get("value") == "succeeded", result
+    assert caplog.text.count("no worker is consuming") == 1
+
+
+def test_a_busy_worker_on_the_queue_gives_no_notice(celery_env, caplog):
+    import logging
+
+    from verticals.workers.celery_executor import CeleryExecutor
+
+    celery_env.workers.start(1)
+    job_id = celery_env.submit([f"s{i}" for i in range(4)], chunk_size=4, sleep=1.0)  # 4 s without progress
+    executor = CeleryExecutor(celery_env.store, celery_env.registry, broker=celery_env.redis.url,
+                              poll_interval=0.2, no_worker_notice_s=1.0)
+    with caplog.at_level(logging.WARNING, logger="verticals.workers.celery_executor"):
+        assert executor.execute(job_id) == "succeeded"
+    assert executor.consumers("cpu") and executor.consumers("gpu") == []
+    assert "no worker is consuming" not in caplog.text
+
+
+def test_cli_run_with_a_broker_and_no_worker_prints_the_notice_on_stderr(celery_env, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("one\ntwo\n")
+    command = [sys.executable, "-m", "verticals.cli", "run", "fixtures.echo", str(source)]
+    errors = tmp_path / "stderr.txt"
+    with open(errors, "wb") as handle:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, cwd=REPO,
+                                env={**os.environ, "COLUMNS": "200"})
+    try:
+        wait_for(lambda: b"no worker is consuming" in errors.read_bytes(), timeout=60, what="the notice on stderr")
+        assert proc.poll() is None  # still waiting for a worker
+        text = " ".join(errors.read_text().split())
+        assert "queue 'cpu'" in text and "verticals worker --queue cpu" in text, text
+    finally:
+        proc.kill()
+        proc.wait(10)

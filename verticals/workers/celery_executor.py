@@ -9,7 +9,10 @@ While it waits it also watches the broker: a Redis restarted without
 persistence has lost every queued message, so when the server's run id
 changes the pending chunks are sent again (running a chunk twice is safe).
 A job submitted with ``--detach`` whose messages were lost that way is
-continued with ``verticals jobs resume JOB``.
+continued with ``verticals jobs resume JOB``. When the job makes no progress for a few seconds
+(``no_worker_notice_s``), it asks the workers (Celery's remote control) whether any consumes the
+job's queue, and if none does logs one WARNING: "no worker is consuming queue 'cpu': start one with
+`verticals worker --queue cpu`" (the CLI shows warnings on stderr).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class CeleryExecutor:
     remote = True  # chunks run on workers: they go on after this process exits
 
     def __init__(self, store: Store, registry: Registry, broker: str | None = None, poll_interval: float = 0.5,
-                 stall_warning_s: float = 60.0):
+                 stall_warning_s: float = 60.0, no_worker_notice_s: float = 5.0):
         from verticals.config import broker_url
 
         self.store = store
@@ -59,6 +62,7 @@ class CeleryExecutor:
         self.app = _app(self.broker, visibility_timeout())
         self.poll_interval = poll_interval
         self.stall_warning_s = stall_warning_s
+        self.no_worker_notice_s = no_worker_notice_s
 
     # -- where a job's chunks go ------------------------------------------------------
     def queue_for(self, task_name: str) -> str:
@@ -124,7 +128,7 @@ class CeleryExecutor:
         last_change = started = time.monotonic()
         last_broker_check = 0.0
         broker_id = broker_id or self._broker_run_id()
-        warned = False
+        warned = consumers_checked = False
         while True:
             job = self.store.job(job_id)
             counts = self.store.counts(job_id)
@@ -133,6 +137,7 @@ class CeleryExecutor:
                 if on_progress and done > last_done:
                     on_progress(done - last_done)
                 last_done, last_change = done, time.monotonic()
+                consumers_checked = False
             if job.final_status:
                 return job.final_status
             if not counts.get("pending") and not job.finished_at:
@@ -153,6 +158,14 @@ class CeleryExecutor:
                         log.warning("%s", error)
                 elif current and not broker_id:
                     broker_id = current
+            if not consumers_checked and not warned and now - last_change > self.no_worker_notice_s:
+                consumers_checked = True
+                queue = ((job.options or {}).get("celery") or {}).get("queue") or self.queue_for(job.task)
+                if self.consumers(queue) == []:
+                    warned = True  # the stall warning below would only repeat it
+                    log.warning("no worker is consuming queue %r: start one with `verticals worker --queue %s` "
+                                "(with the same VERTICALS_BROKER_URL and VERTICALS_DATABASE_URL); job %s waits "
+                                "for it", queue, queue, job_id[:8])
             if not warned and now - last_change > self.stall_warning_s:
                 warned = True
                 log.warning("job %s: no progress for %.0fs. Is a worker running for queue %r? Start one with "
@@ -209,6 +222,19 @@ class CeleryExecutor:
                     channel.close()
         except Exception:
             return None
+
+    def consumers(self, queue: str, timeout: float = 1.0) -> list[str] | None:
+        """The workers consuming ``queue`` (their node names), asked through Celery's remote control; None when
+        that cannot be asked (broker unreachable). Takes ``timeout`` seconds: the workers' answers are awaited."""
+        if self.broker.startswith(("redis://", "rediss://", "unix://")) and self._broker_run_id() is None:
+            return None  # Redis does not answer: asking the workers would wait on reconnects
+        try:
+            replies = self.app.control.inspect(timeout=timeout).active_queues() or {}
+        except Exception:
+            log.debug("could not ask the workers for their queues", exc_info=True)
+            return None
+        return sorted(worker for worker, queues in replies.items()
+                      if any(isinstance(q, dict) and q.get("name") == queue for q in queues or []))
 
     # -- broker helpers -------------------------------------------------------------------------
     def _redis(self):
