@@ -117,6 +117,13 @@ SCRIPT = r"""
     $("#login").hidden = false; $("#jobs").hidden = true; $("#job").hidden = true;
   }
   const active = (s) => s === "queued" || s === "running";
+  // what the running items report of themselves (RunContext.progress): share done and the task's note
+  function runningLine(running) {
+    if (!running) return "";
+    const share = running.items ? " · running " + running.items + " item(s), "
+      + Math.round(running.done / running.items * 100) + "% done" : "";
+    return share + (running.note ? " · " + running.note : "");
+  }
 
   async function renderJobs() {
     const data = await api("/v1/jobs?limit=50");
@@ -132,6 +139,7 @@ SCRIPT = r"""
       const status = el("td"); status.appendChild(badge(job.status)); row.appendChild(status);
       const progress = el("td"); progress.appendChild(bar(job.progress));
       progress.appendChild(el("span", " " + Math.round(job.progress * 100) + "%")); row.appendChild(progress);
+      if (job.item_progress && job.item_progress.note) progress.title = job.item_progress.note;
       row.appendChild(el("td", job.done + " / " + job.total));
       row.appendChild(el("td", (job.created_at || "").slice(0, 19).replace("T", " ")));
       body.appendChild(row);
@@ -158,7 +166,8 @@ SCRIPT = r"""
     $("#job .bar.big div").style.width = Math.round(job.progress * 1000) / 10 + "%";
     $("#job-line").textContent = job.done + " of " + job.total + " items done (" + Math.round(job.progress * 100)
       + "%) · " + (job.items_per_s ? job.items_per_s.toFixed(1) + " items/s" : "– items/s")
-      + (active(job.status) ? " · ETA " + seconds(job.eta_s) : " · took " + seconds(job.elapsed_s));
+      + (active(job.status) ? " · ETA " + seconds(job.eta_s) : " · took " + seconds(job.elapsed_s))
+      + runningLine(job.item_progress);
     const facts = $("#job-facts");
     facts.replaceChildren();
     const counts = Object.entries(job.counts).map(([k, v]) => k + ": " + v).join(", ") || "–";

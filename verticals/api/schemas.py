@@ -52,13 +52,26 @@ class JobCreate(BaseModel):
     purge_inputs: bool = Field(default=False, description="Delete each item's input once its output is stored.")
 
 
+class ItemProgressOut(BaseModel):
+    items: int = Field(description="items in the batches that reported")
+    done: float = Field(description="how much of them is done, in items (e.g. 1.5 of 4)")
+    note: str | None = Field(default=None, description="the task's latest status line (never item contents)")
+    step: float | None = Field(default=None, description="the latest report's steps done")
+    steps: float | None = Field(default=None, description="... of this many (null: unknown)")
+    updated_at: str | None = Field(default=None, description="when the latest report was made")
+
+
 class JobOut(BaseModel):
     id: str
     task: str
     status: Literal["queued", "running", "succeeded", "partial", "failed", "cancelled"]
     total: int
     done: int
-    progress: float = Field(description="done / total, 0..1")
+    progress: float = Field(description="done / total, 0..1, counting the share of the running items that "
+                                        "they reported done (item_progress)")
+    item_progress: ItemProgressOut | None = Field(
+        default=None, description="What the running items report of themselves (tasks whose items take long: "
+                                  "testgen, tutor.hint); null when nothing running reported")
     counts: dict[str, int]
     params: dict[str, Any]
     options: dict[str, Any] = {}
@@ -156,9 +169,11 @@ def job_out(summary: dict[str, Any]) -> JobOut:
     """A job's summary (``Store.summary``) as the API shows it, with throughput and ETA."""
     rate = eta = None
     if summary.get("elapsed_s"):
-        rate = summary["done"] / summary["elapsed_s"] if summary["done"] else 0.0
+        # items done, and the share of the running ones they reported (long items move the rate and ETA too)
+        done = summary["done"] + ((summary.get("item_progress") or {}).get("done") or 0.0)
+        rate = done / summary["elapsed_s"] if done else 0.0
         if summary["status"] == "running" and rate:
-            eta = (summary["total"] - summary["done"]) / rate
+            eta = max(0.0, summary["total"] - done) / rate
     return JobOut(**{k: v for k, v in summary.items() if k in JobOut.model_fields}, items_per_s=rate, eta_s=eta)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Column
 from rich.text import Text
 
 err = Console(stderr=True)
@@ -136,12 +138,38 @@ def _secret_params(task_cls, params: dict[str, Any]) -> dict[str, Any]:
 class RateColumn(ProgressColumn):
     def render(self, task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.1f} items/s" if speed else "-- items/s", style="cyan")
+        if not speed:
+            return Text("-- items/s", style="cyan")
+        if speed < 0.1:  # long items (testgen, hints): minutes per item read better than 0.0 items/s
+            return Text(f"{1 / speed / 60:,.1f} min/item", style="cyan")
+        return Text(f"{speed:,.1f} items/s", style="cyan")
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                    TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=False)
+class NoteColumn(ProgressColumn):
+    """The running item's own status line (``RunContext.progress`` note), cut to the room left."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1, min_width=8))
+
+    def render(self, task) -> Text:
+        return Text(str(task.fields.get("note") or ""), style="dim", no_wrap=True, overflow="ellipsis")
+
+
+def _progress(console: Console | None = None) -> Progress:
+    """The job bar: task, bar, items done of total, rate, ETA, and the note of the running item."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
+                    RateColumn(), TimeRemainingColumn(), NoteColumn(), console=console or err, transient=False,
+                    expand=True)
+
+
+def _show_item_progress(progress: Progress, bar: Any, done: float, running: dict[str, Any] | None) -> None:
+    """Show ``done`` items plus what the running items report of themselves (the job summary's
+    ``item_progress``: ``done`` in items, ``note``)."""
+    partial = float(running.get("done") or 0) if running else 0.0
+    progress.update(bar, completed=done + partial, note=(running or {}).get("note") or "")
+
+
+ITEM_PROGRESS_POLL = 1.0  # seconds between two reads of the running items' progress (stored at most 1/s)
 
 
 def _service():
@@ -173,14 +201,42 @@ def _deliver_pending(store, registry) -> None:
 
 def _with_progress(service, job_id: str, run: Callable[[Callable[[int], None] | None], str],
                    quiet: bool = False) -> str:
-    """``run(on_progress)`` (an execute, resume...) under a progress bar of the job; then the models it loaded."""
+    """``run(on_progress)`` (an execute, resume...) under a progress bar of the job; then the models it loaded.
+
+    The bar counts finished items (``on_progress``) and, read from the job once a second, the progress the
+    running items report of themselves with its note (``RunContext.progress``): a testgen module or a batch
+    of hints moves the bar while it runs, here or on a worker."""
     if quiet:
         status = run(None)
     else:
         summary = service.summary(job_id)
         with _progress() as progress:
-            bar = progress.add_task(summary["task"], total=summary["total"], completed=summary["done"])
-            status = run(lambda n: progress.advance(bar, n))
+            bar = progress.add_task(summary["task"], total=summary["total"], completed=summary["done"], note="")
+            state = {"done": summary["done"]}
+            lock, stop = threading.Lock(), threading.Event()
+
+            def advance(count: int) -> None:
+                with lock:
+                    state["done"] += count
+                    _show_item_progress(progress, bar, state["done"], None)  # the results replaced the report
+
+            def poll() -> None:
+                while not stop.wait(ITEM_PROGRESS_POLL):
+                    try:
+                        current = service.summary(job_id)
+                    except Exception:  # a display: the next read may work
+                        continue
+                    with lock:
+                        if current["done"] >= state["done"]:  # not a report older than the last results
+                            _show_item_progress(progress, bar, state["done"], current.get("item_progress"))
+
+            watcher = threading.Thread(target=poll, name="verticals-progress", daemon=True)
+            watcher.start()
+            try:
+                status = run(advance)
+            finally:
+                stop.set()
+                watcher.join(5)
     host = service.host
     for name in host.loaded() if host is not None else []:
         source = host.get(name).provenance()

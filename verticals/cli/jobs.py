@@ -89,9 +89,19 @@ def jobs_status(job: Annotated[str, typer.Argument(help="Job id (a unique prefix
         if key == "progress":
             value = f"{summary['done']}/{summary['total']} ({value:.0%})"
         table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+        if key == "progress" and summary.get("item_progress"):
+            table.add_row("running", _running_line(summary["item_progress"]))
     for key, value in _queue_rows(service, summary):
         table.add_row(key, value)
     out.print(table)
+
+
+def _running_line(running: dict[str, Any]) -> str:
+    """The running items' own progress (``RunContext.progress``): ``2 item(s), 40% done: note (at ...)``."""
+    share = f", {running['done'] / running['items']:.0%} done" if running.get("items") else ""
+    note = f": {running['note']}" if running.get("note") else ""
+    at = f" (reported {running['updated_at']})" if running.get("updated_at") else ""
+    return f"{running.get('items', 0)} item(s){share}{note}{at}"
 
 
 def _queue_rows(service, summary: dict[str, Any]) -> list[tuple[str, str]]:

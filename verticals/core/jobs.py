@@ -6,8 +6,11 @@ decides *where* :func:`run_chunk` is called for each (job id, chunk range).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +25,7 @@ from verticals.core.pipeline import LazyModels, describe_validation_error, proce
 from verticals.core.store import Store
 from verticals.core.store.repo import EVENT_LEASE
 from verticals.core.store.secrets import seal_params, unseal_params
+from verticals.core.store.tables import utcnow
 from verticals.core.tasks import RunContext, Task
 from verticals.plugins import Registry
 
@@ -37,12 +41,28 @@ class JobError(ValueError):
 
 
 def validate_params(task: type[Task], params: dict[str, Any]) -> BaseModel:
+    """The job parameters validated against ``task.Params``; :class:`JobError` naming what is wrong.
+
+    A name the task does not take is refused (unless its ``Params`` allow extra names), with the closest
+    names it does take ("did you mean"): a typo never silently falls back to the default.
+    """
+    from verticals.plugins import did_you_mean
+
+    fields = task.Params.model_fields
+    takes = ", ".join(fields) or "none"
+    if task.Params.model_config.get("extra") != "allow":
+        known = set(fields) | {f.alias for f in fields.values() if f.alias}
+        unknown = [str(name) for name in params if name not in known]
+        if unknown:
+            name = unknown[0][:100]
+            hint = did_you_mean(name, fields)
+            raise JobError(f"unknown parameter {name!r} for {task.name}{hint} "
+                           + (f"(parameters this task takes: {takes})" if fields else "(this task takes none)"))
     try:
         return task.Params.model_validate(params)
     except ValidationError as error:
-        fields = ", ".join(task.Params.model_fields) or "none"
         raise JobError(f"bad parameters for {task.name}: {describe_validation_error(error)[15:]} "
-                       f"(parameters this task takes: {fields})") from None
+                       f"(parameters this task takes: {takes})") from None
 
 
 def job_params(task: type[Task], stored: dict[str, Any] | None) -> BaseModel:
@@ -198,6 +218,74 @@ class ChunkReport:
     errors: list[str] = field(default_factory=list)
 
 
+PROGRESS_INTERVAL = 1.0  # seconds: at most one progress write per running chunk per interval
+
+
+class ProgressSink:
+    """Where :meth:`RunContext.progress` goes in a job: the job's row (``jobs.progress``, one entry per running
+    chunk), throttled to one write per ``interval`` seconds; a report that came too soon is written when
+    the interval has passed (a timer), so the last one is always stored. :meth:`end` at the end of each
+    batch stops the timer and says whether the batch's entry must be removed with its results.
+
+    Thread-safe (a task may report from its own threads); a write that fails is logged at DEBUG and lost:
+    progress is a display and never fails the batch.
+    """
+
+    def __init__(self, store: Store, job_id: str, key: str, interval: float = PROGRESS_INTERVAL):
+        self.store, self.job_id, self.key, self.interval = store, job_id, key, interval
+        self.items = 0
+        self.written = False  # this batch's entry is in the store
+        self.writes = 0
+        self._last = float("-inf")
+        self._pending: dict[str, Any] | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def begin(self, items: int) -> None:
+        """A batch of ``items`` items starts: reports are about it from now on."""
+        with self._lock:
+            self.items, self.written, self._pending = items, False, None
+
+    def __call__(self, done: float, total: float | None, note: str | None) -> None:
+        entry = {"done": done, "total": total, "items": self.items, "note": note, "at": utcnow().isoformat()}
+        with self._lock:
+            wait = self._last + self.interval - time.monotonic()
+            if wait <= 0:
+                self._write(entry)
+                return
+            self._pending = entry
+            if self._timer is None:
+                self._timer = threading.Timer(wait, self._flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._pending is not None:
+                self._write(self._pending)
+
+    def _write(self, entry: dict[str, Any]) -> None:  # under the lock
+        self._pending, self._last = None, time.monotonic()
+        try:
+            self.store.set_progress(self.job_id, self.key, entry)
+            self.written = True
+            self.writes += 1
+        except Exception:
+            log.debug("progress of job %s not stored", self.job_id, exc_info=True)
+
+    def end(self) -> str | None:
+        """The batch is done: drop a report not written yet; the entry's key if the batch wrote one (to
+        remove with its results: :meth:`Store.write_results` ``clear_progress``), else None."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._pending = None
+            written, self.written = self.written, False
+        return self.key if written else None
+
+
 def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, start: int, end: int,
               on_progress: Callable[[int], None] | None = None) -> ChunkReport:
     """Run the pending items of one chunk. Safe to call again for the same chunk (idempotent)."""
@@ -210,8 +298,9 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         return report
     task_cls = registry.task(job.task)
     task = task_cls()
+    sink = ProgressSink(store, job_id, str(start))
     ctx = RunContext(job_id=job_id, params=job_params(task_cls, job.params),
-                     logger=logging.getLogger(f"verticals.task.{task_cls.name}"))
+                     logger=logging.getLogger(f"verticals.task.{task_cls.name}"), progress_sink=sink)
     items = store.pending_items(job_id, start, end, with_attempts=True)
     if not items:
         report.finished_status = finish_if_done(store, registry, job_id, job)
@@ -242,8 +331,15 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
                 continue
         seqs = [seq for seq, _, _ in batch_items]
         inputs = [task_cls.Input.model_validate(data) for _, data, _ in batch_items]
-        results = process_batch(registry, task, seqs, inputs, models, ctx)
-        store.write_results(job_id, results, purge_inputs=purge)
+        sink.begin(len(inputs))
+        try:
+            results = process_batch(registry, task, seqs, inputs, models, ctx)
+        except BaseException:
+            if sink.end():  # interrupted: its report is about items that are not running any more
+                with contextlib.suppress(Exception):
+                    store.set_progress(job_id, sink.key, None)
+            raise
+        store.write_results(job_id, results, purge_inputs=purge, clear_progress=sink.end())
         ok = sum(r.status == "succeeded" for r in results)
         report.succeeded += ok
         report.failed += len(results) - ok

@@ -8,6 +8,7 @@ one conditional UPDATE that only one process can win.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Session, sessionmaker
@@ -224,9 +226,13 @@ class Store:
             end = job.finished_at or utcnow()
             started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=end.tzinfo)
             elapsed = max(0.0, (end - started).total_seconds())
+        running = summarize_progress(job, done) if status in ("queued", "running") else None
+        partial = running["done"] if running else 0.0
         return {
             "id": job.id, "task": job.task, "status": status, "total": job.total, "done": done,
-            "progress": (done / job.total) if job.total else 1.0, "counts": counts,
+            # done / total, counting what the running items reported of themselves (RunContext.progress)
+            "progress": min(1.0, (done + partial) / job.total) if job.total else 1.0, "counts": counts,
+            "item_progress": running,
             "params": redact_params(job.params),  # secret parameters: a mask and a fingerprint, never the value
             "options": job.options, "plugin": job.plugin, "plugin_version": job.plugin_version,
             "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at),
@@ -320,11 +326,14 @@ class Store:
             job.options = {**(job.options or {}), **values}
             return dict(job.options)
 
-    def write_results(self, job_id: str, results: Iterable[ItemResult], purge_inputs: bool = False) -> int:
+    def write_results(self, job_id: str, results: Iterable[ItemResult], purge_inputs: bool = False,
+                      clear_progress: str | None = None) -> int:
         """Write results onto items still pending; already-finished items are left alone (idempotent).
 
         One executemany UPDATE per result status (each row found by (job_id, status, seq)), and the
-        job's counters, in one transaction. Returns how many items were written.
+        job's counters, in one transaction. Returns how many items were written. ``clear_progress``: the
+        key of the progress entry the batch's task reported (:meth:`set_progress`), removed in the same
+        transaction: its items now count as done, so the job's progress never counts them twice.
         """
         groups: dict[str, list[ItemResult]] = {}
         for result in results:
@@ -345,7 +354,24 @@ class Store:
             if written:  # the job's counters, as _add_to_counts does, without building the statement each time
                 self._add_counts.execute(connection, {"job_id": job_id, "d_pending": -sum(written.values()),
                                                       **{f"d_{status}": written.get(status, 0) for status in TERMINAL}})
+            if clear_progress is not None:
+                _change_progress(connection, job_id, clear_progress, None)
         return sum(written.values())
+
+    # progress within items (RunContext.progress) ---------------------------------------------------------
+    def set_progress(self, job_id: str, key: str, entry: dict[str, Any] | None) -> bool:
+        """Set (``None``: remove) the progress entry ``key`` (a running chunk's start) of an unfinished job.
+
+        One statement, whatever else runs: chunks of the same job running in parallel (workers) each keep
+        their own entry. Returns whether the job was changed (False: no such job, or it is finished)."""
+        with self.engine.begin() as connection:
+            return _change_progress(connection, job_id, key, entry)
+
+    def progress(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """The job's progress entries (running chunk -> its latest report); empty when none."""
+        with self.engine.connect() as connection:
+            value = connection.scalar(select(JOBS.c.progress).where(JOBS.c.id == job_id))
+        return dict(value or {})
 
     def cancel_pending(self, job_id: str, start: int | None = None, end: int | None = None) -> int:
         conditions = [ITEMS.c.job_id == job_id, ITEMS.c.status == "pending"]
@@ -536,6 +562,49 @@ def _add_to_counts(connection: Session | Connection, job_id: str, deltas: dict[s
         connection.execute(_ADD_TO_COUNTS[False], params)
     else:
         connection.execute(_ADD_TO_COUNTS[True], {**params, "now": started_at})
+
+
+def _change_progress(connection: Connection, job_id: str, key: str, entry: dict[str, Any] | None) -> bool:
+    """Set or remove one key of ``jobs.progress`` in one statement (SQLite's json_set/json_remove, PostgreSQL's
+    jsonb operators): two chunks reporting at once cannot lose each other's entry (no read-modify-write)."""
+    if not key.isdigit():
+        raise ValueError(f"a progress key is a chunk start, not {key!r}")
+    params: dict[str, Any] = {"job_id": job_id, "key": key}
+    if connection.dialect.name == "sqlite":
+        path = f'$."{key}"'
+        if entry is None:
+            value = f"json_remove(progress, '{path}')"
+        else:
+            value = f"json_set(COALESCE(progress, '{{}}'), '{path}', json(:entry))"
+    elif entry is None:
+        value = "(progress::jsonb - CAST(:key AS text))::json"
+    else:
+        value = ("(COALESCE(progress::jsonb, '{}'::jsonb) || jsonb_build_object(CAST(:key AS text), "
+                 "CAST(:entry AS jsonb)))::json")
+    if entry is not None:
+        params["entry"] = json.dumps(entry)
+    condition = "" if entry is None else " AND finished_at IS NULL"
+    result = connection.execute(text(f"UPDATE jobs SET progress = {value} WHERE id = :job_id{condition}"), params)
+    return bool(_rowcount(result))
+
+
+def summarize_progress(job: Any, done: int) -> dict[str, Any] | None:
+    """What a job's progress entries add up to: ``items`` running, ``fraction`` of them done (in items),
+    the latest ``note`` and when it was reported (``updated_at``); None when no running batch reported."""
+    entries = [entry for entry in (job.progress or {}).values() if isinstance(entry, dict)]
+    if not entries or job.finished_at is not None:
+        return None
+    items = sum(int(entry.get("items") or 0) for entry in entries)
+    partial = 0.0
+    for entry in entries:
+        total, count = entry.get("total"), int(entry.get("items") or 0)
+        if total:
+            partial += min(max(float(entry.get("done") or 0) / float(total), 0.0), 1.0) * count
+    # never past the items not done yet (a report read just before its batch's results were written)
+    partial = min(partial, max(0, job.total - done))
+    latest = max(entries, key=lambda entry: str(entry.get("at") or ""))
+    return {"items": items, "done": round(partial, 3), "note": latest.get("note"),
+            "step": latest.get("done"), "steps": latest.get("total"), "updated_at": latest.get("at")}
 
 
 def _rowcount(result: Any) -> int:

@@ -54,6 +54,10 @@ class Job(Base):
     n_succeeded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_cancelled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # 0007: progress within the running batches, as tasks report it (RunContext.progress): chunk start ->
+    # {"done", "total", "items", "note", "at"}; an entry is removed with its batch's results. None: nothing runs
+    # that reported progress.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Item(Base):
