@@ -17,12 +17,13 @@ failure is attributed to its plugin (:class:`HookError`). What each failure does
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -50,6 +51,51 @@ DRIVEN_HOOKS = ("register_tasks", "register_models", "register_commands", "prepa
 
 class PluginError(RuntimeError):
     """A plugin could not be loaded (strict mode) or a registration was invalid."""
+
+
+def close_matches(name: str, choices: Iterable[str], limit: int = 3) -> list[str]:
+    """The names in ``choices`` closest to ``name`` (a typo's intended name), best first; ``[]`` when none is
+    close. Case and ``-``/``_`` are ignored (``time-budgt`` finds ``time_budget``); a name without a dot is
+    also compared with the last part of dotted choices (``sentiment`` finds ``finance.sentiment``). Only the
+    matches about as close as the best are kept."""
+    def key(text: str) -> str:
+        return str(text).lower().replace("-", "_")
+
+    wanted = key(name)
+    scored: list[tuple[float, str]] = []
+    for choice in dict.fromkeys(choices):
+        candidates = [key(choice)] + ([key(choice).rsplit(".", 1)[-1]] if "." not in wanted else [])
+        score = max(difflib.SequenceMatcher(None, wanted, candidate).ratio() for candidate in candidates)
+        if score >= 0.6:
+            scored.append((score, choice))
+    scored.sort(key=lambda pair: -pair[0])
+    best = scored[0][0] if scored else 0.0
+    return [choice for score, choice in scored if score >= best - 0.08][:limit]
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``": did you mean X?"`` / ``": did you mean X or Y?"`` for the closest ``choices``, or ``""``."""
+    matches = close_matches(name, choices)
+    if not matches:
+        return ""
+    return f": did you mean {' or '.join(matches)}?"
+
+
+class UnknownTask(PluginError):
+    """No loaded plugin provides the task ``name``. ``suggestions``: the closest installed names (may be empty).
+
+    The message is the same for every front end (it names no CLI command): ``unknown task 'x': did you mean
+    y? Installed tasks: ...``.
+    """
+
+    def __init__(self, name: str, installed: Iterable[str]):
+        self.name = name
+        self.installed = sorted(installed)
+        self.suggestions = close_matches(name, self.installed)
+        shown = str(name)[:200]
+        super().__init__(f"unknown task {shown!r}{did_you_mean(shown, self.installed) or '.'} "
+                         f"Installed tasks: {', '.join(self.installed) or 'none'} (any other task comes with "
+                         "the plugin that provides it: install that plugin).")
 
 
 class HookError(PluginError):
@@ -146,14 +192,11 @@ class Registry:
     task_plugin: dict[str, PluginInfo]
 
     def task(self, name: str) -> type[Task[Any, Any, Any]]:
+        """The task class called ``name``; :class:`UnknownTask` (with the closest names) when none is."""
         try:
             return self.tasks[name]
         except KeyError:
-            known = ", ".join(sorted(self.tasks)) or "none"
-            raise PluginError(
-                f"unknown task {name!r}. Installed tasks: {known}. "
-                "Install the plugin that provides it: verticals plugins install NAME"
-            ) from None
+            raise UnknownTask(name, sorted(self.tasks)) from None
 
     @property
     def hook(self) -> Any:

@@ -23,6 +23,36 @@ from verticals.cli.common import (
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}  # extra --NAME VALUE: task parameters
 
 
+def _option_names(args: list[str]) -> list[str]:
+    """The parameter names of extra ``--NAME [VALUE]`` / ``--NAME=VALUE`` options (``time_budget`` style)."""
+    return [arg[2:].partition("=")[0].replace("-", "_") for arg in args if arg.startswith("--") and arg != "--"]
+
+
+def _check_param_names(task_cls, names: list[str], own: list[str] | None = None) -> None:
+    """An option the task does not take is refused in the CLI's words, before anything else is read
+    (``--time-budgt``: did you mean ``--time-budget``?). The job service refuses it too, in words without CLI
+    options (the API's and the SDK's); this only words it for the command line. ``own``: the command's own
+    options, suggested too (``--text-colum``: did you mean ``--text-column``?)."""
+    from verticals.cli.common import UserError
+    from verticals.core.store.secrets import secret_fields
+    from verticals.plugins import close_matches
+
+    fields = task_cls.Params.model_fields
+    if task_cls.Params.model_config.get("extra") == "allow":
+        return
+    known = set(fields) | {f.alias for f in fields.values() if f.alias}
+    known |= {f"{name}_file" for name in secret_fields(task_cls.Params)}  # --surrogate-key-file PATH
+    for name in names:
+        if name.strip().replace("-", "_") not in known:
+            option = "--" + name.strip().replace("_", "-")[:100]
+            options = ["--" + field.replace("_", "-") for field in fields]
+            matches = close_matches(option, [*options, *(own or [])])
+            hint = f": did you mean {' or '.join(matches)}?" if matches else ""
+            takes = (f"(its options: {', '.join(options)}; `verticals tasks show {task_cls.name}` describes them)"
+                     if options else "(it takes none)")
+            raise UserError(f"unknown option {option} for {task_cls.name}{hint} {takes}")
+
+
 def run(
     ctx: typer.Context,
     task: Annotated[str, typer.Argument(help="Task name, e.g. finance.sentiment (see `verticals tasks list`).")],
@@ -52,6 +82,8 @@ def run(
     try:
         service = _service()
         task_cls = service.registry.task(task)
+        _check_param_names(task_cls, [*_option_names(ctx.args), *(pair.partition("=")[0] for pair in param)],
+                           [o for p in ctx.command.params for o in p.opts if o.startswith("--")])
         params = _task_params(ctx.args, param, task_cls)
         if output is not None:
             check_output(output)  # a bad -o is refused before the job runs, not after
