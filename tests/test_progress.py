@@ -171,3 +171,36 @@ def test_the_api_shows_the_running_items_progress_with_rate_and_eta(registry, is
     assert job["item_progress"]["note"] == "hints: pass 1 of 2" and job["item_progress"]["done"] == 1.0
     assert job["progress"] == 0.5 and job["items_per_s"] > 0 and job["eta_s"] is not None
     assert script.status_code == 200 and "runningLine(job.item_progress)" in script.text
+
+
+def test_testgen_reports_progress_per_round_with_counts_and_never_the_module_name():
+    pytest.importorskip("verticals_testgen")
+    from verticals.jail import JailUnavailable, verify
+
+    try:
+        verify()
+    except JailUnavailable as error:
+        pytest.skip(f"the code jail is not available here: {error}")
+    from verticals_testgen.task import GenerateParams, GenerateTests, ModuleInput
+
+    reports: list[tuple[float, float | None, str | None]] = []
+    params = GenerateParams(strategies=["observed"], time_budget=8, explore_seconds=2, test_timeout=3)
+    ctx = RunContext(job_id="j", params=params, progress_sink=lambda *report: reports.append(report))
+    (out,) = GenerateTests().run([ModuleInput(module="verticals_testgen.samples.shapes")], {}, ctx)
+    assert out.kept >= 0 and len(reports) >= 3
+    assert reports[0][1:] == (1.0, "module 1/1 explore round 1: 0 candidates, coverage 0%")
+    assert any(note.startswith("module 1/1 search round 1: ") for _, _, note in reports)
+    assert reports[-1][0] == 1.0 and reports[-1][2].startswith("module 1/1 done")
+    assert all(0 <= done <= 1 for done, _, _ in reports)
+    assert not any("shapes" in note for _, _, note in reports)
+
+
+def test_transformers_gguf_progress_bar_is_silenced_under_ours(capfd):
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from verticals.core.inference import quiet_library_progress
+
+    quiet_library_progress(gguf=True)
+    quiet_library_progress(gguf=True)  # once is enough; a second call changes nothing
+    list(gguf_utils.tqdm(range(20), desc="Converting and de-quantizing GGUF tensors..."))
+    assert "GGUF" not in capfd.readouterr().err

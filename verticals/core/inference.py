@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import threading
@@ -407,8 +408,11 @@ class CausalLMModel(LoadedModel):
 
     def generate(self, prompts: Sequence[str | list[dict[str, str]]], max_new_tokens: int = 64,
                  temperature: float = 0.0, system: str | None = None, seed: int | None = None,
-                 **generate_kwargs: Any) -> list[str]:
-        """Generate a completion for each prompt (a string or chat messages)."""
+                 on_progress: Callable[[int, int], None] | None = None, **generate_kwargs: Any) -> list[str]:
+        """Generate a completion for each prompt (a string or chat messages).
+
+        ``on_progress(done, total)``: called after each batch of prompts with how many are generated (a task
+        passes it on to ``RunContext.progress``: generation is the slow part of an item)."""
         if not prompts:
             return []
         texts = [self.format_prompt(p, system) for p in prompts]
@@ -416,6 +420,7 @@ class CausalLMModel(LoadedModel):
         encoded = {k: encoded[k] for k in ("input_ids", "attention_mask")}
         lengths = [len(ids) + max_new_tokens for ids in encoded["input_ids"]]
         outputs: list[str] = [""] * len(texts)
+        finished = 0
         options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
         if temperature > 0:
             options.update(do_sample=True, temperature=temperature)
@@ -434,6 +439,9 @@ class CausalLMModel(LoadedModel):
                 for index, text in zip(batch, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True),
                                        strict=True):
                     outputs[index] = text.strip()
+                finished += len(batch)
+                if on_progress is not None:
+                    on_progress(finished, len(texts))
         return outputs
 
 
@@ -463,13 +471,33 @@ _AUTO_CLASSES = {
 }
 
 
+def quiet_library_progress(gguf: bool = False) -> None:
+    """Turn off the progress bars libraries draw while a model loads: they would draw over ours (the CLI's
+    job bar) and on a worker's log. transformers' own bars (checkpoint shards) go through its logging switch;
+    its GGUF de-quantisation bar ("Converting and de-quantizing GGUF tensors...") is a plain ``tqdm`` that
+    ignores that switch, so the module's ``tqdm`` is replaced by a disabled one (``gguf``: only when a GGUF
+    file is loaded, so the module is not imported otherwise)."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    if not gguf:
+        return
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    current = getattr(gguf_utils, "tqdm", None)
+    if current is not None and not getattr(current, "_verticals_quiet", False):
+        quiet = functools.partial(current, disable=True)
+        quiet._verticals_quiet = True  # type: ignore[attr-defined]
+        gguf_utils.tqdm = quiet
+
+
 def load_model(spec: ModelSpec, source: ResolvedSource, host: ModelHost, device: str | None = None) -> LoadedModel:
     """Load ``spec`` from ``source`` on the chosen device and precision."""
     if spec.kind == "sequence-classifier" and (Path(source.path) / HEAD_FILE).exists():
         return EncoderHeadClassifier.load(spec, source, host)
     import transformers
 
-    transformers.utils.logging.disable_progress_bar()
+    quiet_library_progress(gguf=bool(source.gguf_file))
     auto_name, wrapper = _AUTO_CLASSES[spec.kind]
     target = pick_device(device)
     generative = spec.kind in {"causal-lm", "seq2seq"}

@@ -62,9 +62,10 @@ def test_sequences_doctests_and_exceptions_reach_full_coverage():
     strategies = {t["strategy"] for t in result["tests"] if t["status"] == "kept"}
     assert "sequence" in strategies
     assert any(t["strategy"] == "doctest" and t["status"] in ("kept", "redundant") for t in result["tests"])
-    # progress records come from inside the item: search rounds, then verification
+    # progress records come from inside the item: each search round announced, then its result, then verification
     assert [p["stage"] for p in seen][-2:] == ["verify", "done"]
-    assert seen[0]["stage"] == "search" and seen[0]["candidates"] > 0
+    assert seen[0]["stage"] == "explore" and seen[0]["candidates"] == 0
+    assert seen[1]["stage"] == "search" and seen[1]["candidates"] > 0
     names = [t["name"] for t in result["tests"] if t["status"] == "kept"]
     assert len(names) == len(set(names)) and all(n.startswith("test_") for n in names)
 

@@ -213,6 +213,7 @@ class ModuleRun:
             before = len(self.covered_lines) + len(self.covered_branches)
             # about half of what is left explores; screening the findings takes the rest
             seconds = max(3.0, min(self.options.explore_seconds, left * 0.45))
+            self.report("explore")  # before the round: it may take explore_seconds and its screening as long
             self.explore(seconds)
             self.rounds += 1
             self.report("search")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -159,13 +160,26 @@ class GenerateTests(Task):
         if "auto" in params.strategies and "llm" not in strategies:
             ctx.logger.info("testgen: llm strategy off (%s)", llm_capable()[1])
         slots_of: dict[str, int] = {}
+        shares: dict[str, float] = {}  # module -> share of its work done (its time budget spent; 1.0 when done)
+        lock = threading.Lock()
 
         def progress(record: dict[str, Any]) -> None:
-            # never the module name at INFO (an input); its position in the batch instead
-            position = slots_of.setdefault(record["module"], len(slots_of) + 1)
-            ctx.logger.info("testgen: module %d/%d %s round %d: %d candidates, coverage %.1f%%, %.0fs",
-                            position, len(batch), record["stage"], record["round"], record["candidates"],
-                            record["coverage"], record["seconds"])
+            # never the module name (an input: it may name a customer's code) in a log line or a progress
+            # note; its position in the batch instead
+            with lock:
+                position = slots_of.setdefault(record["module"], len(slots_of) + 1)
+                done = record["stage"] == "done"
+                shares[record["module"]] = 1.0 if done else min(0.95, record["seconds"] / params.time_budget)
+                finished = sum(share >= 1.0 for share in shares.values())
+                ctx.progress(sum(shares.values()), len(batch),
+                             note=f"module {position}/{len(batch)} {record['stage']} round "
+                                  f"{record['round'] + (record['stage'] == 'explore')}: "
+                                  f"{record['candidates']} candidates, coverage {record['coverage']:.0f}%"
+                                  + (f" ({finished} done)" if finished and not done else ""))
+            if record["stage"] != "explore":
+                ctx.logger.info("testgen: module %d/%d %s round %d: %d candidates, coverage %.1f%%, %.0fs",
+                                position, len(batch), record["stage"], record["round"], record["candidates"],
+                                record["coverage"], record["seconds"])
 
         options = Options(
             strategies=tuple(strategies), llm_rounds=params.llm_rounds, llm_max_prompts=params.llm_max_prompts,
@@ -190,6 +204,9 @@ class GenerateTests(Task):
             def generate(prompts: list[str]) -> list[str]:
                 temperature = 0.0 if rounds["n"] == 0 else params.temperature
                 rounds["n"] += 1
+                with lock:
+                    ctx.progress(sum(shares.values()), len(batch),
+                                 note=f"llm round {rounds['n']}: generating {len(prompts)} test(s)")
                 return llm.generate(prompts, max_new_tokens=params.max_new_tokens, temperature=temperature,
                                     system=SYSTEM, seed=params.seed + rounds["n"])
 
