@@ -59,8 +59,19 @@ def test_hints_are_generated_and_validated(host):
     items = [TutorHint.Input(question=Q, reference_answer=REF, answer="To stay warm.", level=1),
              TutorHint.Input(question=GAS_Q, reference_answer=GAS_REF, answer="The volume decreases.", level=3)]
     models = {"llm": host.get("smollm2"), "encoder": host.get("minilm")}
-    outs = task.run(items, models, RunContext(job_id="t", params=TutorHint.Params(max_new_tokens=16)))
+    reports: list[tuple[float, float | None, str | None]] = []
+    outs = task.run(items, models, RunContext(job_id="t", params=TutorHint.Params(max_new_tokens=16),
+                                              progress_sink=lambda *report: reports.append(report)))
     assert len(outs) == 2
+    # progress per generation step: pass 1 starts at 0 of 3 steps, the prompts generated move it within the pass;
+    # the notes carry counts only, never an answer or a hint
+    assert reports[0] == (0.0, 3.0, "pass 1 of 2: generating 2 hint(s)")
+    assert (0.5, 3.0, "pass 1 of 2: 1/2 hint(s) generated") in reports or \
+        (1.0, 3.0, "pass 1 of 2: 2/2 hint(s) generated") in reports
+    assert [done for done, _, _ in reports] == sorted(done for done, _, _ in reports)
+    words = {w.lower().strip(".?,") for item in items for w in f"{item.answer} {item.question}".split()} | \
+        {w.lower().strip(".?,") for o in outs for w in o.hint.split()}
+    assert not any(word in note.split() for _, _, note in reports for word in words if len(word) > 3)
     for item, o in zip(items, outs, strict=True):
         assert o.hint and o.path in {"llm", "llm-regenerated", "template"}
         assert validate(o.hint, HintContext.build(item.question, item.reference_answer, item.answer, None),

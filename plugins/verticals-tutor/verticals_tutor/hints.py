@@ -23,8 +23,10 @@ Rules (a hint is rejected when any holds):
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,8 +187,26 @@ def clean(text: str) -> str:
     return (match.group(0) if match else text).strip().strip('"')
 
 
-def generate_hints(items: list[Any], llm: Any, encoder: Any, params: Any) -> list[dict[str, Any]]:
-    """One validated hint per item: LLM (greedy), one sampled regeneration, then a template."""
+Progress = Callable[[float, float, str], None]
+
+
+def _accepts_progress(llm: Any) -> bool:
+    try:
+        return "on_progress" in inspect.signature(llm.generate).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def generate_hints(items: list[Any], llm: Any, encoder: Any, params: Any,
+                   progress: Progress | None = None) -> list[dict[str, Any]]:
+    """One validated hint per item: LLM (greedy), one sampled regeneration, then a template.
+
+    ``progress(done, total, note)`` follows the generation steps (``RunContext.progress``): one step per
+    generation pass (prompts generated / prompts of the pass within it) and one for validation and templates.
+    Its notes hold counts only, never a question, an answer or a hint."""
+    steps = params.regenerations + 2
+    report = progress or (lambda done, total, note: None)
+    report(0, steps, f"pass 1 of {steps - 1}: generating {len(items)} hint(s)")
     contexts = [HintContext.build(i.question, i.reference_answer, i.answer, i.concepts) for i in items]
     ref_vecs = encoder.embed([i.reference_answer for i in items])
     results: list[dict[str, Any] | None] = [None] * len(items)
@@ -198,8 +218,15 @@ def generate_hints(items: list[Any], llm: Any, encoder: Any, params: Any) -> lis
         if not pending:
             break
         prompts = [build_prompt(items[i].question, items[i].answer, items[i].level) for i in pending]
+        extra: dict[str, Any] = {}
+        if progress is not None and _accepts_progress(llm):
+            def generated(done: int, total: int, attempt: int = attempt) -> None:
+                report(attempt + done / max(total, 1), steps,
+                       f"pass {attempt + 1} of {steps - 1}: {done}/{total} hint(s) generated")
+
+            extra["on_progress"] = generated
         outs = [clean(o) for o in llm.generate(prompts, max_new_tokens=params.max_new_tokens, system=system,
-                                                temperature=temperature, seed=params.seed + attempt)]
+                                                temperature=temperature, seed=params.seed + attempt, **extra)]
         vecs = encoder.embed(outs)
         if attempt == 0:
             for i, hint in zip(pending, outs, strict=True):
@@ -217,7 +244,11 @@ def generate_hints(items: list[Any], llm: Any, encoder: Any, params: Any) -> lis
                 rejections[i] = rejections[i] + verdict.reasons
                 still.append(i)
         pending = still
+        report(attempt + 1, steps, f"pass {attempt + 1} of {steps - 1}: {len(prompts) - len(still)} hint(s) "
+                                   f"passed, {len(still)} rejected")
     generations = min(params.regenerations + 1, 2) if llm is not None else 0
+    if pending:
+        report(steps - 1, steps, f"templates for {len(pending)} hint(s)")
     for i in pending:
         hint, verdict = template_for(contexts[i], items[i].level, ref_vecs[i], encoder, params)
         results[i] = {"hint": hint, "path": "template", "overlap": verdict.overlap,

@@ -505,7 +505,7 @@ class TutorHint(Task):
         from verticals_tutor.hints import generate_hints
 
         params: HintParams = ctx.params  # type: ignore[assignment]
-        results = generate_hints(batch, models["llm"], models["encoder"], params)
+        results = generate_hints(batch, models["llm"], models["encoder"], params, progress=ctx.progress)
         return [HintOutput(hint=r["hint"], path=r["path"], level=item.level, answer_overlap=r["overlap"],
                            answer_similarity=r["similarity"], generations=r["generations"],
                            rejected=r["rejected"])
