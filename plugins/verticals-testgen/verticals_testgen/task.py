@@ -131,6 +131,8 @@ class GenerateTests(Task):
     device = "cpu"
     chunk_size = 8
     batch_size = 4
+    preview = ("module", "kept", "generated", "line % before=coverage_before.line_percent",
+               "line % after=coverage_after.line_percent")  # never the test file itself
     text_field = "module"
 
     def models_for(self, params: BaseModel) -> dict[str, str]:
@@ -172,9 +174,9 @@ class GenerateTests(Task):
                 shares[record["module"]] = 1.0 if done else min(0.95, record["seconds"] / params.time_budget)
                 finished = sum(share >= 1.0 for share in shares.values())
                 ctx.progress(sum(shares.values()), len(batch),
-                             note=f"module {position}/{len(batch)} {record['stage']} round "
+                             note=f"module {position}/{len(batch)} {record['stage']} "
                                   f"{record['round'] + (record['stage'] == 'explore')}: "
-                                  f"{record['candidates']} candidates, coverage {record['coverage']:.0f}%"
+                                  f"{record['candidates']} candidates, {record['coverage']:.0f}% covered"
                                   + (f" ({finished} done)" if finished and not done else ""))
             if record["stage"] != "explore":
                 ctx.logger.info("testgen: module %d/%d %s round %d: %d candidates, coverage %.1f%%, %.0fs",
