@@ -1,13 +1,180 @@
 """Rendering results and summaries for the terminal: the preview table of a job's first results and the
-job summary. Everything here prints to stderr (``err``), so stdout stays data only."""
+job summary. Everything here prints to stderr (``err``), so stdout stays data only.
+
+Both read at 80 columns and in pipes (Rich takes the width from the terminal, ``COLUMNS``, or 80 when the
+output is not a terminal):
+
+- the preview always keeps its ``#`` and ``status`` columns whole; the task chooses the other columns
+  (``Task.preview``: Output fields, else Input fields, dotted paths into nested results, ``HEADER=path`` to
+  name a column); without a choice, the text field (never for a ``sensitive`` task) and the first few scalar
+  Output fields. A cell is one line: long texts are cut with an ellipsis, a multi-line text shows its first
+  line and its line count, a list of entities/spans shows its count then ``text [CATEGORY]`` pairs, a dict of
+  counts ``key=value`` pairs;
+- a job summary (``summary.json``) is shown as tables where it is flat enough: scalars as ``name value``
+  lines, dicts of figures with the same keys side by side in one table, dicts of flat dicts and lists of flat
+  dicts as tables, lists of names on one line; deeper parts as JSON. A multi-line text in a summary that
+  also has a table of rows is that table pre-rendered for files, and is left out.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from verticals.cli.common import err
+
+# a preview value column (not the text column) is at most this wide
+VALUE_WIDTH = 24
+# the text column(s) of a preview get what is left, but at least this
+MIN_TEXT_WIDTH = 12
+STATUS_WIDTH = 9  # "succeeded"
+ERROR_WIDTH = 28  # a failed item's status cell: "failed: <error>", cut
+
+
+# -- cells ------------------------------------------------------------------------------------------------------
+
+def _number(value: float) -> str:
+    return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
+def _numeric(values: list[Any]) -> bool:
+    present = [v for v in values if v is not None]
+    return bool(present) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
+
+
+def _label_of(entry: dict[str, Any]) -> str:
+    """``text [CATEGORY]`` (``, assertion`` when it is not plain present) for an entity- or span-like dict."""
+    text = next((str(entry[key]) for key in ("text", "name", "value", "replacement") if entry.get(key) is not None),
+                None)
+    kind = next((str(entry[key]) for key in ("category", "label", "type", "kind") if entry.get(key)), None)
+    extra = entry.get("assertion")
+    tags = ", ".join(t for t in (kind, extra if extra not in (None, "present") else None) if t)
+    if text is None:
+        return tags or json.dumps(entry, default=str, separators=(",", ":"))
+    return f"{text} [{tags}]" if tags else text
+
+
+def cell(value: Any) -> str:
+    """One value as a one-line cell (see the module's docstring)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, str):
+        lines = [line for line in value.splitlines() if line.strip()]
+        if len(lines) > 1:
+            return f"{lines[0].strip()} … ({len(value.splitlines())} lines)"
+        return " ".join(value.split())
+    if isinstance(value, list):
+        if not value:
+            return "—"
+        if all(isinstance(entry, dict) for entry in value):
+            return f"{len(value)}: " + "; ".join(_label_of(entry) for entry in value)
+        shown = ", ".join(cell(entry) for entry in value)
+        return f"{len(value)}: {shown}" if len(value) > 3 else shown
+    if isinstance(value, dict):
+        if all(not isinstance(v, dict | list) for v in value.values()):
+            return ", ".join(f"{k}={cell(v)}" for k, v in value.items()) or "—"
+        return json.dumps(value, default=str, separators=(",", ":"))
+    return str(value)
+
+
+def _lookup(data: dict[str, Any] | None, path: str) -> tuple[bool, Any]:
+    """(found, value) of a dotted ``path`` in ``data``."""
+    current: Any = data
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return False, None
+        current = current[part]
+    return True, current
+
+
+# -- preview ------------------------------------------------------------------------------------------------------
+
+def _columns(task_cls: Any, rows: list[Any]) -> list[tuple[str, str, str]]:
+    """The preview's value columns as (header, "output" | "input", path), empty ones left out."""
+    chosen = getattr(task_cls, "preview", None) if task_cls is not None else None
+    sensitive = bool(getattr(task_cls, "sensitive", False))
+    columns: list[tuple[str, str, str]] = []
+    if chosen:
+        output_fields = set(getattr(getattr(task_cls, "Output", None), "model_fields", {}) or {})
+        for entry in chosen:
+            header, sep, path = entry.partition("=")
+            path = path if sep else header
+            header = header if sep else path.rsplit(".", 1)[-1]
+            head = path.split(".", 1)[0]
+            in_output = head in output_fields or any(_lookup(item.output, path)[0] for item in rows)
+            if not in_output and sensitive:
+                continue  # a sensitive task's inputs are never previewed
+            columns.append((header, "output" if in_output else "input", path))
+    else:
+        if task_cls is not None and task_cls.text_field and not sensitive:
+            columns.append((task_cls.text_field, "input", task_cls.text_field))
+        keys: list[str] = []
+        for item in rows:
+            for key, value in (item.output or {}).items():
+                # an optional field left empty on every previewed row (e.g. entities not asked for) takes no column
+                if key not in keys and value is not None and not isinstance(value, dict | list) and len(keys) < 4:
+                    keys.append(key)
+        columns += [(key, "output", key) for key in keys]
+    return [(header, where, path) for header, where, path in columns
+            if any(_value(item, where, path, sensitive) not in (None, "") for item in rows)]
+
+
+def _value(item: Any, where: str, path: str, sensitive: bool) -> Any:
+    """The value of a preview column for one item: from its output, else (a failed item has no output) from its
+    input under the same name, never from a sensitive task's input."""
+    if where == "output":
+        found, value = _lookup(item.output, path)
+        if found or sensitive:
+            return value
+    return _lookup(item.input, path)[1]
+
+
+def preview_table(task_cls: Any, rows: list[Any], title: str, width: int) -> Table:
+    """The preview of ``rows`` (stored items) for a console ``width`` columns wide: never wider."""
+    columns = _columns(task_cls, rows)
+    sensitive = bool(getattr(task_cls, "sensitive", False))
+    raw = [[_value(item, where, path, sensitive) for _header, where, path in columns] for item in rows]
+    cells = [[cell(value) for value in row] for row in raw]
+    seq_width = max(1, len(str(rows[-1].seq)))
+    natural = [max([len(header)] + [len(row[i]) for row in cells]) for i, (header, _w, _p) in enumerate(columns)]
+    # one space of padding each side of every column but the outer edges, and a divider between columns
+    chrome = 3 * (len(columns) + 2) - 3
+    room = max(0, width - chrome - seq_width)
+    widths = [min(n, VALUE_WIDTH) for n in natural]
+    wide = [i for i, n in enumerate(natural) if n > VALUE_WIDTH]  # long texts share what is left
+    status_width = STATUS_WIDTH
+    if any(item.error for item in rows):  # room for the error, after the columns' own (narrowest text) widths
+        need = sum(w for i, w in enumerate(widths) if i not in wide) + MIN_TEXT_WIDTH * len(wide)
+        status_width = max(STATUS_WIDTH, min(ERROR_WIDTH, room - need))
+    budget = room - status_width
+    if wide:
+        rest = budget - sum(w for i, w in enumerate(widths) if i not in wide)
+        for i in wide:
+            widths[i] = max(MIN_TEXT_WIDTH, min(natural[i], rest // len(wide)))
+    while sum(widths) > budget and max(widths, default=0) > 3:  # too many columns: narrow the widest
+        widest = widths.index(max(widths))
+        widths[widest] -= 1
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True, min_width=seq_width)
+    for index, ((header, _where, _path), column_width) in enumerate(zip(columns, widths, strict=True)):
+        table.add_column(Text(header, overflow="ellipsis", no_wrap=True), no_wrap=True, overflow="ellipsis",
+                         width=column_width, max_width=column_width,
+                         justify="right" if _numeric([row[index] for row in raw]) else "left")
+    table.add_column("status", no_wrap=True, overflow="ellipsis", min_width=STATUS_WIDTH, max_width=status_width)
+    for item, row in zip(rows, cells, strict=True):
+        style = {"succeeded": "green", "failed": "red"}.get(item.status, "yellow")
+        status = Text(item.status if not item.error else f"{item.status}: {' '.join(item.error.split())}",
+                      style=style)
+        table.add_row(str(item.seq), *(Text(value) for value in row), status)
+    return table
 
 
 def _preview(store, registry, job_id: str, limit: int) -> None:
@@ -15,39 +182,86 @@ def _preview(store, registry, job_id: str, limit: int) -> None:
         return
     job = store.job(job_id)
     task_cls = registry.tasks.get(job.task)
-    show_text = task_cls is not None and task_cls.text_field and not task_cls.sensitive
     rows = list(store.iter_items(job_id, limit=limit))
     if not rows:
         return
-    output_keys: list[str] = []
-    for item in rows:
-        for key, value in (item.output or {}).items():
-            # an optional field left empty on every previewed row (e.g. entities not asked for) takes no column
-            if (key not in output_keys and value is not None and not isinstance(value, dict | list)
-                    and len(output_keys) < 4):
-                output_keys.append(key)
-    table = Table(title=f"{job.task}: first {len(rows)} of {job.total} results", title_justify="left")
-    widths = {key: min(max(len(key), 9), 24) for key in output_keys}
-    seq_width = len(str(rows[-1].seq))
-    # output columns keep their width; the text column gets what is left of the terminal
-    text_width = max(16, err.width - seq_width - sum(widths.values()) - 9 - 3 * (len(widths) + 3) - 1)
-    table.add_column("#", justify="right", min_width=seq_width, no_wrap=True)
-    if show_text:
-        table.add_column(task_cls.text_field, overflow="ellipsis", no_wrap=True, max_width=text_width)
-    for key, width in widths.items():
-        table.add_column(key, no_wrap=True, overflow="ellipsis", min_width=width, max_width=24)
-    table.add_column("status", no_wrap=True, min_width=9)
-    for item in rows:
-        cells = [str(item.seq)]
-        if show_text:
-            cells.append(str((item.input or {}).get(task_cls.text_field, "")))
-        for key in output_keys:
-            value = (item.output or {}).get(key)
-            cells.append(f"{value:.3f}" if isinstance(value, float) else "" if value is None else str(value))
-        style = {"succeeded": "green", "failed": "red"}.get(item.status, "yellow")
-        cells.append(f"[{style}]{item.status}[/{style}]" if not item.error else f"[red]{item.error[:60]}[/red]")
-        table.add_row(*cells)
-    err.print(table)
+    err.print(preview_table(task_cls, rows, f"{job.task}: first {len(rows)} of {job.total} results", err.width))
+
+
+# -- summaries ----------------------------------------------------------------------------------------------------
+
+def _scalar(value: Any) -> bool:
+    return value is None or (isinstance(value, str | int | float | bool)
+                             and not (isinstance(value, str) and "\n" in value))
+
+
+def _flat(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(_scalar(v) for v in value.values())
+
+
+def _small_table(title: str | None, columns: list[str], values: list[list[Any]]) -> Table:
+    """A summary table; ``values`` are its rows' raw values (numeric columns are right-aligned)."""
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, collapse_padding=True)
+    for index, column in enumerate(columns):
+        numeric = _numeric([row[index] for row in values])
+        # underscores as spaces: a long header wraps between its words
+        table.add_column(column.replace("_", " "), justify="right" if numeric else "left", overflow="fold")
+    for row in values:
+        table.add_row(*(Text(cell(value)) for value in row))
+    return table
+
+
+def summary_renderables(summary: dict[str, Any]) -> list[Any]:
+    """The renderables (tables, lines) that show a job summary; see the module's docstring."""
+    parts: list[Any] = []
+    scalars = Table.grid(padding=(0, 2))
+    scalars.add_column(style="bold", no_wrap=True)
+    scalars.add_column(overflow="fold")
+    done: set[str] = set()
+    rows_tables = any(isinstance(v, list) and v and all(_flat(e) for e in v) for v in summary.values())
+    # dicts of figures over the same keys go side by side (labels and shares: one row per label)
+    flat_dicts = {key: value for key, value in summary.items() if _flat(value)}
+    groups: list[list[str]] = []
+    for key, value in flat_dicts.items():
+        for group in groups:
+            if list(flat_dicts[group[0]]) == list(value):
+                group.append(key)
+                break
+        else:
+            groups.append([key])
+    for key, value in summary.items():
+        if key in done:
+            continue
+        if _scalar(value):
+            scalars.add_row(key, str(value) if isinstance(value, float) else cell(value))
+        elif isinstance(value, str):  # several lines
+            if not rows_tables:
+                parts.append(Text(f"{key}:", style="bold"))
+                parts.append(Text(value, no_wrap=True, overflow="ellipsis"))
+        elif isinstance(value, list) and value and all(_scalar(entry) for entry in value):
+            scalars.add_row(key, ", ".join(cell(entry) for entry in value))
+        elif isinstance(value, list | dict) and not value:
+            scalars.add_row(key, "—")
+        elif _flat(value):
+            group = next(g for g in groups if key in g)
+            done.update(group)
+            parts.append(_small_table(None, ["", *group],
+                                      [[str(inner), *(summary[name][inner] for name in group)] for inner in value]))
+        elif isinstance(value, dict) and all(_flat(v) for v in value.values()):
+            names = list(dict.fromkeys(k for v in value.values() for k in v))
+            parts.append(_small_table(key, ["", *names],
+                                      [[str(outer), *(inner.get(name) for name in names)]
+                                       for outer, inner in value.items()]))
+        elif isinstance(value, list) and all(_flat(entry) for entry in value):
+            names = list(dict.fromkeys(k for entry in value for k in entry))
+            parts.append(_small_table(key, names, [[entry.get(name) for name in names] for entry in value]))
+        else:
+            parts.append(Text(f"{key}:", style="bold"))
+            parts.append(Text(json.dumps(value, indent=2, default=str)))
+    if scalars.row_count:
+        parts.insert(0, scalars)
+    return parts
 
 
 def _print_summary(store, job_id: str) -> dict[str, Any]:
@@ -61,5 +275,13 @@ def _print_summary(store, job_id: str) -> dict[str, Any]:
     artifact = store.get_artifact(job_id, "summary.json")
     if artifact:
         err.print("[bold]summary[/bold]")
-        err.print_json(artifact.content.decode())
+        try:
+            data = json.loads(artifact.content.decode())
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            for part in summary_renderables(data):
+                err.print(part)
+        else:
+            err.print_json(artifact.content.decode())
     return summary

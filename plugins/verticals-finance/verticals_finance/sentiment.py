@@ -86,6 +86,7 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
     device = "gpu"
     chunk_size = 512
     batch_size = 128
+    preview = ("text", "label", "score", "entities")  # the CLI preview's columns
     text_field = "text"
     evaluator = ClassificationEvaluator(gold_field="label", output_field="label", labels=LABELS)
     golden = "golden/sentiment.jsonl"  # 90 headlines written for evaluation only (golden/README.md)

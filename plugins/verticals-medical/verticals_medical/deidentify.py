@@ -181,6 +181,7 @@ class DeidentifyTask(Task):
     device = "cpu"
     chunk_size = 128
     batch_size = 16
+    preview = ("counts", "text")  # PHI found per category, then the de-identified text (never the input)
     text_field = "text"
     sensitive = True
     # `verticals eval medical.deidentify notes.jsonl --gold-column spans`: gold spans [{start, end, label}] with

@@ -364,6 +364,7 @@ class EntitiesTask(Task):
     device = "cpu"
     chunk_size = 256
     batch_size = 32
+    preview = ("id", "entities")  # each entity as "text [CATEGORY, assertion]"
     text_field = "text"
     sensitive = True
 

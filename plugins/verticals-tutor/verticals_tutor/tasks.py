@@ -106,6 +106,7 @@ class TutorGrade(Task):
     device = "cpu"
     chunk_size = 512
     batch_size = 128
+    preview = ("answer", "label_3way", "score", "missing_concepts")
     text_field = "answer"
     # `verticals eval tutor.grade answers.csv --gold-column label_2way`
     evaluator = ClassificationEvaluator(gold_field="label_2way", output_field="label_2way",
@@ -270,6 +271,7 @@ class TutorMastery(Task):
     device = "cpu"
     chunk_size = 2000
     batch_size = 500
+    preview = ("student", "mean_mastery", "at_risk", "recommended_skill")
 
     def read_items(self, rows: Iterable[dict[str, Any]], params: BaseModel) -> Iterator[dict[str, Any]]:
         p: MasteryParams = params  # type: ignore[assignment]
@@ -499,6 +501,7 @@ class TutorHint(Task):
     device = "cpu"
     chunk_size = 64
     batch_size = 64
+    preview = ("answer", "hint", "path")
     text_field = "answer"
 
     def run(self, batch: list[HintInput], models: dict[str, Any], ctx: RunContext) -> list[HintOutput]:
