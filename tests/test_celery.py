@@ -531,3 +531,91 @@ def test_cli_run_with_a_broker_and_no_worker_prints_the_notice_on_stderr(celery_
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_pool_process_lost_at_start_up_is_replaced_and_the_worker_goes_on(celery_env):
+    """A pool process that dies while the worker starts (killed here as soon as it exists; in life: the OOM
+    killer, a crash loading a library, Celery's start-up timeout) used to end the whole worker with
+    WorkerLostError('Could not start worker processes'). Now it is logged and replaced."""
+    workers = celery_env.workers
+    log = workers.folder / "startup-loss.log"
+    command = [sys.executable, "-m", "verticals.cli", "worker", "--queue", "cpu", "--concurrency", "1",
+               "--hostname", "startup-loss@test", "--loglevel", "info"]
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO,
+                                env={**os.environ, **workers.env}, start_new_session=True)
+    workers.procs.append(proc)
+    workers.logs.append(log)
+    deadline = time.monotonic() + 90
+    while b"[tasks]" not in log.read_bytes() or not workers.children(proc):  # the banner: the pool starts next
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "no pool process started"
+        time.sleep(0.002)
+    first = workers.children(proc)[0]
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: b"ready." in log.read_bytes() or proc.poll() is not None, timeout=90, what="the worker ready")
+    time.sleep(2)  # the start-up check runs just after "ready."
+    assert proc.poll() is None, f"the worker exited:\n{log.read_text()[-3000:]}"
+    wait_for(lambda: workers.children(proc) and first not in workers.children(proc), timeout=30,
+             what="a replacement pool process")
+    job_id = celery_env.submit([f"s{i}" for i in range(20)])
+    assert celery_env.executor().execute(job_id) == "succeeded"
+    text = log.read_text()
+    assert "exited with 'signal 9 (SIGKILL)'" in text  # the process killed was the pool's
+    assert "a pool process exited while the worker was starting" in text
+    assert "Could not start worker processes" not in text
+
+
+def test_the_visibility_timeout_is_derived_from_the_queues_expected_chunk_time(monkeypatch):
+    from verticals.workers import celery_app
+
+    class Quick:
+        device, chunk_size = "cpu", 256  # 0.1 s per item by default: 26 s a chunk
+
+    class Hint:
+        device, chunk_size, expected_item_seconds = "cpu", 64, 90.0  # 96 min a chunk
+
+    class Sentiment:
+        device, chunk_size = "gpu", 512
+
+    class Code:
+        device, chunk_size, executes_code = "cpu", 4, True  # 60 s per item by default, code queue
+
+    monkeypatch.delenv("VERTICALS_VISIBILITY_TIMEOUT", raising=False)
+    assert celery_app.visibility_timeout("cpu", [Quick, Sentiment]) == 300  # at least 5 minutes
+    assert celery_app.visibility_timeout("gpu", [Quick, Sentiment]) == 300
+    assert celery_app.visibility_timeout("cpu", [Quick, Hint]) == 4 * 64 * 90  # 4 x the longest expected chunk
+    assert celery_app.visibility_timeout("code", [Quick, Code]) == 960  # 4 x 240 s
+    assert celery_app.visibility_timeout("gpu", [Hint]) == 300  # no task of the queue: the minimum
+    monkeypatch.setenv("VERTICALS_VISIBILITY_TIMEOUT", "42")
+    assert celery_app.visibility_timeout("cpu", [Quick, Hint]) == 42  # the setting overrides
+    options = celery_app.transport_options(42, "cpu")
+    assert options["visibility_timeout"] == 42 and options["unacked_index_key"] == "unacked_index:cpu"
+
+
+def test_a_worker_keeps_its_queues_unacked_chunks_under_its_own_keys(celery_env):
+    """Each queue's visibility timeout applies to its own chunks: the running chunk's unacked entry is under
+    unacked_index:cpu (a short cpu timeout cannot hand out a long gpu chunk still running)."""
+    import redis
+
+    celery_env.workers.start(1)
+    job_id = celery_env.submit([f"u{i}" for i in range(6)], chunk_size=6, sleep=0.5)
+    executor = celery_env.executor()
+    executor.dispatch(job_id)
+    client = redis.Redis.from_url(celery_env.redis.url)
+    wait_for(lambda: _inflight(celery_env.store, job_id) > 0, what="a running chunk")
+    assert client.zcard("unacked_index:cpu") == 1 and client.zcard("unacked_index") == 0
+    assert executor.wait(job_id, timeout=60) == "succeeded"
+    wait_for(lambda: client.zcard("unacked_index:cpu") == 0, timeout=10, what="the ack")
+    log = celery_env.workers.log_text()
+    assert "after 6 s (visibility timeout)" in " ".join(log.split())  # VERTICALS_VISIBILITY_TIMEOUT=6 here
+
+
+def test_a_chunk_running_longer_than_the_visibility_timeout_is_not_handed_to_a_second_worker(celery_env):
+    """The running chunk's unacked entry is renewed, so a chunk of ~8 s with a 3 s visibility timeout runs
+    once, although an idle second worker is there to take it."""
+    celery_env.workers.start(2, VERTICALS_VISIBILITY_TIMEOUT="3")
+    job_id = celery_env.submit([f"l{i}" for i in range(8)], chunk_size=8, sleep=4.0)  # 2 batches of 4 s
+    assert celery_env.executor().execute(job_id) == "succeeded"
+    assert {item.attempts for item in celery_env.store.iter_items(job_id)} == {1}
+    assert celery_env.workers.log_text().count(f"[{job_id}:0:1] received") == 1

@@ -52,8 +52,9 @@ class Settings(BaseSettings):
         "local executor, in process).")
     max_attempts: int = Field(
         default=3, ge=1, description="Starts of an item before it is failed, so a poison item cannot loop.")
-    visibility_timeout: int = Field(
-        default=7200, ge=1, description="Seconds before Redis hands an unacknowledged chunk to another worker.")
+    visibility_timeout: int | None = Field(
+        default=None, ge=1, description="Seconds before Redis hands an unacknowledged chunk to another worker "
+        "(default: derived per queue, 4 x its longest expected chunk, at least 5 minutes; docs/distributed.md).")
     preload: bool = Field(
         default=False, description="Workers load the models of their queue's tasks at start (`verticals worker "
         "--preload` sets it).")

@@ -56,10 +56,14 @@ def _check_services(queue: str) -> None:
         err.print("[yellow]warning:[/yellow] the database is an SQLite file: only workers on this machine can "
                   "share it. For workers on several machines set VERTICALS_DATABASE_URL=postgresql+psycopg://...")
     from verticals.plugins import get_registry
-    from verticals.workers.celery_app import queue_of
+    from verticals.workers.celery_app import app as celery_app
+    from verticals.workers.celery_app import configure_worker, queue_of
 
-    tasks = [name for name, task in get_registry().tasks.items() if queue_of(task) == queue]
-    err.print(f"[dim]queue {queue}: tasks {', '.join(sorted(tasks)) or 'none installed'}[/dim]")
+    registry = get_registry()
+    tasks = [name for name, task in registry.tasks.items() if queue_of(task) == queue]
+    vt = configure_worker(celery_app, queue, registry.tasks.values())
+    err.print(f"[dim]queue {queue}: tasks {', '.join(sorted(tasks)) or 'none installed'}; a chunk of a lost "
+              f"worker is handed out again after {vt} s (visibility timeout)[/dim]")
 
 
 def _run_per_gpu(queue: str, gpus: list[str], preload: bool, loglevel: str) -> int:
@@ -127,6 +131,7 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // processes)))
         from verticals.workers.celery_app import app as celery_app
 
+        # --pool prefork: the app's worker_pool (ResilientTaskPool, set by configure_worker) is used
         argv = ["worker", "--queues", queue, "--concurrency", str(processes), "--pool", "prefork",
                 "--loglevel", loglevel, "--hostname", hostname or f"{queue}.{os.getpid()}@{socket.gethostname()}",
                 "--without-gossip"]

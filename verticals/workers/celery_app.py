@@ -5,7 +5,8 @@ chunk's items from the database and write results back to it, through the
 same :func:`verticals.core.jobs.run_chunk` the local executor calls.
 
 Delivery is at-least-once (acks late, reject on worker lost, prefetch 1, a
-visibility timeout longer than the longest chunk); the store makes it
+visibility timeout derived from the queue's expected chunk time, see
+:func:`visibility_timeout`); the store makes it
 exactly-once per item: results are written only onto items still pending,
 attempts are counted in the database (an item that keeps killing workers is
 failed after ``VERTICALS_MAX_ATTEMPTS``), and one conditional UPDATE decides
@@ -18,37 +19,115 @@ Settings (environment):
 
 - ``VERTICALS_BROKER_URL``: e.g. ``redis://127.0.0.1:6379/0`` (required).
 - ``VERTICALS_VISIBILITY_TIMEOUT``: seconds before Redis hands an unacknowledged
-  chunk to another worker (default 7200). Must exceed the longest chunk.
+  chunk to another worker. Default: derived per queue from its tasks' expected
+  chunk time (:func:`visibility_timeout`); setting it overrides that.
 - ``VERTICALS_PRELOAD``: ``1`` to load the models of the queue's tasks in each
   worker process right after the fork (``verticals worker --preload``).
 
 No worker process touches CUDA before the fork: the parent never loads a
 model, and each pool process builds its own store, registry and model host.
+
+A pool process lost while the worker starts (killed, out of memory, a crash while
+loading a library, or slower than the start-up timeout) no longer ends the worker:
+Celery's own check raises ``WorkerLostError('Could not start worker processes')``
+and exits for good; :class:`ResilientTaskPool` logs it and lets the pool replace the
+process, and ``worker_proc_alive_timeout`` is raised from Celery's 4 s to
+:data:`PROC_ALIVE_TIMEOUT` so that a slow start on a loaded machine is not killed.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery, Task, signals
+from celery.concurrency.prefork import TaskPool
 from kombu import Queue
 
 log = logging.getLogger(__name__)
 
 QUEUES = ("gpu", "cpu", "code")  # code: tasks that execute untrusted code (Task.executes_code), kept apart
 PRIORITIES = {"high": 0, "normal": 5, "low": 9}  # Redis: lower number is served first
-DEFAULT_VISIBILITY_TIMEOUT = 7200
 TASK_NAME = "verticals.run_chunk"
 MAX_RETRIES = 8  # machinery failures of a chunk: backoff 1, 2, 4... 60 s (with jitter), then its items fail
+PROC_ALIVE_TIMEOUT = 60.0  # seconds a new pool process may take to start (Celery's default, 4 s, is too short)
+POOL = "verticals.workers.celery_app:ResilientTaskPool"
+
+# the visibility timeout: SAFETY x the longest expected chunk of a queue, at least MIN (and 5 min by default)
+MIN_VISIBILITY_TIMEOUT = 300
+VISIBILITY_SAFETY = 4.0
+# seconds per item of a task that does not say (Task.expected_item_seconds): a model call on a batch is
+# milliseconds per item; code-executing tasks run test suites in a jail
+DEFAULT_ITEM_SECONDS = {"gpu": 0.1, "cpu": 0.1, "code": 60.0}
+DEFAULT_VISIBILITY_TIMEOUT = MIN_VISIBILITY_TIMEOUT  # processes that consume no chunk queue (submitters)
 
 
-def visibility_timeout() -> int:
+def item_seconds(task: object) -> float:
+    """How long one item of ``task`` is expected to take: its ``expected_item_seconds`` if it declares one,
+    else :data:`DEFAULT_ITEM_SECONDS` of its queue."""
+    declared = getattr(task, "expected_item_seconds", None)
+    if isinstance(declared, int | float) and declared > 0:
+        return float(declared)
+    return DEFAULT_ITEM_SECONDS[queue_of(task)]
+
+
+def expected_chunk_seconds(tasks: Iterable[object], queue: str) -> float:
+    """The longest expected chunk of the tasks whose chunks go to ``queue``: chunk_size x seconds per item."""
+    return max((int(getattr(task, "chunk_size", 256)) * item_seconds(task) for task in tasks
+                if queue_of(task) == queue), default=0.0)
+
+
+def derived_visibility_timeout(tasks: Iterable[object], queue: str) -> int:
+    """Seconds before Redis hands an unacknowledged chunk of ``queue`` to another worker:
+    :data:`VISIBILITY_SAFETY` x the longest expected chunk, at least :data:`MIN_VISIBILITY_TIMEOUT`, in whole
+    minutes. A killed worker's chunk comes back after that long; a running chunk renews its lease
+    (:class:`_Lease`), so one that outlives the estimate is still not handed out twice."""
+    seconds = max(float(MIN_VISIBILITY_TIMEOUT), VISIBILITY_SAFETY * expected_chunk_seconds(tasks, queue))
+    return int(math.ceil(seconds / 60.0) * 60)
+
+
+def visibility_timeout(queue: str | None = None, tasks: Iterable[object] | None = None) -> int:
+    """``VERTICALS_VISIBILITY_TIMEOUT`` when set; else derived for ``queue`` from ``tasks``
+    (:func:`derived_visibility_timeout`); else :data:`DEFAULT_VISIBILITY_TIMEOUT` (a process that consumes
+    no chunk queue holds no unacknowledged chunk)."""
     from verticals.config import settings
 
-    return settings().visibility_timeout
+    override = settings().visibility_timeout
+    if override:
+        return override
+    if queue is None or tasks is None:
+        return DEFAULT_VISIBILITY_TIMEOUT
+    return derived_visibility_timeout(tasks, queue)
+
+
+def transport_options(vt: int, queue: str | None = None) -> dict[str, Any]:
+    """The Redis transport options. A worker keeps its queue's unacknowledged chunks under keys of their own
+    (``unacked:<queue>``...), so each queue's visibility timeout applies to its own chunks only: a short one
+    for the cpu queue never hands out a long gpu chunk that is still running."""
+    options: dict[str, Any] = {
+        "visibility_timeout": vt,
+        "queue_order_strategy": "priority",
+        # look for chunks of dead workers often enough for a short visibility timeout
+        "unacked_restore_interval": max(1, min(10, vt // 4)),
+        "unacked_restore_throttle": 1,
+    }
+    if queue:
+        options.update(unacked_key=f"unacked:{queue}", unacked_index_key=f"unacked_index:{queue}",
+                       unacked_mutex_key=f"unacked_mutex:{queue}")
+    return options
+
+
+def configure_worker(app: Celery, queue: str, tasks: Iterable[object]) -> int:
+    """Set the app of a worker serving ``queue`` up before it starts: the queue's visibility timeout and
+    unacked keys, and the resilient pool. Returns the visibility timeout."""
+    vt = visibility_timeout(queue, list(tasks))
+    app.conf.broker_transport_options = transport_options(vt, queue)
+    app.conf.worker_pool = POOL
+    return vt
 
 
 def task_id(job_id: str, start: int, dispatch_round: int) -> str:
@@ -61,8 +140,6 @@ def make_app(broker: str | None = None) -> Celery:
 
     url = broker or broker_url() or "redis://127.0.0.1:6379/0"
     app = Celery("verticals", broker=url, set_as_current=False)
-    vt = visibility_timeout()
-    restore_every = max(1, min(10, vt // 4))
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -76,13 +153,8 @@ def make_app(broker: str | None = None) -> Celery:
         task_default_queue="cpu",
         task_queues=[Queue(name, routing_key=name) for name in QUEUES],
         task_default_priority=PRIORITIES["normal"],
-        broker_transport_options={
-            "visibility_timeout": vt,
-            "queue_order_strategy": "priority",
-            # look for chunks of dead workers often enough for a short visibility timeout
-            "unacked_restore_interval": restore_every,
-            "unacked_restore_throttle": 1,
-        },
+        broker_transport_options=transport_options(visibility_timeout()),
+        worker_proc_alive_timeout=PROC_ALIVE_TIMEOUT,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a broker restart must not end a worker
         worker_cancel_long_running_tasks_on_connection_loss=False,
@@ -94,6 +166,23 @@ def make_app(broker: str | None = None) -> Celery:
 
 
 app = make_app()
+
+
+class ResilientTaskPool(TaskPool):
+    """Celery's prefork pool, except that a pool process lost while the worker starts is logged and replaced.
+
+    Celery checks once, right after the worker is ready, that no pool process has exited yet, and if one
+    has, raises ``WorkerLostError('Could not start worker processes')``: the worker exits for good (a
+    service manager restarts it into the same failure, or nothing does). The pool replaces a lost process
+    anyway (as it does for one lost later), so here the check logs what happened and the worker goes on.
+    """
+
+    def did_start_ok(self) -> bool:
+        if super().did_start_ok():
+            return True
+        log.error("a pool process exited while the worker was starting (killed, out of memory, or its start-up "
+                  "failed: see the lines above); the pool starts a new one and the worker goes on")
+        return True
 
 
 class _WorkerState:
@@ -131,15 +220,16 @@ def _after_fork(**_: Any) -> None:
     (a few seconds) is never tripped by a large model; a chunk that arrives
     meanwhile waits on the model host's lock instead of loading twice.
     """
-    from verticals.config import database_url
-    from verticals.core.store.db import make_engine
+    try:
+        from verticals.config import database_url, settings
+        from verticals.core.store.db import make_engine
 
-    make_engine(database_url()).dispose(close=False)
-    threading.Thread(target=_deliver_events, name="verticals-events", daemon=True).start()
-    from verticals.config import settings
-
-    if settings().preload:
-        threading.Thread(target=_preload, name="verticals-preload", daemon=True).start()
+        make_engine(database_url()).dispose(close=False)
+        threading.Thread(target=_deliver_events, name="verticals-events", daemon=True).start()
+        if settings().preload:
+            threading.Thread(target=_preload, name="verticals-preload", daemon=True).start()
+    except Exception:  # never let the start of a pool process fail: its chunks set the store up again
+        log.exception("pool process set-up failed; going on (the first chunk opens the store itself)")
 
 
 def _deliver_events() -> None:
@@ -206,6 +296,7 @@ def run_chunk_task(self: ChunkTask, job_id: str, start: int, end: int) -> dict[s
     from verticals.core.jobs import run_chunk
 
     started = time.monotonic()
+    lease = _Lease(self.app, self.request.id)
     try:
         store, registry, host = state.get()
         report = run_chunk(store, registry, host, job_id, start, end)
@@ -215,13 +306,60 @@ def run_chunk_task(self: ChunkTask, job_id: str, start: int, end: int) -> dict[s
     except Exception as error:
         log.debug("chunk failure", exc_info=True)
         raise ChunkFailed(describe(error)) from None
+    finally:
+        lease.stop()
     took = time.monotonic() - started
-    if took > visibility_timeout() / 2:
-        log.warning("chunk %s:%d-%d took %.0fs, more than half the visibility timeout (%ds): Redis may hand it "
-                    "to a second worker. Raise VERTICALS_VISIBILITY_TIMEOUT or submit with a smaller --chunk-size.",
-                    job_id, start, end, took, visibility_timeout())
+    vt = int((self.app.conf.broker_transport_options or {}).get("visibility_timeout") or visibility_timeout())
+    if took > vt:
+        log.info("chunk %s:%d-%d took %.0fs, longer than the visibility timeout (%ds): its lease was renewed "
+                 "while it ran, so no other worker took it", job_id, start, end, took, vt)
     return {"succeeded": report.succeeded, "failed": report.failed, "cancelled": report.cancelled,
             "finished": report.finished_status}
+
+
+class _Lease:
+    """While a chunk runs, its message's entry in the queue's unacked index is renewed every quarter of the
+    visibility timeout, so Redis never hands a chunk that is still running to a second worker, however long
+    it runs; once the worker is gone the renewals stop, and the chunk comes back after the timeout."""
+
+    def __init__(self, app: Celery, task_id: str | None):
+        self._stop = threading.Event()
+        options = app.conf.broker_transport_options or {}
+        url = str(app.conf.broker_url or "")
+        if not task_id or not url.startswith(("redis://", "rediss://", "unix://")):
+            return
+        self.task_id = task_id
+        self.url = url
+        self.every = max(1.0, float(options.get("visibility_timeout") or DEFAULT_VISIBILITY_TIMEOUT) / 4)
+        self.hash_key = str(options.get("unacked_key") or "unacked")
+        self.index_key = str(options.get("unacked_index_key") or "unacked_index")
+        threading.Thread(target=self._renew, name="verticals-lease", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _renew(self) -> None:
+        import json
+
+        import redis
+
+        client = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+        tag: bytes | None = None
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    if tag is None:  # the in-flight messages of the queue: a few, one per busy pool process
+                        for field, value in client.hscan_iter(self.hash_key):
+                            if self.task_id.encode() in value and \
+                                    json.loads(value)[0].get("headers", {}).get("id") == self.task_id:
+                                tag = field
+                                break
+                    if tag is not None and not self._stop.is_set():
+                        client.zadd(self.index_key, {tag: time.time()}, xx=True)
+                except Exception:
+                    log.debug("could not renew the lease of chunk %s", self.task_id, exc_info=True)
+        finally:
+            client.close()
 
 
 def describe(error: BaseException) -> str:
