@@ -1,0 +1,215 @@
+"""The CLI reads at 80 columns and in pipes: `make demo`, the README's examples, `tasks list`, `tasks show` and
+the previews and summaries of every kind of task, captured at width 80 (COLUMNS=80 for the real CLI in a
+subprocess, whose output is a pipe; Rich ``Console(width=80)`` for the renderers)."""
+
+from __future__ import annotations
+
+import io
+import json
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from tests.conftest import REPO, run_cli
+
+WIDTH = 80
+NARROW = {"COLUMNS": str(WIDTH)}
+
+
+def assert_fits(text: str, width: int = WIDTH) -> None:
+    too_long = [line for line in text.splitlines() if len(line) > width]
+    assert not too_long, f"{len(too_long)} line(s) longer than {width}:\n" + "\n".join(too_long)
+    assert "Traceback" not in text
+
+
+def header_cells(text: str, first: str) -> list[str]:
+    """The header row of the table whose first column is ``first``, split into its cells."""
+    for line in text.splitlines():
+        cells = line.split()
+        if cells and cells[0] == first:
+            return cells
+    raise AssertionError(f"no table headed {first!r} in:\n{text}")
+
+
+def render(*renderables, width: int = WIDTH) -> str:
+    buffer = io.StringIO()
+    console = Console(width=width, file=buffer, force_terminal=False, color_system=None)
+    for renderable in renderables:
+        console.print(renderable)
+    return buffer.getvalue()
+
+
+# -- the real CLI, as a pipe at COLUMNS=80 ----------------------------------------------------------------------
+
+def test_make_demo_reads_at_80_columns(tmp_path):
+    """`make demo`'s command: the preview keeps #, the text, label, score and status; the summary is a table."""
+    output = tmp_path / "scored.csv"
+    result = run_cli("run", "finance.sentiment", str(REPO / "examples" / "headlines.csv"), "--text-column",
+                     "headline", "-o", str(output), env=NARROW)
+    assert result.returncode == 0, result.stderr
+    assert_fits(result.stderr)
+    assert header_cells(result.stderr, "#") == ["#", "text", "label", "score", "status"]
+    rows = [line.split() for line in result.stderr.splitlines() if line.split()[:1] == ["0"]]
+    assert rows and rows[0][-1] == "succeeded" and rows[0][-3] in ("positive", "negative", "neutral")
+    assert header_cells(result.stderr, "labels") == ["labels", "share"]  # labels and shares side by side
+    assert "{" not in result.stderr.split("summary", 1)[1]  # a table, not JSON
+    assert output.exists()
+
+
+def test_medical_examples_preview_entities_and_counts_at_80_columns(tmp_path):
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(
+        json.dumps({"id": "n1", "text": "Patient John Smith seen on 03/04/2021. Denies chest pain. History of "
+                                        "diabetes mellitus, on metformin 500 mg."}) + "\n"
+        + json.dumps({"id": "n2", "text": "Mother had breast cancer. Started lisinopril for hypertension."}) + "\n",
+        encoding="utf-8")
+    entities = run_cli("run", "medical.entities", str(notes), env=NARROW)
+    assert entities.returncode == 0, entities.stderr
+    assert_fits(entities.stderr)
+    assert header_cells(entities.stderr, "#") == ["#", "id", "entities", "status"]
+    assert "[PROBLEM" in entities.stderr  # the preview shows the entities themselves
+    assert "chest pain [PROBLEM, absent]" in entities.stderr
+    assert "John Smith" not in entities.stderr  # a sensitive task: its input text is never previewed
+    clean = tmp_path / "clean.jsonl"
+    deid = run_cli("run", "medical.deidentify", str(notes), "--mode", "surrogate", "-o", str(clean), env=NARROW)
+    assert deid.returncode == 0, deid.stderr
+    assert_fits(deid.stderr)
+    assert header_cells(deid.stderr, "#") == ["#", "counts", "text", "status"]
+    assert "NAME=1" in deid.stderr and "John Smith" not in deid.stderr
+    assert "documents_with_phi" in deid.stderr and "{" not in deid.stderr.split("summary", 1)[1]
+
+
+def test_tasks_list_and_show_read_at_80_columns_in_a_pipe():
+    listed = run_cli("tasks", "list", env=NARROW)
+    assert listed.returncode == 0, listed.stderr
+    assert_fits(listed.stdout)
+    names = [line.split()[0] for line in listed.stdout.splitlines()[2:] if line.strip() and line[0] != " "]
+    assert {"finance.sentiment", "medical.deidentify", "medical.entities", "testgen.generate", "tutor.grade",
+            "tutor.hint", "tutor.mastery"} <= set(names)  # whole names, none cut with an ellipsis
+    assert not any("…" in name for name in names)
+    shown = run_cli("tasks", "show", "medical.deidentify", env=NARROW)
+    assert shown.returncode == 0, shown.stderr
+    assert_fits(shown.stdout)
+    assert header_cells(shown.stdout, "option") == ["option", "type", "default", "description"]
+    assert "--min-score" in shown.stdout and "0.35" in shown.stdout and "mask | surrogate | hash" in shown.stdout
+    assert "PhiSpan (in output)" in shown.stdout  # nested models get their own table
+    raw = run_cli("tasks", "show", "medical.deidentify", "--json")
+    assert json.loads(raw.stdout)["params_schema"]["properties"]["min_score"]["default"] == 0.35
+    typo = run_cli("tasks", "show", "medical.deidentfy", env=NARROW)
+    assert typo.returncode == 2 and "did you mean medical.deidentify?" in typo.stderr
+
+
+def test_no_columns_set_a_pipe_is_80_wide():
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    listed = run_cli("tasks", "list", env={**env, "COLUMNS": ""})
+    assert listed.returncode == 0, listed.stderr
+    assert_fits(listed.stdout)
+
+
+# -- every task's `tasks show`, previews and summaries through the renderers at width 80 ------------------------
+
+@pytest.fixture(scope="module")
+def domain_registry():
+    from verticals.plugins import build_registry
+
+    return build_registry()
+
+
+def test_tasks_show_fits_80_columns_for_every_installed_task(domain_registry, monkeypatch):
+    from verticals.cli import tasks as tasks_cli
+
+    for name, task_cls in sorted(domain_registry.tasks.items()):
+        buffer = io.StringIO()
+        monkeypatch.setattr(tasks_cli, "out", Console(width=WIDTH, file=buffer, color_system=None))
+        tasks_cli._show(domain_registry, task_cls)
+        text = buffer.getvalue()
+        assert_fits(text)
+        assert name in text and "parameters" in text and "output (one result)" in text
+        for field in task_cls.Params.model_fields:
+            assert "--" + field.replace("_", "-") in text
+
+
+def item(seq, input, output, status="succeeded", error=None):
+    return SimpleNamespace(seq=seq, input=input, output=output, status=status, error=error)
+
+
+def test_testgen_preview_shows_counts_never_the_test_file(domain_registry):
+    from verticals.cli.render import preview_table, summary_renderables
+
+    code = "import pytest\n\n" + "\n".join(f"def test_case_{i}():\n    assert {i} == {i}\n" for i in range(30))
+
+    def coverage(percent):
+        return {"lines_covered": 5, "lines_total": 10, "line_percent": percent, "branches_covered": 1,
+                "branches_total": 2, "branch_percent": 50.0, "percent": percent}
+
+    rows = [item(i, {"module": f"pkg.mod{i}"},
+                 {"module": f"pkg.mod{i}", "file": f"/src/pkg/mod{i}.py", "test_file": f"test_mod{i}.py",
+                  "test_code": code, "coverage_before": coverage(12.5), "coverage_after": coverage(87.25),
+                  "kept": 7, "generated": 31, "tests": [], "seconds": 512.3}) for i in range(3)]
+    rows.append(item(3, {"module": "pkg.broken"}, None, "failed", "TargetError: cannot import pkg.broken"))
+    text = render(preview_table(domain_registry.task("testgen.generate"), rows, "testgen.generate", WIDTH))
+    assert_fits(text)
+    assert "def test_case" not in text and "import pytest" not in text
+    assert header_cells(text, "#")[:4] == ["#", "module", "kept", "generated"] and "status" in text
+    assert "87.250" in text and "pkg.broken" in text and "failed" in text  # a failed item shows its input
+    modules = [{"module": f"pkg.mod{i}", "line_before": 12.5, "line_after": 87.25, "branch_before": 0.0,
+                "branch_after": 50.0, "kept": 7, "generated": 31, "seconds": 512.3} for i in range(3)]
+    table = "module    line %\n" + "-" * 90 + "\npkg.mod0  12.5 -> 87.2"
+    summary = render(*summary_renderables({"modules": modules, "table": table, "kept": 21, "generated": 93}))
+    assert_fits(summary)
+    assert "\\n" not in summary and "{" not in summary and "-----" not in summary  # no JSON, no pre-rendered copy
+    assert "pkg.mod2" in summary and "512.3" in summary and header_cells(summary, "module")[0] == "module"
+
+
+@pytest.mark.parametrize("task", ["finance.sentiment", "tutor.grade", "tutor.hint", "tutor.mastery",
+                                  "medical.entities", "medical.deidentify"])
+def test_every_preview_keeps_its_number_and_status_columns_at_80(domain_registry, task):
+    from verticals.cli.render import preview_table
+
+    long = "a rather long sentence that would never fit a narrow terminal column " * 3
+    outputs = {
+        "finance.sentiment": {"label": "neutral", "score": 0.5, "probabilities": {"neutral": 0.5}},
+        "tutor.grade": {"label_2way": "correct", "label_3way": "contradictory", "score": 0.81234,
+                        "missing_concepts": ["chlorophyll", "glucose", "light"], "feedback": long},
+        "tutor.hint": {"hint": long, "path": "llm-regenerated", "level": 2, "generations": 2},
+        "tutor.mastery": {"student": "student-000001", "mean_mastery": 0.41, "at_risk": True,
+                          "recommended_skill": "Equation Solving Two or Fewer Steps", "recommendation": long},
+        "medical.entities": {"id": "n1", "entities": [
+            {"text": "chest pain", "category": "PROBLEM", "assertion": "absent"},
+            {"text": "metformin", "category": "MEDICATION", "assertion": "present"}], "counts": {}},
+        "medical.deidentify": {"text": "[NAME] was seen " + long, "mode": "mask", "spans": [],
+                               "counts": {"NAME": 1, "DATE": 2}},
+    }
+    rows = [item(seq, {"text": long, "answer": long, "question": long, "student": "s"}, outputs[task])
+            for seq in range(998, 1001)]
+    rows.append(item(1001, {"text": long, "answer": long}, None, "failed", "ValueError: " + long))
+    text = render(preview_table(domain_registry.task(task), rows, f"{task}: first 4 of 1002 results", WIDTH))
+    assert_fits(text)
+    header = header_cells(text, "#")
+    assert header[-1] == "status" and len(header) >= 3
+    numbered = [line.split()[0] for line in text.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+    assert numbered == ["998", "999", "1000", "1001"]  # whole sequence numbers
+    assert text.count("succeeded") == 3 and "failed" in text
+    if task == "medical.entities":
+        assert "2: chest pain [PROBLEM, absent]; met" in text  # the count first, then each entity
+    if getattr(domain_registry.task(task), "sensitive", False):
+        assert "rather long sentence" not in text.split("[NAME]")[0]  # inputs never shown
+
+
+def test_cells_and_summaries_are_one_line_and_tables():
+    from verticals.cli.render import cell, summary_renderables
+
+    assert cell("first line\nsecond\nthird") == "first line … (3 lines)"
+    assert cell([{"text": "fever", "category": "PROBLEM", "assertion": "absent"}]) == "1: fever [PROBLEM, absent]"
+    assert cell({"NAME": 2, "DATE": 1}) == "NAME=2, DATE=1"
+    assert cell(0.5) == "0.500" and cell(True) == "yes" and cell(None) == ""
+    text = render(*summary_renderables({
+        "students": 3, "skills_below_threshold": [{"skill": "Fractions", "students": 3, "mean_mastery": 0.41}],
+        "students_at_risk": ["s1", "s2"], "by_category": {"PROBLEM": {"present": 3, "absent": 1}},
+        "deeper": {"a": {"b": {"c": 1}}}}))
+    assert_fits(text)
+    assert header_cells(text, "skill") == ["skill", "students", "mean", "mastery"] or "mean mastery" in text
+    assert "students_at_risk  s1, s2" in text and "PROBLEM" in text and '"c": 1' in text
