@@ -148,6 +148,7 @@ def test_the_cli_bar_shows_the_note_and_the_fraction_of_the_running_item(registr
         assert progress.tasks[0].completed == 1.5
     text = console.file.getvalue()
     assert "module 1/1 search round 2" in text and all(len(line) <= 80 for line in text.splitlines())
+    assert " 1/3 " in text and "1.5" not in text  # items finished: the running one's share moves the bar only
 
 
 def test_the_api_shows_the_running_items_progress_with_rate_and_eta(registry, isolated_home):

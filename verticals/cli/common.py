@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column
 from rich.text import Text
 
@@ -145,6 +145,16 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.1f} items/s", style="cyan")
 
 
+class ItemsColumn(ProgressColumn):
+    """Items finished of the total (``M/N``): the share the running items reported moves the bar, not this."""
+
+    def render(self, task) -> Text:
+        done = task.fields.get("items_done")
+        done = int(task.completed) if done is None else int(done)
+        total = "?" if task.total is None else f"{int(task.total)}"
+        return Text(f"{done}/{total}", style="progress.download")
+
+
 class NoteColumn(ProgressColumn):
     """The running item's own status line (``RunContext.progress`` note), cut to the room left."""
 
@@ -157,7 +167,7 @@ class NoteColumn(ProgressColumn):
 
 def _progress(console: Console | None = None) -> Progress:
     """The job bar: task, bar, items done of total, rate, ETA, and the note of the running item."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=12), MofNCompleteColumn(),
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=12), ItemsColumn(),
                     RateColumn(), TimeRemainingColumn(), NoteColumn(), console=console or err, transient=False,
                     expand=True)
 
@@ -166,7 +176,7 @@ def _show_item_progress(progress: Progress, bar: Any, done: float, running: dict
     """Show ``done`` items plus what the running items report of themselves (the job summary's
     ``item_progress``: ``done`` in items, ``note``)."""
     partial = float(running.get("done") or 0) if running else 0.0
-    progress.update(bar, completed=done + partial, note=(running or {}).get("note") or "")
+    progress.update(bar, completed=done + partial, items_done=done, note=(running or {}).get("note") or "")
 
 
 ITEM_PROGRESS_POLL = 1.0  # seconds between two reads of the running items' progress (stored at most 1/s)

@@ -206,7 +206,6 @@ def generate_hints(items: list[Any], llm: Any, encoder: Any, params: Any,
     Its notes hold counts only, never a question, an answer or a hint."""
     steps = params.regenerations + 2
     report = progress or (lambda done, total, note: None)
-    report(0, steps, f"pass 1 of {steps - 1}: generating {len(items)} hint(s)")
     contexts = [HintContext.build(i.question, i.reference_answer, i.answer, i.concepts) for i in items]
     ref_vecs = encoder.embed([i.reference_answer for i in items])
     results: list[dict[str, Any] | None] = [None] * len(items)
@@ -217,6 +216,7 @@ def generate_hints(items: list[Any], llm: Any, encoder: Any, params: Any,
     for attempt, (system, temperature) in enumerate(passes[: params.regenerations + 1]):
         if not pending:
             break
+        report(attempt, steps, f"pass {attempt + 1} of {steps - 1}: generating {len(pending)} hint(s)")
         prompts = [build_prompt(items[i].question, items[i].answer, items[i].level) for i in pending]
         extra: dict[str, Any] = {}
         if progress is not None and _accepts_progress(llm):
