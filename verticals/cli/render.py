@@ -162,6 +162,8 @@ def preview_table(task_cls: Any, rows: list[Any], title: str, width: int) -> Tab
     while sum(widths) > budget and max(widths, default=0) > 3:  # too many columns: narrow the widest
         widest = widths.index(max(widths))
         widths[widest] -= 1
+    longest = max(len(item.status) + (len(" ".join(item.error.split())) + 2 if item.error else 0) for item in rows)
+    status_width += max(0, min(budget - sum(widths), longest - status_width))  # room left: more of the errors
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("#", justify="right", no_wrap=True, min_width=seq_width)
     for index, ((header, _where, _path), column_width) in enumerate(zip(columns, widths, strict=True)):
@@ -268,7 +270,9 @@ def _print_summary(store, job_id: str) -> dict[str, Any]:
     summary = store.summary(job_id)
     counts = summary["counts"]
     rate = summary["done"] / summary["elapsed_s"] if summary["elapsed_s"] else None
-    err.print(f"job [bold]{summary['id']}[/bold]: [bold]{summary['status']}[/bold] — "
+    # two lines: the id stays whole on the first, the figures on the second (a 32-character id and the
+    # figures make more than 80 columns)
+    err.print(f"job [bold]{summary['id']}[/bold]: [bold]{summary['status']}[/bold]\n  "
               f"{counts.get('succeeded', 0)} succeeded, {counts.get('failed', 0)} failed"
               + (f", {counts.get('cancelled', 0)} cancelled" if counts.get("cancelled") else "")
               + (f" in {summary['elapsed_s']:.1f}s ({rate:,.1f} items/s)" if rate else ""))

@@ -100,10 +100,10 @@ def run(
             count = service.export(job_id, output, include_inputs)
             err.print(f"wrote {count} results to [bold]{output}[/bold]")
         else:
-            err.print(f"export with: verticals jobs export {job_id} -o results.csv")
+            err.print(f"export with: verticals jobs export {job_id[:12]} -o results.csv")  # a prefix: one line
         if summary["counts"].get("failed"):
-            err.print(f"[yellow]{summary['counts']['failed']} item(s) failed; see the error column, or "
-                      f"`verticals jobs results {job_id[:8]} --status failed`[/yellow]")
+            err.print(f"[yellow]{summary['counts']['failed']} item(s) failed; their errors: the status column "
+                      f"above, or\n  verticals jobs results {job_id[:12]} --status failed[/yellow]")
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None
     raise typer.Exit(_exit_code(status))
