@@ -57,6 +57,13 @@ def test_make_demo_reads_at_80_columns(tmp_path):
     assert output.exists()
 
 
+def test_readme_eval_example_reads_at_80_columns():
+    result = run_cli("eval", "finance.sentiment", env=NARROW)
+    assert result.returncode == 0, result.stderr
+    assert_fits(result.stderr + result.stdout)
+    assert "macro_f1" in result.stderr + result.stdout and "confusion" in result.stderr + result.stdout
+
+
 def test_medical_examples_preview_entities_and_counts_at_80_columns(tmp_path):
     notes = tmp_path / "notes.jsonl"
     notes.write_text(
