@@ -107,6 +107,13 @@ def test_tasks_list_and_show_read_at_80_columns_in_a_pipe():
     assert typo.returncode == 2 and "did you mean medical.deidentify?" in typo.stderr
 
 
+def test_tasks_list_shows_the_plugin_column_when_there_is_room():
+    wide = run_cli("tasks", "list", env={"COLUMNS": "120"})
+    assert header_cells(wide.stdout, "task")[:3] == ["task", "plugin", "device"]
+    assert_fits(wide.stdout, 120)
+    assert "plugin" not in header_cells(run_cli("tasks", "list", env=NARROW).stdout, "task")
+
+
 def test_no_columns_set_a_pipe_is_80_wide():
     import os
 
