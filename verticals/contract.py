@@ -218,6 +218,9 @@ class Task(Generic[InT, OutT, ParamsT]):
       (Output fields, or Input fields where no Output field has the name); lists of
       entities/spans are shown compactly, long texts cut to the terminal. ``None``: the
       ``text_field`` (unless ``sensitive``) and the first few scalar Output fields.
+    - ``expected_item_seconds``: about how long one item takes on a CPU worker; the Celery
+      executor derives the queue's visibility timeout from it (docs/distributed.md).
+      ``None``: 0.1 s (a model call on a batch), 60 s for a task that ``executes_code``.
 
     and implement :meth:`run`.
     """
@@ -240,6 +243,7 @@ class Task(Generic[InT, OutT, ParamsT]):
     operator_only: ClassVar[bool] = False
     golden: ClassVar[str | None] = None
     preview: ClassVar[tuple[str, ...] | None] = None
+    expected_item_seconds: ClassVar[float | None] = None
 
     def run(self, batch: list[InT], models: Mapping[str, Any],
             ctx: RunContext[ParamsT]) -> Sequence[OutT | ItemError]:

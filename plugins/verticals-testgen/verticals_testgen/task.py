@@ -129,8 +129,9 @@ class GenerateTests(Task):
     Params = GenerateParams
     models = {"llm": "smollm2"}
     device = "cpu"
-    chunk_size = 8
+    chunk_size = 2  # a module takes up to its time budget: a chunk stays a few minutes
     batch_size = 4
+    expected_item_seconds = 120.0  # the default time budget per module (time_budget)
     preview = ("module", "kept", "generated", "line % before=coverage_before.line_percent",
                "line % after=coverage_after.line_percent")  # never the test file itself
     text_field = "module"

@@ -499,8 +499,9 @@ class TutorHint(Task):
     Params = HintParams
     models = {"llm": "smollm2", "encoder": "minilm"}
     device = "cpu"
-    chunk_size = 64
+    chunk_size = 4  # ~6 min of generation per chunk: cancel, redelivery and progress stay fine-grained
     batch_size = 64
+    expected_item_seconds = 90.0  # SmolLM2 generations on a 2-core CPU
     preview = ("answer", "hint", "path")
     text_field = "answer"
 
