@@ -354,6 +354,8 @@ def test_tasks_plugins_health_metrics(api, keys):
     assert "upper" in echo["output_schema"]["properties"] and "sleep" in echo["params_schema"]["properties"]
     assert api.get("/v1/tasks/fixtures.echo", headers=acme).json()["name"] == "fixtures.echo"
     assert api.get("/v1/tasks/nope", headers=acme).status_code == 404
+    missing = api.get("/v1/tasks/fixtures.ech", headers=acme)
+    assert missing.status_code == 404 and "did you mean fixtures.echo?" in missing.json()["detail"]
     plugins = {p["name"]: p for p in api.get("/v1/plugins", headers=acme).json()}
     assert "job_finished" in plugins["verticals.api.webhooks"]["hooks"]
     assert api.get("/healthz").text == "ok"

@@ -4,6 +4,7 @@ from fastapi import APIRouter, HTTPException
 
 from verticals.api.deps import ERRORS, ApiState, State, Who
 from verticals.api.schemas import MeOut, PluginOut, TaskOut
+from verticals.plugins import UnknownTask
 
 router = APIRouter()
 
@@ -37,7 +38,8 @@ def tasks(who: Who, state: State) -> list[TaskOut]:
 @router.get("/v1/tasks/{task}", response_model=TaskOut, tags=["tasks"], responses=ERRORS)
 def task(task: str, who: Who, state: State) -> TaskOut:
     """One task and its schemas."""
-    if task not in state.registry.tasks:
-        known = ", ".join(sorted(state.registry.tasks))
-        raise HTTPException(404, f"unknown task {task[:200]!r}; installed: {known}")
+    try:
+        state.registry.task(task[:200])
+    except UnknownTask as error:
+        raise HTTPException(404, str(error)) from None  # with the closest names ("did you mean ...?")
     return task_out(state, task)
