@@ -95,6 +95,11 @@ class JobStatus:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
+    def note(self) -> str | None:
+        """The running items' latest status line (``item_progress.note``: testgen, tutor.hint), if any."""
+        return ((self.raw.get("item_progress") or {}).get("note")) or None
+
+    @property
     def finished(self) -> bool:
         return self.status not in ACTIVE
 
@@ -137,9 +142,9 @@ class Job:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
                 bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True))
+                               TimeRemainingColumn(), TextColumn("{task.fields[note]}"), console=Console(stderr=True))
                 bar.start()
-                handle = bar.add_task(state.task, total=state.total, completed=state.done)
+                handle = bar.add_task(state.task, total=state.total, completed=state.done, note="")
             while not state.finished:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job {self.id} is still {state.status} after {timeout}s "
@@ -147,7 +152,8 @@ class Job:
                 time.sleep(poll)
                 state = self.status()
                 if bar is not None:
-                    bar.update(handle, completed=state.done, total=state.total)
+                    bar.update(handle, completed=state.progress * state.total, total=state.total,
+                               note=(state.note or "")[:40])
         finally:
             if bar is not None:
                 bar.stop()
