@@ -422,14 +422,19 @@ class CausalLMModel(LoadedModel):
         outputs: list[str] = [""] * len(texts)
         finished = 0
         options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        # A seeded sampling run draws from a fork of torch's generators: the embedding process's own random
+        # state is given back untouched afterwards (torch.manual_seed alone would reseed the whole process).
+        rng: Any = contextlib.nullcontext()
         if temperature > 0:
             options.update(do_sample=True, temperature=temperature)
             if seed is not None:
-                torch.manual_seed(seed)
+                rng = torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else [])
         else:
             options.update(do_sample=False)
         options.update(generate_kwargs)
-        with self.forward_context():
+        with rng, self.forward_context():
+            if temperature > 0 and seed is not None:
+                torch.manual_seed(seed)
             for batch in token_budget_batches(lengths, self.spec.max_batch_tokens):
                 features = self.tokenizer.pad({k: [v[i] for i in batch] for k, v in encoded.items()},
                                               return_tensors="pt", padding_side="left")
