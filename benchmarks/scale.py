@@ -6,7 +6,7 @@ For each size, in a fresh subprocess (so that its peak RSS is its own) with a fr
   stored      items/s of ``submit_job`` (N generated items, streamed into the store in batches),
   processed   items/s of ``LocalExecutor.execute`` (every chunk run, every result written, job finished),
   per CPU-s   the same items per second of that process's CPU time (what a busy machine changes less),
-  exported    items/s of ``iter_results`` (every result read back, paged by seq),
+  exported    items/s of the export's rows (every result read back, paged by seq),
   peak RSS    of the process (MB),
   load avg    the machine's 5-minute load average when the size ended (other work slows wall-clock rates).
 The job is checked: every item must be ``succeeded``.
@@ -55,44 +55,17 @@ def child(size: int, chunk_size: int, batch_size: int) -> None:
     """One size, in this process: submit, run, export; prints one JSON line."""
     import resource
 
-    from pydantic import BaseModel
+    from bench_task import LengthTask, register, result_rows
 
-    from verticals import Task, hookimpl
-    from verticals.core.jobs import iter_results, submit_job
+    from verticals.core.jobs import submit_job
     from verticals.core.store import open_store
-    from verticals.plugins import PluginInfo, get_registry
+    from verticals.plugins import get_registry
     from verticals.workers.local import LocalExecutor
-
-    class LengthInput(BaseModel):
-        text: str
-
-    class LengthOutput(BaseModel):
-        length: int
-
-    class LengthTask(Task):
-        name = "bench.length"
-        description = "Length of a text (scale benchmark)."
-        Input = LengthInput
-        Output = LengthOutput
-        text_field = "text"
-
-        def run(self, batch, models, ctx):
-            return [LengthOutput(length=len(item.text)) for item in batch]
 
     LengthTask.chunk_size = chunk_size
     LengthTask.batch_size = batch_size
-
-    class BenchPlugin:
-        @hookimpl
-        def register_tasks(self, register):
-            register(LengthTask)
-
     registry = get_registry(refresh=True)
-    registry.manager.register(BenchPlugin(), name="bench")
-    info = PluginInfo("bench", "verticals-bench", "0", __name__, tasks=[LengthTask.name])
-    registry.plugins["bench"] = info
-    registry.tasks[LengthTask.name] = LengthTask
-    registry.task_plugin[LengthTask.name] = info
+    register(registry, LengthTask)
 
     store = open_store()
     rows = ({"text": f"headline number {i} of the scale benchmark"} for i in range(size))
@@ -104,7 +77,7 @@ def child(size: int, chunk_size: int, batch_size: int) -> None:
     status = LocalExecutor(store, registry).execute(job_id)
     processed_s, processed_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     started = time.perf_counter()
-    exported = sum(1 for _ in iter_results(store, job_id))
+    exported = sum(1 for _ in result_rows(store, job_id))
     exported_s = time.perf_counter() - started
     counts = store.summary(job_id)["counts"]
     if status != "succeeded" or counts.get("succeeded") != size or exported != size:

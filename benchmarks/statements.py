@@ -5,7 +5,7 @@
 
 For each size, in a fresh subprocess with a fresh SQLite database: ``submit_job`` of N generated items,
 ``LocalExecutor.execute`` (every chunk through ``run_chunk``, the job finished, ``job_finished`` fired),
-then ``iter_results`` (every result read back). Every statement the engine sends is counted
+then the export's rows (every result read back). Every statement the engine sends is counted
 (SQLAlchemy's ``before_cursor_execute``: an executemany is one statement, as it is one round trip), and
 every validation of the task's input model. Printed per item, amortised over the job: statements of
 submit+run, of the export, and input validations; items/s of submit+run, by the wall clock and per
@@ -59,55 +59,33 @@ REPO = Path(__file__).resolve().parents[1]
 
 def child(size: int, chunk_size: int | None, batch_size: int | None) -> None:
     """One size, in this process (the ``verticals`` on PYTHONPATH): prints one JSON line."""
-    from pydantic import BaseModel, model_validator
+    from bench_task import LengthInput, LengthTask, register, result_rows
+    from pydantic import model_validator
     from sqlalchemy import event
 
-    from verticals import Task, hookimpl
-    from verticals.core.jobs import iter_results, submit_job
+    from verticals.core.jobs import submit_job
     from verticals.core.store import open_store
-    from verticals.plugins import PluginInfo, get_registry
+    from verticals.plugins import get_registry
     from verticals.workers.local import LocalExecutor
 
     validations = [0]
 
-    class LengthInput(BaseModel):
-        text: str
-
+    class CountedInput(LengthInput):
         @model_validator(mode="before")
         @classmethod
         def _count(cls, data):
             validations[0] += 1
             return data
 
-    class LengthOutput(BaseModel):
-        length: int
-
-    class LengthTask(Task):
-        name = "bench.length"
-        description = "Length of a text (statements benchmark)."
-        Input = LengthInput
-        Output = LengthOutput
-        text_field = "text"
-
-        def run(self, batch, models, ctx):
-            return [LengthOutput(length=len(item.text)) for item in batch]
+    class CountedTask(LengthTask):
+        Input = CountedInput
 
     if chunk_size:
-        LengthTask.chunk_size = chunk_size
+        CountedTask.chunk_size = chunk_size
     if batch_size:
-        LengthTask.batch_size = batch_size
-
-    class BenchPlugin:
-        @hookimpl
-        def register_tasks(self, register):
-            register(LengthTask)
-
+        CountedTask.batch_size = batch_size
     registry = get_registry(refresh=True)
-    registry.manager.register(BenchPlugin(), name="bench")
-    info = PluginInfo("bench", "verticals-bench", "0", __name__, tasks=[LengthTask.name])
-    registry.plugins["bench"] = info
-    registry.tasks[LengthTask.name] = LengthTask
-    registry.task_plugin[LengthTask.name] = info
+    register(registry, CountedTask)
 
     store = open_store()  # migrated before counting
     sent = [0]
@@ -118,18 +96,18 @@ def child(size: int, chunk_size: int | None, batch_size: int | None) -> None:
 
     rows = ({"text": f"headline number {i} of the statements benchmark"} for i in range(size))
     started, cpu = time.perf_counter(), time.process_time()
-    job_id = submit_job(store, registry, LengthTask.name, rows)
+    job_id = submit_job(store, registry, CountedTask.name, rows)
     status = LocalExecutor(store, registry).execute(job_id)
     run_s, run_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     run_statements, run_validations = sent[0], validations[0]
-    exported = sum(1 for _ in iter_results(store, job_id))
+    exported = sum(1 for _ in result_rows(store, job_id))
     export_statements = sent[0] - run_statements
     counts = store.summary(job_id)["counts"]
     if status != "succeeded" or counts.get("succeeded") != size or exported != size:
         raise SystemExit(f"job {job_id}: status {status}, counts {counts}, exported {exported} (expected {size})")
     print(json.dumps({"size": size, "run_s": run_s, "run_cpu_s": run_cpu_s, "run_statements": run_statements,
                       "export_statements": export_statements, "validations": run_validations,
-                      "chunk_size": LengthTask.chunk_size, "batch_size": LengthTask.batch_size}), flush=True)
+                      "chunk_size": CountedTask.chunk_size, "batch_size": CountedTask.batch_size}), flush=True)
 
 
 def run_size(code: Path, size: int, args: argparse.Namespace) -> dict:

@@ -1,0 +1,59 @@
+"""The trivial task the engine benchmarks run (statements.py, scale.py): the length of a short text, no model.
+
+What they measure is the engine and the store. The task is registered by hand on a built registry rather
+than through ``Registry.attach``, and results are read through whichever export the checkout has, so the
+same code runs against an older checkout too (``statements.py --baseline-path``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from verticals import Task, hookimpl
+
+
+class LengthInput(BaseModel):
+    text: str
+
+
+class LengthOutput(BaseModel):
+    length: int
+
+
+class LengthTask(Task):
+    name = "bench.length"
+    description = "Length of a text (engine benchmarks)."
+    Input = LengthInput
+    Output = LengthOutput
+    text_field = "text"
+
+    def run(self, batch, models, ctx):
+        return [LengthOutput(length=len(item.text)) for item in batch]
+
+
+def register(registry: Any, task: type[Task]) -> None:
+    """Add ``task`` to a built registry as the plugin ``bench``."""
+    from verticals.plugins import PluginInfo
+
+    class BenchPlugin:
+        @hookimpl
+        def register_tasks(self, register):
+            register(task)
+
+    registry.manager.register(BenchPlugin(), name="bench")
+    info = PluginInfo("bench", "verticals-bench", "0", __name__, tasks=[task.name])
+    registry.plugins["bench"] = info
+    registry.tasks[task.name] = task
+    registry.task_plugin[task.name] = info
+
+
+def result_rows(store: Any, job_id: str) -> Iterator[dict[str, Any]]:
+    """Every result of the job, as an export reads them (``core.export``; ``jobs.iter_results`` before it)."""
+    try:
+        from verticals.core.export import result_rows as rows
+    except ImportError:  # a checkout from before core/export.py
+        from verticals.core.jobs import iter_results as rows
+    return rows(store, job_id)
