@@ -63,8 +63,9 @@ def main() -> None:
     import torch
     import transformers
 
+    from verticals.core.export import result_rows
     from verticals.core.io import flat_row, write_rows
-    from verticals.core.jobs import iter_results, submit_job
+    from verticals.core.jobs import submit_job
     from verticals.core.models import ModelHost
     from verticals.core.store import open_store
     from verticals.plugins import build_registry
@@ -118,8 +119,8 @@ def main() -> None:
             job_id = submit_job(store, registry, "finance.sentiment", ({"text": t} for t in texts))
             status = LocalExecutor(store, registry, host).execute(job_id)
             assert status == "succeeded", status
-            columns = list(flat_row(next(iter_results(store, job_id))))
-            write_rows(Path(tmp) / "scored.csv", iter_results(store, job_id), columns)
+            columns = list(flat_row(next(result_rows(store, job_id))))
+            write_rows(Path(tmp) / "scored.csv", result_rows(store, job_id), columns)
 
     c = timed(whole_job, args.repeat)
 

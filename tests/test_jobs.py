@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from verticals.core.jobs import JobError, cancel_job, finish_if_done, run_chunk, submit_job
+from verticals.core.jobs import JobError, finish_if_done, run_chunk, submit_job
 from verticals.core.models import ModelHost
 from verticals.core.store.db import current_revision, head_revision, make_engine, upgrade
 from verticals.core.store.tables import Item
@@ -98,7 +98,7 @@ def test_cancel_stops_between_batches(store, registry):
     def on_progress(count):
         done.append(count)
         if len(done) == 1:
-            cancel_job(store, job_id)  # e.g. `verticals jobs cancel` from another shell
+            store.request_cancel(job_id)  # the flag `verticals jobs cancel` sets, from another shell
 
     assert executor.execute(job_id, on_progress=on_progress) == "cancelled"
     counts = store.summary(job_id)["counts"]
@@ -331,7 +331,7 @@ def test_concurrent_deliverers_fire_a_pending_event_once(store, registry, tmp_pa
 def test_a_batch_does_not_begin_once_its_job_is_cancelled(store, registry):
     job_id = submit_job(store, registry, "fixtures.echo", rows("a", "b", "c"))
     assert store.begin_batch(job_id, [0], 3) == set()
-    cancel_job(store, job_id)
+    store.request_cancel(job_id)
     assert store.begin_batch(job_id, [1, 2], 3) is None  # nothing begun: no attempt counted
     assert [(item.seq, item.attempts) for item in store.iter_items(job_id)] == [(0, 1), (1, 0), (2, 0)]
     assert store.begin_items(job_id, [1], 3) == set()  # the unconditional begin still counts the attempt

@@ -461,26 +461,3 @@ def _write_summary(store: Store, registry: Registry, job: Any) -> None:
                                "application/json")
     except Exception:
         log.exception("summary of job %s failed", job.id)
-
-
-def cancel_job(store: Store, job_id: str) -> dict[str, Any]:
-    """Request cancellation: running chunks stop at their next batch; queued items are cancelled."""
-    job = store.job(job_id)
-    store.request_cancel(job.id)
-    return store.summary(job.id)
-
-
-def iter_results(store: Store, job_id: str, include_inputs: bool = True) -> Iterator[dict[str, Any]]:
-    """Rows for export: seq, status, error, input fields (optional), output fields.
-
-    Task fields copied from a mapped column (``--text-column headline``) are
-    exported once, under the user's column name.
-    """
-    copies = set((store.job(job_id).options or {}).get("field_map") or {})
-    for item in store.iter_items(job_id):
-        row: dict[str, Any] = {"seq": item.seq, "status": item.status}
-        if include_inputs and item.input:
-            row["input"] = {k: v for k, v in item.input.items() if k not in copies}
-        row["output"] = item.output
-        row["error"] = item.error
-        yield row
