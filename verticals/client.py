@@ -171,7 +171,12 @@ class Job:
         """Write the results to ``dest``: a ``.csv``, ``.jsonl``, ``.parquet`` or ``.zip`` file, or a folder (no
         extension: ``results.jsonl``, the task's files, ``summary.json``); the same export as ``verticals jobs
         export``. Inputs are left out of sensitive tasks' exports unless ``include_inputs=True``. Returns ``dest``."""
-        self.client._backend.export(self.id, Path(dest), include_inputs)
+        try:
+            self.client._backend.export(self.id, Path(dest), include_inputs)
+        except OSError as error:  # a folder that cannot be made, a file that cannot be written
+            where = error.filename or dest
+            raise VerticalsError(f"cannot write the export to {dest} ({where}: {error.strerror or error}): choose "
+                                 "another destination") from None
         return Path(dest)
 
     def retry(self) -> int:
@@ -450,8 +455,8 @@ class _Local:
             message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
             raise VerticalsError(str(message)) from None
 
-    def _start(self, job_id: str) -> None:
-        self._call(self.service.start, job_id)
+    def _start(self, job_id: str, fresh: bool = False) -> None:
+        self._call(self.service.start, job_id, fresh=fresh)
         if job_id not in self.started:
             self.started.append(job_id)
 
@@ -463,10 +468,11 @@ class _Local:
         from verticals.core.io import read_rows
 
         rows: Iterable[dict[str, Any]] = items if items is not None else read_rows(path)
+        self._call(self.service.check_ready)  # a broker that is down: refused before anything is stored
         job_id = self._call(self.service.submit, task, rows, params=params, text_column=text_column,
                             chunk_size=chunk_size, allow_empty=items is not None, file_rows=items is None,
                             pick="text_column=COLUMN")
-        self._start(job_id)
+        self._start(job_id, fresh=True)
         return job_id
 
     def status(self, job_id: str) -> dict[str, Any]:

@@ -92,17 +92,26 @@ class JobRunner:
                                                              Job.finished_at.is_(None)).order_by(Job.created_at)))
 
     def check(self) -> None:
+        """``ExecutorUnavailable`` when the executor could not be built at start."""
         if self.problem:
             raise ExecutorUnavailable(self.problem)
 
-    def submit(self, job_id: str) -> None:
-        """Hand the job's pending chunks to the executor (return at once)."""
+    def ready(self) -> None:
+        """:meth:`check`, and once started, whether the executor can take a job now (the broker answers):
+        asked before a job is stored, so that a broker that is down is a 503 and not a job left queued."""
+        self.check()
+        if self.started:
+            self.service.check_ready()
+
+    def submit(self, job_id: str, fresh: bool = False) -> None:
+        """Hand the job's pending chunks to the executor (return at once). ``fresh``: the job was just created;
+        refused by the executor before anything ran, it is withdrawn (``JobService.start``)."""
         self.check()
         if not self.started:
             self.waiting.append(job_id)
             return
         try:
-            self.service.start(job_id)
+            self.service.start(job_id, fresh=fresh)
         except ExecutorUnavailable:
             raise
         except Exception as error:

@@ -13,7 +13,15 @@ import io
 from collections.abc import Iterator
 from typing import IO, Any
 
-from verticals.core.io import BOMS, InputError, first_undecodable_line, iter_csv, iter_jsonl, not_decodable
+from verticals.core.io import (
+    BOMS,
+    SPREADSHEETS,
+    InputError,
+    first_undecodable_line,
+    iter_csv,
+    iter_jsonl,
+    not_decodable,
+)
 
 UPLOAD_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
 
@@ -27,6 +35,12 @@ def upload_format(filename: str | None, fmt: str | None) -> str:
     for suffix, kind in UPLOAD_FORMATS.items():
         if name.endswith(suffix):
             return kind
+    if name.endswith(SPREADSHEETS):
+        raise InputError(f"{filename!r} is a spreadsheet, which verticals does not read: save the sheet as CSV "
+                         "(UTF-8) and upload the .csv file")
+    if name.endswith(".parquet"):
+        raise InputError(f"{filename!r}: Parquet files cannot be uploaded (a stream of rows is needed): upload "
+                         "CSV, JSONL or TXT")
     raise InputError(f"cannot tell the format of {filename or 'the upload'!r}: name it .csv, .jsonl or .txt, "
                      "or pass the form field format=csv|jsonl|txt")
 

@@ -255,17 +255,20 @@ def _with_progress(service, job_id: str, run: Callable[[Callable[[int], None] | 
     return status
 
 
-def _execute(service, job_id: str, quiet: bool = False) -> str:
-    """Run the job's pending chunks (here, or on workers) with a progress bar; return the final status."""
-    return _with_progress(service, job_id, lambda on_progress: service.execute(job_id, on_progress=on_progress),
-                          quiet)
+def _execute(service, job_id: str, quiet: bool = False, fresh: bool = False) -> str:
+    """Run the job's pending chunks (here, or on workers) with a progress bar; return the final status.
+    ``fresh``: the job was just submitted (refused by the executor before anything ran, it is withdrawn)."""
+    return _with_progress(service, job_id, lambda on_progress: service.execute(job_id, on_progress=on_progress,
+                                                                               fresh=fresh), quiet)
 
 
 def _submit(service, task_cls, input: Path, fmt: str | None, text_column: str | None, fields: list[str],
             encoding: str | None, params: dict[str, Any], options: dict[str, Any], chunk_size: int | None) -> str:
-    """Store a job over an input file (the service maps --text-column / --field onto the task's fields)."""
+    """Store a job over an input file (the service maps --text-column / --field onto the task's fields).
+    The executor is asked first (a broker that is down is an error before anything is stored)."""
     from verticals.core.io import read_rows
 
+    service.check_ready()
     return service.submit(task_cls.name, read_rows(input, fmt, encoding), params=params, text_column=text_column,
                           fields=fields, options=options, chunk_size=chunk_size, allow_empty=False, file_rows=True,
                           pick="--text-column COLUMN", text_option="--text-column",
@@ -277,6 +280,14 @@ def _task_params(ctx_args: list[str], param: list[str], task_cls) -> dict[str, A
     params = {**_extra_params(list(ctx_args), task_cls),
               **{k: _coerce(v) for k, v in _parse_pairs(param, "--param").items()}}
     return _secret_params(task_cls, params)
+
+
+def _job_exists(job_id: str) -> bool:
+    try:
+        _store().job(job_id)
+    except Exception:
+        return False
+    return True
 
 
 def _exit_code(status: str) -> int:
@@ -303,6 +314,9 @@ def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
     if isinstance(error, KeyError):
         return _fail(str(error.args[0]) if error.args else str(error))
     if isinstance(error, ExecutorUnavailable):  # BrokerUnavailable included: their messages say what to do
+        if job_id is not None and _job_exists(job_id):  # not withdrawn: it waits for a later resume
+            return _fail(f"{error}; job {job_id} is stored: continue it with `verticals jobs resume {job_id[:12]}` "
+                         "once jobs can run")
         return _fail(str(error))
     if isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""

@@ -61,11 +61,11 @@ def jobs_submit(
         job_id = _submit(service, task_cls, input, format, text_column, field, encoding, params, options, chunk_size)
         out.print(job_id)
         if detach:
-            sent = service.detach(job_id)
+            sent = service.detach(job_id, fresh=True)
             if service.executor.remote:
                 err.print(f"{sent} chunk(s) sent to the workers; follow with `verticals jobs status {job_id[:8]}`")
         else:
-            _execute(service, job_id)
+            _execute(service, job_id, fresh=True)
             _print_summary(service.store, job_id)
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None

@@ -92,7 +92,7 @@ def run(
                          {"purge_inputs": purge_inputs}, chunk_size)
         stored_in = time.perf_counter() - started
         err.print(f"[dim]job {job_id}: {service.job(job_id).total} items stored ({stored_in:.1f}s)[/dim]")
-        status = _execute(service, job_id, quiet)
+        status = _execute(service, job_id, quiet, fresh=True)
         if not quiet:
             _preview(service.store, service.registry, job_id, preview)
         summary = _print_summary(service.store, job_id)

@@ -55,11 +55,16 @@ class Executor(Protocol):
       queued local work. Best effort: a chunk that arrives anyway finds nothing pending.
     - ``queue_status(job_id)``: where the job's chunks wait, as this executor knows it (Celery: ``queue``,
       ``priority``, ``broker_backlog``; local: nothing). :meth:`JobService.queue_status` adds the chunk counts.
+    - ``check()``: raise :class:`ExecutorUnavailable` when chunks cannot be handed over now (Celery: the
+      broker does not answer). Asked before a job is stored (:meth:`JobService.check_ready`), so that no
+      job waits ``queued`` for an executor that is down.
     - ``close()``: stop background work this executor started (threads, connections).
     """
 
     name: str
     remote: bool
+
+    def check(self) -> None: ...
 
     def start(self, job_id: str) -> int: ...
 
@@ -109,6 +114,9 @@ class LocalExecutor:
             status = report.finished_status or status
         return status or finish_if_done(self.store, self.registry, job_id) or \
             self.store.summary(job_id)["status"]
+
+    def check(self) -> None:
+        """Always ready: chunks run in this process."""
 
     # -- run in the background ----------------------------------------------------------------
     def start(self, job_id: str) -> int:

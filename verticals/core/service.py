@@ -125,6 +125,12 @@ class JobService:
                 raise ExecutorUnavailable(self._executor_problem or "no executor: jobs cannot be run here")
         return self._executor
 
+    def check_ready(self) -> None:
+        """Raise :class:`ExecutorUnavailable` when jobs cannot be run now (no executor, the broker is down).
+        Every front end that submits a job to run it asks first, so that a job is not stored only to wait
+        ``queued`` for an executor that cannot take it."""
+        self.executor.check()
+
     @property
     def has_executor(self) -> bool:
         """Whether an executor is there (built now if needed); never raises."""
@@ -210,25 +216,43 @@ class JobService:
                           allow_empty=allow_empty)
 
     # -- running --------------------------------------------------------------------------------------
-    def start(self, job_id: str) -> int:
-        """Hand the job's pending chunks to the executor and return at once (how many were handed over)."""
-        job = self._submitted(job_id)
-        return self.executor.start(job.id)
+    def start(self, job_id: str, *, fresh: bool = False) -> int:
+        """Hand the job's pending chunks to the executor and return at once (how many were handed over).
 
-    def detach(self, job_id: str) -> int:
+        ``fresh``: the caller has just submitted the job. If the executor refuses it before anything of it
+        ran (the broker went down since :meth:`check_ready`), the job is withdrawn (deleted) rather than left
+        ``queued`` for nobody, and the :class:`ExecutorUnavailable` says so. (:meth:`detach` and
+        :meth:`execute` take ``fresh`` too.)"""
+        job = self._submitted(job_id)
+        return self._handing_over(job.id, fresh, lambda: self.executor.start(job.id))
+
+    def detach(self, job_id: str, *, fresh: bool = False) -> int:
         """Submit-and-return (``--detach``): with an executor whose chunks run elsewhere (Celery), hand them
         over and return how many; otherwise leave the job stored for a later :meth:`resume` and return 0
         (background threads of a process about to exit would leave it half-run)."""
         job = self._submitted(job_id)
-        executor = self.executor
-        return executor.start(job.id) if executor.remote else 0
+        return self._handing_over(job.id, fresh,
+                                  lambda: self.executor.start(job.id) if self.executor.remote else 0)
 
-    def execute(self, job_id: str, on_progress: ProgressCallback | None = None) -> str:
+    def execute(self, job_id: str, on_progress: ProgressCallback | None = None, *, fresh: bool = False) -> str:
         """Run the job's pending chunks (here, or on workers) and wait; return the final status."""
         job = self._submitted(job_id)
-        status = self.executor.execute(job.id, on_progress=on_progress)
+        status = self._handing_over(job.id, fresh, lambda: self.executor.execute(job.id, on_progress=on_progress))
         self._deliver(job.id)
         return status
+
+    def _handing_over(self, job_id: str, fresh: bool, hand_over: Callable[[], Any]) -> Any:
+        try:
+            return hand_over()
+        except ExecutorUnavailable as error:
+            job = self.store.job(job_id)
+            if not fresh or job.started_at is not None or job.finished_at is not None or any(
+                    started for _, started in self.store.chunk_states(job_id).values()):
+                raise  # something of it ran: it stays, to be resumed
+            discard_job(self.store, job_id)
+            log.info("job %s withdrawn: the executor refused it before anything ran", job_id)
+            raise ExecutorUnavailable(f"{error}. The job was not kept (nothing of it had run): submit it again "
+                                      "once jobs can run") from None
 
     def wait(self, job_id: str, timeout: float | None = None,
              on_progress: ProgressCallback | None = None) -> dict[str, Any]:

@@ -74,6 +74,23 @@ class CeleryExecutor:
         return priority if priority in PRIORITIES else "normal"
 
     # -- dispatch -----------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise :class:`BrokerUnavailable` when the broker does not answer now (one connection attempt, at
+        most 2 s): the front ends ask before a job row exists, so that a job is never stored only to wait in
+        ``queued`` for a broker that is down."""
+        try:
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+        except Exception as error:
+            if _is_connection_error(error):
+                raise self._unreachable(error) from None
+            raise
+
+    def _unreachable(self, error: Exception) -> BrokerUnavailable:
+        return BrokerUnavailable(
+            f"cannot reach the broker at {_safe_url(self.broker)} ({type(error).__name__}: {error}). Start Redis "
+            "(scripts/ensure-services.sh), or unset VERTICALS_BROKER_URL to run jobs in this process")
+
     def start(self, job_id: str) -> int:
         """Send every chunk that still has pending items; return how many were sent. Does not wait."""
         return self.dispatch(job_id)
@@ -100,11 +117,7 @@ class CeleryExecutor:
                                                                  "interval_step": 1, "interval_max": 2})
         except Exception as error:
             if _is_connection_error(error):
-                raise BrokerUnavailable(
-                    f"cannot reach the broker at {_safe_url(self.broker)} ({type(error).__name__}: {error}). "
-                    "Start Redis (scripts/ensure-services.sh), or unset VERTICALS_BROKER_URL to run the job here; "
-                    f"the job is stored: send it again with `verticals jobs resume {job.id[:8]}`"
-                ) from None
+                raise self._unreachable(error) from None
             raise
         log.info("job %s: %d chunk(s) sent to queue %s (priority %s)", job.id, len(ranges), queue, priority)
         return len(ranges)

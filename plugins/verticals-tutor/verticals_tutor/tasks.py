@@ -308,7 +308,8 @@ class TutorMastery(Task):
                     yield item(current, buffer)
                 if student in seen:
                     raise ValueError(f"attempt rows are not grouped by student (a student reappears after "
-                                     f"{len(seen)} students): sort the log by student, or pass --sorted-input false")
+                                     f"{len(seen)} students): sort the log by student, or set the parameter "
+                                     "sorted_input to false")
                 seen.add(student)
                 current, buffer = student, []
             buffer.append(a)

@@ -31,7 +31,7 @@ JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def _create(state: ApiState, who: Principal, idempotency_key: str | None, body_hash: str,
             make: Callable[[], str]) -> JSONResponse:
-    state.runner.check()
+    state.runner.ready()  # 503 before anything is stored when the executor cannot take the job
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
             raise HTTPException(422, "Idempotency-Key must be 1 to 255 characters")
@@ -51,11 +51,24 @@ def _create(state: ApiState, who: Principal, idempotency_key: str | None, body_h
         if idempotency_key is not None:
             state.tenants.release_idempotency_key(who.tenant, idempotency_key)
         raise
-    if idempotency_key is not None:
-        state.tenants.complete_idempotency_key(who.tenant, idempotency_key, job_id)
-    state.runner.submit(job_id)
+    try:
+        state.runner.submit(job_id, fresh=True)
+    finally:
+        if idempotency_key is not None:
+            if _exists(state, job_id):
+                state.tenants.complete_idempotency_key(who.tenant, idempotency_key, job_id)
+            else:  # withdrawn (the executor refused it before anything ran): the key may be used again
+                state.tenants.release_idempotency_key(who.tenant, idempotency_key)
     return JSONResponse(job_out(state.store.summary(job_id)).model_dump(mode="json"), status_code=202,
                         headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+def _exists(state: ApiState, job_id: str) -> bool:
+    try:
+        state.store.job(job_id)
+    except KeyError:
+        return False
+    return True
 
 
 @router.post("/v1/jobs", response_model=JobOut, status_code=202, tags=["jobs"], responses=JOB_RESPONSES)
@@ -195,7 +208,7 @@ def cancel(job_id: OwnedJob, state: State) -> JobOut:
              responses={**ERRORS, **FORBIDDEN, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}})
 def retry(job_id: OwnedJob, who: Who, state: State) -> RetryOut:
     """Re-run the failed items of a finished job; re-dispatch a job still queued."""
-    state.runner.check()
+    state.runner.ready()
     task_name = state.store.job(job_id).task
     if task_name in state.registry.tasks:
         may_run(state, state.registry.tasks[task_name], who)

@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 
 from verticals.api.deps import State
 from verticals.api.schemas import ErrorOut
+from verticals.core.executor import ExecutorUnavailable
 
 router = APIRouter()
 
@@ -27,8 +28,10 @@ def readyz(state: State) -> JSONResponse:
             problems.append(f"database at revision {current}, expected {head_revision()}: verticals db upgrade")
     except Exception as error:
         problems.append(f"database unreachable: {type(error).__name__}")
-    if state.runner.problem:
-        problems.append(state.runner.problem)
+    try:
+        state.runner.ready()  # the executor was built, and can take a job now (the broker answers)
+    except ExecutorUnavailable as error:
+        problems.append(str(error))
     if problems:
         return JSONResponse({"detail": "; ".join(problems)}, status_code=503)
     return JSONResponse({"status": "ready", "executor": state.runner.kind, "tasks": len(state.registry.tasks)})
