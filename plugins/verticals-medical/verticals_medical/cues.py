@@ -17,6 +17,7 @@ from .lexicon import (
     is_clinical,
     is_listed_name,
     is_stop,
+    looks_misspelt,
     name_after_cue,
     name_without_cue,
     place_after_cue,
@@ -31,7 +32,8 @@ TITLE = re.compile(
     re.I)
 CREDENTIAL = re.compile(
     r"(?:,\s*|[ \t]+)(?:md|m\.d\.|rn|r\.n\.|np|rrt|licsw|licws|lcsw|msw|pa-c|lpn|crna|cnp|fnp|aprn|pharmd|rph|phd|do)"
-    r"(?![A-Za-z])", re.I)
+    r"(?![A-Za-z'’])(?!\s+(?:called|notified|aware|to|will|in|at|here|came|was|is|has|had|ordered|said|stated|if|"
+    r"made|updated|paged|present|wrote|came|feels|thinks|wants|asked|cough|o2|sat|sats)\b)", re.I)
 RELATIVE = re.compile(
     r"(?<![A-Za-z])(?:wife|husband|spouse|son|sons|daughter|daughters|dtr|dau|sister|sisters|brother|brothers|bro|"
     r"mother|mom|father|dad|niece|nephew|grandson|granddaughter|grandaughter|grand\s?daughter|grand\s?son|"
@@ -40,9 +42,9 @@ RELATIVE = re.compile(
     r"caregiver|companion|roommate|case\s+manager|social\s+worker|chaplain|nurse\s+manager)(?:'s)?"
     r"(?:\s*[,:;(-]+\s*|\s+)(?:(?:is|named|who\s+is)\s+)?", re.I)
 CONTACT = re.compile(
-    r"(?<![A-Za-z])(?:spoke\s+(?:with|to)|talked\s+(?:with|to)|met\s+with|discussed\s+with|per|called|paged|"
+    r"(?<![A-Za-z0-9])(?:spoke\s+(?:with|to)|talked\s+(?:with|to)|met\s+with|discussed\s+with|per|called|paged|"
     r"notified|informed|updated|contacted|contacts|reported\s+to|seen\s+by|examined\s+by|evaluated\s+by|"
-    r"pronounced\s+by|signed\s+by|accompanied\s+by|visited\s+by|cc|attn)\s+", re.I)
+    r"pronounced\s+by|signed\s+by|accompanied\s+by|visited\s+by|cc\s*:|attn:?)\s*", re.I)
 VISITOR = re.compile(r"(?P<v>(?<![A-Za-z'])[A-Za-z][a-z]+|[A-Z]{2,})(?=\s+(?:called|visited|phoned|in\s+to\s+visit|"
                      r"at\s+(?:the\s+)?bedside|was\s+updated|is\s+(?:the\s+)?(?:family|proxy|hcp|contact)|updated|"
                      r"came\s+in|here\s+to\s+visit))", re.I)
@@ -71,7 +73,7 @@ FACILITY = re.compile(
 RELIGIOUS = re.compile(r"(?<![A-Za-z])(?:sacred\s+heart|holy\s+(?!spirit)[A-Za-z]+|good\s+samaritan|"
                        r"st\.?\s+[A-Za-z]+(?:'s)?|saint\s+[A-Za-z]+(?:'s)?)"
                        r"(?:\s+(?:memorial|regional|medical\s+center|hospital|hosp))?(?![A-Za-z])", re.I)
-INITIAL_SURNAME = re.compile(r"(?<![\w.'’])(?P<i>[A-Za-z])\.[ \t]?(?P<v>[A-Za-z][a-z'A-Z-]{2,})")
+INITIAL_SURNAME = re.compile(r"(?<![^\s(-])(?P<i>[A-Za-z])\.[ \t]?(?P<v>[A-Za-z][a-z'A-Z-]{2,})(?![\w])")
 PLACE_OF = re.compile(r"(?<![A-Za-z])(?:in|of|from|near)\s+(?P<v>[A-Z][a-z]{3,}(?:\s+[A-Z][a-z]+)?)")
 AND_MORE = re.compile(r"(?:\s*,\s*|\s+(?:and|&)\s+|\s*,\s*(?:and|&)\s+)")
 LIVES = re.compile(
@@ -158,8 +160,40 @@ _STRONG_TITLES = {"dr", "drs", "dr's", "doctor", "mr", "mrs", "ms", "miss", "mx"
 
 
 def _ambiguous_title_name(word: str) -> bool:
-    """After "md", "np", "nurse", "attending"...: "MD AWARE", "NP ASSESSED" are not names."""
-    return name_after_cue(word) and (is_listed_name(word) or zipf(word) < 3.0)
+    """After "md", "np", "nurse", "attending"...: "MD AWARE", "NP ASSESSED", "fellow VVI", "md vebal" are not
+    names: a listed name, or a rare capitalised word that is not an acronym."""
+    if not name_after_cue(word):
+        return False
+    if is_listed_name(word):
+        return True
+    if word.isupper() and len(word) <= 3:
+        return False
+    return zipf(word) < 3.0 and (word[:1].isupper() or not looks_misspelt(word, 3.5))
+
+
+def _name_after_ms(word: str) -> bool:
+    return name_after_cue(word) and ((is_listed_name(word) and zipf(word) < 4.5) or zipf(word) < 2.0)
+
+
+def _listed(word: str) -> bool:
+    """A listed name, or a double-barrelled one whose parts are ("Forman-Lyons")."""
+    parts = [p for p in word.split("-") if p]
+    return is_listed_name(word) or (len(parts) > 1 and any(is_listed_name(p) for p in parts)
+                                     and all(is_listed_name(p) or zipf(p) < 3.5 for p in parts))
+
+
+def _relative_name(word: str) -> bool:
+    if not name_after_cue(word) or word.lower().strip("'’") in _NOT_RELATIVE_NAME:
+        return False
+    if is_listed_name(word):
+        return True
+    if re.search(r"(?:ed|ing|ly)$|-", word, re.I):
+        return False
+    return (zipf(word) < 3.6 and not word.isupper()) or (word.isupper() and len(word) > 3 and zipf(word) < 3.0)
+
+
+_NOT_RELATIVE_NAME = {"pt's", "pts", "inlaw", "in-law", "grandaughter", "granddaughter", "hcp", "poa", "dpoa",
+                      "hcp's", "proxy", "rn", "md", "ok"}
 
 
 def _later_name(word: str) -> bool:
@@ -169,10 +203,18 @@ def _later_name(word: str) -> bool:
 def name_spans(text: str) -> list[Found]:
     found: list[Found] = []
     for m in TITLE.finditer(text):
-        cue = m.group().strip().lower().rstrip(".")
+        written = m.group().strip().rstrip(".")
+        cue = written.lower()
         if cue in ("ms", "mr", "mrs", "miss", "mx") and text[m.end() - 1:m.end()] == ":":
             continue
-        first_ok = name_after_cue if cue in _STRONG_TITLES else _ambiguous_title_name
+        if cue == "ms" and not written.istitle():
+            first_ok = _name_after_ms  # "MS clears", "ms improves": MS is also mental status
+        elif cue in _STRONG_TITLES:
+            first_ok = name_after_cue
+        elif "." in m.group():
+            continue  # "discussed with attending. Decision made": the cue ends a sentence
+        else:
+            first_ok = _ambiguous_title_name
         span = _take(text, m.end(), first_ok, _later_name)
         if span:
             found.append((*span, "NAME", 0.9, "cue:title"))
@@ -180,12 +222,12 @@ def name_spans(text: str) -> list[Found]:
     for m in CREDENTIAL.finditer(text):
         if m.start() == 0:
             continue
-        span = _take_back(text, m.start(), lambda w: name_after_cue(w, limit=3.8), limit=3)
+        span = _take_back(text, m.start(), lambda w: name_after_cue(w, limit=3.8) and (
+            _listed(w) or (zipf(w) < 2.5 and not (w.islower() and len(w) <= 3))), limit=3)
         if span:
             found.append((*span, "NAME", 0.85, "cue:credential"))
     for m in RELATIVE.finditer(text):
-        span = _take(text, m.end(), lambda w: name_after_cue(w) and (is_listed_name(w) or zipf(w) < 3.6),
-                     _later_name, limit=2)
+        span = _take(text, m.end(), _relative_name, _later_name, limit=2)
         if span:
             found.append((*span, "NAME", 0.85, "cue:relative"))
             found += _more_names(text, span[1], _later_name, "cue:relative")
@@ -195,16 +237,28 @@ def name_spans(text: str) -> list[Found]:
             found.append((*span, "NAME", 0.7, "cue:contact"))
     for m in INITIAL_SURNAME.finditer(text):
         word = m.group("v")
-        if name_after_cue(word, limit=2.5 if m.group("i").isupper() else 2.0) and not is_clinical(word):
+        spaced = m.start("v") > m.start("i") + 2
+        if not is_clinical(word) and name_after_cue(word, limit=2.5 if m.group("i").isupper() else 2.0) and (
+                spaced or _listed(word)):
             found.append((m.start(), m.end("v"), "NAME", 0.75, "cue:initial"))
     for m in VISITOR.finditer(text):
         word = m.group("v")
         if word.lower() in first_names() and name_after_cue(word, limit=5.5):
             found.append((m.start("v"), m.end("v"), "NAME", 0.7, "cue:visitor"))
     for m in TOKEN.finditer(text):
+        # a rare listed surname right after a listed first name ("mary souza", "Rita Hickey"); a listed word
+        # alone is too often a misspelt clinical word ("stoll", "afer", "DESTIN")
         if name_without_cue(m.group()):
-            found.append((m.start(), m.end(), "NAME", 0.6, "list:name"))
+            spaced = text[m.start() - 1:m.start()] in " \t"
+            prev = _LAST_TOKEN.search(text[:m.start()].rstrip(" \t")) if spaced else None
+            if prev and _first_name_word(prev.group()) and text[prev.end():m.start()].strip(" \t") == "":
+                found.append((prev.start(), m.end(), "NAME", 0.6, "list:name"))
     return found
+
+
+def _first_name_word(word: str) -> bool:
+    return (len(word) >= 2 and word.lower() in first_names() and not is_stop(word) and not is_clinical(word)
+            and zipf(word) < 5.0)
 
 
 def place_spans(text: str) -> list[Found]:
@@ -292,7 +346,9 @@ def _more_names(text: str, pos: int, ok: Callable[[str], bool], rule: str) -> li
         joint = AND_MORE.match(text, pos)
         if not joint:
             break
-        span = _take(text, joint.end(), ok, _later_name, limit=2)
+        first_ok = ok if re.search(r"and|&", joint.group(), re.I) else (
+            lambda w: is_listed_name(w) and ok(w))  # after a bare comma: a listed name only
+        span = _take(text, joint.end(), first_ok, _later_name, limit=2)
         if not span:
             break
         out.append((*span, "NAME", 0.8, rule))

@@ -207,3 +207,20 @@ def place_after_cue(word: str, limit: float = 3.9) -> bool:
     if len(bare) < 2 or low in UNIT_WORDS or is_stop(bare) or is_clinical(bare):
         return False
     return zipf(re.sub(r"\d+$", "", bare) or bare) < limit
+
+
+@lru_cache(maxsize=8192)
+def looks_misspelt(word: str, limit: float = 4.0) -> bool:
+    """One edit (a letter dropped, added, changed or two swapped) away from a frequent English word:
+    "vebal", "visisted", "decesion" are misspellings, not names. For rare unlisted tokens after weak cues."""
+    low = word.lower()
+    if len(low) < 4 or not low.isalpha():
+        return False
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    splits = [(low[:i], low[i:]) for i in range(len(low) + 1)]
+    candidates = {a + b[1:] for a, b in splits if b}
+    candidates |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    candidates |= {a + c + b[1:] for a, b in splits if b for c in letters}
+    candidates |= {a + c + b for a, b in splits for c in letters}
+    candidates.discard(low)
+    return any(len(c) >= 3 and zipf(c) >= limit for c in candidates)

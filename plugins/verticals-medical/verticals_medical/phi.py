@@ -410,19 +410,25 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
         return bool(words) and all(is_listed_name(w) and not is_clinical(w) and not is_stop(w) for w in words)
     lower = value.lower().strip(" .,")
     if detector.startswith("rule:cue:") and category == "LOCATION" and (
-            lower in US_STATES or lower in COUNTRIES or lower in ("new york", "washington")):
+            lower in US_STATES or lower in COUNTRIES or lower in STATE_SHORT or lower in ("new york", "washington")):
         return False  # a state or a country is not Safe Harbor PHI
+    if detector in _NAME_RULES_CHECKED and not _rule_name_ok(text, value, start, detector):
+        return False
+    if category == "VEHICLE" and not re.search(r"\d", value):
+        return False  # "lower plate was loose": a plate number has digits
     if detector.startswith("rule:"):
         return True
     if category == "LOCATION":
-        if lower in US_STATES or lower in COUNTRIES or re.fullmatch(STATE_ABBR, value):
+        if lower in US_STATES or lower in COUNTRIES or lower in STATE_SHORT or re.fullmatch(STATE_ABBR, value):
             return False
         return lower not in NOT_NAMES and _model_place_ok(value)
     if category == "DATE":
         # year alone, durations, relative expressions, ranges ("109-135/46-77") are not dates under Safe Harbor
         if re.search(r"\d\s*-\s*\d+\s*/|/\s*\d+\s*-\s*\d|\d/\d+/\d+/", value):
             return False
-        if not re.search(MONTHS, value, re.I) and not re.fullmatch(
+        if re.fullmatch(r"may", value, re.I) or re.match(r"(?:dec|inc)\w*\s+to\b", value, re.I):
+            return False  # "PT MAY NEED", "PO2 DEC TO 56"
+        if not re.search(rf"\b{MONTHS}(?![A-Za-z])", value, re.I) and not re.fullmatch(
                 r"\d{1,2}/\d{1,2}(?:/\d{2}|/\d{4})?|\d{4}-\d{2}-\d{2}|\d{1,2}[.-]\d{1,2}[.-](?:\d{2}|\d{4})", value):
             return False
         return bool(_DATE_OK.search(value)) and not (_RELATIVE_DATE.search(value) and not re.search(r"\d", value))
@@ -434,18 +440,57 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
             return False
         return _model_name_ok(value)
     if category == "PHONE":
-        # Presidio's phone parser reads blood gases and ranges ("7.34/50/95", "0600-0800") as numbers
+        # Presidio's phone parser reads blood gases and ranges ("7.34/50/95", "0600-0800", "7.38-45-99-28-0")
+        # as numbers
         digits = sum(ch.isdigit() for ch in value)
-        return "/" not in value and digits >= 9 and not re.fullmatch(r"\d{3,4}-\d{3,4}", value)
+        return ("/" not in value and digits >= 9 and not re.fullmatch(r"\d{3,4}-\d{3,4}", value)
+                and not re.search(r"\d\.\d+\s*-|-\s*\d+\.\d|--", value))
+    return True
+
+
+# Abbreviated state names ("from calif.", "lives in fla"): a state is not Safe Harbor PHI.
+STATE_SHORT = {"calif", "cal", "fla", "conn", "mass", "penn", "penna", "wash", "ariz", "colo", "del", "ill", "ind",
+               "kan", "mich", "minn", "miss", "mont", "neb", "nev", "okla", "ore", "tenn", "tex", "wis", "wyo", "va",
+               "md", "pa", "nj", "ny", "dc area"}
+
+_NAME_RULES_CHECKED = {"rule:labelled-name", "rule:credentialed-name", "rule:honorific", "rule:relative-name"}
+
+
+def _rule_name_ok(text: str, value: str, start: int, detector: str) -> bool:
+    """The capitalised-name regex rules on nursing notes: "Pt Alert", "Seen by Liver team", "Pts PA pressures",
+    "MS. Verbal" are not names. At least one word must be name-like (not clinical, not a function word)."""
+    from .lexicon import is_clinical, is_listed_name, is_stop
+
+    words = [w.strip(".,:;'()") for w in re.split(r"[\s,]+", value) if len(w.strip(".,:;'()")) > 1]
+    before = text[max(0, start - 12):start]
+    if detector == "rule:honorific":  # "MS. Verbal": MS is mental status in capitals
+        return not re.search(r"\bMS\.?\s*$", before) or all(is_listed_name(w) for w in words)
+    if not words or all(is_clinical(w) or is_stop(w) or w.lower() in NOT_NAMES for w in words):
+        return False
+    if any(is_clinical(w) and not is_listed_name(w) for w in words):
+        return False
+    if detector == "rule:labelled-name" and re.search(r"(?:\bPt\.?|\bPatient)\s*-?\s*$", before) and not (
+            ":" in before or all(is_listed_name(w) for w in words)):
+        return False  # "Pt Sedated", "Pt- Zaroxyln": a label needs a colon, or a listed name
+    if detector == "rule:credentialed-name":
+        after = text[start + len(value):start + len(value) + 8]
+        if re.match(r",?\s*(?:PA|DO)\b", after) and not all(is_listed_name(w) for w in words):
+            return False  # "Pts PA pressures", "Pt DO ..."
     return True
 
 
 _NOT_DATE_BEFORE = re.compile(r"(?:\b(?:ps|ips|eps|peep|cpap|bipap|psv|simv|imv|vent|support|strength|str|motor|power|"
-                              r"pain|rated|grade|"
-                              r"murmur|score|scale|gcs|ratio|dose|x)\b|[/=])[\s:=]*(?:\d+[\s/]*)?$", re.I)
+                              r"pain|rated|grade|ci|"
+                              r"murmur|score|scale|gcs|ratio|dose|x)\b|[/=+]|\dx)[\s:=]*(?:\d+[\s/]*)?$", re.I)
 _NOT_DATE_AFTER = re.compile(r"\s*(?:strength|str\b|motor|power|pain|murmur|ns\b|normal\s+saline|tab|tabs|cup|ps\b|"
-                             r"peep|cpap|bipap|"
+                             r"peep|cpap|bipap|i?psv?\b|sem\b|hsm\b|hrs?\b|hours?\b|'s\b|%|"
                              r"of\s+(?:the|a|an|his|her|meal|dose|tab|normal)|/|x\b|\+)", re.I)
+# ventilator settings ("PSV increased to 10/5", "on bipap 10/5", "cpap/ps of 8/5") and pain scores ("CP 4/10",
+# "c/o 5/10 incisional pain") on the same line
+_VENT_BEFORE = re.compile(
+    r"(?:\b(?:ps|ips|psv|cpap|bi-?pap|peep|simv|imv|a/c|flowby|fio2)\b|\bcpap/ps\b)[^.;\n]{0,25}$", re.I)
+_PAIN_NEAR = re.compile(r"\b(?:cp|pain|angina|discomfort|pressure|c/o|rated|ha|headache|incisional|mediastinal)\b|#$",
+                        re.I)
 _FRACTIONS = {"1/2", "1/3", "1/4", "2/3", "3/4", "1/8", "5/5", "4/5", "3/5", "2/5", "1/5", "0/5"}
 
 
@@ -458,6 +503,15 @@ def _date_context_ok(text: str, start: int, end: int) -> bool:
             return False
         after = text[end:end + 30]
         if value.count("/") == 1 and value.endswith("/10") and re.match(r"\s*(?:[a-z]+\s+){0,2}pain", after, re.I):
+            return False
+        window = text[max(0, start - 40):start].rsplit("\n", 1)[-1]
+        line_after = text[end:end + 25].split("\n", 1)[0]
+        first, second = (int(x) for x in value.split("/")[:2])
+        if value.count("/") == 1 and second <= 20 and (
+                _VENT_BEFORE.search(window) or re.match(r"\s*[,)]?\s*(?:c\s+)?\d{2}\s*%", line_after)):
+            return False
+        if value.count("/") == 1 and second == 10 and first <= 10 and (
+                _PAIN_NEAR.search(window[-30:]) or _PAIN_NEAR.search(line_after)):
             return False
         if value in _FRACTIONS and not re.search(r"\b(?:on|since|from|until|dated|of|by|due)\s*$", before, re.I):
             return False
@@ -482,17 +536,40 @@ def _model_name_ok(value: str) -> bool:
     return bool(listed) and (len(words) > 1 or zipf(words[0]) < 4.0 or words[0].istitle())
 
 
+_PLACE_SUFFIX = re.compile(r"(?:ville|town|burg|borough|boro|ton|more|ford|field|wood|dale|port|mouth|ham|chester|"
+                           r"bury|haven|ridge|hurst|land|downe|wick|stead|ley|view|mont|sville|polis|berg)$", re.I)
+_DRUG_OR_DISEASE = re.compile(r"(?:cillin|mycin|micin|caine|phrine|nephrine|ellin|contin|zem|pam|lam|olol|pril|"
+                              r"sartan|statin|azole|oxacin|idine|amine|iasis|itis|osis|emia|ectomy|otomy|ic|ine)$",
+                              re.I)
+_KIN = {"niece", "nephew", "son", "daughter", "wife", "husband", "sister", "brother", "mother", "father", "aunt",
+        "uncle", "cousin", "grandson", "granddaughter", "friend", "proxy", "guardian"}
+
+
 def _model_place_ok(value: str) -> bool:
+    """spaCy's places on nursing notes are mostly misspelt clinical words ("AFBRILE", "heaprin"), drugs
+    ("Lidocaine") and dotted abbreviations ("h.o", "u.o"). Kept: capitalised place-like words; a word in
+    capitals or lower case only with a place-name ending ("ROCKVILLE", "catonsville")."""
     from .lexicon import UNIT_WORDS, is_clinical, is_stop, zipf
 
     words = [w.strip(".,:;'()") for w in value.split() if w.strip(".,:;'()")]
     if not words:
         return False
+    for w in words:
+        if re.search(r"[a-z]\.[a-z]", w, re.I) and len(w) <= 5:
+            return False
+        if w.lower() in _KIN or (_DRUG_OR_DISEASE.search(w) and not _PLACE_SUFFIX.search(w)):
+            return False
+        low = w.lower()
+        if not (w.istitle() or low in _PLACE_PREFIXES or low in _PLACE_WORDS) and not _PLACE_SUFFIX.search(w):
+            return False
     return not any(is_stop(w) or is_clinical(w) or w.lower() in UNIT_WORDS or (w.isupper() and len(w) <= 3)
-                   or not re.fullmatch(r"[A-Za-z'’.-]+", w) or (zipf(w) >= 4.6 and w.lower() not in _PLACE_PREFIXES)
+                   or not re.fullmatch(r"[A-Za-z'’.-]+", w)
+                   or (zipf(w) >= 4.6 and w.lower() not in _PLACE_PREFIXES | _PLACE_WORDS)
                    for w in words)
 
 
+_PLACE_WORDS = {"shore", "beach", "island", "county", "valley", "hills", "springs", "falls", "heights", "harbor",
+                "harbour", "bay", "lake", "city", "eastern", "western", "northern", "southern", "creek", "river"}
 _PLACE_PREFIXES = {"north", "south", "east", "west", "new", "lake", "port", "fort", "mount", "san", "santa", "saint",
                    "st", "st.", "los", "las", "el", "la", "upper", "lower", "great", "little", "old"}
 
