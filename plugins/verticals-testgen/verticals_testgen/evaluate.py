@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--baseline", help="JSON written by an earlier run: its figures become the 'before' column")
     parser.add_argument("--parallel", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--json", default="testgen_eval.json")
+    parser.add_argument("--tests-dir", help="also write each module's test file to DIR/CONFIG/")
     args = parser.parse_args()
     modules = [m for m in args.modules.split(",") if m]
     llm_modules = [m for m in args.llm_modules.split(",") if m]
@@ -90,7 +91,12 @@ def main() -> None:
             rows.append({"config": config, "module": out["module"], "before": out["coverage_before"],
                          "after": out["coverage_after"], "generated": out["generated"], "passed": out["passed"],
                          "kept": out["kept"], "seconds": out["seconds"], "strategies": out["strategies"],
-                         "verified": bool(out["test_code"]) or out["kept"] == 0})
+                         "verified": bool(out["test_code"]) or out["kept"] == 0,
+                         "uncovered_lines": out["uncovered_lines"], "uncovered_branches": out["uncovered_branches"]})
+            if args.tests_dir and out["test_code"]:
+                folder = Path(args.tests_dir) / config
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / out["test_file"]).write_text(out["test_code"], encoding="utf-8")
     Path(args.json).write_text(json.dumps({"rows": rows, "sandbox": protections()}, indent=1))
     base = {}
     if args.baseline:

@@ -598,6 +598,70 @@ def runtime_constants(module, until: float | None = None) -> dict[type, list]:
     return found
 
 
+def _expr(code: str, namespace: dict | None = None) -> Expr:
+    """An :class:`Expr` for ``code``, built by evaluating it (in ``namespace``: the modules it names)."""
+    return Expr(code, functools.partial(eval, code, dict(namespace or {})))
+
+
+# Strings that trip up text handling: a lone surrogate, a surrogate pair, an astral character, NUL, a line
+# separator, a title-case letter, a combining accent, a right-to-left character.
+_ODD_STRINGS = ["\ud800", "\ud83d\ude00", "\U0001f600", "a\x00b", "\u2028", "\u01c5", "e\u0301", "\u05d0"]
+# containers deeper, longer and wider than a line (pretty printers, recursive walkers, width checks); the
+# self-referencing ones are built by a call, since they have no literal
+_NESTED: list = [
+    [[1, [2, [3, [4, [5]]]]], "tail"],
+    {"b": [1, 2, {"c": (3, 4), "d": [5, 6]}], "a": "x" * 30, "c": {"e": {"f": {}}}},
+    list(range(40)),
+    ("a" * 50, "b" * 50, ("c" * 30,)),
+    [{"id": 1, "tags": ["x", "y"]}, {"id": 2, "tags": []}],
+    (3 + 4j),
+    _expr("frozenset({1, 2, 3})"),
+    _expr("bytearray(b'abc\\x00')"),
+    _expr("(lambda x: x.append(x) or x)([1, 2])"),
+    _expr("(lambda d: d.update(me=d) or d)({'a': 1})"),
+]
+# values of the standard library's own types, offered when the module uses that library (imports it, or
+# classes from it): `pprint` gets OrderedDict/deque/SimpleNamespace/dataclass instances, a date module dates
+_TYPED_VALUES = {
+    "datetime": ["datetime.date(2020, 1, 31)", "datetime.datetime(2021, 2, 28, 13, 45, 30)",
+                 "datetime.timedelta(days=3, hours=4)", "datetime.time(12, 30, 15)",
+                 "datetime.datetime(2024, 2, 29, 23, 59, 59, 999999)", "datetime.date(1999, 12, 31)",
+                 "datetime.timedelta(seconds=-90)"],
+    "decimal": ["decimal.Decimal('1.5')", "decimal.Decimal('-0.125')", "decimal.Decimal('NaN')"],
+    "fractions": ["fractions.Fraction(1, 3)", "fractions.Fraction(-7, 2)"],
+    "collections": ["collections.OrderedDict([('b', 1), ('a', [1, 2])])", "collections.OrderedDict()",
+                    "collections.defaultdict(list, {'a': [1, 2]})", "collections.defaultdict(int)",
+                    "collections.Counter('abracadabra')", "collections.Counter()", "collections.deque([1, 2, 3])",
+                    "collections.deque()", "collections.deque([1, 2], maxlen=5)",
+                    "collections.ChainMap({'a': 1}, {'b': 2})", "collections.ChainMap()",
+                    "collections.UserDict({'a': 1})", "collections.UserList([1, 2])",
+                    "collections.UserString('abc')", "collections.namedtuple('Point', 'x y')(1, 2)"],
+    "types": ["types.SimpleNamespace(a=1, b=[1, 2])", "types.SimpleNamespace()",
+              "types.MappingProxyType({'a': 1})"],
+    "dataclasses": ["dataclasses.make_dataclass('Point', ['x', 'y'])(1, [2, 3])",
+                    "dataclasses.make_dataclass('Empty', [])()"],
+    "pathlib": ["pathlib.PurePosixPath('a/b.txt')", "pathlib.PureWindowsPath('c:/x/y')"],
+    "enum": ["enum.Enum('Color', 'RED GREEN').RED"],
+    "uuid": ["uuid.UUID('12345678-1234-5678-1234-567812345678')"],
+}
+
+
+def typed_values(module) -> list[Expr]:
+    """Values of the standard library types the module uses (see ``_TYPED_VALUES``)."""
+    used: set[str] = set()
+    for value in list(vars(module).values()):
+        home = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(home, str):
+            root = home.lstrip("_").partition(".")[0]
+            if root in _TYPED_VALUES and root != module.__name__:
+                used.add(root)
+    found = []
+    for root in sorted(used):
+        namespace = {root: importlib.import_module(root)}
+        found += [_expr(code, namespace) for code in _TYPED_VALUES[root]]
+    return found
+
+
 class Explorer:
     """Coverage-guided search over calls and call sequences (runs only inside the sandbox)."""
 
@@ -632,18 +696,26 @@ class Explorer:
         self.errors = 0
         self.hints: dict[int, object] = {}
         self.objects: dict[type, list[Expr]] = {}
+        self.typed_values = typed_values(module)
+        self.built: dict[type, list[tuple[list, dict]]] = {}
+        self.module_objects()
 
     # ------------------------------------------------------------ pools
 
     def pool(self, param: inspect.Parameter, hint: object) -> list:
+        if hint is object:  # `value: object` says nothing: every kind of value, None included
+            hint = None
         pool = pool_for_param(param, hint, self.consts)
         if hint is not None and hint is not inspect.Parameter.empty:
-            if isinstance(hint, type) and getattr(hint, "__module__", None) == self.modname:
-                pool = self.instances_of(hint) + pool
+            own = [h for h in (typing.get_args(hint) or (hint,))
+                   if isinstance(h, type) and getattr(h, "__module__", None) == self.modname]
+            if own:  # `Version` or `str | Version`: instances of the module's own classes too
+                for cls in own:
+                    pool = self.instances_of(cls) + pool
             elif not pool_for_hint(hint, self.consts):
                 pool = _from_type(hint) + pool
         if any(isinstance(v, str) for v in pool):
-            pool = pool + self.consts[str][:40] + self.long_strings[:10]
+            pool = pool + self.consts[str][:40] + self.long_strings[:10] + _ODD_STRINGS
         if any(isinstance(v, bytes) for v in pool):
             pool = pool + self.consts[bytes][:20] + [s.encode() for s in self.consts[str][:10] if s.isascii()]
         if _FILE_NAMES.match(param.name):
@@ -651,7 +723,7 @@ class Explorer:
         elif hint is None or hint is inspect.Parameter.empty:
             # no hint: besides what the name suggests, other types (a wrong guess must not block a function)
             pool = [*pool, b"abc", b"a=b \t\n", *self.consts[bytes][:6], 0, 2, "abc", [1, 2], (1, "a"), None,
-                    True, 1.5, {"a": 1}]
+                    True, 1.5, {"a": 1}, *_NESTED, *self.typed_values, *_ODD_STRINGS[:3]]
         if not pool or param.name in ("data", "graph", "mapping", "d", "deps", "dependencies"):
             pool = [*pool, {1: {2}, 2: {3}, 3: set()}, {"a": ["b"], "b": []}, {1: {2}, 2: {1}}, {"a": 1, "b": 2}]
         unique: list = []
@@ -698,6 +770,20 @@ class Explorer:
             return [e for exprs in self.objects.values() for e in exprs]
         return []
 
+    def module_objects(self) -> None:
+        """The module's own non-literal globals (``MO = weekday(0)``, ``IPV4_NETWORK = IPv4Network(...)``) as
+        objects to pass where an argument of their type fits."""
+        for name, value in sorted(vars(self.module).items()):
+            if name.startswith("_") or inspect.ismodule(value) or inspect.isclass(value) or inspect.isroutine(value):
+                continue
+            kind = type(value)
+            home = getattr(kind, "__module__", "") or ""
+            if home.startswith(self.modname.partition(".")[0]) and not literal_ok(value):
+                code = f"{self.modname}.{name}"
+                exprs = self.objects.setdefault(kind, [])
+                if len(exprs) < 8:
+                    exprs.append(Expr(code, functools.partial(getattr, self.module, name)))
+
     def remember(self, value, code: str, make) -> None:
         kind = type(value)
         home = getattr(kind, "__module__", "") or ""
@@ -706,6 +792,13 @@ class Explorer:
         exprs = self.objects.setdefault(kind, [])
         if len(exprs) < 8 and all(e.code != code for e in exprs):
             exprs.append(Expr(code, make))
+
+    def note_built(self, cls: type, args: list, kwargs: dict) -> None:
+        """Remember constructor arguments that built an instance (sequences start from them half the time)."""
+        good = self.built.setdefault(cls, [])
+        text = _arg_text(args, kwargs)
+        if len(good) < 24 and all(_arg_text(*g) != text for g in good):
+            good.append((list(args), dict(kwargs)))
 
     def instances_of(self, cls: type) -> list[Expr]:
         if cls in self.instances:
@@ -725,6 +818,7 @@ class Explorer:
                         cls(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()})
                 except BaseException:
                     continue
+                self.note_built(cls, args, kwargs)
                 if all(e.code != code for e in found):
                     found.append(Expr(code, functools.partial(_build, cls, args, kwargs)))
                 if len(found) >= 3:
@@ -923,12 +1017,16 @@ class Explorer:
         self.emitted += 1
         return True
 
-    def sequence(self, cls, label: str, ctor_params, steps_available: list) -> bool:
+    def sequence(self, cls, label: str, ctor_params, steps_available: list, private: list | None = None) -> bool:
         """Construct an instance, then call 1-5 of its methods (mutators and queries); keep it if it adds arcs."""
         rng = self.rng
         attempt = self.attempts.get(label, 0)
         self.attempts[label] = attempt + 1
-        chosen = self.choose(ctor_params, attempt, [], self.corpus.get(label))
+        good = self.built.get(cls, [])
+        if good and attempt > 0 and rng.random() < 0.5:  # a constructor call known to work: search the protocol
+            chosen = rng.choice(good)
+        else:
+            chosen = self.choose(ctor_params, attempt, [], self.corpus.get(label))
         if chosen is None:
             return False
         ctor_args, ctor_kwargs = chosen
@@ -936,6 +1034,7 @@ class Explorer:
                                                                              ctor_kwargs.items()}))
         if built is None or built[0] == "raise":
             return False
+        self.note_built(cls, ctor_args, ctor_kwargs)
         instance = built[1]
         new_total = set(built[2])
         extra: list = [v for v in [*ctor_args, *ctor_kwargs.values()] if literal_ok(v)]
@@ -949,8 +1048,11 @@ class Explorer:
         steps_available = steps_available + self.attribute_steps(cls, instance)
         extra += self.instances_of(cls)[:2]
         focus = [s for s in steps_available if s[3] & self.uncovered]
-        for _ in range(rng.randint(1, 5)):
-            kind, name, params, _lines = rng.choice(focus if focus and rng.random() < 0.6 else steps_available)
+        for _ in range(rng.randint(1, 6)):
+            if private and rng.random() < 0.15:  # a private helper (`_reset(load)`, `_check()`) now and then
+                kind, name, params, _lines = rng.choice(private)
+            else:
+                kind, name, params, _lines = rng.choice(focus if focus and rng.random() < 0.6 else steps_available)
             chosen = self.choose(params, attempt + 1, extra) if params is not None else ([], {})
             if chosen is None:
                 break
@@ -1035,9 +1137,11 @@ class Explorer:
                 found.append({"kind": "call", "label": name, "func": obj, "params": ctor,
                               "lines": _lines_of(vars(obj).get("__init__")),
                               "seeds": self.doc_seeds.get(name, [])})
-                steps = []
-                for mname, member in sorted(vars(obj).items()):
+                steps, private = [], []
+                for mname, member, owner in self.members(obj):
                     if isinstance(member, staticmethod | classmethod) and not mname.startswith("_"):
+                        if owner is not obj and not owner.__name__.startswith("_"):
+                            continue  # a public base's own task calls it
                         func = getattr(obj, mname)
                         params = self.signature(func, skip_self=False)
                         if params is not None:
@@ -1052,17 +1156,43 @@ class Explorer:
                     if not inspect.isfunction(member):
                         continue
                     if mname in _DUNDER_STEPS:
-                        params = self.signature(member, skip_self=True)
+                        params = self.dunder_params(mname, self.signature(member, skip_self=True))
                         steps.append((_DUNDER_STEPS[mname], mname, params, _lines_of(member)))
-                    elif not mname.startswith("_"):
+                    elif not mname.startswith("__"):
                         params = self.signature(member, skip_self=True)
                         if params is not None:
-                            steps.append(("method", mname, params, _lines_of(member)))
+                            (private if mname.startswith("_") else steps).append(
+                                ("method", mname, params, _lines_of(member)))
                 if steps and not inspect.isabstract(obj):
-                    lines = set().union(*(s[3] for s in steps))
+                    lines = set().union(*(s[3] for s in steps + private))
                     found.append({"kind": "sequence", "label": name, "cls": obj, "params": ctor,
-                                  "steps": steps, "lines": lines, "seeds": []})
+                                  "steps": steps, "private": private, "lines": lines, "seeds": []})
         return found
+
+    def dunder_params(self, mname: str, params):
+        """Indexes and slices for item access, format specs for ``__format__`` (first in their pools)."""
+        if not params:
+            return params
+        if mname in ("__getitem__", "__setitem__", "__delitem__"):
+            extra = [0, -1, 1, 3, *[Expr(code, functools.partial(eval, code)) for code in _SLICES]]
+        elif mname == "__format__":
+            extra = list(_FORMAT_SPECS)
+        else:
+            return params
+        name, param, pool = params[0]
+        return [(name, param, [*extra, *pool]), *params[1:]]
+
+    def members(self, cls) -> list[tuple[str, object, type]]:
+        """(name, member, defining class) of ``cls`` and of its bases defined in the same module (private
+        ones included: ``ipaddress.IPv4Network`` gets ``subnets`` from ``_BaseNetwork``); the first definition
+        along the MRO wins."""
+        found: dict[str, tuple[str, object, type]] = {}
+        for owner in cls.__mro__:
+            if owner is object or getattr(owner, "__module__", None) != self.modname:
+                continue
+            for mname, member in sorted(vars(owner).items()):
+                found.setdefault(mname, (mname, member, owner))
+        return sorted(found.values(), key=lambda m: m[0])
 
     def run(self) -> None:
         self.attempts: dict[str, int] = {}
@@ -1096,7 +1226,7 @@ class Explorer:
         try:
             if task["kind"] == "call":
                 return self.call(task["label"], task["func"], task["params"], task["seeds"])
-            return self.sequence(task["cls"], task["label"], task["params"], task["steps"])
+            return self.sequence(task["cls"], task["label"], task["params"], task["steps"], task.get("private"))
         except (TestTimeout, SandboxViolation, RecursionError):
             return False
         except Exception as error:  # a value the explorer cannot handle: skip this attempt, keep searching
@@ -1116,13 +1246,24 @@ _BINARY = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/", "
 _UNARY = {"__neg__": "-obj", "__pos__": "+obj", "__abs__": "abs(obj)", "__invert__": "~obj",
           "__hash__": "hash(obj)", "__int__": "int(obj)", "__float__": "float(obj)", "__round__": "round(obj)",
           "__trunc__": "math.trunc(obj)", "__floor__": "math.floor(obj)", "__ceil__": "math.ceil(obj)",
-          "__reversed__": "list(reversed(obj))", "__format__": "format(obj, '')", "__copy__": "copy.copy(obj)",
+          "__reversed__": "list(reversed(obj))", "__copy__": "copy.copy(obj)",
           "__deepcopy__": "copy.deepcopy(obj)", "__reduce__": "pickle.loads(pickle.dumps(obj))",
-          "__complex__": "complex(obj)", "__bytes__": "bytes(obj)"}
+          "__reduce_ex__": "pickle.loads(pickle.dumps(obj))", "__getstate__": "pickle.loads(pickle.dumps(obj))",
+          "__setstate__": "pickle.loads(pickle.dumps(obj))", "__complex__": "complex(obj)",
+          "__bytes__": "bytes(obj)", "__index__": "operator.index(obj)", "__length_hint__": "len(list(obj))"}
+# reflected operators: `other + obj` reaches obj.__radd__ when other does not know obj's type
+_REFLECTED = {"__radd__": "+", "__rsub__": "-", "__rmul__": "*", "__rtruediv__": "/", "__rfloordiv__": "//",
+              "__rmod__": "%", "__rpow__": "**", "__rand__": "&", "__ror__": "|", "__rxor__": "^",
+              "__rlshift__": "<<", "__rrshift__": ">>", "__rmatmul__": "@"}
 _DUNDER_STEPS = {**{name: "binary" for name in _BINARY}, **{name: "unary" for name in _UNARY},
+                 **{name: "rbinary" for name in _REFLECTED},
                  "__len__": "len", "__iter__": "iter", "__contains__": "contains", "__getitem__": "getitem",
                  "__call__": "call", "__str__": "str", "__repr__": "repr", "__bool__": "bool", "__eq__": "eq",
-                 "__setitem__": "setitem", "__delitem__": "delitem"}
+                 "__setitem__": "setitem", "__delitem__": "delitem", "__format__": "format"}
+_SLICES = ["slice(1, 3)", "slice(None, None, -1)", "slice(-2, None)", "slice(0, 10, 2)", "slice(5, 1)"]
+# format specs a __format__ may parse: empty, a type, alternate form, grouping, alignment, width, precision
+_FORMAT_SPECS = ["", "s", "d", "x", "X", "b", "n", "o", "#x", "#b", "_x", "_b", ",", ">20", "<8", "^9", "08",
+                 ".2f", "e", "%", "#", "z", "!r"]
 
 
 def _lines_of(func) -> set[int]:
@@ -1154,7 +1295,8 @@ def _step_text(kind: str, name: str, args: list, kwargs: dict) -> str:
             "bool": "bool(obj)", "eq": f"(obj == {first})",
             "setitem": f"obj.__setitem__({_arg_text(args, kwargs)})",
             "delitem": f"obj.__delitem__({first})", "setattr": f"obj.{name} = {first}",
-            "binary": f"(obj {_BINARY.get(name, '+')} {first})", "unary": _UNARY.get(name, "obj")}[kind]
+            "binary": f"(obj {_BINARY.get(name, '+')} {first})", "unary": _UNARY.get(name, "obj"),
+            "rbinary": f"({first} {_REFLECTED.get(name, '+')} obj)", "format": f"format(obj, {first})"}[kind]
 
 
 def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
@@ -1186,21 +1328,23 @@ def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
     if kind == "setattr":
         setattr(obj, name, first)
         return None
-    if kind in ("binary", "unary"):
+    if kind == "format":
+        return format(obj, first)
+    if kind in ("binary", "unary", "rbinary"):
         import copy
         import math
         import operator
         import pickle
 
-        if kind == "binary":
-            symbol = _BINARY[name]
+        if kind in ("binary", "rbinary"):
+            symbol = _BINARY[name] if kind == "binary" else _REFLECTED[name]
             function = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
                         "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "<": operator.lt,
                         "<=": operator.le, ">": operator.gt, ">=": operator.ge, "&": operator.and_,
                         "|": operator.or_, "^": operator.xor, "<<": operator.lshift, ">>": operator.rshift,
                         "@": operator.matmul, "!=": operator.ne}[symbol]
-            return function(obj, first)
-        return eval(_UNARY[name], {"obj": obj, "math": math, "copy": copy, "pickle": pickle})
+            return function(obj, first) if kind == "binary" else function(first, obj)
+        return eval(_UNARY[name], {"obj": obj, "math": math, "copy": copy, "pickle": pickle, "operator": operator})
     return getattr(obj, name)(*args, **kwargs)
 
 

@@ -133,7 +133,8 @@ def observed_candidates(target: Target, events: list[dict], round_index: int = 0
             preamble.append("import doctest")
         if "io.StringIO(" in body or "io.BytesIO(" in body:
             preamble.append("import io")
-        for library in ("math", "copy", "pickle"):
+        for library in ("math", "copy", "pickle", "operator", "datetime", "decimal", "fractions", "collections",
+                        "types", "dataclasses", "pathlib", "enum", "uuid"):
             if f"{library}." in body and f"import {library}" not in preamble:
                 preamble.append(f"import {library}")
         try:
