@@ -132,7 +132,7 @@ def test_finance_sentiment_end_to_end_with_the_real_model(tmp_path):
     out = tmp_path / "scored.csv"
     result = run_cli("run", "finance.sentiment", str(source), "--text-column", "headline", "-o", str(out))
     assert result.returncode == 0, result.stderr
-    assert "succeeded" in result.stderr and f"wrote 3 results to {out}" in result.stderr.replace("\n", "")
+    assert "succeeded" in result.stderr and f"wrote 3 results to {out}" in " ".join(result.stderr.split())
     rows = list(csv.DictReader(out.open()))
     assert [r["label"] for r in rows] == ["positive", "negative", "neutral"]
     assert "text" not in rows[0]  # the mapped column is exported once, under its own name

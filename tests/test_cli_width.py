@@ -9,17 +9,22 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from rich.console import Console
 
 from tests.conftest import REPO, run_cli
+from verticals.cli.common import _Console
 
 WIDTH = 80
 NARROW = {"COLUMNS": str(WIDTH)}
 
 
-def assert_fits(text: str, width: int = WIDTH) -> None:
-    too_long = [line for line in text.splitlines() if len(line) > width]
+def assert_fits(text: str, width: int = WIDTH, commands: bool = False) -> None:
+    """No line wider than ``width`` (``commands``: but a copyable command, which is never broken), no line
+    padded with spaces (a pipe gets lines that end where their text ends), no traceback."""
+    too_long = [line for line in text.splitlines() if len(line) > width
+                and not (commands and line.strip().startswith("verticals ") and "  " not in line.strip())]
     assert not too_long, f"{len(too_long)} line(s) longer than {width}:\n" + "\n".join(too_long)
+    padded = [repr(line) for line in text.splitlines() if line != line.rstrip()]
+    assert not padded, f"{len(padded)} line(s) end with spaces:\n" + "\n".join(padded)
     assert "Traceback" not in text
 
 
@@ -34,7 +39,7 @@ def header_cells(text: str, first: str) -> list[str]:
 
 def render(*renderables, width: int = WIDTH) -> str:
     buffer = io.StringIO()
-    console = Console(width=width, file=buffer, force_terminal=False, color_system=None)
+    console = _Console(width=width, file=buffer, force_terminal=False, color_system=None)  # the CLI's
     for renderable in renderables:
         console.print(renderable)
     return buffer.getvalue()
@@ -137,7 +142,7 @@ def test_tasks_show_fits_80_columns_for_every_installed_task(domain_registry, mo
 
     for name, task_cls in sorted(domain_registry.tasks.items()):
         buffer = io.StringIO()
-        monkeypatch.setattr(tasks_cli, "out", Console(width=WIDTH, file=buffer, color_system=None))
+        monkeypatch.setattr(tasks_cli, "out", _Console(width=WIDTH, file=buffer, color_system=None))
         tasks_cli._show(domain_registry, task_cls)
         text = buffer.getvalue()
         assert_fits(text)
@@ -227,3 +232,66 @@ def test_cells_and_summaries_are_one_line_and_tables():
     assert_fits(text)
     assert header_cells(text, "skill") == ["skill", "students", "mean", "mastery"] or "mean mastery" in text
     assert "students_at_risk  s1, s2" in text and "PROBLEM" in text and '"c": 1' in text
+
+
+# -- narrow terminals and pipes -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def fixture_env(use_plugins, monkeypatch):
+    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures")
+    use_plugins("good")
+
+
+@pytest.mark.parametrize("width", [40, 60])
+def test_run_and_jobs_status_read_in_narrow_terminals(width, fixture_env, tmp_path):
+    """40 to 60 columns: every line fits (a copyable command excepted: it is never broken), a message breaks
+    between its parts, the job id stays whole, the bar is one line, `jobs status` keeps its values whole."""
+    data = tmp_path / "in.csv"
+    data.write_text("text\nhello\nPOISON\n", encoding="utf-8")
+    env = {"COLUMNS": str(width)}
+    result = run_cli("run", "fixtures.echo", str(data), env=env)
+    assert result.returncode == 0, result.stderr
+    assert_fits(result.stderr, width, commands=True)
+    lines = result.stderr.splitlines()
+    job_id = lines[0].split()[1].rstrip(":")
+    assert len(job_id) == 32  # whole on the first line
+    assert sum("items stored" in line for line in lines) == 1
+    assert len([line for line in lines if line.startswith("fixtures.echo ") and "2/2" in line]) == 1  # the bar
+    assert any(line.startswith(f"job {job_id}:") for line in lines[1:])  # the summary's first line
+    assert f"verticals jobs export {job_id[:12]} -o results.csv" in lines  # a command on one line, whole
+    assert f"  verticals jobs results {job_id[:12]} --status failed" in lines
+    assert "their errors:" in result.stderr and "1 item(s) failed;" in result.stderr
+
+    status = run_cli("jobs", "status", job_id, env=env)
+    assert status.returncode == 0, status.stderr
+    assert_fits(status.stdout, width)
+    assert "…" not in status.stdout  # nothing cut
+    id_line = next(line for line in status.stdout.splitlines() if job_id in line)
+    assert id_line.split() == (["id:", job_id] if width < 60 else ["id", job_id])
+
+
+def test_a_pipe_gets_no_padded_lines(fixture_env, tmp_path):
+    """Tables, titles and the bar are padded to the width by Rich; in a pipe those spaces are dropped."""
+    data = tmp_path / "in.csv"
+    data.write_text("text\nhello\n", encoding="utf-8")
+    ran = run_cli("run", "fixtures.echo", str(data), env=NARROW)
+    assert ran.returncode == 0, ran.stderr
+    assert_fits(ran.stderr)
+    for command in (("jobs", "list"), ("tasks", "list"), ("tasks", "show", "fixtures.echo")):
+        result = run_cli(*command, env=NARROW)
+        assert result.returncode == 0, result.stderr
+        assert_fits(result.stdout)
+
+
+def test_the_cli_console_trims_only_what_is_not_a_terminal():
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row("1", "a much longer cell")
+    grid.add_row("22", "x")
+    piped = _Console(file=io.StringIO(), width=60)
+    piped.print(grid)
+    assert piped.file.getvalue() == "1   a much longer cell\n22  x\n"
+    terminal = _Console(file=io.StringIO(), width=60, force_terminal=True, color_system=None)
+    terminal.print(grid)
+    assert terminal.file.getvalue().splitlines()[1] == "22  x" + " " * 17  # a terminal: as Rich renders it

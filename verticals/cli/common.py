@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,20 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeR
 from rich.table import Column
 from rich.text import Text
 
-err = Console(stderr=True)
-out = Console()
+
+class _Console(Console):
+    """A console whose lines end where their text ends when it writes to a pipe or a file: Rich pads table rows,
+    titles and the progress bar with spaces up to the width, which a terminal does not show but ``grep``, diffs
+    and logs keep. A terminal gets Rich's output unchanged (live displays redraw over padded lines)."""
+
+    def _render_buffer(self, buffer: Any) -> str:
+        text = super()._render_buffer(buffer)
+        return text if self.is_terminal else _PADDING.sub(r"\1", text)
+
+
+_PADDING = re.compile(r" +(\n|$)")
+err = _Console(stderr=True)
+out = _Console()
 
 from verticals.cli.render import _preview, _print_summary  # noqa: E402,F401  (re-exported: moved to render.py)
 
@@ -165,11 +178,44 @@ class NoteColumn(ProgressColumn):
         return Text(str(task.fields.get("note") or ""), style="dim", no_wrap=True, overflow="ellipsis")
 
 
+NARROW = 60  # under this many columns, lines are laid out for a narrow terminal
+
+
 def _progress(console: Console | None = None) -> Progress:
-    """The job bar: task, bar, items done of total, rate, ETA, and the note of the running item."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=12), ItemsColumn(),
-                    RateColumn(), TimeRemainingColumn(), NoteColumn(), console=console or err, transient=False,
-                    expand=True)
+    """The job bar: task, bar, items done of total, rate, ETA, and the note of the running item. Under
+    ``NARROW`` columns the rate is left out and the task name cut, so the bar stays one line."""
+    console = console or err
+    narrow = console.width < NARROW
+    name = TextColumn("[bold]{task.description}", table_column=Column(
+        no_wrap=True, overflow="ellipsis", max_width=max(8, console.width // 3) if narrow else None))
+    rate = [] if narrow else [RateColumn(table_column=Column(no_wrap=True))]
+    return Progress(name, BarColumn(bar_width=6 if narrow else 12), ItemsColumn(table_column=Column(no_wrap=True)),
+                    *rate, TimeRemainingColumn(table_column=Column(no_wrap=True)), NoteColumn(), console=console,
+                    transient=False, expand=True)
+
+
+def _joined(parts: list[str], console: Console | None = None, indent: str = "  ") -> str:
+    """``parts`` (markup) joined by spaces while the line fits the console's width; a part that does not fit
+    starts a line of its own, indented: a narrow terminal breaks a message between its parts, not inside one."""
+    width = (console or err).width
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if Text.from_markup(lines[-1]).cell_len + 1 + Text.from_markup(part).cell_len <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append(indent + part)
+    return "\n".join(lines)
+
+
+def _copyable(intro: str, command: str, console: Console | None = None) -> None:
+    """A command or a path the user may copy: after ``intro`` on the same line when both fit, else on a line of
+    its own; never broken by the console (``soft_wrap``: a terminal narrower than it folds it, a copy is whole)."""
+    console = console or err
+    if len(intro) + 1 + len(command) <= console.width:
+        console.print(Text(f"{intro} {command}"), soft_wrap=True)
+    else:
+        console.print(Text(intro))
+        console.print(Text(command), soft_wrap=True)
 
 
 def _show_item_progress(progress: Progress, bar: Any, done: float, running: dict[str, Any] | None) -> None:

@@ -9,9 +9,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from verticals.cli.common import (
+    NARROW,
     UserError,
+    _copyable,
     _execute,
     _exit_code,
     _handle,
@@ -83,15 +86,21 @@ def jobs_status(job: Annotated[str, typer.Argument(help="Job id (a unique prefix
     if as_json:
         out.print_json(json.dumps(summary))
         return
-    table = Table(show_header=False, box=None)
+    rows: list[tuple[str, str]] = []
     for key in ("id", "task", "status", "progress", "counts", "params", "created_at", "started_at", "finished_at"):
         value = summary[key]
         if key == "progress":
             value = f"{summary['done']}/{summary['total']} ({value:.0%})"
-        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+        rows.append((key, json.dumps(value) if isinstance(value, dict) else str(value)))
         if key == "progress" and summary.get("item_progress"):
-            table.add_row("running", _running_line(summary["item_progress"]))
-    for key, value in _queue_rows(service, summary):
+            rows.append(("running", _running_line(summary["item_progress"])))
+    rows += _queue_rows(service, summary)
+    if out.width < NARROW:  # no room for a column of names: "name: value" lines, the id whole on its line
+        for key, value in rows:
+            out.print(Text.assemble((f"{key}:", "bold"), " ", value))
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in rows:
         table.add_row(key, value)
     out.print(table)
 
@@ -241,7 +250,7 @@ def jobs_export(
         count = _service().export(job, output, include_inputs)
     except Exception as error:
         raise _handle(error) from None
-    err.print(f"wrote {count} results to {output}")
+    _copyable(f"wrote {count} results to", str(output))
 
 
 @jobs_app.command("cancel")

@@ -270,12 +270,16 @@ def _print_summary(store, job_id: str) -> dict[str, Any]:
     summary = store.summary(job_id)
     counts = summary["counts"]
     rate = summary["done"] / summary["elapsed_s"] if summary["elapsed_s"] else None
-    # two lines: the id stays whole on the first, the figures on the second (a 32-character id and the
-    # figures make more than 80 columns)
-    err.print(f"job [bold]{summary['id']}[/bold]: [bold]{summary['status']}[/bold]\n  "
-              f"{counts.get('succeeded', 0)} succeeded, {counts.get('failed', 0)} failed"
-              + (f", {counts.get('cancelled', 0)} cancelled" if counts.get("cancelled") else "")
-              + (f" in {summary['elapsed_s']:.1f}s ({rate:,.1f} items/s)" if rate else ""))
+    # the id stays whole on the first line, the figures on the next (a 32-character id and the figures make
+    # more than 80 columns); narrower, each line breaks between its parts (_joined), never inside an id
+    from verticals.cli.common import _joined
+
+    figures = [f"{counts.get('succeeded', 0)} succeeded,", f"{counts.get('failed', 0)} failed"
+               + (f", {counts.get('cancelled', 0)} cancelled" if counts.get("cancelled") else "")]
+    if rate:
+        figures += [f"in {summary['elapsed_s']:.1f}s", f"({rate:,.1f} items/s)"]
+    err.print(_joined([f"job [bold]{summary['id']}[/bold]:", f"[bold]{summary['status']}[/bold]"]))
+    err.print(_joined(["  " + figures[0], *figures[1:]], indent="    "))
     artifact = store.get_artifact(job_id, "summary.json")
     if artifact:
         err.print("[bold]summary[/bold]")

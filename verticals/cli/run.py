@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from verticals.cli.common import (
+    _copyable,
     _execute,
     _exit_code,
     _handle,
+    _joined,
     _preview,
     _print_summary,
     _service,
@@ -91,19 +94,21 @@ def run(
         job_id = _submit(service, task_cls, input, format, text_column, field, encoding, params,
                          {"purge_inputs": purge_inputs}, chunk_size)
         stored_in = time.perf_counter() - started
-        err.print(f"[dim]job {job_id}: {service.job(job_id).total} items stored ({stored_in:.1f}s)[/dim]")
+        err.print(_joined([f"[dim]job {job_id}:[/dim]",
+                           f"[dim]{service.job(job_id).total} items stored ({stored_in:.1f}s)[/dim]"]))
         status = _execute(service, job_id, quiet, fresh=True)
         if not quiet:
             _preview(service.store, service.registry, job_id, preview)
         summary = _print_summary(service.store, job_id)
         if output is not None:
             count = service.export(job_id, output, include_inputs)
-            err.print(f"wrote {count} results to [bold]{output}[/bold]")
+            _copyable(f"wrote {count} results to", str(output))
         else:
-            err.print(f"export with: verticals jobs export {job_id[:12]} -o results.csv")  # a prefix: one line
+            _copyable("export with:", f"verticals jobs export {job_id[:12]} -o results.csv")  # a prefix: one line
         if summary["counts"].get("failed"):
-            err.print(f"[yellow]{summary['counts']['failed']} item(s) failed; their errors: the status column "
-                      f"above, or\n  verticals jobs results {job_id[:12]} --status failed[/yellow]")
+            err.print(Text.from_markup(_joined([f"{summary['counts']['failed']} item(s) failed;", "their errors:",
+                                                "the status column above,", "or"]), style="yellow"))
+            err.print(Text(f"  verticals jobs results {job_id[:12]} --status failed", style="yellow"), soft_wrap=True)
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None
     raise typer.Exit(_exit_code(status))
