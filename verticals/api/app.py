@@ -11,10 +11,12 @@ reach the state through the dependencies of :mod:`verticals.api.deps`.
 """
 
 import logging
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from verticals import __version__
 from verticals.api import webhooks
@@ -42,8 +44,12 @@ def _deliver_job_events(store: Store, registry: Registry) -> None:
 
 
 def create_app(store: Store | None = None, registry: Registry | None = None, auth: bool = True,
-               threads: int | None = None, background: bool = True) -> FastAPI:
-    """The API app. ``background=False`` starts no job threads or webhook deliverer (unit tests)."""
+               threads: int | None = None, background: bool = True,
+               preload: bool | Sequence[str] | None = None) -> FastAPI:
+    """The API app. ``background=False`` starts no job threads or webhook deliverer (unit tests).
+
+    ``preload``: load models at start-up, before the first request is taken (``verticals serve --preload``):
+    ``True`` every registered task's, a list of task names those tasks'; ``None``: ``VERTICALS_PRELOAD``."""
     if store is None:
         from verticals.core.store import open_store
 
@@ -54,6 +60,11 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         registry = get_registry()
     registry.attach("verticals.api.webhooks")  # the webhook outbox: jobs finished here reach the tenants' webhooks
     config = settings()  # read once here, passed down
+    if preload is None:
+        preload = config.preload
+    preload_tasks = None if preload is True else list(preload) if preload else []
+    for name in preload_tasks or []:
+        registry.task(name)  # an unknown name is refused now (with its "did you mean"), not at start-up
     state = ApiState(store, registry, auth, threads or config.api_threads, Limits.from_settings(config), config)
     webhooks.use_store(store)
 
@@ -63,6 +74,10 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
             log.warning("AUTHENTICATION IS DISABLED (--no-auth): every request acts as tenant %r. "
                         "For local use only; never expose this server.", LOCAL_TENANT)
             state.tenants.ensure_tenant(LOCAL_TENANT)
+        if preload:  # before the server takes requests: the first one does not pay for loading models
+            from verticals.workers import preload_models
+
+            await run_in_threadpool(preload_models, registry, state.host, preload_tasks)
         if background:
             _deliver_job_events(store, registry)  # job_finished events left pending by a process that died
             state.runner.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 from typing import Annotated
 
 import typer
@@ -39,6 +40,11 @@ def serve(
                                                             "every request is tenant 'local').")] = False,
     threads: Annotated[int, typer.Option(help="Job worker threads in this process (local executor).")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    preload: Annotated[bool, typer.Option(
+        help="Load the models of the registered tasks before taking requests (the first request does not pay "
+             "for loading them).")] = False,
+    task: Annotated[list[str] | None, typer.Option(
+        "--task", help="With --preload: only this task's models (repeatable; implies --preload).")] = None,
 ) -> None:
     """Run the REST API, the dashboard (/dashboard) and the webhook deliverer."""
     import uvicorn
@@ -55,12 +61,16 @@ def serve(
                   "!!  AUTHENTICATION IS DISABLED (--no-auth). Every request acts as tenant 'local'.\n"
                   "!!  For local use only: anyone who can reach this port can read and submit jobs.\n"
                   + "!" * 78 + "[/bold red]")
+    chosen: bool | list[str] | None = list(task) if task else True if preload else None
+    if chosen:  # one line per model loaded, shown without -v
+        logging.getLogger("verticals.preload").setLevel(logging.INFO)
     try:
         from verticals.core.store import open_store
 
-        app = create_app(open_store(), auth=not no_auth, threads=threads)
+        app = create_app(open_store(), auth=not no_auth, threads=threads, preload=chosen)
     except Exception as error:
-        err.print(f"[bold red]error:[/bold red] {error}")
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        err.print(f"[bold red]error:[/bold red] {message}")
         raise typer.Exit(2) from None
     broker = broker_url()
     executor = f"celery ({_sanitized(broker)})" if broker else f"local ({threads} thread(s) in this server)"

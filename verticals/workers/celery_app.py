@@ -254,14 +254,11 @@ def queue_of(task: object) -> str:
 
 def _preload() -> None:
     from verticals.config import settings
+    from verticals.workers import preload_models
 
-    queue = settings().worker_queue
     try:
         _, registry, host = state.get()
-        names = sorted({name for task in registry.tasks.values() if not queue or queue_of(task) == queue
-                        for name in task.models.values()})
-        for name in names:
-            host.get(name)
+        names = preload_models(registry, host, queue=settings().worker_queue)
         log.info("preloaded models: %s", ", ".join(names) or "none")
     except Exception:
         log.exception("preloading models failed; they will load on the first chunk that needs them")
