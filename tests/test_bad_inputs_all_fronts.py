@@ -220,6 +220,28 @@ def test_cli_with_the_broker_down_stores_no_job(fixture_env, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: cannot reach the broker at redis://127.0.0.1:1/0")
         assert "unset VERTICALS_BROKER_URL" in result.stderr
     assert _store().list_jobs() == []
+    listed = run_cli("jobs", "list")
+    assert listed.returncode == 0 and "no jobs yet" in listed.stderr and listed.stdout == ""
+
+
+def test_cli_retry_with_the_broker_down_leaves_the_finished_job_as_it_was(fixture_env, tmp_path):
+    data = tmp_path / "in.csv"
+    data.write_text("text\nhello\nPOISON\n", encoding="utf-8")
+    ran = run_cli("jobs", "submit", "fixtures.echo", str(data))
+    assert ran.returncode == 0, ran.stderr
+    job_id = ran.stdout.strip()
+    assert _store().summary(job_id)["status"] == "partial"
+    retried = run_cli("jobs", "retry", job_id, env={"VERTICALS_BROKER_URL": DOWN})
+    assert retried.returncode == 2 and "error: cannot reach the broker" in retried.stderr, retried.stderr
+    assert "jobs resume" not in retried.stderr  # nothing was put back: nothing to resume
+
+    stored = run_cli("jobs", "submit", "fixtures.echo", str(data), "--detach").stdout.strip()  # kept for later
+    resumed = run_cli("jobs", "resume", stored, env={"VERTICALS_BROKER_URL": DOWN})
+    assert resumed.returncode == 2 and "error: cannot reach the broker" in resumed.stderr, resumed.stderr
+    assert f"continue it with `verticals jobs resume {stored[:12]}`" in resumed.stderr
+    assert _store().summary(stored)["counts"] == {"pending": 2}  # the user's stored job, as it was
+    summary = _store().summary(job_id)
+    assert summary["status"] == "partial" and summary["counts"] == {"succeeded": 1, "failed": 1}
 
 
 @pytest.fixture

@@ -491,6 +491,7 @@ class _Local:
         self._call(self.service.export, job_id, dest, include_inputs=include_inputs)
 
     def retry(self, job_id: str) -> int:
+        self._call(self.service.check_ready)  # a broker that is down: refused before the items are put back
         count = self._call(self.service.retry, job_id, start=False)  # 409 (JobConflict) while the job runs
         if count:
             self._start(job_id)

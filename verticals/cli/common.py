@@ -328,12 +328,12 @@ def _task_params(ctx_args: list[str], param: list[str], task_cls) -> dict[str, A
     return _secret_params(task_cls, params)
 
 
-def _job_exists(job_id: str) -> bool:
+def _pending(job_id: str) -> int:
+    """The job's pending items (0 when it is gone: withdrawn, deleted)."""
     try:
-        _store().job(job_id)
+        return int(_store().summary(job_id)["counts"].get("pending", 0))
     except Exception:
-        return False
-    return True
+        return 0
 
 
 def _exit_code(status: str) -> int:
@@ -360,7 +360,7 @@ def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
     if isinstance(error, KeyError):
         return _fail(str(error.args[0]) if error.args else str(error))
     if isinstance(error, ExecutorUnavailable):  # BrokerUnavailable included: their messages say what to do
-        if job_id is not None and _job_exists(job_id):  # not withdrawn: it waits for a later resume
+        if job_id is not None and _pending(job_id):  # kept, with items to run: they wait for a later resume
             return _fail(f"{error}; job {job_id} is stored: continue it with `verticals jobs resume {job_id[:12]}` "
                          "once jobs can run")
         return _fail(str(error))

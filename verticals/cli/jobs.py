@@ -168,6 +168,10 @@ def jobs_list(
         keys = ("id", "task", "status", "total", "done", "counts", "created_at", "started_at", "finished_at")
         sys.stdout.write(json.dumps([{key: summary[key] for key in keys} for summary in summaries]) + "\n")
         return
+    if not summaries:
+        err.print("no jobs match these filters" if status or task else
+                  "no jobs yet: start one with `verticals run TASK INPUT`")
+        return
     table = Table("id", "task", "status", "progress", "created")
     for summary in summaries:
         table.add_row(summary["id"][:12], summary["task"], summary["status"], f"{summary['done']}/{summary['total']}",
@@ -287,6 +291,7 @@ def jobs_retry(job: Annotated[str, typer.Argument(help="Job id or prefix.")],
     try:
         service = _service()
         job_id = service.job(job).id
+        service.check_ready()  # a broker that is down: refused before the failed items are put back
         count = service.retry(job_id, start=False)
         err.print(f"{count} failed item(s) queued again")
         status = _execute(service, job_id) if count else service.summary(job_id)["status"]
