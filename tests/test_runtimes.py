@@ -1,0 +1,204 @@
+"""ONNX Runtime variants: export parity with PyTorch, the quality gate and its records, runtime selection
+(auto / torch / forced), provenance, and the fallback to PyTorch when a variant cannot be used."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from verticals.config import SettingsError, settings
+from verticals.core import runtimes
+from verticals.core.runtimes import (
+    load_records,
+    parse_choice,
+    parse_runtimes,
+    runtime_choice,
+    same_machine,
+    save_record,
+)
+
+SPEC = "finance.sentiment"
+TEXTS = [
+    "Quarterly revenue rose 12% on strong demand, beating analyst estimates.",
+    "The lender cut its full-year outlook after loan losses doubled.",
+    "The board will meet on Tuesday to discuss the agenda.",
+    "Shares of the retailer slumped as margins shrank for a third straight quarter and debt climbed.",
+]
+
+pytest.importorskip("onnxruntime")
+
+
+# settings and selection, no weights -------------------------------------------------------------------------
+
+
+def test_choices_parse_and_bad_values_are_clear_errors(monkeypatch):
+    assert parse_choice("onnx") == ("onnx", "fp32")
+    assert parse_choice("ONNX-int8") == ("onnx", "int8")
+    assert parse_choice("torch") == ("torch", None)
+    with pytest.raises(ValueError, match="unknown runtime"):
+        parse_choice("tensorrt")
+    assert parse_runtimes("a=onnx; b=torch") == {"a": "onnx", "b": "torch"}
+    with pytest.raises(ValueError, match="MODEL=RUNTIME"):
+        parse_runtimes("onnx")
+    monkeypatch.setenv("VERTICALS_RUNTIME", "tensorrt")
+    with pytest.raises(SettingsError, match="VERTICALS_RUNTIME must be one of auto, torch, onnx, onnx-int8"):
+        settings()
+    monkeypatch.setenv("VERTICALS_RUNTIME", "ONNX")
+    monkeypatch.setenv("VERTICALS_RUNTIMES", "finance.sentiment=fast")
+    with pytest.raises(SettingsError, match="VERTICALS_RUNTIMES"):
+        settings()
+
+
+def test_runtime_precedence_per_spec_setting_then_global_then_spec_option(monkeypatch):
+    spec = SimpleNamespace(name=SPEC, options={"runtime": "onnx-int8"})
+    other = SimpleNamespace(name="other", options={})
+    assert runtime_choice(spec) == "onnx-int8"  # the spec's option beats the default
+    assert runtime_choice(other) == "auto"
+    monkeypatch.setenv("VERTICALS_RUNTIME", "torch")  # set explicitly: beats the spec's option
+    assert runtime_choice(spec) == "torch"
+    monkeypatch.setenv("VERTICALS_RUNTIMES", f"{SPEC}=onnx")
+    assert runtime_choice(spec) == "onnx"
+    assert runtime_choice(other) == "torch"
+    assert runtime_choice(spec, host_choice="auto") == "auto"  # a host's own choice (the gate's) wins
+
+
+def test_records_replace_the_same_variant_and_keep_others(tmp_path):
+    here = runtimes.machine()
+    elsewhere = {**here, "cpu": "another CPU"}
+    base = {"fingerprint": "f1", "variant": "onnx", "decision": "kept", "machine": here}
+    save_record(SPEC, {**base, "speedup": 1.2}, tmp_path)
+    save_record(SPEC, {**base, "variant": "onnx-int8", "speedup": 2.0}, tmp_path)
+    save_record(SPEC, {**base, "machine": elsewhere, "speedup": 3.0}, tmp_path)
+    save_record(SPEC, {**base, "speedup": 1.5, "decision": "rejected"}, tmp_path)  # replaces the first
+    records = load_records(SPEC, tmp_path)
+    assert sorted((r["variant"], r["machine"]["cpu"] == here["cpu"], r["speedup"]) for r in records) == [
+        ("onnx", False, 3.0), ("onnx", True, 1.5), ("onnx-int8", True, 2.0)]
+    assert same_machine(here) and not same_machine(elsewhere)
+    (tmp_path / SPEC / "runtimes.json").write_text("{not json", encoding="utf-8")
+    assert load_records(SPEC, tmp_path) == []
+
+
+# with the packaged MiniLM head ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """finance.sentiment on PyTorch, its ONNX fp32 and int8 variants built into a fresh store."""
+    from verticals.core.models import ModelHost
+    from verticals.plugins import build_registry
+
+    root = tmp_path_factory.mktemp("store")
+    registry = build_registry()
+    host = ModelHost(registry.models, device="cpu", runtimes={SPEC: "torch"}, store_root=root)
+    model = host.get(SPEC)
+    fp32 = runtimes.build_variant(model, "fp32", root)
+    int8 = runtimes.build_variant(model, "int8", root)
+    return SimpleNamespace(root=root, registry=registry, host=host, model=model, fp32=fp32, int8=int8)
+
+
+def _host(built, root: Path | None = None, **kwargs):
+    from verticals.core.models import ModelHost
+
+    return ModelHost(built.registry.models, device="cpu", store_root=root or built.root, **kwargs)
+
+
+@pytest.mark.slow
+def test_onnx_head_matches_pytorch_and_int8_is_smaller(built):
+    onnx = _host(built, runtimes={SPEC: built.fp32}).get(SPEC)
+    assert onnx.runner is not None and built.model.runner is None
+    reference, candidate = built.model.classify(TEXTS), onnx.classify(TEXTS)
+    assert candidate.shape == reference.shape == (len(TEXTS), 3)
+    assert np.allclose(candidate.sum(1), 1, atol=1e-5)
+    assert (candidate.argmax(1) == reference.argmax(1)).all()
+    assert np.abs(candidate - reference).max() < 0.02  # the bf16-autocast parity tolerance of the host
+    assert built.fp32.path.parent == built.int8.path.parent  # one folder per weights fingerprint
+    assert built.int8.path.stat().st_size < built.fp32.path.stat().st_size / 3
+    assert built.fp32.path.is_relative_to(built.root / SPEC / "runtimes")
+
+
+@pytest.mark.slow
+def test_onnx_encoder_embeddings_match_pytorch(built):
+    encoder = built.model.encoder  # the shared MiniLM (base weights, no adapter)
+    variant = runtimes.build_variant(encoder, "fp32", built.root)
+    onnx = _host(built, runtimes={"minilm": variant}).get("minilm")
+    a, b = encoder.embed(TEXTS), onnx.embed(TEXTS)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-5)
+    assert (a * b).sum(1).min() > 0.999
+    assert onnx.provenance()["runtime"] == "onnxruntime"
+
+
+@pytest.mark.slow
+def test_gate_rejects_an_impossible_budget_and_records_it(built):
+    record = runtimes.optimize(SPEC, quantize="int8", budget=-101.0, registry=built.registry, root=built.root,
+                             speed_items=64)
+    assert record["decision"] == "rejected"
+    assert any("budget -101" in reason for reason in record["reasons"])
+    assert record["metric"] == "macro_f1" and 0 < record["before"] <= 1 and 0 < record["after"] <= 1
+    assert record["precision"] == "int8" and (built.root / SPEC / record["path"]) == built.int8.path
+    stored = json.loads((built.root / SPEC / "runtimes.json").read_text(encoding="utf-8"))["records"]
+    assert [r["variant"] for r in stored if r["decision"] == "rejected"] == ["onnx-int8"]
+    assert stored[-1]["parity"]["texts"] >= 90 and stored[-1]["machine"]["onnxruntime"]
+    # a stricter parity threshold than any variant can meet rejects too
+    strict = runtimes.optimize(SPEC, quantize="int8", budget=100, min_agreement=1.01, registry=built.registry,
+                               root=built.root, speed_items=64)
+    assert strict["decision"] == "rejected" and any("labels agree" in r for r in strict["reasons"])
+
+
+@pytest.mark.slow
+def test_auto_uses_the_kept_variant_and_torch_ignores_it(built, monkeypatch):
+    from verticals.core.executor import LocalExecutor
+    from verticals.core.jobs import submit_job
+    from verticals.core.store import open_store
+
+    kept = runtimes.optimize(SPEC, budget=100, min_agreement=0, min_speedup=0, registry=built.registry,
+                             root=built.root, speed_items=64)  # fp32: quality checks met; speed not required
+    assert kept["decision"] == "kept", kept["reasons"]
+    monkeypatch.setenv("VERTICALS_MODEL_STORE", str(built.root))
+    host = _host(built, root=None)  # auto (the default), the store from the settings
+    model = host.get(SPEC)
+    assert model.runner is not None and model.runner.variant.precision == "fp32"
+    store = open_store()
+    job = submit_job(store, built.registry, SPEC, [{"text": t} for t in TEXTS])
+    assert LocalExecutor(store, built.registry, host).execute(job) == "succeeded"
+    provenance = [item.provenance["models"]["classifier"] for item in store.iter_items(job)]
+    assert {(p["runtime"], p["precision"], p["variant"]) for p in provenance} == {
+        ("onnxruntime", "fp32", kept["fingerprint"])}
+
+    monkeypatch.setenv("VERTICALS_RUNTIME", "torch")
+    plain = _host(built, root=None).get(SPEC)
+    assert plain.runner is None and plain.provenance()["runtime"] == "torch"
+
+    monkeypatch.delenv("VERTICALS_RUNTIME")
+    monkeypatch.setenv("VERTICALS_RUNTIMES", f"{SPEC}=onnx-int8")  # forced: the rejected int8 variant serves
+    forced = _host(built, root=None).get(SPEC)
+    assert forced.runner is not None and forced.provenance()["precision"] == "int8"
+
+
+@pytest.mark.slow
+def test_a_corrupt_or_missing_variant_falls_back_to_pytorch_with_a_clear_message(built, tmp_path, caplog):
+    copy = tmp_path / "store"
+    shutil.copytree(built.root, copy)
+    path = built.fp32.path.relative_to(built.root / SPEC).as_posix()
+    save_record(SPEC, {"variant": "onnx", "precision": "fp32", "path": path, "fingerprint": built.fp32.fingerprint,
+                       "machine": runtimes.machine(), "decision": "kept", "speedup": 1.5}, copy)
+    variant = copy / SPEC / path
+    with caplog.at_level(logging.WARNING, logger="verticals.core.runtimes"):
+        assert _host(built, root=copy).get(SPEC).runner is not None  # intact, it serves
+    variant.write_bytes(b"not an onnx graph")
+    with caplog.at_level(logging.WARNING, logger="verticals.core.runtimes"):
+        model = _host(built, root=copy).get(SPEC)
+    assert model.runner is None and model.provenance()["runtime"] == "torch"
+    assert "could not be loaded" in caplog.text and "verticals models optimize finance.sentiment" in caplog.text
+    assert model.classify(TEXTS[:1]).shape == (1, 3)
+
+    caplog.clear()
+    variant.unlink()
+    with caplog.at_level(logging.WARNING, logger="verticals.core.runtimes"):
+        model = _host(built, root=copy).get(SPEC)
+    assert model.runner is None and "missing" in caplog.text
