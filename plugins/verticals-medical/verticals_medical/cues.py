@@ -31,7 +31,8 @@ TITLE = re.compile(
     r"fellow|resident|intern|pcp|cardiologist|surgeon|neurologist|oncologist)(?:\.\s*|\s+|\.(?=[A-Za-z]))",
     re.I)
 CREDENTIAL = re.compile(
-    r"(?:,\s*|[ \t]+)(?:md|m\.d\.|rn|r\.n\.|np|rrt|licsw|licws|lcsw|msw|pa-c|lpn|crna|cnp|fnp|aprn|pharmd|rph|phd|do)"
+    r"(?:,\s*|[ \t]+)(?:md|m\.d\.|rn|r\.n\.|np|rrt|crt|licsw|licws|lcsw|msw|pa-c|lpn|crna|cnp|fnp|aprn|pharmd|rph|"
+    r"phd|do)"
     r"(?![A-Za-z'’])(?!\s+(?:called|notified|aware|to|will|in|at|here|came|was|is|has|had|ordered|said|stated|if|"
     r"made|updated|paged|present|wrote|came|feels|thinks|wants|asked|cough|o2|sat|sats)\b)", re.I)
 RELATIVE = re.compile(
@@ -70,7 +71,7 @@ FACILITY = re.compile(
     r"(?<![A-Za-z])(?:hospital|hosp|hospiatal|rehab|rehabilitation|medical\s+center|med\.?\s*ctr|health\s+center|"
     r"nursing\s+home|nursing\s+center|nursing\s+facility|house|manor|clinic|infirmary|hospice|institute|"
     r"health\s+system|medical\s+group)(?![A-Za-z])", re.I)
-RELIGIOUS = re.compile(r"(?<![A-Za-z])(?:sacred\s+heart|holy\s+(?!spirit)[A-Za-z]+|good\s+samaritan|"
+RELIGIOUS = re.compile(r"(?<![A-Za-z0-9])(?:sacred\s+heart|holy\s+(?!spirit)[A-Za-z]+|good\s+samaritan|"
                        r"st\.?\s+[A-Za-z]+(?:'s)?|saint\s+[A-Za-z]+(?:'s)?)"
                        r"(?:\s+(?:memorial|regional|medical\s+center|hospital|hosp))?(?![A-Za-z])", re.I)
 INITIAL_SURNAME = re.compile(r"(?<![^\s(-])(?P<i>[A-Za-z])\.[ \t]?(?P<v>[A-Za-z][a-z'A-Z-]{2,})(?![\w])")
@@ -85,6 +86,33 @@ STATE_AFTER = re.compile(
     r"(?:AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|"
     r"NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|maryland|virginia|pennsylvania|delaware|"
     r"massachusetts|new\s+york|new\s+jersey|california|florida|texas|ohio)(?![A-Za-z])")
+
+# names as the subject of what clinicians and visitors do: "BEA TURA AWARE", "dr camarda and clifford aware",
+# "LINDSEY CARDARELLI CALLED TO BEDSIDE", "(LUCY IS ON VACATION)"
+SUBJECT_OF = re.compile(
+    r"[ \t]+(?:(?:is|was|were|are)[ \t]+)?(?:made[ \t]+)?(?:aware|notified|informed|paged|called[ \t]+to|came[ \t]+to|"
+    r"came[ \t]+in|in[ \t]+to[ \t]+(?:see|eval|evaluate|assess)|at[ \t]+(?:the[ \t]+)?bedside|remained[ \t]+at|"
+    r"on[ \t]+vaca(?:tion)?|will[ \t]+(?:call|follow|see))\b", re.I)
+FAMILY_OF = re.compile(r"[ \t]+(?:family|families|household)\b", re.I)
+# "Hank Przybylo (son)", "Rita Hickey, daughter-in-law", "Jo - wife"
+KIN_AFTER = re.compile(
+    r"[ \t]*(?:\(|,|-)[ \t]*(?:the[ \t]+)?(?:pt'?s[ \t]+)?(?:son|daughter|dtr|wife|husband|spouse|sister|brother|"
+    r"mother|"
+    r"father|niece|nephew|grandson|granddaughter|friend|proxy|hcp|partner|fiance|fiancee|cousin|aunt|uncle|"
+    r"(?:sister|brother|daughter|son|mother|father)-in-law)\b", re.I)
+# the sign-off line at the end of a note: "SUSAN", "J. Smith RN", "bea tura"
+SIGNATURE = re.compile(r"(?:^|\n|[.!][ \t]+)[ \t]*(?P<v>[A-Za-z][A-Za-z'’.-]*(?:[ \t]+[A-Za-z][A-Za-z'’.-]*){0,2})"
+                       r"(?:,?[ \t]+(?:rn|rrt|crt|np|md|msw|licsw|lcsw|pt|ot|slp|rd))?[ \t.]*\s*$", re.I)
+
+FACILITY_AFTER_PREP = re.compile(
+    r"(?<![A-Za-z])(?:from|to|at|@)[ \t]+(?P<v>[A-Za-z][A-Za-z'’.-]+(?:[ \t]+[A-Za-z][A-Za-z'’.-]+){0,2})[ \t]+"
+    r"(?P<f>hospital|hosp|medical[ \t]+center|med\.?[ \t]*ctr|rehab|nursing[ \t]+home|clinic|hospice|"
+    r"regional|memorial|general)(?![A-Za-z])", re.I)
+CODE_ER = re.compile(r"(?:(?<![A-Za-z])(?:at|to|from|@)|->)[ \t]*(?:the[ \t]+)?(?P<v>[A-Z]{2,5})[ \t]+(?:EW|ER|ED)\b")
+PLACE_STATE = re.compile(
+    r"(?<![A-Za-z])(?P<v>[A-Za-z][a-z]{3,}|[A-Z]{4,})[ \t]+(?:maryland|virginia|pennsylvania|delaware|"
+    r"massachusetts|new[ \t]+jersey|new[ \t]+york|california|florida|texas|ohio|connecticut|georgia|carolina)"
+    r"(?:['’]s)?(?![A-Za-z])", re.I)
 
 Found = tuple[int, int, str, float, str]  # start, end, category, score, rule
 
@@ -245,6 +273,29 @@ def name_spans(text: str) -> list[Found]:
         word = m.group("v")
         if word.lower() in first_names() and name_after_cue(word, limit=5.5):
             found.append((m.start("v"), m.end("v"), "NAME", 0.7, "cue:visitor"))
+    for m in SUBJECT_OF.finditer(text):
+        found += _names_before(text, m.start(), "cue:subject")
+    for m in FAMILY_OF.finditer(text):
+        span = _take_back(text, m.start(), lambda w: _listed(w) and not is_clinical(w) and not is_stop(w)
+                          and zipf(w) < 4.5, limit=1)
+        if span:
+            found.append((*span, "NAME", 0.7, "cue:family-name"))
+    for m in KIN_AFTER.finditer(text):
+        if m.group().strip().startswith("("):
+            found += _names_before(text, m.start(), "cue:relative-after")
+        else:  # "notified of reintubation, daughter here": after a comma or dash, listed names only
+            span = _take_back(text, m.start(), lambda w: _listed(w) and _subject_name(w), limit=2)
+            if span:
+                found.append((*span, "NAME", 0.7, "cue:relative-after"))
+    sign = SIGNATURE.search(text[-80:]) if text.strip() else None
+    if sign:
+        offset = max(0, len(text) - 80)
+        words = re.findall(r"[A-Za-z][A-Za-z'’-]+", sign.group("v"))
+        if words and all(_listed(w) and not is_clinical(w) and not is_stop(w) for w in words):
+            start, end = offset + sign.start("v"), offset + sign.end("v")
+            while end > start and text[end - 1] == "." and not re.search(r"(?<![A-Za-z])[A-Za-z]\.$", text[:end]):
+                end -= 1
+            found.append((start, end, "NAME", 0.7, "cue:signature"))
     for m in TOKEN.finditer(text):
         # a rare listed surname right after a listed first name ("mary souza", "Rita Hickey"); a listed word
         # alone is too often a misspelt clinical word ("stoll", "afer", "DESTIN")
@@ -256,6 +307,61 @@ def name_spans(text: str) -> list[Found]:
     return found
 
 
+def _subject_name(word: str, rare: float = 2.5) -> bool:
+    """A token before "aware", "called to bedside"...: a listed name or a rare word, never a unit, a role or
+    clinical vocabulary ("MD AWARE", "TEAM AWARE", "MICU AWARE")."""
+    low = word.lower().strip(".")
+    if len(low) < 2 or is_stop(word) or is_clinical(word) or low in UNIT_WORDS or low in _ROLES:
+        return False
+    if "-" in word and any(p.lower() in _ROLES or is_stop(p) for p in word.split("-") if p):
+        return False
+    if _listed(word):
+        return zipf(word) < 5.0
+    if re.search(r"['’-]", word):
+        return False  # "MD'S", "trach's", "neuro-surg"
+    return zipf(word) < rare and len(low) >= 3 and not (word.isupper() and len(word) <= 3) and not (
+        len(low) >= 6 and looks_misspelt(word, 4.5))
+
+
+_ROLES = {"md", "mds", "np", "rn", "pa", "ho", "dr", "drs", "doctor", "team", "resident", "residents", "fellow",
+          "intern", "attending", "nurse", "nurses", "nursing", "family", "pt", "patient", "wife", "husband", "son",
+          "daughter", "staff", "housestaff", "house", "service", "renal", "cardiology", "surgery", "neuro", "micu",
+          "sicu", "ccu", "csru", "icu", "er", "ew", "ed", "anesthesia", "pharmacy", "rt", "rrt", "resp", "pcp",
+          "cardiologist", "surgeon", "all", "everyone", "both", "they", "he", "she", "who", "covering", "on-call",
+          "neurosurg", "neurosurgery", "nsurg", "ortho", "orthopedics", "orthopaedics", "urology", "uro", "ent",
+          "gyn", "obgyn", "oncology", "onc", "hem", "heme", "pulm", "pulmonary", "nephrology", "gi", "id", "ep",
+          "radiology", "ir", "cards", "cardiac", "vascular", "thoracic", "trauma", "psych", "psychiatry", "sw",
+          "chaplain", "nutrition", "pt/ot", "ot", "slp", "dietician", "dietitian", "case", "management", "security"}
+
+
+def _names_before(text: str, end: int, rule: str) -> list[Found]:
+    """Up to two name tokens right before ``end``, then more joined by "and", "&" or ",", titles skipped
+    ("DR CAMARDA AND CLIFFORD", "BEA TURA AND DRS JOSEPH AND ROBBINSON")."""
+    out: list[Found] = []
+    pos = end
+    for _ in range(4):
+        span = _take_back(text, pos, _subject_name, limit=2)
+        if not span:  # "NP JEN AWARE": after a title, a less rare word
+            span = _take_back(text, pos, lambda w: _subject_name(w, rare=4.0) and not looks_misspelt(w, 4.5), limit=1)
+            if not span or not re.search(r"(?<![A-Za-z])(?:drs?|np|md|rn|nurse|dr's)\.?[ \t]+$", text[:span[0]], re.I):
+                break
+        out.append((*span, "NAME", 0.7, rule))
+        before = text[:span[0]]
+        joint = re.search(r"(?:[ \t]*(?:,|and|&)[ \t]*)(?:(?:drs?|dr's|doctors?|np|rn)\.?[ \t]+)?$", before, re.I)
+        title = re.search(r"(?<![A-Za-z])(?:drs?|dr's|doctors?)\.?[ \t]+$", before, re.I)
+        if joint and joint.group().strip():
+            pos = joint.start()
+        elif title:
+            pos = title.start()
+            joint2 = re.search(r"[ \t]*(?:,|and|&)[ \t]*$", text[:pos], re.I)
+            if not joint2:
+                break
+            pos = joint2.start()
+        else:
+            break
+    return out
+
+
 def _first_name_word(word: str) -> bool:
     return (len(word) >= 2 and word.lower() in first_names() and not is_stop(word) and not is_clinical(word)
             and zipf(word) < 5.0)
@@ -264,9 +370,24 @@ def _first_name_word(word: str) -> bool:
 def place_spans(text: str) -> list[Found]:
     found: list[Found] = []
     for m in PLACE_CUE.finditer(text):
-        span = _take(text, m.end(), place_after_cue, lambda w: place_after_cue(w) or is_listed_name(w), limit=2)
+        mixed_case = m.group()[:1].islower()  # "went to Harbor": a capitalised word in lower-case writing
+        span = _take(text, m.end(), lambda w, mixed=mixed_case: place_after_cue(w) or (
+            mixed and w.istitle() and place_after_cue(w, 4.6)),
+            lambda w: place_after_cue(w) or is_listed_name(w) or w.lower() in FACILITY_NAME_WORDS, limit=2)
         if span:
             found.append((*span, "LOCATION", 0.75, "cue:transfer"))
+    for m in FACILITY_AFTER_PREP.finditer(text):  # "arrived from franklin square hosp"
+        words = m.group("v").split()
+        if all(not is_stop(w) and not is_clinical(w) and w.lower() not in UNIT_WORDS
+               and w.lower() not in _NOT_FACILITY_NAME and (is_listed_name(w) or zipf(w) < 5.0) for w in words):
+            found.append((m.start("v"), m.end("f"), "LOCATION", 0.75, "cue:facility"))
+    for m in CODE_ER.finditer(text):  # "-> GH EW", "at GBMC ER": a hospital code before its emergency room
+        if not is_clinical(m.group("v")) and m.group("v").lower() not in UNIT_WORDS:
+            found.append((m.start("v"), m.end("v"), "LOCATION", 0.7, "cue:hospital-code"))
+    for m in PLACE_STATE.finditer(text):  # "this towson maryland facility"
+        word = m.group("v")
+        if (place_after_cue(word, 3.0) and not is_listed_name(word)) or (word.istitle() and place_after_cue(word, 4.0)):
+            found.append((m.start("v"), m.end("v"), "LOCATION", 0.7, "cue:state"))
     for m in FACILITY.finditer(text):
         strong = m.group().lower().startswith(("hosp", "rehab", "medical", "med"))
         span = _take_back(text, m.start(), lambda w, strong=strong: _facility_word(w) or (
@@ -303,6 +424,8 @@ def place_spans(text: str) -> list[Found]:
                 zipf(words[0]) < 2.8 and not is_listed_name(words[0])):
             found.append((m.start("v"), m.end("v"), "LOCATION", 0.7, "cue:place-of"))
     for m in STATE_AFTER.finditer(text):
+        if re.search(r"(?<![A-Za-z])(?:nt|nd|non-?tender|soft)[ \t]*$", text[max(0, m.start() - 12):m.start()], re.I):
+            continue  # "ABD SOFT, NT, ND": non-tender, non-distended
         span = _take_back(text, m.start(), lambda w: place_after_cue(w, limit=4.8) and not w.isdigit(), limit=2)
         if span:
             found.append((*span, "LOCATION", 0.7, "cue:state"))

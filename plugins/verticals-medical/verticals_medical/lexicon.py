@@ -37,7 +37,7 @@ FUNCTION_WORDS = frozenset([
     "service", "services", "office", "unit", "floor", "room", "bed", "bedside", "night", "day", "days", "week",
     "weeks", "month", "months", "year", "years", "hour", "hours", "am", "pm", "noc", "eve", "evening", "morning",
     "afternoon", "shift", "time", "times", "visit", "visited", "visiting", "visits", "update", "updated", "phone",
-    "phoned"
+    "phoned", "pt's", "pts", "patient's"
 ])
 
 MONTH_WORDS = frozenset([
@@ -204,8 +204,9 @@ def place_after_cue(word: str, limit: float = 3.9) -> bool:
     """A token after a place cue ("transferred to", "lives in"): not a unit, function or clinical word."""
     bare = word.strip("'.-")
     low = bare.lower()
-    if len(bare) < 2 or low in UNIT_WORDS or is_stop(bare) or is_clinical(bare):
-        return False
+    if (len(bare) < 2 or low in UNIT_WORDS or is_stop(bare) or is_clinical(bare)
+            or re.fullmatch(r"[A-Za-z]{1,2}\d+", bare)):
+        return False  # a ward code ("Q7") is not PHI
     return zipf(re.sub(r"\d+$", "", bare) or bare) < limit
 
 

@@ -176,8 +176,8 @@ RULES: list[tuple[str, str, float, str, int]] = [
     ("phone-cue-digits", "PHONE", 0.85,  # "call 374 780 163", "tel: 06 12 34 56 78", "(301 273 45166)"
      r"\b(?:phone|tel|telephone|cell|cellphone|mobile|mob|call|contact|reach(?:ed)?|number|fax|whatsapp|"
      r"text|sms|landline|cellular)\b[^\n\d]{0,20}?(?P<v>\(?\d{2,4}\)?(?:[\s.-]\d{2,5}){2,4})(?![\w/])", re.I),
-    ("phone-parenthesised", "PHONE", 0.75,
-     r"\((?P<v>\d{3}[\s-]?\d{3}[\s-]?\d{4,5}|\d{3}\s\d{3}\s\d{5})\)", 0),
+    ("phone-parenthesised", "PHONE", 0.75,  # also mistyped ones: "(240444-1243)"
+     r"\((?P<v>\d{3}[\s-]?\d{3}[\s-]?\d{4,5}|\d{3}\s\d{3}\s\d{5}|\d{6}-\d{4}|\d{3}-\d{7})\)", 0),
     # --- cards and references ----------------------------------------------------------------
     ("card-number", "ACCOUNT", 0.85,  # whether or not the Luhn check passes: a mistyped card is still PHI
      r"(?<![\d-])(?P<v>\d{4}(?:[ -]?\d{4}){2,3}(?:[ -]?\d{1,3})?)(?![\d-])", 0),
@@ -192,11 +192,12 @@ RULES: list[tuple[str, str, float, str, int]] = [
      re.I),
     # --- dates --------------------------------------------------------------------------------
     ("date-numeric", "DATE", 0.9,
-     r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?:/(?:\d{4}|\d{2}))?)(?![\d/-]|\.\d)", 0),
+     r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?:/(?:\d{4}|\d{2})|\.\d{2}(?!\d))?)"
+     r"(?![\d/]|-\d|\.\d)", 0),
     ("date-numeric-dashed", "DATE", 0.9,  # "3-4" is a range: a dashed date needs its year
      r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])-(?:\d{4}|\d{2}))(?![\d/-]|\.\d)", 0),
     ("date-month-year-numeric", "DATE", 0.8,  # "echo 8/87", "MI 7/81": month/two-digit year
-     r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d|0\d))(?![\d/-]|\.\d)", 0),
+     r"(?<![\d/.-])(?P<v>(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d|0\d))(?![\d/]|-\d|\.\d)", 0),
     ("date-ordinal-day", "DATE", 0.8,
      r"\b(?:on|the|since|until|by|from)\s+(?:the\s+)?(?P<v>(?:[12]?\d|3[01])(?:st|nd|rd|th))\b(?!\s+(?:day|dose|hour|"
      r"time|week|percentile|rib|cranial|grade|degree|floor|icu|of))(?=\s*[.,;)\n]|\s*$)", re.I),
@@ -213,6 +214,8 @@ RULES: list[tuple[str, str, float, str, int]] = [
     ("age-90plus", "AGE", 0.95,
      r"\b(?P<v>(?:9\d|1[01]\d))(?:\s*|-)(?:years?|yrs?|y/?o|y\.o\.|year-old|yo)\b", re.I),
     ("age-90plus-prefix", "AGE", 0.95, r"\b(?:age|aged|Age:)\s*(?P<v>(?:9\d|1[01]\d))\b", re.I),
+    ("age-90plus-line-start", "AGE", 0.85,  # a note opening "98 s/p left hip fx", "92 yo", "95 F with"
+     r"(?m)^[ \t]*(?P<v>9\d|1[01]\d)[ \t]+(?:s/p|y/?o|yr|yrs|year|f|m|female|male|w/|with)\b", re.I),
     # --- geography smaller than a state -----------------------------------------------------------
     ("street-address", "ADDRESS", 0.9,
      rf"\b(?P<v>\d{{1,6}}(?:[ \t]+[NSEW]\.?)?(?:[ \t]+[A-Z][a-zA-Z'-]*){{1,4}}[ \t]+(?:{STREET_SUFFIXES})s?\b\.?"
@@ -484,7 +487,7 @@ _NOT_DATE_BEFORE = re.compile(r"(?:\b(?:ps|ips|eps|peep|cpap|bipap|psv|simv|imv|
                               r"murmur|score|scale|gcs|ratio|dose|x)\b|[/=+]|\dx)[\s:=]*(?:\d+[\s/]*)?$", re.I)
 _NOT_DATE_AFTER = re.compile(r"\s*(?:strength|str\b|motor|power|pain|murmur|ns\b|normal\s+saline|tab|tabs|cup|ps\b|"
                              r"peep|cpap|bipap|i?psv?\b|sem\b|hsm\b|hrs?\b|hours?\b|'s\b|%|"
-                             r"of\s+(?:the|a|an|his|her|meal|dose|tab|normal)|/|x\b|\+)", re.I)
+                             r"of\s+(?:the|a|an|his|her|meal|dose|tab|normal)|(?<!\s)/|x\b|\+)", re.I)
 # ventilator settings ("PSV increased to 10/5", "on bipap 10/5", "cpap/ps of 8/5") and pain scores ("CP 4/10",
 # "c/o 5/10 incisional pain") on the same line
 _VENT_BEFORE = re.compile(
