@@ -295,3 +295,16 @@ def test_the_cli_console_trims_only_what_is_not_a_terminal():
     terminal = _Console(file=io.StringIO(), width=60, force_terminal=True, color_system=None)
     terminal.print(grid)
     assert terminal.file.getvalue().splitlines()[1] == "22  x" + " " * 17  # a terminal: as Rich renders it
+
+
+def test_a_narrow_preview_gives_way_in_its_text_first(domain_registry):
+    """At 40 columns the text column narrows first, so that labels and scores stay whole."""
+    from verticals.cli.render import preview_table
+
+    output = {"label": "positive", "score": 0.98765, "probabilities": {"positive": 0.98765}}
+    rows = [item(seq, {"text": "Shares of a company jumped after record results " * 2}, output) for seq in range(3)]
+    text = render(preview_table(domain_registry.task("finance.sentiment"), rows, "first 3 of 30 results", 40),
+                  width=40)
+    assert_fits(text, 40)
+    assert header_cells(text, "#") == ["#", "text", "label", "score", "status"]
+    assert text.count("positive") == 3 and text.count("0.988") == 3 and text.count("succeeded") == 3

@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Column
 from rich.text import Text
@@ -296,8 +297,9 @@ def _with_progress(service, job_id: str, run: Callable[[Callable[[int], None] | 
     host = service.host
     for name in host.loaded() if host is not None else []:
         source = host.get(name).provenance()
-        err.print(f"[dim]model {name}: {source['source']} {source['reference']} on {host.get(name).device} "
-                  f"({source['precision']})[/dim]")
+        parts = [f"model {name}:", str(source["source"]), str(source["reference"]), f"on {host.get(name).device}",
+                 f"({source['precision']})"]
+        err.print(Text.from_markup(_joined([escape(part) for part in parts]), style="dim"))
     return status
 
 

@@ -31,6 +31,7 @@ from verticals.cli.common import err
 VALUE_WIDTH = 24
 # the text column(s) of a preview get what is left, but at least this
 MIN_TEXT_WIDTH = 12
+MIN_NARROW_TEXT = 5  # in a narrow terminal, the text columns give way down to this before the other columns
 STATUS_WIDTH = 9  # "succeeded"
 ERROR_WIDTH = 28  # a failed item's status cell: "failed: <error>", cut
 
@@ -160,7 +161,9 @@ def preview_table(task_cls: Any, rows: list[Any], title: str, width: int) -> Tab
         for i in wide:
             widths[i] = max(MIN_TEXT_WIDTH, min(natural[i], rest // len(wide)))
     while sum(widths) > budget and max(widths, default=0) > 3:  # too many columns: narrow the widest
-        widest = widths.index(max(widths))
+        # the long texts first (down to a few characters), so that short values (labels, scores) stay whole
+        texts = [i for i in wide if widths[i] > MIN_NARROW_TEXT]
+        widest = max(texts or range(len(widths)), key=widths.__getitem__)
         widths[widest] -= 1
     longest = max(len(item.status) + (len(" ".join(item.error.split())) + 2 if item.error else 0) for item in rows)
     status_width += max(0, min(budget - sum(widths), longest - status_width))  # room left: more of the errors
@@ -187,7 +190,10 @@ def _preview(store, registry, job_id: str, limit: int) -> None:
     rows = list(store.iter_items(job_id, limit=limit))
     if not rows:
         return
-    err.print(preview_table(task_cls, rows, f"{job.task}: first {len(rows)} of {job.total} results", err.width))
+    title = f"{job.task}: first {len(rows)} of {job.total} results"
+    if len(title) > err.width:  # a narrow terminal: the task's name is on the bar's line already
+        title = f"first {len(rows)} of {job.total} results"
+    err.print(preview_table(task_cls, rows, title, err.width))
 
 
 # -- summaries ----------------------------------------------------------------------------------------------------
