@@ -105,7 +105,7 @@ SIGNATURE = re.compile(r"(?:^|\n|[.!][ \t]+)[ \t]*(?P<v>[A-Za-z][A-Za-z'’.-]*(
                        r"(?:,?[ \t]+(?:rn|rrt|crt|np|md|msw|licsw|lcsw|pt|ot|slp|rd))?[ \t.]*\s*$", re.I)
 
 FACILITY_AFTER_PREP = re.compile(
-    r"(?<![A-Za-z])(?:from|to|at|@)[ \t]+(?P<v>[A-Za-z][A-Za-z'’.-]+(?:[ \t]+[A-Za-z][A-Za-z'’.-]+){0,2})[ \t]+"
+    r"(?<![A-Za-z])(?:from|to|at|@)[ \t]+(?P<v>[A-Za-z][A-Za-z'’.-]+(?:[ \t]+[A-Za-z][A-Za-z'’.-]+){0,2}?)[ \t]+"
     r"(?P<f>hospital|hosp|medical[ \t]+center|med\.?[ \t]*ctr|rehab|nursing[ \t]+home|clinic|hospice|"
     r"regional|memorial|general)(?![A-Za-z])", re.I)
 CODE_ER = re.compile(r"(?:(?<![A-Za-z])(?:at|to|from|@)|->)[ \t]*(?:the[ \t]+)?(?P<v>[A-Z]{2,5})[ \t]+(?:EW|ER|ED)\b")
@@ -241,6 +241,8 @@ def name_spans(text: str) -> list[Found]:
             first_ok = name_after_cue
         elif "." in m.group():
             continue  # "discussed with attending. Decision made": the cue ends a sentence
+        elif written.islower():  # "per md Saeed": a capital in lower-case writing marks a name
+            first_ok = lambda w: _ambiguous_title_name(w) or (w.istitle() and name_after_cue(w, 4.0))  # noqa: E731
         else:
             first_ok = _ambiguous_title_name
         span = _take(text, m.end(), first_ok, _later_name)
@@ -256,6 +258,10 @@ def name_spans(text: str) -> list[Found]:
             found.append((*span, "NAME", 0.85, "cue:credential"))
     for m in RELATIVE.finditer(text):
         span = _take(text, m.end(), _relative_name, _later_name, limit=2)
+        if not span:
+            boxed = re.match(r"([A-Za-z]{2,})[ \t]*[,)]", text[m.end():])
+            if boxed and boxed.group(1).lower() in first_names() and not is_stop(boxed.group(1)):
+                span = (m.end(), m.end() + len(boxed.group(1)))
         if span:
             found.append((*span, "NAME", 0.85, "cue:relative"))
             found += _more_names(text, span[1], _later_name, "cue:relative")
@@ -307,7 +313,7 @@ def name_spans(text: str) -> list[Found]:
     return found
 
 
-def _subject_name(word: str, rare: float = 2.5) -> bool:
+def _subject_name(word: str, rare: float = 2.5, acronym_ok: bool = False) -> bool:
     """A token before "aware", "called to bedside"...: a listed name or a rare word, never a unit, a role or
     clinical vocabulary ("MD AWARE", "TEAM AWARE", "MICU AWARE")."""
     low = word.lower().strip(".")
@@ -319,7 +325,7 @@ def _subject_name(word: str, rare: float = 2.5) -> bool:
         return zipf(word) < 5.0
     if re.search(r"['’-]", word):
         return False  # "MD'S", "trach's", "neuro-surg"
-    return zipf(word) < rare and len(low) >= 3 and not (word.isupper() and len(word) <= 3) and not (
+    return zipf(word) < rare and len(low) >= 3 and (acronym_ok or not (word.isupper() and len(word) <= 3)) and not (
         len(low) >= 6 and looks_misspelt(word, 4.5))
 
 
@@ -342,7 +348,8 @@ def _names_before(text: str, end: int, rule: str) -> list[Found]:
     for _ in range(4):
         span = _take_back(text, pos, _subject_name, limit=2)
         if not span:  # "NP JEN AWARE": after a title, a less rare word
-            span = _take_back(text, pos, lambda w: _subject_name(w, rare=4.0) and not looks_misspelt(w, 4.5), limit=1)
+            span = _take_back(text, pos, lambda w: _subject_name(w, rare=4.0, acronym_ok=True)
+                              and not looks_misspelt(w, 4.5), limit=1)
             if not span or not re.search(r"(?<![A-Za-z])(?:drs?|np|md|rn|nurse|dr's)\.?[ \t]+$", text[:span[0]], re.I):
                 break
         out.append((*span, "NAME", 0.7, rule))
@@ -405,6 +412,10 @@ def place_spans(text: str) -> list[Found]:
                 continue
         found.append((m.start(), m.end(), "LOCATION", 0.8, "cue:facility"))
     for m in LIVES.finditer(text):
+        dc = re.match(r"(?:washington[ \t]+)?d\.?c\.?(?![A-Za-z])", text[m.end():], re.I)
+        if dc:  # Washington, DC is a city
+            found.append((m.end(), m.end() + len(dc.group().rstrip(".")), "LOCATION", 0.75, "cue:lives"))
+            continue
         span = _take(text, m.end(), lambda w: place_after_cue(w, limit=4.6), lambda w: place_after_cue(w, 4.0), 2)
         if span:
             found.append((*span, "LOCATION", 0.75, "cue:lives"))
@@ -415,7 +426,8 @@ def place_spans(text: str) -> list[Found]:
             found.append((m.start(), m.end(), "LOCATION", 0.7, "cue:place-name"))
     for m in WARD.finditer(text):
         word = m.group("v")
-        if (word[0].isupper() and zipf(word) < 2.0 and not is_clinical(word) and not is_stop(word)
+        if ((word[0].isupper() or re.search(r"(?:from|to|in|on|at)[ \t]+$", text[max(0, m.start() - 6):m.start()],
+                                            re.I)) and zipf(word) < 2.0 and not is_clinical(word) and not is_stop(word)
                 and word.lower() not in UNIT_WORDS and not word.lower().endswith(("ing", "ed", "ic", "ly", "x", "s"))):
             found.append((m.start("v"), m.end("v"), "LOCATION", 0.6, "cue:ward"))
     for m in PLACE_OF.finditer(text):

@@ -516,7 +516,8 @@ def _date_context_ok(text: str, start: int, end: int) -> bool:
         if value.count("/") == 1 and second == 10 and first <= 10 and (
                 _PAIN_NEAR.search(window[-30:]) or _PAIN_NEAR.search(line_after)):
             return False
-        if value in _FRACTIONS and not re.search(r"\b(?:on|since|from|until|dated|of|by|due)\s*$", before, re.I):
+        if value in _FRACTIONS and not re.search(r"\b(?:on|since|from|until|dated|of|by|due)\s*$", before, re.I) and (
+                not re.match(r"\s+(?:at|in|@)\s", line_after)):  # "3/5 at rehab" is a date
             return False
     return True
 
@@ -619,6 +620,9 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
             candidates.append(span)
     candidates += propagate_names(text, candidates)
     spans = merge_spans(candidates)
+    # a phone number that fills its parentheses takes them: "(240444-1243)"
+    spans = [Span(s.start - 1, s.end + 1, s.category, s.score, s.detector) if s.category in ("PHONE", "FAX")
+             and s.start > 0 and text[s.start - 1] == "(" and text[s.end:s.end + 1] == ")" else s for s in spans]
     if categories:
         spans = [s for s in spans if s.category in categories]
     return spans
