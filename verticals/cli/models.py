@@ -48,7 +48,7 @@ def models_warm(names: Annotated[list[str] | None, typer.Argument(help="Model na
             with err.status(f"loading {name}..."):
                 model = host.get(name)
             err.print(f"[green]ok[/green] {name}: {model.source.kind} {model.source.reference} on {model.device} "
-                      f"({model.precision.label()}, {host.load_seconds.get(name, 0):.1f}s)")
+                      f"({model.runtime_label} {model.precision_label}, {host.load_seconds.get(name, 0):.1f}s)")
         except Exception as error:
             failed += 1
             err.print(f"[red]failed[/red] {name}: {error}")
@@ -157,7 +157,7 @@ def models_runtimes(spec: Annotated[str | None, typer.Argument(help="Model spec 
                           _figure(record.get("before")), _figure(record.get("after")),
                           _figure(record.get("parity", {}).get("agreement"), ".1%"),
                           "yes" if same_machine(record.get("machine", {}), here) else "no",
-                          str(record.get("at", ""))[:19])
+                          str(record.get("at", ""))[:16].replace("T", " "))
     if not rows:
         err.print("no runtime variants recorded" + (f" for {spec}" if spec else "")
                   + ": build one with `verticals models optimize SPEC --runtime onnx`")
