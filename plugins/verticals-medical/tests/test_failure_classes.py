@@ -121,3 +121,67 @@ def test_unparsed_date_formats_get_a_surrogate_not_a_mask():
         out = s.replace("DATE", value, "p1")
         assert "[" not in out and out != value
         assert out == s.replace("DATE", value, "p1")  # keyed: the same value, the same surrogate
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("text", "value"), [
+    # names as the subject of what clinicians and visitors do, without a title
+    ("RUN OF SVT, OSWIN HALLORAN AWARE, LOPRESSOR GIVEN.", "OSWIN HALLORAN"),
+    ("hr up to 130s, dr pettigrew and mcandless aware.", "mcandless"),
+    ("Temp 39.1, NP NELL AWARE. Cultures sent.", "NELL"),
+    ("BP labile. GWENDOLYN ESPARZA CALLED TO BEDSIDE.", "GWENDOLYN ESPARZA"),
+    ("Please contact case management (Dorothea is on vacation) for the list.", "Dorothea"),
+    # a family name, a kinship word after the name, a name boxed by commas, a sign-off line
+    ("KEEP THE VANTERPOOL FAMILY UPDATED.", "VANTERPOOL"),
+    ("Ambrose Kowalewski (nephew) cell is on the face sheet.", "Kowalewski"),
+    ("Family: Daughter, Ed, was updated by phone.", "Ed"),
+    ("Abg stable on current settings. Will continue to monitor. IMOGEN", "IMOGEN"),
+])
+def test_names_as_subjects_families_and_sign_offs(text, value):
+    assert covered(text, value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("text", "value"), [
+    ("pt came from pennwick valley hosp last night.", "pennwick valley"),
+    ("found down at home, taken -> MCH ER by ambulance.", "MCH"),
+    ("pt went to Larkfield for a second opinion.", "Larkfield"),
+    ("she lives in DC with her son.", "DC"),
+    ("oriented to this ellsworth maryland facility.", "ellsworth"),
+    ("transfer to merriwether 3 when bed available.", "merriwether"),
+])
+def test_facilities_codes_and_towns(text, value):
+    assert covered(text, value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("text", "value"), [
+    ("PMH: MI 4/88-cath showed 2VD.", "4/88"),
+    ("admitted to outside hospital 6/11/03 /p a fall.", "6/11/03"),
+    ("cultures sent 5/17- follow up.", "5/17"),
+    ("CABG done 2/9-> extubated POD 1.", "2/9"),
+    ("syncope 2/5 at home, brought in by EMS.", "2/5"),
+    ("94 s/p fall with hip fx.", "94"),
+    ("wife's cell (617555-0142) is on file.", "(617555-0142)"),
+])
+def test_date_age_and_phone_shapes(text, value):
+    assert covered(text, value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("text", "value"), [
+    ("Pt on PSV 10/5, FIO2 40%, tolerating well.", "10/5"),
+    ("vent settings 600x12/5/50% overnight.", "12/5/50"),
+    ("c/o chest pain 6/10, relieved with SL NTG.", "6/10"),
+    ("+2/6 SEM at the apex.", "2/6"),
+    ("MS clears slowly, more oriented today.", "clears"),
+    ("Pt Alert and cooperative.", "Alert"),
+    ("fruit plate in the fridge for pt.", "in the fridge"),
+    ("ABG 7.38-45-99-28-0 on these settings.", "7.38-45-99-28-0"),
+    ("started on Phenylephrine gtt at 20 mcg/min.", "Phenylephrine"),
+    ("drained 200cc green bilious fluid.", "green"),
+    ("Pt MAY need more volume overnight.", "MAY"),
+    ("ABD SOFT, NT, ND, +BS.", "NT"),
+])
+def test_vent_settings_pain_scores_and_clinical_words_are_kept(text, value):
+    assert not flagged(text, value)

@@ -282,8 +282,9 @@ def name_spans(text: str) -> list[Found]:
     for m in SUBJECT_OF.finditer(text):
         found += _names_before(text, m.start(), "cue:subject")
     for m in FAMILY_OF.finditer(text):
-        span = _take_back(text, m.start(), lambda w: _listed(w) and not is_clinical(w) and not is_stop(w)
-                          and zipf(w) < 4.5, limit=1)
+        the = re.search(r"(?<![A-Za-z])the[ \t]+[A-Za-z'’-]+[ \t]*$", text[max(0, m.start() - 40):m.start()], re.I)
+        span = _take_back(text, m.start(), lambda w, the=the: not is_clinical(w) and not is_stop(w) and (
+            (_listed(w) and zipf(w) < 4.5) or (the is not None and _subject_name(w, rare=2.0))), limit=1)
         if span:
             found.append((*span, "NAME", 0.7, "cue:family-name"))
     for m in KIN_AFTER.finditer(text):
@@ -393,7 +394,7 @@ def place_spans(text: str) -> list[Found]:
             found.append((m.start("v"), m.end("v"), "LOCATION", 0.7, "cue:hospital-code"))
     for m in PLACE_STATE.finditer(text):  # "this towson maryland facility"
         word = m.group("v")
-        if (place_after_cue(word, 3.0) and not is_listed_name(word)) or (word.istitle() and place_after_cue(word, 4.0)):
+        if place_after_cue(word, 3.0) or (word.istitle() and place_after_cue(word, 4.0)):
             found.append((m.start("v"), m.end("v"), "LOCATION", 0.7, "cue:state"))
     for m in FACILITY.finditer(text):
         strong = m.group().lower().startswith(("hosp", "rehab", "medical", "med"))
