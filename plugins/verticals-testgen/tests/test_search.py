@@ -108,3 +108,42 @@ def test_packages_expand_to_one_item_per_module(tmp_path):
     assert [r.get("path") for r in read[:2]] == [str(package / "a.py"), str(package / "sub" / "b.py")]
     assert read[2] == {"text": "colorsys"}
     assert expand(module="colorsys") is None  # a single module stays one item
+
+
+INHERITED = '''"""A private base with the behaviour, a public subclass; arguments of a stdlib type it imports."""
+import datetime
+
+
+class _Span:
+    def __init__(self, days=1):
+        self.days = days
+
+    def shift(self, when):
+        if isinstance(when, datetime.datetime):
+            return when + datetime.timedelta(days=self.days)
+        if isinstance(when, datetime.date):
+            return when.toordinal() + self.days
+        raise TypeError("not a date")
+
+    def __radd__(self, other):
+        if isinstance(other, int):
+            return other + self.days
+        return NotImplemented
+
+
+class Span(_Span):
+    def hours(self):
+        return self.days * 24
+'''
+
+
+@pytest.mark.slow
+def test_inherited_methods_reflected_operators_and_stdlib_values():
+    target = from_source(INHERITED, "spans")
+    options = Options(strategies=("observed",), time_budget=40, explore_seconds=6, test_timeout=3)
+    result = generate_tests([target], options)[0]
+    assert result["coverage_after"]["percent"] >= 95.0, result["uncovered_lines"]
+    code = result["test_code"]
+    assert "obj.shift(datetime." in code  # a method of the private base, called on the subclass with a date
+    assert "+ obj" in code  # `1 + obj` reaches __radd__
+    assert "import datetime" in code

@@ -10,7 +10,7 @@ import sys
 import types
 
 import pytest
-from verticals_testgen.harness import Explorer, Expr, _do_step, _step_text, typed_values
+from verticals_testgen.harness import Explorer, Expr, _describe_value, _do_step, _step_text, typed_values
 
 SOURCE = '''
 import datetime
@@ -103,3 +103,10 @@ def test_reflected_operators_and_format_specs(explorer):
     public = next(t for t in explorer.tasks() if t["kind"] == "sequence")
     spec_pool = next(step[2][0][2] for step in public["steps"] if step[1] == "__format__")
     assert spec_pool[:3] == ["", "s", "d"]
+
+
+def test_stdlib_values_are_compared_with_the_call_that_builds_them():
+    when = datetime.datetime(2021, 3, 1, 13, 45, 30, tzinfo=datetime.UTC)
+    assert _describe_value(when) == {"returns": repr(when), "compare": "eq"}
+    assert _describe_value(datetime.timedelta(days=-1, seconds=5))["compare"] == "eq"
+    assert _describe_value(collections.deque([1]))["compare"] == "repr"  # `deque([1])`: no module prefix

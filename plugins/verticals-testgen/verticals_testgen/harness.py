@@ -612,7 +612,7 @@ _NESTED: list = [
     [[1, [2, [3, [4, [5]]]]], "tail"],
     {"b": [1, 2, {"c": (3, 4), "d": [5, 6]}], "a": "x" * 30, "c": {"e": {"f": {}}}},
     list(range(40)),
-    ("a" * 50, "b" * 50, ("c" * 30,)),
+    ("alpha beta gamma " * 3, ("delta epsilon",)),
     [{"id": 1, "tags": ["x", "y"]}, {"id": 2, "tags": []}],
     (3 + 4j),
     _expr("frozenset({1, 2, 3})"),
@@ -722,8 +722,15 @@ class Explorer:
             pool = self.files() + pool
         elif hint is None or hint is inspect.Parameter.empty:
             # no hint: besides what the name suggests, other types (a wrong guess must not block a function)
+            text = any(isinstance(v, str) for v in pool)
             pool = [*pool, b"abc", b"a=b \t\n", *self.consts[bytes][:6], 0, 2, "abc", [1, 2], (1, "a"), None,
-                    True, 1.5, {"a": 1}, *_NESTED, *self.typed_values, *_ODD_STRINGS[:3]]
+                    True, 1.5, {"a": 1}]
+            default = param.default
+            if default is inspect.Parameter.empty or default is None or not literal_ok(default):
+                # nothing tells the type (a literal default would): the module's strings (`feed(data)` of a
+                # parser), deep and self-referencing containers, values of the stdlib types the module uses
+                pool += [*(() if text else self.consts[str][:20]), *_NESTED, *self.typed_values,
+                         *_ODD_STRINGS[:3]]
         if not pool or param.name in ("data", "graph", "mapping", "d", "deps", "dependencies"):
             pool = [*pool, {1: {2}, 2: {3}, 3: set()}, {"a": ["b"], "b": []}, {1: {2}, 2: {1}}, {"a": 1, "b": 2}]
         unique: list = []
@@ -767,7 +774,14 @@ class Explorer:
         if isinstance(hint, type) and hint not in (str, int, float, bytes, bool, list, dict, tuple, set):
             return [e for kind, exprs in self.objects.items() if issubclass(kind, hint) for e in exprs]
         if hint is None or hint is inspect.Parameter.empty:
-            return [e for exprs in self.objects.values() for e in exprs]
+            found = [e for exprs in self.objects.values() for e in exprs]
+            # lists of two or three objects of one kind (`collapse_addresses([net_a, net_b])`)
+            for exprs in self.objects.values():
+                if len(exprs) >= 2:
+                    group = self.rng.sample(exprs, min(len(exprs), self.rng.choice([2, 2, 3])))
+                    found.append(Expr("[" + ", ".join(e.code for e in group) + "]",
+                                      functools.partial(_make_all, group)))
+            return found
         return []
 
     def module_objects(self) -> None:
@@ -1066,6 +1080,9 @@ class Explorer:
             outcome, value, new = result
             new -= new_total
             step = {"expr": text, "name": name.strip("_")}
+            if kind == "inplace" and outcome == "return":  # a statement: `obj += x` rebinds obj, asserts nothing
+                instance = value
+                value = None
             if outcome == "raise":
                 raised = self.raises_name(value)
                 if raised is None:
@@ -1077,6 +1094,11 @@ class Explorer:
                     step["expr"] = text if text.startswith("list(") else f"list({text})"
                 if value is not None and value is not instance:
                     step.update(_describe_value(value))
+                    if not steps and kind in ("method", "attr") and not text.startswith("list("):
+                        # what the first query on a fresh instance returned can feed other calls
+                        ctor = f"{self.modname}.{label}({_arg_text(ctor_args, ctor_kwargs)})"
+                        self.remember(value, ctor + text.removeprefix("obj"), functools.partial(
+                            _first_step, cls, ctor_args, ctor_kwargs, kind, name, args, kwargs))
                     if literal_ok(value):
                         extra.append(value)
                         if isinstance(value, list | tuple | set | frozenset):
@@ -1255,8 +1277,12 @@ _UNARY = {"__neg__": "-obj", "__pos__": "+obj", "__abs__": "abs(obj)", "__invert
 _REFLECTED = {"__radd__": "+", "__rsub__": "-", "__rmul__": "*", "__rtruediv__": "/", "__rfloordiv__": "//",
               "__rmod__": "%", "__rpow__": "**", "__rand__": "&", "__ror__": "|", "__rxor__": "^",
               "__rlshift__": "<<", "__rrshift__": ">>", "__rmatmul__": "@"}
+# in-place operators: `obj += other` (obj becomes what __iadd__ returns)
+_INPLACE = {"__iadd__": "+=", "__isub__": "-=", "__imul__": "*=", "__itruediv__": "/=", "__ifloordiv__": "//=",
+            "__imod__": "%=", "__ipow__": "**=", "__iand__": "&=", "__ior__": "|=", "__ixor__": "^=",
+            "__ilshift__": "<<=", "__irshift__": ">>=", "__imatmul__": "@="}
 _DUNDER_STEPS = {**{name: "binary" for name in _BINARY}, **{name: "unary" for name in _UNARY},
-                 **{name: "rbinary" for name in _REFLECTED},
+                 **{name: "rbinary" for name in _REFLECTED}, **{name: "inplace" for name in _INPLACE},
                  "__len__": "len", "__iter__": "iter", "__contains__": "contains", "__getitem__": "getitem",
                  "__call__": "call", "__str__": "str", "__repr__": "repr", "__bool__": "bool", "__eq__": "eq",
                  "__setitem__": "setitem", "__delitem__": "delitem", "__format__": "format"}
@@ -1279,6 +1305,14 @@ def _lines_of(func) -> set[int]:
     return lines
 
 
+def _first_step(cls, ctor_args, ctor_kwargs, kind, name, args, kwargs):
+    return _do_step(_build(cls, ctor_args, ctor_kwargs), kind, name, args, kwargs)
+
+
+def _make_all(exprs: list) -> list:
+    return [e.make() for e in exprs]
+
+
 def _arg_text(args: list, kwargs: dict) -> str:
     return ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
 
@@ -1296,7 +1330,8 @@ def _step_text(kind: str, name: str, args: list, kwargs: dict) -> str:
             "setitem": f"obj.__setitem__({_arg_text(args, kwargs)})",
             "delitem": f"obj.__delitem__({first})", "setattr": f"obj.{name} = {first}",
             "binary": f"(obj {_BINARY.get(name, '+')} {first})", "unary": _UNARY.get(name, "obj"),
-            "rbinary": f"({first} {_REFLECTED.get(name, '+')} obj)", "format": f"format(obj, {first})"}[kind]
+            "rbinary": f"({first} {_REFLECTED.get(name, '+')} obj)", "format": f"format(obj, {first})",
+            "inplace": f"obj {_INPLACE.get(name, '+=')} {first}"}[kind]
 
 
 def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
@@ -1330,6 +1365,10 @@ def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
         return None
     if kind == "format":
         return format(obj, first)
+    if kind == "inplace":
+        import operator
+
+        return getattr(operator, name.strip("_"))(obj, first)  # operator.iadd, operator.isub, ...
     if kind in ("binary", "unary", "rbinary"):
         import copy
         import math
@@ -1409,7 +1448,25 @@ def _describe_value(value) -> dict:
         return {"returns": None, "compare": "none"}
     if " at 0x" in text or len(text) > 300 or "\n" in text:
         return {"returns": None, "compare": "type", "type": type(value).__name__}
+    if _rebuilds(value, text):  # `== datetime.date(2020, 2, 1)` reads better than comparing reprs
+        return {"returns": text, "compare": "eq"}
     return {"returns": repr(text), "compare": "repr"}
+
+
+_STDLIB_CALL = re.compile(r"^(datetime|decimal|fractions)\.[A-Za-z]+\([-\w ,.'+:=]*\)$")
+
+
+def _rebuilds(value, text: str) -> bool:
+    """True when ``text`` is a call of a stdlib value type (datetime, decimal, fractions) that builds an equal
+    value of the same type, so a test can compare with it directly."""
+    match = _STDLIB_CALL.match(text)
+    if not match or type(value).__module__ != match.group(1):
+        return False
+    try:
+        rebuilt = eval(text, {"__builtins__": {}, match.group(1): importlib.import_module(match.group(1))})
+        return type(rebuilt) is type(value) and bool(rebuilt == value)
+    except Exception:
+        return False
 
 
 def _ghostwrite(module, seconds: float) -> str:
