@@ -169,6 +169,7 @@ def test_auto_uses_the_kept_variant_and_torch_ignores_it(built, monkeypatch):
     provenance = [item.provenance["models"]["classifier"] for item in store.iter_items(job)]
     assert {(p["runtime"], p["precision"], p["variant"]) for p in provenance} == {
         ("onnxruntime", "fp32", kept["fingerprint"])}
+    assert {(p["encoder"]["runtime"], p["encoder"]["precision"]) for p in provenance} == {("onnxruntime", "fp32")}
 
     monkeypatch.setenv("VERTICALS_RUNTIME", "torch")
     plain = _host(built, root=None).get(SPEC)

@@ -376,7 +376,11 @@ class EncoderHeadClassifier(SequenceClassifierModel):
         return own
 
     def provenance(self) -> dict[str, Any]:
-        out = {**super().provenance(), "encoder": self.encoder.provenance()}
+        encoder = self.encoder.provenance()
+        if self.runner is not None:  # the encoder's weights run inside this head's graph, not on its own runtime
+            encoder.pop("variant", None)
+            encoder.update(runtime=self.runtime_label, precision=self.precision_label)
+        out = {**super().provenance(), "encoder": encoder}
         if self.adapter:
             out["adapter"] = self.config["adapter"]
         return out
