@@ -29,6 +29,9 @@ class _Base:
     def __format__(self, spec):
         return "spec:" + spec
 
+    def __iadd__(self, other):
+        return [self, other]
+
 
 class Public(_Base):
     def own(self):
@@ -37,6 +40,11 @@ class Public(_Base):
 
 def check(value: object, when=None):
     return value is None
+
+
+def main(argv=None):
+    options = ("--verbose", "-q")
+    return options, argv
 
 
 MARK = Public()
@@ -110,3 +118,12 @@ def test_stdlib_values_are_compared_with_the_call_that_builds_them():
     assert _describe_value(when) == {"returns": repr(when), "compare": "eq"}
     assert _describe_value(datetime.timedelta(days=-1, seconds=5))["compare"] == "eq"
     assert _describe_value(collections.deque([1]))["compare"] == "repr"  # `deque([1])`: no module prefix
+
+
+def test_in_place_operators_rebind_and_command_lines_use_the_module_options(explorer):
+    obj = explorer.module.Public()
+    assert _step_text("inplace", "__iadd__", [2], {}) == "obj += 2"
+    assert _do_step(obj, "inplace", "__iadd__", [2], {}) == [obj, 2]
+    argv_pool = explorer.signature(explorer.module.main, skip_self=False)[0][2]
+    assert ["--verbose"] in argv_pool and ["-q"] in argv_pool and [] in argv_pool
+    assert ["prog", "--verbose"] in argv_pool  # for a main() that reads sys.argv whole

@@ -718,6 +718,8 @@ class Explorer:
             pool = pool + self.consts[str][:40] + self.long_strings[:10] + _ODD_STRINGS
         if any(isinstance(v, bytes) for v in pool):
             pool = pool + self.consts[bytes][:20] + [s.encode() for s in self.consts[str][:10] if s.isascii()]
+        if _ARGV_NAMES.match(param.name) and hint in (None, inspect.Parameter.empty, list, typing.Sequence):
+            pool = self.argv() + pool
         if _FILE_NAMES.match(param.name):
             pool = self.files() + pool
         elif hint is None or hint is inspect.Parameter.empty:
@@ -738,6 +740,17 @@ class Explorer:
             if _usable(value) and not any(type(value) is type(u) and repr(value) == repr(u) for u in unique):
                 unique.append(value)
         return unique
+
+    def argv(self) -> list[list[str]]:
+        """Command lines for a ``main(args)``: the module's own option strings, alone, with a value, combined."""
+        options = [c for c in self.consts[str] if re.fullmatch(r"--?[A-Za-z][-\w]*", c)][:12]
+        words = [*[c for c in self.consts[str] if c and c.isalnum()][:3], "1", "x"]
+        lines = [[], ["-h"], ["--bogus-option"], *[[o] for o in options]]
+        lines += [[o, words[i % len(words)]] for i, o in enumerate(options)]
+        if len(options) > 1:
+            lines.append(options[:3])
+        # some take sys.argv whole, the program's name first
+        return lines + [["prog", *line] for line in lines[:8]] + [["prog", "2024"], ["prog", "1", "x", "y"]]
 
     def files(self) -> list[Expr]:
         """File-like arguments: in-memory text and binary streams holding strings of the module."""
@@ -868,7 +881,9 @@ class Explorer:
         if isinstance(value, int):
             return rng.choice([value + 1, value - 1, -value, value * 2, value // 2, 0, len(self.pieces)])
         if isinstance(value, float):
-            return rng.choice([value * 2, -value, value + 0.5, value / 3, 0.0, 1.0])
+            # tails too: numeric code branches on tiny and huge magnitudes (`if r <= 5.0`, `if x < 1e-300`)
+            return rng.choice([value * 2, -value, value + 0.5, value / 3, 0.0, 1.0, value * 1e-12, 1.0 - value,
+                               value * 1e12])
         if isinstance(value, str):
             if rng.random() < 0.25:
                 return self.synth() if rng.random() < 0.5 else value + rng.choice(["\n", "\n    ", " "]) + self.synth()
@@ -1258,6 +1273,7 @@ class Explorer:
             return False
 
 
+_ARGV_NAMES = re.compile(r"^(args|argv|arguments|arglist|cmdline|command_line|cli_args)$")
 _FILE_NAMES = re.compile(r"^(input|output|infile|outfile|fp|fd|file|f|stream|fileobj|buf|source|sink|in_file|"
                          r"out_file|inp|out|reader|writer|ifp|ofp)$")
 
