@@ -71,6 +71,8 @@ def test_assertion_cue_classes():
         "She reports a three-day history of nausea.",
         "Call also for any chest pain or fever above 101.",
         "History of pneumonia in childhood.",
+        {"text": "Given his known cardiomyopathy, fluids were limited.", "targets": ["cardiomyopathy"]},
+        {"text": "Echo consistent with the patient's know atrial septal defect.", "targets": ["atrial septal defect"]},
     ])
     thrombosis = by_text(out[0])["thrombosis"]
     padded = "Venous duplex of the legs negative      for thrombosis."
@@ -79,6 +81,8 @@ def test_assertion_cue_classes():
     assert not by_text(out[2])["nausea"].historical
     assert by_text(out[3])["chest pain"].hypothetical and by_text(out[3])["fever"].hypothetical
     assert by_text(out[4])["pneumonia"].historical
+    assert by_text(out[5])["cardiomyopathy"].historical  # "known X": a pre-existing condition
+    assert by_text(out[6])["atrial septal defect"].historical  # and its common typo "patient's know X"
 
 
 def test_collapse_spaces_maps_offsets_back():
