@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from verticals.contract import ModelSpec
-from verticals.core.batching import token_budget_batches
+from verticals.core.batching import pad_batch, token_budget_batches
 from verticals.core.device import Precision, pick_device, pick_precision
 from verticals.core.sources import ResolvedSource
 
@@ -110,8 +110,16 @@ class LoadedModel:
     def _batches(self, encoded: dict[str, list[list[int]]]) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
         lengths = [len(ids) for ids in encoded["input_ids"]]
         for batch in token_budget_batches(lengths, self.spec.max_batch_tokens):
-            features = self.tokenizer.pad({k: [v[i] for i in batch] for k, v in encoded.items()}, return_tensors="pt")
-            yield batch, {k: t.to(self.device) for k, t in features.items()}
+            features = self._pad(encoded, batch)
+            yield batch, {k: torch.from_numpy(a).to(self.device, non_blocking=True) for k, a in features.items()}
+
+    def _pad(self, encoded: dict[str, list[list[int]]], batch: Sequence[int],
+             padding_side: str = "right") -> dict[str, np.ndarray]:
+        """Rows ``batch`` of ``encoded`` padded as the tokenizer pads them (its pad id and token type id)."""
+        pad_values = {"input_ids": self.tokenizer.pad_token_id or 0,
+                      "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0) or 0,
+                      "special_tokens_mask": 1}
+        return pad_batch(encoded, batch, pad_values, padding_side)
 
     def _onnx_batches(self, encoded: dict[str, list[list[int]]],
                       runner: OrtRunner | None = None) -> Iterator[tuple[list[int], np.ndarray]]:
@@ -121,8 +129,7 @@ class LoadedModel:
         assert runner is not None
         lengths = [len(ids) for ids in encoded["input_ids"]]
         for batch in token_budget_batches(lengths, self.spec.max_batch_tokens):
-            features = self.tokenizer.pad({k: [v[i] for i in batch] for k, v in encoded.items()}, return_tensors="np")
-            yield batch, runner.run(features)
+            yield batch, runner.run(self._pad(encoded, batch))
 
     def _probe(self) -> np.ndarray:
         raise NotImplementedError
@@ -499,9 +506,8 @@ class CausalLMModel(LoadedModel):
             if temperature > 0 and seed is not None:
                 torch.manual_seed(seed)
             for batch in token_budget_batches(lengths, self.spec.max_batch_tokens):
-                features = self.tokenizer.pad({k: [v[i] for i in batch] for k, v in encoded.items()},
-                                              return_tensors="pt", padding_side="left")
-                features = {k: t.to(self.device) for k, t in features.items()}
+                features = {k: torch.from_numpy(a).to(self.device)
+                            for k, a in self._pad(encoded, batch, padding_side="left").items()}
                 generated = self.model.generate(**features, **options)
                 new_tokens = generated[:, features["input_ids"].shape[1]:]
                 for index, text in zip(batch, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True),
