@@ -35,7 +35,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 WORDS_TEXT = ("revenue profit loss shares guidance quarter margin outlook demand costs debt dividend growth sales "
