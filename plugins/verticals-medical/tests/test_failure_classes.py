@@ -163,6 +163,8 @@ def test_facilities_codes_and_towns(text, value):
     ("syncope 2/5 at home, brought in by EMS.", "2/5"),
     ("94 s/p fall with hip fx.", "94"),
     ("wife's cell (617555-0142) is on file.", "(617555-0142)"),
+    ("on cpap since 3/12, tolerating.", "3/12"),  # a date after a vent word
+    ("chest pain since 7/10, worse today.", "7/10"),  # a date near a pain word
 ])
 def test_date_age_and_phone_shapes(text, value):
     assert covered(text, value)

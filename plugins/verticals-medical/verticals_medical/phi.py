@@ -429,8 +429,10 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
         # year alone, durations, relative expressions, ranges ("109-135/46-77") are not dates under Safe Harbor
         if re.search(r"\d\s*-\s*\d+\s*/|/\s*\d+\s*-\s*\d|\d/\d+/\d+/", value):
             return False
-        if re.fullmatch(r"may", value, re.I) or re.match(r"(?:dec|inc)\w*\s+to\b", value, re.I):
-            return False  # "PT MAY NEED", "PO2 DEC TO 56"
+        month_before = re.search(r"\b(?:in|of|since|early|late|mid|by|until|during|last|next|this|from)\s*$",
+                                 text[max(0, start - 12):start], re.I)
+        if (re.fullmatch(r"may", value, re.I) and not month_before) or re.match(r"(?:dec|inc)\w*\s+to\b", value, re.I):
+            return False  # "PT MAY NEED", "PO2 DEC TO 56" (but "since May" is a date)
         if not re.search(rf"\b{MONTHS}(?![A-Za-z])", value, re.I) and not re.fullmatch(
                 r"\d{1,2}/\d{1,2}(?:/\d{2}|/\d{4})?|\d{4}-\d{2}-\d{2}|\d{1,2}[.-]\d{1,2}[.-](?:\d{2}|\d{4})", value):
             return False
@@ -491,7 +493,10 @@ _NOT_DATE_AFTER = re.compile(r"\s*(?:strength|str\b|motor|power|pain|murmur|ns\b
 # ventilator settings ("PSV increased to 10/5", "on bipap 10/5", "cpap/ps of 8/5") and pain scores ("CP 4/10",
 # "c/o 5/10 incisional pain") on the same line
 _VENT_BEFORE = re.compile(
-    r"(?:\b(?:ps|ips|psv|cpap|bi-?pap|peep|simv|imv|a/c|flowby|fio2)\b|\bcpap/ps\b)[^.;\n]{0,25}$", re.I)
+    r"(?:\b(?:ps|ips|psv|cpap|bi-?pap|peep|simv|imv|a/c|flowby|fio2)\b|\bcpap/ps\b)[^.;\n\d]{0,25}$", re.I)
+# ... but "on cpap since 3/12", "bipap started 4/2" are dates
+_DATE_PREPOSITION = re.compile(r"\b(?:since|on|from|until|till|started|began|begun|placed|intubated|extubated|"
+                               r"dated)\s*$", re.I)
 _PAIN_NEAR = re.compile(r"\b(?:cp|pain|angina|discomfort|pressure|c/o|rated|ha|headache|incisional|mediastinal)\b|#$",
                         re.I)
 _FRACTIONS = {"1/2", "1/3", "1/4", "2/3", "3/4", "1/8", "5/5", "4/5", "3/5", "2/5", "1/5", "0/5"}
@@ -511,9 +516,10 @@ def _date_context_ok(text: str, start: int, end: int) -> bool:
         line_after = text[end:end + 25].split("\n", 1)[0]
         first, second = (int(x) for x in value.split("/")[:2])
         if value.count("/") == 1 and second <= 20 and (
-                _VENT_BEFORE.search(window) or re.match(r"\s*[,)]?\s*(?:c\s+)?\d{2}\s*%", line_after)):
+                (_VENT_BEFORE.search(window) and not _DATE_PREPOSITION.search(window))
+                or re.match(r"\s*[,)]?\s*(?:c\s+)?\d{2}\s*%", line_after)):
             return False
-        if value.count("/") == 1 and second == 10 and first <= 10 and (
+        if value.count("/") == 1 and second == 10 and first <= 10 and not _DATE_PREPOSITION.search(window) and (
                 _PAIN_NEAR.search(window[-30:]) or _PAIN_NEAR.search(line_after)):
             return False
         if value in _FRACTIONS and not re.search(r"\b(?:on|since|from|until|dated|of|by|due)\s*$", before, re.I) and (
