@@ -295,8 +295,16 @@ def config_mode(args: argparse.Namespace) -> None:
             probs = models["classifier"].classify([item.text for item in batch])
             return [LabelOutput(label=int(row.argmax())) for row in probs]
 
+    class ClassifyBigBatches(ClassifyTask):
+        name = "bench.classify-512"
+        description = "The same task, run 512 items at a time (one chunk, one run call per 512 items)."
+        chunk_size = 512
+        batch_size = 512
+
     registry = build_registry()
     register(registry, ClassifyTask)
+    registry.tasks[ClassifyBigBatches.name] = ClassifyBigBatches
+    registry.task_plugin[ClassifyBigBatches.name] = registry.task_plugin[ClassifyTask.name]
     registry.models[spec.name] = spec
     host = ModelHost(registry.models, device=args.device, runtimes={name: "torch"})
     loaded = host.get(name)
@@ -326,6 +334,8 @@ def config_mode(args: argparse.Namespace) -> None:
             args.n / timed(lambda: loaded.classify(texts), args.repeat, sync),
         f"(c) whole job, {loaded.precision.label()}":
             args.n / timed(lambda: whole_job(registry, host, ClassifyTask.name, texts), args.repeat, sync),
+        f"(c) whole job, run calls of 512, {loaded.precision.label()}":
+            args.n / timed(lambda: whole_job(registry, host, ClassifyBigBatches.name, texts), args.repeat, sync),
     }
     report(rates, {}, "(a2) plain PyTorch loop, fp32", "(a1) pipeline batch 32, fp32")
     print("metric: n/a (random weights: speed only)")
