@@ -184,6 +184,10 @@ def test_date_age_and_phone_shapes(text, value):
     ("drained 200cc green bilious fluid.", "green"),
     ("Pt MAY need more volume overnight.", "MAY"),
     ("ABD SOFT, NT, ND, +BS.", "NT"),
+    ("Her brother lives in Oregon, phone on file.", "Oregon"),  # a state is not Safe Harbor PHI
+    ("abg on these settings: 82/44/7.41.36.2, no change.", "7.41.36.2"),  # a blood gas, not an IP
+    ("order to transfuse 2 more units of PRBC.", "transfuse"),
+    ("Requesting Miller's diet from the kitchen.", "Requesting"),
 ])
 def test_vent_settings_pain_scores_and_clinical_words_are_kept(text, value):
     assert not flagged(text, value)

@@ -52,9 +52,13 @@ VISITOR = re.compile(r"(?P<v>(?<![A-Za-z'])[A-Za-z][a-z]+|[A-Z]{2,})(?=\s+(?:cal
 UNIVERSITY = re.compile(r"(?<![A-Za-z])(?:(?:Univ|University)\.?\s+(?:of\s+)?[A-Z][A-Za-z]+|U\.?\s+(?:of\s+)?"
                         r"(?:Maryland|Virginia|Pennsylvania|Delaware|Michigan|Minnesota|Iowa|Utah|Washington|Chicago|"
                         r"Penn|Mass|[A-Z][a-z]+\s+(?:Medical|Hospital|Health))\b)")
+# a ward name in lower case needs a place word before it: "found from quartermain 5", "transfer to merriwether 3"
+# (not "order to transfuse 2")
+_LOWER_WARD_CUE = re.compile(r"(?:\b(?:from|in|at)|\b(?:transfer|transferred|transfered|tx|back|sent|moved|return|"
+                             r"returned|go|going|went|admitted|admit)[ \t]+to)[ \t]+$", re.I)
 WARD = re.compile(r"(?<![A-Za-z])(?P<v>[A-Za-z]{5,})\s?\d{1,2}(?![\d.,/])"
                   r"(?!\s*(?:mg|mcg|g|gm|u|units?|ml|cc|l|%|meq|hr|hrs|"
-                  r"x|mm|cm|min|mins|days?|weeks?|hours?|am|pm|yrs?|yo|liters?|lpm)\b)", re.I)
+                  r"x|mm|cm|min|mins|days?|weeks?|hours?|am|pm|yrs?|yo|liters?|lpm)\b|\s*%)", re.I)
 PLACE_TWO = re.compile(
     r"(?<![A-Za-z])(?:(?:San|Santa|Los|Las|Fort|Ft|Port|Mount|Mt|New|Bel|El|La|Lake|Glen|Palm|Ocean|Cape|North|South|"
     r"East|West)\s+[A-Z][a-z]+"
@@ -427,8 +431,8 @@ def place_spans(text: str) -> list[Found]:
             found.append((m.start(), m.end(), "LOCATION", 0.7, "cue:place-name"))
     for m in WARD.finditer(text):
         word = m.group("v")
-        if ((word[0].isupper() or re.search(r"(?:from|to|in|on|at)[ \t]+$", text[max(0, m.start() - 6):m.start()],
-                                            re.I)) and zipf(word) < 2.0 and not is_clinical(word) and not is_stop(word)
+        if ((word[0].isupper() or (word.islower() and _LOWER_WARD_CUE.search(text[max(0, m.start() - 30):m.start()])))
+                and zipf(word) < 2.0 and not is_clinical(word) and not is_stop(word)
                 and word.lower() not in UNIT_WORDS and not word.lower().endswith(("ing", "ed", "ic", "ly", "x", "s"))):
             found.append((m.start("v"), m.end("v"), "LOCATION", 0.6, "cue:ward"))
     for m in PLACE_OF.finditer(text):

@@ -419,6 +419,11 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
         return False
     if category == "VEHICLE" and not re.search(r"\d", value):
         return False  # "lower plate was loose": a plate number has digits
+    if category == "LOCATION" and detector.startswith("rule:") and (
+            lower in US_STATES or lower in STATE_SHORT or lower in COUNTRIES or lower in _NAME_STOP):
+        return False  # "lives in California", "confirmation from Dr. Vasquez"
+    if category == "IP" and re.search(r"/\s*$", text[max(0, start - 2):start]):
+        return False  # a blood gas "80/48/7.45.34.7" is not an IP address
     if detector.startswith("rule:"):
         return True
     if category == "LOCATION":
@@ -540,6 +545,7 @@ def _model_name_ok(value: str) -> bool:
         if len(word) == 1:
             continue
         if (is_stop(word) or is_clinical(word) or (word.isupper() and len(word) <= 3)
+                or (word.lower().endswith("ing") and not is_listed_name(word) and zipf(word) >= 2.5)
                 or not re.fullmatch(r"[A-Za-z'’]+", word)):
             return False
     listed = [w for w in words if len(w) > 1 and is_listed_name(w)]
@@ -619,6 +625,8 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
     from .cues import context_spans
 
     for start, end, category, score, rule in context_spans(text):
+        if category == "LOCATION" and text[start:end].lower().strip(" .") in US_STATES | COUNTRIES | STATE_SHORT:
+            continue  # "lives in Oregon": a state or a country is not Safe Harbor PHI
         if score >= min_score:
             candidates.append(Span(start, end, category, score, f"rule:{rule}"))
     for span in extra or []:
@@ -640,7 +648,7 @@ def propagate_names(text: str, spans: list[Span]) -> list[Span]:
     Names are often written once in full and then by first or last name alone, where a
     small NER model misses them; a leak of the bare first name is still a leak.
     """
-    from .lexicon import is_clinical, is_stop, name_after_cue, place_after_cue
+    from .lexicon import UNIT_WORDS, is_clinical, is_stop, name_after_cue, place_after_cue
 
     out: list[Span] = []
     for category in ("NAME", "LOCATION"):
@@ -652,6 +660,7 @@ def propagate_names(text: str, spans: list[Span]) -> list[Span]:
             for word in re.findall(r"[A-Za-z][A-Za-z'-]+\d*", text[span.start:span.end]):
                 low = word.lower()
                 if (len(word) >= 2 and low not in NOT_NAMES and low not in _NAME_STOP and not is_stop(word)
+                        and low not in UNIT_WORDS
                         and not is_clinical(word) and (len(word) >= 3 or word.isupper() or category == "LOCATION")
                         and (name_after_cue(word) if category == "NAME" else place_after_cue(word, 4.0))):
                     tokens.add(low)
