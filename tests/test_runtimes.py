@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from verticals.config import SettingsError, settings
-from verticals.core import runtimes
+from verticals.core import optimize, runtimes
 from verticals.core.runtimes import (
     load_records,
     parse_choice,
@@ -135,7 +135,7 @@ def test_onnx_encoder_embeddings_match_pytorch(built):
 
 @pytest.mark.slow
 def test_gate_rejects_an_impossible_budget_and_records_it(built):
-    record = runtimes.optimize(SPEC, quantize="int8", budget=-101.0, registry=built.registry, root=built.root,
+    record = optimize.optimize(SPEC, quantize="int8", budget=-101.0, registry=built.registry, root=built.root,
                              speed_items=64)
     assert record["decision"] == "rejected"
     assert any("budget -101" in reason for reason in record["reasons"])
@@ -145,7 +145,7 @@ def test_gate_rejects_an_impossible_budget_and_records_it(built):
     assert [r["variant"] for r in stored if r["decision"] == "rejected"] == ["onnx-int8"]
     assert stored[-1]["parity"]["texts"] >= 90 and stored[-1]["machine"]["onnxruntime"]
     # a stricter parity threshold than any variant can meet rejects too
-    strict = runtimes.optimize(SPEC, quantize="int8", budget=100, min_agreement=1.01, registry=built.registry,
+    strict = optimize.optimize(SPEC, quantize="int8", budget=100, min_agreement=1.01, registry=built.registry,
                                root=built.root, speed_items=64)
     assert strict["decision"] == "rejected" and any("labels agree" in r for r in strict["reasons"])
 
@@ -156,7 +156,7 @@ def test_auto_uses_the_kept_variant_and_torch_ignores_it(built, monkeypatch):
     from verticals.core.jobs import submit_job
     from verticals.core.store import open_store
 
-    kept = runtimes.optimize(SPEC, budget=100, min_agreement=0, min_speedup=0, registry=built.registry,
+    kept = optimize.optimize(SPEC, budget=100, min_agreement=0, min_speedup=0, registry=built.registry,
                              root=built.root, speed_items=64)  # fp32: quality checks met; speed not required
     assert kept["decision"] == "kept", kept["reasons"]
     monkeypatch.setenv("VERTICALS_MODEL_STORE", str(built.root))

@@ -84,7 +84,8 @@ def models_optimize(
     VERTICALS_RUNTIME=auto (the default) the fastest kept variant then serves SPEC on this machine.
     Exit 0: kept; 3: rejected.
     """
-    from verticals.core.runtimes import RuntimeUnavailable, optimize
+    from verticals.core.optimize import optimize
+    from verticals.core.runtimes import RuntimeUnavailable
 
     if runtime.lower() != "onnx":
         raise _fail(f"unknown runtime {runtime!r}: onnx is the one runtime variants are built for")

@@ -1,0 +1,187 @@
+"""The quality gate of a runtime variant: ``verticals models optimize``.
+
+Builds the ONNX variant of a model (:mod:`verticals.core.runtimes`), evaluates the task that uses it twice on its
+golden set (or given data) through :func:`verticals.core.evaluation.evaluate` in a scratch store, checks output
+parity and speed, and records the decision in the model store (``<store>/<spec>/runtimes.json``), where ``auto``
+finds the kept variants. Kept apart from ``runtimes`` because it runs jobs: the model host imports ``runtimes``,
+and the job engine imports the model host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from verticals.core.runtimes import (
+    DEFAULT_BUDGET,
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_MIN_COSINE,
+    FILES,
+    RuntimeUnavailable,
+    build_variant,
+    machine,
+    save_record,
+    variants_root,
+)
+
+if TYPE_CHECKING:
+    from verticals.core.inference import LoadedModel
+    from verticals.core.models import ModelHost
+
+
+def outputs(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
+    """What parity compares: probabilities of a classifier, embeddings of an encoder, token probabilities
+    flattened to labels for a token classifier."""
+    if hasattr(model, "classify"):
+        return np.asarray(model.classify(texts))
+    if hasattr(model, "embed"):
+        return np.asarray(model.embed(texts))
+    if hasattr(model, "tag"):
+        tagged = model.tag(texts)
+        return np.array([json.dumps([(s["start"], s["end"], s["label"]) for s in spans]) for spans in tagged])
+    raise RuntimeUnavailable(f"no parity check for a {model.kind}")
+
+
+def parity(model: LoadedModel, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    if reference.dtype.kind in "US":  # token spans
+        return {"agreement": float((reference == candidate).mean())}
+    if hasattr(model, "embed") and not hasattr(model, "classify"):
+        a = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-9)
+        b = candidate / np.maximum(np.linalg.norm(candidate, axis=1, keepdims=True), 1e-9)
+        cosine = (a * b).sum(1)
+        return {"min_cosine": float(cosine.min()), "mean_cosine": float(cosine.mean())}
+    return {"agreement": float((reference.argmax(1) == candidate.argmax(1)).mean()),
+            "max_prob_drift": float(np.abs(reference - candidate).max()),
+            "mean_prob_drift": float(np.abs(reference - candidate).mean())}
+
+
+def items_per_second(model: LoadedModel, texts: Sequence[str], repeat: int = 3) -> float:
+    outputs(model, texts[: min(len(texts), 16)])  # warm-up (first-call allocations)
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        outputs(model, texts)
+        best = min(best, time.perf_counter() - started)
+    return len(texts) / best
+
+
+def _task_for(registry: Any, spec: str, task: str | None) -> str | None:
+    from verticals.core.evaluation import golden_path
+
+    if task:
+        return task
+    users = sorted(name for name, cls in registry.tasks.items() if spec in cls.models.values()
+                   and getattr(cls, "evaluator", None) is not None)
+    with_golden = [name for name in users if golden_path(registry.tasks[name]) is not None]
+    return (with_golden or users or [None])[0]
+
+
+@contextlib.contextmanager
+def _scratch_store() -> Iterator[Any]:
+    from verticals.core.store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="verticals-gate-") as folder:
+        yield open_store(f"sqlite:///{Path(folder) / 'gate.db'}")
+
+
+def _evaluate(registry: Any, task: str, host: ModelHost, data: Path | None, gold: str | None,
+              text_column: str | None) -> tuple[Any, list[str]]:
+    from verticals.core.evaluation import evaluate
+    from verticals.core.executor import LocalExecutor
+
+    with _scratch_store() as store:
+        result = evaluate(task, data, gold=gold, text_column=text_column, registry=registry, store=store,
+                          save=False, executor=LocalExecutor(store, registry, host))
+        field = registry.task(task).text_field
+        texts = [str((item.input or {}).get(field, "")) for item in store.iter_items(result.job_id)] if field else []
+    return result, [t for t in texts if t]
+
+
+def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEFAULT_BUDGET,
+             min_agreement: float = DEFAULT_MIN_AGREEMENT, min_cosine: float = DEFAULT_MIN_COSINE,
+             min_speedup: float = 1.0, task: str | None = None, data: Path | None = None, gold: str | None = None,
+             text_column: str | None = None, registry: Any = None, root: Path | None = None,
+             speed_items: int = 256, rebuild: bool = False,
+             on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Build the ONNX variant of ``spec_name`` (int8 when ``quantize="int8"``), gate it against the current
+    PyTorch model and record the decision in the model store. Returns the record.
+
+    The gate: the task's main metric on its golden set (or ``data``) may drop by at most ``budget`` points
+    (a percentage point of a 0-1 metric), and the outputs must agree (classifiers: at least ``min_agreement``
+    of labels unchanged; encoders: every embedding within cosine ``min_cosine``) on the evaluated texts; and it
+    must run at least ``min_speedup`` times as fast as PyTorch (1: faster). Speed: items/s of each model's own
+    batched forward over those texts (repeated to ``speed_items``), best of 3, in this process.
+    """
+    from verticals.core.inference import PARITY_PROBES
+    from verticals.core.models import ModelHost
+
+    step = on_step or (lambda message: None)
+    if registry is None:
+        from verticals.plugins import get_registry
+
+        registry = get_registry()
+    precision = quantize or "fp32"
+    if precision not in FILES:
+        raise ValueError(f"unknown quantization {quantize!r}: use int8 (or none for fp32)")
+    base_host = ModelHost(registry.models, device="cpu", runtimes={spec_name: "torch"}, store_root=root)
+    current = base_host.get(spec_name)
+    step(f"building the onnx {precision} variant of {spec_name}")
+    started = time.perf_counter()
+    variant = build_variant(current, precision, root, rebuild=rebuild)
+    build_seconds = time.perf_counter() - started
+    candidate_host = ModelHost(registry.models, device="cpu", runtimes={spec_name: variant}, store_root=root)
+    candidate = candidate_host.get(spec_name)
+    if getattr(candidate, "runner", None) is None:
+        raise RuntimeUnavailable(f"the built variant at {variant.path} could not be loaded (see the warning)")
+
+    task_name = _task_for(registry, spec_name, task)
+    metric_name, before, after, texts = None, None, None, list(PARITY_PROBES)
+    if task_name is not None:
+        step(f"evaluating PyTorch on {data.name if data else 'the golden set of ' + task_name}")
+        result_before, texts_seen = _evaluate(registry, task_name, base_host, data, gold, text_column)
+        step("evaluating the variant")
+        result_after, _ = _evaluate(registry, task_name, candidate_host, data, gold, text_column)
+        metric_name = result_before.main_metric
+        before = float(result_before.metrics.get(metric_name, float("nan")))
+        after = float(result_after.metrics.get(metric_name, float("nan")))
+        texts = texts_seen + texts
+    step("checking output parity and speed")
+    check = parity(current, outputs(current, texts), outputs(candidate, texts))
+    speed_texts = (texts * (speed_items // max(len(texts), 1) + 1))[: max(speed_items, len(texts))]
+    torch_rate = items_per_second(current, speed_texts)
+    variant_rate = items_per_second(candidate, speed_texts)
+
+    reasons = []
+    drop = None if before is None or after is None else round((before - after) * 100, 4)
+    if drop is not None and not drop <= budget:
+        reasons.append(f"{metric_name} drops {drop:.2f} points (budget {budget:g})")
+    if "agreement" in check and check["agreement"] < min_agreement:
+        reasons.append(f"labels agree on {check['agreement']:.1%} of texts (< {min_agreement:.1%})")
+    if "min_cosine" in check and check["min_cosine"] < min_cosine:
+        reasons.append(f"an embedding drifts to cosine {check['min_cosine']:.4f} (< {min_cosine})")
+    if variant_rate < torch_rate * min_speedup or (min_speedup >= 1 and variant_rate == torch_rate):
+        reasons.append(f"speed-up {variant_rate / torch_rate:.2f}x is below {min_speedup:g}x "
+                       f"({variant_rate:.0f} vs {torch_rate:.0f} items/s)")
+    record = {
+        "variant": variant.name, "runtime": "onnxruntime", "precision": precision,
+        "path": variant.path.relative_to(variants_root(spec_name, root)).as_posix(),
+        "fingerprint": variant.fingerprint, "source": current.source.provenance(),
+        "torch_precision": current.precision.label(),
+        "task": task_name, "data": str(data.name) if data else ("golden" if task_name else "probes"),
+        "metric": metric_name, "before": before, "after": after, "drop_points": drop, "budget_points": budget,
+        "parity": {**check, "texts": len(texts), "required_agreement": min_agreement, "required_cosine": min_cosine},
+        "torch_items_per_s": round(torch_rate, 2), "items_per_s": round(variant_rate, 2),
+        "speedup": round(variant_rate / torch_rate, 3), "min_speedup": min_speedup, "speed_texts": len(speed_texts),
+        "build_seconds": round(build_seconds, 1), "size_bytes": variant.path.stat().st_size,
+        "machine": machine(), "decision": "rejected" if reasons else "kept", "reasons": reasons,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    save_record(spec_name, record, root)
+    return record
