@@ -308,3 +308,25 @@ def test_a_narrow_preview_gives_way_in_its_text_first(domain_registry):
     assert_fits(text, 40)
     assert header_cells(text, "#") == ["#", "text", "label", "score", "status"]
     assert text.count("positive") == 3 and text.count("0.988") == 3 and text.count("succeeded") == 3
+
+
+def test_models_runtimes_keeps_every_figure_whole(tmp_path):
+    """`models runtimes` at 80 columns: one block of `name: value` lines per record (a table would cut every
+    cell); wide enough, a table. Records written as `models optimize` writes them."""
+    from verticals.core.runtimes import machine, save_record
+
+    record = {"variant": "onnx-int8", "fingerprint": "4f16a895b27d0ee93162", "decision": "kept", "speedup": 1.394,
+              "metric": "macro_f1", "before": 0.8006, "after": 0.7994, "parity": {"agreement": 0.979},
+              "machine": machine(), "at": "2026-11-28T00:44:00Z"}
+    save_record("finance.sentiment", record, tmp_path)
+    env = {"VERTICALS_MODEL_STORE": str(tmp_path)}
+    narrow = run_cli("models", "runtimes", env={**env, **NARROW})
+    assert narrow.returncode == 0, narrow.stderr
+    assert_fits(narrow.stdout)
+    for line in ("model: finance.sentiment", "variant: onnx-int8", "decision: kept", "speed-up: 1.39x",
+                 "metric: macro_f1 0.8006 -> 0.7994", "agreement: 97.9%", "this machine: yes"):
+        assert line in narrow.stdout.splitlines()
+    wide = run_cli("models", "runtimes", "finance.sentiment", env={**env, "COLUMNS": "170"})
+    assert_fits(wide.stdout, width=170)
+    assert header_cells(wide.stdout, "┃")[1:4] == ["model", "┃", "variant"]
+    assert "macro_f1 0.8006 -> 0.7994" in wide.stdout and "…" not in wide.stdout

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from verticals.cli.common import UserError, _fail, _handle, _registry, err, out
 
@@ -145,22 +146,35 @@ def models_runtimes(spec: Annotated[str | None, typer.Argument(help="Model spec 
 
     specs = [spec] if spec else ModelStore().specs()
     here = machine()
-    table = Table("model", "variant", "decision", "speed-up", "metric", "before", "after", "agreement", "this machine",
-                  "at")
-    rows = 0
+    records = []
     for name in specs:
         for record in load_records(name):
-            rows += 1
             decision = record.get("decision", "")
-            table.add_row(name, record.get("variant", ""),
-                          f"[green]{decision}[/green]" if decision == "kept" else f"[red]{decision}[/red]",
-                          f"{record.get('speedup', 0):.2f}x", str(record.get("metric") or "-"),
-                          _figure(record.get("before")), _figure(record.get("after")),
-                          _figure(record.get("parity", {}).get("agreement"), ".1%"),
-                          "yes" if same_machine(record.get("machine", {}), here) else "no",
-                          str(record.get("at", ""))[:16].replace("T", " "))
-    if not rows:
+            metric = record.get("metric")
+            records.append({
+                "model": name, "variant": record.get("variant", ""),
+                "decision": f"[green]{decision}[/green]" if decision == "kept" else f"[red]{decision}[/red]",
+                "speed-up": f"{record.get('speedup', 0):.2f}x",
+                "metric": f"{metric} {_figure(record.get('before'))} -> {_figure(record.get('after'))}"
+                          if metric else "-",
+                "agreement": _figure(record.get("parity", {}).get("agreement"), ".1%"),
+                "this machine": "yes" if same_machine(record.get("machine", {}), here) else "no",
+                "at": str(record.get("at", ""))[:16].replace("T", " "),
+            })
+    if not records:
         err.print("no runtime variants recorded" + (f" for {spec}" if spec else "")
                   + ": build one with `verticals models optimize SPEC --runtime onnx`")
         return
+    columns = list(records[0])
+    widths = {c: max(len(c), *(len(Text.from_markup(r[c]).plain) for r in records)) for c in columns}
+    if sum(widths.values()) + 3 * len(columns) + 1 > out.width:  # a table would cut every cell: a block each
+        for number, row in enumerate(records):
+            if number:
+                out.print()
+            for column in columns:
+                out.print(f"{column}: {row[column]}", overflow="fold")
+        return
+    table = Table(*columns)
+    for row in records:
+        table.add_row(*(row[c] for c in columns))
     out.print(table)
