@@ -71,14 +71,6 @@ def golden_path(task_cls: type) -> Path | None:
     return Path(filename).parent / relative
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _item_key(item_input: dict[str, Any] | None, fields: set[str], gold_field: str, seq: int) -> str:
     """Identifies an item across runs and files: a hash of the task's input fields, without the gold value."""
     if not item_input:
@@ -176,7 +168,7 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
     given and the caller passed ``executor_factory(store, registry)`` (the CLI passes
     ``verticals.workers.get_executor``: the core never imports the workers).
     """
-    from verticals.core.io import map_fields, read_rows
+    from verticals.core.io import file_sha256, map_fields, read_rows
     from verticals.core.models import ModelHost, parse_overrides
     from verticals.core.store import open_store
 
@@ -202,7 +194,7 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
         if not path.is_file():
             raise EvalError(f"no such file: {path}")
         source = read_rows(path, fmt)
-        data_name, data_hash = ("golden:" + path.name if data is None else str(data)), _file_hash(path)
+        data_name, data_hash = ("golden:" + path.name if data is None else str(data)), file_sha256(path)
     rows = map_fields(source, mapping, required=task_cls.text_field)
     job_id = submit_eval(store, registry, task, rows, gold_field=gold_field, data_name=data_name,
                          data_hash=data_hash, params=params, mapping=mapping, tenant=tenant)

@@ -258,7 +258,7 @@ class EncoderModel(LoadedModel):
         encoded = self._tokenize(texts)
         if self.runner is not None and adapter is None:  # the ONNX graph is the base encoder: adapters run on torch
             for batch, pooled in self._onnx_batches(encoded):
-                out[batch] = _l2_normalize(pooled) if normalize else pooled
+                out[batch] = l2_normalize(pooled) if normalize else pooled
             return out
         token = _ACTIVE_ADAPTER.set(adapter)
         try:
@@ -281,7 +281,7 @@ class EncoderModel(LoadedModel):
         return self.embed(PARITY_PROBES)
 
 
-def _l2_normalize(rows: np.ndarray) -> np.ndarray:
+def l2_normalize(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)
 
 
@@ -402,10 +402,7 @@ class EncoderHeadClassifier(SequenceClassifierModel):
                     out[batch] = _softmax(logits)
             return out
         embeddings = self.encoder.embed(texts, normalize=self.config.get("normalize", True), adapter=self.adapter)
-        logits = embeddings @ self.weight.T + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+        return _softmax(embeddings @ self.weight.T + self.bias)
 
 
 class TokenClassifierModel(LoadedModel):

@@ -30,6 +30,17 @@ class InputError(ValueError):
     """The input file cannot be read as asked; the message says what to do."""
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read 1 MiB at a time (data hashes of eval runs, weight fingerprints)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _private_csv_module() -> Any:
     """An instance of the ``_csv`` extension of our own, or None where one cannot be made.
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from verticals.core.inference import PARITY_PROBES, l2_normalize
 from verticals.core.runtimes import (
     DEFAULT_BUDGET,
     DEFAULT_MIN_AGREEMENT,
@@ -53,9 +54,7 @@ def parity(model: LoadedModel, reference: np.ndarray, candidate: np.ndarray) -> 
     if reference.dtype.kind in "US":  # token spans
         return {"agreement": float((reference == candidate).mean())}
     if hasattr(model, "embed") and not hasattr(model, "classify"):
-        a = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-9)
-        b = candidate / np.maximum(np.linalg.norm(candidate, axis=1, keepdims=True), 1e-9)
-        cosine = (a * b).sum(1)
+        cosine = (l2_normalize(reference) * l2_normalize(candidate)).sum(1)
         return {"min_cosine": float(cosine.min()), "mean_cosine": float(cosine.mean())}
     return {"agreement": float((reference.argmax(1) == candidate.argmax(1)).mean()),
             "max_prob_drift": float(np.abs(reference - candidate).max()),
@@ -119,7 +118,6 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
     must run at least ``min_speedup`` times as fast as PyTorch (1: faster). Speed: items/s of each model's own
     batched forward over those texts (repeated to ``speed_items``), best of 3, in this process.
     """
-    from verticals.core.inference import PARITY_PROBES
     from verticals.core.models import ModelHost
 
     step = on_step or (lambda message: None)

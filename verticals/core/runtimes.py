@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from verticals.config import RUNTIME_CHOICES as CHOICES
+from verticals.core.io import file_sha256
 
 if TYPE_CHECKING:
     from verticals.core.inference import LoadedModel
@@ -156,11 +157,7 @@ def _file_hash(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _FILE_HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _FILE_HASHES[key] = digest.hexdigest()
+        _FILE_HASHES[key] = file_sha256(path)
     return _FILE_HASHES[key]
 
 
