@@ -104,9 +104,9 @@ def test_object_hint_gets_none_and_module_objects_are_offered(explorer):
 
 def test_reflected_operators_and_format_specs(explorer):
     obj = explorer.module.Public()
-    assert _step_text("rbinary", "__radd__", [1], {}) == "(1 + obj)"
+    assert _step_text("rbinary", "__radd__", ["1"], {}) == "(1 + obj)"
     assert _do_step(obj, "rbinary", "__radd__", [1], {}) == ("radd", 1)
-    assert _step_text("format", "__format__", ["x"], {}) == "format(obj, 'x')"
+    assert _step_text("format", "__format__", ["'x'"], {}) == "format(obj, 'x')"
     assert _do_step(obj, "format", "__format__", ["x"], {}) == "spec:x"
     public = next(t for t in explorer.tasks() if t["kind"] == "sequence")
     spec_pool = next(step[2][0][2] for step in public["steps"] if step[1] == "__format__")
@@ -122,7 +122,7 @@ def test_stdlib_values_are_compared_with_the_call_that_builds_them():
 
 def test_in_place_operators_rebind_and_command_lines_use_the_module_options(explorer):
     obj = explorer.module.Public()
-    assert _step_text("inplace", "__iadd__", [2], {}) == "obj += 2"
+    assert _step_text("inplace", "__iadd__", ["2"], {}) == "obj += 2"
     assert _do_step(obj, "inplace", "__iadd__", [2], {}) == [obj, 2]
     argv_pool = explorer.signature(explorer.module.main, skip_self=False)[0][2]
     assert ["--verbose"] in argv_pool and ["-q"] in argv_pool and [] in argv_pool

@@ -1086,15 +1086,17 @@ class Explorer:
             if chosen is None:
                 break
             args, kwargs = chosen
-            text = _step_text(kind, name, args, kwargs)
-            if kind == "method" and inspect.isgeneratorfunction(getattr(cls, name, None)):
+            text = _step_text(kind, name, *_texts(args, kwargs))
+            generator = kind == "method" and inspect.isgeneratorfunction(getattr(cls, name, None))
+            if generator:
                 text = f"list({text})"
             result = self.traced(functools.partial(_do_step, instance, kind, name, args, kwargs))
             if result is None:
                 break
             outcome, value, new = result
             new -= new_total
-            step = {"expr": text, "name": name.strip("_")}
+            arg_texts, kwarg_texts = _texts(args, kwargs)
+            step = {"kind": kind, "name": name, "args": arg_texts, "kwargs": kwarg_texts, "generator": generator}
             if kind == "inplace" and outcome == "return":  # a statement: `obj += x` rebinds obj, asserts nothing
                 instance = value
                 value = None
@@ -1106,7 +1108,7 @@ class Explorer:
             else:
                 if isinstance(value, tuple) and len(value) == 2 and value[0] == "generator":
                     value = value[1]
-                    step["expr"] = text if text.startswith("list(") else f"list({text})"
+                    step["generator"] = True
                 if value is not None and value is not instance:
                     step.update(_describe_value(value))
                     if not steps and kind in ("method", "attr") and not text.startswith("list("):
@@ -1337,17 +1339,27 @@ def _build(cls, args, kwargs):
     return cls(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()})
 
 
-def _step_text(kind: str, name: str, args: list, kwargs: dict) -> str:
-    first = repr(args[0]) if args else "None"
-    return {"method": f"obj.{name}({_arg_text(args, kwargs)})", "attr": f"obj.{name}", "len": "len(obj)",
+def _step_text(kind: str, name: str, args: list[str], kwargs: dict[str, str]) -> str:
+    """The source of one call-sequence step on ``obj``, from its kind, member name and argument *texts*.
+
+    The host calls this too, with argument texts it rendered itself (``render.Renderer.step``): a step is never
+    pasted from what the jail recorded.
+    """
+    first = args[0] if args else "None"
+    call = ", ".join([*args, *(f"{k}={v}" for k, v in kwargs.items())])
+    return {"method": f"obj.{name}({call})", "attr": f"obj.{name}", "len": "len(obj)",
             "iter": "list(obj)", "contains": f"({first} in obj)", "getitem": f"obj[{first}]",
-            "call": f"obj({_arg_text(args, kwargs)})", "str": "str(obj)", "repr": "repr(obj)",
+            "call": f"obj({call})", "str": "str(obj)", "repr": "repr(obj)",
             "bool": "bool(obj)", "eq": f"(obj == {first})",
-            "setitem": f"obj.__setitem__({_arg_text(args, kwargs)})",
-            "delitem": f"obj.__delitem__({first})", "setattr": f"obj.{name} = {first}",
+            "setitem": f"obj[{first}] = {args[1] if len(args) > 1 else 'None'}",
+            "delitem": f"del obj[{first}]", "setattr": f"obj.{name} = {first}",
             "binary": f"(obj {_BINARY.get(name, '+')} {first})", "unary": _UNARY.get(name, "obj"),
             "rbinary": f"({first} {_REFLECTED.get(name, '+')} obj)", "format": f"format(obj, {first})",
             "inplace": f"obj {_INPLACE.get(name, '+=')} {first}"}[kind]
+
+
+def _texts(args: list, kwargs: dict) -> tuple[list[str], dict[str, str]]:
+    return [repr(a) for a in args], {k: repr(v) for k, v in kwargs.items()}
 
 
 def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):

@@ -21,14 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from verticals_testgen import strategies as strat
+from verticals_testgen.allowlist import TargetNames, check_test_code
 from verticals_testgen.analysis import FileAnalysis
 from verticals_testgen.candidates import Candidate, compose, disallowed_imports, format_code
+from verticals_testgen.render import clean_events
 from verticals_testgen.sandbox import Limits, RunResult, Sandbox
 from verticals_testgen.target import Target
 
 log = logging.getLogger(__name__)
 
-STATUS_ORDER = ("kept", "redundant", "flaky", "failed", "error", "killed", "rejected_import", "dropped_in_file")
+STATUS_ORDER = ("kept", "redundant", "flaky", "failed", "error", "killed", "rejected_import", "rejected_code",
+                "dropped_in_file")
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ModuleRun:
         self.target = target
         self.options = options
         self.analysis = FileAnalysis(target.file, target.source)
+        self.names = TargetNames(target.name, target.source)
         self.sandbox = Sandbox(options.limits)
         self.candidates: list[Candidate] = []
         self.baseline: tuple[set[int], set[tuple[int, int]]] = (set(), set())
@@ -114,10 +118,12 @@ class ModuleRun:
         saved = limits.wall_seconds
         limits.wall_seconds = wall
         try:
-            return self.sandbox.run(config, [*self.target.sys_path, str(Path(self.target.file).parent)],
-                                    hash_seed=hash_seed)
+            result = self.sandbox.run(config, [*self.target.sys_path, str(Path(self.target.file).parent)],
+                                      hash_seed=hash_seed)
         finally:
             limits.wall_seconds = saved
+        result.events = clean_events(result.events)  # the target writes in the same process: hostile records
+        return result
 
     def _record_baseline(self, events: list[dict]) -> None:
         for event in events:
@@ -284,6 +290,10 @@ class ModuleRun:
             if bad:
                 candidate.status, candidate.message = "rejected_import", f"imports {', '.join(bad)}"
                 continue
+            problems = check_test_code(candidate.source, self.names)
+            if problems:  # generated code runs on the user's machine later: only what the allow-list permits
+                candidate.status, candidate.message = "rejected_code", "; ".join(problems)[:300]
+                continue
             self._file_index += 1
             name = f"test_c{self._file_index:05d}.py"
             files[name] = candidate.source
@@ -371,6 +381,11 @@ class ModuleRun:
         else:
             kept, code = [], ""
             self.notes.append("the composed file did not pass twice; no tests kept")
+        if code and check_test_code(code, self.names):  # each test passed the allow-list; the file must too
+            for candidate in kept:
+                candidate.status, candidate.message = "rejected_code", "the composed file failed the allow-list"
+            kept, code = [], ""
+            self.notes.append("the composed file failed the code allow-list; no tests kept")
         missing_lines, missing_branches = self.analysis.uncovered(after_lines, after_branches)
         by_strategy: dict[str, dict[str, Any]] = {}
         for candidate in self.candidates:

@@ -22,7 +22,9 @@ from collections import Counter
 from pathlib import Path
 
 from verticals.jail import Jail, JailLimits
+from verticals_testgen.allowlist import doctest_test
 from verticals_testgen.candidates import Candidate, extract_code, split_tests
+from verticals_testgen.render import Renderer
 from verticals_testgen.target import Target
 
 STRATEGIES = ("observed", "ghostwriter", "llm", "pynguin")
@@ -31,51 +33,21 @@ STRATEGIES = ("observed", "ghostwriter", "llm", "pynguin")
 # ---------------------------------------------------------------- observed values
 
 
-def _call_text(target: str, event: dict) -> str:
-    args = list(event.get("args", [])) + [f"{k}={v}" for k, v in event.get("kwargs", {}).items()]
-    label = event["callee"]
-    if "ctor_args" in event:
-        cls, _, method = label.rpartition(".")
-        ctor = list(event["ctor_args"]) + [f"{k}={v}" for k, v in event.get("ctor_kwargs", {}).items()]
-        call = f"{target}.{cls}({', '.join(ctor)}).{method}({', '.join(args)})"
-    else:
-        call = f"{target}.{label}({', '.join(args)})"
-    return f"list({call})" if event.get("generator") else call
-
-
-def _check(expr: str, event: dict) -> str:
-    """The statement that checks one observed outcome of ``expr``."""
-    if "raises" in event:
-        return f"with pytest.raises({event['raises']}):\n    {expr}"
-    compare = event.get("compare")
-    if compare == "eq":
-        value = event["returns"]
-        if value in ("True", "False", "None"):
-            return f"assert {expr} is {value}"
-        return f"assert {expr} == {value}"
-    if compare == "approx":
-        return f"assert {expr} == pytest.approx({event['returns']})"
-    if compare == "repr":
-        return f"assert repr({expr}) == {event['returns']}"
-    if compare == "type":
-        return f"assert type({expr}).__name__ == {event['type']!r}"
-    return expr
-
-
-def _what(event: dict) -> str:
-    """A short description of what a test checks, for its name."""
-    if "raises" in event:
-        return "raises_" + event["raises"].rpartition(".")[2].lower()
-    returns = event.get("returns")
-    if event.get("compare") == "eq" and returns is not None:
+def _what(record: dict, raised: str | None = None) -> str:
+    """A short description of what a test checks, for its name (from checked fields only)."""
+    if raised is not None:
+        return "raises_" + raised.rpartition(".")[2].lower()
+    returns = record.get("returns")
+    compare = record.get("compare")
+    if compare == "eq" and returns is not None:
         if returns in ("True", "False", "None"):
             return f"is_{returns.lower()}"
         if returns in ("''", '""', "[]", "()", "{}", "set()", "b''"):
             return "returns_empty"
         return "returns_value"
-    if event.get("compare") == "approx":
+    if compare == "approx":
         return "returns_number"
-    if event.get("compare") in ("repr", "type"):
+    if compare in ("repr", "type"):
         return "returns_object"
     return "runs"
 
@@ -84,63 +56,90 @@ def _safe(text: str) -> str:
     return re.sub(r"[^0-9a-zA-Z_]+", "_", text).strip("_").lower() or "x"
 
 
+def _call_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None:
+    """(name stem, body lines) of a recorded call, or None when any part of it is not allowed."""
+    callee = renderer.callee(event["callee"])
+    arguments = renderer.arguments(event["args"], event.get("kwargs", {}))
+    if callee is None or arguments is None:
+        return None
+    args, kwargs = arguments
+    call = f"{callee}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs.items())])})"
+    if event.get("generator"):
+        call = f"list({call})"
+    lines = renderer.check(call, event)
+    if lines is None:
+        return None
+    raised = renderer.raises(event["raises"]) if event.get("raises") is not None else None
+    return f"test_{_safe(event['callee'])}_{_what(event, raised)}", lines
+
+
+def _sequence_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None:
+    steps = event["steps"]
+    cls = renderer.callee(event["callee"])
+    arguments = renderer.arguments(event["ctor_args"], event.get("ctor_kwargs", {}))
+    if not steps or cls is None or arguments is None:
+        return None
+    args, kwargs = arguments
+    lines = [f"obj = {cls}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs.items())])})"]
+    for step in steps:
+        text = renderer.step(step)
+        checked = None if text is None else renderer.check(text, step)
+        if checked is None:
+            return None
+        lines += checked
+    last = steps[-1]
+    raised = renderer.raises(last["raises"]) if last.get("raises") is not None else None
+    return f"test_{_safe(event['callee'])}_{_safe(last.get('name') or last['kind'])}_{_what(last, raised)}", lines
+
+
 def observed_candidates(target: Target, events: list[dict], round_index: int = 0) -> list[Candidate]:
-    """Calls, call sequences and doctests the explorer recorded, as one small readable test each."""
+    """Calls, call sequences and doctests the explorer recorded, as one small readable test each.
+
+    ``events`` come out of the jail (checked by ``render.clean_events``): every name is checked against what
+    the target defines and every value is rendered from its parsed form; a record with any part that is not
+    allowed is dropped whole.
+    """
+    renderer = Renderer(target.name, target.source)
     candidates = []
     names: Counter[str] = Counter()
     for index, event in enumerate(events):
         kind = event.get("event")
+        built: tuple[str, list[str]] | None = None
         if kind == "call":
-            stem = f"test_{_safe(event['callee'])}_{_what(event)}"
-            body_lines = _check(_call_text(target.name, event), event).splitlines()
+            built = _call_lines(renderer, event)
             strategy = "observed"
         elif kind == "sequence":
-            steps = event.get("steps", [])
-            if not steps:
-                continue
-            ctor = list(event["ctor_args"]) + [f"{k}={v}" for k, v in event.get("ctor_kwargs", {}).items()]
-            body_lines = [f"obj = {target.name}.{event['callee']}({', '.join(ctor)})"]
-            for step in steps:
-                body_lines += _check(step["expr"], step).splitlines()
-            last = steps[-1].get("name") or steps[-1]["expr"].removeprefix("list(").removeprefix("obj.").split("(")[0]
-            stem = f"test_{_safe(event['callee'])}_{_safe(last)}_{_what(steps[-1])}"
+            built = _sequence_lines(renderer, event)
             strategy = "sequence"
         elif kind == "doctest":
-            obj = f"{target.name}.{event['object']}" if event["object"] else target.name
-            label = event["object"] or "module"
-            stem = f"test_{_safe(label)}_doctest"
-            body_lines = [
-                f"finder = doctest.DocTestFinder(recurse={not event['object']})",
-                "runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)",
-                f"for test in finder.find({obj}, {label!r}, module={target.name}, "
-                f"globs=dict(vars({target.name}))):",
-                "    runner.run(test, out=lambda text: None)",
-                "assert runner.failures == 0",
-                f"assert runner.tries == {event['examples']}",
-            ]
+            obj = renderer.doctest_object(event["object"])
+            if obj is not None:
+                label = event["object"] or "module"
+                built = (f"test_{_safe(label)}_doctest", [])
+                doctest_obj = (obj, label, not event["object"], event["examples"])
             strategy = "doctest"
-        else:
+        if built is None:
             continue
+        stem, body_lines = built
         names[stem] += 1
         name = stem if names[stem] == 1 else f"{stem}_{names[stem]}"
         if round_index:
             name = f"{name}_r{round_index}"
-        body = f"def {name}():\n" + "\n".join("    " + line for line in body_lines)
-        preamble = [f"import {target.name}"]
-        if "pytest." in body:
-            preamble.append("import pytest")
-        if "doctest." in body:
-            preamble.append("import doctest")
-        if "io.StringIO(" in body or "io.BytesIO(" in body:
-            preamble.append("import io")
-        for library in ("math", "copy", "pickle", "operator", "datetime", "decimal", "fractions", "collections",
-                        "types", "dataclasses", "pathlib", "enum", "uuid"):
-            if f"{library}." in body and f"import {library}" not in preamble:
-                preamble.append(f"import {library}")
+        if kind == "doctest":
+            obj, label, recurse, tries = doctest_obj
+            body = doctest_test(name, obj, label, target.name, recurse, tries)
+        else:
+            body = f"def {name}():\n" + "\n".join("    " + line for line in body_lines)
         try:
             body = ast.unparse(ast.parse(body))
         except SyntaxError:
             continue
+        preamble = [f"import {target.name}"]
+        used = {n.id for n in ast.walk(ast.parse(body)) if isinstance(n, ast.Name)}
+        for library in ("pytest", "doctest", "io", "math", "copy", "pickle", "operator", "datetime", "decimal",
+                        "fractions", "collections", "types", "dataclasses", "pathlib", "enum", "uuid"):
+            if library in used and library != target.name.partition(".")[0]:
+                preamble.append(f"import {library}")
         candidates.append(Candidate(id=f"{strategy}:{round_index}:{index}", strategy=strategy, name=name,
                                     preamble=preamble, body=body))
     return candidates

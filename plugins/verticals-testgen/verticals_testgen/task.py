@@ -54,7 +54,8 @@ class CoverageFigures(BaseModel):
 class TestRecord(BaseModel):
     name: str
     strategy: str
-    status: str  # kept | redundant | flaky | failed | error | killed | rejected_import | dropped_in_file
+    status: str  # kept | redundant | flaky | failed | error | killed | rejected_import | rejected_code |
+    # dropped_in_file
     message: str = ""
     added_lines: list[int] = []
     added_branches: list[str] = []
