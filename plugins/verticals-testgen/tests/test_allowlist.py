@@ -136,7 +136,8 @@ def test_renderer_rebuilds_values_from_their_parsed_form():
     assert renderer.value("pkg.target.Parser('x')") == "pkg.target.Parser('x')"
     assert renderer.value("pkg.target.Parser.of('x').text") == "pkg.target.Parser.of('x').text"
     assert renderer.value("io.StringIO('x')") == "io.StringIO('x')"
-    assert renderer.value("[pkg.target.Parser(), pkg.target.Parser(1)]") == "[pkg.target.Parser(), pkg.target.Parser(1)]"
+    objects = "[pkg.target.Parser(), pkg.target.Parser(1)]"
+    assert renderer.value(objects) == objects
     for hostile in ("__import__('os').system('id')", "pkg.target.os.system('id')", "pkg.target.system('id')",
                     "io.open('/etc/passwd')", "pkg.target.Parser(open('x'))", "(lambda: 1)()", "x := 1",
                     "pkg.target.Parser('x').__class__", "1) or (2", "pkg.target.parse(*[1])", "f'{1}'"):
