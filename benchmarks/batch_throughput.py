@@ -45,7 +45,7 @@ WORDS_TEXT = ("revenue profit loss shares guidance quarter margin outlook demand
 def make_texts(n: int, seed: int = 7) -> list[str]:
     """``n`` texts of 10-120 words from the finance plugin's sentences (or a fixed word list without it)."""
     try:
-        from verticals_finance.train import load_rows
+        from verticals_finance.data import load_rows
 
         sentences = [r["text"] for r in load_rows()]
     except ImportError:

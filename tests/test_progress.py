@@ -182,7 +182,7 @@ def test_testgen_reports_progress_per_round_with_counts_and_never_the_module_nam
         verify()
     except JailUnavailable as error:
         pytest.skip(f"the code jail is not available here: {error}")
-    from verticals_testgen.task import GenerateParams, GenerateTests, ModuleInput
+    from verticals_testgen.generate import GenerateParams, GenerateTests, ModuleInput
 
     reports: list[tuple[float, float | None, str | None]] = []
     params = GenerateParams(strategies=["observed"], time_budget=8, explore_seconds=2, test_timeout=3)

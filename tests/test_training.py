@@ -27,7 +27,7 @@ LABELS = ["positive", "negative", "neutral"]
 
 
 def _rows(n: int = 120) -> list[dict[str, str]]:
-    from verticals_finance.train import load_rows, split
+    from verticals_finance.data import load_rows, split
 
     train, _ = split(load_rows())
     by_label = {label: [r for r in train if r["label"] == label] for label in LABELS}

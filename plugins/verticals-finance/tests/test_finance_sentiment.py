@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from verticals_finance import train
+import train
 from verticals_finance.sentiment import LABELS, SentimentTask
 
 from verticals import RunContext

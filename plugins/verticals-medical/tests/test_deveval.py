@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from verticals_medical.deveval import concept_span, is_phi, score_deid
+from deveval import concept_span, is_phi, score_deid
 
 
 def span(text, value, label):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from verticals_testgen.task import GenerateParams, GenerateTests, ModuleInput
+from verticals_testgen.generate import GenerateParams, GenerateTests, ModuleInput
 
 from verticals import RunContext
 

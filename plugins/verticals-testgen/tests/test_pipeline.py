@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from verticals_testgen.candidates import disallowed_imports, extract_code, split_tests
+from verticals_testgen.generate import GenerateParams, GenerateTests, ModuleInput
 from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.target import TargetError, from_source, resolve
-from verticals_testgen.task import GenerateParams, GenerateTests, ModuleInput
 
 
 @pytest.fixture(scope="module")

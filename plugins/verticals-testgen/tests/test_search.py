@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from verticals_testgen.generate import GenerateParams, GenerateTests
 from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.strategies import llm_capable, model_parameters
 from verticals_testgen.target import expand, from_source
-from verticals_testgen.task import GenerateParams, GenerateTests
 
 SOURCE = '''"""A stack with a protocol: push, then pop or peek; a parser with a doctest."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from verticals import hookimpl
-from verticals_testgen.task import GenerateTests
+from verticals_testgen.generate import GenerateTests
 
 
 @hookimpl

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 from verticals_tutor import bkt
-from verticals_tutor.tasks import TutorMastery
+from verticals_tutor.mastery import TutorMastery
 
 from verticals import RunContext
 
@@ -139,9 +139,9 @@ def test_predictions_option_gives_p_correct_before_every_attempt():
 
 def test_next_answer_model_fits_and_ranks_held_out_students():
     """Fit on 300 students of the ASSISTments file, score 100 others: far better than chance."""
-    from verticals_tutor.fit_mastery import by_student, fit, score
+    from fit_mastery import by_student, fit, score
+    from semeval import DEFAULT_DATA
     from verticals_tutor.kt import KTModel
-    from verticals_tutor.semeval import DEFAULT_DATA
 
     path = DEFAULT_DATA / "assistments2009_train_long.csv"
     rows = []

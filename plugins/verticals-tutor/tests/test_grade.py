@@ -4,9 +4,9 @@ from importlib import resources
 import numpy as np
 import pytest
 from verticals_tutor import text as tx
+from verticals_tutor.grade import TutorGrade
 from verticals_tutor.grading import FEATURE_NAMES, decide, shipped_head
 from verticals_tutor.metrics import accuracy, auc, macro_f1
-from verticals_tutor.tasks import TutorGrade
 
 from verticals import RunContext
 from verticals.plugins import get_registry
@@ -86,7 +86,7 @@ def assert_consistent(outs, threshold=0.5):
 def test_grades_are_consistent_and_beat_majority_on_semeval_sample(host):
     """300 SemEval training answers graded by the real model: every output is one consistent decision.
     (The head saw these answers, so the accuracy check is only a sanity check: see EVAL.md for quality.)"""
-    from verticals_tutor.semeval import load_answers, load_questions, reference_texts
+    from semeval import load_answers, load_questions, reference_texts
 
     questions = load_questions()
     rows = [r for r in load_answers() if r["question_id"] in questions]

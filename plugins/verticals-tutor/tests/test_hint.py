@@ -1,6 +1,6 @@
 import pytest
+from verticals_tutor.hint import TutorHint
 from verticals_tutor.hints import HintContext, clean, template_hints, validate
-from verticals_tutor.tasks import TutorHint
 
 from verticals import RunContext
 

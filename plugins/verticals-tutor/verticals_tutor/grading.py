@@ -4,7 +4,7 @@ Features compare the student answer with the reference answers and the
 question: MiniLM cosine similarities, content-word overlap, key-concept
 coverage, negation mismatch, length ratio. The head is a multinomial logistic
 regression (3-way: correct / contradictory / incorrect; 2-way is read off it as
-P(correct), see :func:`decide`) trained by ``python -m verticals_tutor.train_grader`` and shipped as
+P(correct), see :func:`decide`) trained by ``python plugins/verticals-tutor/research/train_grader.py`` and shipped as
 ``weights/grader.json``.
 
 When the question already has graded answers (an :class:`AnswerBank`: the shipped SemEval-2013 training
@@ -290,7 +290,7 @@ class GraderHead:
     def __init__(self, config: dict[str, Any]):
         if tuple(config["features"]) not in (FEATURE_NAMES, FEATURE_NAMES + BANK_FEATURE_NAMES):
             raise ValueError("grader weights were trained on other features; retrain with "
-                             "python -m verticals_tutor.train_grader")
+                             "python plugins/verticals-tutor/research/train_grader.py")
         self.uses_bank = len(config["features"]) > len(FEATURE_NAMES)
         self.config = config
         self.labels = tuple(config["labels"])

@@ -14,8 +14,8 @@ P(correct) of each attempt is predicted *before* it, from that student's earlier
 So it is BKT with forgetting plus a per-student ability term, combined by a logistic regression.
 
 It is as cheap as BKT (one pass over the attempts, a dot product per attempt), needs no per-student
-fitting, and is fitted in seconds by ``python -m verticals_tutor.fit_mastery`` (scikit-learn at fit time
-only). Weights ship as ``weights/mastery_kt_assistments2009.json``.
+fitting, and is fitted in seconds by ``python plugins/verticals-tutor/research/fit_mastery.py``
+(scikit-learn at fit time only). Weights ship as ``weights/mastery_kt_assistments2009.json``.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class KTModel:
     def __init__(self, config: dict[str, Any]):
         if tuple(config["features"]) != FEATURE_NAMES:
             raise ValueError("mastery weights were fitted on other features; refit with "
-                             "python -m verticals_tutor.fit_mastery")
+                             "python plugins/verticals-tutor/research/fit_mastery.py")
         self.config = config
         self.rates = SkillRates({k: (int(v[0]), int(v[1])) for k, v in config["skills"].items()},
                                 float(config["global_rate"]),

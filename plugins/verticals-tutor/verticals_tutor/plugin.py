@@ -7,7 +7,9 @@ import verticals
 
 @verticals.hookimpl
 def register_tasks(register):
-    from verticals_tutor.tasks import TutorGrade, TutorHint, TutorMastery
+    from verticals_tutor.grade import TutorGrade
+    from verticals_tutor.hint import TutorHint
+    from verticals_tutor.mastery import TutorMastery
 
     register(TutorGrade)
     register(TutorMastery)

@@ -6,7 +6,9 @@ crude suffix stemmer are enough to compare short answers with reference answers.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 _STOP = (
     """a an the and or but if then than so of to in on at by for with from into onto about as is are was were be
@@ -110,3 +112,16 @@ def overlap_recall(target: str, text: str, exclude: str = "") -> float:
         return 0.0
     have = set(content_stems(text))
     return len(wanted & have) / len(wanted)
+
+
+def split_list(value: Any) -> Any:
+    """CSV cells carry lists as ``a | b | c`` (or a JSON array)."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError:
+                pass
+        return [part.strip() for part in re.split(r"\s*\|\s*", stripped) if part.strip()]
+    return value

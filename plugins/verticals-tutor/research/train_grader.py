@@ -1,7 +1,8 @@
 """Train (and evaluate) the grading heads on the SemEval-2013 Task 7 training splits.
 
-    HF_HUB_OFFLINE=1 python -m verticals_tutor.train_grader            # evaluate + write the shipped files
-    HF_HUB_OFFLINE=1 python -m verticals_tutor.train_grader --eval-only
+    # evaluate + write the shipped files
+    HF_HUB_OFFLINE=1 python plugins/verticals-tutor/research/train_grader.py
+    HF_HUB_OFFLINE=1 python plugins/verticals-tutor/research/train_grader.py --eval-only
 
 Two evaluations on our own splits of the *training* data (the official test splits are never used):
 
@@ -26,7 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
+import verticals_tutor
+from semeval import DEFAULT_DATA, load_answers, load_questions, reference_texts
 from verticals_tutor import text as tx
 from verticals_tutor.grading import (
     BANK_FEATURE_NAMES,
@@ -41,10 +43,9 @@ from verticals_tutor.grading import (
     normalise,
 )
 from verticals_tutor.metrics import accuracy, macro_f1
-from verticals_tutor.semeval import DEFAULT_DATA, load_answers, load_questions, reference_texts
 
 SEED = 13
-WEIGHTS = Path(__file__).parent / "weights"
+WEIGHTS = Path(verticals_tutor.__file__).parent / "weights"
 GRID = ((0.03, None), (0.3, None), (3.0, None), (0.3, "balanced"))
 
 

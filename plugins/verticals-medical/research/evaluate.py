@@ -1,12 +1,14 @@
 """Measure both tasks on the synthetic development set and on real development files; print Markdown.
 
-    python -m verticals_medical.evaluate [--notes 200] [--seed 13]           # synthetic sets
-    python -m verticals_medical.evaluate --dev ../shared/data/medical        # real dev files (from the repo root)
-    python -m verticals_medical.evaluate --dev DIR --no-synthetic --baseline # ... plus medspaCy's default ConText
+    python plugins/verticals-medical/research/evaluate.py [--notes 200] [--seed 13]           # synthetic sets
+    # real dev files (from the repo root)
+    python plugins/verticals-medical/research/evaluate.py --dev ../shared/data/medical
+    # ... plus medspaCy's default ConText
+    python plugins/verticals-medical/research/evaluate.py --dev DIR --no-synthetic --baseline
 
 With ``--dev DIR`` it also scores ``DIR/physionet_deid_dev.jsonl`` (real nursing notes with typed PHI
 spans) and ``DIR/negex_context_dev.jsonl`` (NegEx/ConText concept-in-sentence items); see
-:mod:`verticals_medical.deveval` for the rules (Safe Harbor mapping, overlap rule).
+``research/deveval.py`` for the rules (Safe Harbor mapping, overlap rule).
 
 De-identification, per category:
 
@@ -28,11 +30,11 @@ import time
 from collections import Counter
 from typing import Any
 
-from verticals import RunContext
+from verticals_medical.deidentify import DeidentifyTask
+from verticals_medical.entities import EntitiesTask
+from verticals_medical.synth import generate_assertions, generate_notes
 
-from .deidentify import DeidentifyTask
-from .entities import EntitiesTask
-from .synth import generate_assertions, generate_notes
+from verticals import RunContext
 
 
 def f_beta(p: float, r: float, beta: float) -> float:
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="print up to N missed and N spurious dev spans (PHI: for your terminal only)")
     args = parser.parse_args(argv)
     if args.dev:
-        from . import deveval
+        import deveval
 
         deveval.main(args.dev, baseline=args.baseline, limit=args.limit, errors=args.errors)
     if args.no_synthetic:

@@ -1,8 +1,10 @@
 """Measure the defaults (and each strategy alone or combined): coverage, tests kept / generated, time per module.
 
-    python -m verticals_testgen.evaluate --configs default --parallel 2            # the EVAL.md table
-    python -m verticals_testgen.evaluate --configs default --baseline baseline.json  # with a before column
-    HF_HUB_OFFLINE=1 python -m verticals_testgen.evaluate --configs llm --modules verticals_testgen.samples.shapes
+    python plugins/verticals-testgen/research/evaluate.py --configs default --parallel 2            # the EVAL.md table
+    # with a before column
+    python plugins/verticals-testgen/research/evaluate.py --configs default --baseline baseline.json
+    HF_HUB_OFFLINE=1 python plugins/verticals-testgen/research/evaluate.py --configs llm
+        --modules verticals_testgen.samples.shapes
 
 Coverage is coverage.py's (branch mode), measured in the jail on the final file (the kept tests only), which
 is run twice there. Prints Markdown tables (the ones in EVAL.md) and writes the raw figures as JSON.
@@ -36,9 +38,10 @@ CONFIGS = {
 
 
 def _llm(max_new_tokens: int):
+    from verticals_testgen.strategies import SYSTEM
+
     from verticals.core.models import ModelHost
     from verticals.plugins import get_registry
-    from verticals_testgen.strategies import SYSTEM
 
     host = ModelHost(get_registry().models)
     started = time.perf_counter()

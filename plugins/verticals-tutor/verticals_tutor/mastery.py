@@ -1,8 +1,7 @@
-"""The tutor tasks: tutor.grade, tutor.mastery, tutor.hint."""
+"""tutor.mastery: Bayesian Knowledge Tracing mastery per student and skill from attempt logs."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -13,168 +12,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import ClassificationEvaluator, ItemError, ProbabilityEvaluator, RunContext, Task
+from verticals import ProbabilityEvaluator, RunContext, Task
 from verticals_tutor import bkt, kt
-from verticals_tutor.grading import (
-    MIN_BANK,
-    GradeCase,
-    analyse,
-    answer_bank,
-    bank_rows,
-    decide,
-    feedback_line,
-    shipped_head,
-)
 
 
-def _split_list(value: Any) -> Any:
-    """CSV cells carry lists as ``a | b | c`` (or a JSON array)."""
-    if isinstance(value, str):
-        stripped = value.strip()
-        if stripped.startswith("["):
-            try:
-                return json.loads(stripped)
-            except json.JSONDecodeError:
-                pass
-        return [part.strip() for part in re.split(r"\s*\|\s*", stripped) if part.strip()]
-    return value
-
-
-# --------------------------------------------------------------------------------------------- tutor.grade
-class GradeInput(BaseModel):
-    question: str = Field(min_length=1)
-    reference_answers: list[str] = Field(min_length=1, description="one or more reference answers ('a | b' in CSV)")
-    answer: str = Field(description="the student's answer")
-    concepts: list[str] | None = Field(None, description="rubric: key concepts ('c1 | c2' in CSV)")
-    question_id: str | None = None
-
-    _lists = field_validator("reference_answers", "concepts", mode="before")(lambda v: _split_list(v) or None)
-
-    @field_validator("reference_answers")
-    @classmethod
-    def _non_empty(cls, value: list[str]) -> list[str]:
-        value = [v for v in value if v.strip()]
-        if not value:
-            raise ValueError("give at least one non-empty reference answer")
-        return value
-
-
-class GradeOutput(BaseModel):
-    label_2way: Literal["correct", "incorrect"]
-    label_3way: Literal["correct", "contradictory", "incorrect"]
-    score: float = Field(description="P(correct), 0-1")
-    probabilities: dict[str, float]
-    matched_concepts: list[str]
-    missing_concepts: list[str]
-    feedback: str
-    similarity: float = Field(description="MiniLM cosine to the closest reference answer")
-    closest_reference: int
-    graded_answers: int = Field(0, description="graded answers of this question the decision used (0: reference "
-                                               "answers only)")
-    judge: str | None = None
-
-
-class GradeParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    threshold: float = Field(0.5, ge=0, le=1, description="P(correct) at or above which the answer is correct "
-                                                         "(both labels); below it the 3-way label is the likelier "
-                                                         "of contradictory and incorrect")
-    judge_weight: float = Field(0.5, ge=0, le=1, description="weight of a plugged-in judge model's probabilities")
-    answer_bank: str | None = Field(None, description="your graded answers (CSV/JSONL: question_id and/or question, "
-                                                      "answer, label), pooled with the shipped bank")
-    shipped_bank: bool = Field(True, description="use the shipped SemEval-2013 training answers as a bank")
-    min_bank: int = Field(MIN_BANK, ge=1, description="graded answers a question needs before they are used")
-
-
-NLI_TO_LABEL = {"entailment": "correct", "contradiction": "contradictory", "neutral": "incorrect"}
-
-
-class TutorGrade(Task):
-    """Grade short answers against reference answers (MiniLM features + a logistic head trained on SemEval-2013).
-
-    To plug in a larger judge, subclass with ``models = {"encoder": "minilm", "judge": "<spec>"}``: a
-    sequence-classifier judge (an NLI cross-encoder with entailment/contradiction/neutral labels, or labels
-    correct/contradictory/incorrect) scores (reference, answer) pairs; a causal-lm judge is asked for one word.
-    """
-
-    name = "tutor.grade"
-    description = "Grade short answers vs reference answers: 2/3-way label, score, concepts, feedback"
-    Input = GradeInput
-    Output = GradeOutput
-    Params = GradeParams
-    models = {"encoder": "minilm"}
-    device = "cpu"
-    chunk_size = 512
-    batch_size = 128
-    preview = ("answer", "label_3way", "score", "missing_concepts")
-    text_field = "answer"
-    # `verticals eval tutor.grade answers.csv --gold-column label_2way`
-    evaluator = ClassificationEvaluator(gold_field="label_2way", output_field="label_2way",
-                                        labels=("correct", "incorrect"), main_metric="accuracy")
-
-    def run(self, batch: list[GradeInput], models: dict[str, Any], ctx: RunContext) -> list[GradeOutput | ItemError]:
-        params: GradeParams = ctx.params  # type: ignore[assignment]
-        head, bank_head = shipped_head(), shipped_head(bank=True)
-        cases = [GradeCase(i.question, i.reference_answers, i.answer, i.concepts) for i in batch]
-        analyses = analyse(cases, models["encoder"])
-        bank = answer_bank(params.answer_bank, params.shipped_bank)
-        entries = [bank.lookup(i.question_id, i.question) if bank is not None else None for i in batch]
-        extra = bank_rows([i.answer for i in batch], analyses, entries, models["encoder"], params.min_bank)
-        proba = np.stack([
-            bank_head.predict_proba(np.concatenate([a.features, e]))[0] if e is not None
-            else head.predict_proba(a.features)[0] for a, e in zip(analyses, extra, strict=True)])
-        judge_name = None
-        if "judge" in models:
-            judged = judge_probabilities(models["judge"], batch, [a.best_reference for a in analyses], head.labels)
-            proba = (1 - params.judge_weight) * proba + params.judge_weight * judged
-            judge_name = models["judge"].spec.name
-        outputs: list[GradeOutput | ItemError] = []
-        for item, analysis, p, entry, bank_feats in zip(batch, analyses, proba, entries, extra, strict=True):
-            if not item.answer.strip():
-                outputs.append(GradeOutput(
-                    label_2way="incorrect", label_3way="incorrect", score=0.0,
-                    probabilities=dict.fromkeys(head.labels, 0.0) | {"incorrect": 1.0},
-                    matched_concepts=[], missing_concepts=analysis.concepts, feedback="No answer given.",
-                    similarity=0.0, closest_reference=analysis.best_reference, graded_answers=0,
-                    judge=judge_name))
-                continue
-            label2, label3, score = decide(p, head.labels, params.threshold)
-            outputs.append(GradeOutput(
-                label_2way=label2, label_3way=label3,
-                score=round(score, 4), probabilities={k: round(float(v), 4) for k, v in zip(head.labels, p,
-                                                                                            strict=True)},
-                matched_concepts=analysis.matched, missing_concepts=analysis.missing,
-                feedback=feedback_line(label3, analysis.matched, analysis.missing, analysis.negation_mismatch),
-                similarity=round(float(analysis.features[0]), 4), closest_reference=analysis.best_reference,
-                graded_answers=len(entry.texts) if bank_feats is not None and entry is not None else 0,
-                judge=judge_name))
-        return outputs
-
-def judge_probabilities(judge: Any, batch: list[GradeInput], best: list[int], labels: tuple[str, ...]) -> np.ndarray:
-    """Probabilities over ``labels`` from a plugged-in judge model."""
-    refs = [item.reference_answers[b] for item, b in zip(batch, best, strict=True)]
-    out = np.zeros((len(batch), len(labels)))
-    if judge.kind == "sequence-classifier":
-        raw = judge.classify(refs, [i.answer for i in batch])
-        for j, name in enumerate(judge.labels):
-            target = NLI_TO_LABEL.get(name, name)
-            if target in labels:
-                out[:, labels.index(target)] += raw[:, j]
-    elif judge.kind == "causal-lm":
-        prompts = [f"Question: {i.question}\nReference answer: {r}\nStudent answer: {i.answer}\n"
-                   "Is the student answer correct, contradictory (says the opposite), or incorrect? Reply with one "
-                   "word." for i, r in zip(batch, refs, strict=True)]
-        for row, text in enumerate(judge.generate(prompts, max_new_tokens=4)):
-            word = text.lower()
-            hit = next((lab for lab in ("contradictory", "incorrect", "correct") if lab in word), "incorrect")
-            out[row, labels.index(hit)] = 1.0
-    else:
-        raise ValueError(f"judge model kind {judge.kind!r} is not supported (use sequence-classifier or causal-lm)")
-    total = out.sum(axis=1, keepdims=True)
-    return np.where(total > 0, out / np.maximum(total, 1e-12), 1 / len(labels))
-
-
-# ------------------------------------------------------------------------------------------- tutor.mastery
 class Attempt(BaseModel):
     skill: str
     correct: bool
@@ -230,12 +71,14 @@ class MasteryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mastery_threshold: float = Field(0.95, gt=0, lt=1)
     risk_threshold: float = Field(0.5, gt=0, lt=1, description="a student whose mean mastery is below this is at risk")
-    params_file: str | None = Field(None, description="BKT parameter table from `python -m verticals_tutor.fit_bkt`"
-                                                      " (default: shipped ASSISTments 2009 fit)")
+    params_file: str | None = Field(None, description="BKT parameter table from `python "
+                                                      "plugins/verticals-tutor/research/fit_bkt.py` (default: "
+                                                      "shipped ASSISTments 2009 fit)")
     predictions: bool = Field(False, description="also output P(correct) before every attempt (next-answer "
                                                  "predictions a knowledge-tracing evaluation scores)")
-    predictor_file: str | None = Field(None, description="next-answer model from `python -m "
-                                                         "verticals_tutor.fit_mastery` (default: shipped fit)")
+    predictor_file: str | None = Field(None, description="next-answer model from `python "
+                                                         "plugins/verticals-tutor/research/fit_mastery.py` (default: "
+                                                         "shipped fit)")
     sorted_input: bool = Field(True, description="rows are grouped by student (streamed); false: group in memory")
     max_rows_in_memory: int = Field(5_000_000, gt=0)
 
@@ -457,61 +300,3 @@ def _sort_key(stamp: Any) -> tuple[int, float, str]:
         return (0, float(stamp), "")
     except (TypeError, ValueError):
         return (0, 0.0, str(stamp))
-
-
-# ---------------------------------------------------------------------------------------------- tutor.hint
-class HintInput(BaseModel):
-    question: str = Field(min_length=1)
-    reference_answer: str = Field(min_length=1)
-    answer: str = Field("", description="the student's wrong answer")
-    level: int = Field(1, ge=1, le=3, description="1 nudge, 2 pointer to the missing idea, 3 worked step")
-    concepts: list[str] | None = None
-
-    _lists = field_validator("concepts", mode="before")(lambda v: _split_list(v) or None)
-
-
-class HintOutput(BaseModel):
-    hint: str
-    path: Literal["llm", "llm-regenerated", "template"]
-    level: int
-    answer_overlap: float = Field(description="share of the reference answer's own key words in the hint")
-    answer_similarity: float = Field(description="MiniLM cosine between hint and reference answer")
-    generations: int
-    rejected: list[str] = Field(default_factory=list, description="rules that rejected earlier generations")
-
-
-class HintParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_new_tokens: int = Field(32, ge=8, le=256)
-    max_overlap: float = Field(0.3, gt=0, le=1, description="leak: share of the answer's key words in the hint")
-    max_similarity: float = Field(0.7, gt=0, le=1, description="leak: cosine(hint, reference) at or above this")
-    regenerations: int = Field(1, ge=0, le=1, description="sampled regenerations before the template fallback")
-    regenerate_temperature: float = Field(0.7, ge=0, le=2)
-    seed: int = 0
-
-
-class TutorHint(Task):
-    """A Socratic hint for a stuck student, guarded against giving the answer away."""
-
-    name = "tutor.hint"
-    description = "Socratic hints for wrong answers (causal LM), each validated; template fallback"
-    Input = HintInput
-    Output = HintOutput
-    Params = HintParams
-    models = {"llm": "smollm2", "encoder": "minilm"}
-    device = "cpu"
-    chunk_size = 4  # ~6 min of generation per chunk: cancel, redelivery and progress stay fine-grained
-    batch_size = 64
-    expected_item_seconds = 90.0  # SmolLM2 generations on a 2-core CPU
-    preview = ("answer", "hint", "path")
-    text_field = "answer"
-
-    def run(self, batch: list[HintInput], models: dict[str, Any], ctx: RunContext) -> list[HintOutput]:
-        from verticals_tutor.hints import generate_hints
-
-        params: HintParams = ctx.params  # type: ignore[assignment]
-        results = generate_hints(batch, models["llm"], models["encoder"], params, progress=ctx.progress)
-        return [HintOutput(hint=r["hint"], path=r["path"], level=item.level, answer_overlap=r["overlap"],
-                           answer_similarity=r["similarity"], generations=r["generations"],
-                           rejected=r["rejected"])
-                for item, r in zip(batch, results, strict=True)]

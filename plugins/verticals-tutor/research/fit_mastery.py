@@ -1,8 +1,10 @@
 """Fit the next-answer model of tutor.mastery (``verticals_tutor.kt``); evaluate it on held-out students.
 
-    python -m verticals_tutor.fit_mastery                    # ASSISTments 2009 train file: eval + ship weights
-    python -m verticals_tutor.fit_mastery LOG.csv -o my_model.json --no-eval
-    python -m verticals_tutor.fit_mastery --with-bkt         # also score per-skill BKT (+ forgetting) on the split
+    # ASSISTments 2009 train file: eval + ship weights
+    python plugins/verticals-tutor/research/fit_mastery.py
+    python plugins/verticals-tutor/research/fit_mastery.py LOG.csv -o my_model.json --no-eval
+    # also score per-skill BKT (+ forgetting) on the split
+    python plugins/verticals-tutor/research/fit_mastery.py --with-bkt
 
 The log has columns ``student`` (or ``user_id``), ``skill`` (or ``skill_name``) and ``correct`` (0/1), in
 response order per student. The evaluation holds out 20% of the students (seeded, the same split as
@@ -18,15 +20,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-
+import verticals_tutor
+from fit_bkt import SEED, read_log
+from semeval import DEFAULT_DATA
 from verticals_tutor import bkt
-from verticals_tutor.fit_bkt import SEED, read_log
 from verticals_tutor.kt import FEATURE_NAMES, KTModel, SkillRates, student_features
 from verticals_tutor.metrics import auc, rmse
-from verticals_tutor.semeval import DEFAULT_DATA
 
 MIN_BKT_RESPONSES = 200
-SHIPPED = Path(__file__).parent / "weights" / "mastery_kt_assistments2009.json"
+SHIPPED = Path(verticals_tutor.__file__).parent / "weights" / "mastery_kt_assistments2009.json"
 
 
 def by_student(rows: list[tuple[str, str, int]]) -> dict[str, list[tuple[str, int]]]:
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         report["fit_seconds_80pct"] = round(time.perf_counter() - started, 1)
         report["heldout_students"] = score(KTModel(config), test)
         if args.with_bkt:
-            from verticals_tutor.fit_bkt import evaluate
+            from fit_bkt import evaluate
 
             train_students = set(train)
             for forget in (False, True):

@@ -2,8 +2,8 @@
 
     python -m venv /tmp/pybkt-venv
     /tmp/pybkt-venv/bin/pip install "numpy<2.4" "scikit-learn<1.8" pandas pyBKT
-    .venv/bin/python -m verticals_tutor.fit_bkt --export-split /tmp/bktsplit     # our fit + the split
-    PYTHONPATH=plugins/verticals-tutor /tmp/pybkt-venv/bin/python -m verticals_tutor.compare_pybkt /tmp/bktsplit 20
+    .venv/bin/python plugins/verticals-tutor/research/fit_bkt.py --export-split /tmp/bktsplit     # our fit + the split
+    /tmp/pybkt-venv/bin/python plugins/verticals-tutor/research/compare_pybkt.py /tmp/bktsplit 20
 
 The optional second argument restricts the comparison to N skills (seeded draw among skills with 500-8000
 responses); BKT skills are fitted independently, so our parameters for them are unchanged.
@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
+from semeval import DEFAULT_DATA
 from verticals_tutor import bkt
 from verticals_tutor.metrics import auc, rmse
-from verticals_tutor.semeval import DEFAULT_DATA
 
 DATA = DEFAULT_DATA / "assistments2009_train_long.csv"
 

@@ -1,7 +1,8 @@
 """Leak, echo and affirmation rates of tutor.hint on the 200 written cases (``data/hint_cases.jsonl``).
 
-    HF_HUB_OFFLINE=1 python -m verticals_tutor.eval_hints [--n 200] [--max-new-tokens 32] [--out report.json]
-    python -m verticals_tutor.eval_hints --write-cases      # rebuild data/hint_cases.jsonl (seeded)
+    HF_HUB_OFFLINE=1 python plugins/verticals-tutor/research/eval_hints.py [--n 200] [--max-new-tokens 32]
+        [--out report.json]
+    python plugins/verticals-tutor/research/eval_hints.py --write-cases      # rebuild data/hint_cases.jsonl (seeded)
 
 The cases are wrong answers of seven kinds to SemEval-2013 *training* questions (CC BY-SA 3.0): real
 student answers labelled incorrect and contradictory, and answers we wrote by rule: the opposite of the
@@ -33,12 +34,12 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-
+import verticals_tutor
 from verticals_tutor import text as tx
 from verticals_tutor.hints import AFFIRM, MARKERS, SYSTEM, build_prompt
 
 SEED = 11
-CASES = Path(__file__).parent / "data" / "hint_cases.jsonl"
+CASES = Path(verticals_tutor.__file__).parent / "data" / "hint_cases.jsonl"
 KINDS = {"student-incorrect": 50, "student-contradictory": 40, "opposite": 30, "dont-know": 20,
          "restated-question": 20, "off-topic": 20, "partial": 20}
 OPPOSITES = [("increases", "decreases"), ("increase", "decrease"), ("more", "less"), ("higher", "lower"),
@@ -61,7 +62,7 @@ def opposite(reference: str) -> str | None:
 
 
 def write_cases(path: Path = CASES) -> list[dict]:
-    from verticals_tutor.semeval import load_answers, load_questions, reference_texts
+    from semeval import load_answers, load_questions, reference_texts
 
     questions = load_questions()
     by_label: dict[str, dict[str, list[str]]] = {"incorrect": {}, "contradictory": {}}
@@ -161,10 +162,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {len(cases)} cases to {CASES}: {dict(Counter(c['kind'] for c in cases))}")
         return
 
+    from verticals_tutor.hint import TutorHint
+    from verticals_tutor.hints import generate_hints
+
     from verticals.core.models import ModelHost
     from verticals.plugins import get_registry
-    from verticals_tutor.hints import generate_hints
-    from verticals_tutor.tasks import TutorHint
 
     host = ModelHost(get_registry().models)
     if args.replay:
@@ -201,8 +203,8 @@ def replay(path: Path, encoder) -> None:
     ``generate_hints`` would, except where a generation it needs was never run: a first generation that
     passed the old rules but fails the current ones has no recorded regeneration, so it goes straight to
     the template (conservative: a real run might serve a regenerated LLM hint instead)."""
+    from verticals_tutor.hint import TutorHint
     from verticals_tutor.hints import HintContext, template_for, validate
-    from verticals_tutor.tasks import TutorHint
 
     recorded = json.loads(path.read_text(encoding="utf-8"))
     cases = {c["id"]: c for c in load_cases()}

@@ -1,7 +1,8 @@
 """Fit BKT on an attempt log; evaluate next-response AUC/RMSE on held-out students; write a parameter table.
 
-    python -m verticals_tutor.fit_bkt                      # ASSISTments 2009 train file: eval + ship params
-    python -m verticals_tutor.fit_bkt LOG.csv -o params.json --no-eval
+    # ASSISTments 2009 train file: eval + ship params
+    python plugins/verticals-tutor/research/fit_bkt.py
+    python plugins/verticals-tutor/research/fit_bkt.py LOG.csv -o params.json --no-eval
 
 The log has columns ``student`` (or ``user_id``), ``skill`` (or ``skill_name``)
 and ``correct`` (0/1), in response order per student. The evaluation holds out
@@ -19,13 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
+import verticals_tutor
+from semeval import DEFAULT_DATA
 from verticals_tutor import bkt
 from verticals_tutor.metrics import auc, rmse
-from verticals_tutor.semeval import DEFAULT_DATA
 
 SEED = 7
-SHIPPED = Path(__file__).parent / "weights" / "bkt_assistments2009.json"
+SHIPPED = Path(verticals_tutor.__file__).parent / "weights" / "bkt_assistments2009.json"
 STUDENT_COLUMNS = ("student", "user_id", "student_id")
 SKILL_COLUMNS = ("skill", "skill_name", "skill_id", "kc")
 

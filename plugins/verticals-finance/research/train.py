@@ -3,10 +3,12 @@
 The shipped model is a LoRA adapter + linear head on the packaged MiniLM, trained with ``verticals train``
 (see the plugin README for the exact commands and figures)::
 
-    python -m verticals_finance.train prepare --out build/finance   # train.csv, tfns_dev.csv, written_heldout.csv
+    # train.csv, tfns_dev.csv, written_heldout.csv
+    python plugins/verticals-finance/research/train.py prepare --out build/finance
     verticals train finance.sentiment build/finance/train.csv --epochs 2 --max-length 64 --evals-per-epoch 2
-    python -m verticals_finance.train package "$VERTICALS_HOME/models/finance.sentiment/v1"
-    python -m verticals_finance.train check --data build/finance    # figures of the shipped model -> metrics.json
+    python plugins/verticals-finance/research/train.py package "$VERTICALS_HOME/models/finance.sentiment/v1"
+    # figures of the shipped model -> metrics.json
+    python plugins/verticals-finance/research/train.py check --data build/finance
 
 Data: TFNS train (``../shared/data/finance/tfns_train.csv``, MIT) minus a fixed 15 % stratified dev slice
 (seed 13) that is never trained on, plus the train split of the plugin's written sentences and headlines
@@ -17,43 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
-from collections import defaultdict
 from pathlib import Path
 
+from verticals_finance.data import DATA_FILES, HEAD_DIR, PACKAGE, SEED, TEST_FRACTION, load_rows, split  # noqa: F401
 from verticals_finance.sentiment import LABELS
-
-PACKAGE = Path(__file__).resolve().parent
-DATA_FILES = (PACKAGE / "data" / "sentences.jsonl", PACKAGE / "data" / "headlines.jsonl")
-HEAD_DIR = PACKAGE / "heads" / "sentiment-minilm-lora"
-SEED = 13
-TEST_FRACTION = 0.25
-
-
-def load_rows(paths: tuple[Path, ...] = DATA_FILES) -> list[dict]:
-    """Every row of the data files, each tagged with the file it came from (``source``)."""
-    rows = []
-    for path in paths:
-        with path.open(encoding="utf-8") as handle:
-            rows += [{**json.loads(line), "source": path.stem} for line in handle if line.strip()]
-    return rows
-
-
-def split(rows: list[dict], seed: int = SEED, test_fraction: float = TEST_FRACTION) -> tuple[list[dict], list[dict]]:
-    """Stratified by data file and label, seeded."""
-    by_label: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in rows:
-        by_label[row.get("source", ""), row["label"]].append(row)
-    train, test = [], []
-    rng = random.Random(seed)
-    for label in sorted(by_label):
-        group = sorted(by_label[label], key=lambda r: r["text"])
-        rng.shuffle(group)
-        cut = round(len(group) * test_fraction)
-        test += group[:cut]
-        train += group[cut:]
-    return train, test
-
 
 REPO = PACKAGE.parents[2]
 TFNS = "../shared/data/finance/tfns_train.csv"  # relative to the repository root

@@ -131,8 +131,8 @@ def _fmt(x: float | int) -> str:
 
 
 def run_deid(path: Path, limit: int = 0, errors: int = 0, **params: Any) -> dict[str, Any]:
-    from .deidentify import DeidentifyTask
-    from .phi import get_analyzer
+    from verticals_medical.deidentify import DeidentifyTask
+    from verticals_medical.phi import get_analyzer
 
     notes = read_jsonl(path, limit)
     task = DeidentifyTask()
@@ -215,7 +215,7 @@ def context_flags(nlp: Any, text: str, start: int, end: int, collapse: bool = Tr
     ``collapse``: runs of spaces as one, as ``medical.entities`` does (the baseline sees the text as is)."""
     from bisect import bisect_left
 
-    from .entities import collapse_spaces
+    from verticals_medical.entities import collapse_spaces
 
     if collapse:
         text, positions = collapse_spaces(text)
@@ -270,7 +270,7 @@ def score_assertions(items: list[dict[str, Any]], nlp: Any, collapse: bool = Tru
 
 def baseline_pipeline() -> Any:
     """medspaCy with its default ConText rules only (no plugin rules, no sectionizer)."""
-    from .entities import _quiet
+    from verticals_medical.entities import _quiet
 
     _quiet()
     import medspacy
@@ -280,7 +280,7 @@ def baseline_pipeline() -> Any:
 
 
 def run_negex(path: Path, baseline: bool = False, limit: int = 0, errors: int = 0) -> dict[str, Any]:
-    from .entities import get_pipeline
+    from verticals_medical.entities import get_pipeline
 
     items = read_jsonl(path, limit)
     systems = [("verticals-medical (medspaCy + plugin rules)", get_pipeline())]
