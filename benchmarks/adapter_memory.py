@@ -30,7 +30,7 @@ def child(mode: str, folder: str, n: int) -> dict:
     import torch
 
     from verticals.builtin import MINILM
-    from verticals.core.models import ModelHost
+    from verticals.core.models.host import ModelHost
 
     torch.set_grad_enabled(False)
     before = rss_mb()

@@ -90,9 +90,9 @@ def macro_f1(gold: list[str], predicted: list[str]) -> float:
 def whole_job(registry, host, task: str, texts: list[str]) -> None:
     from bench_task import result_rows
 
-    from verticals.core.executor import LocalExecutor
     from verticals.core.io import flat_row, write_rows
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
+    from verticals.core.jobs.executor import LocalExecutor
     from verticals.core.store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,10 +118,10 @@ def finance_mode(args: argparse.Namespace) -> None:
     import torch
     import transformers
 
-    from verticals.core.inference import _ACTIVE_ADAPTER
-    from verticals.core.models import ModelHost
-    from verticals.core.runtimes import build_variant, onnxruntime_version
-    from verticals.plugins import build_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.core.models.inference import _ACTIVE_ADAPTER
+    from verticals.core.models.runtimes import build_variant, onnxruntime_version
+    from verticals.registry import build_registry
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -211,15 +211,15 @@ def finance_mode(args: argparse.Namespace) -> None:
 
 
 def _golden_rows(registry, task: str) -> list[dict]:
-    from verticals.core.evaluation import golden_path
+    from verticals.core.evaluation.scoring import golden_path
     from verticals.core.io import read_rows
 
     return list(read_rows(golden_path(registry.task(task))))
 
 
 def _job_metric(registry, host, task: str) -> float:
-    from verticals.core.evaluation import evaluate
-    from verticals.core.executor import LocalExecutor
+    from verticals.core.evaluation.scoring import evaluate
+    from verticals.core.jobs.executor import LocalExecutor
     from verticals.core.store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -261,8 +261,8 @@ def config_mode(args: argparse.Namespace) -> None:
 
     from verticals import Task
     from verticals.contract import ModelSpec
-    from verticals.core.models import ModelHost
-    from verticals.plugins import build_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import build_registry
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

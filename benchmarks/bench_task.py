@@ -36,7 +36,7 @@ class LengthTask(Task):
 
 def register(registry: Any, task: type[Task]) -> None:
     """Add ``task`` to a built registry as the plugin ``bench``."""
-    from verticals.plugins import PluginInfo
+    from verticals.registry import PluginInfo
 
     class BenchPlugin:
         @hookimpl
@@ -53,7 +53,7 @@ def register(registry: Any, task: type[Task]) -> None:
 def result_rows(store: Any, job_id: str) -> Iterator[dict[str, Any]]:
     """Every result of the job, as an export reads them (``core.export``; ``jobs.iter_results`` before it)."""
     try:
-        from verticals.core.export import result_rows as rows
-    except ImportError:  # a checkout from before core/export.py
-        from verticals.core.jobs import iter_results as rows
+        from verticals.core.jobs.export import result_rows as rows
+    except ImportError:  # a checkout from before core/jobs/export.py
+        from verticals.core.jobs.engine import iter_results as rows
     return rows(store, job_id)

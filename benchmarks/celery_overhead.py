@@ -63,12 +63,12 @@ def main() -> None:
     sys.path.insert(0, str(FIXTURES))
     workers: list[subprocess.Popen] = []
     try:
-        from verticals.core.jobs import submit_job
+        from verticals.core.jobs.engine import submit_job
+        from verticals.core.jobs.executor import LocalExecutor
         from verticals.core.store import open_store
         from verticals.core.store.db import make_engine, upgrade
-        from verticals.plugins import get_registry
+        from verticals.registry import get_registry
         from verticals.workers.celery_executor import CeleryExecutor
-        from verticals.workers.local import LocalExecutor
 
         upgrade(make_engine(url))
         store, registry = open_store(url), get_registry(refresh=True)

@@ -57,10 +57,10 @@ def child(size: int, chunk_size: int, batch_size: int) -> None:
 
     from bench_task import LengthTask, register, result_rows
 
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
+    from verticals.core.jobs.executor import LocalExecutor
     from verticals.core.store import open_store
-    from verticals.plugins import get_registry
-    from verticals.workers.local import LocalExecutor
+    from verticals.registry import get_registry
 
     LengthTask.chunk_size = chunk_size
     LengthTask.batch_size = batch_size

@@ -63,10 +63,10 @@ def child(size: int, chunk_size: int | None, batch_size: int | None) -> None:
     from pydantic import model_validator
     from sqlalchemy import event
 
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
+    from verticals.core.jobs.executor import LocalExecutor
     from verticals.core.store import open_store
-    from verticals.plugins import get_registry
-    from verticals.workers.local import LocalExecutor
+    from verticals.registry import get_registry
 
     validations = [0]
 

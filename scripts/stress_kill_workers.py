@@ -69,7 +69,7 @@ def main() -> int:
     try:
         from verticals.core.store import open_store
         from verticals.core.store.db import make_engine, upgrade
-        from verticals.plugins import get_registry
+        from verticals.registry import get_registry
 
         upgrade(make_engine(url))
         store, registry = open_store(url), get_registry(refresh=True)

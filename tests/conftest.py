@@ -37,9 +37,9 @@ def use_plugins(monkeypatch):
             monkeypatch.syspath_prepend(path)
         pythonpath = os.pathsep.join(paths + [p for p in [os.environ.get("PYTHONPATH")] if p])
         monkeypatch.setenv("PYTHONPATH", pythonpath)
-        import verticals.plugins
+        import verticals.registry
 
-        monkeypatch.setattr(verticals.plugins, "_registry", None)
+        monkeypatch.setattr(verticals.registry, "_registry", None)
         return pythonpath
 
     return install
@@ -50,7 +50,7 @@ def fixtures_only_registry(use_plugins, monkeypatch):
     """A registry of the model-free fixture plugin alone (no domain plugin is imported)."""
     monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures")
     use_plugins("good")
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
 
     return get_registry(refresh=True)
 
@@ -58,7 +58,7 @@ def fixtures_only_registry(use_plugins, monkeypatch):
 @pytest.fixture
 def registry(use_plugins):
     use_plugins("good")
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
 
     return get_registry(refresh=True)
 

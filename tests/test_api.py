@@ -10,7 +10,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from verticals.api.store import Tenants
+from verticals.tenancy.tenants import Tenants
 
 
 @pytest.fixture
@@ -38,8 +38,8 @@ both_databases = pytest.mark.parametrize("api_store", ["sqlite", "postgresql"], 
 @pytest.fixture
 def make_api(api_store, registry):
     store = api_store
-    from verticals.api import webhooks
     from verticals.api.app import create_app
+    from verticals.tenancy import webhooks
 
     clients = []
 
@@ -357,7 +357,7 @@ def test_tasks_plugins_health_metrics(api, keys):
     missing = api.get("/v1/tasks/fixtures.ech", headers=acme)
     assert missing.status_code == 404 and "did you mean fixtures.echo?" in missing.json()["detail"]
     plugins = {p["name"]: p for p in api.get("/v1/plugins", headers=acme).json()}
-    assert "job_finished" in plugins["verticals.api.webhooks"]["hooks"]
+    assert "job_finished" in plugins["verticals.tenancy.webhooks"]["hooks"]
     assert api.get("/healthz").text == "ok"
     assert api.get("/readyz").json()["status"] == "ready"
     wait_done(api, acme, submit(api, acme, ["a", "b", "POISON"]))
@@ -381,7 +381,7 @@ def test_no_auth_mode_is_tenant_local(make_api):
 
 
 def test_jobs_resume_when_the_server_restarts(make_api, api_store, registry, keys):
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
 
     job_id = submit_job(api_store, registry, "fixtures.echo", [{"text": "a"}], tenant="acme")
     api = make_api()  # starts, finds the unfinished API job, runs it
@@ -438,7 +438,7 @@ def test_job_routes_follow_the_job_service_rules(make_api, keys):
 
 def test_create_app_attaches_the_webhook_outbox(make_api, registry):
     """The API is a composition root: it wires the webhook outbox (no longer a built-in of every process)."""
-    from verticals.api import webhooks
+    from verticals.tenancy import webhooks
 
     make_api(background=False)
     assert registry.manager.is_registered(webhooks)
@@ -462,7 +462,7 @@ def test_evaluation_maps_text_column_like_jobs(api, keys):
 def test_server_start_fires_job_events_left_pending(api_store, registry, make_api, keys):
     """A process that died between finishing a job and firing job_finished: the API server fires it at start,
     so the tenant's webhook still gets its delivery."""
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
 
     tenants = Tenants(api_store)
     hook = tenants.create_webhook("acme", "http://127.0.0.1:9/hook", None, None)

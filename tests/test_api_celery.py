@@ -49,8 +49,8 @@ def stack(tmp_path, postgres_url, monkeypatch):
 
 def test_api_jobs_run_on_celery_workers_and_webhooks_are_sent_by_the_server(stack):
     import verticals
-    from verticals.api.store import Tenants
     from verticals.core.store import open_store
+    from verticals.tenancy.tenants import Tenants
 
     url, database_url, _workers = stack
     key = Tenants(open_store(database_url)).create_key("acme", "celery").token

@@ -67,8 +67,8 @@ class Server:
     database_url: str
 
     def key(self, tenant: str, name: str = "test") -> str:
-        from verticals.api.store import Tenants
         from verticals.core.store import open_store
+        from verticals.tenancy.tenants import Tenants
 
         return Tenants(open_store(self.database_url)).create_key(tenant, name).token
 

@@ -24,11 +24,11 @@ def registry(fixtures_only_registry):
 
 @pytest.fixture
 def fuzz_target(isolated_home, registry):
-    from verticals.api import webhooks
     from verticals.api.app import create_app
-    from verticals.api.store import Tenants
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
     from verticals.core.store import open_store
+    from verticals.tenancy import webhooks
+    from verticals.tenancy.tenants import Tenants
 
     store = open_store(f"sqlite:///{isolated_home / 'fuzz.db'}")
     key = Tenants(store).create_key("acme", "fuzz").token

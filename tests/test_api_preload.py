@@ -25,7 +25,7 @@ def tiny(use_plugins, monkeypatch, tmp_path):
     from verticals_tinymodel import write_tiny_encoder
 
     monkeypatch.setenv("VERTICALS_TINY_MODEL", str(write_tiny_encoder(tmp_path / "tiny-encoder")))
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
 
     return get_registry(refresh=True)
 
@@ -67,7 +67,7 @@ def test_preload_of_named_tasks_and_from_the_setting(tiny, monkeypatch):
     app = _app(tiny)
     with TestClient(app):
         assert app.state.api.host.loaded() == ["tiny-encoder"]
-    from verticals.plugins import UnknownTask
+    from verticals.registry import UnknownTask
 
     with pytest.raises(UnknownTask, match=r"did you mean tiny\.embed"):
         _app(tiny, preload=["tiny.embd"])  # refused when the app is built, before the server starts
@@ -77,7 +77,7 @@ def test_a_model_that_cannot_load_is_logged_and_the_server_starts(tiny, monkeypa
     from fastapi.testclient import TestClient
 
     monkeypatch.setenv("VERTICALS_TINY_MODEL", str(tmp_path / "nothing-here"))
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
 
     app = _app(get_registry(refresh=True), preload=True)
     with caplog.at_level(logging.INFO, logger="verticals.preload"), TestClient(app) as client:
@@ -117,7 +117,7 @@ def test_serve_preload_logs_each_model_before_it_takes_requests(tiny, tmp_path):
 
 def test_worker_preload_loads_its_queues_models_through_the_same_code(tiny, monkeypatch, caplog):
     """`verticals worker --preload` (each pool process, `_preload`) loads the models of its queue's tasks only."""
-    from verticals.core.models import ModelHost
+    from verticals.core.models.host import ModelHost
     from verticals.workers import celery_app
 
     for queue, expected in (("gpu", []), ("cpu", ["tiny-encoder"])):  # tiny.embed runs on the cpu queue

@@ -91,7 +91,7 @@ def test_encoding_option_and_messages(tmp_path):
 
 
 def test_a_reading_error_late_in_the_file_stores_nothing(fixtures_only_registry):
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
 
     store = _store()
     with pytest.raises(InputError, match=r"line 2400 .*nothing was stored"):
@@ -106,7 +106,7 @@ def test_a_reading_error_late_in_the_file_stores_nothing(fixtures_only_registry)
 
 
 def test_a_task_reading_error_becomes_a_message(fixtures_only_registry):
-    from verticals.core.jobs import JobError, submit_job
+    from verticals.core.jobs.engine import JobError, submit_job
 
     def rows():
         yield {"text": "fine"}
@@ -306,9 +306,9 @@ def test_jobs_delete_prune_and_list_filters(fixture_env, fixtures_only_registry)
 
     from sqlalchemy import update
 
-    from verticals.core.jobs import discard_job, jobs_to_prune, parse_age, submit_job
+    from verticals.core.jobs.engine import discard_job, jobs_to_prune, parse_age, submit_job
+    from verticals.core.jobs.executor import LocalExecutor
     from verticals.core.store.tables import Job, utcnow
-    from verticals.workers.local import LocalExecutor
 
     store = _store()
     ok = submit_job(store, fixtures_only_registry, "fixtures.echo", [{"text": "a"}])

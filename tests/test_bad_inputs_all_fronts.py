@@ -38,7 +38,7 @@ def fixture_env(use_plugins, monkeypatch):
     """The model-free fixture plugin (fixtures.echo) and the tutor plugin (tutor.mastery: model-free too)."""
     monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures,tutor")
     use_plugins("good")
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
 
     return get_registry(refresh=True)
 
@@ -301,8 +301,8 @@ def test_sdk_with_the_broker_down_raises_and_stores_no_job(fixture_env, monkeypa
 
 def test_a_job_that_had_run_is_kept_when_the_executor_refuses_it(fixture_env):
     """Only a job nothing of which ran is withdrawn: one with started chunks stays, to be resumed."""
-    from verticals.core.executor import ExecutorUnavailable, LocalExecutor
-    from verticals.core.service import JobService
+    from verticals.core.jobs.executor import ExecutorUnavailable, LocalExecutor
+    from verticals.core.jobs.service import JobService
 
     store = _store()
 

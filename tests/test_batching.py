@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from verticals.core.batching import pad_batch, token_budget_batches
+from verticals.core.models.batching import pad_batch, token_budget_batches
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from verticals.core.jobs import submit_job
+from verticals.core.jobs.engine import submit_job
 from verticals.core.store.tables import Item
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ class Env:
 def celery_env(tmp_path, postgres_url, use_plugins, monkeypatch):
     from verticals.core.store import open_store
     from verticals.core.store.db import make_engine, upgrade
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
 
     upgrade(make_engine(postgres_url))
     use_plugins("good")
@@ -447,7 +447,7 @@ def test_a_chunk_failing_for_the_machinery_is_retried_with_backoff_then_its_item
 def test_service_cancel_of_a_queued_job_revokes_its_chunks_and_finishes_it_at_once(celery_env):
     """JobService.cancel through the Celery executor (as every front end does): a job whose chunks wait
     behind another job's is cancelled and finished at once; the worker discards its revoked messages."""
-    from verticals.core.service import JobConflict
+    from verticals.core.jobs.service import JobConflict
     from verticals.workers import job_service
 
     celery_env.workers.start(1)

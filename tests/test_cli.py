@@ -117,8 +117,8 @@ def test_the_cli_attaches_the_webhook_outbox(use_plugins):
     result = run_cli("plugins", "list", "--json")
     assert result.returncode == 0, result.stderr
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
-    assert plugins["verticals.api.webhooks"]["status"] == "loaded"
-    assert "job_finished" in plugins["verticals.api.webhooks"]["hooks"]
+    assert plugins["verticals.tenancy.webhooks"]["status"] == "loaded"
+    assert "job_finished" in plugins["verticals.tenancy.webhooks"]["hooks"]
 
 
 @pytest.mark.slow

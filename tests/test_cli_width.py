@@ -132,7 +132,7 @@ def test_no_columns_set_a_pipe_is_80_wide():
 
 @pytest.fixture(scope="module")
 def domain_registry():
-    from verticals.plugins import build_registry
+    from verticals.registry import build_registry
 
     return build_registry()
 
@@ -313,7 +313,7 @@ def test_a_narrow_preview_gives_way_in_its_text_first(domain_registry):
 def test_models_runtimes_keeps_every_figure_whole(tmp_path):
     """`models runtimes` at 80 columns: one block of `name: value` lines per record (a table would cut every
     cell); wide enough, a table. Records written as `models optimize` writes them."""
-    from verticals.core.runtimes import machine, save_record
+    from verticals.core.models.runtimes import machine, save_record
 
     record = {"variant": "onnx-int8", "fingerprint": "4f16a895b27d0ee93162", "decision": "kept", "speedup": 1.394,
               "metric": "macro_f1", "before": 0.8006, "after": 0.7994, "parity": {"agreement": 0.979},

@@ -9,8 +9,7 @@ import time
 import pytest
 
 from tests.conftest import run_cli
-from verticals.core.evaluation import EvalError, compare, gate_failures, parse_gates
-from verticals.core.evaluators import (
+from verticals.contract.evaluators import (
     ClassificationEvaluator,
     ProbabilityEvaluator,
     Record,
@@ -18,6 +17,7 @@ from verticals.core.evaluators import (
     pluck,
     roc_auc,
 )
+from verticals.core.evaluation.scoring import EvalError, compare, gate_failures, parse_gates
 
 
 def _records(pairs):
@@ -157,7 +157,7 @@ def test_eval_errors_are_messages(use_plugins, tmp_path):
 
 
 def test_compare_matches_items_by_content():
-    from verticals.core.evaluation import EvalResult
+    from verticals.core.evaluation.scoring import EvalResult
 
     a = EvalResult("a", "t", "j", "d", "h", "label", {}, {"accuracy": 0.5}, records=[["k1", 0, "x", "y", False],
                                                                                       ["k2", 1, "y", "y", False]])
@@ -173,8 +173,8 @@ def test_rest_evaluation_is_scored_per_tenant(fixtures_only_registry, isolated_h
     from fastapi.testclient import TestClient
 
     from verticals.api.app import create_app
-    from verticals.api.store import Tenants
     from verticals.core.store import open_store
+    from verticals.tenancy.tenants import Tenants
 
     store = open_store(f"sqlite:///{isolated_home / 'api.db'}")
     tenants = Tenants(store)
@@ -208,7 +208,7 @@ def test_rest_evaluation_is_scored_per_tenant(fixtures_only_registry, isolated_h
 
 
 def test_bad_evaluation_input_leaves_no_job(fixtures_only_registry, tmp_path):
-    from verticals.core.evaluation import evaluate
+    from verticals.core.evaluation.scoring import evaluate
     from verticals.core.store import open_store
 
     store = open_store()

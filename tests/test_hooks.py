@@ -1,5 +1,5 @@
 """A behaviour test for every hook: small real plugins attached to a built registry, real jobs through
-``verticals.core.jobs`` (submit_job + run_chunk) with the model-free ``fixtures.echo`` task.
+``verticals.core.jobs.engine`` (submit_job + run_chunk) with the model-free ``fixtures.echo`` task.
 
 ``fixtures.echo`` upper-cases ``text``; its chunks hold 10 items and its batches 4.
 """
@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from tests.conftest import run_cli
 from verticals.contract import ItemError, JobStatus, Task, hookimpl
-from verticals.core.jobs import run_chunk, submit_job
-from verticals.core.models import ModelHost
+from verticals.core.jobs.engine import run_chunk, submit_job
+from verticals.core.models.host import ModelHost
 from verticals.core.store import open_store
-from verticals.plugins import HookError, PluginError, build_registry
+from verticals.registry import HookError, PluginError, build_registry
 
 
 @pytest.fixture
@@ -238,7 +238,7 @@ def test_raising_job_hooks_are_logged_with_the_plugin_and_never_break_the_job(st
     registry.attach(plugin("listener", job_finished=lambda job: finished.append(job["id"])))
     registry.attach(plugin("flaky", job_submitted=explode, job_finished=explode))
 
-    with caplog.at_level(logging.WARNING, logger="verticals.plugins"):
+    with caplog.at_level(logging.WARNING, logger="verticals.registry"):
         job_id = run_job(store, registry, ["a", "b"])
 
     assert store.summary(job_id)["status"] == JobStatus.SUCCEEDED
@@ -313,8 +313,8 @@ def test_register_tasks_raising_in_an_attached_plugin_is_refused(registry):
 
 def test_attach_is_idempotent_and_takes_a_dotted_name(registry):
     before = len(registry.manager.hook.job_finished.get_hookimpls())
-    first = registry.attach("verticals.api.webhooks")
-    again = registry.attach("verticals.api.webhooks")
+    first = registry.attach("verticals.tenancy.webhooks")
+    again = registry.attach("verticals.tenancy.webhooks")
     assert first is again and first.status == "loaded" and "job_finished" in first.hooks
     assert len(registry.manager.hook.job_finished.get_hookimpls()) == before + 1
 
@@ -346,7 +346,7 @@ def test_register_commands_adds_a_cli_command_and_a_failing_plugin_is_attributed
     registry.attach(plugin("greeter", register_commands=add_hello))
     registry.attach(plugin("cmd_broken", register_commands=broken))
 
-    with caplog.at_level(logging.WARNING, logger="verticals.plugins"):
+    with caplog.at_level(logging.WARNING, logger="verticals.registry"):
         failures = registry.hook.register_commands(cli=app)  # how the CLI calls it
 
     assert failures == []  # pluggy's shape: the failures are logged, not raised

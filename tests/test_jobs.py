@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from verticals.core.jobs import JobError, finish_if_done, run_chunk, submit_job
-from verticals.core.models import ModelHost
+from verticals.core.jobs.engine import JobError, finish_if_done, run_chunk, submit_job
+from verticals.core.jobs.executor import LocalExecutor
+from verticals.core.models.host import ModelHost
 from verticals.core.store.db import current_revision, head_revision, make_engine, upgrade
 from verticals.core.store.tables import Item
-from verticals.workers.local import LocalExecutor
 
 
 def rows(*texts):
@@ -119,9 +119,9 @@ def test_job_finishes_exactly_once(store, registry, tmp_path, monkeypatch):
 
 CRASH_AFTER_FINISHING = """
 import os, sys
-from verticals.core import jobs
+from verticals.core.jobs import engine as jobs
 from verticals.core.store import open_store
-from verticals.plugins import get_registry
+from verticals.registry import get_registry
 
 url, job_id, step = sys.argv[1:4]
 store, registry = open_store(url), get_registry()
@@ -149,7 +149,7 @@ def _die_after(store, job_id: str, step: str) -> None:
 def test_a_process_killed_after_finishing_a_job_still_fires_job_finished(store, registry, tmp_path, monkeypatch):
     from datetime import timedelta
 
-    from verticals.core.jobs import deliver_job_events
+    from verticals.core.jobs.engine import deliver_job_events
     from verticals.core.store import ItemResult
 
     events = tmp_path / "events.txt"
@@ -232,8 +232,8 @@ def test_empty_job_succeeds(store, registry):
 
 
 def test_models_load_on_first_use_only():
-    from verticals.core.jobs import LazyModels
-    from verticals.core.models import ModelSpec, ModelUnavailable
+    from verticals.core.jobs.engine import LazyModels
+    from verticals.core.models.host import ModelSpec, ModelUnavailable
 
     host = ModelHost({"ghost": ModelSpec(name="ghost", kind="encoder", local_path="/no/such/model")})
     models = LazyModels(host, {"encoder": "ghost"})
@@ -247,7 +247,7 @@ def test_models_load_on_first_use_only():
 def test_an_item_is_stored_in_its_validated_form_with_the_rows_other_columns():
     from pydantic import BaseModel, field_validator
 
-    from verticals.core.jobs import validated_input
+    from verticals.core.jobs.engine import validated_input
 
     class Input(BaseModel):
         text: str
@@ -304,7 +304,7 @@ def test_migration_0006_gives_half_finished_jobs_their_final_status(tmp_path):
 def test_concurrent_deliverers_fire_a_pending_event_once(store, registry, tmp_path, monkeypatch):
     import threading
 
-    from verticals.core.jobs import deliver_job_events
+    from verticals.core.jobs.engine import deliver_job_events
     from verticals.core.store import ItemResult
 
     events = tmp_path / "events.txt"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from verticals.builtin import MINILM
-from verticals.core.batching import map_in_batches, token_budget_batches
-from verticals.core.models import ModelHost, ModelSpec, ModelUnavailable, Packaged, locate_packaged, resolve
+from verticals.core.models.batching import map_in_batches, token_budget_batches
+from verticals.core.models.host import ModelHost, ModelSpec, ModelUnavailable, Packaged, locate_packaged, resolve
 
 
 @pytest.fixture

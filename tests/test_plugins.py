@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from verticals import hookspecs
-from verticals.plugins import PluginError, UnknownTask, build_registry, close_matches
+from verticals.contract import hooks as hookspecs
+from verticals.registry import PluginError, UnknownTask, build_registry, close_matches
 
 
 def test_installed_finance_plugin_is_discovered_through_its_entry_point():
@@ -94,7 +94,7 @@ def test_unknown_task_suggests_the_closest_installed_name(registry):
 
 
 def test_unknown_parameter_suggests_the_closest_name(registry):
-    from verticals.core.jobs import JobError, validate_params
+    from verticals.core.jobs.engine import JobError, validate_params
 
     echo = registry.task("fixtures.echo")
     with pytest.raises(JobError, match=r"unknown parameter 'slep' for fixtures\.echo: did you mean sleep\?"):
@@ -178,7 +178,7 @@ def test_discovering_plugins_imports_no_heavy_library():
     import subprocess
     import sys
 
-    code = ("import sys; from verticals.plugins import build_registry; r = build_registry(); "
+    code = ("import sys; from verticals.registry import build_registry; r = build_registry(); "
             "print(','.join(m for m in ('torch', 'transformers', 'spacy', 'presidio_analyzer', 'medspacy') "
             "if m in sys.modules)); print(','.join(sorted(n for n, p in r.plugins.items() if p.status == 'loaded')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

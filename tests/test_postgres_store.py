@@ -7,8 +7,8 @@ import threading
 
 from sqlalchemy import inspect
 
-from verticals.core.jobs import finish_if_done, plan_batches, run_chunk, submit_job
-from verticals.core.models import ModelHost
+from verticals.core.jobs.engine import finish_if_done, plan_batches, run_chunk, submit_job
+from verticals.core.models.host import ModelHost
 from verticals.core.store import ItemResult
 from verticals.core.store.db import current_revision, head_revision, make_engine, upgrade
 

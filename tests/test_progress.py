@@ -13,8 +13,8 @@ import pytest
 from pydantic import BaseModel
 
 from verticals.contract import RunContext, Task, hookimpl
-from verticals.core.jobs import ProgressSink, run_chunk, submit_job
-from verticals.core.models import ModelHost
+from verticals.core.jobs.engine import ProgressSink, run_chunk, submit_job
+from verticals.core.models.host import ModelHost
 
 
 class In(BaseModel):
@@ -154,9 +154,9 @@ def test_the_cli_bar_shows_the_note_and_the_fraction_of_the_running_item(registr
 def test_the_api_shows_the_running_items_progress_with_rate_and_eta(registry, isolated_home):
     from fastapi.testclient import TestClient
 
-    from verticals.api import webhooks
     from verticals.api.app import create_app
     from verticals.core.store import open_store
+    from verticals.tenancy import webhooks
 
     store = open_store(f"sqlite:///{isolated_home / 'api.db'}")
     job_id = submit_job(store, registry, "fixtures.echo", [{"text": "a"}, {"text": "b"}], tenant="local")
@@ -199,7 +199,7 @@ def test_testgen_reports_progress_per_round_with_counts_and_never_the_module_nam
 def test_transformers_gguf_progress_bar_is_silenced_under_ours(capfd):
     from transformers import modeling_gguf_pytorch_utils as gguf_utils
 
-    from verticals.core.inference import quiet_library_progress
+    from verticals.core.models.inference import quiet_library_progress
 
     quiet_library_progress(gguf=True)
     quiet_library_progress(gguf=True)  # once is enough; a second call changes nothing

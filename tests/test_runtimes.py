@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from verticals.config import SettingsError, settings
-from verticals.core import optimize, runtimes
-from verticals.core.runtimes import (
+from verticals.core.models import optimize, runtimes
+from verticals.core.models.runtimes import (
     load_records,
     parse_choice,
     parse_runtimes,
@@ -90,8 +90,8 @@ def test_records_replace_the_same_variant_and_keep_others(tmp_path):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """finance.sentiment on PyTorch, its ONNX fp32 and int8 variants built into a fresh store."""
-    from verticals.core.models import ModelHost
-    from verticals.plugins import build_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import build_registry
 
     root = tmp_path_factory.mktemp("store")
     registry = build_registry()
@@ -103,7 +103,7 @@ def built(tmp_path_factory):
 
 
 def _host(built, root: Path | None = None, **kwargs):
-    from verticals.core.models import ModelHost
+    from verticals.core.models.host import ModelHost
 
     return ModelHost(built.registry.models, device="cpu", store_root=root or built.root, **kwargs)
 
@@ -152,8 +152,8 @@ def test_gate_rejects_an_impossible_budget_and_records_it(built):
 
 @pytest.mark.slow
 def test_auto_uses_the_kept_variant_and_torch_ignores_it(built, monkeypatch):
-    from verticals.core.executor import LocalExecutor
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
+    from verticals.core.jobs.executor import LocalExecutor
     from verticals.core.store import open_store
 
     kept = optimize.optimize(SPEC, budget=100, min_agreement=0, min_speedup=0, registry=built.registry,
@@ -189,10 +189,10 @@ def test_a_corrupt_or_missing_variant_falls_back_to_pytorch_with_a_clear_message
     save_record(SPEC, {"variant": "onnx", "precision": "fp32", "path": path, "fingerprint": built.fp32.fingerprint,
                        "machine": runtimes.machine(), "decision": "kept", "speedup": 1.5}, copy)
     variant = copy / SPEC / path
-    with caplog.at_level(logging.WARNING, logger="verticals.core.runtimes"):
+    with caplog.at_level(logging.WARNING, logger="verticals.core.models.runtimes"):
         assert _host(built, root=copy).get(SPEC).runner is not None  # intact, it serves
     variant.write_bytes(b"not an onnx graph")
-    with caplog.at_level(logging.WARNING, logger="verticals.core.runtimes"):
+    with caplog.at_level(logging.WARNING, logger="verticals.core.models.runtimes"):
         model = _host(built, root=copy).get(SPEC)
     assert model.runner is None and model.provenance()["runtime"] == "torch"
     assert "could not be loaded" in caplog.text and "verticals models optimize finance.sentiment" in caplog.text
@@ -200,6 +200,6 @@ def test_a_corrupt_or_missing_variant_falls_back_to_pytorch_with_a_clear_message
 
     caplog.clear()
     variant.unlink()
-    with caplog.at_level(logging.WARNING, logger="verticals.core.runtimes"):
+    with caplog.at_level(logging.WARNING, logger="verticals.core.models.runtimes"):
         model = _host(built, root=copy).get(SPEC)
     assert model.runner is None and "missing" in caplog.text

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.conftest import run_cli
-from verticals.api.store import Tenants
+from verticals.tenancy.tenants import Tenants
 
 MODULE = {"module": "tenant_module", "source": "def add(a, b):\n    return a + b\n"}
 
@@ -24,7 +24,7 @@ def registry(use_plugins, monkeypatch):
     """The model-free fixture plugin and testgen (whose task executes code)."""
     monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures,testgen")
     use_plugins("good")
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
 
     registry = get_registry(refresh=True)
     assert registry.task("testgen.generate").executes_code
@@ -41,8 +41,8 @@ def store(isolated_home):
 
 @pytest.fixture
 def make_api(store, registry):
-    from verticals.api import webhooks
     from verticals.api.app import create_app
+    from verticals.tenancy import webhooks
 
     clients = []
 
@@ -125,10 +125,10 @@ def test_keys_cli_grants_and_lists_code_execution(registry):
     listed = {row["name"]: row for row in json.loads(run_cli("keys", "list", "--json").stdout)}
     assert listed["ci"]["allow_code_execution"] is True and listed["etl"]["allow_code_execution"] is False
 
-    from verticals.api import webhooks
     from verticals.api.app import create_app
     from verticals.config import database_url
     from verticals.core.store import open_store
+    from verticals.tenancy import webhooks
 
     try:
         with TestClient(create_app(open_store(database_url()), registry, background=False)) as client:
@@ -170,9 +170,9 @@ def test_training_is_refused_through_the_api(isolated_home, monkeypatch):
     from fastapi.testclient import TestClient
 
     from verticals.api.app import create_app
-    from verticals.api.store import Tenants
     from verticals.core.store import open_store
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
+    from verticals.tenancy.tenants import Tenants
 
     store = open_store(f"sqlite:///{isolated_home / 'api.db'}")
     key = Tenants(store).create_key("acme", "ci", allow_code_execution=True)

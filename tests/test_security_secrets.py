@@ -19,7 +19,6 @@ from pydantic import BaseModel, SecretStr
 
 from tests.conftest import run_cli
 from tests.test_api_e2e import Receiver
-from verticals.api.store import Tenants
 from verticals.core.store.secrets import (
     SEALED,
     SecretKeyError,
@@ -30,6 +29,7 @@ from verticals.core.store.secrets import (
     unseal_params,
 )
 from verticals.core.store.tables import Job
+from verticals.tenancy.tenants import Tenants
 
 KEY = "sk-LEAKCHECK-7d41e0c9b2"
 OTHER_KEY = "sk-LEAKCHECK-other-55aa31"
@@ -84,7 +84,7 @@ def test_server_key_file_is_private_and_another_key_cannot_decrypt(isolated_home
 def registry(use_plugins, monkeypatch):
     monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures,medical")
     use_plugins("good")
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
 
     return get_registry(refresh=True)
 
@@ -92,9 +92,9 @@ def registry(use_plugins, monkeypatch):
 @pytest.mark.slow
 def test_surrogate_key_is_in_no_file_log_response_or_webhook_and_is_still_used(tmp_path, registry, caplog,
                                                                                monkeypatch):
-    from verticals.api import webhooks
     from verticals.api.app import create_app
     from verticals.core.store import open_store
+    from verticals.tenancy import webhooks
 
     monkeypatch.setenv("VERTICALS_WEBHOOK_POLL_S", "0.1")
     monkeypatch.setenv("VERTICALS_WEBHOOK_BACKOFF_S", "0.1")

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from verticals.core.export import schema_columns
-from verticals.core.service import JobConflict, JobError, JobNotFound, JobService, field_map
+from verticals.core.jobs.export import schema_columns
+from verticals.core.jobs.service import JobConflict, JobError, JobNotFound, JobService, field_map
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_delete_refuses_an_unfinished_job_unless_forced(service):
 
 
 def test_a_service_without_executor_reads_and_cancels_but_does_not_run(fixtures_only_registry, tmp_path):
-    from verticals.core.executor import ExecutorUnavailable
+    from verticals.core.jobs.executor import ExecutorUnavailable
     from verticals.core.store import open_store
 
     service = JobService(open_store(f"sqlite:///{tmp_path / 'bare.db'}"), fixtures_only_registry)
@@ -230,7 +230,7 @@ def test_export_refuses_an_unknown_format(service, finished, tmp_path):
 
 
 def test_stream_export_is_the_same_bytes_as_the_file(service, finished, tmp_path):
-    from verticals.core.export import stream_export
+    from verticals.core.jobs.export import stream_export
 
     service.export(finished, tmp_path / "o.csv")
     streamed = b"".join(stream_export(service.store, service.registry, finished, "csv", flush_rows=1))
@@ -278,7 +278,7 @@ def test_export_finds_the_keys_of_an_open_field_where_the_schema_declares_it(ser
     """finance.sentiment's probabilities: dict[str, float] -> probabilities.<label> columns, in place."""
     from pydantic import BaseModel
 
-    from verticals.core.export import export_columns
+    from verticals.core.jobs.export import export_columns
 
     class Out(BaseModel):
         label: str
@@ -301,7 +301,7 @@ def test_export_finds_the_keys_of_an_open_field_where_the_schema_declares_it(ser
 
 
 def test_both_executors_implement_the_protocol(service, monkeypatch):
-    from verticals.core.executor import Executor
+    from verticals.core.jobs.executor import Executor
     from verticals.workers import get_executor
 
     assert isinstance(service.executor, Executor) and service.executor.name == "local"
@@ -321,7 +321,7 @@ def test_export_zip_holds_the_folder_export(service, finished, tmp_path):
     import io
     import zipfile
 
-    from verticals.core.export import write_zip
+    from verticals.core.jobs.export import write_zip
 
     folder = tmp_path / "out"
     service.export(finished, folder)
@@ -335,7 +335,7 @@ def test_export_zip_holds_the_folder_export(service, finished, tmp_path):
 
 
 def test_a_task_file_outside_the_export_is_refused(service, finished, tmp_path, monkeypatch):
-    from verticals.core.export import ExportError
+    from verticals.core.jobs.export import ExportError
 
     echo = service.registry.task("fixtures.echo")
     monkeypatch.setattr(echo, "files", lambda self, item, output: {"../escape.txt": "x"})

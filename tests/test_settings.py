@@ -261,8 +261,8 @@ print(json.dumps(out))
 def test_device_precision_and_model_store_follow_the_settings(monkeypatch, tmp_path, isolated_home):
     import torch
 
-    from verticals.core.device import pick_device, pick_precision
-    from verticals.core.model_store import store_root
+    from verticals.core.models.device import pick_device, pick_precision
+    from verticals.core.models.versions import store_root
 
     monkeypatch.setenv("VERTICALS_DEVICE", "cpu")
     monkeypatch.setenv("VERTICALS_PRECISION", "fp32")
@@ -293,7 +293,7 @@ def test_the_server_key_comes_from_the_settings(monkeypatch, tmp_path):
 def test_seeded_is_reproducible_and_gives_the_process_its_generators_back():
     import torch
 
-    from verticals.core.training import seeded
+    from verticals.core.models.training import seeded
 
     torch.manual_seed(1234)
     random.seed(1234)
@@ -314,9 +314,9 @@ def test_seeded_is_reproducible_and_gives_the_process_its_generators_back():
 def test_training_leaves_the_embedding_process_generators_alone(tmp_path):
     import torch
 
-    from verticals.core.model_store import ModelStore
-    from verticals.core.training import TrainConfig, train_model
-    from verticals.plugins import build_registry
+    from verticals.core.models.training import TrainConfig, train_model
+    from verticals.core.models.versions import ModelStore
+    from verticals.registry import build_registry
 
     words = {"positive": "rose gained beat record", "negative": "fell lost missed cut", "neutral": "met held flat said"}
     rows = [{"text": f"Shares {word} in quarter {i}", "label": label}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from verticals.core.model_store import ModelStore, ModelStoreError
-from verticals.core.models import ModelHost, resolve
-from verticals.core.training import (
+from verticals.cli.train import check_gates, parse_gates
+from verticals.core.models.host import ModelHost, resolve
+from verticals.core.models.training import (
     TrainConfig,
     TrainingError,
     classification_metrics,
@@ -20,8 +20,8 @@ from verticals.core.training import (
     stratified_split,
     train_model,
 )
-from verticals.plugins import build_registry
-from verticals.train_cli import check_gates, parse_gates
+from verticals.core.models.versions import ModelStore, ModelStoreError
+from verticals.registry import build_registry
 
 LABELS = ["positive", "negative", "neutral"]
 

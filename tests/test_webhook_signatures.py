@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from verticals.api import webhooks
+from verticals.tenancy import webhooks
 
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -95,8 +95,8 @@ def test_cli_and_api_share_one_url_rule(url, monkeypatch, tmp_path):
     """`verticals webhooks add` refuses what the API refuses (a loopback or private receiver) unless
     VERTICALS_WEBHOOK_ALLOW_PRIVATE=1, and then accepts it: the store applies the rule for both."""
     from tests.conftest import run_cli
-    from verticals.api.store import TenantError, Tenants
     from verticals.core.store import open_store
+    from verticals.tenancy.tenants import TenantError, Tenants
 
     env = {"VERTICALS_HOME": str(tmp_path), "VERTICALS_DATABASE_URL": f"sqlite:///{tmp_path / 'v.db'}",
            "VERTICALS_WEBHOOK_ALLOW_PRIVATE": ""}

@@ -1,25 +1,36 @@
 """verticals: a plugin platform for vertical AI solutions on transformer models.
 
-The public API a plugin may import::
+The public API a plugin may import is the contract (:mod:`verticals.contract`), re-exported here::
 
     from verticals import Task, ModelSpec, Packaged, ItemError, RunContext, hookimpl
     from verticals import ClassificationEvaluator, SpanEvaluator, ProbabilityEvaluator  # Task.evaluator
+
+``import verticals`` loads the contract only (standard library, pydantic, pluggy); ``verticals.Client``, the
+SDK, is imported on first use.
 """
 
 __version__ = "0.1.0"
 
-from verticals.core.evaluators import ClassificationEvaluator, ProbabilityEvaluator, SpanEvaluator
-from verticals.core.models import ModelHost, ModelSpec, ModelUnavailable, Packaged
-from verticals.core.tasks import ItemError, NoParams, RunContext, Task
-from verticals.hookspecs import hookimpl
+from verticals.contract import (
+    ClassificationEvaluator,
+    ItemError,
+    JobStatus,
+    ModelSpec,
+    NoParams,
+    Packaged,
+    ProbabilityEvaluator,
+    RunContext,
+    SpanEvaluator,
+    Task,
+    hookimpl,
+)
 
 __all__ = [
     "ClassificationEvaluator",
     "Client",
     "ItemError",
-    "ModelHost",
+    "JobStatus",
     "ModelSpec",
-    "ModelUnavailable",
     "NoParams",
     "Packaged",
     "ProbabilityEvaluator",
@@ -37,4 +48,8 @@ def __getattr__(name: str):
         from verticals.client import Client
 
         return Client
+    if name in ("ModelHost", "ModelUnavailable"):  # not the contract: kept until the medical plugin registers its model
+        from verticals.core.models import host
+
+        return getattr(host, name)
     raise AttributeError(f"module 'verticals' has no attribute {name!r}")

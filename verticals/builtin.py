@@ -42,13 +42,13 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
 
 @hookimpl
 def register_tasks(register: Callable[[type[Task[Any, Any, Any]]], None]) -> None:
-    from verticals.core.training import TrainTask
+    from verticals.core.models.training import TrainTask
 
     register(TrainTask)
 
 
 @hookimpl
 def register_commands(cli: typer.Typer) -> None:
-    from verticals.train_cli import register
+    from verticals.cli.train import register
 
     register(cli)

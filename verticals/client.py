@@ -401,13 +401,13 @@ def _unzip(archive: Path, folder: Path) -> None:
 
 
 class _Local:
-    """The in-process transport: a thin adapter over the job service (:class:`verticals.core.service.JobService`),
+    """The in-process transport: a thin adapter over the job service (:class:`verticals.core.jobs.service.JobService`),
     the same rules as the CLI and the REST API; its errors become the SDK's."""
 
     def __init__(self) -> None:
-        from verticals.core.models import ModelHost
+        from verticals.core.models.host import ModelHost
         from verticals.core.store import open_store
-        from verticals.plugins import get_registry
+        from verticals.registry import get_registry
         from verticals.workers import job_service
 
         self.store = open_store()
@@ -418,7 +418,7 @@ class _Local:
 
     def close(self) -> None:
         """Wait for the jobs this client started in this process (local executor), then stop its threads."""
-        from verticals.core.executor import ExecutorUnavailable
+        from verticals.core.jobs.executor import ExecutorUnavailable
 
         try:
             if self.service.has_executor and self.service.executor.name == "local":  # its threads die with the program
@@ -431,12 +431,12 @@ class _Local:
             self.service.close()
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
-        from verticals.core.executor import ExecutorUnavailable
         from verticals.core.io import InputError
-        from verticals.core.jobs import JobError
-        from verticals.core.predict import TooManyItems
-        from verticals.core.service import JobConflict, JobNotFound
-        from verticals.plugins import PluginError
+        from verticals.core.jobs.engine import JobError
+        from verticals.core.jobs.executor import ExecutorUnavailable
+        from verticals.core.jobs.predict import TooManyItems
+        from verticals.core.jobs.service import JobConflict, JobNotFound
+        from verticals.registry import PluginError
 
         try:
             return function(*args, **kwargs)
@@ -498,12 +498,12 @@ class _Local:
         return count
 
     def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
-        from verticals.core.predict import predict
+        from verticals.core.jobs.predict import predict
 
         return self._call(predict, self.registry, self.host, task, items, params)
 
     def evaluate(self, task, items, path, gold, params, text_column, timeout) -> dict[str, Any]:
-        from verticals.core.evaluation import EvalError, evaluate
+        from verticals.core.evaluation.scoring import EvalError, evaluate
 
         try:
             from verticals.workers import get_executor

@@ -4,9 +4,9 @@
 - :mod:`verticals.api.deps`: what routes depend on (state, caller, the caller's job, may-run checks);
 - :mod:`verticals.api.routes`: one router per resource (ops, discovery, jobs, evals, predict, webhooks);
 - :mod:`verticals.api.runner`: the server's job service and executor;
-- :mod:`verticals.api.store`: the API's tables (tenants, keys, webhooks, deliveries, idempotency keys);
-- :mod:`verticals.api.webhooks`: the webhook outbox (a ``job_finished`` plugin) and its delivery loop.
+- :mod:`verticals.tenancy.tenants`: the API's tables (tenants, keys, webhooks, deliveries, idempotency keys);
+- :mod:`verticals.tenancy.webhooks`: the webhook outbox (a ``job_finished`` plugin) and its delivery loop.
 
 Importing this package stays light (no FastAPI): the composition roots that finish jobs (the API server, the
-Celery worker, the CLI) attach ``verticals.api.webhooks`` to their registry; the core never imports it.
+Celery worker, the CLI) attach ``verticals.tenancy.webhooks`` to their registry; the core never imports it.
 """

@@ -19,7 +19,6 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from verticals import __version__
-from verticals.api import webhooks
 from verticals.api.deps import LOCAL_TENANT, ApiState, Principal
 from verticals.api.errors import add_error_handlers, problem
 from verticals.api.limits import MB, BodyLimit, Limits
@@ -27,7 +26,8 @@ from verticals.api.routes import discovery, evals, jobs, ops, predict
 from verticals.api.routes import webhooks as webhook_routes
 from verticals.config import settings
 from verticals.core.store import Store
-from verticals.plugins import Registry
+from verticals.registry import Registry
+from verticals.tenancy import webhooks
 
 __all__ = ["LOCAL_TENANT", "MB", "ApiState", "BodyLimit", "Limits", "Principal", "create_app", "problem"]
 
@@ -35,7 +35,7 @@ log = logging.getLogger("verticals.api")
 
 
 def _deliver_job_events(store: Store, registry: Registry) -> None:
-    from verticals.core.jobs import deliver_job_events
+    from verticals.core.jobs.engine import deliver_job_events
 
     try:
         deliver_job_events(store, registry)
@@ -55,10 +55,10 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
 
         store = open_store()
     if registry is None:
-        from verticals.plugins import get_registry
+        from verticals.registry import get_registry
 
         registry = get_registry()
-    registry.attach("verticals.api.webhooks")  # the webhook outbox: jobs finished here reach the tenants' webhooks
+    registry.attach("verticals.tenancy.webhooks")  # the webhook outbox: jobs finished here reach the tenants' webhooks
     config = settings()  # read once here, passed down
     if preload is None:
         preload = config.preload

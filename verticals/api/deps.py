@@ -12,16 +12,16 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from verticals.api import webhooks
 from verticals.api.limits import Limits
 from verticals.api.metrics import Metrics
 from verticals.api.runner import JobRunner
 from verticals.api.schemas import ErrorOut
-from verticals.api.store import Tenants
 from verticals.config import Settings, settings
-from verticals.core.models import ModelHost
+from verticals.core.models.host import ModelHost
 from verticals.core.store import Store
-from verticals.plugins import PluginError, Registry
+from verticals.registry import PluginError, Registry
+from verticals.tenancy import webhooks
+from verticals.tenancy.tenants import Tenants
 
 LOCAL_TENANT = "local"
 

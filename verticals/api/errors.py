@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from verticals.api.runner import ExecutorUnavailable
-from verticals.api.store import TenantError
 from verticals.core.io import InputError
-from verticals.core.jobs import JobError
-from verticals.core.service import JobConflict, JobNotFound
+from verticals.core.jobs.engine import JobError
+from verticals.core.jobs.service import JobConflict, JobNotFound
 from verticals.core.store.secrets import SecretKeyError
+from verticals.tenancy.tenants import TenantError
 
 log = logging.getLogger("verticals.api")
 

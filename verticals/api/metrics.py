@@ -11,9 +11,9 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
-from verticals.api.store import WebhookDelivery
 from verticals.core.store import Store
 from verticals.core.store.tables import Item, Job, utcnow
+from verticals.tenancy.tenants import WebhookDelivery
 
 RATE_WINDOW_S = 60
 

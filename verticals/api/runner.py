@@ -1,4 +1,4 @@
-"""Where the API server's jobs run: the server's :class:`~verticals.core.service.JobService` and its executor.
+"""Where the API server's jobs run: the server's :class:`~verticals.core.jobs.service.JobService` and its executor.
 
 - Local executor (no ``VERTICALS_BROKER_URL``): background worker threads in the server process; the HTTP
   request that creates a job returns at once. On start, the server resumes unfinished API jobs (chunks are
@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from verticals.core.executor import Executor, ExecutorUnavailable
-from verticals.core.models import ModelHost
-from verticals.core.service import JobService
+from verticals.core.jobs.executor import Executor, ExecutorUnavailable
+from verticals.core.jobs.service import JobService
+from verticals.core.models.host import ModelHost
 from verticals.core.store import Store
 from verticals.core.store.tables import Job
-from verticals.plugins import Registry
+from verticals.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class JobRunner:
 
     def _build(self) -> Executor:
         if self.kind == "local":
-            from verticals.workers.local import LocalExecutor
+            from verticals.core.jobs.executor import LocalExecutor
 
             self.local = LocalExecutor(self.store, self.registry, self.host, threads=self.threads,
                                        on_progress=self.on_progress)

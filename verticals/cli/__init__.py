@@ -79,7 +79,7 @@ def _register_core_commands() -> None:
         module.register(app)
 
 
-OPTIONAL_PLUGINS = ("verticals.api.webhooks",)
+OPTIONAL_PLUGINS = ("verticals.tenancy.webhooks",)
 """Built-in parts a CLI process wires in itself: the webhook outbox, so that jobs run by ``verticals run`` or
 ``verticals jobs ...`` still reach the tenants' webhooks (the core never imports the API)."""
 

@@ -53,7 +53,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 # -- shared helpers ----------------------------------------------------------
 
 def _registry():
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
 
     return get_registry()
 
@@ -244,7 +244,7 @@ _delivered: list[bool] = []
 
 
 def _deliver_pending(store, registry) -> None:
-    from verticals.core.jobs import deliver_job_events
+    from verticals.core.jobs.engine import deliver_job_events
 
     if _delivered:
         return
@@ -344,12 +344,12 @@ def _exit_code(status: str) -> int:
 
 def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
     """An expected error as one ``error:`` line (exit 2; Ctrl-C: 130); anything else is a bug and raises."""
-    from verticals.core.executor import ExecutorUnavailable
     from verticals.core.io import InputError
-    from verticals.core.jobs import JobError
-    from verticals.core.models import ModelUnavailable
+    from verticals.core.jobs.engine import JobError
+    from verticals.core.jobs.executor import ExecutorUnavailable
+    from verticals.core.models.host import ModelUnavailable
     from verticals.core.store import DatabaseNotReady
-    from verticals.plugins import PluginError
+    from verticals.registry import PluginError
 
     if isinstance(error, typer.Exit):
         return error

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 return
             if len(words) > 2:
                 raise _usage(f"unexpected argument {words[2]!r}")
-            from verticals.core.evaluation import evaluate, gate_failures, parse_gates
+            from verticals.core.evaluation.scoring import evaluate, gate_failures, parse_gates
             from verticals.workers import get_executor
 
             gates = parse_gates(minimum)
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
             if gates:
                 err.print(f"[green]all {len(gates)} gate(s) passed[/green]")
         except Exception as error:
-            from verticals.core.evaluation import EvalError
+            from verticals.core.evaluation.scoring import EvalError
 
             if isinstance(error, EvalError):
                 from verticals.cli.common import _fail
@@ -177,7 +177,7 @@ def _print_result(result, limit: int) -> None:
 
 def _list(task: str | None, limit: int, as_json: bool) -> None:
     from verticals.cli.common import _store, err, out
-    from verticals.core.store.evals import list_runs
+    from verticals.core.evaluation.runs import list_runs
 
     runs = list_runs(_store(), task, limit)
     if as_json:
@@ -199,8 +199,8 @@ def _list(task: str | None, limit: int, as_json: bool) -> None:
 
 def _load(run_id: str):
     from verticals.cli.common import _store
-    from verticals.core.evaluation import run_to_result
-    from verticals.core.store.evals import get_run
+    from verticals.core.evaluation.runs import get_run
+    from verticals.core.evaluation.scoring import run_to_result
 
     return run_to_result(get_run(_store(), run_id))
 
@@ -239,7 +239,7 @@ def _show(run_id: str, limit: int, as_json: bool) -> None:
 
 def _compare(a_id: str, b_id: str, limit: int, as_json: bool) -> None:
     from verticals.cli.common import err, out
-    from verticals.core.evaluation import compare
+    from verticals.core.evaluation.scoring import compare
 
     a, b = _load(a_id), _load(b_id)
     diff = compare(a, b)

@@ -186,7 +186,7 @@ def jobs_delete(
                                                         "whose process died).")] = False,
 ) -> None:
     """Delete jobs with their items, results and artifacts."""
-    from verticals.core.service import JobConflict
+    from verticals.core.jobs.service import JobConflict
 
     try:
         service = _service()
@@ -212,7 +212,7 @@ def jobs_prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
 ) -> None:
     """Delete finished jobs older than an age (queued and running jobs are never pruned)."""
-    from verticals.core.jobs import FINISHED, jobs_to_prune, parse_age
+    from verticals.core.jobs.engine import FINISHED, jobs_to_prune, parse_age
 
     try:
         service = _service()

@@ -1,5 +1,5 @@
 """``verticals models list|warm|optimize|runtimes``: model specs, where their weights resolve from; pre-loading
-them; ONNX Runtime variants built and kept behind a quality gate (:mod:`verticals.core.runtimes`).
+them; ONNX Runtime variants built and kept behind a quality gate (:mod:`verticals.core.models.runtimes`).
 
 (``models list|promote|rollback`` over the model store are added by :mod:`verticals.cli.train`.)
 """
@@ -21,7 +21,7 @@ models_app = typer.Typer(help="Model specs: where weights resolve from; pre-load
 @models_app.command("list")
 def models_list() -> None:
     """Registered model specs and where each resolves now (nothing is loaded)."""
-    from verticals.core.models import ModelHost, ModelUnavailable
+    from verticals.core.models.host import ModelHost, ModelUnavailable
 
     registry = _registry()
     host = ModelHost(registry.models)
@@ -39,7 +39,7 @@ def models_list() -> None:
 @models_app.command("warm")
 def models_warm(names: Annotated[list[str] | None, typer.Argument(help="Model names (default: all).")] = None) -> None:
     """Resolve and load models now (downloads them into the cache when a hub is reachable)."""
-    from verticals.core.models import ModelHost
+    from verticals.core.models.host import ModelHost
 
     registry = _registry()
     host = ModelHost(registry.models)
@@ -85,8 +85,8 @@ def models_optimize(
     VERTICALS_RUNTIME=auto (the default) the fastest kept variant then serves SPEC on this machine.
     Exit 0: kept; 3: rejected.
     """
-    from verticals.core.optimize import optimize
-    from verticals.core.runtimes import RuntimeUnavailable
+    from verticals.core.models.optimize import optimize
+    from verticals.core.models.runtimes import RuntimeUnavailable
 
     if runtime.lower() != "onnx":
         raise _fail(f"unknown runtime {runtime!r}: onnx is the one runtime variants are built for")
@@ -141,8 +141,8 @@ def _print_record(spec: str, record: dict[str, Any]) -> None:
 @models_app.command("runtimes")
 def models_runtimes(spec: Annotated[str | None, typer.Argument(help="Model spec (default: all).")] = None) -> None:
     """ONNX variants built by `models optimize`, with their gate figures and decision."""
-    from verticals.core.model_store import ModelStore
-    from verticals.core.runtimes import load_records, machine, same_machine
+    from verticals.core.models.runtimes import load_records, machine, same_machine
+    from verticals.core.models.versions import ModelStore
 
     specs = [spec] if spec else ModelStore().specs()
     here = machine()

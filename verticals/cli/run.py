@@ -38,7 +38,7 @@ def _check_param_names(task_cls, names: list[str], own: list[str] | None = None)
     options, suggested too (``--text-colum``: did you mean ``--text-column``?)."""
     from verticals.cli.common import UserError
     from verticals.core.store.secrets import secret_fields
-    from verticals.plugins import close_matches
+    from verticals.registry import close_matches
 
     fields = task_cls.Params.model_fields
     if task_cls.Params.model_config.get("extra") == "allow":

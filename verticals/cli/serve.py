@@ -18,8 +18,8 @@ webhooks_app = typer.Typer(help="Webhooks of tenants (job.finished / job.failed 
 
 
 def _tenants():
-    from verticals.api.store import Tenants
     from verticals.core.store import open_store
+    from verticals.tenancy.tenants import Tenants
 
     return Tenants(open_store())
 
@@ -89,7 +89,7 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (id, tenant, name, key).")] = False,
 ) -> None:
     """Create an API key. It is printed once: store it now, it cannot be shown again."""
-    from verticals.api.store import TenantError
+    from verticals.tenancy.tenants import TenantError
 
     try:
         key = _tenants().create_key(tenant, name, allow_code_execution=allow_code_execution)
@@ -143,7 +143,7 @@ def webhooks_add(
                      ] = None,
 ) -> None:
     """Register a webhook; prints its id and signing secret (shown once)."""
-    from verticals.api.store import TenantError
+    from verticals.tenancy.tenants import TenantError
 
     try:
         hook = _tenants().create_webhook(tenant, url, event or None)

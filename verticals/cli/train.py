@@ -1,7 +1,7 @@
 """``verticals train`` and the model-store commands ``verticals models list|promote|rollback``.
 
 Registered on the main app by the core's own hook implementation (``verticals.builtin.register_commands``,
-through the ``verticals.train_cli`` re-export).
+through the ``verticals.cli.train`` re-export).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def train(
     cli = _cli()
     try:
         from verticals.core.io import read_rows
-        from verticals.core.training import METHODS
+        from verticals.core.models.training import METHODS
 
         if method not in METHODS:
             raise cli.UserError(f"unknown --method {method!r}: use one of {', '.join(METHODS)}")
@@ -135,7 +135,7 @@ def train(
 
 
 def _run_training(service, job_id: str) -> str:
-    from verticals.core.training import listen
+    from verticals.core.models.training import listen
 
     if service.executor.remote:  # on a worker: its progress is not heard here
         return service.execute(job_id)
@@ -160,8 +160,8 @@ def _run_training(service, job_id: str) -> str:
 
 def models_list() -> None:
     """Registered model specs, where each resolves now, and the versions in the local model store."""
-    from verticals.core.model_store import ModelStore
-    from verticals.core.models import ModelHost, ModelUnavailable
+    from verticals.core.models.host import ModelHost, ModelUnavailable
+    from verticals.core.models.versions import ModelStore
 
     cli = _cli()
     registry = cli._registry()
@@ -203,7 +203,7 @@ def models_promote(
     task's golden set (the dev metrics stored with the version when it ships none). A failing gate exits 3
     (as `verticals eval --min` does) and promotes nothing.
     """
-    from verticals.core.model_store import ModelStore, ModelStoreError
+    from verticals.core.models.versions import ModelStore, ModelStoreError
 
     cli = _cli()
     try:
@@ -231,7 +231,7 @@ def _gate_metrics(spec: str, chosen, data: Path | None, gold: str | None, text_c
     """Metrics for the gate: ``verticals eval`` of the version on --data, else on the task's golden set;
     the dev metrics stored with the version when the task ships no golden set."""
     cli = _cli()
-    from verticals.core.evaluation import EvalError, evaluate, golden_path
+    from verticals.core.evaluation.scoring import EvalError, evaluate, golden_path
 
     registry = cli._registry()
     task = _task_for_spec(registry, spec)
@@ -250,7 +250,7 @@ def _gate_metrics(spec: str, chosen, data: Path | None, gold: str | None, text_c
 
 def models_rollback(spec: Annotated[str, typer.Argument(help="Model spec, e.g. finance.sentiment.")]) -> None:
     """Un-promote SPEC's current version: the previously promoted one (or the spec's default sources) takes over."""
-    from verticals.core.model_store import ModelStore, ModelStoreError
+    from verticals.core.models.versions import ModelStore, ModelStoreError
 
     cli = _cli()
     try:

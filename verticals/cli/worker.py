@@ -55,7 +55,7 @@ def _check_services(queue: str) -> None:
     if url.startswith("sqlite"):
         err.print("[yellow]warning:[/yellow] the database is an SQLite file: only workers on this machine can "
                   "share it. For workers on several machines set VERTICALS_DATABASE_URL=postgresql+psycopg://...")
-    from verticals.plugins import get_registry
+    from verticals.registry import get_registry
     from verticals.workers.celery_app import app as celery_app
     from verticals.workers.celery_app import configure_worker, queue_of
 

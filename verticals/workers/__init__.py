@@ -1,7 +1,7 @@
 """Executors: where chunks run. ``local`` (default) or ``celery`` (when VERTICALS_BROKER_URL is set).
 
 The composition roots (CLI, API server, SDK in-process mode, worker) build their
-:class:`~verticals.core.service.JobService` with :func:`job_service`.
+:class:`~verticals.core.jobs.service.JobService` with :func:`job_service`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import logging
 import time
 from collections.abc import Iterable
 
-from verticals.core.executor import Executor, ExecutorUnavailable, ProgressCallback
-from verticals.core.models import ModelHost
-from verticals.core.service import JobService
+from verticals.core.jobs.executor import Executor, ExecutorUnavailable, ProgressCallback
+from verticals.core.jobs.service import JobService
+from verticals.core.models.host import ModelHost
 from verticals.core.store import Store
-from verticals.plugins import Registry
+from verticals.registry import Registry
 
 __all__ = ["Executor", "ExecutorUnavailable", "get_executor", "job_service", "preload_models"]
 
@@ -27,12 +27,12 @@ def get_executor(store: Store, registry: Registry, host: ModelHost | None = None
 
     ``ExecutorUnavailable`` when the Celery executor is asked for and cannot be used (Celery not
     installed, no broker URL); ``ValueError`` for an unknown name. ``threads`` and ``on_progress`` are the
-    local executor's, for the jobs it runs in the background (:meth:`~verticals.core.service.JobService.start`)."""
+    local executor's, for the jobs it runs in the background (:meth:`~verticals.core.jobs.service.JobService.start`)."""
     from verticals.config import broker_url
 
     name = name or ("celery" if broker_url() else "local")
     if name == "local":
-        from verticals.core.executor import LocalExecutor
+        from verticals.core.jobs.executor import LocalExecutor
 
         return LocalExecutor(store, registry, host, threads=threads, on_progress=on_progress)
     if name == "celery":

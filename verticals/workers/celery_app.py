@@ -2,7 +2,7 @@
 
 Broker messages carry only a job id and a chunk range; workers read the
 chunk's items from the database and write results back to it, through the
-same :func:`verticals.core.jobs.run_chunk` the local executor calls.
+same :func:`verticals.core.jobs.engine.run_chunk` the local executor calls.
 
 Delivery is at-least-once (acks late, reject on worker lost, prefetch 1, a
 visibility timeout derived from the queue's expected chunk time, see
@@ -197,12 +197,12 @@ class _WorkerState:
     def get(self) -> tuple[Any, Any, Any]:
         with self.lock:
             if self.store is None:
-                from verticals.core.models import ModelHost
+                from verticals.core.models.host import ModelHost
                 from verticals.core.store import open_store
-                from verticals.plugins import get_registry
+                from verticals.registry import get_registry
 
                 registry = get_registry()
-                registry.attach("verticals.api.webhooks")  # job_finished events reach the tenants' webhooks
+                registry.attach("verticals.tenancy.webhooks")  # job_finished events reach the tenants' webhooks
                 self.registry = registry
                 self.host = ModelHost(registry.models)
                 self.store = open_store()
@@ -235,7 +235,7 @@ def _after_fork(**_: Any) -> None:
 def _deliver_events() -> None:
     """Fire the ``job_finished`` events still pending (a process died between finishing a job and firing
     them): delivery is at least once. Runs once per pool process, in the background."""
-    from verticals.core.jobs import deliver_job_events
+    from verticals.core.jobs.engine import deliver_job_events
 
     try:
         store, registry, _host = state.get()
@@ -290,7 +290,7 @@ class ChunkTask(Task):
           retry_jitter=True)
 def run_chunk_task(self: ChunkTask, job_id: str, start: int, end: int) -> dict[str, Any]:
     """Run one chunk; a failure of the machinery (database down...) retries the chunk with backoff."""
-    from verticals.core.jobs import run_chunk
+    from verticals.core.jobs.engine import run_chunk
 
     started = time.monotonic()
     lease = _Lease(self.app, self.request.id)
@@ -368,7 +368,7 @@ def describe(error: BaseException) -> str:
 
 def _give_up(job_id: str, start: int, end: int, error: BaseException) -> None:
     """The chunk failed on every retry: fail its pending items with the reason, so the job can end."""
-    from verticals.core.jobs import finish_if_done
+    from verticals.core.jobs.engine import finish_if_done
     from verticals.core.store import ItemResult
 
     try:

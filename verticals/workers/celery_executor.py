@@ -23,11 +23,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from verticals.core.executor import ExecutorUnavailable, ProgressCallback
-from verticals.core.jobs import finish_if_done
-from verticals.core.service import chunk_progress
+from verticals.core.jobs.engine import finish_if_done
+from verticals.core.jobs.executor import ExecutorUnavailable, ProgressCallback
+from verticals.core.jobs.service import chunk_progress
 from verticals.core.store import Store
-from verticals.plugins import Registry
+from verticals.registry import Registry
 from verticals.workers.celery_app import PRIORITIES, TASK_NAME, make_app, queue_of, task_id, visibility_timeout
 
 log = logging.getLogger(__name__)
@@ -200,8 +200,8 @@ class CeleryExecutor:
         return len(ids)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel the job (:meth:`verticals.core.service.JobService.cancel`, revoking through this executor)."""
-        from verticals.core.service import JobService
+        """Cancel the job (:meth:`verticals.core.jobs.service.JobService.cancel`, revoking through this executor)."""
+        from verticals.core.jobs.service import JobService
 
         return JobService(self.store, self.registry, self).cancel(job_id)
 
@@ -211,7 +211,7 @@ class CeleryExecutor:
     # -- status ---------------------------------------------------------------------------------
     def queue_status(self, job_id: str) -> dict[str, Any]:
         """The job's queue and priority, and the broker's backlog of that queue (every job's; None when the
-        broker cannot say). :meth:`verticals.core.service.JobService.queue_status` adds the chunk counts."""
+        broker cannot say). :meth:`verticals.core.jobs.service.JobService.queue_status` adds the chunk counts."""
         job = self.store.job(job_id)
         queue = ((job.options or {}).get("celery") or {}).get("queue") or self.queue_for(job.task)
         return {"queue": queue, "priority": self.priority_of(job.options), "broker_backlog": self.backlog(queue)}

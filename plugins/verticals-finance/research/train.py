@@ -62,7 +62,7 @@ def prepare(out: Path, tfns: Path) -> dict[str, int]:
     """
     import csv
 
-    from verticals.core.training import stratified_split
+    from verticals.core.models.training import stratified_split
 
     tfns_rows = load_tfns(tfns)
     tfns_train, tfns_dev = stratified_split(tfns_rows, DEV_FRACTION, SEED)
@@ -88,7 +88,7 @@ def _read_csv(path: Path) -> list[dict]:
 
 def scores(true: list[str], predicted: list[str]) -> dict:
     """Accuracy, macro-F1, per label, and the confusion matrix (rows: true label)."""
-    from verticals.core.training import classification_metrics
+    from verticals.core.models.training import classification_metrics
 
     result = classification_metrics(true, predicted, LABELS)
     result["confusion"] = {t: {p: sum(a == t and b == p for a, b in zip(true, predicted, strict=True)) for p in LABELS}
@@ -98,8 +98,8 @@ def scores(true: list[str], predicted: list[str]) -> dict:
 
 def evaluate_shipped(test: list[dict]) -> dict:
     """Figures of the model that ships, loaded through the model host as users get it (hub skipped)."""
-    from verticals.core.models import ModelHost, resolve
-    from verticals.plugins import get_registry
+    from verticals.core.models.host import ModelHost, resolve
+    from verticals.registry import get_registry
 
     registry = get_registry()
     source = resolve(registry.models["finance.sentiment"], use_store=False)

@@ -10,8 +10,8 @@ import train
 from verticals_finance.sentiment import LABELS, SentimentTask
 
 from verticals import RunContext
-from verticals.core.models import ModelHost
-from verticals.plugins import build_registry
+from verticals.core.models.host import ModelHost
+from verticals.registry import build_registry
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def test_recipe_data_slices_are_fixed_and_disjoint(tmp_path):
     read = {name: {r["text"] for r in train._read_csv(tmp_path / name)} for name in counts}
     assert not read["train.csv"] & read["tfns_dev.csv"] and not read["train.csv"] & read["written_heldout.csv"]
     meta = json.loads((train.HEAD_DIR / "training.json").read_text())
-    from verticals.core.training import data_hash, prepare_rows
+    from verticals.core.models.training import data_hash, prepare_rows
 
     rows = prepare_rows(train._read_csv(tmp_path / "train.csv"), labels=list(LABELS))
     assert meta["data"]["hash"] == data_hash(rows)  # the shipped model was trained on exactly this train.csv

@@ -93,7 +93,7 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
 
     def run(self, batch: list[SentimentInput], models: Mapping[str, Any],
             ctx: RunContext[SentimentParams]) -> list[SentimentOutput | ItemError]:
-        classifier = models["classifier"]  # a SequenceClassifierModel (verticals.core.inference)
+        classifier = models["classifier"]  # a SequenceClassifierModel (verticals.core.models.inference)
         labels = classifier.labels
         missing = set(LABELS) - set(labels)
         if missing:

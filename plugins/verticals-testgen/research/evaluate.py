@@ -40,8 +40,8 @@ CONFIGS = {
 def _llm(max_new_tokens: int):
     from verticals_testgen.strategies import SYSTEM
 
-    from verticals.core.models import ModelHost
-    from verticals.plugins import get_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import get_registry
 
     host = ModelHost(get_registry().models)
     started = time.perf_counter()

@@ -20,8 +20,8 @@ SOURCE = '''def add(a: int, b: int) -> int:
 @pytest.mark.slow
 def test_llm_strategy_generates_and_filters():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from verticals.core.models import ModelHost
-    from verticals.plugins import get_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import get_registry
 
     host = ModelHost(get_registry().models)
     task = GenerateTests()

@@ -177,7 +177,7 @@ def llm_capable(model: str = "smollm2") -> tuple[bool, str]:
     no passing test while taking minutes per module. ``--strategies ...,llm`` runs the LLM regardless.
     """
     try:
-        from verticals.plugins import get_registry
+        from verticals.registry import get_registry
 
         spec = get_registry().models.get(model)
     except Exception as error:  # no registry: no LLM by default

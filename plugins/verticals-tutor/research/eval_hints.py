@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     from verticals_tutor.hint import TutorHint
     from verticals_tutor.hints import generate_hints
 
-    from verticals.core.models import ModelHost
-    from verticals.plugins import get_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import get_registry
 
     host = ModelHost(get_registry().models)
     if args.replay:

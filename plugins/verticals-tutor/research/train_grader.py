@@ -51,8 +51,8 @@ GRID = ((0.03, None), (0.3, None), (3.0, None), (0.3, "balanced"))
 
 def build_features(data_dir: Path) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Reference features and MiniLM answer vectors of every training answer."""
-    from verticals.core.models import ModelHost
-    from verticals.plugins import get_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import get_registry
 
     questions = load_questions(data_dir)
     rows = [r for r in load_answers(data_dir) if r["question_id"] in questions]

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "research"))
 
 @pytest.fixture(scope="session")
 def host():
-    from verticals.core.models import ModelHost
-    from verticals.plugins import get_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import get_registry
 
     return ModelHost(get_registry().models)

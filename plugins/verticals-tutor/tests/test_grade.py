@@ -9,7 +9,7 @@ from verticals_tutor.grading import FEATURE_NAMES, decide, shipped_head
 from verticals_tutor.metrics import accuracy, auc, macro_f1
 
 from verticals import RunContext
-from verticals.plugins import get_registry
+from verticals.registry import get_registry
 
 
 def test_tasks_are_registered():

@@ -4,7 +4,7 @@ from fastapi import APIRouter, HTTPException
 
 from verticals.api.deps import ERRORS, ApiState, State, Who
 from verticals.api.schemas import MeOut, PluginOut, TaskOut
-from verticals.plugins import UnknownTask
+from verticals.registry import UnknownTask
 
 router = APIRouter()
 

@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from verticals.api.deps import ERRORS, FORBIDDEN, State, Who, known_task, owned_job
 from verticals.api.schemas import ErrorOut
-from verticals.core.evaluation import EvalError, evaluator_of, items_hash, score_job, submit_eval
+from verticals.core.evaluation.scoring import EvalError, evaluator_of, items_hash, score_job, submit_eval
 from verticals.core.io import map_fields
-from verticals.core.service import field_map
+from verticals.core.jobs.service import field_map
 
 router = APIRouter()
 RESPONSES: dict[int | str, dict[str, Any]] = {**ERRORS, **FORBIDDEN, 422: {"model": ErrorOut}}
@@ -75,7 +75,7 @@ def get_eval(eval_id: str, who: Who, state: State) -> JSONResponse:
 def list_evals(who: Who, state: State, task: str | None = None,
                limit: Annotated[int, Query(ge=1, le=200)] = 20) -> JSONResponse:
     """The tenant's stored evaluation runs, newest first."""
-    from verticals.core.store.evals import list_runs
+    from verticals.core.evaluation.runs import list_runs
 
     runs = list_runs(state.store, task, limit, tenant=who.tenant)
     return JSONResponse([{"id": r.id, "job_id": r.job_id, "task": r.task, "created_at": r.created_at.isoformat(),

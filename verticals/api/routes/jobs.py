@@ -17,7 +17,7 @@ from verticals.api.deps import ERRORS, FORBIDDEN, ApiState, OwnedJob, Principal,
 from verticals.api.schemas import ErrorOut, JobCreate, JobList, JobOut, ResultOut, ResultPage, RetryOut, job_out
 from verticals.api.uploads import iter_rows, scan, upload_format
 from verticals.core.io import InputError, map_fields
-from verticals.core.service import field_map
+from verticals.core.jobs.service import field_map
 from verticals.core.store.secrets import redact_request_params
 
 router = APIRouter()
@@ -231,7 +231,7 @@ def export(job_id: OwnedJob, state: State,
                description="Export the inputs too (default: yes, except for sensitive tasks)")] = None) -> Response:
     """The job's results as one file, made by the same export as ``verticals jobs export`` (columns from the
     task's output schema). CSV and JSONL are streamed; Parquet and zip are written first, then sent."""
-    from verticals.core.export import MEDIA_TYPES, stream_export
+    from verticals.core.jobs.export import MEDIA_TYPES, stream_export
 
     headers = {"Content-Disposition": f'attachment; filename="{job_id}.{format}"'}
     if format in ("csv", "jsonl"):

@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 
 from verticals.api.deps import State
 from verticals.api.schemas import ErrorOut
-from verticals.core.executor import ExecutorUnavailable
+from verticals.core.jobs.executor import ExecutorUnavailable
 
 router = APIRouter()
 

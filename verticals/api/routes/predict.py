@@ -4,7 +4,7 @@ from fastapi import APIRouter, HTTPException
 
 from verticals.api.deps import ERRORS, FORBIDDEN, State, Who, known_task
 from verticals.api.schemas import ErrorOut, PredictIn, PredictOut, ResultOut
-from verticals.core.predict import TooManyItems, predict
+from verticals.core.jobs.predict import TooManyItems, predict
 
 router = APIRouter()
 

@@ -391,7 +391,7 @@ class Store:
         counters in SQL, as :func:`derive_status` does) and, for the winner, a ``job_finished`` row goes into
         the ``job_events`` outbox. A process dying at any point leaves either an unfinished job (the next
         caller finishes it) or a finished job with its event pending (delivered by the next
-        :func:`verticals.core.jobs.deliver_job_events`): never a finished job whose event is lost.
+        :func:`verticals.core.jobs.engine.deliver_job_events`): never a finished job whose event is lost.
 
         "No item pending" is the job's counter (kept in the transaction of every status change), not a
         search of its items: that is one row whatever the job's size, and a concurrent writer's change to

@@ -96,7 +96,7 @@ class Artifact(Base):
 
 class JobEvent(Base):
     """0006: the outbox of job events (``job_finished``). Written in the transaction that finishes the job,
-    delivered at least once by :func:`verticals.core.jobs.deliver_job_events`: a process that dies after
+    delivered at least once by :func:`verticals.core.jobs.engine.deliver_job_events`: a process that dies after
     finishing a job leaves its event here for the next one."""
 
     __tablename__ = "job_events"
@@ -111,4 +111,4 @@ class JobEvent(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 # The REST API's tables (0002: tenants, API keys, webhooks, deliveries, idempotency keys) are declared on this
-# same Base by verticals.api.store: only the API uses them.
+# same Base by verticals.tenancy.tenants: only the API uses them.

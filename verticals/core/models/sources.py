@@ -7,7 +7,7 @@ Resolution order for a :class:`ModelSpec` (first that serves wins):
    served is an error: the host never silently falls back from what a user
    asked for.
 2. **store**: the version promoted in the local model store
-   (``verticals models promote``; see :mod:`verticals.core.model_store`).
+   (``verticals models promote``; see :mod:`verticals.core.models.versions`).
 3. **local**: ``spec.local_path`` when that folder exists.
 4. **hub**: ``spec.hub_id`` when the Hugging Face cache already holds it, or
    when the hub can be reached (skipped when ``HF_HUB_OFFLINE=1``).
@@ -125,7 +125,7 @@ def _store_version(path: Path) -> str | None:
     """The model-store version a folder holds (its ``version.json``), e.g. for an override naming one."""
     import json
 
-    from verticals.core.model_store import VERSION_FILE
+    from verticals.core.models.versions import VERSION_FILE
 
     try:
         meta = json.loads((path / VERSION_FILE).read_text(encoding="utf-8"))
@@ -151,7 +151,7 @@ def resolve(spec: ModelSpec, override: str | None = None, use_store: bool = True
             attempts.append((f"override {override!r} (VERTICALS_MODELS)", f"no such folder, and as a hub id: {error}"))
             raise ModelUnavailable(spec.name, attempts) from None
     if use_store:
-        from verticals.core.model_store import ModelStore
+        from verticals.core.models.versions import ModelStore
 
         promoted = ModelStore().promoted(spec.name)
         if promoted is not None:

@@ -2,8 +2,8 @@
 
 :class:`~verticals.contract.ModelSpec` and :class:`~verticals.contract.Packaged` are part of the plugin
 contract (:mod:`verticals.contract`); where weights are looked for, and in which order, is
-:mod:`verticals.core.sources`. Both are re-exported here for the code that imports them from this module.
-The host loads each model once per process through :mod:`verticals.core.inference`.
+:mod:`verticals.core.models.sources`. Both are re-exported here for the code that imports them from this module.
+The host loads each model once per process through :mod:`verticals.core.models.inference`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from verticals.config import settings
 from verticals.contract import MODEL_KINDS, ModelKind, ModelSpec, Packaged
-from verticals.core.sources import (
+from verticals.core.models.sources import (
     ModelUnavailable,
     ResolvedSource,
     locate_packaged,
@@ -26,8 +26,8 @@ from verticals.core.sources import (
 )
 
 if TYPE_CHECKING:
-    from verticals.core.inference import LoadedModel
-    from verticals.core.runtimes import Variant
+    from verticals.core.models.inference import LoadedModel
+    from verticals.core.models.runtimes import Variant
 
 __all__ = [
     "MODEL_KINDS",
@@ -53,7 +53,7 @@ class ModelHost:
     evicted once the loaded total exceeds it.
 
     ``runtimes`` forces a model's runtime in this host (``torch``, ``onnx``, ``onnx-int8``, ``auto`` or a built
-    :class:`~verticals.core.runtimes.Variant`), winning over the settings (the gate and benchmarks use it);
+    :class:`~verticals.core.models.runtimes.Variant`), winning over the settings (the gate and benchmarks use it);
     ``store_root`` is the model store where ONNX variants and their records are kept (default: the settings').
     """
 
@@ -93,8 +93,8 @@ class ModelHost:
             if name in self._loaded:
                 self._loaded.move_to_end(name)
                 return self._loaded[name]
-            from verticals.core.inference import load_model
-            from verticals.core.runtimes import attach
+            from verticals.core.models.inference import load_model
+            from verticals.core.models.runtimes import attach
 
             spec = self.spec(name)
             source = self.resolve(name)

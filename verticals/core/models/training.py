@@ -4,7 +4,7 @@ Methods (``TrainConfig.method``):
 
 - ``lora`` (default): LoRA adapters (``peft``) on the encoder's linear layers, trained with a linear head
   over mean-pooled embeddings. Saves the adapter (hundreds of KB to ~1 MB) and the head; served on the one
-  shared encoder (:meth:`verticals.core.inference.EncoderModel.add_adapter`).
+  shared encoder (:meth:`verticals.core.models.inference.EncoderModel.add_adapter`).
 - ``head``: the encoder stays frozen; a multinomial logistic regression over its normalized embeddings
   (L2 strength picked on the dev slice). Saves only the head (kilobytes).
 - ``full``: every encoder weight is trained; saves a whole encoder copy (~90 MB for MiniLM).
@@ -13,7 +13,7 @@ A stratified, seeded dev slice (``dev_fraction``) is never trained on: it picks 
 point (early stopping with ``patience``) and its metrics are stored with the version. Runs are deterministic
 for a seed on a given machine. A run that fails (empty data, missing or unknown labels, a single class) or is
 cancelled raises before anything is stored; a finished run is written to a temporary folder and renamed into
-the store in one step (:meth:`verticals.core.model_store.ModelStore.new_version`).
+the store in one step (:meth:`verticals.core.models.versions.ModelStore.new_version`).
 
 Training runs as a job of the job service: the task ``verticals.train`` (registered by the core) takes one
 item (the task to train, the labelled rows, the configuration) and trains in its ``run``; progress (step,
@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from verticals.core.tasks import Task
+from verticals.contract import Task
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +215,8 @@ def _classifier_spec(registry: Any, task_cls: type[Task]) -> str:
 
 
 def _default_base(registry: Any, spec_name: str) -> str:
-    from verticals.core.inference import HEAD_FILE
-    from verticals.core.models import ModelUnavailable, resolve
+    from verticals.core.models.host import ModelUnavailable, resolve
+    from verticals.core.models.inference import HEAD_FILE
 
     try:
         source = resolve(registry.models[spec_name])
@@ -283,8 +283,8 @@ def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], c
     """Train a new version of ``task_name``'s classifier on ``rows`` ({"text", "label"}); returns its ModelVersion."""
     import torch
 
-    from verticals.core.model_store import ModelStore
-    from verticals.core.models import resolve
+    from verticals.core.models.host import resolve
+    from verticals.core.models.versions import ModelStore
 
     config.validate()
     started = time.perf_counter()
@@ -338,7 +338,7 @@ def write_version(folder: Path, base: str, labels: Sequence[str], weight: Any, b
     import numpy as np
     from safetensors.numpy import save_file
 
-    from verticals.core.inference import HEAD_FILE
+    from verticals.core.models.inference import HEAD_FILE
 
     save_file({"weight": np.asarray(weight, dtype=np.float32), "bias": np.asarray(bias, dtype=np.float32)},
               str(folder / "head.safetensors"))
@@ -367,8 +367,8 @@ def _train_head(registry: Any, base: str, train_rows: list[dict[str, str]], dev_
     import numpy as np
     import torch
 
-    from verticals.core.inference import EncoderModel
-    from verticals.core.models import ModelHost
+    from verticals.core.models.host import ModelHost
+    from verticals.core.models.inference import EncoderModel
 
     encoder = ModelHost(registry.models).get(base)
     if not isinstance(encoder, EncoderModel):
@@ -549,8 +549,8 @@ class TrainTask(Task):
     operator_only = True  # writes model versions on the server: the REST API refuses it (403)
 
     def run(self, batch, models, ctx):
-        from verticals.core.tasks import ItemError
-        from verticals.plugins import get_registry
+        from verticals.contract import ItemError
+        from verticals.registry import get_registry
 
         outputs: list[Any] = []
         for item in batch:

@@ -31,13 +31,13 @@ import numpy as np
 import torch
 
 from verticals.contract import ModelSpec
-from verticals.core.batching import pad_batch, token_budget_batches
-from verticals.core.device import Precision, pick_device, pick_precision
-from verticals.core.sources import ResolvedSource
+from verticals.core.models.batching import pad_batch, token_budget_batches
+from verticals.core.models.device import Precision, pick_device, pick_precision
+from verticals.core.models.sources import ResolvedSource
 
 if TYPE_CHECKING:
-    from verticals.core.models import ModelHost
-    from verticals.core.runtimes import OrtRunner
+    from verticals.core.models.host import ModelHost
+    from verticals.core.models.runtimes import OrtRunner
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ PARITY_PROBES = [
 class LoadedModel:
     """A model in memory on a device, with the provenance of its weights.
 
-    ``runner``: when set (by :func:`verticals.core.runtimes.attach`), the forward pass runs on that ONNX Runtime
+    ``runner``: when set (by :func:`verticals.core.models.runtimes.attach`), the forward pass runs on that ONNX Runtime
     session instead of PyTorch (same tokenization, same sorted token-budget batches, numpy tensors).
     """
 

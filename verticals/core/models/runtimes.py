@@ -9,7 +9,7 @@ versions, keyed by a fingerprint of the weights::
 
     <store>/<spec>/runtimes/<fingerprint>/model.onnx       onnx fp32 (graph-optimized)
     <store>/<spec>/runtimes/<fingerprint>/model-int8.onnx  onnx int8
-    <store>/<spec>/runtimes.json                           the gate's records (see :mod:`verticals.core.optimize`)
+    <store>/<spec>/runtimes.json                           the gate's records (:mod:`~verticals.core.models.optimize`)
 
 Which runtime a model runs on (:func:`runtime_choice`): ``VERTICALS_RUNTIMES`` (per spec) > an explicitly set
 ``VERTICALS_RUNTIME`` > the spec's ``options["runtime"]`` > ``auto``. ``auto`` uses the fastest variant the gate
@@ -43,8 +43,8 @@ from verticals.config import RUNTIME_CHOICES as CHOICES
 from verticals.core.io import file_sha256
 
 if TYPE_CHECKING:
-    from verticals.core.inference import LoadedModel
-    from verticals.core.models import ModelHost
+    from verticals.core.models.host import ModelHost
+    from verticals.core.models.inference import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class _Logits(torch.nn.Module):
 
 def export_module(model: LoadedModel) -> tuple[torch.nn.Module, list[str], str, torch.nn.Module]:
     """The module to export for ``model``: (module, input names, output name, the transformers model inside)."""
-    from verticals.core.inference import (
+    from verticals.core.models.inference import (
         EncoderHeadClassifier,
         EncoderModel,
         SequenceClassifierModel,
@@ -319,7 +319,7 @@ def _quantize_int8(source: Path, target: Path) -> None:
 
 
 def variants_root(spec: str, root: Path | None = None) -> Path:
-    from verticals.core.model_store import ModelStore, _check_spec
+    from verticals.core.models.versions import ModelStore, _check_spec
 
     return ModelStore(root).root / _check_spec(spec)
 

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from verticals.config import settings
-from verticals.hookspecs import hookimpl
+from verticals.contract import hookimpl
 
 if TYPE_CHECKING:
     from verticals.core.store import Store
@@ -81,7 +81,7 @@ def blocked_reason(url: str) -> str | None:
     """Why the server must not call this webhook URL (a guard against server-side request forgery), or None.
 
     The one rule for every way a webhook is registered (``POST /v1/webhooks``, ``verticals webhooks
-    add``: both go through :meth:`verticals.api.store.Tenants.create_webhook`) and for every delivery.
+    add``: both go through :meth:`verticals.tenancy.tenants.Tenants.create_webhook`) and for every delivery.
     A URL must be ``http(s)://host...``; one whose host resolves to a loopback, private, link-local or
     otherwise non-global address is refused unless ``VERTICALS_WEBHOOK_ALLOW_PRIVATE=1`` (for receivers
     inside your network). Checked when a webhook is registered and again before every delivery (DNS
@@ -190,8 +190,8 @@ def job_finished(job: dict[str, Any]) -> None:
     if not tenant:
         return
     try:
-        from verticals.api.store import Tenants
         from verticals.core.store.tables import utcnow
+        from verticals.tenancy.tenants import Tenants
 
         event = event_for(job.get("status", ""))
         created = utcnow().isoformat()
@@ -221,7 +221,7 @@ class Deliverer:
     """Background thread of the API server that POSTs due webhook deliveries (with retries)."""
 
     def __init__(self, store: Store, poll_s: float = 1.0, timeout_s: float = 10.0):
-        from verticals.api.store import Tenants
+        from verticals.tenancy.tenants import Tenants
 
         self.tenants = Tenants(store)
         self.poll_s = poll_s

@@ -19,15 +19,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from verticals.config import max_attempts
+from verticals.contract import RunContext, Task
 from verticals.core.io import InputError
-from verticals.core.models import ModelHost
-from verticals.core.pipeline import LazyModels, describe_validation_error, process_batch, run_isolating
+from verticals.core.jobs.pipeline import LazyModels, describe_validation_error, process_batch, run_isolating
+from verticals.core.models.host import ModelHost
 from verticals.core.store import Store
 from verticals.core.store.repo import EVENT_LEASE
 from verticals.core.store.secrets import seal_params, unseal_params
 from verticals.core.store.tables import utcnow
-from verticals.core.tasks import RunContext, Task
-from verticals.plugins import Registry
+from verticals.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def validate_params(task: type[Task], params: dict[str, Any]) -> BaseModel:
     A name the task does not take is refused (unless its ``Params`` allow extra names), with the closest
     names it does take ("did you mean"): a typo never silently falls back to the default.
     """
-    from verticals.plugins import did_you_mean
+    from verticals.registry import did_you_mean
 
     fields = task.Params.model_fields
     takes = ", ".join(fields) or "none"

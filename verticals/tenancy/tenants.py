@@ -241,7 +241,7 @@ class Tenants:
         unknown = sorted(set(events) - set(EVENTS))
         if unknown:
             raise TenantError(f"unknown event(s) {', '.join(unknown)}: use {', '.join(EVENTS)}")
-        from verticals.api.webhooks import blocked_reason, new_secret
+        from verticals.tenancy.webhooks import blocked_reason, new_secret
 
         blocked = blocked_reason(url)  # the one URL rule, for the API and `verticals webhooks add` alike
         if blocked:

@@ -2,7 +2,7 @@
 
 The CLI, the REST API and the SDK (in-process mode) are thin adapters over :class:`JobService`:
 they translate arguments in and errors out (``JobError`` -> exit 2 / 422, ``JobNotFound`` -> 404,
-``JobConflict`` -> 409), nothing more. Where chunks run is the :class:`~verticals.core.executor.Executor`'s
+``JobConflict`` -> 409), nothing more. Where chunks run is the :class:`~verticals.core.jobs.executor.Executor`'s
 business (local or Celery); what a job *means* is decided here:
 
 - **submit**: one field-mapping rule (:func:`field_map`), the task's input read once, the job stored.
@@ -11,7 +11,7 @@ business (local or Celery); what a job *means* is decided here:
   (Celery: their queued messages). A job with nothing left running is finished.
 - **retry**: failed items of a *finished* job run again; a job still queued or running is a conflict.
 - **resume**: the pending items of a stored job run (after an interruption, a ``--detach``, a lost broker).
-- **export**: :mod:`verticals.core.export` (CSV, JSONL, Parquet, folders with ``Task.files``).
+- **export**: :mod:`verticals.core.jobs.export` (CSV, JSONL, Parquet, folders with ``Task.files``).
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from verticals.core import jobs as _jobs
-from verticals.core.executor import Executor, ExecutorUnavailable, ProgressCallback
+from verticals.contract import Task
 from verticals.core.io import map_fields
-from verticals.core.jobs import FINISHED, JobError, discard_job, finish_if_done, submit_job
-from verticals.core.models import ModelHost
+from verticals.core.jobs import engine as _jobs
+from verticals.core.jobs.engine import FINISHED, JobError, discard_job, finish_if_done, submit_job
+from verticals.core.jobs.executor import Executor, ExecutorUnavailable, ProgressCallback
+from verticals.core.models.host import ModelHost
 from verticals.core.store import Store
-from verticals.core.tasks import Task
 
 if TYPE_CHECKING:
-    from verticals.plugins import Registry
+    from verticals.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class JobService:
     def export(self, job_id: str, dest: str | Path, include_inputs: bool | None = None, fmt: str | None = None) -> int:
         """Write the results to ``dest`` (.csv, .jsonl, .parquet or a folder); return the rows written.
         Inputs are left out of sensitive tasks' exports unless ``include_inputs=True``."""
-        from verticals.core.export import export_job
+        from verticals.core.jobs.export import export_job
 
         return export_job(self.store, self.registry, self.job(job_id).id, dest, include_inputs, fmt)
 

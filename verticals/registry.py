@@ -41,7 +41,7 @@ from verticals.contract import ModelSpec, Task
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "verticals"
-# Always registered, first. Optional built-in parts (the webhook outbox, ``verticals.api.webhooks``) are not
+# Always registered, first. Optional built-in parts (the webhook outbox, ``verticals.tenancy.webhooks``) are not
 # here: the composition roots that need them (API server, worker, CLI) add them with ``Registry.attach``.
 BUILTIN_PLUGINS = ("verticals.builtin",)
 # Hooks the registry calls implementation by implementation: a hook wrapper cannot take part in them.
@@ -208,7 +208,7 @@ class Registry:
         """Register an optional built-in plugin (a module, an object, or a dotted module name) after the build.
 
         The composition roots use it for the parts only they need (the API server, the worker and the CLI
-        attach the webhook outbox ``verticals.api.webhooks``). Idempotent: attaching a plugin already
+        attach the webhook outbox ``verticals.tenancy.webhooks``). Idempotent: attaching a plugin already
         registered (same object or same name) returns its info. Its ``register_models`` and
         ``register_tasks`` run now. A plugin with an unknown hook or a hook wrapper raises
         :class:`PluginError` (these are the platform's own parts: a problem is a bug, not a quarantine).
@@ -401,7 +401,7 @@ def _hook_problem(manager: pluggy.PluginManager, plugin: object) -> str | None:
 def build_registry() -> Registry:
     """Discover, load and validate plugins; collect their tasks and models."""
     manager = pluggy.PluginManager("verticals")
-    manager.add_hookspecs(contract)
+    manager.add_hookspecs(contract.hooks)
     registry = Registry(manager, {}, {}, {}, {})
     plugins = registry.plugins
     loaded: list[tuple[PluginInfo, object]] = []

@@ -1,8 +1,8 @@
 """The ``Executor`` protocol (where a job's chunks run) and the local executor.
 
-An executor only decides *where* :func:`verticals.core.jobs.run_chunk` is called for each
+An executor only decides *where* :func:`verticals.core.jobs.engine.run_chunk` is called for each
 (job id, chunk range) of a job; every rule about a job (what cancel, retry or resume mean)
-lives in :class:`verticals.core.service.JobService`, which drives an executor through this
+lives in :class:`verticals.core.jobs.service.JobService`, which drives an executor through this
 protocol. :class:`LocalExecutor` (chunks run in this process: the embedded default) is core;
 the distributed one (Celery) lives in :mod:`verticals.workers`, which the core never imports:
 the composition roots pick the executor (``verticals.workers.get_executor``) and hand it in.
@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from verticals.core.jobs import finish_if_done, run_chunk
-from verticals.core.models import ModelHost
+from verticals.core.jobs.engine import finish_if_done, run_chunk
+from verticals.core.models.host import ModelHost
 
 if TYPE_CHECKING:
     from verticals.core.store import Store
-    from verticals.plugins import Registry
+    from verticals.registry import Registry
 
 log = logging.getLogger(__name__)
 

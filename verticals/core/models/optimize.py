@@ -1,7 +1,7 @@
 """The quality gate of a runtime variant: ``verticals models optimize``.
 
-Builds the ONNX variant of a model (:mod:`verticals.core.runtimes`), evaluates the task that uses it twice on its
-golden set (or given data) through :func:`verticals.core.evaluation.evaluate` in a scratch store, checks output
+Builds the ONNX variant of a model (:mod:`verticals.core.models.runtimes`), evaluates the task that uses it twice on its
+golden set (or given data) through :func:`verticals.core.evaluation.scoring.evaluate` in a scratch store, checks output
 parity and speed, and records the decision in the model store (``<store>/<spec>/runtimes.json``), where ``auto``
 finds the kept variants. Kept apart from ``runtimes`` because it runs jobs: the model host imports ``runtimes``,
 and the job engine imports the model host.
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from verticals.core.inference import PARITY_PROBES, l2_normalize
-from verticals.core.runtimes import (
+from verticals.core.models.inference import PARITY_PROBES, l2_normalize
+from verticals.core.models.runtimes import (
     DEFAULT_BUDGET,
     DEFAULT_MIN_AGREEMENT,
     DEFAULT_MIN_COSINE,
@@ -33,8 +33,8 @@ from verticals.core.runtimes import (
 )
 
 if TYPE_CHECKING:
-    from verticals.core.inference import LoadedModel
-    from verticals.core.models import ModelHost
+    from verticals.core.models.host import ModelHost
+    from verticals.core.models.inference import LoadedModel
 
 
 def outputs(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
@@ -72,7 +72,7 @@ def items_per_second(model: LoadedModel, texts: Sequence[str], repeat: int = 3) 
 
 
 def _task_for(registry: Any, spec: str, task: str | None) -> str | None:
-    from verticals.core.evaluation import golden_path
+    from verticals.core.evaluation.scoring import golden_path
 
     if task:
         return task
@@ -92,8 +92,8 @@ def _scratch_store() -> Iterator[Any]:
 
 def _evaluate(registry: Any, task: str, host: ModelHost, data: Path | None, gold: str | None,
               text_column: str | None) -> tuple[Any, list[str]]:
-    from verticals.core.evaluation import evaluate
-    from verticals.core.executor import LocalExecutor
+    from verticals.core.evaluation.scoring import evaluate
+    from verticals.core.jobs.executor import LocalExecutor
 
     with _scratch_store() as store:
         result = evaluate(task, data, gold=gold, text_column=text_column, registry=registry, store=store,
@@ -118,11 +118,11 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
     must run at least ``min_speedup`` times as fast as PyTorch (1: faster). Speed: items/s of each model's own
     batched forward over those texts (repeated to ``speed_items``), best of 3, in this process.
     """
-    from verticals.core.models import ModelHost
+    from verticals.core.models.host import ModelHost
 
     step = on_step or (lambda message: None)
     if registry is None:
-        from verticals.plugins import get_registry
+        from verticals.registry import get_registry
 
         registry = get_registry()
     precision = quantize or "fp32"

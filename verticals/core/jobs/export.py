@@ -30,11 +30,11 @@ from typing import IO, TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from verticals.core.io import InputError, flatten, is_folder_output, output_format
-from verticals.core.jobs import JobError
+from verticals.core.jobs.engine import JobError
 from verticals.core.store import Store
 
 if TYPE_CHECKING:
-    from verticals.plugins import Registry
+    from verticals.registry import Registry
 
 FOLDER = "folder"
 ZIP = "zip"  # a folder export as one archive (what the API sends for a folder export)

@@ -11,11 +11,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from verticals.config import settings
-from verticals.core.jobs import validate_params
-from verticals.core.models import ModelHost
-from verticals.core.pipeline import LazyModels, describe_validation_error, process_batch
-from verticals.core.tasks import RunContext
-from verticals.plugins import Registry
+from verticals.contract import RunContext
+from verticals.core.jobs.engine import validate_params
+from verticals.core.jobs.pipeline import LazyModels, describe_validation_error, process_batch
+from verticals.core.models.host import ModelHost
+from verticals.registry import Registry
 
 __all__ = ["TooManyItems", "max_items", "predict"]
 

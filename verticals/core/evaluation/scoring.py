@@ -2,7 +2,7 @@
 
 The run is an ordinary job (same reading, batching, bisection and provenance as ``verticals run``), marked
 ``{"evaluation": true}`` in its options; gold values stay in the item inputs they came with. The task's
-``evaluator`` (:mod:`verticals.core.evaluators`) turns (gold, prediction) pairs into metrics, and the run —
+``evaluator`` (:mod:`verticals.contract.evaluators`) turns (gold, prediction) pairs into metrics, and the run —
 data hash, models' provenance, metrics, per-item records — is stored in ``eval_runs`` for ``list``, ``show``
 and ``compare``. Quality gates (``--min accuracy=0.85``) compare metrics with thresholds.
 """
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verticals.core.evaluators import Evaluator, Record, Scores
+from verticals.contract import Task
+from verticals.contract.evaluators import Evaluator, Record, Scores
 from verticals.core.store import Store
-from verticals.core.tasks import Task
 
 __all__ = ["EvalError", "EvalResult", "evaluate", "gate_failures", "golden_path", "parse_gates", "run_to_result",
            "score_job", "submit_eval"]
@@ -115,7 +115,7 @@ def submit_eval(store: Store, registry: Any, task: str, rows: Any, *, gold_field
                 data_hash: str, params: dict[str, Any] | None = None, mapping: dict[str, str] | None = None,
                 tenant: str | None = None) -> str:
     """Store an evaluation job (an ordinary job whose options say how to score it); return its id."""
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
 
     evaluation = {"gold_field": gold_field, "data_name": data_name, "data_hash": data_hash}
     _task_cls, evaluator = evaluator_of(registry, task)
@@ -126,7 +126,7 @@ def submit_eval(store: Store, registry: Any, task: str, rows: Any, *, gold_field
 
 def score_job(store: Store, registry: Any, job_id: str, save: bool = True) -> EvalResult:
     """Score a finished evaluation job and store the run (once: a second call returns the stored run)."""
-    from verticals.core.store.evals import find_run_for_job, save_run
+    from verticals.core.evaluation.runs import find_run_for_job, save_run
 
     job = store.job(job_id)
     evaluation = (job.options or {}).get("evaluation")
@@ -169,11 +169,11 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
     ``verticals.workers.get_executor``: the core never imports the workers).
     """
     from verticals.core.io import file_sha256, map_fields, read_rows
-    from verticals.core.models import ModelHost, parse_overrides
+    from verticals.core.models.host import ModelHost, parse_overrides
     from verticals.core.store import open_store
 
     if registry is None:
-        from verticals.plugins import get_registry
+        from verticals.registry import get_registry
 
         registry = get_registry()
     store = store or open_store()
@@ -200,7 +200,7 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
                          data_hash=data_hash, params=params, mapping=mapping, tenant=tenant)
     if executor is None:
         from verticals.config import settings
-        from verticals.core.executor import LocalExecutor
+        from verticals.core.jobs.executor import LocalExecutor
 
         current = settings()
         if executor_factory is not None and current.broker_url and not overrides:
@@ -230,7 +230,7 @@ def _records(store: Store, job_id: str, evaluator: Evaluator, gold_field: str, f
 
 
 def run_to_result(run: Any) -> EvalResult:
-    """A stored :class:`verticals.core.store.evals.EvalRun` as an :class:`EvalResult`."""
+    """A stored :class:`verticals.core.evaluation.runs.EvalRun` as an :class:`EvalResult`."""
     return EvalResult(run.id, run.task, run.job_id, run.data_name, run.data_hash, run.gold_field, run.evaluator,
                       run.metrics, run.details, run.models, run.records,
                       run.created_at.isoformat() if run.created_at else None)

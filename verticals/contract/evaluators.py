@@ -110,7 +110,7 @@ class ClassificationEvaluator(Evaluator):
         scored = [r for r in records if r.gold not in (None, "")]
         labels = list(self.labels or sorted({r.gold for r in scored} | {r.predicted for r in scored
                                                                          if r.predicted is not None}))
-        confusion: dict[str, Counter] = {label: Counter() for label in labels}
+        confusion: dict[str, Counter[str]] = {label: Counter() for label in labels}
         for record in scored:
             confusion.setdefault(record.gold, Counter())[record.predicted if record.predicted is not None
                                                          else "(failed)"] += 1
@@ -170,10 +170,10 @@ class SpanEvaluator(Evaluator):
         return kept
 
     def score(self, records: Sequence[Record]) -> Scores:
-        found: Counter = Counter()
-        total: Counter = Counter()
-        correct: Counter = Counter()
-        predicted_total: Counter = Counter()
+        found: Counter[str] = Counter()
+        total: Counter[str] = Counter()
+        correct: Counter[str] = Counter()
+        predicted_total: Counter[str] = Counter()
         wrong = []
         for record in records:
             gold = self._gold_spans(record.gold)

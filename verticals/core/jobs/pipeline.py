@@ -1,6 +1,6 @@
 """The item pipeline: one batch of validated inputs through the plugin hooks and ``Task.run``.
 
-Every path that runs items shares it: job chunks (:func:`verticals.core.jobs.run_chunk`) and the
+Every path that runs items shares it: job chunks (:func:`verticals.core.jobs.engine.run_chunk`) and the
 synchronous predict endpoint. ``prepare_items`` hooks (a chain), ``Task.run`` with bisection (only the items
 that fail on their own fail), ``finish_items`` hooks, validated results with provenance.
 
@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from verticals.core.models import ModelHost
+from verticals.contract import ItemError, RunContext, Task
+from verticals.core.models.host import ModelHost
 from verticals.core.store import ItemResult
-from verticals.core.tasks import ItemError, RunContext, Task
-from verticals.plugins import HookError, Registry
+from verticals.registry import HookError, Registry
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ Layout under ``VERTICALS_HOME/models`` (``VERTICALS_MODEL_STORE`` overrides the 
 
 A version folder is written under a temporary name and renamed into place only
 when it is complete, so a failed or cancelled training run leaves nothing behind.
-``state.json`` is replaced atomically. Resolution (``verticals.core.models``)
+``state.json`` is replaced atomically. Resolution (``verticals.core.models.host``)
 serves the promoted version of a spec before its local/hub/packaged sources;
 a user override (``VERTICALS_MODELS``) still wins.
 """

@@ -1,0 +1,70 @@
+"""The plugin contract: what a plugin implements and what the core gives it. Nothing else.
+
+This package depends on the standard library, pydantic and pluggy only (a test checks that importing it loads no
+other verticals module), so the core and every plugin can import it without pulling anything in:
+
+- :class:`Task`, generic over its input, output and parameter models, with :class:`RunContext`,
+  :class:`NoParams` and :class:`ItemError`;
+- :class:`ModelSpec` and :class:`Packaged`: the models a task names;
+- :class:`JobStatus`: the states of a job;
+- the evaluators a task declares to be scored (:class:`ClassificationEvaluator`, :class:`SpanEvaluator`,
+  :class:`ProbabilityEvaluator`);
+- the hook markers :data:`hookspec` / :data:`hookimpl` and every hook specification (docs/plugins.md
+  documents each one).
+
+Its modules: :mod:`~verticals.contract.tasks`, :mod:`~verticals.contract.models`,
+:mod:`~verticals.contract.evaluators`, :mod:`~verticals.contract.hooks`.
+"""
+
+from __future__ import annotations
+
+from verticals.contract.evaluators import (
+    ClassificationEvaluator,
+    Evaluator,
+    ProbabilityEvaluator,
+    Record,
+    Scores,
+    SpanEvaluator,
+)
+from verticals.contract.hooks import (
+    finish_items,
+    hookimpl,
+    hookspec,
+    job_finished,
+    job_submitted,
+    prepare_items,
+    register_commands,
+    register_models,
+    register_tasks,
+)
+from verticals.contract.models import MODEL_KINDS, ModelKind, ModelSpec, Packaged
+from verticals.contract.tasks import FINISHED_STATUSES, DeviceClass, ItemError, JobStatus, NoParams, RunContext, Task
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "MODEL_KINDS",
+    "ClassificationEvaluator",
+    "DeviceClass",
+    "Evaluator",
+    "ItemError",
+    "JobStatus",
+    "ModelKind",
+    "ModelSpec",
+    "NoParams",
+    "Packaged",
+    "ProbabilityEvaluator",
+    "Record",
+    "RunContext",
+    "Scores",
+    "SpanEvaluator",
+    "Task",
+    "finish_items",
+    "hookimpl",
+    "hookspec",
+    "job_finished",
+    "job_submitted",
+    "prepare_items",
+    "register_commands",
+    "register_models",
+    "register_tasks",
+]
