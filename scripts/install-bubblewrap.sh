@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # The code jail (verticals.jail, docs/security.md) runs untrusted code only under bubblewrap (`bwrap`) with a
 # seccomp filter from libseccomp; there is no unconfined fallback. This installs them when missing (Debian/Ubuntu,
-# needs root or sudo), and a system python3, which the jail attack tests use to attack as an ordinary user.
-# Idempotent and fast when everything is there. Called by `make setup`.
+# needs root or sudo), and a system python3, which the jail attack tests use to attack as an ordinary user; then
+# checks that jailed runs get a cgroup each. Idempotent and fast when everything is there. Called by `make setup`.
 set -euo pipefail
 
 log() { echo "install-bubblewrap: $*" >&2; }
+
+# at the end, whatever happened: say whether jailed runs get a cgroup each (their memory and process limits per
+# run) for this uid, or only per-process limits (docs/security.md, "Limits per run")
+check_cgroups() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 "$(dirname "$0")/delegate_jail_cgroup.py" --check || true
+  fi
+}
+trap check_cgroups EXIT
 
 SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -61,16 +63,52 @@ def kit():
     shutil.rmtree(base, ignore_errors=True)
 
 
-def run_attack(kit, mode: str, payload: str, limits: dict | None = None, name: str = "attack") -> dict:
-    """Run ``payload`` (Python source) in a jail started by a root or an ordinary-user process."""
+class Delegated:
+    """A cgroup an operator delegates to the ordinary user with scripts/delegate_jail_cgroup.py, as
+    docs/security.md ("Limits per run") tells them to: the user's runner starts in its ``worker`` leaf (as root,
+    before dropping to the user) and its runs' cgroups go beside that leaf."""
+
+    SCRIPT = ROOT / "scripts" / "delegate_jail_cgroup.py"
+
+    def __init__(self, uid: int, ceiling_mb: int = 2048):
+        self.uid = uid
+        done = subprocess.run([sys.executable, str(self.SCRIPT), "--user", str(uid), "--memory-mb", str(ceiling_mb)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+        self.setting = values["VERTICALS_JAIL_CGROUP"]
+        self.leaves = values["WORKER_LEAVES"].split(":")
+
+    def join_runner(self) -> None:  # in the runner's child process, as root, before it drops to the user
+        for leaf in self.leaves:
+            with open(leaf, "w") as handle:
+                handle.write(str(os.getpid()))
+
+    def remove(self) -> None:
+        subprocess.run([sys.executable, str(self.SCRIPT), "--user", str(self.uid), "--remove"], timeout=60,
+                       capture_output=True)
+
+
+def run_attack(kit, mode: str, payload: str, limits: dict | None = None, name: str = "attack",
+               cgroup: Delegated | None = None, timeout: float = 180, env_extra: dict | None = None,
+               **runner: object) -> dict:
+    """Run ``payload`` (Python source) in a jail started by a root or an ordinary-user process.
+
+    ``runner``: more of tests/jail_runner.py's spec (``read``, ``read_max``, ``cancel_after``,
+    ``host_memory_mb``); ``cgroup``: a cgroup delegated to the ordinary user, which its runner starts in.
+    """
     work_parent = kit["base"] / f"{name}-{mode}-{uuid.uuid4().hex[:6]}"
     work_parent.mkdir(mode=0o755)
     work = work_parent / "work"
     work.mkdir(mode=0o755)
     (work / "payload.py").write_text(textwrap.dedent(payload))
     spec = {"jail_module": str(kit["kit"] / "jail.py"), "sys_path": [str(kit["kit"])], "work": str(work),
-            "payload": str(work / "payload.py"), "limits": {"wall_seconds": 60, **(limits or {})}}
-    env = {**os.environ, "VERTICALS_TEST_SECRET": kit["token"]}
+            "payload": str(work / "payload.py"), "limits": {"wall_seconds": 60, **(limits or {})}, **runner}
+    env = {**os.environ, "VERTICALS_TEST_SECRET": kit["token"], **(env_extra or {})}
+    preexec = None
+    if cgroup is not None:
+        env["VERTICALS_JAIL_CGROUP"] = cgroup.setting
+        preexec = cgroup.join_runner
     if mode == "root":
         command = [sys.executable, str(kit["kit"] / "jail_runner.py"), json.dumps(spec)]
     else:
@@ -83,11 +121,13 @@ def run_attack(kit, mode: str, payload: str, limits: dict | None = None, name: s
             env["HOME"] = str(work_parent)
         else:
             command = [python, "-I", str(kit["kit"] / "jail_runner.py"), json.dumps(spec)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env, cwd=work_parent)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=work_parent,
+                          preexec_fn=preexec)
     assert done.returncode == 0, done.stderr[-2000:]
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert "unavailable" not in outcome, outcome.get("unavailable")
     outcome["work"] = work
+    outcome["runner_stderr"] = done.stderr
     return outcome
 
 
@@ -328,3 +368,319 @@ def test_code_tasks_go_to_their_own_worker_queue():
 
     assert queue_of(Plain()) == "gpu"
     assert queue_of(RunsCode()) == "code"
+
+
+# ---------------------------------------------------------------- what the jail returns (issue 22, item 3)
+
+STDOUT_FLOOD = """
+import os
+block = b"x" * 2**20
+for _ in range(512):  # 512 MiB to stdout, then a last line the host should still see
+    os.write(1, block)
+os.write(1, b"\\nlast line\\n")
+"""
+
+
+def test_a_stdout_flood_is_capped_and_the_host_stays_small(kit, mode):
+    # the host runner may use 1 GiB of address space: holding the flood (as communicate() did) cannot fit
+    outcome = run_attack(kit, mode, STDOUT_FLOOD, limits={"wall_seconds": 60}, name="flood", host_memory_mb=1024)
+    assert outcome["killed"] is None
+    cap = jail_module.JailLimits().output_mb * 2**20
+    assert outcome["stdout_bytes"] <= cap + 100  # the cap, and the marker line saying what was dropped
+    assert outcome["stdout_dropped"] >= 512 * 2**20 - cap
+    assert outcome["stdout"].rstrip().endswith("last line")  # the tail is kept: the end of the output
+    assert outcome["runner_max_rss_mb"] < 200
+
+
+HOSTILE_FILES = """
+import os
+os.mkfifo("fifo.jsonl")  # a reader that opens it blocks until a writer comes: none will
+os.symlink("/dev/zero", "zero.jsonl")  # endless
+os.symlink({db!r}, "secret.jsonl")  # a host file the jail cannot read itself
+os.symlink("/", "root")  # a folder on the way
+os.mkdir("folder.jsonl")
+with open("big.jsonl", "wb") as handle:
+    handle.truncate(3 * 2**20)
+with open("ok.jsonl", "w") as handle:
+    handle.write('{{"event": "done"}}\\n')
+print("{{}}")
+"""
+HOSTILE_NAMES = ["fifo.jsonl", "zero.jsonl", "secret.jsonl", "root/etc/passwd", "folder.jsonl", "big.jsonl",
+                 "ok.jsonl"]
+
+
+def test_files_a_run_leaves_are_read_bounded_and_never_followed(kit, mode):
+    outcome = run_attack(kit, mode, HOSTILE_FILES.format(db=str(kit["host"] / "api.db")), name="files",
+                         read=HOSTILE_NAMES, read_max=2**20, host_memory_mb=1024, timeout=90)
+    files = outcome["files"]
+    for name in ("fifo.jsonl", "zero.jsonl", "secret.jsonl", "root/etc/passwd", "folder.jsonl"):
+        assert "refused" in files[name], (name, files[name])
+        assert files[name]["seconds"] < 5
+    assert files["big.jsonl"]["read"] == 2**20 and files["big.jsonl"]["truncated"]
+    assert files["ok.jsonl"] == {**files["ok.jsonl"], "read": 18, "truncated": False}
+    assert kit["token"] not in json.dumps(files)
+    assert outcome["runner_max_rss_mb"] < 200
+
+
+CANCEL_IGNORED = """
+import signal, time
+for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(number, signal.SIG_IGN)
+print("{}", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_cancel_ends_the_run_and_frees_the_caller(kit, mode):
+    outcome = run_attack(kit, mode, CANCEL_IGNORED, limits={"wall_seconds": 60}, name="cancel", cancel_after=1.5)
+    assert outcome["killed"] == "cancelled"
+    assert outcome["waited"] < 10  # the caller was free long before the 60 s wall clock
+    assert _jail_processes(0, str(outcome["work"] / "payload.py")) == []
+
+
+def _testgen_sandbox_script(target: str, wall: float) -> str:
+    return f"""
+import json, resource, sys, time
+from verticals_testgen.sandbox import Limits, Sandbox
+from verticals_testgen.target import from_source
+target = from_source({target!r}, "hostile_record")
+box = Sandbox(Limits(wall_seconds={wall}))
+started = time.monotonic()
+try:
+    run = box.run({{"mode": "run", "files": [], "test_timeout": 5,
+                   "target": {{"name": target.name, "file": target.file, "sys_path": target.sys_path}}}},
+                  target.sys_path)
+finally:
+    box.close()
+print(json.dumps({{"events": len(run.events), "seconds": time.monotonic() - started, "stderr": run.stderr[-300:],
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+RECORD_TRICKS = {
+    "fifo": "os.unlink(path)\nos.mkfifo(path)",
+    "dev_zero": "os.unlink(path)\nos.symlink('/dev/zero', path)",
+}
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="runs testgen's sandbox from the virtualenv, as CI does (root)")
+@pytest.mark.parametrize("trick", sorted(RECORD_TRICKS))
+def test_testgen_sandbox_survives_a_target_that_replaces_its_record_file(trick):
+    """The finding of issue 22: a FIFO record hung the worker thread forever; /dev/zero read until memory ran out."""
+    target = ("import json, os, sys\n"
+              "config = json.load(open(sys.argv[1]))\n"
+              "path = os.path.join(config['sandbox'], config['record'])\n"
+              + RECORD_TRICKS[trick] + "\n")
+    wall = 20.0
+    script = _testgen_sandbox_script(target, wall)
+
+    def limit() -> None:  # an attack that works must not take the test machine with it
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=wall + 40,
+                          preexec_fn=limit, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-1500:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["seconds"] < wall + 10  # the time budget plus a grace
+    assert seen["events"] == 0
+    assert seen["max_rss_mb"] < 1024
+
+
+# ---------------------------------------------------------------- limits per run (issue 22, item 4)
+
+CHILDREN_ALLOCATE = """
+import os, time
+for index in range(5):  # each child holds 300 MB, one after the other: 1.5 GB for the run on a per-process limit
+    read, write = os.pipe()
+    if os.fork() == 0:
+        block = b"x" * (300 * 2**20)
+        os.write(write, b"1")
+        time.sleep(60)
+        os._exit(0)
+    os.close(write)
+    if os.read(read, 1) == b"1":
+        print("holding", index, flush=True)
+print("all held", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def delegated(mode):
+    """The ordinary user's cgroup, delegated by root (as docs/security.md tells an operator); None for root."""
+    if mode != "user":
+        yield None
+        return
+    if not IS_ROOT:
+        pytest.skip("delegating a cgroup to the ordinary user needs root (CI runs as root)")
+    delegation = Delegated(ORDINARY_UID)
+    try:
+        yield delegation
+    finally:
+        delegation.remove()
+
+
+def test_children_allocating_past_the_run_limit_kill_the_run(kit, mode, delegated):
+    outcome = run_attack(kit, mode, CHILDREN_ALLOCATE, limits={"memory_mb": 512, "wall_seconds": 60},
+                         name="children", cgroup=delegated)
+    held = [line for line in outcome["stdout"].splitlines() if line.startswith("holding")]
+    assert len(held) < 2, outcome["stdout"]  # 512 MiB for the whole run: never two children of 300 MB
+    assert "all held" not in outcome["stdout"]
+    assert outcome["killed"] == "memory"
+    assert outcome["seconds"] < 50  # killed by the memory limit, not by the wall clock
+    assert _jail_processes(0, str(outcome["work"] / "payload.py")) == []
+
+
+def test_without_a_cgroup_the_run_says_what_still_holds(kit, mode):
+    outcome = run_attack(kit, mode, "print('{}')", name="nocgroup", env_extra={"VERTICALS_JAIL_CGROUP": "off"})
+    assert outcome["run_layers"]["run_cgroup"] is False
+    assert "per process only" in outcome["run_layers"]["run_limits"]
+    assert "no cgroup for jailed runs here" in outcome["runner_stderr"]
+
+
+# ---------------------------------------------------------------- seccomp allow-list (issue 22, item 5)
+
+IO_URING_SOCKETS = """
+import ctypes, json, mmap, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+def uring_socket(domain, kind):
+    # raw io_uring (no liburing): set up a ring, submit IORING_OP_SOCKET, read its completion
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(425, 8, params)  # io_uring_setup
+    if fd < 0:
+        return "setup refused, errno %d" % ctypes.get_errno()
+    raw = params.raw
+    sq_entries, cq_entries = struct.unpack_from("II", raw, 0)
+    features = struct.unpack_from("I", raw, 20)[0]
+    sq_head, sq_tail, sq_mask, _, _, _, sq_array = struct.unpack_from("7I", raw, 40)
+    cq_head, cq_tail, cq_mask, _, _, cqes = struct.unpack_from("6I", raw, 80)
+    both = mmap.PROT_READ | mmap.PROT_WRITE
+    sq = mmap.mmap(fd, sq_array + sq_entries * 4, mmap.MAP_SHARED, both, offset=0)
+    cq = sq if features & 1 else mmap.mmap(fd, cqes + cq_entries * 16, mmap.MAP_SHARED, both, offset=0x8000000)
+    sqes = mmap.mmap(fd, sq_entries * 64, mmap.MAP_SHARED, both, offset=0x10000000)
+    sqes[0:64] = struct.pack("<BBHiQQIIQ", 45, 0, 0, domain, kind, 0, 0, 0, 7) + bytes(24)  # IORING_OP_SOCKET
+    tail = struct.unpack_from("I", sq, sq_tail)[0]
+    struct.pack_into("I", sq, sq_array + 4 * (tail & struct.unpack_from("I", sq, sq_mask)[0]), 0)
+    struct.pack_into("I", sq, sq_tail, tail + 1)
+    if libc.syscall(426, fd, 1, 1, 1, None, 0) < 0:  # io_uring_enter(fd, 1, 1, IORING_ENTER_GETEVENTS)
+        return "enter refused, errno %d" % ctypes.get_errno()
+    head = struct.unpack_from("I", cq, cq_head)[0]
+    return struct.unpack_from("<Qi", cq, cqes + 16 * (head & struct.unpack_from("I", cq, cq_mask)[0]))[1]
+
+out = {"netlink": uring_socket(16, 3), "inet": uring_socket(2, 1), "vsock": uring_socket(40, 1)}
+print(json.dumps(out))
+"""
+
+
+def test_io_uring_cannot_open_the_sockets_socket_refuses(kit, mode):
+    seen = report(run_attack(kit, mode, IO_URING_SOCKETS, name="uring"))
+    opened = {family: result for family, result in seen.items() if isinstance(result, int) and result >= 0}
+    assert opened == {}, seen  # an fd >= 0 is a netlink/inet/vsock socket made behind socket()'s back
+    assert all(str(result).startswith("setup refused") for result in seen.values()), seen
+
+
+SOCKET_FAMILIES = """
+import json, socket
+opened, unix = [], False
+for family in range(0, 46):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_RAW, socket.SOCK_SEQPACKET):
+        try:
+            handle = socket.socket(family, kind)
+        except OSError:
+            continue
+        handle.close()
+        if family == socket.AF_UNIX:
+            unix = True
+        else:
+            opened.append([family, kind])
+pair = []
+for family in (socket.AF_INET, 40):
+    try:
+        socket.socketpair(family, socket.SOCK_STREAM)
+        pair.append(family)
+    except OSError:
+        pass
+left, right = socket.socketpair()  # AF_UNIX: what Python's own machinery (asyncio, multiprocessing) uses
+left.sendall(b"ok")
+print(json.dumps({"opened": opened, "pair": pair, "unix": unix, "unix_pair": right.recv(2) == b"ok"}))
+"""
+
+
+def test_only_unix_sockets_open_vsock_and_inet_do_not(kit, mode):
+    seen = report(run_attack(kit, mode, SOCKET_FAMILIES, name="families"))
+    assert seen["opened"] == [], seen["opened"]  # AF_VSOCK (40) crosses the network namespace; none may open
+    assert seen["pair"] == []
+    assert seen["unix"] and seen["unix_pair"]
+
+
+SYSCALL_NOT_LISTED = """
+import ctypes, errno, json
+libc = ctypes.CDLL(None, use_errno=True)
+# calls no jailed program needs, which a deny-list did not name: each must be refused
+calls = {"fanotify_init": (300, 0, 0), "process_madvise": (440, 0, 0, 0, 0, 0), "memfd_secret": (447, 0),
+         "landlock_like_future_call": (511, 0, 0, 0), "move_pages": (279, 0, 0, 0, 0, 0, 0)}
+out = {}
+for name, (number, *args) in calls.items():
+    result = libc.syscall(number, *args)
+    out[name] = "refused" if result < 0 and ctypes.get_errno() == errno.ENOSYS else result
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers of x86-64")
+def test_calls_off_the_allow_list_are_refused(kit, mode):
+    seen = report(run_attack(kit, mode, SYSCALL_NOT_LISTED, name="unlisted"))
+    assert set(seen.values()) == {"refused"}, seen
+
+
+# ---------------------------------------------------------------- tenant work folders
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="reads as another local user (setpriv), as CI can (root)")
+def test_a_killed_workers_tenant_source_is_private_and_swept():
+    """A worker that made a tenant's source folder dies by SIGKILL: another local user cannot read the code
+    meanwhile, and the next process that makes a work folder removes it."""
+    secret = "tenant-code-" + uuid.uuid4().hex
+    script = textwrap.dedent(f"""
+        import os, signal
+        from verticals_testgen.target import from_source
+        target = from_source("SECRET = {secret!r}\\n", "tenant_module")
+        print(target.file, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr[-1000:]
+    source = Path(done.stdout.strip().splitlines()[-1])
+    assert secret in source.read_text()  # the killed worker left it behind
+    peek = subprocess.run(["setpriv", f"--reuid={ORDINARY_UID}", f"--regid={ORDINARY_UID}", "--clear-groups",
+                           "cat", str(source)], capture_output=True, text=True, timeout=30)
+    assert secret not in peek.stdout
+    subprocess.run([sys.executable, "-c", "from verticals.jail import private_dir, remove_private_dir\n"
+                    "remove_private_dir(private_dir('next'))"], check=True, timeout=120)
+    assert not source.exists()
+
+
+def test_cancelling_a_testgen_job_ends_its_jailed_run():
+    """The job's cancel reaches the jail (RunContext.cancelled): a target that never finishes importing no longer
+    holds its worker until every wall clock of the module's time budget has run out."""
+    from verticals.core.jobs import submit_job
+    from verticals.core.store import open_store
+    from verticals.plugins import get_registry
+    from verticals.workers.local import LocalExecutor
+
+    store, registry = open_store(), get_registry(refresh=True)
+    source = "import time\ntime.sleep(600)\n\ndef double(x):\n    return 2 * x\n"
+    job_id = submit_job(store, registry, "testgen.generate", [{"module": "never_imports", "source": source}],
+                        params={"strategies": ["observed"], "time_budget": 300})
+    timer = threading.Timer(5.0, store.request_cancel, args=(job_id,))
+    timer.start()
+    started = time.monotonic()
+    try:
+        LocalExecutor(store, registry).execute(job_id)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 60  # without the cancel: 300 s of budget, a 90 s wall clock per run
+    assert _jail_processes(0, f"vjail-{os.getpid()}.") == []  # no harness of this process's sandboxes is left

@@ -235,7 +235,7 @@ def test_the_standalone_jail_reads_the_same_variables_with_the_same_defaults(tmp
 
     fields = Settings.model_fields
     assert {name: fields[name].default for name in jail.STANDALONE_DEFAULTS} == jail.STANDALONE_DEFAULTS
-    assert set(jail.JailLimits.MAXIMA.values()) | {"jail_uid"} == set(jail.STANDALONE_DEFAULTS)
+    assert set(jail.JailLimits.MAXIMA.values()) | {"jail_uid", "jail_cgroup"} == set(jail.STANDALONE_DEFAULTS)
     script = f"""
 import importlib.util, json, os, sys
 spec = importlib.util.spec_from_file_location("jail_alone", {str(Path(jail.__file__))!r})

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         default=256, ge=1, description="Server maximum of a file a jailed process writes.")
     jail_max_open_files: int = Field(default=1024, ge=1, description="Server maximum of a jailed process's open files.")
     jail_max_tmp_mb: int = Field(default=1024, ge=1, description="Server maximum of the jail's private /tmp.")
+    jail_max_output_mb: int = Field(
+        default=64, ge=1, description="Server maximum of the stdout (and of the stderr) a jailed run's host keeps.")
+    jail_cgroup: str | None = Field(
+        default=None, description="Parent cgroup folder(s) of the per-run cgroups (':'-separated for cgroup v1; "
+                                  "'off': none; unset: the caller's own cgroups).")
 
     @model_validator(mode="before")
     @classmethod

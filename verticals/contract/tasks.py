@@ -86,6 +86,7 @@ class RunContext(Generic[ParamsT]):
     logger: logging.Logger = field(default_factory=_task_logger)
     extra: dict[str, Any] = field(default_factory=dict)
     progress_sink: Callable[[float, float | None, str | None], None] | None = field(default=None, repr=False)
+    cancel_check: Callable[[], bool] | None = field(default=None, repr=False)  # the engine's: see cancelled()
 
     def progress(self, done: float, total: float | None = None, note: str | None = None) -> None:
         """Report progress within the item(s) this ``run`` call is working on: ``done`` of ``total`` steps
@@ -119,6 +120,20 @@ class RunContext(Generic[ParamsT]):
             sink(steps, of, text)
         except Exception:  # progress is a display: never the reason a batch fails
             self.logger.debug("progress report lost", exc_info=True)
+
+    def cancelled(self) -> bool:
+        """Whether the job was cancelled while this ``run`` call works. The engine stops between batches on its
+        own; a task whose one call runs long (jailed code, a long generation) may poll this and stop early.
+        Cheap to call often (the engine looks at the store at most about once a second); never raises; always
+        False outside a job."""
+        check = self.cancel_check
+        if check is None:
+            return False
+        try:
+            return bool(check())
+        except Exception:
+            self.logger.debug("cancel check failed", exc_info=True)
+            return False
 
 
 class Task(Generic[InT, OutT, ParamsT]):

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from verticals import ItemError, RunContext, Task
+from verticals.jail import remove_private_dir
 from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.sandbox import Limits
 from verticals_testgen.strategies import STRATEGIES, SYSTEM, llm_capable
@@ -96,8 +97,9 @@ class GenerateParams(BaseModel):
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="sampling temperature of rounds after the first")
     explore_seconds: float = Field(20.0, gt=0, le=600, description="at most this long per explorer round")
     test_timeout: float = Field(5.0, gt=0, le=120, description="seconds one candidate test may run")
-    memory_mb: int = Field(2048, ge=256, le=65536, description="address-space limit of each jailed process; "
-                           "capped at the server's VERTICALS_JAIL_MAX_MEMORY_MB (default 4096)")
+    memory_mb: int = Field(2048, ge=256, le=65536, description="memory of each jailed run (its cgroup) and "
+                           "address space of each of its processes; capped at the server's "
+                           "VERTICALS_JAIL_MAX_MEMORY_MB (default 4096)")
     cpu_seconds: int = Field(60, ge=1, le=3600, description="CPU-time limit of one jailed process; capped at "
                              "the server's VERTICALS_JAIL_MAX_CPU_SECONDS (default 300)")
     seed: int = 0
@@ -190,16 +192,9 @@ class GenerateTests(Task):
             max_new_tokens=params.max_new_tokens, time_budget=params.time_budget,
             explore_seconds=params.explore_seconds, test_timeout=params.test_timeout, seed=params.seed,
             limits=Limits(cpu_seconds=params.cpu_seconds, memory_mb=params.memory_mb,
-                          test_timeout=params.test_timeout),
+                          test_timeout=params.test_timeout, cancelled=ctx.cancelled),
             progress=progress,
         )
-        targets, slots, results = [], [], [None] * len(batch)
-        for index, item in enumerate(batch):
-            try:
-                targets.append(resolve(module=item.module, path=item.path, source=item.source))
-                slots.append(index)
-            except TargetError as error:
-                results[index] = ItemError(str(error), code="bad_target")
         generate = None
         if "llm" in options.strategies and "llm" in models:
             llm = models["llm"]  # loads on first use: jobs without the LLM strategy never load it
@@ -214,7 +209,19 @@ class GenerateTests(Task):
                 return llm.generate(prompts, max_new_tokens=params.max_new_tokens, temperature=temperature,
                                     system=SYSTEM, seed=params.seed + rounds["n"])
 
-        outputs = generate_tests(targets, options, generate, parallel=min(len(targets), os.cpu_count() or 1))
+        targets, slots, results = [], [], [None] * len(batch)
+        try:
+            for index, item in enumerate(batch):
+                try:
+                    targets.append(resolve(module=item.module, path=item.path, source=item.source))
+                    slots.append(index)
+                except TargetError as error:
+                    results[index] = ItemError(str(error), code="bad_target")
+            outputs = generate_tests(targets, options, generate, parallel=min(len(targets), os.cpu_count() or 1))
+        finally:  # tenant source folders go whatever happens (a killed worker's: the next process sweeps them)
+            for target in targets:
+                if target.workdir:
+                    remove_private_dir(target.workdir)
         for index, output in zip(slots, outputs, strict=True):
             results[index] = GeneratedTests(**output)
         ctx.logger.info("testgen: %d module(s) done", len(slots))

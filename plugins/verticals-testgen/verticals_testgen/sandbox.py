@@ -21,15 +21,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verticals.jail import Jail, JailLimits, JailUnavailable, verify
+from verticals.jail import Jail, JailLimits, JailUnavailable, private_dir, read_output, remove_private_dir, verify
 
 log = logging.getLogger(__name__)
 
 HARNESS = Path(__file__).with_name("harness.py")
+RECORD_MAX_BYTES = 4 * 2**20  # a run's record file: at most this much is read (and parsed) by the host
 ENV_ALLOWLIST = ("LANG", "LC_ALL", "TZ")
 __all__ = ["JailUnavailable", "Limits", "RunResult", "Sandbox", "protections"]
 
@@ -42,6 +44,8 @@ class Limits:
     processes: int = 64
     wall_seconds: float = 90.0
     test_timeout: float = 5.0
+    # the job's cancellation (RunContext.cancelled): a jailed run ends, and no new one starts, once it is true
+    cancelled: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
 
     def jail_limits(self) -> JailLimits:
         """The jail's limits, capped at the server maxima (``VERTICALS_JAIL_MAX_*``) whatever a job asked for."""
@@ -105,7 +109,9 @@ class Sandbox:
     def __init__(self, limits: Limits | None = None, prefix: str = "vtg-"):
         self.limits = dataclasses.replace(limits) if limits else Limits()
         self.layers = dict(protections())  # fail before any work when there is no jail
-        self.root = Path(tempfile.mkdtemp(prefix=prefix))  # 0700, ours; the jail gets only work/ below it
+        # 0700, ours, removed by close() or, if this process is killed, by the next one (verticals.jail.private_dir);
+        # the jail gets only work/ below it
+        self.root = private_dir(prefix.strip("-") or "sandbox")
         self.dir = self.root / "work"
         self.dir.mkdir()
         (self.dir / "tmp").mkdir()
@@ -115,7 +121,7 @@ class Sandbox:
         self._runs = 0
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_private_dir(self.root)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -148,6 +154,9 @@ class Sandbox:
         depend on set or dict order).
         """
         self._runs += 1
+        cancelled = self.limits.cancelled
+        if cancelled is not None and cancelled():
+            return RunResult([], -1, "cancelled", 0.0, "", dict(self.layers))
         record = f"record{self._runs}.jsonl"
         config = {**config, "sandbox": str(self.dir), "record": record}
         config_path = self.write(f"config{self._runs}.json", json.dumps(config))
@@ -155,16 +164,11 @@ class Sandbox:
         env.update({name: os.environ[name] for name in ENV_ALLOWLIST if name in os.environ and name != "LANG"})
         jail = Jail(self.dir, read_only=[Path(p) for p in target_paths or []], files={str(HARNESS): HARNESS},
                     limits=self.limits.jail_limits())
-        result = jail.run([sys.executable, "-I", str(HARNESS), str(config_path)], env=env)
-        events = []
-        record_path = self.dir / record
-        if record_path.exists():
-            for line in record_path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    events.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
+        result = jail.run([sys.executable, "-I", str(HARNESS), str(config_path)], env=env, cancelled=cancelled)
+        events, problem = _read_events(self.dir, record)
         text = result.stderr.decode("utf-8", errors="replace")[-2000:]
+        if problem:
+            text = f"{text}\n[{problem}]"
         killed = result.killed
         if killed is None and "MemoryError" in text:
             killed = "memory"
@@ -172,3 +176,26 @@ class Sandbox:
                   killed)
         return RunResult(events, result.returncode, killed, result.seconds, text, dict(result.layers))
 
+
+def _read_events(folder: Path, record: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The events a jailed run recorded, read through the jail's one bounded reader (no symlink, no FIFO or
+    device, at most RECORD_MAX_BYTES, a deadline); lines that are not JSON objects are skipped. A refused or
+    truncated record gives the events read so far and a note."""
+    try:
+        found = read_output(folder / record, within=folder, max_bytes=RECORD_MAX_BYTES, timeout=10.0)
+    except FileNotFoundError:
+        return [], None
+    except OSError as error:  # JailOutputRefused, TimeoutError
+        return [], f"record file refused: {error.strerror or type(error).__name__}"
+    lines = found.data.decode("utf-8", errors="replace").splitlines()
+    if found.truncated and lines:
+        lines.pop()  # cut in the middle
+    events = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events, f"record file cut at {RECORD_MAX_BYTES} bytes" if found.truncated else None

@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import re
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 
-from verticals.jail import Jail, JailLimits
+from verticals.jail import Jail, JailLimits, private_dir, read_output, remove_private_dir
 from verticals_testgen.allowlist import doctest_test
 from verticals_testgen.candidates import Candidate, extract_code, split_tests
 from verticals_testgen.render import Renderer
@@ -278,7 +277,7 @@ def pynguin_candidates(target: Target, seconds: int = 30) -> tuple[list[Candidat
     exe = pynguin_executable()
     if exe is None:
         return [], "pynguin not installed (see README: optional Pynguin venv)"
-    base = Path(tempfile.mkdtemp(prefix="vtg-pynguin-"))
+    base = private_dir("pynguin")
     out = base / "work"
     out.mkdir()
     try:
@@ -293,9 +292,18 @@ def pynguin_candidates(target: Target, seconds: int = 30) -> tuple[list[Candidat
         if run.killed == "timeout":
             return [], "pynguin timed out"
         candidates: list[Candidate] = []
-        for path in sorted(out.glob("test_*.py")):
-            candidates += split_tests(path.read_text(encoding="utf-8"), "pynguin", target.name, target.source,
+        # files a jailed run wrote: the first 50 names, each read through the jail's bounded reader (no symlink,
+        # regular files only, 1 MiB at most)
+        with os.scandir(out) as entries:
+            names = sorted(itertools.islice((e.name for e in entries
+                                             if e.name.startswith("test_") and e.name.endswith(".py")), 50))
+        for name in names:
+            try:
+                found = read_output(out / name, within=out, max_bytes=2**20)
+            except OSError:
+                continue
+            candidates += split_tests(found.data.decode("utf-8", "replace"), "pynguin", target.name, target.source,
                                       f"pynguin_{len(candidates)}")
         return candidates, f"pynguin wrote {len(candidates)} tests"
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        remove_private_dir(base)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from verticals.jail import private_dir
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -92,12 +93,15 @@ def from_path(path: str) -> Target:
 def from_source(source: str, name: str) -> Target:
     if not MODULE_NAME.match(name) or "." in name:
         raise TargetError("source text needs a plain module name (letters, digits, _)")
-    workdir = tempfile.mkdtemp(prefix="vtg-src-")
-    Path(workdir).chmod(0o755)
-    file = Path(workdir) / f"{name}.py"
+    # a private folder (0700: no other local user reads a tenant's code; removed when the job ends, or by the next
+    # process if this one is killed); the jail is shown only src/ inside it, which its uid may read
+    workdir = private_dir("src")
+    folder = workdir / "src"
+    folder.mkdir(mode=0o755)
+    file = folder / f"{name}.py"
     file.write_text(source, encoding="utf-8")
     file.chmod(0o644)
-    return Target(name, str(file), [workdir], source, workdir=workdir)
+    return Target(name, str(file), [str(folder)], source, workdir=str(workdir))
 
 
 def resolve(module: str | None = None, path: str | None = None, source: str | None = None) -> Target:

@@ -286,6 +286,24 @@ class ProgressSink:
         return self.key if written else None
 
 
+class CancelCheck:
+    """``RunContext.cancelled`` of a job: asks the store at most once per ``every`` seconds; once true, stays true."""
+
+    def __init__(self, store: Store, job_id: str, every: float = 1.0):
+        self.store, self.job_id, self.every = store, job_id, every
+        self._lock = threading.Lock()
+        self._asked = float("-inf")
+        self._cancelled = False
+
+    def __call__(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if not self._cancelled and now - self._asked >= self.every:
+                self._asked = now
+                self._cancelled = bool(self.store.cancel_requested(self.job_id))
+            return self._cancelled
+
+
 def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, start: int, end: int,
               on_progress: Callable[[int], None] | None = None) -> ChunkReport:
     """Run the pending items of one chunk. Safe to call again for the same chunk (idempotent)."""
@@ -300,7 +318,8 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
     task = task_cls()
     sink = ProgressSink(store, job_id, str(start))
     ctx = RunContext(job_id=job_id, params=job_params(task_cls, job.params),
-                     logger=logging.getLogger(f"verticals.task.{task_cls.name}"), progress_sink=sink)
+                     logger=logging.getLogger(f"verticals.task.{task_cls.name}"), progress_sink=sink,
+                     cancel_check=CancelCheck(store, job_id))
     items = store.pending_items(job_id, start, end, with_attempts=True)
     if not items:
         report.finished_status = finish_if_done(store, registry, job_id, job)
