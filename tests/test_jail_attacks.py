@@ -666,10 +666,10 @@ def test_a_killed_workers_tenant_source_is_private_and_swept():
 def test_cancelling_a_testgen_job_ends_its_jailed_run():
     """The job's cancel reaches the jail (RunContext.cancelled): a target that never finishes importing no longer
     holds its worker until every wall clock of the module's time budget has run out."""
-    from verticals.core.jobs import submit_job
+    from verticals.core.jobs.engine import submit_job
+    from verticals.core.jobs.executor import LocalExecutor
     from verticals.core.store import open_store
-    from verticals.plugins import get_registry
-    from verticals.workers.local import LocalExecutor
+    from verticals.registry import get_registry
 
     store, registry = open_store(), get_registry(refresh=True)
     source = "import time\ntime.sleep(600)\n\ndef double(x):\n    return 2 * x\n"
@@ -684,3 +684,32 @@ def test_cancelling_a_testgen_job_ends_its_jailed_run():
         timer.cancel()
     assert time.monotonic() - started < 60  # without the cancel: 300 s of budget, a 90 s wall clock per run
     assert _jail_processes(0, f"vjail-{os.getpid()}.") == []  # no harness of this process's sandboxes is left
+
+
+def test_testgen_sandbox_never_writes_through_what_a_run_planted(tmp_path):
+    """A run leaves symlinks where the host writes next (the next run's config file, the tmp folder): the host
+    replaces them; it never writes through them (as root, into any file of the host)."""
+    from verticals_testgen.sandbox import Limits, Sandbox
+    from verticals_testgen.target import from_source
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched")
+    target = from_source("import json, os, sys\n"
+                         "folder = json.load(open(sys.argv[1]))['sandbox']\n"
+                         f"os.symlink({str(victim)!r}, os.path.join(folder, 'config2.json'))\n"
+                         "os.rename(os.path.join(folder, 'tmp'), os.path.join(folder, 'old-tmp'))\n"
+                         "os.symlink('/', os.path.join(folder, 'tmp'))\n", "planter")
+    config = {"mode": "run", "files": [], "test_timeout": 5,
+              "target": {"name": target.name, "file": target.file, "sys_path": target.sys_path}}
+    box = Sandbox(Limits(wall_seconds=30))
+    try:
+        box.run(config, target.sys_path)
+        assert (box.dir / "config2.json").is_symlink()  # the attack was really made
+        box.reset(keep=("config2.json",))  # whatever survives a reset
+        second = box.run(config, target.sys_path)
+        assert not (box.dir / "tmp").is_symlink()
+    finally:
+        box.close()
+        shutil.rmtree(target.workdir or "", ignore_errors=True)
+    assert victim.read_text() == "untouched"
+    assert second.returncode is not None

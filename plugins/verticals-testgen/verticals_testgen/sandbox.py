@@ -12,6 +12,7 @@ turns obvious attempts into clear test failures; it is not the boundary.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -130,8 +131,14 @@ class Sandbox:
         self.close()
 
     def write(self, name: str, text: str) -> Path:
+        """Write a file into the work folder, which earlier jailed runs could write too: whatever is at ``name``
+        (a symlink a run planted towards a host file) is replaced, never followed."""
         path = self.dir / name
-        path.write_text(text, encoding="utf-8")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
         return path
 
     def reset(self, keep: tuple[str, ...] = ()) -> None:
@@ -143,8 +150,11 @@ class Sandbox:
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
-        shutil.rmtree(self.dir / "tmp", ignore_errors=True)
-        (self.dir / "tmp").mkdir()
+        tmp = self.dir / "tmp"
+        if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+            tmp.unlink()
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
 
     def run(self, config: dict[str, Any], target_paths: list[str] | None = None, hash_seed: int = 0) -> RunResult:
         """Run the harness with ``config`` in a fresh jail; return its recorded events.
