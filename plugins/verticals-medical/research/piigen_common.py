@@ -1,0 +1,58 @@
+"""Shared mechanics of the generic PII generators: fill a template, record the gold spans as values go in.
+
+A template is a string with ``{slot}`` fields; :func:`fill` replaces each with the value a callable returns and
+records a gold span ``{start, end, label, text}`` for the slots that are PHI (``label`` not None). Slot values
+may themselves be lists of ``(text, label)`` pieces (an address whose street, city and ZIP are separate spans).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Piece = tuple[str, str | None]
+Slot = Callable[[], "str | list[Piece]"]
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def fill(template: str, slots: dict[str, tuple[str | None, Slot]]) -> dict[str, Any]:
+    """``slots``: name -> (label or None, value callable). The same slot used twice in one template gets the
+    same value (a letter that names its addressee twice)."""
+    out: list[str] = []
+    spans: list[dict[str, Any]] = []
+    position = 0
+    cache: dict[str, list[Piece]] = {}
+    cursor = 0
+    for match in _FIELD.finditer(template):
+        literal = template[cursor:match.start()]
+        out.append(literal)
+        position += len(literal)
+        name = match.group(1)
+        label, make = slots[name]
+        if name not in cache:
+            value = make()
+            cache[name] = [(value, label)] if isinstance(value, str) else list(value)
+        for text, piece_label in cache[name]:
+            if piece_label and text.strip():
+                spans.append({"start": position, "end": position + len(text), "label": piece_label, "text": text})
+            out.append(text)
+            position += len(text)
+        cursor = match.end()
+    out.append(template[cursor:])
+    return {"text": "".join(out), "spans": spans}
+
+
+def write(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def check(rows: list[dict[str, Any]]) -> None:
+    """Every gold span's offsets give back its text (a generator bug would corrupt the measure)."""
+    for row in rows:
+        for span in row["spans"]:
+            assert row["text"][span["start"]:span["end"]] == span["text"], (row["id"], span)
