@@ -50,9 +50,9 @@ def _models(task: Any) -> dict[str, Any]:
     """The task's models through a host on the plugin registry (loaded on first use, as in a job)."""
     if not task.models:
         return {}
-    from verticals.core.models import ModelHost
-    from verticals.core.pipeline import LazyModels
-    from verticals.plugins import get_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.core.jobs.pipeline import LazyModels
+    from verticals.registry import get_registry
 
     host = ModelHost(get_registry().models)
     return LazyModels(host, dict(task.models))  # type: ignore[return-value]

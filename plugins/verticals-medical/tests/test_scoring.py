@@ -7,7 +7,7 @@ from pathlib import Path
 
 from verticals_medical.scoring import SafeHarborEvaluator, score_notes
 
-from verticals.core.evaluators import Record
+from verticals.contract.evaluators import Record
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "research"
 

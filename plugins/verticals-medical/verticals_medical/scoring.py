@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from verticals.core.evaluators import Evaluator, Record, Scores
+from verticals.contract.evaluators import Evaluator, Record, Scores
 
 NAME_LABELS = frozenset({"PTName", "PTNameInitial", "RelativeProxyName", "HCPName", "NAME"})
 
@@ -135,7 +135,7 @@ class SafeHarborEvaluator(Evaluator):
         self.text_field = text_field
 
     def gold(self, item_input: dict[str, Any], gold_field: str) -> Any:
-        from verticals.core.evaluators import pluck
+        from verticals.contract.evaluators import pluck
 
         return {"spans": _spans(pluck(item_input, gold_field)), "text": str(item_input.get(self.text_field) or "")}
 

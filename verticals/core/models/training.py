@@ -284,8 +284,11 @@ def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], c
     import torch
 
     from verticals.core.models.host import resolve
+    from verticals.core.models.token_training import is_token_task, train_tagger
     from verticals.core.models.versions import ModelStore
 
+    if is_token_task(registry, task_name):  # a token classifier (BIO tags): its own method, same job and store
+        return train_tagger(registry, task_name, rows, config, on_progress, should_stop, store, data_name)
     config.validate()
     started = time.perf_counter()
     task_cls = registry.task(task_name)
@@ -520,7 +523,8 @@ def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: 
 
 class TrainInput(BaseModel):
     task: str = Field(description="The task whose classifier is trained, e.g. finance.sentiment.")
-    rows: list[dict[str, str]] = Field(description="Labelled rows: {'text': ..., 'label': ...}.")
+    rows: list[dict[str, Any]] = Field(description="Labelled rows: {'text': ..., 'label': ...} (a token classifier's "
+                                                   "label is a list of spans {start, end, label}).")
     config: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields.")
     data_name: str | None = Field(default=None, description="Name of the data file (recorded in the metadata).")
 
@@ -555,7 +559,10 @@ class TrainTask(Task):
         outputs: list[Any] = []
         for item in batch:
             try:
-                config = TrainConfig(**item.config)
+                from verticals.core.models.token_training import TokenTrainConfig, is_token_task
+
+                config_cls = TokenTrainConfig if is_token_task(get_registry(), item.task) else TrainConfig
+                config = config_cls(**item.config)
             except TypeError as error:
                 outputs.append(ItemError(f"bad training configuration: {error}"))
                 continue
