@@ -1,0 +1,92 @@
+"""Generic PII formats (issue 23): whole addresses, tables, records, names by position, licences, places.
+
+Sentences written for these tests (not from either PII generator)."""
+
+from __future__ import annotations
+
+import pytest
+from verticals_medical.deidentify import DeidentifyTask
+from verticals_medical.formats import assemble_addresses, format_spans, name_spans, table_spans
+from verticals_medical.phi import detect
+
+from verticals import RunContext
+
+
+def covered(text: str, value: str, spans) -> bool:
+    start = text.index(value)
+    return all(any(s.start <= i < s.end for s in spans) for i in range(start, start + len(value))
+               if not text[i].isspace())
+
+
+def found(text: str, rule_prefix: str = "format:") -> dict[str, str]:
+    return {text[a:b]: category for a, b, category, _, rule, _ in format_spans(text) if rule.startswith(rule_prefix)}
+
+
+def test_a_street_takes_its_unit_city_state_and_zip():
+    text = "Ship it to 4410 N Calloway Ave Apt 7C, Dunmore, PA 18512 before Friday."
+    street = text.index("4410")
+    grown = assemble_addresses(text, [(street, text.index(" Apt"), "ADDRESS")])
+    assert [text[a:b] for a, b in grown] == ["4410 N Calloway Ave Apt 7C, Dunmore, PA 18512"]
+
+
+def test_table_cells_under_a_named_column():
+    text = "Customer Name,Town,Postcode,Notes\nIrma Vukovic,Ballarat,3350,prefers e-mail\n"
+    cells = {text[a:b]: kind for a, b, kind, *_ in table_spans(text)}
+    assert cells == {"Irma Vukovic": "NAME", "Ballarat": "LOCATION", "3350": "ZIP"}
+    markdown = "| name | phone |\n|---|---|\n| Oskar Lindgren | 070-123 45 67 |\n"
+    assert {markdown[a:b] for a, b, *_ in table_spans(markdown)} == {"Oskar Lindgren", "070-123 45 67"}
+
+
+def test_record_keys_and_form_labels():
+    text = '{"surname": "Achterberg", "city": "Zwolle", "note": "Lisbon trip"}'
+    assert found(text) == {"Achterberg": "NAME", "Zwolle": "LOCATION"}
+    form = "Surname: Kowalski   Given names: Ewa Maria\nPolicyholder: n/a"
+    names = {form[a:b] for a, b, *_ in name_spans(form)}
+    assert names == {"Kowalski", "Ewa Maria"}
+
+
+def test_greetings_sign_offs_and_chat_speakers_in_any_case():
+    text = "hi siobhan, the van is booked.\nBest regards,\nteodor brennan\n[09:15] ingrid: ok thanks"
+    names = {text[a:b] for a, b, *_ in name_spans(text)}
+    assert {"siobhan", "teodor brennan", "ingrid"} <= names
+    assert not {text[a:b] for a, b, *_ in name_spans("Hi all, thanks again.\nCheers,\nThe team")}
+
+
+def test_licences_and_phone_shapes():
+    text = "Driver's licence: D123-4567-8901, DL 990 114 207; call me at 0044 20 7946 0958 or 555-201-7788 x12."
+    values = found(text)
+    assert values.get("D123-4567-8901") == "LICENSE" and values.get("990 114 207") == "LICENSE"
+    assert values.get("0044 20 7946 0958") == "PHONE" and values.get("555-201-7788 x12") == "PHONE"
+
+
+def test_places_after_strong_cues_and_place_shaped_words():
+    text = "She grew up in Kraljevo and later moved to Port Elspeth; the van broke down near Millbrookville."
+    values = found(text)
+    assert {"Kraljevo", "Port Elspeth", "Millbrookville"} <= set(values)
+
+
+def test_clinical_lines_stay_clean():
+    text = ("Plan: transfer to Floor when stable. Pt in Bed, to CT at 1500. Seen by team at bedside.\n"
+            "Neuro: alert, oriented, follows commands. Lasix 40 mg given with good effect.")
+    assert not list(format_spans(text))
+
+
+@pytest.mark.slow
+def test_whole_address_and_names_masked_in_prose():
+    text = "Our new tenant Rukmini Iyer lives at 77 Larkspur Lane, Unit 4, Fairhope, Alabama 36532."
+    spans = detect(text)
+    assert covered(text, "77 Larkspur Lane, Unit 4, Fairhope, Alabama 36532", spans)
+    assert covered(text, "Rukmini Iyer", spans)
+
+
+@pytest.mark.slow
+def test_each_span_says_which_detector_found_it_and_the_cue_it_read():
+    task = DeidentifyTask()
+    out = task.run([task.Input(text="Discussed with Dr. Ingeborg Salminen. MRN: 4471290.", id="x")], {},
+                   RunContext(job_id="j", params=task.Params(tagger=False)))[0]
+    by_text = {("Dr. Ingeborg Salminen. MRN: 4471290."[0:0]) or s.category: s for s in out.spans}
+    name, mrn = by_text["NAME"], by_text["MRN"]
+    assert any(src.detector == "rule:provider-title" and src.score > 0 for src in name.sources)
+    assert "Dr" in {w.text for w in name.context}
+    assert {w.text for w in mrn.context} == {"MRN"}
+    assert all(not (s.start < w.end and w.start < s.end) for s in out.spans for w in mrn.context)

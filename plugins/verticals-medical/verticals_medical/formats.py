@@ -1,0 +1,337 @@
+"""Generic PII in everyday formats (issue 23): what a general PII tool finds outside clinical notes.
+
+- **Whole addresses**: a street line, its unit (``Apt 4B``, ``Suite 300``, ``#12``), city, state and ZIP are one
+  ADDRESS span (:func:`assemble_addresses` grows a detected street over the rest of the address on its line).
+- **Tables and records**: CSV / TSV / Markdown rows under a header, and ``"key": "value"`` records, whose column or
+  key names say what the cell is (``name``, ``customer``, ``city``, ``street``, ``zip``, ``phone``...).
+- **Names by position**: form labels (``First name:``, ``Surname:``, ``Insured:``, ``Applicant:``), greetings
+  and sign-offs (``Dear``, ``Hi``, ``Regards,`` + the next line), ``My name is``, ``I, X,``, chat speakers
+  (``[10:42] anna:``), in any letter case when the word is a listed name.
+- **Driver's licences and phones** in the shapes states and countries write them (``H123-456-78-901-2``,
+  ``123 456 789``, ``00 44 20 7946 0958``, ``555-123-4567x89``).
+
+Each finding is ``(start, end, category, score, rule, context)``, ``context`` the character range of the cue
+(the header cell, key, label or greeting the rule read).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from .lexicon import is_clinical, is_listed_name, is_stop, name_after_cue, name_without_cue
+
+Found = tuple[int, int, str, float, str, tuple[tuple[int, int], ...]]
+
+UPPER = "A-ZÀ-ÖØ-ÞĀĂĄĆĈĊČĎĐĒĔĖĘĚĜĞĠĢĤĦĨĪĬĮİĴĶĹĻĽĿŁŃŅŇŌŎŐŒŔŖŘŚŜŞŠŢŤŦŨŪŬŮŰŲŴŶŸŹŻŽ"
+LOWER = "a-zß-öø-ÿ\u0100-\u017f"
+WORD = rf"[{UPPER}{LOWER}][{UPPER}{LOWER}'’-]*"
+CAP_WORD = rf"(?:(?:Mac|Mc|O'|O’|Ó|Ní|Ni|Nic|Mhic|Van|Von|De|Di|Da|Le|La|El|Al)\s?)?[{UPPER}][{UPPER}{LOWER}'’-]+"
+STATES = ("Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|Hawaii|Idaho|"
+          "Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|Michigan|Minnesota|"
+          "Mississippi|Missouri|Montana|Nebraska|Nevada|New\\s+Hampshire|New\\s+Jersey|New\\s+Mexico|New\\s+York|"
+          "North\\s+Carolina|North\\s+Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|Rhode\\s+Island|South\\s+Carolina|"
+          "South\\s+Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West\\s+Virginia|Wisconsin|Wyoming|"
+          "Ontario|Quebec|Alberta|Manitoba|Saskatchewan|Nova\\s+Scotia|New\\s+Brunswick|British\\s+Columbia")
+STATE_CODES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|"
+               "ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|AS|GU|MP|PR|VI|AA|AE|AP|"
+               "ON|QC|BC|AB|MB|SK|NS|NB|NL|PE|YT|NT|NU")
+UNIT = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Fl\.?|Floor|Room|Rm\.?|Bldg\.?|Building|#)\s*#?[A-Za-z0-9-]+"
+POSTAL = r"(?:\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)"  # US ZIP, Canadian postal code
+# what may follow a street on the same line: units, then "City, ST 12345" (or "City ST", "City, State")
+_ADDRESS_TAIL = re.compile(
+    rf"(?:,?[ \t]*{UNIT})*"
+    rf"(?:,?[ \t]+(?:{CAP_WORD}[ \t]+){{0,3}}{CAP_WORD},?[ \t]+(?:{STATE_CODES}|{STATES})\.?(?:,?[ \t]+{POSTAL})?"
+    rf"|,[ \t]*(?:{CAP_WORD}[ \t]+){{0,3}}{CAP_WORD}(?:,[ \t]*{POSTAL})?(?=[ \t]*(?:[.;,)\n]|$)))?")
+
+
+def assemble_addresses(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """For each ADDRESS span, the range of the whole address it starts (units, city, state, ZIP on its line)."""
+    out = []
+    for start, end, category in spans:
+        if category != "ADDRESS":
+            continue
+        tail = _ADDRESS_TAIL.match(text, end)
+        if tail and tail.end() > end:
+            stop = tail.end()
+            while stop > end and text[stop - 1] in " \t,.":
+                stop -= 1
+            out.append((start, stop))
+    return out
+
+
+# -- tables and records --------------------------------------------------------------------------------------
+
+COLUMN_KINDS = [
+    ("NAME", re.compile(r"^(?:(?:full|first|last|given|family|middle|sur|user|customer|client|patient|contact|"
+                        r"account|card|employee|member|guest|passenger|holder|owner)[\s_-]*)?(?:name|names)$|"
+                        r"^(?:surname|forename|customer|client|employee|contact|recipient|sender|beneficiary|insured|"
+                        r"applicant|tenant|driver|passenger|owner|holder|guest|member|person|author|manager|"
+                        r"physician|doctor|nurse|attending|provider|referrer|parent|guardian|spouse|kin|nok)$", re.I)),
+    ("ADDRESS", re.compile(r"^(?:(?:street|home|mailing|postal|billing|shipping|residential|work)[\s_-]*)?"
+                           r"(?:address|addr|street)(?:[\s_-]*(?:line)?[\s_-]*\d)?$|^(?:address|street)[\s_-]*\d$",
+                           re.I)),
+    ("LOCATION", re.compile(r"^(?:city|town|village|municipality|county|place|birthplace|place[\s_-]of[\s_-]birth|"
+                            r"hometown|locality|suburb|neighbou?rhood|hospital|facility)$", re.I)),
+    ("ZIP", re.compile(r"^(?:zip|zip[\s_-]*code|zipcode|postal[\s_-]*code|postcode|post[\s_-]*code|plz)$", re.I)),
+    ("PHONE", re.compile(r"^(?:phone|tel|telephone|mobile|cell|cellphone|fax|phone[\s_-]*(?:number|no)|"
+                         r"contact[\s_-]*(?:number|phone))$", re.I)),
+    ("DATE", re.compile(r"^(?:dob|date[\s_-]*of[\s_-]*birth|birth[\s_-]*date|birthdate|birthday|admission[\s_-]*date|"
+                        r"discharge[\s_-]*date|date)$", re.I)),
+    ("LICENSE", re.compile(r"^(?:dl|driver'?s?[\s_-]*licen[cs]e(?:[\s_-]*(?:number|no|#))?|licen[cs]e(?:[\s_-]*"
+                           r"(?:number|no|#))?)$", re.I)),
+    ("ID", re.compile(r"^(?:ssn|social[\s_-]*security(?:[\s_-]*number)?|mrn|passport(?:[\s_-]*(?:number|no))?|"
+                      r"member[\s_-]*id|policy[\s_-]*(?:number|no)|account[\s_-]*(?:number|no)|iban)$", re.I)),
+]
+
+
+def _kind(header: str) -> str | None:
+    cell = header.strip().strip('"\'*_` ').strip()
+    for kind, pattern in COLUMN_KINDS:
+        if pattern.match(cell):
+            return kind
+    return None
+
+
+def _cells(line: str, delimiter: str) -> list[tuple[int, int]]:
+    out, start = [], 0
+    for part in line.split(delimiter):
+        end = start + len(part)
+        a, b = start, end
+        while a < b and line[a] in " \t\"'":
+            a += 1
+        while b > a and line[b - 1] in " \t\"'":
+            b -= 1
+        out.append((a, b))
+        start = end + len(delimiter)
+    return out
+
+
+def table_spans(text: str) -> list[Found]:
+    """Cells under a header whose column name says what they hold (CSV, TSV, Markdown tables)."""
+    found: list[Found] = []
+    lines, offsets, position = text.split("\n"), [], 0
+    for line in lines:
+        offsets.append(position)
+        position += len(line) + 1
+    header: tuple[str, list[tuple[str | None, tuple[int, int]]], int] | None = None
+    for index, line in enumerate(lines):
+        delimiter = next((d for d in ("\t", "|", ";", ",") if line.count(d) >= (2 if d == "|" else 1)), None)
+        if delimiter is None or not line.strip():
+            header = None
+            continue
+        cells = _cells(line, delimiter)
+        if header is None or header[0] != delimiter or abs(len(cells) - len(header[1])) > 1:
+            kinds = [_kind(line[a:b]) for a, b in cells]
+            texts = [line[a:b] for a, b in cells]
+            header = (delimiter, [(k, (offsets[index] + a, offsets[index] + b)) for k, (a, b) in zip(
+                kinds, cells, strict=True)], index) if any(kinds) and not any(
+                re.search(r"\d{3}", t) for t in texts) else None
+            continue
+        if re.fullmatch(r"[\s|:\-+]*", line):  # a Markdown rule line
+            continue
+        for (kind, cue), (a, b) in zip(header[1], cells, strict=False):
+            if kind and b > a and not re.fullmatch(r"[\s\-–—n/aNA.]*", line[a:b]):
+                found.append((offsets[index] + a, offsets[index] + b, kind, 0.85, "format:table-column", (cue,)))
+    return found
+
+
+_RECORD = re.compile(r"""(?P<q>["']?)(?P<key>[A-Za-z][A-Za-z _-]{1,30})(?P=q)\s*[:=]\s*"""
+                     r"""(?P<vq>["'])(?P<v>[^"'\n]{1,80})(?P=vq)""")
+
+
+def record_spans(text: str) -> list[Found]:
+    """``"city": "Springfield"``, ``name='Ana Lopes'``: values of keys that name what they hold."""
+    found: list[Found] = []
+    for m in _RECORD.finditer(text):
+        kind = _kind(m.group("key"))
+        if kind and m.group("v").strip():
+            found.append((m.start("v"), m.end("v"), kind, 0.85, "format:record-key", ((m.start("key"),
+                                                                                       m.end("key")),)))
+    return found
+
+
+# -- names by position -----------------------------------------------------------------------------------------
+
+NAME_WORDS = rf"{WORD}(?:\s+(?:[{UPPER}]\.|{WORD})){{0,3}}"
+_FORM_LABEL = re.compile(
+    r"(?im)(?:^|[|;]\s*|\s{2,})(?P<cue>(?:first|last|middle|given|family|full|legal|maiden|preferred|customer|client|"
+    r"account\s+holder|card\s*holder|policy\s*holder|employee|member)\s+names?|surname|forename|given\s+names?|"
+    r"insured|applicant|claimant|beneficiary|customer|client|employee|tenant|landlord|passenger|witness|"
+    r"recipient|sender|addressee|driver|owner|holder|student|parent|guardian|spouse|emergency\s+contact|"
+    r"next\s+of\s+kin|attn|attention|c/o|care\s+of)\s*[:#-]\s*(?P<v>[^\n|;:]{1,60}?)(?=\s*(?:$|\||;|\s{2,}|\n|,\s|"
+    r"\(|\s+-\s))")
+_GREETING = re.compile(r"(?im)(?:^|(?<=[.!?]\s))(?P<cue>dear|hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening)|"
+                       r"thanks|thank\s+you|congratulations\s+to|welcome)[ \t]+(?P<v>[^\n,!.:;?]{1,40}?)"
+                       r"(?=\s*(?:[,!.:;?\n]|$))")
+_SIGN_OFF = re.compile(r"(?im)^[ \t]*(?P<cue>(?:kind|best|warm|warmest)?\s*regards|sincerely(?:\s+yours)?|"
+                       r"yours\s+(?:sincerely|truly|faithfully)|best(?:\s+wishes)?|cheers|thanks|thank\s+you|"
+                       r"cordially|respectfully|love|xoxo|--)[ \t]*,?[ \t]*\n[ \t]*(?P<v>[^\n]{2,40}?)[ \t]*(?:\n|$)")
+_SELF = re.compile(r"(?i)\b(?P<cue>my\s+name\s+is|my\s+name's|name\s+is|i\s+am|i'm|this\s+is|it's|call\s+me|"
+                   r"known\s+as|named|called)\s+(?P<v>" + NAME_WORDS + r")")
+_I_COMMA = re.compile(r"\b(?P<cue>I),\s+(?P<v>" + NAME_WORDS + r"),")
+_CHAT = re.compile(r"(?m)^[ \t]*(?P<cue>\[?\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?\]?|<\d{1,2}:\d{2}>)[ \t]*"
+                   r"(?P<v>[^\s:\]]{2,25}(?:\s[^\s:\]]{2,25})?):")
+_AUTHORISE = re.compile(rf"(?i)\b(?P<cue>authori[sz]e|appoint|nominate|introduce|recommend|meet|met|married|"
+                        rf"hired|interviewed|thank|contact|email|e-mail|text|ring|visit(?:ed)?|forward\s+this\s+to|"
+                        rf"told|asked|with|and|from|to|by|for|cc|dear)\s+(?P<v>{NAME_WORDS})")
+
+
+def _ascii(word: str) -> str:
+    from unidecode import unidecode
+
+    return unidecode(word) if not word.isascii() else word
+
+
+def _name_value(text: str, start: int, end: int, strict: bool) -> tuple[int, int] | None:
+    """The leading run of name-like words of text[start:end]; strict: every word must be a listed name
+    (cues that are common words, in prose)."""
+    words = list(re.finditer(rf"{WORD}|[{UPPER}]\.", text[start:end]))
+    kept: list[re.Match[str]] = []
+    for w in words:
+        token = _ascii(w.group().strip(".'’-"))
+        if not token:
+            break
+        if len(token) == 1 and w.group().endswith("."):  # an initial
+            kept.append(w)
+            continue
+        low = token.lower()
+        if is_stop(token) or (is_clinical(token) and not is_listed_name(token)) or low in _NOT_NAME:
+            break
+        if strict and not (kept and (token[0].isupper() or is_listed_name(token))) and not (
+                token[0].isupper() and name_without_cue(token, 3.8)):
+            break  # a common-word cue in prose: a capitalised listed name that is rare as an English word
+        if not strict and not (token[0].isupper() or name_after_cue(token)):
+            break
+        kept.append(w)
+    if not kept or all(len(w.group().strip(".")) == 1 for w in kept):
+        return None
+    return start + kept[0].start(), start + kept[-1].end()
+
+
+_NOT_NAME = {"sir", "madam", "all", "team", "everyone", "there", "guys", "folks", "customer", "doctor", "nurse",
+             "again", "so", "much", "very", "you", "your", "sender", "recipient", "n/a", "none", "unknown", "agent",
+             "bot", "user", "system", "admin", "support", "mom", "dad", "the", "for", "regarding", "re"}
+
+
+def name_spans(text: str) -> list[Found]:
+    found: list[Found] = []
+
+    def add(m: re.Match[str], rule: str, strict: bool, score: float) -> None:
+        value = _name_value(text, m.start("v"), m.end("v"), strict)
+        if value:
+            found.append((*value, "NAME", score, rule, ((m.start("cue"), m.end("cue")),)))
+
+    for m in _FORM_LABEL.finditer(text):
+        add(m, "format:form-label", strict=False, score=0.9)
+    for m in _GREETING.finditer(text):
+        add(m, "format:greeting", strict=False, score=0.8)
+    for m in _SIGN_OFF.finditer(text):
+        add(m, "format:sign-off", strict=False, score=0.75)
+    for m in _SELF.finditer(text):
+        add(m, "format:self-introduction", strict=m.group("cue").lower() not in ("my name is", "my name's"),
+            score=0.85)
+    for m in _I_COMMA.finditer(text):
+        add(m, "format:self-introduction", strict=False, score=0.85)
+    for m in _CHAT.finditer(text):
+        value = m.group("v")
+        if value.lower().strip() not in _NOT_NAME and not re.search(r"\d", value):
+            found.append((m.start("v"), m.end("v"), "NAME", 0.75, "format:chat-speaker", ((m.start("cue"),
+                                                                                           m.end("cue")),)))
+    for m in _AUTHORISE.finditer(text):
+        add(m, "format:name-in-prose", strict=True, score=0.6)
+    return found
+
+
+# -- identifiers -------------------------------------------------------------------------------------------------
+
+_LICENCE = re.compile(
+    r"(?i)(?P<cue>driver'?s?\s+licen[cs]e|driving\s+licen[cs]e|licen[cs]e|\bDL|\bD/L|permit)\s*(?:number|no\.?|"
+    r"num|nr|#|id)?\s*(?:is|was|:|#|=)?\s*#?\s*"
+    r"(?P<v>(?=[A-Z0-9 -]*\d{3})[A-Z]{0,3}\d[A-Z0-9]{0,14}(?:[ -][A-Z0-9]{1,6}){0,5}|[A-Z]{1,3}\d{4,14})(?![\w-])")
+_PHONE_EXTRA = re.compile(
+    r"(?<![\w+])(?P<v>(?:\+|00)\d{1,3}[-. ]?(?:\(0\)\s?)?(?:\(?\d{1,4}\)?[-. ]?){1,5}\d{2,6}"
+    r"(?:\s?(?:x|ext\.?|#)\s?\d{1,6})?|\(?\d{3}\)?[-. ]?\d{3}[-. ]\d{4}\s?(?:x|ext\.?|#)\s?\d{1,6}|"
+    r"1-\d{3}-\d{3}-\d{4})(?![\w/])")
+_PHONE_LABEL = re.compile(r"(?i)(?P<cue>\b(?:phone|tel|telephone|cell|mobile|mob|landline|fax|contact\s+no\.?|"
+                          r"contact\s+number|whatsapp|sms\s+from|text\s+from|call\s+(?:me\s+)?(?:at|on)|"
+                          r"call\s+back\s+on|reach\s+me\s+at))\s*(?:number|no\.?|#)?\s*[:#]?\s*"
+                          r"(?P<v>\+?\(?\d[\d\s().-]{5,18}\d(?:\s?(?:x|ext\.?)\s?\d{1,6})?)")
+
+
+def identifier_spans(text: str) -> list[Found]:
+    found: list[Found] = []
+    for m in _LICENCE.finditer(text):
+        value = m.group("v").strip()
+        if sum(ch.isdigit() for ch in value) >= 5:
+            found.append((m.start("v"), m.start("v") + len(value), "LICENSE", 0.85, "format:licence",
+                          ((m.start("cue"), m.end("cue")),)))
+    for m in _PHONE_EXTRA.finditer(text):
+        if sum(ch.isdigit() for ch in m.group("v")) >= 9:
+            found.append((m.start("v"), m.end("v"), "PHONE", 0.8, "format:phone", ()))
+    for m in _PHONE_LABEL.finditer(text):
+        if sum(ch.isdigit() for ch in m.group("v")) >= 7:
+            found.append((m.start("v"), m.end("v"), "PHONE", 0.9, "format:phone-labelled",
+                          ((m.start("cue"), m.end("cue")),)))
+    return found
+
+
+# -- places and international addresses ----------------------------------------------------------------------
+
+PLACE_WORDS = rf"{CAP_WORD}(?:[ \t]+(?:{CAP_WORD}|de|del|la|le|on|upon|sur|am|an|im)){{0,3}}"
+_PLACE_STRONG = re.compile(
+    rf"(?i)\b(?P<cue>lives?\s+in|living\s+in|resides?\s+in|residing\s+in|resident\s+of|moved\s+(?:from|to)|"
+    rf"relocated\s+(?:from|to)|grew\s+up\s+in|born\s+in|raised\s+in|based\s+in|located\s+in|issued\s+in|"
+    rf"registered\s+in|drove\s+(?:from|to)|flew\s+(?:from|to)|travel(?:l?ed)?\s+(?:from|to)|visiting|"
+    rf"originally\s+from|comes?\s+from|office\s+in|branch\s+in|home\s+in|native\s+of|hometown\s+of|"
+    rf"(?:to|from)\s+(?=(?-i:[{UPPER}]))(?=[^\n]{{0,60}}\b(?:drove|moved|flew|travel)))\s+(?P<v>(?-i:{PLACE_WORDS}))")
+_PLACE_WEAK = re.compile(rf"\b(?P<cue>in|at|near|outside|from|to|of)\s+(?P<v>{PLACE_WORDS})")
+_PLACE_SHAPE = re.compile(r"(?:ville|town|burg|burgh|borough|boro|ton|ford|field|wood|dale|port|mouth|ham|chester|"
+                          r"bury|berry|haven|ridge|hurst|land|wick|stead|view|side|shire|fort|stad|furt|hagen|"
+                          r"heim|dorf|sund|by|bo|holm|köping|grad|ovo|ów|ice|ino|ia)$", re.I)
+_PLACE_PREFIX = {"north", "south", "east", "west", "new", "lake", "port", "fort", "mount", "mt", "san", "santa",
+                 "saint", "st", "los", "las", "el", "la", "le", "upper", "lower", "great", "little", "old", "bad",
+                 "sankt", "nieuw", "villa", "porto"}
+_FOREIGN_ADDRESS = re.compile(
+    r"(?P<v>(?:\b(?:ul\.|ulica|pl\.|plac|al\.|aleja|os\.|rue|chemin|all[ée]e|impasse|quai|strada|viale|via|vicolo|"
+    r"corso|piazza|calle|glorieta|avenida|paseo|ronda|traves[ií]a|carrer|rua|pra[cç]a|largo|camino|carretera)\s|"
+    r"\d{1,5}(?:\s*bis)?,?\s+(?:rue|chemin|boulevard|avenue|all[ée]e|impasse|place)\s)"
+    r"[^\n;]{1,60}?,?\s*(?:\d{2}-\d{3}|\d{4,5}|[A-Z]{1,2}\d[\dA-Z]?\s?\d[A-Z]{2})[ \t]+"
+    rf"[{UPPER}][^\n,.;()]{{1,40}}(?:\s*\([A-Z]{{2}}\))?)")
+
+
+def _place_ok(value: str, strong: bool) -> bool:
+    words = [_ascii(w) for w in re.findall(WORD, value)]
+    if not words or any(is_stop(w) or is_clinical(w) for w in words if w.lower() not in _PLACE_PREFIX):
+        return False
+    from .lexicon import zipf
+
+    if strong:
+        return all(zipf(w) < 4.2 or w.lower() in _PLACE_PREFIX for w in words)
+    return (words[0].lower() in _PLACE_PREFIX and len(words) > 1) or (bool(_PLACE_SHAPE.search(words[-1])) and all(
+        zipf(w) < 3.5 for w in words if w.lower() not in _PLACE_PREFIX))
+
+
+def place_spans(text: str) -> list[Found]:
+    found: list[Found] = []
+    for pattern, strong in ((_PLACE_STRONG, True), (_PLACE_WEAK, False)):
+        for m in pattern.finditer(text):
+            value = m.group("v")
+            words = list(re.finditer(rf"{CAP_WORD}|de|del|la|le|on|upon|sur|am|an|im", value))
+            while words and not _place_ok(value[words[0].start():words[-1].end()], strong):
+                words.pop()  # "in Springfield Tuesday": the place is the leading words
+            if words and words[-1].group()[0].isupper():
+                found.append((m.start("v") + words[0].start(), m.start("v") + words[-1].end(), "LOCATION",
+                              0.75 if strong else 0.6, "format:place-strong" if strong else "format:place-shape",
+                              ((m.start("cue"), m.end("cue")),)))
+    for m in _FOREIGN_ADDRESS.finditer(text):
+        found.append((m.start("v"), m.end("v"), "ADDRESS", 0.8, "format:international-address", ()))
+    return found
+
+
+def format_spans(text: str) -> Iterator[Found]:
+    yield from place_spans(text)
+    yield from table_spans(text)
+    yield from record_spans(text)
+    yield from name_spans(text)
+    yield from identifier_spans(text)
