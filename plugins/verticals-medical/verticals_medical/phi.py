@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -67,11 +67,20 @@ def quiet_third_party_logs() -> None:
 
 @dataclass(frozen=True)
 class Span:
+    """A PHI span. ``sources``: every detection merged into it, as (detector, category, score, start, end);
+    ``context``: character ranges of the words the detectors read around it (a rule's cue, Presidio's
+    supporting context word), for the explanation of the span."""
+
     start: int
     end: int
     category: str
     score: float
     detector: str
+    sources: tuple[tuple[str, str, float, int, int], ...] = ()
+    context: tuple[tuple[int, int], ...] = ()
+
+    def own_sources(self) -> tuple[tuple[str, str, float, int, int], ...]:
+        return self.sources or ((self.detector, self.category, self.score, self.start, self.end),)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +130,9 @@ NOT_NAMES = {  # frequent clinical words spaCy's small model tags PERSON
     "email", "e-mail", "phone", "fax", "dob", "ssn", "mrn", "address", "tel", "cell",
     "assessment", "impression", "discharge", "admission", "diagnosis", "mg", "ml",
 }
-NAME_TOKEN = r"[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?"
+_UP = "A-ZÀ-ÖØ-ÞĄĆČĎĘĚŁŃŇŐŒŘŚŠŤŮŰŹŻŽ"
+_LO = "a-zß-öø-ÿ\u0100-\u017f"
+NAME_TOKEN = rf"(?:Ó\s|Ní\s|Mac\s|Mc)?[{_UP}][{_LO}]+(?:[-'][{_UP}]?[{_LO}]+)?"
 PERSON_NAME = rf"{NAME_TOKEN}(?:\s+[A-Z]\.)?(?:\s+{NAME_TOKEN}){{0,2}}"
 # a name token that may also be written in capitals (headers such as "PATIENT: SMITH, JOHN")
 UPPER_NAME = r"[A-Z][A-Za-z]+(?:[-'][A-Z]?[A-Za-z]+)?"
@@ -306,8 +317,12 @@ def clinical_recognizer_class() -> type:
                         start, end = _trim_name(text, start, end)
                         if end <= start:
                             continue
-                    results.append(RecognizerResult(category, start, end, score,
-                                                    recognition_metadata={"recognizer_name": f"rule:{name}"}))
+                    metadata: dict[str, Any] = {"recognizer_name": f"rule:{name}"}
+                    if match.start() < start:  # the label or cue the value followed ("MRN:", "Dr.")
+                        metadata["context"] = ((match.start(), start),)
+                    elif match.end() > end:
+                        metadata["context"] = ((end, match.end()),)
+                    results.append(RecognizerResult(category, start, end, score, recognition_metadata=metadata))
             return results
 
     return ClinicalRecognizer
@@ -359,8 +374,12 @@ def offline_email_recognizer_class() -> type:
 
 
 @lru_cache(maxsize=4)
-def get_analyzer(use_presidio_builtins: bool = True) -> AnalyzerEngine:
-    """Presidio analyzer on the packaged spaCy model, with our clinical recognizer added."""
+def get_analyzer(use_presidio_builtins: bool = True, spacy_ner: bool = True) -> AnalyzerEngine:
+    """Presidio analyzer on the packaged spaCy model, with our clinical recognizer added.
+
+    ``spacy_ner=False`` (the learned tagger finds names, places and dates instead): spaCy only tokenizes (its
+    tagger, parser, lemmatizer and NER are switched off, about 60 % of the rules' time) and its recognizer is
+    not registered; Presidio's pattern recognizers then score without lemma context."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
@@ -375,6 +394,10 @@ def get_analyzer(use_presidio_builtins: bool = True) -> AnalyzerEngine:
             },
         })
         nlp_engine = provider.create_engine()
+        if not spacy_ner:
+            nlp = nlp_engine.nlp["en"]
+            for name in list(nlp.pipe_names):
+                nlp.disable_pipe(name)
         registry = RecognizerRegistry(supported_languages=["en"])
         if use_presidio_builtins:
             from presidio_analyzer import predefined_recognizers as predefined
@@ -384,7 +407,9 @@ def get_analyzer(use_presidio_builtins: bool = True) -> AnalyzerEngine:
                 if cls is not None:
                     registry.add_recognizer(cls())
             registry.add_recognizer(offline_email_recognizer_class()())
-            registry.add_recognizer(predefined.SpacyRecognizer(supported_entities=["PERSON", "LOCATION", "DATE_TIME"]))
+            if spacy_ner:
+                registry.add_recognizer(predefined.SpacyRecognizer(supported_entities=["PERSON", "LOCATION",
+                                                                                       "DATE_TIME"]))
         registry.add_recognizer(clinical_recognizer_class()())
         return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
 
@@ -599,43 +624,56 @@ def merge_spans(candidates: list[Span]) -> list[Span]:
             best = last if last.score >= span.score else span
             detectors = sorted(set(last.detector.split("+")) | set(span.detector.split("+")))
             merged[-1] = Span(last.start, max(last.end, span.end), best.category, max(last.score, span.score),
-                              "+".join(detectors))
+                              "+".join(detectors), last.own_sources() + span.own_sources(),
+                              tuple(sorted(set(last.context) | set(span.context))))
         else:
             merged.append(span)
     return merged
 
 
 def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = None,
-           extra: list[Span] | None = None) -> list[Span]:
-    """PHI spans of ``text``, merged and sorted."""
-    analyzer = get_analyzer()
-    results = analyzer.analyze(text=text, language="en")
+           extra: list[Span] | None = None, spacy_ner: bool = True) -> list[Span]:
+    """PHI spans of ``text``, merged and sorted (``spacy_ner``: see :func:`get_analyzer`)."""
+    analyzer = get_analyzer(spacy_ner=spacy_ner)
+    results = analyzer.analyze(text=text, language="en", return_decision_process=True)
     candidates: list[Span] = []
     for result in results:
         category = PRESIDIO_MAP.get(result.entity_type, result.entity_type)
         if category not in CATEGORIES or result.score < min_score:
             continue
-        detector = (result.recognition_metadata or {}).get("recognizer_name", "presidio")
+        metadata = result.recognition_metadata or {}
+        detector = metadata.get("recognizer_name", "presidio")
         if not str(detector).startswith("rule:"):
             detector = f"presidio:{detector}"
         start, end = _strip(text, result.start, result.end)
         if end <= start or not keep_span(text, category, start, end, detector):
             continue
-        candidates.append(Span(start, end, category, float(result.score), detector))
+        context = tuple(metadata.get("context") or ()) or _presidio_context(text, start, end, result)
+        candidates.append(Span(start, end, category, float(result.score), detector, context=context))
     from .cues import context_spans
 
     for start, end, category, score, rule in context_spans(text):
         if category == "LOCATION" and text[start:end].lower().strip(" .") in US_STATES | COUNTRIES | STATE_SHORT:
             continue  # "lives in Oregon": a state or a country is not Safe Harbor PHI
         if score >= min_score:
-            candidates.append(Span(start, end, category, score, f"rule:{rule}"))
-    for span in extra or []:
-        if span.score >= min_score and span.category in CATEGORIES:
+            candidates.append(Span(start, end, category, score, f"rule:{rule}", context=cue_context(text, start,
+                                                                                                    end, rule)))
+    from .formats import assemble_addresses, format_spans
+
+    for start, end, category, score, rule, context in format_spans(text):
+        if score >= min_score:
+            candidates.append(Span(start, end, category, score, f"rule:{rule}", context=context))
+    for span in extra or []:  # model spans: already cut at their own threshold
+        if span.category in CATEGORIES:
             candidates.append(span)
     candidates += propagate_names(text, candidates)
     spans = merge_spans(candidates)
+    # a street found anywhere takes the rest of its address on the line: units, city, state, ZIP
+    whole = assemble_addresses(text, [(s.start, s.end, s.category) for s in spans])
+    if whole:
+        spans = merge_spans(spans + [Span(a, b, "ADDRESS", 0.85, "rule:format:whole-address") for a, b in whole])
     # a phone number that fills its parentheses takes them: "(240444-1243)"
-    spans = [Span(s.start - 1, s.end + 1, s.category, s.score, s.detector) if s.category in ("PHONE", "FAX")
+    spans = [replace(s, start=s.start - 1, end=s.end + 1) if s.category in ("PHONE", "FAX")
              and s.start > 0 and text[s.start - 1] == "(" and text[s.end:s.end + 1] == ")" else s for s in spans]
     if categories:
         spans = [s for s in spans if s.category in categories]
@@ -683,3 +721,36 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
             break
         end -= 1
     return start, end
+
+
+_AFTER_CUES = ("credential", "visitor", "relative-after", "family-name", "signature")
+
+
+def cue_context(text: str, start: int, end: int, rule: str, words: int = 2) -> tuple[tuple[int, int], ...]:
+    """The words a cue rule reads: up to ``words`` words before the span on its line (a title, a kinship word, a
+    transfer verb), or after it for the rules whose cue follows the name (credentials, "X called")."""
+    after = any(key in rule for key in _AFTER_CUES)
+    if after:
+        line = text[end:end + 40].split("\n", 1)[0]
+        found = [(end + m.start(), end + m.end()) for m in re.finditer(r"[A-Za-z][A-Za-z'.-]*", line)][:words]
+    else:
+        line = text[max(0, start - 40):start].rsplit("\n", 1)[-1]
+        offset = start - len(line)
+        found = [(offset + m.start(), offset + m.end()) for m in re.finditer(r"[A-Za-z][A-Za-z'.-]*", line)][-words:]
+    return tuple(found)
+
+
+def _presidio_context(text: str, start: int, end: int, result: Any) -> tuple[tuple[int, int], ...]:
+    """Presidio's supporting context word (its decision process), located near the span."""
+    explanation = getattr(result, "analysis_explanation", None)
+    word = getattr(explanation, "supportive_context_word", None) if explanation else None
+    if not word:
+        return ()
+    window_start = max(0, start - 60)
+    match = None
+    for match in re.finditer(rf"(?<![A-Za-z]){re.escape(word)}", text[window_start:min(len(text), end + 60)], re.I):
+        if window_start + match.start() >= start:
+            break
+    if match is None:
+        return ()
+    return ((window_start + match.start(), window_start + match.end()),)
