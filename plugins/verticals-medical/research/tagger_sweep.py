@@ -33,8 +33,8 @@ def main() -> None:
     from verticals_medical.phi import detect
     from verticals_medical.scoring import score_notes
 
-    from verticals.core.models import ModelHost
-    from verticals.plugins import build_registry
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import build_registry
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
