@@ -83,9 +83,9 @@ def test_token_metrics_and_config_checks():
 
 @pytest.mark.slow
 def test_a_tiny_run_is_stored_and_served_on_the_shared_encoder(tmp_path):
-    from verticals.core.models.versions import ModelStore
     from verticals.core.models.host import ModelHost
     from verticals.core.models.token_training import train_tagger
+    from verticals.core.models.versions import ModelStore
     from verticals.registry import build_registry
 
     texts = [("Dr Halvorsen called back.", "Halvorsen"), ("wife Ingrid at bedside", "Ingrid"),

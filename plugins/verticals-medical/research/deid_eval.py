@@ -50,8 +50,8 @@ def _models(task: Any) -> dict[str, Any]:
     """The task's models through a host on the plugin registry (loaded on first use, as in a job)."""
     if not task.models:
         return {}
-    from verticals.core.models.host import ModelHost
     from verticals.core.jobs.pipeline import LazyModels
+    from verticals.core.models.host import ModelHost
     from verticals.registry import get_registry
 
     host = ModelHost(get_registry().models)

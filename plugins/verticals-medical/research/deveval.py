@@ -169,9 +169,13 @@ def run_deid(path: Path, limit: int = 0, errors: int = 0, **params: Any) -> dict
     print(f"Throughput: {len(notes) / seconds:.1f} notes/s ({sum(len(n['text']) for n in notes) / seconds:,.0f} "
           f"characters/s), one process, after model load.\n")
     if errors:
+        from splits import deid_part
+
         texts = {n["id"]: n["text"] for n in notes}
+        held_out = {n["id"] for n in notes if deid_part(n["patient"]) == "val"}  # never read (issue 23)
 
         def show(kind: str, rows: list[tuple[str, int, int, str]]) -> None:
+            rows = [r for r in rows if r[0] not in held_out]
             print(f"### {kind} (first {errors} of {len(rows)})\n")
             for note_id, start, end, label in rows[:errors]:
                 text = texts[note_id]
@@ -299,6 +303,9 @@ def run_negex(path: Path, baseline: bool = False, limit: int = 0, errors: int = 
             print(f"| {name} | concept not placed | {unplaced} | | | |")
         if errors and name.startswith("verticals"):
             print()
+            from splits import negex_part
+
+            wrong = [w for w in wrong if negex_part(w[2]["number"]) != "val"]  # validation items: never read
             for key, gold, item in wrong[:errors]:
                 print(f"- {key} gold={gold}: {item['text'][:200]!r}")
     print()

@@ -84,9 +84,29 @@ def test_each_span_says_which_detector_found_it_and_the_cue_it_read():
     task = DeidentifyTask()
     out = task.run([task.Input(text="Discussed with Dr. Ingeborg Salminen. MRN: 4471290.", id="x")], {},
                    RunContext(job_id="j", params=task.Params(tagger=False)))[0]
-    by_text = {("Dr. Ingeborg Salminen. MRN: 4471290."[0:0]) or s.category: s for s in out.spans}
-    name, mrn = by_text["NAME"], by_text["MRN"]
+    by_category = {s.category: s for s in out.spans}
+    name, mrn = by_category["NAME"], by_category["MRN"]
     assert any(src.detector == "rule:provider-title" and src.score > 0 for src in name.sources)
     assert "Dr" in {w.text for w in name.context}
     assert {w.text for w in mrn.context} == {"MRN"}
     assert all(not (s.start < w.end and w.start < s.end) for s in out.spans for w in mrn.context)
+
+
+@pytest.mark.slow
+def test_the_shipped_tagger_finds_a_name_in_prose_and_says_why():
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import build_registry
+
+    host = ModelHost(build_registry().models)
+    tagger = host.get("medical.phi-tagger")
+    assert tagger.provenance()["source"] == "packaged" and tagger.config["layers"] == 3
+    task = DeidentifyTask()
+    text = "Yesterday Oyelaran Adebisi met the new neighbours and brought them bread."
+    out = task.run([task.Input(text=text, id="p")], {"tagger": tagger},
+                   RunContext(job_id="j", params=task.Params(tagger=True, explain="full")))[0]
+    assert "Adebisi" not in out.text
+    span = next(s for s in out.spans if s.start <= text.index("Adebisi") < s.end)
+    source = next(src for src in span.sources if src.detector == "model:phi-tagger")
+    assert 0.98 <= source.score <= 1.0
+    assert all(w.effect is None or w.effect > 0 for w in span.context)
+    assert all(not (s.start < w.end and w.start < s.end) for s in out.spans for w in span.context)

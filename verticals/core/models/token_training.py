@@ -243,8 +243,8 @@ def train_tagger(registry: Any, task_name: str, rows: Sequence[dict[str, Any]], 
     """Train a new version of ``task_name``'s token classifier on span rows; returns its ModelVersion."""
     import torch
 
-    from verticals.core.models.versions import ModelStore
     from verticals.core.models.host import resolve
+    from verticals.core.models.versions import ModelStore
 
     if not isinstance(config, TokenTrainConfig):
         config = TokenTrainConfig(**{k: v for k, v in asdict(config).items()})
@@ -331,8 +331,13 @@ def _train(base_path: Path, train_rows: list[dict[str, Any]], dev_rows: list[dic
 
     transformers.utils.logging.disable_progress_bar()
     tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
-    encoder = truncate_layers(transformers.AutoModel.from_pretrained(base_path, dtype=torch.float32,
-                                                                     add_pooling_layer=False), config.layers)
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()  # the unused pooler's "load report" is not the user's business
+    try:
+        encoder = transformers.AutoModel.from_pretrained(base_path, dtype=torch.float32, add_pooling_layer=False)
+    finally:
+        transformers.utils.logging.set_verbosity(verbosity)
+    encoder = truncate_layers(encoder, config.layers)
     if config.method == "lora":
         from peft import LoraConfig, get_peft_model
 
