@@ -46,7 +46,7 @@ def is_token_head(folder: Path) -> bool:
         return False
 
 
-def _truncated_copy(encoder: torch.nn.Module, layers: int | None) -> torch.nn.Module:
+def _truncated_copy(encoder: Any, layers: int | None) -> Any:
     """A copy of a BERT-like encoder with its first ``layers`` layers (own weights), sharing the embeddings."""
     embeddings = encoder.embeddings
     encoder.embeddings = None  # not deep-copied: the copy points at the shared module
