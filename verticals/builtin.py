@@ -42,6 +42,7 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
 
 @hookimpl
 def register_tasks(register: Callable[[type[Task[Any, Any, Any]]], None]) -> None:
+    import verticals.core.models.token_training  # noqa: F401  (adds the token-classifier method to TrainTask)
     from verticals.core.models.training import TrainTask
 
     register(TrainTask)

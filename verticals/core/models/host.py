@@ -93,13 +93,18 @@ class ModelHost:
             if name in self._loaded:
                 self._loaded.move_to_end(name)
                 return self._loaded[name]
-            from verticals.core.models.inference import load_model
+            from verticals.core.models.inference import HEAD_FILE, load_model
             from verticals.core.models.runtimes import attach
 
             spec = self.spec(name)
             source = self.resolve(name)
             started = time.perf_counter()
-            model = load_model(spec, source, host=self, device=self.device)
+            if spec.kind == "token-classifier" and (source.path / HEAD_FILE).exists():
+                from verticals.core.models.tagging import EncoderTokenTagger  # a tag head over a shared encoder
+
+                model: LoadedModel = EncoderTokenTagger.load(spec, source, self)
+            else:
+                model = load_model(spec, source, host=self, device=self.device)
             attach(model, self, self.runtimes.get(name))
             self.load_seconds[name] = time.perf_counter() - started
             log.info(

@@ -566,10 +566,6 @@ def load_model(spec: ModelSpec, source: ResolvedSource, host: ModelHost, device:
     """Load ``spec`` from ``source`` on the chosen device and precision."""
     if spec.kind == "sequence-classifier" and (Path(source.path) / HEAD_FILE).exists():
         return EncoderHeadClassifier.load(spec, source, host)
-    if spec.kind == "token-classifier" and (Path(source.path) / HEAD_FILE).exists():
-        from verticals.core.models.tagging import EncoderTokenTagger  # a tag head over a shared encoder
-
-        return EncoderTokenTagger.load(spec, source, host)
     import transformers
 
     quiet_library_progress(gguf=bool(source.gguf_file))

@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from verticals.core.models.training import (
+    TRAINERS,
     TrainConfig,
     TrainingCancelled,
     TrainingError,
     TrainProgress,
     seeded,
+    trained_kind,
 )
 
 TOKEN_FORMAT = "verticals-token-head"
@@ -68,12 +70,7 @@ class TokenTrainConfig(TrainConfig):
 
 def is_token_task(registry: Any, task_name: str) -> bool:
     """Whether the model ``verticals train`` trains for this task is a token classifier."""
-    try:
-        task_cls = registry.task(task_name)
-    except KeyError:  # train_model says so, as for any task
-        return False
-    return any(name in registry.models and registry.models[name].kind == "token-classifier"
-               for name in dict(task_cls.models).values())
+    return trained_kind(registry, task_name) == "token-classifier"
 
 
 def _tagger_spec(registry: Any, task_cls: Any) -> str:
@@ -441,3 +438,6 @@ def _train(base_path: Path, train_rows: list[dict[str, Any]], dev_rows: list[dic
         extra["trainable_parameters"] = sum(p.numel() for p in parameters)
         return encoder, model.head, best_dev, extra
     return (encoder, tokenizer), model.head, best_dev, extra
+
+
+TRAINERS["token-classifier"] = (TokenTrainConfig, train_tagger)

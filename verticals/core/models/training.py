@@ -204,6 +204,22 @@ def classification_metrics(true: Sequence[str], predicted: Sequence[str], labels
 
 # -- training ---------------------------------------------------------------------------------------
 
+# Other methods of this path, by the kind of model they train: kind -> (config class, train function with
+# train_model's signature). verticals.core.models.token_training adds "token-classifier" when imported (the core's
+# builtin plugin imports it with the training task).
+TRAINERS: dict[str, tuple[type[TrainConfig], Callable[..., Any]]] = {}
+
+
+def trained_kind(registry: Any, task_name: str) -> str | None:
+    """The kind of the model ``verticals train`` trains for the task when another method handles it, else None."""
+    try:
+        task_cls = registry.task(task_name)
+    except KeyError:  # train_model says so, as for any task
+        return None
+    kinds = {registry.models[n].kind for n in dict(task_cls.models).values() if n in registry.models}
+    return next((kind for kind in sorted(kinds) if kind in TRAINERS), None)
+
+
 def _classifier_spec(registry: Any, task_cls: type[Task]) -> str:
     roles = dict(task_cls.models)
     candidates = [name for name in roles.values()
@@ -284,11 +300,11 @@ def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], c
     import torch
 
     from verticals.core.models.host import resolve
-    from verticals.core.models.token_training import is_token_task, train_tagger
     from verticals.core.models.versions import ModelStore
 
-    if is_token_task(registry, task_name):  # a token classifier (BIO tags): its own method, same job and store
-        return train_tagger(registry, task_name, rows, config, on_progress, should_stop, store, data_name)
+    kind = trained_kind(registry, task_name)
+    if kind in TRAINERS:  # e.g. a token classifier (BIO tags): its own method, same job and store
+        return TRAINERS[kind][1](registry, task_name, rows, config, on_progress, should_stop, store, data_name)
     config.validate()
     started = time.perf_counter()
     task_cls = registry.task(task_name)
@@ -559,9 +575,8 @@ class TrainTask(Task):
         outputs: list[Any] = []
         for item in batch:
             try:
-                from verticals.core.models.token_training import TokenTrainConfig, is_token_task
-
-                config_cls = TokenTrainConfig if is_token_task(get_registry(), item.task) else TrainConfig
+                kind = trained_kind(get_registry(), item.task)
+                config_cls = TRAINERS[kind][0] if kind in TRAINERS else TrainConfig
                 config = config_cls(**item.config)
             except TypeError as error:
                 outputs.append(ItemError(f"bad training configuration: {error}"))
