@@ -73,7 +73,23 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--json", default="testgen_eval.json")
     parser.add_argument("--tests-dir", help="also write each module's test file to DIR/CONFIG/")
+    parser.add_argument("--score", action="store_true", help="also score each final file against every mutant "
+                        "(the same scorer for every version: ModuleRun.score_tests; not counted in the time)")
+    parser.add_argument("--score-dir", help="only score the files DIR/test_<module>.py that an earlier version "
+                        "wrote (no generation)")
     args = parser.parse_args()
+    if args.score_dir:
+        rows = score_files([m for m in args.modules.split(",") if m], Path(args.score_dir), args.parallel)
+        Path(args.json).write_text(json.dumps({"rows": rows}, indent=1))
+        print("\n| module | tests passing / in file | asserting | mutation score | killed / mutants |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            s = r["score"]
+            print(f"| {r['module']} | {r['passing']} / {r['tests']} | {r['asserting']} | "
+                  f"{'-' if s is None else f'{s:.3f}'} | {r['killed']} / {r['evaluated']} |")
+        scores = [r["score"] or 0.0 for r in rows]
+        print(f"\nmean mutation score {sum(scores) / max(1, len(scores)):.3f} over {len(rows)} modules")
+        return
     modules = [m for m in args.modules.split(",") if m]
     llm_modules = [m for m in args.llm_modules.split(",") if m]
     generate = None
@@ -90,8 +106,15 @@ def main() -> None:
         started = time.perf_counter()
         outputs = generate_tests(targets, options, generate if uses_llm else None, parallel=args.parallel)
         print(f"{config}: {len(targets)} modules in {time.perf_counter() - started:.1f}s", flush=True)
+        scored = {}
+        if args.score:
+            scored = {r["module"]: r for r in score_codes({o["module"]: o["test_code"] for o in outputs},
+                                                         args.parallel)}
         for out in outputs:
+            mutation = out.get("mutation") or {}
             rows.append({"config": config, "module": out["module"], "before": out["coverage_before"],
+                         "mutation": mutation, "scored": scored.get(out["module"]),
+                         "asserting": out.get("asserting"), "crash_tests": out.get("crash_tests"),
                          "after": out["coverage_after"], "generated": out["generated"], "passed": out["passed"],
                          "kept": out["kept"], "seconds": out["seconds"], "strategies": out["strategies"],
                          "verified": bool(out["test_code"]) or out["kept"] == 0,
@@ -104,15 +127,20 @@ def main() -> None:
     base = {}
     if args.baseline:
         base = {r["module"]: r for r in json.loads(Path(args.baseline).read_text())["rows"]}
-    print("\n| config | module | line+branch % (baseline ->) after | line % | branch % | kept / passed / generated "
-          "| kept passing | s / module |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| config | module | line+branch % (baseline ->) after | line % | branch % | mutation score (product) "
+          "| mutation score (all mutants) | kept / passed / generated | asserting | s / module |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a = r["after"]
         before = f"{base[r['module']]['after']['percent']} -> " if r["module"] in base else ""
+        m = r.get("mutation") or {}
+        own = f"{m['score']:.3f} ({m['killed']}/{m['evaluated']} of {m['total']})" if m.get("score") is not None \
+            else "-"
+        s = r.get("scored") or {}
+        full = f"**{s['score']:.3f}** ({s['killed']}/{s['evaluated']})" if s.get("score") is not None else "-"
         print(f"| {r['config']} | {r['module']} | {before}**{a['percent']}** | {a['line_percent']} | "
-              f"{a['branch_percent']} | {r['kept']} / {r['passed']} / {r['generated']} | "
-              f"{r['kept'] if r['verified'] else 0} / {r['kept']} | {r['seconds']:.0f} |")
+              f"{a['branch_percent']} | {own} | {full} | {r['kept']} / {r['passed']} / {r['generated']} | "
+              f"{r.get('asserting')} | {r['seconds']:.0f} |")
     print("\n| config | modules | mean line+branch % (baseline ->) after | mean line % | mean branch % "
           "| kept / generated | mean s / module |")
     print("|---|---|---|---|---|---|---|")
@@ -126,7 +154,42 @@ def main() -> None:
               f"{sum(r['after']['branch_percent'] for r in mine) / n:.1f} | "
               f"{sum(r['kept'] for r in mine)} / {sum(r['generated'] for r in mine)} | "
               f"{sum(r['seconds'] for r in mine) / n:.1f} |")
+    for config in dict.fromkeys(r["config"] for r in rows):
+        mine = [r for r in rows if r["config"] == config and r.get("scored")]
+        if mine:
+            scores = [r["scored"]["score"] or 0.0 for r in mine]
+            print(f"{config}: mean mutation score (all mutants) {sum(scores) / len(scores):.3f}, "
+                  f"lowest {min(scores):.3f}, over {len(mine)} modules")
     print(f"\nsandbox layers: {protections()}")
+
+
+def score_codes(codes: dict[str, str], parallel: int = 1) -> list[dict]:
+    """The mutation score of each module's test file against every mutant (ModuleRun.score_tests)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from verticals_testgen.pipeline import ModuleRun
+
+    def one(item: tuple[str, str]) -> dict:
+        module, code = item
+        run = ModuleRun(resolve(module=module), Options(time_budget=900.0))
+        try:
+            if not code:
+                return {"module": module, "score": 0.0, "killed": 0, "evaluated": 0, "total": 0, "tests": 0,
+                        "passing": 0, "asserting": 0}
+            return {"module": module, **run.score_tests(code)}
+        finally:
+            run.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return list(pool.map(one, codes.items()))
+
+
+def score_files(modules: list[str], folder: Path, parallel: int = 1) -> list[dict]:
+    codes = {}
+    for module in modules:
+        path = folder / f"test_{module.replace('.', '_')}.py"
+        codes[module] = path.read_text(encoding="utf-8") if path.exists() else ""
+    return score_codes(codes, parallel)
 
 
 if __name__ == "__main__":

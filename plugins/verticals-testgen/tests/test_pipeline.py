@@ -28,7 +28,8 @@ def test_coverage_rises_and_file_passes_outside_the_sandbox(shapes_result, tmp_p
     assert result["kept"] >= 5
     kept = [t for t in result["tests"] if t["status"] == "kept"]
     assert len(kept) == result["kept"]
-    assert all(t["added_lines"] or t["added_branches"] for t in kept)
+    assert all(t["added_lines"] or t["added_branches"] or t["killed_mutants"] for t in kept)
+    assert all(t["asserts"] for t in kept) and result["asserting"] == result["kept"]
     assert set(result["uncovered_lines"]).isdisjoint(set().union(*(t["added_lines"] for t in kept)))
     # the file is a real pytest file: run it with plain pytest and coverage.py, outside our harness
     test_file = tmp_path / result["test_file"]
@@ -44,11 +45,25 @@ def test_coverage_rises_and_file_passes_outside_the_sandbox(shapes_result, tmp_p
     assert abs(float(total.rstrip("%")) - after["percent"]) <= 1.0, (report, after)
 
 
+def test_mutation_score_and_survivors(shapes_result):
+    mutation = shapes_result["mutation"]
+    assert mutation["total"] > 30 and mutation["evaluated"] > 0
+    assert mutation["score"] == round(mutation["killed"] / mutation["evaluated"], 3)
+    assert mutation["score"] >= 0.6, mutation  # regression oracles on observed values kill most seeded bugs
+    assert len(mutation["survivors"]) == min(100, mutation["evaluated"] - mutation["killed"])
+    for survivor in mutation["survivors"]:
+        assert survivor["line"] > 0 and " -> " in survivor["change"]
+    killers = [t for t in shapes_result["tests"] if t["status"] == "kept" and t["killed_mutants"]]
+    assert killers  # kept tests say which seeded bugs they catch
+
+
 def test_summary_table(shapes_result):
     task = GenerateTests()
     output = GenerateTests.Output(**shapes_result)
     summary = task.summarize([output], None)
     assert "verticals_testgen.samples.shapes" in summary["table"]
+    assert summary["mean_mutation_score"] == shapes_result["mutation"]["score"]
+    assert f"{shapes_result['mutation']['killed']}/{shapes_result['mutation']['evaluated']}" in summary["table"]
     assert task.files(ModuleInput(module="x"), output) == {shapes_result["test_file"]: shapes_result["test_code"]}
 
 

@@ -34,6 +34,7 @@ class Candidate:
     added_lines: list[int] = field(default_factory=list)
     added_branches: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    killed_mutants: list[int] = field(default_factory=list)  # lines of the mutants it kills (as a kept test)
 
     @property
     def source(self) -> str:
@@ -200,6 +201,104 @@ def split_tests(code: str, strategy: str, target: str, target_source: str, prefi
     return candidates
 
 
+def asserts(candidate: Candidate) -> bool:
+    """True when the test checks something: an ``assert`` or a ``pytest.raises``/``pytest.warns`` block."""
+    try:
+        tree = ast.parse(candidate.body)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert):
+            return True
+        if isinstance(node, ast.With) and any(
+                isinstance(item.context_expr, ast.Call)
+                and ast.unparse(item.context_expr.func).rpartition(".")[2] in ("raises", "warns")
+                for item in node.items):
+            return True
+    return False
+
+
+CRASH_DOC = "Crash-finding test: it checks no value, only that these calls raise nothing."
+
+
+def _document_crash_test(body: str) -> str:
+    """A test without an assertion says so in its docstring."""
+    tree = ast.parse(body)
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return body
+    if not (func.body and isinstance(func.body[0], ast.Expr) and isinstance(func.body[0].value, ast.Constant)):
+        func.body.insert(0, ast.Expr(ast.Constant(CRASH_DOC)))
+    return ast.unparse(tree)
+
+
+def unique_name(candidate: Candidate, used: set[str]) -> None:
+    """Give the candidate a test name no other candidate of the module has (``_2``, ``_3``... appended)."""
+    name = candidate.name
+    if name not in used:
+        used.add(name)
+        return
+    n = 2
+    while f"{name}_{n}" in used:
+        n += 1
+    new = f"{name}_{n}"
+    try:
+        tree = ast.parse(candidate.body)
+    except SyntaxError:
+        return
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            node.name = new
+    candidate.body = ast.unparse(tree)
+    candidate.name = new
+    used.add(new)
+
+
+def renumber(kept: list[Candidate]) -> None:
+    """Readable names in the final file: round suffixes dropped, duplicates numbered 2, 3... in file order."""
+    counts: dict[str, int] = {}
+    for candidate in kept:
+        base = re.sub(r"(_\d+)?(_r\d+)?$", "", candidate.name) or candidate.name
+        counts[base] = counts.get(base, 0) + 1
+        name = base if counts[base] == 1 else f"{base}_{counts[base]}"
+        if name == candidate.name:
+            continue
+        try:
+            tree = ast.parse(candidate.body)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == candidate.name:
+                node.name = name
+        candidate.body = ast.unparse(tree)
+        candidate.name = name
+
+
+def subject(candidate: Candidate, names: list[str]) -> str:
+    """The function or class of the target a test exercises: the first of ``names`` its body calls."""
+    try:
+        tree = ast.parse(candidate.body)
+    except SyntaxError:
+        return ""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in names:
+            return node.attr
+        if isinstance(node, ast.Name) and node.id in names:
+            return node.id
+    return ""
+
+
+def group_by_subject(kept: list[Candidate], target_source: str) -> list[Candidate]:
+    """Kept tests grouped by the function or class they exercise, in the order the target defines them."""
+    try:
+        tree = ast.parse(target_source)
+    except SyntaxError:
+        return kept
+    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+    rank = {name: i for i, name in enumerate(names)}
+    return sorted(kept, key=lambda c: (rank.get(subject(c, names), len(names)), c.name))
+
+
 def _import_key(line: str) -> tuple[int, str]:
     if line.startswith("import "):
         return (0, line)
@@ -219,7 +318,8 @@ def compose(candidates: list[Candidate], header: str) -> str:
                 bucket.append(line)
     future = [line for line in imports if line.startswith("from __future__")]
     imports = sorted((line for line in imports if line not in future), key=_import_key)
-    parts = [f'"""{header}"""', *future, *imports, *helpers, *(c.body for c in candidates)]
+    bodies = [c.body if asserts(c) else _document_crash_test(c.body) for c in candidates]
+    parts = [f'"""{header}"""', *future, *imports, *helpers, *bodies]
     return "\n\n".join(parts) + "\n"
 
 

@@ -60,7 +60,25 @@ class TestRecord(BaseModel):
     message: str = ""
     added_lines: list[int] = []
     added_branches: list[str] = []
+    killed_mutants: list[int] = []  # lines of the mutants this kept test kills
+    asserts: bool = True  # False: a crash-finding test (documented as such in the file)
     seconds: float = 0.0
+
+
+class Survivor(BaseModel):
+    line: int
+    change: str  # "'<' -> '<='", "'return x' -> 'return None'"...
+    operator: str  # operator | comparison | condition | constant | return | statement
+
+
+class MutationFigures(BaseModel):
+    score: float | None  # killed / evaluated; None when no mutant was evaluated
+    killed: int
+    evaluated: int
+    total: int
+    seconds: float
+    survivors: list[Survivor] = []
+    note: str = ""
 
 
 class GeneratedTests(BaseModel):
@@ -76,6 +94,9 @@ class GeneratedTests(BaseModel):
     generated: int
     passed: int
     kept: int
+    asserting: int = 0  # kept tests with an assertion (the rest are documented crash-finding tests)
+    crash_tests: int = 0
+    mutation: MutationFigures | None = None
     strategies: dict[str, dict[str, float]]
     sandbox: dict[str, bool | int | None]
     formatter: str
@@ -89,8 +110,13 @@ class GenerateParams(BaseModel):
     strategies: list[str] = Field(["auto"], description=f"any of {', '.join(STRATEGIES)}, or auto: observed and "
                                   "ghostwriter, plus llm when the configured model passes the capability bar "
                                   "(comma-separated on the CLI)")
-    time_budget: float = Field(90.0, ge=5, le=3600, description="seconds per module for search rounds, LLM "
-                               "rounds and verifying the final file (model loading not included)")
+    time_budget: float = Field(120.0, ge=5, le=3600, description="seconds per module for search rounds, LLM "
+                               "rounds, mutation analysis and verifying the final file (model loading not "
+                               "included); the search leaves mutation_share of it to mutation analysis")
+    mutation: bool = Field(True, description="mutation analysis after the search: tests that kill mutants are "
+                           "kept, the mutation score is reported")
+    mutation_share: float = Field(0.35, ge=0.0, le=0.9, description="share of time_budget the search leaves to "
+                                  "mutation analysis")
     llm_rounds: int = Field(1, ge=0, le=5, description="coverage-guided LLM rounds")
     llm_max_prompts: int = Field(4, ge=1, le=64, description="prompts per module per round")
     max_new_tokens: int = Field(160, ge=16, le=2048)
@@ -126,7 +152,8 @@ class GenerateParams(BaseModel):
 class GenerateTests(Task):
     name = "testgen.generate"
     executes_code = True
-    description = "Generate pytest tests for Python modules; keep those that pass twice in a sandbox and add coverage"
+    description = ("Generate pytest tests for Python modules; keep those that pass twice in a sandbox and add "
+                   "coverage or kill mutants; report coverage and mutation score")
     Input = ModuleInput
     Output = GeneratedTests
     Params = GenerateParams
@@ -175,12 +202,15 @@ class GenerateTests(Task):
             with lock:
                 position = slots_of.setdefault(record["module"], len(slots_of) + 1)
                 done = record["stage"] == "done"
+                stage = {"explore": "search", "search": "search", "mutate": "mutation analysis",
+                         "verify": "verifying the file", "llm": "llm"}.get(record["stage"], record["stage"])
                 shares[record["module"]] = 1.0 if done else min(0.95, record["seconds"] / params.time_budget)
                 finished = sum(share >= 1.0 for share in shares.values())
                 ctx.progress(sum(shares.values()), len(batch),
-                             note=f"module {position}/{len(batch)} {record['stage']} "
-                                  f"{record['round'] + (record['stage'] == 'explore')}: "
-                                  f"{record['candidates']} candidates, {record['coverage']:.0f}% covered"
+                             note=f"module {position}/{len(batch)} {stage}"
+                                  + (f" round {record['round'] + (record['stage'] == 'explore')}"
+                                     if record["stage"] in ("explore", "search") else "")
+                                  + f": {record['candidates']} candidates, {record['coverage']:.0f}% covered"
                                   + (f" ({finished} done)" if finished and not done else ""))
             if record["stage"] != "explore":
                 ctx.logger.info("testgen: module %d/%d %s round %d: %d candidates, coverage %.1f%%, %.0fs",
@@ -191,6 +221,7 @@ class GenerateTests(Task):
             strategies=tuple(strategies), llm_rounds=params.llm_rounds, llm_max_prompts=params.llm_max_prompts,
             max_new_tokens=params.max_new_tokens, time_budget=params.time_budget,
             explore_seconds=params.explore_seconds, test_timeout=params.test_timeout, seed=params.seed,
+            mutation=params.mutation, mutation_share=params.mutation_share,
             limits=Limits(cpu_seconds=params.cpu_seconds, memory_mb=params.memory_mb,
                           test_timeout=params.test_timeout, cancelled=ctx.cancelled),
             progress=progress,
@@ -236,19 +267,31 @@ class GenerateTests(Task):
         for output in outputs:
             assert isinstance(output, GeneratedTests)
             before, after = output.coverage_before, output.coverage_after
+            mutation = output.mutation
             rows.append({
                 "module": output.module,
                 "line_before": before.line_percent, "line_after": after.line_percent,
                 "branch_before": before.branch_percent, "branch_after": after.branch_percent,
-                "kept": output.kept, "generated": output.generated, "seconds": output.seconds,
+                "coverage": after.percent,
+                "mutation_score": mutation.score if mutation else None,
+                "mutants_killed": mutation.killed if mutation else 0,
+                "mutants_evaluated": mutation.evaluated if mutation else 0,
+                "kept": output.kept, "asserting": output.asserting, "generated": output.generated,
+                "seconds": output.seconds,
             })
         if not rows:
             return None
-        header = f"{'module':<40} {'line %':>15} {'branch %':>15} {'kept/gen':>9} {'sec':>6}"
+        header = (f"{'module':<34} {'line %':>14} {'branch %':>14} {'mutants killed':>17} {'kept/gen':>9} "
+                  f"{'sec':>5}")
         lines = [header, "-" * len(header)]
         for r in rows:
-            lines.append(f"{r['module']:<40} {r['line_before']:>6.1f} -> {r['line_after']:>5.1f} "
-                         f"{r['branch_before']:>6.1f} -> {r['branch_after']:>5.1f} "
-                         f"{str(r['kept']) + '/' + str(r['generated']):>9} {r['seconds']:>6.1f}")
+            score = (f"{r['mutants_killed']}/{r['mutants_evaluated']} {100 * r['mutation_score']:3.0f}%"
+                     if r["mutation_score"] is not None else "-")
+            lines.append(f"{r['module'][:34]:<34} {r['line_before']:>5.1f} -> {r['line_after']:>5.1f} "
+                         f"{r['branch_before']:>5.1f} -> {r['branch_after']:>5.1f} {score:>17} "
+                         f"{str(r['kept']) + '/' + str(r['generated']):>9} {r['seconds']:>5.0f}")
+        scored = [r["mutation_score"] for r in rows if r["mutation_score"] is not None]
         return {"modules": rows, "table": "\n".join(lines),
-                "kept": sum(r["kept"] for r in rows), "generated": sum(r["generated"] for r in rows)}
+                "kept": sum(r["kept"] for r in rows), "generated": sum(r["generated"] for r in rows),
+                "mean_coverage": round(sum(r["coverage"] for r in rows) / len(rows), 1),
+                "mean_mutation_score": round(sum(scored) / len(scored), 3) if scored else None}

@@ -233,6 +233,260 @@ def run_tests(cfg: dict, cov) -> None:
     emit({"event": "done", "exit_code": int(code)})
 
 
+# ---------------------------------------------------------------- mutation mode
+#
+# Mutants of the target: one small change inside a function or method body (never module-level code, docstrings
+# or annotations). The host enumerates them with ``mutation_points`` (it parses the source, it never runs it) and
+# the jail applies one by index with ``apply_mutant``: the same walk on both sides.
+
+_BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,
+               ast.Mod: ast.Mult, ast.Pow: ast.Mult, ast.LShift: ast.RShift, ast.RShift: ast.LShift,
+               ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd, ast.BitXor: ast.BitAnd}
+_CMP_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+             ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
+_OP_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+            ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
+            ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.Is: "is",
+            ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in", ast.And: "and", ast.Or: "or"}
+
+
+def _short_src(node: ast.AST, limit: int = 40) -> str:
+    text = ast.unparse(node)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class _Mutator(ast.NodeTransformer):
+    """Walks function bodies; lists the mutation points (``apply=None``) or applies the one numbered ``apply``."""
+
+    def __init__(self, apply: int | None = None):
+        self.apply = apply
+        self.count = 0
+        self.points: list[dict] = []
+        self.depth = 0  # > 0 inside a function body
+        self.done = False
+
+    def point(self, node: ast.AST, operator: str, change: str) -> bool:
+        """Count a mutation point; True when it is the one to apply."""
+        if self.depth == 0:
+            return False
+        index = self.count
+        self.count += 1
+        if self.apply is None:
+            self.points.append({"index": index, "line": getattr(node, "lineno", 0), "operator": operator,
+                                "change": change})
+            return False
+        if index == self.apply:
+            self.done = True
+            return True
+        return False
+
+    def _function(self, node):
+        body = node.body
+        start = 1 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and \
+            isinstance(body[0].value.value, str) else 0  # the docstring is not code
+        self.depth += 1
+        node.body = body[:start] + [self.visit(statement) for statement in body[start:]]
+        self.depth -= 1
+        return node
+
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
+
+    def visit_Lambda(self, node):
+        return node if self.depth == 0 else self.generic_visit(node)
+
+    def visit_JoinedStr(self, node):
+        return node  # f-string parts: formatting, not logic
+
+    def visit_arg(self, node):
+        return node  # annotations
+
+    def visit_AnnAssign(self, node):
+        if node.value is not None:
+            node.value = self.visit(node.value)
+        return node
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        swap = _BINOP_SWAP.get(type(node.op))
+        if swap is not None and self.point(node, "operator",
+                                           f"{_OP_TEXT[type(node.op)]!r} -> {_OP_TEXT[swap]!r}"):
+            node.op = swap()
+        return node
+
+    def visit_AugAssign(self, node):
+        self.generic_visit(node)
+        swap = _BINOP_SWAP.get(type(node.op))
+        if swap is not None and self.point(node, "operator",
+                                           f"'{_OP_TEXT[type(node.op)]}=' -> '{_OP_TEXT[swap]}='"):
+            node.op = swap()
+        return node
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        for i, op in enumerate(list(node.ops)):
+            swap = _CMP_SWAP.get(type(op))
+            if swap is not None and self.point(node, "comparison", f"{_OP_TEXT[type(op)]!r} -> {_OP_TEXT[swap]!r}"):
+                node.ops[i] = swap()
+        return node
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        swap = ast.Or if isinstance(node.op, ast.And) else ast.And
+        if self.point(node, "condition", f"{_OP_TEXT[type(node.op)]!r} -> {_OP_TEXT[swap]!r}"):
+            node.op = swap()
+        return node
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not) and self.point(node, "condition", f"'not {_short_src(node.operand)}' -> "
+                                                                           f"'{_short_src(node.operand)}'"):
+            return node.operand
+        return node
+
+    def visit_Constant(self, node):
+        value = node.value
+        if isinstance(value, bool):
+            if self.point(node, "constant", f"{value!r} -> {not value!r}"):
+                return ast.copy_location(ast.Constant(not value), node)
+        elif isinstance(value, int | float) and not isinstance(value, complex):
+            if self.point(node, "constant", f"{value!r} -> {value + 1!r}"):
+                return ast.copy_location(ast.Constant(value + 1), node)
+        elif isinstance(value, str) and value:
+            changed = "XX" + value + "XX"
+            if self.point(node, "constant", f"{_short_src(node, 30)} -> {_short_src(ast.Constant(changed), 34)}"):
+                return ast.copy_location(ast.Constant(changed), node)
+        return node
+
+    def _condition(self, node, keyword: str):
+        self.generic_visit(node)
+        if self.point(node, "condition", f"'{keyword} {_short_src(node.test, 30)}' -> "
+                                         f"'{keyword} not ({_short_src(node.test, 30)})'"):
+            node.test = ast.copy_location(ast.UnaryOp(op=ast.Not(), operand=node.test), node.test)
+        return node
+
+    def visit_If(self, node):
+        return self._condition(node, "if")
+
+    def visit_While(self, node):
+        return self._condition(node, "while")
+
+    def visit_IfExp(self, node):
+        return self._condition(node, "if")
+
+    def visit_Return(self, node):
+        self.generic_visit(node)
+        returns = node.value is not None and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+        if returns and self.point(node, "return", f"'return {_short_src(node.value, 30)}' -> 'return None'"):
+            node.value = ast.copy_location(ast.Constant(None), node.value)
+        return node
+
+    def visit_Break(self, node):
+        if self.point(node, "statement", "'break' -> 'continue'"):
+            return ast.copy_location(ast.Continue(), node)
+        return node
+
+    def visit_Continue(self, node):
+        if self.point(node, "statement", "'continue' -> 'break'"):
+            return ast.copy_location(ast.Break(), node)
+        return node
+
+
+def mutation_points(source: str) -> list[dict]:
+    """Every mutant of ``source``: {index, line, operator, change}, in a fixed order."""
+    mutator = _Mutator()
+    mutator.visit(ast.parse(source))
+    return mutator.points
+
+
+def apply_mutant(source: str, index: int) -> ast.Module:
+    """The module's AST with mutant ``index`` applied."""
+    mutator = _Mutator(apply=index)
+    tree = ast.fix_missing_locations(mutator.visit(ast.parse(source)))
+    if not mutator.done:
+        raise ValueError(f"no mutant {index}")
+    return tree
+
+
+def run_mutants(cfg: dict, module) -> None:
+    """Run the test files against each mutant in turn (the module's namespace is rebuilt from the mutated code,
+    the tests then run in this process); per mutant, stop at the first test that fails."""
+    import pytest
+    from _pytest.runner import runtestprotocol
+
+    spec = cfg["mutation"]
+    file = cfg["target"]["file"]
+    with open(file, encoding="utf-8") as handle:
+        source = handle.read()
+    deadline = time.monotonic() + float(spec["seconds"])
+    namespace = module.__dict__
+    original = dict(namespace)
+    keep = {k: original[k] for k in ("__name__", "__file__", "__spec__", "__loader__", "__package__", "__path__",
+                                     "__builtins__", "__cached__", "__doc__") if k in original}
+    by_identity = {id(v): k for k, v in original.items() if not k.startswith("__")}
+
+    class Mutation:
+        def pytest_runtestloop(self, session):
+            items: dict[str, list] = {}
+            for item in session.items:
+                items.setdefault(item.nodeid.split("::")[0], []).append(item)
+            test_modules = {id(m): m for m in (getattr(i, "module", None) for i in session.items) if m is not None}
+            for mutant in spec["mutants"]:
+                if time.monotonic() > deadline:
+                    break
+                started = time.monotonic()
+                outcome, by = ("survived", None) if mutant["tests"] else ("no_tests", None)
+                rebound: list[tuple] = []
+                if mutant["tests"]:
+                    try:
+                        code = compile(apply_mutant(source, mutant["index"]), file, "exec")
+                        namespace.clear()
+                        namespace.update(keep)
+                        with time_limit(5.0), _quiet():
+                            exec(code, namespace)
+                    except BaseException:  # the mutated module does not even import: the tests would all fail
+                        outcome, by = "killed", "import"
+                    else:
+                        for test_module in test_modules.values():  # `from target import f` in a test file
+                            for name, value in list(vars(test_module).items()):
+                                key = by_identity.get(id(value))
+                                if key is not None and value is original.get(key) and key in namespace:
+                                    rebound.append((test_module, name, value))
+                                    setattr(test_module, name, namespace[key])
+                        for name, limit in zip(mutant["tests"], mutant["limits"], strict=False):
+                            failed = False
+                            for item in items.get(name, []):
+                                try:
+                                    with time_limit(float(limit)), _quiet():
+                                        reports = runtestprotocol(item, nextitem=None, log=False)
+                                    failed = any(report.failed for report in reports)
+                                except BaseException:
+                                    failed = True
+                                if failed:
+                                    break
+                            if failed:
+                                outcome, by = "killed", name
+                                break
+                    finally:
+                        namespace.clear()
+                        namespace.update(original)
+                        for test_module, name, value in rebound:
+                            setattr(test_module, name, value)
+                emit({"event": "mutant", "id": mutant["id"], "outcome": outcome, "by": by,
+                      "seconds": round(time.monotonic() - started, 3)})
+            return True
+
+    ini = os.path.join(cfg["sandbox"], "pytest.ini")
+    with open(ini, "w") as handle:
+        handle.write("[pytest]\n")
+    args = ["-q", "-p", "no:cacheprovider", "-p", "no:stepwise", "-c", ini, "--rootdir", cfg["sandbox"],
+            "--continue-on-collection-errors", "-W", "ignore::DeprecationWarning", "--tb=no", "-o",
+            "console_output_style=classic"]
+    with _quiet():
+        code = pytest.main(args + list(cfg["files"]), plugins=[Mutation()])
+    emit({"event": "done", "exit_code": int(code)})
+
+
 # ---------------------------------------------------------------- explore mode
 
 BASE_POOLS: dict[type, list] = {
@@ -698,6 +952,10 @@ class Explorer:
         self.objects: dict[type, list[Expr]] = {}
         self.typed_values = typed_values(module)
         self.built: dict[type, list[tuple[list, dict]]] = {}
+        # lines where a mutant survived the kept tests: runs there with new outcomes are recorded too
+        self.mutant_lines = set(options.get("mutant_lines", []))
+        self.outcomes: dict[str, set[str]] = {}
+        self.last_arcs: set = set()
         self.module_objects()
 
     # ------------------------------------------------------------ pools
@@ -989,7 +1247,19 @@ class Explorer:
             if isinstance(error, KeyboardInterrupt | GeneratorExit):
                 return None
             outcome = ("raise", error)
+        self.last_arcs = tracer.arcs
         return outcome[0], outcome[1], tracer.arcs - self.seen
+
+    def diverse(self, label: str, arcs: set, outcome: str) -> bool:
+        """A run that added no arcs but executed a line where a mutant survived, with an outcome not seen yet for
+        ``label``: worth a test (a regression oracle there may tell the mutant apart)."""
+        if not self.mutant_lines or not {line for arc in arcs for line in arc if line > 0} & self.mutant_lines:
+            return False
+        seen = self.outcomes.setdefault(label, set())
+        if outcome in seen or len(seen) >= 8:
+            return False
+        seen.add(outcome)
+        return True
 
     def raises_name(self, error: BaseException) -> str | None:
         for kind in type(error).__mro__:
@@ -1020,9 +1290,10 @@ class Explorer:
                 return False
             args, kwargs = chosen
         result = self.traced(lambda: func(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()}))
-        if result is None or not result[2]:
+        if result is None or (not result[2] and not self.mutant_lines):
             return False
         kind, value, new = result
+        arcs = self.last_arcs
         record = {"event": "call", "callee": label, "args": [repr(a) for a in args],
                   "kwargs": {k: repr(v) for k, v in kwargs.items()}}
         if inspect.isgeneratorfunction(func):
@@ -1032,11 +1303,15 @@ class Explorer:
             if name is None:
                 return False
             record["raises"] = name
+            record["message"] = _message(value)
         else:
             if isinstance(value, tuple) and len(value) == 2 and value[0] == "generator":
                 value = value[1]
                 record["generator"] = True
             record.update(_describe_value(value))
+        if not new and not self.diverse(label, arcs, repr((record.get("raises"), record.get("returns"),
+                                                            record.get("type")))):
+            return False
         corpus.append((args, kwargs))
         if kind == "return" and not record.get("generator"):
             self.remember(value, f"{self.modname}.{label}({_arg_text(args, kwargs)})",
@@ -1066,6 +1341,7 @@ class Explorer:
         self.note_built(cls, ctor_args, ctor_kwargs)
         instance = built[1]
         new_total = set(built[2])
+        touched = set(self.last_arcs)
         extra: list = [v for v in [*ctor_args, *ctor_kwargs.values()] if literal_ok(v)]
         for value in list(extra):
             if isinstance(value, list | tuple | set | frozenset):
@@ -1095,6 +1371,7 @@ class Explorer:
                 break
             outcome, value, new = result
             new -= new_total
+            touched |= self.last_arcs
             arg_texts, kwarg_texts = _texts(args, kwargs)
             step = {"kind": kind, "name": name, "args": arg_texts, "kwargs": kwarg_texts, "generator": generator}
             if kind == "inplace" and outcome == "return":  # a statement: `obj += x` rebinds obj, asserts nothing
@@ -1105,6 +1382,7 @@ class Explorer:
                 if raised is None:
                     break
                 step["raises"] = raised
+                step["message"] = _message(value)
             else:
                 if isinstance(value, tuple) and len(value) == 2 and value[0] == "generator":
                     value = value[1]
@@ -1127,11 +1405,18 @@ class Explorer:
             if outcome == "raise":
                 break
         if not new_total:
-            return False
+            last = steps[-1] if steps else {}
+            if not steps or not self.diverse(label, touched, repr((len(steps), last.get("raises"),
+                                                                   last.get("returns"), last.get("type")))):
+                return False
+            keep = len(steps)
         self.corpus.setdefault(label, []).append((ctor_args, ctor_kwargs))
         self.accept(new_total)
+        kept_steps = steps[:keep]
+        if keep == len(steps) and not (steps and "raises" in steps[-1]):
+            kept_steps += _state_checks(instance)  # the object's state after the calls: what a mutant changes
         emit({"event": "sequence", "callee": label, "ctor_args": [repr(a) for a in ctor_args],
-              "ctor_kwargs": {k: repr(v) for k, v in ctor_kwargs.items()}, "steps": steps[:keep]})
+              "ctor_kwargs": {k: repr(v) for k, v in ctor_kwargs.items()}, "steps": kept_steps})
         self.emitted += 1
         return True
 
@@ -1310,6 +1595,45 @@ _FORMAT_SPECS = ["", "s", "d", "x", "X", "b", "n", "o", "#x", "#b", "_x", "_b", 
                  ".2f", "e", "%", "#", "z", "!r"]
 
 
+def _message(error: BaseException) -> str | None:
+    """The start of an exception's message, when it reads as plain text (for ``pytest.raises(match=...)``)."""
+    try:
+        text = str(error)
+    except Exception:
+        return None
+    text = text.split("\n")[0][:80]
+    if not text.strip() or " at 0x" in text or not text.isprintable():
+        return None
+    return text
+
+
+def _state_checks(instance, limit: int = 4) -> list[dict]:
+    """Steps that read an object's public state after a call sequence: its public attributes whose values can be
+    compared (literals, approximate numbers), and ``len(obj)`` when it has a length."""
+    checks: list[dict] = []
+    try:
+        attributes = list(vars(instance).items())
+    except TypeError:
+        attributes = []
+    for name, value in attributes:
+        if len(checks) >= limit:
+            break
+        if name.startswith("_") or callable(value) or not name.isidentifier():
+            continue
+        described = _describe_value(value)
+        if described.get("compare") in ("eq", "approx") and len(described.get("returns") or "") <= 200:
+            checks.append({"kind": "attr", "name": name, "args": [], "kwargs": {}, "generator": False, **described})
+    if hasattr(type(instance), "__len__"):
+        try:
+            with time_limit(0.5), _quiet():
+                size = len(instance)
+            checks.append({"kind": "len", "name": "__len__", "args": [], "kwargs": {}, "generator": False,
+                           **_describe_value(size)})
+        except BaseException:
+            pass
+    return checks
+
+
 def _lines_of(func) -> set[int]:
     code = getattr(func, "__code__", None)
     if code is None:
@@ -1467,9 +1791,7 @@ def _describe_value(value) -> dict:
     if literal_ok(value):
         if _has_float(value) and _flat_numbers(value):
             return {"returns": repr(value), "compare": "approx"}
-        if _has_float(value):
-            return {"returns": None, "compare": "none"}
-        return {"returns": repr(value), "compare": "eq"}
+        return {"returns": repr(value), "compare": "eq"}  # nested floats exactly: the two runs check it holds
     try:
         text = repr(value)
     except Exception:
@@ -1541,6 +1863,8 @@ def main() -> None:
     emit({"event": "baseline", "arcs": baseline})
     if cfg["mode"] == "run":
         run_tests(cfg, cov)
+    elif cfg["mode"] == "mutate":
+        run_mutants(cfg, module)
     else:
         explore(cfg, module, cov, baseline)
         emit({"event": "done"})

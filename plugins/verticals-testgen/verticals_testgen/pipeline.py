@@ -23,7 +23,16 @@ from typing import Any
 from verticals_testgen import strategies as strat
 from verticals_testgen.allowlist import TargetNames, check_test_code
 from verticals_testgen.analysis import FileAnalysis
-from verticals_testgen.candidates import Candidate, compose, disallowed_imports, format_code
+from verticals_testgen.candidates import (
+    Candidate,
+    asserts,
+    compose,
+    disallowed_imports,
+    format_code,
+    group_by_subject,
+    renumber,
+    unique_name,
+)
 from verticals_testgen.render import clean_events
 from verticals_testgen.sandbox import Limits, RunResult, Sandbox
 from verticals_testgen.target import Target
@@ -40,13 +49,15 @@ class Options:
     llm_rounds: int = 2
     llm_max_prompts: int = 8
     max_new_tokens: int = 256
-    time_budget: float = 90.0  # seconds per module, search rounds + LLM + the final file (not model loading)
+    time_budget: float = 120.0  # seconds per module: search, LLM, mutation analysis, the final file (not model loading)
     explore_seconds: float = 20.0  # at most this long per explorer round
     max_rounds: int = 8
     test_timeout: float = 5.0
     limits: Limits = field(default_factory=Limits)
     seed: int = 0
     progress: Callable[[dict[str, Any]], None] | None = None  # called after each round with a progress record
+    mutation: bool = True  # mutation analysis after the search (kills choose tests; the score is reported)
+    mutation_share: float = 0.35  # share of time_budget kept from the search for mutation analysis
 
 
 FINISH_RESERVE = 12.0  # seconds kept for composing and verifying the final file
@@ -60,7 +71,13 @@ class ModuleRun:
         self.options = options
         self.analysis = FileAnalysis(target.file, target.source)
         self.names = TargetNames(target.name, target.source)
+        self._names: set[str] = set()
+        self.mutation: dict[str, Any] = {"score": None, "killed": 0, "evaluated": 0, "total": 0, "seconds": 0.0,
+                                         "survivors": [], "note": "not run"}
+        self._kills: dict[int, str] = {}  # mutant index -> name of the test that killed it
         self.sandbox = Sandbox(options.limits)
+        # no test may hold a path of this machine (the sandbox, the target's folder, the home folder)
+        self._machine_paths = {str(self.sandbox.root), str(Path(target.file).parent), str(Path.home())}
         self.candidates: list[Candidate] = []
         self.baseline: tuple[set[int], set[tuple[int, int]]] = (set(), set())
         self.covered_lines: set[int] = set()
@@ -212,8 +229,9 @@ class ModuleRun:
             return
         stale = 0
         llm_share = 0.35 if "llm" in wanted else 0.0
+        kept_back = (llm_share + (self.options.mutation_share if self.options.mutation else 0.0))
         while self.rounds < self.options.max_rounds and not self.import_error:
-            left = self.left() - self.reserve() - llm_share * self.options.time_budget
+            left = self.left() - self.reserve() - kept_back * self.options.time_budget
             if left < 6 and self.rounds > 0:
                 break
             before = len(self.covered_lines) + len(self.covered_branches)
@@ -232,19 +250,19 @@ class ModuleRun:
             if "observed" not in wanted:
                 break
 
-    def explore(self, seconds: float | None = None) -> None:
+    def explore(self, seconds: float | None = None, mutant_lines: list[int] | None = None) -> None:
         wanted = set(self.options.strategies)
         if not wanted & {"observed", "ghostwriter"}:
             return
         started = time.perf_counter()
         seconds = self.options.explore_seconds if seconds is None else seconds
-        covered = sorted({a for c in self.candidates if c.status == "passed" for a in c.arcs})
+        covered = sorted({a for c in self.candidates if c.status in ("passed", "kept", "redundant") for a in c.arcs})
         uncovered = sorted(self.analysis.static.statements - self.covered_lines)
         uncovered += sorted({a for a, _ in self.analysis.static.branch_arcs - self.covered_branches})
         explore = {"seconds": seconds, "observed": "observed" in wanted,
                    "ghostwriter": "ghostwriter" in wanted and self.rounds == 0, "ghost_seconds": min(10.0, seconds),
                    "seed": self.options.seed, "round": self.rounds, "covered_arcs": covered,
-                   "uncovered_lines": uncovered}
+                   "uncovered_lines": mutant_lines or uncovered, "mutant_lines": mutant_lines or []}
         run = self._run(self._config("explore", explore=explore), {}, 0, wall=seconds * 1.5 + 25)
         self._record_baseline(run.events)
         if run.killed:
@@ -286,6 +304,7 @@ class ModuleRun:
         by_file: dict[str, Candidate] = {}
         for candidate in new:
             self.candidates.append(candidate)
+            unique_name(candidate, self._names)
             bad = disallowed_imports(candidate.source, self.target.name)
             if bad:
                 candidate.status, candidate.message = "rejected_import", f"imports {', '.join(bad)}"
@@ -293,6 +312,9 @@ class ModuleRun:
             problems = check_test_code(candidate.source, self.names)
             if problems:  # generated code runs on the user's machine later: only what the allow-list permits
                 candidate.status, candidate.message = "rejected_code", "; ".join(problems)[:300]
+                continue
+            if any(path in candidate.source for path in self._machine_paths):
+                candidate.status, candidate.message = "rejected_code", "holds a path of this machine"
                 continue
             self._file_index += 1
             name = f"test_c{self._file_index:05d}.py"
@@ -326,37 +348,211 @@ class ModuleRun:
     # ------------------------------------------------------------ minimise, compose, verify
 
     def select(self) -> list[Candidate]:
-        """Greedy set cover over the candidates that passed twice: keep only tests that add coverage."""
+        """Greedy set cover over the candidates that passed twice: keep only tests that add coverage.
+
+        Tests that assert something come first; a test without an assertion (a crash-finding test) is kept only
+        for coverage no asserting test adds.
+        """
         lines, branches = set(self.baseline[0]), set(self.baseline[1])
-        pool = []
+        pools: list[list[tuple[Candidate, set[int], set[tuple[int, int]]]]] = [[], []]
+        for candidate in self.candidates:
+            if candidate.status in ("passed", "kept", "redundant"):
+                pools[0 if asserts(candidate) else 1].append((candidate, *self.analysis.normalise(candidate.arcs)))
+        kept: list[Candidate] = []
+        for pool in pools:
+            while pool:
+                best = max(pool, key=lambda p: (len(p[1] - lines) + len(p[2] - branches), -len(p[0].body)))
+                gain_lines, gain_branches = best[1] - lines, best[2] - branches
+                if not gain_lines and not gain_branches:
+                    break
+                candidate = best[0]
+                candidate.status = "kept"
+                candidate.message = "adds coverage"
+                candidate.added_lines = sorted(gain_lines)
+                candidate.added_branches = [f"{a}->{b if b > 0 else 'exit'}" for a, b in sorted(gain_branches)]
+                lines |= gain_lines
+                branches |= gain_branches
+                kept.append(candidate)
+                pool.remove(best)
+            for candidate, *_ in pool:
+                candidate.status = "redundant"
+                candidate.message = "adds no line or branch coverage"
+        return kept
+
+    # ------------------------------------------------------------ mutation analysis
+
+    def mutate(self) -> None:
+        """Mutation analysis in the jail: each mutant of the target (one change in a function body) against the
+        tests that execute its line, kept tests first, then other tests that passed twice; a test that kills a
+        mutant no kept test kills is kept too. Then, while the budget lasts, one explorer round aimed at the lines
+        where mutants survived (calls there with outcomes not seen yet become candidates) and a second pass over
+        the survivors with the new tests. Mutants are taken in a seeded random order, so a cut-off leaves an
+        unbiased sample."""
+        import random
+
+        from verticals_testgen.harness import mutation_points
+
+        self.select()
+        if not self.options.mutation or self.import_error:
+            self.mutation["note"] = "off" if not self.options.mutation else "the target does not import"
+            return
+        started = time.perf_counter()
+        points = mutation_points(self.target.source)
+        self._points, self._evaluated = points, []
+        self.mutation.update(total=len(points), note="")
+        if not points:
+            return
+        order = list(range(len(points)))
+        random.Random(self.options.seed).shuffle(order)
+        tried: dict[int, set[int]] = {i: set() for i in order}  # mutant -> ids of the tests already run on it
+        results: dict[int, dict[str, Any]] = {}
+        self.report("mutate")
+        self._mutation_pass(points, order, tried, results, share=0.55)
+        survivors = [i for i in order if i in results and results[i]["outcome"] != "killed"]
+        left = self.left() - self.reserve()
+        if survivors and left > 20 and "observed" in self.options.strategies:
+            lines = sorted({points[i]["line"] for i in survivors})
+            self.explore(min(self.options.explore_seconds, left * 0.35), mutant_lines=lines)
+            self.rounds += 1
+            self.report("mutate")
+            again = [i for i in order if i not in results or results[i]["outcome"] != "killed"]
+            for i in again:
+                results.pop(i, None)
+            self._mutation_pass(points, again, tried, results, share=1.0)
+        self._evaluated = [i for i in order if i in results]
         for candidate in self.candidates:
             if candidate.status == "passed":
-                pool.append((candidate, *self.analysis.normalise(candidate.arcs)))
-        kept: list[Candidate] = []
-        while pool:
-            best = max(pool, key=lambda p: (len(p[1] - lines) + len(p[2] - branches), -len(p[0].body)))
-            gain_lines, gain_branches = best[1] - lines, best[2] - branches
-            if not gain_lines and not gain_branches:
+                candidate.status, candidate.message = "redundant", "adds no coverage and kills no mutant"
+        self.seconds["mutation"] += time.perf_counter() - started
+        self.mutation["seconds"] = round(time.perf_counter() - started, 2)
+        self._score({c.name for c in self.candidates if c.status == "kept"})
+
+    def _mutation_pass(self, points: list[dict], order: list[int], tried: dict[int, set[int]],
+                       results: dict[int, dict[str, Any]], share: float) -> None:
+        """Evaluate the mutants in ``order`` (within ``share`` of what is left of the budget) against the tests that
+        execute their line and have not run on them yet; record kills."""
+        passed = [c for c in self.candidates if c.status in ("kept", "redundant", "passed")]
+        covered = {id(c): self.analysis.normalise(c.arcs)[0] for c in passed}
+        # kept tests first, then those that assert, fastest first
+        ranked = sorted(passed, key=lambda c: (c.status != "kept", not asserts(c), c.seconds, len(c.body)))
+        files: dict[str, Candidate] = {}
+        file_of: dict[int, str] = {}
+        plan = []
+        for index in order:
+            line = points[index]["line"]
+            tests = [c for c in ranked if line in covered[id(c)] and id(c) not in tried[index]]
+            tests = [c for c in tests if c.status == "kept"] + [c for c in tests if c.status != "kept"][:6]
+            names = []
+            for candidate in tests:
+                if id(candidate) not in file_of:
+                    file_of[id(candidate)] = f"test_m{len(files):05d}.py"
+                    files[file_of[id(candidate)]] = candidate
+                names.append(file_of[id(candidate)])
+            limits = [round(min(self.options.test_timeout, 1.0 + 5 * files[n].seconds), 2) for n in names]
+            plan.append({"id": index, "index": index, "tests": names, "limits": limits})
+        pending = plan
+        stop = time.perf_counter() + share * (self.left() - self.reserve())
+        while pending:
+            seconds = stop - time.perf_counter()
+            if seconds < 3:
                 break
-            candidate = best[0]
-            candidate.status = "kept"
-            candidate.added_lines = sorted(gain_lines)
-            candidate.added_branches = [f"{a}->{b if b > 0 else 'exit'}" for a, b in sorted(gain_branches)]
-            lines |= gain_lines
-            branches |= gain_branches
-            kept.append(candidate)
-            pool.remove(best)
-        for candidate, *_ in pool:
-            candidate.status = "redundant"
-            candidate.message = "adds no line or branch coverage"
-        return kept
+            config = self._config("mutate", files=sorted({n for m in pending for n in m["tests"]}),
+                                  mutation={"mutants": pending, "seconds": seconds})
+            run = self._run(config, {n: files[n].source for n in config["files"]}, 0, wall=seconds + 30)
+            reported = {m["id"]: m for m in pending}
+            for event in run.events:
+                if event.get("event") == "mutant" and event["id"] in reported and event["id"] not in results:
+                    results[event["id"]] = event
+            rest = [m for m in pending if m["id"] not in results]
+            if any(e.get("event") == "done" for e in run.events) or not rest:
+                break
+            # the process died on the first mutant it did not report (a crash or a hang): the tests noticed it
+            results[rest[0]["id"]] = {"event": "mutant", "id": rest[0]["id"], "outcome": "killed", "by": "crash"}
+            pending = rest[1:]
+        for mutant in plan:
+            if mutant["id"] in results:
+                tried[mutant["id"]].update(id(files[n]) for n in mutant["tests"])
+        for mutant_id, event in results.items():
+            if event["outcome"] != "killed" or mutant_id in self._kills:
+                continue
+            by = event.get("by")
+            candidate = files.get(by) if isinstance(by, str) else None
+            self._kills[mutant_id] = candidate.name if candidate is not None else str(by)
+            if candidate is not None:
+                if candidate.status != "kept":
+                    candidate.status = "kept"
+                    candidate.message = "kills a mutant no other kept test kills"
+                candidate.killed_mutants.append(points[mutant_id]["line"])
+
+    def score_tests(self, code: str, seconds: float = 900.0) -> dict[str, Any]:
+        """Mutation score of an existing test file (every mutant, no sampling unless ``seconds`` runs out): what
+        EVAL.md compares, for files written by any version. Each test of the file runs alone once in the jail
+        (its coverage tells which mutants it can reach); a test that fails there is left out."""
+        import ast
+        import random
+
+        from verticals_testgen.harness import mutation_points
+
+        self.start_clock()
+        self.deadline = self.started + seconds
+        tree = ast.parse(code)
+        header = [n for n in tree.body if not (isinstance(n, ast.FunctionDef | ast.ClassDef)
+                                              and n.name.lower().startswith("test"))]
+        tests = [n for n in tree.body if n not in header]
+        preamble = [ast.unparse(n) for n in header]
+        self.candidates = [Candidate(id=f"given:{i}", strategy="given", name=node.name, preamble=preamble,
+                                     body=ast.unparse(node)) for i, node in enumerate(tests)]
+        files = {f"test_g{i:04d}.py": c.source for i, c in enumerate(self.candidates)}
+        results = self.run_tests(files)
+        for name, candidate in zip(files, self.candidates, strict=True):
+            result = results.get(name, {})
+            candidate.status = "kept" if result.get("outcome") == "passed" else "failed"
+            candidate.arcs = frozenset(tuple(a) for a in result.get("arcs", []))
+            candidate.seconds = result.get("seconds", 0.0)
+        points = mutation_points(self.target.source)
+        self._points, self._kills = points, {}
+        order = list(range(len(points)))
+        random.Random(self.options.seed).shuffle(order)
+        outcome: dict[int, dict[str, Any]] = {}
+        self._mutation_pass(points, order, {i: set() for i in order}, outcome, share=1.0)
+        self._evaluated = [i for i in order if i in outcome]
+        self.mutation.update(total=len(points), note="")
+        self._score({c.name for c in self.candidates if c.status == "kept"})
+        return {**self.mutation, "tests": len(self.candidates),
+                "passing": sum(c.status == "kept" for c in self.candidates),
+                "asserting": sum(asserts(c) for c in self.candidates if c.status == "kept")}
+
+    def _score(self, kept_names: set[str]) -> None:
+        """The mutation score of the kept tests: killed / evaluated (a mutant only a dropped test killed counts as
+        survived); survivors listed with their line and change."""
+        points = getattr(self, "_points", None)
+        if not points:
+            return
+        evaluated = self._evaluated
+        killed = [i for i in evaluated if self._kills.get(i) in kept_names or self._kills.get(i) in ("import",
+                                                                                                   "crash")]
+        survivors = sorted((i for i in evaluated if i not in set(killed)), key=lambda i: (points[i]["line"], i))
+        self.mutation.update(
+            score=round(len(killed) / len(evaluated), 3) if evaluated else None, killed=len(killed),
+            evaluated=len(evaluated), survivors=[{"line": points[i]["line"], "change": points[i]["change"],
+                                                  "operator": points[i]["operator"]} for i in survivors[:100]])
+        if len(evaluated) < len(points):
+            self.mutation["note"] = (f"{len(evaluated)} of {len(points)} mutants evaluated within the budget "
+                                     "(a seeded random sample)")
 
     def finish(self) -> dict[str, Any]:
         if not self.baseline[0] and not self.import_error:  # no sandbox run happened yet: measure the import
             self._record_baseline(self._run(self._config("run", files=[]), {}, 1).events)
-        kept = self.select()
+        kept = [c for c in self.candidates if c.status == "kept"] if self.mutation["note"] != "not run" else \
+            self.select()
+        kept = group_by_subject(kept, self.target.source)
+        renamed = {id(c): c.name for c in kept}
+        renumber(kept)
+        renamed = {renamed[id(c)]: c.name for c in kept}
+        self._kills = {m: renamed.get(name, name) for m, name in self._kills.items()}
         header = (f"Tests for {self.target.name}, generated by verticals testgen.generate.\n\n"
-                  "Each test passed twice in a sandbox and adds line or branch coverage.")
+                  "Each test passed twice in a sandbox and adds line or branch coverage or kills a mutant of the "
+                  "module that no other test kills.")
         code, formatter = format_code(compose(kept, header)) if kept else ("", "none")
         after_lines, after_branches = set(self.baseline[0]), set(self.baseline[1])
         for _attempt in range(3):
@@ -386,6 +582,7 @@ class ModuleRun:
                 candidate.status, candidate.message = "rejected_code", "the composed file failed the allow-list"
             kept, code = [], ""
             self.notes.append("the composed file failed the code allow-list; no tests kept")
+        self._score({c.name for c in kept})
         missing_lines, missing_branches = self.analysis.uncovered(after_lines, after_branches)
         by_strategy: dict[str, dict[str, Any]] = {}
         for candidate in self.candidates:
@@ -410,10 +607,14 @@ class ModuleRun:
             "uncovered_branches": missing_branches,
             "tests": [{"name": c.name, "strategy": c.strategy, "status": c.status, "message": c.message[:200],
                        "added_lines": c.added_lines, "added_branches": c.added_branches,
-                       "seconds": round(c.seconds, 3)} for c in tests],
+                       "killed_mutants": sorted(set(c.killed_mutants)) if c.status == "kept" else [],
+                       "asserts": asserts(c), "seconds": round(c.seconds, 3)} for c in tests],
             "generated": len(self.candidates),
             "passed": sum(c.status in ("kept", "redundant", "dropped_in_file") for c in self.candidates),
             "kept": len(kept),
+            "asserting": sum(asserts(c) for c in kept),
+            "crash_tests": sum(not asserts(c) for c in kept),
+            "mutation": self.mutation,
             "strategies": by_strategy,
             "sandbox": self.sandbox.layers,
             "formatter": formatter,
@@ -452,6 +653,7 @@ def generate_tests(targets: list[Target], options: Options, generate: Generate |
         run.pynguin()
 
     def finish(run: ModuleRun) -> dict[str, Any]:
+        run.mutate()
         run.report("verify")
         output = run.finish()
         run.report("done")

@@ -23,6 +23,7 @@ import ast
 import builtins
 import functools
 import math
+import re
 from typing import Any
 
 from verticals_testgen import harness
@@ -84,6 +85,7 @@ def _described(record: dict) -> bool:
             and record.get("compare", "none") in COMPARES
             and (record.get("type") is None or _text(record["type"], 200))
             and (record.get("raises") is None or _text(record["raises"], 200))
+            and (record.get("message") is None or _text(record["message"], 200))
             and isinstance(record.get("generator", False), bool))
 
 
@@ -276,7 +278,14 @@ class Renderer:
         """The lines that check one observed outcome of ``expr`` (itself built here)."""
         if record.get("raises") is not None:
             raised = self.raises(record["raises"])
-            return None if raised is None else [f"with pytest.raises({raised}):", f"    {expr}"]
+            if raised is None:
+                return None
+            message = record.get("message")
+            match = ""
+            if isinstance(message, str) and message.strip():  # anchored: a changed message must not match
+                pattern = "^" + re.escape(message) + ("$" if len(message) < 80 else "")
+                match = f", match={pattern!r}"
+            return [f"with pytest.raises({raised}{match}):", f"    {expr}"]
         compare = record.get("compare", "none")
         returns = record.get("returns")
         if compare == "eq" and returns is not None:
