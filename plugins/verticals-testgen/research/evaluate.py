@@ -21,6 +21,7 @@ from pathlib import Path
 from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.sandbox import protections
 from verticals_testgen.target import resolve
+from verticals_testgen.task import GenerateParams
 
 STDLIB = ["colorsys", "textwrap", "fnmatch", "shlex", "html", "graphlib", "string", "quopri", "getopt", "reprlib",
           "email.quoprimime", "base64"]
@@ -68,7 +69,8 @@ def main() -> None:
     parser.add_argument("--llm-rounds", type=int, default=1)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--explore-seconds", type=float, default=20.0, help="at most this long per explorer round")
-    parser.add_argument("--time-budget", type=float, default=90.0, help="seconds per module (the task's default)")
+    parser.add_argument("--time-budget", type=float, default=GenerateParams.model_fields["time_budget"].default,
+                        help="seconds per module (the task's default)")
     parser.add_argument("--baseline", help="JSON written by an earlier run: its figures become the 'before' column")
     parser.add_argument("--parallel", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--json", default="testgen_eval.json")

@@ -110,7 +110,7 @@ class GenerateParams(BaseModel):
     strategies: list[str] = Field(["auto"], description=f"any of {', '.join(STRATEGIES)}, or auto: observed and "
                                   "ghostwriter, plus llm when the configured model passes the capability bar "
                                   "(comma-separated on the CLI)")
-    time_budget: float = Field(120.0, ge=5, le=3600, description="seconds per module for search rounds, LLM "
+    time_budget: float = Field(150.0, ge=5, le=3600, description="seconds per module for search rounds, LLM "
                                "rounds, mutation analysis and verifying the final file (model loading not "
                                "included); the search leaves mutation_share of it to mutation analysis")
     mutation: bool = Field(True, description="mutation analysis after the search: tests that kill mutants are "
@@ -161,7 +161,7 @@ class GenerateTests(Task):
     device = "cpu"
     chunk_size = 2  # a module takes up to its time budget: a chunk stays a few minutes
     batch_size = 4
-    expected_item_seconds = 120.0  # the default time budget per module (time_budget)
+    expected_item_seconds = 150.0  # the default time budget per module (time_budget)
     preview = ("module", "kept", "generated", "line % before=coverage_before.line_percent",
                "line % after=coverage_after.line_percent")  # never the test file itself
     text_field = "module"
@@ -213,9 +213,10 @@ class GenerateTests(Task):
                                   + f": {record['candidates']} candidates, {record['coverage']:.0f}% covered"
                                   + (f" ({finished} done)" if finished and not done else ""))
             if record["stage"] != "explore":
-                ctx.logger.info("testgen: module %d/%d %s round %d: %d candidates, coverage %.1f%%, %.0fs",
-                                position, len(batch), record["stage"], record["round"], record["candidates"],
-                                record["coverage"], record["seconds"])
+                ctx.logger.info("testgen: module %d/%d %s%s: %d candidates, coverage %.1f%%, %.0fs",
+                                position, len(batch), stage,
+                                f" round {record['round']}" if record["stage"] == "search" else "",
+                                record["candidates"], record["coverage"], record["seconds"])
 
         options = Options(
             strategies=tuple(strategies), llm_rounds=params.llm_rounds, llm_max_prompts=params.llm_max_prompts,

@@ -1413,12 +1413,17 @@ class Explorer:
         self.corpus.setdefault(label, []).append((ctor_args, ctor_kwargs))
         self.accept(new_total)
         kept_steps = steps[:keep]
-        if keep == len(steps) and not (steps and "raises" in steps[-1]):
-            kept_steps += _state_checks(instance)  # the object's state after the calls: what a mutant changes
+        if steps and "raises" not in steps[-1]:
+            state = self.state_checks(instance)
+            if state:  # the object's state after all the calls: what a mutant of any of them changes
+                kept_steps = steps + state
         emit({"event": "sequence", "callee": label, "ctor_args": [repr(a) for a in ctor_args],
               "ctor_kwargs": {k: repr(v) for k, v in ctor_kwargs.items()}, "steps": kept_steps})
         self.emitted += 1
         return True
+
+    def state_checks(self, instance) -> list[dict]:
+        return _state_checks(instance, self.modname)
 
     def attribute_steps(self, cls, instance) -> list:
         """``obj.attr = value`` steps for the public attributes an instance has after construction."""
@@ -1607,10 +1612,21 @@ def _message(error: BaseException) -> str | None:
     return text
 
 
-def _state_checks(instance, limit: int = 4) -> list[dict]:
-    """Steps that read an object's public state after a call sequence: its public attributes whose values can be
-    compared (literals, approximate numbers), and ``len(obj)`` when it has a length."""
+def _state_checks(instance, modname: str = "", limit: int = 4) -> list[dict]:
+    """Steps that read an object's public state after a call sequence: ``repr(obj)`` when the module defines its
+    repr and it reads as a value, its public attributes whose values can be compared (literals, approximate
+    numbers), and ``len(obj)`` when it has a length."""
     checks: list[dict] = []
+    owner = next((k for k in type(instance).__mro__ if "__repr__" in vars(k)), object)
+    if modname and getattr(owner, "__module__", None) == modname:
+        try:
+            with time_limit(0.5), _quiet():
+                text = repr(instance)
+            if " at 0x" not in text and len(text) <= 200 and "\n" not in text:
+                checks.append({"kind": "repr", "name": "__repr__", "args": [], "kwargs": {}, "generator": False,
+                               "returns": repr(text), "compare": "eq", "state": True})
+        except BaseException:
+            pass
     try:
         attributes = list(vars(instance).items())
     except TypeError:
@@ -1622,13 +1638,14 @@ def _state_checks(instance, limit: int = 4) -> list[dict]:
             continue
         described = _describe_value(value)
         if described.get("compare") in ("eq", "approx") and len(described.get("returns") or "") <= 200:
-            checks.append({"kind": "attr", "name": name, "args": [], "kwargs": {}, "generator": False, **described})
+            checks.append({"kind": "attr", "name": name, "args": [], "kwargs": {}, "generator": False, "state": True,
+                           **described})
     if hasattr(type(instance), "__len__"):
         try:
             with time_limit(0.5), _quiet():
                 size = len(instance)
             checks.append({"kind": "len", "name": "__len__", "args": [], "kwargs": {}, "generator": False,
-                           **_describe_value(size)})
+                           "state": True, **_describe_value(size)})
         except BaseException:
             pass
     return checks

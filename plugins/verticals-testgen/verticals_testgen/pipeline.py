@@ -49,7 +49,7 @@ class Options:
     llm_rounds: int = 2
     llm_max_prompts: int = 8
     max_new_tokens: int = 256
-    time_budget: float = 120.0  # seconds per module: search, LLM, mutation analysis, the final file (not model loading)
+    time_budget: float = 150.0  # seconds per module: search, LLM, mutation analysis, the final file (not model loading)
     explore_seconds: float = 20.0  # at most this long per explorer round
     max_rounds: int = 8
     test_timeout: float = 5.0
@@ -75,6 +75,7 @@ class ModuleRun:
         self.mutation: dict[str, Any] = {"score": None, "killed": 0, "evaluated": 0, "total": 0, "seconds": 0.0,
                                          "survivors": [], "note": "not run"}
         self._kills: dict[int, str] = {}  # mutant index -> name of the test that killed it
+        self.dropped_records: list[dict] = []  # explorer records with a part the renderer does not allow
         self.sandbox = Sandbox(options.limits)
         # no test may hold a path of this machine (the sandbox, the target's folder, the home folder)
         self._machine_paths = {str(self.sandbox.root), str(Path(target.file).parent), str(Path.home())}
@@ -269,7 +270,7 @@ class ModuleRun:
             self.notes.append(f"explorer round {self.rounds} stopped early ({run.killed}); kept what it recorded")
         new: list[Candidate] = []
         if "observed" in wanted:
-            new += strat.observed_candidates(self.target, run.events, self.rounds)
+            new += strat.observed_candidates(self.target, run.events, self.rounds, self.dropped_records)
         self.seconds["observed"] += time.perf_counter() - started
         if "ghostwriter" in wanted and self.rounds == 0:
             new += strat.ghostwriter_candidates(self.target, run.events)
@@ -408,17 +409,19 @@ class ModuleRun:
         results: dict[int, dict[str, Any]] = {}
         self.report("mutate")
         self._mutation_pass(points, order, tried, results, share=0.55)
-        survivors = [i for i in order if i in results and results[i]["outcome"] != "killed"]
-        left = self.left() - self.reserve()
-        if survivors and left > 20 and "observed" in self.options.strategies:
+        for attempt in range(2):  # aim the explorer at the lines where mutants survived, then evaluate again
+            survivors = [i for i in order if i in results and results[i]["outcome"] == "survived"]
+            left = self.left() - self.reserve()
+            if not survivors or left < 20 or "observed" not in self.options.strategies:
+                break
             lines = sorted({points[i]["line"] for i in survivors})
-            self.explore(min(self.options.explore_seconds, left * 0.35), mutant_lines=lines)
+            self.explore(min(self.options.explore_seconds, left * 0.3), mutant_lines=lines)
             self.rounds += 1
             self.report("mutate")
             again = [i for i in order if i not in results or results[i]["outcome"] != "killed"]
             for i in again:
                 results.pop(i, None)
-            self._mutation_pass(points, again, tried, results, share=1.0)
+            self._mutation_pass(points, again, tried, results, share=0.6 if attempt == 0 else 1.0)
         self._evaluated = [i for i in order if i in results]
         for candidate in self.candidates:
             if candidate.status == "passed":
@@ -619,7 +622,9 @@ class ModuleRun:
             "sandbox": self.sandbox.layers,
             "formatter": formatter,
             "seconds": round(time.perf_counter() - self.started, 2),
-            "notes": self.notes + ([f"target import failed: {self.import_error}"] if self.import_error else []),
+            "notes": self.notes + ([f"target import failed: {self.import_error}"] if self.import_error else [])
+            + ([f"{len(self.dropped_records)} explorer records dropped: a value or name the renderer does not "
+                "allow"] if self.dropped_records else []),
         }
 
     def _failing_tests(self, code: str) -> set[str]:

@@ -86,12 +86,13 @@ def _sequence_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | 
         if checked is None:
             return None
         lines += checked
-    last = steps[-1]
+    last = next((s for s in reversed(steps) if not s.get("state")), steps[-1])  # the last call, not a state read
     raised = renderer.raises(last["raises"]) if last.get("raises") is not None else None
     return f"test_{_safe(event['callee'])}_{_safe(last.get('name') or last['kind'])}_{_what(last, raised)}", lines
 
 
-def observed_candidates(target: Target, events: list[dict], round_index: int = 0) -> list[Candidate]:
+def observed_candidates(target: Target, events: list[dict], round_index: int = 0,
+                        dropped: list[dict] | None = None) -> list[Candidate]:
     """Calls, call sequences and doctests the explorer recorded, as one small readable test each.
 
     ``events`` come out of the jail (checked by ``render.clean_events``): every name is checked against what
@@ -118,6 +119,8 @@ def observed_candidates(target: Target, events: list[dict], round_index: int = 0
                 doctest_obj = (obj, label, not event["object"], event["examples"])
             strategy = "doctest"
         if built is None:
+            if dropped is not None and kind in ("call", "sequence", "doctest"):
+                dropped.append(event)
             continue
         stem, body_lines = built
         names[stem] += 1
