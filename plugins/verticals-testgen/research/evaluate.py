@@ -18,10 +18,10 @@ import os
 import time
 from pathlib import Path
 
+from verticals_testgen.generate import GenerateParams
 from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.sandbox import protections
 from verticals_testgen.target import resolve
-from verticals_testgen.task import GenerateParams
 
 STDLIB = ["colorsys", "textwrap", "fnmatch", "shlex", "html", "graphlib", "string", "quopri", "getopt", "reprlib",
           "email.quoprimime", "base64"]

@@ -16,7 +16,7 @@ from verticals_testgen.target import TargetError, from_source, resolve
 @pytest.fixture(scope="module")
 def shapes_result():
     target = resolve(module="verticals_testgen.samples.shapes")
-    options = Options(strategies=("observed", "ghostwriter"), time_budget=30, explore_seconds=5, test_timeout=3)
+    options = Options(strategies=("observed", "ghostwriter"), time_budget=45, explore_seconds=5, test_timeout=3)
     return generate_tests([target], options)[0]
 
 
@@ -55,6 +55,26 @@ def test_mutation_score_and_survivors(shapes_result):
         assert survivor["line"] > 0 and " -> " in survivor["change"]
     killers = [t for t in shapes_result["tests"] if t["status"] == "kept" and t["killed_mutants"]]
     assert killers  # kept tests say which seeded bugs they catch
+
+
+def test_evaluator_scores_the_tests_against_their_own_module(shapes_result):
+    from verticals.contract.evaluators import Record
+    from verticals.core.evaluation.scoring import golden_path
+
+    evaluator = GenerateTests.evaluator
+    output = GenerateTests.Output(**shapes_result).model_dump()
+    good = Record("a", 0, evaluator.gold(output, evaluator.gold_field), evaluator.predicted(output))
+    failed = Record("b", 1, None, None, failed=True)
+    scores = evaluator.score([good, failed])
+    assert good.gold == "verticals_testgen.samples.shapes"
+    assert scores.metrics["mutation_score"] == round(shapes_result["mutation"]["score"] / 2, 4)
+    assert scores.metrics["min_mutation_score"] == 0.0 and scores.metrics["failed"] == 1
+    assert scores.metrics["asserting_share"] == 1.0
+    assert scores.wrong == [1]  # the failed item is under the floor; the shapes tests are not
+    assert scores.per_class["verticals_testgen.samples.shapes"]["coverage"] == shapes_result["coverage_after"][
+        "percent"]
+    golden = golden_path(GenerateTests)
+    assert golden is not None and golden.is_file() and "verticals_testgen.samples.shapes" in golden.read_text()
 
 
 def test_summary_table(shapes_result):

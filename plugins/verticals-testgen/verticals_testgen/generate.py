@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from verticals import ItemError, RunContext, Task
+from verticals.contract.evaluators import Evaluator, Record, Scores
 from verticals.jail import remove_private_dir
 from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.sandbox import Limits
@@ -149,6 +150,61 @@ class GenerateParams(BaseModel):
         return list(dict.fromkeys(chosen + extra))
 
 
+class TestSuiteEvaluator(Evaluator):
+    """How good the generated tests are: the mutation score (seeded bugs the kept tests catch) and coverage.
+
+    There is no gold label to compare with: each item's output is measured against its own module
+    (``gold_from_output``: the "gold" of an item is its module name, read from the output). Metrics: the mean and
+    lowest mutation score over the modules, the mean line+branch coverage, the share of kept tests that assert
+    something, the modules and failed items. Items whose score is under ``floor`` (the issue's per-module bar,
+    0.65) are listed as wrong. A failed item counts as score 0 and coverage 0 (failures count against the task).
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+    kind = "tests"
+    main_metric = "mutation_score"
+    gold_from_output = True
+
+    def __init__(self, gold_field: str = "module", output_field: str = "mutation.score", floor: float = 0.65):
+        super().__init__(gold_field, output_field)
+        self.floor = floor
+
+    def predicted(self, output: dict[str, Any] | None) -> Any:
+        if not output:
+            return None
+        after = output.get("coverage_after") or {}
+        mutation = output.get("mutation") or {}
+        return {"mutation_score": mutation.get("score"), "killed": mutation.get("killed", 0),
+                "evaluated": mutation.get("evaluated", 0), "coverage": after.get("percent"),
+                "kept": output.get("kept", 0), "asserting": output.get("asserting", 0)}
+
+    def score(self, records: Sequence[Record]) -> Scores:
+        scores, coverages, per_module, wrong = [], [], {}, []
+        kept = asserting = 0
+        for record in records:
+            value = record.predicted if isinstance(record.predicted, dict) else {}
+            score = 0.0 if record.failed or value.get("mutation_score") is None else float(value["mutation_score"])
+            coverage = 0.0 if record.failed or value.get("coverage") is None else float(value["coverage"])
+            scores.append(score)
+            coverages.append(coverage)
+            kept += int(value.get("kept") or 0)
+            asserting += int(value.get("asserting") or 0)
+            per_module[str(record.gold or record.seq)] = {"mutation_score": round(score, 4),
+                                                          "coverage": round(coverage, 1)}
+            if score < self.floor:
+                wrong.append(record.seq)
+        n = len(records)
+        metrics = {"mutation_score": round(sum(scores) / n, 4) if n else 0.0,
+                   "min_mutation_score": round(min(scores), 4) if n else 0.0,
+                   "coverage": round(sum(coverages) / n, 2) if n else 0.0,
+                   "asserting_share": round(asserting / kept, 4) if kept else 0.0,
+                   "modules": n, "failed": sum(1 for r in records if r.failed)}
+        return Scores(metrics, per_module, None, wrong)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "floor": self.floor}
+
+
 class GenerateTests(Task):
     name = "testgen.generate"
     executes_code = True
@@ -165,6 +221,8 @@ class GenerateTests(Task):
     preview = ("module", "kept", "generated", "line % before=coverage_before.line_percent",
                "line % after=coverage_after.line_percent")  # never the test file itself
     text_field = "module"
+    evaluator = TestSuiteEvaluator()
+    golden = "golden/samples.jsonl"  # the three bundled sample modules (samples/README.md)
 
     def models_for(self, params: BaseModel) -> dict[str, str]:
         assert isinstance(params, GenerateParams)
