@@ -11,7 +11,7 @@ file is kept only if everything it does is on this list:
 - **names**: no builtin outside a list of pure ones (no ``__import__``, ``eval``, ``exec``, ``compile``,
   ``open``, ``getattr``, ``vars``, ``globals``...), no dunder name;
 - **attributes**: no dunder attribute except ``__name__``/``__qualname__``, no frame/traceback/generator
-  internals (``f_globals``, ``tb_frame``, ``gi_frame``...), no ``str.format`` (it reads attributes), on the target
+  internals (``f_globals``, ``tb_frame``, ``gi_frame``...), no format string that reads attributes, on the target
   module only what the target defines (``target.os`` is refused), on a ``pytest.raises(...) as info`` only
   ``value``/``type``/``match``;
 - **strings that other code evaluates**: no string in an annotation or a typing subscript (type-hint resolution
@@ -83,15 +83,16 @@ MODULES: dict[str, frozenset[str] | str] = {
     "json": frozenset({"dumps", "loads", "JSONDecodeError"}),
     "textwrap": frozenset({"dedent"}),
 }
-# attribute names never allowed on any object: frame, traceback, generator and code internals, string formatting
-# (it reads attributes by name), evaluation helpers (pytest's Frame.eval/exec_), class/import machinery
+# attribute names never allowed on any object: frame, traceback, generator and code internals (no frame object is
+# reachable, so neither are its globals nor pytest's Frame.eval), fixture and plugin machinery
 DENIED_ATTRS = frozenset({
     "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "f_trace", "tb_frame", "tb_next", "gi_frame",
     "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code", "co_code", "co_consts",
-    "format", "format_map", "eval", "exec", "exec_", "mro", "func_globals", "func_code", "im_func", "im_self",
-    "modules", "import_module", "system", "popen", "spawn", "get_type_hints", "ForwardRef", "getfixturevalue",
-    "pluginmanager", "raw", "locals", "globals", "frame", "traceback", "tb", "_excinfo",
+    "func_globals", "func_code", "im_func", "im_self", "frame", "_excinfo", "getfixturevalue", "pluginmanager",
+    "get_type_hints", "ForwardRef", "import_module",
 })
+# a format string that reads attributes or items of its arguments ("{0.__init__}", "{0[key]}")
+_READING_FORMAT = re.compile(r"\{[^{}]*[.\[]")
 ALLOWED_DUNDER_ATTRS = frozenset({"__name__", "__qualname__"})
 EXCINFO_ATTRS = frozenset({"value", "type", "typename", "match", "errisinstance"})
 SAFE_FIXTURES = frozenset({"capsys"})
@@ -254,6 +255,11 @@ class _Checker:
             return
         if attr in DENIED_ATTRS:
             self.fail(node, f"attribute {attr}")
+            return
+        if attr in ("format", "format_map") and any(
+                isinstance(n, ast.Constant) and isinstance(n.value, str) and _READING_FORMAT.search(n.value)
+                for n in ast.walk(node.value)):
+            self.fail(node, "a format string that reads attributes")
             return
         if isinstance(node.value, ast.Name) and node.value.id in self.excinfo and attr not in EXCINFO_ATTRS:
             self.fail(node, f"attribute {attr} of a pytest.raises result")

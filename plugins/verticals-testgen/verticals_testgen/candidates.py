@@ -319,8 +319,8 @@ def compose(candidates: list[Candidate], header: str) -> str:
     future = [line for line in imports if line.startswith("from __future__")]
     imports = sorted((line for line in imports if line not in future), key=_import_key)
     bodies = [c.body if asserts(c) else _document_crash_test(c.body) for c in candidates]
-    parts = [f'"""{header}"""', *future, *imports, *helpers, *bodies]
-    return "\n\n".join(parts) + "\n"
+    blocks = [f'"""{header}"""', "\n".join(future), "\n".join(imports), *helpers, *bodies]
+    return "\n\n".join(b for b in blocks if b) + "\n"
 
 
 def format_code(text: str) -> tuple[str, str]:

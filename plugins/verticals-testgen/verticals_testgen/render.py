@@ -47,6 +47,7 @@ CONSTRUCTORS = frozenset({
     "bytearray", "slice", "set", "complex",
 })
 CONSTANTS = frozenset({"datetime.timezone.utc"})
+_REGEX_SPECIAL = re.compile(r"[.^$*+?{}\[\]\\|()]")  # what a pattern must escape (re.escape also escapes spaces)
 TYPE_NAMES = frozenset({"list", "int", "str", "dict", "set", "tuple", "float", "bytes", "bool", "frozenset"})
 
 
@@ -103,7 +104,8 @@ _SCHEMAS = {
     "collect_error": lambda e: _text(e.get("nodeid"), 500) and _text(e.get("message", "")),
     "done": lambda e: _int(e.get("exit_code", 0)),
     "call": lambda e: (_text(e.get("callee"), 200) and _texts(e.get("args")) and _text_map(e.get("kwargs", {}))
-                       and _described(e)),
+                       and _described(e) and isinstance(e.get("state", []), list) and len(e.get("state", [])) <= 8
+                       and all(_step(s) for s in e.get("state", []))),
     "sequence": lambda e: (_text(e.get("callee"), 200) and _texts(e.get("ctor_args"))
                            and _text_map(e.get("ctor_kwargs", {})) and isinstance(e.get("steps"), list)
                            and len(e["steps"]) <= MAX_LIST and all(_step(s) for s in e["steps"])),
@@ -282,8 +284,9 @@ class Renderer:
                 return None
             message = record.get("message")
             match = ""
-            if isinstance(message, str) and message.strip():  # anchored: a changed message must not match
-                pattern = "^" + re.escape(message) + ("$" if len(message) < 80 else "")
+            if isinstance(message, str) and message.strip() and message.isascii() and message.isprintable():
+                # anchored, so that a changed message does not match; only the start of a long one
+                pattern = "^" + _REGEX_SPECIAL.sub(r"\\\g<0>", message[:60]) + ("$" if len(message) <= 60 else "")
                 match = f", match={pattern!r}"
             return [f"with pytest.raises({raised}{match}):", f"    {expr}"]
         compare = record.get("compare", "none")

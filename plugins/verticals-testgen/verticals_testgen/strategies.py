@@ -65,7 +65,18 @@ def _call_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None
     call = f"{callee}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs.items())])})"
     if event.get("generator"):
         call = f"list({call})"
-    lines = renderer.check(call, event)
+    state = event.get("state") or []
+    if state and event.get("raises") is None:
+        # an object of the module: its type, then its public state (what a mutant of its builder changes)
+        lines = [f"result = {call}"] + (renderer.check("result", event) or [])
+        for step in state:
+            text = renderer.step(step)
+            checked = None if text is None else renderer.check(text.replace("obj", "result", 1), step)
+            if checked is None:
+                return None
+            lines += checked
+    else:
+        lines = renderer.check(call, event)
     if lines is None:
         return None
     raised = renderer.raises(event["raises"]) if event.get("raises") is not None else None
