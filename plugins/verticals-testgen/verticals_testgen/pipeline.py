@@ -419,8 +419,6 @@ class ModuleRun:
             self.rounds += 1
             self.report("mutate")
             again = [i for i in order if i not in results or results[i]["outcome"] != "killed"]
-            for i in again:
-                results.pop(i, None)
             self._mutation_pass(points, again, tried, results, share=0.6 if attempt == 0 else 1.0)
         self._evaluated = [i for i in order if i in results]
         for candidate in self.candidates:
@@ -454,6 +452,7 @@ class ModuleRun:
             limits = [round(min(self.options.test_timeout, 1.0 + 5 * files[n].seconds), 2) for n in names]
             plan.append({"id": index, "index": index, "tests": names, "limits": limits})
         pending = plan
+        seen: set[int] = set()  # mutants this pass reported
         stop = time.perf_counter() + share * (self.left() - self.reserve())
         while pending:
             seconds = stop - time.perf_counter()
@@ -462,18 +461,21 @@ class ModuleRun:
             config = self._config("mutate", files=sorted({n for m in pending for n in m["tests"]}),
                                   mutation={"mutants": pending, "seconds": seconds})
             run = self._run(config, {n: files[n].source for n in config["files"]}, 0, wall=seconds + 30)
-            reported = {m["id"]: m for m in pending}
+            reported = {m["id"] for m in pending}
             for event in run.events:
-                if event.get("event") == "mutant" and event["id"] in reported and event["id"] not in results:
-                    results[event["id"]] = event
-            rest = [m for m in pending if m["id"] not in results]
+                if event.get("event") == "mutant" and event["id"] in reported and event["id"] not in seen:
+                    seen.add(event["id"])
+                    if results.get(event["id"], {}).get("outcome") != "killed":  # a survivor of an earlier pass
+                        results[event["id"]] = event  # keeps its result unless this pass reports it again
+            rest = [m for m in pending if m["id"] not in seen]
             if any(e.get("event") == "done" for e in run.events) or not rest:
                 break
             # the process died on the first mutant it did not report (a crash or a hang): the tests noticed it
+            seen.add(rest[0]["id"])
             results[rest[0]["id"]] = {"event": "mutant", "id": rest[0]["id"], "outcome": "killed", "by": "crash"}
             pending = rest[1:]
         for mutant in plan:
-            if mutant["id"] in results:
+            if mutant["id"] in seen:
                 tried[mutant["id"]].update(id(files[n]) for n in mutant["tests"])
         for mutant_id, event in results.items():
             if event["outcome"] != "killed" or mutant_id in self._kills:
