@@ -189,8 +189,10 @@ def test_testgen_reports_progress_per_round_with_counts_and_never_the_module_nam
     ctx = RunContext(job_id="j", params=params, progress_sink=lambda *report: reports.append(report))
     (out,) = GenerateTests().run([ModuleInput(module="verticals_testgen.samples.shapes")], {}, ctx)
     assert out.kept >= 0 and len(reports) >= 3
-    assert reports[0][1:] == (1.0, "module 1/1 explore 1: 0 candidates, 0% covered")
-    assert any(note.startswith("module 1/1 search 1: ") for _, _, note in reports)
+    assert reports[0][1:] == (1.0, "module 1/1 search round 1: 0 candidates, 0% covered")
+    assert any(note.startswith("module 1/1 search round 1: ") and "0 candidates" not in note
+               for _, _, note in reports)
+    assert any(note.startswith("module 1/1 mutation analysis: ") for _, _, note in reports)  # the second phase
     assert reports[-1][0] == 1.0 and reports[-1][2].startswith("module 1/1 done")
     assert all(0 <= done <= 1 for done, _, _ in reports)
     assert not any("shapes" in note for _, _, note in reports)
