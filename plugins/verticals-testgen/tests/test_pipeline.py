@@ -16,7 +16,7 @@ from verticals_testgen.target import TargetError, from_source, resolve
 @pytest.fixture(scope="module")
 def shapes_result():
     target = resolve(module="verticals_testgen.samples.shapes")
-    options = Options(strategies=("observed", "ghostwriter"), time_budget=45, explore_seconds=5, test_timeout=3)
+    options = Options(strategies=("observed", "ghostwriter"), time_budget=60, explore_seconds=5, test_timeout=3)
     return generate_tests([target], options)[0]
 
 

@@ -453,7 +453,8 @@ class ModuleRun:
             plan.append({"id": index, "index": index, "tests": names, "limits": limits})
         pending = plan
         seen: set[int] = set()  # mutants this pass reported
-        stop = time.perf_counter() + share * (self.left() - self.reserve())
+        available = self.left() - self.reserve()
+        stop = time.perf_counter() + max(share * available, min(available, 8.0))  # a short budget: all of it
         while pending:
             seconds = stop - time.perf_counter()
             if seconds < 3:
