@@ -34,9 +34,13 @@ def test_mask_removes_every_phi_value_and_keeps_clinical_text():
     for value in PHI:
         assert value not in out.text, value
     assert "denies chest pain" in out.text
-    assert "[NAME]" in out.text and "[MRN]" in out.text and "[ZIP]" in out.text
+    assert "[NAME]" in out.text and "[MRN]" in out.text and "[ADDRESS]" in out.text
+    # "12 Main St, Boston, MA 02118" is one whole address (street, city, state and ZIP together)
+    address = next(s for s in out.spans if s.category == "ADDRESS")
+    assert NOTE[address.start:address.end] == "12 Main St, Boston, MA 02118"
+    assert {"rule:street-address", "rule:city-state-zip"} <= {src.detector for src in address.sources}
     categories = {s.category for s in out.spans}
-    assert {"NAME", "MRN", "DATE", "PHONE", "FAX", "ADDRESS", "LOCATION", "ZIP", "EMAIL", "SSN", "AGE"} <= categories
+    assert {"NAME", "MRN", "DATE", "PHONE", "FAX", "ADDRESS", "EMAIL", "SSN", "AGE"} <= categories
     assert out.counts["NAME"] == sum(1 for s in out.spans if s.category == "NAME")
     for span in out.spans:  # offsets point into the original text
         assert 0 <= span.start < span.end <= len(NOTE)
