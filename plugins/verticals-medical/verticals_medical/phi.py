@@ -675,6 +675,9 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
     # a phone number that fills its parentheses takes them: "(240444-1243)"
     spans = [replace(s, start=s.start - 1, end=s.end + 1) if s.category in ("PHONE", "FAX")
              and s.start > 0 and text[s.start - 1] == "(" and text[s.end:s.end + 1] == ")" else s for s in spans]
+    # ... and one that opens a parenthesis closes it: "cell (617555-0142)"
+    spans = [replace(s, end=s.end + 1) if s.category in ("PHONE", "FAX") and text[s.start:s.start + 1] == "("
+             and ")" not in text[s.start:s.end] and text[s.end:s.end + 1] == ")" else s for s in spans]
     if categories:
         spans = [s for s in spans if s.category in categories]
     return spans
