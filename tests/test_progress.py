@@ -184,10 +184,13 @@ def test_testgen_reports_progress_per_round_with_counts_and_never_the_module_nam
         pytest.skip(f"the code jail is not available here: {error}")
     from verticals_testgen.generate import GenerateParams, GenerateTests, ModuleInput
 
+    from verticals.contract import OPERATOR
+
     reports: list[tuple[float, float | None, str | None]] = []
     params = GenerateParams(strategies=["observed"], time_budget=8, explore_seconds=2, test_timeout=3)
     ctx = RunContext(job_id="j", params=params, progress_sink=lambda *report: reports.append(report))
-    (out,) = GenerateTests().run([ModuleInput(module="verticals_testgen.samples.shapes")], {}, ctx)
+    item = ModuleInput.model_validate({"module": "verticals_testgen.samples.shapes"}, context=OPERATOR.context())
+    (out,) = GenerateTests().run([item], {}, ctx)
     assert out.kept >= 0 and len(reports) >= 3
     assert reports[0][1:] == (1.0, "module 1/1 search round 1: 0 candidates, 0% covered")
     assert any(note.startswith("module 1/1 search round 1: ") and "0 candidates" not in note

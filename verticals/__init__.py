@@ -4,6 +4,7 @@ The public API a plugin may import is the contract (:mod:`verticals.contract`), 
 
     from verticals import Task, ModelSpec, Packaged, ItemError, RunContext, hookimpl
     from verticals import ClassificationEvaluator, SpanEvaluator, ProbabilityEvaluator  # Task.evaluator
+    from verticals import ServerFile, ServerFolder, ServerModel, OperatorOnly  # parameters naming server paths
 
 ``import verticals`` loads the contract only (standard library, pydantic, pluggy); ``verticals.Client``, the
 SDK, is imported on first use.
@@ -17,9 +18,17 @@ from verticals.contract import (
     JobStatus,
     ModelSpec,
     NoParams,
+    OperatorOnly,
+    OperatorPath,
     Packaged,
     ProbabilityEvaluator,
     RunContext,
+    ServerFile,
+    ServerFileHandle,
+    ServerFolder,
+    ServerFolderHandle,
+    ServerModel,
+    ServerPathError,
     SpanEvaluator,
     Task,
     hookimpl,
@@ -32,9 +41,17 @@ __all__ = [
     "JobStatus",
     "ModelSpec",
     "NoParams",
+    "OperatorOnly",
+    "OperatorPath",
     "Packaged",
     "ProbabilityEvaluator",
     "RunContext",
+    "ServerFile",
+    "ServerFileHandle",
+    "ServerFolder",
+    "ServerFolderHandle",
+    "ServerModel",
+    "ServerPathError",
     "SpanEvaluator",
     "Task",
     "__version__",

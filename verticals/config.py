@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     api_predict_concurrency: int = Field(
         default=2, ge=1, description="Predict requests the server runs at once (the others wait).")
 
+    # files on the server that job parameters name (docs/security.md: server files)
+    data_roots: str | None = Field(
+        default=None, description="Folders (separated by ':') inside which API tenants may name server files in "
+        "task parameters (terms lists, answer banks, model folders); unset: API tenants name none. The CLI names "
+        "any file.")
+    data_max_file_mb: int = Field(
+        default=64, ge=1, description="Largest server file a task parameter reads, in MiB (CLI and API).")
+    data_max_folder_mb: int = Field(
+        default=4096, ge=1, description="Largest server folder (e.g. a model) a task parameter names, in MiB.")
+
     # webhooks
     webhook_allow_private: bool = Field(
         default=False, description="Accept webhook URLs that resolve to private, loopback or link-local addresses.")

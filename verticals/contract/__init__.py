@@ -10,10 +10,12 @@ other verticals module), so the core and every plugin can import it without pull
 - the evaluators a task declares to be scored (:class:`ClassificationEvaluator`, :class:`SpanEvaluator`,
   :class:`ProbabilityEvaluator`);
 - the hook markers :data:`hookspec` / :data:`hookimpl` and every hook specification (docs/plugins.md
-  documents each one).
+  documents each one);
+- the types of parameters that name server files (:data:`ServerFile`, :data:`ServerFolder`,
+  :data:`ServerModel`, :class:`OperatorOnly`) and the :class:`ServerAccess` the core enforces them with.
 
 Its modules: :mod:`~verticals.contract.tasks`, :mod:`~verticals.contract.models`,
-:mod:`~verticals.contract.evaluators`, :mod:`~verticals.contract.hooks`.
+:mod:`~verticals.contract.evaluators`, :mod:`~verticals.contract.hooks`, :mod:`~verticals.contract.files`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,22 @@ from verticals.contract.evaluators import (
     Record,
     Scores,
     SpanEvaluator,
+)
+from verticals.contract.files import (
+    NO_ACCESS,
+    OPERATOR,
+    SERVER_ACCESS,
+    OperatorOnly,
+    OperatorPath,
+    ServerAccess,
+    ServerFile,
+    ServerFileHandle,
+    ServerFolder,
+    ServerFolderHandle,
+    ServerModel,
+    ServerPathError,
+    check_server_fields,
+    server_fields,
 )
 from verticals.contract.hooks import (
     finish_items,
@@ -43,6 +61,9 @@ from verticals.contract.tasks import FINISHED_STATUSES, DeviceClass, ItemError, 
 __all__ = [
     "FINISHED_STATUSES",
     "MODEL_KINDS",
+    "NO_ACCESS",
+    "OPERATOR",
+    "SERVER_ACCESS",
     "ClassificationEvaluator",
     "DeviceClass",
     "Evaluator",
@@ -51,13 +72,23 @@ __all__ = [
     "ModelKind",
     "ModelSpec",
     "NoParams",
+    "OperatorOnly",
+    "OperatorPath",
     "Packaged",
     "ProbabilityEvaluator",
     "Record",
     "RunContext",
     "Scores",
+    "ServerAccess",
+    "ServerFile",
+    "ServerFileHandle",
+    "ServerFolder",
+    "ServerFolderHandle",
+    "ServerModel",
+    "ServerPathError",
     "SpanEvaluator",
     "Task",
+    "check_server_fields",
     "finish_items",
     "hookimpl",
     "hookspec",
@@ -67,4 +98,5 @@ __all__ = [
     "register_commands",
     "register_models",
     "register_tasks",
+    "server_fields",
 ]

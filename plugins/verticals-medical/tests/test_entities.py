@@ -6,12 +6,14 @@ import pytest
 from verticals_medical.entities import EntitiesTask
 
 from verticals import RunContext
+from verticals.contract import OPERATOR
 
 
 def run(items, **params):
     task = EntitiesTask()
     batch = [task.Input(**item) if isinstance(item, dict) else task.Input(text=item) for item in items]
-    return task.run(batch, {}, RunContext(job_id="job-1", params=task.Params(**params)))
+    params = task.Params.model_validate(params, context=OPERATOR.context())  # the CLI's access: any regular file
+    return task.run(batch, {}, RunContext(job_id="job-1", params=params))
 
 
 def by_text(output):
@@ -49,7 +51,9 @@ def test_item_targets_and_terms_file(tmp_path):
 
 def test_targets_accept_a_delimited_string():
     assert EntitiesTask.Input(text="x", targets="a | b;c").targets == ["a", "b", "c"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="does not exist"):
+        EntitiesTask.Params.model_validate({"terms": "/does/not/exist.tsv"}, context=OPERATOR.context())
+    with pytest.raises(ValueError, match="VERTICALS_DATA_ROOTS"):  # without the core's context: no server file
         EntitiesTask.Params(terms="/does/not/exist.tsv")
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from verticals import ItemError, ModelHost, ModelSpec, RunContext, Task
+from verticals import ItemError, ModelHost, ModelSpec, RunContext, ServerFolderHandle, ServerModel, Task
 
 from .phi import CATEGORIES, Span, detect, get_analyzer
 from .scoring import SafeHarborEvaluator
@@ -99,9 +99,10 @@ class DeidParams(BaseModel):
     min_score: float = Field(0.35, ge=0.0, le=1.0, description="Drop detections scoring below this.")
     categories: list[str] | None = Field(None, description="Only redact these categories (default: all).")
     max_shift_days: int = Field(365, ge=1, le=3650, description="Dates move by up to this many days (surrogate).")
-    ner_model: str | None = Field(
-        None, description="Optional token-classification de-id model (local folder or hub id already in the "
-                          "cache): its spans are merged with the rules.")
+    ner_model: ServerModel | None = Field(
+        None, description="Optional token-classification de-id model: a folder on the server (through the API: "
+                          "inside VERTICALS_DATA_ROOTS), or from the CLI a hub id already in the cache; its spans "
+                          "are merged with the rules.")
     ner_min_score: float = Field(0.5, ge=0.0, le=1.0)
     tagger: bool = Field(False, description="Also run the learned PHI tagger (model medical.phi-tagger) and merge "
                                             "its spans with the rules (spaCy's NER is then not run). Off by default: "
@@ -128,11 +129,8 @@ class DeidParams(BaseModel):
 
 
 @lru_cache(maxsize=4)
-def _ner_host(reference: str) -> ModelHost:
-    from pathlib import Path
-
-    kwargs: dict[str, Any] = {"local_path": reference} if Path(reference).expanduser().exists() else {
-        "hub_id": reference}
+def _ner_host(reference: ServerFolderHandle) -> ModelHost:
+    kwargs: dict[str, Any] = {"local_path": reference.path} if reference.path else {"hub_id": reference.hub_id}
     spec = ModelSpec(name="medical.deid-ner", kind="token-classifier", max_length=512,
                      description="user-supplied de-identification token classifier", **kwargs)
     return ModelHost({spec.name: spec})

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import ItemError, RunContext, Task
+from verticals import ItemError, RunContext, ServerFile, ServerFileHandle, Task
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,25 @@ def builtin_terms() -> list[tuple[str, str]]:
     return parse_terms(text)
 
 
-def load_terms_file(path: str) -> tuple[list[tuple[str, str]], list[Any]]:
-    """A user's terms: .json (medspaCy TargetRule JSON, for token patterns) or TSV/CSV/plain text."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ValueError(f"terms file {path!r} does not exist")
-    if file.suffix.lower() == ".json":
+def load_terms_file(file: ServerFileHandle) -> tuple[list[tuple[str, str]], list[Any]]:
+    """A user's terms, read through the core's reader (a validated ``ServerFile`` parameter): .json
+    (medspaCy TargetRule JSON, for token patterns) or TSV/CSV/plain text. Errors never quote the file."""
+    if file.suffix == ".json":
         from medspacy.ner import TargetRule
 
-        return [], list(TargetRule.from_json(str(file)))
-    return parse_terms(file.read_text(encoding="utf-8")), []
+        data = file.read_json()
+        rules = data.get("target_rules") if isinstance(data, dict) else None
+        if not isinstance(rules, list):
+            raise ValueError("a JSON terms file holds {\"target_rules\": [...]} (medspaCy TargetRule JSON)")
+        out = []
+        for number, rule in enumerate(rules, 1):
+            try:
+                out.append(TargetRule.from_dict(rule))
+            except Exception:
+                raise ValueError(f"target rule {number} of the terms file is not a valid medspaCy TargetRule "
+                                 "(literal, category, pattern...)") from None
+        return [], out
+    return parse_terms(file.read_text()), []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,7 +115,7 @@ def _quiet() -> None:
 
 
 @lru_cache(maxsize=8)
-def get_pipeline(terms_file: str | None = None, terms_mtime: float | None = None, builtin: bool = True) -> Any:
+def get_pipeline(terms_file: ServerFileHandle | None = None, builtin: bool = True) -> Any:
     """medspaCy: its clinical tokenizer, PyRuSH sentences, target matcher, sectionizer and ConText.
 
     No parsed spaCy model is needed here (PyRuSH gives clinical sentence boundaries and would
@@ -307,8 +316,9 @@ class EntOutput(BaseModel):
 class EntParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    terms: str | None = Field(None, description="A terms file adding target phrases (TSV/CSV/text: "
-                                                "phrase[,category]; or medspaCy TargetRule JSON).")
+    terms: ServerFile | None = Field(None, description="A terms file on the server adding target phrases "
+                                                       "(TSV/CSV/text: phrase[,category]; or medspaCy "
+                                                       "TargetRule JSON).")
     builtin_terms: bool = Field(True, description="Use the plugin's curated term list.")
     categories: list[str] | None = Field(None, description="Only return these categories.")
 
@@ -318,13 +328,6 @@ class EntParams(BaseModel):
         if isinstance(value, str):
             value = [v for v in value.replace(";", ",").split(",") if v.strip()]
         return [v.strip().upper() for v in value] if value else value
-
-    @field_validator("terms")
-    @classmethod
-    def _exists(cls, value: str | None) -> str | None:
-        if value and not Path(value).expanduser().is_file():
-            raise ValueError(f"terms file {value!r} does not exist")
-        return str(Path(value).expanduser().resolve()) if value else value
 
 
 def assertion_of(ent: Any) -> str:
@@ -370,8 +373,7 @@ class EntitiesTask(Task):
 
     def run(self, batch: list[EntInput], models: dict[str, Any], ctx: RunContext) -> list[EntOutput | ItemError]:
         params: EntParams = ctx.params  # type: ignore[assignment]
-        mtime = Path(params.terms).stat().st_mtime if params.terms else None
-        nlp = get_pipeline(params.terms, mtime, params.builtin_terms)
+        nlp = get_pipeline(params.terms, params.builtin_terms)  # cached per terms file version
         wanted = set(params.categories) if params.categories else None
         outputs: list[EntOutput | ItemError] = []
         for item in batch:

@@ -12,6 +12,8 @@ from verticals_testgen.generate import GenerateParams, GenerateTests, ModuleInpu
 from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.target import TargetError, from_source, resolve
 
+from verticals.contract import OPERATOR
+
 
 @pytest.fixture(scope="module")
 def shapes_result():
@@ -84,12 +86,18 @@ def test_summary_table(shapes_result):
     assert "verticals_testgen.samples.shapes" in summary["table"]
     assert summary["mean_mutation_score"] == shapes_result["mutation"]["score"]
     assert f"{shapes_result['mutation']['killed']}/{shapes_result['mutation']['evaluated']}" in summary["table"]
-    assert task.files(ModuleInput(module="x"), output) == {shapes_result["test_file"]: shapes_result["test_code"]}
+    item = ModuleInput.model_validate({"module": "x"}, context=OPERATOR.context())
+    assert task.files(item, output) == {shapes_result["test_file"]: shapes_result["test_code"]}
 
 
 def test_inputs_and_params():
-    assert ModuleInput(text="colorsys").module == "colorsys"
-    assert ModuleInput(text="pkg/mod.py").path == "pkg/mod.py"
+    cli = OPERATOR.context()  # module names and paths on the server are the operator's (the CLI)
+    assert ModuleInput.model_validate({"text": "colorsys"}, context=cli).module == "colorsys"
+    assert ModuleInput.model_validate({"text": "pkg/mod.py"}, context=cli).path == "pkg/mod.py"
+    for named in ({"module": "colorsys"}, {"path": "pkg/mod.py"}, {"text": "colorsys"}):
+        with pytest.raises(ValueError, match="only an operator"):  # an API tenant's item (no context: the same)
+            ModuleInput.model_validate(named)
+    assert ModuleInput(module="tiny", source="x = 1").module == "tiny"  # a name, with the source it names
     with pytest.raises(ValueError):
         ModuleInput(source="x = 1")
     assert GenerateParams(strategies="observed,llm").strategies == ["observed", "llm"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from verticals import ItemError, RunContext, Task
+from verticals import ItemError, OperatorOnly, RunContext, Task
 from verticals.contract.evaluators import Evaluator, Record, Scores
 from verticals.jail import remove_private_dir
 from verticals_testgen.pipeline import Options, generate_tests
@@ -23,10 +23,15 @@ class ModuleInput(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    module: str | None = Field(None, description="importable module name (or a .py path)")
-    path: str | None = Field(None, description="path of a .py file")
+    # declared first: `module` is only a name when the source comes with it (an API tenant sends source;
+    # a module, path or folder on the server is the operator's: OperatorOnly, enforced by the core)
     source: str | None = Field(None, description="module source text (needs `module` as its name)")
-    text: str | None = Field(None, description="a line of a .txt input: module name or path")
+    module: Annotated[str | None, OperatorOnly("module", unless="source")] = Field(
+        None, description="importable module name (or a .py path); through the API only with `source`")
+    path: Annotated[str | None, OperatorOnly("path")] = Field(
+        None, description="path of a .py file (CLI only)")
+    text: Annotated[str | None, OperatorOnly("path")] = Field(
+        None, description="a line of a .txt input: module name or path (CLI only)")
 
     @model_validator(mode="after")
     def _one_target(self) -> ModuleInput:

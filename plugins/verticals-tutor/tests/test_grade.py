@@ -9,6 +9,7 @@ from verticals_tutor.grading import FEATURE_NAMES, decide, shipped_head
 from verticals_tutor.metrics import accuracy, auc, macro_f1
 
 from verticals import RunContext
+from verticals.contract import OPERATOR
 from verticals.registry import get_registry
 
 
@@ -160,7 +161,8 @@ def test_own_answer_bank_decides_a_new_question(host, tmp_path):
                     encoding="utf-8")
     items = [TutorGrade.Input(question=q, reference_answers=refs, answer=a, question_id="own1")
              for a in ("because the battery is new", "the path is closed so the current flows")]
-    params = TutorGrade.Params(answer_bank=str(path), shipped_bank=False)
+    params = TutorGrade.Params.model_validate({"answer_bank": str(path), "shipped_bank": False},
+                                              context=OPERATOR.context())
     outs = TutorGrade().run(items, {"encoder": host.get("minilm")}, RunContext(job_id="t", params=params))
     assert [o.graded_answers for o in outs] == [6, 6]
     assert outs[0].label_2way == "incorrect" and outs[1].label_2way == "correct"

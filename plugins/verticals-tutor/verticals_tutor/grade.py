@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import ClassificationEvaluator, ItemError, RunContext, Task
+from verticals import ClassificationEvaluator, ItemError, RunContext, ServerFile, Task
 from verticals_tutor.grading import (
     MIN_BANK,
     GradeCase,
@@ -60,8 +60,8 @@ class GradeParams(BaseModel):
                                                          "(both labels); below it the 3-way label is the likelier "
                                                          "of contradictory and incorrect")
     judge_weight: float = Field(0.5, ge=0, le=1, description="weight of a plugged-in judge model's probabilities")
-    answer_bank: str | None = Field(None, description="your graded answers (CSV/JSONL: question_id and/or question, "
-                                                      "answer, label), pooled with the shipped bank")
+    answer_bank: ServerFile | None = Field(None, description="your graded answers (CSV/JSONL: question_id and/or "
+                                                             "question, answer, label), pooled with the shipped bank")
     shipped_bank: bool = Field(True, description="use the shipped SemEval-2013 training answers as a bank")
     min_bank: int = Field(MIN_BANK, ge=1, description="graded answers a question needs before they are used")
 

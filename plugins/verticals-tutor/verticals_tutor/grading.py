@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import math
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from verticals import ServerFileHandle
 from verticals_tutor import text as tx
 
 LABELS_3WAY = ("correct", "contradictory", "incorrect")
@@ -207,6 +209,13 @@ class AnswerBank:
         return bank
 
     @classmethod
+    def from_text(cls, name: str, text: str) -> AnswerBank:
+        """A labelled CSV or JSONL text (``name``: its file name, which says which)."""
+        if ".jsonl" in name or ".json" in name:
+            return cls.from_rows(json.loads(line) for line in text.splitlines() if line.strip())
+        return cls.from_rows(csv.DictReader(io.StringIO(text, newline="")))
+
+    @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> AnswerBank:
         """A labelled CSV or JSONL file (optionally .gz)."""
         name = str(path)
@@ -226,21 +235,16 @@ def shipped_bank() -> AnswerBank:
 
 
 @lru_cache(maxsize=8)
-def _combined_bank(path: str | None, mtime: float, use_shipped: bool) -> AnswerBank | None:
+def answer_bank(file: ServerFileHandle | None = None, use_shipped: bool = True) -> AnswerBank | None:
+    """The bank a job grades with: the shipped one and/or a labelled file, read through the core's reader
+    (a validated ``ServerFile`` parameter). Cached per file version (the handle compares equal while the file
+    is unchanged), so the graded answers' embeddings are computed once per process."""
     shipped = shipped_bank() if use_shipped else None
-    if path is None:
+    if file is None:
         return shipped
-    own = AnswerBank.from_file(path)
+    name = file.name.lower().removesuffix(".gz")
+    own = AnswerBank.from_text(name, file.read_text(decompress=True))
     return shipped.merged(own) if shipped is not None else own
-
-
-def answer_bank(path: str | None = None, use_shipped: bool = True) -> AnswerBank | None:
-    """The bank a job grades with: the shipped one and/or a labelled file (cached per file version, so the
-    graded answers' embeddings are computed once per process)."""
-    if path is None:
-        return _combined_bank(None, 0.0, use_shipped)
-    real = os.path.expanduser(path)
-    return _combined_bank(real, os.path.getmtime(real), use_shipped)
 
 
 def bank_features(vec: np.ndarray, stems: set[str], norm: str, bank_vecs: np.ndarray, bank_labels: np.ndarray,

@@ -6,13 +6,12 @@ import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from html import escape
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import ProbabilityEvaluator, RunContext, Task
+from verticals import ProbabilityEvaluator, RunContext, ServerFile, ServerFileHandle, ServerPathError, Task
 from verticals_tutor import bkt, kt
 
 
@@ -71,14 +70,14 @@ class MasteryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mastery_threshold: float = Field(0.95, gt=0, lt=1)
     risk_threshold: float = Field(0.5, gt=0, lt=1, description="a student whose mean mastery is below this is at risk")
-    params_file: str | None = Field(None, description="BKT parameter table from `python "
-                                                      "plugins/verticals-tutor/research/fit_bkt.py` (default: "
-                                                      "shipped ASSISTments 2009 fit)")
+    params_file: ServerFile | None = Field(None, description="BKT parameter table from `python "
+                                                             "plugins/verticals-tutor/research/fit_bkt.py` (default: "
+                                                             "shipped ASSISTments 2009 fit)")
     predictions: bool = Field(False, description="also output P(correct) before every attempt (next-answer "
                                                  "predictions a knowledge-tracing evaluation scores)")
-    predictor_file: str | None = Field(None, description="next-answer model from `python "
-                                                         "plugins/verticals-tutor/research/fit_mastery.py` (default: "
-                                                         "shipped fit)")
+    predictor_file: ServerFile | None = Field(None, description="next-answer model from `python "
+                                                                "plugins/verticals-tutor/research/fit_mastery.py` "
+                                                                "(default: shipped fit)")
     sorted_input: bool = Field(True, description="rows are grouped by student (streamed); false: group in memory")
     max_rows_in_memory: int = Field(5_000_000, gt=0)
 
@@ -161,7 +160,13 @@ class TutorMastery(Task):
 
     def _table(self, params: MasteryParams) -> bkt.ParamTable:
         if params.params_file:
-            return bkt.ParamTable.from_json(Path(params.params_file).expanduser().read_text(encoding="utf-8"))
+            try:  # read through the core's reader; a table that does not load never quotes the file
+                return bkt.ParamTable.from_json(params.params_file.read_text())
+            except ServerPathError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise ValueError(f"params_file is not a BKT parameter table from "
+                                 f"plugins/verticals-tutor/research/fit_bkt.py ({type(error).__name__})") from None
         return bkt.shipped_params()
 
     def run(self, batch: list[MasteryInput], models: dict[str, Any], ctx: RunContext) -> list[MasteryOutput]:
@@ -220,7 +225,7 @@ class TutorMastery(Task):
 
     def _predictor(self, params: MasteryParams) -> kt.KTModel:
         if params.predictor_file:
-            return _predictor_from_file(str(Path(params.predictor_file).expanduser()))
+            return _predictor_from_file(params.predictor_file)
         return kt.shipped_model()
 
     def summarize(self, outputs: Iterable[MasteryOutput], ctx: RunContext) -> dict[str, Any]:
@@ -289,8 +294,14 @@ def mastery_svg(student: str, predictions: list[AttemptPrediction], width: int =
 
 
 @lru_cache(maxsize=4)
-def _predictor_from_file(path: str) -> kt.KTModel:
-    return kt.KTModel.from_json(Path(path).read_text(encoding="utf-8"))
+def _predictor_from_file(file: ServerFileHandle) -> kt.KTModel:
+    try:  # read through the core's reader; a model that does not load never quotes the file
+        return kt.KTModel.from_json(file.read_text())
+    except ServerPathError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"predictor_file is not a model from plugins/verticals-tutor/research/fit_mastery.py "
+                         f"({type(error).__name__})") from None
 
 
 def _sort_key(stamp: Any) -> tuple[int, float, str]:

@@ -18,7 +18,8 @@ def predict_endpoint(body: PredictIn, who: Who, state: State) -> PredictOut:
     known_task(state, body.task, who)
     with state.predict_slots:
         try:
-            results = predict(state.registry, state.host, body.task, body.items, body.params)
+            results = predict(state.registry, state.host, body.task, body.items, body.params,
+                              tenant=who.tenant)
         except TooManyItems as error:
             raise HTTPException(413, str(TooManyItems(error.count, error.limit, "submit a job (POST /v1/jobs)"))) \
                 from None

@@ -20,13 +20,15 @@ from pydantic import BaseModel, ValidationError
 
 from verticals.config import max_attempts
 from verticals.contract import RunContext, Task
+from verticals.core.access import access_context, check_rows, server_access
 from verticals.core.io import InputError
 from verticals.core.jobs.pipeline import LazyModels, describe_validation_error, process_batch, run_isolating
 from verticals.core.models.host import ModelHost
-from verticals.core.store import Store
-from verticals.core.store.repo import EVENT_LEASE
+from verticals.core.store import Store, storage_problem
+from verticals.core.store.repo import EVENT_LEASE, ItemResult
 from verticals.core.store.secrets import seal_params, unseal_params
 from verticals.core.store.tables import utcnow
+from verticals.core.text import unstorable
 from verticals.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,12 @@ class JobError(ValueError):
     """A job could not be submitted as asked (bad parameters, unknown task...)."""
 
 
-def validate_params(task: type[Task], params: dict[str, Any]) -> BaseModel:
+def validate_params(task: type[Task], params: dict[str, Any], context: dict[str, Any] | None = None) -> BaseModel:
     """The job parameters validated against ``task.Params``; :class:`JobError` naming what is wrong.
 
     A name the task does not take is refused (unless its ``Params`` allow extra names), with the closest
-    names it does take ("did you mean"): a typo never silently falls back to the default.
+    names it does take ("did you mean"): a typo never silently falls back to the default. ``context``:
+    :func:`verticals.core.access.access_context` of the job's tenant (without it no server path is allowed).
     """
     from verticals.registry import did_you_mean
 
@@ -59,15 +62,21 @@ def validate_params(task: type[Task], params: dict[str, Any]) -> BaseModel:
             raise JobError(f"unknown parameter {name!r} for {task.name}{hint} "
                            + (f"(parameters this task takes: {takes})" if fields else "(this task takes none)"))
     try:
-        return task.Params.model_validate(params)
+        return task.Params.model_validate(params, context=context)
     except ValidationError as error:
         raise JobError(f"bad parameters for {task.name}: {describe_validation_error(error)[15:]} "
                        f"(parameters this task takes: {takes})") from None
 
 
-def job_params(task: type[Task], stored: dict[str, Any] | None) -> BaseModel:
-    """A stored job's params, validated for running it (secret parameters decrypted)."""
-    return task.Params.model_validate(unseal_params(stored))
+def job_params(task: type[Task], job: Any) -> BaseModel:
+    """A stored job's params, validated for running it (secret parameters decrypted; server paths checked
+    again with the access of the job's tenant: a file swapped or a root withdrawn since the submit is refused)."""
+    return task.Params.model_validate(unseal_params(job.params), context=access_context(job.tenant_id))
+
+
+class StoreFull(JobError):
+    """The job could not be stored: the database has no room (a full disk, a file size limit). Nothing of the
+    job was kept (or, when even removing it failed, the message names the job to delete). HTTP: 507."""
 
 
 class SubmissionError(JobError):
@@ -92,21 +101,33 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
     """
     task_cls = registry.task(task_name)
     task = task_cls()
-    validated_params = validate_params(task_cls, params or {})
-    items = iter(task.read_items(rows, validated_params))
+    access = server_access(tenant)
+    context = access.context()
+    problem = unstorable(params or {})
+    if problem:
+        raise JobError(f"bad parameters for {task_name}: {problem}")
+    validated_params = validate_params(task_cls, params or {}, context)
+    items = iter(task.read_items(check_rows(task_cls.Input, rows, access), validated_params))
     first = _next_item(items)  # before any job exists: file, format, decoding, columns of the first row
     if first is _END and not allow_empty:
         raise JobError("the input has no items (an empty file, or a header and no row): nothing to run")
+    if first is not _END and unstorable(first):
+        raise JobError(f"item 1: {unstorable(first)}")
     plugin = registry.task_plugin.get(task_name)
-    job_id = store.create_job(task_name, seal_params(validated_params), dict(options or {}),
+    sweep_abandoned(store)  # submissions that died half-way on this host (killed, or a full disk)
+    job_id = store.create_job(task_name, seal_params(validated_params), {**(options or {}), SUBMITTER: _submitter()},
                               chunk_size or task_cls.chunk_size, plugin.name if plugin else None,
                               plugin.version if plugin else None, tenant=tenant)
+    _SUBMITTING.add(job_id)
     total, pending = 0, list[tuple[int, Any, str, str | None]]()
     try:
         row = first
         while row is not _END:
+            problem = unstorable(row)  # the store's rule for text (verticals.core.text), with the item's number
+            if problem:
+                raise JobError(f"item {total + 1}: {problem}")
             try:
-                pending.append((total, validated_input(task_cls.Input, row), "pending", None))
+                pending.append((total, validated_input(task_cls.Input, row, context), "pending", None))
             except ValidationError as error:
                 pending.append((total, row, "failed", describe_validation_error(error)))
             total += 1
@@ -115,23 +136,34 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
                 pending = []
             row = _next_item(items)
         store.add_items(job_id, pending)
-        store.mark_submitted(job_id, total)
+        store.mark_submitted(job_id, total, dict(options or {}))
     except (JobError, InputError) as error:
-        discard_job(store, job_id)
+        _discard_unsubmitted(store, job_id)
         raise type(error)(f"{error} (nothing was stored: fix the input and submit again)") from None
-    except BaseException:
-        discard_job(store, job_id)
-        raise
+    except BaseException as error:
+        kept = not _discard_unsubmitted(store, job_id)
+        problem = storage_problem(error)
+        if problem is None:
+            raise
+        if kept:
+            raise StoreFull(f"the job could not be stored: {problem}. Job {job_id} was stored in part and could "
+                            f"not be removed: free space, then delete it (verticals jobs delete {job_id[:12]} "
+                            "--force)") from None
+        raise StoreFull(f"the job could not be stored: {problem}; nothing was kept. Free space on the database's "
+                        "disk and submit again") from None
+    finally:
+        _SUBMITTING.discard(job_id)
     registry.hook.job_submitted(job=store.summary(job_id))
     return job_id
 
 
-def validated_input(model: type[BaseModel], row: dict[str, Any]) -> dict[str, Any]:
+def validated_input(model: type[BaseModel], row: dict[str, Any], context: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """What is stored of a valid item: the row with the task's input fields in their validated form
     (``model_dump(mode="json")``, by alias: coerced, normalised by the model's validators), so that the
     worker builds the input from exactly what passed validation. The row's other columns are kept (they
     are exported with the results). Computed fields are not stored (they are computed again)."""
-    value = model.model_validate(row)
+    value = model.model_validate(row, context=context)
     try:
         dumped = value.model_dump(mode="json", by_alias=True, exclude=set(model.model_computed_fields) or None)
     except Exception:  # a custom serialiser that cannot write JSON: the row as given (it validated)
@@ -172,6 +204,106 @@ def discard_job(store: Store, job_id: str) -> None:
         session.execute(delete(Artifact).where(Artifact.job_id == job_id))
         session.execute(delete(Job).where(Job.id == job_id))
     scrub_sqlite(store.engine)
+
+
+SUBMITTER = "_submitter"
+"""The option naming the process storing a job's items (host, pid, process start), removed once it is done."""
+_SUBMITTING: set[str] = set()  # the jobs this process is storing now
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, Linux ``/proc``), so that a reused pid is not
+    taken for the submitter; None where it cannot be told."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _submitter() -> dict[str, Any]:
+    import os
+    import socket
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())}
+
+
+def sweep_abandoned(store: Store) -> int:
+    """Remove the jobs whose submission stopped half-way on this host: the process that stored their items
+    is gone (killed, crashed) or is this one and no longer storing them (its own removal failed, e.g. the
+    disk was full). Jobs of other hosts and of live submitters are left alone. Returns how many went."""
+    import os
+    import socket
+
+    from sqlalchemy import select
+
+    from verticals.core.store.tables import Job
+
+    host, removed = socket.gethostname(), 0
+    with store.session() as session:
+        candidates = list(session.execute(select(Job.id, Job.options).where(Job.submitted.is_(False))))
+    for job_id, options in candidates:
+        mark = (options or {}).get(SUBMITTER)
+        if not isinstance(mark, dict) or mark.get("host") != host or not isinstance(mark.get("pid"), int):
+            continue
+        pid = mark["pid"]
+        alive = _process_start(pid) == mark.get("started") if mark.get("started") else _pid_alive(pid)
+        if alive and (pid != os.getpid() or job_id in _SUBMITTING):
+            continue
+        if _discard_unsubmitted(store, job_id):
+            log.warning("removed job %s: its submission stopped half-way (process %d)", job_id, pid)
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _discard_unsubmitted(store: Store, job_id: str) -> bool:
+    """Remove a job whose submission failed; True when it is gone. When the database is full, zeroing the
+    freed pages (``secure_delete``) needs as much room as the rows took: the job is then deleted without it
+    (a warning says so; the freed pages are overwritten as they are reused, and the next purge's
+    checkpoint truncates the log)."""
+    from sqlalchemy import delete
+
+    from verticals.core.store.tables import Artifact, Item, Job, JobEvent
+
+    try:
+        discard_job(store, job_id)
+        return True
+    except Exception as error:
+        if storage_problem(error) is None:
+            log.warning("could not remove the unsubmitted job %s (%s)", job_id, type(error).__name__, exc_info=True)
+            return False
+    try:
+        with store.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            try:
+                with connection.begin():
+                    if sqlite:
+                        connection.exec_driver_sql("PRAGMA secure_delete=OFF")
+                    for table in (JobEvent, Item, Artifact):
+                        connection.execute(delete(table).where(table.job_id == job_id))
+                    connection.execute(delete(Job).where(Job.id == job_id))
+            finally:
+                if sqlite:  # the connection goes back to the pool: its setting as every connection has it
+                    connection.rollback()
+                    connection.exec_driver_sql("PRAGMA secure_delete=ON")
+                    connection.commit()
+    except Exception:  # the caller says so (StoreFull); the next command of this host removes it
+        log.debug("could not remove the unsubmitted job %s (the database is full)", job_id, exc_info=True)
+        return False
+    log.warning("job %s removed after the database filled up, without zeroing its freed pages", job_id)
+    return True
 
 
 FINISHED = ("succeeded", "partial", "failed", "cancelled")
@@ -317,10 +449,19 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
     task_cls = registry.task(job.task)
     task = task_cls()
     sink = ProgressSink(store, job_id, str(start))
-    ctx = RunContext(job_id=job_id, params=job_params(task_cls, job.params),
+    items = store.pending_items(job_id, start, end, with_attempts=True)
+    try:
+        params = job_params(task_cls, job)
+    except ValidationError as error:  # e.g. a server file gone, swapped or no longer allowed since the submit
+        message = "the job's parameters no longer hold: " + describe_validation_error(error)[15:]
+        store.write_results(job_id, [ItemResult(seq, "failed", error=message) for seq, _, _ in items])
+        report.failed = len(items)
+        _progress(on_progress, len(items))
+        report.finished_status = finish_if_done(store, registry, job_id, job)
+        return report
+    ctx = RunContext(job_id=job_id, params=params,
                      logger=logging.getLogger(f"verticals.task.{task_cls.name}"), progress_sink=sink,
                      cancel_check=CancelCheck(store, job_id))
-    items = store.pending_items(job_id, start, end, with_attempts=True)
     if not items:
         report.finished_status = finish_if_done(store, registry, job_id, job)
         return report
@@ -335,6 +476,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         # token-budget batches pad little. Results are written by seq, so order does not matter here.
         items.sort(key=lambda item: -len(str((item[1] or {}).get(task_cls.text_field) or "")))
     limit = max_attempts()
+    input_context = access_context(job.tenant_id)
     for index, batch_items in enumerate(plan_batches(items, task_cls.batch_size)):
         given_up = store.begin_batch(job_id, [seq for seq, _, _ in batch_items], limit,
                                      mark_started=job.started_at is None and index == 0)
@@ -349,7 +491,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
             if not batch_items:
                 continue
         seqs = [seq for seq, _, _ in batch_items]
-        inputs = [task_cls.Input.model_validate(data) for _, data, _ in batch_items]
+        inputs = [task_cls.Input.model_validate(data, context=input_context) for _, data, _ in batch_items]
         sink.begin(len(inputs))
         try:
             results = process_batch(registry, task, seqs, inputs, models, ctx)
@@ -471,7 +613,7 @@ def _write_summary(store: Store, registry: Registry, job: Any) -> None:
     """The job's ``summary.json`` artifact, from its task's ``summarize`` over the succeeded outputs."""
     try:
         task_cls = registry.task(job.task)
-        ctx = RunContext(job_id=job.id, params=job_params(task_cls, job.params))
+        ctx = RunContext(job_id=job.id, params=job_params(task_cls, job))
         outputs = (task_cls.Output.model_validate(item.output)
                    for item in store.iter_items(job.id, status="succeeded"))
         summary = task_cls().summarize(outputs, ctx)

@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from verticals.core.access import access_context
 from verticals.core.io import InputError, flatten, is_folder_output, output_format
 from verticals.core.jobs.engine import JobError
 from verticals.core.store import Store
@@ -412,11 +413,12 @@ def _folder_rows(store: Store, plan: _Plan, put: Callable[[str, str], None]) -> 
     as its row goes by (one read of the items)."""
     task = plan.task_cls() if plan.task_cls else None
     skip = set(plan.copies)
+    context = access_context(plan.job.tenant_id)
     for item in store.iter_items(plan.job.id):
         yield _row(item, plan.include_inputs, skip)
         if task is None or item.status != "succeeded" or item.input is None:
             continue
-        files = task.files(plan.task_cls.Input.model_validate(item.input),
+        files = task.files(plan.task_cls.Input.model_validate(item.input, context=context),
                            plan.task_cls.Output.model_validate(item.output))
         for name, text in files.items():
             put(name, text)

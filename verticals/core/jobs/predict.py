@@ -11,10 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from verticals.config import settings
-from verticals.contract import RunContext
-from verticals.core.jobs.engine import validate_params
+from verticals.contract import RunContext, ServerPathError
+from verticals.core.access import check_rows, server_access
+from verticals.core.jobs.engine import JobError, validate_params
 from verticals.core.jobs.pipeline import LazyModels, describe_validation_error, process_batch
 from verticals.core.models.host import ModelHost
+from verticals.core.text import unstorable
 from verticals.registry import Registry
 
 __all__ = ["TooManyItems", "max_items", "predict"]
@@ -33,13 +35,24 @@ class TooManyItems(ValueError):
 
 
 def predict(registry: Registry, host: ModelHost, task_name: str, items: list[dict[str, Any]],
-            params: dict[str, Any] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """One result dict (seq, status, output, error) per item, in order. Raises JobError / PluginError / TooManyItems."""
+            params: dict[str, Any] | None = None, limit: int | None = None, tenant: str | None = None
+            ) -> list[dict[str, Any]]:
+    """One result dict (seq, status, output, error) per item, in order. Raises JobError / PluginError / TooManyItems.
+    ``tenant``: the API tenant asking (None: the operator's in-process SDK), for the server-path rules."""
     limit = max_items() if limit is None else limit
     task_cls = registry.task(task_name)
     task = task_cls()
-    validated = validate_params(task_cls, params or {})
-    rows = list(task.read_items(iter(items), validated))
+    problem = unstorable(params or {}) or next((f"item {n}: {p}" for n, item in enumerate(items, 1)
+                                                 if (p := unstorable(item))), None)
+    if problem:
+        raise JobError(problem)
+    access = server_access(tenant)
+    context = access.context()
+    validated = validate_params(task_cls, params or {}, context)
+    try:
+        rows = list(task.read_items(check_rows(task_cls.Input, iter(items), access), validated))
+    except ServerPathError as error:
+        raise JobError(str(error)) from None
     if len(rows) > limit or len(items) > limit:
         raise TooManyItems(max(len(rows), len(items)), limit)
     ctx = RunContext(job_id=f"predict-{uuid.uuid4().hex}", params=validated)
@@ -47,7 +60,7 @@ def predict(registry: Registry, host: ModelHost, task_name: str, items: list[dic
     valid: list[tuple[int, Any]] = []
     for seq, row in enumerate(rows):
         try:
-            valid.append((seq, task_cls.Input.model_validate(row)))
+            valid.append((seq, task_cls.Input.model_validate(row, context=context)))
         except ValidationError as error:
             results[seq] = {"seq": seq, "status": "failed", "output": None, "error": describe_validation_error(error)}
     models = LazyModels(host, task_cls.models)

@@ -25,6 +25,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from verticals.core.text import load_json
+
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
@@ -117,6 +119,26 @@ def scrub_sqlite(engine: Engine, timeout_s: float = 10.0) -> bool:
             delay = min(0.5, delay * 2)
 
 
+def storage_problem(error: BaseException) -> str | None:
+    """What went wrong when the database could not be written for lack of space (SQLite: ``database or disk
+    is full``, a write past a file size limit; PostgreSQL: SQLSTATE 53100 disk_full), in words; None for any
+    other error."""
+    import errno
+
+    original = getattr(error, "orig", None) or error
+    text = str(original).lower()
+    if "database or disk is full" in text or "disk is full" in text:
+        return "the database's disk is full"
+    if "disk i/o error" in text:
+        return "the database's file could not be written (disk I/O error: a full disk or a file size limit)"
+    if isinstance(original, OSError) and original.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return f"the database could not be written ({original.strerror})"
+    sqlstate = getattr(original, "sqlstate", None) or getattr(getattr(original, "diag", None), "sqlstate", None)
+    if sqlstate == "53100":
+        return "the database server's disk is full"
+    return None
+
+
 def _set_wal(cursor: sqlite3.Cursor, timeout_s: float = 30.0) -> None:
     """``PRAGMA journal_mode=WAL``, retried while another process holds the file: on a fresh database the
     switch needs an exclusive lock and SQLite answers "database is locked" at once instead of waiting for
@@ -142,7 +164,8 @@ def make_engine(url: str) -> Engine:
         path = sqlite_path(url)
         if path is not None:
             private_sqlite_files(path)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               json_deserializer=load_json)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -154,7 +177,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_deserializer=load_json)
 
 
 @contextlib.contextmanager

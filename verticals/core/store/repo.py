@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from verticals.core.store.db import ensure_ready, make_engine, scrub_sqlite
 from verticals.core.store.secrets import redact_params
 from verticals.core.store.tables import Artifact, Item, Job, JobEvent, utcnow
+from verticals.core.text import valid_text
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("pending", *TERMINAL)
@@ -177,9 +178,14 @@ class Store:
                 self._insert_items.executemany(connection, {"b_job_id": job_id, "b_now": utcnow()}, values)
                 _add_to_counts(connection, job_id, added)
 
-    def mark_submitted(self, job_id: str, total: int) -> None:
+    def mark_submitted(self, job_id: str, total: int, options: dict[str, Any] | None = None) -> None:
+        """The job's items are all stored: it can run. ``options``: its options as they stay (the submitter's
+        mark, which let another process remove a submission that died half-way, is dropped)."""
+        values: dict[str, Any] = {"total": total, "submitted": True}
+        if options is not None:
+            values["options"] = options
         with self.session() as session, session.begin():
-            session.execute(update(Job).where(Job.id == job_id).values(total=total, submitted=True))
+            session.execute(update(Job).where(Job.id == job_id).values(**values))
 
     def job(self, job_id: str) -> Job:
         with self.session() as session:
@@ -348,7 +354,7 @@ class Store:
                 shared = all(result.provenance is group[0].provenance for result in group)
                 if shared:  # a batch's results share one provenance: serialised once
                     fixed["b_provenance"] = group[0].provenance
-                rows = [{"b_seq": r.seq, "b_output": r.output, "b_error": r.error,
+                rows = [{"b_seq": r.seq, "b_output": r.output, "b_error": r.error and valid_text(r.error),
                          **({} if shared else {"b_provenance": r.provenance})} for r in group]
                 written[status] = self._write_results[purge_inputs].executemany(connection, fixed, rows)
             if written:  # the job's counters, as _add_to_counts does, without building the statement each time
