@@ -50,6 +50,18 @@ class InputRefused(VerticalsError):
     """The job's input or parameters were refused (a bad file, an unknown column or task): nothing was stored."""
 
 
+def _storable(items: list[Any], params: Any) -> list[Any]:
+    """The server's rule for text (``verticals.core.text``), applied before a request is built: a lone surrogate
+    or JSON nested too deeply is an :class:`InputRefused` naming the item, not an encoding traceback."""
+    from verticals.core.text import unstorable
+
+    problem = unstorable(params) and f"params: {unstorable(params)}"
+    problem = problem or next((f"item {n}: {p}" for n, item in enumerate(items, 1) if (p := unstorable(item))), None)
+    if problem:
+        raise InputRefused(problem, 422)
+    return items
+
+
 def _refusal(message: str, status_code: int) -> VerticalsError:
     return (InputRefused if status_code in (400, 413, 415, 422) else VerticalsError)(message, status_code)
 
@@ -292,6 +304,7 @@ class _Remote:
     def submit(self, task, items, path, params, text_column, chunk_size, idempotency_key) -> str:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         if items is not None:
+            items = _storable(list(items), params)
             body = {"task": task, "items": items, "params": params}
             if text_column:
                 body["text_column"] = text_column
@@ -360,6 +373,7 @@ class _Remote:
             target.unlink(missing_ok=True)
 
     def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+        items = _storable(items, params)
         return self._check(self.http.post("/v1/predict", json={"task": task, "items": items, "params": params}))[
             "results"]
 
@@ -367,6 +381,7 @@ class _Remote:
         if items is None:
             raise VerticalsError("a remote evaluation needs items=[...] or path=... (the server has no golden "
                                  "sets of yours)")
+        items = _storable(list(items), params)
         body = {"task": task, "items": items, "params": params, **({"gold_field": gold} if gold else {}),
                 **({"text_column": text_column} if text_column else {})}
         eval_id = self._check(self.http.post("/v1/evals", json=body))["id"]

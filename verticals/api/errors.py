@@ -3,8 +3,10 @@
 ``detail`` says what happened and what to do, in API terms (form fields and endpoints, never CLI options).
 """
 
+import json
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,12 +15,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from verticals.api.runner import ExecutorUnavailable
 from verticals.core.io import InputError
-from verticals.core.jobs.engine import JobError
+from verticals.core.jobs.engine import JobError, StoreFull
 from verticals.core.jobs.service import JobConflict, JobNotFound
 from verticals.core.store.secrets import SecretKeyError
+from verticals.core.text import MAX_DEPTH
 from verticals.tenancy.tenants import TenantError
 
 log = logging.getLogger("verticals.api")
+
+
+class _AsciiJSON(JSONResponse):
+    """JSON written with ``\\u`` escapes: a message that quotes what a client sent (a lone surrogate too)
+    always encodes."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -27,13 +38,16 @@ def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> 
         title = HTTPStatus(status).phrase
     except ValueError:
         title = "Error"
-    return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail},
-                        status_code=status, headers=headers, media_type="application/problem+json")
+    return _AsciiJSON({"type": "about:blank", "title": title, "status": status, "detail": detail},
+                      status_code=status, headers=headers, media_type="application/problem+json")
 
 
 def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and isinstance(error.__cause__, RecursionError):  # FastAPI's JSON parse
+            return problem(422, f"the request body is JSON nested too deeply (items and parameters nest at most "
+                                f"{MAX_DEPTH} levels)")
         return problem(error.status_code, str(error.detail), getattr(error, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -46,6 +60,9 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(JobError)
     async def _job_error(_request: Request, error: JobError) -> JSONResponse:
+        if isinstance(error, StoreFull):  # the server's to fix: 507 Insufficient Storage
+            log.error("%s", error)
+            return problem(507, str(error))
         return problem(422, str(error))
 
     @app.exception_handler(JobNotFound)

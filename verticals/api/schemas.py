@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from verticals.core.text import unstorable
+
+
+def _storable(value: Any) -> Any:
+    """The store's rule for text (verticals.core.text), on the raw JSON before anything else reads it: no lone
+    surrogate, nested at most MAX_DEPTH levels (422 naming the item and field, never a 500)."""
+    problem = unstorable(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Storable = BeforeValidator(_storable)
 
 
 class ErrorOut(BaseModel):
@@ -43,8 +57,10 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = Field(description="Task name, e.g. finance.sentiment (GET /v1/tasks).", min_length=1, max_length=200)
-    items: list[dict[str, Any]] = Field(description="Input items: objects matching the task's input_schema.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Task parameters (its params_schema).")
+    items: Annotated[list[dict[str, Any]], Storable] = Field(
+        description="Input items: objects matching the task's input_schema.")
+    params: Annotated[dict[str, Any], Storable] = Field(default_factory=dict,
+                                                        description="Task parameters (its params_schema).")
     text_column: str | None = Field(default=None, min_length=1, max_length=200,
                                     description="Key of the items holding the task's text field (default: the "
                                                 "field's own name), as for uploads.")
@@ -115,8 +131,8 @@ class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = Field(min_length=1, max_length=200)
-    items: list[dict[str, Any]]
-    params: dict[str, Any] = Field(default_factory=dict)
+    items: Annotated[list[dict[str, Any]], Storable]
+    params: Annotated[dict[str, Any], Storable] = Field(default_factory=dict)
 
 
 class PredictOut(BaseModel):

@@ -244,12 +244,13 @@ _delivered: list[bool] = []
 
 
 def _deliver_pending(store, registry) -> None:
-    from verticals.core.jobs.engine import deliver_job_events
+    from verticals.core.jobs.engine import deliver_job_events, sweep_abandoned
 
     if _delivered:
         return
     _delivered.append(True)
     try:
+        sweep_abandoned(store)  # jobs whose submission died half-way here (killed, a full disk): removed
         deliver_job_events(store, registry)
     except Exception:
         logging.getLogger(__name__).warning("pending job events could not be delivered now; they stay pending",
@@ -366,6 +367,12 @@ def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
             return _fail(f"{error}; job {job_id} is stored: continue it with `verticals jobs resume {job_id[:12]}` "
                          "once jobs can run")
         return _fail(str(error))
+    from verticals.core.store import storage_problem
+
+    problem = storage_problem(error)  # the database's disk filled up while results were stored
+    if problem is not None:
+        then = f"continue with `verticals jobs resume {job_id[:12]}`" if job_id else "run the command again"
+        return _fail(f"{problem}: free space on the database's disk, then {then}")
     if isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""
         return _fail(f"cannot access{where}: {error.strerror or error}")

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from verticals.core.text import MAX_DEPTH, unstorable
+
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet",
            ".txt": "txt"}
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -283,8 +285,13 @@ def iter_jsonl(lines: Iterable[str], where: str) -> Iterator[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise InputError(f"{where} line {number} is not valid JSON ({error.msg})") from None
+        except RecursionError:
+            raise InputError(f"{where} line {number} is JSON nested deeper than {MAX_DEPTH} levels") from None
         if not isinstance(row, dict):
             raise InputError(f"{where} line {number} is not a JSON object")
+        problem = unstorable(row)  # the store's rule (verticals.core.text), with the line that breaks it
+        if problem:
+            raise InputError(f"{where} line {number}: {problem}")
         yield row
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from verticals.api.deps import ERRORS, FORBIDDEN, State, Who, known_task, owned_job
-from verticals.api.schemas import ErrorOut
+from verticals.api.schemas import ErrorOut, Storable
 from verticals.core.evaluation.scoring import EvalError, evaluator_of, items_hash, score_job, submit_eval
 from verticals.core.io import map_fields
 from verticals.core.jobs.service import field_map
@@ -24,10 +24,11 @@ class EvalCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = Field(min_length=1, max_length=200, description="A task that declares an evaluator.")
-    items: list[dict[str, Any]] = Field(min_length=1, description="Input items, each with its gold value.")
+    items: Annotated[list[dict[str, Any]], Storable] = Field(min_length=1,
+                                                             description="Input items, each with its gold value.")
     gold_field: str | None = Field(default=None, max_length=200,
                                    description="Field of each item holding the gold value (default: the evaluator's).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Task parameters.")
+    params: Annotated[dict[str, Any], Storable] = Field(default_factory=dict, description="Task parameters.")
     text_column: str | None = Field(default=None, min_length=1, max_length=200,
                                     description="Key of the items holding the task's text field (as for jobs).")
 
