@@ -90,8 +90,15 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="The SDK client's API key for a remote server (`verticals.Client(url)`).")
     api_threads: int = Field(
-        default=1, ge=1, description="Worker threads of the API server's local executor (`verticals serve "
+        default=2, ge=1, description="Worker threads of the API server's local executor (`verticals serve "
         "--threads` wins).")
+    api_jobs_per_tenant: int = Field(
+        default=1, ge=1, description="Chunks of one tenant's jobs the API server's local executor runs at once; "
+        "tenants take turns chunk by chunk, so with more threads than this one tenant's hung or heavy jobs "
+        "cannot hold every thread.")
+    api_max_active_jobs: int = Field(
+        default=100, ge=1, description="Unfinished (queued or running) jobs one tenant may have; past it, creating "
+        "a job answers 429 with Retry-After.")
     api_max_body_mb: int = Field(default=16, ge=1, description="Largest JSON request body, in MiB (413 beyond).")
     api_max_upload_mb: int = Field(default=512, ge=1, description="Largest uploaded input file, in MiB (413 beyond).")
     api_max_job_items: int = Field(
@@ -106,7 +113,7 @@ class Settings(BaseSettings):
         "task parameters (terms lists, answer banks, model folders); unset: API tenants name none. The CLI names "
         "any file.")
     data_max_file_mb: int = Field(
-        default=64, ge=1, description="Largest server file a task parameter reads, in MiB (CLI and API).")
+        default=16, ge=1, description="Largest server file a task parameter reads, in MiB (CLI and API).")
     data_max_folder_mb: int = Field(
         default=4096, ge=1, description="Largest server folder (e.g. a model) a task parameter names, in MiB.")
 

@@ -21,6 +21,7 @@ from verticals.core.models.host import ModelHost
 from verticals.core.store import Store
 from verticals.registry import PluginError, Registry
 from verticals.tenancy import webhooks
+from verticals.tenancy.quotas import Quotas
 from verticals.tenancy.tenants import Tenants
 
 LOCAL_TENANT = "local"
@@ -49,7 +50,9 @@ class ApiState:
         self.store, self.registry, self.auth, self.limits = store, registry, auth, limits
         self.tenants = Tenants(store)
         self.host = ModelHost(registry.models)
-        self.runner = JobRunner(store, registry, self.host, threads, on_progress=self._count)
+        self.runner = JobRunner(store, registry, self.host, threads, on_progress=self._count,
+                                per_tenant=config.api_jobs_per_tenant)
+        self.quotas = Quotas.from_settings(store, config)  # 429 past a tenant's quota (tenancy.quotas)
         self.jobs = self.runner.service  # every job rule: submit, cancel, retry, resume, results
         self.metrics = Metrics(store, self.host, self.runner)
         self.deliverer = webhooks.Deliverer(store, poll_s=config.webhook_poll_s)

@@ -19,6 +19,7 @@ from verticals.core.jobs.engine import JobError, StoreFull
 from verticals.core.jobs.service import JobConflict, JobNotFound
 from verticals.core.store.secrets import SecretKeyError
 from verticals.core.text import MAX_DEPTH
+from verticals.tenancy.quotas import QuotaExceeded
 from verticals.tenancy.tenants import TenantError
 
 log = logging.getLogger("verticals.api")
@@ -76,6 +77,10 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def _input_error(_request: Request, error: InputError) -> JSONResponse:
         return problem(422, str(error))
+
+    @app.exception_handler(QuotaExceeded)
+    async def _quota(_request: Request, error: QuotaExceeded) -> JSONResponse:
+        return problem(429, error.detail, {"Retry-After": str(error.retry_after)})
 
     @app.exception_handler(TenantError)
     async def _tenant_error(_request: Request, error: TenantError) -> JSONResponse:

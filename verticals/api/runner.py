@@ -38,9 +38,10 @@ class JobRunner:
     """
 
     def __init__(self, store: Store, registry: Registry, host: ModelHost, threads: int = 1,
-                 on_progress: Callable[[int], None] | None = None):
+                 on_progress: Callable[[int], None] | None = None, per_tenant: int | None = None):
         self.store, self.registry, self.host = store, registry, host
         self.threads = max(1, threads)
+        self.per_tenant = per_tenant  # chunks of one tenant at once on the local executor's threads
         self.on_progress = on_progress
         self.problem: str | None = None
         self.started = False
@@ -60,7 +61,7 @@ class JobRunner:
             from verticals.core.jobs.executor import LocalExecutor
 
             self.local = LocalExecutor(self.store, self.registry, self.host, threads=self.threads,
-                                       on_progress=self.on_progress)
+                                       on_progress=self.on_progress, per_tenant=self.per_tenant)
             return self.local
         from verticals.workers import get_executor
 

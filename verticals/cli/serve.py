@@ -38,7 +38,9 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Disable API keys (local use only: loopback host; "
                                                             "every request is tenant 'local').")] = False,
-    threads: Annotated[int, typer.Option(help="Job worker threads in this process (local executor).")] = 1,
+    threads: Annotated[int | None, typer.Option(
+        help="Job worker threads in this process (local executor; default VERTICALS_API_THREADS, 2). Tenants take "
+             "turns on them, each at most VERTICALS_API_JOBS_PER_TENANT at once.")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     preload: Annotated[bool, typer.Option(
         help="Load the models of the registered tasks before taking requests (the first request does not pay "
@@ -73,6 +75,7 @@ def serve(
         err.print(f"[bold red]error:[/bold red] {message}")
         raise typer.Exit(2) from None
     broker = broker_url()
+    threads = app.state.api.runner.threads
     executor = f"celery ({_sanitized(broker)})" if broker else f"local ({threads} thread(s) in this server)"
     err.print(f"verticals API on http://{host}:{port}  docs: /docs  dashboard: /dashboard  executor: {executor}")
     uvicorn.run(app, host=host, port=port, log_level=log_level)

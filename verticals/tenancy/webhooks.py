@@ -279,9 +279,9 @@ class Deliverer:
                    EVENT_HEADER: delivery.event, DELIVERY_HEADER: delivery.id,
                    **signature_headers(secret, delivery.id, body)}
         code, error = None, None
-        try:
-            response = client.post(url, content=body, headers=headers)
-            code = response.status_code
+        try:  # the status line and headers only: a receiver's body (any size, any pace) is never read
+            with client.stream("POST", url, content=body, headers=headers) as response:
+                code = response.status_code
             if not 200 <= code < 300:
                 error = f"receiver answered HTTP {code}"
         except Exception as exc:

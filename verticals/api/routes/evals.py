@@ -47,9 +47,10 @@ def create_eval(body: EvalCreate, who: Who, state: State) -> JSONResponse:
                             field_option="items holding the task's fields")
         rows = list(map_fields(body.items, mapping)) if mapping else body.items
         state.runner.check()
-        job_id = submit_eval(state.store, state.registry, body.task, rows, gold_field=gold,
-                             data_name=f"{len(body.items)} items (API)", data_hash=items_hash(body.items),
-                             params=body.params, mapping=mapping, tenant=who.tenant)
+        with state.quotas.admit(who.tenant):
+            job_id = submit_eval(state.store, state.registry, body.task, rows, gold_field=gold,
+                                 data_name=f"{len(body.items)} items (API)", data_hash=items_hash(body.items),
+                                 params=body.params, mapping=mapping, tenant=who.tenant)
     except EvalError as error:
         raise HTTPException(422, str(error).replace("--gold-column COLUMN", "gold_field")) from None
     state.runner.submit(job_id)

@@ -46,7 +46,8 @@ def _create(state: ApiState, who: Principal, idempotency_key: str | None, body_h
             return JSONResponse(job_out(state.store.summary(job_id)).model_dump(mode="json"), status_code=200,
                                 headers={"Idempotent-Replayed": "true", "Location": f"/v1/jobs/{job_id}"})
     try:
-        job_id = make()
+        with state.quotas.admit(who.tenant):  # 429 past the tenant's quota (verticals.tenancy.quotas)
+            job_id = make()
     except BaseException:
         if idempotency_key is not None:
             state.tenants.release_idempotency_key(who.tenant, idempotency_key)
@@ -214,7 +215,8 @@ def retry(job_id: OwnedJob, who: Who, state: State) -> RetryOut:
         may_run(state, state.registry.tasks[task_name], who)
     count = 0
     if state.jobs.summary(job_id)["status"] != "queued":  # queued: its chunks are handed over again (a lost dispatch)
-        count = state.jobs.retry(job_id, start=False)  # JobConflict (409) while it runs
+        with state.quotas.admit(who.tenant):  # the job becomes unfinished again: it counts
+            count = state.jobs.retry(job_id, start=False)  # JobConflict (409) while it runs
     if count or state.jobs.summary(job_id)["counts"].get("pending"):
         state.runner.submit(job_id)
     return RetryOut(requeued=count, job=job_out(state.jobs.summary(job_id)))

@@ -11,13 +11,13 @@ the composition roots pick the executor (``verticals.workers.get_executor``) and
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from verticals.core.jobs.engine import finish_if_done, run_chunk
+from verticals.core.jobs.fairness import FairQueue
 from verticals.core.models.host import ModelHost
 
 if TYPE_CHECKING:
@@ -93,14 +93,18 @@ class LocalExecutor:
     remote = False  # background jobs die with this process
 
     def __init__(self, store: Store, registry: Registry, host: ModelHost | None = None, threads: int = 1,
-                 on_progress: ProgressCallback | None = None, poll_interval: float = 0.1):
+                 on_progress: ProgressCallback | None = None, poll_interval: float = 0.1,
+                 per_tenant: int | None = None):
         self.store = store
         self.registry = registry
         self.host = host or ModelHost(registry.models)
         self.threads = max(1, threads)
         self.on_progress = on_progress  # for jobs run by start(): e.g. the API's items counter
         self.poll_interval = poll_interval
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.per_tenant = per_tenant  # chunks of one tenant running at once in the background (None: any)
+        self._queue = FairQueue(per_tenant)
+        self._next: dict[str, int] = {}  # job -> the first chunk start its next turn may take
+        self._rewound: set[str] = set()  # jobs started again (retry, resume): their next turn starts at 0
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -120,32 +124,61 @@ class LocalExecutor:
 
     # -- run in the background ----------------------------------------------------------------
     def start(self, job_id: str) -> int:
-        """Queue the job for this process's background threads; return its chunks with pending items."""
-        job_id = self.store.job(job_id).id
-        chunks = len(self.store.chunk_ranges(job_id))
+        """Queue the job for this process's background threads; return its chunks with pending items.
+
+        The threads take turns per tenant, one chunk at a time (:class:`~verticals.core.jobs.fairness.FairQueue`),
+        each tenant at most ``per_tenant`` chunks at once."""
+        job = self.store.job(job_id)
+        chunks = len(self.store.chunk_ranges(job.id))
         with self._lock:
             if not self._workers:
                 for number in range(self.threads):
                     thread = threading.Thread(target=self._work, name=f"verticals-jobs-{number}", daemon=True)
                     thread.start()
                     self._workers.append(thread)
-        self._queue.put(job_id)
+            self._rewound.add(job.id)
+        self._queue.put(job.id, job.tenant_id)
         return chunks
 
     def pending(self) -> int:
-        """Jobs queued for the background threads and not picked up yet."""
-        return self._queue.qsize()
+        """Jobs queued for the background threads and not running now."""
+        return self._queue.waiting()
 
     def _work(self) -> None:
+        queue = self._queue
         while True:
-            job_id = self._queue.get()
+            job_id = queue.get()
             if job_id is None:
                 return
+            more = False
             try:
-                self.execute(job_id, on_progress=self.on_progress)
+                more = self._one_chunk(job_id)
             except Exception:
                 log.exception("job %s failed to run in this process; its pending items stay pending "
                               "(resume it to run them)", job_id)
+            finally:
+                queue.done(job_id, more)
+
+    def _one_chunk(self, job_id: str) -> bool:
+        """Run the job's next pending chunk (its turn); True when it has chunks after it."""
+        with self._lock:
+            first = 0 if job_id in self._rewound else self._next.get(job_id, 0)
+            self._rewound.discard(job_id)
+        ranges = [span for span in self.store.chunk_ranges(job_id) if span[0] >= first]
+        if not ranges:
+            with self._lock:
+                self._next.pop(job_id, None)
+            finish_if_done(self.store, self.registry, job_id)
+            return False
+        start, end = ranges[0]
+        run_chunk(self.store, self.registry, self.host, job_id, start, end, self.on_progress)
+        with self._lock:  # a chunk left pending (its items were given up on) is not taken again this round
+            self._next[job_id] = 0 if job_id in self._rewound else end
+            if len(ranges) > 1 or job_id in self._rewound:
+                return True
+            self._next.pop(job_id, None)
+        finish_if_done(self.store, self.registry, job_id)
+        return False
 
     def wait(self, job_id: str, on_progress: ProgressCallback | None = None, timeout: float | None = None) -> str:
         """Poll the store until the job is finished (run by a background thread or another process)."""
@@ -180,7 +213,7 @@ class LocalExecutor:
         each thread; ``None``: until they are done, as the SDK's ``close`` does)."""
         with self._lock:
             workers, self._workers = self._workers, []
-        for _ in workers:
-            self._queue.put(None)
+            closing, self._queue = self._queue, FairQueue(self.per_tenant)  # a later start() gets new threads
+        closing.close()
         for thread in workers:
             thread.join(timeout=timeout)
