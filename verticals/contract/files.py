@@ -73,7 +73,7 @@ class ServerAccess:
 
     operator: bool = False
     roots: tuple[str, ...] = ()
-    max_file_bytes: int = 64 * MiB
+    max_file_bytes: int = 16 * MiB
     max_folder_bytes: int = 4096 * MiB
     max_folder_files: int = 10_000
 

@@ -289,7 +289,10 @@ def iter_jsonl(lines: Iterable[str], where: str) -> Iterator[dict[str, Any]]:
             raise InputError(f"{where} line {number} is JSON nested deeper than {MAX_DEPTH} levels") from None
         if not isinstance(row, dict):
             raise InputError(f"{where} line {number} is not a JSON object")
-        problem = unstorable(row)  # the store's rule (verticals.core.text), with the line that breaks it
+        # the store's rule (verticals.core.text), with the line that breaks it; a line with no surrogate escape
+        # and too few brackets to nest that deep cannot break it (UTF-8 text itself holds no surrogate)
+        suspect = "\\ud" in line or "\\uD" in line or line.count("[") + line.count("{") > MAX_DEPTH
+        problem = unstorable(row) if suspect else None
         if problem:
             raise InputError(f"{where} line {number}: {problem}")
         yield row

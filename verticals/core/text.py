@@ -27,14 +27,21 @@ MAX_DEPTH = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+_SCALARS = (int, float, bool, type(None))
+
+
 def unstorable(value: Any) -> str | None:
     """Why ``value`` cannot be stored (a lone surrogate, too deep), without quoting it; None when it can.
-    ``where`` paths are field names and list positions (``notes[2].text``)."""
+    ``where`` paths are field names and list positions (``notes[2].text``). A flat row of ASCII text and
+    numbers (the common case) is answered without a walk."""
+    if type(value) is dict and all(type(key) is str and key.isascii() and (
+            type(item) in _SCALARS or (type(item) is str and item.isascii())) for key, item in value.items()):
+        return None
     stack: list[tuple[Any, int, str]] = [(value, 0, "")]
     while stack:
         current, depth, where = stack.pop()
         if isinstance(current, str):
-            if not current.isascii() and _SURROGATE.search(current):
+            if not current.isascii() and not _encodes(current):
                 found = _SURROGATE.search(current)
                 code = f"U+{ord(found.group()):04X}" if found else "a surrogate"
                 return (f"{where or 'the value'} holds a lone surrogate ({code}, half of a UTF-16 pair): not valid "
@@ -48,13 +55,21 @@ def unstorable(value: Any) -> str | None:
             if isinstance(current, dict):
                 for key, item in current.items():
                     name = f"{where}.{key}" if where else str(key)
-                    if isinstance(key, str) and _SURROGATE.search(key):
+                    if isinstance(key, str) and not key.isascii() and not _encodes(key):
                         return (f"a field name{' in ' + where if where else ''} holds a lone surrogate: not valid "
                                 "Unicode text")
                     stack.append((item, depth + 1, name))
             else:
                 stack.extend((item, depth + 1, f"{where}[{index}]") for index, item in enumerate(current))
     return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def valid_text(text: str) -> str:
