@@ -33,9 +33,10 @@ def run(rows: list[dict[str, Any]], params: dict[str, Any]) -> tuple[list[Any], 
     from verticals_medical.deidentify import DeidentifyTask
 
     from verticals import RunContext
+    from verticals.contract import OPERATOR
 
-    task = DeidentifyTask()
-    ctx = RunContext(job_id="eval", params=task.Params(**params))
+    task = DeidentifyTask()  # an operator's script: ner_model may name any model folder
+    ctx = RunContext(job_id="eval", params=task.Params.model_validate(params, context=OPERATOR.context()))
     models = _models(task)
     task.run([task.Input(text="Warm-up note seen by Dr. Smith on 3/4.", id="w")], models, ctx)
     started, cpu = time.perf_counter(), time.process_time()
