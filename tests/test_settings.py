@@ -2,7 +2,8 @@
 clear errors, the environment is read at call time; and verticals leaves process-wide state alone.
 
 Documentation rule: every ``Settings`` field and every ``VERTICALS_*`` name read anywhere in ``verticals/``
-appears in docs/configuration.md; so do the settings of the bundled plugins (``plugins/*/verticals_*/``),
+appears in docs/configuration.md; so do the settings of the bundled plugins (``plugins/*/verticals_*/`` and their
+research scripts, ``plugins/*/research/``),
 in its "Plugin settings" table (a plugin's README may document them as well, but this page names them all).
 """
 
@@ -47,7 +48,7 @@ def _core_names() -> dict[str, set[str]]:
 
 
 def _plugin_names() -> dict[str, set[str]]:
-    return _names_in(sorted((ROOT / "plugins").glob("*/verticals_*")))
+    return _names_in(sorted([*(ROOT / "plugins").glob("*/verticals_*"), *(ROOT / "plugins").glob("*/research")]))
 
 
 def _documented() -> set[str]:
