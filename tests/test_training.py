@@ -228,6 +228,8 @@ def test_cli_train_promote_run_rollback_and_failed_runs(tmp_path):
     trained = run_cli("train", "finance.sentiment", str(data), "--text-column", "headline", "--label-column",
                       "sentiment", "--epochs", "1", "--max-length", "32", "--batch-size", "16")
     assert trained.returncode == 0, trained.stderr
+    assert "Warning" not in trained.stderr, trained.stderr  # no library FutureWarning in a user's console
+    assert "next: verticals models promote finance.sentiment v1 --require 'macro_f1>=0.8'" in trained.stderr
     result = json.loads(trained.stdout.strip().splitlines()[-1])
     assert result["version"] == "v1" and result["method"] == "lora"
     gate = run_cli("models", "promote", "finance.sentiment", "v1", "--require", "accuracy>=1.01")
@@ -239,18 +241,20 @@ def test_cli_train_promote_run_rollback_and_failed_runs(tmp_path):
     inputs = _write_csv(tmp_path / "in.csv", [{"text": "Shares jump after record results", "label": ""}])
     ran = run_cli("run", "finance.sentiment", str(inputs), "-q", "-o", str(tmp_path / "out.jsonl"))
     assert ran.returncode == 0, ran.stderr
-    job = run_cli("jobs", "list").stdout.split("\n")[3].split()[1]
+    job = json.loads(run_cli("jobs", "list", "--json").stdout)[0]["id"]
     provenance = json.loads(run_cli("jobs", "results", job).stdout.splitlines()[0])["provenance"]
     assert provenance["models"]["classifier"]["version"] == "finance.sentiment@v1"
     assert run_cli("models", "rollback", "finance.sentiment").returncode == 0
     assert ModelStore().promoted("finance.sentiment") is None
 
     bad = _write_csv(tmp_path / "bad.csv", [{"text": "a", "label": "positive"}, {"text": "b", "label": "bullish"}])
-    failed = run_cli("train", "finance.sentiment", str(bad))
-    assert failed.returncode == 1 and "unknown label(s) 'bullish'" in failed.stderr
+    jobs_before = len(json.loads(run_cli("jobs", "list", "--json").stdout))
+    failed = run_cli("train", "finance.sentiment", str(bad))  # an input error: exit 2, as every input error
+    assert failed.returncode == 2 and "unknown label(s) 'bullish'" in failed.stderr
     empty = _write_csv(tmp_path / "empty.csv", [])
     failed = run_cli("train", "finance.sentiment", str(empty))
-    assert failed.returncode == 1 and "empty" in failed.stderr
+    assert failed.returncode == 2 and "empty" in failed.stderr
+    assert len(json.loads(run_cli("jobs", "list", "--json").stdout)) == jobs_before  # refused before a job
     assert [v.version for v in ModelStore().versions()] == ["v1"]  # failed runs stored nothing
 
 
@@ -266,3 +270,39 @@ def test_full_method_stores_its_own_encoder_and_serves_it_privately(tmp_path):
     assert classifier.own_encoder and classifier.encoder is not host.get("minilm")
     probs = classifier.classify(["Shares jump", "Profit warning"])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_a_training_job_cancelled_while_it_trains_is_stored_cancelled(monkeypatch):
+    """`verticals jobs cancel` during training: the run stops at its next step (it reads the job's flag through
+    the store), stores no version, and the job and its item are `cancelled`, not `failed`. (The training loop is
+    replaced by one that only steps and reads the flag: this is about the job, not the model.)"""
+    import threading
+
+    from verticals.core.jobs.executor import LocalExecutor
+    from verticals.core.jobs.service import JobService
+    from verticals.core.models import training
+    from verticals.core.store import open_store
+
+    steps = threading.Event()
+
+    def stepping(registry, task, rows, config, on_progress=None, should_stop=None, **kwargs):
+        while True:
+            steps.set()
+            if should_stop():
+                raise training.TrainingCancelled("training cancelled; nothing was stored")
+            threading.Event().wait(0.05)
+
+    monkeypatch.setattr(training, "train_model", stepping)
+    registry = build_registry()
+    store = open_store()
+    service = JobService(store, registry, LocalExecutor(store, registry))
+    job_id = service.submit("verticals.train", [{"task": "finance.sentiment", "rows": [], "config": {}}])
+    runner = threading.Thread(target=lambda: service.execute(job_id))
+    runner.start()
+    assert steps.wait(60)
+    service.cancel(job_id)
+    runner.join(60)
+    summary = service.summary(job_id)
+    assert summary["status"] == "cancelled" and summary["counts"] == {"cancelled": 1}
+    item = next(store.iter_items(job_id))
+    assert item.status == "cancelled" and "nothing was stored" in item.error

@@ -54,7 +54,7 @@ td code,td.mono{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:
 .status{padding:.1em .5em;border-radius:4px;font-size:12px;font-weight:600}
 .s-succeeded{background:#dcf3e3;color:#17693a}.s-running{background:#dde9fb;color:#1f4f99}
 .s-queued{background:#eceef2;color:#555}.s-partial{background:#fdf0d3;color:#8a5a00}
-.s-failed{background:#fbe0e0;color:#9b1c1c}.s-cancelled{background:#eceef2;color:#777}
+.s-failed{background:#fbe0e0;color:#9b1c1c}.s-cancelled{background:#eceef2;color:#777}.s-interrupted{background:#fdf0d3;color:#8a5a00}
 .s-pending{background:#eceef2;color:#555}
 .error{color:#9b1c1c;background:#fbe0e0;padding:.6em 1em;border-radius:4px}
 .empty,.hint{color:#667}

@@ -80,7 +80,7 @@ class ItemProgressOut(BaseModel):
 class JobOut(BaseModel):
     id: str
     task: str
-    status: Literal["queued", "running", "succeeded", "partial", "failed", "cancelled"]
+    status: Literal["queued", "running", "interrupted", "succeeded", "partial", "failed", "cancelled"]
     total: int
     done: int
     progress: float = Field(description="done / total, 0..1, counting the share of the running items that "

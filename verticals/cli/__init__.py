@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 
 from verticals import __version__
-from verticals.cli import evaluate, serve, worker
+from verticals.cli import evaluate, serve, signals, worker
 from verticals.cli.common import (  # noqa: F401  (kept importable from verticals.cli)
     UserError,
     _coerce,
@@ -95,7 +95,19 @@ def _attach_optional(registry) -> None:
 def main() -> None:
     """Entry point (the composition root of a CLI process): load plugins, attach the optional built-in parts,
     let plugins add commands, run. Job events left pending by another process are fired by the first command
-    that opens the job store (:func:`verticals.cli.common._service`)."""
+    that opens the job store (:func:`verticals.cli.common._service`). Stop signals are installed first
+    (:mod:`verticals.cli.signals`): Ctrl-C, ``kill -INT`` and ``kill`` stop any command the same way."""
+    signals.install()
+    try:
+        _start()
+    except KeyboardInterrupt as error:  # stopped while the plugins load, before any command began
+        signals.fail(f"{signals.describe(error)} while starting: nothing was done", error)
+        raise SystemExit(signals.exit_code(error)) from None
+    except SystemExit as done:
+        raise SystemExit(signals.main_exit_code(done.code)) from None
+
+
+def _start() -> None:
     _register_core_commands()
     try:
         registry = _registry()

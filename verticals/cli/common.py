@@ -339,6 +339,13 @@ def _pending(job_id: str) -> int:
         return 0
 
 
+def _remote(job_id: str | None) -> bool:
+    """Whether this process hands the job's chunks to workers (they go on when it stops)."""
+    from verticals.config import broker_url
+
+    return job_id is not None and broker_url() is not None
+
+
 def _exit_code(status: str) -> int:
     return {"succeeded": 0, "partial": 0, "failed": 1, "cancelled": 130}.get(status, 0)
 
@@ -354,10 +361,10 @@ def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
 
     if isinstance(error, typer.Exit):
         return error
-    if isinstance(error, KeyboardInterrupt):
-        if job_id is None:
-            return _fail("interrupted before a job was stored: nothing was kept", 130)
-        return _fail(f"interrupted: finished items are stored; continue with `verticals jobs resume {job_id}`", 130)
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, kill -INT, kill (SIGTERM): verticals.cli.signals
+        from verticals.cli.signals import interrupted
+
+        return interrupted(error, job_id, remote=_remote(job_id))
     if isinstance(error, UserError | InputError | JobError | ModelUnavailable | DatabaseNotReady | PluginError):
         return _fail(str(error))
     if isinstance(error, KeyError):

@@ -97,6 +97,10 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(EXIT_GATE_FAILED)
             if gates:
                 err.print(f"[green]all {len(gates)} gate(s) passed[/green]")
+        except KeyboardInterrupt as error:  # Ctrl-C, kill -INT, kill: verticals.cli.signals
+            from verticals.cli.signals import describe, fail
+
+            raise fail(f"{describe(error)}: nothing was scored or stored; run the evaluation again", error) from None
         except Exception as error:
             from verticals.core.evaluation.scoring import EvalError
 

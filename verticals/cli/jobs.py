@@ -133,13 +133,13 @@ def _queue_rows(service, summary: dict[str, Any]) -> list[tuple[str, str]]:
 def jobs_list(
     limit: Annotated[int, typer.Option(help="How many (newest first).")] = 20,
     status: Annotated[list[str] | None, typer.Option(
-        "--status", help="Only jobs with this status (repeatable): queued, running, succeeded, partial, failed, "
-                         "cancelled.")] = None,
+        "--status", help="Only jobs with this status (repeatable): queued, running, interrupted, succeeded, partial, "
+                         "failed, cancelled.")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Only jobs of this task.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per job) on stdout.")] = False,
 ) -> None:
     """Recent jobs."""
-    known = ("queued", "running", "succeeded", "partial", "failed", "cancelled")
+    known = ("queued", "running", "interrupted", "succeeded", "partial", "failed", "cancelled")
     status = status or []
     try:
         for wanted in status:
@@ -275,12 +275,49 @@ def jobs_resume(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
     try:
         service = _service()
         job_id = service.job(job).id
+        before = service.summary(job_id)
+        if before["finished_at"] and not before["counts"].get("pending"):
+            err.print(_nothing_to_resume(before))
+            if before["counts"].get("failed"):
+                _copyable(f"its {before['counts']['failed']} failed item(s) run again with:",
+                          f"verticals jobs retry {job_id[:12]}")
+            return
         status = _with_progress(service, job_id,
                                 lambda on_progress: service.resume(job_id, on_progress=on_progress))
         _print_summary(service.store, job_id)
+        _write_remembered_output(service, job_id)
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None
     raise typer.Exit(_exit_code(status))
+
+
+def _nothing_to_resume(summary: dict[str, Any]) -> str:
+    """What ``jobs resume`` says of a finished job: nothing of it is pending; what would run its items again."""
+    counts = summary["counts"]
+    said = f"job {summary['id']} is {summary['status']}: nothing is pending, so there is nothing to resume"
+    if counts.get("cancelled"):
+        said += (f"; its {counts['cancelled']} cancelled item(s) are not run again (cancelling is final: submit "
+                 "them again to run them)")
+    return said
+
+
+def _write_remembered_output(service, job_id: str) -> None:
+    """The ``-o`` file of the ``verticals run`` that started the job (stopped before it could write it)."""
+    output = (service.job(job_id).options or {}).get("output")
+    if not isinstance(output, dict) or not output.get("path"):
+        return
+    count = service.export(job_id, Path(output["path"]), output.get("include_inputs"))
+    _copyable(f"wrote {count} results to", str(output["path"]))
+
+
+def _retried(summary: dict[str, Any], count: int) -> str:
+    """What ``jobs retry`` did: the failed items queued again, and what it leaves (cancelled items)."""
+    said = f"{count} failed item(s) queued again" if count else f"job {summary['id'][:12]} has no failed item to retry"
+    cancelled = summary["counts"].get("cancelled")
+    if cancelled:
+        said += (f"; its {cancelled} cancelled item(s) are not retried (cancelling is final: submit them again "
+                 "to run them)")
+    return said
 
 
 @jobs_app.command("retry")
@@ -293,7 +330,7 @@ def jobs_retry(job: Annotated[str, typer.Argument(help="Job id or prefix.")],
         job_id = service.job(job).id
         service.check_ready()  # a broker that is down: refused before the failed items are put back
         count = service.retry(job_id, start=False)
-        err.print(f"{count} failed item(s) queued again")
+        err.print(_retried(service.summary(job_id), count))
         status = _execute(service, job_id) if count else service.summary(job_id)["status"]
         _print_summary(service.store, job_id)
     except (Exception, KeyboardInterrupt) as error:

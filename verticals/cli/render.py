@@ -275,7 +275,8 @@ def summary_renderables(summary: dict[str, Any]) -> list[Any]:
 def _print_summary(store, job_id: str) -> dict[str, Any]:
     summary = store.summary(job_id)
     counts = summary["counts"]
-    rate = summary["done"] / summary["elapsed_s"] if summary["elapsed_s"] else None
+    ran = counts.get("succeeded", 0) + counts.get("failed", 0)  # cancelled items never ran: not in the rate
+    rate = ran / summary["elapsed_s"] if summary["elapsed_s"] and ran else None
     # the id stays whole on the first line, the figures on the next (a 32-character id and the figures make
     # more than 80 columns); narrower, each line breaks between its parts (_joined), never inside an id
     from verticals.cli.common import _joined

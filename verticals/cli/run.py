@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -90,9 +90,12 @@ def run(
         params = _task_params(ctx.args, param, task_cls)
         if output is not None:
             check_output(output)  # a bad -o is refused before the job runs, not after
+        options: dict[str, Any] = {"purge_inputs": purge_inputs}
+        if output is not None:  # a run stopped half-way: `jobs resume` writes it when the job is done
+            options["output"] = {"path": str(output.resolve()), "include_inputs": include_inputs}
         started = time.perf_counter()
-        job_id = _submit(service, task_cls, input, format, text_column, field, encoding, params,
-                         {"purge_inputs": purge_inputs}, chunk_size)
+        job_id = _submit(service, task_cls, input, format, text_column, field, encoding, params, options,
+                         chunk_size)
         stored_in = time.perf_counter() - started
         err.print(_joined([f"[dim]job {job_id}:[/dim]",
                            f"[dim]{service.job(job_id).total} items stored ({stored_in:.1f}s)[/dim]"]))

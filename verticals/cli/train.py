@@ -93,14 +93,15 @@ def train(
 ) -> None:
     """Fine-tune TASK's model on DATA as a job; the result is a new version in the local model store."""
     cli = _cli()
+    job_id = None
     try:
         from verticals.core.io import read_rows
-        from verticals.core.models.training import METHODS
+        from verticals.core.models.training import METHODS, TrainingError, prepare_rows, task_labels, trained_kind
 
         if method not in METHODS:
             raise cli.UserError(f"unknown --method {method!r}: use one of {', '.join(METHODS)}")
         service = cli._service()
-        service.registry.task(task)
+        task_cls = service.registry.task(task)
         rows = []
         for row in read_rows(data, format):
             missing = [c for c in (text_column, label_column) if c not in row]
@@ -110,6 +111,11 @@ def train(
             label = row[label_column]  # a token classifier's label is a list of spans
             rows.append({"text": str(row[text_column] or ""),
                          "label": label if isinstance(label, list) else str(label or "")})
+        if trained_kind(service.registry, task) is None:  # a sequence classifier's rows are checked before a job:
+            try:                                          # an unknown label is an input error (exit 2), as all are
+                prepare_rows(rows, labels=task_labels(task_cls))
+            except TrainingError as error:
+                raise cli.UserError(f"{data.name}: {error}") from None
         config = {"method": method, "base": base, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                   "max_length": max_length, "dev_fraction": dev_fraction, "seed": seed, "patience": patience,
                   "evals_per_epoch": evals_per_epoch, "lora_r": lora_r, "lora_alpha": 2 * lora_r,
@@ -126,8 +132,10 @@ def train(
             return
         status = _run_training(service, job_id)
         item = next(service.store.iter_items(job_id))
-    except Exception as error:
-        raise cli._handle(error) from None
+    except (Exception, KeyboardInterrupt) as error:
+        raise cli._handle(error, job_id) from None
+    if item.status == "cancelled":
+        raise cli._fail(f"training cancelled (job {job_id}): no model version was stored", cli._exit_code(status))
     if item.status != "succeeded":
         raise cli._fail(f"training failed: {item.error}", 1)
     output = item.output

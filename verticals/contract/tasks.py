@@ -21,6 +21,7 @@ class JobStatus(enum.StrEnum):
 
     QUEUED = "queued"
     RUNNING = "running"
+    INTERRUPTED = "interrupted"  # items pending, its local run was stopped (Ctrl-C, SIGTERM): `jobs resume` runs them
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"
     FAILED = "failed"
@@ -58,6 +59,8 @@ class ItemError(Exception):
     ``Task.run`` may put an ``ItemError`` in its output list in place of an
     output; the engine stores it as that item's error and carries on.
     The message is stored on the item: never put item contents (PHI) in it.
+    ``code="cancelled"``: the task stopped the item because its job was cancelled (``verticals.train`` checks
+    the flag between steps); the item is stored ``cancelled``, not ``failed``.
     """
 
     def __init__(self, message: str, *, code: str = "item_error"):

@@ -66,7 +66,7 @@ def get_eval(eval_id: str, who: Who, state: State) -> JSONResponse:
     if not isinstance((job.options or {}).get("evaluation"), dict):
         raise HTTPException(404, f"job {job_id} is not an evaluation: see GET /v1/jobs/{job_id}")
     summary = state.store.summary(job_id)
-    if summary["status"] in ("queued", "running"):
+    if summary["status"] in ("queued", "running", "interrupted"):
         return JSONResponse({"id": job_id, "status": summary["status"], "done": summary["done"],
                              "total": summary["total"]})
     result = score_job(state.store, state.registry, job_id)

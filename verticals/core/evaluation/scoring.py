@@ -208,8 +208,17 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
         else:
             models = {**parse_overrides(current.models), **(overrides or {})}
             executor = LocalExecutor(store, registry, ModelHost(registry.models, overrides=models))
-    executor.execute(job_id, on_progress=on_progress)
-    return score_job(store, registry, job_id, save=save)
+    try:
+        executor.execute(job_id, on_progress=on_progress)
+        return score_job(store, registry, job_id, save=save)
+    except KeyboardInterrupt:  # stopped (Ctrl-C, SIGTERM): nothing is scored, and a half-run evaluation is not kept
+        if not getattr(executor, "remote", False):
+            from verticals.core.evaluation.runs import find_run_for_job
+            from verticals.core.jobs.engine import discard_job
+
+            if find_run_for_job(store, job_id) is None:  # stopped before its run was stored
+                discard_job(store, job_id)
+        raise
 
 
 def _records(store: Store, job_id: str, evaluator: Evaluator, gold_field: str, fields: set[str],

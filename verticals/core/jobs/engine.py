@@ -446,6 +446,8 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         _progress(on_progress, report.cancelled)
         report.finished_status = finish_if_done(store, registry, job_id, job)
         return report
+    if job.interrupted_at is not None:  # it runs again: no longer interrupted
+        store.mark_interrupted(job_id, False)
     task_cls = registry.task(job.task)
     task = task_cls()
     sink = ProgressSink(store, job_id, str(start))
@@ -495,15 +497,20 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         sink.begin(len(inputs))
         try:
             results = process_batch(registry, task, seqs, inputs, models, ctx)
-        except BaseException:
+        except BaseException as error:
             if sink.end():  # interrupted: its report is about items that are not running any more
                 with contextlib.suppress(Exception):
                     store.set_progress(job_id, sink.key, None)
+            if isinstance(error, KeyboardInterrupt):  # stopped by a signal, not by its items
+                with contextlib.suppress(Exception):
+                    store.release_attempts(job_id, seqs)
             raise
         store.write_results(job_id, results, purge_inputs=purge, clear_progress=sink.end())
         ok = sum(r.status == "succeeded" for r in results)
+        stopped = sum(r.status == "cancelled" for r in results)
         report.succeeded += ok
-        report.failed += len(results) - ok
+        report.cancelled += stopped
+        report.failed += len(results) - ok - stopped
         _progress(on_progress, len(results))
     report.finished_status = finish_if_done(store, registry, job_id, job)
     return report

@@ -110,12 +110,18 @@ class LocalExecutor:
 
     # -- run here ---------------------------------------------------------------------------
     def execute(self, job_id: str, on_progress: ProgressCallback | None = None) -> str:
-        """Run every chunk that still has pending items; return the final status."""
+        """Run every chunk that still has pending items; return the final status. Interrupted (Ctrl-C, SIGTERM:
+        ``KeyboardInterrupt``), the job is marked ``interrupted`` (its finished items are kept; a resume runs the
+        rest) before the interrupt goes on."""
         job_id = self.store.job(job_id).id
         status = None
-        for start, end in self.store.chunk_ranges(job_id):
-            report = run_chunk(self.store, self.registry, self.host, job_id, start, end, on_progress)
-            status = report.finished_status or status
+        try:
+            for start, end in self.store.chunk_ranges(job_id):
+                report = run_chunk(self.store, self.registry, self.host, job_id, start, end, on_progress)
+                status = report.finished_status or status
+        except KeyboardInterrupt:
+            self.store.mark_interrupted(job_id)
+            raise
         return status or finish_if_done(self.store, self.registry, job_id) or \
             self.store.summary(job_id)["status"]
 

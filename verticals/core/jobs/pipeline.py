@@ -91,7 +91,8 @@ def run_isolating(task: Task, batch: list[BaseModel], models: Mapping[str, Any],
 
 def _to_result(task: Task, seq: int, output: Any, provenance: dict[str, Any]) -> ItemResult:
     if isinstance(output, ItemError):
-        return ItemResult(seq, "failed", error=output.message, provenance=provenance)
+        status = "cancelled" if output.code == "cancelled" else "failed"  # stopped for its job's cancel
+        return ItemResult(seq, status, error=output.message, provenance=provenance)
     try:
         model = task.Output.model_validate(output.model_dump() if isinstance(output, BaseModel) else output)
     except ValidationError as error:

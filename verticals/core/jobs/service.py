@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ExecutorUnavailable", "JobConflict", "JobError", "JobNotFound", "JobService", "chunk_progress",
            "field_map"]
 
-UNFINISHED = ("queued", "running")
+UNFINISHED = ("queued", "running", "interrupted")
 
 
 class JobNotFound(JobError, KeyError):
@@ -288,10 +288,13 @@ class JobService:
         job = self._submitted(job_id)
         if job.finished_at is not None:
             return self.store.summary(job.id)
+        idle = job.interrupted_at is not None  # its run was stopped: nothing runs any chunk of it
         self.store.request_cancel(job.id)
         states = self.store.chunk_states(job.id)
         unstarted = sorted(start for start, (pending, started) in states.items() if pending and not started)
-        if unstarted and not any(started for _, started in states.values()):
+        if idle:
+            self.store.cancel_pending(job.id)
+        elif unstarted and not any(started for _, started in states.values()):
             self.store.cancel_pending(job.id)  # nothing started: one statement for the whole job
         else:
             for first, end in _spans(unstarted, job.chunk_size):
@@ -318,6 +321,9 @@ class JobService:
         """
         job = self._submitted(job_id)
         status = self.store.summary(job.id)["status"]
+        if status == "interrupted":
+            raise JobConflict(f"job {job.id} is interrupted: resume it to run its pending items (its failed items "
+                              "can be retried once it has finished)")
         if status in UNFINISHED:
             raise JobConflict(f"job {job.id} is {status}: retry its failed items once it has finished "
                               "(cancel it first, or resume it if its process stopped)")
@@ -332,7 +338,7 @@ class JobService:
         running is a :class:`JobConflict` unless ``force`` (e.g. a job whose process died)."""
         job = self.job(job_id)
         summary = self.store.summary(job.id)
-        if summary["status"] in UNFINISHED and not force:
+        if summary["status"] in ("queued", "running") and not force:  # an interrupted job runs nowhere
             raise JobConflict(f"job {job.id} is {summary['status']}: cancel it first, or delete it with force")
         discard_job(self.store, job.id)
         return summary

@@ -585,7 +585,10 @@ class TrainTask(Task):
             try:
                 version = train_model(get_registry(), item.task, item.rows, config, on_progress=job.publish,
                                       should_stop=job.cancelled, data_name=item.data_name)
-            except (TrainingError, TrainingCancelled, KeyError) as error:
+            except TrainingCancelled as error:  # the job was cancelled: the item is cancelled, not failed
+                outputs.append(ItemError(str(error), code="cancelled"))
+                continue
+            except (TrainingError, KeyError) as error:
                 message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
                 outputs.append(ItemError(message, code="training"))
                 continue

@@ -123,13 +123,14 @@ class ItemResult:
     provenance: dict[str, Any] | None = None
 
 
-def derive_status(counts: dict[str, int], total: int, started: bool) -> str:
-    """Job status from item counts: queued, running, succeeded, partial, failed, cancelled."""
+def derive_status(counts: dict[str, int], total: int, started: bool, interrupted: bool = False) -> str:
+    """Job status from item counts: queued, running, interrupted (items pending, its local run was stopped:
+    :meth:`Store.mark_interrupted`), succeeded, partial, failed, cancelled."""
     pending = counts.get("pending", 0)
-    if pending and not started and pending == total:
+    if pending and not started and pending == total and not interrupted:
         return "queued"
     if pending:
-        return "running"
+        return "interrupted" if interrupted else "running"
     if counts.get("cancelled"):
         return "cancelled"
     failed, succeeded = counts.get("failed", 0), counts.get("succeeded", 0)
@@ -224,7 +225,8 @@ class Store:
         job = self.job(job_id)
         counts = {status: getattr(job, f"n_{status}") for status in STATUSES if getattr(job, f"n_{status}")}
         done = sum(counts.get(s, 0) for s in TERMINAL)
-        status = job.final_status or derive_status(counts, job.total, job.started_at is not None)
+        status = job.final_status or derive_status(counts, job.total, job.started_at is not None,
+                                                   job.interrupted_at is not None)
         if status in (*TERMINAL, "partial") and job.finished_at is None:
             status = "running"  # every item is done, but the job is not finalised yet (summary, hook)
         elapsed = None
@@ -245,6 +247,25 @@ class Store:
             "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at), "elapsed_s": elapsed,
             "tenant": job.tenant_id,
         }
+
+    def mark_interrupted(self, job_id: str, interrupted: bool = True) -> None:
+        """Stamp a job whose local run was stopped (Ctrl-C, SIGTERM) with items pending: its status is
+        ``interrupted`` until a chunk of it runs again (:func:`~verticals.core.jobs.engine.run_chunk` clears the
+        stamp). A finished job is left alone."""
+        with self.session() as session, session.begin():
+            session.execute(update(Job).where(Job.id == job_id, Job.finished_at.is_(None))
+                            .values(interrupted_at=utcnow() if interrupted else None))
+
+    def release_attempts(self, job_id: str, seqs: Iterable[int]) -> None:
+        """Give back the attempt :meth:`begin_batch` counted for items still pending whose batch was stopped by
+        an interrupt (not by the items: their next run batches them as usual, not one at a time)."""
+        seqs = list(seqs)
+        if not seqs:
+            return
+        with self.session() as session, session.begin():
+            session.execute(update(Item).where(Item.job_id == job_id, Item.status == "pending",
+                                               Item.seq.in_(seqs), Item.attempts > 0)
+                            .values(attempts=Item.attempts - 1))
 
     def request_cancel(self, job_id: str) -> None:
         with self.session() as session, session.begin():

@@ -58,6 +58,9 @@ class Job(Base):
     # {"done", "total", "items", "note", "at"}; an entry is removed with its batch's results. None: nothing runs
     # that reported progress.
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # 0008: when the process running it locally was stopped (Ctrl-C, SIGTERM) with items pending: the job is
+    # "interrupted" (nothing runs it; `verticals jobs resume` does) until a chunk of it runs again
+    interrupted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Item(Base):

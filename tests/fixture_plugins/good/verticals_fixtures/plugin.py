@@ -61,6 +61,10 @@ class KeywordOutput(BaseModel):
     label: str
 
 
+class KeywordParams(BaseModel):
+    sleep: float = Field(default=0.0, ge=0, description="seconds to sleep per batch (tests of interrupts)")
+
+
 class KeywordTask(Task):
     """A model-free classifier with an evaluator and a golden set (tests of `verticals eval`)."""
 
@@ -68,12 +72,15 @@ class KeywordTask(Task):
     description = "positive if the text says up, negative if down, else neutral (tests)."
     Input = EchoInput
     Output = KeywordOutput
+    Params = KeywordParams
     text_field = "text"
     evaluator = ClassificationEvaluator(gold_field="label", output_field="label",
                                         labels=("positive", "negative", "neutral"))
     golden = "golden.csv"
 
     def run(self, batch, models, ctx):
+        if ctx.params.sleep:
+            time.sleep(ctx.params.sleep)
         outputs = []
         for item in batch:
             words = item.text.lower().split()
