@@ -304,7 +304,7 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(chromium() is None, reason="needs Chromium: scripts/install-chromium.sh")
+@pytest.mark.skipif(chromium() is None, reason="needs a chromium on PATH: `make test-browser` installs it")
 def test_dashboard_in_headless_chromium_shows_job_progress(server, tmp_path):
     key = server.key("dash")
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as client:

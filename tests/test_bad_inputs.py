@@ -143,9 +143,17 @@ def test_cli_refuses_a_bad_output_before_the_job_runs(fixture_env, tmp_path):
         assert result.returncode == 2 and words in result.stderr, result.stderr
         assert "--format" not in result.stderr and "Traceback" not in result.stderr
     assert _store().list_jobs() == []
+    # a folder that does not exist is not created on the way (a typo would leave a tree of folders behind)
+    result = run_cli("run", "fixtures.echo", str(data), "-q", "-o", str(tmp_path / "new" / "deeper" / "out.csv"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"the folder {tmp_path / 'new'} does not exist; create it first" in " ".join(result.stderr.split())
+    assert not (tmp_path / "new").exists() and _store().list_jobs() == []
+    (tmp_path / "new").mkdir()
     result = run_cli("run", "fixtures.echo", str(data), "-q", "-o", str(tmp_path / "new" / "out.csv"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "new" / "out.csv").read_text(encoding="utf-8").startswith("seq,")
+    folder = run_cli("run", "fixtures.echo", str(data), "-q", "-o", str(tmp_path / "new" / "results") + "/")
+    assert folder.returncode == 0 and (tmp_path / "new" / "results" / "results.jsonl").exists(), folder.stderr
 
 
 def test_cli_version_flags_and_encoding(fixture_env, tmp_path):

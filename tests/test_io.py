@@ -56,10 +56,12 @@ def test_writers_flatten_nested_outputs(tmp_path):
     rows = [{"seq": 0, "status": "succeeded", "input": {"text": "x"}, "error": None,
              "output": {"label": "positive", "probabilities": {"positive": 0.9}, "spans": [1, 2], "text": "X"}}]
     columns = list(flat_row(rows[0]))
-    assert columns == ["seq", "text", "label", "probabilities.positive", "spans", "output.text", "status", "error"]
+    # an input column named like an output one is renamed, never the output: `text` is the task's result
+    assert columns == ["seq", "input.text", "label", "probabilities.positive", "spans", "text", "status", "error"]
     write_rows(tmp_path / "o.csv", rows, columns)
     written = next(csv.DictReader((tmp_path / "o.csv").open()))
-    assert written["probabilities.positive"] == "0.9" and written["spans"] == "[1, 2]" and written["output.text"] == "X"
+    assert written["probabilities.positive"] == "0.9" and written["spans"] == "[1, 2]" and written["text"] == "X"
+    assert written["input.text"] == "x"
     write_rows(tmp_path / "o.parquet", rows, columns)
     assert pq.read_table(tmp_path / "o.parquet").to_pylist()[0]["label"] == "positive"
     write_rows(tmp_path / "o.jsonl", rows)

@@ -143,3 +143,32 @@ def test_seeded_sampling_is_reproducible_and_leaves_the_process_random_state_alo
     again = model.generate(["Say a word."], max_new_tokens=6, temperature=1.0, seed=7)
     assert first == again
     assert torch.equal(torch.rand(3), expected_next)
+
+
+def test_the_network_never_decides_which_model_answers(monkeypatch, tmp_path):
+    """Online (a hub that would serve any id) and offline, every registered spec that installed weights serve
+    resolves to those same weights: a default run never downloads a different model than `make demo` serves."""
+    from verticals.core.models import sources
+    from verticals.registry import build_registry
+
+    registry = build_registry()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = {name: resolve(spec) for name, spec in registry.models.items()}
+    asked: list[str] = []
+
+    def online_hub(repo_id, revision, gguf_file):
+        asked.append(repo_id)
+        return tmp_path, "0" * 40
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(sources, "_from_hub", online_hub)
+    online = {name: resolve(spec) for name, spec in registry.models.items()}
+    assert {name: (s.kind, s.reference) for name, s in online.items()} == {
+        name: (s.kind, s.reference) for name, s in offline.items()}
+    assert {s.kind for s in online.values()} == {"packaged"} and asked == []
+    assert registry.models["finance.sentiment"].hub_id is None  # no hub model that answers differently
+    # asking for a hub model is an override, and only then is the hub asked
+    assert resolve(registry.models["finance.sentiment"], override="ProsusAI/finbert").kind == "override"
+    assert asked == ["ProsusAI/finbert"]
+    hub_only = ModelSpec(name="h", kind="encoder", hub_id="org/only-on-the-hub")
+    assert resolve(hub_only).kind == "hub"  # nothing installed serves it: the hub may

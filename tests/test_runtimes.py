@@ -134,9 +134,14 @@ def test_onnx_encoder_embeddings_match_pytorch(built):
 
 
 @pytest.mark.slow
-def test_gate_rejects_an_impossible_budget_and_records_it(built):
+def test_gate_rejects_an_impossible_budget_and_records_it(built, tmp_path):
+    from verticals.core.evaluation.scoring import golden_path
+
+    # the metric part of the gate needs labelled data given to it (the golden set is never read by default)
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_bytes(golden_path(built.registry.task(SPEC)).read_bytes())
     record = optimize.optimize(SPEC, quantize="int8", budget=-101.0, registry=built.registry, root=built.root,
-                             speed_items=64)
+                               speed_items=64, data=labelled)
     assert record["decision"] == "rejected"
     assert any("budget -101" in reason for reason in record["reasons"])
     assert record["metric"] == "macro_f1" and 0 < record["before"] <= 1 and 0 < record["after"] <= 1
@@ -148,6 +153,8 @@ def test_gate_rejects_an_impossible_budget_and_records_it(built):
     strict = optimize.optimize(SPEC, quantize="int8", budget=100, min_agreement=1.01, registry=built.registry,
                                root=built.root, speed_items=64)
     assert strict["decision"] == "rejected" and any("labels agree" in r for r in strict["reasons"])
+    # without --data: parity on the golden set's texts, no metric (its labels decide nothing)
+    assert strict["metric"] is None and strict["data"] == "golden texts" and strict["parity"]["texts"] >= 90
 
 
 @pytest.mark.slow
@@ -170,6 +177,18 @@ def test_auto_uses_the_kept_variant_and_torch_ignores_it(built, monkeypatch):
     assert {(p["runtime"], p["precision"], p["variant"]) for p in provenance} == {
         ("onnxruntime", "fp32", kept["fingerprint"])}
     assert {(p["encoder"]["runtime"], p["encoder"]["precision"]) for p in provenance} == {("onnxruntime", "fp32")}
+
+    # the console names the runtime that answered (it said "on cpu (fp32)" while onnxruntime ran)
+    from tests.conftest import run_cli
+
+    texts = built.root / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    ran = run_cli("run", SPEC, str(texts), "-q", env={"VERTICALS_MODEL_STORE": str(built.root)})
+    assert ran.returncode == 0, ran.stderr
+    assert f"model {SPEC}: packaged" in ran.stderr and "(onnxruntime fp32)" in " ".join(ran.stderr.split())
+    ran = run_cli("run", SPEC, str(texts), "-q", env={"VERTICALS_MODEL_STORE": str(built.root),
+                                                      "VERTICALS_RUNTIME": "torch"})
+    assert "(torch " in " ".join(ran.stderr.split()) and "onnxruntime" not in ran.stderr
 
     monkeypatch.setenv("VERTICALS_RUNTIME", "torch")
     plain = _host(built, root=None).get(SPEC)

@@ -69,8 +69,10 @@ def _main(
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
                         handlers=[RichHandler(console=err, show_path=False)], force=True)
-    for noisy in ("httpx", "httpcore", "urllib3", "filelock", "huggingface_hub"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # libraries that log their own steps at INFO (Alembic: one line per migration check, at every command):
+    # -v shows verticals' own INFO lines; their lines need -vv
+    for noisy in ("httpx", "httpcore", "urllib3", "filelock", "huggingface_hub", "alembic"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING) if verbose < 2 else level)
 
 
 def _register_core_commands() -> None:

@@ -250,7 +250,10 @@ def jobs_export(
     include_inputs: Annotated[bool | None, typer.Option("--include-inputs/--no-inputs")] = None,
 ) -> None:
     """Write a job's results to a file."""
+    from verticals.core.io import check_output
+
     try:
+        check_output(output)  # the same rules as `verticals run -o` (a missing folder is not created on the way)
         count = _service().export(job, output, include_inputs)
     except Exception as error:
         raise _handle(error) from None

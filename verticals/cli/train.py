@@ -217,9 +217,9 @@ def models_promote(
 ) -> None:
     """Make VERSION the one resolution picks for SPEC (a VERTICALS_MODELS override still wins).
 
-    With --require, the gate runs first through `verticals eval` (stored as an eval run): on --data, else on the
-    task's golden set (the dev metrics stored with the version when it ships none). A failing gate exits 3
-    (as `verticals eval --min` does) and promotes nothing.
+    With --require, the gate runs first: through `verticals eval` on --data (stored as an eval run), else on the
+    dev metrics stored with the version (its held-out slice of the training file); never on the task's golden
+    set, which stays a measure. A failing gate exits 3 (as `verticals eval --min` does) and promotes nothing.
     """
     from verticals.core.models.versions import ModelStore, ModelStoreError
 
@@ -246,24 +246,24 @@ def models_promote(
 
 def _gate_metrics(spec: str, chosen, data: Path | None, gold: str | None, text_column: str | None
                   ) -> tuple[dict[str, Any], str]:
-    """Metrics for the gate: ``verticals eval`` of the version on --data, else on the task's golden set;
-    the dev metrics stored with the version when the task ships no golden set."""
+    """Metrics for the gate: ``verticals eval`` of the version on --data (stored as an eval run), else the dev
+    metrics stored with the version (its own held-out slice of the training file). Never the task's golden set:
+    a golden set that chooses which version serves no longer measures it."""
     cli = _cli()
-    from verticals.core.evaluation.scoring import EvalError, evaluate, golden_path
+    from verticals.core.evaluation.scoring import EvalError, evaluate
 
     registry = cli._registry()
     task = _task_for_spec(registry, spec)
-    if data is None and golden_path(registry.task(task)) is None:
+    if data is None:
         rows = chosen.meta.get("data", {}).get("dev_rows")
-        where = f"its stored dev metrics ({rows} dev rows; {task} ships no golden set)"
+        where = f"its stored dev metrics ({rows} held-out rows of its training file; --data FILE gates on yours)"
         return dict(chosen.meta.get("dev") or {}), where
     try:
         result = evaluate(task, data, gold=gold, text_column=text_column, overrides={spec: str(chosen.path)},
                           registry=registry, save=True)
     except EvalError as error:
         raise cli.UserError(str(error)) from None
-    where = data.name if data is not None else f"the golden set of {task}"
-    return dict(result.metrics), where + (f" (eval run {result.run_id})" if result.run_id else "")
+    return dict(result.metrics), data.name + (f" (eval run {result.run_id})" if result.run_id else "")
 
 
 def models_rollback(spec: Annotated[str, typer.Argument(help="Model spec, e.g. finance.sentiment.")]) -> None:

@@ -117,14 +117,23 @@ def is_folder_output(path: Path) -> bool:
 
 def check_output(path: str | Path) -> None:
     """Refuse an output the results could not be written to, before any job runs: unknown extension,
-    Parquet without pyarrow, a folder or file that cannot be created or written."""
+    Parquet without pyarrow, a folder or file that cannot be created or written, and a path whose folder does not
+    exist (a typo in ``-o /data/reslts/out.csv`` would otherwise create a tree of folders nobody asked for; an
+    output folder itself, ``-o results/``, is created)."""
     path = Path(path)
     folder = is_folder_output(path)
     if not folder and output_format(path) == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise InputError("writing Parquet needs pyarrow: pip install 'verticals[parquet]', or write .csv/.jsonl")
     target = path if folder else path.parent
+    parent = target.parent if folder else target
+    if not parent.is_dir():
+        missing = parent
+        while not missing.parent.is_dir() and missing.parent != missing:
+            missing = missing.parent
+        raise InputError(f"cannot write results to {path}: the folder {missing} does not exist; create it first "
+                         f"(mkdir -p {parent}) or choose another -o path")
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        target.mkdir(exist_ok=True)
     except OSError as error:
         raise InputError(f"cannot write results to {path}: cannot create the folder {target} "
                          f"({error.strerror or error}); choose another -o path") from None
@@ -335,13 +344,22 @@ def flatten(value: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+FLAT_RESERVED = ("seq", "status", "error")
+
+
+def input_column(key: str, outputs: Iterable[str]) -> str:
+    """An input column's name in a flat export (CSV, Parquet): its own, or ``input.NAME`` when an output column
+    (or ``seq``/``status``/``error``) has that name. The result's columns keep their names whatever the input
+    holds: a labelled file's ``label`` column is exported as ``input.label`` next to the task's ``label``."""
+    return f"input.{key}" if key in FLAT_RESERVED or key in outputs else key
+
+
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     """An export row (seq, status, input, output, error) as one flat record."""
-    inputs = flatten(row.get("input"))
     outputs = flatten(row.get("output"))
-    flat = {"seq": row["seq"], **inputs}
-    for key, value in outputs.items():
-        flat[f"output.{key}" if key in inputs else key] = value
+    flat = {"seq": row["seq"]}
+    flat.update((input_column(key, outputs), value) for key, value in flatten(row.get("input")).items())
+    flat.update(outputs)
     flat["status"] = row["status"]
     flat["error"] = row.get("error")
     return flat
@@ -355,15 +373,15 @@ def flat_columns(rows: Iterable[dict[str, Any]]) -> tuple[list[str], dict[str, s
     outputs: dict[str, None] = {}
     kinds: dict[str, set[str]] = {}
     for row in rows:
-        flat_in = flatten(row.get("input"))
-        inputs.update(dict.fromkeys(flat_in))
-        outputs.update(dict.fromkeys(f"output.{key}" if key in flat_in else key for key in flatten(row.get("output"))))
+        flat_out = flatten(row.get("output"))
+        inputs.update(dict.fromkeys(input_column(key, flat_out) for key in flatten(row.get("input"))))
+        outputs.update(dict.fromkeys(flat_out))
         for key, value in flat_row(row).items():
             if value is not None:
                 kinds.setdefault(key, set()).add(
                     "bool" if isinstance(value, bool) else "int" if isinstance(value, int)
                     else "float" if isinstance(value, float) else "string")
-    columns = ["seq", *inputs, *(key for key in outputs if key not in inputs), "status", "error"]
+    columns = ["seq", *(key for key in inputs if key not in outputs), *outputs, "status", "error"]
     types = {}
     for column in columns:
         seen = kinds.get(column, set())

@@ -6,10 +6,11 @@ from verticals_finance.sentiment import SentimentTask
 SENTIMENT_MODEL = ModelSpec(
     name="finance.sentiment",
     kind="sequence-classifier",
-    hub_id="ProsusAI/finbert",
     packaged=Packaged("verticals_finance", "heads/sentiment-minilm-lora"),
     max_length=256,
-    description="FinBERT from the hub; offline default: MiniLM + LoRA adapter and head (TFNS + written items)",
+    # no hub_id: a hub model here would answer differently from the packaged one whenever a download succeeds;
+    # FinBERT is one override away: VERTICALS_MODELS='finance.sentiment=ProsusAI/finbert'
+    description="MiniLM + LoRA adapter and head, in this package (TFNS + written items)",
 )
 
 

@@ -34,6 +34,13 @@ def test_validation_rules():
     assert "empty" in reasons("Why?")
     # a question about the student's own words is fine
     assert reasons("Do plants really need sunlight to stay warm?") == []
+    # the question again, verbatim or nearly (two of three "validated" hints in the issue did this)
+    assert "question-echo" in reasons("Why do plants need sunlight?")
+    assert "question-echo" in reasons("So why do plants need the sunlight?")
+    assert "question-echo" in reasons("What happens to the volume of a gas when it is heated?", GAS_Q, GAS_REF,
+                                      "The volume decreases.")
+    assert "question-echo" not in reasons("What do the particles of a heated gas do?", GAS_Q, GAS_REF,
+                                          "The volume decreases.")
 
 
 def test_templates_pass_validation_and_keep_the_answer_out():

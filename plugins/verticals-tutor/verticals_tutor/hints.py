@@ -18,6 +18,8 @@ Rules (a hint is rejected when any holds):
 - ``reference-similarity``: its MiniLM cosine to the reference is at least ``max_similarity`` (0.7).
 - ``affirmation``: it asserts an answer or praises ("the answer is", "that's right", "correct", ...), or
   restates the student's wrong answer as a statement (60% of its content words, no question mark).
+- ``question-echo``: it is the question again (half or more of the question's content words, and at most one
+  word of its own): a student who could not answer the question learns nothing from reading it twice.
 - ``empty`` / ``too-long``: fewer than 3 words, or more than 45.
 """
 
@@ -123,7 +125,19 @@ def validate(hint: str, ctx: HintContext, similarity: float, max_overlap: float 
         reasons.append("reference-similarity")
     if AFFIRM.search(hint) or restates_answer(hint, ctx.answer):
         reasons.append("affirmation")
+    if echoes_question(hint, ctx.question):
+        reasons.append("question-echo")
     return Verdict(reasons, round(overlap, 3), round(float(similarity), 3))
+
+
+def echoes_question(hint: str, question: str) -> bool:
+    """The hint repeats the question: it holds at least half of the question's content words (two or more) and
+    adds at most one of its own ("Why do plants need sunlight?" for "Why do plants need sunlight?"; not "What do
+    the particles of a heated gas do?", which points at one new idea)."""
+    own = set(tx.content_stems(hint))
+    asked = set(tx.content_stems(question))
+    shared = own & asked
+    return len(shared) >= max(2, len(asked) / 2) and len(own - asked) <= 1
 
 
 def restates_answer(hint: str, answer: str) -> bool:

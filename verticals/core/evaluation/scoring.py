@@ -22,8 +22,8 @@ from verticals.contract import Task
 from verticals.contract.evaluators import Evaluator, Record, Scores
 from verticals.core.store import Store
 
-__all__ = ["EvalError", "EvalResult", "evaluate", "gate_failures", "golden_path", "parse_gates", "run_to_result",
-           "score_job", "submit_eval"]
+__all__ = ["EvalError", "EvalResult", "evaluate", "gate_failures", "golden_about", "golden_path", "parse_gates",
+           "run_to_result", "score_job", "submit_eval"]
 
 
 class EvalError(ValueError):
@@ -71,6 +71,19 @@ def golden_path(task_cls: type) -> Path | None:
     return Path(filename).parent / relative
 
 
+def golden_about(task_cls: type) -> str | None:
+    """How a task's golden set was made, in one paragraph: the first paragraph of the ``README.md`` next to the
+    golden file (a plugin documents there who wrote it, its size and labels, and that it is never trained on or
+    used to choose a model). None when there is no such README."""
+    path = golden_path(task_cls)
+    readme = path.parent / "README.md" if path is not None else None
+    if readme is None or not readme.is_file():
+        return None
+    paragraphs = [" ".join(block.split()) for block in readme.read_text(encoding="utf-8").split("\n\n")]
+    text = next((block for block in paragraphs if block and not block.startswith("#")), None)
+    return text.replace("`", "") if text else None
+
+
 def _item_key(item_input: dict[str, Any] | None, fields: set[str], gold_field: str, seq: int) -> str:
     """Identifies an item across runs and files: a hash of the task's input fields, without the gold value."""
     if not item_input:
@@ -79,17 +92,40 @@ def _item_key(item_input: dict[str, Any] | None, fields: set[str], gold_field: s
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _with_gold(rows: Any, gold_field: str, gold_in_input: bool = True) -> Iterator[dict[str, Any]]:
+def _with_gold(rows: Any, gold_field: str, gold_in_input: bool = True, mapping: dict[str, str] | None = None,
+               evaluator: Any = None, task: str = "") -> Iterator[dict[str, Any]]:
     """The rows, after checking (before any job exists) that there is one and, when gold is a column of the
-    input (not a path, not read from the output), that the first row has it."""
+    input (not a path, not read from the output), that the first row has it (the message lists the file's own
+    columns, not the task fields a mapping added). A gold value outside the labels a classification evaluator
+    declares stops the reading (the job is then discarded): it would score 0 with an empty confusion matrix."""
     rows = iter(rows)
     first = next(rows, None)
     if first is None:
         raise EvalError("there is nothing to evaluate: the data has no rows")
     if gold_in_input and "." not in gold_field and gold_field not in first:
-        raise EvalError(f"the data has no gold column {gold_field!r}; columns: {', '.join(map(str, first))}. "
+        added = {field for field, column in (mapping or {}).items() if field != column}
+        columns = [str(column) for column in first if column not in added]
+        raise EvalError(f"the data has no gold column {gold_field!r}; its columns: {', '.join(columns)}. "
                         f"Name it with --gold-column COLUMN")
-    return itertools.chain([first], rows)
+    labels = getattr(evaluator, "labels", None) if getattr(evaluator, "kind", "") == "classification" else None
+    chained = itertools.chain([first], rows)
+    if not labels or not gold_in_input:
+        return chained
+    return _known_labels(chained, evaluator, gold_field, tuple(labels), task)
+
+
+def _known_labels(rows: Iterator[dict[str, Any]], evaluator: Any, gold_field: str, labels: tuple[str, ...],
+                  task: str) -> Iterator[dict[str, Any]]:
+    from verticals.core.io import InputError
+
+    for number, row in enumerate(rows, start=1):
+        gold = evaluator.gold(row, gold_field)
+        if gold not in (None, "") and gold not in labels:
+            case = next((label for label in labels if label.lower() == str(gold).lower()), None)
+            hint = f" (labels are compared as written: use {case!r})" if case else ""
+            raise InputError(f"row {number}: the gold label {str(gold)[:40]!r} in column {gold_field!r} is not one of "
+                             f"{task}'s labels: {', '.join(labels)}{hint}")
+        yield row
 
 
 def evaluator_of(registry: Any, task: str) -> tuple[type[Task], Evaluator]:
@@ -119,7 +155,8 @@ def submit_eval(store: Store, registry: Any, task: str, rows: Any, *, gold_field
 
     evaluation = {"gold_field": gold_field, "data_name": data_name, "data_hash": data_hash}
     _task_cls, evaluator = evaluator_of(registry, task)
-    checked = _with_gold(rows, gold_field, gold_in_input=not getattr(evaluator, "gold_from_output", False))
+    checked = _with_gold(rows, gold_field, gold_in_input=not getattr(evaluator, "gold_from_output", False),
+                         mapping=mapping, evaluator=evaluator, task=task)
     return submit_job(store, registry, task, checked, params or {},
                       {"evaluation": evaluation, "field_map": mapping or {}}, tenant=tenant)
 

@@ -7,7 +7,8 @@ One implementation for every front end (``verticals run -o``, ``verticals jobs e
   default), ``output`` and ``error``. Task fields copied from a mapped column (``--text-column headline``)
   are exported once, under the user's column name.
 - CSV and Parquet are flat: nested objects become dotted columns (``probabilities.positive``), lists JSON
-  text; an output field named like an input column is written as ``output.NAME``. Columns come in schema
+  text; an input column named like an output column is written as ``input.NAME`` (the result's columns keep
+  their names whatever the input holds: :func:`verticals.core.io.input_column`). Columns come in schema
   order: ``seq``, the input columns, the output columns, ``status``, ``error``. The output columns (and
   their Parquet types) come from the task's ``Output`` schema; only what the schema leaves open (a
   ``dict[str, X]`` field, ``Any``) and the input columns (an input keeps every column of its file) are
@@ -30,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from verticals.core.access import access_context
-from verticals.core.io import InputError, flatten, is_folder_output, output_format
+from verticals.core.io import InputError, flatten, input_column, is_folder_output, output_format
 from verticals.core.jobs.engine import JobError
 from verticals.core.store import Store
 
@@ -75,24 +76,20 @@ class Columns:
     """The flat columns of an export, in order, with their Parquet kinds (int, float, bool, string)."""
 
     inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)  # before renaming (``output.NAME`` for input clashes)
+    outputs: list[str] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     open: list[str] = field(default_factory=list)  # output prefixes whose keys the schema leaves open
     layout: list[tuple[str, bool]] = field(default_factory=list)  # (column or open prefix, is open), field order
 
     def names(self) -> list[str]:
-        taken = set(self.inputs)
-        return ["seq", *self.inputs, *(self.output_name(key, taken) for key in self.outputs), "status", "error"]
-
-    @staticmethod
-    def output_name(key: str, inputs: set[str]) -> str:
-        return f"output.{key}" if key in inputs else key
+        taken = set(self.outputs)
+        return ["seq", *(input_column(key, taken) for key in self.inputs), *self.outputs, "status", "error"]
 
     def types(self) -> dict[str, str]:
-        taken = set(self.inputs)
+        taken = set(self.outputs)
         kinds = {"seq": "int", "status": "string", "error": "string"}
-        kinds.update({key: self.kinds.get(key, "string") for key in self.inputs})
-        kinds.update({self.output_name(key, taken): self.kinds.get(f"out:{key}", "string") for key in self.outputs})
+        kinds.update({input_column(key, taken): self.kinds.get(key, "string") for key in self.inputs})
+        kinds.update({key: self.kinds.get(f"out:{key}", "string") for key in self.outputs})
         return {name: kinds.get(name, "string") for name in self.names()}
 
 
@@ -246,11 +243,10 @@ def export_columns(store: Store, job_id: str, output_model: type[BaseModel] | No
 
 # -- writers ------------------------------------------------------------------------------------------
 
-def _flat(row: dict[str, Any], inputs: set[str]) -> dict[str, Any]:
-    flat_in = flatten(row.get("input"))
-    flat = {"seq": row["seq"], **flat_in}
-    for key, value in flatten(row.get("output")).items():
-        flat[Columns.output_name(key, inputs)] = value
+def _flat(row: dict[str, Any], outputs: set[str]) -> dict[str, Any]:
+    flat: dict[str, Any] = {"seq": row["seq"]}
+    flat.update((input_column(key, outputs), value) for key, value in flatten(row.get("input")).items())
+    flat.update(flatten(row.get("output")))
     flat["status"] = row["status"]
     flat["error"] = row.get("error")
     return flat
@@ -265,12 +261,12 @@ def write_jsonl(handle: IO[str], rows: Iterable[dict[str, Any]]) -> int:
 
 
 def write_csv(handle: IO[str], rows: Iterable[dict[str, Any]], columns: Columns) -> int:
-    inputs = set(columns.inputs)
+    outputs = set(columns.outputs)
     writer = csv.DictWriter(handle, fieldnames=columns.names(), extrasaction="ignore")
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow(_flat(row, inputs))
+        writer.writerow(_flat(row, outputs))
         count += 1
     return count
 
@@ -286,12 +282,12 @@ def write_parquet(path: Path | IO[bytes], rows: Iterable[dict[str, Any]], column
     convert: dict[str, Any] = {"int": int, "float": float, "bool": bool, "string": _text}
     kinds = columns.types()
     schema = pa.schema([(name, arrow[kind]) for name, kind in kinds.items()])
-    inputs = set(columns.inputs)
+    outputs = set(columns.outputs)
     count = 0
     with pq.ParquetWriter(path, schema) as writer:
         buffer: list[dict[str, Any]] = []
         for row in rows:
-            flat = _flat(row, inputs)
+            flat = _flat(row, outputs)
             buffer.append({name: None if flat.get(name) is None else convert[kind](flat[name])
                            for name, kind in kinds.items()})
             count += 1
@@ -387,10 +383,10 @@ def _stream(store: Store, plan: _Plan, fmt: str, columns: Columns | None, flush_
     if columns is not None:
         writer = csv.DictWriter(buffer, fieldnames=columns.names(), extrasaction="ignore")
         writer.writeheader()
-    inputs = set(columns.inputs) if columns else set()
+    outputs = set(columns.outputs) if columns else set()
     for number, row in enumerate(result_rows(store, plan.job.id, plan.include_inputs, plan.copies), 1):
         if writer is not None:
-            writer.writerow(_flat(row, inputs))
+            writer.writerow(_flat(row, outputs))
         else:
             buffer.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
         if number % flush_rows == 0:

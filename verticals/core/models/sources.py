@@ -3,18 +3,24 @@
 Resolution order for a :class:`ModelSpec` (first that serves wins):
 
 1. **override**: ``VERTICALS_MODELS="name=/path/or/hub-id;other=..."`` (or the
-   ``overrides`` given to :class:`ModelHost`). An override that cannot be
-   served is an error: the host never silently falls back from what a user
-   asked for.
+   ``overrides`` given to :class:`ModelHost`); ``name=name@v2`` names a version of
+   the local model store. An override that cannot be served is an error: the host
+   never silently falls back from what a user asked for. This is how a user asks
+   for a hub model.
 2. **store**: the version promoted in the local model store
    (``verticals models promote``; see :mod:`verticals.core.models.versions`).
 3. **local**: ``spec.local_path`` when that folder exists.
-4. **hub**: ``spec.hub_id`` when the Hugging Face cache already holds it, or
-   when the hub can be reached (skipped when ``HF_HUB_OFFLINE=1``).
-5. **packaged**: weights that an installed Python package ships, located with
+4. **packaged**: weights that an installed Python package ships, located with
    ``importlib.util.find_spec`` (the package is never imported).
+5. **hub**: ``spec.hub_id`` when the Hugging Face cache already holds it, or
+   when the hub can be reached (skipped when ``HF_HUB_OFFLINE=1``): only for a
+   spec that nothing installed serves.
 
-When nothing serves, :class:`ModelUnavailable` lists every source tried and why.
+The rule: **a run gives the same answer online and offline**. Weights that are installed (a promoted version,
+a local folder, packaged weights) come before the hub, so the network never decides which model answers; the
+hub serves a spec only when nothing installed does (then offline is an error naming the sources, never a
+different model), or when the user names a hub model (an override). When nothing serves,
+:class:`ModelUnavailable` lists every source tried and why.
 """
 
 from __future__ import annotations
@@ -139,6 +145,14 @@ def _store_version(path: Path) -> str | None:
 def resolve(spec: ModelSpec, override: str | None = None, use_store: bool = True) -> ResolvedSource:
     """Find the weights of ``spec`` following the documented order."""
     attempts: list[tuple[str, str]] = []
+    if override and override.startswith(f"{spec.name}@"):  # a model-store version: finance.sentiment@v1
+        from verticals.core.models.versions import ModelStore, ModelStoreError
+
+        try:
+            chosen = ModelStore().get(spec.name, override.partition("@")[2])
+        except ModelStoreError as error:
+            raise ModelUnavailable(spec.name, [(f"override {override!r}", str(error))]) from None
+        return ResolvedSource("override", chosen.path, override, chosen.version, spec.gguf_file, version=override)
     if override:
         path = Path(override).expanduser()
         if path.exists():
@@ -162,13 +176,7 @@ def resolve(spec: ModelSpec, override: str | None = None, use_store: bool = True
         if path.exists():
             return ResolvedSource("local", path.resolve(), str(path.resolve()), gguf_file=spec.gguf_file)
         attempts.append((f"local path {spec.local_path}", "does not exist"))
-    if spec.hub_id:
-        try:
-            folder, commit = _from_hub(spec.hub_id, spec.revision, spec.gguf_file)
-            return ResolvedSource("hub", folder, spec.hub_id, commit, spec.gguf_file)
-        except LookupError as error:
-            attempts.append((f"hub {spec.hub_id}" + (f"@{spec.revision}" if spec.revision else ""), str(error)))
-    if spec.packaged:
+    if spec.packaged:  # installed weights before the hub: the network never decides which model answers
         try:
             folder = locate_packaged(spec.packaged)
             version = _package_version(spec.packaged.package)
@@ -176,4 +184,10 @@ def resolve(spec: ModelSpec, override: str | None = None, use_store: bool = True
             return ResolvedSource("packaged", folder, reference, version, spec.packaged.gguf_file)
         except LookupError as error:
             attempts.append((f"packaged {spec.packaged.package}/{spec.packaged.path}", str(error)))
+    if spec.hub_id:
+        try:
+            folder, commit = _from_hub(spec.hub_id, spec.revision, spec.gguf_file)
+            return ResolvedSource("hub", folder, spec.hub_id, commit, spec.gguf_file)
+        except LookupError as error:
+            attempts.append((f"hub {spec.hub_id}" + (f"@{spec.revision}" if spec.revision else ""), str(error)))
     raise ModelUnavailable(spec.name, attempts)
