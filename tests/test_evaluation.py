@@ -117,7 +117,7 @@ def test_eval_cli_golden_set_show_compare_gates_and_report(use_plugins, tmp_path
     second = run_cli("eval", "fixtures.keyword", str(data), "--text-column", "body", "--gold-column", "gold",
                      "--report", str(report), "--min", "accuracy=0.5")
     assert second.returncode == 0, second.stderr
-    assert "accuracy" in second.stderr and "all 1 gate(s) passed" in second.stderr
+    assert "accuracy" in second.stdout and "all 1 gate(s) passed" in second.stderr  # results on stdout
     page = report.read_text()
     assert "<svg" in page and "fixtures.keyword" in page and "costs down" not in page  # metrics, not texts
 
@@ -132,7 +132,8 @@ def test_eval_cli_golden_set_show_compare_gates_and_report(use_plugins, tmp_path
     run_b = runs[1]["id"]  # the labels.csv run that passed its gate
     shown = run_cli("eval", "show", run_b[:8])
     assert shown.returncode == 0, shown.stderr
-    assert "costs down" in shown.stderr and "(failed)" in shown.stderr  # the wrong items, with their text
+    assert "costs down" in shown.stdout and "(failed)" in shown.stdout  # the wrong items, with their text
+    assert "fixtures.keyword" in run_cli("eval", "list").stdout  # tables go to stdout: `| less` gets them
 
     diff = run_cli("eval", "compare", run_a["id"][:8], run_b[:8], "--json")
     assert diff.returncode == 0, diff.stderr
@@ -154,6 +155,20 @@ def test_eval_errors_are_messages(use_plugins, tmp_path):
     assert "Traceback" not in no_gold.stderr
     missing = run_cli("eval", "show", "deadbeef")
     assert missing.returncode == 2 and "no evaluation run" in missing.stderr
+    mapped = tmp_path / "m.csv"
+    mapped.write_text("headline,y\nup,positive\n", encoding="utf-8")
+    no_gold = run_cli("eval", "fixtures.keyword", str(mapped), "--text-column", "headline")
+    assert no_gold.returncode == 2 and "its columns: headline, y." in no_gold.stderr  # not the mapped `text`
+    unknown = tmp_path / "u.csv"  # gold labels the task does not have: an error, not a 0.0 score with exit 0
+    unknown.write_text("text,label\nshares up,positive\nsales down,bearish\nquiet,Neutral\n", encoding="utf-8")
+    refused = run_cli("eval", "fixtures.keyword", str(unknown))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "row 2: the gold label 'bearish' in column 'label' is not one of fixtures.keyword's labels" in " ".join(
+        refused.stderr.split())
+    unknown.write_text("text,label\nshares up,positive\nquiet,Neutral\n", encoding="utf-8")
+    refused = run_cli("eval", "fixtures.keyword", str(unknown))
+    assert refused.returncode == 2 and "use 'neutral'" in refused.stderr
+    assert json.loads(run_cli("jobs", "list", "--json").stdout) == []  # nothing left behind
 
 
 def test_compare_matches_items_by_content():

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 EXIT_GATE_FAILED = 3
 
@@ -143,44 +142,55 @@ def _fmt(value: Any) -> str:
 
 
 def _print_result(result, limit: int) -> None:
-    from verticals.cli.common import err
+    """The run's metrics, per-class figures and confusion matrix: data, on stdout (``| less`` gets them)."""
+    from verticals.cli.common import out
+    from verticals.cli.listing import print_rows, say
 
-    err.print(f"[bold]{result.task}[/bold] on {result.data_name}: eval run {(result.run_id or '')[:8]}",
-              soft_wrap=True)
-    table = Table()
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in result.metrics.items():
-        style = "bold" if name == result.main_metric else ""
-        table.add_row(f"[{style}]{name}[/{style}]" if style else name, _fmt(value))
-    err.print(table)
+    say(out, f"[bold]{result.task}[/bold] on {result.data_name}: eval run {(result.run_id or '')[:8]}")
+    about = _golden_note(result)
+    if about:
+        say(out, f"[dim]{about}[/dim]", indent="  ")
+    print_rows(out, ("metric", "value"),
+               [(f"[bold]{name}[/bold]" if name == result.main_metric else name, _fmt(value))
+                for name, value in result.metrics.items()])
     per_class = result.details.get("per_class") or {}
     if per_class:
         columns = list(next(iter(per_class.values())).keys())
-        table = Table(title="per class", title_justify="left")
-        table.add_column("class")
-        for column in columns:
-            table.add_column(column, justify="right")
-        for label, values in per_class.items():
-            table.add_row(str(label), *[_fmt(values.get(c)) for c in columns])
-        err.print(table)
+        out.print()
+        print_rows(out, ("class", *columns),
+                   [(str(label), *(_fmt(values.get(c)) for c in columns)) for label, values in per_class.items()],
+                   title="per class")
     confusion = result.details.get("confusion")
     if confusion:
-        table = Table(title="confusion (rows: gold, columns: predicted)", title_justify="left")
-        table.add_column("gold")
-        for column in confusion["columns"]:
-            table.add_column(str(column), justify="right")
-        for label, row in zip(confusion["labels"], confusion["rows"], strict=True):
-            table.add_row(str(label), *[str(v) for v in row])
-        err.print(table)
+        out.print()
+        print_rows(out, ("gold", *(str(c) for c in confusion["columns"])),
+                   [(str(label), *(str(v) for v in row))
+                    for label, row in zip(confusion["labels"], confusion["rows"], strict=True)],
+                   title="confusion (rows: gold, columns: predicted)")
     models = ", ".join(f"{m.get('model')} ({m.get('source')} {m.get('reference')}"
-                       + (f" @ {m['revision']}" if m.get("revision") else "") + ")" for m in result.models)
-    err.print(f"[dim]models: {models or 'none recorded'}; data sha256 {result.data_hash[:12]}; "
-              f"job {result.job_id[:8]}[/dim]")
+                       + (f" @ {m['revision']}" if m.get("revision") else "")
+                       + (f", {m['runtime']} {m.get('precision', '')}".rstrip() if m.get("runtime") else "") + ")"
+                       for m in result.models)
+    say(out, f"[dim]models: {models or 'none recorded'}; data sha256 {result.data_hash[:12]}; "
+             f"job {result.job_id[:8]}[/dim]")
+
+
+def _golden_note(result) -> str | None:
+    """How the task's shipped golden set was made (its README's first paragraph), for a run on it: a reader of
+    the figures should know what they measure (an evaluation set written for the plugin, never trained on)."""
+    if not str(result.data_name).startswith("golden:"):
+        return None
+    from verticals.cli.common import _registry
+    from verticals.core.evaluation.scoring import golden_about
+
+    task_cls = _registry().tasks.get(result.task)
+    about = golden_about(task_cls) if task_cls is not None else None
+    return f"golden set: {about}" if about else None
 
 
 def _list(task: str | None, limit: int, as_json: bool) -> None:
     from verticals.cli.common import _store, err, out
+    from verticals.cli.listing import print_rows
     from verticals.core.evaluation.runs import list_runs
 
     runs = list_runs(_store(), task, limit)
@@ -191,14 +201,12 @@ def _list(task: str | None, limit: int, as_json: bool) -> None:
     if not runs:
         err.print("no evaluation runs yet: `verticals eval TASK [DATA]`")
         return
-    table = Table(title="evaluation runs", title_justify="left")
-    for column in ("run", "when", "task", "data", "n", "main metric"):
-        table.add_column(column, no_wrap=column in ("run", "when"))
+    rows = []
     for run in runs:
         main = run.evaluator.get("main_metric", "accuracy")
-        table.add_row(run.id[:8], run.created_at.strftime("%Y-%m-%d %H:%M"), run.task, run.data_name,
-                      str(run.n_items), f"{main} {_fmt(run.metrics.get(main))}")
-    err.print(table)
+        rows.append((run.id[:8], run.created_at.strftime("%Y-%m-%d %H:%M"), run.task, run.data_name,
+                     str(run.n_items), f"{main} {_fmt(run.metrics.get(main))}"))
+    print_rows(out, ("run", "when", "task", "data", "n", "main metric"), rows, title="evaluation runs")
 
 
 def _load(run_id: str):
@@ -210,7 +218,8 @@ def _load(run_id: str):
 
 
 def _show(run_id: str, limit: int, as_json: bool) -> None:
-    from verticals.cli.common import _registry, _store, err, out
+    from verticals.cli.common import _registry, _store, out
+    from verticals.cli.listing import print_rows
 
     result = _load(run_id)
     if as_json:
@@ -228,21 +237,18 @@ def _show(run_id: str, limit: int, as_json: bool) -> None:
         seqs = {r[1] for r in wrong}
         for item in store.iter_items(result.job_id):
             if item.seq in seqs:
-                inputs[item.seq] = (item.input or {}).get(task_cls.text_field, "")
-    table = Table(title=f"wrong: first {len(wrong)}", title_justify="left")
-    table.add_column("#", justify="right")
-    if show_text:
-        table.add_column(task_cls.text_field, overflow="ellipsis", no_wrap=True, max_width=max(20, err.width - 40))
-    table.add_column("gold")
-    table.add_column("predicted")
-    for _key, seq, gold, predicted, failed in wrong:
-        cells = [str(seq)] + ([str(inputs.get(seq, ""))] if show_text else [])
-        table.add_row(*cells, str(gold), "(failed)" if failed else str(predicted))
-    err.print(table)
+                inputs[item.seq] = " ".join(str((item.input or {}).get(task_cls.text_field, "")).split())
+    headers = ("#", *([task_cls.text_field] if show_text else []), "gold", "predicted")
+    out.print()
+    print_rows(out, headers, [(str(seq), *([inputs.get(seq, "")] if show_text else []), str(gold),
+                               "(failed)" if failed else str(predicted))
+                              for _key, seq, gold, predicted, failed in wrong],
+               prose=headers[1:2] if show_text else (), title=f"wrong: first {len(wrong)}")
 
 
 def _compare(a_id: str, b_id: str, limit: int, as_json: bool) -> None:
     from verticals.cli.common import err, out
+    from verticals.cli.listing import print_rows, say
     from verticals.core.evaluation.scoring import compare
 
     a, b = _load(a_id), _load(b_id)
@@ -255,28 +261,25 @@ def _compare(a_id: str, b_id: str, limit: int, as_json: bool) -> None:
     if not diff["same_data"]:
         err.print(f"[yellow]note: different data ({a.data_name} vs {b.data_name}); "
                   f"{diff['matched']} items matched by content[/yellow]")
-    table = Table(title=f"{(a.run_id or '')[:8]} -> {(b.run_id or '')[:8]}", title_justify="left")
-    for column in ("metric", "a", "b", "delta"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
+    rows = []
     for name, values in diff["metrics"].items():
         delta = values["delta"]
         colour = "green" if delta > 0 else "red" if delta < 0 else ""
         shown = f"[{colour}]{delta:+.4f}[/{colour}]" if colour else f"{delta:+.4f}"
-        table.add_row(name, _fmt(values["a"]), _fmt(values["b"]), shown)
-    err.print(table)
+        rows.append((name, _fmt(values["a"]), _fmt(values["b"]), shown))
+    print_rows(out, ("metric", "a", "b", "delta"), rows,
+               title=f"{(a.run_id or '')[:8]} -> {(b.run_id or '')[:8]}")
     flipped = diff["flipped"]
     fixed = sum(1 for f in flipped if f["fixed"])
     broken = sum(1 for f in flipped if f["broken"])
-    err.print(f"{len(flipped)} item(s) changed prediction: {fixed} fixed, {broken} broken, "
-              f"{len(flipped) - fixed - broken} wrong both times")
+    say(out, f"{len(flipped)} item(s) changed prediction: {fixed} fixed, {broken} broken, "
+             f"{len(flipped) - fixed - broken} wrong both times")
     if flipped:
-        table = Table(title=f"changed: first {min(limit, len(flipped))}", title_justify="left")
-        for column in ("# (b)", "gold", "a", "b", ""):
-            table.add_column(column)
-        for flip in flipped[:limit]:
-            mark = "[green]fixed[/green]" if flip["fixed"] else "[red]broken[/red]" if flip["broken"] else ""
-            table.add_row(str(flip["seq_b"]), str(flip["gold"]), str(flip["a"]), str(flip["b"]), mark)
-        err.print(table)
+        print_rows(out, ("# (b)", "gold", "a", "b", "change"),
+                   [(str(flip["seq_b"]), str(flip["gold"]), str(flip["a"]), str(flip["b"]),
+                     "[green]fixed[/green]" if flip["fixed"] else "[red]broken[/red]" if flip["broken"] else "")
+                    for flip in flipped[:limit]],
+                   title=f"changed: first {min(limit, len(flipped))}")
 
 
 def write_report(result, path: Path) -> None:

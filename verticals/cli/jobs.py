@@ -27,6 +27,7 @@ from verticals.cli.common import (
     err,
     out,
 )
+from verticals.cli.listing import print_rows
 
 jobs_app = typer.Typer(help="Submit, inspect, export and cancel batch jobs.", no_args_is_help=True)
 
@@ -172,11 +173,9 @@ def jobs_list(
         err.print("no jobs match these filters" if status or task else
                   "no jobs yet: start one with `verticals run TASK INPUT`")
         return
-    table = Table("id", "task", "status", "progress", "created")
-    for summary in summaries:
-        table.add_row(summary["id"][:12], summary["task"], summary["status"], f"{summary['done']}/{summary['total']}",
-                      summary["created_at"][:19])
-    out.print(table)
+    print_rows(out, ("id", "task", "status", "progress", "created"),
+               [(summary["id"][:12], summary["task"], summary["status"], f"{summary['done']}/{summary['total']}",
+                 summary["created_at"][:19].replace("T", " ")) for summary in summaries])
 
 
 @jobs_app.command("delete")

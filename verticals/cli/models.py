@@ -1,7 +1,7 @@
 """``verticals models list|warm|optimize|runtimes``: model specs, where their weights resolve from; pre-loading
 them; ONNX Runtime variants built and kept behind a quality gate (:mod:`verticals.core.models.runtimes`).
 
-(``models list|promote|rollback`` over the model store are added by :mod:`verticals.cli.train`.)
+(``models list|promote|rollback``, with the model store's versions, are added by :mod:`verticals.cli.train`.)
 """
 
 from __future__ import annotations
@@ -16,24 +16,6 @@ from rich.text import Text
 from verticals.cli.common import UserError, _fail, _handle, _registry, err, out
 
 models_app = typer.Typer(help="Model specs: where weights resolve from; pre-load them.", no_args_is_help=True)
-
-
-@models_app.command("list")
-def models_list() -> None:
-    """Registered model specs and where each resolves now (nothing is loaded)."""
-    from verticals.core.models.host import ModelHost, ModelUnavailable
-
-    registry = _registry()
-    host = ModelHost(registry.models)
-    table = Table("model", "kind", "resolves to", "description")
-    for name, spec in sorted(registry.models.items()):
-        try:
-            source = host.resolve(name)
-            where = f"{source.kind}: {source.reference}" + (f" @ {source.revision}" if source.revision else "")
-        except ModelUnavailable as error:
-            where = f"[red]unavailable ({len(error.attempts)} sources tried)[/red]"
-        table.add_row(name, spec.kind, where, spec.description)
-    out.print(table)
 
 
 @models_app.command("warm")

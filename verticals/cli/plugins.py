@@ -8,9 +8,9 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from verticals.cli.common import _fail, _registry, err, out
+from verticals.cli.listing import print_rows
 
 plugins_app = typer.Typer(help="List, install and uninstall domain plugins.", no_args_is_help=True)
 
@@ -23,12 +23,13 @@ def plugins_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     if as_json:
         out.print_json(json.dumps(plugins))
         return
-    table = Table("plugin", "version", "status", "hooks", "tasks", "models")
+    rows = []
     for plugin in plugins:
         style = "green" if plugin["status"] == "loaded" else "red" if plugin["status"] != "disabled" else "dim"
-        table.add_row(plugin["name"], plugin["version"] or "", f"[{style}]{plugin['status']}[/{style}]",
-                      ", ".join(plugin["hooks"]), ", ".join(plugin["tasks"]), ", ".join(plugin["models"]))
-    out.print(table)
+        rows.append((plugin["name"], plugin["version"] or "", f"[{style}]{plugin['status']}[/{style}]",
+                     ", ".join(plugin["tasks"]), ", ".join(plugin["models"]), ", ".join(plugin["hooks"])))
+    print_rows(out, ("plugin", "version", "status", "tasks", "models", "hooks"), rows,
+               prose=("tasks", "models", "hooks"))
     for plugin in plugins:
         if plugin["error"] and plugin["status"] != "disabled":
             err.print(f"[red]{plugin['name']}[/red]: {plugin['error']}")

@@ -8,9 +8,9 @@ import logging
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from verticals.cli.common import err, out
+from verticals.cli.listing import print_rows
 
 keys_app = typer.Typer(help="API keys of tenants (REST API auth). A key is shown once; only its hash is stored.",
                        no_args_is_help=True)
@@ -121,12 +121,14 @@ def keys_list(tenant: Annotated[str | None, typer.Option(help="Only this tenant'
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table("id", "tenant", "name", "created", "last used", "state", "code execution")
-    for row in rows:
-        table.add_row(row["id"], row["tenant"], row["name"], row["created_at"][:19],
-                      (row["last_used_at"] or "never")[:19], "[red]revoked[/red]" if row["revoked"] else "active",
-                      "[yellow]allowed[/yellow]" if row["allow_code_execution"] else "no")
-    out.print(table)
+    if not rows:
+        err.print("no API keys" + (f" for tenant {tenant}" if tenant else "")
+                  + ": create one with `verticals keys create --tenant NAME --name WHAT_FOR`")
+        return
+    print_rows(out, ("id", "tenant", "name", "created", "last used", "state", "code execution"),
+               [(row["id"], row["tenant"], row["name"], row["created_at"][:19], (row["last_used_at"] or "never")[:19],
+                 "[red]revoked[/red]" if row["revoked"] else "active",
+                 "[yellow]allowed[/yellow]" if row["allow_code_execution"] else "no") for row in rows])
 
 
 @keys_app.command("revoke")
@@ -157,12 +159,20 @@ def webhooks_add(
 
 
 @webhooks_app.command("list")
-def webhooks_list(tenant: Annotated[str | None, typer.Option(help="Only this tenant's webhooks.")] = None) -> None:
-    """Active webhooks."""
-    table = Table("id", "tenant", "url", "events")
-    for hook in _tenants().list_webhooks(tenant):
-        table.add_row(hook.id, hook.tenant_id, hook.url, ", ".join(hook.events))
-    out.print(table)
+def webhooks_list(tenant: Annotated[str | None, typer.Option(help="Only this tenant's webhooks.")] = None,
+                  as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Active webhooks (their signing secrets are never shown again)."""
+    hooks = [{"id": hook.id, "tenant": hook.tenant_id, "url": hook.url, "events": list(hook.events)}
+             for hook in _tenants().list_webhooks(tenant)]
+    if as_json:
+        print(json.dumps(hooks))
+        return
+    if not hooks:
+        err.print("no webhooks" + (f" for tenant {tenant}" if tenant else "")
+                  + ": add one with `verticals webhooks add --tenant NAME --url URL`")
+        return
+    print_rows(out, ("id", "tenant", "url", "events"),
+               [(hook["id"], hook["tenant"], hook["url"], ", ".join(hook["events"])) for hook in hooks])
 
 
 @webhooks_app.command("remove")

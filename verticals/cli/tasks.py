@@ -97,14 +97,23 @@ def _show(registry: Any, task_cls: Any) -> None:
                      + (" (a golden set ships with the plugin)" if getattr(task_cls, "golden", None) else ""))
     out.print(head)
     if task_cls.models:
-        models = _table("models", ("role", "model", "kind", "source"))
+        from verticals.cli.listing import say
+        from verticals.core.models.host import ModelHost, ModelUnavailable
+
+        host = ModelHost(registry.models)
+        out.print()
+        out.print(Text("models", style="bold"))
         for role, name in task_cls.models.items():
             spec = registry.models.get(name)
-            source = "" if spec is None else (spec.hub_id or spec.local_path
-                                             or (spec.packaged.package if spec.packaged else ""))
-            models.add_row(*(Text(cell) for cell in (role, name, spec.kind if spec else "(not registered)", source)))
-        out.print()
-        out.print(models)
+            say(out, f"  {role}: [bold]{name}[/bold] ({spec.kind if spec else 'not registered'})", indent="    ")
+            if spec is None:
+                continue
+            try:  # where the weights come from now (the resolution order), not a hub id that is never used
+                found = host.resolve(name)
+                source = f"{found.kind}: {found.reference}"
+            except ModelUnavailable as error:
+                source = f"unavailable ({len(error.attempts)} sources tried: `verticals models list`)"
+            say(out, f"    resolves to {source}", indent="      ")  # a path is never broken
     for title, model, as_option in (("input (one item)", task_cls.Input, False),
                                     ("output (one result)", task_cls.Output, False),
                                     ("parameters", task_cls.Params, True)):

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 _GATE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(>=|<=|>|<)\s*([0-9.]+)\s*$")
 
@@ -33,7 +32,11 @@ def parse_gates(requirements: list[str]) -> list[tuple[str, str, float]]:
                 continue
             match = _GATE.match(part)
             if not match:
-                raise _cli().UserError(f"bad --require {part!r}: expected METRIC>=VALUE (or >, <=, <)")
+                hint = ""
+                if re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_.]*\s*", part):  # `--require macro_f1>=0.85` unquoted
+                    hint = (f"; quote it, e.g. --require '{part.strip()}>=0.85' (unquoted, the shell reads > as a "
+                            f"redirection: it wrote what follows into a file named like '=0.85')")
+                raise _cli().UserError(f"bad --require {part!r}: expected METRIC>=VALUE (or >, <=, <){hint}")
             gates.append((match.group(1), match.group(2), float(match.group(3))))
     return gates
 
@@ -147,7 +150,8 @@ def train(
                   f"{output['size_bytes'] / 1024:,.0f} KB, {output['train_seconds']:.0f}s): {figures} "
                   f"on {output['dev_rows']} rows")
     gate = "f1>=0.9" if "f1" in dev else "macro_f1>=0.8"
-    cli.err.print(f"next: verticals models promote {output['spec']} {output['version']} --require {gate}")
+    cli._copyable("next:", f"verticals models promote {output['spec']} {output['version']} "
+                           f"--require '{gate}'")  # quoted: unquoted, the shell reads > as a redirection
     sys.stdout.write(json.dumps({"job": job_id, **output}) + "\n")
     raise typer.Exit(cli._exit_code(status))
 
@@ -176,35 +180,51 @@ def _run_training(service, job_id: str) -> str:
             listen(job_id, None)
 
 
-def models_list() -> None:
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
     """Registered model specs, where each resolves now, and the versions in the local model store."""
+    from verticals.cli.listing import print_rows
     from verticals.core.models.host import ModelHost, ModelUnavailable
     from verticals.core.models.versions import ModelStore
 
     cli = _cli()
     registry = cli._registry()
     host = ModelHost(registry.models)
-    table = Table("model", "kind", "resolves to", "description")
+    specs = []
     for name, spec in sorted(registry.models.items()):
+        entry: dict[str, Any] = {"model": name, "kind": spec.kind, "description": spec.description}
         try:
             source = host.resolve(name)
-            where = f"{source.kind}: {source.reference}" + (
-                f" @ {source.revision}" if source.revision and source.kind != "store" else "")
+            entry["resolves_to"] = {"source": source.kind, "reference": source.reference, "path": str(source.path),
+                                    "revision": source.revision}
         except ModelUnavailable as error:
-            where = f"[red]unavailable ({len(error.attempts)} sources tried)[/red]"
-        table.add_row(name, spec.kind, where, spec.description)
-    cli.out.print(table)
+            entry["resolves_to"] = None
+            entry["unavailable"] = [{"source": where, "why": why} for where, why in error.attempts]
+        specs.append(entry)
     versions = ModelStore().versions()
-    if versions:
-        stored = Table("model", "version", "promoted", "method", "created", "rows", "dev accuracy", "dev macro-F1",
-                       "size", title="model store", title_justify="left")
-        for v in versions:
-            dev = v.meta.get("dev", {})
-            stored.add_row(v.spec, v.version, "[green]yes[/green]" if v.promoted else "", v.meta.get("method", ""),
-                           str(v.meta.get("created_at", ""))[:19], str(v.meta.get("data", {}).get("rows", "")),
-                           f"{dev.get('accuracy', 0):.4f}", f"{dev.get('macro_f1', 0):.4f}",
-                           f"{v.size_bytes() / 1024:,.0f} KB")
-        cli.out.print(stored)
+    stored = [{"model": v.spec, "version": v.version, "promoted": v.promoted, "method": v.meta.get("method", ""),
+               "created_at": str(v.meta.get("created_at", ""))[:19], "rows": v.meta.get("data", {}).get("rows"),
+               "dev": v.meta.get("dev", {}), "size_bytes": v.size_bytes(), "path": str(v.path)} for v in versions]
+    if as_json:
+        sys.stdout.write(json.dumps({"models": specs, "versions": stored}) + "\n")
+        return
+
+    def where(entry: dict[str, Any]) -> str:
+        found = entry["resolves_to"]
+        if found is None:
+            return f"[red]unavailable ({len(entry['unavailable'])} sources tried)[/red]"
+        revision = f" @ {found['revision']}" if found["revision"] and found["source"] != "store" else ""
+        return f"{found['source']}: {found['reference']}{revision}"
+
+    print_rows(cli.out, ("model", "kind", "resolves to", "description"),
+               [(e["model"], e["kind"], where(e), e["description"]) for e in specs], prose=("description",))
+    if stored:
+        cli.out.print()
+        print_rows(cli.out, ("version", "promoted", "method", "created", "rows", "dev accuracy", "dev macro-F1",
+                             "size"),
+                   [(f"{v['model']}@{v['version']}", "[green]yes[/green]" if v["promoted"] else "no",
+                     v["method"], v["created_at"], str(v["rows"] or ""), f"{v['dev'].get('accuracy', 0):.4f}",
+                     f"{v['dev'].get('macro_f1', 0):.4f}", f"{v['size_bytes'] / 1024:,.0f} KB") for v in stored],
+                   title="model store")
 
 
 def models_promote(

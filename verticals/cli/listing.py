@@ -1,0 +1,119 @@
+"""Lists that read at any width: a table when every cell fits whole, else one block of ``name: value`` lines per row.
+
+Rich cuts a cell that does not fit its column (``finan…``, a key id that ``verticals keys revoke`` then cannot
+use) or folds it letter by letter. Lists go through :func:`rows` instead:
+
+- the **table** is used when every column gets its widest cell (ids, names, paths, numbers whole); *prose* columns
+  (descriptions, notes) may wrap between words down to ``PROSE_MIN`` characters;
+- otherwise each row is a **block**: its first cell on a line of its own (the name or id a later command takes),
+  then ``  header: value`` lines. A value wraps between words; a token longer than the line (a path, an id) is
+  printed whole, never cut or folded (a terminal folds it on screen; a copy, a pipe or a file keep it whole).
+
+Data goes where the command sends it (``out``: stdout); the caller passes the console.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+PROSE_MIN = 20  # a prose column is not squeezed under this width (below it, blocks read better)
+
+
+def _cell(value: Any) -> Text:
+    if isinstance(value, Text):
+        return value
+    return Text.from_markup(value) if isinstance(value, str) and "[/" in value else Text(str(value))
+
+
+def fits(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int, prose: Sequence[str] = ()) -> bool:
+    """Whether a table of these rows fits ``width`` with every non-prose cell whole (two spaces between columns)."""
+    widths = []
+    for index, header in enumerate(headers):
+        longest = max([len(header), *(_cell(row[index]).cell_len for row in rows)])
+        widths.append(min(longest, max(PROSE_MIN, len(header))) if header in prose else longest)
+    return sum(widths) + 2 * (len(headers) - 1) <= width
+
+
+class Lines:
+    """Lines laid out for a width already (blocks): printed one by one with ``soft_wrap`` so that the console
+    neither wraps nor crops them (a token longer than the line stays whole)."""
+
+    def __init__(self, lines: list[Text]):
+        self.lines = lines
+
+    def print(self, console: Console) -> None:
+        for line in self.lines:
+            console.print(line, soft_wrap=True)
+
+
+def _wrapped(prefix: str, value: Text, width: int, indent: str) -> list[Text]:
+    """``prefix`` + ``value`` broken between words at ``width``; a word longer than a line is kept whole."""
+    lines: list[Text] = []
+    current = Text(prefix)
+    start = len(prefix)
+    for word in value.split(" "):
+        if not word.plain:
+            continue
+        if current.cell_len > start and current.cell_len + 1 + word.cell_len > width:
+            lines.append(current)
+            current, start = Text(indent), len(indent)
+        if current.cell_len > start:
+            current.append(" ")
+        current.append_text(word)
+    lines.append(current)
+    return lines
+
+
+def rows(headers: Sequence[str], values: Sequence[Sequence[Any]], width: int, prose: Sequence[str] = (),
+         title: str | None = None) -> Table | Lines:
+    """``values`` under ``headers`` as a table, or as blocks when the table would cut a cell (see the module)."""
+    if fits(headers, values, width, prose):
+        table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+                      pad_edge=False, collapse_padding=True)
+        for header in headers:
+            if header in prose:
+                table.add_column(header, ratio=1, min_width=min(PROSE_MIN, width), overflow="fold")
+            else:
+                table.add_column(header, no_wrap=True)
+        for row in values:
+            table.add_row(*(_cell(value) for value in row))
+        return table
+    lines: list[Text] = [Text(title, style="bold")] if title else []
+    for number, row in enumerate(values):
+        if number or title:
+            lines.append(Text(""))
+        lines.append(Text(_cell(row[0]).plain, style="bold"))
+        for header, value in zip(headers[1:], row[1:], strict=True):
+            text = _cell(value)
+            if text.plain:
+                lines += _wrapped(f"  {header}: ", text, width, "    ")
+    return Lines(lines)
+
+
+def say(console: Console, markup: str, indent: str = "  ") -> None:
+    """A message in console markup, broken between words at the console's width (continuation lines indented);
+    a word longer than the line (a path, an id, a command's argument) is printed whole, never folded."""
+    text = Text.from_markup(markup)
+    lead = len(text.plain) - len(text.plain.lstrip(" "))
+    for line in _wrapped(" " * lead, text[lead:], console.width, indent):
+        console.print(line, soft_wrap=True)
+
+
+def show(console: Console, renderable: Any) -> None:
+    """Print a :func:`rows` result (or any renderable) on ``console``."""
+    if isinstance(renderable, Lines):
+        renderable.print(console)
+    else:
+        console.print(renderable)
+
+
+def print_rows(console: Console, headers: Sequence[str], values: Sequence[Sequence[Any]],
+               prose: Sequence[str] = (), title: str | None = None) -> None:
+    """:func:`rows` at ``console``'s width, printed there."""
+    show(console, rows(headers, values, console.width, prose, title))
