@@ -32,6 +32,7 @@ import random
 import threading
 import time
 import typing
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -439,7 +440,10 @@ def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: 
 
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                                  target_modules=list(config.target_modules), bias="none")
-        encoder = get_peft_model(encoder, peft_config)
+        with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing: a
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated",  # warning
+                                    category=FutureWarning)                 # for a library, not for a user
+            encoder = get_peft_model(encoder, peft_config)
     torch.manual_seed(config.seed)
     model = _Classifier(encoder, len(labels))
     report(TrainProgress("tokenize", elapsed_s=time.perf_counter() - started))
