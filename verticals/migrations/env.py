@@ -1,14 +1,15 @@
-"""Alembic environment: runs against the connection or URL that verticals.core.store.db passes in."""
+"""Alembic environment: runs against the connection or URL that verticals.core.store.db passes in; the
+target schema is every table of ``verticals.migrations.TABLE_MODULES``."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from verticals.core.store.tables import Base
+from verticals.migrations import target_metadata as _every_table
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = _every_table()  # every table module: the core's, eval runs', the tenancy tables
 
 
 def run_migrations_online() -> None:
