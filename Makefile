@@ -39,8 +39,10 @@ test-browser: setup
 	scripts/install-chromium.sh
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests/test_api_e2e.py -k chromium
 
+# neither real weights (`slow`) nor real services (`integration`: PostgreSQL, redis-server and Celery workers,
+# a `verticals serve` process, Chromium)
 test-fast: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not integration"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -14,6 +14,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_collection_modifyitems(items):
+    """``integration`` on every test that uses a real PostgreSQL server: through ``postgres_url`` (directly or
+    through a fixture built on it, e.g. the Celery tests' ``celery_env``), or as the ``postgresql`` case of
+    ``store``. Tests starting other services (redis-server, workers, `verticals serve`, Chromium) carry the
+    marker themselves."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if "postgres_url" in getattr(item, "fixturenames", ()) or (
+                callspec is not None and callspec.params.get("store") == "postgresql"):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Every test gets its own data dir and SQLite database."""

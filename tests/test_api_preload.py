@@ -87,6 +87,7 @@ def test_a_model_that_cannot_load_is_logged_and_the_server_starts(tiny, monkeypa
     assert len(errors) == 1 and errors[0].startswith("model tiny-encoder (for tiny.embed) could not be preloaded")
 
 
+@pytest.mark.integration  # a real `verticals serve` process
 def test_serve_preload_logs_each_model_before_it_takes_requests(tiny, tmp_path):
     """The real `verticals serve --preload --task tiny.embed`: the model's line comes before uvicorn's
     "startup complete", and the first request finds the model loaded."""
