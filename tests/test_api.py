@@ -504,3 +504,69 @@ def test_export_every_format(api, keys, tmp_path):
     assert len(archive.read("results.jsonl").decode().splitlines()) == 2
     assert api.get(url, params={"format": "xlsx"}, headers=acme).status_code == 422
     assert api.get(url, headers=keys["globex"]).status_code == 404
+
+
+def _stranded(store, registry, tenant="acme"):
+    """A job of ``tenant`` whose first chunk ran and whose other chunks no executor has: what a broker restart leaves
+    (it stays ``running`` with items pending, and no worker will ever take them)."""
+    from verticals.core.jobs.engine import run_chunk, submit_job
+    from verticals.core.models.host import ModelHost
+
+    job_id = submit_job(store, registry, "fixtures.echo", [{"text": t} for t in ("a", "b", "POISON", "d", "e")],
+                        chunk_size=2, tenant=tenant)
+    run_chunk(store, registry, ModelHost(registry.models), job_id, 0, 2)
+    return job_id
+
+
+def test_a_tenant_resumes_its_own_stranded_job(make_api, api_store, registry, keys):
+    """POST /v1/jobs/{id}/resume: the rule of `verticals jobs resume` over REST, for the job's tenant only. Retry of
+    such a job is a 409 that says to resume it."""
+    acme, globex = keys["acme"], keys["globex"]
+    api = make_api()
+    job_id = _stranded(api_store, registry)
+    before = api.get(f"/v1/jobs/{job_id}", headers=acme).json()
+    assert before["status"] == "running" and before["counts"] == {"succeeded": 2, "pending": 3}
+
+    assert api.post(f"/v1/jobs/{job_id}/resume", headers=globex).status_code == 404  # not globex's
+    assert api.get(f"/v1/jobs/{job_id}", headers=acme).json()["counts"]["pending"] == 3  # untouched
+    conflict = api.post(f"/v1/jobs/{job_id}/retry", headers=acme)
+    assert conflict.status_code == 409 and f"/v1/jobs/{job_id}/resume" in conflict.json()["detail"]
+
+    resumed = api.post(f"/v1/jobs/{job_id}/resume", headers=acme)
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["resumed"] == 3 and resumed.json()["detail"] is None
+    done = wait_done(api, acme, job_id)
+    assert done["status"] == "partial" and done["counts"] == {"succeeded": 4, "failed": 1}
+
+    again = api.post(f"/v1/jobs/{job_id}/resume", headers=acme).json()  # finished, nothing pending: left as it is
+    assert again["resumed"] == 0 and again["job"]["counts"] == done["counts"]
+    assert "nothing to resume" in again["detail"] and f"POST /v1/jobs/{job_id}/retry" in again["detail"]
+    assert api.post("/v1/jobs/" + "0" * 32 + "/resume", headers=acme).status_code == 404
+
+
+def test_sdk_resume_in_process_and_over_rest(make_api, api_store, registry, keys, use_plugins, monkeypatch):
+    """Client.resume / Job.resume: remote (through the API app) and in-process (the job service), one rule."""
+    import verticals
+    from verticals.client import VerticalsError
+
+    api = make_api()
+    remote_job = _stranded(api_store, registry)
+    with verticals.Client("http://testserver", api_key="unused") as remote:
+        remote._backend.http = TestClient(api.app, headers=keys["acme"])  # the same requests, without a socket
+        job = remote.resume(remote_job)
+        assert job.wait(timeout=30, poll=0.05).counts == {"succeeded": 4, "failed": 1}
+        assert job.resume().counts == {"succeeded": 4, "failed": 1}  # nothing pending: left as it is
+        remote._backend.http = TestClient(api.app, headers=keys["globex"])
+        with pytest.raises(VerticalsError) as other:
+            remote.resume(remote_job)
+        assert other.value.status_code == 404
+
+    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures")
+    use_plugins("good")
+    with verticals.Client() as local:
+        local_job = _stranded(local._backend.store, local._backend.registry, tenant=None)
+        assert local.job(local_job).status().status == "running"
+        assert local.resume(local_job[:10]).wait(timeout=30, poll=0.05).counts == {"succeeded": 4, "failed": 1}
+        with pytest.raises(VerticalsError) as missing:
+            local.resume("f" * 32)
+        assert missing.value.status_code == 404

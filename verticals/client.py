@@ -195,6 +195,12 @@ class Job:
         """Run the failed items again; returns how many were queued."""
         return self.client._backend.retry(self.id)
 
+    def resume(self) -> JobStatus:
+        """Run the job's pending items again (chunks lost with a broker restart, a run that was stopped); returns
+        at once with the job's status (``wait()`` for the end). The rule of ``verticals jobs resume``: a finished job
+        with nothing pending is left as it is."""
+        return JobStatus.from_dict(self.client._backend.resume(self.id))
+
 
 class Client:
     """``Client(url=None, api_key=None)``: remote over REST when ``url`` is given, in-process otherwise."""
@@ -236,6 +242,12 @@ class Client:
 
     def job(self, job_id: str) -> Job:
         return Job(self, self._backend.status(job_id)["id"])  # raises when unknown (or another tenant's)
+
+    def resume(self, job_id: str) -> Job:
+        """Run the pending items of job ``job_id`` again (see :meth:`Job.resume`); returns its handle."""
+        job = self.job(job_id)
+        job.resume()
+        return job
 
     def jobs(self, limit: int = 20) -> list[JobStatus]:
         return [JobStatus.from_dict(j) for j in self._backend.jobs(limit)]
@@ -345,6 +357,9 @@ class _Remote:
 
     def retry(self, job_id: str) -> int:
         return self._check(self.http.post(f"/v1/jobs/{job_id}/retry"))["requeued"]
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        return self._check(self.http.post(f"/v1/jobs/{job_id}/resume"))["job"]
 
     def export(self, job_id: str, dest: Path, include_inputs: bool | None) -> None:
         suffix = dest.suffix.lower().lstrip(".")
@@ -511,6 +526,16 @@ class _Local:
         if count:
             self._start(job_id)
         return count
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        summary = self._call(self.service.summary, job_id)
+        if summary["finished_at"] and not summary["counts"].get("pending"):
+            return summary  # nothing to resume (JobService.resume leaves it as it is)
+        self._call(self.service.check_ready)  # a broker that is down: refused, the job stays as it is
+        self._call(self.service.resume, summary["id"], wait=False)
+        if summary["id"] not in self.started:
+            self.started.append(summary["id"])
+        return self._call(self.service.summary, summary["id"])
 
     def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
         from verticals.core.jobs.predict import predict

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from verticals.core.jobs.engine import JobError
 from verticals.core.jobs.executor import Executor, ExecutorUnavailable
 from verticals.core.jobs.service import JobService
 from verticals.core.models.host import ModelHost
@@ -119,6 +120,23 @@ class JobRunner:
             raise ExecutorUnavailable(f"could not hand job {job_id} to the {self.kind} executor "
                                       f"({type(error).__name__}: {error}); check the broker, then "
                                       f"POST /v1/jobs/{job_id}/retry") from None
+
+    def resume(self, job_id: str) -> None:
+        """Hand the pending items of a stored job to the executor again (``JobService.resume``, without waiting):
+        a job whose chunks a broker restart lost, or one a stopped server left unfinished."""
+        self.check()
+        if not self.started:
+            if job_id not in self.waiting:
+                self.waiting.append(job_id)
+            return
+        try:
+            self.service.resume(job_id, wait=False)
+        except (ExecutorUnavailable, JobError):
+            raise
+        except Exception as error:
+            raise ExecutorUnavailable(f"could not hand job {job_id} to the {self.kind} executor "
+                                      f"({type(error).__name__}: {error}); check the broker, then "
+                                      f"POST /v1/jobs/{job_id}/resume again") from None
 
     def pending(self) -> int:
         """Jobs waiting for this server's threads (local executor), or handed over before the start."""

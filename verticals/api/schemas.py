@@ -127,6 +127,13 @@ class RetryOut(BaseModel):
     job: JobOut
 
 
+class ResumeOut(BaseModel):
+    resumed: int = Field(description="Pending items handed to the executor (0: nothing was pending)")
+    job: JobOut
+    detail: str | None = Field(default=None, description="Why nothing was resumed, and what would run the job's "
+                                                          "items again")
+
+
 class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

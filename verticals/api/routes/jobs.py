@@ -1,4 +1,4 @@
-"""Jobs and their results: ``/v1/jobs`` (JSON items or an uploaded file), status, results, cancel, retry."""
+"""Jobs and their results: ``/v1/jobs`` (JSON items or an uploaded file), status, results, cancel, retry, resume."""
 
 import hashlib
 import json
@@ -14,10 +14,20 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.background import BackgroundTask
 
 from verticals.api.deps import ERRORS, FORBIDDEN, ApiState, OwnedJob, Principal, State, Who, known_task, may_run
-from verticals.api.schemas import ErrorOut, JobCreate, JobList, JobOut, ResultOut, ResultPage, RetryOut, job_out
+from verticals.api.schemas import (
+    ErrorOut,
+    JobCreate,
+    JobList,
+    JobOut,
+    ResultOut,
+    ResultPage,
+    ResumeOut,
+    RetryOut,
+    job_out,
+)
 from verticals.api.uploads import iter_rows, scan, upload_format
 from verticals.core.io import InputError, map_fields
-from verticals.core.jobs.service import field_map
+from verticals.core.jobs.service import JobConflict, field_map
 from verticals.core.store.secrets import redact_request_params
 
 router = APIRouter()
@@ -216,10 +226,45 @@ def retry(job_id: OwnedJob, who: Who, state: State) -> RetryOut:
     count = 0
     if state.jobs.summary(job_id)["status"] != "queued":  # queued: its chunks are handed over again (a lost dispatch)
         with state.quotas.admit(who.tenant):  # the job becomes unfinished again: it counts
-            count = state.jobs.retry(job_id, start=False)  # JobConflict (409) while it runs
+            try:
+                count = state.jobs.retry(job_id, start=False)  # JobConflict (409) while it runs
+            except JobConflict as error:
+                raise JobConflict(f"{error}. Over the API: POST /v1/jobs/{job_id}/cancel to cancel it, or "
+                                  f"POST /v1/jobs/{job_id}/resume to run its pending items (e.g. after a broker "
+                                  "restart lost its chunks)") from None
     if count or state.jobs.summary(job_id)["counts"].get("pending"):
         state.runner.submit(job_id)
     return RetryOut(requeued=count, job=job_out(state.jobs.summary(job_id)))
+
+
+@router.post("/v1/jobs/{job_id}/resume", response_model=ResumeOut, tags=["jobs"],
+             responses={**ERRORS, **FORBIDDEN, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+def resume(job_id: OwnedJob, who: Who, state: State) -> ResumeOut:
+    """Run the pending items of a job again: one whose chunks were lost (a broker restart), or one left
+    ``interrupted`` or unfinished by a stopped server. The same rule as ``verticals jobs resume``: a finished job
+    with nothing pending is left as it is (``resumed`` 0, ``detail`` says what would run its items again)."""
+    summary = state.jobs.summary(job_id)
+    if summary["finished_at"] and not summary["counts"].get("pending"):
+        return ResumeOut(resumed=0, job=job_out(summary), detail=_nothing_to_resume(summary))
+    state.runner.ready()  # 503 when the executor cannot take it now (the job stays as it is)
+    task_name = state.store.job(job_id).task
+    if task_name in state.registry.tasks:
+        may_run(state, state.registry.tasks[task_name], who)
+    pending = int(summary["counts"].get("pending") or 0)
+    state.runner.resume(job_id)  # JobConflict (409) for a job whose submission never completed
+    return ResumeOut(resumed=pending, job=job_out(state.jobs.summary(job_id)))
+
+
+def _nothing_to_resume(summary: dict[str, Any]) -> str:
+    """The API's words for the CLI's ``jobs resume`` of a finished job (``verticals.cli.jobs._nothing_to_resume``)."""
+    counts, job_id = summary["counts"], summary["id"]
+    said = f"job {job_id} is {summary['status']}: nothing is pending, so there is nothing to resume"
+    if counts.get("failed"):
+        said += f"; its {counts['failed']} failed item(s) run again with POST /v1/jobs/{job_id}/retry"
+    if counts.get("cancelled"):
+        said += (f"; its {counts['cancelled']} cancelled item(s) are not run again (cancelling is final: submit "
+                 "them again to run them)")
+    return said
 
 
 @router.get("/v1/jobs/{job_id}/export", tags=["results"], responses={
