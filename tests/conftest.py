@@ -16,13 +16,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def pytest_collection_modifyitems(items):
     """``integration`` on every test that uses a real PostgreSQL server: through ``postgres_url`` (directly or
-    through a fixture built on it, e.g. the Celery tests' ``celery_env``), or as the ``postgresql`` case of
-    ``store``. Tests starting other services (redis-server, workers, `verticals serve`, Chromium) carry the
-    marker themselves."""
+    through a fixture built on it, e.g. the Celery tests' ``celery_env``), or as the ``postgresql`` case of a
+    parametrized store (``store``, test_api's ``api_store``). Tests starting other services (redis-server,
+    workers, `verticals serve`, Chromium) carry the marker themselves."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if "postgres_url" in getattr(item, "fixturenames", ()) or (
-                callspec is not None and callspec.params.get("store") == "postgresql"):
+        params = callspec.params.values() if callspec is not None else ()
+        if "postgres_url" in getattr(item, "fixturenames", ()) or any(
+                isinstance(value, str) and value == "postgresql" for value in params):
             item.add_marker(pytest.mark.integration)
 
 

@@ -461,29 +461,24 @@ class _Local:
             self.service.close()
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
-        from verticals.core.io import InputError
-        from verticals.core.jobs.engine import JobError
-        from verticals.core.jobs.executor import ExecutorUnavailable
+        """``function(...)``, its expected errors raised as the SDK's with the status the REST API answers
+        for them (one table: :mod:`verticals.core.errors`)."""
+        from verticals.core.errors import meaning_of
         from verticals.core.jobs.predict import TooManyItems
-        from verticals.core.jobs.service import JobConflict, JobNotFound
-        from verticals.registry import PluginError
 
         try:
             return function(*args, **kwargs)
-        except JobNotFound as error:
-            raise VerticalsError(str(error), 404) from None
-        except JobConflict as error:
-            raise VerticalsError(str(error), 409) from None
-        except TooManyItems as error:
-            raise InputRefused(str(TooManyItems(error.count, error.limit, "submit a job (client.submit)")),
-                               413) from None
-        except (JobError, InputError) as error:
-            raise InputRefused(str(error), 422) from None
-        except ExecutorUnavailable as error:
-            raise VerticalsError(str(error), 503) from None
-        except (PluginError, KeyError, ValueError) as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            raise VerticalsError(str(message)) from None
+        except TooManyItems as error:  # in the SDK's terms
+            raise _refusal(str(TooManyItems(error.count, error.limit, "submit a job (client.submit)")),
+                           413) from None
+        except Exception as error:
+            meaning = meaning_of(error)
+            if meaning is not None:
+                raise _refusal(str(error), meaning.status) from None
+            if isinstance(error, KeyError | ValueError):  # a job id or a value the store did not know
+                raise VerticalsError(str(error.args[0]) if isinstance(error, KeyError) and error.args
+                                     else str(error)) from None
+            raise
 
     def _start(self, job_id: str, fresh: bool = False) -> None:
         self._call(self.service.start, job_id, fresh=fresh)
@@ -543,13 +538,9 @@ class _Local:
         return self._call(predict, self.registry, self.host, task, items, params)
 
     def evaluate(self, task, items, path, gold, params, text_column, timeout) -> dict[str, Any]:
-        from verticals.core.evaluation.scoring import EvalError, evaluate
+        from verticals.core.evaluation.scoring import evaluate
+        from verticals.workers import get_executor
 
-        try:
-            from verticals.workers import get_executor
-
-            result = evaluate(task, path, items=items, gold=gold, params=params, text_column=text_column,
-                              store=self.store, registry=self.registry, executor_factory=get_executor)
-        except EvalError as error:
-            raise VerticalsError(str(error)) from None
+        result = self._call(evaluate, task, path, items=items, gold=gold, params=params, text_column=text_column,
+                            store=self.store, registry=self.registry, executor_factory=get_executor)
         return result.as_dict()

@@ -19,7 +19,7 @@ from verticals.api.schemas import ErrorOut
 from verticals.config import Settings, settings
 from verticals.core.models.host import ModelHost
 from verticals.core.store import Store
-from verticals.registry import PluginError, Registry
+from verticals.registry import Registry
 from verticals.tenancy import webhooks
 from verticals.tenancy.quotas import Quotas
 from verticals.tenancy.tenants import Tenants
@@ -100,12 +100,9 @@ OwnedJob = Annotated[str, Depends(owned_job)]
 
 
 def known_task(state: ApiState, name: str, who: Principal) -> None:
-    """422 for an unknown (or quarantined) task, 403 when the caller may not run it."""
-    try:
-        task_cls = state.registry.task(name)
-    except PluginError as error:
-        raise HTTPException(422, str(error)) from None
-    may_run(state, task_cls, who)
+    """422 for an unknown (or quarantined) task (a ``PluginError``: verticals.core.errors), 403 when the caller
+    may not run it."""
+    may_run(state, state.registry.task(name), who)
 
 
 def may_run(state: ApiState, task_cls: Any, who: Principal) -> None:

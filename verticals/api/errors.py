@@ -1,6 +1,8 @@
 """Every error of the API as RFC 9457 problem details (``application/problem+json``).
 
 ``detail`` says what happened and what to do, in API terms (form fields and endpoints, never CLI options).
+The status of each expected error is its meaning in :mod:`verticals.core.errors` (one table for the API, the
+CLI and the SDK).
 """
 
 import json
@@ -13,12 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from verticals.api.runner import ExecutorUnavailable
-from verticals.core.io import InputError
-from verticals.core.jobs.engine import JobError, StoreFull
-from verticals.core.jobs.service import JobConflict, JobNotFound
-from verticals.core.store.secrets import SecretKeyError
+from verticals.core.errors import expected_errors, meaning_of
 from verticals.core.text import MAX_DEPTH
+from verticals.registry import HookError
 from verticals.tenancy.quotas import QuotaExceeded
 from verticals.tenancy.tenants import TenantError
 
@@ -59,38 +58,17 @@ def add_error_handlers(app: FastAPI) -> None:
             problems.append(f"{where}: {item.get('msg', 'invalid')}")
         return problem(422, "invalid request: " + "; ".join(problems))
 
-    @app.exception_handler(JobError)
-    async def _job_error(_request: Request, error: JobError) -> JSONResponse:
-        if isinstance(error, StoreFull):  # the server's to fix: 507 Insufficient Storage
-            log.error("%s", error)
-            return problem(507, str(error))
-        return problem(422, str(error))
+    async def _expected(_request: Request, error: Exception) -> JSONResponse:
+        meaning = meaning_of(error)
+        if meaning is None:  # pragma: no cover - only the table's classes are registered
+            raise error
+        if meaning.operator:  # the operator's to fix (messages name settings or paths, never a secret)
+            log.error("%s", error.describe(sensitive=True) if isinstance(error, HookError) else error)  # no PHI
+        retry_after = getattr(error, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return problem(meaning.status, meaning.detail or str(error), headers)
 
-    @app.exception_handler(JobNotFound)
-    async def _job_not_found(_request: Request, error: JobNotFound) -> JSONResponse:
-        return problem(404, str(error))
-
-    @app.exception_handler(JobConflict)
-    async def _job_conflict(_request: Request, error: JobConflict) -> JSONResponse:
-        return problem(409, str(error))
-
-    @app.exception_handler(InputError)
-    async def _input_error(_request: Request, error: InputError) -> JSONResponse:
-        return problem(422, str(error))
-
-    @app.exception_handler(QuotaExceeded)
-    async def _quota(_request: Request, error: QuotaExceeded) -> JSONResponse:
-        return problem(429, error.detail, {"Retry-After": str(error.retry_after)})
-
-    @app.exception_handler(TenantError)
-    async def _tenant_error(_request: Request, error: TenantError) -> JSONResponse:
-        return problem(422, str(error))
-
-    @app.exception_handler(SecretKeyError)
-    async def _secret_key_error(_request: Request, error: SecretKeyError) -> JSONResponse:
-        log.error("%s", error)  # the operator's to fix (the message names settings, never a secret)
-        return problem(503, "the server cannot encrypt secret parameters now (server key problem); tell its operator")
-
-    @app.exception_handler(ExecutorUnavailable)
-    async def _executor_error(_request: Request, error: ExecutorUnavailable) -> JSONResponse:
-        return problem(503, str(error))
+    # one handler for every expected error: the status (and whether the operator must hear of it) is the
+    # error's meaning in verticals.core.errors, the same table the CLI and the SDK read
+    for cls in (*expected_errors(), QuotaExceeded, TenantError):
+        app.add_exception_handler(cls, _expected)

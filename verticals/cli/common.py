@@ -370,13 +370,11 @@ def _exit_code(status: str) -> int:
 
 
 def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
-    """An expected error as one ``error:`` line (exit 2; Ctrl-C: 130); anything else is a bug and raises."""
-    from verticals.core.io import InputError
-    from verticals.core.jobs.engine import JobError
+    """An expected error as one ``error:`` line, exiting with its meaning's exit code (one table for every
+    front end: :mod:`verticals.core.errors`; 2 for a usage error; Ctrl-C: 130); anything else is a bug and
+    raises."""
+    from verticals.core.errors import meaning_of
     from verticals.core.jobs.executor import ExecutorUnavailable
-    from verticals.core.models.host import ModelUnavailable
-    from verticals.core.store import DatabaseNotReady
-    from verticals.registry import PluginError
 
     if isinstance(error, typer.Exit):
         return error
@@ -384,15 +382,19 @@ def _handle(error: BaseException, job_id: str | None = None) -> typer.Exit:
         from verticals.cli.signals import interrupted
 
         return interrupted(error, job_id, remote=_remote(job_id))
-    if isinstance(error, UserError | InputError | JobError | ModelUnavailable | DatabaseNotReady | PluginError):
+    if isinstance(error, UserError):
         return _fail(str(error))
-    if isinstance(error, KeyError):
-        return _fail(str(error.args[0]) if error.args else str(error))
-    if isinstance(error, ExecutorUnavailable):  # BrokerUnavailable included: their messages say what to do
+    meaning = meaning_of(error)
+    if isinstance(error, ExecutorUnavailable) and meaning is not None:  # BrokerUnavailable included
         if job_id is not None and _pending(job_id):  # kept, with items to run: they wait for a later resume
             return _fail(f"{error}; job {job_id} is stored: continue it with `verticals jobs resume {job_id[:12]}` "
-                         "once jobs can run")
-        return _fail(str(error))
+                         "once jobs can run", meaning.exit_code)
+        return _fail(str(error), meaning.exit_code)
+    if meaning is not None:
+        return _fail(str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error),
+                     meaning.exit_code)
+    if isinstance(error, KeyError):
+        return _fail(str(error.args[0]) if error.args else str(error))
     from verticals.core.store import storage_problem
 
     problem = storage_problem(error)  # the database's disk filled up while results were stored

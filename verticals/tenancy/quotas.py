@@ -18,11 +18,12 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from sqlalchemy import func, select
 
 from verticals.config import Settings
+from verticals.core.errors import Meaning
 from verticals.core.store import Store
 from verticals.core.store.tables import Job
 
@@ -31,6 +32,8 @@ __all__ = ["ActiveJobs", "Quota", "QuotaExceeded", "Quotas"]
 
 class QuotaExceeded(Exception):
     """A tenant is past a quota: ``detail`` says which and what to do, ``retry_after`` when to ask again (s)."""
+
+    meaning: ClassVar[Meaning] = Meaning(429)  # the API adds Retry-After (verticals.core.errors)
 
     def __init__(self, detail: str, retry_after: int):
         super().__init__(detail)

@@ -19,13 +19,14 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, delete, false, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from verticals.core.errors import Meaning
 from verticals.core.store.repo import Store
 from verticals.core.store.tables import Base, Job, utcnow
 
@@ -116,6 +117,8 @@ EVENTS = ("job.finished", "job.failed")
 
 class TenantError(ValueError):
     """A tenant, key or webhook request that cannot be done as asked; the message says why."""
+
+    meaning: ClassVar[Meaning] = Meaning(422)  # verticals.core.errors
 
 
 @dataclass

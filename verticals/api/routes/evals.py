@@ -52,7 +52,7 @@ def create_eval(body: EvalCreate, who: Who, state: State) -> JSONResponse:
                                  data_name=f"{len(body.items)} items (API)", data_hash=items_hash(body.items),
                                  params=body.params, mapping=mapping, tenant=who.tenant)
     except EvalError as error:
-        raise HTTPException(422, str(error).replace("--gold-column COLUMN", "gold_field")) from None
+        raise EvalError(str(error).replace("--gold-column COLUMN", "gold_field")) from None  # in API terms
     state.runner.submit(job_id)
     return JSONResponse({"id": job_id, "status": "queued", "url": f"/v1/evals/{job_id}"}, status_code=202,
                         headers={"Location": f"/v1/evals/{job_id}"})

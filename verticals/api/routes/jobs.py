@@ -218,21 +218,20 @@ def cancel(job_id: OwnedJob, state: State) -> JobOut:
 @router.post("/v1/jobs/{job_id}/retry", response_model=RetryOut, tags=["jobs"],
              responses={**ERRORS, **FORBIDDEN, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}})
 def retry(job_id: OwnedJob, who: Who, state: State) -> RetryOut:
-    """Re-run the failed items of a finished job; re-dispatch a job still queued."""
+    """Re-run the failed items of a finished job: ``JobService.retry``, the rule of the CLI and the SDK (a job
+    still queued or running is a 409 conflict)."""
     state.runner.ready()
     task_name = state.store.job(job_id).task
     if task_name in state.registry.tasks:
         may_run(state, state.registry.tasks[task_name], who)
-    count = 0
-    if state.jobs.summary(job_id)["status"] != "queued":  # queued: its chunks are handed over again (a lost dispatch)
-        with state.quotas.admit(who.tenant):  # the job becomes unfinished again: it counts
-            try:
-                count = state.jobs.retry(job_id, start=False)  # JobConflict (409) while it runs
-            except JobConflict as error:
-                raise JobConflict(f"{error}. Over the API: POST /v1/jobs/{job_id}/cancel to cancel it, or "
-                                  f"POST /v1/jobs/{job_id}/resume to run its pending items (e.g. after a broker "
-                                  "restart lost its chunks)") from None
-    if count or state.jobs.summary(job_id)["counts"].get("pending"):
+    with state.quotas.admit(who.tenant):  # the job becomes unfinished again: it counts
+        try:
+            count = state.jobs.retry(job_id, start=False)  # JobConflict (409) while it is queued or runs
+        except JobConflict as error:  # what to do, in API terms
+            raise JobConflict(f"{error}. Over the API: POST /v1/jobs/{job_id}/cancel to cancel it, or "
+                              f"POST /v1/jobs/{job_id}/resume to run its pending items (e.g. after a broker "
+                              "restart lost its chunks)") from None
+    if count:
         state.runner.submit(job_id)
     return RetryOut(requeued=count, job=job_out(state.jobs.summary(job_id)))
 

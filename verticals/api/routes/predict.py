@@ -1,6 +1,6 @@
 """``POST /v1/predict``: a task on a few items now, nothing stored."""
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from verticals.api.deps import ERRORS, FORBIDDEN, State, Who, known_task
 from verticals.api.schemas import ErrorOut, PredictIn, PredictOut, ResultOut
@@ -21,6 +21,5 @@ def predict_endpoint(body: PredictIn, who: Who, state: State) -> PredictOut:
             results = predict(state.registry, state.host, body.task, body.items, body.params,
                               tenant=who.tenant)
         except TooManyItems as error:
-            raise HTTPException(413, str(TooManyItems(error.count, error.limit, "submit a job (POST /v1/jobs)"))) \
-                from None
+            raise TooManyItems(error.count, error.limit, "submit a job (POST /v1/jobs)") from None  # in API terms
     return PredictOut(task=body.task, results=[ResultOut(**r) for r in results])

@@ -1,8 +1,8 @@
 """The job service: every rule of a job's lifecycle, once, for every front end.
 
 The CLI, the REST API and the SDK (in-process mode) are thin adapters over :class:`JobService`:
-they translate arguments in and errors out (``JobError`` -> exit 2 / 422, ``JobNotFound`` -> 404,
-``JobConflict`` -> 409), nothing more. Where chunks run is the :class:`~verticals.core.jobs.executor.Executor`'s
+they translate arguments in and errors out (each error's HTTP status and exit code: the one table of
+:mod:`verticals.core.errors`), nothing more. Where chunks run is the :class:`~verticals.core.jobs.executor.Executor`'s
 business (local or Celery); what a job *means* is decided here:
 
 - **submit**: one field-mapping rule (:func:`field_map`), the task's input read once, the job stored.
