@@ -5,6 +5,7 @@ The public API a plugin may import is the contract (:mod:`verticals.contract`), 
     from verticals import Task, ModelSpec, Packaged, ItemError, RunContext, hookimpl
     from verticals import ClassificationEvaluator, SpanEvaluator, ProbabilityEvaluator  # Task.evaluator
     from verticals import ServerFile, ServerFolder, ServerModel, OperatorOnly  # parameters naming server paths
+    from verticals import Explanation, Evidence  # Task.explain: why a result is what it is
 
 ``import verticals`` loads the contract only (standard library, pydantic, pluggy); ``verticals.Client``, the
 SDK, is imported on first use.
@@ -14,6 +15,8 @@ __version__ = "0.1.0"
 
 from verticals.contract import (
     ClassificationEvaluator,
+    Evidence,
+    Explanation,
     ItemError,
     JobStatus,
     ModelSpec,
@@ -37,6 +40,8 @@ from verticals.contract import (
 __all__ = [
     "ClassificationEvaluator",
     "Client",
+    "Evidence",
+    "Explanation",
     "ItemError",
     "JobStatus",
     "ModelSpec",

@@ -26,9 +26,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from verticals.contract import Explanation
 
 M = TypeVar("M", bound=BaseModel)
 ACTIVE = ("queued", "running")
@@ -75,6 +78,7 @@ class Result:
     output: dict[str, Any] | None = None
     error: str | None = None
     input: dict[str, Any] | None = None
+    explanation: dict[str, Any] | None = None  # submitted with explain=True: summary, method, target, evidence
 
     @property
     def ok(self) -> bool:
@@ -86,7 +90,14 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
-        return cls(int(data["seq"]), data["status"], data.get("output"), data.get("error"), data.get("input"))
+        return cls(int(data["seq"]), data["status"], data.get("output"), data.get("error"), data.get("input"),
+                   data.get("explanation"))
+
+    def explanation_as(self) -> Explanation | None:
+        """The explanation as the contract's typed :class:`~verticals.contract.Explanation` (None: not explained)."""
+        from verticals.contract import Explanation
+
+        return Explanation.model_validate(self.explanation) if self.explanation is not None else None
 
 
 @dataclass(frozen=True)
@@ -232,12 +243,13 @@ class Client:
 
     def submit(self, task: str, items: Iterable[dict[str, Any]] | None = None, *, path: str | Path | None = None,
                params: dict[str, Any] | None = None, text_column: str | None = None,
-               chunk_size: int | None = None, idempotency_key: str | None = None) -> Job:
-        """Create a job from ``items`` (dicts) or a file at ``path`` (.csv, .jsonl, .txt); returns at once."""
+               chunk_size: int | None = None, idempotency_key: str | None = None, explain: bool = False) -> Job:
+        """Create a job from ``items`` (dicts) or a file at ``path`` (.csv, .jsonl, .txt); returns at once.
+        ``explain``: each result carries its explanation (``Result.explanation``; tasks that explain)."""
         if (items is None) == (path is None):
             raise ValueError("pass exactly one of items=[...] or path=...")
         job_id = self._backend.submit(task, None if items is None else list(items), path, params or {},
-                                      text_column, chunk_size, idempotency_key)
+                                      text_column, chunk_size, idempotency_key, explain)
         return Job(self, job_id)
 
     def job(self, job_id: str) -> Job:
@@ -252,9 +264,11 @@ class Client:
     def jobs(self, limit: int = 20) -> list[JobStatus]:
         return [JobStatus.from_dict(j) for j in self._backend.jobs(limit)]
 
-    def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any] | None = None) -> list[Result]:
-        """Run ``task`` on a few items now (no job stored); one Result per item, in order."""
-        return [Result.from_dict(r) for r in self._backend.predict(task, list(items), params or {})]
+    def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any] | None = None,
+                explain: bool = False) -> list[Result]:
+        """Run ``task`` on a few items now (no job stored); one Result per item, in order (with ``explain``,
+        each with its explanation)."""
+        return [Result.from_dict(r) for r in self._backend.predict(task, list(items), params or {}, explain)]
 
     def evaluate(self, task: str, items: Iterable[dict[str, Any]] | None = None, *, path: str | Path | None = None,
                  gold: str | None = None, params: dict[str, Any] | None = None, text_column: str | None = None,
@@ -313,11 +327,11 @@ class _Remote:
     def tasks(self) -> list[dict[str, Any]]:
         return self._check(self.http.get("/v1/tasks"))
 
-    def submit(self, task, items, path, params, text_column, chunk_size, idempotency_key) -> str:
+    def submit(self, task, items, path, params, text_column, chunk_size, idempotency_key, explain=False) -> str:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         if items is not None:
             items = _storable(list(items), params)
-            body = {"task": task, "items": items, "params": params}
+            body = {"task": task, "items": items, "params": params, **({"explain": True} if explain else {})}
             if text_column:
                 body["text_column"] = text_column
             if chunk_size:
@@ -329,6 +343,8 @@ class _Remote:
             data["text_column"] = text_column
         if chunk_size:
             data["chunk_size"] = str(chunk_size)
+        if explain:
+            data["explain"] = "true"
         with path.open("rb") as handle:  # httpx streams the file; it is not read into memory
             response = self.http.post("/v1/jobs/upload", data=data, files={"file": (path.name, handle)},
                                       headers=headers)
@@ -387,10 +403,11 @@ class _Remote:
         finally:
             target.unlink(missing_ok=True)
 
-    def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any], explain: bool = False
+                ) -> list[dict[str, Any]]:
         items = _storable(items, params)
-        return self._check(self.http.post("/v1/predict", json={"task": task, "items": items, "params": params}))[
-            "results"]
+        body = {"task": task, "items": items, "params": params, **({"explain": True} if explain else {})}
+        return self._check(self.http.post("/v1/predict", json=body))["results"]
 
     def evaluate(self, task, items, path, gold, params, text_column, timeout) -> dict[str, Any]:
         if items is None:
@@ -489,14 +506,14 @@ class _Local:
         return [{**task.info(), "plugin": self.registry.task_plugin[name].name}
                 for name, task in sorted(self.registry.tasks.items())]
 
-    def submit(self, task, items, path, params, text_column, chunk_size, idempotency_key) -> str:
+    def submit(self, task, items, path, params, text_column, chunk_size, idempotency_key, explain=False) -> str:
         from verticals.core.io import read_rows
 
         rows: Iterable[dict[str, Any]] = items if items is not None else read_rows(path)
         self._call(self.service.check_ready)  # a broker that is down: refused before anything is stored
         job_id = self._call(self.service.submit, task, rows, params=params, text_column=text_column,
                             chunk_size=chunk_size, allow_empty=items is not None, file_rows=items is None,
-                            pick="text_column=COLUMN")
+                            pick="text_column=COLUMN", explain=explain)
         self._start(job_id, fresh=True)
         return job_id
 
@@ -532,10 +549,11 @@ class _Local:
             self.started.append(summary["id"])
         return self._call(self.service.summary, summary["id"])
 
-    def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any], explain: bool = False
+                ) -> list[dict[str, Any]]:
         from verticals.core.jobs.predict import predict
 
-        return self._call(predict, self.registry, self.host, task, items, params)
+        return self._call(predict, self.registry, self.host, task, items, params, explain=explain)
 
     def evaluate(self, task, items, path, gold, params, text_column, timeout) -> dict[str, Any]:
         from verticals.core.evaluation.scoring import evaluate

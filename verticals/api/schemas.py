@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from verticals.contract import Explanation
 from verticals.core.text import unstorable
 
 
@@ -46,6 +47,7 @@ class TaskOut(BaseModel):
     sensitive: bool = False
     executes_code: bool = Field(False, description="Runs code from its inputs: needs an operator's grant "
                                                    "(verticals keys create --allow-code-execution)")
+    explains: bool = Field(False, description="Explains its results: jobs and predict calls take explain")
     text_field: str | None = None
     models: dict[str, str] = {}
     input_schema: dict[str, Any]
@@ -66,6 +68,9 @@ class JobCreate(BaseModel):
                                                 "field's own name), as for uploads.")
     chunk_size: int | None = Field(default=None, ge=1, le=100_000, description="Items per chunk (default: task's).")
     purge_inputs: bool = Field(default=False, description="Delete each item's input once its output is stored.")
+    explain: bool = Field(default=False, description="Store each result's explanation (evidence and a one-line "
+                                                     "summary), returned with the results; for tasks that explain "
+                                                     "(GET /v1/tasks: explains). Costs extra model calls per item.")
 
 
 class ItemProgressOut(BaseModel):
@@ -113,6 +118,8 @@ class ResultOut(BaseModel):
     status: str
     output: dict[str, Any] | None = None
     error: str | None = None
+    explanation: Explanation | None = Field(default=None, description="Why the output is what it is: only for "
+                                                                      "jobs (or predict calls) with explain")
     input: dict[str, Any] | None = None
 
 
@@ -140,6 +147,7 @@ class PredictIn(BaseModel):
     task: str = Field(min_length=1, max_length=200)
     items: Annotated[list[dict[str, Any]], Storable]
     params: Annotated[dict[str, Any], Storable] = Field(default_factory=dict)
+    explain: bool = Field(default=False, description="Also return each result's explanation")
 
 
 class PredictOut(BaseModel):

@@ -42,6 +42,8 @@ def jobs_submit(
     param: Annotated[list[str], typer.Option("--param", "-p", help="Task parameter NAME=VALUE.")] = [],  # noqa: B006
     chunk_size: Annotated[int | None, typer.Option(help="Items per chunk.")] = None,
     purge_inputs: Annotated[bool, typer.Option(help="Delete inputs once outputs are stored.")] = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Store each result's explanation (tasks that explain; extra model calls).")] = False,
     detach: Annotated[bool, typer.Option(
         help="Do not wait: with workers (VERTICALS_BROKER_URL) send the chunks and return; "
              "otherwise only store the job (run it later with `jobs resume`).")] = False,
@@ -60,6 +62,8 @@ def jobs_submit(
         task_cls = service.registry.task(task)
         params = _task_params(ctx.args, param, task_cls)
         options: dict[str, Any] = {"purge_inputs": purge_inputs}
+        if explain:
+            options["explain"] = True
         if priority != "normal":
             options["priority"] = priority
         job_id = _submit(service, task_cls, input, format, text_column, field, encoding, params, options, chunk_size)

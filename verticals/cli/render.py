@@ -194,6 +194,25 @@ def _preview(store, registry, job_id: str, limit: int) -> None:
     if len(title) > err.width:  # a narrow terminal: the task's name is on the bar's line already
         title = f"first {len(rows)} of {job.total} results"
     err.print(preview_table(task_cls, rows, title, err.width))
+    if (job.options or {}).get("explain"):
+        err.print(explanation_lines(rows, err.width))
+
+
+def explanation_lines(rows: list[Any], width: int) -> Text:
+    """``why #SEQ: summary`` for each previewed result with an explanation (the job option explain), wrapped
+    between words at ``width`` with the continuation indented (``jobs results`` has the evidence)."""
+    import textwrap
+
+    lines = Text()
+    for item in rows:
+        if not item.explanation:
+            continue
+        line = f"why #{item.seq}: {' '.join(str(item.explanation.get('summary', '')).split())}"
+        for part in textwrap.wrap(line, width=max(width, 20), subsequent_indent="    ", break_long_words=False,
+                                  break_on_hyphens=False):
+            lines.append(part + "\n")
+    lines.rstrip()
+    return lines
 
 
 # -- summaries ----------------------------------------------------------------------------------------------------

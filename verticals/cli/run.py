@@ -67,6 +67,9 @@ def run(
     param: Annotated[list[str], typer.Option("--param", "-p", help="Task parameter NAME=VALUE (repeatable).")] = [],  # noqa: B006
     chunk_size: Annotated[int | None, typer.Option(help="Items per chunk (default: the task's).")] = None,
     purge_inputs: Annotated[bool, typer.Option(help="Delete each item's input once its output is stored.")] = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Store each result's explanation (evidence, one-line summary) and export it; tasks "
+                          "that explain (`verticals tasks show TASK`). Costs extra model calls.")] = False,
     include_inputs: Annotated[bool | None, typer.Option(
         "--include-inputs/--no-inputs", help="Export input columns (default: yes, no for sensitive tasks).")] = None,
     format: Annotated[str | None, typer.Option(help="Input format when the extension does not tell.")] = None,
@@ -91,6 +94,8 @@ def run(
         if output is not None:
             check_output(output)  # a bad -o is refused before the job runs, not after
         options: dict[str, Any] = {"purge_inputs": purge_inputs}
+        if explain:
+            options["explain"] = True
         if output is not None:  # a run stopped half-way: `jobs resume` writes it when the job is done
             options["output"] = {"path": str(output.resolve()), "include_inputs": include_inputs}
         started = time.perf_counter()

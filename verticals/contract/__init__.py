@@ -5,6 +5,8 @@ other verticals module), so the core and every plugin can import it without pull
 
 - :class:`Task`, generic over its input, output and parameter models, with :class:`RunContext`,
   :class:`NoParams` and :class:`ItemError`;
+- :class:`Explanation` and :class:`Evidence`: why a result is what it is (``Task.explain``, the job option
+  ``explain``), checked by :func:`check_explanation`;
 - :class:`ModelSpec` and :class:`Packaged`: the models a task names;
 - :class:`JobStatus`: the states of a job;
 - the evaluators a task declares to be scored (:class:`ClassificationEvaluator`, :class:`SpanEvaluator`,
@@ -15,7 +17,8 @@ other verticals module), so the core and every plugin can import it without pull
   :data:`ServerModel`, :class:`OperatorOnly`) and the :class:`ServerAccess` the core enforces them with.
 
 Its modules: :mod:`~verticals.contract.tasks`, :mod:`~verticals.contract.models`,
-:mod:`~verticals.contract.evaluators`, :mod:`~verticals.contract.hooks`, :mod:`~verticals.contract.files`.
+:mod:`~verticals.contract.evaluators`, :mod:`~verticals.contract.explain`, :mod:`~verticals.contract.hooks`,
+:mod:`~verticals.contract.files`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from verticals.contract.evaluators import (
     Scores,
     SpanEvaluator,
 )
+from verticals.contract.explain import EVIDENCE_KINDS, Evidence, Explanation, ExplanationError, check_explanation
 from verticals.contract.files import (
     NO_ACCESS,
     OPERATOR,
@@ -59,6 +63,7 @@ from verticals.contract.models import MODEL_KINDS, ModelKind, ModelSpec, Package
 from verticals.contract.tasks import FINISHED_STATUSES, DeviceClass, ItemError, JobStatus, NoParams, RunContext, Task
 
 __all__ = [
+    "EVIDENCE_KINDS",
     "FINISHED_STATUSES",
     "MODEL_KINDS",
     "NO_ACCESS",
@@ -67,6 +72,9 @@ __all__ = [
     "ClassificationEvaluator",
     "DeviceClass",
     "Evaluator",
+    "Evidence",
+    "Explanation",
+    "ExplanationError",
     "ItemError",
     "JobStatus",
     "ModelKind",
@@ -88,6 +96,7 @@ __all__ = [
     "ServerPathError",
     "SpanEvaluator",
     "Task",
+    "check_explanation",
     "check_server_fields",
     "finish_items",
     "hookimpl",

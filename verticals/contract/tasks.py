@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from verticals.contract.explain import Explanation
+
 __all__ = ["FINISHED_STATUSES", "DeviceClass", "ItemError", "JobStatus", "NoParams", "RunContext", "Task"]
 
 # --------------------------------------------------------------------------------------------------- job states
@@ -82,6 +84,8 @@ class RunContext(Generic[ParamsT]):
     must be consistent within a job); ``logger`` is the task's logger (never log item contents at INFO or
     above); :meth:`progress` reports how far the running batch is (for items that take seconds or minutes).
     ``progress_sink`` is the engine's, not the task's: where :meth:`progress` goes (None: nowhere).
+    ``explain``: the job was submitted with the option ``explain``; the engine calls :meth:`Task.explain` after
+    ``run`` (``run`` may keep what the explanation needs in ``extra``; with ``explain`` off it must cost nothing).
     """
 
     job_id: str
@@ -90,6 +94,7 @@ class RunContext(Generic[ParamsT]):
     extra: dict[str, Any] = field(default_factory=dict)
     progress_sink: Callable[[float, float | None, str | None], None] | None = field(default=None, repr=False)
     cancel_check: Callable[[], bool] | None = field(default=None, repr=False)  # the engine's: see cancelled()
+    explain: bool = False  # the job asked for explanations: Task.explain runs after run (a task may prepare for it)
 
     def progress(self, done: float, total: float | None = None, note: str | None = None) -> None:
         """Report progress within the item(s) this ``run`` call is working on: ``done`` of ``total`` steps
@@ -214,6 +219,24 @@ class Task(Generic[InT, OutT, ParamsT]):
         """
         raise NotImplementedError
 
+    def explain(self, batch: list[InT], outputs: list[OutT], models: Mapping[str, Any],
+                ctx: RunContext[ParamsT]) -> Sequence[Explanation | None]:
+        """Why each output is what it is: one :class:`~verticals.contract.explain.Explanation` (or ``None``: no
+        explanation for that item) per input of ``batch``, in order. Called only for jobs submitted with the
+        option ``explain``, after :meth:`run`, with the succeeded items and their validated outputs.
+
+        The engine validates each explanation (its spans against the input: see
+        :func:`~verticals.contract.explain.check_explanation`) and stores it with the result; one that raises
+        or breaks the contract fails its item (the batch is bisected as for ``run``). A task that does not
+        override this method cannot be run with ``explain`` (the submission is refused).
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def explains(cls) -> bool:
+        """Whether the task explains its results (it overrides :meth:`explain`)."""
+        return cls.explain is not Task.explain
+
     def models_for(self, params: ParamsT) -> dict[str, str]:
         """The models (role -> spec name) a job with these params will use; loaded before the job starts.
 
@@ -259,6 +282,7 @@ class Task(Generic[InT, OutT, ParamsT]):
             "batch_size": cls.batch_size,
             "models": dict(cls.models),
             "executes_code": cls.executes_code,
+            "explains": cls.explains(),
             "input_schema": cls.Input.model_json_schema(),
             "output_schema": cls.Output.model_json_schema(),
             "params_schema": cls.Params.model_json_schema(),

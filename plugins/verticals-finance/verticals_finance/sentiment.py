@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from verticals import ClassificationEvaluator, ItemError, RunContext, Task
+from verticals import ClassificationEvaluator, Evidence, Explanation, ItemError, RunContext, Task
 
 Label = Literal["positive", "negative", "neutral"]
 LABELS: tuple[Label, ...] = ("positive", "negative", "neutral")
@@ -111,6 +111,15 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
             outputs.append(SentimentOutput(label=best, score=probs[best], probabilities=probs, entities=entities))
         return outputs
 
+    def explain(self, batch: list[SentimentInput], outputs: list[SentimentOutput], models: Mapping[str, Any],
+                ctx: RunContext[SentimentParams]) -> list[Explanation | None]:
+        """Word attributions for the predicted label by occlusion: each word's weight is how much the label's
+        probability drops when that word is deleted (positive: the word supports the label). One batched call
+        of the classifier through the model host for the whole batch, so it works for every runtime (PyTorch,
+        the ONNX variants). The summary names the top evidence words."""
+        return occlusion_explanations(models["classifier"], [item.text for item in batch],
+                                      [output.label for output in outputs])
+
     def summarize(self, outputs: Iterable[SentimentOutput], ctx: RunContext[SentimentParams]) -> dict[str, Any]:
         counts: Counter[str] = Counter()
         by_entity: dict[str, Counter[str]] = defaultdict(Counter)
@@ -129,3 +138,74 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
                          "majority": c.most_common(1)[0][0]}
                 for entity, c in ranked}
         return summary
+
+
+# -- explanations ---------------------------------------------------------------------------------------------
+
+WORD = re.compile(r"\$?\w+(?:[.,'\u2019%-]\w+)*%?")
+MAX_UNITS = 48  # occluded units per text: a longer text is occluded in runs of consecutive words
+TOP_WORDS = 3  # evidence words named in the summary
+
+
+def word_units(text: str, max_units: int = MAX_UNITS) -> list[tuple[int, int]]:
+    """The character spans occlusion deletes one at a time: the words of ``text``, or for a text of more than
+    ``max_units`` words, runs of consecutive words (at most ``max_units`` runs)."""
+    words = [(m.start(), m.end()) for m in WORD.finditer(text)]
+    if len(words) <= max_units:
+        return words
+    size = -(-len(words) // max_units)
+    return [(words[i][0], words[min(i + size, len(words)) - 1][1]) for i in range(0, len(words), size)]
+
+
+def delete_span(text: str, start: int, end: int) -> str:
+    """``text`` without ``text[start:end]``, the spaces around it made one."""
+    left, right = text[:start].rstrip(" "), text[end:].lstrip(" ")
+    return f"{left} {right}".strip() if left and right else (left + right).strip()
+
+
+def occlusion_weights(classifier: Any, texts: list[str], labels: list[str],
+                      units: list[list[tuple[int, int]]] | None = None) -> tuple[list[float], list[list[float]]]:
+    """P(label) of each text and, per unit (word spans: :func:`word_units`), P(label) of the text minus P(label)
+    without that unit. One classifier call for every text and variant of the batch."""
+    spans = units if units is not None else [word_units(text) for text in texts]
+    variants: list[str] = []
+    for text, own in zip(texts, spans, strict=True):
+        variants.append(text)
+        variants += [delete_span(text, a, b) or "." for a, b in own]  # an empty text is not classified: "."
+    probabilities = classifier.classify(variants)
+    order = classifier.labels
+    full: list[float] = []
+    weights: list[list[float]] = []
+    row = 0
+    for own, label in zip(spans, labels, strict=True):
+        column = order.index(label)
+        base = float(probabilities[row][column])
+        full.append(base)
+        weights.append([base - float(probabilities[row + 1 + k][column]) for k in range(len(own))])
+        row += 1 + len(own)
+    return full, weights
+
+
+def occlusion_explanations(classifier: Any, texts: list[str], labels: list[str]) -> list[Explanation | None]:
+    """The ``finance.sentiment`` explanation of each text (see :meth:`SentimentTask.explain`)."""
+    stripped = [text.strip() for text in texts]
+    offsets = [len(text) - len(text.lstrip()) for text in texts]
+    units = [word_units(text) for text in stripped]
+    full, weights = occlusion_weights(classifier, stripped, labels, units)
+    out: list[Explanation | None] = []
+    for text, offset, own, label, base, drops in zip(stripped, offsets, units, labels, full, weights, strict=True):
+        evidence = [Evidence(kind="word" if " " not in text[a:b] else "span", weight=round(drop, 4),
+                             text=text[a:b], start=offset + a, end=offset + b, field="text", source="occlusion")
+                    for (a, b), drop in zip(own, drops, strict=True)]
+        evidence.sort(key=lambda e: -abs(e.weight))
+        top = sorted((e for e in evidence if e.weight >= 0.005), key=lambda e: -e.weight)[:TOP_WORDS]
+        named = ", ".join(f'"{_short(e.text or "")}" ({e.weight:+.2f})' for e in top)
+        summary = (f"{label} {base:.2f}: " + (f"most evidence from {named}" if top else
+                                              "no single word's deletion lowers it by 0.005 or more"))
+        out.append(Explanation(summary=summary, method="occlusion", target=f"P({label})", evidence=evidence))
+    return out
+
+
+def _short(text: str, width: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "\u2026"

@@ -103,7 +103,7 @@ def test_the_shipped_tagger_finds_a_name_in_prose_and_says_why():
     task = DeidentifyTask()
     text = "Yesterday Oyelaran Adebisi met the new neighbours and brought them bread."
     out = task.run([task.Input(text=text, id="p")], {"tagger": tagger},
-                   RunContext(job_id="j", params=task.Params(tagger=True, explain="full")))[0]
+                   RunContext(job_id="j", params=task.Params(tagger=True, explain_detail="full")))[0]
     assert "Adebisi" not in out.text
     span = next(s for s in out.spans if s.start <= text.index("Adebisi") < s.end)
     source = next(src for src in span.sources if src.detector == "model:phi-tagger")

@@ -8,9 +8,19 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from verticals import ItemError, ModelHost, ModelSpec, RunContext, ServerFolderHandle, ServerModel, Task
+from verticals import (
+    Evidence,
+    Explanation,
+    ItemError,
+    ModelHost,
+    ModelSpec,
+    RunContext,
+    ServerFolderHandle,
+    ServerModel,
+    Task,
+)
 
 from .phi import CATEGORIES, Span, detect, get_analyzer
 from .scoring import SafeHarborEvaluator
@@ -111,9 +121,18 @@ class DeidParams(BaseModel):
     threshold: float = Field(0.98, ge=0.0, le=1.0, description="Tagger: a word piece is PHI when its probability of "
                                                                "PHI reaches this (lower: more recall, less "
                                                                "precision).")
-    explain: Literal["basic", "full"] = Field(
+    explain_detail: Literal["basic", "full"] = Field(
         "basic", description="basic: each span's detectors, scores and the cue/context words the rules read; full: "
-                             "also the words whose removal lowers the tagger's score (a few extra model calls).")
+                             "also the words whose removal lowers the tagger's score (a few extra model calls). "
+                             "(Named explain before the platform's --explain option; jobs stored with that name "
+                             "still run.)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "explain" in value and "explain_detail" not in value:  # a job stored before
+            value = {("explain_detail" if key == "explain" else key): item for key, item in value.items()}
+        return value
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -347,7 +366,7 @@ class DeidentifyTask(Task):
             surrogates = Surrogates(doc_key, params.max_shift_days)
             patient_key = item.patient_id or item.id or hash_text(item.text)
             text, phi = redact(item.text, spans, params.mode, surrogates, patient_key)
-            if tagger is not None and params.explain == "full":
+            if tagger is not None and params.explain_detail == "full":
                 taken = [(s.start, s.end) for s in spans]
                 for span, out in zip(spans, phi, strict=True):
                     if any(d == "model:phi-tagger" for d, *_ in span.own_sources()):
@@ -356,6 +375,16 @@ class DeidentifyTask(Task):
             outputs.append(DeidOutput(id=item.id, text=text, mode=params.mode, spans=phi, counts=dict(counts)))
         log.debug("deidentified %d notes", len(batch))
         return outputs
+
+    def explain(self, batch: list[DeidInput], outputs: list[DeidOutput], models: dict[str, Any],
+                ctx: RunContext) -> list[Explanation | None]:
+        """Each span with the detectors that found it (recognizer, rule or model, with their scores) and the
+        context words that raised it, as evidence pointing into the note. The span's own text is never
+        quoted (it is the PHI): evidence points at it by offsets; only the context words, which lie outside
+        every span, are quoted. The summary counts categories and detectors, never words."""
+        params: DeidParams = ctx.params  # type: ignore[assignment]
+        return [deid_explanation(item.text, output, params.min_score)
+                for item, output in zip(batch, outputs, strict=True)]
 
     def summarize(self, outputs: Iterable[DeidOutput], ctx: RunContext) -> dict[str, Any] | None:
         totals: Counter[str] = Counter()
@@ -374,3 +403,36 @@ def hash_text(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def deid_explanation(text: str, output: DeidOutput, min_score: float) -> Explanation:
+    """The evidence contract's view of a de-identified note (:meth:`DeidentifyTask.explain`)."""
+    evidence: list[Evidence] = []
+    detectors: Counter[str] = Counter()
+    for number, span in enumerate(output.spans, 1):
+        found = ", ".join(f"{source.detector} {source.score:.2f}" for source in span.sources)
+        evidence.append(Evidence(kind="span", start=span.start, end=span.end, field="text", weight=span.score,
+                                 source=span.detector[:200], detail=f"span {number}: {span.category}; found by "
+                                                                   f"{found or span.detector}"[:500]))
+        detectors.update(source.detector for source in span.sources or [SpanSource(detector=span.detector,
+                                                                                    category=span.category,
+                                                                                    score=span.score)])
+        for word in span.context:
+            measured = word.effect is not None
+            evidence.append(Evidence(
+                kind="cue", start=word.start, end=word.end, field="text", text=text[word.start:word.end],
+                weight=word.effect if measured else span.score,
+                source=span.detector[:200],
+                detail=(f"raised span {number} ({span.category}): " + (
+                    "the tagger's score over the span drops by the weight without it" if measured
+                    else "a word the detector read (weight: the span's score)"))[:500]))
+    if not output.spans:
+        summary = f"no PHI found: no detection scored {min_score} or more"
+    else:
+        categories = ", ".join(f"{n} {category}" for category, n in sorted(output.counts.items(),
+                                                                          key=lambda kv: (-kv[1], kv[0])))
+        top = ", ".join(f"{name} ({n})" for name, n in detectors.most_common(3))
+        cues = sum(len(span.context) for span in output.spans)
+        summary = (f"{len(output.spans)} PHI span(s): {categories}; detectors: {top}; {cues} context word(s) "
+                   "raised them")[:500]
+    return Explanation(summary=summary, method="detectors", target="PHI spans", evidence=evidence)

@@ -11,7 +11,16 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import ProbabilityEvaluator, RunContext, ServerFile, ServerFileHandle, ServerPathError, Task
+from verticals import (
+    Evidence,
+    Explanation,
+    ProbabilityEvaluator,
+    RunContext,
+    ServerFile,
+    ServerFileHandle,
+    ServerPathError,
+    Task,
+)
 from verticals_tutor import bkt, kt
 
 
@@ -215,6 +224,20 @@ class TutorMastery(Task):
                                          at_risk=mean < params.risk_threshold, predictions=predictions))
         return outputs
 
+    def explain(self, batch: list[MasteryInput], outputs: list[MasteryOutput], models: dict[str, Any],
+                ctx: RunContext) -> list[Explanation | None]:
+        """The exact contribution of each factor to P(correct) on the student's next attempt at the recommended
+        skill (or, with every skill mastered, the last practised one), from the next-answer model
+        (:mod:`verticals_tutor.kt`): a logistic regression, so its logit is the intercept plus one term per
+        feature, and the terms of a factor's features add up to that factor's share."""
+        params: MasteryParams = ctx.params  # type: ignore[assignment]
+        predictor = self._predictor(params)
+        out: list[Explanation | None] = []
+        for item, output in zip(batch, outputs, strict=True):
+            skill = output.recommended_skill or item.attempts[-1].skill
+            out.append(factor_explanation(predictor, [(a.skill, int(a.correct)) for a in item.attempts], skill))
+        return out
+
     def files(self, item: BaseModel, output: BaseModel) -> dict[str, str]:
         """With ``--predictions true`` and a folder export: one mastery-curve plot (SVG) per student."""
         out: MasteryOutput = output  # type: ignore[assignment]
@@ -311,3 +334,51 @@ def _sort_key(stamp: Any) -> tuple[int, float, str]:
         return (0, float(stamp), "")
     except (TypeError, ValueError):
         return (0, 0.0, str(stamp))
+
+
+FACTORS: dict[str, tuple[str, ...]] = {  # the next-answer model's features (kt.FEATURE_NAMES), by factor
+    "skill difficulty": ("skill_difficulty",),
+    "practice": ("log_correct_skill", "log_wrong_skill", "seen_skill", "log_attempts_student"),
+    "recent answers": ("last_correct", "last_wrong", "second_last_correct", "second_last_wrong", "recent_accuracy",
+                       "log_streak", "previous_correct", "previous_wrong", "same_skill_as_previous"),
+    "ability": ("ability", "ability_x_attempts"),
+    "BKT mastery": ("bkt_forget_logit",),
+}
+assert sorted(f for names in FACTORS.values() for f in names) == sorted(kt.FEATURE_NAMES)
+
+
+def factor_terms(predictor: kt.KTModel, attempts: list[tuple[str, int]], skill: str) -> tuple[np.ndarray, float]:
+    """Each feature's term of the logit of P(correct) on a next attempt at ``skill`` after ``attempts``, and the
+    intercept: ``terms.sum() + intercept`` is that logit exactly."""
+    features = kt.student_features([*attempts, (skill, 0)], predictor.rates)[-1]  # row t reads attempts < t only
+    return (features - predictor.mean) / predictor.scale * predictor.weight, predictor.bias
+
+
+def factor_explanation(predictor: kt.KTModel, attempts: list[tuple[str, int]], skill: str) -> Explanation:
+    terms, intercept = factor_terms(predictor, attempts, skill)
+    logit = float(terms.sum() + intercept)
+    p = 1.0 / (1.0 + np.exp(-logit))
+    index = {name: i for i, name in enumerate(kt.FEATURE_NAMES)}
+    on_skill = [c for s, c in attempts if s == skill]
+    details = {"skill difficulty": f"this skill's correct rate in the training log, as a logit: "
+                                   f"{predictor.rates.difficulty(skill):+.2f}",
+               "practice": f"{sum(on_skill)} right, {len(on_skill) - sum(on_skill)} wrong on this skill; "
+                           f"{len(attempts)} attempts in all",
+               "recent answers": "last answers on this skill, oldest first: " + (
+                   ", ".join("right" if c else "wrong" for c in on_skill[-2:]) or "none"),
+               "ability": f"{sum(c for _, c in attempts)} of {len(attempts)} answers right over all skills",
+               "BKT mastery": "the skill's BKT prediction (with forgetting), as a logit"}
+    evidence = [Evidence(kind="factor", field="intercept", weight=round(intercept, 4), source="kt-logistic",
+                         detail="the model's intercept (the logit before any factor)")]
+    for factor, names in FACTORS.items():
+        share = float(sum(terms[index[name]] for name in names))
+        parts = ", ".join(f"{name} {terms[index[name]]:+.3f}" for name in names)
+        evidence.append(Evidence(kind="factor", field=factor, weight=round(share, 4), source="kt-logistic",
+                                 text=details[factor], detail=parts[:500]))
+    evidence.sort(key=lambda e: -abs(e.weight))
+    ranked = [e for e in evidence if e.field != "intercept"][:3]
+    named = ", ".join(f"{e.field} {e.weight:+.2f}" for e in ranked)
+    return Explanation(summary=f"P(correct) next on skill {skill[:60]}: {p:.2f} (logit {logit:+.2f} = intercept "
+                               f"{intercept:+.2f} + factors; largest: {named})",
+                       method="additive", target=f"P(correct) next attempt, skill {skill[:60]}", evidence=evidence)
+

@@ -91,13 +91,15 @@ def create_job(body: JobCreate, who: Who, state: State,
         raise HTTPException(413, f"{len(body.items)} items is more than the {state.limits.max_job_items} one JSON "
                                  "request takes (VERTICALS_API_MAX_JOB_ITEMS): upload a file to "
                                  "POST /v1/jobs/upload instead")
-    unset = {"text_column"} if body.text_column is None else set()  # the hash of a body as it was before it
+    unset = ({"text_column"} if body.text_column is None else set()) | (set() if body.explain else {"explain"})
+    # (above: the hash of a body as it was before those fields existed)
     hashed = {**body.model_dump(mode="json", exclude=unset),  # secret parameters enter the hash as their fingerprint
               "params": redact_request_params(state.registry.task(body.task).Params, body.params)}
     body_hash = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
     return _create(state, who, idempotency_key, body_hash, lambda: state.jobs.submit(
         body.task, body.items, params=body.params, text_column=body.text_column,
-        options={"purge_inputs": body.purge_inputs}, chunk_size=body.chunk_size, tenant=who.tenant))
+        options={"purge_inputs": body.purge_inputs}, chunk_size=body.chunk_size, tenant=who.tenant,
+        explain=body.explain))
 
 
 @router.post("/v1/jobs/upload", response_model=JobOut, status_code=202, tags=["jobs"], responses=JOB_RESPONSES)
@@ -111,6 +113,7 @@ async def upload_job(
     format: Annotated[str | None, Form(description="csv, jsonl or txt (default: from the file name)")] = None,
     chunk_size: Annotated[int | None, Form(ge=1, le=100_000)] = None,
     purge_inputs: Annotated[bool, Form()] = False,
+    explain: Annotated[bool, Form(description="Store each result's explanation (tasks that explain)")] = False,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     """Create a job from an uploaded file, streamed into the database row by row."""
@@ -126,14 +129,14 @@ async def upload_job(
     mapping = field_map(task_cls, text_column, text_option="the form field text_column",  # the rule of every front end
                         field_option="POST /v1/jobs and items holding those fields")
     extra = json.dumps([task, redact_request_params(task_cls.Params, parsed_params), text_column, kind, chunk_size,
-                        purge_inputs], sort_keys=True, default=str)
+                        purge_inputs, *([True] if explain else [])], sort_keys=True, default=str)
 
     pick = "the form field text_column=COLUMN"
 
     def make() -> str:
         return state.jobs.submit(task, iter_rows(file.file, kind), params=parsed_params, text_column=text_column,
                                  options={"purge_inputs": purge_inputs, "source": kind}, chunk_size=chunk_size,
-                                 tenant=who.tenant, allow_empty=False, file_rows=True, pick=pick)
+                                 tenant=who.tenant, allow_empty=False, file_rows=True, pick=pick, explain=explain)
 
     def work() -> JSONResponse:
         count, digest = scan(file.file, kind, extra.encode())  # every row parses before a job exists

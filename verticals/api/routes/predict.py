@@ -19,7 +19,7 @@ def predict_endpoint(body: PredictIn, who: Who, state: State) -> PredictOut:
     with state.predict_slots:
         try:
             results = predict(state.registry, state.host, body.task, body.items, body.params,
-                              tenant=who.tenant)
+                              tenant=who.tenant, explain=body.explain)
         except TooManyItems as error:
             raise TooManyItems(error.count, error.limit, "submit a job (POST /v1/jobs)") from None  # in API terms
     return PredictOut(task=body.task, results=[ResultOut(**r) for r in results])

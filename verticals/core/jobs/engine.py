@@ -74,6 +74,22 @@ def job_params(task: type[Task], job: Any) -> BaseModel:
     return task.Params.model_validate(unseal_params(job.params), context=access_context(job.tenant_id))
 
 
+EXPLAIN = "explain"
+"""The job option asking each result's explanation (``Task.explain``); off by default (nothing runs or is stored)."""
+
+
+def check_explain(registry: Registry, task_cls: type[Task], explain: Any) -> None:
+    """A job (or predict call) asking explanations of a task that gives none is refused, naming those that do."""
+    if explain is None or explain is False:
+        return
+    if explain is not True:
+        raise JobError(f"the option explain is true or false, not {explain!r}")
+    if not task_cls.explains():
+        those = sorted(name for name, cls in registry.tasks.items() if cls.explains())
+        raise JobError(f"{task_cls.name} does not explain its results, so explain cannot be used with it "
+                       f"(tasks that do: {', '.join(those) or 'none installed'})")
+
+
 class StoreFull(JobError):
     """The job could not be stored: the database has no room (a full disk, a file size limit). Nothing of the
     job was kept (or, when even removing it failed, the message names the job to delete). HTTP: 507."""
@@ -106,6 +122,7 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
     problem = unstorable(params or {})
     if problem:
         raise JobError(f"bad parameters for {task_name}: {problem}")
+    check_explain(registry, task_cls, (options or {}).get(EXPLAIN))
     validated_params = validate_params(task_cls, params or {}, context)
     items = iter(task.read_items(check_rows(task_cls.Input, rows, access), validated_params))
     first = _next_item(items)  # before any job exists: file, format, decoding, columns of the first row
@@ -463,7 +480,7 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         return report
     ctx = RunContext(job_id=job_id, params=params,
                      logger=logging.getLogger(f"verticals.task.{task_cls.name}"), progress_sink=sink,
-                     cancel_check=CancelCheck(store, job_id))
+                     cancel_check=CancelCheck(store, job_id), explain=bool(job.options.get(EXPLAIN)))
     if not items:
         report.finished_status = finish_if_done(store, registry, job_id, job)
         return report

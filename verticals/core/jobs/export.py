@@ -4,8 +4,8 @@ One implementation for every front end (``verticals run -o``, ``verticals jobs e
 
 - Rows are streamed from the store in input order (constant memory, any job size).
 - A row is ``seq``, ``status``, the item's ``input`` (unless left out: sensitive tasks leave it out by
-  default), ``output`` and ``error``. Task fields copied from a mapped column (``--text-column headline``)
-  are exported once, under the user's column name.
+  default), ``output``, ``explanation`` (jobs with the option ``explain`` only) and ``error``. Task fields
+  copied from a mapped column (``--text-column headline``) are exported once, under the user's column name.
 - CSV and Parquet are flat: nested objects become dotted columns (``probabilities.positive``), lists JSON
   text; an input column named like an output column is written as ``input.NAME`` (the result's columns keep
   their names whatever the input holds: :func:`verticals.core.io.input_column`). Columns come in schema
@@ -52,21 +52,28 @@ class ExportError(JobError):
 # -- rows -------------------------------------------------------------------------------------
 
 def result_rows(store: Store, job_id: str, include_inputs: bool = True, copies: Iterable[str] = (),
-                status: str | None = None) -> Iterator[dict[str, Any]]:
-    """Export rows (seq, status, input, output, error) in input order; ``copies``: input keys left out
-    (task fields copied from a mapped column)."""
+                status: str | None = None, explained: bool = False) -> Iterator[dict[str, Any]]:
+    """Export rows (seq, status, input, output, error; ``explanation`` with ``explained``) in input order;
+    ``copies``: input keys left out (task fields copied from a mapped column)."""
     skip = set(copies)
     for item in store.iter_items(job_id, status=status):
-        yield _row(item, include_inputs, skip)
+        yield _row(item, include_inputs, skip, explained)
 
 
-def _row(item: Any, include_inputs: bool, skip: set[str]) -> dict[str, Any]:
+def _row(item: Any, include_inputs: bool, skip: set[str], explained: bool = False) -> dict[str, Any]:
     row: dict[str, Any] = {"seq": item.seq, "status": item.status}
     if include_inputs and item.input:
         row["input"] = {k: v for k, v in item.input.items() if k not in skip}
     row["output"] = item.output
+    if explained:  # a job with the option explain: every row has the key (null for an item not explained)
+        row["explanation"] = item.explanation
     row["error"] = item.error
     return row
+
+
+EXPLANATION_COLUMNS = ("explanation.summary", "explanation.method", "explanation.target", "explanation.evidence")
+"""The flat columns (CSV, Parquet) of an explained job's explanations, after the output columns; the evidence is
+JSON text (a list of objects)."""
 
 
 # -- columns from the output schema ------------------------------------------------------------------
@@ -199,9 +206,20 @@ def _merge_kind(seen: str | None, new: str) -> str:
 
 
 def export_columns(store: Store, job_id: str, output_model: type[BaseModel] | None, include_inputs: bool,
-                   copies: Iterable[str] = ()) -> Columns:
+                   copies: Iterable[str] = (), explained: bool = False) -> Columns:
     """The flat columns of a job's export: outputs from the schema; inputs and open output fields from
-    one read of the rows (skipped when there are neither)."""
+    one read of the rows (skipped when there are neither); with ``explained``, the explanation's columns
+    after the outputs (:data:`EXPLANATION_COLUMNS`)."""
+    columns = _export_columns(store, job_id, output_model, include_inputs, copies)
+    if explained:
+        for name in EXPLANATION_COLUMNS:
+            columns.outputs.append(name)
+            columns.kinds[f"out:{name}"] = "string"
+    return columns
+
+
+def _export_columns(store: Store, job_id: str, output_model: type[BaseModel] | None, include_inputs: bool,
+                    copies: Iterable[str] = ()) -> Columns:
     columns = schema_columns(output_model)
     if output_model is None:
         _open(columns, "")  # no schema (the task is not installed): every output column from the rows
@@ -247,6 +265,8 @@ def _flat(row: dict[str, Any], outputs: set[str]) -> dict[str, Any]:
     flat: dict[str, Any] = {"seq": row["seq"]}
     flat.update((input_column(key, outputs), value) for key, value in flatten(row.get("input")).items())
     flat.update(flatten(row.get("output")))
+    if row.get("explanation"):
+        flat.update(flatten({"explanation": row["explanation"]}))
     flat["status"] = row["status"]
     flat["error"] = row.get("error")
     return flat
@@ -328,6 +348,7 @@ class _Plan:
     task_cls: Any
     include_inputs: bool
     copies: list[str]
+    explained: bool = False  # the job option explain: rows carry each item's explanation
 
 
 def _plan(store: Store, registry: Registry, job_id: str, include_inputs: bool | None) -> _Plan:
@@ -336,7 +357,7 @@ def _plan(store: Store, registry: Registry, job_id: str, include_inputs: bool | 
     if include_inputs is None:
         include_inputs = not (task_cls is not None and task_cls.sensitive)
     copies = list((job.options or {}).get("field_map") or {})
-    return _Plan(job, task_cls, include_inputs, copies)
+    return _Plan(job, task_cls, include_inputs, copies, bool((job.options or {}).get("explain")))
 
 
 def export_job(store: Store, registry: Registry, job_id: str, dest: str | Path, include_inputs: bool | None = None,
@@ -354,12 +375,12 @@ def export_job(store: Store, registry: Registry, job_id: str, dest: str | Path, 
     if kind == ZIP:
         with path.open("wb") as raw:
             return _export_zip(store, plan, raw)
-    rows = result_rows(store, plan.job.id, plan.include_inputs, plan.copies)
+    rows = result_rows(store, plan.job.id, plan.include_inputs, plan.copies, explained=plan.explained)
     if kind == "jsonl":
         with path.open("w", encoding="utf-8") as handle:
             return write_jsonl(handle, rows)
     columns = export_columns(store, plan.job.id, plan.task_cls.Output if plan.task_cls else None,
-                             plan.include_inputs, plan.copies)
+                             plan.include_inputs, plan.copies, plan.explained)
     if kind == "csv":
         with path.open("w", newline="", encoding="utf-8") as handle:
             return write_csv(handle, rows, columns)
@@ -373,7 +394,7 @@ def stream_export(store: Store, registry: Registry, job_id: str, fmt: str, inclu
         raise ExportError(f"cannot stream {fmt!r}: stream csv or jsonl (Parquet and folders are written to a path)")
     plan = _plan(store, registry, job_id, include_inputs)
     columns = export_columns(store, plan.job.id, plan.task_cls.Output if plan.task_cls else None,
-                             plan.include_inputs, plan.copies) if fmt == "csv" else None
+                             plan.include_inputs, plan.copies, plan.explained) if fmt == "csv" else None
     return _stream(store, plan, fmt, columns, flush_rows)
 
 
@@ -384,7 +405,8 @@ def _stream(store: Store, plan: _Plan, fmt: str, columns: Columns | None, flush_
         writer = csv.DictWriter(buffer, fieldnames=columns.names(), extrasaction="ignore")
         writer.writeheader()
     outputs = set(columns.outputs) if columns else set()
-    for number, row in enumerate(result_rows(store, plan.job.id, plan.include_inputs, plan.copies), 1):
+    for number, row in enumerate(result_rows(store, plan.job.id, plan.include_inputs, plan.copies,
+                                             explained=plan.explained), 1):
         if writer is not None:
             writer.writerow(_flat(row, outputs))
         else:
@@ -411,7 +433,7 @@ def _folder_rows(store: Store, plan: _Plan, put: Callable[[str, str], None]) -> 
     skip = set(plan.copies)
     context = access_context(plan.job.tenant_id)
     for item in store.iter_items(plan.job.id):
-        yield _row(item, plan.include_inputs, skip)
+        yield _row(item, plan.include_inputs, skip, plan.explained)
         if task is None or item.status != "succeeded" or item.input is None:
             continue
         files = task.files(plan.task_cls.Input.model_validate(item.input, context=context),

@@ -2,7 +2,8 @@
 
 Every path that runs items shares it: job chunks (:func:`verticals.core.jobs.engine.run_chunk`) and the
 synchronous predict endpoint. ``prepare_items`` hooks (a chain), ``Task.run`` with bisection (only the items
-that fail on their own fail), ``finish_items`` hooks, validated results with provenance.
+that fail on their own fail), ``finish_items`` hooks, validated results with provenance, and for a job with the
+option ``explain`` the task's explanations (``Task.explain``, bisected and validated the same way).
 
 A hook implementation that raises (or breaks its contract) fails every item of the batch with
 ``plugin NAME failed in HOOK: ErrorType: message`` (no message for a ``sensitive`` task); the caller goes on
@@ -18,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from verticals.contract import ItemError, RunContext, Task
+from verticals.contract import ExplanationError, ItemError, RunContext, Task, check_explanation
 from verticals.core.models.host import ModelHost
 from verticals.core.store import ItemResult
 from verticals.registry import HookError, Registry
@@ -89,6 +90,51 @@ def run_isolating(task: Task, batch: list[BaseModel], models: Mapping[str, Any],
                 + run_isolating(task, batch[middle:], models, ctx))
 
 
+def explain_isolating(task: Task, batch: list[BaseModel], outputs: list[BaseModel], models: Mapping[str, Any],
+                      ctx: RunContext) -> list[Any]:
+    """``Task.explain`` over a batch; when it raises, bisect so that only the items whose explanation fails on
+    their own fail (an :class:`ItemError` in place of their explanation)."""
+    try:
+        explanations = list(task.explain(batch, outputs, models, ctx))
+        if len(explanations) != len(batch):
+            raise RuntimeError(f"{task.name}.explain returned {len(explanations)} explanations for {len(batch)} "
+                               "inputs")
+        return explanations
+    except Exception as error:
+        if len(batch) == 1:
+            log.debug("explanation failed in %s", task.name, exc_info=not task.sensitive)
+            return [ItemError("explanation failed: " + _describe_exception(error, task.sensitive), code="exception")]
+        middle = len(batch) // 2
+        return (explain_isolating(task, batch[:middle], outputs[:middle], models, ctx)
+                + explain_isolating(task, batch[middle:], outputs[middle:], models, ctx))
+
+
+def _explain(task: Task, inputs: list[BaseModel], results: list[ItemResult], models: Mapping[str, Any],
+             ctx: RunContext) -> None:
+    """The job option ``explain``: each succeeded result gets its task's explanation, validated against its
+    input (:func:`verticals.contract.check_explanation`); an explanation that fails or breaks the contract
+    fails its item."""
+    done = [(index, result) for index, result in enumerate(results) if result.status == "succeeded"]
+    if not done:
+        return
+    batch = [inputs[index] for index, _ in done]
+    outputs = [task.Output.model_validate(result.output) for _, result in done]
+    for (index, result), item, explanation in zip(done, batch, explain_isolating(task, batch, outputs, models, ctx),
+                                                   strict=True):
+        if isinstance(explanation, ItemError):
+            results[index] = ItemResult(result.seq, "failed", error=explanation.message, provenance=result.provenance)
+            continue
+        if explanation is None:
+            continue
+        try:
+            checked = check_explanation(explanation, item, task.text_field)
+        except ExplanationError as error:
+            results[index] = ItemResult(result.seq, "failed", error=f"invalid explanation: {error}",
+                                        provenance=result.provenance)
+            continue
+        result.explanation = checked.model_dump(mode="json", exclude_none=True)
+
+
 def _to_result(task: Task, seq: int, output: Any, provenance: dict[str, Any]) -> ItemResult:
     if isinstance(output, ItemError):
         status = "cancelled" if output.code == "cancelled" else "failed"  # stopped for its job's cancel
@@ -120,5 +166,8 @@ def process_batch(registry: Registry, task: Task, seqs: list[int], inputs: list[
         message = error.describe(task.sensitive)
         provenance["models"] = models.provenance()
         return [ItemResult(seq, "failed", error=message, provenance=provenance) for seq in seqs]
-    provenance["models"] = models.provenance()
-    return [_to_result(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]
+    results = [_to_result(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]
+    if ctx.explain:
+        _explain(task, inputs, results, models, ctx)
+    provenance["models"] = models.provenance()  # after explain: a model only the explanation used is named too
+    return results

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from verticals.config import settings
 from verticals.contract import RunContext, ServerPathError
 from verticals.core.access import check_rows, server_access
-from verticals.core.jobs.engine import JobError, validate_params
+from verticals.core.jobs.engine import JobError, check_explain, validate_params
 from verticals.core.jobs.pipeline import LazyModels, describe_validation_error, process_batch
 from verticals.core.models.host import ModelHost
 from verticals.core.text import unstorable
@@ -35,12 +35,14 @@ class TooManyItems(ValueError):
 
 
 def predict(registry: Registry, host: ModelHost, task_name: str, items: list[dict[str, Any]],
-            params: dict[str, Any] | None = None, limit: int | None = None, tenant: str | None = None
-            ) -> list[dict[str, Any]]:
-    """One result dict (seq, status, output, error) per item, in order. Raises JobError / PluginError / TooManyItems.
-    ``tenant``: the API tenant asking (None: the operator's in-process SDK), for the server-path rules."""
+            params: dict[str, Any] | None = None, limit: int | None = None, tenant: str | None = None,
+            explain: bool = False) -> list[dict[str, Any]]:
+    """One result dict (seq, status, output, error; ``explanation`` with ``explain``) per item, in order. Raises
+    JobError / PluginError / TooManyItems. ``tenant``: the API tenant asking (None: the operator's in-process
+    SDK), for the server-path rules."""
     limit = max_items() if limit is None else limit
     task_cls = registry.task(task_name)
+    check_explain(registry, task_cls, explain)
     task = task_cls()
     problem = unstorable(params or {}) or next((f"item {n}: {p}" for n, item in enumerate(items, 1)
                                                  if (p := unstorable(item))), None)
@@ -55,7 +57,7 @@ def predict(registry: Registry, host: ModelHost, task_name: str, items: list[dic
         raise JobError(str(error)) from None
     if len(rows) > limit or len(items) > limit:
         raise TooManyItems(max(len(rows), len(items)), limit)
-    ctx = RunContext(job_id=f"predict-{uuid.uuid4().hex}", params=validated)
+    ctx = RunContext(job_id=f"predict-{uuid.uuid4().hex}", params=validated, explain=explain)
     results: list[dict[str, Any] | None] = [None] * len(rows)
     valid: list[tuple[int, Any]] = []
     for seq, row in enumerate(rows):
@@ -69,5 +71,6 @@ def predict(registry: Registry, host: ModelHost, task_name: str, items: list[dic
         for result in process_batch(registry, task, [seq for seq, _ in batch], [item for _, item in batch], models,
                                     ctx):
             results[result.seq] = {"seq": result.seq, "status": result.status, "output": result.output,
-                                   "error": result.error}
+                                   "error": result.error,
+                                   **({"explanation": result.explanation} if result.explanation is not None else {})}
     return [r for r in results if r is not None]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from verticals.contract import Task
 from verticals.core.io import map_fields
 from verticals.core.jobs import engine as _jobs
-from verticals.core.jobs.engine import FINISHED, JobError, discard_job, finish_if_done, submit_job
+from verticals.core.jobs.engine import EXPLAIN, FINISHED, JobError, discard_job, finish_if_done, submit_job
 from verticals.core.jobs.executor import Executor, ExecutorUnavailable, ProgressCallback
 from verticals.core.models.host import ModelHost
 from verticals.core.store import Store
@@ -156,13 +156,16 @@ class JobService:
 
     def results(self, job_id: str, status: str | None = None, include_inputs: bool = True, offset: int = 0,
                 limit: int | None = None, provenance: bool = False) -> Iterator[dict[str, Any]]:
-        """Result rows in input order (seq, status, output, error; ``input`` with ``include_inputs``;
-        ``provenance`` when asked), streamed from the store."""
+        """Result rows in input order (seq, status, output, error; ``explanation`` for an item explained (the
+        job option ``explain``); ``input`` with ``include_inputs``; ``provenance`` when asked), streamed from the
+        store."""
         found = self.job(job_id).id
 
         def rows() -> Iterator[dict[str, Any]]:
             for item in self.store.iter_items(found, status=status, offset=offset, limit=limit):
                 row = {"seq": item.seq, "status": item.status, "output": item.output, "error": item.error}
+                if item.explanation is not None:  # the job option explain
+                    row["explanation"] = item.explanation
                 if provenance:
                     row["provenance"] = item.provenance
                 if include_inputs:
@@ -194,15 +197,16 @@ class JobService:
                text_column: str | None = None, fields: Mapping[str, str] | Iterable[str] | None = None,
                options: dict[str, Any] | None = None, chunk_size: int | None = None, tenant: str | None = None,
                allow_empty: bool = True, file_rows: bool = False, pick: str | None = None,
-               text_option: str = "text_column", field_option: str = "FIELD=COLUMN") -> str:
+               text_option: str = "text_column", field_option: str = "FIELD=COLUMN", explain: bool = False) -> str:
         """Store a job over ``rows``; return its id. Nothing runs yet (:meth:`start`, :meth:`execute`).
 
         ``text_column`` / ``fields``: see :func:`field_map`; the mapping is stored in the job's options
         (its copies are exported once). ``file_rows``: the rows are a file's records: when the task's
         text field is missing and they have a single column, that column is used (``pick`` names the
         option that picks a column, for the message; ``text_option`` / ``field_option``: how the front end
-        spells the mapping options, as :func:`field_map` takes them). Raises :class:`JobError` (bad parameters, mapping,
-        input), ``KeyError``/``PluginError`` for an unknown task.
+        spells the mapping options, as :func:`field_map` takes them). ``explain``: store each result's explanation
+        (``Task.explain``, the job option ``explain``; refused for a task that gives none). Raises :class:`JobError`
+        (bad parameters, mapping, input), ``KeyError``/``PluginError`` for an unknown task.
         """
         task_cls = self.registry.task(task)
         mapping = field_map(task_cls, text_column, fields, text_option=text_option, field_option=field_option)
@@ -210,6 +214,8 @@ class JobService:
             rows = map_fields(rows, mapping, required=task_cls.text_field if file_rows else None,
                               pick=pick or "text_column=COLUMN")
         stored = dict(options or {})
+        if explain:
+            stored[EXPLAIN] = True
         if mapping:
             stored["field_map"] = mapping
         return submit_job(self.store, self.registry, task, rows, params, stored, chunk_size, tenant=tenant,

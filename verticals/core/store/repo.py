@@ -68,12 +68,13 @@ def _begin_items(count: int, unless_cancelled: bool = False) -> Any:
     )
 
 
-_WRITE_RESULTS = {
-    purge: update(ITEMS)
+_WRITE_RESULTS = {  # (purge inputs, with explanations): a job without ``explain`` never binds the column
+    (purge, explained): update(ITEMS)
     .where(ITEMS.c.job_id == bindparam("b_job_id"), ITEMS.c.status == "pending", ITEMS.c.seq == bindparam("b_seq"))
     .values(status=bindparam("b_status"), output=bindparam("b_output"), error=bindparam("b_error"),
-            provenance=bindparam("b_provenance"), updated_at=bindparam("b_now"), **({"input": None} if purge else {}))
-    for purge in (False, True)
+            provenance=bindparam("b_provenance"), updated_at=bindparam("b_now"), **({"input": None} if purge else {}),
+            **({"explanation": bindparam("b_explanation")} if explained else {}))
+    for purge in (False, True) for explained in (False, True)
 }
 _INSERT_ITEMS = ITEMS.insert().values(
     job_id=bindparam("b_job_id"), seq=bindparam("b_seq"), input=bindparam("b_input"), status=bindparam("b_status"),
@@ -121,6 +122,7 @@ class ItemResult:
     output: dict[str, Any] | None = None
     error: str | None = None
     provenance: dict[str, Any] | None = None
+    explanation: dict[str, Any] | None = None  # the job option ``explain``: Task.explain's, validated
 
 
 def derive_status(counts: dict[str, int], total: int, started: bool, interrupted: bool = False) -> str:
@@ -375,9 +377,11 @@ class Store:
                 shared = all(result.provenance is group[0].provenance for result in group)
                 if shared:  # a batch's results share one provenance: serialised once
                     fixed["b_provenance"] = group[0].provenance
+                explained = any(result.explanation is not None for result in group)
                 rows = [{"b_seq": r.seq, "b_output": r.output, "b_error": r.error and valid_text(r.error),
-                         **({} if shared else {"b_provenance": r.provenance})} for r in group]
-                written[status] = self._write_results[purge_inputs].executemany(connection, fixed, rows)
+                         **({} if shared else {"b_provenance": r.provenance}),
+                         **({"b_explanation": r.explanation} if explained else {})} for r in group]
+                written[status] = self._write_results[purge_inputs, explained].executemany(connection, fixed, rows)
             if written:  # the job's counters, as _add_to_counts does, without building the statement each time
                 self._add_counts.execute(connection, {"job_id": job_id, "d_pending": -sum(written.values()),
                                                       **{f"d_{status}": written.get(status, 0) for status in TERMINAL}})
@@ -469,7 +473,8 @@ class Store:
             count = _rowcount(session.execute(
                 update(ITEMS).where(ITEMS.c.job_id == job_id, ITEMS.c.status == "failed", ITEMS.c.input.is_not(None),
                                     ITEMS.c.error.not_like("invalid input:%"))
-                .values(status="pending", error=None, output=None, attempts=0, updated_at=utcnow())
+                .values(status="pending", error=None, output=None, explanation=None, attempts=0,
+                        updated_at=utcnow())
             ))
             if count:
                 _add_to_counts(session, job_id, {"failed": -count, "pending": count},

@@ -81,6 +81,8 @@ class Item(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # 0009: why the output is what it is (verticals.contract.Explanation), for jobs with the option ``explain``
+    explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter
 
 from pydantic import BaseModel, Field
 
-from verticals import ClassificationEvaluator, ItemError, Task, hookimpl
+from verticals import ClassificationEvaluator, Evidence, Explanation, ItemError, Task, hookimpl
 
 
 class EchoInput(BaseModel):
@@ -90,6 +91,25 @@ class KeywordTask(Task):
                 outputs.append(KeywordOutput(label="positive" if "up" in words else "negative" if "down" in words
                                              else "neutral"))
         return outputs
+
+    def explain(self, batch, outputs, models, ctx):
+        """The keyword that decided the label, as a word span (tests of the job option explain). Test hooks:
+        a text with EXPLODE makes the explanation raise; one with BADSPAN quotes text that is not the input's."""
+        out = []
+        for item, output in zip(batch, outputs, strict=True):
+            if "EXPLODE" in item.text:
+                raise ValueError("explanation exploded")
+            keyword = {"positive": "up", "negative": "down"}.get(output.label)
+            match = re.search(rf"\b{keyword}\b", item.text, re.IGNORECASE) if keyword else None
+            if match is None:
+                out.append(Explanation(summary=f"{output.label}: no keyword", method="keyword"))
+                continue
+            quoted = "not the input" if "BADSPAN" in item.text else match.group(0)
+            out.append(Explanation(summary=f'{output.label}: the word "{match.group(0)}"', method="keyword",
+                                   target=output.label,
+                                   evidence=[Evidence(kind="word", weight=1.0, text=quoted, start=match.start(),
+                                                      end=match.end(), source="keyword rule")]))
+        return out
 
 
 @hookimpl

@@ -1,0 +1,95 @@
+"""finance.sentiment explanations: occlusion attributions for the predicted label.
+
+The algorithm on a transparent classifier (fast), then its content with the real packaged model (slow):
+deleting the top evidence words of a confidently negative headline lowers its negative probability, and more
+than deleting its weakest words does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from verticals_finance.sentiment import (
+    SentimentInput,
+    SentimentTask,
+    delete_span,
+    occlusion_explanations,
+    word_units,
+)
+
+from verticals import RunContext
+from verticals.contract import check_explanation
+
+
+class CountingClassifier:
+    """A transparent classifier: P(negative) grows with the words 'loss' and 'cut', P(positive) with 'beat'."""
+
+    labels = ["positive", "negative", "neutral"]
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def classify(self, texts):
+        self.calls.append(len(texts))
+        rows = []
+        for text in texts:
+            words = text.lower().split()
+            logits = np.array([2.0 * words.count("beat"), 2.0 * words.count("loss") + 1.0 * words.count("cut"), 0.5])
+            rows.append(np.exp(logits) / np.exp(logits).sum())
+        return np.array(rows, dtype=np.float32)
+
+
+def test_occlusion_weighs_each_word_by_the_drop_of_the_label_in_one_call():
+    model = CountingClassifier()
+    texts = ["  Bank posts loss and cut jobs", "Profit beat estimates"]
+    explanations = occlusion_explanations(model, texts, ["negative", "positive"])
+    assert model.calls == [1 + 6 + 1 + 3]  # every text and every variant of the batch in one call
+    first = explanations[0]
+    assert first is not None and first.method == "occlusion" and first.target == "P(negative)"
+    words = [e.text for e in first.evidence]
+    assert words[:2] == ["loss", "cut"]  # strongest first
+    assert all(e.weight == 0 for e in first.evidence[2:])
+    assert first.evidence[0].start == 13  # offsets into the text as given (leading spaces kept)
+    assert check_explanation(first, SentimentInput(text=texts[0]), "text") == first
+    assert first.summary.startswith("negative 0.") and '"loss" (+0.' in first.summary
+    assert explanations[1].evidence[0].text == "beat"
+
+
+def test_words_long_texts_and_deletion():
+    text = "$AAPL rose 5% to $190.5, Q3's best."
+    assert [text[a:b] for a, b in word_units(text)] == ["$AAPL", "rose", "5%", "to", "$190.5", "Q3's", "best"]
+    long = " ".join(f"w{i}" for i in range(100))
+    units = word_units(long, max_units=10)
+    assert len(units) == 10 and long[units[0][0]:units[0][1]] == "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9"
+    assert delete_span("Profit fell sharply", 7, 11) == "Profit sharply"
+    assert delete_span("fell sharply", 0, 4) == "sharply"
+
+
+@pytest.mark.slow
+def test_deleting_the_top_evidence_words_lowers_the_negative_probability():
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import build_registry
+
+    host = ModelHost(build_registry().models)
+    classifier = host.get("finance.sentiment")
+    task = SentimentTask()
+    text = "The airline warned of a wider loss as fuel costs soared."
+    item = SentimentInput(text=text)
+    ctx = RunContext("t", SentimentTask.Params(), explain=True)
+    output = task.run([item], {"classifier": classifier}, ctx)[0]
+    assert output.label == "negative" and output.score > 0.9  # confidently negative
+    explanation = task.explain([item], [output], {"classifier": classifier}, ctx)[0]
+    assert check_explanation(explanation, item, "text") == explanation
+    words = [e for e in explanation.evidence if e.kind == "word"]
+    top = sorted(words, key=lambda e: -e.weight)[:3]
+    bottom = sorted(words, key=lambda e: e.weight)[:3]
+    assert all(e.text and e.text in explanation.summary for e in top)
+
+    def without(evidence):
+        kept = text
+        for e in sorted(evidence, key=lambda e: -e.start):
+            kept = delete_span(kept, e.start, e.end)
+        return float(classifier.classify([kept])[0][classifier.labels.index("negative")])
+
+    base = output.probabilities["negative"]
+    assert without(top) < base - 0.2  # the evidence carries the label
+    assert without(top) < without(bottom)  # and more than the weakest words do
