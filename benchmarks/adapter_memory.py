@@ -40,7 +40,9 @@ def child(mode: str, folder: str, n: int) -> dict:
     tensors = base_bytes
     if mode == "adapters":
         for i in range(n):
-            tensors += encoder.add_adapter(f"a{i}", Path(folder) / "adapter").memory_bytes
+            encoder.add_adapter(f"a{i}", Path(folder) / "adapter")
+        # one adapter is served merged (its target weights copied), several through the hooks (matrices only)
+        tensors += sum(encoder.adapter_bytes(f"a{i}") for i in range(n))
         encoder.embed(["warm up"], adapter="a0")
     else:
         copies = [encoder.model] + [copy.deepcopy(encoder.model) for _ in range(n - 1)]

@@ -1,20 +1,28 @@
 """Throughput of a classifier: plain PyTorch and transformers vs the model host on each runtime vs whole jobs.
 
     python benchmarks/batch_throughput.py [--n 3000] [--repeat 1] [--runtimes torch,onnx,onnx-int8]
+        [--adapter-modes merged,hooks] [--no-gate] [--cli]
     python benchmarks/batch_throughput.py --device cuda --config-model bert-base [--n 3000]
 
-Default mode (finance.sentiment: MiniLM + LoRA adapter + linear head, on the CPU), sentences/s of:
+Default mode (finance.sentiment: MiniLM + LoRA adapter + linear head, on the CPU), in one run, sentences/s of:
   (a1) transformers.pipeline("text-classification", batch_size=32) over a BertForSequenceClassification
        built from the same MiniLM checkpoint (same encoder compute; its classifier is untrained: speed only),
   (a2) the plain PyTorch loop: the same encoder + adapter + head in fp32, unsorted fixed batches of 32
-       (what a plain script does),
+       (what a plain script does), with the adapter merged into the weights (the baseline of the ratios) and
+       unmerged (peft's forward, the hooks: with ``--adapter-modes`` naming ``hooks``),
   (b)  the raw sorted forward of each runtime: the model host's classify() (length-sorted token-budget
-       batches) on torch (the host's precision policy), onnx fp32 and onnx int8,
-  (c)  a whole job on each runtime: items stored in SQLite, chunks run by the local executor, results
-       written back, exported to CSV (model already loaded),
-the ratios to (a2) and (a1), and the task metric (macro-F1) of each on the golden set. ONNX variants are
-built into a temporary model store (not the user's). Texts: 3,000 financial-looking texts of 10-120 words
-built (seeded) from the finance plugin's own sentences.
+       batches) on torch (the host's precision policy) with the adapter merged (how one adapter is served)
+       and through the forward hooks (how several adapters on one base are served, and how every adapter was
+       served before), onnx fp32 and onnx int8,
+  (c)  the whole job on each runtime: what ``verticals run`` does once the model is loaded (the job service
+       stores the items in SQLite, the local executor runs the chunks, the results are exported to CSV),
+  (d)  with ``--cli``: ``verticals run`` itself in a new process (start-up, model load, whole job) on ``auto``,
+the ratios to (a2), to the raw sorted fp32 forward and to (a1), and the task metric (macro-F1) of each on the
+golden set. Each ONNX variant is built into a temporary model store (not the user's) and gated there
+(``verticals models optimize``'s gate; ``--no-gate``: not), and the run says which variant ``auto`` chose from
+those records and why. The CPU model, its instruction sets and the load average are printed: on a shared
+machine, read the ratios (measured side by side) rather than the absolute figures. Texts: 3,000
+financial-looking texts of 10-120 words built (seeded) from the finance plugin's own sentences.
 
 --config-model bert-base: a BERT-base-sized sequence classifier from a config (random weights: speed only,
 no metric), e.g. on a GPU: (a1) pipeline(batch_size=32) fp32, (a2) the plain fp32 loop, (b) the host's sorted
@@ -88,29 +96,53 @@ def macro_f1(gold: list[str], predicted: list[str]) -> float:
 
 
 def whole_job(registry, host, task: str, texts: list[str]) -> None:
-    from bench_task import result_rows
-
-    from verticals.core.io import flat_row, write_rows
-    from verticals.core.jobs.engine import submit_job
+    """What `verticals run TASK FILE -o out.csv` does after the file is read, in this process (model loaded):
+    the job service stores the items, runs the chunks on the local executor and exports the results to CSV."""
     from verticals.core.jobs.executor import LocalExecutor
+    from verticals.core.jobs.service import JobService
     from verticals.core.store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{Path(tmp) / 'bench.db'}")
-        job_id = submit_job(store, registry, task, ({"text": t} for t in texts))
-        status = LocalExecutor(store, registry, host).execute(job_id)
+        service = JobService(store, registry, LocalExecutor(store, registry, host), host=host)
+        job_id = service.submit(task, ({"text": t} for t in texts))
+        status = service.execute(job_id, fresh=True)
         assert status == "succeeded", status
-        columns = list(flat_row(next(result_rows(store, job_id))))
-        write_rows(Path(tmp) / "scored.csv", result_rows(store, job_id), columns)
+        service.export(job_id, Path(tmp) / "scored.csv")
 
 
-def report(rates: dict[str, float], metrics: dict[str, float | None], baseline: str, pipeline: str) -> None:
+def cli_run(task: str, texts: list[str], env: dict[str, str]) -> None:
+    """`verticals run TASK texts.csv -o out.csv -q` in a fresh process: start-up, model load and the whole job."""
+    import csv
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "texts.csv"
+        with source.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text"])
+            writer.writerows([t] for t in texts)
+        cli = Path(sys.executable).with_name("verticals")
+        command = [str(cli)] if cli.exists() else [sys.executable, "-m", "verticals.cli"]
+        subprocess.run([*command, "run", task, str(source), "-o", str(Path(tmp) / "out.csv"), "-q"],
+                       env={**os.environ, **env, "VERTICALS_HOME": tmp}, check=True, capture_output=True)
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def report(rates: dict[str, float], metrics: dict[str, float | None], columns: dict[str, str]) -> None:
+    """One row per measure: sentences/s, the ratio to each of ``columns`` (short name -> measure), the metric."""
     width = max(len(name) for name in rates)
-    print(f"\n{'variant':<{width}}  sentences/s  {'x' + baseline[:4]:>5}  {'x' + pipeline[:4]:>5}  metric")
+    head = "".join(f"  {'x ' + short:>9}" for short in columns)
+    print(f"\n{'measure':<{width}}  sentences/s{head}  metric")
     for name, rate in rates.items():
         metric = metrics.get(name)
         shown = "n/a" if metric is None else f"{metric:.4f}"
-        print(f"{name:<{width}}  {rate:11.1f}  {rate / rates[baseline]:5.2f}  {rate / rates[pipeline]:5.2f}  {shown}")
+        ratios = "".join(f"  {rate / rates[ref]:9.2f}" if ref in rates else f"  {'':>9}" for ref in columns.values())
+        print(f"{name:<{width}}  {rate:11.1f}{ratios}  {shown}")
 
 
 def finance_mode(args: argparse.Namespace) -> None:
@@ -120,7 +152,8 @@ def finance_mode(args: argparse.Namespace) -> None:
 
     from verticals.core.models.host import ModelHost
     from verticals.core.models.inference import _ACTIVE_ADAPTER
-    from verticals.core.models.runtimes import build_variant, onnxruntime_version
+    from verticals.core.models.optimize import optimize
+    from verticals.core.models.runtimes import build_variant, load_records, machine, onnxruntime_version
     from verticals.registry import build_registry
 
     transformers.utils.logging.set_verbosity_error()
@@ -131,43 +164,86 @@ def finance_mode(args: argparse.Namespace) -> None:
     golden = [r for r in _golden_rows(registry, task)]
     golden_texts, gold = [r["text"] for r in golden], [r["label"] for r in golden]
     store_root = Path(tempfile.mkdtemp(prefix="bench-store-"))
-    hosts = {"torch": ModelHost(registry.models, device=args.device, runtimes={task: "torch"}, store_root=store_root)}
-    classifier = hosts["torch"].get(task)
+    torch_host = ModelHost(registry.models, device=args.device, runtimes={task: "torch"}, store_root=store_root)
+    classifier = torch_host.get(task)
     encoder = classifier.encoder
     device = encoder.device
+    here = machine()
     print(f"{args.n} texts, {np.mean([len(t.split()) for t in texts]):.0f} words on average; device {device}, "
-          f"host precision {encoder.precision.label()}, torch threads {torch.get_num_threads()}, onnxruntime "
-          f"{onnxruntime_version() or 'not installed'}, python {sys.version.split()[0]}")
+          f"host precision {encoder.precision.label()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"onnxruntime {onnxruntime_version() or 'not installed'}, python {sys.version.split()[0]}")
+    print(f"CPU: {here['cpu']}, instruction sets: {', '.join(here['isa']) or 'none of ' + '/'.join(here['isa'])}; "
+          f"{load()} (at the start)", flush=True)
+
+    # the runtimes: torch with the adapter merged (what serves one adapter) and through the forward hooks
+    # (what serves several adapters on one base, and what served every adapter before), the ONNX variants
     wanted = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    modes = [m.strip() for m in args.adapter_modes.split(",") if m.strip()]
+    runs: dict[str, tuple[ModelHost, str | None]] = {}  # label -> (host, adapter mode for the torch host)
     for name in wanted:
         if name == "torch":
+            for mode in modes:
+                runs[f"torch {encoder.precision.label()}, adapter {mode}"] = (torch_host, mode)
             continue
         if onnxruntime_version() is None or device.type != "cpu":
             print(f"skipping {name}: onnxruntime is not installed or the device is not the CPU")
             continue
         started = time.perf_counter()
-        variant = build_variant(classifier, "int8" if name.endswith("int8") else "fp32", store_root)
-        hosts[name] = ModelHost(registry.models, device=args.device, runtimes={task: variant}, store_root=store_root)
-        print(f"built {name} in {time.perf_counter() - started:.1f}s ({variant.path.stat().st_size / 2**20:.0f} MiB)")
-    models = {name: host.get(task) for name, host in hosts.items()}
+        precision = "int8" if name.endswith("int8") else "fp32"
+        variant = build_variant(classifier, precision, store_root)
+        print(f"built {name} in {time.perf_counter() - started:.1f}s ({variant.path.stat().st_size / 2**20:.0f} MiB)",
+              flush=True)
+        if args.gate:
+            started = time.perf_counter()
+            record = optimize(task, quantize=precision if precision != "fp32" else None, registry=registry,
+                              root=store_root)
+            print(f"gate of {name} ({time.perf_counter() - started:.0f}s): {record['decision']}"
+                  + (f" ({'; '.join(record['reasons'])})" if record["reasons"] else
+                     f" (speed-up {record['speedup']:.2f}x, parity {record['parity'].get('agreement', 0):.1%})"),
+                  flush=True)
+        host = ModelHost(registry.models, device=args.device, runtimes={task: variant}, store_root=store_root)
+        runs[f"{name} ({host.get(task).precision_label})"] = (host, None)
+
+    def set_mode(mode: str | None) -> None:
+        if mode == "hooks":
+            encoder.use_hooks(classifier.adapter)
+        elif mode == "merged":
+            encoder.merge(classifier.adapter)
+
+    # auto: what a host with no runtime forced serves, given the gate's records in this run's store
+    auto = ModelHost(registry.models, device=args.device, store_root=store_root).get(task)
+    auto_name = auto.runner.variant.name if auto.runner is not None else "torch"
+    records = [r for r in load_records(task, store_root) if r.get("machine", {}).get("cpu") == here["cpu"]]
+    why = "; ".join(f"{r['variant']} {r['decision']}" + (f": {', '.join(r['reasons'])}" if r["reasons"] else
+                                                             f" ({r['speedup']:.2f}x torch)") for r in records)
+    auto_adapter = encoder.adapter_mode(classifier.adapter) if auto_name == "torch" else "merged in the graph"
+    print(f"auto chose: {auto_name} ({auto.precision_label}, adapter {auto_adapter}) because "
+          + (why or "the gate kept no variant for these weights on this machine (run without --no-gate)"), flush=True)
+    del auto
+
     labels = classifier.labels
     rates: dict[str, float] = {}
     metrics: dict[str, float | None] = {}
 
     # (a1) a plain transformers pipeline over the same encoder (untrained classifier: speed only)
+    pipeline_name = "(a1) pipeline batch 32, fp32"
     seq_model = transformers.AutoModelForSequenceClassification.from_pretrained(encoder.source.path, num_labels=3)
     pipe = transformers.pipeline("text-classification", model=seq_model, tokenizer=encoder.tokenizer,
                                  device=device, batch_size=32, truncation=True, max_length=256)
-    rates["(a1) pipeline batch 32, fp32"] = args.n / timed(lambda: pipe(texts), args.repeat)
-    print(f"(a1) pipeline: {rates['(a1) pipeline batch 32, fp32']:.1f}/s", flush=True)
-    metrics["(a1) pipeline batch 32, fp32"] = None
+    rates[pipeline_name] = args.n / timed(lambda: pipe(texts), args.repeat)
+    metrics[pipeline_name] = None
+    print(f"{pipeline_name}: {rates[pipeline_name]:.1f}/s", flush=True)
 
-    # (a2) the plain PyTorch loop: encoder + adapter + head in fp32, unsorted fixed batches of 32
-    tokenizer, model = encoder.tokenizer, encoder.model
+    # (a2) the plain PyTorch loop: encoder + adapter + head in fp32, unsorted fixed batches of 32; with the adapter
+    # merged into a copy of the weights (peft's merge_and_unload: what a plain script serving one adapter can do)
+    # and unmerged (peft's default forward: the hooks)
+    tokenizer = encoder.tokenizer
+    merged_module = encoder.adapters[classifier.adapter].merged_copy(encoder.model)
 
-    def plain_loop(items: list[str]) -> np.ndarray:
+    def plain_loop(items: list[str], merged: bool) -> np.ndarray:
         out = []
-        token = _ACTIVE_ADAPTER.set(classifier.adapter)  # the LoRA hooks of the shared encoder (peft's forward)
+        model = merged_module if merged else encoder.model
+        token = _ACTIVE_ADAPTER.set(None if merged else classifier.adapter)
         try:
             with torch.inference_mode():
                 for i in range(0, len(items), 32):
@@ -183,31 +259,48 @@ def finance_mode(args: argparse.Namespace) -> None:
             _ACTIVE_ADAPTER.reset(token)
         return np.concatenate(out)
 
-    baseline = "(a2) plain PyTorch loop, fp32"
-    rates[baseline] = args.n / timed(lambda: plain_loop(texts), args.repeat)
-    reference = LAST["result"].argmax(1)
-    metrics[baseline] = macro_f1(gold, [labels[i] for i in plain_loop(golden_texts).argmax(1)])
-    print(f"{baseline}: {rates[baseline]:.1f}/s", flush=True)
+    baseline = "(a2) plain loop batch 32, fp32, adapter merged"
+    reference = None
+    for merged, name in ((True, baseline), (False, "(a2) plain loop batch 32, fp32, adapter hooks")):
+        if not merged and "hooks" not in modes:
+            continue
+        rates[name] = args.n / timed(lambda m=merged: plain_loop(texts, m), args.repeat)
+        if reference is None:
+            reference = LAST["result"].argmax(1)
+        metrics[name] = macro_f1(gold, [labels[i] for i in plain_loop(golden_texts, merged).argmax(1)])
+        print(f"{name}: {rates[name]:.1f}/s", flush=True)
 
     # (b) raw sorted forward of each runtime, (c) the whole job on each runtime
     agreement = {}
-    for name, loaded in models.items():
-        label = f"{name} ({loaded.precision_label})"
-        rates[f"(b) sorted forward, {label}"] = args.n / timed(lambda m=loaded: m.classify(texts), args.repeat)
-        agreement[name] = float((LAST["result"].argmax(1) == reference).mean())
-        metrics[f"(b) sorted forward, {label}"] = macro_f1(
-            gold, [labels[i] for i in loaded.classify(golden_texts).argmax(1)])
-        print(f"(b) {label}: {rates[f'(b) sorted forward, {label}']:.1f}/s", flush=True)
-    for name, host in hosts.items():
-        label = f"{name} ({models[name].precision_label})"
-        rates[f"(c) whole job, {label}"] = args.n / timed(lambda h=host: whole_job(registry, h, task, texts),
-                                                          args.repeat)
-        metrics[f"(c) whole job, {label}"] = _job_metric(registry, host, task)
-        print(f"(c) {label}: {rates[f'(c) whole job, {label}']:.1f}/s", flush=True)
-    report(rates, metrics, baseline, "(a1) pipeline batch 32, fp32")
+    raw_fp32 = None
+    for label, (host, mode) in runs.items():
+        set_mode(mode)
+        loaded = host.get(task)
+        name = f"(b) sorted forward, {label}"
+        raw_fp32 = raw_fp32 or (name if mode == "merged" else None)
+        rates[name] = args.n / timed(lambda m=loaded: m.classify(texts), args.repeat)
+        agreement[label] = float((LAST["result"].argmax(1) == reference).mean())
+        metrics[name] = macro_f1(gold, [labels[i] for i in loaded.classify(golden_texts).argmax(1)])
+        print(f"{name}: {rates[name]:.1f}/s", flush=True)
+    for label, (host, mode) in runs.items():
+        set_mode(mode)
+        name = f"(c) whole job, {label}"
+        rates[name] = args.n / timed(lambda h=host: whole_job(registry, h, task, texts), args.repeat)
+        metrics[name] = _job_metric(registry, host, task)
+        print(f"{name}: {rates[name]:.1f}/s", flush=True)
+    set_mode("merged")
+    if args.cli:
+        name = f"(d) `verticals run` in a new process, auto ({auto_name})"
+        env = {"VERTICALS_MODEL_STORE": str(store_root)}
+        rates[name] = args.n / timed(lambda: cli_run(task, texts, env), args.repeat)
+        print(f"{name}: {rates[name]:.1f}/s", flush=True)
+    columns = {"plain": baseline, "raw fp32": raw_fp32 or "", "pipeline": pipeline_name}
+    report(rates, metrics, columns)
+    print(f"x plain: ratio to {baseline}; x raw fp32: to {raw_fp32}; x pipeline: to {pipeline_name}")
     print(f"labels agreeing with the plain fp32 loop on the {args.n} texts: "
           + ", ".join(f"{name} {share:.1%}" for name, share in agreement.items()))
     print(f"metric: macro-F1 on the golden set of {task} ({len(golden)} items); (c) through verticals eval's scoring")
+    print(f"{load()} (at the end); figures are best of {args.repeat} on a machine possibly shared with other work")
 
 
 def _golden_rows(registry, task: str) -> list[dict]:
@@ -337,7 +430,7 @@ def config_mode(args: argparse.Namespace) -> None:
         f"(c) whole job, run calls of 512, {loaded.precision.label()}":
             args.n / timed(lambda: whole_job(registry, host, ClassifyBigBatches.name, texts), args.repeat, sync),
     }
-    report(rates, {}, "(a2) plain PyTorch loop, fp32", "(a1) pipeline batch 32, fp32")
+    report(rates, {}, {"plain": "(a2) plain PyTorch loop, fp32", "pipeline": "(a1) pipeline batch 32, fp32"})
     print("metric: n/a (random weights: speed only)")
     with contextlib.suppress(OSError):
         import shutil
@@ -352,6 +445,12 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: VERTICALS_DEVICE, auto)")
     parser.add_argument("--runtimes", default="torch,onnx,onnx-int8",
                         help="runtimes measured in the finance mode (comma-separated)")
+    parser.add_argument("--adapter-modes", default="merged,hooks",
+                        help="finance mode, torch runtime: serve the adapter merged, through the hooks, or both")
+    parser.add_argument("--no-gate", dest="gate", action="store_false",
+                        help="finance mode: build the ONNX variants without gating them (auto then serves torch)")
+    parser.add_argument("--cli", action="store_true",
+                        help="finance mode: also time `verticals run` end to end in a new process (auto)")
     parser.add_argument("--config-model", choices=sorted(CONFIGS), default=None,
                         help="a classifier of this size from a config, random weights (speed only)")
     args = parser.parse_args()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import functools
 import json
 import logging
@@ -193,13 +194,60 @@ class LoraAdapter:
     def memory_bytes(self) -> int:
         return sum(a.numel() * a.element_size() + b.numel() * b.element_size() for a, b in self.layers.values())
 
+    def merge_into(self, model: torch.nn.Module, skip_missing: bool = False) -> int:
+        """Fold this adapter into ``model``'s weights in place: ``W += scaling * B @ A`` on each target layer
+        (computed in fp32, then cast to the weight's dtype and device): what peft's ``merge_and_unload`` does.
+        ``skip_missing``: layers ``model`` lacks (a truncated copy) are skipped instead of refused.
+        Returns how many layers were merged."""
+        modules = dict(model.named_modules())
+        merged = 0
+        with torch.no_grad():
+            for name, (lora_a, lora_b) in self.layers.items():
+                layer = modules.get(name)
+                if layer is None:
+                    if skip_missing:
+                        continue
+                    raise ValueError(f"the adapter targets a layer the model lacks: {name}")
+                weight = layer.weight
+                delta = (lora_b.float().to(weight.device) @ lora_a.float().to(weight.device)) * self.scaling
+                weight.copy_((weight.float() + delta).to(weight.dtype))
+                merged += 1
+        return merged
+
+    def merged_copy(self, model: torch.nn.Module) -> torch.nn.Module:
+        """A copy of ``model`` with this adapter merged, in which only the target layers' weights are new
+        tensors: every other parameter and buffer (embeddings, biases, layer norms, untouched layers) is the
+        same tensor as ``model``'s, so the copy costs the target weights only. The copy carries no hooks."""
+        modules = dict(model.named_modules())
+        targets = {id(modules[name].weight) for name in self.layers if name in modules}
+        shared: dict[int, Any] = {id(t): t for t in [*model.parameters(), *model.buffers()] if id(t) not in targets}
+        clone = copy.deepcopy(model, memo=shared)
+        for module in clone.modules():
+            module._forward_hooks.clear()
+            module._forward_pre_hooks.clear()
+        self.merge_into(clone)
+        return clone.eval()
+
+    def merged_bytes(self, model: torch.nn.Module) -> int:
+        """The memory a :meth:`merged_copy` of ``model`` adds: the target layers' weights."""
+        modules = dict(model.named_modules())
+        return sum(modules[n].weight.numel() * modules[n].weight.element_size() for n in self.layers if n in modules)
+
 
 class EncoderModel(LoadedModel):
     """Sentence embeddings: mean pooling over the last hidden state.
 
-    Several LoRA adapters can be served on one loaded encoder (:meth:`add_adapter`): forward hooks on the
-    target layers add the low-rank update of the adapter the calling thread selected (``embed(...,
-    adapter=key)``), and nothing when none is selected, so the base encoder stays shared and unchanged.
+    LoRA adapters are served on one loaded encoder (:meth:`add_adapter`), the base encoder staying shared and
+    unchanged, in one of two ways chosen per encoder:
+
+    - **merged** (while the encoder serves a single adapter): the adapter is folded once into a copy of its
+      target layers' weights (:meth:`LoraAdapter.merged_copy`; every other tensor is the base's), and
+      ``embed(..., adapter=key)`` runs that copy: no per-batch cost for the adapter;
+    - **hooks** (as soon as a second adapter is added to the same encoder): forward hooks on the target layers
+      add the low-rank update of the adapter the calling thread selected, and nothing when none is selected,
+      so N adapters cost their low-rank matrices only (the merged copy is dropped).
+
+    :meth:`use_hooks` / :meth:`merge` force one way for one adapter (benchmarks, tests).
     """
 
     kind = "encoder"
@@ -207,8 +255,9 @@ class EncoderModel(LoadedModel):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.adapters: dict[str, LoraAdapter] = {}
+        self._merged: dict[str, torch.nn.Module] = {}  # adapter key -> the encoder with that adapter merged
         self._hooked: set[str] = set()
-        self._adapter_lock = threading.Lock()
+        self._adapter_lock = threading.RLock()
 
     @property
     def dimension(self) -> int:
@@ -233,7 +282,40 @@ class EncoderModel(LoadedModel):
                     layer.register_forward_hook(self._lora_hook(name))
                     self._hooked.add(name)
             self.adapters[key] = adapter
+            if len(self.adapters) == 1:
+                self.merge(key)
+            else:  # several adapters share this base: each costs its low-rank matrices only
+                for other in list(self._merged):
+                    self.use_hooks(other)
             return adapter
+
+    def merge(self, key: str) -> None:
+        """Serve adapter ``key`` from a copy of the encoder with it merged (built once; see the class)."""
+        with self._adapter_lock:
+            if key in self._merged:
+                return
+            adapter = self.adapters[key]
+            self._merged[key] = adapter.merged_copy(self.model)
+            log.info("encoder %s: adapter merged into a copy of its %d target layers (%.1f MB)", self.spec.name,
+                     len(adapter.layers), adapter.merged_bytes(self.model) / 2**20)
+
+    def use_hooks(self, key: str) -> None:
+        """Serve adapter ``key`` through the forward hooks on the shared encoder (drops its merged copy)."""
+        with self._adapter_lock:
+            if self._merged.pop(key, None) is not None:
+                log.info("encoder %s: %d adapters share it; adapter served unmerged (forward hooks)",
+                         self.spec.name, len(self.adapters))
+
+    def adapter_mode(self, key: str) -> str:
+        """``merged`` or ``hooks``: how adapter ``key`` is served now."""
+        if key not in self.adapters:
+            raise KeyError(f"encoder {self.spec.name} has no adapter {key!r} loaded")
+        return "merged" if key in self._merged else "hooks"
+
+    def adapter_bytes(self, key: str) -> int:
+        """The memory adapter ``key`` holds on this encoder: its matrices, plus its merged weights when merged."""
+        adapter = self.adapters[key]
+        return adapter.memory_bytes + (adapter.merged_bytes(self.model) if key in self._merged else 0)
 
     def _lora_hook(self, name: str) -> Callable[[torch.nn.Module, tuple[torch.Tensor, ...], torch.Tensor], Any]:
         def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> Any:
@@ -260,17 +342,22 @@ class EncoderModel(LoadedModel):
             for batch, pooled in self._onnx_batches(encoded):
                 out[batch] = l2_normalize(pooled) if normalize else pooled
             return out
+        merged = self._merged.get(adapter) if adapter is not None else None
+        if merged is not None:  # the adapter is in the copy's weights: no hook adds anything
+            self._embed_batches(encoded, out, normalize, merged)
+            return out
         token = _ACTIVE_ADAPTER.set(adapter)
         try:
-            self._embed_batches(encoded, out, normalize)
+            self._embed_batches(encoded, out, normalize, self.model)
         finally:
             _ACTIVE_ADAPTER.reset(token)
         return out
 
-    def _embed_batches(self, encoded: dict[str, list[list[int]]], out: np.ndarray, normalize: bool) -> None:
+    def _embed_batches(self, encoded: dict[str, list[list[int]]], out: np.ndarray, normalize: bool,
+                       model: torch.nn.Module) -> None:
         with self.forward_context():
             for batch, features in self._batches(encoded):
-                hidden = self.model(**features).last_hidden_state.float()
+                hidden = model(**features).last_hidden_state.float()
                 mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 if normalize:
@@ -377,7 +464,7 @@ class EncoderHeadClassifier(SequenceClassifierModel):
     def memory_bytes(self) -> int:
         own = self.weight.nbytes + self.bias.nbytes + (self.runner.bytes if self.runner is not None else 0)
         if self.adapter:
-            own += self.encoder.adapters[self.adapter].memory_bytes
+            own += self.encoder.adapter_bytes(self.adapter)
         if self.own_encoder:
             own += self.encoder.memory_bytes
         return own

@@ -199,15 +199,6 @@ def _plain_copy(module: torch.nn.Module) -> torch.nn.Module:
     return clone
 
 
-def _merge_adapter(encoder: torch.nn.Module, adapter: Any) -> None:
-    """Fold a LoRA adapter into the copy's weights: ``W += scaling * B @ A`` (what peft's merge does)."""
-    modules = dict(encoder.named_modules())
-    with torch.no_grad():
-        for name, (lora_a, lora_b) in adapter.layers.items():
-            layer = modules[name]
-            layer.weight += (lora_b.float().cpu() @ lora_a.float().cpu()) * adapter.scaling
-
-
 class _Pooled(torch.nn.Module):
     """Encoder + mean pooling (+ an optional linear head): the graph exported for encoders and heads."""
 
@@ -252,7 +243,7 @@ def export_module(model: LoadedModel) -> tuple[torch.nn.Module, list[str], str, 
     if isinstance(model, EncoderHeadClassifier):
         encoder = _plain_copy(model.encoder.model)
         if model.adapter:
-            _merge_adapter(encoder, model.encoder.adapters[model.adapter])
+            model.encoder.adapters[model.adapter].merge_into(encoder)  # W += scaling * B @ A
         head = _Pooled(encoder, names, model.weight, model.bias, bool(model.config.get("normalize", True)))
         return head, names, "logits", encoder
     if isinstance(model, EncoderModel):

@@ -64,16 +64,6 @@ def _truncated_copy(encoder: Any, layers: int | None) -> Any:
     return clone
 
 
-def _merge_lora(model: torch.nn.Module, adapter: LoraAdapter) -> None:
-    modules = dict(model.named_modules())
-    with torch.no_grad():
-        for name, (lora_a, lora_b) in adapter.layers.items():
-            layer = modules.get(name)
-            if layer is None:  # a layer beyond the kept depth
-                continue
-            layer.weight += (lora_b.to(layer.weight.dtype) @ lora_a.to(layer.weight.dtype)) * adapter.scaling
-
-
 class EncoderTokenTagger(LoadedModel):
     kind = "token-classifier"
 
@@ -116,7 +106,8 @@ class EncoderTokenTagger(LoadedModel):
         else:
             model = _truncated_copy(base.model, config.get("layers"))
             if config.get("adapter"):
-                _merge_lora(model, LoraAdapter(source.path / config["adapter"]))
+                # layers beyond the kept depth are skipped
+                LoraAdapter(source.path / config["adapter"]).merge_into(model, skip_missing=True)
         model.eval()
         if tensors["weight"].shape != (len(config["labels"]), int(model.config.hidden_size)):
             raise ValueError(f"tagger {spec.name!r}: head shape {tuple(tensors['weight'].shape)} does not match "
@@ -184,7 +175,8 @@ class EncoderTokenTagger(LoadedModel):
                     mask[row, :len(ids[index])] = 1
                 hidden = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
                                     ).last_hidden_state
-                probs = torch.softmax(self.head(hidden.float()), dim=-1).cpu().numpy()
+                logits = self.head(hidden.float()).float()  # fp32 also under bf16 autocast (numpy has no bf16)
+                probs = torch.softmax(logits, dim=-1).cpu().numpy()
                 for row, index in enumerate(batch):
                     window_probs[index] = probs[row, :len(ids[index])]
         out: list[tuple[np.ndarray, list[tuple[int, int]]]] = []
