@@ -53,7 +53,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def child(size: int, chunk_size: int, batch_size: int) -> None:
     """One size, in this process: submit, run, export; prints one JSON line."""
-    import resource
 
     from bench_task import LengthTask, register, result_rows
 
@@ -82,7 +81,8 @@ def child(size: int, chunk_size: int, batch_size: int) -> None:
     counts = store.summary(job_id)["counts"]
     if status != "succeeded" or counts.get("succeeded") != size or exported != size:
         raise SystemExit(f"job {job_id}: status {status}, counts {counts}, exported {exported} (expected {size})")
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/status") as status:  # VmHWM, not ru_maxrss (which keeps the pre-exec image's peak)
+        peak_kb = int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
     print(json.dumps({"size": size, "stored_s": stored_s, "processed_s": processed_s, "exported_s": exported_s,
                       "processed_cpu_s": processed_cpu_s, "peak_rss_mb": peak_kb / 1024}), flush=True)
 

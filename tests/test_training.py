@@ -246,6 +246,10 @@ def test_cli_train_promote_run_rollback_and_failed_runs(tmp_path):
     assert provenance["models"]["classifier"]["version"] == "finance.sentiment@v1"
     assert run_cli("models", "rollback", "finance.sentiment").returncode == 0
     assert ModelStore().promoted("finance.sentiment") is None
+    again = run_cli("models", "rollback", "finance.sentiment")  # nothing promoted: a no-op that says so
+    assert again.returncode == 0 and "nothing to roll" in again.stderr
+    typo = run_cli("models", "rollback", "finance.sentment")
+    assert typo.returncode == 2 and "did you mean finance.sentiment" in typo.stderr
 
     bad = _write_csv(tmp_path / "bad.csv", [{"text": "a", "label": "positive"}, {"text": "b", "label": "bullish"}])
     jobs_before = len(json.loads(run_cli("jobs", "list", "--json").stdout))

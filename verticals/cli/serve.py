@@ -40,7 +40,7 @@ def serve(
                                                             "every request is tenant 'local').")] = False,
     threads: Annotated[int | None, typer.Option(
         help="Job worker threads in this process (local executor; default VERTICALS_API_THREADS, 2). Tenants take "
-             "turns on them, each at most VERTICALS_API_JOBS_PER_TENANT at once.")] = None,
+             "turns on them; how many each may hold at once: docs/configuration.md.")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     preload: Annotated[bool, typer.Option(
         help="Load the models of the registered tasks before taking requests (the first request does not pay "

@@ -289,10 +289,19 @@ def _gate_metrics(spec: str, chosen, data: Path | None, gold: str | None, text_c
 def models_rollback(spec: Annotated[str, typer.Argument(help="Model spec, e.g. finance.sentiment.")]) -> None:
     """Un-promote SPEC's current version: the previously promoted one (or the spec's default sources) takes over."""
     from verticals.core.models.versions import ModelStore, ModelStoreError
+    from verticals.registry import did_you_mean, get_registry
 
     cli = _cli()
+    store = ModelStore()
+    if store.promoted(spec) is None:  # nothing to undo: the wanted state holds already (a no-op, exit 0)
+        known = get_registry().models
+        if spec not in known and not store.versions(spec):
+            raise cli._fail(f"unknown model {spec!r}{did_you_mean(spec, known)}")
+        cli.err.print(f"{spec}: no version is promoted; it serves the spec's own sources already (nothing to roll "
+                      "back)")
+        return
     try:
-        now = ModelStore().rollback(spec)
+        now = store.rollback(spec)
     except ModelStoreError as error:
         raise cli._fail(str(error)) from None
     if now is None:
