@@ -166,6 +166,11 @@ def test_hot_statements_use_the_intended_index(store, jobs):
                           JOB_SEQ, ("job_id", "seq"))
     assert_items_by_index(store, plans_of(store, lambda: list(store.iter_items(job, status="succeeded", page=20))),
                           STATUS_SEQ, ("job_id", "status", "seq"))
+    # the exports' rows (only the columns they read): the same pages by the same indexes
+    assert_items_by_index(store, plans_of(store, lambda: list(store.iter_rows(job, ("status", "output"), page=500))),
+                          JOB_SEQ, ("job_id", "seq"))
+    assert_items_by_index(store, plans_of(store, lambda: list(store.iter_rows(job, status="succeeded", page=20))),
+                          STATUS_SEQ, ("job_id", "status", "seq"))
     # cancellation of a chunk, retry of failed items
     assert_items_by_index(store, plans_of(store, lambda: store.cancel_pending(job, 2 * CHUNK, 3 * CHUNK)),
                           STATUS_SEQ + JOB_SEQ, ("job_id", "seq"))

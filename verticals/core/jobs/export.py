@@ -56,7 +56,9 @@ def result_rows(store: Store, job_id: str, include_inputs: bool = True, copies: 
     """Export rows (seq, status, input, output, error; ``explanation`` with ``explained``) in input order;
     ``copies``: input keys left out (task fields copied from a mapped column)."""
     skip = set(copies)
-    for item in store.iter_items(job_id, status=status):
+    columns = ("status", *(("input",) if include_inputs else ()), "output", "error",
+               *(("explanation",) if explained else ()))
+    for item in store.iter_rows(job_id, columns, status=status):
         yield _row(item, include_inputs, skip, explained)
 
 
@@ -231,13 +233,16 @@ def _export_columns(store: Store, job_id: str, output_model: type[BaseModel] | N
     found_kinds: dict[str, str] = {}
     prefixes = tuple(f"{prefix}." if prefix else "" for prefix in columns.open)
     exact = set(columns.open)
-    for row in result_rows(store, job_id, include_inputs, copies):
-        for key, value in flatten(row.get("input")).items():
-            inputs.setdefault(key, None)
-            if value is not None:
-                input_kinds[key] = _merge_kind(input_kinds.get(key), _value_kind(value))
+    skip = set(copies)
+    read = (*(("input",) if include_inputs else ()), *(("output",) if columns.open else ()))
+    for row in store.iter_rows(job_id, read):  # only the columns that name columns: no output, no provenance
+        if include_inputs and row.input:
+            for key, value in flatten({k: v for k, v in row.input.items() if k not in skip}).items():
+                inputs.setdefault(key, None)
+                if value is not None:
+                    input_kinds[key] = _merge_kind(input_kinds.get(key), _value_kind(value))
         if columns.open:
-            for key, value in flatten(row.get("output")).items():
+            for key, value in flatten(row.output).items():
                 if key in exact or key.startswith(prefixes):
                     found.setdefault(key, None)
                     if value is not None:
@@ -432,7 +437,7 @@ def _folder_rows(store: Store, plan: _Plan, put: Callable[[str, str], None]) -> 
     task = plan.task_cls() if plan.task_cls else None
     skip = set(plan.copies)
     context = access_context(plan.job.tenant_id)
-    for item in store.iter_items(plan.job.id):
+    for item in store.iter_rows(plan.job.id):  # the input is read whatever is exported: Task.files takes it
         yield _row(item, plan.include_inputs, skip, plan.explained)
         if task is None or item.status != "succeeded" or item.input is None:
             continue
