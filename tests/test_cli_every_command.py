@@ -86,6 +86,7 @@ def _samples(ids: dict[str, str]) -> dict[str, list[tuple[list[str], int, list[s
         "webhooks add": [(["--tenant", "acme-research-and-development", "--url", "http://127.0.0.1:9/hook"], 0, [])],
         "webhooks list": [([], 0, [hook, "http://127.0.0.1:9/hook"]), (["--json"], 0, [])],
         "webhooks remove": [([hook], 0, [hook])],
+        "usage": [([], 0, ["total"]), (["--models", "--tenant", "-"], 0, ["total"]), (["--json"], 0, [])],
     }
 
 

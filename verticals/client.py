@@ -261,6 +261,13 @@ class Client:
         job.resume()
         return job
 
+    def usage(self, since: str | None = "30d", until: str | None = None) -> dict[str, Any]:
+        """What jobs used per UTC day (``since`` / ``until``: ``2026-12-01`` or an age such as ``7d``), with totals
+        and cost: ``{"days": [{"day", "jobs", "items", "model_s", "tokens", "wall_s", "models", "cost"}...], "total":
+        {...}, "currency"}``. Remote: your tenant's (``GET /v1/usage``); in-process: every tenant's, as
+        ``verticals usage`` shows it (each day names its ``tenant``; None: jobs without one)."""
+        return self._backend.usage(since, until)
+
     def jobs(self, limit: int = 20) -> list[JobStatus]:
         return [JobStatus.from_dict(j) for j in self._backend.jobs(limit)]
 
@@ -376,6 +383,10 @@ class _Remote:
 
     def resume(self, job_id: str) -> dict[str, Any]:
         return self._check(self.http.post(f"/v1/jobs/{job_id}/resume"))["job"]
+
+    def usage(self, since: str | None, until: str | None) -> dict[str, Any]:
+        params = {key: value for key, value in (("since", since), ("until", until)) if value}
+        return self._check(self.http.get("/v1/usage", params=params))
 
     def export(self, job_id: str, dest: Path, include_inputs: bool | None) -> None:
         suffix = dest.suffix.lower().lstrip(".")
@@ -548,6 +559,14 @@ class _Local:
         if summary["id"] not in self.started:
             self.started.append(summary["id"])
         return self._call(self.service.summary, summary["id"])
+
+    def usage(self, since: str | None, until: str | None) -> dict[str, Any]:
+        from verticals.core.jobs.usage import UsageError, parse_day, usage_report
+
+        try:
+            return usage_report(self.store, since=parse_day(since), until=parse_day(until))
+        except UsageError as error:
+            raise InputRefused(str(error), 422) from None
 
     def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any], explain: bool = False
                 ) -> list[dict[str, Any]]:

@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     api_predict_concurrency: int = Field(
         default=2, ge=1, description="Predict requests the server runs at once (the others wait).")
 
+    # usage and cost (docs/operations.md)
+    prices: str | None = Field(
+        default=None, description="The operator's price table, turning metered usage into cost: a price per model "
+        "second for each device kind and one per 1,000 items, e.g. 'cpu=0.00002,cuda=0.0004,items_1k=0.01' "
+        "(unset: no cost shown).")
+    price_currency: str = Field(default="USD", description="The unit of VERTICALS_PRICES, shown next to costs.")
+
     # files on the server that job parameters name (docs/security.md: server files)
     data_roots: str | None = Field(
         default=None, description="Folders (separated by ':') inside which API tenants may name server files in "
@@ -181,6 +188,17 @@ class Settings(BaseSettings):
                 raise ValueError("MODEL=RUNTIME pairs separated by ';', RUNTIME one of " + ", ".join(RUNTIME_CHOICES))
         return value
 
+    @field_validator("prices")
+    @classmethod
+    def _price_table(cls, value: str | None) -> str | None:
+        parse_prices(value)
+        return value
+
+    @property
+    def price_table(self) -> dict[str, float]:
+        """``prices`` as {device kind or ``items_1k``: price} (empty: no prices set)."""
+        return parse_prices(self.prices)
+
     @property
     def plugin_allowlist(self) -> set[str] | None:
         """``load_plugins`` as a set of names (``None``: every installed plugin)."""
@@ -192,6 +210,29 @@ class Settings(BaseSettings):
     def data_dir(self) -> Path:
         """``home`` or the platform's user data dir (not created here: see :func:`data_dir`)."""
         return self.home.expanduser() if self.home else Path(platformdirs.user_data_dir("verticals", appauthor=False))
+
+
+PRICE_KEYS = (*DEVICE_KINDS, "items_1k")
+
+
+def parse_prices(value: str | None) -> dict[str, float]:
+    """``cpu=0.00002,cuda=0.0004,items_1k=0.01`` -> {"cpu": 2e-05, ...}; ``ValueError`` saying what it takes."""
+    table: dict[str, float] = {}
+    for part in (value or "").replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        name, sep, price = part.partition("=")
+        name = name.strip().lower()
+        try:
+            amount = float(price)
+        except ValueError:
+            amount = -1.0
+        if not sep or name not in PRICE_KEYS or not amount >= 0 or amount == float("inf"):
+            raise ValueError("KEY=PRICE pairs separated by ',', KEY a device kind (" + ", ".join(DEVICE_KINDS)
+                             + ": the price of one model second) or items_1k (the price of 1,000 items), PRICE a "
+                             "number >= 0")
+        table[name] = amount
+    return table
 
 
 def env_name(field: str) -> str:

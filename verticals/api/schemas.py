@@ -82,6 +82,44 @@ class ItemProgressOut(BaseModel):
     updated_at: str | None = Field(default=None, description="when the latest report was made")
 
 
+class ModelUsageOut(BaseModel):
+    model: str
+    device: str = Field(description="Where it ran: cpu, cuda:0, mps...")
+    model_s: float = Field(description="Seconds of this model's calls")
+    tokens: int = Field(description="Tokens it read and generated")
+    calls: int
+    peak_memory_bytes: int | None = Field(default=None, description="CUDA: the process's peak of allocated GPU "
+                                                                     "memory (torch); null where not known")
+
+
+class UsageOut(BaseModel):
+    items: int = Field(description="Items that ran and got a result (succeeded or failed)")
+    model_s: float = Field(description="Model seconds, every model and device")
+    wall_s: float = Field(description="Seconds the batches took (model loading excluded)")
+    tokens: int
+    models: list[ModelUsageOut] = Field(default_factory=list)
+    cost: float | None = Field(default=None, description="By the operator's price table (VERTICALS_PRICES); null "
+                                                         "when none is set")
+
+
+class UsageDayOut(UsageOut):
+    day: str = Field(description="UTC day, YYYY-MM-DD")
+    jobs: int = Field(description="Jobs that ran batches that day")
+
+
+class UsageTotalOut(UsageOut):
+    jobs: int
+
+
+class UsageReportOut(BaseModel):
+    tenant: str
+    since: str | None
+    until: str | None
+    currency: str | None = Field(description="The unit of the costs (null: no price table)")
+    days: list[UsageDayOut]
+    total: UsageTotalOut
+
+
 class JobOut(BaseModel):
     id: str
     task: str
@@ -104,6 +142,7 @@ class JobOut(BaseModel):
     finished_at: str | None = None
     elapsed_s: float | None = None
     tenant: str | None = None
+    usage: UsageOut | None = Field(default=None, description="What the job used so far (items, model time...)")
     items_per_s: float | None = Field(default=None, description="Throughput so far")
     eta_s: float | None = Field(default=None, description="Estimated seconds left (running jobs)")
 
@@ -205,7 +244,12 @@ def job_out(summary: dict[str, Any]) -> JobOut:
         rate = done / summary["elapsed_s"] if done else 0.0
         if summary["status"] == "running" and rate:
             eta = max(0.0, summary["total"] - done) / rate
-    return JobOut(**{k: v for k, v in summary.items() if k in JobOut.model_fields}, items_per_s=rate, eta_s=eta)
+    fields = {k: v for k, v in summary.items() if k in JobOut.model_fields}
+    if summary.get("usage") is not None:
+        from verticals.core.jobs.usage import cost
+
+        fields["usage"] = {**summary["usage"], "cost": cost(summary["usage"])}
+    return JobOut(**fields, items_per_s=rate, eta_s=eta)
 
 
 def iso(value: Any) -> str | None:

@@ -5,6 +5,7 @@ One module per command group:
 - :mod:`~verticals.cli.run` ``verticals run``; :mod:`~verticals.cli.jobs` ``verticals jobs ...``;
 - :mod:`~verticals.cli.plugins`, :mod:`~verticals.cli.tasks`, :mod:`~verticals.cli.models`, :mod:`~verticals.cli.db`;
 - :mod:`~verticals.cli.worker` ``verticals worker``; :mod:`~verticals.cli.serve` ``verticals serve|keys|webhooks``;
+  :mod:`~verticals.cli.operations` ``verticals usage`` and ``verticals tenants ...``;
 - :mod:`~verticals.cli.evaluate` ``verticals eval``; :mod:`~verticals.cli.train` ``verticals train`` and the model
   store's ``models list|promote|rollback`` (added by the core's own ``register_commands`` hook);
 - :mod:`~verticals.cli.common`: what they share (consoles, errors, option parsing, progress, rendering).
@@ -21,7 +22,7 @@ from typing import Annotated
 import typer
 
 from verticals import __version__
-from verticals.cli import evaluate, serve, signals, worker
+from verticals.cli import evaluate, operations, serve, signals, worker
 from verticals.cli.common import (  # noqa: F401  (kept importable from verticals.cli)
     UserError,
     _coerce,
@@ -76,8 +77,8 @@ def _main(
 
 
 def _register_core_commands() -> None:
-    """The commands of the worker, the API server and evaluations (each in its own module here)."""
-    for module in (worker, serve, evaluate):
+    """The commands of the worker, the API server, evaluations and operations (each in its own module here)."""
+    for module in (worker, serve, evaluate, operations):
         module.register(app)
 
 

@@ -306,6 +306,10 @@ def _print_summary(store, job_id: str) -> dict[str, Any]:
         figures += [f"in {summary['elapsed_s']:.1f}s", f"({rate:,.1f} items/s)"]
     err.print(_joined([f"job [bold]{summary['id']}[/bold]:", f"[bold]{summary['status']}[/bold]"]))
     err.print(_joined(["  " + figures[0], *figures[1:]], indent="    "))
+    from verticals.core.jobs.usage import describe_job_usage
+
+    used = describe_job_usage(summary["usage"]).split(" · ")  # 3,000 items · 41 s model time on cpu
+    err.print(_joined(["  " + used[0], *("· " + part for part in used[1:])], indent="    "))
     artifact = store.get_artifact(job_id, "summary.json")
     if artifact:
         err.print("[bold]summary[/bold]")

@@ -24,8 +24,9 @@ from verticals.core.access import access_context, check_rows, server_access
 from verticals.core.io import InputError
 from verticals.core.jobs.pipeline import LazyModels, describe_validation_error, process_batch, run_isolating
 from verticals.core.models.host import ModelHost
+from verticals.core.models.metering import Meter, metering
 from verticals.core.store import Store, storage_problem
-from verticals.core.store.repo import EVENT_LEASE, ItemResult
+from verticals.core.store.repo import EVENT_LEASE, BatchUsage, ItemResult
 from verticals.core.store.secrets import seal_params, unseal_params
 from verticals.core.store.tables import utcnow
 from verticals.core.text import unstorable
@@ -132,10 +133,11 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
         raise JobError(f"item 1: {unstorable(first)}")
     plugin = registry.task_plugin.get(task_name)
     sweep_abandoned(store)  # submissions that died half-way on this host (killed, or a full disk)
-    job_id = store.create_job(task_name, seal_params(validated_params), {**(options or {}), SUBMITTER: _submitter()},
-                              chunk_size or task_cls.chunk_size, plugin.name if plugin else None,
-                              plugin.version if plugin else None, tenant=tenant)
-    _SUBMITTING.add(job_id)
+    with _SUBMITTING_LOCK:  # else a sweep of another thread (concurrent API requests) could take it for abandoned
+        job_id = store.create_job(task_name, seal_params(validated_params),
+                                  {**(options or {}), SUBMITTER: _submitter()}, chunk_size or task_cls.chunk_size,
+                                  plugin.name if plugin else None, plugin.version if plugin else None, tenant=tenant)
+        _SUBMITTING.add(job_id)
     total, pending = 0, list[tuple[int, Any, str, str | None]]()
     try:
         row = first
@@ -169,7 +171,8 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
         raise StoreFull(f"the job could not be stored: {problem}; nothing was kept. Free space on the database's "
                         "disk and submit again") from None
     finally:
-        _SUBMITTING.discard(job_id)
+        with _SUBMITTING_LOCK:
+            _SUBMITTING.discard(job_id)
     registry.hook.job_submitted(job=store.summary(job_id))
     return job_id
 
@@ -226,6 +229,7 @@ def discard_job(store: Store, job_id: str) -> None:
 SUBMITTER = "_submitter"
 """The option naming the process storing a job's items (host, pid, process start), removed once it is done."""
 _SUBMITTING: set[str] = set()  # the jobs this process is storing now
+_SUBMITTING_LOCK = threading.Lock()  # a job is in _SUBMITTING from the moment another thread can see it
 
 
 def _process_start(pid: int) -> str | None:
@@ -264,13 +268,26 @@ def sweep_abandoned(store: Store) -> int:
         if not isinstance(mark, dict) or mark.get("host") != host or not isinstance(mark.get("pid"), int):
             continue
         pid = mark["pid"]
-        alive = _process_start(pid) == mark.get("started") if mark.get("started") else _pid_alive(pid)
-        if alive and (pid != os.getpid() or job_id in _SUBMITTING):
+        if pid == os.getpid() and mark.get("started") == _process_start(pid):  # this process's own submission
+            with _SUBMITTING_LOCK:
+                if job_id in _SUBMITTING:
+                    continue  # being stored by another thread of this process
+            if _submitted_since(store, job_id):  # it completed after the candidates were read
+                continue
+        elif _process_start(pid) == mark.get("started") if mark.get("started") else _pid_alive(pid):
             continue
         if _discard_unsubmitted(store, job_id):
             log.warning("removed job %s: its submission stopped half-way (process %d)", job_id, pid)
             removed += 1
     return removed
+
+
+def _submitted_since(store: Store, job_id: str) -> bool:
+    """Whether the job is gone or completely submitted now (read again, after the membership check)."""
+    try:
+        return bool(store.job(job_id).submitted)
+    except KeyError:
+        return True
 
 
 def _pid_alive(pid: int) -> bool:
@@ -512,8 +529,11 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         seqs = [seq for seq, _, _ in batch_items]
         inputs = [task_cls.Input.model_validate(data, context=input_context) for _, data, _ in batch_items]
         sink.begin(len(inputs))
+        meter = Meter()  # the batch's model time and tokens, per model and device (the model host's calls)
+        began = time.perf_counter()
         try:
-            results = process_batch(registry, task, seqs, inputs, models, ctx)
+            with metering(meter):
+                results = process_batch(registry, task, seqs, inputs, models, ctx)
         except BaseException as error:
             if sink.end():  # interrupted: its report is about items that are not running any more
                 with contextlib.suppress(Exception):
@@ -522,7 +542,10 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
                 with contextlib.suppress(Exception):
                     store.release_attempts(job_id, seqs)
             raise
-        store.write_results(job_id, results, purge_inputs=purge, clear_progress=sink.end())
+        usage = BatchUsage(job.tenant_id, job.task, time.perf_counter() - began,
+                           {key: (use.seconds, use.tokens, use.calls, use.peak_memory_bytes)
+                            for key, use in meter.models.items()})
+        store.write_results(job_id, results, purge_inputs=purge, clear_progress=sink.end(), usage=usage)
         ok = sum(r.status == "succeeded" for r in results)
         stopped = sum(r.status == "cancelled" for r in results)
         report.succeeded += ok

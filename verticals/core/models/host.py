@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from verticals.config import settings
 from verticals.contract import MODEL_KINDS, ModelKind, ModelSpec, Packaged
+from verticals.core.models.metering import paused
 from verticals.core.models.sources import (
     ModelUnavailable,
     ResolvedSource,
@@ -99,13 +100,14 @@ class ModelHost:
             spec = self.spec(name)
             source = self.resolve(name)
             started = time.perf_counter()
-            if spec.kind == "token-classifier" and (source.path / HEAD_FILE).exists():
-                from verticals.core.models.tagging import EncoderTokenTagger  # a tag head over a shared encoder
+            with paused():  # loading (and its precision probes) is not a job's model time
+                if spec.kind == "token-classifier" and (source.path / HEAD_FILE).exists():
+                    from verticals.core.models.tagging import EncoderTokenTagger  # a tag head over a shared encoder
 
-                model: LoadedModel = EncoderTokenTagger.load(spec, source, self)
-            else:
-                model = load_model(spec, source, host=self, device=self.device)
-            attach(model, self, self.runtimes.get(name))
+                    model: LoadedModel = EncoderTokenTagger.load(spec, source, self)
+                else:
+                    model = load_model(spec, source, host=self, device=self.device)
+                attach(model, self, self.runtimes.get(name))
             self.load_seconds[name] = time.perf_counter() - started
             log.info(
                 "loaded model %s from %s %s on %s (%s, %s) in %.1fs", name, source.kind, source.reference,

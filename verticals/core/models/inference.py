@@ -34,6 +34,7 @@ import torch
 from verticals.contract import ModelSpec
 from verticals.core.models.batching import pad_batch, token_budget_batches
 from verticals.core.models.device import Precision, pick_device, pick_precision
+from verticals.core.models.metering import count_tokens, wrap_model_methods
 from verticals.core.models.sources import ResolvedSource
 
 if TYPE_CHECKING:
@@ -58,6 +59,10 @@ class LoadedModel:
     """
 
     kind = "model"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        wrap_model_methods(cls)  # embed, classify, tag, generate...: model time and tokens of the job's meter
 
     def __init__(self, spec: ModelSpec, source: ResolvedSource, model: Any, tokenizer: Any,
                  device: torch.device, precision: Precision):
@@ -106,6 +111,7 @@ class LoadedModel:
             list(texts), list(pairs) if pairs is not None else None,
             truncation=True, max_length=self.spec.max_length,
         )
+        count_tokens(sum(len(ids) for ids in encoded["input_ids"]))
         return {key: encoded[key] for key in encoded if key != "offset_mapping"}
 
     def _batches(self, encoded: dict[str, list[list[int]]]) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
@@ -503,6 +509,7 @@ class TokenClassifierModel(LoadedModel):
             return results
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.spec.max_length,
                                  return_offsets_mapping=True)
+        count_tokens(sum(len(ids) for ids in encoded["input_ids"]))
         offsets = encoded.pop("offset_mapping")
         id2label = self.model.config.id2label
         if self.runner is not None:
@@ -572,6 +579,7 @@ class CausalLMModel(LoadedModel):
         texts = [self.format_prompt(p, system) for p in prompts]
         encoded = self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.spec.max_length)
         encoded = {k: encoded[k] for k in ("input_ids", "attention_mask")}
+        count_tokens(sum(len(ids) for ids in encoded["input_ids"]))
         lengths = [len(ids) + max_new_tokens for ids in encoded["input_ids"]]
         outputs: list[str] = [""] * len(texts)
         finished = 0
@@ -594,6 +602,7 @@ class CausalLMModel(LoadedModel):
                             for k, a in self._pad(encoded, batch, padding_side="left").items()}
                 generated = self.model.generate(**features, **options)
                 new_tokens = generated[:, features["input_ids"].shape[1]:]
+                count_tokens(_generated_tokens(new_tokens, self.tokenizer.pad_token_id))
                 for index, text in zip(batch, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True),
                                        strict=True):
                     outputs[index] = text.strip()
@@ -601,6 +610,13 @@ class CausalLMModel(LoadedModel):
                 if on_progress is not None:
                     on_progress(finished, len(texts))
         return outputs
+
+
+def _generated_tokens(tokens: torch.Tensor, pad_token_id: int | None) -> int:
+    """Tokens a generation produced: the padding of the rows that stopped early left out."""
+    if pad_token_id is None:
+        return int(tokens.numel())
+    return int((tokens != pad_token_id).sum())
 
 
 class Seq2SeqModel(LoadedModel):
@@ -614,6 +630,7 @@ class Seq2SeqModel(LoadedModel):
         with self.forward_context():
             for batch, features in self._batches(encoded):
                 generated = self.model.generate(**features, max_new_tokens=max_new_tokens, **generate_kwargs)
+                count_tokens(_generated_tokens(generated, self.tokenizer.pad_token_id))
                 for index, text in zip(batch, self.tokenizer.batch_decode(generated, skip_special_tokens=True),
                                        strict=True):
                     outputs[index] = text.strip()

@@ -29,6 +29,7 @@ import torch
 from verticals.contract import ModelSpec
 from verticals.core.models.batching import token_budget_batches
 from verticals.core.models.inference import HEAD_FILE, PARITY_PROBES, EncoderModel, LoadedModel, LoraAdapter, load_model
+from verticals.core.models.metering import count_tokens
 from verticals.core.models.sources import ResolvedSource
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ class EncoderTokenTagger(LoadedModel):
         encoded = self.tokenizer(list(texts), truncation=True, max_length=max_length, stride=stride,
                                  return_overflowing_tokens=True, return_offsets_mapping=True)
         ids: list[list[int]] = encoded["input_ids"]
+        count_tokens(sum(len(window) for window in ids))
         owners: list[int] = encoded["overflow_to_sample_mapping"]
         window_probs: list[np.ndarray | None] = [None] * len(ids)
         pad = self.tokenizer.pad_token_id or 0

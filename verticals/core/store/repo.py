@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from verticals.core.store.db import ensure_ready, make_engine, scrub_sqlite
 from verticals.core.store.secrets import redact_params
-from verticals.core.store.tables import Artifact, Item, Job, JobEvent, utcnow
+from verticals.core.store.tables import Artifact, Item, Job, JobEvent, JobUsage, utcnow
 from verticals.core.text import valid_text
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -152,6 +152,7 @@ class Store:
                                for purge, statement in _WRITE_RESULTS.items()}
         self._begin_items: dict[tuple[int, bool], _Prepared] = {}
         self._add_counts = _Prepared(_ADD_TO_COUNTS[False], engine.dialect)
+        self._add_usage = _Prepared(_usage_upsert(engine.dialect.name), engine.dialect)
         self._insert_items = _Prepared(_INSERT_ITEMS, engine.dialect)
 
     def session(self) -> Session:
@@ -248,8 +249,19 @@ class Store:
             "options": job.options, "plugin": job.plugin, "plugin_version": job.plugin_version,
             "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at),
             "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at), "elapsed_s": elapsed,
-            "tenant": job.tenant_id,
+            "tenant": job.tenant_id, "usage": self.job_usage(job.id),
         }
+
+    def job_usage(self, job_id: str) -> dict[str, Any]:
+        """What the job used (``job_usage``, every day summed): ``items`` (that ran and got a result), ``wall_s``
+        (its batches' time), ``model_s`` and ``tokens`` (its models'), ``models`` (per model and device)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(USAGE.c.model, USAGE.c.device, func.sum(USAGE.c.item_count), func.sum(USAGE.c.tokens),
+                       func.sum(USAGE.c.calls), func.sum(USAGE.c.model_s), func.sum(USAGE.c.wall_s),
+                       func.max(USAGE.c.peak_memory_bytes))
+                .where(USAGE.c.job_id == job_id).group_by(USAGE.c.model, USAGE.c.device)).all()
+        return fold_usage(rows)
 
     def mark_interrupted(self, job_id: str, interrupted: bool = True) -> None:
         """Stamp a job whose local run was stopped (Ctrl-C, SIGTERM) with items pending: its status is
@@ -357,13 +369,15 @@ class Store:
             return dict(job.options)
 
     def write_results(self, job_id: str, results: Iterable[ItemResult], purge_inputs: bool = False,
-                      clear_progress: str | None = None) -> int:
+                      clear_progress: str | None = None, usage: BatchUsage | None = None) -> int:
         """Write results onto items still pending; already-finished items are left alone (idempotent).
 
         One executemany UPDATE per result status (each row found by (job_id, status, seq)), and the
         job's counters, in one transaction. Returns how many items were written. ``clear_progress``: the
         key of the progress entry the batch's task reported (:meth:`set_progress`), removed in the same
         transaction: its items now count as done, so the job's progress never counts them twice.
+        ``usage``: what the batch used, added to the job's usage (``job_usage``) in the same transaction, with the
+        items written (succeeded or failed) as its items: a result written once is metered once.
         """
         groups: dict[str, list[ItemResult]] = {}
         for result in results:
@@ -388,6 +402,11 @@ class Store:
                                                       **{f"d_{status}": written.get(status, 0) for status in TERMINAL}})
             if clear_progress is not None:
                 _change_progress(connection, job_id, clear_progress, None)
+            if usage is not None:
+                ran = written.get("succeeded", 0) + written.get("failed", 0)
+                rows = _usage_rows(job_id, usage, ran, now)
+                names = list(rows[0])
+                self._add_usage.executemany(connection, {}, [{name: row[name] for name in names} for row in rows])
         return sum(written.values())
 
     # progress within items (RunContext.progress) ---------------------------------------------------------
@@ -543,6 +562,74 @@ class Store:
     def get_artifact(self, job_id: str, name: str) -> Artifact | None:
         with self.session() as session:
             return session.scalar(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+
+
+@dataclass
+class BatchUsage:
+    """What one batch of a job used: its wall seconds and, per (model, device), ``(seconds, tokens, calls, peak
+    memory bytes or None)``."""
+
+    tenant: str | None
+    task: str
+    wall_s: float
+    models: dict[tuple[str, str], tuple[float, int, int, int | None]]
+
+
+USAGE = cast(Table, JobUsage.__table__)
+
+
+def fold_usage(rows: Iterable[Any]) -> dict[str, Any]:
+    """Usage rows (model, device, items, tokens, calls, model_s, wall_s, peak memory), summed: the totals and one
+    entry per model and device (the most model time first)."""
+    out: dict[str, Any] = {"items": 0, "wall_s": 0.0, "model_s": 0.0, "tokens": 0, "models": []}
+    for model, device, items, tokens, calls, model_s, wall_s, peak in rows:
+        out["items"] += int(items or 0)
+        out["wall_s"] += float(wall_s or 0.0)
+        if model:
+            out["model_s"] += float(model_s or 0.0)
+            out["tokens"] += int(tokens or 0)
+            out["models"].append({"model": model, "device": device, "model_s": float(model_s or 0.0),
+                                  "tokens": int(tokens or 0), "calls": int(calls or 0),
+                                  "peak_memory_bytes": int(peak) if peak is not None else None})
+    out["models"].sort(key=lambda entry: (-entry["model_s"], entry["model"], entry["device"]))
+    return out
+
+
+def _usage_upsert(dialect: str) -> Any:
+    """The upsert of one usage row (bind names ``u_*``): inserted, or added to the row of the same job, day, model
+    and device (an atomic increment: chunks of one job writing at once on several workers add up, none is lost)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    upsert: Any
+    if dialect == "postgresql":
+        upsert = postgresql.insert
+    elif dialect == "sqlite":
+        upsert = sqlite.insert
+    else:  # pragma: no cover - the store runs on SQLite and PostgreSQL
+        raise RuntimeError(f"usage metering does not support the {dialect} database")
+    statement = upsert(USAGE).values({column.name: bindparam(f"u_{column.name}", type_=column.type)
+                                      for column in USAGE.columns})
+    new = statement.excluded
+    peak = case((USAGE.c.peak_memory_bytes.is_(None), new.peak_memory_bytes),
+                (new.peak_memory_bytes > USAGE.c.peak_memory_bytes, new.peak_memory_bytes),
+                else_=USAGE.c.peak_memory_bytes)
+    return statement.on_conflict_do_update(
+        index_elements=[USAGE.c.job_id, USAGE.c.day, USAGE.c.model, USAGE.c.device],
+        set_={"item_count": USAGE.c.item_count + new.item_count, "tokens": USAGE.c.tokens + new.tokens,
+              "calls": USAGE.c.calls + new.calls, "model_s": USAGE.c.model_s + new.model_s,
+              "wall_s": USAGE.c.wall_s + new.wall_s, "peak_memory_bytes": peak, "updated_at": new.updated_at})
+
+
+def _usage_rows(job_id: str, usage: BatchUsage, items: int, now: Any) -> list[dict[str, Any]]:
+    """A batch's usage rows of today (UTC): the job's row (items, wall seconds), then one per model and device."""
+    shared = {"u_job_id": job_id, "u_day": now.date().isoformat(), "u_tenant_id": usage.tenant,
+              "u_task": usage.task, "u_updated_at": now}
+    rows = [{**shared, "u_model": "", "u_device": "", "u_item_count": items, "u_tokens": 0, "u_calls": 0,
+             "u_model_s": 0.0, "u_wall_s": float(usage.wall_s), "u_peak_memory_bytes": None}]
+    rows += [{**shared, "u_model": model[:200], "u_device": device[:32], "u_item_count": 0, "u_tokens": int(tokens),
+              "u_calls": int(calls), "u_model_s": float(seconds), "u_wall_s": 0.0, "u_peak_memory_bytes": peak}
+             for (model, device), (seconds, tokens, calls, peak) in sorted(usage.models.items())]
+    return rows
 
 
 class _Prepared:

@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -114,6 +116,32 @@ class JobEvent(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a deliverer took it at
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+class JobUsage(Base):
+    """0010: what a job used, per UTC day, model and device: one row per (job, day, model, device), added to in the
+    transaction that writes each batch's results (so it is exact: a result written once is metered once).
+
+    The row with ``model`` and ``device`` empty holds the job's items (``item_count``) and wall seconds (its
+    batches' time); the other rows hold each model's seconds and tokens. No foreign key: usage outlives a
+    deleted or pruned job."""
+
+    __tablename__ = "job_usage"
+    __table_args__ = (Index("ix_job_usage_tenant_day", "tenant_id", "day"), Index("ix_job_usage_day", "day"))
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    model: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    device: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
+    tenant_id: Mapped[str | None] = mapped_column(String(64))  # None: a CLI / SDK in-process job
+    task: Mapped[str] = mapped_column(String(200))
+    item_count: Mapped[int] = mapped_column(BigInteger, default=0)  # items that ran and got a result
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    model_s: Mapped[float] = mapped_column(Float, default=0.0)
+    wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)  # CUDA only: torch's peak allocated
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
 
 # The REST API's tables (0002: tenants, API keys, webhooks, deliveries, idempotency keys) are declared on this
 # same Base by verticals.tenancy.tenants: only the API uses them.
