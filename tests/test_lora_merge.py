@@ -62,6 +62,7 @@ def test_one_adapter_is_merged_and_equals_the_hook_path_on_a_shared_base(tiny_en
     weights_before = {k: v.clone() for k, v in encoder.model.state_dict().items()}
     adapter = encoder.add_adapter("a", _write_adapter(tmp_path / "a", encoder.model))
     assert encoder.adapter_mode("a") == "merged"
+    assert encoder._merged == {} and encoder.adapter_bytes("a") == adapter.memory_bytes  # built at first use only
     merged = encoder.embed(TEXTS, normalize=False, adapter="a")
 
     copy_ = encoder._merged["a"]

@@ -246,9 +246,10 @@ class EncoderModel(LoadedModel):
     LoRA adapters are served on one loaded encoder (:meth:`add_adapter`), the base encoder staying shared and
     unchanged, in one of two ways chosen per encoder:
 
-    - **merged** (while the encoder serves a single adapter): the adapter is folded once into a copy of its
-      target layers' weights (:meth:`LoraAdapter.merged_copy`; every other tensor is the base's), and
-      ``embed(..., adapter=key)`` runs that copy: no per-batch cost for the adapter;
+    - **merged** (while the encoder serves a single adapter): at its first use on PyTorch, the adapter is folded
+      once into a copy of its target layers' weights (:meth:`LoraAdapter.merged_copy`; every other tensor is the
+      base's), and ``embed(..., adapter=key)`` runs that copy: no per-batch cost for the adapter (a head served
+      by an ONNX graph never builds it);
     - **hooks** (as soon as a second adapter is added to the same encoder): forward hooks on the target layers
       add the low-rank update of the adapter the calling thread selected, and nothing when none is selected,
       so N adapters cost their low-rank matrices only (the merged copy is dropped).
@@ -262,6 +263,7 @@ class EncoderModel(LoadedModel):
         super().__init__(*args, **kwargs)
         self.adapters: dict[str, LoraAdapter] = {}
         self._merged: dict[str, torch.nn.Module] = {}  # adapter key -> the encoder with that adapter merged
+        self._hooks_only: set[str] = set()  # adapters use_hooks() kept off the merged path
         self._hooked: set[str] = set()
         self._adapter_lock = threading.RLock()
 
@@ -288,15 +290,30 @@ class EncoderModel(LoadedModel):
                     layer.register_forward_hook(self._lora_hook(name))
                     self._hooked.add(name)
             self.adapters[key] = adapter
-            if len(self.adapters) == 1:
-                self.merge(key)
-            else:  # several adapters share this base: each costs its low-rank matrices only
-                for other in list(self._merged):
-                    self.use_hooks(other)
+            if len(self.adapters) > 1 and self._merged:  # several adapters share this base: matrices only
+                log.info("encoder %s: %d adapters share it; served unmerged (forward hooks)", self.spec.name,
+                         len(self.adapters))
+                self._merged.clear()
             return adapter
 
+    def _merged_for(self, key: str) -> torch.nn.Module | None:
+        """The merged copy serving adapter ``key``, built at its first use while it is the encoder's only adapter;
+        None: the hooks serve it."""
+        merged = self._merged.get(key)
+        if merged is None and len(self.adapters) == 1 and key not in self._hooks_only:
+            with self._adapter_lock:  # checked again: another thread may have added an adapter meanwhile
+                if len(self.adapters) == 1 and key not in self._hooks_only:
+                    self._build_merged(key)
+                merged = self._merged.get(key)
+        return merged
+
     def merge(self, key: str) -> None:
-        """Serve adapter ``key`` from a copy of the encoder with it merged (built once; see the class)."""
+        """Serve adapter ``key`` from a copy of the encoder with it merged, now (until another adapter is added)."""
+        with self._adapter_lock:
+            self._hooks_only.discard(key)
+            self._build_merged(key)
+
+    def _build_merged(self, key: str) -> None:
         with self._adapter_lock:
             if key in self._merged:
                 return
@@ -308,19 +325,19 @@ class EncoderModel(LoadedModel):
     def use_hooks(self, key: str) -> None:
         """Serve adapter ``key`` through the forward hooks on the shared encoder (drops its merged copy)."""
         with self._adapter_lock:
-            if self._merged.pop(key, None) is not None:
-                log.info("encoder %s: %d adapters share it; adapter served unmerged (forward hooks)",
-                         self.spec.name, len(self.adapters))
+            self._hooks_only.add(key)
+            self._merged.pop(key, None)
 
     def adapter_mode(self, key: str) -> str:
-        """``merged`` or ``hooks``: how adapter ``key`` is served now."""
+        """``merged`` or ``hooks``: how the next PyTorch forward with adapter ``key`` serves it."""
         if key not in self.adapters:
             raise KeyError(f"encoder {self.spec.name} has no adapter {key!r} loaded")
-        return "merged" if key in self._merged else "hooks"
+        lone = len(self.adapters) == 1 and key not in self._hooks_only
+        return "merged" if key in self._merged or lone else "hooks"
 
     def adapter_bytes(self, key: str) -> int:
         """The memory adapter ``key`` holds on this encoder: its matrices, plus its merged weights when merged."""
-        adapter = self.adapters[key]
+        adapter = self.adapters[key]  # (the merged weights once built: a head served by ONNX never builds them)
         return adapter.memory_bytes + (adapter.merged_bytes(self.model) if key in self._merged else 0)
 
     def _lora_hook(self, name: str) -> Callable[[torch.nn.Module, tuple[torch.Tensor, ...], torch.Tensor], Any]:
@@ -348,7 +365,7 @@ class EncoderModel(LoadedModel):
             for batch, pooled in self._onnx_batches(encoded):
                 out[batch] = l2_normalize(pooled) if normalize else pooled
             return out
-        merged = self._merged.get(adapter) if adapter is not None else None
+        merged = self._merged_for(adapter) if adapter is not None else None
         if merged is not None:  # the adapter is in the copy's weights: no hook adds anything
             self._embed_batches(encoded, out, normalize, merged)
             return out
