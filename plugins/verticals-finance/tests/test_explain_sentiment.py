@@ -64,13 +64,16 @@ def test_words_long_texts_and_deletion():
     assert delete_span("fell sharply", 0, 4) == "sharply"
 
 
-@pytest.mark.slow
-def test_deleting_the_top_evidence_words_lowers_the_negative_probability():
+@pytest.fixture(scope="module")
+def classifier():
     from verticals.core.models.host import ModelHost
     from verticals.registry import build_registry
 
-    host = ModelHost(build_registry().models)
-    classifier = host.get("finance.sentiment")
+    return ModelHost(build_registry().models).get("finance.sentiment")
+
+
+@pytest.mark.slow
+def test_deleting_the_top_evidence_words_lowers_the_negative_probability(classifier):
     task = SentimentTask()
     text = "The airline warned of a wider loss as fuel costs soared."
     item = SentimentInput(text=text)
@@ -93,3 +96,46 @@ def test_deleting_the_top_evidence_words_lowers_the_negative_probability():
     base = output.probabilities["negative"]
     assert without(top) < base - 0.2  # the evidence carries the label
     assert without(top) < without(bottom)  # and more than the weakest words do
+
+
+def test_integrated_gradients_is_refused_where_there_are_no_gradients():
+    from verticals import ItemError
+
+    task = SentimentTask()
+    item = SentimentInput(text="Profit beat estimates")
+    ctx = RunContext("t", SentimentTask.Params(explain_method="integrated-gradients"), explain=True)
+    model = CountingClassifier()  # as an ONNX variant: classify only
+    model.spec = type("Spec", (), {"name": "finance.sentiment"})()
+    model.runtime_label = "onnxruntime"
+    output = task.run([item], {"classifier": model}, ctx)[0]
+    with pytest.raises(ItemError, match=r"needs the PyTorch path.*onnxruntime.*use occlusion"):
+        task.explain([item], [output], {"classifier": model}, ctx)
+    auto = RunContext("t", SentimentTask.Params(), explain=True)  # auto: occlusion, which any runtime serves
+    assert task.explain([item], [output], {"classifier": model}, auto)[0].method == "occlusion"
+
+
+@pytest.mark.slow
+def test_integrated_gradients_add_up_to_the_probability_gained_from_the_baseline(classifier):
+    assert classifier.can_integrate_gradients
+    text = "Brightwater Foods lifts full-year outlook after record holiday pre-orders"
+    positive = classifier.labels.index("positive")
+    (scores, offsets), = classifier.integrated_gradients([text], [positive], steps=32)
+    assert len(scores) == len(offsets) and offsets[0] == (0, 0)  # [CLS]
+    p = float(classifier.classify([text])[0][positive])
+    encoded = classifier.tokenizer([text], return_special_tokens_mask=True)
+    import torch
+
+    baseline_ids = [[t if s else classifier.tokenizer.pad_token_id for t, s in
+                     zip(encoded["input_ids"][0], encoded["special_tokens_mask"][0], strict=True)]]
+    with torch.no_grad():
+        ids = torch.tensor(baseline_ids)
+        embeddings = classifier._embedding_model().get_input_embeddings()(ids)
+        p0 = float(classifier._probabilities_from_embeddings(embeddings, torch.ones_like(ids))[0][positive])
+    assert abs(float(scores.sum()) - (p - p0)) < 0.05  # completeness (Riemann error of 32 steps)
+    task = SentimentTask()
+    item = SentimentInput(text=text)
+    ctx = RunContext("t", SentimentTask.Params(explain_method="integrated-gradients"), explain=True)
+    output = task.run([item], {"classifier": classifier}, ctx)[0]
+    explanation = task.explain([item], [output], {"classifier": classifier}, ctx)[0]
+    assert explanation.method == "integrated-gradients" and explanation.evidence[0].text == "lifts"
+    assert check_explanation(explanation, item, "text") == explanation

@@ -60,9 +60,16 @@ def find_entities(text: str) -> list[str]:
     return out
 
 
+ExplainMethod = Literal["auto", "occlusion", "integrated-gradients"]
+
+
 class SentimentParams(BaseModel):
     entities: bool = Field(default=False, description="Also list the cashtags and company names each item "
                            "mentions; the job summary then gives the label shares per entity.")
+    explain_method: ExplainMethod = Field(
+        default="auto", description="With --explain: occlusion (each word deleted in turn; every runtime), "
+        "integrated-gradients (gradients at the input embeddings, 16 steps; the PyTorch path only), or auto "
+        "(occlusion: see docs/explanations.md for the figures behind the choice).")
 
 
 class SentimentInput(BaseModel):
@@ -117,8 +124,15 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
         probability drops when that word is deleted (positive: the word supports the label). One batched call
         of the classifier through the model host for the whole batch, so it works for every runtime (PyTorch,
         the ONNX variants). The summary names the top evidence words."""
-        return occlusion_explanations(models["classifier"], [item.text for item in batch],
-                                      [output.label for output in outputs])
+        classifier = models["classifier"]
+        texts, labels = [item.text for item in batch], [output.label for output in outputs]
+        if ctx.params.explain_method == "integrated-gradients":
+            if not getattr(classifier, "can_integrate_gradients", False):
+                raise ItemError(f"explain_method integrated-gradients needs the PyTorch path; model "
+                                f"{classifier.spec.name} runs on {classifier.runtime_label} here: use occlusion "
+                                "(or auto)")
+            return gradient_explanations(classifier, texts, labels)
+        return occlusion_explanations(classifier, texts, labels)
 
     def summarize(self, outputs: Iterable[SentimentOutput], ctx: RunContext[SentimentParams]) -> dict[str, Any]:
         counts: Counter[str] = Counter()
@@ -187,23 +201,54 @@ def occlusion_weights(classifier: Any, texts: list[str], labels: list[str],
 
 
 def occlusion_explanations(classifier: Any, texts: list[str], labels: list[str]) -> list[Explanation | None]:
-    """The ``finance.sentiment`` explanation of each text (see :meth:`SentimentTask.explain`)."""
+    """The ``finance.sentiment`` explanation of each text by occlusion (see :meth:`SentimentTask.explain`)."""
     stripped = [text.strip() for text in texts]
-    offsets = [len(text) - len(text.lstrip()) for text in texts]
     units = [word_units(text) for text in stripped]
     full, weights = occlusion_weights(classifier, stripped, labels, units)
-    out: list[Explanation | None] = []
-    for text, offset, own, label, base, drops in zip(stripped, offsets, units, labels, full, weights, strict=True):
-        evidence = [Evidence(kind="word" if " " not in text[a:b] else "span", weight=round(drop, 4),
-                             text=text[a:b], start=offset + a, end=offset + b, field="text", source="occlusion")
-                    for (a, b), drop in zip(own, drops, strict=True)]
-        evidence.sort(key=lambda e: -abs(e.weight))
-        top = sorted((e for e in evidence if e.weight >= 0.005), key=lambda e: -e.weight)[:TOP_WORDS]
-        named = ", ".join(f'"{_short(e.text or "")}" ({e.weight:+.2f})' for e in top)
-        summary = (f"{label} {base:.2f}: " + (f"most evidence from {named}" if top else
-                                              "no single word's deletion lowers it by 0.005 or more"))
-        out.append(Explanation(summary=summary, method="occlusion", target=f"P({label})", evidence=evidence))
+    return [_explanation(text, original, own, label, base, drops, "occlusion",
+                         "no single word's deletion lowers it by 0.005 or more")
+            for text, original, own, label, base, drops in zip(stripped, texts, units, labels, full, weights,
+                                                                strict=True)]
+
+
+def gradient_weights(classifier: Any, texts: list[str], labels: list[str], units: list[list[tuple[int, int]]],
+                     steps: int = 16) -> list[list[float]]:
+    """Integrated gradients of P(label) per unit (word spans): the attributions of the tokens each unit overlaps,
+    summed (:meth:`SequenceClassifierModel.integrated_gradients` of the model host)."""
+    order = classifier.labels
+    attributions = classifier.integrated_gradients(texts, [order.index(label) for label in labels], steps=steps)
+    out = []
+    for own, (scores, offsets) in zip(units, attributions, strict=True):
+        pairs = list(zip(scores, offsets, strict=True))
+        out.append([float(sum(score for score, (s, e) in pairs if e > s and s < b and a < e)) for a, b in own])
     return out
+
+
+def gradient_explanations(classifier: Any, texts: list[str], labels: list[str], steps: int = 16
+                          ) -> list[Explanation | None]:
+    """The ``finance.sentiment`` explanation of each text by integrated gradients (the PyTorch path)."""
+    stripped = [text.strip() for text in texts]
+    units = [word_units(text) for text in stripped]
+    base = classifier.classify(stripped)
+    column = [classifier.labels.index(label) for label in labels]
+    weights = gradient_weights(classifier, stripped, labels, units, steps)
+    return [_explanation(text, original, own, label, float(row[c]), drops, "integrated-gradients",
+                         "no word's attribution reaches 0.005")
+            for text, original, own, label, row, c, drops in zip(stripped, texts, units, labels, base, column,
+                                                                  weights, strict=True)]
+
+
+def _explanation(text: str, original: str, units: list[tuple[int, int]], label: str, base: float,
+                 weights: list[float], method: str, nothing: str) -> Explanation:
+    offset = len(original) - len(original.lstrip())  # spans index the text as given
+    evidence = [Evidence(kind="word" if " " not in text[a:b] else "span", weight=round(weight, 4), text=text[a:b],
+                         start=offset + a, end=offset + b, field="text", source=method)
+                for (a, b), weight in zip(units, weights, strict=True)]
+    evidence.sort(key=lambda e: -abs(e.weight))
+    top = sorted((e for e in evidence if e.weight >= 0.005), key=lambda e: -e.weight)[:TOP_WORDS]
+    named = ", ".join(f'"{_short(e.text or "")}" ({e.weight:+.2f})' for e in top)
+    summary = f"{label} {base:.2f}: " + (f"most evidence from {named}" if top else nothing)
+    return Explanation(summary=summary, method=method, target=f"P({label})", evidence=evidence)
 
 
 def _short(text: str, width: int = 40) -> str:

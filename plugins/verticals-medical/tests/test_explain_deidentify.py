@@ -49,3 +49,33 @@ def test_jobs_stored_with_the_old_parameter_name_still_run():
 
     assert DeidParams.model_validate({"explain": "full"}).explain_detail == "full"  # a job stored before the rename
     assert DeidParams().explain_detail == "basic"
+
+
+@pytest.mark.slow
+def test_entities_explanation_names_the_cue_and_scope_of_each_assertion():
+    from verticals_medical.entities import EntitiesTask
+
+    text = "Patient  denies chest pain. History of diabetes. Father had colon cancer. Takes metformin."
+    task = EntitiesTask()
+    item = task.Input(text=text)
+    ctx = RunContext(job_id="j", params=task.Params(), explain=True)
+    output = task.run([item], {}, ctx)[0]
+    explanation = task.explain([item], [output], {}, ctx)[0]
+    assert check_explanation(explanation, item, "text") == explanation
+    by_entity = {text[e.start:e.end]: e for e in output.entities}
+    assert by_entity["chest pain"].assertion == "absent" and by_entity["diabetes"].assertion == "historical"
+    cues = {e.text: e for e in explanation.evidence if e.kind == "cue"}
+    assert cues["denies"].source == "context:NEGATED_EXISTENCE"  # offsets in the text as given (two spaces)
+    assert text[cues["denies"].start:cues["denies"].end] == "denies"
+    assert cues["History"].source == "context:HISTORICAL" and "Father" in cues
+    scope = next(e for e in explanation.evidence if e.kind == "scope" and "NEGATED" in (e.source or ""))
+    assert scope.start <= text.index("chest pain") < scope.end  # the entity lies in the cue's scope
+    spans = [e for e in explanation.evidence if e.kind == "span"]
+    assert len(spans) == len(output.entities) and all(e.text is None for e in spans)
+    metformin = next(e for e in spans if text[e.start:e.end] == "metformin")
+    assert "present" in metformin.detail and "no ConText cue" in metformin.detail
+    assert '(cue "denies")' in explanation.summary and "chest pain" not in explanation.summary
+    assert ctx.extra["medical.entities:cues"] == {}  # what run kept for explain is gone after it
+    plain = RunContext(job_id="j", params=task.Params())
+    task.run([item], {}, plain)
+    assert "medical.entities:cues" not in plain.extra  # nothing kept without explain

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import ItemError, RunContext, ServerFile, ServerFileHandle, Task
+from verticals import Evidence, Explanation, ItemError, RunContext, ServerFile, ServerFileHandle, Task
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +356,65 @@ def entities_of(doc: Any) -> list[Entity]:
     return out
 
 
+CUES = "medical.entities:cues"  # RunContext.extra key: id(item) -> per entity, its ConText cues (explain only)
+
+
+class Cue(BaseModel):
+    category: str  # ConText's: NEGATED_EXISTENCE, HISTORICAL, FAMILY, POSSIBLE_EXISTENCE, HYPOTHETICAL...
+    literal: str  # the rule's phrase ("deny", "history of")
+    start: int  # the cue in the original text
+    end: int
+    scope_start: int  # the stretch it governs
+    scope_end: int
+
+
+def cues_of(doc: Any, ent: Any, positions: list[int]) -> list[Cue]:
+    """The ConText modifiers of ``ent`` with their cue and scope as offsets of the original text."""
+    out = []
+    for modifier in getattr(ent._, "modifiers", ()) or ():
+        a, b = modifier.modifier_span
+        c, d = modifier.scope_span
+        if b <= a or d <= c:
+            continue
+        cue, scope = doc[a:b], doc[c:d]
+        out.append(Cue(category=str(modifier.category), literal=str(getattr(modifier.rule, "literal", ""))[:100],
+                       start=positions[cue.start_char], end=positions[cue.end_char - 1] + 1,
+                       scope_start=positions[scope.start_char], scope_end=positions[scope.end_char - 1] + 1))
+    return out
+
+
+def entities_explanation(text: str, output: EntOutput, cues: list[list[Cue]]) -> Explanation:
+    evidence: list[Evidence] = []
+    assertions: Counter[str] = Counter()
+    words: dict[str, Counter[str]] = {}
+    for number, (entity, own) in enumerate(zip(output.entities, cues, strict=True), 1):
+        assertions[entity.assertion] += 1
+        section = f", section {entity.section}" if entity.section else ""
+        reason = "no ConText cue governs it" if not own else "set by the cue(s) below"
+        evidence.append(Evidence(kind="span", start=entity.start, end=entity.end, field="text", weight=1.0,
+                                 source="target rule", detail=f"entity {number}: {entity.category}, "
+                                                              f"{entity.assertion}{section}; {reason}"[:500]))
+        for cue in own:
+            word = " ".join(text[cue.start:cue.end].split())
+            words.setdefault(entity.assertion, Counter())[word.lower()] += 1
+            evidence.append(Evidence(kind="cue", start=cue.start, end=cue.end, field="text",
+                                     text=text[cue.start:cue.end], weight=1.0, source=f"context:{cue.category}",
+                                     detail=f"entity {number} {entity.assertion}: rule '{cue.literal}' "
+                                            f"({cue.category})"[:500]))
+            evidence.append(Evidence(kind="scope", start=cue.scope_start, end=cue.scope_end, field="text",
+                                     weight=1.0, source=f"context:{cue.category}",
+                                     detail=f"the scope of that cue (entity {number})"))
+    if not output.entities:
+        summary = "no clinical entity found"
+    else:
+        parts = []
+        for assertion, n in sorted(assertions.items(), key=lambda kv: (-kv[1], kv[0])):
+            cue_words = ", ".join(f'"{w[:30]}"' for w, _ in words.get(assertion, Counter()).most_common(2))
+            parts.append(f"{n} {assertion}" + (f" (cue {cue_words})" if cue_words else ""))
+        summary = f"{len(output.entities)} entities: " + "; ".join(parts)
+    return Explanation(summary=summary[:500], method="context-rules", target="assertions", evidence=evidence)
+
+
 class EntitiesTask(Task):
     name = "medical.entities"
     description = ("Clinical problems, medications, tests and procedures with assertion status "
@@ -383,15 +442,35 @@ class EntitiesTask(Task):
             text, positions = collapse_spaces(item.text)
             doc = analyse(nlp, text, item.targets)
             ents = []
-            for e in entities_of(doc):
+            cues: list[list[Cue]] = []
+            for e, ent in zip(entities_of(doc), doc.ents, strict=True):
                 if wanted is not None and e.category not in wanted:
                     continue
                 start, end = positions[e.start], positions[e.end - 1] + 1
                 ents.append(e.model_copy(update={"start": start, "end": end, "text": item.text[start:end]}))
+                if ctx.explain:  # the cue and scope of each ConText modifier, for explain (nothing when off)
+                    cues.append(cues_of(doc, ent, positions))
+            if ctx.explain:
+                ctx.extra.setdefault(CUES, {})[id(item)] = cues
             counts = Counter(f"{e.category}:{e.assertion}" for e in ents)
             outputs.append(EntOutput(id=item.id, entities=ents, counts=dict(sorted(counts.items()))))
         log.debug("analysed %d notes", len(batch))
         return outputs
+
+    def explain(self, batch: list[EntInput], outputs: list[EntOutput], models: dict[str, Any],
+                ctx: RunContext) -> list[Explanation | None]:
+        """Each entity (pointed at, never quoted) with the ConText cue that set its assertion ("denies":
+        absent, "history of": historical...) and the cue's scope, as evidence; the summary counts assertions and
+        names their cue words (ConText's lexicon words, never the note's entities). The cues were kept by
+        ``run`` (``ctx.explain``), so nothing is analysed twice."""
+        stash = ctx.extra.get(CUES, {})
+        out: list[Explanation | None] = []
+        for item, output in zip(batch, outputs, strict=True):
+            cues = stash.pop(id(item), None)
+            if cues is None or len(cues) != len(output.entities):
+                raise RuntimeError("the ConText cues of this item were not kept by run")
+            out.append(entities_explanation(item.text, output, cues))
+        return out
 
     def summarize(self, outputs: Iterable[EntOutput], ctx: RunContext) -> dict[str, Any] | None:
         totals: Counter[str] = Counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from verticals_tutor import kt
 from verticals_tutor.mastery import FACTORS, TutorMastery
 
@@ -48,3 +49,31 @@ def test_right_answers_raise_the_practice_and_ability_factors():
     assert sum(x.weight for x in good.evidence) > sum(x.weight for x in bad.evidence)
     assert "5 right, 0 wrong" in next(x.text for x in good.evidence if x.field == "practice")
     assert np.isfinite([x.weight for x in good.evidence]).all()
+
+
+@pytest.mark.slow
+def test_grade_explanation_names_the_reference_leaned_on_and_the_missing_concepts():
+    from verticals_tutor.grade import TutorGrade
+
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import build_registry
+
+    host = ModelHost(build_registry().models)
+    task = TutorGrade()
+    items = [TutorGrade.Input(question="Why do plants need light?",
+                              reference_answers=["To stay warm in winter.",
+                                                 "They use light energy to make food by photosynthesis."],
+                              answer="Plants use the energy of light to make their food.",
+                              concepts=["light energy", "food", "photosynthesis"])]
+    ctx = RunContext(job_id="t", params=TutorGrade.Params(), explain=True)
+    output = task.run(items, {"encoder": host.get("minilm")}, ctx)[0]
+    explanation = task.explain(items, [output], {"encoder": host.get("minilm")}, ctx)[0]
+    assert check_explanation(explanation, items[0], "answer") == explanation
+    reference = explanation.evidence[0]
+    assert reference.kind == "reference" and reference.text == items[0].reference_answers[1]  # the photosynthesis one
+    assert reference.weight == output.similarity
+    lacking = [e.text for e in explanation.evidence if e.weight == -1.0]
+    assert lacking == output.missing_concepts and "photosynthesis" in lacking
+    assert '"photosynthesis"' in explanation.summary and "reference answer 2" in explanation.summary
+    food = next(e for e in explanation.evidence if e.text == "food" and e.weight == 1.0)
+    assert food.kind == "span" and items[0].answer[food.start:food.end] == "food"

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import ClassificationEvaluator, ItemError, RunContext, ServerFile, Task
+from verticals import ClassificationEvaluator, Evidence, Explanation, ItemError, RunContext, ServerFile, Task
 from verticals_tutor.grading import (
     MIN_BANK,
     GradeCase,
@@ -129,6 +129,46 @@ class TutorGrade(Task):
                 graded_answers=len(entry.texts) if bank_feats is not None and entry is not None else 0,
                 judge=judge_name))
         return outputs
+
+    def explain(self, batch: list[GradeInput], outputs: list[GradeOutput], models: dict[str, Any],
+                ctx: RunContext) -> list[Explanation | None]:
+        """The reference answer the decision leaned on (the closest one, with its cosine), the graded answers of
+        the question that entered it, and the key concepts the answer has and lacks (feedback a teacher can pass
+        on). Read from the grading itself: no extra model call."""
+        return [grade_explanation(item, output) for item, output in zip(batch, outputs, strict=True)]
+
+
+def grade_explanation(item: GradeInput, output: GradeOutput) -> Explanation:
+    reference = item.reference_answers[output.closest_reference]
+    evidence = [Evidence(kind="reference", field="reference_answers", text=reference[:2000],
+                         weight=output.similarity, source="minilm cosine",
+                         detail=f"reference answer {output.closest_reference + 1} of {len(item.reference_answers)}: "
+                                "the closest to the answer (weight: cosine)")]
+    if output.graded_answers:
+        evidence.append(Evidence(kind="reference", field="answer bank", weight=float(output.graded_answers),
+                                 source="answer bank", detail=f"{output.graded_answers} graded answers of this "
+                                                              "question entered the decision (weight: how many)"))
+    lower = item.answer.lower()
+    for concept in output.matched_concepts:
+        at = lower.find(concept.lower()) if len(lower) == len(item.answer) else -1  # offsets hold after lower()
+        if at >= 0 and item.answer[at:at + len(concept)].lower() != concept.lower():
+            at = -1
+        span = {"start": at, "end": at + len(concept), "text": item.answer[at:at + len(concept)]} if at >= 0 else \
+            {"text": concept[:2000]}
+        field = "answer" if at >= 0 else "concepts"
+        evidence.append(Evidence(kind="field" if at < 0 else "span", field=field, weight=1.0, source="concepts",
+                                 detail="a key concept of the reference the answer has", **span))
+    for concept in output.missing_concepts:
+        evidence.append(Evidence(kind="field", field="concepts", text=concept[:2000], weight=-1.0, source="concepts",
+                                 detail="a key concept of the reference the answer lacks"))
+    lacks = ", ".join(f'"{c[:40]}"' for c in output.missing_concepts[:3])
+    summary = (f"{output.label_3way}, P(correct) {output.score:.2f}: closest to reference answer "
+               f"{output.closest_reference + 1} (cosine {output.similarity:.2f})"
+               + (f", with {output.graded_answers} graded answers" if output.graded_answers else "")
+               + (f"; lacks {lacks}" if lacks else "; lacks no key concept"))
+    return Explanation(summary=summary[:500], method="reference-similarity", target=f"label {output.label_3way}",
+                       evidence=evidence)
+
 
 def judge_probabilities(judge: Any, batch: list[GradeInput], best: list[int], labels: tuple[str, ...]) -> np.ndarray:
     """Probabilities over ``labels`` from a plugged-in judge model."""
