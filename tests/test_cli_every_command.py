@@ -87,6 +87,10 @@ def _samples(ids: dict[str, str]) -> dict[str, list[tuple[list[str], int, list[s
         "webhooks list": [([], 0, [hook, "http://127.0.0.1:9/hook"]), (["--json"], 0, [])],
         "webhooks remove": [([hook], 0, [hook])],
         "usage": [([], 0, ["total"]), (["--models", "--tenant", "-"], 0, ["total"]), (["--json"], 0, [])],
+        "tenants quota set": [(["acme-research-and-development", "--active-jobs", "4", "--items-per-day", "100000",
+                                "--model-seconds-per-day", "3600"], 0, ["acme-research-and-development"])],
+        "tenants quota clear": [(["acme-research-and-development"], 0, ["acme-research-and-development"])],
+        "tenants list": [([], 0, ["acme-research-and-development"]), (["--json"], 0, [])],
     }
 
 

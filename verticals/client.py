@@ -65,7 +65,19 @@ def _storable(items: list[Any], params: Any) -> list[Any]:
     return items
 
 
-def _refusal(message: str, status_code: int) -> VerticalsError:
+class QuotaExceeded(VerticalsError):
+    """Your tenant is past a quota the server's operator set (HTTP 429): too many unfinished jobs, or its items
+    or model seconds of the day. ``retry_after``: seconds until it may ask again (the server's ``Retry-After``);
+    the message says which quota. Nothing was stored; the tenant's running jobs are not affected."""
+
+    def __init__(self, message: str, status_code: int = 429, retry_after: int | None = None):
+        super().__init__(message, status_code)
+        self.retry_after = retry_after
+
+
+def _refusal(message: str, status_code: int, retry_after: int | None = None) -> VerticalsError:
+    if status_code == 429:
+        return QuotaExceeded(message, status_code, retry_after)
     return (InputRefused if status_code in (400, 413, 415, 422) else VerticalsError)(message, status_code)
 
 
@@ -328,7 +340,9 @@ class _Remote:
                 detail = response.text[:500]
             if not isinstance(detail, str):
                 detail = json.dumps(detail)
-            raise _refusal(f"HTTP {response.status_code}: {detail}", response.status_code)
+            retry_after = response.headers.get("Retry-After", "")
+            raise _refusal(f"HTTP {response.status_code}: {detail}", response.status_code,
+                           int(retry_after) if retry_after.isdigit() else None)
         return response.json() if response.content else None
 
     def tasks(self) -> list[dict[str, Any]]:

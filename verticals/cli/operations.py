@@ -61,6 +61,133 @@ def _range(report: dict[str, Any]) -> str:
     return f"from {report['since'] or 'the start'} to {report['until'] or 'today'}"
 
 
+tenants_app = typer.Typer(help="Tenants of the REST API: their quotas and what they use today.", no_args_is_help=True)
+quota_app = typer.Typer(help="The operator's quotas of a tenant: concurrent jobs, items and model seconds a day.",
+                        no_args_is_help=True)
+tenants_app.add_typer(quota_app, name="quota")
+
+QUOTA_OPTIONS = {"active_jobs": "max_active_jobs", "items_per_day": "items_per_day",
+                 "model_seconds_per_day": "model_seconds_per_day"}
+
+
+def _limit(value: str | None, option: str, integer: bool) -> float | int | None:
+    """An option's value: a number >= 0, or ``none`` (remove the limit)."""
+    from verticals.cli.common import UserError
+
+    assert value is not None
+    if value.strip().lower() in ("none", "-", "off"):
+        return None
+    try:
+        number: float | int = int(value) if integer else float(value)
+    except ValueError:
+        raise UserError(f"bad {option} {value!r}: use a{'n integer' if integer else ' number'} >= 0, or none to "
+                        "remove the limit") from None
+    if not number >= 0 or number == float("inf"):
+        raise UserError(f"bad {option} {value!r}: use a number >= 0 (0: no job may start), or none")
+    return number
+
+
+@quota_app.command("set")
+def quota_set(
+    tenant: Annotated[str, typer.Argument(help="Tenant name.")],
+    active_jobs: Annotated[str | None, typer.Option(
+        "--active-jobs", help="Unfinished jobs it may have at once (none: VERTICALS_API_MAX_ACTIVE_JOBS).")] = None,
+    items_per_day: Annotated[str | None, typer.Option(
+        "--items-per-day", help="Items its jobs may run in a UTC day, pending ones included (none: no limit).")] = None,
+    model_seconds_per_day: Annotated[str | None, typer.Option(
+        "--model-seconds-per-day", help="Model seconds a UTC day; past them it starts no new job (none: no limit).")
+    ] = None,
+) -> None:
+    """Set a tenant's quotas (the options given; `none` removes one). Past one, job creation answers 429."""
+    from verticals.cli.common import UserError
+    from verticals.cli.serve import _tenants
+
+    given = {"--active-jobs": active_jobs, "--items-per-day": items_per_day,
+             "--model-seconds-per-day": model_seconds_per_day}
+    try:
+        if all(value is None for value in given.values()):
+            raise UserError("name at least one quota: --active-jobs, --items-per-day or --model-seconds-per-day "
+                            "(a number, or none to remove it)")
+        limits = {field: _limit(value, option, integer=field != "model_seconds_per_day")
+                  for (option, value), field in zip(given.items(), QUOTA_OPTIONS.values(), strict=True)
+                  if value is not None}
+        quota = _tenants().set_quota(tenant, **limits)
+    except Exception as error:
+        raise _handle(error) from None
+    err.print(f"quota of tenant {tenant}: {_describe_quota(quota)}")
+
+
+@quota_app.command("clear")
+def quota_clear(tenant: Annotated[str, typer.Argument(help="Tenant name.")]) -> None:
+    """Remove every quota of a tenant (the server's defaults apply again)."""
+    from verticals.cli.serve import _tenants
+
+    try:
+        quota = _tenants().set_quota(tenant, **{field: None for field in QUOTA_OPTIONS.values()})
+    except Exception as error:
+        raise _handle(error) from None
+    err.print(f"quota of tenant {tenant}: {_describe_quota(quota)}")
+
+
+def _describe_quota(quota: Any) -> str:
+    from verticals.config import settings
+
+    parts = [f"{quota.max_active_jobs if quota.max_active_jobs is not None else settings().api_max_active_jobs} "
+             f"active jobs{'' if quota.max_active_jobs is not None else ' (the server default)'}",
+             f"{quota.items_per_day:,} items a day" if quota.items_per_day is not None else "items a day: no limit",
+             f"{quota.model_seconds_per_day:g} model seconds a day" if quota.model_seconds_per_day is not None
+             else "model seconds a day: no limit"]
+    return ", ".join(parts)
+
+
+@tenants_app.command("list")
+def tenants_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
+    """Every tenant: its quotas, its unfinished jobs and what its jobs used today (UTC)."""
+    from sqlalchemy import func, select
+
+    from verticals.cli.serve import _tenants
+    from verticals.core.jobs.usage import today, usage_by_day
+    from verticals.core.store.tables import Job
+    from verticals.tenancy.quotas import Quotas
+
+    try:
+        tenants = _tenants()
+        store = tenants.store
+        from verticals.config import settings
+
+        quotas = Quotas.from_settings(store, settings())
+        used = {day["tenant"]: day for day in usage_by_day(store, since=today())}
+        with store.session() as session:
+            active = dict(session.execute(select(Job.tenant_id, func.count()).where(
+                Job.tenant_id.is_not(None), Job.finished_at.is_(None)).group_by(Job.tenant_id)).all())
+        rows = []
+        for name in tenants.list_tenants():
+            limits = quotas.limits(name)
+            today_use = used.get(name) or {"items": 0, "model_s": 0.0}
+            rows.append({"tenant": name, "active_jobs": int(active.get(name, 0)),
+                         "max_active_jobs": limits.max_active_jobs, "items_today": today_use["items"],
+                         "items_per_day": limits.items_per_day, "model_s_today": today_use["model_s"],
+                         "model_seconds_per_day": limits.model_seconds_per_day})
+    except Exception as error:
+        raise _handle(error) from None
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    if not rows:
+        err.print("no tenants yet: create one with its first key, `verticals keys create --tenant NAME --name KEY`")
+        return
+
+    def of(value: Any, limit: Any, fmt: str = "{:,}") -> str:
+        return fmt.format(value) + (" / " + fmt.format(limit) if limit is not None else "")
+
+    print_rows(out, ("tenant", "active jobs", "items today", "model s today"),
+               [(row["tenant"], of(row["active_jobs"], row["max_active_jobs"]),
+                 of(row["items_today"], row["items_per_day"]),
+                 of(row["model_s_today"], row["model_seconds_per_day"], "{:,.1f}")) for row in rows],
+               title="tenants (used / quota)")
+
+
 def register(app: typer.Typer) -> None:
     app.command("usage")(usage)
+    app.add_typer(tenants_app, name="tenants")
 

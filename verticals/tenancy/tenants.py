@@ -21,7 +21,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, delete, false, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    false,
+    select,
+    update,
+)
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,8 +45,8 @@ from verticals.core.errors import Meaning
 from verticals.core.store.repo import Store
 from verticals.core.store.tables import Base, Job, utcnow
 
-__all__ = ["EVENTS", "KEY_PREFIX", "ApiKey", "IdempotencyKey", "NewKey", "Tenant", "TenantError", "Tenants", "Webhook",
-           "WebhookDelivery", "check_tenant_name"]
+__all__ = ["EVENTS", "KEY_PREFIX", "ApiKey", "IdempotencyKey", "NewKey", "Tenant", "TenantError", "TenantQuota",
+           "Tenants", "Webhook", "WebhookDelivery", "check_tenant_name"]
 
 # -- tables (migrations 0002: tenants, API keys, webhooks, idempotency keys; 0003: code-execution grant) --------
 
@@ -94,6 +109,20 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TenantQuota(Base):
+    """0011: the operator's quotas of a tenant (``verticals tenants quota set``); a limit left NULL is not set
+    (the concurrent-jobs limit then is ``VERTICALS_API_MAX_ACTIVE_JOBS``). Enforced by
+    :mod:`verticals.tenancy.quotas` when a job is created."""
+
+    __tablename__ = "tenant_quotas"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    max_active_jobs: Mapped[int | None] = mapped_column(Integer)
+    items_per_day: Mapped[int | None] = mapped_column(BigInteger)
+    model_seconds_per_day: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class IdempotencyKey(Base):
@@ -168,6 +197,42 @@ class Tenants:
             session.add(ApiKey(id=key_id, tenant_id=tenant, name=name, secret_hash=_hash(secret),
                                allow_code_execution=allow_code_execution))
         return NewKey(key_id, tenant, name, f"{KEY_PREFIX}_{key_id}_{secret}", allow_code_execution)
+
+    def list_tenants(self) -> list[str]:
+        """Every tenant (one with a key, a quota or jobs has a row), by name."""
+        with self.store.session() as session:
+            return list(session.scalars(select(Tenant.id).order_by(Tenant.id)))
+
+    # quotas (verticals.tenancy.quotas enforces them) ---------------------------------------
+    QUOTA_FIELDS: ClassVar[tuple[str, ...]] = ("max_active_jobs", "items_per_day", "model_seconds_per_day")
+
+    def set_quota(self, tenant: str, **limits: float | int | None) -> TenantQuota:
+        """Set (a number) or remove (None) the named limits of ``tenant``'s quota; the others stay as they are.
+        Limits are >= 0 (0: no job may start). Returns the quota as it is now."""
+        unknown = set(limits) - set(self.QUOTA_FIELDS)
+        if unknown:
+            raise TenantError(f"unknown quota {sorted(unknown)[0]!r}: use {', '.join(self.QUOTA_FIELDS)}")
+        for name, value in limits.items():
+            if value is not None and not (value >= 0 and value != float("inf")):
+                raise TenantError(f"bad quota {name}={value!r}: use a number >= 0, or none to remove it")
+        self.ensure_tenant(tenant)
+        with self.store.session() as session, session.begin():
+            quota = session.get(TenantQuota, tenant)
+            if quota is None:
+                quota = TenantQuota(tenant_id=tenant)
+                session.add(quota)
+            for name, value in limits.items():
+                setattr(quota, name, value if value is None or name == "model_seconds_per_day" else int(value))
+            quota.updated_at = utcnow()
+        return self.quota(tenant) or quota
+
+    def quota(self, tenant: str) -> TenantQuota | None:
+        with self.store.session() as session:
+            return session.get(TenantQuota, tenant)
+
+    def list_quotas(self) -> dict[str, TenantQuota]:
+        with self.store.session() as session:
+            return {quota.tenant_id: quota for quota in session.scalars(select(TenantQuota))}
 
     def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         with self.store.session() as session:

@@ -47,7 +47,7 @@ def create_eval(body: EvalCreate, who: Who, state: State) -> JSONResponse:
                             field_option="items holding the task's fields")
         rows = list(map_fields(body.items, mapping)) if mapping else body.items
         state.runner.check()
-        with state.quotas.admit(who.tenant):
+        with state.quotas.admit(who.tenant, len(rows)):
             job_id = submit_eval(state.store, state.registry, body.task, rows, gold_field=gold,
                                  data_name=f"{len(body.items)} items (API)", data_hash=items_hash(body.items),
                                  params=body.params, mapping=mapping, tenant=who.tenant)

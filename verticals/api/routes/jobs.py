@@ -40,7 +40,7 @@ JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _create(state: ApiState, who: Principal, idempotency_key: str | None, body_hash: str,
-            make: Callable[[], str]) -> JSONResponse:
+            make: Callable[[], str], items: int) -> JSONResponse:
     state.runner.ready()  # 503 before anything is stored when the executor cannot take the job
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
@@ -56,7 +56,7 @@ def _create(state: ApiState, who: Principal, idempotency_key: str | None, body_h
             return JSONResponse(job_out(state.store.summary(job_id)).model_dump(mode="json"), status_code=200,
                                 headers={"Idempotent-Replayed": "true", "Location": f"/v1/jobs/{job_id}"})
     try:
-        with state.quotas.admit(who.tenant):  # 429 past the tenant's quota (verticals.tenancy.quotas)
+        with state.quotas.admit(who.tenant, items):  # 429 past the tenant's quota (verticals.tenancy.quotas)
             job_id = make()
     except BaseException:
         if idempotency_key is not None:
@@ -99,7 +99,7 @@ def create_job(body: JobCreate, who: Who, state: State,
     return _create(state, who, idempotency_key, body_hash, lambda: state.jobs.submit(
         body.task, body.items, params=body.params, text_column=body.text_column,
         options={"purge_inputs": body.purge_inputs}, chunk_size=body.chunk_size, tenant=who.tenant,
-        explain=body.explain))
+        explain=body.explain), len(body.items))
 
 
 @router.post("/v1/jobs/upload", response_model=JobOut, status_code=202, tags=["jobs"], responses=JOB_RESPONSES)
@@ -149,7 +149,7 @@ async def upload_job(
             close = getattr(first, "close", None)
             if close is not None:
                 close()
-        return _create(state, who, idempotency_key, digest, make)
+        return _create(state, who, idempotency_key, digest, make, count)
 
     try:
         return await run_in_threadpool(work)
@@ -227,7 +227,8 @@ def retry(job_id: OwnedJob, who: Who, state: State) -> RetryOut:
     task_name = state.store.job(job_id).task
     if task_name in state.registry.tasks:
         may_run(state, state.registry.tasks[task_name], who)
-    with state.quotas.admit(who.tenant):  # the job becomes unfinished again: it counts
+    failed = int(state.jobs.summary(job_id)["counts"].get("failed") or 0)
+    with state.quotas.admit(who.tenant, failed):  # the job becomes unfinished again, its failed items run: they count
         try:
             count = state.jobs.retry(job_id, start=False)  # JobConflict (409) while it is queued or runs
         except JobConflict as error:  # what to do, in API terms
