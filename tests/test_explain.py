@@ -158,6 +158,12 @@ def test_cli_run_explain_writes_and_previews_explanations(use_plugins, tmp_path)
     assert json.loads(shown.stdout.splitlines()[0])["explanation"]["target"] == "positive"
     refused = run_cli("run", "fixtures.echo", str(source), "--text-column", "headline", "--explain", env=env)
     assert refused.returncode == 2 and "fixtures.echo does not explain its results" in refused.stderr
+    # an evaluation with --explain: `eval show` says why each wrong item was predicted as it was
+    evaluated = run_cli("eval", "fixtures.keyword", "--explain", "--json", env=env)
+    assert evaluated.returncode == 0, evaluated.stderr
+    shown = run_cli("eval", "show", json.loads(evaluated.stdout)["id"][:8], env=env)
+    assert 'why #3: negative: the word "down"' in shown.stdout  # "costs down" is gold positive
+    assert "why #0" not in shown.stdout  # right items are not listed
 
 
 def test_api_and_sdk_return_explanations(fixtures_only_registry, isolated_home):

@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
         report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
         format: Annotated[str | None, typer.Option(help="Input format when the extension does not tell.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON on stdout.")] = False,
+        explain: Annotated[bool, typer.Option(
+            "--explain", help="Store each result's explanation; `eval show RUN` prints why each wrong item "
+                              "was predicted as it was (tasks that explain).")] = False,
         limit: Annotated[int, typer.Option(help="Rows to list (wrong items for show, flips for compare).")] = 20,
     ) -> None:
         from verticals.cli.common import _coerce, _extra_params, _handle, _parse_pairs, err, out
@@ -81,7 +84,7 @@ def register(app: typer.Typer) -> None:
                 command, words[1] if len(words) > 1 else None, gold=gold_column,
                 fields=_parse_pairs(field, "--field"), text_column=text_column, params=params,
                 overrides=_parse_pairs(model, "--model"), fmt=format, on_progress=progress,
-                executor_factory=get_executor), command)
+                executor_factory=get_executor, explain=explain), command)
             if as_json:
                 out.print_json(json.dumps(result.as_dict()))
             else:
@@ -231,19 +234,33 @@ def _show(run_id: str, limit: int, as_json: bool) -> None:
         return
     task_cls = _registry().tasks.get(result.task)
     show_text = bool(task_cls and task_cls.text_field and not task_cls.sensitive)
-    inputs = {}
-    if show_text:
-        store = _store()
-        seqs = {r[1] for r in wrong}
-        for item in store.iter_items(result.job_id):
-            if item.seq in seqs:
+    inputs, why = {}, {}
+    seqs = {r[1] for r in wrong}
+    for item in _store().iter_items(result.job_id):  # the texts (not of a sensitive task) and explanations
+        if item.seq in seqs:
+            if show_text:
                 inputs[item.seq] = " ".join(str((item.input or {}).get(task_cls.text_field, "")).split())
+            if item.explanation:  # evaluated with --explain
+                why[item.seq] = str(item.explanation.get("summary", ""))
     headers = ("#", *([task_cls.text_field] if show_text else []), "gold", "predicted")
     out.print()
     print_rows(out, headers, [(str(seq), *([inputs.get(seq, "")] if show_text else []), str(gold),
                                "(failed)" if failed else str(predicted))
                               for _key, seq, gold, predicted, failed in wrong],
                prose=headers[1:2] if show_text else (), title=f"wrong: first {len(wrong)}")
+    if why:
+        from verticals.cli.render import explanation_lines
+
+        out.print()
+        out.print(explanation_lines([_Why(seq, {"summary": why[seq]}) for _k, seq, *_ in wrong if seq in why],
+                                    out.width))
+
+
+class _Why:
+    """A wrong item's explanation, as :func:`verticals.cli.render.explanation_lines` reads rows."""
+
+    def __init__(self, seq: int, explanation: dict[str, Any]):
+        self.seq, self.explanation = seq, explanation
 
 
 def _compare(a_id: str, b_id: str, limit: int, as_json: bool) -> None:

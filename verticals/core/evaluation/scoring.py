@@ -149,7 +149,7 @@ def items_hash(items: list[dict[str, Any]]) -> str:
 
 def submit_eval(store: Store, registry: Any, task: str, rows: Any, *, gold_field: str, data_name: str,
                 data_hash: str, params: dict[str, Any] | None = None, mapping: dict[str, str] | None = None,
-                tenant: str | None = None) -> str:
+                tenant: str | None = None, explain: bool = False) -> str:
     """Store an evaluation job (an ordinary job whose options say how to score it); return its id."""
     from verticals.core.jobs.engine import submit_job
 
@@ -158,7 +158,8 @@ def submit_eval(store: Store, registry: Any, task: str, rows: Any, *, gold_field
     checked = _with_gold(rows, gold_field, gold_in_input=not getattr(evaluator, "gold_from_output", False),
                          mapping=mapping, evaluator=evaluator, task=task)
     return submit_job(store, registry, task, checked, params or {},
-                      {"evaluation": evaluation, "field_map": mapping or {}}, tenant=tenant)
+                      {"evaluation": evaluation, "field_map": mapping or {}, **({"explain": True} if explain else {})},
+                      tenant=tenant)
 
 
 def score_job(store: Store, registry: Any, job_id: str, save: bool = True) -> EvalResult:
@@ -195,7 +196,7 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
              registry: Any = None, save: bool = True, tenant: str | None = None,
              on_progress: Callable[[int], None] | None = None, executor: Any = None,
              items: list[dict[str, Any]] | None = None,
-             executor_factory: Callable[[Store, Any], Any] | None = None) -> EvalResult:
+             executor_factory: Callable[[Store, Any], Any] | None = None, explain: bool = False) -> EvalResult:
     """Run ``task`` over labelled ``data`` (default: the task's golden set) or ``items``, score it, store the run.
 
     ``gold`` names the input column (or ``a.*.b`` path) holding the gold value (default: the evaluator's);
@@ -203,7 +204,8 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
     model spec names to paths or hub ids for this run only (like ``VERTICALS_MODELS``), and runs it here.
     ``executor`` runs the job; without one it runs in this process, unless a broker is set, no override is
     given and the caller passed ``executor_factory(store, registry)`` (the CLI passes
-    ``verticals.workers.get_executor``: the core never imports the workers).
+    ``verticals.workers.get_executor``: the core never imports the workers). ``explain``: the job stores each
+    result's explanation (the job option ``explain``), which ``verticals eval show`` prints for the wrong items.
     """
     from verticals.core.io import file_sha256, map_fields, read_rows
     from verticals.core.models.host import ModelHost, parse_overrides
@@ -234,7 +236,7 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
         data_name, data_hash = ("golden:" + path.name if data is None else str(data)), file_sha256(path)
     rows = map_fields(source, mapping, required=task_cls.text_field)
     job_id = submit_eval(store, registry, task, rows, gold_field=gold_field, data_name=data_name,
-                         data_hash=data_hash, params=params, mapping=mapping, tenant=tenant)
+                         data_hash=data_hash, params=params, mapping=mapping, tenant=tenant, explain=explain)
     if executor is None:
         from verticals.config import settings
         from verticals.core.jobs.executor import LocalExecutor
