@@ -20,12 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["EVIDENCE_KINDS", "Evidence", "Explanation", "ExplanationError", "check_explanation"]
 
-EVIDENCE_KINDS = ("word", "token", "span", "cue", "scope", "field", "factor", "reference", "rule", "line")
+EVIDENCE_KINDS = ("word", "token", "span", "cue", "scope", "field", "factor", "reference", "rule", "line", "test")
 """The kinds an evidence item may have (a task may use others; these are the ones the front ends know):
 ``word``/``token``: a piece of the input text with an attribution weight; ``span``: a stretch of the input a
 detector found; ``cue``: a word that triggered or raised a finding; ``scope``: the stretch a cue governs;
 ``field``: an input field as a whole; ``factor``: a term of an additive model; ``reference``: a reference text
-the decision leaned on; ``rule``: a rule that fired; ``line``: a line of code."""
+the decision leaned on; ``rule``: a rule that fired; ``line``: lines of code; ``test``: a generated test."""
 
 
 class Evidence(BaseModel):
@@ -43,7 +43,7 @@ class Evidence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field(min_length=1, max_length=40, description="word, token, span, cue, scope, field, factor, "
-                                                               "reference, rule, line (EVIDENCE_KINDS)")
+                                                               "reference, rule, line, test (EVIDENCE_KINDS)")
     weight: float = Field(description="Signed strength; positive supports the result, in the method's unit.")
     text: str | None = Field(default=None, max_length=2000, description="The evidence as it reads; with a span, "
                                                                         "exactly the input's characters")

@@ -128,3 +128,28 @@ def test_candidate_parsing_and_import_filter():
     assert [c.name for c in split_tests(extract_code(broken), "llm", "shapes", "def area(r): ...", "p")] == ["test_p_0"]
     bare = split_tests("assert clamp(1, 0, 2) == 1", "llm", "m", "def clamp(v, lo, hi): ...", "p")
     assert "from m import clamp" in bare[0].source
+
+
+def test_explanation_says_what_each_kept_test_covers(shapes_result):
+    """The job option explain: one evidence item per kept test with the lines and branches it added (from the
+    run's records, nothing runs again), the lines still uncovered, and a summary of the coverage gained."""
+    from verticals_testgen.generate import _ranges
+
+    from verticals import RunContext
+    from verticals.contract import check_explanation
+
+    task = GenerateTests()
+    output = GenerateTests.Output(**shapes_result)
+    item = ModuleInput.model_validate({"module": "verticals_testgen.samples.shapes"}, context=OPERATOR.context())
+    explanation = task.explain([item], [output], {}, RunContext("j", GenerateParams(), explain=True))[0]
+    assert check_explanation(explanation, item, None) == explanation
+    kept = [t for t in shapes_result["tests"] if t["status"] == "kept"]
+    tests = [e for e in explanation.evidence if e.kind == "test"]
+    assert [e.text for e in tests] == [t["name"] for t in kept]
+    for evidence, record in zip(tests, kept, strict=True):
+        assert evidence.weight == len(record["added_lines"]) + len(record["added_branches"])
+        if record["added_lines"]:
+            assert f"lines {_ranges(record['added_lines'])}" in evidence.detail
+    after = shapes_result["coverage_after"]["percent"]
+    assert f"-> {after:.1f}%" in explanation.summary and explanation.summary.startswith(f"{len(kept)} of ")
+    assert _ranges([3, 4, 5, 9, 11, 12]) == "3-5, 9, 11-12"

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from verticals import ItemError, OperatorOnly, RunContext, Task
+from verticals import Evidence, Explanation, ItemError, OperatorOnly, RunContext, Task
 from verticals.contract.evaluators import Evaluator, Record, Scores
 from verticals.jail import remove_private_dir
 from verticals_testgen.pipeline import Options, generate_tests
@@ -326,6 +326,13 @@ class GenerateTests(Task):
         assert isinstance(output, GeneratedTests)
         return {output.test_file: output.test_code} if output.test_code else {}
 
+    def explain(self, batch: list[BaseModel], outputs: list[BaseModel], models: dict[str, Any],
+                ctx: RunContext) -> list[Explanation | None]:
+        """Why each test was kept: the lines and branches it added to the coverage and the mutants it kills, in
+        the order the search kept them, and the lines still uncovered. Read from the run's own records: nothing
+        runs again."""
+        return [tests_explanation(output) for output in outputs]  # type: ignore[arg-type]
+
     def summarize(self, outputs: Iterable[BaseModel], ctx: RunContext) -> dict[str, Any] | None:
         rows = []
         for output in outputs:
@@ -359,3 +366,44 @@ class GenerateTests(Task):
                 "kept": sum(r["kept"] for r in rows), "generated": sum(r["generated"] for r in rows),
                 "mean_coverage": round(sum(r["coverage"] for r in rows) / len(rows), 1),
                 "mean_mutation_score": round(sum(scored) / len(scored), 3) if scored else None}
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """``[3, 4, 5, 9]`` -> ``3-5, 9``."""
+    out: list[str] = []
+    for n in sorted(set(numbers)):
+        if out and out[-1].split("-")[-1] == str(n - 1):
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out)
+
+
+def tests_explanation(output: GeneratedTests) -> Explanation:
+    """The evidence contract's view of a generated test file (:meth:`GenerateTests.explain`)."""
+    evidence: list[Evidence] = []
+    for record in output.tests:
+        if record.status != "kept":
+            continue
+        parts = [f"lines {_ranges(record.added_lines)}" if record.added_lines else "no new line",
+                 f"branches {', '.join(record.added_branches[:20])}" if record.added_branches else "no new branch"]
+        if record.killed_mutants:
+            parts.append(f"kills mutants on lines {_ranges(record.killed_mutants)}")
+        if not record.asserts:
+            parts.append("crash-finding (no assertion)")
+        evidence.append(Evidence(kind="test", text=record.name[:2000], source=f"strategy:{record.strategy}"[:200],
+                                 weight=float(len(record.added_lines) + len(record.added_branches)),
+                                 detail=("adds " + "; ".join(parts))[:500]))
+    if output.uncovered_lines or output.uncovered_branches:
+        evidence.append(Evidence(kind="line", weight=-float(len(output.uncovered_lines)), field="source",
+                                 detail=(f"still uncovered: lines {_ranges(output.uncovered_lines)}"
+                                         + (f"; branches {', '.join(output.uncovered_branches[:20])}"
+                                            if output.uncovered_branches else ""))[:500]))
+    before, after = output.coverage_before.percent, output.coverage_after.percent
+    best = max((e for e in evidence if e.kind == "test"), key=lambda e: e.weight, default=None)
+    summary = (f"{output.kept} of {output.generated} generated tests kept: coverage {before:.1f}% -> {after:.1f}%"
+               + (f"; most from {best.text[:60]} (+{best.weight:.0f} lines and branches)" if best and best.text
+                  else "")
+               + (f"; {len(output.uncovered_lines)} lines still uncovered" if output.uncovered_lines else ""))
+    return Explanation(summary=summary[:500], method="coverage", target=f"the tests kept for {output.module}"[:200],
+                       evidence=evidence)
