@@ -211,3 +211,37 @@ def test_api_and_sdk_return_explanations(fixtures_only_registry, isolated_home):
             evidence=[Evidence(kind="word", weight=1.0, text="up", start=6, end=8, source="keyword rule")])
         assert client.predict("fixtures.keyword", [{"text": "up"}], explain=True)[0].explanation is not None
         assert client.predict("fixtures.keyword", [{"text": "up"}])[0].explanation is None
+
+
+def test_dashboard_marks_the_strongest_evidence_in_the_text():
+    """The dashboard's evidenceSegments (the JavaScript the page runs), in node: the 5 strongest positive spans,
+    overlaps dropped, in text order; spans of another field, outside the text or not positive are left out."""
+    import shutil
+    import subprocess
+
+    from verticals.api.dashboard import SCRIPT
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the dashboard's script")
+    function = SCRIPT.split("// <segments>")[1].split("\n", 1)[1].split("// </segments>")[0]
+    text = "Profit fell sharply and the dividend was cut."
+    evidence = [{"kind": "word", "weight": 0.5, "start": 7, "end": 11},        # fell
+                {"kind": "word", "weight": 0.2, "start": 41, "end": 44},       # cut
+                {"kind": "span", "weight": 0.1, "start": 7, "end": 19},        # overlaps "fell": dropped
+                {"kind": "word", "weight": -0.3, "start": 0, "end": 6},        # against the label: not marked
+                {"kind": "word", "weight": 0.9, "start": 0, "end": 6, "field": "title"},  # another field
+                {"kind": "factor", "weight": 2.0}]                              # no span
+    program = (function + f"\nconsole.log(JSON.stringify(evidenceSegments({json.dumps(text)}, "
+               f"{json.dumps(evidence)}, 'text')));")
+    done = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [["Profit ", None], ["fell", 0.5], [" sharply and the dividend was ", None],
+                                       ["cut", 0.2], [".", None]]
+    many = [{"weight": w, "start": i, "end": i + 1} for i, w in enumerate([1, 2, 3, 4, 5, 6, 7])]
+    program = function + "\nconsole.log(JSON.stringify(evidenceSegments('abcdefg', " + json.dumps(many) + ", 'x')));"
+    marked = [w for _, w in json.loads(subprocess.run([node, "-e", program], capture_output=True, text=True,
+                                                      timeout=60).stdout) if w is not None]
+    assert marked == [3, 4, 5, 6, 7]  # the 5 strongest, in text order
+    checked = subprocess.run([node, "--check"], input=SCRIPT, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr  # the whole page script parses

@@ -30,7 +30,8 @@ PAGE = """<!doctype html>
 <div class="bar big"><div></div></div><p id="job-line"></p>
 <p><button id="cancel">cancel</button> <button id="retry">retry failed</button></p>
 <dl id="job-facts"></dl>
-<h2>Results preview</h2><table id="preview"><thead><tr><th>#</th><th>status</th><th>output</th></tr></thead>
+<h2>Results preview</h2><table id="preview"><thead><tr><th>#</th><th>status</th><th>output</th>
+<th class="why" hidden>why (explanation)</th></tr></thead>
 <tbody></tbody></table>
 <h2>Failed items</h2><table id="failed"><thead><tr><th>#</th><th>error</th></tr></thead><tbody></tbody></table>
 <p id="no-failed" class="empty" hidden>No failed items.</p></section>
@@ -60,6 +61,7 @@ td code,td.mono{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:
 .empty,.hint{color:#667}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dt{color:#667}dd{margin:0}
 button{cursor:pointer}
+mark{background:#ffe9a8;padding:0 .1em;border-radius:2px}.quote{margin:.3em 0 0;color:#445}
 """
 
 SCRIPT = r"""
@@ -125,6 +127,48 @@ SCRIPT = r"""
     return share + (running.note ? " · " + running.note : "");
   }
 
+  // <segments> (tests/test_explain.py runs this function in node)
+  // The text cut into [piece, weight] segments, weight null outside the evidence: the 5 strongest evidence
+  // items with a positive weight and a span in `field`, overlaps dropped (the stronger kept), in text order.
+  function evidenceSegments(text, evidence, field) {
+    const spans = (evidence || []).filter((e) => Number.isInteger(e.start) && Number.isInteger(e.end)
+      && e.weight > 0 && (!e.field || e.field === field) && e.end <= text.length && e.start < e.end)
+      .sort((a, b) => b.weight - a.weight);
+    const chosen = [];
+    for (const e of spans) {
+      if (chosen.length >= 5) break;
+      if (chosen.every((c) => e.end <= c.start || c.end <= e.start)) chosen.push(e);
+    }
+    chosen.sort((a, b) => a.start - b.start);
+    const out = [];
+    let at = 0;
+    for (const e of chosen) {
+      if (e.start > at) out.push([text.slice(at, e.start), null]);
+      out.push([text.slice(e.start, e.end), e.weight]);
+      at = e.end;
+    }
+    if (at < text.length) out.push([text.slice(at), null]);
+    return out;
+  }
+  // </segments>
+  function whyCell(item, textField) {
+    const td = el("td", null, "why");
+    if (!item.explanation) return td;
+    td.appendChild(el("div", item.explanation.summary));
+    const text = textField && item.input ? item.input[textField] : null;
+    if (typeof text === "string") {
+      const quote = el("p", null, "quote");
+      for (const [piece, weight] of evidenceSegments(text, item.explanation.evidence, textField)) {
+        if (weight === null) { quote.appendChild(document.createTextNode(piece)); continue; }
+        const mark = el("mark", piece);
+        mark.title = "weight " + weight;
+        quote.appendChild(mark);
+      }
+      td.appendChild(quote);
+    }
+    return td;
+  }
+
   async function renderJobs() {
     const data = await api("/v1/jobs?limit=50");
     const body = $("#jobs tbody");
@@ -178,10 +222,20 @@ SCRIPT = r"""
     }
     $("#cancel").hidden = !active(job.status);
     $("#retry").hidden = active(job.status) || !(job.counts.failed > 0);
-    const preview = await api("/v1/jobs/" + encodeURIComponent(id) + "/results?limit=20");
+    // a job with explanations: a "why" column, with the text and its evidence marked (never a sensitive task's)
+    const explained = Boolean(job.options && job.options.explain);
+    let textField = null;
+    if (explained) {
+      const task = await api("/v1/tasks/" + encodeURIComponent(job.task)).catch(() => null);
+      textField = task && !task.sensitive ? task.text_field : null;
+    }
+    const preview = await api("/v1/jobs/" + encodeURIComponent(id) + "/results?limit=20"
+      + (textField ? "&include_inputs=true" : ""));
+    $("#preview th.why").hidden = !explained;
     fillTable("#preview", preview.items, (item) => [el("td", item.seq), (() => {
       const td = el("td"); td.appendChild(badge(item.status)); return td; })(),
-      el("td", item.output ? JSON.stringify(item.output).slice(0, 300) : (item.error || ""), "mono")]);
+      el("td", item.output ? JSON.stringify(item.output).slice(0, 300) : (item.error || ""), "mono"),
+      ...(explained ? [whyCell(item, textField)] : [])]);
     const failed = await api("/v1/jobs/" + encodeURIComponent(id) + "/results?status=failed&limit=100");
     fillTable("#failed", failed.items, (item) => [el("td", item.seq), el("td", item.error)]);
     $("#failed").hidden = failed.items.length === 0;
