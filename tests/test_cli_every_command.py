@@ -91,6 +91,7 @@ def _samples(ids: dict[str, str]) -> dict[str, list[tuple[list[str], int, list[s
                                 "--model-seconds-per-day", "3600"], 0, ["acme-research-and-development"])],
         "tenants quota clear": [(["acme-research-and-development"], 0, ["acme-research-and-development"])],
         "tenants list": [([], 0, ["acme-research-and-development"]), (["--json"], 0, [])],
+        "workers": [([], 2, ["VERTICALS_BROKER_URL"])],
     }
 
 

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     preload: bool = Field(
         default=False, description="Workers load the models of their queue's tasks at start (`verticals worker "
         "--preload` sets it).")
+    worker_heartbeat_s: float = Field(
+        default=2.0, gt=0, description="How often each worker process reports itself to the fleet (`verticals "
+        "workers`); a worker not heard of for three of them is gone from it.")
     worker_queue: str | None = Field(
         default=None, description="The queue a worker serves (`verticals worker --queue` sets it).")
 

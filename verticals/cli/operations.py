@@ -187,7 +187,49 @@ def tenants_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
                title="tenants (used / quota)")
 
 
+def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
+    """The live worker processes (their queues, the chunk each runs, its models and devices, its last heartbeat)
+    and the backlog of each queue, as the workers report themselves in the broker (VERTICALS_BROKER_URL)."""
+    from verticals.cli.common import UserError
+    from verticals.config import broker_url
+
+    try:
+        url = broker_url()
+        if not url:
+            raise UserError("no fleet: VERTICALS_BROKER_URL is not set, so jobs run in the process that starts them "
+                            "(set it to the broker the workers use, e.g. redis://127.0.0.1:6379/0)")
+        from verticals.workers.fleet import snapshot
+
+        try:
+            fleet = snapshot(url)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        except Exception as error:
+            raise UserError(f"cannot reach the broker ({type(error).__name__}): is it running at the address "
+                            "VERTICALS_BROKER_URL names?") from None
+    except Exception as error:
+        raise _handle(error) from None
+    if as_json:
+        sys.stdout.write(json.dumps(fleet) + "\n")
+        return
+    backlog = ", ".join(f"{queue} {count if count is not None else '?'}" for queue, count in fleet["queues"].items())
+    if not fleet["workers"]:
+        err.print(f"no live worker (start one with `verticals worker`); waiting in the queues: {backlog}")
+        return
+    rows = []
+    for worker in fleet["workers"]:
+        chunk = worker.get("chunk")
+        doing = (f"job {chunk['job_id'][:12]} items {chunk['start']}-{chunk['end'] - 1} for "
+                 f"{chunk['running_s']:.0f}s" if chunk else f"idle ({worker.get('chunks_done', 0)} chunks done)")
+        models = ", ".join(f"{m['model']} on {m['device']}" for m in worker.get("models") or []) or "none loaded"
+        rows.append((f"{worker['node']} pid {worker['pid']}", ", ".join(worker.get("queues") or []) or "-", doing,
+                     models, f"{worker['age_s']:.1f}s ago"))
+    print_rows(out, ("worker", "queues", "running", "models", "heard"), rows, prose=("running", "models"),
+               title=f"{len(rows)} worker process(es); waiting in the queues: {backlog}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("usage")(usage)
+    app.command("workers")(workers)
     app.add_typer(tenants_app, name="tenants")
 

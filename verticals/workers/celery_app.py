@@ -158,8 +158,8 @@ def make_app(broker: str | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a broker restart must not end a worker
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        worker_send_task_events=False,
-        task_send_sent_event=False,
+        worker_send_task_events=True,  # task events on: `celery flower` against the same broker shows the chunks
+        task_send_sent_event=True,
         worker_enable_remote_control=True,
     )
     return app
@@ -193,6 +193,7 @@ class _WorkerState:
         self.store: Any = None
         self.registry: Any = None
         self.host: Any = None
+        self.heartbeat: Any = None  # verticals.workers.fleet.Heartbeat of this pool process (Redis brokers)
 
     def get(self) -> tuple[Any, Any, Any]:
         with self.lock:
@@ -225,11 +226,40 @@ def _after_fork(**_: Any) -> None:
         from verticals.core.store.db import make_engine
 
         make_engine(database_url()).dispose(close=False)
+        _start_heartbeat()
         threading.Thread(target=_deliver_events, name="verticals-events", daemon=True).start()
         if settings().preload:
             threading.Thread(target=_preload, name="verticals-preload", daemon=True).start()
     except Exception:  # never let the start of a pool process fail: its chunks set the store up again
         log.exception("pool process set-up failed; going on (the first chunk opens the store itself)")
+
+
+@signals.celeryd_after_setup.connect
+def _worker_setup(sender: str, instance: Any, **_: Any) -> None:
+    """In the worker's main process, before the pool forks: its node name and queues, for the heartbeats."""
+    from verticals.workers import fleet
+
+    fleet.NODE = str(sender)
+    try:
+        fleet.QUEUES = sorted(instance.app.amqp.queues.consume_from)
+    except Exception:  # the heartbeat only says less
+        fleet.QUEUES = []
+
+
+def _start_heartbeat() -> None:
+    """This pool process reports itself to the fleet (``verticals workers``) while it lives."""
+    from verticals.config import settings
+    from verticals.workers import fleet
+
+    url = str(app.conf.broker_url or "")
+    if fleet.is_redis(url):
+        state.heartbeat = fleet.Heartbeat(url, settings().worker_heartbeat_s, host=lambda: state.host).start()
+
+
+@signals.worker_process_shutdown.connect
+def _process_shutdown(**_: Any) -> None:
+    if state.heartbeat is not None:
+        state.heartbeat.stop()
 
 
 def _deliver_events() -> None:
@@ -294,6 +324,8 @@ def run_chunk_task(self: ChunkTask, job_id: str, start: int, end: int) -> dict[s
 
     started = time.monotonic()
     lease = _Lease(self.app, self.request.id)
+    if state.heartbeat is not None:
+        state.heartbeat.running(job_id, start, end)
     try:
         store, registry, host = state.get()
         report = run_chunk(store, registry, host, job_id, start, end)
@@ -305,6 +337,8 @@ def run_chunk_task(self: ChunkTask, job_id: str, start: int, end: int) -> dict[s
         raise ChunkFailed(describe(error)) from None
     finally:
         lease.stop()
+        if state.heartbeat is not None:
+            state.heartbeat.idle()
     took = time.monotonic() - started
     vt = int((self.app.conf.broker_transport_options or {}).get("visibility_timeout") or visibility_timeout())
     if took > vt:

@@ -219,22 +219,10 @@ class CeleryExecutor:
     def backlog(self, queue: str) -> int | None:
         """Messages waiting in a broker queue (every job's, every priority), or None when the broker cannot say.
 
-        Asked through kombu (a passive queue declare: the AMQP way to read a queue's length), so the broker
-        transport's own key layout (Redis keeps one list per priority step) stays kombu's business."""
-        from kombu.exceptions import ChannelError
+        Asked through kombu (:func:`verticals.workers.fleet.queue_backlog`)."""
+        from verticals.workers.fleet import queue_backlog
 
-        try:
-            with self.app.connection_for_read() as connection:
-                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
-                channel = connection.channel()
-                try:
-                    return int(channel.queue_declare(queue=queue, passive=True).message_count)
-                except ChannelError:  # no message ever waited there: the queue does not exist yet
-                    return 0
-                finally:
-                    channel.close()
-        except Exception:
-            return None
+        return queue_backlog(self.app, queue)
 
     def consumers(self, queue: str, timeout: float = 1.0) -> list[str] | None:
         """The workers consuming ``queue`` (their node names), asked through Celery's remote control; None when

@@ -120,6 +120,11 @@ class ModelHost:
     def loaded(self) -> list[str]:
         return list(self._loaded)
 
+    def loaded_devices(self) -> list[tuple[str, str, str]]:
+        """(name, device, runtime) of each loaded model (``verticals workers`` shows them)."""
+        with self._lock:
+            return [(name, str(model.device), model.runtime_label) for name, model in self._loaded.items()]
+
     def unload(self, name: str) -> None:
         with self._lock:
             self._loaded.pop(name, None)

@@ -1,0 +1,76 @@
+"""The fleet (issue 30 item 3): `verticals workers` lists the live worker processes from their heartbeats in the
+broker, with the chunk each runs, and drops one that is killed once its heartbeats stop. Real parts: a test-owned
+redis-server, real `verticals worker` processes, PostgreSQL (tests/test_celery.py's environment)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.test_celery import celery_env, wait_for  # noqa: F401 - the fixture, used by name
+
+pytestmark = pytest.mark.skipif(__import__("shutil").which("redis-server") is None,
+                                reason="redis-server not installed: run scripts/ensure-services.sh")
+
+
+def _workers(url):
+    from verticals.workers.fleet import snapshot
+
+    return snapshot(url)
+
+
+def test_workers_shows_each_live_worker_its_chunk_and_drops_a_killed_one(celery_env):  # noqa: F811
+    env = celery_env
+    url = env.redis.url
+    assert _workers(url)["workers"] == []
+    [proc] = env.workers.start(1, concurrency=1, VERTICALS_WORKER_HEARTBEAT_S="0.5")
+    wait_for(lambda: _workers(url)["workers"], timeout=30, what="the worker in the fleet")
+    [worker] = _workers(url)["workers"]
+    assert worker["node"].startswith("w0-") and worker["queues"] == ["cpu"] and worker["chunk"] is None
+    assert worker["pid"] in env.workers.children(proc)  # the pool process that runs the chunks
+
+    job_id = env.submit([f"t{n}" for n in range(6)], chunk_size=3, sleep=6.0)  # a chunk runs while we look
+    env.executor().start(job_id)
+    wait_for(lambda: (_workers(url)["workers"][0].get("chunk") or {}).get("job_id") == job_id, timeout=30,
+             what="the chunk in the worker's heartbeat")
+    chunk = _workers(url)["workers"][0]["chunk"]
+    assert chunk["items"] == 3 and chunk["start"] in (0, 3)
+    shown = run_cli("workers", env={"COLUMNS": "160"})
+    assert shown.returncode == 0, shown.stderr
+    assert worker["node"] in shown.stdout and job_id[:12] in shown.stdout and "cpu" in shown.stdout
+    listed = json.loads(run_cli("workers", "--json").stdout)
+    assert set(listed["queues"]) == {"gpu", "cpu", "code"} and all(
+        count is not None for count in listed["queues"].values())
+
+    os.killpg(proc.pid, signal.SIGKILL)  # no goodbye: its heartbeats stop, its key expires
+    proc.wait(15)
+    wait_for(lambda: not _workers(url)["workers"], timeout=30, what="the killed worker gone from the fleet")
+
+
+def test_a_heartbeat_reports_the_models_loaded_and_their_device(use_plugins, monkeypatch, tmp_path):
+    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "tinymodel")
+    use_plugins("tinymodel")
+    from verticals_tinymodel import write_tiny_encoder
+
+    monkeypatch.setenv("VERTICALS_TINY_MODEL", str(write_tiny_encoder(tmp_path / "tiny")))
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import get_registry
+    from verticals.workers.fleet import Heartbeat
+
+    host = ModelHost(get_registry(refresh=True).models)
+    beat = Heartbeat("redis://127.0.0.1:1/0", every=1.0, host=lambda: host)
+    assert beat.report()["models"] == []
+    host.get("tiny-encoder")
+    beat.running("j" * 32, 0, 10)
+    report = beat.report()
+    assert report["models"] == [{"model": "tiny-encoder", "device": "cpu", "runtime": "torch"}]
+    assert report["chunk"]["job_id"] == "j" * 32 and report["chunk"]["items"] == 10
+
+
+def test_cli_workers_without_a_broker_says_what_to_set(isolated_home):
+    shown = run_cli("workers")
+    assert shown.returncode == 2 and "VERTICALS_BROKER_URL" in shown.stderr

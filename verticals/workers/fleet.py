@@ -1,0 +1,173 @@
+"""The fleet: what each live worker process is doing, as the workers themselves report it in the broker.
+
+Each pool process of ``verticals worker`` (Celery, Redis broker) writes a heartbeat every
+``VERTICALS_WORKER_HEARTBEAT_S`` seconds (and at once when it takes or ends a chunk) to the Redis key
+``verticals:fleet:<node>:<pid>``, which expires after three heartbeats: a worker appears as soon as its pool
+process starts, and one that is killed (``kill -9``, a lost machine) is gone within three heartbeats, with no
+one to clean up after it. A worker that stops normally removes its key at once.
+
+A heartbeat holds the worker's node name and pid, the queues it consumes, the chunk it runs (job, items, since
+when), the models loaded in it with their device, and when it started. :func:`snapshot` reads them all, with the
+backlog of each queue (``verticals workers``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["KEY_PREFIX", "Heartbeat", "queue_backlog", "snapshot"]
+
+KEY_PREFIX = "verticals:fleet:"
+NODE: str | None = None  # the Celery node name (`--hostname`), set in the worker's main process before the fork
+QUEUES: list[str] = []  # the queues the worker consumes, likewise
+
+
+def _redis(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
+class Heartbeat:
+    """The heartbeat of one pool process: a daemon thread writing :meth:`report` every ``every`` seconds."""
+
+    def __init__(self, url: str, every: float, host: Any = None):
+        self.url, self.every = url, max(0.1, every)
+        self.host = host  # a callable returning the process's ModelHost, or None before its first chunk
+        self.pid = os.getpid()
+        self.node = NODE or f"celery@{socket.gethostname()}"
+        self.key = f"{KEY_PREFIX}{self.node}:{self.pid}"
+        self.started_at = datetime.now(UTC).isoformat()
+        self.chunk: dict[str, Any] | None = None
+        self.chunks_done = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="verticals-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def running(self, job_id: str, start: int, end: int) -> None:
+        """This process took a chunk: reported at once."""
+        self.chunk = {"job_id": job_id, "start": start, "end": end, "items": end - start, "since": time.time()}
+        self._wake.set()
+
+    def idle(self) -> None:
+        """This process ended its chunk: reported at once."""
+        self.chunk = None
+        self.chunks_done += 1
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop beating and remove this process's key (a worker stopping normally leaves at once)."""
+        self._stop.set()
+        self._wake.set()
+        try:
+            client = _redis(self.url)
+            try:
+                client.delete(self.key)
+            finally:
+                client.close()
+        except Exception:
+            log.debug("could not remove the heartbeat of %s", self.key, exc_info=True)
+
+    def report(self) -> dict[str, Any]:
+        host = self.host() if callable(self.host) else self.host
+        models = []
+        if host is not None:
+            models = [{"model": name, "device": device, "runtime": runtime}
+                      for name, device, runtime in host.loaded_devices()]
+        from verticals.config import settings
+
+        return {"node": self.node, "pid": self.pid, "host": socket.gethostname(), "queues": list(QUEUES),
+                "device": settings().device, "started_at": self.started_at, "heartbeat_at": time.time(),
+                "every_s": self.every, "chunk": self.chunk, "chunks_done": self.chunks_done, "models": models}
+
+    def _run(self) -> None:
+        client = None
+        while not self._stop.is_set():
+            try:
+                if client is None:
+                    client = _redis(self.url)
+                if not self._stop.is_set():
+                    client.set(self.key, json.dumps(self.report()), px=int(self.every * 3000))
+            except Exception:
+                log.debug("heartbeat of %s not written", self.key, exc_info=True)
+                client = None
+            self._wake.wait(self.every)
+            self._wake.clear()
+        if client is not None:
+            client.close()
+
+
+def queue_backlog(app: Any, queue: str) -> int | None:
+    """Messages waiting in a broker queue (every job's, every priority), or None when the broker cannot say.
+
+    Asked through kombu (a passive queue declare: the AMQP way to read a queue's length), so the broker
+    transport's own key layout (Redis keeps one list per priority step) stays kombu's business."""
+    from kombu.exceptions import ChannelError
+
+    try:
+        with app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+            channel = connection.channel()
+            try:
+                return int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except ChannelError:  # no message ever waited there: the queue does not exist yet
+                return 0
+            finally:
+                channel.close()
+    except Exception:
+        return None
+
+
+def snapshot(url: str) -> dict[str, Any]:
+    """Every live worker process (its last heartbeat, ``age_s`` since it) and the backlog of each queue:
+    ``{"workers": [...], "queues": {"gpu": n, "cpu": n, "code": n}}``. ``ConnectionError`` when the broker does
+    not answer."""
+    from verticals.workers.celery_app import QUEUES as ALL_QUEUES
+    from verticals.workers.celery_app import make_app
+
+    if not is_redis(url):
+        raise ValueError(f"the fleet is read from a Redis broker; {url.split('://')[0]}:// is not one")
+    client = _redis(url)
+    try:
+        keys = sorted(client.scan_iter(match=f"{KEY_PREFIX}*", count=500))
+        values = client.mget(keys) if keys else []
+    finally:
+        client.close()
+    now = time.time()
+    workers = []
+    for value in values:
+        if value is None:  # expired between the scan and the read
+            continue
+        try:
+            report = json.loads(value)
+        except ValueError:
+            continue
+        report["age_s"] = max(0.0, now - float(report.get("heartbeat_at") or now))
+        chunk = report.get("chunk")
+        if chunk:
+            chunk["running_s"] = max(0.0, now - float(chunk.get("since") or now))
+        workers.append(report)
+    workers.sort(key=lambda w: (str(w.get("node")), int(w.get("pid") or 0)))
+    app = make_app(url)
+    try:
+        queues = {queue: queue_backlog(app, queue) for queue in ALL_QUEUES}
+    finally:
+        app.close()
+    return {"workers": workers, "queues": queues}
