@@ -41,9 +41,9 @@ def child(mode: str, folder: str, n: int) -> dict:
     if mode == "adapters":
         for i in range(n):
             encoder.add_adapter(f"a{i}", Path(folder) / "adapter")
+        encoder.embed(["warm up"], adapter="a0")  # a lone adapter is merged at its first use
         # one adapter is served merged (its target weights copied), several through the hooks (matrices only)
         tensors += sum(encoder.adapter_bytes(f"a{i}") for i in range(n))
-        encoder.embed(["warm up"], adapter="a0")
     else:
         copies = [encoder.model] + [copy.deepcopy(encoder.model) for _ in range(n - 1)]
         tensors = base_bytes * len(copies)
