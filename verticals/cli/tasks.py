@@ -92,6 +92,8 @@ def _show(registry: Any, task_cls: Any) -> None:
     ) if getattr(task_cls, flag, False)]
     for text in flags:
         head.add_row("note", text)
+    if task_cls.explains():
+        head.add_row("explain", "yes: --explain stores why each result is what it is")
     if getattr(task_cls, "evaluator", None) is not None:
         head.add_row("evaluation", f"verticals eval {task_cls.name}"
                      + (" (a golden set ships with the plugin)" if getattr(task_cls, "golden", None) else ""))

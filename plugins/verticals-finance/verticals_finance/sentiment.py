@@ -70,6 +70,8 @@ class SentimentParams(BaseModel):
         default="auto", description="With --explain: occlusion (each word deleted in turn; every runtime), "
         "integrated-gradients (gradients at the input embeddings, 16 steps; the PyTorch path only), or auto "
         "(occlusion: see docs/explanations.md for the figures behind the choice).")
+    explain_steps: int = Field(default=16, ge=1, le=64, description="integrated-gradients: Riemann steps from the "
+                               "baseline (fewer: cheaper, the attributions add up less exactly)")
 
 
 class SentimentInput(BaseModel):
@@ -131,7 +133,7 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
                 raise ItemError(f"explain_method integrated-gradients needs the PyTorch path; model "
                                 f"{classifier.spec.name} runs on {classifier.runtime_label} here: use occlusion "
                                 "(or auto)")
-            return gradient_explanations(classifier, texts, labels)
+            return gradient_explanations(classifier, texts, labels, steps=ctx.params.explain_steps)
         return occlusion_explanations(classifier, texts, labels)
 
     def summarize(self, outputs: Iterable[SentimentOutput], ctx: RunContext[SentimentParams]) -> dict[str, Any]:
