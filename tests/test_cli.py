@@ -92,6 +92,9 @@ def test_cancel_and_retry_follow_the_job_service_rules(use_plugins, tmp_path):
     assert cancelled.returncode == 0 and "status cancelled" in cancelled.stderr, cancelled.stderr
     status = json.loads(run_cli("jobs", "status", job_id, "--json").stdout)
     assert status["status"] == "cancelled" and status["counts"] == {"cancelled": 3}
+    for command in ("retry", "resume"):  # nothing to run again: each says why and ends 0 (not 130, not 'cancelled')
+        again = run_cli("jobs", command, job_id[:10])
+        assert again.returncode == 0 and "cancelling is final" in " ".join(again.stderr.split()), command
     assert run_cli("jobs", "resume", "nosuchjob").returncode == 2
 
 

@@ -337,7 +337,9 @@ def jobs_retry(job: Annotated[str, typer.Argument(help="Job id or prefix.")],
         service.check_ready()  # a broker that is down: refused before the failed items are put back
         count = service.retry(job_id, start=False)
         err.print(_retried(service.summary(job_id), count))
-        status = _execute(service, job_id) if count else service.summary(job_id)["status"]
+        if not count:  # nothing queued: a no-op that said so, exit 0 (as `jobs resume` with nothing pending)
+            return
+        status = _execute(service, job_id)
         _print_summary(service.store, job_id)
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None

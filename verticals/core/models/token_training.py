@@ -48,9 +48,14 @@ class TokenTrainConfig(TrainConfig):
     """:class:`TrainConfig` plus what only token classification needs."""
 
     layers: int | None = None  # keep the first N transformer layers (None: all)
-    stride: int = 32  # word pieces shared by consecutive windows of a long text
+    stride: int | None = None  # word pieces shared by consecutive windows of a long text (None: max_length // 4)
     o_weight: float = 1.0  # loss weight of the O tag (< 1: recall first)
     dev_metric: str = "f1"
+
+    @property
+    def window_stride(self) -> int:
+        """``stride``, or a quarter of the window: 32 of 128, and still valid for a short ``--max-length``."""
+        return self.max_length // 4 if self.stride is None else self.stride
 
     def validate(self) -> None:
         if self.method not in ("lora", "full"):
@@ -59,8 +64,9 @@ class TokenTrainConfig(TrainConfig):
             raise TrainingError("dev_metric of a token classifier must be f1 or recall")
         if self.layers is not None and self.layers < 1:
             raise TrainingError("layers must be >= 1")
-        if not 0 <= self.stride < self.max_length // 2:
-            raise TrainingError("stride must be >= 0 and less than half of max_length")
+        if not 0 <= self.window_stride < self.max_length // 2:
+            raise TrainingError(f"stride must be >= 0 and less than half of max_length ({self.max_length}): "
+                                f"got {self.window_stride}")
         saved, self.dev_metric = self.dev_metric, "macro_f1"
         try:
             super().validate()
@@ -303,7 +309,7 @@ def write_tagger(folder: Path, base: str, tags: Sequence[str], head: Any, config
                "bias": np.asarray(head.bias.detach().numpy(), dtype=np.float32)}, str(folder / "head.safetensors"))
     out: dict[str, Any] = {"format": TOKEN_FORMAT, "version": 1, "encoder": base, "labels": list(tags),
                            "layers": config.layers, "weights": "head.safetensors", "method": config.method,
-                           "max_length": config.max_length, "stride": config.stride}
+                           "max_length": config.max_length, "stride": config.window_stride}
     if config.method == "lora":
         trained.save_pretrained(str(folder / "adapter"))
         (folder / "adapter" / "README.md").unlink(missing_ok=True)
@@ -344,8 +350,8 @@ def _train(base_path: Path, train_rows: list[dict[str, Any]], dev_rows: list[dic
     torch.manual_seed(config.seed)
     model = _Tagger(encoder, len(tags))
     report(TrainProgress("tokenize", elapsed_s=time.perf_counter() - started))
-    train_windows = encode_windows(tokenizer, train_rows, tags, config.max_length, config.stride)
-    dev_windows = encode_windows(tokenizer, dev_rows, tags, config.max_length, config.stride)
+    train_windows = encode_windows(tokenizer, train_rows, tags, config.max_length, config.window_stride)
+    dev_windows = encode_windows(tokenizer, dev_rows, tags, config.max_length, config.window_stride)
     steps_per_epoch = math.ceil(len(train_windows) / config.batch_size)
     total = steps_per_epoch * config.epochs
     if config.max_steps:
