@@ -185,3 +185,30 @@ def test_sdk_usage_in_process(tiny):
         assert final.raw["usage"]["items"] == 2 and final.raw["usage"]["models"][0]["device"] == "cpu"
         report = client.usage(since="0d")
         assert report["total"]["items"] == 2 and report["total"]["tokens"] == final.raw["usage"]["tokens"]
+
+
+def test_the_dashboard_writes_the_usage_line_of_the_cli(monkeypatch):
+    """The dashboard's usageLine (the JavaScript the page runs, in node) says what the CLI's summary line says."""
+    import shutil
+    import subprocess
+
+    from verticals.api.dashboard import SCRIPT
+    from verticals.core.jobs.usage import describe_job_usage
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the dashboard's script")
+    function = SCRIPT.split("// <usage-line>")[1].split("\n", 1)[1].split("// </usage-line>")[0]
+    monkeypatch.setenv("VERTICALS_PRICES", "cpu=0.01,items_1k=1")
+    monkeypatch.setenv("VERTICALS_PRICE_CURRENCY", "EUR")
+    from verticals.core.jobs.usage import cost
+
+    cases = [{"items": 3000, "model_s": 41.04, "tokens": 96412, "wall_s": 44.0,
+              "models": [{"model": "m", "device": "cpu", "model_s": 41.04, "tokens": 96412}]},
+             {"items": 1, "model_s": 0.0, "tokens": 0, "wall_s": 0.1, "models": []}]
+    for usage in cases:
+        shown = {**usage, "cost": cost(usage)}
+        program = function + f"\nconsole.log(usageLine({json.dumps(shown)}, 'EUR'));"
+        done = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == describe_job_usage(usage)

@@ -23,7 +23,8 @@ PAGE = """<!doctype html>
  placeholder="vk_..."></label> <button>open</button><p class="hint">Create one with
  <code>verticals keys create --tenant TENANT --name NAME</code>. It stays in this tab only.</p></form>
 <p id="error" class="error" hidden></p>
-<section id="jobs" hidden><h1>Jobs</h1><table><thead><tr><th>job</th><th>task</th><th>status</th>
+<section id="jobs" hidden><h1>Jobs</h1><p id="usage-today"></p>
+<table><thead><tr><th>job</th><th>task</th><th>status</th>
 <th>progress</th><th>items</th><th>created</th></tr></thead><tbody></tbody></table>
 <p class="empty" hidden>No jobs yet. Submit one with POST /v1/jobs.</p></section>
 <section id="job" hidden><p><a href="/dashboard">← all jobs</a></p><h1 id="job-title"></h1>
@@ -189,6 +190,8 @@ SCRIPT = r"""
       body.appendChild(row);
     }
     $("#jobs .empty").hidden = data.jobs.length > 0;
+    const usage = await api("/v1/usage?since=0d").catch(() => null);  // what this tenant's jobs used today (UTC)
+    $("#usage-today").textContent = usage ? "Today (UTC): " + usageLine(usage.total, usage.currency) : "";
     $("#jobs").hidden = false;
     return data.jobs.some((job) => active(job.status));
   }
@@ -203,6 +206,24 @@ SCRIPT = r"""
     }
   }
 
+  // "3,000 items · 41.0 s model time on cpu · 96,412 tokens · 0.0308 USD" (the CLI's summary line)
+  // <usage-line>
+  function usageLine(usage, currency) {
+    if (!usage) return "–";
+    const secs = (s) => s >= 10 ? s.toFixed(1) : s.toFixed(2);
+    const devices = [...new Set((usage.models || []).map((m) => m.device))].sort();
+    let line = usage.items.toLocaleString("en") + " item" + (usage.items === 1 ? "" : "s");
+    line += devices.length ? " · " + secs(usage.model_s) + " s model time on " + devices.join(", ")
+      : " · no model time";
+    if (devices.length && usage.tokens) line += " · " + usage.tokens.toLocaleString("en") + " tokens";
+    const unit = currency || usage.currency;
+    if (usage.cost !== null && usage.cost !== undefined) {
+      line += " · " + usage.cost.toFixed(4) + (unit ? " " + unit : "");
+    }
+    return line;
+  }
+  // </usage-line>
+
   async function renderJob(id) {
     const job = await api("/v1/jobs/" + encodeURIComponent(id));
     $("#job-title").replaceChildren(el("span", job.task + " · "), el("code", job.id), el("span", " "),
@@ -215,7 +236,8 @@ SCRIPT = r"""
     const facts = $("#job-facts");
     facts.replaceChildren();
     const counts = Object.entries(job.counts).map(([k, v]) => k + ": " + v).join(", ") || "–";
-    for (const [name, value] of [["counts", counts], ["params", JSON.stringify(job.params)],
+    for (const [name, value] of [["counts", counts], ["usage", usageLine(job.usage, null)],
+        ["params", JSON.stringify(job.params)],
         ["created", job.created_at], ["started", job.started_at], ["finished", job.finished_at],
         ["plugin", (job.plugin || "") + " " + (job.plugin_version || "")]]) {
       facts.appendChild(el("dt", name)); facts.appendChild(el("dd", value || "–"));

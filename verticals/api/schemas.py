@@ -102,6 +102,10 @@ class UsageOut(BaseModel):
                                                          "when none is set")
 
 
+class JobUsageOut(UsageOut):
+    currency: str | None = Field(default=None, description="The unit of cost (null: no price table)")
+
+
 class UsageDayOut(UsageOut):
     day: str = Field(description="UTC day, YYYY-MM-DD")
     jobs: int = Field(description="Jobs that ran batches that day")
@@ -142,7 +146,7 @@ class JobOut(BaseModel):
     finished_at: str | None = None
     elapsed_s: float | None = None
     tenant: str | None = None
-    usage: UsageOut | None = Field(default=None, description="What the job used so far (items, model time...)")
+    usage: JobUsageOut | None = Field(default=None, description="What the job used so far (items, model time...)")
     items_per_s: float | None = Field(default=None, description="Throughput so far")
     eta_s: float | None = Field(default=None, description="Estimated seconds left (running jobs)")
 
@@ -246,9 +250,12 @@ def job_out(summary: dict[str, Any]) -> JobOut:
             eta = max(0.0, summary["total"] - done) / rate
     fields = {k: v for k, v in summary.items() if k in JobOut.model_fields}
     if summary.get("usage") is not None:
+        from verticals.config import settings
         from verticals.core.jobs.usage import cost
 
-        fields["usage"] = {**summary["usage"], "cost": cost(summary["usage"])}
+        priced = cost(summary["usage"])
+        fields["usage"] = {**summary["usage"], "cost": priced,
+                           "currency": settings().price_currency if priced is not None else None}
     return JobOut(**fields, items_per_s=rate, eta_s=eta)
 
 
