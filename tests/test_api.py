@@ -39,7 +39,6 @@ both_databases = pytest.mark.parametrize("api_store", ["sqlite", "postgresql"], 
 def make_api(api_store, registry):
     store = api_store
     from verticals.api.app import create_app
-    from verticals.tenancy import webhooks
 
     clients = []
 
@@ -52,7 +51,6 @@ def make_api(api_store, registry):
     yield make
     for client in clients:
         client.__exit__(None, None, None)
-    webhooks.use_store(None)
 
 
 @pytest.fixture
@@ -437,12 +435,20 @@ def test_job_routes_follow_the_job_service_rules(make_api, keys):
     assert idle.post("/v1/jobs/" + "0" * 32 + "/cancel", headers=acme).status_code == 404
 
 
-def test_create_app_attaches_the_webhook_outbox(make_api, registry):
-    """The API is a composition root: it wires the webhook outbox (no longer a built-in of every process)."""
+def test_create_app_attaches_the_webhook_outbox(make_api, api_store, registry):
+    """The API is a composition root: it builds the webhook outbox on its store and attaches it (no module
+    state, no plugin attached by name); a second app on the same registry puts its own outbox in its place."""
     from verticals.tenancy import webhooks
 
-    make_api(background=False)
-    assert registry.manager.is_registered(webhooks)
+    first = make_api(background=False)
+    outbox = first.app.state.api.outbox
+    assert isinstance(outbox, webhooks.Outbox) and outbox.current_store() is api_store
+    assert registry.manager.get_plugin(webhooks.PLUGIN_NAME) is outbox
+    assert not registry.manager.is_registered(webhooks)  # the module is no plugin
+    assert first.app.state.api.deliverer.wake is outbox.wake  # recording a delivery wakes the sender
+    second = make_api(background=False)
+    assert registry.manager.get_plugin(webhooks.PLUGIN_NAME) is second.app.state.api.outbox is not outbox
+    assert [info.name for info in registry.plugins.values()].count(webhooks.PLUGIN_NAME) == 1
 
 
 def test_evaluation_maps_text_column_like_jobs(api, keys):

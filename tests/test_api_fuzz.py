@@ -27,7 +27,6 @@ def fuzz_target(isolated_home, registry):
     from verticals.api.app import create_app
     from verticals.core.jobs.engine import submit_job
     from verticals.core.store import open_store
-    from verticals.tenancy import webhooks
     from verticals.tenancy.tenants import Tenants
 
     store = open_store(f"sqlite:///{isolated_home / 'fuzz.db'}")
@@ -35,7 +34,6 @@ def fuzz_target(isolated_home, registry):
     submit_job(store, registry, "fixtures.echo", [{"text": "a"}], tenant="acme")  # something to find
     app = create_app(store, registry, background=False)
     yield app, key
-    webhooks.use_store(None)
 
 
 def operations(app):

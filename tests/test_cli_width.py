@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import REPO, run_cli
-from verticals.cli.common import _Console
+from verticals.cli.console import _Console
 
 WIDTH = 80
 NARROW = {"COLUMNS": str(WIDTH)}

@@ -311,12 +311,34 @@ def test_register_tasks_raising_in_an_attached_plugin_is_refused(registry):
     assert not registry.manager.has_plugin("bad_extra")
 
 
-def test_attach_is_idempotent_and_takes_a_dotted_name(registry):
+def test_attach_is_idempotent_and_takes_a_dotted_name(registry, monkeypatch):
+    import sys
+
+    module = types.ModuleType("hooks_dotted_extra")
+    module.job_finished = hookimpl(lambda job: None)
+    monkeypatch.setitem(sys.modules, "hooks_dotted_extra", module)
     before = len(registry.manager.hook.job_finished.get_hookimpls())
-    first = registry.attach("verticals.tenancy.webhooks")
-    again = registry.attach("verticals.tenancy.webhooks")
+    first = registry.attach("hooks_dotted_extra")
+    again = registry.attach("hooks_dotted_extra")
     assert first is again and first.status == "loaded" and "job_finished" in first.hooks
     assert len(registry.manager.hook.job_finished.get_hookimpls()) == before + 1
+
+
+def test_a_webhook_outbox_is_an_instance_a_root_attaches_in_place_of_the_last(registry, tmp_path):
+    """The outbox a composition root builds (verticals.tenancy.webhooks.Outbox) is attached as an object; a
+    newer one takes its place (attach_to: replace=True); an outbox attached twice is attached once."""
+    from verticals.tenancy.webhooks import PLUGIN_NAME, Outbox
+
+    before = len(registry.manager.hook.job_finished.get_hookimpls())
+    first = Outbox(open_store(f"sqlite:///{tmp_path / 'a.db'}"))
+    assert first.attach_to(registry) is first and first.attach_to(registry) is first
+    assert registry.manager.get_plugin(PLUGIN_NAME) is first
+    assert "job_finished" in registry.plugins[PLUGIN_NAME].hooks
+    second = Outbox(open_store(f"sqlite:///{tmp_path / 'b.db'}")).attach_to(registry)
+    assert registry.manager.get_plugin(PLUGIN_NAME) is second and not registry.manager.is_registered(first)
+    assert len(registry.manager.hook.job_finished.get_hookimpls()) == before + 1
+    registry.attach(Outbox(), name=PLUGIN_NAME)  # without replace: the name's plugin stays (idempotent, as before)
+    assert registry.manager.get_plugin(PLUGIN_NAME) is second
 
 
 def test_a_hook_wrapper_is_refused(registry):

@@ -5,9 +5,11 @@ still a dependency); only imports under ``if TYPE_CHECKING:`` are left out (they
 
 - ``contract`` imports no verticals module outside it; ``registry`` imports only ``contract`` (and ``config``).
 - ``core`` imports no front end (``api``, ``cli``, ``workers``, ``client``, ``eval_cli``, ``train_cli``).
-- ``workers`` import no ``cli`` and no ``api`` (the webhook outbox is attached by its dotted name, a string).
+- ``workers`` import no ``cli`` and no ``api`` (the webhook outbox is an instance a worker process builds from
+  ``verticals.tenancy.webhooks``; nothing is attached by a dotted name).
 - ``api`` imports no ``cli``; ``client`` imports no ``api``.
-- No cycle between top-level units, and none between ``core`` modules.
+- No cycle between top-level units, none between ``core`` modules, and none between any two modules (inside a
+  package too).
 
 Units: ``verticals.X`` and everything under it is unit ``X``; a command-line module living beside its
 subsystem (``verticals.workers.cli``, ``verticals.api.cli``) belongs to the ``cli`` unit: it is a front end.
@@ -233,3 +235,29 @@ def test_no_cycle_between_core_modules():
     found = [f"cycle {' <-> '.join(c)}: " + "; ".join(witnesses(c, core, lambda s, t: f"{s} -> {t}"))
              for c in cycles(core)]
     assert not found, report(found)
+
+
+def test_no_cycle_between_any_modules():
+    """Inside every package too (cli, workers, tenancy, api...), a package's ``__init__`` included: no module
+    imports, even lazily, a module that imports it back."""
+    found = [f"cycle {' <-> '.join(c)}: " + "; ".join(witnesses(c, GRAPH, lambda s, t: f"{s} -> {t}"))
+             for c in cycles(GRAPH)]
+    assert not found, report(found)
+
+
+def test_the_cycle_check_sees_a_cycle_inside_a_package():
+    graph = {"verticals.cli.a": {"verticals.cli.b"}, "verticals.cli.b": {"verticals.cli.c"},
+             "verticals.cli.c": {"verticals.cli.a"}, "verticals.cli.d": {"verticals.cli.a"}}
+    assert cycles(graph) == [["verticals.cli.a", "verticals.cli.b", "verticals.cli.c"]]
+
+
+def test_no_plugin_is_attached_by_its_dotted_name():
+    """The webhook outbox is an instance the roots build (tenancy.webhooks.Outbox), not a module attached by
+    its dotted name: no ``attach("...")`` with a string anywhere in the package."""
+    calls = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "attach"
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                calls.append(f"{module_name(path)}:{node.lineno}")
+    assert not calls, report(calls)

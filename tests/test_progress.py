@@ -156,19 +156,15 @@ def test_the_api_shows_the_running_items_progress_with_rate_and_eta(registry, is
 
     from verticals.api.app import create_app
     from verticals.core.store import open_store
-    from verticals.tenancy import webhooks
 
     store = open_store(f"sqlite:///{isolated_home / 'api.db'}")
     job_id = submit_job(store, registry, "fixtures.echo", [{"text": "a"}, {"text": "b"}], tenant="local")
     store.begin_batch(job_id, [0, 1], 3, mark_started=True)
     store.set_progress(job_id, "0", {"done": 1, "total": 2, "items": 2, "note": "hints: pass 1 of 2",
                                      "at": "2026-11-27T21:00:00+00:00"})
-    try:
-        with TestClient(create_app(store, registry, auth=False, background=False)) as api:
-            job = api.get(f"/v1/jobs/{job_id}").json()
-            script = api.get("/dashboard/app.js")
-    finally:
-        webhooks.use_store(None)
+    with TestClient(create_app(store, registry, auth=False, background=False)) as api:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        script = api.get("/dashboard/app.js")
     assert job["item_progress"]["note"] == "hints: pass 1 of 2" and job["item_progress"]["done"] == 1.0
     assert job["progress"] == 0.5 and job["items_per_s"] > 0 and job["eta_s"] is not None
     assert script.status_code == 200 and "runningLine(job.item_progress)" in script.text

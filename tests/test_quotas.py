@@ -28,7 +28,6 @@ def registry(fixtures_only_registry):
 def apps(store, registry):
     """``apps(n, background)``: n API apps on the same store (n > 1: as n server processes) and acme's key."""
     from verticals.api.app import create_app
-    from verticals.tenancy import webhooks
 
     opened = []
 
@@ -45,7 +44,6 @@ def apps(store, registry):
     yield make
     for client in opened:
         client.__exit__(None, None, None)
-    webhooks.use_store(None)
 
 
 def _parallel(clients, key, bodies):

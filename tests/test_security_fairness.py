@@ -26,7 +26,6 @@ def registry(fixtures_only_registry):
 @pytest.fixture
 def make_api(store, registry):
     from verticals.api.app import create_app
-    from verticals.tenancy import webhooks
 
     clients = []
 
@@ -42,7 +41,6 @@ def make_api(store, registry):
     yield make
     for client in clients:
         client.__exit__(None, None, None)
-    webhooks.use_store(None)
 
 
 def _status(api, key, job_id) -> str:
@@ -174,11 +172,11 @@ def test_a_webhook_receiver_cannot_hold_or_fill_the_deliverer(isolated_home, reg
     tenants = Tenants(store)
     tenants.ensure_tenant("acme")
     tenants.create_webhook("acme", f"http://127.0.0.1:{server.getsockname()[1]}/hook")
-    webhooks.use_store(store)
+    outbox = webhooks.Outbox(store)
     try:
         job_id = submit_job(store, registry, "fixtures.echo", [{"text": "x"}], tenant="acme")
-        webhooks.job_finished(store.summary(job_id) | {"status": "succeeded"})
-        deliverer = webhooks.Deliverer(store, poll_s=0.05, timeout_s=3)
+        outbox.job_finished(store.summary(job_id) | {"status": "succeeded"})
+        deliverer = webhooks.Deliverer(store, poll_s=0.05, timeout_s=3, wake=outbox.wake)
         started = time.monotonic()
         deliverer.start()
         deadline = started + 20
@@ -192,5 +190,4 @@ def test_a_webhook_receiver_cannot_hold_or_fill_the_deliverer(isolated_home, reg
         assert time.monotonic() - started < 10
     finally:
         stop.set()
-        webhooks.use_store(None)
         server.close()

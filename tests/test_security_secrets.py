@@ -94,7 +94,6 @@ def test_surrogate_key_is_in_no_file_log_response_or_webhook_and_is_still_used(t
                                                                                monkeypatch):
     from verticals.api.app import create_app
     from verticals.core.store import open_store
-    from verticals.tenancy import webhooks
 
     monkeypatch.setenv("VERTICALS_WEBHOOK_POLL_S", "0.1")
     monkeypatch.setenv("VERTICALS_WEBHOOK_BACKOFF_S", "0.1")
@@ -146,7 +145,6 @@ def test_surrogate_key_is_in_no_file_log_response_or_webhook_and_is_still_used(t
                 time.sleep(0.1)
             call("GET", "/v1/webhook-deliveries")
     finally:
-        webhooks.use_store(None)
         receiver.http.shutdown()
 
     # the key is used: the same key gives the same hashes in another job, another key (or none) other ones

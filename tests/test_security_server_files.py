@@ -102,7 +102,6 @@ def full_registry():
 def api(isolated_home, full_registry):
     from verticals.api.app import create_app
     from verticals.core.store import open_store
-    from verticals.tenancy import webhooks
 
     store = open_store(f"sqlite:///{isolated_home / 'api.db'}")
     client = TestClient(create_app(store, full_registry, auth=True, background=False))
@@ -111,7 +110,6 @@ def api(isolated_home, full_registry):
     client.key = {"Authorization": f"Bearer {Tenants(store).create_key('acme', 'plain').token}"}
     yield client
     client.__exit__(None, None, None)
-    webhooks.use_store(None)
 
 
 @pytest.fixture

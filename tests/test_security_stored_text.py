@@ -34,7 +34,6 @@ def registry(fixtures_only_registry):
 def api(isolated_home, registry):
     from verticals.api.app import create_app
     from verticals.core.store import open_store
-    from verticals.tenancy import webhooks
 
     store = open_store(f"sqlite:///{isolated_home / 'api.db'}")
     client = TestClient(create_app(store, registry, auth=True, background=True), raise_server_exceptions=False)
@@ -43,7 +42,6 @@ def api(isolated_home, registry):
     client.key = {"Authorization": f"Bearer {Tenants(store).create_key('acme', 'k').token}"}
     yield client
     client.__exit__(None, None, None)
-    webhooks.use_store(None)
 
 
 def _cli(*args: str, env: dict | None = None, preexec=None) -> subprocess.CompletedProcess:

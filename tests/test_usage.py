@@ -134,7 +134,6 @@ def test_api_usage_matches_the_jobs_after_50_concurrent_submits(store, tiny, mon
     """50 jobs submitted at once by two tenants (threads against the API server): each tenant's GET /v1/usage is
     exactly the sum of its own jobs' items and model time, and never shows the other's."""
     from verticals.api.app import create_app
-    from verticals.tenancy import webhooks
 
     monkeypatch.setenv("VERTICALS_API_MAX_ACTIVE_JOBS", "100")
     tenants = Tenants(store)
@@ -173,7 +172,6 @@ def test_api_usage_matches_the_jobs_after_50_concurrent_submits(store, tiny, mon
             assert report["total"]["model_s"] == pytest.approx(sum(j["usage"]["model_s"] for j in jobs))
             assert report["total"]["tokens"] == sum(j["usage"]["tokens"] for j in jobs) > 0
         assert api.get("/v1/usage", params={"since": "someday"}, headers=keys["acme"]).status_code == 422
-    webhooks.use_store(None)
 
 
 def test_sdk_usage_in_process(tiny):

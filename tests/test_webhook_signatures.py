@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from verticals.tenancy import webhooks
+from verticals.tenancy import tenants, webhooks
 
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -68,7 +68,7 @@ def test_verify_refuses_tampering_stale_timestamps_wrong_ids_and_accepts_one_of_
 
 
 def test_new_secrets_are_standard_and_every_attempt_carries_both_signatures():
-    secret = webhooks.new_secret()
+    secret = tenants.new_secret()
     assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:], validate=True)) == 24
     body = json.dumps({"id": "d1", "event": "job.finished"}).encode()
     headers = webhooks.signature_headers(secret, "d1", body)

@@ -575,12 +575,9 @@ class _Local:
         return self._call(self.service.summary, summary["id"])
 
     def usage(self, since: str | None, until: str | None) -> dict[str, Any]:
-        from verticals.core.jobs.usage import UsageError, parse_day, usage_report
+        from verticals.core.jobs.usage import parse_day, usage_report
 
-        try:
-            return usage_report(self.store, since=parse_day(since), until=parse_day(until))
-        except UsageError as error:
-            raise InputRefused(str(error), 422) from None
+        return self._call(lambda: usage_report(self.store, since=parse_day(since), until=parse_day(until)))
 
     def predict(self, task: str, items: list[dict[str, Any]], params: dict[str, Any], explain: bool = False
                 ) -> list[dict[str, Any]]:

@@ -204,17 +204,22 @@ class Registry:
 
     # ---------------------------------------------------------------------------------------- composition
 
-    def attach(self, plugin: ModuleType | object | str, name: str | None = None) -> PluginInfo:
+    def attach(self, plugin: ModuleType | object | str, name: str | None = None, replace: bool = False) -> PluginInfo:
         """Register an optional built-in plugin (a module, an object, or a dotted module name) after the build.
 
         The composition roots use it for the parts only they need (the API server, the worker and the CLI
-        attach the webhook outbox ``verticals.tenancy.webhooks``). Idempotent: attaching a plugin already
-        registered (same object or same name) returns its info. Its ``register_models`` and
-        ``register_tasks`` run now. A plugin with an unknown hook or a hook wrapper raises
-        :class:`PluginError` (these are the platform's own parts: a problem is a bug, not a quarantine).
+        attach the webhook outbox they build, a :class:`verticals.tenancy.webhooks.Outbox`). Idempotent:
+        attaching a plugin already registered (same object or same name) returns its info; with ``replace``,
+        another plugin registered under ``name`` is unregistered first (a root's new instance takes the place
+        of an older one). Its ``register_models`` and ``register_tasks`` run now. A plugin with an unknown hook
+        or a hook wrapper raises :class:`PluginError` (these are the platform's own parts: a problem is a bug,
+        not a quarantine).
         """
         module: object = importlib.import_module(plugin) if isinstance(plugin, str) else plugin
         label = name or (plugin if isinstance(plugin, str) else getattr(module, "__name__", None) or repr(module))
+        if replace and not self.manager.is_registered(module) and self.manager.has_plugin(label):
+            self.manager.unregister(name=label)
+            self.plugins.pop(label, None)
         existing = self.manager.get_name(module) if self.manager.is_registered(module) else None
         if existing is None and self.manager.has_plugin(label):
             existing = label

@@ -5,8 +5,8 @@
 - :mod:`verticals.api.routes`: one router per resource (ops, discovery, jobs, evals, predict, webhooks);
 - :mod:`verticals.api.runner`: the server's job service and executor;
 - :mod:`verticals.tenancy.tenants`: the API's tables (tenants, keys, webhooks, deliveries, idempotency keys);
-- :mod:`verticals.tenancy.webhooks`: the webhook outbox (a ``job_finished`` plugin) and its delivery loop.
+- :mod:`verticals.tenancy.webhooks`: the webhook outbox (an ``Outbox`` on ``job_finished``) and its delivery loop.
 
 Importing this package stays light (no FastAPI): the composition roots that finish jobs (the API server, the
-Celery worker, the CLI) attach ``verticals.tenancy.webhooks`` to their registry; the core never imports it.
+Celery worker, the CLI) build an ``Outbox`` and attach it to their registry; the core never imports it.
 """

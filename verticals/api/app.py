@@ -58,15 +58,15 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
         from verticals.registry import get_registry
 
         registry = get_registry()
-    registry.attach("verticals.tenancy.webhooks")  # the webhook outbox: jobs finished here reach the tenants' webhooks
+    outbox = webhooks.Outbox(store).attach_to(registry)  # jobs finished here reach the tenants' webhooks
     config = settings()  # read once here, passed down
     if preload is None:
         preload = config.preload
     preload_tasks = None if preload is True else list(preload) if preload else []
     for name in preload_tasks or []:
         registry.task(name)  # an unknown name is refused now (with its "did you mean"), not at start-up
-    state = ApiState(store, registry, auth, threads or config.api_threads, Limits.from_settings(config), config)
-    webhooks.use_store(store)
+    state = ApiState(store, registry, auth, threads or config.api_threads, Limits.from_settings(config), config,
+                     outbox=outbox)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

@@ -45,7 +45,7 @@ class ApiState:
     """Everything the routes share, built once per app."""
 
     def __init__(self, store: Store, registry: Registry, auth: bool, threads: int, limits: Limits,
-                 config: Settings | None = None):
+                 config: Settings | None = None, outbox: webhooks.Outbox | None = None):
         config = config or settings()
         self.store, self.registry, self.auth, self.limits = store, registry, auth, limits
         self.tenants = Tenants(store)
@@ -55,7 +55,9 @@ class ApiState:
         self.quotas = Quotas.from_settings(store, config)  # 429 past a tenant's quota (tenancy.quotas)
         self.jobs = self.runner.service  # every job rule: submit, cancel, retry, resume, results
         self.metrics = Metrics(store, self.host, self.runner)
-        self.deliverer = webhooks.Deliverer(store, poll_s=config.webhook_poll_s)
+        self.outbox = outbox  # the webhook outbox create_app attached to the registry (None: not attached)
+        self.deliverer = webhooks.Deliverer(store, poll_s=config.webhook_poll_s,
+                                            wake=outbox.wake if outbox is not None else None)
         self.predict_slots = threading.BoundedSemaphore(config.api_predict_concurrency)
 
     def _count(self, n: int) -> None:

@@ -82,17 +82,16 @@ def _register_core_commands() -> None:
         module.register(app)
 
 
-OPTIONAL_PLUGINS = ("verticals.tenancy.webhooks",)
-"""Built-in parts a CLI process wires in itself: the webhook outbox, so that jobs run by ``verticals run`` or
-``verticals jobs ...`` still reach the tenants' webhooks (the core never imports the API)."""
-
-
 def _attach_optional(registry) -> None:
-    for name in OPTIONAL_PLUGINS:
-        try:
-            registry.attach(name)
-        except Exception as error:  # the commands still work; only that part is missing
-            err.print(f"[red]warning:[/red] {name} could not be attached: {error}")
+    """The built-in parts a CLI process wires in itself: a webhook outbox (on the configured database, opened
+    when a job finishes), so that jobs run by ``verticals run`` or ``verticals jobs ...`` still reach the
+    tenants' webhooks (the core never imports the tenancy)."""
+    try:
+        from verticals.tenancy.webhooks import Outbox
+
+        Outbox().attach_to(registry)
+    except Exception as error:  # the commands still work; only that part is missing
+        err.print(f"[red]warning:[/red] the webhook outbox could not be attached: {error}")
 
 
 def main() -> None:

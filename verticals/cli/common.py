@@ -1,5 +1,6 @@
-"""What every command group shares: the consoles, user errors and how they are printed, option parsing,
-the progress bar, running a job with it, and rendering results and summaries.
+"""What every command group shares: user errors and how they are printed (the consoles, ``_fail`` and
+``_joined`` live in :mod:`verticals.cli.console`, re-exported here), option parsing, the progress bar, running a
+job with it, and rendering results and summaries.
 
 Data goes to stdout (``out``); progress, tables and messages go to stderr (``err``), so
 ``verticals jobs results JOB > out.jsonl`` stays clean.
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,31 +23,12 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeR
 from rich.table import Column
 from rich.text import Text
 
-
-class _Console(Console):
-    """A console whose lines end where their text ends when it writes to a pipe or a file: Rich pads table rows,
-    titles and the progress bar with spaces up to the width, which a terminal does not show but ``grep``, diffs
-    and logs keep. A terminal gets Rich's output unchanged (live displays redraw over padded lines)."""
-
-    def _render_buffer(self, buffer: Any) -> str:
-        text = super()._render_buffer(buffer)
-        return text if self.is_terminal else _PADDING.sub(r"\1", text)
-
-
-_PADDING = re.compile(r" +(\n|$)")
-err = _Console(stderr=True)
-out = _Console()
-
-from verticals.cli.render import _preview, _print_summary  # noqa: E402,F401  (re-exported: moved to render.py)
+from verticals.cli.console import _Console, _fail, _joined, err, out  # noqa: F401  (re-exported: console.py)
+from verticals.cli.render import _preview, _print_summary  # noqa: F401  (re-exported: moved to render.py)
 
 
 class UserError(Exception):
     """An error the user can fix; printed without a traceback."""
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(Text("error: ", style="bold red") + Text(str(message)), soft_wrap=True)  # paths stay whole
-    return typer.Exit(code)
 
 
 # -- shared helpers ----------------------------------------------------------
@@ -209,19 +190,6 @@ def _progress(console: Console | None = None) -> Progress:
     return Progress(name, BarColumn(bar_width=6 if narrow else 12), ItemsColumn(table_column=Column(no_wrap=True)),
                     *rate, TimeColumn(table_column=Column(no_wrap=True)), NoteColumn(), console=console,
                     transient=False, expand=True)
-
-
-def _joined(parts: list[str], console: Console | None = None, indent: str = "  ") -> str:
-    """``parts`` (markup) joined by spaces while the line fits the console's width; a part that does not fit
-    starts a line of its own, indented: a narrow terminal breaks a message between its parts, not inside one."""
-    width = (console or err).width
-    lines = [parts[0]]
-    for part in parts[1:]:
-        if Text.from_markup(lines[-1]).cell_len + 1 + Text.from_markup(part).cell_len <= width:
-            lines[-1] += " " + part
-        else:
-            lines.append(indent + part)
-    return "\n".join(lines)
 
 
 def _copyable(intro: str, command: str, console: Console | None = None) -> None:

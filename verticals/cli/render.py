@@ -25,7 +25,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from verticals.cli.common import err
+from verticals.cli.console import _joined, err
 
 # a preview value column (not the text column) is at most this wide
 VALUE_WIDTH = 24
@@ -298,8 +298,6 @@ def _print_summary(store, job_id: str) -> dict[str, Any]:
     rate = ran / summary["elapsed_s"] if summary["elapsed_s"] and ran else None
     # the id stays whole on the first line, the figures on the next (a 32-character id and the figures make
     # more than 80 columns); narrower, each line breaks between its parts (_joined), never inside an id
-    from verticals.cli.common import _joined
-
     figures = [f"{counts.get('succeeded', 0)} succeeded,", f"{counts.get('failed', 0)} failed"
                + (f", {counts.get('cancelled', 0)} cancelled" if counts.get("cancelled") else "")]
     if rate:

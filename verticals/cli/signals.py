@@ -78,7 +78,7 @@ it."""
 
 def fail(message: str, error: BaseException | None = None) -> typer.Exit:
     """``error: <message>`` and the signal's exit code, for a command that caught the interrupt."""
-    from verticals.cli.common import _fail
+    from verticals.cli.console import _fail
 
     reported.append(message)
     return _fail(message, exit_code(error))
@@ -101,10 +101,10 @@ def interrupted(error: BaseException, job_id: str | None, remote: bool = False) 
 
 def _output_of(job_id: str) -> dict | None:
     """The ``-o`` file ``verticals run`` was asked to write (kept in the job's options), if any."""
-    from verticals.cli.common import _store
+    from verticals.core.store import open_store
 
     try:
-        output = (_store().job(job_id).options or {}).get("output")
+        output = (open_store().job(job_id).options or {}).get("output")
     except Exception:
         return None
     return output if isinstance(output, dict) and output.get("path") else None
@@ -115,7 +115,7 @@ def main_exit_code(code: object) -> object:
     the signal was, silently; the signal's own code replaces it, and an ``error:`` line says it stopped."""
     if code == 130 and received:
         if not reported:
-            from verticals.cli.common import _fail
+            from verticals.cli.console import _fail
 
             _fail(f"{describe()}: stopped before the command finished")
         return exit_code()

@@ -12,14 +12,18 @@ is nothing to brute-force). A key is shown once, when it is created.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, cast
+from urllib.parse import urlsplit
 
 from sqlalchemy import (
     JSON,
@@ -41,12 +45,13 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from verticals.config import settings
 from verticals.core.errors import Meaning
 from verticals.core.store.repo import Store
 from verticals.core.store.tables import Base, Job, utcnow
 
-__all__ = ["EVENTS", "KEY_PREFIX", "ApiKey", "IdempotencyKey", "NewKey", "Tenant", "TenantError", "TenantQuota",
-           "Tenants", "Webhook", "WebhookDelivery", "check_tenant_name"]
+__all__ = ["EVENTS", "KEY_PREFIX", "SECRET_PREFIX", "ApiKey", "IdempotencyKey", "NewKey", "Tenant", "TenantError",
+           "TenantQuota", "Tenants", "Webhook", "WebhookDelivery", "blocked_reason", "check_tenant_name", "new_secret"]
 
 # -- tables (migrations 0002: tenants, API keys, webhooks, idempotency keys; 0003: code-execution grant) --------
 
@@ -140,8 +145,51 @@ class IdempotencyKey(Base):
 # -- the repository -----------------------------------------------------------------------------------
 
 KEY_PREFIX = "vk"
+SECRET_PREFIX = "whsec_"  # webhook signing secrets, in the Standard Webhooks form
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 EVENTS = ("job.finished", "job.failed")
+
+
+# -- the webhook rules that registering a webhook applies (deliveries check the URL again) ------------------
+
+
+def blocked_reason(url: str) -> str | None:
+    """Why the server must not call this webhook URL (a guard against server-side request forgery), or None.
+
+    The one rule for every way a webhook is registered (``POST /v1/webhooks``, ``verticals webhooks
+    add``: both go through :meth:`verticals.tenancy.tenants.Tenants.create_webhook`) and for every delivery.
+    A URL must be ``http(s)://host...``; one whose host resolves to a loopback, private, link-local or
+    otherwise non-global address is refused unless ``VERTICALS_WEBHOOK_ALLOW_PRIVATE=1`` (for receivers
+    inside your network). Checked when a webhook is registered and again before every delivery (DNS
+    may change in between).
+    """
+    malformed = f"webhook URLs must look like http(s)://host/path, got {url[:100]!r}"
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return malformed
+    if parts.scheme not in ("http", "https") or not hostname:
+        return malformed
+    if settings().webhook_allow_private:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        addresses = {info[4][0] for info in socket.getaddrinfo(hostname, port, proto=socket.IPPROTO_TCP)}
+    except (OSError, ValueError):
+        return None  # not resolvable now: delivery fails and is retried like any unreachable receiver
+    for address in sorted(addresses):
+        if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
+            return (f"{hostname} resolves to {address}, a private or internal address; "
+                    "set VERTICALS_WEBHOOK_ALLOW_PRIVATE=1 on the server (and where `verticals webhooks add` "
+                    "runs) to allow internal receivers")
+    return None
+
+
+
+def new_secret() -> str:
+    """A new signing secret in the Standard Webhooks form: ``whsec_`` + base64 of 24 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 class TenantError(ValueError):
@@ -309,8 +357,6 @@ class Tenants:
         unknown = sorted(set(events) - set(EVENTS))
         if unknown:
             raise TenantError(f"unknown event(s) {', '.join(unknown)}: use {', '.join(EVENTS)}")
-        from verticals.tenancy.webhooks import blocked_reason, new_secret
-
         blocked = blocked_reason(url)  # the one URL rule, for the API and `verticals webhooks add` alike
         if blocked:
             raise TenantError(blocked)

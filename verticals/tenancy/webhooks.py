@@ -1,9 +1,11 @@
-"""Webhooks: the outbox, a plugin on the ``job_finished`` hook attached by the composition roots, and the delivery loop.
+"""Webhooks: the outbox, a component on the ``job_finished`` hook that the composition roots build and attach,
+and the delivery loop.
 
 How a delivery travels:
 
 1. Whichever process finishes a job (API server thread, Celery worker, CLI)
-   fires ``job_finished``; :func:`job_finished` below records one *pending*
+   fires ``job_finished``; the :class:`Outbox` that process's root built (``Outbox(store)``, attached to its
+   registry with :meth:`Outbox.attach_to`) records one *pending*
    delivery per webhook of the job's tenant in ``webhook_deliveries``. It never
    raises and does no network I/O, so a slow or dead receiver can never block
    or break job completion. Jobs without a tenant (CLI jobs) have no webhooks.
@@ -31,22 +33,25 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import secrets
-import socket
 import threading
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from verticals.config import settings
 from verticals.contract import hookimpl
 
 if TYPE_CHECKING:
     from verticals.core.store import Store
+
+# The rules of a webhook itself (its URL: ``blocked_reason``; its secret: ``new_secret``, ``SECRET_PREFIX``) live
+# in verticals.tenancy.tenants, which applies them when a webhook is registered; this module imports them when it
+# runs (a CLI process attaches the outbox at start and should not load the tenancy tables for that).
+
+__all__ = ["PLUGIN_NAME", "Deliverer", "Outbox", "event_for", "sign", "signature_headers", "signing_key",
+           "standard_signature", "verify", "verify_signature"]
 
 log = logging.getLogger(__name__)
 
@@ -55,59 +60,10 @@ TIMESTAMP_HEADER = "X-Verticals-Timestamp"  # deprecated: the same value as webh
 STANDARD_ID_HEADER = "webhook-id"
 STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
 STANDARD_SIGNATURE_HEADER = "webhook-signature"
-SECRET_PREFIX = "whsec_"
 EVENT_HEADER = "X-Verticals-Event"
 DELIVERY_HEADER = "X-Verticals-Delivery"
 
-_store: Store | None = None
-_wake = threading.Event()
-
-
-def use_store(store: Store | None) -> None:
-    """Record deliveries in this store (the API app sets its own; default: the configured database)."""
-    global _store
-    _store = store
-
-
-def _current_store() -> Store:
-    if _store is not None:
-        return _store
-    from verticals.core.store import open_store
-
-    return open_store()
-
-
-def blocked_reason(url: str) -> str | None:
-    """Why the server must not call this webhook URL (a guard against server-side request forgery), or None.
-
-    The one rule for every way a webhook is registered (``POST /v1/webhooks``, ``verticals webhooks
-    add``: both go through :meth:`verticals.tenancy.tenants.Tenants.create_webhook`) and for every delivery.
-    A URL must be ``http(s)://host...``; one whose host resolves to a loopback, private, link-local or
-    otherwise non-global address is refused unless ``VERTICALS_WEBHOOK_ALLOW_PRIVATE=1`` (for receivers
-    inside your network). Checked when a webhook is registered and again before every delivery (DNS
-    may change in between).
-    """
-    malformed = f"webhook URLs must look like http(s)://host/path, got {url[:100]!r}"
-    try:
-        parts = urlsplit(url)
-        hostname = parts.hostname
-    except ValueError:
-        return malformed
-    if parts.scheme not in ("http", "https") or not hostname:
-        return malformed
-    if settings().webhook_allow_private:
-        return None
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        addresses = {info[4][0] for info in socket.getaddrinfo(hostname, port, proto=socket.IPPROTO_TCP)}
-    except (OSError, ValueError):
-        return None  # not resolvable now: delivery fails and is retried like any unreachable receiver
-    for address in sorted(addresses):
-        if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
-            return (f"{hostname} resolves to {address}, a private or internal address; "
-                    "set VERTICALS_WEBHOOK_ALLOW_PRIVATE=1 on the server (and where `verticals webhooks add` "
-                    "runs) to allow internal receivers")
-    return None
+PLUGIN_NAME = "verticals.tenancy.webhooks"  # the outbox's name among the plugins (`verticals plugins list`)
 
 
 def event_for(status: str) -> str:
@@ -115,13 +71,10 @@ def event_for(status: str) -> str:
     return "job.failed" if status == "failed" else "job.finished"
 
 
-def new_secret() -> str:
-    """A new signing secret in the Standard Webhooks form: ``whsec_`` + base64 of 24 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
 def signing_key(secret: str) -> bytes:
     """The HMAC key of a secret: the decoded base64 part of ``whsec_<base64>``, else the secret's UTF-8 bytes."""
+    from verticals.tenancy.tenants import SECRET_PREFIX
+
     if secret.startswith(SECRET_PREFIX):
         encoded = secret[len(SECRET_PREFIX):]
         try:
@@ -184,27 +137,53 @@ def verify_signature(secret: str, body: bytes, timestamp: str, signature: str, t
     return age <= tolerance_s and hmac.compare_digest(sign(secret, timestamp, body), signature or "")
 
 
-@hookimpl
-def job_finished(job: dict[str, Any]) -> None:
-    tenant = job.get("tenant")
-    if not tenant:
-        return
-    try:
-        from verticals.core.store.tables import utcnow
-        from verticals.tenancy.tenants import Tenants
+class Outbox:
+    """The webhook outbox of one process: on ``job_finished``, one pending delivery per webhook of the job's
+    tenant, recorded in ``store`` (``None``: the configured database, opened on first use: the CLI's case).
 
-        event = event_for(job.get("status", ""))
-        created = utcnow().isoformat()
+    Built by the composition roots (the API app, a worker process, the CLI) and attached to their registry
+    with :meth:`attach_to`; :attr:`wake` is set when deliveries are recorded, so that a :class:`Deliverer`
+    sharing it sends them at once. No module state: two apps in one process have two outboxes.
+    """
 
-        def payload(delivery_id: str) -> str:
-            return json.dumps({"id": delivery_id, "event": event, "created_at": created, "job": job}, default=str)
+    def __init__(self, store: Store | None = None):
+        self._store = store
+        self.wake = threading.Event()
 
-        ids = Tenants(_current_store()).add_deliveries(tenant, job["id"], event, payload)
-        if ids:
-            log.info("job %s: %d webhook delivery(ies) of %s recorded", job["id"], len(ids), event)
-            _wake.set()
-    except Exception:  # a webhook problem must never break job completion
-        log.exception("could not record webhook deliveries for job %s", job.get("id"))
+    def current_store(self) -> Store:  # a method, not a property: pluggy reads every attribute when it registers
+        if self._store is None:
+            from verticals.core.store import open_store
+
+            self._store = open_store()
+        return self._store
+
+    def attach_to(self, registry: Any) -> Outbox:
+        """Register this outbox on ``registry``'s ``job_finished`` (in place of an outbox attached before:
+        the jobs this registry finishes are recorded in this outbox's store); returns it."""
+        registry.attach(self, name=PLUGIN_NAME, replace=True)
+        return self
+
+    @hookimpl
+    def job_finished(self, job: dict[str, Any]) -> None:
+        tenant = job.get("tenant")
+        if not tenant:
+            return
+        try:
+            from verticals.core.store.tables import utcnow
+            from verticals.tenancy.tenants import Tenants
+
+            event = event_for(job.get("status", ""))
+            created = utcnow().isoformat()
+
+            def payload(delivery_id: str) -> str:
+                return json.dumps({"id": delivery_id, "event": event, "created_at": created, "job": job}, default=str)
+
+            ids = Tenants(self.current_store()).add_deliveries(tenant, job["id"], event, payload)
+            if ids:
+                log.info("job %s: %d webhook delivery(ies) of %s recorded", job["id"], len(ids), event)
+                self.wake.set()
+        except Exception:  # a webhook problem must never break job completion
+            log.exception("could not record webhook deliveries for job %s", job.get("id"))
 
 
 def max_attempts() -> int:
@@ -218,14 +197,17 @@ def backoff_s(attempt: int) -> float:
 
 
 class Deliverer:
-    """Background thread of the API server that POSTs due webhook deliveries (with retries)."""
+    """Background thread of the API server that POSTs due webhook deliveries (with retries). ``wake``: the
+    event of the :class:`Outbox` that records them (set: look now, not at the next poll)."""
 
-    def __init__(self, store: Store, poll_s: float = 1.0, timeout_s: float = 10.0):
+    def __init__(self, store: Store, poll_s: float = 1.0, timeout_s: float = 10.0,
+                 wake: threading.Event | None = None):
         from verticals.tenancy.tenants import Tenants
 
         self.tenants = Tenants(store)
         self.poll_s = poll_s
         self.timeout_s = timeout_s
+        self.wake = wake or threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -235,7 +217,7 @@ class Deliverer:
 
     def stop(self) -> None:
         self._stop.set()
-        _wake.set()
+        self.wake.set()
         if self._thread:
             self._thread.join(timeout=self.timeout_s + 5)
 
@@ -248,8 +230,8 @@ class Deliverer:
                     self.deliver_due(client)
                 except Exception:
                     log.exception("webhook delivery loop failed; retrying")
-                _wake.wait(self.poll_s)
-                _wake.clear()
+                self.wake.wait(self.poll_s)
+                self.wake.clear()
 
     def deliver_due(self, client: Any) -> int:
         sent = 0
@@ -268,6 +250,8 @@ class Deliverer:
             self.tenants.record_attempt(delivery.id, False, None, "webhook was deleted", None)
             return
         url, secret = target
+        from verticals.tenancy.tenants import blocked_reason
+
         blocked = blocked_reason(url)
         if blocked:
             self.tenants.record_attempt(delivery.id, False, None, f"not sent: {blocked}", None)

@@ -48,9 +48,10 @@ from celery import Celery, Task, signals
 from celery.concurrency.prefork import TaskPool
 from kombu import Queue
 
+from verticals.workers.queues import QUEUES, queue_of
+
 log = logging.getLogger(__name__)
 
-QUEUES = ("gpu", "cpu", "code")  # code: tasks that execute untrusted code (Task.executes_code), kept apart
 PRIORITIES = {"high": 0, "normal": 5, "low": 9}  # Redis: lower number is served first
 TASK_NAME = "verticals.run_chunk"
 MAX_RETRIES = 8  # machinery failures of a chunk: backoff 1, 2, 4... 60 s (with jitter), then its items fail
@@ -201,12 +202,14 @@ class _WorkerState:
                 from verticals.core.models.host import ModelHost
                 from verticals.core.store import open_store
                 from verticals.registry import get_registry
+                from verticals.tenancy.webhooks import Outbox
 
                 registry = get_registry()
-                registry.attach("verticals.tenancy.webhooks")  # job_finished events reach the tenants' webhooks
+                store = open_store()
+                Outbox(store).attach_to(registry)  # the jobs this worker finishes reach the tenants' webhooks
                 self.registry = registry
                 self.host = ModelHost(registry.models)
-                self.store = open_store()
+                self.store = store
             return self.store, self.registry, self.host
 
 
@@ -274,17 +277,9 @@ def _deliver_events() -> None:
         log.exception("delivering pending job events failed; the next worker start tries again")
 
 
-def queue_of(task: object) -> str:
-    """The queue a task's chunks go to: ``code`` for tasks that execute untrusted code, else its device class."""
-    if getattr(task, "executes_code", False):
-        return "code"
-    device = getattr(task, "device", "cpu")
-    return device if device in QUEUES else "cpu"
-
-
 def _preload() -> None:
     from verticals.config import settings
-    from verticals.workers import preload_models
+    from verticals.workers.preload import preload_models
 
     try:
         _, registry, host = state.get()
