@@ -132,6 +132,12 @@ def test_integrated_gradients_add_up_to_the_probability_gained_from_the_baseline
         embeddings = classifier._embedding_model().get_input_embeddings()(ids)
         p0 = float(classifier._probabilities_from_embeddings(embeddings, torch.ones_like(ids))[0][positive])
     assert abs(float(scores.sum()) - (p - p0)) < 0.05  # completeness (Riemann error of 32 steps)
+    from verticals.core.models.metering import Meter, metering
+
+    with metering(Meter()) as meter:  # a job's usage counts the explanation's model work too
+        classifier.integrated_gradients([text], [positive], steps=2)
+    (use,) = meter.models.values()
+    assert use.calls == 1 and use.tokens == 2 * len(offsets) and use.seconds > 0
     task = SentimentTask()
     item = SentimentInput(text=text)
     ctx = RunContext("t", SentimentTask.Params(explain_method="integrated-gradients"), explain=True)

@@ -462,6 +462,7 @@ class SequenceClassifierModel(LoadedModel):
         alphas = (torch.arange(steps, dtype=torch.float32, device=self.device) + 0.5) / steps
         out: list[tuple[np.ndarray, list[tuple[int, int]]]] = [(np.zeros(0), [])] * len(texts)
         lengths = [len(ids) * steps for ids in encoded["input_ids"]]
+        count_tokens(sum(lengths))  # the job's meter: every step is a forward (and backward) pass of the text
         for group in token_budget_batches(lengths, max(self.spec.max_batch_tokens, max(lengths, default=1))):
             width = max(len(encoded["input_ids"][i]) for i in group)
             ids = torch.full((len(group), width), pad, dtype=torch.long, device=self.device)

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 __all__ = ["METERED_METHODS", "Meter", "ModelUse", "count_tokens", "metering", "paused", "wrap_model_methods"]
 
-METERED_METHODS = frozenset({"embed", "classify", "tag", "generate", "token_probabilities"})
+METERED_METHODS = frozenset({"embed", "classify", "tag", "generate", "token_probabilities",
+                             "integrated_gradients"})  # the last: explanations (its tokens: one per step)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
