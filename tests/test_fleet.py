@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(__import__("shutil").which("redis-server") is No
 
 
 def _workers(url):
-    from verticals.workers.fleet import snapshot
+    from verticals.workers.fleet_view import snapshot
 
     return snapshot(url)
 

@@ -198,7 +198,7 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on 
         if not url:
             raise UserError("no fleet: VERTICALS_BROKER_URL is not set, so jobs run in the process that starts them "
                             "(set it to the broker the workers use, e.g. redis://127.0.0.1:6379/0)")
-        from verticals.workers.fleet import snapshot
+        from verticals.workers.fleet_view import snapshot
 
         try:
             fleet = snapshot(url)

@@ -7,8 +7,9 @@ process starts, and one that is killed (``kill -9``, a lost machine) is gone wit
 one to clean up after it. A worker that stops normally removes its key at once.
 
 A heartbeat holds the worker's node name and pid, the queues it consumes, the chunk it runs (job, items, since
-when), the models loaded in it with their device, and when it started. :func:`snapshot` reads them all, with the
-backlog of each queue (``verticals workers``).
+when), the models loaded in it with their device, and when it started. :func:`verticals.workers.fleet_view.snapshot`
+reads them all, with the backlog of each queue (``verticals workers``): a module of its own, since it needs the
+Celery app (:mod:`verticals.workers.celery_app`), which imports this module to start the heartbeats.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KEY_PREFIX", "Heartbeat", "queue_backlog", "snapshot"]
+__all__ = ["KEY_PREFIX", "Heartbeat", "is_redis", "queue_backlog"]
 
 KEY_PREFIX = "verticals:fleet:"
 NODE: str | None = None  # the Celery node name (`--hostname`), set in the worker's main process before the fork
@@ -133,41 +134,3 @@ def queue_backlog(app: Any, queue: str) -> int | None:
                 channel.close()
     except Exception:
         return None
-
-
-def snapshot(url: str) -> dict[str, Any]:
-    """Every live worker process (its last heartbeat, ``age_s`` since it) and the backlog of each queue:
-    ``{"workers": [...], "queues": {"gpu": n, "cpu": n, "code": n}}``. ``ConnectionError`` when the broker does
-    not answer."""
-    from verticals.workers.celery_app import QUEUES as ALL_QUEUES
-    from verticals.workers.celery_app import make_app
-
-    if not is_redis(url):
-        raise ValueError(f"the fleet is read from a Redis broker; {url.split('://')[0]}:// is not one")
-    client = _redis(url)
-    try:
-        keys = sorted(client.scan_iter(match=f"{KEY_PREFIX}*", count=500))
-        values = client.mget(keys) if keys else []
-    finally:
-        client.close()
-    now = time.time()
-    workers = []
-    for value in values:
-        if value is None:  # expired between the scan and the read
-            continue
-        try:
-            report = json.loads(value)
-        except ValueError:
-            continue
-        report["age_s"] = max(0.0, now - float(report.get("heartbeat_at") or now))
-        chunk = report.get("chunk")
-        if chunk:
-            chunk["running_s"] = max(0.0, now - float(chunk.get("since") or now))
-        workers.append(report)
-    workers.sort(key=lambda w: (str(w.get("node")), int(w.get("pid") or 0)))
-    app = make_app(url)
-    try:
-        queues = {queue: queue_backlog(app, queue) for queue in ALL_QUEUES}
-    finally:
-        app.close()
-    return {"workers": workers, "queues": queues}
