@@ -137,7 +137,7 @@ def test_integrated_gradients_add_up_to_the_probability_gained_from_the_baseline
     with metering(Meter()) as meter:  # a job's usage counts the explanation's model work too
         classifier.integrated_gradients([text], [positive], steps=2)
     (use,) = meter.models.values()
-    assert use.calls == 1 and use.tokens == 2 * len(offsets) and use.seconds > 0
+    assert use.calls == 1 and use.tokens == 2 * len(offsets)
     task = SentimentTask()
     item = SentimentInput(text=text)
     ctx = RunContext("t", SentimentTask.Params(explain_method="integrated-gradients"), explain=True)

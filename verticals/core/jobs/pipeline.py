@@ -109,8 +109,8 @@ def explain_isolating(task: Task, batch: list[BaseModel], outputs: list[BaseMode
                 + explain_isolating(task, batch[middle:], outputs[middle:], models, ctx))
 
 
-def _explain(task: Task, inputs: list[BaseModel], results: list[ItemResult], models: Mapping[str, Any],
-             ctx: RunContext) -> None:
+def _explain(task: Task, inputs: list[BaseModel], results: list[ItemResult], validated: list[BaseModel | None],
+             models: Mapping[str, Any], ctx: RunContext) -> None:
     """The job option ``explain``: each succeeded result gets its task's explanation, validated against its
     input (:func:`verticals.contract.check_explanation`); an explanation that fails or breaks the contract
     fails its item."""
@@ -118,7 +118,8 @@ def _explain(task: Task, inputs: list[BaseModel], results: list[ItemResult], mod
     if not done:
         return
     batch = [inputs[index] for index, _ in done]
-    outputs = [task.Output.model_validate(result.output) for _, result in done]
+    outputs = [model for index, _ in done if (model := validated[index]) is not None]  # as validated: Task.Output
+    assert len(outputs) == len(done)  # a succeeded result always has its validated output
     for (index, result), item, explanation in zip(done, batch, explain_isolating(task, batch, outputs, models, ctx),
                                                    strict=True):
         if isinstance(explanation, ItemError):
@@ -135,16 +136,17 @@ def _explain(task: Task, inputs: list[BaseModel], results: list[ItemResult], mod
         result.explanation = checked.model_dump(mode="json", exclude_none=True)
 
 
-def _to_result(task: Task, seq: int, output: Any, provenance: dict[str, Any]) -> ItemResult:
+def _checked(task: Task, seq: int, output: Any, provenance: dict[str, Any]) -> tuple[ItemResult, BaseModel | None]:
+    """The item's result, and its output validated as ``Task.Output`` (None unless it succeeded)."""
     if isinstance(output, ItemError):
         status = "cancelled" if output.code == "cancelled" else "failed"  # stopped for its job's cancel
-        return ItemResult(seq, status, error=output.message, provenance=provenance)
+        return ItemResult(seq, status, error=output.message, provenance=provenance), None
     try:
         model = task.Output.model_validate(output.model_dump() if isinstance(output, BaseModel) else output)
     except ValidationError as error:
         message = describe_validation_error(error).replace("invalid input", "invalid output")
-        return ItemResult(seq, "failed", error=message, provenance=provenance)
-    return ItemResult(seq, "succeeded", output=model.model_dump(mode="json"), provenance=provenance)
+        return ItemResult(seq, "failed", error=message, provenance=provenance), None
+    return ItemResult(seq, "succeeded", output=model.model_dump(mode="json"), provenance=provenance), model
 
 
 def process_batch(registry: Registry, task: Task, seqs: list[int], inputs: list[BaseModel], models: LazyModels,
@@ -166,8 +168,9 @@ def process_batch(registry: Registry, task: Task, seqs: list[int], inputs: list[
         message = error.describe(task.sensitive)
         provenance["models"] = models.provenance()
         return [ItemResult(seq, "failed", error=message, provenance=provenance) for seq in seqs]
-    results = [_to_result(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]
+    checked = [_checked(task, seq, output, provenance) for seq, output in zip(seqs, outputs, strict=True)]
+    results = [result for result, _ in checked]
     if ctx.explain:
-        _explain(task, inputs, results, models, ctx)
+        _explain(task, inputs, results, [model for _, model in checked], models, ctx)
     provenance["models"] = models.provenance()  # after explain: a model only the explanation used is named too
     return results
