@@ -597,4 +597,8 @@ def test_a_metrics_scrape_reads_counters_never_the_items(api, api_store, keys):
     finally:
         event.remove(api_store.engine, "before_cursor_execute", before)
     assert 'verticals_items{status="failed"} 1.0' in metrics and "verticals_items_run_total 2.0" in metrics
+    # one batch ran (the fixture task's batch holds both items): one observation in each histogram
+    assert 'verticals_batch_seconds_bucket{le="+Inf"} 1.0' in metrics and "verticals_batch_seconds_count 1.0" in metrics
+    assert 'verticals_queue_wait_seconds_bucket{le="+Inf"} 1.0' in metrics
+    assert 'verticals_batch_seconds_bucket{le="300"} 1.0' in metrics  # cumulative buckets
     assert sent and not [s for s in sent if re.search(r"\bitems\b", s, re.IGNORECASE)], sent

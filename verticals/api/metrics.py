@@ -14,11 +14,11 @@ import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select
 
 from verticals.core.store import Store
-from verticals.core.store.repo import USAGE
+from verticals.core.store.repo import BUCKET_BOUNDS, BUCKETS, USAGE
 from verticals.core.store.tables import Job
 from verticals.tenancy.tenants import WebhookDelivery
 
@@ -56,6 +56,7 @@ class StoreCollector:
                                           func.coalesce(func.sum(Job.n_cancelled), 0))).one()
             items = dict(zip(("pending", "succeeded", "failed", "cancelled"), (int(n) for n in sums), strict=True))
             run_total = int(session.scalar(select(func.coalesce(func.sum(USAGE.c.item_count), 0))) or 0)
+            buckets = session.execute(select(BUCKETS.c.name, BUCKETS.c.le, BUCKETS.c.count, BUCKETS.c.sum_s)).all()
             deliveries = dict(session.execute(select(WebhookDelivery.status, func.count())
                                               .group_by(WebhookDelivery.status)).all())
         jobs = GaugeMetricFamily("verticals_jobs", "Jobs by status", labels=["status"])
@@ -76,6 +77,7 @@ class StoreCollector:
                                 "Items run per second between the two latest scrapes of this server (all workers; "
                                 "rate(verticals_items_run_total[1m]) in Prometheus)",
                                 value=self._items_per_second(run_total))
+        yield from _histograms(buckets)
         loads = GaugeMetricFamily("verticals_model_load_seconds", "Load time of each model loaded by this server",
                                   labels=["model"])
         for name, seconds in dict(self.host.load_seconds).items():
@@ -87,6 +89,22 @@ class StoreCollector:
         yield hooks
         yield GaugeMetricFamily("verticals_server_jobs_waiting", "Jobs queued for this server's worker threads",
                                 value=self.runner.pending())
+
+
+HISTOGRAMS = {"batch_seconds": "Seconds each batch of a job took to run (all workers)",
+              "queue_wait_seconds": "Seconds from a job's creation to the start of each of its chunks (all workers)"}
+
+
+def _histograms(rows: list[Any]) -> Any:
+    """The stored buckets (per bucket, not cumulative) as Prometheus histograms (cumulative, with +Inf)."""
+    for name, help_text in HISTOGRAMS.items():
+        counts = {le: (int(count), float(sum_s)) for row_name, le, count, sum_s in rows if row_name == name}
+        cumulative, buckets = 0, []
+        for le in [f"{bound:g}" for bound in BUCKET_BOUNDS[name]] + ["+Inf"]:
+            cumulative += counts.get(le, (0, 0.0))[0]
+            buckets.append((le, cumulative))
+        yield HistogramMetricFamily(f"verticals_{name}", help_text, buckets=buckets,
+                                    sum_value=sum(total for _, total in counts.values()))
 
 
 class Metrics:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -475,6 +475,8 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
     """Run the pending items of one chunk. Safe to call again for the same chunk (idempotent)."""
     job = store.job(job_id)
     report = ChunkReport(job_id, start, end)
+    created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=UTC)
+    queue_wait: float | None = (utcnow() - created).total_seconds()  # the job's creation -> this chunk's start
     if job.cancel_requested:
         report.cancelled = store.cancel_pending(job_id, start, end)
         _progress(on_progress, report.cancelled)
@@ -544,7 +546,8 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
             raise
         usage = BatchUsage(job.tenant_id, job.task, time.perf_counter() - began,
                            {key: (use.seconds, use.tokens, use.calls, use.peak_memory_bytes)
-                            for key, use in meter.models.items()})
+                            for key, use in meter.models.items()}, queue_wait)
+        queue_wait = None  # once per chunk: its first batch
         store.write_results(job_id, results, purge_inputs=purge, clear_progress=sink.end(), usage=usage)
         ok = sum(r.status == "succeeded" for r in results)
         stopped = sum(r.status == "cancelled" for r in results)

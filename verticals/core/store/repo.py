@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from verticals.core.store.db import ensure_ready, make_engine, scrub_sqlite
 from verticals.core.store.secrets import redact_params
-from verticals.core.store.tables import Artifact, Item, Job, JobEvent, JobUsage, utcnow
+from verticals.core.store.tables import Artifact, Item, Job, JobEvent, JobUsage, MetricBucket, utcnow
 from verticals.core.text import valid_text
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -153,6 +153,7 @@ class Store:
         self._begin_items: dict[tuple[int, bool], _Prepared] = {}
         self._add_counts = _Prepared(_ADD_TO_COUNTS[False], engine.dialect)
         self._add_usage = _Prepared(_usage_upsert(engine.dialect.name), engine.dialect)
+        self._observe = _Prepared(_bucket_upsert(engine.dialect.name), engine.dialect)
         self._insert_items = _Prepared(_INSERT_ITEMS, engine.dialect)
 
     def session(self) -> Session:
@@ -407,6 +408,11 @@ class Store:
                 rows = _usage_rows(job_id, usage, ran, now)
                 names = list(rows[0])
                 self._add_usage.executemany(connection, {}, [{name: row[name] for name in names} for row in rows])
+                seen = [("batch_seconds", float(usage.wall_s))]
+                if usage.queue_wait_s is not None:
+                    seen.append(("queue_wait_seconds", max(0.0, float(usage.queue_wait_s))))
+                self._observe.executemany(connection, {}, [{"m_name": name, "m_le": bucket_of(name, value),
+                                                            "m_seconds": value} for name, value in seen])
         return sum(written.values())
 
     # progress within items (RunContext.progress) ---------------------------------------------------------
@@ -573,9 +579,36 @@ class BatchUsage:
     task: str
     wall_s: float
     models: dict[tuple[str, str], tuple[float, int, int, int | None]]
+    queue_wait_s: float | None = None  # the first batch of a chunk: seconds from the job's creation to its start
 
 
 USAGE = cast(Table, JobUsage.__table__)
+BUCKETS = cast(Table, MetricBucket.__table__)
+# the upper bounds of the histograms' buckets (seconds); "+Inf" catches the rest
+BUCKET_BOUNDS: dict[str, tuple[float, ...]] = {
+    "batch_seconds": (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    "queue_wait_seconds": (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+}
+
+
+def bucket_of(name: str, seconds: float) -> str:
+    """The ``le`` label of the bucket ``seconds`` falls in, for histogram ``name``."""
+    for bound in BUCKET_BOUNDS[name]:
+        if seconds <= bound:
+            return f"{bound:g}"
+    return "+Inf"
+
+
+def _bucket_upsert(dialect: str) -> Any:
+    """The upsert of one observation into its bucket (bind names ``m_*``): count + 1, sum + seconds."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    upsert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = upsert(BUCKETS).values(name=bindparam("m_name", type_=String()), le=bindparam("m_le", type_=String()),
+                                       count=1, sum_s=bindparam("m_seconds", type_=BUCKETS.c.sum_s.type))
+    return statement.on_conflict_do_update(
+        index_elements=[BUCKETS.c.name, BUCKETS.c.le],
+        set_={"count": BUCKETS.c.count + 1, "sum_s": BUCKETS.c.sum_s + statement.excluded.sum_s})
 
 
 def fold_usage(rows: Iterable[Any]) -> dict[str, Any]:

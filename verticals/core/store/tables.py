@@ -143,5 +143,19 @@ class JobUsage(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class MetricBucket(Base):
+    """0012: histograms every process adds to (``/metrics``): per histogram ``name`` and bucket upper bound ``le``
+    (``"0.05"``, ``"+Inf"``), the observations that fell in that bucket (not cumulative) and their sum. Added to in
+    the transaction that writes a batch's results: ``batch_seconds`` (each batch's time), ``queue_wait_seconds``
+    (from a job's creation to the start of each of its chunks)."""
+
+    __tablename__ = "metric_buckets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    le: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    sum_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 # The REST API's tables (0002: tenants, API keys, webhooks, deliveries, idempotency keys) are declared on this
 # same Base by verticals.tenancy.tenants: only the API uses them.
