@@ -74,3 +74,46 @@ def test_a_heartbeat_reports_the_models_loaded_and_their_device(use_plugins, mon
 def test_cli_workers_without_a_broker_says_what_to_set(isolated_home):
     shown = run_cli("workers")
     assert shown.returncode == 2 and "VERTICALS_BROKER_URL" in shown.stderr
+
+
+def test_a_tenant_sees_the_fleet_but_only_its_own_chunks(tmp_path, monkeypatch, fixtures_only_registry):
+    """GET /v1/workers: two workers' heartbeats (the workers' own Heartbeat, in a real Redis), one running acme's
+    chunk, one globex's. acme sees both busy, its own chunk in full, nothing of globex's job, no machine names."""
+    from fastapi.testclient import TestClient
+
+    from tests.test_celery import RedisServer
+    from verticals.api.app import create_app
+    from verticals.core.jobs.engine import submit_job
+    from verticals.core.store import open_store
+    from verticals.tenancy.tenants import Tenants
+    from verticals.workers.fleet import Heartbeat
+
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    monkeypatch.setenv("VERTICALS_BROKER_URL", redis.url)
+    store = open_store(f"sqlite:///{tmp_path / 'fleet.db'}")
+    registry = fixtures_only_registry
+    jobs = {tenant: submit_job(store, registry, "fixtures.echo", [{"text": "x"}], tenant=tenant)
+            for tenant in ("acme", "globex")}
+    beats = []
+    try:
+        for tenant in ("acme", "globex"):
+            beat = Heartbeat(redis.url, every=0.2)
+            beat.key += f"-{tenant}"  # two processes' keys (one process here)
+            beat.running(jobs[tenant], 0, 1)
+            beats.append(beat.start())
+        key = {"Authorization": f"Bearer {Tenants(store).create_key('acme', 'k').token}"}
+        with TestClient(create_app(store, registry, auth=True, background=False)) as api:
+            wait_for(lambda: len(api.get("/v1/workers", headers=key).json()["workers"]) == 2, timeout=30,
+                     what="both heartbeats")
+            fleet = api.get("/v1/workers", headers=key).json()
+        assert fleet["executor"] == "celery" and set(fleet["queues"]) == {"gpu", "cpu", "code"}
+        assert [w["busy"] for w in fleet["workers"]] == [True, True]
+        shown = [w["chunk"]["job_id"] for w in fleet["workers"] if w["chunk"]]
+        assert shown == [jobs["acme"]]
+        text = json.dumps(fleet)
+        assert jobs["globex"] not in text and "@" not in text  # neither globex's job nor a worker's node name
+    finally:
+        for beat in beats:
+            beat.stop()
+        redis.stop()

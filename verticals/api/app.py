@@ -22,7 +22,7 @@ from verticals import __version__
 from verticals.api.deps import LOCAL_TENANT, ApiState, Principal
 from verticals.api.errors import add_error_handlers, problem
 from verticals.api.limits import MB, BodyLimit, Limits
-from verticals.api.routes import discovery, evals, jobs, ops, predict, usage
+from verticals.api.routes import discovery, evals, fleet, jobs, ops, predict, usage
 from verticals.api.routes import webhooks as webhook_routes
 from verticals.config import settings
 from verticals.core.store import Store
@@ -99,7 +99,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
     app.add_middleware(BodyLimit, limits=state.limits)
     add_error_handlers(app)
     for router in (ops.router, discovery.router, jobs.router, evals.router, predict.router, webhook_routes.router,
-                   usage.router):
+                   usage.router, fleet.router):
         app.include_router(router)
 
     from verticals.api.dashboard import add_dashboard

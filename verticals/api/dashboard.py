@@ -26,7 +26,9 @@ PAGE = """<!doctype html>
 <section id="jobs" hidden><h1>Jobs</h1><p id="usage-today"></p>
 <table><thead><tr><th>job</th><th>task</th><th>status</th>
 <th>progress</th><th>items</th><th>created</th></tr></thead><tbody></tbody></table>
-<p class="empty" hidden>No jobs yet. Submit one with POST /v1/jobs.</p></section>
+<p class="empty" hidden>No jobs yet. Submit one with POST /v1/jobs.</p>
+<div id="fleet" hidden><h2>Workers</h2><p id="fleet-line"></p><table><thead><tr><th>worker</th><th>queues</th>
+<th>running</th><th>models</th><th>heard</th></tr></thead><tbody></tbody></table></div></section>
 <section id="job" hidden><p><a href="/dashboard">← all jobs</a></p><h1 id="job-title"></h1>
 <div class="bar big"><div></div></div><p id="job-line"></p>
 <p><button id="cancel">cancel</button> <button id="retry">retry failed</button></p>
@@ -192,6 +194,7 @@ SCRIPT = r"""
     $("#jobs .empty").hidden = data.jobs.length > 0;
     const usage = await api("/v1/usage?since=0d").catch(() => null);  // what this tenant's jobs used today (UTC)
     $("#usage-today").textContent = usage ? "Today (UTC): " + usageLine(usage.total, usage.currency) : "";
+    await renderFleet();
     $("#jobs").hidden = false;
     return data.jobs.some((job) => active(job.status));
   }
@@ -223,6 +226,38 @@ SCRIPT = r"""
     return line;
   }
   // </usage-line>
+
+  // the workers (Celery): queues, models, busy or idle; the chunk shown only when it is one of your jobs
+  async function renderFleet() {
+    const fleet = await api("/v1/workers").catch(() => null);
+    $("#fleet").hidden = !fleet || fleet.executor !== "celery";
+    if ($("#fleet").hidden) return;
+    const waiting = Object.entries(fleet.queues).map(([q, n]) => q + " " + (n === null ? "?" : n)).join(", ");
+    const busy = fleet.workers.filter((w) => w.busy).length;
+    $("#fleet-line").textContent = fleet.workers.length + " worker process(es), " + busy + " busy · waiting in "
+      + "the queues: " + (waiting || "–");
+    const body = $("#fleet tbody");
+    body.replaceChildren();
+    for (const w of fleet.workers) {
+      const row = el("tr");
+      row.appendChild(el("td", "#" + w.worker));
+      row.appendChild(el("td", w.queues.join(", ") || "–"));
+      const running = el("td");
+      if (w.chunk) {
+        const link = el("a", w.chunk.job_id.slice(0, 12));
+        link.href = "/dashboard?job=" + encodeURIComponent(w.chunk.job_id);
+        running.appendChild(link);
+        running.appendChild(el("span", " items " + w.chunk.start + "–" + (w.chunk.end - 1) + " for "
+          + Math.round(w.chunk.running_s) + " s"));
+      } else {
+        running.textContent = w.busy ? "busy (another tenant's job)" : "idle";
+      }
+      row.appendChild(running);
+      row.appendChild(el("td", w.models.map((m) => m.model + " on " + m.device).join(", ") || "none loaded"));
+      row.appendChild(el("td", w.heard_s.toFixed(1) + " s ago"));
+      body.appendChild(row);
+    }
+  }
 
   async function renderJob(id) {
     const job = await api("/v1/jobs/" + encodeURIComponent(id));
