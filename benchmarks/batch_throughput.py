@@ -1,6 +1,6 @@
 """Throughput of a classifier: plain PyTorch and transformers vs the model host on each runtime vs whole jobs.
 
-    python benchmarks/batch_throughput.py [--n 3000] [--repeat 1] [--runtimes torch,onnx,onnx-int8]
+    python benchmarks/batch_throughput.py [--n 3000] [--repeat 1] [--rounds 1] [--runtimes torch,onnx,onnx-int8]
         [--adapter-modes merged,hooks] [--no-gate] [--cli]
     python benchmarks/batch_throughput.py --device cuda --config-model bert-base [--n 3000]
 
@@ -21,7 +21,8 @@ the ratios to (a2), to the raw sorted fp32 forward and to (a1), and the task met
 golden set. Each ONNX variant is built into a temporary model store (not the user's) and gated there
 (``verticals models optimize``'s gate; ``--no-gate``: not), and the run says which variant ``auto`` chose from
 those records and why. The CPU model, its instruction sets and the load average are printed: on a shared
-machine, read the ratios (measured side by side) rather than the absolute figures. Texts: 3,000
+machine, read the ratios (measured side by side) rather than the absolute figures, and use ``--rounds N``:
+every measure runs in turn, N times over, and keeps its best round (so each saw the same stretches of load). Texts: 3,000
 financial-looking texts of 10-120 words built (seeded) from the finance plugin's own sentences.
 
 --config-model bert-base: a BERT-base-sized sequence classifier from a config (random weights: speed only,
@@ -222,25 +223,17 @@ def finance_mode(args: argparse.Namespace) -> None:
     del auto
 
     labels = classifier.labels
-    rates: dict[str, float] = {}
-    metrics: dict[str, float | None] = {}
-
-    # (a1) a plain transformers pipeline over the same encoder (untrained classifier: speed only)
+    tokenizer = encoder.tokenizer
     pipeline_name = "(a1) pipeline batch 32, fp32"
     seq_model = transformers.AutoModelForSequenceClassification.from_pretrained(encoder.source.path, num_labels=3)
     pipe = transformers.pipeline("text-classification", model=seq_model, tokenizer=encoder.tokenizer,
                                  device=device, batch_size=32, truncation=True, max_length=256)
-    rates[pipeline_name] = args.n / timed(lambda: pipe(texts), args.repeat)
-    metrics[pipeline_name] = None
-    print(f"{pipeline_name}: {rates[pipeline_name]:.1f}/s", flush=True)
-
-    # (a2) the plain PyTorch loop: encoder + adapter + head in fp32, unsorted fixed batches of 32; with the adapter
-    # merged into a copy of the weights (peft's merge_and_unload: what a plain script serving one adapter can do)
-    # and unmerged (peft's default forward: the hooks)
-    tokenizer = encoder.tokenizer
     merged_module = encoder.adapters[classifier.adapter].merged_copy(encoder.model)
 
     def plain_loop(items: list[str], merged: bool) -> np.ndarray:
+        """(a2): encoder + adapter + head in fp32, unsorted fixed batches of 32; the adapter merged into a copy of
+        the weights (peft's merge_and_unload: what a plain script serving one adapter can do) or unmerged (peft's
+        default forward: the hooks)."""
         out = []
         model = merged_module if merged else encoder.model
         token = _ACTIVE_ADAPTER.set(None if merged else classifier.adapter)
@@ -259,48 +252,62 @@ def finance_mode(args: argparse.Namespace) -> None:
             _ACTIVE_ADAPTER.reset(token)
         return np.concatenate(out)
 
+    # every measure: (adapter mode to set first, the timed call, what predicts the golden texts' labels or None)
     baseline = "(a2) plain loop batch 32, fp32, adapter merged"
-    reference = None
-    for merged, name in ((True, baseline), (False, "(a2) plain loop batch 32, fp32, adapter hooks")):
-        if not merged and "hooks" not in modes:
-            continue
-        rates[name] = args.n / timed(lambda m=merged: plain_loop(texts, m), args.repeat)
-        if reference is None:
-            reference = LAST["result"].argmax(1)
-        metrics[name] = macro_f1(gold, [labels[i] for i in plain_loop(golden_texts, merged).argmax(1)])
-        print(f"{name}: {rates[name]:.1f}/s", flush=True)
-
-    # (b) raw sorted forward of each runtime, (c) the whole job on each runtime
-    agreement = {}
+    measures: dict[str, tuple[str | None, Callable[[], object], Callable[[list[str]], np.ndarray] | None]] = {
+        pipeline_name: (None, lambda: pipe(texts), None),
+        baseline: (None, lambda: plain_loop(texts, True), lambda items: plain_loop(items, True)),
+    }
+    if "hooks" in modes:
+        measures["(a2) plain loop batch 32, fp32, adapter hooks"] = (
+            None, lambda: plain_loop(texts, False), lambda items: plain_loop(items, False))
     raw_fp32 = None
     for label, (host, mode) in runs.items():
-        set_mode(mode)
         loaded = host.get(task)
         name = f"(b) sorted forward, {label}"
         raw_fp32 = raw_fp32 or (name if mode == "merged" else None)
-        rates[name] = args.n / timed(lambda m=loaded: m.classify(texts), args.repeat)
-        agreement[label] = float((LAST["result"].argmax(1) == reference).mean())
-        metrics[name] = macro_f1(gold, [labels[i] for i in loaded.classify(golden_texts).argmax(1)])
-        print(f"{name}: {rates[name]:.1f}/s", flush=True)
+        measures[name] = (mode, lambda m=loaded: m.classify(texts), lambda items, m=loaded: m.classify(items))
+    for label, (host, mode) in runs.items():
+        measures[f"(c) whole job, {label}"] = (mode, lambda h=host: whole_job(registry, h, task, texts), None)
+    if args.cli:
+        env = {"VERTICALS_MODEL_STORE": str(store_root)}
+        measures[f"(d) `verticals run` in a new process, auto ({auto_name})"] = (
+            "merged", lambda: cli_run(task, texts, env), None)
+
+    # the measures run in turn, round after round (--rounds): on a shared machine whose load moves, each keeps
+    # its best round, and every measure has seen the same stretches of load
+    best: dict[str, float] = {}
+    outputs: dict[str, object] = {}
+    for round_ in range(args.rounds):
+        for name, (mode, call, _) in measures.items():
+            set_mode(mode)
+            seconds = timed(call, args.repeat)
+            best[name] = min(best.get(name, float("inf")), seconds)
+            outputs.setdefault(name, LAST["result"])
+            print(f"round {round_ + 1}: {name}: {args.n / seconds:.1f}/s ({load()})", flush=True)
+    set_mode("merged")
+    rates = {name: args.n / seconds for name, seconds in best.items()}
+    metrics: dict[str, float | None] = {}
+    for name, (mode, _, predict) in measures.items():
+        set_mode(mode)
+        if predict is not None:
+            metrics[name] = macro_f1(gold, [labels[i] for i in np.asarray(predict(golden_texts)).argmax(1)])
+    set_mode("merged")
     for label, (host, mode) in runs.items():
         set_mode(mode)
-        name = f"(c) whole job, {label}"
-        rates[name] = args.n / timed(lambda h=host: whole_job(registry, h, task, texts), args.repeat)
-        metrics[name] = _job_metric(registry, host, task)
-        print(f"{name}: {rates[name]:.1f}/s", flush=True)
+        metrics[f"(c) whole job, {label}"] = _job_metric(registry, host, task)
     set_mode("merged")
-    if args.cli:
-        name = f"(d) `verticals run` in a new process, auto ({auto_name})"
-        env = {"VERTICALS_MODEL_STORE": str(store_root)}
-        rates[name] = args.n / timed(lambda: cli_run(task, texts, env), args.repeat)
-        print(f"{name}: {rates[name]:.1f}/s", flush=True)
+    reference = np.asarray(outputs[baseline]).argmax(1)
+    agreement = {name[len("(b) sorted forward, "):]: float((np.asarray(out).argmax(1) == reference).mean())
+                 for name, out in outputs.items() if name.startswith("(b)")}
     columns = {"plain": baseline, "raw fp32": raw_fp32 or "", "pipeline": pipeline_name}
     report(rates, metrics, columns)
     print(f"x plain: ratio to {baseline}; x raw fp32: to {raw_fp32}; x pipeline: to {pipeline_name}")
     print(f"labels agreeing with the plain fp32 loop on the {args.n} texts: "
           + ", ".join(f"{name} {share:.1%}" for name, share in agreement.items()))
     print(f"metric: macro-F1 on the golden set of {task} ({len(golden)} items); (c) through verticals eval's scoring")
-    print(f"{load()} (at the end); figures are best of {args.repeat} on a machine possibly shared with other work")
+    print(f"{load()} (at the end); figures are the best of {args.rounds} round(s) of {args.repeat} run(s) each, "
+          "on a machine possibly shared with other work")
 
 
 def _golden_rows(registry, task: str) -> list[dict]:
@@ -441,7 +448,9 @@ def config_mode(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=3000)
-    parser.add_argument("--repeat", type=int, default=1, help="best of N runs per variant")
+    parser.add_argument("--repeat", type=int, default=1, help="best of N runs per variant, back to back")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="finance mode: run every measure in turn N times, each keeping its best round")
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: VERTICALS_DEVICE, auto)")
     parser.add_argument("--runtimes", default="torch,onnx,onnx-int8",
                         help="runtimes measured in the finance mode (comma-separated)")
