@@ -585,7 +585,11 @@ def test_a_metrics_scrape_reads_counters_never_the_items(api, api_store, keys):
     status are the jobs' counters, items run the usage rows)."""
     from sqlalchemy import event
 
-    wait_done(api, keys["acme"], submit(api, keys["acme"], ["a", "POISON"]))
+    job_id = submit(api, keys["acme"], ["a", "POISON"])
+    wait_done(api, keys["acme"], job_id)
+    # the job's summary is written (reading its items) just after it finished: wait for it, so that the statements
+    # captured below are the scrape's alone
+    wait_for(lambda: api.get(f"/v1/jobs/{job_id}/summary", headers=keys["acme"]).status_code == 200)
     sent: list[str] = []
 
     def before(_conn, _cursor, statement, *_args):

@@ -313,8 +313,11 @@ class ChunkTask(Task):
 @app.task(name=TASK_NAME, bind=True, base=ChunkTask, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
           autoretry_for=(ChunkFailed,), max_retries=MAX_RETRIES, retry_backoff=True, retry_backoff_max=60,
           retry_jitter=True)
-def run_chunk_task(self: ChunkTask, job_id: str, start: int, end: int) -> dict[str, Any]:
-    """Run one chunk; a failure of the machinery (database down...) retries the chunk with backoff."""
+def run_chunk_task(self: ChunkTask, job_id: str, start: int, end: int,
+                   trace: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one chunk; a failure of the machinery (database down...) retries the chunk with backoff. ``trace``: the
+    trace context of the dispatch (sent only when OTEL_* asks for traces), which the chunk's span continues."""
+    from verticals.core import tracing
     from verticals.core.jobs.engine import run_chunk
 
     started = time.monotonic()
@@ -323,7 +326,8 @@ def run_chunk_task(self: ChunkTask, job_id: str, start: int, end: int) -> dict[s
         state.heartbeat.running(job_id, start, end)
     try:
         store, registry, host = state.get()
-        report = run_chunk(store, registry, host, job_id, start, end)
+        with tracing.attach(trace):
+            report = run_chunk(store, registry, host, job_id, start, end)
     except KeyError as error:  # the job was deleted
         log.warning("chunk %s:%d-%d skipped: %s", job_id, start, end, error)
         return {"skipped": True}

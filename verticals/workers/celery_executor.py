@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from verticals.core import tracing
 from verticals.core.jobs.engine import finish_if_done
 from verticals.core.jobs.executor import ExecutorUnavailable, ProgressCallback
 from verticals.core.jobs.service import chunk_progress
@@ -107,10 +108,12 @@ class CeleryExecutor:
         bookkeeping = dict((job.options or {}).get("celery") or {})
         dispatch_round = int(bookkeeping.get("round", 0)) + 1
         self.store.update_options(job.id, {"celery": {"round": dispatch_round, "queue": queue}})
+        trace_context = tracing.carrier()  # OTEL_* set: the chunks' spans continue this trace on the workers
+        extra = {"kwargs": {"trace": trace_context}} if trace_context else {}
         try:
             with self.app.producer_or_acquire() as producer:
                 for start, end in ranges:
-                    self.app.send_task(TASK_NAME, args=[job.id, start, end], queue=queue, routing_key=queue,
+                    self.app.send_task(TASK_NAME, args=[job.id, start, end], **extra, queue=queue, routing_key=queue,
                                        task_id=task_id(job.id, start, dispatch_round),
                                        priority=PRIORITIES[priority], producer=producer,
                                        retry=True, retry_policy={"max_retries": 3, "interval_start": 0.5,

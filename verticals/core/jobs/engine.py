@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from verticals.config import max_attempts
 from verticals.contract import RunContext, Task
+from verticals.core import tracing
 from verticals.core.access import access_context, check_rows, server_access
 from verticals.core.io import InputError
 from verticals.core.jobs.pipeline import LazyModels, describe_validation_error, process_batch, run_isolating
@@ -473,6 +474,16 @@ class CancelCheck:
 def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, start: int, end: int,
               on_progress: Callable[[int], None] | None = None) -> ChunkReport:
     """Run the pending items of one chunk. Safe to call again for the same chunk (idempotent)."""
+    with tracing.span("verticals.chunk", **{"verticals.job_id": job_id, "verticals.chunk.start": start,
+                                            "verticals.chunk.end": end}) as current:
+        report = _run_chunk(store, registry, host, job_id, start, end, on_progress)
+        if current is not None:
+            current.set_attributes({"verticals.succeeded": report.succeeded, "verticals.failed": report.failed})
+        return report
+
+
+def _run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, start: int, end: int,
+               on_progress: Callable[[int], None] | None = None) -> ChunkReport:
     job = store.job(job_id)
     report = ChunkReport(job_id, start, end)
     created = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=UTC)
@@ -534,7 +545,8 @@ def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, st
         meter = Meter()  # the batch's model time and tokens, per model and device (the model host's calls)
         began = time.perf_counter()
         try:
-            with metering(meter):
+            with metering(meter), tracing.span("verticals.batch", **{
+                    "verticals.job_id": job_id, "verticals.task": job.task, "verticals.batch_size": len(inputs)}):
                 results = process_batch(registry, task, seqs, inputs, models, ctx)
         except BaseException as error:
             if sink.end():  # interrupted: its report is about items that are not running any more

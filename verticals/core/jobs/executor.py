@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from verticals.core import tracing
 from verticals.core.jobs.engine import finish_if_done, run_chunk
 from verticals.core.jobs.fairness import FairQueue
 from verticals.core.models.host import ModelHost
@@ -105,6 +106,7 @@ class LocalExecutor:
         self._queue = FairQueue(per_tenant)
         self._next: dict[str, int] = {}  # job -> the first chunk start its next turn may take
         self._rewound: set[str] = set()  # jobs started again (retry, resume): their next turn starts at 0
+        self._traces: dict[str, dict[str, str]] = {}  # job -> the trace context it was started in (OTEL_* set)
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -143,6 +145,9 @@ class LocalExecutor:
                     thread.start()
                     self._workers.append(thread)
             self._rewound.add(job.id)
+            trace_context = tracing.carrier()  # the request's trace goes on in the background threads
+            if trace_context:
+                self._traces[job.id] = trace_context
         self._queue.put(job.id, job.tenant_id)
         return chunks
 
@@ -174,15 +179,18 @@ class LocalExecutor:
         if not ranges:
             with self._lock:
                 self._next.pop(job_id, None)
+                self._traces.pop(job_id, None)
             finish_if_done(self.store, self.registry, job_id)
             return False
         start, end = ranges[0]
-        run_chunk(self.store, self.registry, self.host, job_id, start, end, self.on_progress)
+        with tracing.attach(self._traces.get(job_id)):
+            run_chunk(self.store, self.registry, self.host, job_id, start, end, self.on_progress)
         with self._lock:  # a chunk left pending (its items were given up on) is not taken again this round
             self._next[job_id] = 0 if job_id in self._rewound else end
             if len(ranges) > 1 or job_id in self._rewound:
                 return True
             self._next.pop(job_id, None)
+            self._traces.pop(job_id, None)
         finish_if_done(self.store, self.registry, job_id)
         return False
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verticals.contract import Task
+from verticals.core import tracing
 from verticals.core.io import map_fields
 from verticals.core.jobs import engine as _jobs
 from verticals.core.jobs.engine import EXPLAIN, FINISHED, JobError, discard_job, finish_if_done, submit_job
@@ -208,6 +209,17 @@ class JobService:
         (``Task.explain``, the job option ``explain``; refused for a task that gives none). Raises :class:`JobError`
         (bad parameters, mapping, input), ``KeyError``/``PluginError`` for an unknown task.
         """
+        with tracing.span("verticals.submit", **{"verticals.task": task}) as current:
+            job_id = self._submit(task, rows, params, text_column, fields, options, chunk_size, tenant, allow_empty,
+                                  file_rows, pick, text_option, field_option, explain)
+            if current is not None:
+                current.set_attribute("verticals.job_id", job_id)
+            return job_id
+
+    def _submit(self, task: str, rows: Iterable[dict[str, Any]], params: dict[str, Any] | None,
+                text_column: str | None, fields: Mapping[str, str] | Iterable[str] | None,
+                options: dict[str, Any] | None, chunk_size: int | None, tenant: str | None, allow_empty: bool,
+                file_rows: bool, pick: str | None, text_option: str, field_option: str, explain: bool) -> str:
         task_cls = self.registry.task(task)
         mapping = field_map(task_cls, text_column, fields, text_option=text_option, field_option=field_option)
         if mapping or file_rows:
@@ -230,7 +242,8 @@ class JobService:
         ``queued`` for nobody, and the :class:`ExecutorUnavailable` says so. (:meth:`detach` and
         :meth:`execute` take ``fresh`` too.)"""
         job = self._submitted(job_id)
-        return self._handing_over(job.id, fresh, lambda: self.executor.start(job.id))
+        with tracing.span("verticals.dispatch", **{"verticals.job_id": job.id, "verticals.task": job.task}):
+            return self._handing_over(job.id, fresh, lambda: self.executor.start(job.id))
 
     def detach(self, job_id: str, *, fresh: bool = False) -> int:
         """Submit-and-return (``--detach``): with an executor whose chunks run elsewhere (Celery), hand them
@@ -243,7 +256,9 @@ class JobService:
     def execute(self, job_id: str, on_progress: ProgressCallback | None = None, *, fresh: bool = False) -> str:
         """Run the job's pending chunks (here, or on workers) and wait; return the final status."""
         job = self._submitted(job_id)
-        status = self._handing_over(job.id, fresh, lambda: self.executor.execute(job.id, on_progress=on_progress))
+        with tracing.span("verticals.execute", **{"verticals.job_id": job.id, "verticals.task": job.task}):
+            status = self._handing_over(job.id, fresh,
+                                        lambda: self.executor.execute(job.id, on_progress=on_progress))
         self._deliver(job.id)
         return status
 

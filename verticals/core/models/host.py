@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from verticals.config import settings
 from verticals.contract import MODEL_KINDS, ModelKind, ModelSpec, Packaged
+from verticals.core import tracing
 from verticals.core.models.metering import paused
 from verticals.core.models.sources import (
     ModelUnavailable,
@@ -100,7 +101,8 @@ class ModelHost:
             spec = self.spec(name)
             source = self.resolve(name)
             started = time.perf_counter()
-            with paused():  # loading (and its precision probes) is not a job's model time
+            with paused(), tracing.span("verticals.model_load", **{"verticals.model": name}):
+                # loading (and its precision probes) is not a job's model time
                 if spec.kind == "token-classifier" and (source.path / HEAD_FILE).exists():
                     from verticals.core.models.tagging import EncoderTokenTagger  # a tag head over a shared encoder
 

@@ -22,6 +22,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from verticals.core import tracing
+
 __all__ = ["METERED_METHODS", "Meter", "ModelUse", "count_tokens", "metering", "paused", "wrap_model_methods"]
 
 METERED_METHODS = frozenset({"embed", "classify", "tag", "generate", "token_probabilities",
@@ -64,6 +66,7 @@ class Meter:
 
 _METER: ContextVar[Meter | None] = ContextVar("verticals_meter", default=None)
 _CALL: ContextVar[list[int] | None] = ContextVar("verticals_metered_call", default=None)  # tokens of the outer call
+_IN_SPAN: ContextVar[bool] = ContextVar("verticals_forward_span", default=False)  # inside a forward pass's span
 
 
 @contextlib.contextmanager
@@ -78,11 +81,12 @@ def metering(meter: Meter) -> Iterator[Meter]:
 
 @contextlib.contextmanager
 def paused() -> Iterator[None]:
-    """Nothing metered inside (model loading: its probes are not the job's work)."""
-    token, call = _METER.set(None), _CALL.set(None)
+    """Nothing metered inside, and no forward span (model loading: its probes are not the job's work)."""
+    token, call, quiet = _METER.set(None), _CALL.set(None), _IN_SPAN.set(True)
     try:
         yield
     finally:
+        _IN_SPAN.reset(quiet)
         _CALL.reset(call)
         _METER.reset(token)
 
@@ -117,6 +121,18 @@ def metered(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if tracing.enabled() and not _IN_SPAN.get():  # the forward pass's span (OTEL_* set): outermost call only
+            flag = _IN_SPAN.set(True)
+            try:
+                spec = getattr(self, "spec", None)
+                size = len(args[0]) if args and hasattr(args[0], "__len__") else None
+                with tracing.span("verticals.forward", **{"verticals.model": getattr(spec, "name", None),
+                                                          "verticals.device": _device_label(self),
+                                                          "verticals.method": method.__name__,
+                                                          "verticals.batch_size": size}):
+                    return wrapper(self, *args, **kwargs)
+            finally:
+                _IN_SPAN.reset(flag)
         meter = _METER.get()
         if meter is None or _CALL.get() is not None:  # not metered, or inside a metered call: counted there
             return method(self, *args, **kwargs)
