@@ -107,6 +107,23 @@ def test_explained_job_stores_validated_explanations_and_fails_only_the_bad_ones
     assert table[4]["explanation.summary"] == "" and table[4]["status"] == "failed"
 
 
+def test_purged_inputs_take_the_words_their_explanations_quote_with_them(service):
+    """--purge-inputs deletes the input: an explanation keeps its spans and weights, never a copy of the words."""
+    secret = "shares of Zorblax Holdings going up"
+    job_id = service.submit("fixtures.keyword", [{"text": secret}], explain=True, options={"purge_inputs": True})
+    assert service.execute(job_id) == "succeeded"
+    row = next(iter(service.results(job_id)))
+    stored = json.dumps(row["explanation"])
+    assert row["explanation"]["evidence"][0] == {"kind": "word", "weight": 1.0, "text": None, "start": 33,
+                                                 "end": 35, "source": "keyword rule"}
+    assert '"up"' not in row["explanation"]["summary"] and "Zorblax" not in stored
+    with service.store.engine.connect() as connection:  # nothing of it in the table either
+        from sqlalchemy import text
+
+        assert "going up" not in json.dumps([list(r) for r in connection.execute(text("SELECT * FROM items"))],
+                                            default=str)
+
+
 def test_without_explain_nothing_is_asked_or_stored(service, tmp_path, monkeypatch):
     task_cls = service.registry.task("fixtures.keyword")
     monkeypatch.setattr(task_cls, "explain", lambda *a, **k: pytest.fail("explain called for a job without it"))

@@ -121,3 +121,40 @@ def check_explanation(value: Any, item: BaseModel, text_field: str | None) -> Ex
             raise ExplanationError(f"evidence.{index}: text is not the input's characters {evidence.start}-"
                                    f"{evidence.end} of {name!r}")
     return explanation
+
+
+def without_input_text(explanation: dict[str, Any], item: dict[str, Any] | None) -> dict[str, Any]:
+    """``explanation`` (a stored dict) with no copy of the item's input: the job option ``purge_inputs``
+    deletes the input, so the words an explanation quotes from it go too. Evidence keeps its kind, weight,
+    span, field and source; ``text`` and ``detail`` are dropped wherever they could hold input (an evidence
+    with a span, or one whose text occurs in an input field); a summary that quotes any input stretch of
+    three or more characters, or quotes ("...") any stretch of it, is replaced by a count."""
+    texts = [value for value in (item or {}).values() if isinstance(value, str) and value]
+
+    def quotes(value: str | None) -> bool:
+        stripped = (value or "").strip()
+        return len(stripped) >= 3 and any(stripped in text for text in texts)
+
+    evidence, dropped = [], 0
+    for entry in explanation.get("evidence") or []:
+        entry = dict(entry)
+        if entry.get("start") is not None or quotes(entry.get("text")) or quotes(entry.get("detail")):
+            dropped += bool(entry.get("text"))
+            entry["text"] = None
+            if entry.get("detail") and (entry.get("start") is not None or quotes(entry.get("detail"))):
+                entry["detail"] = None
+        evidence.append(entry)
+    summary = str(explanation.get("summary") or "")
+    quoted = [str(e.get("text")) for e in explanation.get("evidence") or [] if e.get("text")]
+    if any(q.strip() and q.strip() in summary for q in quoted if len(q.strip()) >= 3) or any(
+            word.strip() and any(word in text for text in texts) for word in _quoted_words(summary)):
+        summary = f"{len(evidence)} evidence item(s); the quoted input was purged with it"
+    return {**explanation, "summary": summary, "evidence": evidence}
+
+
+def _quoted_words(summary: str) -> list[str]:
+    """The stretches a summary puts in quotes ('...' or \"...\"), where tasks quote their evidence."""
+    import re
+
+    return [match.group(2) for match in re.finditer(r"([\"'\u2018\u201c])(.+?)[\"'\u2019\u201d]", summary)]
+

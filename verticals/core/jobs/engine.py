@@ -7,6 +7,7 @@ decides *where* :func:`run_chunk` is called for each (job id, chunk range).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from verticals.config import max_attempts
 from verticals.contract import RunContext, Task
+from verticals.contract.explain import without_input_text
 from verticals.core import tracing
 from verticals.core.access import access_context, check_rows, server_access
 from verticals.core.io import InputError
@@ -560,6 +562,10 @@ def _run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, s
                            {key: (use.seconds, use.tokens, use.calls, use.peak_memory_bytes)
                             for key, use in meter.models.items()}, queue_wait)
         queue_wait = None  # once per chunk: its first batch
+        if purge:  # the input goes: so do the words an explanation quotes from it (one rule, the contract's)
+            data_of = {seq: data for seq, data, _ in batch_items}
+            results = [dataclasses.replace(r, explanation=without_input_text(r.explanation, data_of.get(r.seq)))
+                       if r.explanation else r for r in results]
         store.write_results(job_id, results, purge_inputs=purge, clear_progress=sink.end(), usage=usage)
         ok = sum(r.status == "succeeded" for r in results)
         stopped = sum(r.status == "cancelled" for r in results)
