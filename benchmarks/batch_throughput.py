@@ -22,8 +22,8 @@ golden set. Each ONNX variant is built into a temporary model store (not the use
 (``verticals models optimize``'s gate; ``--no-gate``: not), and the run says which variant ``auto`` chose from
 those records and why. The CPU model, its instruction sets and the load average are printed: on a shared
 machine, read the ratios (measured side by side) rather than the absolute figures, and use ``--rounds N``:
-every measure runs in turn, N times over, and keeps its best round (so each saw the same stretches of load). Texts: 3,000
-financial-looking texts of 10-120 words built (seeded) from the finance plugin's own sentences.
+every measure runs in turn, N times over, and keeps its best round (so each saw the same stretches of load).
+Texts: 3,000 financial-looking texts of 10-120 words built (seeded) from the finance plugin's own sentences.
 
 --config-model bert-base: a BERT-base-sized sequence classifier from a config (random weights: speed only,
 no metric), e.g. on a GPU: (a1) pipeline(batch_size=32) fp32, (a2) the plain fp32 loop, (b) the host's sorted
