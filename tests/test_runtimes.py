@@ -133,6 +133,15 @@ def test_onnx_encoder_embeddings_match_pytorch(built):
     assert onnx.provenance()["runtime"] == "onnxruntime"
 
 
+def test_label_agreement_is_judged_by_its_95_percent_lower_bound():
+    """Issue 26: int8 passed a 98 % bar on 93 golden texts, then changed 4.6 % of 1,000 labels. 93 of 93
+    agreeing shows only 96 % at 95 % confidence; 189 of 189 is the fewest that shows 98 %."""
+    assert optimize.texts_needed(0.98) == 189
+    assert optimize.wilson_lower(93, 93) < 0.98 <= optimize.wilson_lower(189, 189)
+    assert optimize.wilson_lower(979, 1000) < 0.98  # 97.9 % of 1,000: below, as its point estimate
+    assert optimize.wilson_lower(0, 0) == 0.0 and optimize.texts_needed(0) == 0
+
+
 @pytest.mark.slow
 def test_gate_rejects_an_impossible_budget_and_records_it(built, tmp_path):
     from verticals.core.evaluation.scoring import golden_path

@@ -116,6 +116,26 @@ def _golden_texts(registry: Any, task: str) -> list[str]:
     return [str(row.get(task_cls.text_field) or "") for row in read_rows(path) if row.get(task_cls.text_field)]
 
 
+def wilson_lower(agreeing: int, total: int, z: float = 1.96) -> float:
+    """The lower end of the 95 % Wilson score interval of ``agreeing / total`` (0 for no texts)."""
+    if total <= 0:
+        return 0.0
+    share = agreeing / total
+    centre = share + z * z / (2 * total)
+    margin = z * ((share * (1 - share) + z * z / (4 * total)) / total) ** 0.5
+    return max(0.0, (centre - margin) / (1 + z * z / total))
+
+
+def texts_needed(min_agreement: float, z: float = 1.96) -> int:
+    """The fewest texts, all agreeing, whose 95 % lower bound reaches ``min_agreement`` (189 for 98 %)."""
+    if min_agreement <= 0:
+        return 0
+    total = 1
+    while wilson_lower(total, total, z) < min_agreement and total < 10**7:
+        total += 1
+    return total
+
+
 def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEFAULT_BUDGET,
              min_agreement: float = DEFAULT_MIN_AGREEMENT, min_cosine: float = DEFAULT_MIN_COSINE,
              min_speedup: float = 1.0, task: str | None = None, data: Path | None = None, gold: str | None = None,
@@ -126,8 +146,9 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
     PyTorch model and record the decision in the model store. Returns the record.
 
     The gate: with labelled ``data``, the task's main metric on it may drop by at most ``budget`` points
-    (a percentage point of a 0-1 metric); the outputs must agree (classifiers: at least ``min_agreement``
-    of labels unchanged; encoders: every embedding within cosine ``min_cosine``) on the texts of ``data``, else of
+    (a percentage point of a 0-1 metric); the outputs must agree (classifiers: the 95 % lower bound of the
+    share of labels unchanged at least ``min_agreement``, so a small text set cannot pass by luck; encoders:
+    every embedding within cosine ``min_cosine``) on the texts of ``data``, else of
     the task's golden set (its labels never read: a golden set stays out of every choice); and it
     must run at least ``min_speedup`` times as fast as PyTorch (1: faster). Speed: items/s of each model's own
     batched forward over those texts (repeated to ``speed_items``), best of 3, in this process.
@@ -178,8 +199,14 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
     drop = None if before is None or after is None else round((before - after) * 100, 4)
     if drop is not None and not drop <= budget:
         reasons.append(f"{metric_name} drops {drop:.2f} points (budget {budget:g})")
-    if "agreement" in check and check["agreement"] < min_agreement:
-        reasons.append(f"labels agree on {check['agreement']:.1%} of texts (< {min_agreement:.1%})")
+    if "agreement" in check:  # judged by the 95 % lower bound: 93 agreeing texts do not show 98 % agreement
+        agreeing = round(check["agreement"] * len(texts))
+        check["agreement_low95"] = round(wilson_lower(agreeing, len(texts)), 4)
+        if check["agreement_low95"] < min_agreement:
+            reasons.append(f"labels agree on {check['agreement']:.1%} of {len(texts)} texts: its 95% lower bound "
+                           f"{check['agreement_low95']:.1%} is below {min_agreement:.1%}"
+                           + (f" (at least {texts_needed(min_agreement)} texts are needed; give --data)"
+                              if min_agreement < 1 and len(texts) < texts_needed(min_agreement) else ""))
     if "min_cosine" in check and check["min_cosine"] < min_cosine:
         reasons.append(f"an embedding drifts to cosine {check['min_cosine']:.4f} (< {min_cosine})")
     if variant_rate < torch_rate * min_speedup or (min_speedup >= 1 and variant_rate == torch_rate):
