@@ -6,6 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PLUGINS := $(dir $(wildcard plugins/*/pyproject.toml))
 STAMP  := $(VENV)/.setup-done
+# test processes (pytest-xdist; a file's tests stay in one process): every test has its own home, database,
+# Redis and ports, and half of the suite's time is spent waiting on subprocesses, so 2 pay off on 2 cores
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-fast test-browser lint bench clean
 
@@ -30,7 +33,7 @@ test: setup
 	@if [ -x scripts/ensure-services.sh ]; then scripts/ensure-services.sh; fi
 	$(BIN)/ruff check .
 	$(BIN)/mypy verticals/
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q; rc=$$?; \
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 # the dashboard in a real headless browser: installs Chromium (a system package) first; `make test` runs this
@@ -42,7 +45,7 @@ test-browser: setup
 # neither real weights (`slow`) nor real services (`integration`: PostgreSQL, redis-server and Celery workers,
 # a `verticals serve` process, Chromium)
 test-fast: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not integration"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow and not integration"
 
 lint: setup
 	$(BIN)/ruff check .

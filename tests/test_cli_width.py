@@ -18,9 +18,10 @@ NARROW = {"COLUMNS": str(WIDTH)}
 
 
 def assert_fits(text: str, width: int = WIDTH, commands: bool = False) -> None:
-    """No line wider than ``width`` (``commands``: but a copyable command, which is never broken), no line
-    padded with spaces (a pipe gets lines that end where their text ends), no traceback."""
-    too_long = [line for line in text.splitlines() if len(line) > width
+    """No line wider than ``width`` (``commands``: but a copyable command, which is never broken; and a lone word
+    such as a file path, printed whole on a line of its own so that it can be copied), no line padded with
+    spaces (a pipe gets lines that end where their text ends), no traceback."""
+    too_long = [line for line in text.splitlines() if len(line) > width and " " in line.strip()
                 and not (commands and line.strip().startswith("verticals ") and "  " not in line.strip())]
     assert not too_long, f"{len(too_long)} line(s) longer than {width}:\n" + "\n".join(too_long)
     padded = [repr(line) for line in text.splitlines() if line != line.rstrip()]
