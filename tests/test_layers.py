@@ -261,3 +261,19 @@ def test_no_plugin_is_attached_by_its_dotted_name():
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 calls.append(f"{module_name(path)}:{node.lineno}")
     assert not calls, report(calls)
+
+
+def test_importing_the_contract_loads_no_other_verticals_module():
+    """What a plugin imports is standalone (issue 25): ``import verticals`` and ``import verticals.contract``
+    in a fresh interpreter load the contract's modules and nothing of core, registry, config or the front ends."""
+    import subprocess
+    import sys
+
+    for statement in ("import verticals.contract", "import verticals", "from verticals import Task, hookimpl"):
+        loaded = subprocess.run(
+            [sys.executable, "-c", f"{statement}; import sys; print(' '.join(sorted(m for m in sys.modules "
+                                   "if m.startswith('verticals'))))"],
+            capture_output=True, text=True, timeout=120, check=True).stdout.split()
+        outside = [m for m in loaded if m != "verticals" and not m.startswith("verticals.contract")]
+        assert not outside, (statement, outside)
+        assert "verticals.contract.tasks" in loaded
