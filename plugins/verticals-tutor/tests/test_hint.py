@@ -60,6 +60,26 @@ def test_clean_keeps_the_first_question():
     assert clean("Think about the energy. Then more.") == "Think about the energy."
 
 
+def test_a_hint_explains_the_checks_it_passed_and_what_was_rejected_before_it():
+    from verticals.contract.explain import check_explanation
+
+    task = TutorHint()
+    item = TutorHint.Input(question=Q, reference_answer=REF, answer="To stay warm.", level=1)
+    params = TutorHint.Params(max_similarity=0.5)
+    shown = TutorHint.Output(hint="What does a plant need light for?", path="template", level=1, answer_overlap=0.1,
+                             answer_similarity=0.62, generations=2, rejected=["reference-similarity", "affirmation",
+                                                                              "reference-similarity"])
+    (why,) = task.explain([item], [shown], {}, RunContext(job_id="t", params=params))
+    check_explanation(why, item, TutorHint.text_field)
+    assert why.summary.startswith("level-1 hint from the template, after 2 rejected generation(s)")
+    assert "overlap 0.10 < 0.30" in why.summary and "similarity 0.62 >= 0.50" in why.summary  # as it stands
+    rules = {e.text: e.detail for e in why.evidence if e.kind == "rule"}
+    assert rules == {"affirmation": "1 time(s)", "reference-similarity": "2 time(s)"}
+    checks = {e.field: e.weight for e in why.evidence if e.kind == "check"}
+    assert checks == {"answer_overlap": pytest.approx(0.2), "answer_similarity": pytest.approx(-0.12)}
+    assert TutorHint.explains()
+
+
 @pytest.mark.slow
 def test_hints_are_generated_and_validated(host):
     task = TutorHint()

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from verticals import RunContext, Task
+from verticals.contract.explain import Evidence, Explanation
 from verticals_tutor.text import split_list
 
 
@@ -65,3 +66,37 @@ class TutorHint(Task):
                            answer_similarity=r["similarity"], generations=r["generations"],
                            rejected=r["rejected"])
                 for item, r in zip(batch, results, strict=True)]
+
+    def explain(self, batch: list[HintInput], outputs: list[HintOutput], models: dict[str, Any],
+                ctx: RunContext) -> list[Explanation | None]:
+        """Why this hint may be shown: the leak checks it passed, with their measures against the job's limits,
+        how it was made (the model's first try, a regeneration, or the template after rejections) and the rules
+        that rejected earlier generations. Read from the output itself: exact, and no model call."""
+        params: HintParams = ctx.params  # type: ignore[assignment]
+        out: list[Explanation | None] = []
+        for output in outputs:
+            evidence = [
+                Evidence(kind="check", field="answer_overlap",
+                         weight=round(params.max_overlap - output.answer_overlap, 4), source="leak check",
+                         detail=f"key words of the reference in the hint: {output.answer_overlap:.2f} "
+                                f"(limit {params.max_overlap:.2f})"),
+                Evidence(kind="check", field="answer_similarity",
+                         weight=round(params.max_similarity - output.answer_similarity, 4), source="leak check",
+                         detail=f"MiniLM cosine to the reference: {output.answer_similarity:.2f} "
+                                f"(limit {params.max_similarity:.2f})"),
+            ]
+            for rule in sorted(set(output.rejected)):
+                evidence.append(Evidence(kind="rule", text=rule, weight=-1.0, source="rejected an earlier generation",
+                                         detail=f"{output.rejected.count(rule)} time(s)"))
+            made = {"llm": "the model's first generation",
+                    "llm-regenerated": f"a regeneration (generation {output.generations})",
+                    "template": f"the template, after {output.generations} rejected generation(s)"}[output.path]
+            below = {True: "<", False: ">="}
+            summary = (f"level-{output.level} hint from {made}; key-word overlap {output.answer_overlap:.2f} "
+                       f"{below[output.answer_overlap < params.max_overlap]} {params.max_overlap:.2f}, similarity "
+                       f"{output.answer_similarity:.2f} {below[output.answer_similarity < params.max_similarity]} "
+                       f"{params.max_similarity:.2f}")
+            out.append(Explanation(summary=summary[:500], method="leak-checks", target="the hint shown",
+                                   evidence=evidence))
+        return out
+
