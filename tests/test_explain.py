@@ -168,6 +168,11 @@ def test_cli_run_explain_writes_and_previews_explanations(use_plugins, tmp_path)
                    env=env)
     assert done.returncode == 0, done.stderr
     assert 'why #0: positive: the word "up"' in done.stderr
+    assert "    Shares [[up]] today" in done.stderr.splitlines()  # a pipe: the evidence marked in plain text
+    assert "    [[down]] we go" in done.stderr.splitlines()
+    from tests.test_cli_width import assert_fits
+
+    assert_fits(done.stderr, 80, commands=True)
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert rows[1]["explanation"]["evidence"][0]["text"] == "down"
     job = done.stderr.split("job ")[1].split(":")[0].strip()
@@ -178,6 +183,7 @@ def test_cli_run_explain_writes_and_previews_explanations(use_plugins, tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     shown = run_cli("eval", "show", json.loads(evaluated.stdout)["id"][:8], env=env)
     assert 'why #3: negative: the word "down"' in shown.stdout  # "costs down" is gold positive
+    assert "[[down]]" in shown.stdout  # its text, the evidence marked
     assert "why #0" not in shown.stdout  # right items are not listed
 
 
@@ -260,3 +266,88 @@ def test_dashboard_marks_the_strongest_evidence_in_the_text():
     assert marked == [3, 4, 5, 6, 7]  # the 5 strongest, in text order
     checked = subprocess.run([node, "--check"], input=SCRIPT, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stderr  # the whole page script parses
+
+
+# -- the CLI's highlighting ---------------------------------------------------------------------------------------
+
+class _Row:
+    def __init__(self, seq, text, evidence, summary="negative: the words"):
+        self.seq, self.input = seq, {"text": text}
+        self.explanation = {"summary": summary, "method": "m", "evidence": evidence}
+
+
+class _Keyword:
+    text_field, sensitive = "text", False
+
+
+class _Sensitive(_Keyword):
+    sensitive = True
+
+
+def _rendered(lines, width, terminal=False):
+    import io
+
+    from verticals.cli.console import _Console
+
+    buffer = io.StringIO()
+    console = _Console(width=width, file=buffer, force_terminal=terminal, color_system="standard" if terminal
+                       else None)
+    console.print(lines)
+    return buffer.getvalue()
+
+
+LONG = ("The company said on Tuesday that its quarterly profit fell sharply after a year of strong growth, "
+        "citing weaker demand in Europe, higher costs for raw materials and a stronger dollar, and it warned "
+        "that the dividend would be cut unless trading improved before the end of the financial year, "
+        "which analysts had expected for some time given the state of the market.")
+
+
+def test_cli_marks_the_strongest_evidence_in_the_text_at_80_and_40_columns():
+    """The preview's (and ``eval show``'s) evidence lines: the dashboard's rule (the 5 strongest positive spans of
+    the text field, overlaps dropped), ``[[...]]`` in a pipe, a style in a terminal; a long text shows the marks
+    in context; every line fits the width; never the text of a sensitive task."""
+    from tests.test_cli_width import assert_fits
+    from verticals.cli.render import evidence_spans, explanation_lines
+
+    fell, cut = LONG.index("fell"), LONG.index("cut")
+    evidence = [{"kind": "word", "weight": 0.5, "start": fell, "end": fell + 4},
+                {"kind": "word", "weight": 0.2, "start": cut, "end": cut + 3},
+                {"kind": "span", "weight": 0.1, "start": fell, "end": fell + 12},   # overlaps "fell": dropped
+                {"kind": "word", "weight": -0.3, "start": 0, "end": 3},             # against the label
+                {"kind": "word", "weight": 0.9, "start": 0, "end": 3, "field": "title"},  # another field
+                {"kind": "factor", "weight": 2.0}]                                   # no span
+    assert evidence_spans(LONG, evidence, "text") == [(fell, fell + 4), (cut, cut + 3)]
+    assert evidence_spans("abcdefg", [{"weight": w, "start": i, "end": i + 1} for i, w in enumerate(range(1, 8))],
+                          "text") == [(2, 3), (3, 4), (4, 5), (5, 6), (6, 7)]  # the 5 strongest, in text order
+    rows = [_Row(0, LONG, evidence), _Row(1, "Shares\n  up today", [{"kind": "word", "weight": 1.0, "start": 9,
+                                                                     "end": 11}], summary="positive")]
+    for width in (80, 40):
+        text = _rendered(explanation_lines(rows, width, _Keyword, plain=True), width)
+        assert_fits(text, width)
+        flat = " ".join(text.split())
+        assert "[[fell]]" in flat and "[[cut]]" in flat and "[[The]]" not in flat and "[[fell sharply" not in flat
+        assert flat.count("…") == 3 and "state of the market" not in flat  # in context: before, between, after
+        assert "    Shares [[up]] today" in text.splitlines()  # a short text whole, on one line
+        assert text.splitlines()[0].startswith("why #0: negative")
+        quoted = [line for line in text.splitlines() if "[[" in line or "…" in line]
+        assert quoted and all(line.startswith("    ") for line in quoted)
+        assert len([line for line in text.splitlines() if line.startswith("    ")]) <= 3 + 1 + 1  # about 3 lines
+    styled = _rendered(explanation_lines(rows, 80, _Keyword, plain=False), 80, terminal=True)
+    assert "[[" not in styled and "\x1b[1;7mfell\x1b[0m" in styled  # bold reverse, no brackets
+    sensitive = _rendered(explanation_lines(rows, 80, _Sensitive, plain=True), 80)
+    assert "why #0: negative" in sensitive and "fell" not in sensitive and "Shares" not in sensitive
+    unknown = _rendered(explanation_lines(rows, 80, None, plain=True), 80)
+    assert "Shares" not in unknown  # no task class: nothing quoted
+
+
+def test_cli_marks_plainly_in_a_pipe_without_colour_or_on_a_dumb_terminal():
+    import io
+
+    from rich.console import Console
+
+    from verticals.cli.render import plain_marks
+
+    assert plain_marks(Console(file=io.StringIO()))  # a pipe
+    assert not plain_marks(Console(file=io.StringIO(), force_terminal=True, color_system="standard"))
+    assert plain_marks(Console(file=io.StringIO(), force_terminal=True, color_system="standard", no_color=True))
+    assert plain_marks(Console(file=io.StringIO(), force_terminal=True, color_system=None))

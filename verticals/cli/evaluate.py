@@ -232,35 +232,39 @@ def _show(run_id: str, limit: int, as_json: bool) -> None:
     wrong = [r for r in result.records if r[4] or r[2] != r[3]][:limit]
     if not wrong or result.evaluator.get("kind") != "classification":
         return
+    from verticals.cli.render import quotable_field
+
     task_cls = _registry().tasks.get(result.task)
-    show_text = bool(task_cls and task_cls.text_field and not task_cls.sensitive)
+    field = quotable_field(task_cls)  # the text, never a sensitive task's
+    show_text = field is not None
     inputs, why = {}, {}
     seqs = {r[1] for r in wrong}
     for item in _store().iter_items(result.job_id):  # the texts (not of a sensitive task) and explanations
         if item.seq in seqs:
-            if show_text:
-                inputs[item.seq] = " ".join(str((item.input or {}).get(task_cls.text_field, "")).split())
+            if field is not None:
+                inputs[item.seq] = " ".join(str((item.input or {}).get(field, "")).split())
             if item.explanation:  # evaluated with --explain
-                why[item.seq] = str(item.explanation.get("summary", ""))
-    headers = ("#", *([task_cls.text_field] if show_text else []), "gold", "predicted")
+                why[item.seq] = _Why(item.seq, item.explanation, item.input if field is not None else None)
+    headers = ("#", *([field] if field is not None else []), "gold", "predicted")
     out.print()
     print_rows(out, headers, [(str(seq), *([inputs.get(seq, "")] if show_text else []), str(gold),
                                "(failed)" if failed else str(predicted))
                               for _key, seq, gold, predicted, failed in wrong],
                prose=headers[1:2] if show_text else (), title=f"wrong: first {len(wrong)}")
     if why:
-        from verticals.cli.render import explanation_lines
+        from verticals.cli.render import explanation_lines, plain_marks
 
         out.print()
-        out.print(explanation_lines([_Why(seq, {"summary": why[seq]}) for _k, seq, *_ in wrong if seq in why],
-                                    out.width))
+        out.print(explanation_lines([why[seq] for _k, seq, *_ in wrong if seq in why], out.width, task_cls,
+                                    plain=plain_marks(out)))
 
 
 class _Why:
-    """A wrong item's explanation, as :func:`verticals.cli.render.explanation_lines` reads rows."""
+    """A wrong item's explanation (and its input, unless the task is sensitive), as
+    :func:`verticals.cli.render.explanation_lines` reads rows."""
 
-    def __init__(self, seq: int, explanation: dict[str, Any]):
-        self.seq, self.explanation = seq, explanation
+    def __init__(self, seq: int, explanation: dict[str, Any], input: dict[str, Any] | None = None):
+        self.seq, self.explanation, self.input = seq, explanation, input
 
 
 def _compare(a_id: str, b_id: str, limit: int, as_json: bool) -> None:

@@ -195,22 +195,130 @@ def _preview(store, registry, job_id: str, limit: int) -> None:
         title = f"first {len(rows)} of {job.total} results"
     err.print(preview_table(task_cls, rows, title, err.width))
     if (job.options or {}).get("explain"):
-        err.print(explanation_lines(rows, err.width))
+        err.print(explanation_lines(rows, err.width, task_cls, plain=plain_marks(err)))
 
 
-def explanation_lines(rows: list[Any], width: int) -> Text:
+def quotable_field(task_cls: Any) -> str | None:
+    """The input field whose text the CLI may quote next to an explanation: the task's text field, never a
+    ``sensitive`` task's (its evidence points at PHI; the dashboard's "why" column follows the same rule)."""
+    if task_cls is None or getattr(task_cls, "sensitive", False):
+        return None
+    return getattr(task_cls, "text_field", None) or None
+
+
+def plain_marks(console: Any) -> bool:
+    """Whether evidence is marked with ``[[...]]`` rather than a style: in a pipe or a file, with ``NO_COLOR``,
+    on a ``TERM=dumb`` terminal or one without colours, so that nothing depends on styles being shown."""
+    return (not console.is_terminal or console.no_color or console.is_dumb_terminal
+            or console.color_system is None)
+
+
+MARKED_SPANS = 5  # the strongest positive evidence spans marked in a quoted text (as the dashboard does)
+MARK_STYLE = "bold reverse"
+
+
+def evidence_spans(text: str, evidence: list[dict[str, Any]] | None, field: str,
+                   limit: int = MARKED_SPANS) -> list[tuple[int, int]]:
+    """The ``limit`` strongest evidence spans of ``text`` (the input field ``field``) with a positive weight,
+    overlaps dropped (the stronger kept), in text order: the dashboard's ``evidenceSegments`` rule."""
+    spans = [e for e in evidence or [] if isinstance(e, dict) and isinstance(e.get("start"), int)
+             and isinstance(e.get("end"), int) and isinstance(e.get("weight"), int | float) and e["weight"] > 0
+             and e.get("field") in (None, field) and 0 <= e["start"] < e["end"] <= len(text)]
+    chosen: list[tuple[int, int]] = []
+    for e in sorted(spans, key=lambda e: -e["weight"]):
+        if len(chosen) >= limit:
+            break
+        if all(e["end"] <= start or end <= e["start"] for start, end in chosen):
+            chosen.append((e["start"], e["end"]))
+    return sorted(chosen)
+
+
+def _windows(text: str, spans: list[tuple[int, int]], budget: int) -> list[tuple[int, int]]:
+    """The stretches of ``text`` to show: all of it when it fits ``budget`` characters, else the marked spans
+    with some context each side (cut between words), merged where they meet."""
+    if len(text) <= budget:
+        return [(0, len(text))]
+    context = max(8, (budget - sum(end - start for start, end in spans)) // (2 * len(spans)) - 2)
+    windows: list[list[int]] = []
+    for start, end in spans:
+        left, right = max(0, start - context), min(len(text), end + context)
+        if left > 0:  # begin after a space, not inside a word
+            space = text.find(" ", left, start)
+            left = space + 1 if space >= 0 else start
+        if right < len(text):  # end before a space
+            space = text.rfind(" ", end, right)
+            right = space if space >= 0 else end
+        if windows and left <= windows[-1][1] + 1:
+            windows[-1][1] = max(windows[-1][1], right)
+        else:
+            windows.append([left, right])
+    return [(left, right) for left, right in windows]
+
+
+def marked_quote(text: str, spans: list[tuple[int, int]], budget: int, plain: bool) -> Text:
+    """``text`` on one logical line (whitespace collapsed) with ``spans`` marked: ``[[...]]`` when ``plain``,
+    else in :data:`MARK_STYLE`; a text longer than ``budget`` characters shows the spans in context, the rest
+    elided with ``…`` (and very long spans are cut a little after ``budget``)."""
+    import re
+
+    def flat(piece: str) -> str:
+        return re.sub(r"\s+", " ", piece)
+
+    quote = Text()
+    windows = _windows(text, spans, budget)
+    for number, (left, right) in enumerate(windows):
+        quote.append(" … " if number else "… " if left > 0 else "")
+        at = left
+        for start, end in spans:
+            if end <= left or start >= right:
+                continue
+            quote.append(flat(text[at:start]).lstrip() if at == left else flat(text[at:start]))
+            mark = flat(text[start:end]).strip() or flat(text[start:end])
+            quote.append(f"[[{mark}]]" if plain else mark, style=None if plain else MARK_STYLE)
+            at = end
+        quote.append(flat(text[at:right]).rstrip())
+    if windows[-1][1] < len(text):
+        quote.append(" …")
+    if len(quote) > budget + budget // 4:  # very long marked spans
+        quote.truncate(budget + budget // 4, overflow="ellipsis")
+    return quote
+
+
+def explanation_lines(rows: list[Any], width: int, task_cls: Any = None, plain: bool = True) -> Text:
     """``why #SEQ: summary`` for each previewed result with an explanation (the job option explain), wrapped
-    between words at ``width`` with the continuation indented (``jobs results`` has the evidence)."""
+    between words at ``width`` with the continuation indented; under it, indented, the item's text with its
+    strongest evidence spans marked (``[[...]]`` when ``plain``, else in a style), when the task has a text
+    field that may be quoted (:func:`quotable_field`: never a sensitive task's) and the row has its input.
+    A long text shows the marks in context (about three lines' worth). ``jobs results`` has all the evidence."""
+    import io
     import textwrap
 
+    from rich.console import Console
+
+    field = quotable_field(task_cls)
+    indent = "    "
+    room = max(width, 20) - len(indent)
+    wrapper = Console(width=room, file=io.StringIO(), color_system=None)
     lines = Text()
     for item in rows:
         if not item.explanation:
             continue
         line = f"why #{item.seq}: {' '.join(str(item.explanation.get('summary', '')).split())}"
-        for part in textwrap.wrap(line, width=max(width, 20), subsequent_indent="    ", break_long_words=False,
+        for part in textwrap.wrap(line, width=max(width, 20), subsequent_indent=indent, break_long_words=False,
                                   break_on_hyphens=False):
             lines.append(part + "\n")
+        text = (getattr(item, "input", None) or {}).get(field) if field else None
+        if field is None or not isinstance(text, str):
+            continue
+        spans = evidence_spans(text, item.explanation.get("evidence"), field)
+        if not spans:
+            continue
+        quote = marked_quote(text, spans, budget=3 * room, plain=plain)
+        for piece in quote.wrap(wrapper, room, overflow="fold"):
+            piece.rstrip()
+            lines.append(indent)
+            lines.append_text(piece)
+            lines.append("\n")
     lines.rstrip()
     return lines
 
