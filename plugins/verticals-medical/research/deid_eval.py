@@ -5,8 +5,10 @@
     python plugins/verticals-medical/research/deid_eval.py /tmp/pii_tune.jsonl -p tagger=off
 
 The scoring is :mod:`verticals_medical.scoring` (the evaluator of ``verticals eval medical.deidentify``).
-``--errors`` prints missed and spurious spans with their context; it is refused on the validation split and
-on the measuring PII set (files named ``deid_val*``, ``negex_val*``, ``pii_measure*``): their errors are never read.
+``--errors`` prints missed and spurious spans with their context; it is refused on the held-out sets: the
+validation split and the measuring and held-out PII sets (files named ``deid_val*``, ``negex_val*``,
+``pii_measure*``, ``pii_holdout*``, and whatever their name, rows of a validation patient or with a ``measure-`` or
+``holdout-`` id): their errors are never read.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-PROTECTED = ("deid_val", "negex_val", "pii_measure")
+PROTECTED = ("deid_val", "negex_val", "pii_measure", "pii_holdout")
+PROTECTED_IDS = ("measure-", "holdout-")
+
+
+def held_out_rows(rows: list[dict[str, Any]]) -> int:
+    """How many rows belong to a held-out set, whatever the file is called (a copy, a concatenation)."""
+    from splits import deid_part
+
+    return sum(1 for r in rows if str(r.get("id", "")).startswith(PROTECTED_IDS)
+               or ("patient" in r and deid_part(r["patient"]) == "val"))
 
 
 def _coerce(value: str) -> Any:
@@ -89,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.errors and path.name.startswith(PROTECTED):
         raise SystemExit(f"error: {path.name} is a held-out set: its errors are not printed (aggregates only)")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if args.errors and held_out_rows(rows):
+        raise SystemExit(f"error: {path.name} holds {held_out_rows(rows)} held-out rows: their errors are not printed")
     if args.folds:
         wanted = {int(f) for f in args.folds.split(",")}
         rows = [r for r in rows if r.get("fold") in wanted]

@@ -39,3 +39,23 @@ def test_overlap_rule_half_masked_name_is_a_miss():
 def test_concept_is_found_despite_spacing():
     item = {"concept": "left lower lobe", "text": "No LEFT  LOWER LOBE infiltrate; left lower lobe clear."}
     assert concept_span(item) == (3, 19)
+
+
+def test_errors_of_held_out_rows_are_refused_whatever_the_file_is_called(tmp_path):
+    import json
+
+    import pytest
+    from deid_eval import held_out_rows, main
+    from splits import deid_part
+
+    val_patient = next(p for p in range(1000) if deid_part(p) == "val")
+    train_patient = next(p for p in range(1000) if deid_part(p) != "val")
+    rows = [{"id": "holdout-23-0001", "text": "x", "spans": []}, {"id": "measure-7-0002", "text": "x", "spans": []},
+            {"id": "n1", "patient": val_patient, "text": "x", "spans": []},
+            {"id": "n2", "patient": train_patient, "fold": 1, "text": "x", "spans": []},
+            {"id": "tune-1-0003", "text": "x", "spans": []}]
+    assert held_out_rows(rows) == 3
+    copy = tmp_path / "renamed.jsonl"
+    copy.write_text("".join(json.dumps(r) + "\n" for r in rows[:1]), encoding="utf-8")
+    with pytest.raises(SystemExit, match="held-out rows"):
+        main([str(copy), "--errors", "5"])
