@@ -74,6 +74,9 @@ def train(
     task: Annotated[str, typer.Argument(help="Task whose classifier to fine-tune, e.g. finance.sentiment.")],
     data: Annotated[Path, typer.Argument(help="Labelled rows: .csv, .jsonl or .parquet.")],
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    pair_column: Annotated[str | None, typer.Option(help="Column holding a second text: the encoder reads the pair "
+                                                         "as a cross-encoder ([CLS] text [SEP] pair [SEP]).")]
+    = None,
     label_column: Annotated[str, typer.Option("--label-column", "--gold-column", help="Column holding the label.")]
     = "label",
     method: Annotated[str, typer.Option(help="lora (default), head or full.")] = "lora",
@@ -88,6 +91,10 @@ def train(
     patience: Annotated[int, typer.Option(help="Stop after this many dev evaluations without improvement.")] = 2,
     evals_per_epoch: Annotated[int, typer.Option(help="Dev evaluations per epoch.")] = 1,
     lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
+    lr_decay: Annotated[float, typer.Option(help="Layer-wise learning-rate decay (full, lora): layer k of L at "
+                                                 "lr * decay^(L-k), e.g. 0.9; 1: off.")] = 1.0,
+    seeds: Annotated[int, typer.Option(help="Runs with seeds SEED, SEED+1, ... on the same dev slice; the best "
+                                            "dev metric is kept (full, lora).")] = 1,
     format: Annotated[str | None, typer.Option(help="Input format when the extension does not tell.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Other training setting KEY=VALUE (repeatable), e.g. "
                                             "max_steps=600, or a token classifier's layers=3, o_weight=0.5.")]
@@ -106,26 +113,44 @@ def train(
         service = cli._service()
         task_cls = service.registry.task(task)
         rows = []
+        columns = [c for c in (text_column, pair_column, label_column) if c is not None]
         for row in read_rows(data, format):
-            missing = [c for c in (text_column, label_column) if c not in row]
+            missing = [c for c in columns if c not in row]
             if missing:
                 raise cli.UserError(f"{data.name} has no column {missing[0]!r} (columns: {', '.join(row)}); "
-                                    "use --text-column / --label-column")
+                                    "use --text-column / --pair-column / --label-column")
             label = row[label_column]  # a token classifier's label is a list of spans
             rows.append({"text": str(row[text_column] or ""),
                          "label": label if isinstance(label, list) else str(label or "")})
-        if trained_kind(service.registry, task) is None:  # a sequence classifier's rows are checked before a job:
-            try:                                          # an unknown label is an input error (exit 2), as all are
-                prepare_rows(rows, labels=task_labels(task_cls))
+            if pair_column is not None:
+                rows[-1]["pair"] = str(row[pair_column] or "")
+        kind = trained_kind(service.registry, task)
+        if pair_column is not None and kind is not None:
+            raise cli.UserError(f"--pair-column: {task} trains a {kind}, which reads single texts")
+        if kind is None:  # a sequence classifier's rows are checked before a job:
+            try:          # an unknown label is an input error (exit 2), as all are
+                prepare_rows(rows, labels=task_labels(task_cls), pair_field="pair" if pair_column else None)
             except TrainingError as error:
                 raise cli.UserError(f"{data.name}: {error}") from None
         config = {"method": method, "base": base, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                   "max_length": max_length, "dev_fraction": dev_fraction, "seed": seed, "patience": patience,
                   "evals_per_epoch": evals_per_epoch, "lora_r": lora_r, "lora_alpha": 2 * lora_r,
+                  **({"pair_inputs": True} if pair_column else {}),
+                  **({"lr_decay": lr_decay} if lr_decay != 1.0 else {}), **({"seeds": seeds} if seeds != 1 else {}),
                   **{k: cli._coerce(v) for k, v in cli._parse_pairs(set_, "--set").items()}}
+        if kind is None:  # a configuration the run would refuse is refused here, before a job
+            from verticals.core.models.training import TrainConfig
+
+            try:
+                TrainConfig(**config).validate()
+            except TypeError as error:
+                raise cli.UserError(f"bad training setting: {error}") from None
+            except TrainingError as error:
+                raise cli.UserError(str(error)) from None
         job_id = service.submit("verticals.train",
                                 [{"task": task, "rows": rows, "config": config, "data_name": data.name}])
-        cli.err.print(f"[dim]training job {job_id}: {len(rows)} rows, method {method}[/dim]")
+        cli.err.print(f"[dim]training job {job_id}: {len(rows)} {'pairs' if pair_column else 'rows'}, method "
+                      f"{method}[/dim]")
         if detach:
             service.detach(job_id)
             if service.executor.remote:
@@ -202,6 +227,7 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         specs.append(entry)
     versions = ModelStore().versions()
     stored = [{"model": v.spec, "version": v.version, "promoted": v.promoted, "method": v.meta.get("method", ""),
+               "inputs": v.meta.get("inputs", "text"),
                "created_at": str(v.meta.get("created_at", ""))[:19], "rows": v.meta.get("data", {}).get("rows"),
                "dev": v.meta.get("dev", {}), "size_bytes": v.size_bytes(), "path": str(v.path)} for v in versions]
     if as_json:
@@ -222,7 +248,8 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         print_rows(cli.out, ("version", "promoted", "method", "created", "rows", "dev accuracy", "dev macro-F1",
                              "size"),
                    [(f"{v['model']}@{v['version']}", "[green]yes[/green]" if v["promoted"] else "no",
-                     v["method"], v["created_at"], str(v["rows"] or ""), f"{v['dev'].get('accuracy', 0):.4f}",
+                     v["method"] + (" (pairs)" if v["inputs"] == "pair" else ""), v["created_at"],
+                     str(v["rows"] or ""), f"{v['dev'].get('accuracy', 0):.4f}",
                      f"{v['dev'].get('macro_f1', 0):.4f}", f"{v['size_bytes'] / 1024:,.0f} KB") for v in stored],
                    title="model store")
 

@@ -354,13 +354,18 @@ class EncoderModel(LoadedModel):
 
         return hook
 
-    def embed(self, texts: Sequence[str], normalize: bool = True, adapter: str | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], normalize: bool = True, adapter: str | None = None,
+              pairs: Sequence[str] | None = None) -> np.ndarray:
+        """Mean-pooled embeddings of ``texts`` (with ``pairs``: of each ``[CLS] text [SEP] pair [SEP]``, as a
+        cross-encoder reads it; truncated longest first to the spec's ``max_length``)."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
         if adapter is not None and adapter not in self.adapters:
             raise KeyError(f"encoder {self.spec.name} has no adapter {adapter!r} loaded")
-        encoded = self._tokenize(texts)
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+        encoded = self._tokenize(texts, pairs)
         if self.runner is not None and adapter is None:  # the ONNX graph is the base encoder: adapters run on torch
             for batch, pooled in self._onnx_batches(encoded):
                 out[batch] = l2_normalize(pooled) if normalize else pooled
@@ -565,17 +570,35 @@ class EncoderHeadClassifier(SequenceClassifierModel):
             out["adapter"] = self.config["adapter"]
         return out
 
+    @property
+    def reads_pairs(self) -> bool:
+        """Trained on text pairs (``"inputs": "pair"``, ``verticals train --pair-column``): classify(texts, pairs)."""
+        return self.config.get("inputs") == "pair"
+
     def classify(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
-        if pairs is not None:
+        if pairs is not None and not self.reads_pairs:
             raise ValueError(f"{self.spec.name} classifies single texts, not pairs")
+        if pairs is None and self.reads_pairs:
+            raise ValueError(f"{self.spec.name} was trained on text pairs: classify(texts, pairs)")
         if self.runner is not None:  # one graph: encoder (adapter merged), pooling, head; the encoder's batching
             out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
             if texts:
-                for batch, logits in self.encoder._onnx_batches(self.encoder._tokenize(texts), self.runner):
+                for batch, logits in self.encoder._onnx_batches(self.encoder._tokenize(texts, pairs), self.runner):
                     out[batch] = _softmax(logits)
             return out
-        embeddings = self.encoder.embed(texts, normalize=self.config.get("normalize", True), adapter=self.adapter)
+        embeddings = self.encoder.embed(texts, normalize=self.config.get("normalize", True), adapter=self.adapter,
+                                        pairs=pairs)
         return _softmax(embeddings @ self.weight.T + self.bias)
+
+    def _probe(self) -> np.ndarray:
+        if self.reads_pairs:
+            return self.classify(PARITY_PROBES, list(reversed(PARITY_PROBES)))
+        return self.classify(PARITY_PROBES)
+
+    @property
+    def can_integrate_gradients(self) -> bool:
+        """Not for a pair head (its attributions would need both texts' embeddings) nor an ONNX variant."""
+        return self.runner is None and not self.reads_pairs
 
     def _embedding_model(self) -> Any:
         return self.encoder.model

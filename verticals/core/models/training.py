@@ -77,6 +77,10 @@ class TrainConfig:
     lora_dropout: float = 0.1
     target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
     dev_metric: str = "macro_f1"
+    pair_inputs: bool = False  # rows carry a second text ("pair"): the encoder reads [CLS] text [SEP] pair [SEP]
+    lr_decay: float = 1.0  # layer-wise learning-rate decay (lora/full): layer k of L trains at lr * decay^(L-k)
+    seeds: int = 1  # independent runs (seeds seed, seed+1, ...) on the same split; the best dev metric is kept
+    group_by_length: bool = False  # batches of rows of similar length (less padding: faster on varied lengths)
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -87,6 +91,14 @@ class TrainConfig:
             raise TrainingError("epochs and batch_size must be >= 1, max_length >= 8")
         if self.dev_metric not in ("macro_f1", "accuracy"):
             raise TrainingError("dev_metric must be macro_f1 or accuracy")
+        if not 0 < self.lr_decay <= 1:
+            raise TrainingError("lr_decay must be in (0, 1] (1: every layer at the same learning rate)")
+        if self.lr_decay < 1 and self.method == "head":
+            raise TrainingError("lr_decay applies to --method full or lora: the head method trains no layer")
+        if not 1 <= self.seeds <= 20:
+            raise TrainingError("seeds must be between 1 and 20")
+        if self.seeds > 1 and self.method == "head":
+            raise TrainingError("seeds applies to --method full or lora: the head method is deterministic")
 
     @property
     def learning_rate(self) -> float:
@@ -133,14 +145,15 @@ def task_labels(task_cls: type[Task]) -> list[str] | None:
 
 
 def prepare_rows(rows: Iterable[dict[str, Any]], text_field: str = "text", label_field: str = "label",
-                 labels: Sequence[str] | None = None) -> list[dict[str, str]]:
-    """``{"text", "label"}`` rows, checked: no empty file, no blank text or label, no unknown label."""
+                 labels: Sequence[str] | None = None, pair_field: str | None = None) -> list[dict[str, str]]:
+    """``{"text", "label"}`` rows (plus ``"pair"``, the second text, when ``pair_field`` names its column), checked:
+    no empty file, no blank text, pair or label, no unknown label."""
     out: list[dict[str, str]] = []
     unknown: dict[str, int] = defaultdict(int)
     for number, row in enumerate(rows, start=1):
-        if text_field not in row or label_field not in row:
-            missing = text_field if text_field not in row else label_field
-            raise TrainingError(f"row {number} has no column {missing!r} (columns: {', '.join(map(str, row))})")
+        for column in (text_field, pair_field, label_field):
+            if column is not None and column not in row:
+                raise TrainingError(f"row {number} has no column {column!r} (columns: {', '.join(map(str, row))})")
         text, label = str(row[text_field] or "").strip(), str(row[label_field] or "").strip().lower()
         if not text:
             raise TrainingError(f"row {number}: the text is empty")
@@ -148,7 +161,12 @@ def prepare_rows(rows: Iterable[dict[str, Any]], text_field: str = "text", label
             raise TrainingError(f"row {number}: the label is empty")
         if labels is not None and label not in labels:
             unknown[label] += 1
-        out.append({"text": text, "label": label})
+        prepared = {"text": text, "label": label}
+        if pair_field is not None:
+            prepared["pair"] = str(row[pair_field] or "").strip()
+            if not prepared["pair"]:
+                raise TrainingError(f"row {number}: the second text ({pair_field!r}) is empty")
+        out.append(prepared)
     if unknown:
         shown = ", ".join(f"{k!r} ({v})" for k, v in sorted(unknown.items())[:5])
         raise TrainingError(f"unknown label(s) {shown}: this task's labels are {', '.join(labels or [])}")
@@ -162,7 +180,8 @@ def prepare_rows(rows: Iterable[dict[str, Any]], text_field: str = "text", label
 def data_hash(rows: Sequence[dict[str, str]]) -> str:
     digest = hashlib.sha256()
     for row in rows:
-        digest.update(json.dumps([row["text"], row["label"]], ensure_ascii=False).encode() + b"\n")
+        fields = [row["text"], row["label"]] + ([row["pair"]] if "pair" in row else [])
+        digest.update(json.dumps(fields, ensure_ascii=False).encode() + b"\n")
     return "sha256:" + digest.hexdigest()
 
 
@@ -175,7 +194,7 @@ def stratified_split(rows: Sequence[dict[str, str]], dev_fraction: float, seed: 
     rng = random.Random(seed)
     train, dev = [], []
     for label in sorted(by_label):
-        group = sorted(by_label[label], key=lambda r: r["text"])
+        group = sorted(by_label[label], key=lambda r: (r["text"], r.get("pair", "")))
         rng.shuffle(group)
         cut = max(1, round(len(group) * dev_fraction)) if len(group) > 1 else 0
         dev += group[:cut]
@@ -311,7 +330,7 @@ def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], c
     task_cls = registry.task(task_name)
     spec_name = _classifier_spec(registry, task_cls)
     declared = task_labels(task_cls)
-    rows = prepare_rows(rows, labels=declared)
+    rows = prepare_rows(rows, labels=declared, pair_field="pair" if config.pair_inputs else None)
     labels = declared or sorted({r["label"] for r in rows})
     base = config.base or _default_base(registry, spec_name)
     if base not in registry.models or registry.models[base].kind != "encoder":
@@ -321,19 +340,20 @@ def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], c
     report = on_progress or (lambda progress: None)
     stop = should_stop or (lambda: False)
 
-    with seeded(config.seed):
-        if config.method == "head":
+    if config.method == "head":
+        with seeded(config.seed):
             head_weight, head_bias, dev, extra = _train_head(registry, base, train_rows, dev_rows, labels, config,
                                                              report, stop, started)
-            trained = None
-        else:
-            trained, head_weight, head_bias, dev, extra = _train_encoder(base_source.path, train_rows, dev_rows,
-                                                                         labels, config, report, stop, started)
+        trained = None
+    else:
+        trained, head_weight, head_bias, dev, extra = _train_seeds(base_source.path, train_rows, dev_rows, labels,
+                                                                   config, report, stop, started)
     if stop():
         raise TrainingCancelled("training cancelled; nothing was stored")
     report(TrainProgress("save", elapsed_s=time.perf_counter() - started))
     meta = {
         "task": task_name, "method": config.method, "labels": labels,
+        "inputs": "pair" if config.pair_inputs else "text",
         "base": {"model": base, "source": base_source.kind, "reference": base_source.reference,
                  "revision": base_source.revision},
         "data": {"name": data_name, "hash": data_hash(rows), "rows": len(rows), "train_rows": len(train_rows),
@@ -346,15 +366,17 @@ def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], c
     store = store or ModelStore()
     with store.new_version(spec_name, meta) as pending:
         write_version(pending.path, base, labels, head_weight, head_bias, config.method, trained,
-                      base_reference=base_source.reference if base_source.kind != "override" else base)
+                      base_reference=base_source.reference if base_source.kind != "override" else base,
+                      pair=config.pair_inputs)
     log.info("stored %s %s (%s, dev %s %.4f)", spec_name, pending.version, config.method, config.dev_metric,
              dev.get(config.dev_metric, 0.0))
     return store.get(spec_name, pending.version)
 
 
 def write_version(folder: Path, base: str, labels: Sequence[str], weight: Any, bias: Any, method: str,
-                  trained: Any = None, base_reference: str | None = None) -> None:
-    """Write a head folder (``verticals_head.json`` + ``head.safetensors`` [+ ``adapter/`` or ``encoder/``])."""
+                  trained: Any = None, base_reference: str | None = None, pair: bool = False) -> None:
+    """Write a head folder (``verticals_head.json`` + ``head.safetensors`` [+ ``adapter/`` or ``encoder/``]);
+    ``pair``: the head reads text pairs (``"inputs": "pair"``), served by ``classify(texts, pairs)``."""
     import numpy as np
     from safetensors.numpy import save_file
 
@@ -364,6 +386,8 @@ def write_version(folder: Path, base: str, labels: Sequence[str], weight: Any, b
               str(folder / "head.safetensors"))
     config: dict[str, Any] = {"format": "verticals-linear-head", "version": 1, "encoder": base, "labels": list(labels),
                               "normalize": method == "head", "weights": "head.safetensors", "method": method}
+    if pair:
+        config["inputs"] = "pair"
     if method == "lora":
         trained.save_pretrained(str(folder / "adapter"))
         (folder / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty model card
@@ -394,8 +418,8 @@ def _train_head(registry: Any, base: str, train_rows: list[dict[str, str]], dev_
     if not isinstance(encoder, EncoderModel):
         raise TrainingError(f"base {base!r} did not load as an encoder")
     report(TrainProgress("tokenize", elapsed_s=time.perf_counter() - started))
-    x_train = torch.tensor(encoder.embed([r["text"] for r in train_rows], normalize=True))
-    x_dev = encoder.embed([r["text"] for r in dev_rows], normalize=True)
+    x_train = torch.tensor(encoder.embed([r["text"] for r in train_rows], normalize=True, pairs=_pairs(train_rows)))
+    x_dev = encoder.embed([r["text"] for r in dev_rows], normalize=True, pairs=_pairs(dev_rows))
     y_train = torch.tensor([labels.index(r["label"]) for r in train_rows])
     grid = (1e-4, 1e-3, 1e-2)
     best: tuple[float, Any, Any, dict[str, Any], float] | None = None
@@ -426,9 +450,91 @@ def _train_head(registry: Any, base: str, train_rows: list[dict[str, str]], dev_
     return np.asarray(best[1]), np.asarray(best[2]), best[3], {"l2": best[4]}
 
 
+def _pairs(rows: Sequence[dict[str, str]]) -> list[str] | None:
+    """The rows' second texts, or None when they are single texts."""
+    return [r["pair"] for r in rows] if rows and "pair" in rows[0] else None
+
+
+def _train_seeds(base_path: Path, train_rows: list[dict[str, str]], dev_rows: list[dict[str, str]],
+                 labels: list[str], config: TrainConfig, report: Callable[[TrainProgress], None],
+                 stop: Callable[[], bool], started: float) -> tuple[Any, Any, Any, dict[str, Any], dict[str, Any]]:
+    """``config.seeds`` runs of :func:`_train_encoder` (seeds ``seed``, ``seed + 1``, ...; the same dev slice, which
+    the split's ``seed`` fixes); the run with the best dev metric is kept. Progress counts the steps of all runs."""
+    best: tuple[Any, Any, Any, dict[str, Any], dict[str, Any]] | None = None
+    runs: list[dict[str, Any]] = []
+    for offset in range(config.seeds):
+        run_started = time.perf_counter() - started  # seconds since the job started, when this run starts
+
+        def relay(progress: TrainProgress, offset: int = offset, run_started: float = run_started) -> None:
+            if progress.phase == "train" and config.seeds > 1:
+                run_total = progress.elapsed_s - run_started + (progress.eta_s or 0.0)
+                progress = TrainProgress("train", progress.step + offset * progress.total_steps,
+                                         progress.total_steps * config.seeds, progress.epoch, progress.loss,
+                                         progress.dev, progress.best_dev,
+                                         (progress.eta_s or 0.0) + (config.seeds - offset - 1) * run_total,
+                                         progress.elapsed_s)
+            report(progress)
+
+        seed = config.seed + offset
+        with seeded(seed):
+            result = _train_encoder(base_path, train_rows, dev_rows, labels, config, relay, stop, started, seed)
+        score = result[3].get(config.dev_metric, 0.0)
+        runs.append({"seed": seed, config.dev_metric: score, "best_step": result[4]["best_step"]})
+        if best is None or score > best[3].get(config.dev_metric, 0.0):
+            best = result
+        del result  # a full encoder copy per run otherwise
+        if stop():
+            raise TrainingCancelled("training cancelled; nothing was stored")
+    assert best is not None
+    extra = dict(best[4])
+    if config.seeds > 1:
+        extra["seed_runs"] = runs
+        extra["chosen_seed"] = max(runs, key=lambda run: run[config.dev_metric])["seed"]
+    return best[0], best[1], best[2], best[3], extra
+
+
+def length_grouped(order: list[int], lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[int]:
+    """``order`` (already shuffled) regrouped so that each batch holds rows of similar length: windows of 50
+    batches are sorted by length, cut into batches, and the batches shuffled (the HF ``group_by_length`` idea)."""
+    window = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: -lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    last = [batches.pop()] if batches and len(batches[-1]) < batch_size else []  # the one short batch stays
+    rng.shuffle(batches)                                                        # last: the loop slices by size
+    return [i for batch in batches + last for i in batch]
+
+
+def layer_depth(name: str, layers: int) -> int:
+    """Depth of an encoder parameter for layer-wise learning-rate decay: 0 for the embeddings, ``k + 1`` for
+    transformer layer ``k`` (``...layer.k...`` / ``...layers.k...``), ``layers + 1`` for anything above them."""
+    import re
+
+    if "embeddings" in name:
+        return 0
+    match = re.search(r"\.layers?\.(\d+)\.", f".{name}")
+    return int(match.group(1)) + 1 if match else layers + 1
+
+
+def parameter_groups(encoder: Any, head: Any, lr: float, decay: float, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: the head (and the layers above the last transformer layer) at ``lr``, transformer layer
+    ``k`` of ``L`` at ``lr * decay ** (L - k)``, the embeddings at ``lr * decay ** (L + 1)``; frozen weights left
+    out. ``decay == 1`` gives one group at ``lr``."""
+    layers = int(getattr(encoder.config, "num_hidden_layers", 0) or 0)
+    groups: dict[int, list[Any]] = defaultdict(list)
+    for name, parameter in encoder.named_parameters():
+        if parameter.requires_grad:
+            groups[layer_depth(name, layers)].append(parameter)
+    groups[layers + 1] += list(head.parameters())
+    return [{"params": params, "lr": lr * decay ** (layers + 1 - depth), "weight_decay": weight_decay}
+            for depth, params in sorted(groups.items())]
+
+
 def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: list[dict[str, str]],
                    labels: list[str], config: TrainConfig, report: Callable[[TrainProgress], None],
-                   stop: Callable[[], bool], started: float) -> tuple[Any, Any, Any, dict[str, Any], dict[str, Any]]:
+                   stop: Callable[[], bool], started: float, seed: int | None = None
+                   ) -> tuple[Any, Any, Any, dict[str, Any], dict[str, Any]]:
     import torch
     import transformers
 
@@ -444,12 +550,17 @@ def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: 
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated",  # warning
                                     category=FutureWarning)                 # for a library, not for a user
             encoder = get_peft_model(encoder, peft_config)
-    torch.manual_seed(config.seed)
+    seed = config.seed if seed is None else seed
+    torch.manual_seed(seed)
     model = _Classifier(encoder, len(labels))
     report(TrainProgress("tokenize", elapsed_s=time.perf_counter() - started))
+    keys = ("input_ids", "token_type_ids") if config.pair_inputs else ("input_ids",)
 
-    def encode(rows: list[dict[str, str]]) -> list[list[int]]:
-        return tokenizer([r["text"] for r in rows], truncation=True, max_length=config.max_length)["input_ids"]
+    def encode(rows: list[dict[str, str]]) -> list[dict[str, list[int]]]:
+        """Token ids per row (and segment ids for pairs: [CLS] text [SEP] pair [SEP], truncated longest first)."""
+        encoded = tokenizer([r["text"] for r in rows], _pairs(rows), truncation=True, max_length=config.max_length)
+        present = [k for k in keys if k in encoded]
+        return [{k: encoded[k][i] for k in present} for i in range(len(rows))]
 
     train_ids, dev_ids = encode(train_rows), encode(dev_rows)
     y_train = [labels.index(r["label"]) for r in train_rows]
@@ -458,18 +569,19 @@ def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: 
     if config.max_steps:
         total = min(total, config.max_steps)
     parameters = model.parameters()
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(encoder, model.head, config.learning_rate, config.lr_decay,
+                                                   config.weight_decay))
     scheduler = transformers.get_linear_schedule_with_warmup(optimizer, int(total * config.warmup_fraction), total)
     eval_every = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
-    rng = random.Random(config.seed)
+    rng = random.Random(seed)
 
-    def batch_features(ids: list[list[int]]) -> Any:  # a transformers BatchEncoding
-        return tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+    def batch_features(ids: list[dict[str, list[int]]]) -> Any:  # a transformers BatchEncoding
+        return tokenizer.pad({k: [row[k] for row in ids] for k in ids[0]}, return_tensors="pt")
 
     def evaluate() -> dict[str, Any]:
         model.train(False)
         predicted: list[str] = []
-        order = sorted(range(len(dev_ids)), key=lambda i: len(dev_ids[i]))
+        order = sorted(range(len(dev_ids)), key=lambda i: len(dev_ids[i]["input_ids"]))
         out = [0] * len(dev_ids)
         with torch.inference_mode():
             for start in range(0, len(order), 64):
@@ -492,6 +604,8 @@ def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: 
     for _epoch in range(config.epochs):
         order = list(range(len(train_ids)))
         rng.shuffle(order)
+        if config.group_by_length:
+            order = length_grouped(order, [len(row["input_ids"]) for row in train_ids], config.batch_size, rng)
         for start in range(0, len(order), config.batch_size):
             if step % 5 == 0 and stop():
                 raise TrainingCancelled("training cancelled; nothing was stored")
