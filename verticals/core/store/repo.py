@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    and_,
     bindparam,
     case,
     func,
@@ -97,14 +98,35 @@ _ADD_TO_COUNTS = {
 }
 
 
-# A job's final status from its counters (what derive_status says once nothing is pending), set by the
-# UPDATE that finishes it: one statement decides the winner and the status.
-_FINAL_STATUS = case(
-    (JOBS.c.n_cancelled > 0, literal("cancelled", String)),
-    ((JOBS.c.n_failed > 0) & (JOBS.c.n_succeeded > 0), literal("partial", String)),
-    (JOBS.c.n_failed > 0, literal("failed", String)),
-    else_=literal("succeeded", String),
+# A finished job's status from its item counters: the one table that both the SQL expression setting
+# ``jobs.final_status`` (the UPDATE that finishes a job decides the winner and the status in one statement) and
+# :func:`final_status` (Python: ``derive_status`` once nothing is pending) are built from. First row whose
+# counters are all above zero wins; none: ``FINAL_STATUS_OTHERWISE``. (tests/test_job_status.py evaluates both
+# on every combination of counters.)
+FINAL_STATUS_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("cancelled", ("cancelled",)),
+    ("partial", ("failed", "succeeded")),
+    ("failed", ("failed",)),
 )
+FINAL_STATUS_OTHERWISE = "succeeded"
+
+
+def final_status(counts: dict[str, int]) -> str:
+    """The status of a job with nothing pending, from its item counts (:data:`FINAL_STATUS_RULES`)."""
+    for status, needed in FINAL_STATUS_RULES:
+        if all(counts.get(counter, 0) > 0 for counter in needed):
+            return status
+    return FINAL_STATUS_OTHERWISE
+
+
+def final_status_sql(table: Table) -> Any:
+    """:func:`final_status` as a SQL ``CASE`` over ``table``'s ``n_<status>`` counters (the same table)."""
+    return case(*((and_(*(table.c[f"n_{counter}"] > 0 for counter in needed)), literal(status, String))
+                  for status, needed in FINAL_STATUS_RULES),
+                else_=literal(FINAL_STATUS_OTHERWISE, String))
+
+
+_FINAL_STATUS = final_status_sql(JOBS)
 _FINISH = (
     update(JOBS)
     .where(JOBS.c.id == bindparam("job_id"), JOBS.c.finished_at.is_(None), JOBS.c.submitted.is_(True),
@@ -134,14 +156,7 @@ def derive_status(counts: dict[str, int], total: int, started: bool, interrupted
         return "queued"
     if pending:
         return "interrupted" if interrupted else "running"
-    if counts.get("cancelled"):
-        return "cancelled"
-    failed, succeeded = counts.get("failed", 0), counts.get("succeeded", 0)
-    if failed and succeeded:
-        return "partial"
-    if failed:
-        return "failed"
-    return "succeeded"
+    return final_status(counts)
 
 
 class Store:
@@ -445,10 +460,11 @@ class Store:
         """Finish the job if no item is pending. Exactly one caller wins; it gets the final status.
 
         One transaction: one conditional UPDATE sets ``finished_at`` and ``final_status`` (derived from the
-        counters in SQL, as :func:`derive_status` does) and, for the winner, a ``job_finished`` row goes into
-        the ``job_events`` outbox. A process dying at any point leaves either an unfinished job (the next
-        caller finishes it) or a finished job with its event pending (delivered by the next
-        :func:`verticals.core.jobs.engine.deliver_job_events`): never a finished job whose event is lost.
+        counters in SQL by :data:`FINAL_STATUS_RULES`, the table :func:`derive_status` reads too) and, for the
+        winner, a ``job_finished`` row goes into the ``job_events`` outbox. A process dying at any point leaves
+        either an unfinished job (the next caller finishes it) or a finished job with its event pending
+        (delivered by the next :func:`verticals.core.jobs.engine.deliver_job_events`): never a finished job whose
+        event is lost.
 
         "No item pending" is the job's counter (kept in the transaction of every status change), not a
         search of its items: that is one row whatever the job's size, and a concurrent writer's change to
