@@ -77,6 +77,19 @@ def registry(use_plugins):
 
 
 # PostgreSQL: a server with trust auth (scripts/ensure-services.sh starts one); each test gets its own database.
+@pytest.fixture
+def tiny(use_plugins, monkeypatch, tmp_path):
+    """The registry of the fixture plugins `fixtures` (no model) and `tinymodel` (tiny.embed -> tiny-encoder)."""
+    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures,tinymodel")
+    use_plugins("good", "tinymodel")
+    from verticals_tinymodel import write_tiny_encoder
+
+    monkeypatch.setenv("VERTICALS_TINY_MODEL", str(write_tiny_encoder(tmp_path / "tiny-encoder")))
+    from verticals.registry import get_registry
+
+    return get_registry(refresh=True)
+
+
 POSTGRES_ADMIN_URL = os.environ.get("VERTICALS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

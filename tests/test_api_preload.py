@@ -17,19 +17,6 @@ from tests.conftest import REPO
 from tests.test_api_e2e import free_port
 
 
-@pytest.fixture
-def tiny(use_plugins, monkeypatch, tmp_path):
-    """The registry of the fixture plugins `fixtures` (no model) and `tinymodel` (tiny.embed -> tiny-encoder)."""
-    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures,tinymodel")
-    use_plugins("good", "tinymodel")
-    from verticals_tinymodel import write_tiny_encoder
-
-    monkeypatch.setenv("VERTICALS_TINY_MODEL", str(write_tiny_encoder(tmp_path / "tiny-encoder")))
-    from verticals.registry import get_registry
-
-    return get_registry(refresh=True)
-
-
 def _app(registry, **kwargs):
     from verticals.api.app import create_app
     from verticals.core.store import open_store

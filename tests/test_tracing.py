@@ -94,18 +94,6 @@ def tracer(monkeypatch):
     tracing.enabled.cache_clear()
 
 
-@pytest.fixture
-def tiny(use_plugins, monkeypatch, tmp_path):
-    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures,tinymodel")
-    use_plugins("good", "tinymodel")
-    from verticals_tinymodel import write_tiny_encoder
-
-    monkeypatch.setenv("VERTICALS_TINY_MODEL", str(write_tiny_encoder(tmp_path / "tiny-encoder")))
-    from verticals.registry import get_registry
-
-    return get_registry(refresh=True)
-
-
 def _service(tiny, isolated_home):
     from verticals.core.jobs.executor import LocalExecutor
     from verticals.core.jobs.service import JobService

@@ -18,19 +18,6 @@ from tests.conftest import run_cli
 from verticals.tenancy.tenants import Tenants
 
 
-@pytest.fixture
-def tiny(use_plugins, monkeypatch, tmp_path):
-    """The registry of the fixture plugins `fixtures` (no model) and `tinymodel` (tiny.embed -> tiny-encoder)."""
-    monkeypatch.setenv("VERTICALS_LOAD_PLUGINS", "fixtures,tinymodel")
-    use_plugins("good", "tinymodel")
-    from verticals_tinymodel import write_tiny_encoder
-
-    monkeypatch.setenv("VERTICALS_TINY_MODEL", str(write_tiny_encoder(tmp_path / "tiny-encoder")))
-    from verticals.registry import get_registry
-
-    return get_registry(refresh=True)
-
-
 def _run(store, registry, task, texts, tenant=None, **options):
     from verticals.core.jobs.engine import submit_job
     from verticals.core.jobs.executor import LocalExecutor

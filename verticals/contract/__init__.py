@@ -7,7 +7,9 @@ other verticals module), so the core and every plugin can import it without pull
   :class:`NoParams` and :class:`ItemError`;
 - :class:`Explanation` and :class:`Evidence`: why a result is what it is (``Task.explain``, the job option
   ``explain``), checked by :func:`check_explanation`;
-- :class:`ModelSpec` and :class:`Packaged`: the models a task names;
+- :class:`ModelSpec` and :class:`Packaged`: the models a task names; the typed handles of the loaded models
+  ``Task.run`` receives (:class:`ModelHandle`: :class:`Encoder`, :class:`Classifier`, :class:`Tagger`,
+  :class:`Generator`) and the :class:`JobSummary` the job hooks receive;
 - :class:`JobStatus`: the states of a job;
 - the evaluators a task declares to be scored (:class:`ClassificationEvaluator`, :class:`SpanEvaluator`,
   :class:`ProbabilityEvaluator`);
@@ -17,7 +19,8 @@ other verticals module), so the core and every plugin can import it without pull
   :data:`ServerModel`, :class:`OperatorOnly`) and the :class:`ServerAccess` the core enforces them with.
 
 Its modules: :mod:`~verticals.contract.tasks`, :mod:`~verticals.contract.models`,
-:mod:`~verticals.contract.evaluators`, :mod:`~verticals.contract.explain`, :mod:`~verticals.contract.hooks`,
+:mod:`~verticals.contract.handles`, :mod:`~verticals.contract.evaluators`, :mod:`~verticals.contract.explain`,
+:mod:`~verticals.contract.hooks`,
 :mod:`~verticals.contract.files`.
 """
 
@@ -48,6 +51,7 @@ from verticals.contract.files import (
     check_server_fields,
     server_fields,
 )
+from verticals.contract.handles import Classifier, Encoder, Generator, JobSummary, ModelHandle, Tagger
 from verticals.contract.hooks import (
     finish_items,
     hookimpl,
@@ -70,13 +74,18 @@ __all__ = [
     "OPERATOR",
     "SERVER_ACCESS",
     "ClassificationEvaluator",
+    "Classifier",
     "DeviceClass",
+    "Encoder",
     "Evaluator",
     "Evidence",
     "Explanation",
     "ExplanationError",
+    "Generator",
     "ItemError",
     "JobStatus",
+    "JobSummary",
+    "ModelHandle",
     "ModelKind",
     "ModelSpec",
     "NoParams",
@@ -95,6 +104,7 @@ __all__ = [
     "ServerModel",
     "ServerPathError",
     "SpanEvaluator",
+    "Tagger",
     "Task",
     "check_explanation",
     "check_server_fields",

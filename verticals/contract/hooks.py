@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 from pydantic import BaseModel
 
+from verticals.contract.handles import JobSummary
 from verticals.contract.models import ModelSpec
-from verticals.contract.tasks import Task
+from verticals.contract.tasks import ItemError, Task
 
 if TYPE_CHECKING:
     import typer
@@ -118,7 +119,7 @@ def prepare_items(task: Task[Any, Any, Any], items: list[BaseModel]) -> list[Bas
 
 
 @hookspec(firstresult=False)
-def finish_items(task: Task[Any, Any, Any], items: list[BaseModel], outputs: list[Any]) -> None:
+def finish_items(task: Task[Any, Any, Any], items: list[BaseModel], outputs: list[BaseModel | ItemError]) -> None:
     """Observe a batch after inference, before its results are stored.
 
     Called for every task and every batch, in the worker, once per implementation in pluggy's call order.
@@ -136,7 +137,7 @@ def finish_items(task: Task[Any, Any, Any], items: list[BaseModel], outputs: lis
 
 
 @hookspec(firstresult=False)
-def job_submitted(job: dict[str, Any]) -> None:
+def job_submitted(job: JobSummary) -> None:
     """A job was stored and is about to be executed.
 
     Called once per job, in the submitting process.
@@ -149,7 +150,7 @@ def job_submitted(job: dict[str, Any]) -> None:
 
 
 @hookspec(firstresult=False)
-def job_finished(job: dict[str, Any]) -> None:
+def job_finished(job: JobSummary) -> None:
     """A job reached a final state (succeeded, partial, failed, cancelled).
 
     The transition is one conditional database update that also writes a ``job_finished`` event to an

@@ -11,7 +11,9 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from verticals.contract.evaluators import Evaluator
 from verticals.contract.explain import Explanation
+from verticals.contract.handles import ModelHandle
 
 __all__ = ["FINISHED_STATUSES", "DeviceClass", "ItemError", "JobStatus", "NoParams", "RunContext", "Task"]
 
@@ -204,22 +206,25 @@ class Task(Generic[InT, OutT, ParamsT]):
     text_field: ClassVar[str | None] = None
     sensitive: ClassVar[bool] = False
     executes_code: ClassVar[bool] = False
-    evaluator: ClassVar[Any] = None
+    evaluator: ClassVar[Evaluator | None] = None
     operator_only: ClassVar[bool] = False
     golden: ClassVar[str | None] = None
     preview: ClassVar[tuple[str, ...] | None] = None
     expected_item_seconds: ClassVar[float | None] = None
 
-    def run(self, batch: list[InT], models: Mapping[str, Any],
+    def run(self, batch: list[InT], models: Mapping[str, ModelHandle],
             ctx: RunContext[ParamsT]) -> Sequence[OutT | ItemError]:
         """Return one output (or ``ItemError``) per input, in the same order.
 
-        ``models`` maps each role of ``models`` to its loaded model (``verticals.core.models.inference``: an
-        encoder has ``embed``, a classifier ``classify``...), loaded on first access.
+        ``models`` maps each role of ``models`` to its loaded model, loaded on first access: a
+        :class:`~verticals.contract.handles.ModelHandle` that is, by its kind, an
+        :class:`~verticals.contract.handles.Encoder` (``embed``), a :class:`~verticals.contract.handles.Classifier`
+        (``classify``, ``labels``), a :class:`~verticals.contract.handles.Tagger` (``tag``) or a
+        :class:`~verticals.contract.handles.Generator` (``generate``): narrow it with ``isinstance``.
         """
         raise NotImplementedError
 
-    def explain(self, batch: list[InT], outputs: list[OutT], models: Mapping[str, Any],
+    def explain(self, batch: list[InT], outputs: list[OutT], models: Mapping[str, ModelHandle],
                 ctx: RunContext[ParamsT]) -> Sequence[Explanation | None]:
         """Why each output is what it is: one :class:`~verticals.contract.explain.Explanation` (or ``None``: no
         explanation for that item) per input of ``batch``, in order. Called only for jobs submitted with the

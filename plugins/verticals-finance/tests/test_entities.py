@@ -18,10 +18,16 @@ def test_find_entities_cashtags_and_company_names():
 
 
 class FakeClassifier:
+    """A verticals.Classifier (the contract's typed handle): spec, kind, provenance, labels, classify."""
+
     labels = list(LABELS)
+    kind = "sequence-classifier"
 
     class spec:
         name = "fake"
+
+    def provenance(self):
+        return {}
 
     def classify(self, texts):
         return np.array([[0.7, 0.2, 0.1] if "record" in t else [0.1, 0.8, 0.1] for t in texts])

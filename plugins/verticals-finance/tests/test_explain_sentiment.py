@@ -24,9 +24,13 @@ class CountingClassifier:
     """A transparent classifier: P(negative) grows with the words 'loss' and 'cut', P(positive) with 'beat'."""
 
     labels = ["positive", "negative", "neutral"]
+    kind = "sequence-classifier"  # a verticals.Classifier: spec (set by a test that runs it), provenance, classify
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+
+    def provenance(self):
+        return {}
 
     def classify(self, texts):
         self.calls.append(len(texts))

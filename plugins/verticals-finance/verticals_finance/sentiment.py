@@ -14,7 +14,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from verticals import ClassificationEvaluator, Evidence, Explanation, ItemError, RunContext, Task
+from verticals import (
+    ClassificationEvaluator,
+    Classifier,
+    Evidence,
+    Explanation,
+    ItemError,
+    ModelHandle,
+    RunContext,
+    Task,
+)
 
 Label = Literal["positive", "negative", "neutral"]
 LABELS: tuple[Label, ...] = ("positive", "negative", "neutral")
@@ -100,9 +109,11 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
     evaluator = ClassificationEvaluator(gold_field="label", output_field="label", labels=LABELS)
     golden = "golden/sentiment.jsonl"  # 90 headlines written for evaluation only (golden/README.md)
 
-    def run(self, batch: list[SentimentInput], models: Mapping[str, Any],
+    def run(self, batch: list[SentimentInput], models: Mapping[str, ModelHandle],
             ctx: RunContext[SentimentParams]) -> list[SentimentOutput | ItemError]:
-        classifier = models["classifier"]  # a SequenceClassifierModel (verticals.core.models.inference)
+        classifier = models["classifier"]
+        if not isinstance(classifier, Classifier):  # the contract's typed handle: classify() and labels
+            raise RuntimeError(f"model {classifier.spec.name} is a {classifier.kind} model, not a classifier")
         labels = classifier.labels
         missing = set(LABELS) - set(labels)
         if missing:

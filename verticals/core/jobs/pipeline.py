@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from verticals.contract import ExplanationError, ItemError, RunContext, Task, check_explanation
+from verticals.contract import ExplanationError, ItemError, ModelHandle, RunContext, Task, check_explanation
 from verticals.core.models.host import ModelHost
 from verticals.core.store import ItemResult
 from verticals.registry import HookError, Registry
@@ -36,8 +36,9 @@ def describe_validation_error(error: ValidationError) -> str:
     return "invalid input: " + "; ".join(parts)
 
 
-class LazyModels(Mapping[str, Any]):
-    """A task's models by role, loaded through the host on first access.
+class LazyModels(Mapping[str, ModelHandle]):
+    """A task's models by role, loaded through the host on first access: what ``Task.run`` gets as ``models``
+    (each a :class:`~verticals.contract.handles.ModelHandle`, by kind an ``Encoder``, ``Classifier``...).
 
     Provenance lists the models actually used, so a result never claims a
     model that did not touch it.
@@ -46,9 +47,9 @@ class LazyModels(Mapping[str, Any]):
     def __init__(self, host: ModelHost, roles: dict[str, str]):
         self.host = host
         self.roles = dict(roles)
-        self.loaded: dict[str, Any] = {}
+        self.loaded: dict[str, ModelHandle] = {}
 
-    def __getitem__(self, role: str) -> Any:
+    def __getitem__(self, role: str) -> ModelHandle:
         if role not in self.roles:
             raise KeyError(f"no model role {role!r}; the task declares {sorted(self.roles)}")
         if role not in self.loaded:

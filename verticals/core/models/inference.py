@@ -808,3 +808,25 @@ def load_model(spec: ModelSpec, source: ResolvedSource, host: ModelHost, device:
     if precision.needs_parity_check:
         loaded.check_parity(tolerance=spec.options.get("parity_tolerance", 0.02))
     return loaded
+
+
+if TYPE_CHECKING:  # what the contract promises a task (verticals.contract.handles): mypy checks these classes are it
+    from verticals.contract import handles
+
+    def _encoder(model: EncoderModel) -> handles.Encoder:
+        return model
+
+    def _classifier(model: SequenceClassifierModel) -> handles.Classifier:
+        return model
+
+    def _head_classifier(model: EncoderHeadClassifier) -> handles.Classifier:
+        return model
+
+    def _tagger(model: TokenClassifierModel) -> handles.Tagger:
+        return model
+
+    def _causal(model: CausalLMModel) -> handles.Generator:
+        return model
+
+    def _seq2seq(model: Seq2SeqModel) -> handles.Generator:
+        return model

@@ -242,3 +242,10 @@ class EncoderTokenTagger(LoadedModel):
             out.append({"start": start, "end": end, "label": label, "score": float(phi[members].mean()),
                         "max_score": float(phi[members].max())})
         return out
+
+
+if TYPE_CHECKING:  # what the contract promises a task (verticals.contract.handles): mypy checks it
+    from verticals.contract import handles
+
+    def _contract_handle(tagger: EncoderTokenTagger) -> handles.Tagger:
+        return tagger

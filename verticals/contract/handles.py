@@ -1,0 +1,102 @@
+"""What a task is given, typed: the loaded models of ``Task.run(batch, models, ctx)`` and the job summary of the
+``job_submitted`` / ``job_finished`` hooks.
+
+The core's loaded models (``verticals.core.models.inference``, ``verticals.core.models.tagging``) are these
+protocols structurally (mypy checks it there); the contract does not import them. Each protocol is
+``runtime_checkable``, so a task narrows the handle of a role by what it needs, and a wrong model kind fails
+with a clear message rather than an ``AttributeError`` deep in ``run``::
+
+    encoder = models["encoder"]
+    if not isinstance(encoder, Encoder):
+        raise TypeError(f"role 'encoder' needs an encoder, got a {encoder.kind}")
+    vectors = encoder.embed([item.text for item in batch])
+
+Arrays are numpy arrays (``numpy`` is a dependency of the core; the contract names it for type checkers only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
+
+from verticals.contract.models import ModelSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["Classifier", "Encoder", "Generator", "JobSummary", "ModelHandle", "Tagger"]
+
+
+@runtime_checkable
+class ModelHandle(Protocol):
+    """Every loaded model: its spec, its kind (``encoder``, ``sequence-classifier``, ``token-classifier``,
+    ``causal-lm``, ``seq2seq``), and where its weights came from (``provenance``: source, reference, revision,
+    runtime, precision; stored with each result)."""
+
+    spec: ModelSpec
+    kind: str
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Encoder(ModelHandle, Protocol):
+    """An ``encoder``: one vector per text (L2-normalized unless ``normalize=False``), shape ``(len(texts),
+    dim)``; ``adapter``: the key of a LoRA adapter added to this encoder, or None for the base weights."""
+
+    def embed(self, texts: Sequence[str], normalize: bool = True, adapter: str | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Classifier(ModelHandle, Protocol):
+    """A ``sequence-classifier``: probabilities, shape ``(len(texts), len(labels))``, columns in the order of
+    ``labels`` (lower-case); ``pairs``: a second text per text (text-pair classification)."""
+
+    @property
+    def labels(self) -> list[str]: ...
+
+    def classify(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Tagger(ModelHandle, Protocol):
+    """A ``token-classifier``: per text, its entities as dicts (``start``, ``end``, ``label``, ``score``...)
+    scoring at least ``min_score``."""
+
+    def tag(self, texts: Sequence[str], min_score: float = ...) -> list[list[dict[str, Any]]]: ...
+
+
+@runtime_checkable
+class Generator(ModelHandle, Protocol):
+    """A ``causal-lm`` or ``seq2seq`` model: one completion per prompt. (The core's causal LM takes more: chat
+    messages as prompts, ``temperature``, ``system``, ``seed``, ``on_progress``; a task that uses them needs that
+    kind of model.)"""
+
+    def generate(self, prompts: Sequence[str], /, max_new_tokens: int = 64) -> list[str]: ...
+
+
+class JobSummary(TypedDict, total=False):
+    """The job as the hooks ``job_submitted`` and ``job_finished`` receive it (and ``verticals jobs status --json``
+    prints it): never item contents. ``status``: a :class:`~verticals.contract.tasks.JobStatus` value;
+    ``counts``: items per status (``pending``, ``succeeded``, ``failed``, ``cancelled``; absent: none);
+    ``params``: the job's parameters, secrets masked; times are ISO 8601 (UTC) or None."""
+
+    id: str
+    task: str
+    status: str
+    total: int
+    done: int
+    progress: float
+    counts: dict[str, int]
+    item_progress: dict[str, Any] | None
+    params: dict[str, Any]
+    options: dict[str, Any]
+    plugin: str | None
+    plugin_version: str | None
+    cancel_requested: bool
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    elapsed_s: float | None
+    tenant: str | None
+    usage: dict[str, Any]
