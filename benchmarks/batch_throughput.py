@@ -320,12 +320,13 @@ def _golden_rows(registry, task: str) -> list[dict]:
 def _job_metric(registry, host, task: str) -> float:
     from verticals.core.evaluation.scoring import evaluate
     from verticals.core.jobs.executor import LocalExecutor
+    from verticals.core.jobs.service import JobService
     from verticals.core.store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{Path(tmp) / 'eval.db'}")
-        result = evaluate(task, registry=registry, store=store, save=False,
-                          executor=LocalExecutor(store, registry, host))
+        result = evaluate(task, save=False, service=JobService(store, registry, LocalExecutor(store, registry, host),
+                                                               host=host))
     return float(result.metrics[result.main_metric])
 
 

@@ -366,3 +366,117 @@ def test_wait_fires_the_job_finished_event_a_crashed_process_left_pending(servic
     assert service.wait(job_id, timeout=10)["status"] == "cancelled"
     assert service.wait(job_id, timeout=10)["status"] == "cancelled"
     assert events.read_text().splitlines() == [f"{job_id} cancelled"]
+
+
+def test_wait_finishes_a_job_whose_last_writer_died_before_finishing_it(service, tmp_path, monkeypatch):
+    """Every item written, the job not finished (its process died between writing its last results and
+    finishing it): executors never finish a job, the service's wait does, and fires job_finished once."""
+    from verticals.core.store import ItemResult
+
+    events = tmp_path / "events.txt"
+    monkeypatch.setenv("VERTICALS_FIXTURES_EVENTS", str(events))
+    job_id = service.submit("fixtures.echo", texts("a"))
+    service.store.write_results(job_id, [ItemResult(0, "succeeded", output={"upper": "A", "length": 1})])
+    assert service.store.job(job_id).finished_at is None
+    assert service.executor.wait(job_id, timeout=10) == "succeeded"  # nothing pending: the executor returns...
+    assert service.store.job(job_id).finished_at is None  # ...without finishing it
+    assert service.wait(job_id, timeout=10)["status"] == "succeeded"
+    assert service.store.job(job_id).finished_at is not None
+    assert events.read_text().splitlines() == [f"{job_id} succeeded"]
+
+
+def test_starting_a_job_with_nothing_pending_finishes_it(service):
+    job_id = service.submit("fixtures.echo", texts("a"))
+    service.store.cancel_pending(job_id)
+    assert service.start(job_id) == 0
+    assert service.summary(job_id)["status"] == "cancelled" and service.summary(job_id)["finished_at"]
+
+
+def test_finishing_and_event_delivery_are_called_from_the_engine_and_the_service_only():
+    """The rule 'finish the job when nothing is pending' and the outbox's delivery have one home each: the
+    engine (where a chunk's last items stop being pending) and JobService (after every wait and cancel, and
+    the roots' deliver_pending). No executor, front end or worker calls them."""
+    import ast
+    from pathlib import Path
+
+    import verticals
+
+    callers: dict[str, set[str]] = {}
+    root = Path(verticals.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in ("finish_if_done", "deliver_job_events", "try_finish"):
+                    callers.setdefault(name, set()).add(str(path.relative_to(root)))
+    assert callers["finish_if_done"] == {"core/jobs/engine.py", "core/jobs/service.py"}
+    assert callers["deliver_job_events"] == {"core/jobs/engine.py", "core/jobs/service.py"}
+    assert callers["try_finish"] == {"core/jobs/engine.py"}
+
+
+def test_submit_and_start_asks_the_executor_before_storing_anything(fixtures_only_registry, store):
+    from verticals.core.jobs.executor import ExecutorUnavailable, LocalExecutor
+
+    class Down(LocalExecutor):
+        def check(self) -> None:
+            raise ExecutorUnavailable("the broker is down")
+
+    service = JobService(store, fixtures_only_registry, Down(store, fixtures_only_registry))
+    with pytest.raises(ExecutorUnavailable, match="down"):
+        service.submit_and_start("fixtures.echo", texts("a"))
+    assert store.list_jobs() == []
+
+
+def test_submit_and_start_withdraws_a_new_job_the_executor_refuses(fixtures_only_registry, store):
+    """Refused at the hand-over (the broker went down after the check): nothing of it ran, so it is not kept;
+    any error of the executor's hand-over is an ExecutorUnavailable."""
+    from verticals.core.jobs.executor import ExecutorUnavailable, LocalExecutor
+
+    class Broken(LocalExecutor):
+        def start(self, job_id: str) -> int:
+            raise ConnectionResetError("lost")
+
+    service = JobService(store, fixtures_only_registry, Broken(store, fixtures_only_registry))
+    stored: list[str] = []
+    with pytest.raises(ExecutorUnavailable, match=r"ConnectionResetError: lost.*not kept"):
+        service.submit_and_start("fixtures.echo", texts("a"), on_stored=stored.append)
+    assert len(stored) == 1 and store.list_jobs() == []
+
+
+def test_submit_and_start_runs_as_asked(service):
+    waited = service.submit_and_start("fixtures.echo", texts("a", "b"), run="wait")
+    assert waited.status == "succeeded"
+    started = service.submit_and_start("fixtures.echo", texts("c"), run="start")
+    assert started.chunks == 1
+    assert service.wait(started.job_id, timeout=10)["status"] == "succeeded"
+    detached = service.submit_and_start("fixtures.echo", texts("d"), run="detach")
+    assert detached.chunks == 0 and service.summary(detached.job_id)["status"] == "queued"
+
+
+def test_submit_and_start_admits_a_tenants_job_under_its_admission(fixtures_only_registry, store):
+    import contextlib
+
+    from verticals.core.jobs.executor import LocalExecutor
+
+    admitted: list[tuple[str, int]] = []
+
+    class Admission:
+        @contextlib.contextmanager
+        def admit(self, tenant, items=0):
+            admitted.append((tenant, items))
+            yield
+
+    service = JobService(store, fixtures_only_registry, LocalExecutor(store, fixtures_only_registry),
+                         admission=Admission())
+    service.submit_and_start("fixtures.echo", texts("a", "b"), items=2, tenant="acme", run="wait")
+    service.submit_and_start("fixtures.echo", texts("a"), run="wait")  # no tenant (the CLI's): no admission
+    assert admitted == [("acme", 2)]
+
+
+def test_list_filters_by_status_and_task_then_pages(service):
+    done = [service.submit_and_start("fixtures.echo", texts(f"t{i}"), run="wait").job_id for i in range(3)]
+    queued = service.submit("fixtures.echo", texts("q"))
+    assert [s["id"] for s in service.list(10)] == [queued, *reversed(done)]
+    assert [s["id"] for s in service.list(10, statuses=["queued"])] == [queued]
+    assert [s["id"] for s in service.list(2, 1, statuses=["succeeded"], task="fixtures.echo")] == done[1::-1]
+    assert service.list(10, task="fixtures.other") == []

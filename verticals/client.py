@@ -522,8 +522,7 @@ class _Local:
                                      else str(error)) from None
             raise
 
-    def _start(self, job_id: str, fresh: bool = False) -> None:
-        self._call(self.service.start, job_id, fresh=fresh)
+    def _started(self, job_id: str) -> None:
         if job_id not in self.started:
             self.started.append(job_id)
 
@@ -535,18 +534,17 @@ class _Local:
         from verticals.core.io import read_rows
 
         rows: Iterable[dict[str, Any]] = items if items is not None else read_rows(path)
-        self._call(self.service.check_ready)  # a broker that is down: refused before anything is stored
-        job_id = self._call(self.service.submit, task, rows, params=params, text_column=text_column,
-                            chunk_size=chunk_size, allow_empty=items is not None, file_rows=items is None,
-                            pick="text_column=COLUMN", explain=explain)
-        self._start(job_id, fresh=True)
-        return job_id
+        submitted = self._call(self.service.submit_and_start, task, rows, params=params, text_column=text_column,
+                               chunk_size=chunk_size, allow_empty=items is not None, file_rows=items is None,
+                               pick="text_column=COLUMN", explain=explain)
+        self._started(submitted.job_id)
+        return str(submitted.job_id)
 
     def status(self, job_id: str) -> dict[str, Any]:
         return self._call(self.service.summary, job_id)
 
     def jobs(self, limit: int) -> list[dict[str, Any]]:
-        return [self.store.summary(job.id) for job in self.store.list_jobs(limit)]
+        return self._call(self.service.list, limit)
 
     def results(self, job_id: str, status: str | None, include_inputs: bool) -> Iterator[dict[str, Any]]:
         return self._call(self.service.results, job_id, status=status, include_inputs=include_inputs)
@@ -558,21 +556,16 @@ class _Local:
         self._call(self.service.export, job_id, dest, include_inputs=include_inputs)
 
     def retry(self, job_id: str) -> int:
-        self._call(self.service.check_ready)  # a broker that is down: refused before the items are put back
-        count = self._call(self.service.retry, job_id, start=False)  # 409 (JobConflict) while the job runs
+        count = int(self._call(self.service.retry, job_id))  # 409 (JobConflict) while the job runs
         if count:
-            self._start(job_id)
+            self._started(self.service.job(job_id).id)
         return count
 
     def resume(self, job_id: str) -> dict[str, Any]:
-        summary = self._call(self.service.summary, job_id)
-        if summary["finished_at"] and not summary["counts"].get("pending"):
-            return summary  # nothing to resume (JobService.resume leaves it as it is)
-        self._call(self.service.check_ready)  # a broker that is down: refused, the job stays as it is
-        self._call(self.service.resume, summary["id"], wait=False)
-        if summary["id"] not in self.started:
-            self.started.append(summary["id"])
-        return self._call(self.service.summary, summary["id"])
+        found = self._call(self.service.job, job_id).id
+        self._call(self.service.resume, found, wait=False)  # a finished job with nothing pending: left as it is
+        self._started(found)
+        return self._call(self.service.summary, found)
 
     def usage(self, since: str | None, until: str | None) -> dict[str, Any]:
         from verticals.core.jobs.usage import parse_day, usage_report
@@ -587,8 +580,7 @@ class _Local:
 
     def evaluate(self, task, items, path, gold, params, text_column, timeout) -> dict[str, Any]:
         from verticals.core.evaluation.scoring import evaluate
-        from verticals.workers import get_executor
 
         result = self._call(evaluate, task, path, items=items, gold=gold, params=params, text_column=text_column,
-                            store=self.store, registry=self.registry, executor_factory=get_executor)
+                            service=self.service)  # run on this client's job service, as its jobs
         return result.as_dict()

@@ -34,15 +34,6 @@ __all__ = ["LOCAL_TENANT", "MB", "ApiState", "BodyLimit", "Limits", "Principal",
 log = logging.getLogger("verticals.api")
 
 
-def _deliver_job_events(store: Store, registry: Registry) -> None:
-    from verticals.core.jobs.engine import deliver_job_events
-
-    try:
-        deliver_job_events(store, registry)
-    except Exception:
-        log.exception("delivering pending job events failed; they stay pending and are tried again")
-
-
 def create_app(store: Store | None = None, registry: Registry | None = None, auth: bool = True,
                threads: int | None = None, background: bool = True,
                preload: bool | Sequence[str] | None = None) -> FastAPI:
@@ -79,7 +70,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
 
             await run_in_threadpool(preload_models, registry, state.host, preload_tasks)
         if background:
-            _deliver_job_events(store, registry)  # job_finished events left pending by a process that died
+            state.jobs.deliver_pending()  # job_finished events left pending by a process that died
             state.runner.start()
             state.deliverer.start()
         yield

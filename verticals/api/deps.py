@@ -50,10 +50,10 @@ class ApiState:
         self.store, self.registry, self.auth, self.limits = store, registry, auth, limits
         self.tenants = Tenants(store)
         self.host = ModelHost(registry.models)
-        self.runner = JobRunner(store, registry, self.host, threads, on_progress=self._count,
-                                per_tenant=config.api_jobs_per_tenant)
         self.quotas = Quotas.from_settings(store, config)  # 429 past a tenant's quota (tenancy.quotas)
-        self.jobs = self.runner.service  # every job rule: submit, cancel, retry, resume, results
+        self.runner = JobRunner(store, registry, self.host, threads, on_progress=self._count,
+                                per_tenant=config.api_jobs_per_tenant, admission=self.quotas)
+        self.jobs = self.runner.service  # every job rule: submit and start, cancel, retry, resume, evaluate...
         self.metrics = Metrics(store, self.host, self.runner)
         self.outbox = outbox  # the webhook outbox create_app attached to the registry (None: not attached)
         self.deliverer = webhooks.Deliverer(store, poll_s=config.webhook_poll_s,

@@ -5,21 +5,22 @@
   idempotent).
 - Celery (``VERTICALS_BROKER_URL`` set): the job's chunks are sent to the workers.
 
-Every rule about a job (submit, cancel, retry, resume) is the service's; this module only decides when the
-executor is built and started (with the app, not before: ``create_app(background=False)`` runs nothing).
+Every rule about a job (submit and start, cancel, retry, resume, evaluate) is the service's, which the routes
+call; this module only decides which executor the service runs jobs on, and from when (with the app, not
+before: ``create_app(background=False)`` runs nothing: until :meth:`JobRunner.start`, the service's executor
+only remembers the jobs handed to it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 
-from verticals.core.jobs.engine import JobError
-from verticals.core.jobs.executor import Executor, ExecutorUnavailable
-from verticals.core.jobs.service import JobService
+from verticals.core.jobs.executor import Executor, ExecutorUnavailable, ProgressCallback
+from verticals.core.jobs.service import Admission, JobService
 from verticals.core.models.host import ModelHost
 from verticals.core.store import Store
 from verticals.core.store.tables import Job
@@ -30,26 +31,61 @@ log = logging.getLogger(__name__)
 __all__ = ["ExecutorUnavailable", "JobRunner"]
 
 
+class HeldExecutor:
+    """The server's executor until it starts: a job handed over is remembered (and started with the server);
+    nothing runs. ``create_app(background=False)`` (unit tests) keeps it."""
+
+    name = "held"
+    remote = False
+
+    def __init__(self) -> None:
+        self.jobs: list[str] = []
+
+    def check(self) -> None:
+        """Ready: what is handed over waits for the start."""
+
+    def start(self, job_id: str) -> int:
+        if job_id not in self.jobs:
+            self.jobs.append(job_id)
+        return 0
+
+    def execute(self, job_id: str, on_progress: ProgressCallback | None = None) -> str:
+        raise ExecutorUnavailable("the server's executor has not started: jobs run once it has")
+
+    def wait(self, job_id: str, on_progress: ProgressCallback | None = None, timeout: float | None = None) -> str:
+        raise ExecutorUnavailable("the server's executor has not started: jobs run once it has")
+
+    def revoke(self, job_id: str, starts: Sequence[int]) -> int:
+        return 0
+
+    def queue_status(self, job_id: str) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        """Nothing runs."""
+
+
 class JobRunner:
     """The API's job service (``self.service``) and the executor it runs jobs on.
 
-    Until :meth:`start`, jobs handed over are only remembered (``create_app(background=False)``: unit tests);
-    :meth:`start` builds the executor (a problem is kept in ``problem``: ``/readyz`` and 503 answers show it)
-    and, with the local executor, resumes the unfinished API jobs.
+    Until :meth:`start`, the service's executor is a :class:`HeldExecutor`; :meth:`start` builds the real one
+    (a problem is kept in ``problem``: ``/readyz`` and 503 answers show it, and the service refuses to hand jobs
+    over) and, with the local executor, resumes the unfinished API jobs (and those handed over before).
     """
 
     def __init__(self, store: Store, registry: Registry, host: ModelHost, threads: int = 1,
-                 on_progress: Callable[[int], None] | None = None, per_tenant: int | None = None):
+                 on_progress: Callable[[int], None] | None = None, per_tenant: int | None = None,
+                 admission: Admission | None = None):
         self.store, self.registry, self.host = store, registry, host
         self.threads = max(1, threads)
         self.per_tenant = per_tenant  # chunks of one tenant at once on the local executor's threads
         self.on_progress = on_progress
         self.problem: str | None = None
         self.started = False
-        self.waiting: list[str] = []  # handed over before start()
+        self.held = HeldExecutor()
         self.local: Any = None  # the local executor, once built (its queue length is a metric)
         self.kind = self._configured_kind()
-        self.service = JobService(store, registry, host=host, executor_factory=self._build)
+        self.service = JobService(store, registry, self.held, host=host, admission=admission)
 
     @staticmethod
     def _configured_kind() -> str:
@@ -70,20 +106,26 @@ class JobRunner:
 
     def start(self, resume: bool = True) -> None:
         try:
-            self.service.executor  # noqa: B018 - built now, so that a problem shows at start
-        except ExecutorUnavailable as error:
+            executor = self._build()
+        except Exception as error:
             self.problem = (f"{error}" if "VERTICALS_BROKER_URL" in str(error) else
                             f"VERTICALS_BROKER_URL is set but the Celery executor cannot be used ({error}). Install "
                             "it with pip install 'verticals[celery]', or unset VERTICALS_BROKER_URL to run jobs in the "
                             "server process")
             log.error("%s", self.problem)
+            self.service.use_executor(None, self.problem)
             return
+        self.service.use_executor(executor)
         self.started = True
-        waiting, self.waiting = self.waiting, []
+        waiting, self.held.jobs = self.held.jobs, []
         if resume and self.kind == "local":
             waiting += [job_id for job_id in self._unfinished() if job_id not in waiting]
         for job_id in waiting:
-            self.service.resume(job_id, wait=False)
+            try:
+                self.service.resume(job_id, wait=False)
+            except Exception:
+                log.exception("job %s could not be resumed at start; resume it with POST /v1/jobs/%s/resume",
+                              job_id, job_id)
 
     def stop(self) -> None:
         self.service.close()
@@ -93,53 +135,15 @@ class JobRunner:
             return list(session.scalars(select(Job.id).where(Job.tenant_id.is_not(None), Job.submitted.is_(True),
                                                              Job.finished_at.is_(None)).order_by(Job.created_at)))
 
-    def check(self) -> None:
-        """``ExecutorUnavailable`` when the executor could not be built at start."""
+    def ready(self) -> None:
+        """``/readyz``: :class:`ExecutorUnavailable` when the executor could not be built at start, or cannot take
+        a job now (the broker does not answer)."""
         if self.problem:
             raise ExecutorUnavailable(self.problem)
-
-    def ready(self) -> None:
-        """:meth:`check`, and once started, whether the executor can take a job now (the broker answers):
-        asked before a job is stored, so that a broker that is down is a 503 and not a job left queued."""
-        self.check()
-        if self.started:
-            self.service.check_ready()
-
-    def submit(self, job_id: str, fresh: bool = False) -> None:
-        """Hand the job's pending chunks to the executor (return at once). ``fresh``: the job was just created;
-        refused by the executor before anything ran, it is withdrawn (``JobService.start``)."""
-        self.check()
-        if not self.started:
-            self.waiting.append(job_id)
-            return
-        try:
-            self.service.start(job_id, fresh=fresh)
-        except ExecutorUnavailable:
-            raise
-        except Exception as error:
-            raise ExecutorUnavailable(f"could not hand job {job_id} to the {self.kind} executor "
-                                      f"({type(error).__name__}: {error}); check the broker, then "
-                                      f"POST /v1/jobs/{job_id}/retry") from None
-
-    def resume(self, job_id: str) -> None:
-        """Hand the pending items of a stored job to the executor again (``JobService.resume``, without waiting):
-        a job whose chunks a broker restart lost, or one a stopped server left unfinished."""
-        self.check()
-        if not self.started:
-            if job_id not in self.waiting:
-                self.waiting.append(job_id)
-            return
-        try:
-            self.service.resume(job_id, wait=False)
-        except (ExecutorUnavailable, JobError):
-            raise
-        except Exception as error:
-            raise ExecutorUnavailable(f"could not hand job {job_id} to the {self.kind} executor "
-                                      f"({type(error).__name__}: {error}); check the broker, then "
-                                      f"POST /v1/jobs/{job_id}/resume again") from None
+        self.service.check_ready()
 
     def pending(self) -> int:
         """Jobs waiting for this server's threads (local executor), or handed over before the start."""
         if not self.started:
-            return len(self.waiting)
+            return len(self.held.jobs)
         return self.local.pending() if self.local is not None else 0

@@ -9,7 +9,6 @@ Data goes to stdout (``out``); progress, tables and messages go to stderr (``err
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -216,99 +215,119 @@ ITEM_PROGRESS_POLL = 1.0  # seconds between two reads of the running items' prog
 def _service():
     """The job service over the configured executor (local; Celery when VERTICALS_BROKER_URL is set), built on
     first use: reading, cancelling and exporting never need the executor. The first call of a process also
-    fires the ``job_finished`` events another process left pending (the outbox is delivered at least once)."""
+    fires the ``job_finished`` events another process left pending (the outbox is delivered at least once) and
+    removes submissions that died half-way (``JobService.deliver_pending``)."""
     from verticals.workers import job_service
 
-    store, registry = _store(), _registry()
-    _deliver_pending(store, registry)
-    return job_service(store, registry)
+    service = job_service(_store(), _registry())
+    if not _delivered:
+        _delivered.append(True)
+        service.deliver_pending(sweep=True)
+    return service
 
 
 _delivered: list[bool] = []
 
 
-def _deliver_pending(store, registry) -> None:
-    from verticals.core.jobs.engine import deliver_job_events, sweep_abandoned
+class _JobBar:
+    """The progress bar of a job a command runs: shown from :meth:`show` (the job's id known: its task, total,
+    items done) until the ``with`` block ends; :meth:`advance` is the service's ``on_progress``.
 
-    if _delivered:
-        return
-    _delivered.append(True)
-    try:
-        sweep_abandoned(store)  # jobs whose submission died half-way here (killed, a full disk): removed
-        deliver_job_events(store, registry)
-    except Exception:
-        logging.getLogger(__name__).warning("pending job events could not be delivered now; they stay pending",
-                                            exc_info=True)
+    The bar counts finished items and, read from the job once a second, the progress the running items report
+    of themselves with its note (``RunContext.progress``): a testgen module or a batch of hints moves the bar
+    while it runs, here or on a worker. ``quiet``: no bar."""
+
+    def __init__(self, service, quiet: bool = False):
+        self.service, self.quiet = service, quiet
+        self.progress: Progress | None = None
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._done = 0.0
+
+    def __enter__(self) -> _JobBar:
+        return self
+
+    def show(self, job_id: str) -> None:
+        if self.quiet or self.progress is not None:
+            return
+        summary = self.service.summary(job_id)
+        self.progress = progress = _progress()
+        progress.start()
+        self.bar = progress.add_task(summary["task"], total=summary["total"], completed=summary["done"], note="",
+                                     start_done=summary["done"])
+        self._done = summary["done"]
+
+        def poll() -> None:
+            while not self._stop.wait(ITEM_PROGRESS_POLL):
+                try:
+                    current = self.service.summary(job_id)
+                except Exception:  # a display: the next read may work
+                    continue
+                with self._lock:
+                    if current["done"] >= self._done:  # not a report older than the last results
+                        _show_item_progress(progress, self.bar, self._done, current.get("item_progress"))
+
+        self._watcher = threading.Thread(target=poll, name="verticals-progress", daemon=True)
+        self._watcher.start()
+
+    def advance(self, count: int) -> None:
+        if self.progress is None:
+            return
+        with self._lock:
+            self._done += count
+            _show_item_progress(self.progress, self.bar, self._done, None)  # the results replaced the report
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(5)
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _models_used(service) -> None:
+    """The models the command loaded, each with the runtime that actually ran it (torch, or onnxruntime when
+    `models optimize` kept a variant) and its precision: the line names what answered, not what the settings
+    default to."""
+    host = service.host
+    for name in host.loaded() if host is not None else []:
+        source = host.get(name).provenance()
+        parts = [f"model {name}:", str(source["source"]), str(source["reference"]), f"on {host.get(name).device}",
+                 f"({source.get('runtime', 'torch')} {source['precision']})"]
+        err.print(Text.from_markup(_joined([escape(part) for part in parts]), style="dim"))
 
 
 def _with_progress(service, job_id: str, run: Callable[[Callable[[int], None] | None], str],
                    quiet: bool = False) -> str:
-    """``run(on_progress)`` (an execute, resume...) under a progress bar of the job; then the models it loaded.
-
-    The bar counts finished items (``on_progress``) and, read from the job once a second, the progress the
-    running items report of themselves with its note (``RunContext.progress``): a testgen module or a batch
-    of hints moves the bar while it runs, here or on a worker."""
-    if quiet:
-        status = run(None)
-    else:
-        summary = service.summary(job_id)
-        with _progress() as progress:
-            bar = progress.add_task(summary["task"], total=summary["total"], completed=summary["done"], note="",
-                                    start_done=summary["done"])
-            state = {"done": summary["done"]}
-            lock, stop = threading.Lock(), threading.Event()
-
-            def advance(count: int) -> None:
-                with lock:
-                    state["done"] += count
-                    _show_item_progress(progress, bar, state["done"], None)  # the results replaced the report
-
-            def poll() -> None:
-                while not stop.wait(ITEM_PROGRESS_POLL):
-                    try:
-                        current = service.summary(job_id)
-                    except Exception:  # a display: the next read may work
-                        continue
-                    with lock:
-                        if current["done"] >= state["done"]:  # not a report older than the last results
-                            _show_item_progress(progress, bar, state["done"], current.get("item_progress"))
-
-            watcher = threading.Thread(target=poll, name="verticals-progress", daemon=True)
-            watcher.start()
-            try:
-                status = run(advance)
-            finally:
-                stop.set()
-                watcher.join(5)
-    host = service.host
-    for name in host.loaded() if host is not None else []:
-        source = host.get(name).provenance()
-        # the runtime that actually ran it (torch, or onnxruntime when `models optimize` kept a variant) and its
-        # precision: the line names what answered, not what the settings default to
-        parts = [f"model {name}:", str(source["source"]), str(source["reference"]), f"on {host.get(name).device}",
-                 f"({source.get('runtime', 'torch')} {source['precision']})"]
-        err.print(Text.from_markup(_joined([escape(part) for part in parts]), style="dim"))
+    """``run(on_progress)`` (a resume...) under a progress bar of the job; then the models it loaded."""
+    with _JobBar(service, quiet) as bar:
+        bar.show(job_id)
+        status = run(bar.advance if not quiet else None)
+    _models_used(service)
     return status
 
 
-def _execute(service, job_id: str, quiet: bool = False, fresh: bool = False) -> str:
-    """Run the job's pending chunks (here, or on workers) with a progress bar; return the final status.
-    ``fresh``: the job was just submitted (refused by the executor before anything ran, it is withdrawn)."""
-    return _with_progress(service, job_id, lambda on_progress: service.execute(job_id, on_progress=on_progress,
-                                                                               fresh=fresh), quiet)
-
-
-def _submit(service, task_cls, input: Path, fmt: str | None, text_column: str | None, fields: list[str],
-            encoding: str | None, params: dict[str, Any], options: dict[str, Any], chunk_size: int | None) -> str:
-    """Store a job over an input file (the service maps --text-column / --field onto the task's fields).
-    The executor is asked first (a broker that is down is an error before anything is stored)."""
+def _submit_and_start(service, task_cls, input: Path, fmt: str | None, text_column: str | None, fields: list[str],
+                      encoding: str | None, params: dict[str, Any], options: dict[str, Any], chunk_size: int | None,
+                      *, run: str, on_stored: Callable[[str], None], quiet: bool = False):
+    """``JobService.submit_and_start`` over an input file (the service asks the executor first, maps
+    --text-column / --field onto the task's fields, stores the job, then runs it as ``run`` says: ``wait`` under
+    the job's progress bar). ``on_stored(job_id)`` once the job is stored (the command prints its id)."""
     from verticals.core.io import read_rows
 
-    service.check_ready()
-    return service.submit(task_cls.name, read_rows(input, fmt, encoding), params=params, text_column=text_column,
-                          fields=fields, options=options, chunk_size=chunk_size, allow_empty=False, file_rows=True,
-                          pick="--text-column COLUMN", text_option="--text-column",
-                          field_option="--field FIELD=COLUMN")
+    with _JobBar(service, quiet or run != "wait") as bar:
+        def stored(job_id: str) -> None:
+            on_stored(job_id)
+            bar.show(job_id)
+
+        submitted = service.submit_and_start(
+            task_cls.name, read_rows(input, fmt, encoding), run=run, on_stored=stored,
+            on_progress=None if quiet else bar.advance, params=params, text_column=text_column, fields=fields,
+            options=options, chunk_size=chunk_size, allow_empty=False, file_rows=True, pick="--text-column COLUMN",
+            text_option="--text-column", field_option="--field FIELD=COLUMN")
+    if run == "wait":
+        _models_used(service)
+    return submitted
 
 
 def _task_params(ctx_args: list[str], param: list[str], task_cls) -> dict[str, Any]:

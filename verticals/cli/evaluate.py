@@ -74,8 +74,8 @@ def register(app: typer.Typer) -> None:
                 return
             if len(words) > 2:
                 raise _usage(f"unexpected argument {words[2]!r}")
+            from verticals.cli.common import _service
             from verticals.core.evaluation.scoring import evaluate, gate_failures, parse_gates
-            from verticals.workers import get_executor
 
             gates = parse_gates(minimum)
             params = {**_extra_params(extra),
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
                 command, words[1] if len(words) > 1 else None, gold=gold_column,
                 fields=_parse_pairs(field, "--field"), text_column=text_column, params=params,
                 overrides=_parse_pairs(model, "--model"), fmt=format, on_progress=progress,
-                executor_factory=get_executor, explain=explain), command)
+                service=_service(), explain=explain), command)
             if as_json:
                 out.print_json(json.dumps(result.as_dict()))
             else:

@@ -15,13 +15,13 @@ from verticals.cli.common import (
     NARROW,
     UserError,
     _copyable,
-    _execute,
     _exit_code,
     _handle,
+    _JobBar,
+    _models_used,
     _print_summary,
     _service,
-    _store,
-    _submit,
+    _submit_and_start,
     _task_params,
     _with_progress,
     err,
@@ -66,14 +66,20 @@ def jobs_submit(
             options["explain"] = True
         if priority != "normal":
             options["priority"] = priority
-        job_id = _submit(service, task_cls, input, format, text_column, field, encoding, params, options, chunk_size)
-        out.print(job_id)
+
+        def stored(job: str) -> None:
+            nonlocal job_id
+            job_id = job
+            out.print(job)
+
+        submitted = _submit_and_start(service, task_cls, input, format, text_column, field, encoding, params,
+                                      options, chunk_size, run="detach" if detach else "wait", on_stored=stored)
+        job_id = submitted.job_id
         if detach:
-            sent = service.detach(job_id, fresh=True)
             if service.executor.remote:
-                err.print(f"{sent} chunk(s) sent to the workers; follow with `verticals jobs status {job_id[:8]}`")
+                err.print(f"{submitted.chunks} chunk(s) sent to the workers; follow with "
+                          f"`verticals jobs status {job_id[:8]}`")
         else:
-            _execute(service, job_id, fresh=True)
             _print_summary(service.store, job_id)
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None
@@ -150,23 +156,7 @@ def jobs_list(
         for wanted in status:
             if wanted not in known:
                 raise UserError(f"unknown status {wanted!r}: use {', '.join(known)}")
-        store = _store()
-        summaries: list[dict[str, Any]] = []
-        offset = 0
-        while len(summaries) < limit:
-            page = store.list_jobs(200, offset)
-            for job in page:
-                if task and job.task != task:
-                    continue
-                summary = store.summary(job.id)
-                if status and summary["status"] not in status:
-                    continue
-                summaries.append(summary)
-                if len(summaries) >= limit:
-                    break
-            if len(page) < 200:
-                break
-            offset += 200
+        summaries = _service().list(limit, statuses=status, task=task)
     except Exception as error:
         raise _handle(error) from None
     if as_json:
@@ -334,12 +324,18 @@ def jobs_retry(job: Annotated[str, typer.Argument(help="Job id or prefix.")],
     try:
         service = _service()
         job_id = service.job(job).id
-        service.check_ready()  # a broker that is down: refused before the failed items are put back
-        count = service.retry(job_id, start=False)
-        err.print(_retried(service.summary(job_id), count))
+        with _JobBar(service) as bar:
+            def requeued(count: int) -> None:
+                err.print(_retried(service.summary(job_id), count))
+                if count:
+                    bar.show(job_id)
+
+            # a broker that is down: refused before the failed items are put back (JobService.retry)
+            count = service.retry(job_id, run="wait", on_requeued=requeued, on_progress=bar.advance)
         if not count:  # nothing queued: a no-op that said so, exit 0 (as `jobs resume` with nothing pending)
             return
-        status = _execute(service, job_id)
+        _models_used(service)
+        status = service.summary(job_id)["status"]
         _print_summary(service.store, job_id)
     except (Exception, KeyboardInterrupt) as error:
         raise _handle(error, job_id) from None

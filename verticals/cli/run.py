@@ -11,14 +11,13 @@ from rich.text import Text
 
 from verticals.cli.common import (
     _copyable,
-    _execute,
     _exit_code,
     _handle,
     _joined,
     _preview,
     _print_summary,
     _service,
-    _submit,
+    _submit_and_start,
     _task_params,
     err,
 )
@@ -99,12 +98,17 @@ def run(
         if output is not None:  # a run stopped half-way: `jobs resume` writes it when the job is done
             options["output"] = {"path": str(output.resolve()), "include_inputs": include_inputs}
         started = time.perf_counter()
-        job_id = _submit(service, task_cls, input, format, text_column, field, encoding, params, options,
-                         chunk_size)
-        stored_in = time.perf_counter() - started
-        err.print(_joined([f"[dim]job {job_id}:[/dim]",
-                           f"[dim]{service.job(job_id).total} items stored ({stored_in:.1f}s)[/dim]"]))
-        status = _execute(service, job_id, quiet, fresh=True)
+
+        def stored(job: str) -> None:
+            nonlocal job_id
+            job_id = job
+            stored_in = time.perf_counter() - started
+            err.print(_joined([f"[dim]job {job}:[/dim]",
+                               f"[dim]{service.job(job).total} items stored ({stored_in:.1f}s)[/dim]"]))
+
+        status = _submit_and_start(service, task_cls, input, format, text_column, field, encoding, params, options,
+                                   chunk_size, run="wait", on_stored=stored, quiet=quiet).status
+        assert job_id is not None
         if not quiet:
             _preview(service.store, service.registry, job_id, preview)
         summary = _print_summary(service.store, job_id)

@@ -268,13 +268,14 @@ def _process_shutdown(**_: Any) -> None:
 def _deliver_events() -> None:
     """Fire the ``job_finished`` events still pending (a process died between finishing a job and firing
     them): delivery is at least once. Runs once per pool process, in the background."""
-    from verticals.core.jobs.engine import deliver_job_events
+    from verticals.core.jobs.service import JobService
 
     try:
         store, registry, _host = state.get()
-        deliver_job_events(store, registry)
     except Exception:
         log.exception("delivering pending job events failed; the next worker start tries again")
+        return
+    JobService(store, registry).deliver_pending()  # logs a failure: they stay pending for the next start
 
 
 def _preload() -> None:
@@ -401,16 +402,13 @@ def describe(error: BaseException) -> str:
 
 def _give_up(job_id: str, start: int, end: int, error: BaseException) -> None:
     """The chunk failed on every retry: fail its pending items with the reason, so the job can end."""
-    from verticals.core.jobs.engine import finish_if_done
-    from verticals.core.store import ItemResult
+    from verticals.core.jobs.engine import fail_chunk
 
     try:
         store, registry, _host = state.get()
         why = str(error) if isinstance(error, ChunkFailed) else describe(error)
         reason = (f"worker error after retries: {why} "
                   f"(fix the cause, then `verticals jobs retry {job_id[:8]} --failed`)")
-        results = [ItemResult(seq, "failed", error=reason) for seq, _ in store.pending_items(job_id, start, end)]
-        store.write_results(job_id, results)
-        finish_if_done(store, registry, job_id)
+        fail_chunk(store, registry, job_id, start, end, reason)
     except Exception:
         log.exception("could not record the failure of chunk %s:%d-%d", job_id, start, end)

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from verticals.core import tracing
-from verticals.core.jobs.engine import finish_if_done
 from verticals.core.jobs.executor import ExecutorUnavailable, ProgressCallback
 from verticals.core.jobs.service import chunk_progress
 from verticals.core.store import Store
+from verticals.core.store.repo import final_status
 from verticals.registry import Registry
 from verticals.workers.celery_app import PRIORITIES, TASK_NAME, make_app, queue_of, task_id, visibility_timeout
 
@@ -100,8 +100,7 @@ class CeleryExecutor:
         """Send every chunk that still has pending items; return how many were sent. Does not wait."""
         job = self.store.job(job_id)
         ranges = self.store.chunk_ranges(job.id)
-        if not ranges:
-            finish_if_done(self.store, self.registry, job.id)
+        if not ranges:  # nothing pending: finished by whoever left it so (run_chunk, JobService)
             return 0
         queue = self.queue_for(job.task)
         priority = self.priority_of(job.options)
@@ -156,10 +155,8 @@ class CeleryExecutor:
                 consumers_checked = False
             if job.final_status:
                 return job.final_status
-            if not counts.get("pending") and not job.finished_at:
-                status = finish_if_done(self.store, self.registry, job_id)
-                if status:
-                    return status
+            if not counts.get("pending") and job.submitted:  # the service finishes it if its worker did not
+                return final_status(counts)
             now = time.monotonic()
             if now - last_broker_check >= 2.0:
                 last_broker_check = now

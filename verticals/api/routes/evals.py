@@ -46,14 +46,11 @@ def create_eval(body: EvalCreate, who: Who, state: State) -> JSONResponse:
         mapping = field_map(task_cls, body.text_column, text_option="text_column",  # the rule of every front end
                             field_option="items holding the task's fields")
         rows = list(map_fields(body.items, mapping)) if mapping else body.items
-        state.runner.check()
-        with state.quotas.admit(who.tenant, len(rows)):
-            job_id = submit_eval(state.store, state.registry, body.task, rows, gold_field=gold,
-                                 data_name=f"{len(body.items)} items (API)", data_hash=items_hash(body.items),
-                                 params=body.params, mapping=mapping, tenant=who.tenant)
+        job_id = submit_eval(state.jobs, body.task, rows, gold_field=gold, data_name=f"{len(body.items)} items (API)",
+                             data_hash=items_hash(body.items), params=body.params, mapping=mapping,
+                             tenant=who.tenant, run="start", items=len(rows))  # JobService.submit_and_start
     except EvalError as error:
         raise EvalError(str(error).replace("--gold-column COLUMN", "gold_field")) from None  # in API terms
-    state.runner.submit(job_id)
     return JSONResponse({"id": job_id, "status": "queued", "url": f"/v1/evals/{job_id}"}, status_code=202,
                         headers={"Location": f"/v1/evals/{job_id}"})
 

@@ -40,8 +40,9 @@ JOB_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _create(state: ApiState, who: Principal, idempotency_key: str | None, body_hash: str,
-            make: Callable[[], str], items: int) -> JSONResponse:
-    state.runner.ready()  # 503 before anything is stored when the executor cannot take the job
+            submit: Callable[[Callable[[str], None]], str]) -> JSONResponse:
+    """``submit(on_stored)`` (a ``JobService.submit_and_start``: 503 before anything is stored when the executor
+    cannot take the job, 429 past the tenant's quota) under the request's Idempotency-Key."""
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
             raise HTTPException(422, "Idempotency-Key must be 1 to 255 characters")
@@ -55,21 +56,18 @@ def _create(state: ApiState, who: Principal, idempotency_key: str | None, body_h
                                          "retry in a moment")
             return JSONResponse(job_out(state.store.summary(job_id)).model_dump(mode="json"), status_code=200,
                                 headers={"Idempotent-Replayed": "true", "Location": f"/v1/jobs/{job_id}"})
+    stored: list[str] = []
     try:
-        with state.quotas.admit(who.tenant, items):  # 429 past the tenant's quota (verticals.tenancy.quotas)
-            job_id = make()
+        job_id = submit(stored.append)
     except BaseException:
         if idempotency_key is not None:
-            state.tenants.release_idempotency_key(who.tenant, idempotency_key)
-        raise
-    try:
-        state.runner.submit(job_id, fresh=True)
-    finally:
-        if idempotency_key is not None:
-            if _exists(state, job_id):
-                state.tenants.complete_idempotency_key(who.tenant, idempotency_key, job_id)
-            else:  # withdrawn (the executor refused it before anything ran): the key may be used again
+            if stored and _exists(state, stored[0]):  # kept (something of it ran): the key names it
+                state.tenants.complete_idempotency_key(who.tenant, idempotency_key, stored[0])
+            else:  # never stored, or withdrawn (refused before anything ran): the key may be used again
                 state.tenants.release_idempotency_key(who.tenant, idempotency_key)
+        raise
+    if idempotency_key is not None:
+        state.tenants.complete_idempotency_key(who.tenant, idempotency_key, job_id)
     return JSONResponse(job_out(state.store.summary(job_id)).model_dump(mode="json"), status_code=202,
                         headers={"Location": f"/v1/jobs/{job_id}"})
 
@@ -96,10 +94,10 @@ def create_job(body: JobCreate, who: Who, state: State,
     hashed = {**body.model_dump(mode="json", exclude=unset),  # secret parameters enter the hash as their fingerprint
               "params": redact_request_params(state.registry.task(body.task).Params, body.params)}
     body_hash = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
-    return _create(state, who, idempotency_key, body_hash, lambda: state.jobs.submit(
-        body.task, body.items, params=body.params, text_column=body.text_column,
-        options={"purge_inputs": body.purge_inputs}, chunk_size=body.chunk_size, tenant=who.tenant,
-        explain=body.explain), len(body.items))
+    return _create(state, who, idempotency_key, body_hash, lambda on_stored: state.jobs.submit_and_start(
+        body.task, body.items, items=len(body.items), on_stored=on_stored, params=body.params,
+        text_column=body.text_column, options={"purge_inputs": body.purge_inputs}, chunk_size=body.chunk_size,
+        tenant=who.tenant, explain=body.explain).job_id)
 
 
 @router.post("/v1/jobs/upload", response_model=JobOut, status_code=202, tags=["jobs"], responses=JOB_RESPONSES)
@@ -133,11 +131,6 @@ async def upload_job(
 
     pick = "the form field text_column=COLUMN"
 
-    def make() -> str:
-        return state.jobs.submit(task, iter_rows(file.file, kind), params=parsed_params, text_column=text_column,
-                                 options={"purge_inputs": purge_inputs, "source": kind}, chunk_size=chunk_size,
-                                 tenant=who.tenant, allow_empty=False, file_rows=True, pick=pick, explain=explain)
-
     def work() -> JSONResponse:
         count, digest = scan(file.file, kind, extra.encode())  # every row parses before a job exists
         if not count:
@@ -149,7 +142,10 @@ async def upload_job(
             close = getattr(first, "close", None)
             if close is not None:
                 close()
-        return _create(state, who, idempotency_key, digest, make, count)
+        return _create(state, who, idempotency_key, digest, lambda on_stored: state.jobs.submit_and_start(
+            task, iter_rows(file.file, kind), items=count, on_stored=on_stored, params=parsed_params,
+            text_column=text_column, options={"purge_inputs": purge_inputs, "source": kind}, chunk_size=chunk_size,
+            tenant=who.tenant, allow_empty=False, file_rows=True, pick=pick, explain=explain).job_id)
 
     try:
         return await run_in_threadpool(work)
@@ -161,15 +157,15 @@ async def upload_job(
 def list_jobs(who: Who, state: State, limit: Annotated[int, Query(ge=1, le=200)] = 20,
               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> JobList:
     """The tenant's jobs, newest first."""
-    jobs = state.store.list_jobs(limit, offset, tenant=who.tenant)
-    return JobList(jobs=[job_out(state.store.summary(j.id)) for j in jobs],
+    jobs = state.jobs.list(limit, offset, tenant=who.tenant)
+    return JobList(jobs=[job_out(summary) for summary in jobs],
                    next_offset=offset + limit if len(jobs) == limit else None)
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=ERRORS)
 def job_status(job_id: OwnedJob, state: State) -> JobOut:
     """Status, counts, progress, throughput and ETA of a job."""
-    return job_out(state.store.summary(job_id))
+    return job_out(state.jobs.summary(job_id))
 
 
 StatusFilter = Annotated[str | None, Query(pattern="^(pending|succeeded|failed|cancelled)$",
@@ -222,21 +218,17 @@ def cancel(job_id: OwnedJob, state: State) -> JobOut:
              responses={**ERRORS, **FORBIDDEN, 409: {"model": ErrorOut}, 503: {"model": ErrorOut}})
 def retry(job_id: OwnedJob, who: Who, state: State) -> RetryOut:
     """Re-run the failed items of a finished job: ``JobService.retry``, the rule of the CLI and the SDK (a job
-    still queued or running is a 409 conflict)."""
-    state.runner.ready()
+    still queued or running is a 409 conflict; 503 when the executor cannot take them now; 429 past the
+    tenant's quota: its failed items count again)."""
     task_name = state.store.job(job_id).task
     if task_name in state.registry.tasks:
         may_run(state, state.registry.tasks[task_name], who)
-    failed = int(state.jobs.summary(job_id)["counts"].get("failed") or 0)
-    with state.quotas.admit(who.tenant, failed):  # the job becomes unfinished again, its failed items run: they count
-        try:
-            count = state.jobs.retry(job_id, start=False)  # JobConflict (409) while it is queued or runs
-        except JobConflict as error:  # what to do, in API terms
-            raise JobConflict(f"{error}. Over the API: POST /v1/jobs/{job_id}/cancel to cancel it, or "
-                              f"POST /v1/jobs/{job_id}/resume to run its pending items (e.g. after a broker "
-                              "restart lost its chunks)") from None
-    if count:
-        state.runner.submit(job_id)
+    try:
+        count = state.jobs.retry(job_id, tenant=who.tenant)
+    except JobConflict as error:  # what to do, in API terms
+        raise JobConflict(f"{error}. Over the API: POST /v1/jobs/{job_id}/cancel to cancel it, or "
+                          f"POST /v1/jobs/{job_id}/resume to run its pending items (e.g. after a broker "
+                          "restart lost its chunks)") from None
     return RetryOut(requeued=count, job=job_out(state.jobs.summary(job_id)))
 
 
@@ -249,12 +241,12 @@ def resume(job_id: OwnedJob, who: Who, state: State) -> ResumeOut:
     summary = state.jobs.summary(job_id)
     if summary["finished_at"] and not summary["counts"].get("pending"):
         return ResumeOut(resumed=0, job=job_out(summary), detail=_nothing_to_resume(summary))
-    state.runner.ready()  # 503 when the executor cannot take it now (the job stays as it is)
     task_name = state.store.job(job_id).task
     if task_name in state.registry.tasks:
         may_run(state, state.registry.tasks[task_name], who)
     pending = int(summary["counts"].get("pending") or 0)
-    state.runner.resume(job_id)  # JobConflict (409) for a job whose submission never completed
+    state.jobs.resume(job_id, wait=False)  # 503 when the executor cannot take it now (the job stays as it is);
+    # JobConflict (409) for a job whose submission never completed
     return ResumeOut(resumed=pending, job=job_out(state.jobs.summary(job_id)))
 
 
@@ -281,11 +273,11 @@ def export(job_id: OwnedJob, state: State,
                description="Export the inputs too (default: yes, except for sensitive tasks)")] = None) -> Response:
     """The job's results as one file, made by the same export as ``verticals jobs export`` (columns from the
     task's output schema). CSV and JSONL are streamed; Parquet and zip are written first, then sent."""
-    from verticals.core.jobs.export import MEDIA_TYPES, stream_export
+    from verticals.core.jobs.export import MEDIA_TYPES
 
     headers = {"Content-Disposition": f'attachment; filename="{job_id}.{format}"'}
     if format in ("csv", "jsonl"):
-        return StreamingResponse(stream_export(state.store, state.registry, job_id, format, include_inputs),
+        return StreamingResponse(state.jobs.stream_export(job_id, format, include_inputs),
                                  media_type=MEDIA_TYPES[format], headers=headers)
     folder = tempfile.mkdtemp(prefix="verticals-export-")
     path = Path(folder) / f"{job_id}.{format}"

@@ -16,11 +16,14 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verticals.contract import Task
 from verticals.contract.evaluators import Evaluator, Record, Scores
 from verticals.core.store import Store
+
+if TYPE_CHECKING:
+    from verticals.core.jobs.service import JobService, Run
 
 __all__ = ["EvalError", "EvalResult", "evaluate", "gate_failures", "golden_about", "golden_path", "parse_gates",
            "run_to_result", "score_job", "submit_eval"]
@@ -147,19 +150,25 @@ def items_hash(items: list[dict[str, Any]]) -> str:
     return digest.hexdigest()
 
 
-def submit_eval(store: Store, registry: Any, task: str, rows: Any, *, gold_field: str, data_name: str,
+def submit_eval(service: JobService, task: str, rows: Any, *, gold_field: str, data_name: str,
                 data_hash: str, params: dict[str, Any] | None = None, mapping: dict[str, str] | None = None,
-                tenant: str | None = None, explain: bool = False) -> str:
-    """Store an evaluation job (an ordinary job whose options say how to score it); return its id."""
-    from verticals.core.jobs.engine import submit_job
-
+                tenant: str | None = None, explain: bool = False, run: Run | None = None, items: int | None = None,
+                on_stored: Callable[[str], None] | None = None,
+                on_progress: Callable[[int], None] | None = None) -> str:
+    """Store an evaluation job (an ordinary job whose options say how to score it) through the job ``service``;
+    return its id. ``rows`` are mapped already (``mapping`` is recorded in the job's options). ``run``: submit
+    and start it as :meth:`JobService.submit_and_start` does (the executor asked first, the tenant admitted
+    for ``items``; ``wait``: run it and wait; ``on_stored(job_id)`` once it is stored); None: store it only."""
     evaluation = {"gold_field": gold_field, "data_name": data_name, "data_hash": data_hash}
-    _task_cls, evaluator = evaluator_of(registry, task)
+    _task_cls, evaluator = evaluator_of(service.registry, task)
     checked = _with_gold(rows, gold_field, gold_in_input=not getattr(evaluator, "gold_from_output", False),
                          mapping=mapping, evaluator=evaluator, task=task)
-    return submit_job(store, registry, task, checked, params or {},
-                      {"evaluation": evaluation, "field_map": mapping or {}, **({"explain": True} if explain else {})},
-                      tenant=tenant)
+    options = {"evaluation": evaluation, "field_map": mapping or {}}
+    if run is None:
+        return service.submit(task, checked, params=params or {}, options=options, tenant=tenant, explain=explain)
+    return service.submit_and_start(task, checked, run=run, items=items, on_stored=on_stored,
+                                    on_progress=on_progress, params=params or {}, options=options, tenant=tenant,
+                                    explain=explain).job_id
 
 
 def score_job(store: Store, registry: Any, job_id: str, save: bool = True) -> EvalResult:
@@ -194,35 +203,33 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
              fields: dict[str, str] | None = None, text_column: str | None = None, params: dict[str, Any] | None = None,
              overrides: dict[str, str] | None = None, fmt: str | None = None, store: Store | None = None,
              registry: Any = None, save: bool = True, tenant: str | None = None,
-             on_progress: Callable[[int], None] | None = None, executor: Any = None,
-             items: list[dict[str, Any]] | None = None,
-             executor_factory: Callable[[Store, Any], Any] | None = None, explain: bool = False) -> EvalResult:
+             on_progress: Callable[[int], None] | None = None, service: JobService | None = None,
+             items: list[dict[str, Any]] | None = None, explain: bool = False) -> EvalResult:
     """Run ``task`` over labelled ``data`` (default: the task's golden set) or ``items``, score it, store the run.
 
     ``gold`` names the input column (or ``a.*.b`` path) holding the gold value (default: the evaluator's);
-    ``fields``/``text_column`` map columns onto task fields as ``verticals run`` does; ``overrides`` maps
-    model spec names to paths or hub ids for this run only (like ``VERTICALS_MODELS``), and runs it here.
-    ``executor`` runs the job; without one it runs in this process, unless a broker is set, no override is
-    given and the caller passed ``executor_factory(store, registry)`` (the CLI passes
-    ``verticals.workers.get_executor``: the core never imports the workers). ``explain``: the job stores each
-    result's explanation (the job option ``explain``), which ``verticals eval show`` prints for the wrong items.
+    ``fields``/``text_column`` map columns onto task fields as ``verticals run`` does (the one rule:
+    :func:`~verticals.core.jobs.service.field_map`). The job is submitted, run and waited for through the job
+    ``service`` (the composition root's: :func:`verticals.workers.job_service`, Celery when a broker is set).
+    Without one, or with ``overrides`` (model spec names to paths or hub ids for this run only, like
+    ``VERTICALS_MODELS``: they hold in this process's model host), a service over a local executor in this
+    process (:func:`local_service`) on the service's store and registry, else ``store`` and ``registry``
+    (default: the configured ones). ``explain``: the job stores each result's
+    explanation (the job option ``explain``), which ``verticals eval show`` prints for the wrong items.
     """
     from verticals.core.io import file_sha256, map_fields, read_rows
-    from verticals.core.models.host import ModelHost, parse_overrides
-    from verticals.core.store import open_store
+    from verticals.core.jobs.service import field_map
 
-    if registry is None:
-        from verticals.registry import get_registry
-
-        registry = get_registry()
-    store = store or open_store()
-    task_cls, evaluator = evaluator_of(registry, task)
+    if service is None or overrides:  # overrides hold in this process's model host: the evaluation runs here
+        service = local_service(service.store if service else store, service.registry if service else registry,
+                                overrides)
+    task_cls, evaluator = evaluator_of(service.registry, task)
     gold_field = gold or evaluator.gold_field
-    mapping = dict(fields or {})
-    if text_column:
-        if not task_cls.text_field:
-            raise EvalError(f"{task} has no single text field; map columns with --field FIELD=COLUMN")
-        mapping[task_cls.text_field] = text_column
+    try:
+        mapping = field_map(task_cls, text_column, fields, text_option="--text-column",
+                            field_option="--field FIELD=COLUMN")
+    except ValueError as error:  # a JobError: in the evaluation's terms
+        raise EvalError(str(error)) from None
     if items is not None:
         source: Any = items
         data_name, data_hash = f"{len(items)} items", items_hash(items)
@@ -235,29 +242,46 @@ def evaluate(task: str, data: str | Path | None = None, *, gold: str | None = No
         source = read_rows(path, fmt)
         data_name, data_hash = ("golden:" + path.name if data is None else str(data)), file_sha256(path)
     rows = map_fields(source, mapping, required=task_cls.text_field)
-    job_id = submit_eval(store, registry, task, rows, gold_field=gold_field, data_name=data_name,
-                         data_hash=data_hash, params=params, mapping=mapping, tenant=tenant, explain=explain)
-    if executor is None:
-        from verticals.config import settings
-        from verticals.core.jobs.executor import LocalExecutor
+    job_id: str | None = None
 
-        current = settings()
-        if executor_factory is not None and current.broker_url and not overrides:
-            executor = executor_factory(store, registry)  # the root's choice (Celery when a broker is set)
-        else:
-            models = {**parse_overrides(current.models), **(overrides or {})}
-            executor = LocalExecutor(store, registry, ModelHost(registry.models, overrides=models))
+    def stored(job: str) -> None:
+        nonlocal job_id
+        job_id = job
+
     try:
-        executor.execute(job_id, on_progress=on_progress)
-        return score_job(store, registry, job_id, save=save)
+        submit_eval(service, task, rows, gold_field=gold_field, data_name=data_name, data_hash=data_hash,
+                    params=params, mapping=mapping, tenant=tenant, explain=explain, run="wait", on_stored=stored,
+                    on_progress=on_progress)
+        assert job_id is not None
+        return score_job(service.store, service.registry, job_id, save=save)
     except KeyboardInterrupt:  # stopped (Ctrl-C, SIGTERM): nothing is scored, and a half-run evaluation is not kept
-        if not getattr(executor, "remote", False):
+        if job_id is not None and not service.executor.remote:
             from verticals.core.evaluation.runs import find_run_for_job
             from verticals.core.jobs.engine import discard_job
 
-            if find_run_for_job(store, job_id) is None:  # stopped before its run was stored
-                discard_job(store, job_id)
+            if find_run_for_job(service.store, job_id) is None:  # stopped before its run was stored
+                discard_job(service.store, job_id)
         raise
+
+
+def local_service(store: Store | None = None, registry: Any = None,
+                  overrides: dict[str, str] | None = None) -> JobService:
+    """A job service over a local executor (jobs run in this process) whose model host takes ``overrides`` over
+    ``VERTICALS_MODELS``: what an evaluation without a root's service runs on (``models promote --min``, the
+    runtime gate, scripts)."""
+    from verticals.config import settings
+    from verticals.core.jobs.executor import LocalExecutor
+    from verticals.core.jobs.service import JobService
+    from verticals.core.models.host import ModelHost, parse_overrides
+    from verticals.core.store import open_store
+
+    if registry is None:
+        from verticals.registry import get_registry
+
+        registry = get_registry()
+    store = store or open_store()
+    host = ModelHost(registry.models, overrides={**parse_overrides(settings().models), **(overrides or {})})
+    return JobService(store, registry, LocalExecutor(store, registry, host), host=host)
 
 
 def _records(store: Store, job_id: str, evaluator: Evaluator, gold_field: str, fields: set[str],

@@ -475,13 +475,26 @@ class CancelCheck:
 
 def run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, start: int, end: int,
               on_progress: Callable[[int], None] | None = None) -> ChunkReport:
-    """Run the pending items of one chunk. Safe to call again for the same chunk (idempotent)."""
+    """Run the pending items of one chunk, then finish the job if nothing of it is pending (its one place in
+    the engine: :func:`finish_if_done`, which also delivers its ``job_finished`` event). Safe to call again for
+    the same chunk (idempotent)."""
     with tracing.span("verticals.chunk", **{"verticals.job_id": job_id, "verticals.chunk.start": start,
                                             "verticals.chunk.end": end}) as current:
         report = _run_chunk(store, registry, host, job_id, start, end, on_progress)
+        report.finished_status = finish_if_done(store, registry, job_id)
         if current is not None:
             current.set_attributes({"verticals.succeeded": report.succeeded, "verticals.failed": report.failed})
         return report
+
+
+def fail_chunk(store: Store, registry: Registry, job_id: str, start: int, end: int, reason: str) -> int:
+    """Fail the pending items of a chunk that cannot be run (a worker gave up on it after its retries) with
+    ``reason``, then finish the job if nothing of it is pending, as :func:`run_chunk` ends. Returns how many
+    items were failed."""
+    results = [ItemResult(seq, "failed", error=reason) for seq, _ in store.pending_items(job_id, start, end)]
+    store.write_results(job_id, results)
+    finish_if_done(store, registry, job_id)
+    return len(results)
 
 
 def _run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, start: int, end: int,
@@ -493,7 +506,6 @@ def _run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, s
     if job.cancel_requested:
         report.cancelled = store.cancel_pending(job_id, start, end)
         _progress(on_progress, report.cancelled)
-        report.finished_status = finish_if_done(store, registry, job_id, job)
         return report
     if job.interrupted_at is not None:  # it runs again: no longer interrupted
         store.mark_interrupted(job_id, False)
@@ -508,13 +520,11 @@ def _run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, s
         store.write_results(job_id, [ItemResult(seq, "failed", error=message) for seq, _, _ in items])
         report.failed = len(items)
         _progress(on_progress, len(items))
-        report.finished_status = finish_if_done(store, registry, job_id, job)
         return report
     ctx = RunContext(job_id=job_id, params=params,
                      logger=logging.getLogger(f"verticals.task.{task_cls.name}"), progress_sink=sink,
                      cancel_check=CancelCheck(store, job_id), explain=bool(job.options.get(EXPLAIN)))
     if not items:
-        report.finished_status = finish_if_done(store, registry, job_id, job)
         return report
     # Load what this job will use before its first batch begins: the job's start time (the first begin)
     # then excludes model loading, so its items/s measure the items.
@@ -573,7 +583,6 @@ def _run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, s
         report.cancelled += stopped
         report.failed += len(results) - ok - stopped
         _progress(on_progress, len(results))
-    report.finished_status = finish_if_done(store, registry, job_id, job)
     return report
 
 
@@ -612,6 +621,11 @@ def _progress(callback: Callable[[int], None] | None, count: int) -> None:
 def finish_if_done(store: Store, registry: Registry, job_id: str, job: Any = None) -> str | None:
     """If no item is pending, finish the job and fire ``job_finished``; return the final status to the one
     caller that finished it (None to every other caller, and while items are pending).
+
+    Called from three places only: the end of :func:`run_chunk` and of :func:`fail_chunk` (where a job's last
+    items stop being pending) and ``JobService._finish`` (a cancel, and every wait of the service: what a
+    process that died between writing its last results and finishing left). Executors never finish a job:
+    their ``execute`` and ``wait`` return once nothing is pending, and the service finishes it.
 
     Finishing is one transaction (:meth:`Store.try_finish`): the final status and a ``job_finished`` row
     in the outbox. The event is then delivered here (summary artifact, then the hook) by

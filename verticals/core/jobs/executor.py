@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from verticals.core import tracing
-from verticals.core.jobs.engine import finish_if_done, run_chunk
+from verticals.core.jobs.engine import run_chunk
 from verticals.core.jobs.fairness import FairQueue
 from verticals.core.models.host import ModelHost
 
@@ -46,11 +46,14 @@ class Executor(Protocol):
     - ``start(job_id)``: hand the job's pending chunks over and return at once (the local executor
       runs them on a background thread of this process; Celery sends one message per chunk).
       Returns how many chunks were handed over.
-    - ``execute(job_id, on_progress)``: run (or dispatch) the pending chunks and wait until the job
-      is finished; return its final status.
-    - ``wait(job_id, on_progress, timeout)``: wait until the job is finished, without handing any
+    - ``execute(job_id, on_progress)``: run (or dispatch) the pending chunks and wait until nothing of the
+      job is pending; return its final status (:func:`outcome`).
+    - ``wait(job_id, on_progress, timeout)``: wait until nothing of the job is pending, without handing any
       chunk over (except chunks a broker restart lost); return the final status. ``TimeoutError``
       after ``timeout`` seconds.
+      An executor never finishes a job: the chunk that writes its last results does (``run_chunk``), and
+      :class:`~verticals.core.jobs.service.JobService` after every ``execute`` and ``wait`` (what a process
+      that died between writing and finishing left).
     - ``revoke(job_id, starts)``: forget the chunks starting at ``starts`` that were handed over and
       not started (their items are already cancelled in the store): revoke queued messages, drop
       queued local work. Best effort: a chunk that arrives anyway finds nothing pending.
@@ -79,6 +82,21 @@ class Executor(Protocol):
     def queue_status(self, job_id: str) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+def outcome(store: Store, job_id: str) -> str | None:
+    """The final status of a job once nothing of it is pending (the one table of
+    :func:`verticals.core.store.repo.final_status`, whether or not it is finished yet); None while items are
+    pending or its submission is not complete. What an executor's ``execute`` and ``wait`` return."""
+    from verticals.core.store.repo import final_status
+
+    job = store.job(job_id)
+    if job.final_status:
+        return str(job.final_status)
+    counts = store.counts(job.id)
+    if counts.get("pending") or not job.submitted:
+        return None
+    return final_status(counts)
 
 
 class LocalExecutor:
@@ -124,8 +142,7 @@ class LocalExecutor:
         except KeyboardInterrupt:
             self.store.mark_interrupted(job_id)
             raise
-        return status or finish_if_done(self.store, self.registry, job_id) or \
-            self.store.summary(job_id)["status"]
+        return status or outcome(self.store, job_id) or self.store.summary(job_id)["status"]
 
     def check(self) -> None:
         """Always ready: chunks run in this process."""
@@ -176,11 +193,10 @@ class LocalExecutor:
             first = 0 if job_id in self._rewound else self._next.get(job_id, 0)
             self._rewound.discard(job_id)
         ranges = [span for span in self.store.chunk_ranges(job_id) if span[0] >= first]
-        if not ranges:
+        if not ranges:  # nothing pending: whoever left it so finished it (run_chunk, JobService)
             with self._lock:
                 self._next.pop(job_id, None)
                 self._traces.pop(job_id, None)
-            finish_if_done(self.store, self.registry, job_id)
             return False
         start, end = ranges[0]
         with tracing.attach(self._traces.get(job_id)):
@@ -191,11 +207,10 @@ class LocalExecutor:
                 return True
             self._next.pop(job_id, None)
             self._traces.pop(job_id, None)
-        finish_if_done(self.store, self.registry, job_id)
-        return False
+        return False  # its last chunk's run_chunk finished it
 
     def wait(self, job_id: str, on_progress: ProgressCallback | None = None, timeout: float | None = None) -> str:
-        """Poll the store until the job is finished (run by a background thread or another process)."""
+        """Poll the store until nothing of the job is pending (run by a background thread or another process)."""
         job_id = self.store.job(job_id).id
         started = time.monotonic()
         last_done = None
@@ -206,10 +221,9 @@ class LocalExecutor:
             last_done = summary["done"]
             if summary["finished_at"]:
                 return summary["status"]
-            if not summary["counts"].get("pending") and self.store.job(job_id).submitted:
-                status = finish_if_done(self.store, self.registry, job_id)
-                if status:
-                    return status
+            status = outcome(self.store, job_id)
+            if status:
+                return status
             if timeout is not None and time.monotonic() - started > timeout:
                 raise TimeoutError(f"job {job_id} not finished after {timeout:.0f}s")
             time.sleep(self.poll_interval)

@@ -5,12 +5,20 @@ they translate arguments in and errors out (each error's HTTP status and exit co
 :mod:`verticals.core.errors`), nothing more. Where chunks run is the :class:`~verticals.core.jobs.executor.Executor`'s
 business (local or Celery); what a job *means* is decided here:
 
-- **submit**: one field-mapping rule (:func:`field_map`), the task's input read once, the job stored.
+- **submit and start** (:meth:`JobService.submit_and_start`): the executor asked first (a broker that is down
+  refuses before anything is stored), the tenant admitted (quotas, when the service has an admission), one
+  field-mapping rule (:func:`field_map`), the task's input read once, the job stored, then handed over (or run
+  and waited for, or detached); a new job the executor refuses before anything of it ran is withdrawn.
 - **cancel**: the job is flagged (running chunks stop at their next batch) and the items of every chunk
   not started yet are cancelled at once, on every executor; the executor then revokes those chunks
   (Celery: their queued messages). A job with nothing left running is finished.
 - **retry**: failed items of a *finished* job run again; a job still queued or running is a conflict.
-- **resume**: the pending items of a stored job run (after an interruption, a ``--detach``, a lost broker).
+- **resume**: the pending items of a stored job run (after an interruption, a ``--detach``, a lost broker);
+  a finished job with nothing pending is left as it is.
+- **finish**: a job is finished where its last items stop being pending (``run_chunk``) and, by the service
+  (:meth:`JobService._finish`), after every wait and cancel: executors never finish a job.
+- **evaluate**: an evaluation job (:mod:`verticals.core.evaluation.scoring`) submitted, run on this service's
+  executor and scored.
 - **export**: :mod:`verticals.core.jobs.export` (CSV, JSONL, Parquet, folders with ``Task.files``).
 """
 
@@ -18,8 +26,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from verticals.contract import Task
 from verticals.core import tracing
@@ -35,8 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExecutorUnavailable", "JobConflict", "JobError", "JobNotFound", "JobService", "chunk_progress",
-           "field_map"]
+__all__ = ["Admission", "ExecutorUnavailable", "JobConflict", "JobError", "JobNotFound", "JobService", "Submitted",
+           "chunk_progress", "field_map"]
 
 UNFINISHED = ("queued", "running", "interrupted")
 
@@ -51,6 +61,30 @@ class JobNotFound(JobError, KeyError):
 class JobConflict(JobError):
     """The job is not in a state that allows this (retry of a running job, delete of a queued one...).
     HTTP: 409."""
+
+
+class Admission(Protocol):
+    """Who may store one more job: ``admit(tenant, items)`` checks the tenant's quotas and holds its lock while
+    the body stores the job (:class:`verticals.tenancy.quotas.Quotas`, which the API's root hands in; the core
+    does not import it). Raises the refusal (a 429 error) instead of entering."""
+
+    def admit(self, tenant: str, items: int = 0) -> AbstractContextManager[None]: ...
+
+
+Run = Literal["start", "wait", "detach"]
+"""How a submitted or retried job runs: ``start`` hands its chunks to the executor and returns at once (API,
+SDK); ``wait`` runs them (here, or on workers) and waits for the job (CLI); ``detach`` hands them over only to
+an executor whose chunks run elsewhere, else leaves the job stored for a later resume (``--detach``)."""
+
+
+@dataclass
+class Submitted:
+    """What :meth:`JobService.submit_and_start` did: the job's id, the chunks handed over (``start``,
+    ``detach``), the job's status when it returned (``wait``: the final status)."""
+
+    job_id: str
+    chunks: int = 0
+    status: str = "queued"
 
 
 def field_map(task_cls: type[Task], text_column: str | None = None,
@@ -102,13 +136,21 @@ class JobService:
     """
 
     def __init__(self, store: Store, registry: Registry, executor: Executor | None = None,
-                 host: ModelHost | None = None, executor_factory: Callable[[], Executor] | None = None):
+                 host: ModelHost | None = None, executor_factory: Callable[[], Executor] | None = None,
+                 admission: Admission | None = None):
         self.store = store
         self.registry = registry
         self.host = host
+        self.admission = admission  # quotas of the tenants' jobs (the API's); None: every job is admitted
         self._executor = executor
         self._executor_factory = executor_factory
         self._executor_problem: str | None = None
+
+    def use_executor(self, executor: Executor | None, problem: str | None = None) -> None:
+        """Run jobs on ``executor`` from now on (the API's runner swaps its holding executor for the real one at
+        start); ``None`` with ``problem``: jobs cannot be run here, every hand-over raises
+        :class:`ExecutorUnavailable` saying ``problem``."""
+        self._executor, self._executor_factory, self._executor_problem = executor, None, problem
 
     # -- the executor -----------------------------------------------------------------------------
     @property
@@ -155,6 +197,35 @@ class JobService:
         """Status, counts, timings, parameters (secrets masked): never item contents."""
         return self.store.summary(self.job(job_id).id)
 
+    def list(self, limit: int = 20, offset: int = 0, tenant: str | None = None, *,
+             statuses: Iterable[str] = (), task: str | None = None) -> list[dict[str, Any]]:
+        """The summaries of the newest jobs, newest first: ``limit`` of them after skipping ``offset``, counting
+        only the jobs that match (``tenant``: that tenant's; ``statuses``: one of these statuses; ``task``: that
+        task's)."""
+        wanted = set(statuses)
+        if not wanted and task is None:
+            return [self.store.summary(job.id) for job in self.store.list_jobs(limit, offset, tenant=tenant)]
+        found: list[dict[str, Any]] = []
+        skipped, page_start, page = 0, 0, 200
+        while len(found) < limit:
+            jobs = self.store.list_jobs(page, page_start, tenant=tenant)
+            for job in jobs:
+                if task is not None and job.task != task:
+                    continue
+                summary = self.store.summary(job.id)
+                if wanted and summary["status"] not in wanted:
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                found.append(summary)
+                if len(found) >= limit:
+                    break
+            if len(jobs) < page:
+                break
+            page_start += page
+        return found
+
     def results(self, job_id: str, status: str | None = None, include_inputs: bool = True, offset: int = 0,
                 limit: int | None = None, provenance: bool = False) -> Iterator[dict[str, Any]]:
         """Result rows in input order (seq, status, output, error; ``explanation`` for an item explained (the
@@ -193,6 +264,13 @@ class JobService:
 
         return export_job(self.store, self.registry, self.job(job_id).id, dest, include_inputs, fmt)
 
+    def stream_export(self, job_id: str, fmt: str, include_inputs: bool | None = None) -> Iterator[bytes]:
+        """The results as CSV or JSONL bytes, produced as they are read (an HTTP response), by the same export
+        as :meth:`export`."""
+        from verticals.core.jobs.export import stream_export
+
+        return stream_export(self.store, self.registry, self.job(job_id).id, fmt, include_inputs)
+
     # -- submitting ---------------------------------------------------------------------------------
     def submit(self, task: str, rows: Iterable[dict[str, Any]], *, params: dict[str, Any] | None = None,
                text_column: str | None = None, fields: Mapping[str, str] | Iterable[str] | None = None,
@@ -216,6 +294,34 @@ class JobService:
                 current.set_attribute("verticals.job_id", job_id)
             return job_id
 
+    def submit_and_start(self, task: str, rows: Iterable[dict[str, Any]], *, run: Run = "start",
+                         items: int | None = None, on_stored: Callable[[str], None] | None = None,
+                         on_progress: ProgressCallback | None = None, **submit: Any) -> Submitted:
+        """The use case of every front end that creates a job to run it (``verticals run``, ``jobs submit``,
+        ``POST /v1/jobs``, ``Client().submit``): ask the executor first (:meth:`check_ready`: a broker that is
+        down refuses before anything is stored), admit the tenant's job (:attr:`admission`, with ``items`` as the
+        job's item count when the caller knows it), store it (:meth:`submit`, whose keywords ``submit`` takes),
+        call ``on_stored(job_id)``, then hand it over as ``run`` says (:data:`Run`). Refused by the executor
+        before anything of it ran, the new job is withdrawn and :class:`ExecutorUnavailable` says so.
+        """
+        self.check_ready()
+        with self._admitted(submit.get("tenant"), items):
+            job_id = self.submit(task, rows, **submit)
+        if on_stored is not None:
+            on_stored(job_id)
+        return self._run(job_id, run, on_progress, fresh=True)
+
+    def _run(self, job_id: str, run: Run, on_progress: ProgressCallback | None, fresh: bool = False) -> Submitted:
+        if run == "wait":
+            return Submitted(job_id, status=self.execute(job_id, on_progress, fresh=fresh))
+        chunks = self.detach(job_id, fresh=fresh) if run == "detach" else self.start(job_id, fresh=fresh)
+        return Submitted(job_id, chunks, str(self.store.summary(job_id)["status"]))
+
+    def _admitted(self, tenant: str | None, items: int | None) -> AbstractContextManager[None]:
+        if self.admission is None or tenant is None:
+            return nullcontext()
+        return self.admission.admit(tenant, items or 0)
+
     def _submit(self, task: str, rows: Iterable[dict[str, Any]], params: dict[str, Any] | None,
                 text_column: str | None, fields: Mapping[str, str] | Iterable[str] | None,
                 options: dict[str, Any] | None, chunk_size: int | None, tenant: str | None, allow_empty: bool,
@@ -235,15 +341,19 @@ class JobService:
 
     # -- running --------------------------------------------------------------------------------------
     def start(self, job_id: str, *, fresh: bool = False) -> int:
-        """Hand the job's pending chunks to the executor and return at once (how many were handed over).
+        """Hand the job's pending chunks to the executor and return at once (how many were handed over); a job
+        with nothing pending is finished instead.
 
         ``fresh``: the caller has just submitted the job. If the executor refuses it before anything of it
         ran (the broker went down since :meth:`check_ready`), the job is withdrawn (deleted) rather than left
         ``queued`` for nobody, and the :class:`ExecutorUnavailable` says so. (:meth:`detach` and
         :meth:`execute` take ``fresh`` too.)"""
         job = self._submitted(job_id)
+        if not self.store.counts(job.id).get("pending"):
+            self._finish(job.id)
+            return 0
         with tracing.span("verticals.dispatch", **{"verticals.job_id": job.id, "verticals.task": job.task}):
-            return self._handing_over(job.id, fresh, lambda: self.executor.start(job.id))
+            return self._handing_over(job.id, fresh, lambda: self._hand_over(job.id))
 
     def detach(self, job_id: str, *, fresh: bool = False) -> int:
         """Submit-and-return (``--detach``): with an executor whose chunks run elsewhere (Celery), hand them
@@ -251,16 +361,27 @@ class JobService:
         (background threads of a process about to exit would leave it half-run)."""
         job = self._submitted(job_id)
         return self._handing_over(job.id, fresh,
-                                  lambda: self.executor.start(job.id) if self.executor.remote else 0)
+                                  lambda: self._hand_over(job.id) if self.executor.remote else 0)
 
     def execute(self, job_id: str, on_progress: ProgressCallback | None = None, *, fresh: bool = False) -> str:
         """Run the job's pending chunks (here, or on workers) and wait; return the final status."""
         job = self._submitted(job_id)
         with tracing.span("verticals.execute", **{"verticals.job_id": job.id, "verticals.task": job.task}):
-            status = self._handing_over(job.id, fresh,
-                                        lambda: self.executor.execute(job.id, on_progress=on_progress))
-        self._deliver(job.id)
-        return status
+            self._handing_over(job.id, fresh, lambda: self.executor.execute(job.id, on_progress=on_progress))
+        return self._finish(job.id)
+
+    def _hand_over(self, job_id: str) -> int:
+        """``executor.start``; an error of the executor that is not an :class:`ExecutorUnavailable` (a broker
+        library's, a bug) is one: the job's chunks were not handed over, it stays stored to be resumed."""
+        executor = self.executor
+        try:
+            return executor.start(job_id)
+        except ExecutorUnavailable:
+            raise
+        except Exception as error:
+            raise ExecutorUnavailable(f"could not hand job {job_id} to the {executor.name} executor "
+                                      f"({type(error).__name__}: {error}); check the executor, then resume the "
+                                      "job") from None
 
     def _handing_over(self, job_id: str, fresh: bool, hand_over: Callable[[], Any]) -> Any:
         try:
@@ -281,21 +402,20 @@ class JobService:
         job = self.job(job_id)
         if job.finished_at is None:
             self.executor.wait(job.id, on_progress=on_progress, timeout=timeout)
-        self._deliver(job.id)
+        self._finish(job.id)
         return self.store.summary(job.id)
 
     def resume(self, job_id: str, *, wait: bool = True, on_progress: ProgressCallback | None = None) -> str:
         """Run the pending items of a stored job (interrupted, submitted detached, messages lost with a
         broker). ``wait=False`` hands them over and returns at once. Returns the job's (final) status.
-        A finished job with nothing pending is left as it is."""
+        A finished job with nothing pending is left as it is (nothing is asked of the executor); otherwise the
+        executor is asked first (:meth:`check_ready`: the job stays as it is when it cannot take it)."""
         job = self._submitted(job_id)
         summary = self.store.summary(job.id)
         if summary["finished_at"] and not summary["counts"].get("pending"):
             return str(summary["status"])
-        if not wait:
-            self.executor.start(job.id)
-            return str(self.store.summary(job.id)["status"])
-        return self.execute(job.id, on_progress=on_progress)
+        self.check_ready()
+        return self._run(job.id, "wait" if wait else "start", on_progress).status
 
     # -- cancel / retry / delete ---------------------------------------------------------------------------
     def cancel(self, job_id: str) -> dict[str, Any]:
@@ -328,14 +448,21 @@ class JobService:
                 except Exception as error:  # the items are cancelled in the store: revoking only saves work
                     log.warning("could not revoke %d queued chunk(s) of job %s (%s); workers will skip them",
                                 len(unstarted), job.id, type(error).__name__)
-        finish_if_done(self.store, self.registry, job.id)
-        self._deliver(job.id)
+        self._finish(job.id)
         return self.store.summary(job.id)
 
-    def retry(self, job_id: str, *, start: bool = True) -> int:
+    def retry(self, job_id: str, *, start: bool = True, run: Run | None = None,
+              on_requeued: Callable[[int], None] | None = None, on_progress: ProgressCallback | None = None,
+              tenant: str | None = None) -> int:
         """Put the failed items of a finished job back to pending (not those whose input is invalid:
-        re-running cannot change that); return how many. ``start``: hand them to the executor at once
-        (the CLI passes ``False`` and calls :meth:`execute` to show progress).
+        re-running cannot change that) and run them; return how many.
+
+        ``run``: how they run (:data:`Run`; default ``start``: handed to the executor at once; the CLI
+        ``wait``s to show progress). ``start=False`` only puts them back (nothing is asked of the executor).
+        The executor is asked first (:meth:`check_ready`: a broker that is down refuses before anything
+        changes); with an :attr:`admission`, the ``tenant``'s job is admitted again for its failed items (they
+        run again: they count). ``on_requeued(count)`` is called once they are back, before they run (nothing
+        runs when the count is 0).
 
         :class:`JobConflict` for a job still queued or running (retry once it has finished; a job whose
         chunks were lost is continued with :meth:`resume`).
@@ -348,10 +475,15 @@ class JobService:
         if status in UNFINISHED:
             raise JobConflict(f"job {job.id} is {status}: retry its failed items once it has finished "
                               "(cancel it first, or resume it if its process stopped)")
-        executor = self.executor if start else None  # no executor: refused before anything changes
-        count = self.store.reset_failed(job.id)
-        if count and executor is not None:
-            executor.start(job.id)
+        if start:
+            self.check_ready()  # no executor, or one that cannot take them now: refused before anything changes
+        failed = int(self.store.counts(job.id).get("failed") or 0)
+        with self._admitted(tenant, failed):
+            count = self.store.reset_failed(job.id)
+        if on_requeued is not None:
+            on_requeued(count)
+        if count and start:
+            self._run(job.id, run or "start", on_progress)
         return count
 
     def delete(self, job_id: str, force: bool = False) -> dict[str, Any]:
@@ -378,6 +510,28 @@ class JobService:
             return self.executor
         except ExecutorUnavailable:
             return None
+
+    def _finish(self, job_id: str) -> str:
+        """The service's finishing point: finish the job if nothing of it is pending (:func:`finish_if_done`:
+        one transaction, then its ``job_finished`` event delivered), deliver its event if another process left
+        it pending, and return the job's status. After every wait, execute and cancel: a process that died
+        between writing the job's last results and finishing it left it for this."""
+        finish_if_done(self.store, self.registry, job_id)
+        self._deliver(job_id)
+        return str(self.store.summary(job_id)["status"])
+
+    def deliver_pending(self, sweep: bool = False) -> int:
+        """The outbox, at least once: deliver every ``job_finished`` event a process left pending (it died
+        between finishing a job and firing its event); ``sweep``: first remove the jobs whose submission died
+        half-way (the CLI's first store use). Each composition root calls it once at start (CLI, API, worker).
+        Returns how many events were delivered; a failure is logged and leaves them pending."""
+        try:
+            if sweep:
+                _jobs.sweep_abandoned(self.store)
+            return _jobs.deliver_job_events(self.store, self.registry)
+        except Exception:
+            log.warning("pending job events could not be delivered now; they stay pending", exc_info=True)
+            return 0
 
     def _deliver(self, job_id: str) -> None:
         """Fire the job's pending ``job_finished`` event (the outbox: one a crashed process left, or one

@@ -95,10 +95,11 @@ def _evaluate(registry: Any, task: str, host: ModelHost, data: Path | None, gold
               text_column: str | None) -> tuple[Any, list[str]]:
     from verticals.core.evaluation.scoring import evaluate
     from verticals.core.jobs.executor import LocalExecutor
+    from verticals.core.jobs.service import JobService
 
-    with _scratch_store() as store:
-        result = evaluate(task, data, gold=gold, text_column=text_column, registry=registry, store=store,
-                          save=False, executor=LocalExecutor(store, registry, host))
+    with _scratch_store() as store:  # the candidate's host, in this process
+        service = JobService(store, registry, LocalExecutor(store, registry, host), host=host)
+        result = evaluate(task, data, gold=gold, text_column=text_column, save=False, service=service)
         field = registry.task(task).text_field
         texts = [str((item.input or {}).get(field, "")) for item in store.iter_items(result.job_id)] if field else []
     return result, [t for t in texts if t]
