@@ -32,20 +32,21 @@ def _option_names(args: list[str]) -> list[str]:
 
 def _check_param_names(task_cls, names: list[str], own: list[str] | None = None) -> None:
     """An option the task does not take is refused in the CLI's words, before anything else is read
-    (``--time-budgt``: did you mean ``--time-budget``?). The job service refuses it too, in words without CLI
+    (``--time-budgt``: did you mean ``--time-budget``?). Which names a task takes is one rule,
+    :func:`verticals.core.jobs.engine.unknown_params`, by which the job service refuses them in words without CLI
     options (the API's and the SDK's); this only words it for the command line. ``own``: the command's own
     options, suggested too (``--text-colum``: did you mean ``--text-column``?)."""
     from verticals.cli.common import UserError
+    from verticals.core.jobs.engine import unknown_params
     from verticals.core.store.secrets import secret_fields
     from verticals.registry import close_matches
 
     fields = task_cls.Params.model_fields
-    if task_cls.Params.model_config.get("extra") == "allow":
-        return
-    known = set(fields) | {f.alias for f in fields.values() if f.alias}
-    known |= {f"{name}_file" for name in secret_fields(task_cls.Params)}  # --surrogate-key-file PATH
+    files = {f"{name}_file" for name in secret_fields(task_cls.Params)}  # --surrogate-key-file PATH: the CLI's own
+    keys = {name: name.strip().replace("-", "_") for name in names}
+    unknown = set(unknown_params(task_cls, [key for key in keys.values() if key not in files]))  # the service's rule
     for name in names:
-        if name.strip().replace("-", "_") not in known:
+        if keys[name] in unknown:
             option = "--" + name.strip().replace("_", "-")[:100]
             options = ["--" + field.replace("_", "-") for field in fields]
             matches = close_matches(option, [*options, *(own or [])])

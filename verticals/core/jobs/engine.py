@@ -57,19 +57,28 @@ def validate_params(task: type[Task], params: dict[str, Any], context: dict[str,
 
     fields = task.Params.model_fields
     takes = ", ".join(fields) or "none"
-    if task.Params.model_config.get("extra") != "allow":
-        known = set(fields) | {f.alias for f in fields.values() if f.alias}
-        unknown = [str(name) for name in params if name not in known]
-        if unknown:
-            name = unknown[0][:100]
-            hint = did_you_mean(name, fields)
-            raise JobError(f"unknown parameter {name!r} for {task.name}{hint} "
-                           + (f"(parameters this task takes: {takes})" if fields else "(this task takes none)"))
+    unknown = unknown_params(task, params)
+    if unknown:
+        name = unknown[0][:100]
+        hint = did_you_mean(name, fields)
+        raise JobError(f"unknown parameter {name!r} for {task.name}{hint} "
+                       + (f"(parameters this task takes: {takes})" if fields else "(this task takes none)"))
     try:
         return task.Params.model_validate(params, context=context)
     except ValidationError as error:
         raise JobError(f"bad parameters for {task.name}: {describe_validation_error(error)[15:]} "
                        f"(parameters this task takes: {takes})") from None
+
+
+def unknown_params(task: type[Task], names: Iterable[str]) -> list[str]:
+    """The parameter ``names`` that ``task`` does not take (its ``Params`` fields and their aliases), in order;
+    none when its ``Params`` allow extra names. The one rule: the job service refuses them
+    (:func:`validate_params`), the CLI words the refusal as options (``verticals run``)."""
+    if task.Params.model_config.get("extra") == "allow":
+        return []
+    fields = task.Params.model_fields
+    known = set(fields) | {f.alias for f in fields.values() if f.alias}
+    return [str(name) for name in names if name not in known]
 
 
 def job_params(task: type[Task], job: Any) -> BaseModel:
