@@ -346,10 +346,12 @@ def test_cancel_during_a_run_revokes_queued_chunks_and_stops_running_ones(celery
     celery_env.workers.start(2)
     total = 400
     job_id = celery_env.submit([f"c{i}" for i in range(total)], chunk_size=20, sleep=0.1)
-    executor = celery_env.executor()
-    thread, result = run_in_thread(executor.execute, job_id)
+    from verticals.workers import job_service
+
+    service = job_service(celery_env.store, celery_env.registry, executor=celery_env.executor())
+    thread, result = run_in_thread(service.execute, job_id)
     wait_for(lambda: celery_env.store.summary(job_id)["done"] >= 20, what="some progress")
-    summary = executor.cancel(job_id)
+    summary = service.cancel(job_id)  # JobService.cancel: the store's items, then the executor revokes
     assert summary["cancel_requested"]
     thread.join(120)
     assert not thread.is_alive()

@@ -199,12 +199,6 @@ class CeleryExecutor:
             self.app.control.revoke(ids)
         return len(ids)
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel the job (:meth:`verticals.core.jobs.service.JobService.cancel`, revoking through this executor)."""
-        from verticals.core.jobs.service import JobService
-
-        return JobService(self.store, self.registry, self).cancel(job_id)
-
     def close(self) -> None:
         """Nothing to stop: the app and its connection pool are shared by the process."""
 
