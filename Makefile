@@ -32,7 +32,7 @@ demo: setup
 test: setup
 	@if [ -x scripts/ensure-services.sh ]; then scripts/ensure-services.sh; fi
 	$(BIN)/ruff check .
-	$(BIN)/mypy verticals/
+	$(BIN)/mypy verticals/ plugins/verticals-finance/verticals_finance
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -49,7 +49,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy verticals/
+	$(BIN)/mypy verticals/ plugins/verticals-finance/verticals_finance
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/batch_throughput.py

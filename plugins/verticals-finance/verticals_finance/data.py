@@ -7,6 +7,7 @@ import json
 import random
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 PACKAGE = Path(__file__).resolve().parent
 DATA_FILES = (PACKAGE / "data" / "sentences.jsonl", PACKAGE / "data" / "headlines.jsonl")
@@ -15,7 +16,7 @@ SEED = 13
 TEST_FRACTION = 0.25
 
 
-def load_rows(paths: tuple[Path, ...] = DATA_FILES) -> list[dict]:
+def load_rows(paths: tuple[Path, ...] = DATA_FILES) -> list[dict[str, Any]]:
     """Every row of the data files, each tagged with the file it came from (``source``)."""
     rows = []
     for path in paths:
@@ -24,9 +25,10 @@ def load_rows(paths: tuple[Path, ...] = DATA_FILES) -> list[dict]:
     return rows
 
 
-def split(rows: list[dict], seed: int = SEED, test_fraction: float = TEST_FRACTION) -> tuple[list[dict], list[dict]]:
+def split(rows: list[dict[str, Any]], seed: int = SEED,
+          test_fraction: float = TEST_FRACTION) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Stratified by data file and label, seeded."""
-    by_label: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    by_label: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_label[row.get("source", ""), row["label"]].append(row)
     train, test = [], []

@@ -1,6 +1,9 @@
 """Entry point of the finance plugin (group ``verticals``, name ``finance``)."""
 
-from verticals import ModelSpec, Packaged, hookimpl
+from collections.abc import Callable
+from typing import Any
+
+from verticals import ModelSpec, Packaged, Task, hookimpl
 from verticals_finance.sentiment import SentimentTask
 
 SENTIMENT_MODEL = ModelSpec(
@@ -15,10 +18,10 @@ SENTIMENT_MODEL = ModelSpec(
 
 
 @hookimpl
-def register_models(register):
+def register_models(register: Callable[[ModelSpec], None]) -> None:
     register(SENTIMENT_MODEL)
 
 
 @hookimpl
-def register_tasks(register):
+def register_tasks(register: Callable[[type[Task[Any, Any, Any]]], None]) -> None:
     register(SentimentTask)

@@ -138,7 +138,8 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
         of the classifier through the model host for the whole batch, so it works for every runtime (PyTorch,
         the ONNX variants). The summary names the top evidence words."""
         classifier = models["classifier"]
-        texts, labels = [item.text for item in batch], [output.label for output in outputs]
+        texts = [item.text for item in batch]
+        labels: list[str] = [output.label for output in outputs]
         if ctx.params.explain_method == "integrated-gradients":
             if not getattr(classifier, "can_integrate_gradients", False):
                 raise ItemError(f"explain_method integrated-gradients needs the PyTorch path; model "
