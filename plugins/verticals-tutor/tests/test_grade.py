@@ -167,3 +167,64 @@ def test_own_answer_bank_decides_a_new_question(host, tmp_path):
     assert [o.graded_answers for o in outs] == [6, 6]
     assert outs[0].label_2way == "incorrect" and outs[1].label_2way == "correct"
     assert_consistent(outs)
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(tmp_path_factory):
+    """A pair model trained for two steps through `verticals train`'s path (mechanics only: no quality)."""
+    from semeval import load_answers, load_questions, reference_texts
+    from verticals_tutor.grading import pair_text
+
+    from verticals.core.models.training import TrainConfig, train_model
+    from verticals.core.models.versions import ModelStore
+
+    questions = load_questions()
+    rows = [r for r in load_answers() if r["question_id"] in questions][:60]
+    pairs = [{"text": pair_text(questions[r["question_id"]]["question"], reference_texts(questions[r["question_id"]])),
+              "pair": r["student_answer"], "label": r["label_3way"]} for r in rows]
+    config = TrainConfig(pair_inputs=True, max_steps=2, max_length=48, batch_size=8, seed=3)
+    return train_model(get_registry(), "tutor.grade", pairs, config, store=ModelStore(tmp_path_factory.mktemp("s")))
+
+
+@pytest.mark.slow
+def test_cross_encoder_blends_into_the_one_decision(host, tiny_cross_encoder):
+    from verticals.core.models.host import ModelHost
+
+    version = tiny_cross_encoder
+    assert version.spec == "tutor.grade-pair" and version.meta["inputs"] == "pair"  # what `train tutor.grade` trains
+    cross = ModelHost(get_registry().models, overrides={"tutor.grade-pair": str(version.path)}).get("tutor.grade-pair")
+    items = [TutorGrade.Input(question="Why does the bulb light?", reference_answers=["The circuit is closed", "a "
+                              "closed path"], answer=answer) for answer in
+             ("because the circuit is closed", "the switch is open", "no idea", "it is in a closed path")]
+    models = {"encoder": host.get("minilm"), "cross_encoder": cross}
+
+    def grade(weight):
+        return TutorGrade().run(items, models, RunContext(job_id="t", params=TutorGrade.Params(
+            cross_encoder_weight=weight, shipped_bank=False)))
+
+    alone, off, half = grade(1.0), grade(0.0), grade(0.5)
+    direct = cross.classify([" | ".join([items[0].question, *items[0].reference_answers])] * 4,
+                            [i.answer for i in items])
+    correct = cross.labels.index("correct")
+    for out, p in zip(alone, direct, strict=True):
+        assert out.score == pytest.approx(float(p[correct]), abs=1e-4) and out.cross_encoder == out.score
+    assert all(o.cross_encoder is None for o in off)
+    for a, o, h in zip(alone, off, half, strict=True):
+        assert h.score == pytest.approx((a.score + o.score) / 2, abs=2e-4)
+    for outs in (alone, off, half):
+        assert_consistent(outs)
+    explained = TutorGrade().explain(items, half, models, RunContext(job_id="t", params=TutorGrade.Params()))
+    assert "cross-encoder P(correct)" in explained[0].summary
+
+
+@pytest.mark.slow
+def test_packaged_cross_encoder_reads_pairs_and_is_opt_in(host):
+    """The shipped tutor.grade-pair: a LoRA pair model on the shared MiniLM with the three grading labels; the head
+    shipped with tutor.grade says how much of it enters the decision (EVAL.md: 0 until it improves the validation
+    figure), and `-p cross_encoder_weight=...` opts in."""
+    cross = host.get("tutor.grade-pair")
+    assert cross.reads_pairs and sorted(cross.labels) == ["contradictory", "correct", "incorrect"]
+    assert cross.provenance()["source"] == "packaged" and cross.encoder is host.get("minilm")
+    p = cross.classify(["Why does the bulb light? | The circuit is closed"], ["the circuit is closed"])
+    assert p.shape == (1, 3) and abs(p.sum() - 1) < 1e-4
+    assert 0 <= float(shipped_head().config.get("cross_encoder_weight", 0.0)) <= 1

@@ -14,6 +14,7 @@ from verticals_tutor.grading import (
     analyse,
     answer_bank,
     bank_rows,
+    cross_encoder_probabilities,
     decide,
     feedback_line,
     shipped_head,
@@ -51,6 +52,8 @@ class GradeOutput(BaseModel):
     closest_reference: int
     graded_answers: int = Field(0, description="graded answers of this question the decision used (0: reference "
                                                "answers only)")
+    cross_encoder: float | None = Field(None, description="P(correct) from the grading cross-encoder "
+                                                          "(tutor.grade-pair), when it entered the decision")
     judge: str | None = None
 
 
@@ -64,6 +67,10 @@ class GradeParams(BaseModel):
                                                              "question, answer, label), pooled with the shipped bank")
     shipped_bank: bool = Field(True, description="use the shipped SemEval-2013 training answers as a bank")
     min_bank: int = Field(MIN_BANK, ge=1, description="graded answers a question needs before they are used")
+    cross_encoder_weight: float | None = Field(None, ge=0, le=1, description="weight of the grading cross-encoder's "
+                                               "probabilities (model tutor.grade-pair: question, references and "
+                                               "answer read together) blended with the feature head's; default: the "
+                                               "weight shipped with the head; 0 turns it off (faster)")
 
 
 NLI_TO_LABEL = {"entailment": "correct", "contradiction": "contradictory", "neutral": "incorrect"}
@@ -82,7 +89,7 @@ class TutorGrade(Task):
     Input = GradeInput
     Output = GradeOutput
     Params = GradeParams
-    models = {"encoder": "minilm"}
+    models = {"encoder": "minilm", "cross_encoder": "tutor.grade-pair"}
     device = "cpu"
     chunk_size = 512
     batch_size = 128
@@ -103,13 +110,23 @@ class TutorGrade(Task):
         proba = np.stack([
             bank_head.predict_proba(np.concatenate([a.features, e]))[0] if e is not None
             else head.predict_proba(a.features)[0] for a, e in zip(analyses, extra, strict=True)])
+        weight = params.cross_encoder_weight
+        if weight is None:
+            weight = float(head.config.get("cross_encoder_weight", 0.0))
+        cross = None
+        if weight > 0 and "cross_encoder" in models:
+            cross = cross_encoder_probabilities(models["cross_encoder"], cases, head.labels)
+            proba = (1 - weight) * proba + weight * cross
         judge_name = None
         if "judge" in models:
             judged = judge_probabilities(models["judge"], batch, [a.best_reference for a in analyses], head.labels)
             proba = (1 - params.judge_weight) * proba + params.judge_weight * judged
             judge_name = models["judge"].spec.name
         outputs: list[GradeOutput | ItemError] = []
-        for item, analysis, p, entry, bank_feats in zip(batch, analyses, proba, entries, extra, strict=True):
+        correct = head.labels.index("correct")
+        for row, (item, analysis, p, entry, bank_feats) in enumerate(zip(batch, analyses, proba, entries, extra,
+                                                                         strict=True)):
+            cross_score = round(float(cross[row, correct]), 4) if cross is not None else None
             if not item.answer.strip():
                 outputs.append(GradeOutput(
                     label_2way="incorrect", label_3way="incorrect", score=0.0,
@@ -127,7 +144,7 @@ class TutorGrade(Task):
                 feedback=feedback_line(label3, analysis.matched, analysis.missing, analysis.negation_mismatch),
                 similarity=round(float(analysis.features[0]), 4), closest_reference=analysis.best_reference,
                 graded_answers=len(entry.texts) if bank_feats is not None and entry is not None else 0,
-                judge=judge_name))
+                cross_encoder=cross_score, judge=judge_name))
         return outputs
 
     def explain(self, batch: list[GradeInput], outputs: list[GradeOutput], models: dict[str, Any],
@@ -148,6 +165,11 @@ def grade_explanation(item: GradeInput, output: GradeOutput) -> Explanation:
         evidence.append(Evidence(kind="reference", field="answer bank", weight=float(output.graded_answers),
                                  source="answer bank", detail=f"{output.graded_answers} graded answers of this "
                                                               "question entered the decision (weight: how many)"))
+    if output.cross_encoder is not None:
+        evidence.append(Evidence(kind="reference", field="reference_answers", weight=output.cross_encoder,
+                                 source="cross-encoder", detail="P(correct) of the grading cross-encoder "
+                                                                "(tutor.grade-pair), which read the question, the "
+                                                                "reference answers and the answer together"))
     lower = item.answer.lower()
     for concept in output.matched_concepts:
         at = lower.find(concept.lower()) if len(lower) == len(item.answer) else -1  # offsets hold after lower()
@@ -165,6 +187,8 @@ def grade_explanation(item: GradeInput, output: GradeOutput) -> Explanation:
     summary = (f"{output.label_3way}, P(correct) {output.score:.2f}: closest to reference answer "
                f"{output.closest_reference + 1} (cosine {output.similarity:.2f})"
                + (f", with {output.graded_answers} graded answers" if output.graded_answers else "")
+               + (f", cross-encoder P(correct) {output.cross_encoder:.2f}" if output.cross_encoder is not None
+                  else "")
                + (f"; lacks {lacks}" if lacks else "; lacks no key concept"))
     return Explanation(summary=summary[:500], method="reference-similarity", target=f"label {output.label_3way}",
                        evidence=evidence)

@@ -121,6 +121,24 @@ def analyse(cases: list[GradeCase], encoder: Any) -> list[CaseAnalysis]:
     return out
 
 
+def pair_text(question: str, references: list[str]) -> str:
+    """The first text the grading cross-encoder reads: the question, then every reference answer; the student's
+    answer is the second text (``[CLS] question | ref 1 | ref 2 [SEP] answer [SEP]``). Training rows
+    (``research/grader_pairs.py``) and ``tutor.grade`` build it with this one function."""
+    return " | ".join([question.strip(), *(r.strip() for r in references if r.strip())])
+
+
+def cross_encoder_probabilities(model: Any, cases: list[GradeCase], labels: tuple[str, ...]) -> np.ndarray:
+    """P(label) over ``labels`` from the grading cross-encoder (a pair classifier with correct / contradictory /
+    incorrect labels), reading ``pair_text(question, references)`` with each answer."""
+    raw = model.classify([pair_text(c.question, c.references) for c in cases], [c.answer or " " for c in cases])
+    names = [str(name).lower() for name in model.labels]
+    missing = [label for label in labels if label not in names]
+    if missing:
+        raise ValueError(f"the grading cross-encoder has labels {names}, not {list(labels)}")
+    return np.asarray(raw, dtype=np.float64)[:, [names.index(label) for label in labels]]
+
+
 def normalise(text: str) -> str:
     return " ".join(tx.tokens(text))
 
