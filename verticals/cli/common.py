@@ -23,7 +23,6 @@ from rich.table import Column
 from rich.text import Text
 
 from verticals.cli.console import _Console, _fail, _joined, err, out  # noqa: F401  (re-exported: console.py)
-from verticals.cli.render import _preview, _print_summary  # noqa: F401  (re-exported: moved to render.py)
 
 
 class UserError(Exception):

@@ -19,7 +19,6 @@ from verticals.cli.common import (
     _handle,
     _JobBar,
     _models_used,
-    _print_summary,
     _service,
     _submit_and_start,
     _task_params,
@@ -28,6 +27,7 @@ from verticals.cli.common import (
     out,
 )
 from verticals.cli.listing import print_rows
+from verticals.cli.render import _print_summary
 
 jobs_app = typer.Typer(help="Submit, inspect, export and cancel batch jobs.", no_args_is_help=True)
 

@@ -14,13 +14,12 @@ from verticals.cli.common import (
     _exit_code,
     _handle,
     _joined,
-    _preview,
-    _print_summary,
     _service,
     _submit_and_start,
     _task_params,
     err,
 )
+from verticals.cli.render import _preview, _print_summary
 
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}  # extra --NAME VALUE: task parameters
 
