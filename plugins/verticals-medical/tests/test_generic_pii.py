@@ -110,3 +110,65 @@ def test_the_shipped_tagger_finds_a_name_in_prose_and_says_why():
     assert 0.98 <= source.score <= 1.0
     assert all(w.effect is None or w.effect > 0 for w in span.context)
     assert all(not (s.start < w.end and w.start < s.end) for s in out.spans for w in span.context)
+
+
+# --- third round (issue 23): general mechanisms, sentences written for these tests -------------------------
+
+
+def test_accented_latin_names_are_listed_folded_and_other_scripts_are_not_transliterated():
+    from verticals_medical.lexicon import fold, is_listed_name
+
+    assert fold("Gálvez") == "Galvez" and is_listed_name("Gálvez") and is_listed_name("GALVEZ")
+    assert not is_listed_name("no") and not is_listed_name("lower")  # "노" and "Löwer" fold to English words
+
+
+def test_person_shaped_entities_of_other_labels():
+    from verticals_medical.phi import person_shaped
+
+    assert person_shaped("Gertrud Halvorsen") and person_shaped("Mónica I. Peña") and person_shaped("Marek")
+    assert not person_shaped("Halvorsen Savings Bank") and not person_shaped("Lasix Drip")
+    assert not person_shaped("Marek", "GPE") and not person_shaped("marek")  # a lone word: capitalised, not a place
+
+
+def test_route_addresses_unit_first_and_lower_case_streets():
+    text = "Deliver to RR 3, Box 41 or 9120 County Road 118; old place: 48 juniper avenue, apt 2."
+    values = found(text)
+    assert values.get("RR 3, Box 41") == "ADDRESS" and values.get("9120 County Road 118") == "ADDRESS"
+    assert values.get("48 juniper avenue, apt 2") == "ADDRESS"
+    assert not found("PT HAD 3 EPISODES ST IN 130S. walked 2 laps hall, 1 flight stairs.")
+
+
+def test_names_by_shape_role_and_extension():
+    from verticals_medical.formats import extend_names
+
+    assert found("The prize went to Ludmila Kowalczyk this year.").get("Ludmila Kowalczyk") == "NAME"
+    assert "Will Power" not in found("Will Power Street floods in spring.")  # "Will": a frequent English word
+    roles = found("Witnesses: Ottilie Brandt, Kasimir Nagy and Ferdinand Oyelowo. Caller Ingram said so.")
+    assert {"Ottilie Brandt", "Kasimir Nagy", "Ferdinand Oyelowo", "Ingram"} <= set(roles)
+    text = "Signed, Henrietta Vasquez-Lind"
+    half = text.index("Vasquez")
+    assert [text[a:b] for a, b in extend_names(text, [(half, len(text), "NAME")])] == ["Henrietta Vasquez-Lind"]
+
+
+def test_zip_and_identifiers_by_their_cue_and_dates_by_their_weekday():
+    from verticals_medical.formats import weekday_prefixes
+
+    values = found("Homes in the 80204 zip code sold fast; booking ZX4471902 is confirmed; zip 30301.")
+    assert values.get("80204") == "ZIP" and values.get("30301") == "ZIP" and values.get("ZX4471902") == "ID"
+    assert not found("case 2 of 3; order 14 mg; area 12 cm")
+    text = "Arrives Wed 14 Feb"
+    assert [text[a:b] for a, b in weekday_prefixes(text, [(text.index("14"), len(text), "DATE")])] == ["Wed 14 Feb"]
+
+
+def test_places_after_a_preposition_and_before_a_state():
+    values = found("She wrote from Tromsø; they met near Kristiansund station. Home: Lafayette, Louisiana.")
+    assert {"Tromsø", "Kristiansund", "Lafayette"} <= set(values)
+    assert not found("Transferred to CCU from Rehab; seen in Clinic on Monday by the team from Cardiology.")
+
+
+@pytest.mark.slow
+def test_accented_and_org_labelled_names_in_prose_are_masked():
+    text = "Yesterday Inés Cárdenas met Torvald Eskildsen and Małgorzata Wójcik at the market in Hamar."
+    spans = detect(text)
+    for value in ("Inés Cárdenas", "Torvald Eskildsen", "Małgorzata Wójcik"):
+        assert covered(text, value, spans), value

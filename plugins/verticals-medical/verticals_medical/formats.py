@@ -34,7 +34,7 @@ STATES = ("Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaw
           "South\\s+Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|West\\s+Virginia|Wisconsin|Wyoming|"
           "Ontario|Quebec|Alberta|Manitoba|Saskatchewan|Nova\\s+Scotia|New\\s+Brunswick|British\\s+Columbia")
 STATE_CODES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|"
-               "ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|AS|GU|MP|PR|VI|AA|AE|AP|"
+               "ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|AS|GU|MP|PR|VI|FM|MH|PW|AA|AE|AP|"
                "ON|QC|BC|AB|MB|SK|NS|NB|NL|PE|YT|NT|NU")
 UNIT = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Fl\.?|Floor|Room|Rm\.?|Bldg\.?|Building|#)\s*#?[A-Za-z0-9-]+"
 POSTAL = r"(?:\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)"  # US ZIP, Canadian postal code
@@ -42,7 +42,7 @@ POSTAL = r"(?:\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)"  # US ZIP, Canadian po
 _ADDRESS_TAIL = re.compile(
     rf"(?:,?[ \t]*{UNIT})*"
     rf"(?:,?[ \t]+(?:{CAP_WORD}[ \t]+){{0,3}}{CAP_WORD},?[ \t]+(?:{STATE_CODES}|{STATES})\.?(?:,?[ \t]+{POSTAL})?"
-    rf"|,[ \t]*(?:{CAP_WORD}[ \t]+){{0,3}}{CAP_WORD}(?:,[ \t]*{POSTAL})?(?=[ \t]*(?:[.;,)\n]|$)))?")
+    rf"|,[ \t]*(?:{CAP_WORD}[ \t]+){{0,3}}{CAP_WORD}(?:,?[ \t]*{POSTAL})?(?=[ \t]*(?:[.;,)\n]|$)))?")
 
 
 def assemble_addresses(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
@@ -253,7 +253,7 @@ _PHONE_EXTRA = re.compile(
     r"(?<![\w+])(?P<v>(?:\+|00)\d{1,3}[-. ]?(?:\(0\)\s?)?(?:\(?\d{1,4}\)?[-. ]?){1,5}\d{2,6}"
     r"(?:\s?(?:x|ext\.?|#)\s?\d{1,6})?|\(?\d{3}\)?[-. ]?\d{3}[-. ]\d{4}\s?(?:x|ext\.?|#)\s?\d{1,6}|"
     r"1-\d{3}-\d{3}-\d{4})(?![\w/])")
-_PHONE_LABEL = re.compile(r"(?i)(?P<cue>\b(?:phone|tel|telephone|cell|mobile|mob|landline|fax|contact\s+no\.?|"
+_PHONE_LABEL = re.compile(r"(?i)(?P<cue>\b(?:phone|tel\.?|telephone|cell|mobile|mob\.?|landline|fax|contact\s+no\.?|"
                           r"contact\s+number|whatsapp|sms\s+from|text\s+from|call\s+(?:me\s+)?(?:at|on)|"
                           r"call\s+back\s+on|reach\s+me\s+at))\s*(?:number|no\.?|#)?\s*[:#]?\s*"
                           r"(?P<v>\+?\(?\d[\d\s().-]{5,18}\d(?:\s?(?:x|ext\.?)\s?\d{1,6})?)")
@@ -329,7 +329,221 @@ def place_spans(text: str) -> list[Found]:
     return found
 
 
+# -- street grammar beyond "number + words + suffix" (USPS forms), names by shape, ZIPs and ids by their cue --
+
+_ROUTE_ADDRESS = re.compile(
+    r"(?i)\b(?P<v>(?:(?:rural\s+route|r\.?\s?r\.?|star\s+route|highway\s+contract|hc)\s+\d{1,4},?\s+box\s+\d{1,5}"
+    r"|\d{1,6}\s+(?:county\s+(?:road|rd\.?|route|highway|hwy)|state\s+(?:road|rd\.?|route|highway|hwy)|"
+    r"(?:us|u\.s\.)\s+(?:highway|hwy|route)|farm\s+to\s+market(?:\s+road)?|fm|ranch\s+road|highway|hwy\.?|route|"
+    r"interstate)\s+\d{1,4}[A-Z]?(?:\s+[NSEW]\b)?))")
+_UNIT_FIRST = re.compile(  # "Flat 3, 17 Wexford Close", "Unit 5/12 Larch Street": the unit before the street
+    r"(?i)\b(?P<v>(?:flat|unit|apt\.?|apartment|suite|ste\.?)\s+[A-Za-z0-9-]{1,5}(?:,\s*|\s*/\s*|\s+))(?=\d{1,6}\s+[A-Za-z])")
+_LOWER_STREET = re.compile(  # "25661 south quarry rd": a standard suffix, in any case
+    r"(?i)\b(?P<v>\d{1,6}(?:\s+(?:[nsew]|north|south|east|west|ne|nw|se|sw)\.?)?(?:\s+[a-z][a-z'-]+){1,3}\s+"
+    r"(?:street|avenue|ave|road|rd|lane|drive|boulevard|blvd|court|terrace|parkway|pkwy|crescent|highway|hwy)"
+    r"\b\.?(?:,?\s+(?:apt\.?|apartment|suite|ste\.?|unit|#)\s*[a-z0-9-]+)?)")  # not "st" (sinus tachycardia)
+
+
+def address_spans(text: str) -> list[Found]:
+    from .lexicon import is_clinical, is_stop
+
+    found: list[Found] = []
+    for m in _ROUTE_ADDRESS.finditer(text):
+        found.append((m.start("v"), m.end("v"), "ADDRESS", 0.85, "format:route-address", ()))
+    for m in _LOWER_STREET.finditer(text):
+        words = re.findall(r"[A-Za-z][A-Za-z'-]+", m.group("v"))[:-1]
+        if words and not any(is_clinical(w) or (is_stop(w) and w.lower() not in ("north", "south", "east", "west"))
+                             for w in words):
+            found.append((m.start("v"), m.end("v"), "ADDRESS", 0.8, "format:street", ()))
+    return found
+
+
+_WEEKDAY = re.compile(r"(?i)\b(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day|nesday|rsday|urday|sday)?"
+                      r"\.?,?[ \t]+$")
+
+
+def weekday_prefixes(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """A date takes the weekday written before it ("Sat 07 Jun", "Thursday, March 4")."""
+    out = []
+    for start, end, category in spans:
+        if category == "DATE" and (m := _WEEKDAY.search(text, max(0, start - 12), start)):
+            out.append((m.start(), end))
+    return out
+
+
+def unit_prefixes(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """A unit written before its street ("Flat 3, 17 Wexford Close") joins the ADDRESS span that follows it."""
+    starts = {start: end for start, end, category in spans if category == "ADDRESS"}
+    out = []
+    for m in _UNIT_FIRST.finditer(text):
+        if m.end("v") in starts:
+            out.append((m.start("v"), starts[m.end("v")]))
+    return out
+
+
+_NAME_SHAPE = re.compile(rf"(?<![\w.])(?P<v>[{UPPER}][{LOWER}]+(?:-[{UPPER}][{LOWER}]+)?(?:\s+[{UPPER}]\.)?"
+                         rf"(?:\s+(?:Mac|Mc|O'|Ó|Ní|Van|Von|De|Di|Da|Del|Le|La|St\.?)?\s?[{UPPER}][{LOWER}'’]+"
+                         rf"(?:-[{UPPER}][{LOWER}]+)?){{1,2}})(?![\w])")
+
+
+def shaped_name_spans(text: str) -> list[Found]:
+    """Capitalised "Given [I.] Surname" anywhere: the first word a listed given name that is not a frequent English
+    word, the others listed names or rare words, none clinical, a function word, a month or a place word
+    ("Tobiasz Bogaczyk", "Grete I. Chatterjee"; not "May Street", "Will Foley")."""
+    from .lexicon import first_names, fold, zipf
+
+    found: list[Found] = []
+    for m in _NAME_SHAPE.finditer(text):
+        words = re.findall(rf"[{UPPER}][{LOWER}'’]+(?:-[{UPPER}][{LOWER}]+)?", m.group("v"))
+        words = [w for w in words if w.lower() not in ("mac", "mc", "van", "von", "de", "di", "da", "del", "le",
+                                                      "la", "st")]
+        if len(words) < 2:
+            continue
+        first, rest = words[0], words[1:]
+        if fold(first).lower() not in first_names() or zipf(first) >= 4.0 or is_stop(first) or is_clinical(first):
+            continue
+        if any(is_stop(w) or is_clinical(w) or w.lower() in _NOT_NAME or w.lower() in _PLACE_PREFIX
+               or not (is_listed_name(w) or zipf(w) < 2.5) for w in rest):
+            continue
+        found.append((m.start("v"), m.end("v"), "NAME", 0.6, "format:name-shape", ()))
+    return found
+
+
+def extend_names(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """A NAME span takes the capitalised listed names and initials right next to it on its line ("Bogaczyk" found
+    alone in "Tobiasz Bogaczyk" takes "Tobiasz"): half a name is still a leak."""
+    word = rf"(?:[{UPPER}][{LOWER}'’]+(?:-[{UPPER}][{LOWER}]+)?|[{UPPER}]\.)"
+    before = re.compile(rf"(?<![\w.'’-])({word})[ \t]+$")  # a whole word: not the "R." of "DR."
+    after = re.compile(rf"[ \t]+({word})(?![\w'’-])")
+
+    def ok(token: str) -> bool:
+        return (len(token) == 2 and token.endswith(".")) or (
+            is_listed_name(token) and not is_stop(token) and not is_clinical(token) and token.lower() not in _NOT_NAME)
+
+    out = []
+    for start, end, category in spans:
+        if category != "NAME" or not text[start:end].strip()[:1].isupper():
+            continue
+        a, b = start, end
+        while (m := before.search(text, max(0, a - 40), a)) and ok(m.group(1)):
+            a = m.start(1)
+        kept = b
+        while (m := after.match(text, b)) and ok(m.group(1)):
+            b = m.end(1)
+            if not m.group(1).endswith("."):
+                kept = b  # an initial counts only when a name follows it
+        b = kept
+        if (a, b) != (start, end):
+            out.append((a, b))
+    return out
+
+
+_ZIP_CUE = re.compile(r"(?i)(?:\b(?P<cue>zip|zip\s*code|zipcode|postal\s+code|postcode)\s+(?:is\s+|of\s+)?(?P<v>\d{5}"
+                      r"(?:-\d{4})?)\b|(?<![\d-])(?P<v2>\d{5}(?:-\d{4})?)\s+(?P<cue2>zip|zip\s*code|zipcode|postal\s+code|"
+                      r"area\s+code|postcode|area|neighbou?rhood|district)\b)")
+_ID_CUE = re.compile(
+    r"(?i)\b(?P<cue>confirmation|booking|reservation|passport|ticket|case|docket|invoice|order|policy|member|badge|"
+    r"employee|student|account|tracking|reference|ref|claim|license\s+plate|plate|serial)\s*(?:number|no\.?|num|"
+    r"id|code|#)?\s*(?:is\s+|:\s*|#\s*)?(?P<v>(?=[A-Z0-9-]*\d[A-Z0-9-]*\d[A-Z0-9-]*\d[A-Z0-9-]*\d)"
+    r"[A-Z0-9][A-Z0-9-]{4,24})(?![\w-])")
+
+
+def cue_number_spans(text: str) -> list[Found]:
+    """A ZIP code next to the word that names it ("zip 60614", "the 60614 zip code"), an identifier of four digits
+    or more after the word that names it ("confirmation HX9921734", "passport K4471092", "case 24-CV-1187")."""
+    found: list[Found] = []
+    for m in _ZIP_CUE.finditer(text):
+        key, cue = ("v", "cue") if m.group("v") else ("v2", "cue2")
+        if m.group(cue).lower() != "area code":
+            found.append((m.start(key), m.end(key), "ZIP", 0.85, "format:zip-cue", ((m.start(cue), m.end(cue)),)))
+    for m in _ID_CUE.finditer(text):
+        found.append((m.start("v"), m.end("v"), "ID", 0.8, "format:id-cue", ((m.start("cue"), m.end("cue")),)))
+    return found
+
+
+_ROLE = re.compile(
+    rf"(?i)\b(?P<cue>caller|tenant|landlord|witness(?:es)?|members?|neighbou?rs?|agent|coach|driver|plaintiff|"
+    rf"defendant|officer|deputy|sergeant|detective|teacher|professor|student|pupil|customer|client|resident|guest|"
+    rf"author|owner|buyer|seller|applicant|employee|manager|colleague|co-?worker|classmate|roommate|flatmate|"
+    rf"cousin|friend|partner|fianc[ée]e?|boyfriend|girlfriend|grandma|grandpa|granny|uncle|aunt|nephew|niece|"
+    rf"posted\s+by|written\s+by|reported\s+by|belonging\s+to|addressed\s+to|signed\s+by|attn\.?)"
+    rf"(?:\s*[:,]\s*|\s+)(?P<v>(?-i:{NAME_WORDS}))")
+
+
+_NAME_RUN = re.compile(rf"{WORD}(?:[ \t]+(?:[{UPPER}]\.|{WORD})){{0,3}}")
+_CITY_STATE = re.compile(rf"(?P<v>{CAP_WORD}(?:[ \t]+{CAP_WORD}){{0,2}}),[ \t]+(?:{STATES})\b"
+                         r"(?!\s+(?:State|Street|St\b|Ave|Avenue|Road|University|College))")
+
+
+def city_state_spans(text: str) -> list[Found]:
+    """"Roanoke, Virginia", "Eau Claire, Wisconsin 54701": a city before a state written out in full."""
+    found: list[Found] = []
+    for m in _CITY_STATE.finditer(text):
+        words = re.findall(rf"[{UPPER}{LOWER}'’-]+", m.group("v"))
+        if words and not any(is_stop(w) or is_clinical(w) for w in words):
+            found.append((m.start("v"), m.end("v"), "LOCATION", 0.75, "format:city-state", ()))
+    return found
+
+
+def _role_name_word(word: str) -> bool:
+    """After a role noun: a listed name, or a capitalised word (not in capitals) that is rare in English."""
+    from .lexicon import zipf
+
+    return is_listed_name(word) or (word.istitle() and zipf(_ascii(word)) < 3.0)
+
+
+def role_name_spans(text: str) -> list[Found]:
+    """A name after a role noun ("caller Ahanu Guo", "tenant Okafor", "witnesses: A, B", "posted by X"): the
+    words must be capitalised or listed names (the cue is a common word), and a list after the cue continues
+    over ", " and " and "."""
+    found: list[Found] = []
+    for m in _ROLE.finditer(text):
+        position = m.start("v")
+        for _ in range(4):  # "Witnesses: Ana Ruiz, Bo Lind and Cy Park"
+            words = _NAME_RUN.match(text, position)
+            value = _name_value(text, position, words.end(), strict=False) if words else None
+            if not value or not all(_role_name_word(w) for w in re.findall(rf"[{UPPER}{LOWER}'’-]{{2,}}",
+                                                                          text[value[0]:value[1]])):
+                break
+            found.append((*value, "NAME", 0.7, "format:role-name", ((m.start("cue"), m.end("cue")),)))
+            more = re.match(r"(?:,\s*(?:and\s+)?|\s+(?:and|&)\s+)", text[value[1]:value[1] + 8])
+            if not more:
+                break
+            position = value[1] + more.end()
+    return found
+
+
+_PLACE_PREPOSITION = re.compile(rf"\b(?P<cue>in|from|near|outside|around)\s+(?P<v>{CAP_WORD}"
+                                rf"(?:[ \t]+{CAP_WORD})?)(?=\s*(?:[.,;:!?)\n]|$|\s+(?:to|on|in|at|for|and|now|"
+                                rf"junction|branch|office|area|station|county)\b))")
+
+
+def preposition_place_spans(text: str) -> list[Found]:
+    """A capitalised word or two after "in", "from", "near"... at the end of a clause ("wrote from Ballarat.",
+    "teaches in Salamanca;", "near Davao junction"): a place when no word is a listed person name, an English word
+    of any frequency (zipf 3.0 or more), a clinical, function or organisation word, a month, a weekday, or a word
+    not written as a name ("MDs", "PAline", "UE's")."""
+    from .lexicon import zipf
+
+    found: list[Found] = []
+    for m in _PLACE_PREPOSITION.finditer(text):
+        value = m.group("v")
+        words = re.findall(rf"[{UPPER}{LOWER}'’-]+", value)
+        if not words or any(not w.istitle() or is_stop(w) or is_clinical(w) or is_listed_name(w)
+                            or w.lower() in _NOT_NAME or zipf(_ascii(w)) >= 3.0 for w in words):
+            continue
+        found.append((m.start("v"), m.end("v"), "LOCATION", 0.55, "format:place-after-preposition",
+                      ((m.start("cue"), m.end("cue")),)))
+    return found
+
+
 def format_spans(text: str) -> Iterator[Found]:
+    yield from city_state_spans(text)
+    yield from role_name_spans(text)
+    yield from preposition_place_spans(text)
+    yield from address_spans(text)
+    yield from shaped_name_spans(text)
+    yield from cue_number_spans(text)
     yield from place_spans(text)
     yield from table_spans(text)
     yield from record_spans(text)

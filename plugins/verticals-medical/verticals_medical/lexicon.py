@@ -113,6 +113,9 @@ UNIT_WORDS = frozenset([
 ])
 
 
+_LATIN = re.compile(r"[A-Za-z'\- \u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]+")
+
+
 @lru_cache(maxsize=1)
 def _faker_names() -> tuple[frozenset[str], frozenset[str]]:
     import faker.providers.person as person
@@ -128,9 +131,31 @@ def _faker_names() -> tuple[frozenset[str], frozenset[str]]:
                                   ("first_names_female", first), ("last_names", last)):
             values = getattr(provider, attribute, None)
             if isinstance(values, dict | list | tuple):
-                target.update(v.lower() for v in values
-                              if isinstance(v, str) and v.isascii() and re.fullmatch(r"[A-Za-z][A-Za-z'-]+", v))
+                for v in values:
+                    if not isinstance(v, str):
+                        continue
+                    if v.isascii():
+                        if re.fullmatch(r"[A-Za-z][A-Za-z'-]+", v):
+                            target.add(v.lower())
+                        continue
+                    # "Gálvez", "Domżał" (Latin script with accents) are listed as "galvez", "domzal" (issue 23),
+                    # unless the folded word is a frequent English word ("Löwer" -> "lower", "Rún" -> "run");
+                    # names in other scripts are not transliterated ("노" would be "no")
+                    folded = fold(v)
+                    if (_LATIN.fullmatch(v) and re.fullmatch(r"[A-Za-z][A-Za-z'-]+", folded)
+                            and zipf(folded) < 3.5):
+                        target.add(folded.lower())
     return frozenset(first), frozenset(last)
+
+
+def fold(word: str) -> str:
+    """The word in ASCII letters ("Gálvez" -> "Galvez", "Süßebier" -> "Sussebier"): names are listed and looked up
+    folded, so a name written with or without its accents is the same name."""
+    if word.isascii():
+        return word
+    from unidecode import unidecode
+
+    return unidecode(word)
 
 
 def first_names() -> frozenset[str]:
@@ -142,7 +167,7 @@ def last_names() -> frozenset[str]:
 
 
 def is_listed_name(word: str) -> bool:
-    low = word.lower()
+    low = fold(word).lower()
     first, last = _faker_names()
     return low in first or low in last
 

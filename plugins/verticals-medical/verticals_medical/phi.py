@@ -56,6 +56,12 @@ PRESIDIO_RECOGNIZERS = (
     "DateRecognizer",
 )
 
+# Presidio's phone recognizer parses numbers as written in these countries (its default is 8 of them): national
+# shapes such as "0612 345 678" or "919 038 803". Its spans still pass keep_span's phone checks (9+ digits, no
+# blood gases or ranges), which on the PhysioNet training folds reject every extra candidate these regions add.
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IL", "IN", "CA", "BR", "MX", "ES", "IT", "NL", "AU", "IE", "PL", "PT", "SE",
+                 "NO", "AT", "HU", "PH", "ZA")
+
 _QUIET_LOGGERS = ("presidio-analyzer", "presidio-anonymizer")
 
 
@@ -102,7 +108,10 @@ STREET_SUFFIXES = (
     "Corner|Corners|Course|Courts|Cove|Coves|Curve|Dale|Dam|Divide|Drives|Estate|Bluff|Bluffs|Bottom|Branch|"
     "Bridge|Brook|Brooks|Arcade|Avenues|Bayou|Beach|Bend|Mews|Motorway|Neck|Orchard|Via|Viaduct|Vis|Inlet|Hollow|"
     "Glens|Village|Villages|Mission|Passage|Pine|Plain|Plains|Rue|Stravenue|Valleys|Wall|Cres|Crescent|Close|"
-    "Mall|Quay|Spur|Spurs|Squares|Streets|Roads|Lanes|Ways"
+    "Mall|Quay|Spur|Spurs|Squares|Streets|Roads|Lanes|Ways|"
+    # the rest of the USPS street suffixes (Publication 28, appendix C1)
+    "Anex|Annex|Circles|Crossroad|Crossroads|Extensions|Fall|Forge|Forges|Groves|Harbors|Islands|Junctions|Keys|"
+    "Land|Loaf|Lodge|Manors|Mountains|Parks|Parkways|Points|Ridges|River|Trailer|Walks"
 )
 US_STATES = {
     "alabama", "alaska", "arizona", "arkansas", "california", "colorado", "connecticut", "delaware", "florida",
@@ -112,6 +121,7 @@ US_STATES = {
     "oklahoma", "oregon", "pennsylvania", "rhode island", "south carolina", "south dakota", "tennessee", "texas",
     "utah", "vermont", "virginia", "washington state", "west virginia", "wisconsin", "wyoming", "district of columbia",
 }
+_STATE_NAMES = "|".join(sorted(state.replace(" ", r"\s+") for state in US_STATES))
 STATE_ABBR = (
     "AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|"
     "OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|AA|AE|AP|AS|GU|MP|PR|VI|FM|MH|PW"
@@ -214,6 +224,10 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"time|week|percentile|rib|cranial|grade|degree|floor|icu|of))(?=\s*[.,;)\n]|\s*$)", re.I),
     ("date-month-of-year", "DATE", 0.85, rf"\b(?P<v>{MONTHS}\s+of\s+(?:19|20)\d{{2}})\b", re.I),
     ("date-iso", "DATE", 0.9, r"(?<![\d-])(?P<v>(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?![\d-])", 0),
+    ("date-ymd-slashed", "DATE", 0.9,  # "2003/01/19"
+     r"(?<![\d/.-])(?P<v>(?:19|20)\d{2}/(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01]))(?![\d/])", 0),
+    ("date-day-first", "DATE", 0.85,  # "22/4/1993", "31/12/07": a day over 12 before the month
+     r"(?<![\d/.-])(?P<v>(?:1[3-9]|2\d|3[01])/(?:0?[1-9]|1[0-2])/(?:(?:19|20)\d{2}|\d{2}))(?![\d/]|\.\d)", 0),
     ("date-dotted", "DATE", 0.85,
      r"(?<![\d.])(?P<v>(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2})(?![\d.])", 0),
     ("date-month-name", "DATE", 0.9,
@@ -237,8 +251,12 @@ RULES: list[tuple[str, str, float, str, int]] = [
     ("url", "URL", 0.9, r"(?P<v>\b(?:https?://|www\.)[^\s<>\"']+[^\s<>\"'.,;:)\]])", re.I),
     ("po-box", "ADDRESS", 0.9, r"\b(?P<v>P\.?\s?O\.?\s+Box\s+\d+)\b", re.I),
     ("city-state-zip", "LOCATION", 0.9,
-     rf"(?P<v>\b[A-Z][a-zA-Z'.-]+(?:\s+[A-Z][a-zA-Z'.-]+){{0,3}}),\s+(?:{STATE_ABBR})\.?\s+\d{{5}}(?:-\d{{4}})?\b", 0),
+     rf"(?P<v>(?<![\w-])[{_UP}][{_UP}{_LO}'.-]+(?:\s+[{_UP}][{_UP}{_LO}'.-]+){{0,3}}),\s+(?:{STATE_ABBR})\.?\s+"
+     r"\d{5}(?:-\d{4})?\b", 0),
     ("zip-after-state", "ZIP", 0.9, rf"\b(?:{STATE_ABBR})\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b", 0),
+    ("zip-after-state-name", "ZIP", 0.9,  # "Roanoke, Virginia 24011"
+     rf"\b(?:{_STATE_NAMES}|new\s+york|washington)"
+     r",?[ \t]+(?P<v>\d{5}(?:-\d{4})?)\b", re.I),
     ("zip-labelled", "ZIP", 0.95,
      r"\b(?:ZIP|Zip\s*Code|Postal\s*Code|Post\s*Code|Postcode|PLZ|Code\s+postal)(?![A-Za-z])\s*[:#]?\s*"
      r"(?P<v>(?=[A-Z]{0,4}\d)[A-Z0-9]{2,5}(?:[ -]?[A-Z0-9]{2,4})?)\b", re.I),
@@ -257,7 +275,8 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"(?:/[^\s<>\"']*)?|(?:[a-z0-9-]{2,}\.)+(?:de|fr|es|it|nl|se|dk|fi|ch|pl|ie|au|ca)/[^\s<>\"']*)(?![\w@-])", re.I),
     ("city-labelled", "LOCATION", 0.9,
      r"\b(?:lives\s+in|resides\s+in|resident\s+of|from|moved\s+to|City:|Town:|born\s+in|transferred\s+from|"
-     r"home\s+in)\s+(?P<v>(?:[A-Z][a-z]+\s+){0,2}[A-Z][a-z]+)(?=,\s+[A-Z]{2}\b|,\s+[A-Z][a-z]+|\s*[.;\n])", 0),
+     rf"home\s+in)\s+(?P<v>(?:[{_UP}][{_LO}]+[\s-]+){{0,2}}[{_UP}][{_LO}]+)(?=,\s+[A-Z]{{2}}\b|,\s+[A-Z][a-z]+|\s*[.;\n])",
+     0),
     # --- names ----------------------------------------------------------------------------------
     ("provider-title", "NAME", 0.95,
      rf"\b(?:Dr|Doctor|Prof|Professor)\.?\s+(?P<v>{PERSON_NAME})", 0),
@@ -326,6 +345,62 @@ def clinical_recognizer_class() -> type:
             return results
 
     return ClinicalRecognizer
+
+
+_RELABELLED = ("ORG", "GPE", "PRODUCT", "NORP", "FAC", "LOC", "WORK_OF_ART", "EVENT")
+_NAME_PARTICLES = {"mac", "mc", "o", "ó", "ni", "ní", "nic", "van", "von", "der", "den", "de", "di", "da", "del",
+                   "della", "dos", "le", "la", "el", "al", "bin", "ben", "ibn", "st", "te", "ter"}
+ORG_WORDS = {"inc", "llc", "ltd", "corp", "co", "company", "group", "bank", "university", "college", "school",
+             "hospital", "clinic", "center", "centre", "institute", "foundation", "association", "society", "church",
+             "club", "team", "fc", "united", "city", "county", "department", "dept", "office", "agency", "services",
+             "service", "systems", "solutions", "partners", "holdings", "international", "global", "national",
+             "press", "news", "times", "post", "airlines", "air", "motors", "labs", "pharma", "health", "care",
+             "medical", "insurance", "trust", "fund", "capital", "street", "avenue", "road", "park"}
+
+
+def person_shaped(value: str, label: str = "ORG") -> bool:
+    """An entity spaCy labelled ORG, GPE, PRODUCT... that reads as a person's name: its words (initials and
+    particles such as "Mac", "Ó", "van" aside) are listed person names, the first of them a listed given name,
+    none of them an organisation word ("Bank", "University"); a lone word must be a capitalised given name that
+    is rare as an English word, and not one spaCy calls a place. :func:`keep_span` then applies the checks of
+    spaCy's own PERSON spans."""
+    from .lexicon import first_names, fold, is_clinical, is_listed_name, is_stop, zipf
+
+    words = [w.strip(".,:;'’()") for w in re.split(r"\s+|-(?=[^\W\d_]{2})", value) if w.strip(".,:;'’()")]
+    words = [w for w in words if len(w) > 1 and w.lower() not in _NAME_PARTICLES]
+    if not words or len(words) > 4 or any(w.lower() in ORG_WORDS or is_stop(w) or is_clinical(w)
+                                          or not re.fullmatch(r"(?:[^\W\d_]|['’])+", w) for w in words):
+        return False
+    if not all(is_listed_name(w) for w in words) or fold(words[0]).lower() not in first_names():
+        return False
+    return len(words) > 1 or (zipf(words[0]) < 4.0 and words[0].istitle() and label not in ("GPE", "LOC"))
+
+
+@lru_cache(maxsize=1)
+def relabel_recognizer_class() -> type:
+    """spaCy's small model labels many people ORG, GPE or PRODUCT ("Gertraut Holt" ORG, "Rémy" GPE) and Presidio
+    ignores those labels: this recognizer reads every entity of the spaCy document Presidio already built (no
+    second pass) and proposes the person-shaped ones (:func:`person_shaped`) as PERSON."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    class SpacyRelabelRecognizer(EntityRecognizer):
+        def __init__(self) -> None:
+            super().__init__(supported_entities=["PERSON"], name="SpacyRelabelRecognizer", supported_language="en")
+
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+                    ) -> list[RecognizerResult]:
+            doc = getattr(nlp_artifacts, "tokens", None)
+            if doc is None or not hasattr(doc, "ents"):
+                return []
+            return [RecognizerResult("PERSON", ent.start_char, ent.end_char, 0.6,
+                                     recognition_metadata={"recognizer_name": "SpacyRelabelRecognizer"})
+                    for ent in doc.ents if ent.label_ in _RELABELLED and person_shaped(ent.text, ent.label_)]
+
+    return SpacyRelabelRecognizer
 
 
 def _trim_name(text: str, start: int, end: int) -> tuple[int, int]:
@@ -405,11 +480,13 @@ def get_analyzer(use_presidio_builtins: bool = True, spacy_ner: bool = True) -> 
             for class_name in PRESIDIO_RECOGNIZERS:
                 cls = getattr(predefined, class_name, None)
                 if cls is not None:
-                    registry.add_recognizer(cls())
+                    registry.add_recognizer(cls(supported_regions=PHONE_REGIONS) if class_name == "PhoneRecognizer"
+                                            else cls())
             registry.add_recognizer(offline_email_recognizer_class()())
             if spacy_ner:
                 registry.add_recognizer(predefined.SpacyRecognizer(supported_entities=["PERSON", "LOCATION",
                                                                                        "DATE_TIME"]))
+                registry.add_recognizer(relabel_recognizer_class()())
         registry.add_recognizer(clinical_recognizer_class()())
         return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
 
@@ -561,7 +638,7 @@ def _date_context_ok(text: str, start: int, end: int) -> bool:
 def _model_name_ok(value: str) -> bool:
     """spaCy's PERSON on clinical text: every word must be name-like (not clinical or function words,
     not a 2-3 letter capital abbreviation) and one of them a listed name or a rare word."""
-    from .lexicon import is_clinical, is_listed_name, is_stop, zipf
+    from .lexicon import fold, is_clinical, is_listed_name, is_stop, zipf
 
     words = [w.strip(".,:;'()") for w in re.split(r"\s+|-", value) if w.strip(".,:;'()")]
     if not words:
@@ -571,10 +648,14 @@ def _model_name_ok(value: str) -> bool:
             continue
         if (is_stop(word) or is_clinical(word) or (word.isupper() and len(word) <= 3)
                 or (word.lower().endswith("ing") and not is_listed_name(word) and zipf(word) >= 2.5)
-                or not re.fullmatch(r"[A-Za-z'’]+", word)):
+                or not re.fullmatch(r"(?:[^\W\d_]|['’])+", word)):  # letters of any alphabet: "Gálvez"
             return False
     listed = [w for w in words if len(w) > 1 and is_listed_name(w)]
-    return bool(listed) and (len(words) > 1 or zipf(words[0]) < 4.0 or words[0].istitle())
+    if not listed:  # "Torvald Eskildsen": unlisted, but two capitalised words rare in English (issue 23)
+        long = [w for w in words if len(w) > 1]
+        return len(long) >= 2 and all(w.istitle() and w.lower() not in ORG_WORDS and zipf(fold(w)) < 2.5
+                                      for w in long)
+    return len(words) > 1 or zipf(words[0]) < 4.0 or words[0].istitle()
 
 
 _PLACE_SUFFIX = re.compile(r"(?:ville|town|burg|borough|boro|ton|more|ford|field|wood|dale|port|mouth|ham|chester|"
@@ -604,7 +685,7 @@ def _model_place_ok(value: str) -> bool:
         if not (w.istitle() or low in _PLACE_PREFIXES or low in _PLACE_WORDS) and not _PLACE_SUFFIX.search(w):
             return False
     return not any(is_stop(w) or is_clinical(w) or w.lower() in UNIT_WORDS or (w.isupper() and len(w) <= 3)
-                   or not re.fullmatch(r"[A-Za-z'’.-]+", w)
+                   or not re.fullmatch(r"(?:[^\W\d_]|['’.-])+", w)
                    or (zipf(w) >= 4.6 and w.lower() not in _PLACE_PREFIXES | _PLACE_WORDS)
                    for w in words)
 
@@ -658,7 +739,7 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
         if score >= min_score:
             candidates.append(Span(start, end, category, score, f"rule:{rule}", context=cue_context(text, start,
                                                                                                     end, rule)))
-    from .formats import assemble_addresses, format_spans
+    from .formats import assemble_addresses, extend_names, format_spans, unit_prefixes, weekday_prefixes
 
     for start, end, category, score, rule, context in format_spans(text):
         if score >= min_score:
@@ -672,6 +753,15 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
     whole = assemble_addresses(text, [(s.start, s.end, s.category) for s in spans])
     if whole:
         spans = merge_spans(spans + [Span(a, b, "ADDRESS", 0.85, "rule:format:whole-address") for a, b in whole])
+    # ... and the unit written before it ("Flat 3, 17 Wexford Close"); a name takes its neighbouring listed names
+    grown = [Span(a, b, "ADDRESS", 0.85, "rule:format:unit-first") for a, b in unit_prefixes(
+        text, [(s.start, s.end, s.category) for s in spans])]
+    grown += [Span(a, b, "NAME", 0.7, "rule:format:name-extension") for a, b in extend_names(
+        text, [(s.start, s.end, s.category) for s in spans])]
+    grown += [Span(a, b, "DATE", 0.85, "rule:format:weekday") for a, b in weekday_prefixes(
+        text, [(s.start, s.end, s.category) for s in spans])]
+    if grown:
+        spans = merge_spans(spans + grown)
     # a phone number that fills its parentheses takes them: "(240444-1243)"
     spans = [replace(s, start=s.start - 1, end=s.end + 1) if s.category in ("PHONE", "FAX")
              and s.start > 0 and text[s.start - 1] == "(" and text[s.end:s.end + 1] == ")" else s for s in spans]
