@@ -153,6 +153,10 @@ def test_lora_pair_version_is_served_as_a_cross_encoder(tmp_path, monkeypatch):
     expected = np.exp(logits - logits.max(1, keepdims=True))
     np.testing.assert_allclose(served, expected / expected.sum(1, keepdims=True), atol=1e-4)
     assert np.abs(classifier.classify(second, first) - served).max() > 1e-4  # the order of the pair matters
+    from verticals.core.models.optimize import outputs  # what the ONNX/int8 gate compares: pairs for a pair model
+
+    np.testing.assert_allclose(outputs(classifier, first + second), classifier.classify(first + second, [
+        first[1], *second, first[0]]), atol=1e-6)
 
 
 @pytest.mark.slow

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 def outputs(model: LoadedModel, texts: Sequence[str]) -> np.ndarray:
     """What parity compares: probabilities of a classifier, embeddings of an encoder, token probabilities
     flattened to labels for a token classifier."""
+    if getattr(model, "reads_pairs", False):  # a pair model (verticals train --pair-column): each text with the next
+        return np.asarray(model.classify(texts, [*texts[1:], *texts[:1]]))  # type: ignore[attr-defined]
     if hasattr(model, "classify"):
         return np.asarray(model.classify(texts))
     if hasattr(model, "embed"):
