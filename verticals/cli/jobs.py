@@ -267,12 +267,14 @@ def jobs_cancel(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -
 @jobs_app.command("resume")
 def jobs_resume(job: Annotated[str, typer.Argument(help="Job id or prefix.")]) -> None:
     """Run the pending items of a job (after an interruption, or one submitted with --detach)."""
+    from verticals.core.jobs.service import resumable
+
     job_id = None
     try:
         service = _service()
         job_id = service.job(job).id
         before = service.summary(job_id)
-        if before["finished_at"] and not before["counts"].get("pending"):
+        if not resumable(before):  # JobService.resume's rule, in the CLI's words
             err.print(_nothing_to_resume(before))
             if before["counts"].get("failed"):
                 _copyable(f"its {before['counts']['failed']} failed item(s) run again with:",

@@ -27,7 +27,7 @@ from verticals.api.schemas import (
 )
 from verticals.api.uploads import iter_rows, scan, upload_format
 from verticals.core.io import InputError, map_fields
-from verticals.core.jobs.service import JobConflict, field_map
+from verticals.core.jobs.service import JobConflict, field_map, resumable
 from verticals.core.store.secrets import redact_request_params
 
 router = APIRouter()
@@ -239,7 +239,7 @@ def resume(job_id: OwnedJob, who: Who, state: State) -> ResumeOut:
     ``interrupted`` or unfinished by a stopped server. The same rule as ``verticals jobs resume``: a finished job
     with nothing pending is left as it is (``resumed`` 0, ``detail`` says what would run its items again)."""
     summary = state.jobs.summary(job_id)
-    if summary["finished_at"] and not summary["counts"].get("pending"):
+    if not resumable(summary):  # JobService.resume's rule, in API words
         return ResumeOut(resumed=0, job=job_out(summary), detail=_nothing_to_resume(summary))
     task_name = state.store.job(job_id).task
     if task_name in state.registry.tasks:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["Admission", "ExecutorUnavailable", "JobConflict", "JobError", "JobNotFound", "JobService", "Submitted",
-           "chunk_progress", "field_map"]
+           "chunk_progress", "field_map", "resumable"]
 
 UNFINISHED = ("queued", "running", "interrupted")
 
@@ -412,7 +412,7 @@ class JobService:
         executor is asked first (:meth:`check_ready`: the job stays as it is when it cannot take it)."""
         job = self._submitted(job_id)
         summary = self.store.summary(job.id)
-        if summary["finished_at"] and not summary["counts"].get("pending"):
+        if not resumable(summary):
             return str(summary["status"])
         self.check_ready()
         return self._run(job.id, "wait" if wait else "start", on_progress).status
@@ -540,6 +540,13 @@ class JobService:
             _jobs.deliver_job_events(self.store, self.registry, job_id=job_id)
         except Exception:
             log.exception("delivering job events failed; they stay pending and are tried again")
+
+
+def resumable(summary: Mapping[str, Any]) -> bool:
+    """Whether :meth:`JobService.resume` has anything to run for the job of this summary: it is not finished, or
+    items of it are pending. A finished job with nothing pending is left as it is (its failed items run again by a
+    retry; cancelled ones never). The front ends word a refusal from the same test."""
+    return not summary["finished_at"] or bool(summary["counts"].get("pending"))
 
 
 def chunk_progress(store: Store, job_id: str) -> dict[str, int]:
