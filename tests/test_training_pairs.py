@@ -18,6 +18,7 @@ from verticals.core.models.training import (
     TrainConfig,
     TrainingError,
     data_hash,
+    fixed_split,
     layer_depth,
     length_grouped,
     parameter_groups,
@@ -58,6 +59,17 @@ def test_prepare_rows_keeps_the_second_text_and_refuses_a_missing_or_empty_one()
     # the pair is part of the data's identity
     one, other = [{"text": "q", "pair": "a", "label": "x"}], [{"text": "q", "pair": "b", "label": "x"}]
     assert data_hash(one) != data_hash(other)
+
+
+def test_a_dev_column_gives_the_dev_slice():
+    rows = prepare_rows([{"t": f"text {i}", "y": LABELS[i % 3], "part": ["train", "Dev", "validation", ""][i % 4]}
+                         for i in range(12)], text_field="t", label_field="y", labels=LABELS, split_field="part")
+    train, dev = fixed_split(rows)
+    assert [r["text"] for r in dev] == ["text 1", "text 2", "text 5", "text 6", "text 9", "text 10"]
+    assert len(train) == 6 and all(r["split"] == "train" for r in train)
+    with pytest.raises(TrainingError, match="marks 0 of 12 rows as dev"):
+        fixed_split([r | {"split": "train"} for r in rows])
+    assert data_hash(rows) != data_hash([r | {"split": "train"} for r in rows])  # the split is part of the data
 
 
 def test_config_refuses_what_a_method_cannot_use():
@@ -178,15 +190,20 @@ def test_full_method_with_decay_and_seeds_keeps_the_best_run(tmp_path):
 def test_cli_trains_pairs_and_lists_them(tmp_path):
     path = tmp_path / "pairs.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["question", "answer", "grade"])
+        writer = csv.DictWriter(handle, fieldnames=["question", "answer", "grade", "part"])
         writer.writeheader()
-        writer.writerows({"question": r["text"], "answer": r["pair"], "grade": r["label"]} for r in _pairs())
+        writer.writerows({"question": r["text"], "answer": r["pair"], "grade": r["label"],
+                          "part": "dev" if r["text"] == FIRST[0] else "train"} for r in _pairs())
     trained = run_cli("train", "finance.sentiment", str(path), "--text-column", "question", "--pair-column", "answer",
-                      "--label-column", "grade", "--method", "head")
+                      "--label-column", "grade", "--method", "head", "--dev-column", "part")
     assert trained.returncode == 0, trained.stderr
     assert "45 pairs, method head" in trained.stderr
     assert json.loads(trained.stdout.strip().splitlines()[-1])["version"] == "v1"
-    assert ModelStore().get("finance.sentiment", "v1").meta["inputs"] == "pair"
+    meta = ModelStore().get("finance.sentiment", "v1").meta
+    assert meta["inputs"] == "pair" and meta["data"]["dev_rows"] == 9  # the rows of one first text, held out whole
+    no_dev = run_cli("train", "finance.sentiment", str(path), "--text-column", "question", "--label-column", "grade",
+                     "--dev-column", "grade")
+    assert no_dev.returncode == 2 and "marks 0 of 45 rows as dev" in no_dev.stderr
     listing = run_cli("models", "list", env={"COLUMNS": "250"})
     assert "head (pairs)" in listing.stdout
     missing = run_cli("train", "finance.sentiment", str(path), "--text-column", "question", "--pair-column", "other",

@@ -87,6 +87,9 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: lora 1e-3, full 5e-5).")] = None,
     max_length: Annotated[int, typer.Option(help="Tokens per text while training.")] = 128,
     dev_fraction: Annotated[float, typer.Option(help="Stratified dev slice for early stopping.")] = 0.15,
+    dev_column: Annotated[str | None, typer.Option(help="Column marking the dev slice (dev, validation or val; "
+                                                        "other values train), e.g. whole questions held out, "
+                                                        "instead of a stratified random slice.")] = None,
     seed: Annotated[int, typer.Option(help="Seed: split, shuffling, initialisation.")] = 13,
     patience: Annotated[int, typer.Option(help="Stop after this many dev evaluations without improvement.")] = 2,
     evals_per_epoch: Annotated[int, typer.Option(help="Dev evaluations per epoch.")] = 1,
@@ -106,14 +109,21 @@ def train(
     job_id = None
     try:
         from verticals.core.io import read_rows
-        from verticals.core.models.training import METHODS, TrainingError, prepare_rows, task_labels, trained_kind
+        from verticals.core.models.training import (
+            METHODS,
+            TrainingError,
+            fixed_split,
+            prepare_rows,
+            task_labels,
+            trained_kind,
+        )
 
         if method not in METHODS:
             raise cli.UserError(f"unknown --method {method!r}: use one of {', '.join(METHODS)}")
         service = cli._service()
         task_cls = service.registry.task(task)
         rows = []
-        columns = [c for c in (text_column, pair_column, label_column) if c is not None]
+        columns = [c for c in (text_column, pair_column, label_column, dev_column) if c is not None]
         for row in read_rows(data, format):
             missing = [c for c in columns if c not in row]
             if missing:
@@ -124,18 +134,25 @@ def train(
                          "label": label if isinstance(label, list) else str(label or "")})
             if pair_column is not None:
                 rows[-1]["pair"] = str(row[pair_column] or "")
+            if dev_column is not None:
+                rows[-1]["split"] = str(row[dev_column] or "")
         kind = trained_kind(service.registry, task)
         if pair_column is not None and kind is not None:
             raise cli.UserError(f"--pair-column: {task} trains a {kind}, which reads single texts")
+        if dev_column is not None and kind is not None:
+            raise cli.UserError(f"--dev-column: {task} trains a {kind}, which draws its own dev slice")
         if kind is None:  # a sequence classifier's rows are checked before a job:
             try:          # an unknown label is an input error (exit 2), as all are
-                prepare_rows(rows, labels=task_labels(task_cls), pair_field="pair" if pair_column else None)
+                prepared = prepare_rows(rows, labels=task_labels(task_cls), pair_field="pair" if pair_column else None,
+                                        split_field="split" if dev_column else None)
+                if dev_column is not None:
+                    fixed_split(prepared)
             except TrainingError as error:
                 raise cli.UserError(f"{data.name}: {error}") from None
         config = {"method": method, "base": base, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                   "max_length": max_length, "dev_fraction": dev_fraction, "seed": seed, "patience": patience,
                   "evals_per_epoch": evals_per_epoch, "lora_r": lora_r, "lora_alpha": 2 * lora_r,
-                  **({"pair_inputs": True} if pair_column else {}),
+                  **({"pair_inputs": True} if pair_column else {}), **({"fixed_dev": True} if dev_column else {}),
                   **({"lr_decay": lr_decay} if lr_decay != 1.0 else {}), **({"seeds": seeds} if seeds != 1 else {}),
                   **{k: cli._coerce(v) for k, v in cli._parse_pairs(set_, "--set").items()}}
         if kind is None:  # a configuration the run would refuse is refused here, before a job

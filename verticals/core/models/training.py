@@ -81,6 +81,7 @@ class TrainConfig:
     lr_decay: float = 1.0  # layer-wise learning-rate decay (lora/full): layer k of L trains at lr * decay^(L-k)
     seeds: int = 1  # independent runs (seeds seed, seed+1, ...) on the same split; the best dev metric is kept
     group_by_length: bool = False  # batches of rows of similar length (less padding: faster on varied lengths)
+    fixed_dev: bool = False  # rows carry "split" (train/dev): the dev slice is given, not drawn (dev_fraction unused)
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -144,14 +145,19 @@ def task_labels(task_cls: type[Task]) -> list[str] | None:
     return [str(a) for a in args] if args and all(isinstance(a, str) for a in args) else None
 
 
+DEV_VALUES = ("dev", "validation", "val", "valid")
+
+
 def prepare_rows(rows: Iterable[dict[str, Any]], text_field: str = "text", label_field: str = "label",
-                 labels: Sequence[str] | None = None, pair_field: str | None = None) -> list[dict[str, str]]:
-    """``{"text", "label"}`` rows (plus ``"pair"``, the second text, when ``pair_field`` names its column), checked:
-    no empty file, no blank text, pair or label, no unknown label."""
+                 labels: Sequence[str] | None = None, pair_field: str | None = None,
+                 split_field: str | None = None) -> list[dict[str, str]]:
+    """``{"text", "label"}`` rows (plus ``"pair"``, the second text, when ``pair_field`` names its column, and
+    ``"split"``, ``dev`` or ``train``, when ``split_field`` does: a value in :data:`DEV_VALUES` is dev, any other
+    train), checked: no empty file, no blank text, pair or label, no unknown label."""
     out: list[dict[str, str]] = []
     unknown: dict[str, int] = defaultdict(int)
     for number, row in enumerate(rows, start=1):
-        for column in (text_field, pair_field, label_field):
+        for column in (text_field, pair_field, label_field, split_field):
             if column is not None and column not in row:
                 raise TrainingError(f"row {number} has no column {column!r} (columns: {', '.join(map(str, row))})")
         text, label = str(row[text_field] or "").strip(), str(row[label_field] or "").strip().lower()
@@ -166,6 +172,8 @@ def prepare_rows(rows: Iterable[dict[str, Any]], text_field: str = "text", label
             prepared["pair"] = str(row[pair_field] or "").strip()
             if not prepared["pair"]:
                 raise TrainingError(f"row {number}: the second text ({pair_field!r}) is empty")
+        if split_field is not None:
+            prepared["split"] = "dev" if str(row[split_field] or "").strip().lower() in DEV_VALUES else "train"
         out.append(prepared)
     if unknown:
         shown = ", ".join(f"{k!r} ({v})" for k, v in sorted(unknown.items())[:5])
@@ -180,7 +188,7 @@ def prepare_rows(rows: Iterable[dict[str, Any]], text_field: str = "text", label
 def data_hash(rows: Sequence[dict[str, str]]) -> str:
     digest = hashlib.sha256()
     for row in rows:
-        fields = [row["text"], row["label"]] + ([row["pair"]] if "pair" in row else [])
+        fields = [row["text"], row["label"]] + [row[k] for k in ("pair", "split") if k in row]
         digest.update(json.dumps(fields, ensure_ascii=False).encode() + b"\n")
     return "sha256:" + digest.hexdigest()
 
@@ -201,6 +209,16 @@ def stratified_split(rows: Sequence[dict[str, str]], dev_fraction: float, seed: 
         train += group[cut:]
     if not dev or not train:
         raise TrainingError("too few rows to hold out a dev slice: label more rows or raise dev_fraction")
+    return train, dev
+
+
+def fixed_split(rows: Sequence[dict[str, str]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The rows marked ``split == "dev"`` are the dev slice, the others train (``verticals train --dev-column``)."""
+    train = [r for r in rows if r.get("split") != "dev"]
+    dev = [r for r in rows if r.get("split") == "dev"]
+    if not dev or not train:
+        raise TrainingError(f"the dev column marks {len(dev)} of {len(rows)} rows as dev (values "
+                            f"{', '.join(DEV_VALUES)}): both the dev slice and the training rows need some")
     return train, dev
 
 
@@ -330,13 +348,15 @@ def train_model(registry: Any, task_name: str, rows: Sequence[dict[str, str]], c
     task_cls = registry.task(task_name)
     spec_name = _classifier_spec(registry, task_cls)
     declared = task_labels(task_cls)
-    rows = prepare_rows(rows, labels=declared, pair_field="pair" if config.pair_inputs else None)
+    rows = prepare_rows(rows, labels=declared, pair_field="pair" if config.pair_inputs else None,
+                        split_field="split" if config.fixed_dev else None)
     labels = declared or sorted({r["label"] for r in rows})
     base = config.base or _default_base(registry, spec_name)
     if base not in registry.models or registry.models[base].kind != "encoder":
         raise TrainingError(f"base {base!r} is not a registered encoder model")
     base_source = resolve(registry.models[base], use_store=False)
-    train_rows, dev_rows = stratified_split(rows, config.dev_fraction, config.seed)
+    train_rows, dev_rows = fixed_split(rows) if config.fixed_dev else stratified_split(rows, config.dev_fraction,
+                                                                                      config.seed)
     report = on_progress or (lambda progress: None)
     stop = should_stop or (lambda: False)
 
