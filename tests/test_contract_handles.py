@@ -5,7 +5,7 @@ them too: the TYPE_CHECKING block at the end of verticals/core/models/inference.
 import typing
 
 import verticals
-from verticals.contract import Classifier, Encoder, Generator, JobSummary, ModelHandle, Tagger, Task
+from verticals.contract import ChatModel, Classifier, Encoder, Generator, JobSummary, ModelHandle, Tagger, Task
 
 
 def test_a_loaded_encoder_is_the_contracts_encoder_and_nothing_else(tiny):
@@ -13,7 +13,7 @@ def test_a_loaded_encoder_is_the_contracts_encoder_and_nothing_else(tiny):
 
     model = ModelHost(tiny.models).get("tiny-encoder")
     assert isinstance(model, ModelHandle) and isinstance(model, Encoder)
-    assert not isinstance(model, Classifier | Tagger | Generator)
+    assert not isinstance(model, Classifier | Tagger | Generator | ChatModel)
     vectors = model.embed(["hello world", "a"])
     assert vectors.shape[0] == 2
 
@@ -46,3 +46,4 @@ def test_the_contract_types_what_plugins_touch_most():
     assert typing.get_type_hints(hooks.job_finished)["job"] is JobSummary
     assert {"id", "task", "status", "counts"} <= set(JobSummary.__annotations__)
     assert verticals.Encoder is Encoder and verticals.JobSummary is JobSummary  # re-exported
+    assert verticals.ChatModel is ChatModel

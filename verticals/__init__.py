@@ -14,6 +14,7 @@ SDK, is imported on first use.
 __version__ = "0.1.0"
 
 from verticals.contract import (
+    ChatModel,
     ClassificationEvaluator,
     Classifier,
     Encoder,
@@ -44,6 +45,7 @@ from verticals.contract import (
 )
 
 __all__ = [
+    "ChatModel",
     "ClassificationEvaluator",
     "Classifier",
     "Client",

@@ -24,7 +24,7 @@ from verticals.contract.models import ModelSpec
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Classifier", "Encoder", "Generator", "JobSummary", "ModelHandle", "Tagger"]
+__all__ = ["ChatModel", "Classifier", "Encoder", "Generator", "JobSummary", "ModelHandle", "Tagger"]
 
 
 @runtime_checkable
@@ -68,11 +68,22 @@ class Tagger(ModelHandle, Protocol):
 
 @runtime_checkable
 class Generator(ModelHandle, Protocol):
-    """A ``causal-lm`` or ``seq2seq`` model: one completion per prompt. (The core's causal LM takes more: chat
-    messages as prompts, ``temperature``, ``system``, ``seed``, ``on_progress``; a task that uses them needs that
-    kind of model.)"""
+    """A ``causal-lm`` or ``seq2seq`` model: one completion per prompt (a causal LM is also a :class:`ChatModel`:
+    chat messages, ``temperature``, ``system``, ``seed``)."""
 
     def generate(self, prompts: Sequence[str], /, max_new_tokens: int = 64) -> list[str]: ...
+
+
+@runtime_checkable
+class ChatModel(Generator, Protocol):
+    """A ``causal-lm``: a :class:`Generator` whose prompts may also be chat messages (``[{"role": "user",
+    "content": ...}]``: the model's chat template applies), with sampling ``temperature`` (0: greedy), a
+    ``system`` message, a ``seed`` for reproducible sampling; other keywords go to the model's ``generate``.
+    (``isinstance`` cannot tell it from a seq2seq :class:`Generator`: check ``kind == "causal-lm"``.)"""
+
+    def generate(self, prompts: Sequence[str | list[dict[str, str]]], max_new_tokens: int = 64,
+                 temperature: float = 0.0, system: str | None = None, seed: int | None = None,
+                 **generate_kwargs: Any) -> list[str]: ...
 
 
 class JobSummary(TypedDict, total=False):

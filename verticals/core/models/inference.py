@@ -828,5 +828,8 @@ if TYPE_CHECKING:  # what the contract promises a task (verticals.contract.handl
     def _causal(model: CausalLMModel) -> handles.Generator:
         return model
 
+    def _chat(model: CausalLMModel) -> handles.ChatModel:
+        return model
+
     def _seq2seq(model: Seq2SeqModel) -> handles.Generator:
         return model
