@@ -172,3 +172,17 @@ def test_accented_and_org_labelled_names_in_prose_are_masked():
     spans = detect(text)
     for value in ("Inés Cárdenas", "Torvald Eskildsen", "Małgorzata Wójcik"):
         assert covered(text, value, spans), value
+
+
+def test_contact_names_place_pairs_sites_and_inline_sign_offs():
+    from verticals_medical.formats import contact_names, places_after_places
+
+    text = "Ottoline Fairweather (otto@example.org) and Bram Quist <bq@example.net> replied."
+    emails = [(text.index("otto@"), text.index(")"), "EMAIL"), (text.index("bq@"), text.index(">"), "EMAIL")]
+    assert [text[a:b] for a, b in contact_names(text, emails)] == ["Ottoline Fairweather", "Bram Quist"]
+    assert not contact_names("Call the Ward (555-201-7788)", [(15, 27, "PHONE")])
+    text = "They drove from Kettering to Wellingborough on Sunday."
+    start = text.index("Kettering")
+    assert [text[a:b] for a, b in places_after_places(text, [(start, start + 9, "LOCATION")])] == ["Wellingborough"]
+    assert found("Our Kettering branch opens at nine.").get("Kettering") == "LOCATION"
+    assert found("Thanks again.\nKind regards, Philippa Oduya").get("Philippa Oduya") == "NAME"

@@ -167,6 +167,10 @@ _GREETING = re.compile(r"(?im)(?:^|(?<=[.!?]\s))(?P<cue>dear|hi|hello|hey|hiya|g
 _SIGN_OFF = re.compile(r"(?im)^[ \t]*(?P<cue>(?:kind|best|warm|warmest)?\s*regards|sincerely(?:\s+yours)?|"
                        r"yours\s+(?:sincerely|truly|faithfully)|best(?:\s+wishes)?|cheers|thanks|thank\s+you|"
                        r"cordially|respectfully|love|xoxo|--)[ \t]*,?[ \t]*\n[ \t]*(?P<v>[^\n]{2,40}?)[ \t]*(?:\n|$)")
+# "Yours faithfully, Ana Ruiz" on one line, at the end of a line
+_SIGN_OFF_INLINE = re.compile(r"(?im)^[ \t]*(?P<cue>(?:kind|best|warm|warmest)\s+regards|regards|"
+                              r"sincerely(?:\s+yours)?|yours\s+(?:sincerely|truly|faithfully)|best\s+wishes|cheers|cordially|respectfully)"
+                              r"[ \t]*,[ \t]*(?P<v>[^\n,]{2,40}?)[ \t]*$")
 _SELF = re.compile(r"(?i)\b(?P<cue>my\s+name\s+is|my\s+name's|name\s+is|i\s+am|i'm|this\s+is|it's|call\s+me|"
                    r"known\s+as|named|called)\s+(?P<v>" + NAME_WORDS + r")")
 _I_COMMA = re.compile(r"\b(?P<cue>I),\s+(?P<v>" + NAME_WORDS + r"),")
@@ -227,6 +231,8 @@ def name_spans(text: str) -> list[Found]:
     for m in _GREETING.finditer(text):
         add(m, "format:greeting", strict=False, score=0.8)
     for m in _SIGN_OFF.finditer(text):
+        add(m, "format:sign-off", strict=False, score=0.75)
+    for m in _SIGN_OFF_INLINE.finditer(text):
         add(m, "format:sign-off", strict=False, score=0.75)
     for m in _SELF.finditer(text):
         add(m, "format:self-introduction", strict=m.group("cue").lower() not in ("my name is", "my name's"),
@@ -486,7 +492,8 @@ def city_state_spans(text: str) -> list[Found]:
 
 
 def _role_name_word(word: str) -> bool:
-    """After a role noun: a listed name, or a capitalised word (not in capitals) that is rare in English."""
+    """After a role noun, every word is capitalised (or listed) and one of them is a listed name or a capitalised
+    word rare in English ("caller Ahanu Guo")."""
     from .lexicon import zipf
 
     return is_listed_name(word) or (word.istitle() and zipf(_ascii(word)) < 3.0)
@@ -502,8 +509,9 @@ def role_name_spans(text: str) -> list[Found]:
         for _ in range(4):  # "Witnesses: Ana Ruiz, Bo Lind and Cy Park"
             words = _NAME_RUN.match(text, position)
             value = _name_value(text, position, words.end(), strict=False) if words else None
-            if not value or not all(_role_name_word(w) for w in re.findall(rf"[{UPPER}{LOWER}'’-]{{2,}}",
-                                                                          text[value[0]:value[1]])):
+            tokens = re.findall(rf"[{UPPER}{LOWER}'’-]{{2,}}", text[value[0]:value[1]]) if value else []
+            if not tokens or not all(w.istitle() or is_listed_name(w) for w in tokens) or not any(
+                    _role_name_word(w) for w in tokens):
                 break
             found.append((*value, "NAME", 0.7, "format:role-name", ((m.start("cue"), m.end("cue")),)))
             more = re.match(r"(?:,\s*(?:and\s+)?|\s+(?:and|&)\s+)", text[value[1]:value[1] + 8])
@@ -537,7 +545,73 @@ def preposition_place_spans(text: str) -> list[Found]:
     return found
 
 
+_OUR_PLACE = re.compile(rf"\b(?P<cue>(?i:our|their|the))\s+(?P<v>{CAP_WORD}(?:[ \t]+{CAP_WORD})?)\s+"
+                        r"(?:branch|office|store|campus|plant|depot|warehouse|site|location|clinic|chapter|parish)\b")
+
+
+def contact_names(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """The name written right before an e-mail address or a phone number in brackets ("Ana Ruiz (ana@x.org)",
+    "Ana Ruiz <ana@x.org>", "Bo Lind (555-201-7788)"): capitalised or listed words, one of them listed or rare."""
+    out = []
+    for start, _, category in spans:
+        if category not in ("EMAIL", "PHONE") or start < 2:
+            continue
+        m = re.search(rf"(?:^|(?<=[\s:;,(\-–—]))({WORD}(?:[ \t]+(?:[{UPPER}]\.|{WORD})){{0,3}})[ \t]*[(<]\s*$",
+                      text[max(0, start - 60):start])
+        if not m:
+            continue
+        offset = max(0, start - 60)
+        words = list(re.finditer(rf"[{UPPER}{LOWER}'’-]{{2,}}|[{UPPER}]\.", m.group(1)))
+
+        def ok(w: str) -> bool:
+            return (len(w) == 2 and w.endswith(".")) or ((w.istitle() or is_listed_name(w)) and not is_stop(w)
+                                                       and not is_clinical(w) and w.lower() not in _NOT_NAME)
+
+        while words and not all(ok(w.group()) for w in words):
+            words.pop(0)  # "... and Bram Quist <": the name is the words nearest the address
+        begin = offset + m.start(1) + words[0].start() if words else 0
+        if re.search(r"(?i)\b(?:the|a|an|our|your|my|this|that)\s+$", text[max(0, begin - 8):begin]):
+            continue  # "call the Ward (555-...)": a determiner makes it a common noun
+        if words and any(_role_name_word(w.group()) for w in words):
+            out.append((begin, offset + m.end(1)))
+    return out
+
+
+def places_after_places(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """"from Leuven to Carlisle", "between Odense and Aarhus": the second place of a pair whose first was found."""
+    from .lexicon import zipf
+
+    out = []
+    for start, end, category in spans:
+        if category != "LOCATION":
+            continue
+        before = text[max(0, start - 10):start]
+        m = re.match(rf"[ \t]+(?:to|and)[ \t]+({CAP_WORD}(?:[ \t]+{CAP_WORD}){{0,2}})", text[end:end + 60])
+        if not m or not re.search(r"\b(?:from|between)\s+$", before, re.I):
+            continue
+        words = re.findall(rf"[{UPPER}{LOWER}'’-]+", m.group(1))
+        if words and not any(is_stop(w) or is_clinical(w) or w.lower() in _NOT_NAME or not w.istitle()
+                             or (zipf(_ascii(w)) >= 4.5 and w.lower() not in _PLACE_PREFIX) for w in words):
+            out.append((end + m.start(1), end + m.end(1)))
+    return out
+
+
+def our_place_spans(text: str) -> list[Found]:
+    """"our Roanoke branch", "the Groningen office": a capitalised place-like word before a site noun."""
+    from .lexicon import zipf
+
+    found: list[Found] = []
+    for m in _OUR_PLACE.finditer(text):
+        words = re.findall(rf"[{UPPER}{LOWER}'’-]+", m.group("v"))
+        if words and not any(is_stop(w) or is_clinical(w) or is_listed_name(w) or not w.istitle()
+                             or zipf(_ascii(w)) >= 3.0 for w in words):
+            found.append((m.start("v"), m.end("v"), "LOCATION", 0.6, "format:place-site",
+                          ((m.start("cue"), m.end("cue")),)))
+    return found
+
+
 def format_spans(text: str) -> Iterator[Found]:
+    yield from our_place_spans(text)
     yield from city_state_spans(text)
     yield from role_name_spans(text)
     yield from preposition_place_spans(text)

@@ -739,7 +739,15 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
         if score >= min_score:
             candidates.append(Span(start, end, category, score, f"rule:{rule}", context=cue_context(text, start,
                                                                                                     end, rule)))
-    from .formats import assemble_addresses, extend_names, format_spans, unit_prefixes, weekday_prefixes
+    from .formats import (
+        assemble_addresses,
+        contact_names,
+        extend_names,
+        format_spans,
+        places_after_places,
+        unit_prefixes,
+        weekday_prefixes,
+    )
 
     for start, end, category, score, rule, context in format_spans(text):
         if score >= min_score:
@@ -758,8 +766,10 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
         text, [(s.start, s.end, s.category) for s in spans])]
     grown += [Span(a, b, "NAME", 0.7, "rule:format:name-extension") for a, b in extend_names(
         text, [(s.start, s.end, s.category) for s in spans])]
-    grown += [Span(a, b, "DATE", 0.85, "rule:format:weekday") for a, b in weekday_prefixes(
-        text, [(s.start, s.end, s.category) for s in spans])]
+    found = [(s.start, s.end, s.category) for s in spans]
+    grown += [Span(a, b, "DATE", 0.85, "rule:format:weekday") for a, b in weekday_prefixes(text, found)]
+    grown += [Span(a, b, "NAME", 0.7, "rule:format:contact-name") for a, b in contact_names(text, found)]
+    grown += [Span(a, b, "LOCATION", 0.6, "rule:format:place-pair") for a, b in places_after_places(text, found)]
     if grown:
         spans = merge_spans(spans + grown)
     # a phone number that fills its parentheses takes them: "(240444-1243)"
