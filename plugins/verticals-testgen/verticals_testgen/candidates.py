@@ -35,6 +35,8 @@ class Candidate:
     added_branches: list[str] = field(default_factory=list)
     seconds: float = 0.0
     killed_mutants: list[int] = field(default_factory=list)  # lines of the mutants it kills (as a kept test)
+    # mutants (indexes) the explorer saw this input tell apart: tried first on them (a hint, checked by running)
+    aims: frozenset[int] = frozenset()
 
     @property
     def source(self) -> str:

@@ -85,6 +85,7 @@ class MutationFigures(BaseModel):
     seconds: float
     survivors: list[Survivor] = []
     note: str = ""
+    told_apart: int = 0  # survivors of the first pass for which a targeted explorer round found a telling input
 
 
 class GeneratedTests(BaseModel):

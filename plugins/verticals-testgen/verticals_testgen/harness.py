@@ -264,6 +264,16 @@ class _Mutator(ast.NodeTransformer):
         self.points: list[dict] = []
         self.depth = 0  # > 0 inside a function body
         self.done = False
+        self.statements: list[int] = []  # first lines of the statements around the node being visited
+
+    def visit(self, node):
+        if isinstance(node, ast.stmt):
+            self.statements.append(node.lineno)
+            try:
+                return super().visit(node)
+            finally:
+                self.statements.pop()
+        return super().visit(node)
 
     def point(self, node: ast.AST, operator: str, change: str) -> bool:
         """Count a mutation point; True when it is the one to apply."""
@@ -272,8 +282,11 @@ class _Mutator(ast.NodeTransformer):
         index = self.count
         self.count += 1
         if self.apply is None:
-            self.points.append({"index": index, "line": getattr(node, "lineno", 0), "operator": operator,
-                                "change": change})
+            line = getattr(node, "lineno", 0)
+            # coverage.py reports a statement that spans lines by its first line: a mutant on a later line of it
+            # is reached when that first line runs
+            self.points.append({"index": index, "line": line, "operator": operator, "change": change,
+                                "statement": self.statements[-1] if self.statements else line})
             return False
         if index == self.apply:
             self.done = True
@@ -406,6 +419,181 @@ def apply_mutant(source: str, index: int) -> ast.Module:
     if not mutator.done:
         raise ValueError(f"no mutant {index}")
     return tree
+
+
+def _codes(code, found: dict | None = None) -> dict[tuple[str, int], object]:
+    """Every code object inside ``code`` (functions, methods, lambdas, nested ones), by (qualname, first line)."""
+    found = {} if found is None else found
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            found.setdefault((const.co_qualname, const.co_firstlineno), const)
+            _codes(const, found)
+    return found
+
+
+def _code_differs(a, b) -> bool:
+    if a.co_code != b.co_code or a.co_names != b.co_names or len(a.co_consts) != len(b.co_consts):
+        return True
+    for x, y in zip(a.co_consts, b.co_consts, strict=True):
+        if inspect.iscode(x) or inspect.iscode(y):
+            if not (inspect.iscode(x) and inspect.iscode(y)) or _code_differs(x, y):
+                return True
+        elif type(x) is not type(y) or repr(x) != repr(y):
+            return True
+    return False
+
+
+MAX_TRIES = 150  # inputs tried on one surviving mutant in a targeted round before the explorer gives up on it
+
+
+class MutantSwitch:
+    """Turns one mutant on in the live module by swapping the code of the function objects that hold it (the
+    function or method whose body has the change; classes and objects stay the same, so values built with the
+    original module work with the mutant). Used by the explorer to tell whether an input tells a surviving mutant
+    apart from the original before it records a test (strong mutation)."""
+
+    def __init__(self, module, file: str, source: str):
+        self.source, self.file = source, file
+        self.functions: dict[tuple[str, int], list] = {}
+        self.caches: list = []  # lru_cache wrappers: cleared after a mutant ran (they may hold its results)
+        self._walk(module, module.__name__)
+        self.plain = _codes(compile(ast.parse(source), file, "exec", dont_inherit=True))
+        self._swaps: dict[int, list | None] = {}
+
+    def _walk(self, module, modname: str) -> None:
+        seen: set[int] = set()
+        stack = [(v, 0) for v in list(vars(module).values())]
+        while stack:
+            obj, depth = stack.pop()
+            if id(obj) in seen or depth > 6:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, staticmethod | classmethod):
+                stack.append((obj.__func__, depth + 1))
+            elif isinstance(obj, property):
+                stack += [(f, depth + 1) for f in (obj.fget, obj.fset, obj.fdel) if f is not None]
+            elif isinstance(obj, functools.cached_property):
+                stack.append((obj.func, depth + 1))
+            elif inspect.isfunction(obj):
+                code = obj.__code__
+                if code.co_filename == self.file:
+                    self.functions.setdefault((code.co_qualname, code.co_firstlineno), []).append(obj)
+                wrapped = vars(obj).get("__wrapped__")
+                if wrapped is not None:
+                    stack.append((wrapped, depth + 1))
+            elif inspect.isclass(obj):
+                if getattr(obj, "__module__", None) == modname:
+                    stack += [(v, depth + 1) for v in list(vars(obj).values())]
+            elif isinstance(obj, functools._lru_cache_wrapper):
+                self.caches.append(obj)
+                stack.append((obj.__wrapped__, depth + 1))
+
+    def swaps(self, index: int) -> list | None:
+        """(function, mutated code) pairs that turn mutant ``index`` on; None when it cannot be switched."""
+        if index not in self._swaps:
+            pairs: list | None = None
+            try:
+                codes = _codes(compile(apply_mutant(self.source, index), self.file, "exec", dont_inherit=True))
+                changed = [k for k, c in codes.items() if k in self.plain and _code_differs(self.plain[k], c)]
+                pairs = [(f, codes[k]) for k in changed for f in self.functions.get(k, [])
+                         if len(f.__code__.co_freevars) == len(codes[k].co_freevars)] or None
+            except Exception:
+                pairs = None
+            self._swaps[index] = pairs
+        return self._swaps[index]
+
+    @contextlib.contextmanager
+    def on(self, pairs: list):
+        saved = [(f, f.__code__) for f, _ in pairs]
+        try:
+            for function, code in pairs:
+                function.__code__ = code
+            self.clear()
+            yield
+        finally:
+            for function, code in saved:
+                function.__code__ = code
+            self.clear()
+
+    def clear(self) -> None:
+        for cache in self.caches:
+            with contextlib.suppress(Exception):
+                cache.cache_clear()
+
+
+def _match_key(error: BaseException) -> object:
+    """The part of an exception's message a generated ``pytest.raises(match=...)`` checks (render.Renderer.check)."""
+    message = _message(error)
+    if not (isinstance(message, str) and message.strip() and message.isascii() and message.isprintable()):
+        return None
+    return message if len(message) <= 60 else (message[:60], "...")
+
+
+def _argument_state(args: list, kwargs: dict, passed: list, passed_kwargs: dict, limit: int = 4) -> list[dict]:
+    """Checks of the arguments after a call: what it wrote to an ``io.StringIO``/``io.BytesIO`` argument
+    (``getvalue()``), and a list, dict, set or bytearray argument it changed (its new value)."""
+    import io
+
+    found: list[dict] = []
+    pairs = [(i, args[i], value) for i, value in enumerate(passed[:len(args)])]
+    pairs += [(k, kwargs[k], value) for k, value in passed_kwargs.items() if k in kwargs]
+    for where, given, value in pairs:
+        if len(found) >= limit:
+            break
+        try:
+            if isinstance(value, io.StringIO | io.BytesIO):
+                text = value.getvalue()
+                if text:
+                    found.append({"arg": where, "kind": "getvalue", **_describe_value(text)})
+            elif type(value) in (list, dict, set, bytearray) and literal_ok(value) and literal_ok(given) \
+                    and repr(value) != repr(given):
+                found.append({"arg": where, "kind": "value", **_describe_value(value)})
+        except Exception:
+            continue
+    return [f for f in found if f.get("compare") in ("eq", "approx")]
+
+
+class _Replayed:
+    """What :meth:`Explorer.replay` returns: the outcome keys of a whole call sequence."""
+
+    def __init__(self, key: tuple):
+        self.key = key
+
+
+def _approx_key(described: dict) -> tuple:
+    """(compare, returns, type) of a described value, compared as the generated assertion compares: an
+    approximate number as ("approx", value), a literal under ``==`` as its value (``49 == 49.0``), ``is
+    True/False/None`` by its text."""
+    returns = described.get("returns")
+    compare = described.get("compare")
+    if compare in ("approx", "eq") and isinstance(returns, str) and returns not in ("True", "False", "None"):
+        with contextlib.suppress(Exception):
+            return ("value", ast.literal_eval(returns), compare == "approx")
+    return (compare, returns, described.get("type"))
+
+
+def _same_outcome(a, b) -> bool:
+    """Two outcome keys a generated test cannot tell apart (``pytest.approx`` for approximate numbers)."""
+    try:
+        if a == b:
+            return True
+    except Exception:
+        return False
+    if not (isinstance(a, tuple) and isinstance(b, tuple)):
+        return False
+    if len(a) == 3 and len(b) == 3 and a[0] == b[0] == "value":  # `== expected` or `== pytest.approx(expected)`
+        x, y = a[1], b[1]
+        if not a[2]:
+            try:
+                return bool(x == y) and type(x) is not bool and type(y) is not bool
+            except Exception:
+                return False
+        xs = list(x) if isinstance(x, list | tuple) else [x]
+        ys = list(y) if isinstance(y, list | tuple) else [y]
+        return len(xs) == len(ys) and all(
+            isinstance(p, int | float) and isinstance(q, int | float)
+            and math.isclose(p, q, rel_tol=1e-6, abs_tol=1e-12) for p, q in zip(xs, ys, strict=True))
+    return len(a) == len(b) and all(_same_outcome(x, y) for x, y in zip(a, b, strict=True))
 
 
 def run_mutants(cfg: dict, module) -> None:
@@ -571,8 +759,19 @@ def module_constants(source: str) -> dict[type, list]:
                 continue
             if value not in found[type(value)]:
                 found[type(value)].append(value)
+    # values next to the numbers a comparison tests (`n > 3` -> 2, 3, 4; `len(s) <= 5`): what tells `>` from `>=`
+    # and `3` from `4` apart
+    near: dict[type, list] = {int: [], float: []}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                if isinstance(side, ast.Constant) and type(side.value) in (int, float):
+                    for value in (side.value, side.value - 1, side.value + 1):
+                        if value not in near[type(value)]:
+                            near[type(value)].append(value)
     for key in found:
         found[key] = found[key][:60]
+        found[key] += [v for v in near.get(key, []) if v not in found[key]][:20]
     return found
 
 
@@ -955,6 +1154,15 @@ class Explorer:
         # lines where a mutant survived the kept tests: runs there with new outcomes are recorded too
         self.mutant_lines = set(options.get("mutant_lines", []))
         self.outcomes: dict[str, set[str]] = {}
+        # surviving mutants ([index, line]): an input is recorded when it tells one apart (strong mutation)
+        self.source = source
+        self.by_line: dict[int, list[int]] = {}
+        for index, *lines in options.get("survivors", []):
+            for line in set(lines):  # its own line and the first line of its statement (a tracer may see either)
+                self.by_line.setdefault(int(line), []).append(int(index))
+        self.switch: MutantSwitch | None = None
+        self.tries: dict[int, int] = {}
+        self.killed: set[int] = set()
         self.last_arcs: set = set()
         self.module_objects()
 
@@ -1261,6 +1469,114 @@ class Explorer:
         seen.add(outcome)
         return True
 
+    # ------------------------------------------------------------ strong mutation
+
+    def _value_key(self, value, with_state: bool) -> tuple:
+        """What a generated test asserts about a returned value (the record's compare/returns/type, and the public
+        state of an object of the module), as a comparable key."""
+        described = _describe_value(value)
+        key: tuple = (_approx_key(described),)
+        if with_state and described.get("compare") in ("type", "repr") and type(value).__module__ == self.modname:
+            key += tuple((*_approx_key(s), s["kind"], s["name"])
+                         for s in _state_checks(value, self.modname, limited=False) if s["kind"] != "repr")
+        return key
+
+    def outcome_key(self, action, seconds: float) -> tuple | None:
+        """Run ``action`` (a call, or a replayed call sequence returning its own key) and describe its outcome as
+        a test would see it: ("return", ...), ("raise", type, message), ("timeout",), ("crash",); None when it
+        cannot be told (a sandbox violation)."""
+        try:
+            with time_limit(seconds), _quiet():
+                try:
+                    value = action()
+                    if inspect.isgenerator(value):
+                        value = list(value)
+                except (TestTimeout, SandboxViolation):
+                    raise
+                except (RecursionError, MemoryError):
+                    return ("crash",)
+                except BaseException as error:
+                    if isinstance(error, KeyboardInterrupt | GeneratorExit):
+                        return None
+                    return ("raise", self.raises_name(error), _match_key(error))
+                if isinstance(value, _Replayed):
+                    return ("return", value.key)
+                return ("return", *self._value_key(value, True))
+        except TestTimeout:
+            return ("timeout",)
+        except SandboxViolation:
+            return None
+        except BaseException:
+            return ("error",)
+
+    def kills(self, lines: set[int], action) -> list[int]:
+        """The surviving mutants on ``lines`` (those the run executed) whose outcome under ``action`` differs from
+        the original's: a test of this run kills them."""
+        wanted = sorted({m for line in lines for m in self.by_line.get(line, ()) if m not in self.killed
+                         and self.tries.get(m, 0) < MAX_TRIES}, key=lambda m: self.tries.get(m, 0))[:8]
+        if not wanted:
+            return []
+        if self.switch is None:
+            try:
+                self.switch = MutantSwitch(self.module, self.file, self.source)
+            except Exception:
+                self.by_line = {}
+                return []
+        original = self.outcome_key(action, self.call_limit)
+        if original is None or original[0] in ("timeout", "crash", "error"):
+            return []
+        found = []
+        for index in wanted:
+            if time.monotonic() > self.deadline:
+                break
+            pairs = self.switch.swaps(index)
+            if pairs is None:
+                self.tries[index] = 1000
+                continue
+            self.tries[index] = self.tries.get(index, 0) + 1
+            with self.switch.on(pairs):  # the same limit as a test's in a mutation pass (at least a second)
+                outcome = self.outcome_key(action, self.call_limit)
+            if outcome is not None and not _same_outcome(original, outcome):
+                found.append(index)
+        self.killed.update(found)
+        for line in lines & self.by_line.keys():  # a line whose mutants are all told apart (or given up on)
+            if all(m in self.killed or self.tries.get(m, 0) >= MAX_TRIES for m in self.by_line[line]):
+                self.uncovered.discard(line)
+        return found
+
+    def call_key(self, func, args: list, kwargs: dict) -> _Replayed:
+        """A call run again (for a mutant): the key of its returned value and of its arguments' state after it."""
+        real_args = [_copy(a) for a in args]
+        real_kwargs = {k: _copy(v) for k, v in kwargs.items()}
+        value = func(*real_args, **real_kwargs)
+        if inspect.isgenerator(value):
+            value = list(value)
+        after = _argument_state(args, kwargs, real_args, real_kwargs)
+        return _Replayed((*self._value_key(value, True),
+                          tuple((*_approx_key(a), a["arg"], a["kind"]) for a in after)))
+
+    def replay(self, cls, ctor_args: list, ctor_kwargs: dict, plan: list, state: bool) -> _Replayed:
+        """A call sequence run again (for a mutant): the key of every step's checked outcome and the final state."""
+        instance = cls(*[_copy(a) for a in ctor_args], **{k: _copy(v) for k, v in ctor_kwargs.items()})
+        keys: list = []
+        for kind, name, args, kwargs in plan:
+            try:
+                value = _do_step(instance, kind, name, args, kwargs)
+                if inspect.isgenerator(value):
+                    value = list(value)
+            except (TestTimeout, SandboxViolation, RecursionError, MemoryError):
+                raise
+            except BaseException as error:
+                keys.append(("raise", self.raises_name(error), _match_key(error)))
+                return _Replayed(tuple(keys))
+            if kind == "inplace":
+                instance, value = value, None
+            keys.append(None if value is None or value is instance else self._value_key(value, False))
+        if state:
+            keys += [(*_approx_key(s), s["kind"], s["name"])
+                     for s in _state_checks(instance, self.modname, limited=False)]
+        return _Replayed(tuple(keys))
+
     def raises_name(self, error: BaseException) -> str | None:
         for kind in type(error).__mro__:
             if kind is BaseException or kind is Exception:
@@ -1289,8 +1605,15 @@ class Explorer:
             if chosen is None:
                 return False
             args, kwargs = chosen
-        result = self.traced(lambda: func(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()}))
-        if result is None or (not result[2] and not self.mutant_lines):
+        passed: dict[str, typing.Any] = {}  # the arguments the call got (a stream it wrote to, a list it changed)
+
+        def action():
+            passed["args"] = [_copy(a) for a in args]
+            passed["kwargs"] = {k: _copy(v) for k, v in kwargs.items()}
+            return func(*passed["args"], **passed["kwargs"])
+
+        result = self.traced(action)
+        if result is None or (not result[2] and not self.mutant_lines and not self.by_line):
             return False
         kind, value, new = result
         arcs = self.last_arcs
@@ -1313,14 +1636,23 @@ class Explorer:
                 state = [s for s in _state_checks(value, self.modname) if s["kind"] != "repr"]
                 if state:  # an object of the module: its public state tells a mutant apart, its type does not
                     record["state"] = state
-        if not new and not self.diverse(label, arcs, repr((record.get("raises"), record.get("returns"),
-                                                            record.get("type")))):
+            after = _argument_state(args, kwargs, passed.get("args", []), passed.get("kwargs", {}))
+            if after:  # what the call wrote to a stream argument or changed in a list/dict/set argument
+                record["after"] = after
+        killed: list[int] = []
+        lines = {line for arc in arcs for line in arc if line > 0}
+        if lines & self.by_line.keys():  # a surviving mutant's line ran: does this input tell it apart?
+            killed = self.kills(lines, functools.partial(self.call_key, func, args, kwargs))
+        if not new and not killed and (self.by_line or not self.diverse(
+                label, arcs, repr((record.get("raises"), record.get("returns"), record.get("type"))))):
             return False
         corpus.append((args, kwargs))
         if kind == "return" and not record.get("generator"):
             self.remember(value, f"{self.modname}.{label}({_arg_text(args, kwargs)})",
                           functools.partial(_build, func, args, kwargs))
         self.accept(new)
+        if killed:
+            record["kills"] = killed
         emit(record)
         self.emitted += 1
         return True
@@ -1353,6 +1685,7 @@ class Explorer:
             elif isinstance(value, dict):
                 extra += [k for k in value if literal_ok(k)][:5]
         steps: list[dict] = []
+        plan: list[tuple] = []  # the steps as run (for a replay with a mutant switched on)
         keep = 0
         steps_available = steps_available + self.attribute_steps(cls, instance)
         extra += self.instances_of(cls)[:2]
@@ -1403,15 +1736,23 @@ class Explorer:
                         if isinstance(value, list | tuple | set | frozenset):
                             extra += [v for v in value if literal_ok(v)][:5]
             steps.append(step)
+            plan.append((kind, name, args, kwargs))
             if new:
                 new_total |= new
                 keep = len(steps)
             if outcome == "raise":
                 break
-        if not new_total:
+        killed: list[int] = []
+        lines = {line for arc in touched for line in arc if line > 0}
+        if steps and lines & self.by_line.keys():  # a surviving mutant's line ran: does this sequence tell it apart?
+            killed = self.kills(lines, functools.partial(self.replay, cls, ctor_args, ctor_kwargs, plan,
+                                                         "raises" not in steps[-1]))
+        if killed:
+            keep = len(steps)
+        elif not new_total:
             last = steps[-1] if steps else {}
-            if not steps or not self.diverse(label, touched, repr((len(steps), last.get("raises"),
-                                                                   last.get("returns"), last.get("type")))):
+            if not steps or self.by_line or not self.diverse(
+                    label, touched, repr((len(steps), last.get("raises"), last.get("returns"), last.get("type")))):
                 return False
             keep = len(steps)
         self.corpus.setdefault(label, []).append((ctor_args, ctor_kwargs))
@@ -1422,7 +1763,8 @@ class Explorer:
             if state:  # the object's state after all the calls: what a mutant of any of them changes
                 kept_steps = steps + state
         emit({"event": "sequence", "callee": label, "ctor_args": [repr(a) for a in ctor_args],
-              "ctor_kwargs": {k: repr(v) for k, v in ctor_kwargs.items()}, "steps": kept_steps})
+              "ctor_kwargs": {k: repr(v) for k, v in ctor_kwargs.items()}, "steps": kept_steps,
+              **({"kills": killed} if killed else {})})
         self.emitted += 1
         return True
 
@@ -1616,7 +1958,7 @@ def _message(error: BaseException) -> str | None:
     return text
 
 
-def _state_checks(instance, modname: str = "", limit: int = 4) -> list[dict]:
+def _state_checks(instance, modname: str = "", limit: int = 4, limited: bool = True) -> list[dict]:
     """Steps that read an object's public state after a call sequence: ``repr(obj)`` when the module defines its
     repr and it reads as a value, its public attributes whose values can be compared (literals, approximate
     numbers), and ``len(obj)`` when it has a length."""
@@ -1624,7 +1966,7 @@ def _state_checks(instance, modname: str = "", limit: int = 4) -> list[dict]:
     owner = next((k for k in type(instance).__mro__ if "__repr__" in vars(k)), object)
     if modname and getattr(owner, "__module__", None) == modname:
         try:
-            with time_limit(0.5), _quiet():
+            with time_limit(0.5) if limited else contextlib.nullcontext(), _quiet():
                 text = repr(instance)
             if " at 0x" not in text and len(text) <= 200 and "\n" not in text:
                 checks.append({"kind": "repr", "name": "__repr__", "args": [], "kwargs": {}, "generator": False,
@@ -1646,7 +1988,7 @@ def _state_checks(instance, modname: str = "", limit: int = 4) -> list[dict]:
                            **described})
     if hasattr(type(instance), "__len__"):
         try:
-            with time_limit(0.5), _quiet():
+            with time_limit(0.5) if limited else contextlib.nullcontext(), _quiet():
                 size = len(instance)
             checks.append({"kind": "len", "name": "__len__", "args": [], "kwargs": {}, "generator": False,
                            "state": True, **_describe_value(size)})
@@ -1801,6 +2143,7 @@ def explore(cfg: dict, module, cov, baseline: list) -> None:
             explorer.run()
         finally:
             emit({"event": "explorer_stats", "attempts": getattr(explorer, "attempts", {}),
+                  "mutants_told_apart": len(explorer.killed),
                   "emitted": explorer.emitted, "errors": explorer.errors,
                   "tasks": getattr(explorer, "task_count", None),
                   "search_seconds": round(getattr(explorer, "started_search", 0.0), 2)})

@@ -61,6 +61,7 @@ class Options:
 
 
 FINISH_RESERVE = 12.0  # seconds kept for composing and verifying the final file
+TARGETED_ROUNDS = 4  # explorer rounds aimed at surviving mutants after the first mutation pass (budget allowing)
 
 
 class ModuleRun:
@@ -73,7 +74,7 @@ class ModuleRun:
         self.names = TargetNames(target.name, target.source)
         self._names: set[str] = set()
         self.mutation: dict[str, Any] = {"score": None, "killed": 0, "evaluated": 0, "total": 0, "seconds": 0.0,
-                                         "survivors": [], "note": "not run"}
+                                         "survivors": [], "note": "not run", "told_apart": 0}
         self._kills: dict[int, str] = {}  # mutant index -> name of the test that killed it
         self.dropped_records: list[dict] = []  # explorer records with a part the renderer does not allow
         self.sandbox = Sandbox(options.limits)
@@ -251,7 +252,8 @@ class ModuleRun:
             if "observed" not in wanted:
                 break
 
-    def explore(self, seconds: float | None = None, mutant_lines: list[int] | None = None) -> None:
+    def explore(self, seconds: float | None = None, mutant_lines: list[int] | None = None,
+                survivors: list[list[int]] | None = None) -> None:
         wanted = set(self.options.strategies)
         if not wanted & {"observed", "ghostwriter"}:
             return
@@ -263,9 +265,14 @@ class ModuleRun:
         explore = {"seconds": seconds, "observed": "observed" in wanted,
                    "ghostwriter": "ghostwriter" in wanted and self.rounds == 0, "ghost_seconds": min(10.0, seconds),
                    "seed": self.options.seed, "round": self.rounds, "covered_arcs": covered,
-                   "uncovered_lines": mutant_lines or uncovered, "mutant_lines": mutant_lines or []}
+                   "uncovered_lines": mutant_lines or uncovered, "mutant_lines": mutant_lines or [],
+                   "survivors": survivors or []}
         run = self._run(self._config("explore", explore=explore), {}, 0, wall=seconds * 1.5 + 25)
         self._record_baseline(run.events)
+        for event in run.events:
+            told = event.get("mutants_told_apart") if event.get("event") == "explorer_stats" else None
+            if isinstance(told, int) and not isinstance(told, bool) and 0 <= told <= 1_000_000:
+                self.mutation["told_apart"] += told  # survivors a targeted round found an input for
         if run.killed:
             self.notes.append(f"explorer round {self.rounds} stopped early ({run.killed}); kept what it recorded")
         new: list[Candidate] = []
@@ -384,11 +391,11 @@ class ModuleRun:
 
     def mutate(self) -> None:
         """Mutation analysis in the jail: each mutant of the target (one change in a function body) against the
-        tests that execute its line, kept tests first, then other tests that passed twice; a test that kills a
-        mutant no kept test kills is kept too. Then, while the budget lasts, one explorer round aimed at the lines
-        where mutants survived (calls there with outcomes not seen yet become candidates) and a second pass over
-        the survivors with the new tests. Mutants are taken in a seeded random order, so a cut-off leaves an
-        unbiased sample."""
+        tests that execute its statement, kept tests first, then other tests that passed twice; a test that kills
+        a mutant no kept test kills is kept too. Then, while the budget lasts, explorer rounds aimed at the
+        surviving mutants (strong mutation: an input is recorded when the mutant switched on changes what its test
+        asserts), each followed by a pass over the survivors with the new tests. Mutants are taken in a seeded
+        random order, so a cut-off leaves an unbiased sample."""
         import random
 
         from verticals_testgen.harness import mutation_points
@@ -409,17 +416,20 @@ class ModuleRun:
         results: dict[int, dict[str, Any]] = {}
         self.report("mutate")
         self._mutation_pass(points, order, tried, results, share=0.55)
-        for attempt in range(2):  # aim the explorer at the lines where mutants survived, then evaluate again
-            survivors = [i for i in order if i in results and results[i]["outcome"] == "survived"]
+        for _attempt in range(TARGETED_ROUNDS):  # aim the explorer at the surviving mutants, then evaluate again
+            survivors = [i for i in order if i in results and results[i]["outcome"] in ("survived", "no_tests")]
             left = self.left() - self.reserve()
-            if not survivors or left < 20 or "observed" not in self.options.strategies:
+            if not survivors or left < 10 or "observed" not in self.options.strategies:
                 break
-            lines = sorted({points[i]["line"] for i in survivors})
-            self.explore(min(self.options.explore_seconds, left * 0.3), mutant_lines=lines)
+            lines = sorted({points[i][key] for i in survivors for key in ("line", "statement")})
+            # the round's screening takes about a third more; the pass after it only runs the new tests
+            self.explore(min(self.options.explore_seconds, left * 0.5), mutant_lines=lines,
+                         survivors=[[points[i]["index"], points[i]["line"], points[i]["statement"]]
+                                    for i in survivors])
             self.rounds += 1
             self.report("mutate")
             again = [i for i in order if i not in results or results[i]["outcome"] != "killed"]
-            self._mutation_pass(points, again, tried, results, share=0.6 if attempt == 0 else 1.0)
+            self._mutation_pass(points, again, tried, results, share=0.8)
         self._evaluated = [i for i in order if i in results]
         for candidate in self.candidates:
             if candidate.status == "passed":
@@ -440,16 +450,21 @@ class ModuleRun:
         file_of: dict[int, str] = {}
         plan = []
         for index in order:
-            line = points[index]["line"]
+            line = points[index]["statement"]  # the line coverage.py reports for the mutant's statement
             tests = [c for c in ranked if line in covered[id(c)] and id(c) not in tried[index]]
-            tests = [c for c in tests if c.status == "kept"] + [c for c in tests if c.status != "kept"][:6]
+            # a test the explorer saw tell this mutant apart first, then the kept ones, then six others
+            tests = ([c for c in tests if index in c.aims] + [c for c in tests if c.status == "kept"]
+                     + [c for c in tests if c.status != "kept" and index not in c.aims][:6])
+            tests = list({id(c): c for c in tests}.values())
             names = []
             for candidate in tests:
                 if id(candidate) not in file_of:
                     file_of[id(candidate)] = f"test_m{len(files):05d}.py"
                     files[file_of[id(candidate)]] = candidate
                 names.append(file_of[id(candidate)])
-            limits = [round(min(self.options.test_timeout, 1.0 + 5 * files[n].seconds), 2) for n in names]
+            # a mutant that hangs (a loop that no longer ends) is killed by the time limit: ten times the test's
+            # own time plus a quarter second (it was a second: such mutants took most of a pass)
+            limits = [round(min(self.options.test_timeout, 0.25 + 10 * files[n].seconds), 2) for n in names]
             plan.append({"id": index, "index": index, "tests": names, "limits": limits})
         pending = plan
         seen: set[int] = set()  # mutants this pass reported

@@ -90,6 +90,22 @@ def _described(record: dict) -> bool:
             and isinstance(record.get("generator", False), bool))
 
 
+def _kills(record: dict) -> bool:
+    """The optional hint of a targeted round: the mutant indexes an input told apart (only used to order runs)."""
+    kills = record.get("kills", [])
+    return isinstance(kills, list) and len(kills) <= MAX_LIST and all(_int(k) and k >= 0 for k in kills)
+
+
+def _after(record: dict) -> bool:
+    """The optional argument checks of a call: ``{arg: position or keyword, kind: getvalue | value, ...}``."""
+    after = record.get("after", [])
+    return isinstance(after, list) and len(after) <= 8 and all(
+        isinstance(a, dict) and a.get("kind") in ("getvalue", "value") and _described(a)
+        and ((_int(a.get("arg")) and 0 <= a["arg"] < MAX_LIST) or (isinstance(a.get("arg"), str)
+                                                                   and identifier(a["arg"])))
+        for a in after)
+
+
 def _step(step: object) -> bool:
     return (isinstance(step, dict) and step.get("kind") in STEP_KINDS and _text(step.get("name", ""), 200)
             and _texts(step.get("args", [])) and _text_map(step.get("kwargs", {})) and _described(step))
@@ -105,10 +121,10 @@ _SCHEMAS = {
     "done": lambda e: _int(e.get("exit_code", 0)),
     "call": lambda e: (_text(e.get("callee"), 200) and _texts(e.get("args")) and _text_map(e.get("kwargs", {}))
                        and _described(e) and isinstance(e.get("state", []), list) and len(e.get("state", [])) <= 8
-                       and all(_step(s) for s in e.get("state", []))),
+                       and all(_step(s) for s in e.get("state", [])) and _kills(e) and _after(e)),
     "sequence": lambda e: (_text(e.get("callee"), 200) and _texts(e.get("ctor_args"))
                            and _text_map(e.get("ctor_kwargs", {})) and isinstance(e.get("steps"), list)
-                           and len(e["steps"]) <= MAX_LIST and all(_step(s) for s in e["steps"])),
+                           and len(e["steps"]) <= MAX_LIST and all(_step(s) for s in e["steps"]) and _kills(e)),
     "doctest": lambda e: _text(e.get("object"), 200) and _int(e.get("examples")) and 0 <= e["examples"] <= 10_000,
     "ghostwriter": lambda e: _text(e.get("text"), MAX_CODE),
     "explorer_error": lambda e: _text(e.get("message")),

@@ -62,6 +62,22 @@ def _call_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None
     if callee is None or arguments is None:
         return None
     args, kwargs = arguments
+    after = [] if event.get("raises") is not None else event.get("after") or []
+    bound: list[str] = []  # `arg0 = io.StringIO()`: an argument the test reads again after the call
+    reads: list[tuple[str, dict]] = []
+    for check in after:
+        where = check["arg"]
+        if isinstance(where, int) and where < len(args):
+            name = f"arg{where}"
+            bound.append(f"{name} = {args[where]}")
+            args[where] = name
+        elif isinstance(where, str) and where in kwargs:
+            name = f"arg_{where}"
+            bound.append(f"{name} = {kwargs[where]}")
+            kwargs[where] = name
+        else:
+            return None
+        reads.append((f"{name}.getvalue()" if check["kind"] == "getvalue" else name, check))
     call = f"{callee}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs.items())])})"
     if event.get("generator"):
         call = f"list({call})"
@@ -79,6 +95,12 @@ def _call_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None
         lines = renderer.check(call, event)
     if lines is None:
         return None
+    lines = bound + lines
+    for expr, check in reads:  # the arguments after the call
+        checked = renderer.check(expr, check)
+        if checked is None:
+            return None
+        lines += checked
     raised = renderer.raises(event["raises"]) if event.get("raises") is not None else None
     return f"test_{_safe(event['callee'])}_{_what(event, raised)}", lines
 
@@ -154,7 +176,7 @@ def observed_candidates(target: Target, events: list[dict], round_index: int = 0
             if library in used and library != target.name.partition(".")[0]:
                 preamble.append(f"import {library}")
         candidates.append(Candidate(id=f"{strategy}:{round_index}:{index}", strategy=strategy, name=name,
-                                    preamble=preamble, body=body))
+                                    preamble=preamble, body=body, aims=frozenset(event.get("kills", []))))
     return candidates
 
 
