@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("data")
     parser.add_argument("--folds")
     parser.add_argument("--model", help="a tagger folder (default: the registered medical.phi-tagger)")
-    parser.add_argument("--thresholds", default="0.3,0.5,0.7,0.9,0.95,0.98,0.99")
+    parser.add_argument("--thresholds", default="0.5,0.9,0.98,0.995,0.999,0.9995")
     args = parser.parse_args()
     path = Path(args.data)
     if path.name.startswith(PROTECTED):

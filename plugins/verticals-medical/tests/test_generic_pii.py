@@ -186,3 +186,13 @@ def test_contact_names_place_pairs_sites_and_inline_sign_offs():
     assert [text[a:b] for a, b in places_after_places(text, [(start, start + 9, "LOCATION")])] == ["Wellingborough"]
     assert found("Our Kettering branch opens at nine.").get("Kettering") == "LOCATION"
     assert found("Thanks again.\nKind regards, Philippa Oduya").get("Philippa Oduya") == "NAME"
+
+
+def test_tagger_ids_zips_and_streets_need_their_shape():
+    from verticals_medical.deidentify import _tagger_shape_ok
+
+    assert _tagger_shape_ok("ID", "AB-4471-0922") and not _tagger_shape_ok("ID", "bipap")
+    assert _tagger_shape_ok("ZIP", "60614") and _tagger_shape_ok("ZIP", "SW1A 2AA")
+    assert not _tagger_shape_ok("ZIP", "12")
+    assert _tagger_shape_ok("ADDRESS", "12 Larch Close") and not _tagger_shape_ok("ADDRESS", "4 units prbc")
+    assert _tagger_shape_ok("NAME", "anything")  # names, places, dates: keep_span checks them

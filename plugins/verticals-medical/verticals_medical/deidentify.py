@@ -118,7 +118,7 @@ class DeidParams(BaseModel):
                                             "its spans with the rules (spaCy's NER is then not run). Off by default: "
                                             "the shipped tagger, trained on generated text only, over-tags real "
                                             "clinical notes (EVAL.md); it adds recall on names in everyday prose.")
-    threshold: float = Field(0.98, ge=0.0, le=1.0, description="Tagger: a word piece is PHI when its probability of "
+    threshold: float = Field(0.999, ge=0.0, le=1.0, description="Tagger: a word piece is PHI when its probability of "
                                                                "PHI reaches this (lower: more recall, less "
                                                                "precision).")
     explain_detail: Literal["basic", "full"] = Field(
@@ -209,6 +209,8 @@ def tagger_spans(model: Any, texts: list[str], threshold: float, filtered: bool 
                 continue
             if category == "AGE" and int("".join(ch for ch in value if ch.isdigit())[:3]) < 90:
                 continue
+            if filtered and not _tagger_shape_ok(category, value):
+                continue  # ids, ZIP codes and streets keep_span does not check: they must have their shape
             if category == "LOCATION" and value.lower().strip(" .,") in US_STATES | COUNTRIES | STATE_SHORT:
                 continue  # a state or a country alone is not Safe Harbor PHI
             if filtered and category in ("NAME", "LOCATION", "DATE", "PHONE") and not keep_span(
@@ -217,6 +219,25 @@ def tagger_spans(model: Any, texts: list[str], threshold: float, filtered: bool 
             spans.append(Span(start, end, category, float(item["score"]), "model:phi-tagger"))
         out.append(spans)
     return out
+
+
+def _tagger_shape_ok(category: str, value: str) -> bool:
+    """The tagger's ID, ZIP and ADDRESS spans on clinical text are mostly clinical words and values (issue 23):
+    an identifier needs 4 digits, a ZIP code a US ZIP or a UK/Canadian postcode shape, a street a house number
+    or a street word."""
+    import re
+
+    from .phi import STREET_SUFFIXES
+
+    if category == "ID":
+        return sum(ch.isdigit() for ch in value) >= 4
+    if category == "ZIP":
+        return bool(re.fullmatch(r"\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d",
+                                 value.strip(" .,"), re.I))
+    if category == "ADDRESS":
+        return bool(re.search(r"\d", value)) and bool(re.search(rf"\b(?:{STREET_SUFFIXES}|box|route)\b\.?", value,
+                                                                 re.I))
+    return True
 
 
 def occlusion_context(model: Any, text: str, span: Span, taken: list[tuple[int, int]], words: int = 3
