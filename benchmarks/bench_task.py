@@ -7,6 +7,7 @@ same code runs against an older checkout too (``statements.py --baseline-path``)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,22 @@ class LengthTask(Task):
     text_field = "text"
 
     def run(self, batch, models, ctx):
+        return [LengthOutput(length=len(item.text)) for item in batch]
+
+
+class FixedCostTask(LengthTask):
+    """``bench.length`` whose forward costs a fixed time per ``run`` call (``forward_s``, a sleep: the GIL is
+    released, as a GPU forward or a native encoder releases it), a stand-in for a model on a device
+    (overlap.py). A text containing ``FAIL`` raises in ``run``: the batch is bisected, that item fails alone."""
+
+    name = "bench.fixed_cost"
+    description = "Length of a text after a fixed-time forward (engine benchmarks)."
+    forward_s = 0.02
+
+    def run(self, batch, models, ctx):
+        time.sleep(self.forward_s)
+        if any("FAIL" in item.text for item in batch):
+            raise ValueError("a failing item in the batch")
         return [LengthOutput(length=len(item.text)) for item in batch]
 
 

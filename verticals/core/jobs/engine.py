@@ -6,13 +6,16 @@ decides *where* :func:`run_chunk` is called for each (job id, chunk range).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
@@ -547,10 +550,29 @@ def _run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, s
         items.sort(key=lambda item: -len(str((item[1] or {}).get(task_cls.text_field) or "")))
     limit = max_attempts()
     input_context = access_context(job.tenant_id)
+    writer = ResultWriter(store, job_id, WRITE_BEHIND)
+    try:
+        _run_batches(store, registry, task, task_cls, job, items, models, ctx, sink, writer, report, limit,
+                     input_context, purge, queue_wait, start, end, on_progress)
+        writer.close()  # every result written (a writer's error is raised here)
+    finally:
+        writer.close(raise_error=False)  # an error on the way out: what was computed is written, then it goes on
+    return report
+
+
+def _run_batches(store: Store, registry: Registry, task: Task, task_cls: type[Task], job: Any,
+                 items: list[tuple[int, Any, int]], models: LazyModels, ctx: RunContext, sink: ProgressSink,
+                 writer: ResultWriter, report: ChunkReport, limit: int, input_context: dict[str, Any],
+                 purge: bool, queue_wait: float | None, start: int, end: int,
+                 on_progress: Callable[[int], None] | None) -> None:
+    """The batches of a chunk, in order: begin (attempts, cancel check), validate, run, then hand the results
+    to ``writer`` (written while the next batch runs)."""
+    job_id = job.id
     for index, batch_items in enumerate(plan_batches(items, task_cls.batch_size)):
         given_up = store.begin_batch(job_id, [seq for seq, _, _ in batch_items], limit,
                                      mark_started=job.started_at is None and index == 0)
         if given_up is None:  # cancellation requested: checked by the batch's begin itself
+            writer.close()  # the results computed before it are written first: they are not cancelled
             report.cancelled += store.cancel_pending(job_id, start, end)
             _progress(on_progress, report.cancelled)
             break
@@ -585,14 +607,113 @@ def _run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, s
             data_of = {seq: data for seq, data, _ in batch_items}
             results = [dataclasses.replace(r, explanation=without_input_text(r.explanation, data_of.get(r.seq)))
                        if r.explanation else r for r in results]
-        store.write_results(job_id, results, purge_inputs=purge, clear_progress=sink.end(), usage=usage)
+        writer.put(results, purge_inputs=purge, clear_progress=sink.end(), usage=usage)
         ok = sum(r.status == "succeeded" for r in results)
         stopped = sum(r.status == "cancelled" for r in results)
         report.succeeded += ok
         report.cancelled += stopped
         report.failed += len(results) - ok - stopped
-        _progress(on_progress, len(results))
-    return report
+        _progress(on_progress, len(results))  # computed and handed to the writer (written before the chunk ends)
+
+
+WRITE_BEHIND = 2
+"""How many batches' results of a chunk may wait for the background writer (:class:`ResultWriter`) while the
+next batch runs: the bound of its queue (back-pressure: the batch loop waits when it is full). 0: each batch's
+results are written in the batch loop before the next batch begins (benchmarks/overlap.py compares the two)."""
+
+WRITER_THREADS = 4
+"""Threads of the process's result-writer pool, shared by the chunks running in the process (started once, on
+first use: a thread per chunk costs its start-up on every chunk)."""
+
+_WRITERS: ThreadPoolExecutor | None = None
+_WRITERS_LOCK = threading.Lock()
+
+
+def writer_pool() -> ThreadPoolExecutor:
+    """The process's result-writer threads (created on first use; a forked child makes its own)."""
+    global _WRITERS
+    with _WRITERS_LOCK:
+        if _WRITERS is None:
+            _WRITERS = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="verticals-writer")
+        return _WRITERS
+
+
+def _forget_writers() -> None:  # a forked child (a Celery pool process) does not have its parent's threads
+    global _WRITERS, _WRITERS_LOCK
+    _WRITERS, _WRITERS_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writers)
+
+
+class WriterFailed(RuntimeError):
+    """A chunk's result writer took no more results: an earlier write of the chunk failed (that error is raised
+    in the chunk's thread, with a note naming the writer; see :class:`ResultWriter`)."""
+
+
+class ResultWriter:
+    """Writes a chunk's batch results (:meth:`Store.write_results`) on the process's writer threads
+    (:func:`writer_pool`), one batch after the other in the order they were put, while the chunk's thread runs
+    the next batch: the model's time and the store's overlap.
+
+    At most ``depth`` batches are queued or being written (``put`` waits for the oldest: back-pressure);
+    ``depth`` 0 writes in ``put`` itself. Each write is a transaction of its own on a pooled connection of the
+    store's engine (SQLite: WAL and a busy timeout; the write begins with its UPDATE). Idempotency is the
+    store's: a result is written only onto an item still pending. A failed write stops the writer: the batches
+    put after it are not written (their items stay pending with the attempt counted, as after a worker died)
+    and the error is raised in the chunk's thread at its next ``put`` or ``close``: the chunk fails with the
+    store's own error. ``close`` waits for every write: a cancellation closes it before the chunk's pending
+    items are cancelled, and the chunk closes it on every exit (an error of its own too), so nothing of a
+    chunk is written after it returned."""
+
+    def __init__(self, store: Store, job_id: str, depth: int):
+        self.store, self.job_id, self.depth = store, job_id, depth
+        self._pending: collections.deque[Future[None]] = collections.deque()
+        self._last: Future[None] | None = None
+        self._error: BaseException | None = None
+        self._failed = False
+
+    def put(self, results: list[ItemResult], **options: Any) -> None:
+        """Hand one batch's results to the writer (``options``: :meth:`Store.write_results`'s keywords)."""
+        self.check()
+        if self.depth <= 0:
+            self.store.write_results(self.job_id, results, **options)
+            return
+        while len(self._pending) >= self.depth:
+            self._settle(self._pending.popleft())
+            self.check()
+        self._last = writer_pool().submit(self._write_after, self._last, results, options)
+        self._pending.append(self._last)
+
+    def _write_after(self, before: Future[None] | None, results: list[ItemResult], options: dict[str, Any]) -> None:
+        # The pool takes work in the order it was submitted: ``before`` was taken first, so waiting on it never
+        # waits on work that is not running or done.
+        if before is not None and before.exception() is not None:
+            raise WriterFailed(f"not written: an earlier write of job {self.job_id}'s results failed")
+        self.store.write_results(self.job_id, results, **options)
+
+    def _settle(self, future: Future[None]) -> None:
+        error = future.exception()
+        if error is not None and self._error is None and not self._failed and not isinstance(error, WriterFailed):
+            self._error = error
+
+    def check(self) -> None:
+        """Raise the writer's error (once; then :class:`WriterFailed`), if a write failed."""
+        error = self._error
+        if error is not None:
+            self._error, self._failed = None, True
+            error.add_note(f"(while writing a batch's results of job {self.job_id} in the background)")
+            raise error
+        if self._failed:
+            raise WriterFailed(f"writing the results of job {self.job_id} failed earlier")
+
+    def close(self, raise_error: bool = True) -> None:
+        """Wait until every result put is written; raise the writer's error (``raise_error``). Safe to call
+        again."""
+        while self._pending:
+            self._settle(self._pending.popleft())
+        if raise_error:
+            self.check()
 
 
 def plan_batches(items: list[tuple[int, Any, int]], batch_size: int) -> list[list[tuple[int, Any, int]]]:
