@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,18 +165,22 @@ def train(
                 raise cli.UserError(f"bad training setting: {error}") from None
             except TrainingError as error:
                 raise cli.UserError(str(error)) from None
-        job_id = service.submit("verticals.train",
-                                [{"task": task, "rows": rows, "config": config, "data_name": data.name}])
-        cli.err.print(f"[dim]training job {job_id}: {len(rows)} {'pairs' if pair_column else 'rows'}, method "
-                      f"{method}[/dim]")
+        unit = "pairs" if pair_column else "rows"
+
+        def stored(new_job: str) -> None:
+            nonlocal job_id
+            job_id = new_job
+            cli.err.print(f"[dim]training job {new_job}: {len(rows)} {unit}, method {method}[/dim]")
+
+        training = [{"task": task, "rows": rows, "config": config, "data_name": data.name}]
         if detach:
-            service.detach(job_id)
+            sent = service.submit_and_start("verticals.train", training, run="detach", on_stored=stored).job_id
             if service.executor.remote:
-                cli.err.print(f"sent to the workers; follow with `verticals jobs status {job_id[:8]} --json`")
+                cli.err.print(f"sent to the workers; follow with `verticals jobs status {sent[:8]} --json`")
             else:
-                cli.out.print(job_id)
+                cli.out.print(sent)
             return
-        status = _run_training(service, job_id)
+        status = _run_training(service, training, stored)
         item = next(service.store.iter_items(job_id))
     except (Exception, KeyboardInterrupt) as error:
         raise cli._handle(error, job_id) from None
@@ -198,11 +203,14 @@ def train(
     raise typer.Exit(cli._exit_code(status))
 
 
-def _run_training(service, job_id: str) -> str:
+def _run_training(service, training: list[dict[str, Any]], stored: Callable[[str], None]) -> str:
+    """Submit and run the training job through the job service (which asks the executor first), showing the
+    training's own progress (step, loss, dev metric) where it runs in this process."""
     from verticals.core.models.training import listen
 
     if service.executor.remote:  # on a worker: its progress is not heard here
-        return service.execute(job_id)
+        return service.submit_and_start("verticals.train", training, run="wait", on_stored=stored).status
+    listened: list[str] = []
     with _progress_columns() as progress:
         bar = progress.add_task("train", total=None, loss="-", dev="-", best="-")
 
@@ -215,11 +223,17 @@ def _run_training(service, job_id: str) -> str:
             else:
                 progress.update(bar, description=update.phase, **fields)
 
-        listen(job_id, show)
+        def stored_and_heard(job_id: str) -> None:
+            stored(job_id)
+            listen(job_id, show)
+            listened.append(job_id)
+
         try:
-            return service.execute(job_id)
+            return service.submit_and_start("verticals.train", training, run="wait",
+                                            on_stored=stored_and_heard).status
         finally:
-            listen(job_id, None)
+            for job_id in listened:
+                listen(job_id, None)
 
 
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False) -> None:
