@@ -571,6 +571,7 @@ def _run_batches(store: Store, registry: Registry, task: Task, task_cls: type[Ta
     for index, batch_items in enumerate(plan_batches(items, task_cls.batch_size)):
         given_up = store.begin_batch(job_id, [seq for seq, _, _ in batch_items], limit,
                                      mark_started=job.started_at is None and index == 0)
+        writer.release()  # the previous batch's results: written while this one runs, not while it begins
         if given_up is None:  # cancellation requested: checked by the batch's begin itself
             writer.close()  # the results computed before it are written first: they are not cancelled
             report.cancelled += store.cancel_pending(job_id, start, end)
@@ -656,15 +657,17 @@ class ResultWriter:
     (:func:`writer_pool`), one batch after the other in the order they were put, while the chunk's thread runs
     the next batch: the model's time and the store's overlap.
 
-    At most ``depth`` batches are queued or being written (``put`` waits for the oldest: back-pressure);
-    ``depth`` 0 writes in ``put`` itself. Each write is a transaction of its own on a pooled connection of the
-    store's engine (SQLite: WAL and a busy timeout; the write begins with its UPDATE). Idempotency is the
-    store's: a result is written only onto an item still pending. A failed write stops the writer: the batches
-    put after it are not written (their items stay pending with the attempt counted, as after a worker died)
-    and the error is raised in the chunk's thread at its next ``put`` or ``close``: the chunk fails with the
-    store's own error. ``close`` waits for every write: a cancellation closes it before the chunk's pending
-    items are cancelled, and the chunk closes it on every exit (an error of its own too), so nothing of a
-    chunk is written after it returned."""
+    A batch's results are held until the next batch has begun (:meth:`release`, after its ``begin_batch``), so
+    the write runs while the model does, not while the next batch takes the database's write lock. At most
+    ``depth`` batches are queued or being written (``release`` waits for the oldest: back-pressure), and one held;
+    ``depth`` 0 writes in ``put`` itself, as the batch loop did before the writer. Each write is a transaction of
+    its own on a pooled connection of the store's engine (SQLite: WAL and a busy timeout; the write begins with
+    its UPDATE). Idempotency is the store's: a result is written only onto an item still pending. A failed
+    write stops the writer: the batches put after it are not written (their items stay pending with the attempt
+    counted, as after a worker died) and the error is raised in the chunk's thread at its next ``put``,
+    ``release`` or ``close``: the chunk fails with the store's own error. ``close`` waits for every write: a
+    cancellation closes it before the chunk's pending items are cancelled, and the chunk closes it on every
+    exit (an error of its own too), so nothing of a chunk is written after it returned."""
 
     def __init__(self, store: Store, job_id: str, depth: int):
         self.store, self.job_id, self.depth = store, job_id, depth
@@ -672,13 +675,24 @@ class ResultWriter:
         self._last: Future[None] | None = None
         self._error: BaseException | None = None
         self._failed = False
+        self._held: tuple[list[ItemResult], dict[str, Any]] | None = None
 
     def put(self, results: list[ItemResult], **options: Any) -> None:
-        """Hand one batch's results to the writer (``options``: :meth:`Store.write_results`'s keywords)."""
+        """Hand one batch's results to the writer (``options``: :meth:`Store.write_results`'s keywords). They
+        are held until :meth:`release` (the next batch has begun) or :meth:`close`: the write then does not
+        compete with the next batch's begin for the database's write lock (SQLite has one)."""
         self.check()
         if self.depth <= 0:
             self.store.write_results(self.job_id, results, **options)
             return
+        self.release()
+        self._held = (results, options)
+
+    def release(self) -> None:
+        """Start writing the results held by :meth:`put` (waits while ``depth`` batches are queued)."""
+        if self._held is None:
+            return
+        (results, options), self._held = self._held, None
         while len(self._pending) >= self.depth:
             self._settle(self._pending.popleft())
             self.check()
@@ -710,6 +724,10 @@ class ResultWriter:
     def close(self, raise_error: bool = True) -> None:
         """Wait until every result put is written; raise the writer's error (``raise_error``). Safe to call
         again."""
+        held, self._held = self._held, None
+        if held is not None and not self._failed and self._error is None:  # (no wait: bounded by depth + 1)
+            self._last = writer_pool().submit(self._write_after, self._last, *held)
+            self._pending.append(self._last)
         while self._pending:
             self._settle(self._pending.popleft())
         if raise_error:
@@ -766,7 +784,13 @@ def finish_if_done(store: Store, registry: Registry, job_id: str, job: Any = Non
     *before* the job is marked finished, so a job seen as finished has no input left in the database.
     ``job``: the job's row if the caller has it (its options and submission are read from it).
     """
+    fresh = job is None or not job.submitted
     purged, job = False, job if job is not None and job.submitted else store.job(job_id)
+    if fresh and (job.n_pending or 0) > 0:
+        # Read just now, after the caller's last write committed: items are pending, so the finishing UPDATE
+        # would change nothing (its condition is n_pending = 0). Skipping it saves a write transaction per chunk;
+        # the writer of the job's last items reads the counter after its own commit and finishes the job.
+        return None
     purge = bool(job.options.get("purge_inputs"))
     if job.submitted and purge and not store.counts(job_id).get("pending"):
         store.purge_inputs(job_id)  # failed and cancelled items too: nothing of the input stays
