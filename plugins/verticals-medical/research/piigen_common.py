@@ -7,6 +7,7 @@ may themselves be lists of ``(text, label)`` pieces (an address whose street, ci
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from collections.abc import Callable
@@ -56,3 +57,14 @@ def check(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         for span in row["spans"]:
             assert row["text"][span["start"]:span["end"]] == span["text"], (row["id"], span)
+
+
+def generate_main(argv: list[str] | None, doc: str | None, rows: Callable[[int, int], list[dict[str, Any]]],
+                  n: int, seed: int) -> None:
+    """The command line every generator shares: ``--n`` texts from ``--seed``, written as JSONL to ``--out``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=n)
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    write(Path(args.out), rows(args.n, args.seed))

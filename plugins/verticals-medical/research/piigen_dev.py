@@ -12,13 +12,11 @@ names from Faker locales and a list written here that the held-out generator doe
 
 from __future__ import annotations
 
-import argparse
 import random
 import string
-from pathlib import Path
 from typing import Any
 
-from piigen_common import check, fill, write
+from piigen_common import check, fill, generate_main
 
 LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "pl_PL", "pt_PT", "el_GR", "en_IN"]
 FIRST = ["Abimbola", "Chukwuemeka", "Yaw", "Efua", "Nomvula", "Baraka", "Xin", "Ming", "Linh", "Quang", "Min-jun",
@@ -145,12 +143,7 @@ def rows(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    write(Path(args.out), rows(args.n, args.seed))
+    generate_main(argv, __doc__, rows, n=300, seed=5)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,11 @@ a state or a country alone is not PHI (no span), a ZIP code alone is a ZIP span.
 
 from __future__ import annotations
 
-import argparse
 import random
 import string
-from pathlib import Path
 from typing import Any
 
-from piigen_common import check, fill, write
+from piigen_common import check, fill, generate_main
 
 LOCALES = ["es_MX", "de_AT", "hu_HU", "hr_HR", "sk_SK", "lt_LT", "no_NO", "en_IE", "fr_CA", "id_ID", "en_PH"]
 # written here: given names and surnames of many origins (romanised), chosen to be unlike the other generators'
@@ -274,12 +272,7 @@ def rows(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=23)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    write(Path(args.out), rows(args.n, args.seed))
+    generate_main(argv, __doc__, rows, n=500, seed=23)
 
 
 if __name__ == "__main__":

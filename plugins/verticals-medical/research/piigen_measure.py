@@ -11,13 +11,11 @@ whole inline address is one ADDRESS span.
 
 from __future__ import annotations
 
-import argparse
 import random
 import string
-from pathlib import Path
 from typing import Any
 
-from piigen_common import check, fill, write
+from piigen_common import check, fill, generate_main
 
 LOCALES = ["nl_NL", "pt_BR", "sv_SE", "en_AU", "en_CA", "fi_FI", "cs_CZ", "tr_TR", "en_NZ", "da_DK", "ro_RO"]
 # names of origins the Latin-script Faker locales cover poorly (written here, romanised)
@@ -172,12 +170,7 @@ def rows(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    write(Path(args.out), rows(args.n, args.seed))
+    generate_main(argv, __doc__, rows, n=500, seed=7)
 
 
 if __name__ == "__main__":

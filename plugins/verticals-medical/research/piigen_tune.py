@@ -10,13 +10,11 @@ Dover, DE 19901") is one ADDRESS span (street, city, state and ZIP together).
 
 from __future__ import annotations
 
-import argparse
 import random
 import string
-from pathlib import Path
 from typing import Any
 
-from piigen_common import check, fill, write
+from piigen_common import check, fill, generate_main
 
 LOCALES = ["en_US", "en_US", "en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "en_IN", "pl_PL", "ga_IE"]
 
@@ -167,12 +165,7 @@ def rows(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    write(Path(args.out), rows(args.n, args.seed))
+    generate_main(argv, __doc__, rows, n=400, seed=1)
 
 
 if __name__ == "__main__":
