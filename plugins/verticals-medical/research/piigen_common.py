@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,13 @@ def check(rows: list[dict[str, Any]]) -> None:
 
 def generate_main(argv: list[str] | None, doc: str | None, rows: Callable[[int, int], list[dict[str, Any]]],
                   n: int, seed: int) -> None:
-    """The command line every generator shares: ``--n`` texts from ``--seed``, written as JSONL to ``--out``."""
+    """The command line every generator shares: ``--n`` texts from ``--seed``, written as JSONL to ``--out``.
+
+    Run as a command, it runs itself again with ``PYTHONHASHSEED=0`` first: some of Faker's locales (``it_IT``
+    cities) and ``piigen_tune``'s locale set iterate sets, whose order follows the process's hash seed, so the
+    same ``--seed`` wrote different files from one run to the next."""
+    if argv is None and os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=n)
     parser.add_argument("--seed", type=int, default=seed)
