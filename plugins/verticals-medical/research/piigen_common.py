@@ -61,15 +61,21 @@ def check(rows: list[dict[str, Any]]) -> None:
             assert row["text"][span["start"]:span["end"]] == span["text"], (row["id"], span)
 
 
+def fixed_hash_seed() -> None:
+    """Run this command again with ``PYTHONHASHSEED=0`` unless it already has it: some of Faker's locales
+    (``it_IT`` cities) and ``piigen_tune``'s locale set iterate sets, whose order follows the process's hash seed,
+    so the same ``--seed`` wrote different files from one run to the next. Call it first in a command's main."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
+
+
 def generate_main(argv: list[str] | None, doc: str | None, rows: Callable[[int, int], list[dict[str, Any]]],
                   n: int, seed: int) -> None:
     """The command line every generator shares: ``--n`` texts from ``--seed``, written as JSONL to ``--out``.
 
-    Run as a command, it runs itself again with ``PYTHONHASHSEED=0`` first: some of Faker's locales (``it_IT``
-    cities) and ``piigen_tune``'s locale set iterate sets, whose order follows the process's hash seed, so the
-    same ``--seed`` wrote different files from one run to the next."""
-    if argv is None and os.environ.get("PYTHONHASHSEED") != "0":
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
+    Run as a command, it runs itself again with a fixed hash seed first (:func:`fixed_hash_seed`)."""
+    if argv is None:
+        fixed_hash_seed()
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=n)
     parser.add_argument("--seed", type=int, default=seed)

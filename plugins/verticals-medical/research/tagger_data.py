@@ -27,7 +27,7 @@ import string
 from pathlib import Path
 from typing import Any
 
-from piigen_common import fill, write
+from piigen_common import fill, fixed_hash_seed, write
 
 # tagger labels: gold labels of both sources mapped onto these
 LABELS = {"PTName": "NAME", "PTNameInitial": "NAME", "RelativeProxyName": "NAME", "HCPName": "NAME",
@@ -292,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if argv is None:
+        fixed_hash_seed()  # the generated rows come from piigen_tune, whose texts depend on the hash seed
     rows = generated_rows(args.generated, args.seed) if args.generated else []
     if args.notes:
         if Path(args.notes).name.startswith("deid_val"):
