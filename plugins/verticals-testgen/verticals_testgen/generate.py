@@ -335,38 +335,73 @@ class GenerateTests(Task):
         return [tests_explanation(output) for output in outputs]  # type: ignore[arg-type]
 
     def summarize(self, outputs: Iterable[BaseModel], ctx: RunContext) -> dict[str, Any] | None:
-        rows = []
+        """Per module: line+branch coverage before and after, the mutation score with killed/evaluated mutants,
+        kept (asserting) tests and seconds, few enough columns for an 80-column terminal; then the surviving
+        mutants of each module on one wrapped line (:func:`survivors_line`; the list, up to 100, is in each
+        result's ``mutation.survivors``). ``table`` is the same as plain text, for files."""
+        rows, survivors, generated, before, asserting = [], {}, 0, {}, {}
         for output in outputs:
             assert isinstance(output, GeneratedTests)
-            before, after = output.coverage_before, output.coverage_after
             mutation = output.mutation
-            rows.append({
-                "module": output.module,
-                "line_before": before.line_percent, "line_after": after.line_percent,
-                "branch_before": before.branch_percent, "branch_after": after.branch_percent,
-                "coverage": after.percent,
+            scored = mutation is not None and mutation.score is not None
+            rows.append({  # coverage before is in the preview and the results (coverage_before)
+                "module": output.module, "coverage": round(output.coverage_after.percent, 1),
                 "mutation_score": mutation.score if mutation else None,
-                "mutants_killed": mutation.killed if mutation else 0,
-                "mutants_evaluated": mutation.evaluated if mutation else 0,
-                "kept": output.kept, "asserting": output.asserting, "generated": output.generated,
-                "seconds": output.seconds,
+                "killed": f"{mutation.killed}/{mutation.evaluated}" if mutation and scored else "-",
+                "kept": output.kept, "s": round(output.seconds),
             })
+            # in the text table only (the terminal's has no room): coverage before, asserting tests
+            before[output.module] = output.coverage_before.percent
+            asserting[output.module] = output.asserting
+            generated += output.generated
+            if mutation is not None and scored:
+                survivors[output.module] = survivors_line(mutation)
         if not rows:
             return None
-        header = (f"{'module':<34} {'line %':>14} {'branch %':>14} {'mutants killed':>17} {'kept/gen':>9} "
-                  f"{'sec':>5}")
+        header = f"{'module':<34} {'coverage %':>14} {'mutants killed':>17} {'kept (asserting)':>16} {'sec':>5}"
         lines = [header, "-" * len(header)]
         for r in rows:
-            score = (f"{r['mutants_killed']}/{r['mutants_evaluated']} {100 * r['mutation_score']:3.0f}%"
-                     if r["mutation_score"] is not None else "-")
-            lines.append(f"{r['module'][:34]:<34} {r['line_before']:>5.1f} -> {r['line_after']:>5.1f} "
-                         f"{r['branch_before']:>5.1f} -> {r['branch_after']:>5.1f} {score:>17} "
-                         f"{str(r['kept']) + '/' + str(r['generated']):>9} {r['seconds']:>5.0f}")
-        scored = [r["mutation_score"] for r in rows if r["mutation_score"] is not None]
-        return {"modules": rows, "table": "\n".join(lines),
-                "kept": sum(r["kept"] for r in rows), "generated": sum(r["generated"] for r in rows),
+            score = (f"{r['killed']} {100 * r['mutation_score']:3.0f}%" if r["mutation_score"] is not None
+                     else "-")
+            kept = f"{r['kept']} ({asserting[r['module']]})"
+            lines.append(f"{r['module'][:34]:<34} {before[r['module']]:>5.1f} -> {r['coverage']:>5.1f} "
+                         f"{score:>17} {kept:>16} {r['s']:>5}")
+        if survivors:
+            lines += ["", "surviving mutants (line: change)"] + [f"{m}: {text}" for m, text in survivors.items()]
+        scores = [r["mutation_score"] for r in rows if r["mutation_score"] is not None]
+        return {"modules": rows, "surviving_mutants": survivors, "table": "\n".join(lines),
+                "kept": sum(r["kept"] for r in rows), "asserting": sum(asserting.values()), "generated": generated,
                 "mean_coverage": round(sum(r["coverage"] for r in rows) / len(rows), 1),
-                "mean_mutation_score": round(sum(scored) / len(scored), 3) if scored else None}
+                "mean_mutation_score": round(sum(scores) / len(scores), 3) if scores else None}
+
+
+SURVIVORS_SHOWN = 5  # surviving mutants named per module in the summary (then "and N more")
+CHANGE_WIDTH = 32  # a longer change (a string constant) is cut with an ellipsis
+
+
+def survivors_line(mutation: MutationFigures, shown: int = SURVIVORS_SHOWN) -> str:
+    """The surviving mutants of a module on one line: ``LINE: CHANGE`` for the first survivor of each of the
+    first ``shown`` lines that have one (a line with many survivors takes one place), then ``and N more``
+    (N counts every survivor not named, including those past the 100 a result lists); ``none`` when every
+    evaluated mutant was killed."""
+    left = mutation.evaluated - mutation.killed
+    if left <= 0:
+        return "none"
+    named, lines = [], set()
+    for survivor in mutation.survivors:
+        if survivor.line in lines:
+            continue
+        lines.add(survivor.line)
+        change = " ".join(survivor.change.split())
+        if len(change) > CHANGE_WIDTH:
+            change = change[:CHANGE_WIDTH - 1] + "\u2026"
+        named.append(f"{survivor.line}: {change}")
+        if len(named) >= shown:
+            break
+    more = left - len(named)
+    if not named:
+        return f"{more} (not listed)"
+    return "; ".join(named) + (f"; and {more} more" if more > 0 else "")
 
 
 def _ranges(numbers: Sequence[int]) -> str:
