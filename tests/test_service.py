@@ -300,6 +300,50 @@ def test_export_finds_the_keys_of_an_open_field_where_the_schema_declares_it(ser
     assert columns.types()["probabilities.x"] == "float"
 
 
+def test_export_names_input_columns_from_submission_as_a_read_of_the_rows_would(service, tmp_path,
+                                                                               monkeypatch):
+    """Submission records the inputs' flat columns and kinds (jobs.input_columns) so that an export does not read
+    every input first: the files are the bytes the read gives (mixed kinds, nested objects, lists, nulls, a
+    mapped column left out, an invalid item's raw input); a job that recorded none (stored before migration
+    0013) or whose inputs were purged reads them, as before."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from sqlalchemy import update
+
+    from verticals.core.store.tables import Job
+
+    rows = [{"body": "hello", "n": 1, "meta": {"lang": "en", "tags": ["a", "b"]}},
+            {"body": "world", "n": 2.5, "extra": None},
+            {"body": "again", "n": "three", "meta": {"src": {"kind": "rss"}}, "extra": True},
+            {"body": None, "n": 4}]  # invalid: no text (stored failed, with its raw input)
+    job_id = service.submit("fixtures.echo", rows, text_column="body", file_rows=True)
+    service.execute(job_id)
+    recorded = service.store.job(job_id).input_columns
+    assert recorded is not None and {name for name, _top, _kind in recorded} == {
+        "body", "n", "meta.lang", "meta.tags", "extra", "meta.src.kind", "text"}
+
+    def exports(tag):
+        service.export(job_id, tmp_path / f"{tag}.csv")
+        service.export(job_id, tmp_path / f"{tag}.parquet")
+        table = pq.read_table(tmp_path / f"{tag}.parquet")
+        return (tmp_path / f"{tag}.csv").read_bytes(), str(table.schema), table.to_pylist()
+
+    reads = []
+    iter_rows = service.store.iter_rows
+    monkeypatch.setattr(service.store, "iter_rows", lambda job, columns, **kw: reads.append(tuple(columns))
+                        or iter_rows(job, columns, **kw))
+    with_record = exports("recorded")
+    assert len(reads) == 2  # one read of the job per export: its rows, none before them to name columns
+    assert with_record[0].decode().splitlines()[0] == \
+        "seq,body,n,meta.lang,meta.tags,extra,meta.src.kind,upper,length,status,error"
+    with service.store.session() as session, session.begin():
+        session.execute(update(Job).where(Job.id == job_id).values(input_columns=None))
+    assert exports("read") == with_record  # same columns, same kinds, same bytes
+    assert len(reads) == 6  # ... from two reads per export
+    service.store.purge_inputs(job_id)
+    assert service.store.job(job_id).input_columns is None  # no column named after inputs that are gone
+    assert (lambda text: text.decode().splitlines()[0])(exports("purged")[0]) == "seq,upper,length,status,error"
+
+
 def test_both_executors_implement_the_protocol(service, monkeypatch):
     from verticals.core.jobs.executor import Executor
     from verticals.workers import get_executor

@@ -344,6 +344,55 @@ def flatten(value: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def value_kind(value: Any) -> str:
+    """The Parquet kind of a flat value (not None): bool, int, float or string."""
+    return ("bool" if isinstance(value, bool) else "int" if isinstance(value, int)
+            else "float" if isinstance(value, float) else "string")
+
+
+def merge_kind(seen: str | None, new: str) -> str:
+    """The kind of a column whose values so far had kind ``seen`` (None: only nulls) once it holds ``new``."""
+    if seen is None or seen == new:
+        return new
+    return "float" if {seen, new} == {"int", "float"} else "string"
+
+
+_SCALAR_KINDS: dict[type, str] = {str: "string", bool: "bool", int: "int", float: "float"}
+
+
+class InputColumns:
+    """The flat columns of a job's stored inputs, gathered while they are stored (``submit_job``), so that an
+    export need not read every input once more to name its columns: each column in the order it first appears,
+    with the top-level key it comes from (an export leaves out the keys it copies) and its Parquet kind (None:
+    only nulls so far). What :func:`flatten` would give for every input, and the same kinds."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {}  # flat name -> [top-level key, kind]
+
+    def add(self, data: dict[str, Any] | None) -> None:
+        columns = self.columns
+        for key, value in (data or {}).items():
+            kind = _SCALAR_KINDS.get(type(value))
+            if kind is None:  # nested, a list, None, a subclass: flatten's own rules (a rare path)
+                self._add_flat(key, flatten({key: value}))
+                continue
+            column = columns.get(key)
+            if column is None:
+                columns[key] = [key, kind]
+            elif column[1] != kind:
+                column[1] = merge_kind(column[1], kind)
+
+    def _add_flat(self, top: str, flat: dict[str, Any]) -> None:
+        for name, value in flat.items():
+            column = self.columns.setdefault(name, [top, None])
+            if value is not None:
+                column[1] = merge_kind(column[1], value_kind(value))
+
+    def to_json(self) -> list[list[Any]]:
+        """``[[flat name, top-level key, kind or None], ...]``: what the job row keeps (``jobs.input_columns``)."""
+        return [[name, top, kind] for name, (top, kind) in self.columns.items()]
+
+
 FLAT_RESERVED = ("seq", "status", "error")
 
 

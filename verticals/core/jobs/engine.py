@@ -27,7 +27,7 @@ from verticals.contract import RunContext, Task
 from verticals.contract.explain import without_input_text
 from verticals.core import tracing
 from verticals.core.access import access_context, check_rows, server_access
-from verticals.core.io import InputError
+from verticals.core.io import InputColumns, InputError
 from verticals.core.jobs.pipeline import LazyModels, describe_validation_error, process_batch, run_isolating
 from verticals.core.models.host import ModelHost
 from verticals.core.models.metering import Meter, metering
@@ -154,6 +154,7 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
                                   plugin.name if plugin else None, plugin.version if plugin else None, tenant=tenant)
         _SUBMITTING.add(job_id)
     total, pending = 0, list[tuple[int, Any, str, str | None]]()
+    columns = InputColumns()  # what an export's columns will be, gathered here rather than read back then
     try:
         row = first
         while row is not _END:
@@ -161,16 +162,19 @@ def submit_job(store: Store, registry: Registry, task_name: str, rows: Iterable[
             if problem:
                 raise JobError(f"item {total + 1}: {problem}")
             try:
-                pending.append((total, validated_input(task_cls.Input, row, context), "pending", None))
+                stored = validated_input(task_cls.Input, row, context)
+                pending.append((total, stored, "pending", None))
             except ValidationError as error:
+                stored = row
                 pending.append((total, row, "failed", describe_validation_error(error)))
+            columns.add(stored)
             total += 1
             if len(pending) >= INSERT_BATCH:
                 store.add_items(job_id, pending)
                 pending = []
             row = _next_item(items)
         store.add_items(job_id, pending)
-        store.mark_submitted(job_id, total, dict(options or {}))
+        store.mark_submitted(job_id, total, dict(options or {}), columns.to_json())
     except (JobError, InputError) as error:
         _discard_unsubmitted(store, job_id)
         raise type(error)(f"{error} (nothing was stored: fix the input and submit again)") from None

@@ -10,10 +10,11 @@ One implementation for every front end (``verticals run -o``, ``verticals jobs e
   text; an input column named like an output column is written as ``input.NAME`` (the result's columns keep
   their names whatever the input holds: :func:`verticals.core.io.input_column`). Columns come in schema
   order: ``seq``, the input columns, the output columns, ``status``, ``error``. The output columns (and
-  their Parquet types) come from the task's ``Output`` schema; only what the schema leaves open (a
-  ``dict[str, X]`` field, ``Any``) and the input columns (an input keeps every column of its file) are
-  gathered from the stored rows, in one read before the write. A JSONL export, or a CSV/Parquet export
-  without inputs of a task whose output schema is closed, reads the job once.
+  their Parquet types) come from the task's ``Output`` schema; the input columns (an input keeps every
+  column of its file) from what submission recorded (``jobs.input_columns``); only what the schema leaves
+  open (a ``dict[str, X]`` field, ``Any``), and the inputs of a job that recorded none (stored before
+  migration 0013), are gathered from the stored rows, in one read before the write. Every export of a task
+  whose output schema is closed reads the job once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from verticals.core.access import access_context
-from verticals.core.io import InputError, flatten, input_column, is_folder_output, output_format
+from verticals.core.io import InputError, flatten, input_column, is_folder_output, merge_kind, output_format, value_kind
 from verticals.core.jobs.engine import JobError
 from verticals.core.store import Store
 
@@ -196,23 +197,14 @@ def _kind(annotation: Any) -> str | None:
     return "string"  # str, enums, dates, UUIDs...: their JSON form is text
 
 
-def _value_kind(value: Any) -> str:
-    return ("bool" if isinstance(value, bool) else "int" if isinstance(value, int)
-            else "float" if isinstance(value, float) else "string")
-
-
-def _merge_kind(seen: str | None, new: str) -> str:
-    if seen is None or seen == new:
-        return new
-    return "float" if {seen, new} == {"int", "float"} else "string"
-
-
 def export_columns(store: Store, job_id: str, output_model: type[BaseModel] | None, include_inputs: bool,
                    copies: Iterable[str] = (), explained: bool = False) -> Columns:
-    """The flat columns of a job's export: outputs from the schema; inputs and open output fields from
-    one read of the rows (skipped when there are neither); with ``explained``, the explanation's columns
+    """The flat columns of a job's export: outputs from the schema; inputs from what the job recorded when
+    they were stored (``jobs.input_columns``); open output fields, and the inputs of a job that recorded none,
+    from one read of the rows (skipped when there are neither); with ``explained``, the explanation's columns
     after the outputs (:data:`EXPLANATION_COLUMNS`)."""
-    columns = _export_columns(store, job_id, output_model, include_inputs, copies)
+    recorded = store.job(job_id).input_columns if include_inputs else None
+    columns = _export_columns(store, job_id, output_model, include_inputs, copies, recorded)
     if explained:
         for name in EXPLANATION_COLUMNS:
             columns.outputs.append(name)
@@ -221,32 +213,41 @@ def export_columns(store: Store, job_id: str, output_model: type[BaseModel] | No
 
 
 def _export_columns(store: Store, job_id: str, output_model: type[BaseModel] | None, include_inputs: bool,
-                    copies: Iterable[str] = ()) -> Columns:
+                    copies: Iterable[str] = (), recorded: list[Any] | None = None) -> Columns:
     columns = schema_columns(output_model)
     if output_model is None:
         _open(columns, "")  # no schema (the task is not installed): every output column from the rows
-    if not include_inputs and not columns.open:
-        return columns
+    skip = set(copies)
     inputs: dict[str, None] = {}
-    found: dict[str, None] = {}
     input_kinds: dict[str, str] = {}
+    read_inputs = include_inputs and recorded is None
+    if include_inputs and recorded is not None:  # [[flat name, top-level key, kind or None], ...]
+        for name, top, kind in recorded:
+            if top not in skip:
+                inputs[name] = None
+                if kind is not None:
+                    input_kinds[name] = kind
+    if not read_inputs and not columns.open:
+        columns.inputs = list(inputs)
+        columns.kinds.update(input_kinds)
+        return columns
+    found: dict[str, None] = {}
     found_kinds: dict[str, str] = {}
     prefixes = tuple(f"{prefix}." if prefix else "" for prefix in columns.open)
     exact = set(columns.open)
-    skip = set(copies)
-    read = (*(("input",) if include_inputs else ()), *(("output",) if columns.open else ()))
+    read = (*(("input",) if read_inputs else ()), *(("output",) if columns.open else ()))
     for row in store.iter_rows(job_id, read):  # only the columns that name columns: no output, no provenance
-        if include_inputs and row.input:
+        if read_inputs and row.input:
             for key, value in flatten({k: v for k, v in row.input.items() if k not in skip}).items():
                 inputs.setdefault(key, None)
                 if value is not None:
-                    input_kinds[key] = _merge_kind(input_kinds.get(key), _value_kind(value))
+                    input_kinds[key] = merge_kind(input_kinds.get(key), value_kind(value))
         if columns.open:
             for key, value in flatten(row.output).items():
                 if key in exact or key.startswith(prefixes):
                     found.setdefault(key, None)
                     if value is not None:
-                        found_kinds[key] = _merge_kind(found_kinds.get(key), _value_kind(value))
+                        found_kinds[key] = merge_kind(found_kinds.get(key), value_kind(value))
     columns.inputs = list(inputs)
     columns.kinds.update(input_kinds)
     if columns.open:

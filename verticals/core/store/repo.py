@@ -199,12 +199,16 @@ class Store:
                 self._insert_items.executemany(connection, {"b_job_id": job_id, "b_now": utcnow()}, values)
                 _add_to_counts(connection, job_id, added)
 
-    def mark_submitted(self, job_id: str, total: int, options: dict[str, Any] | None = None) -> None:
+    def mark_submitted(self, job_id: str, total: int, options: dict[str, Any] | None = None,
+                       input_columns: list[Any] | None = None) -> None:
         """The job's items are all stored: it can run. ``options``: its options as they stay (the submitter's
-        mark, which let another process remove a submission that died half-way, is dropped)."""
+        mark, which let another process remove a submission that died half-way, is dropped);
+        ``input_columns``: the flat columns of its stored inputs (:class:`verticals.core.io.InputColumns`)."""
         values: dict[str, Any] = {"total": total, "submitted": True}
         if options is not None:
             values["options"] = options
+        if input_columns is not None:
+            values["input_columns"] = input_columns
         with self.session() as session, session.begin():
             session.execute(update(Job).where(Job.id == job_id).values(**values))
 
@@ -569,6 +573,7 @@ class Store:
             count = _rowcount(session.execute(
                 update(Item).where(Item.job_id == job_id, Item.input.is_not(None)).values(input=None)
             ))
+            session.execute(update(Job).where(Job.id == job_id).values(input_columns=None))  # none are left
         scrub_sqlite(self.engine)
         return count
 

@@ -63,6 +63,10 @@ class Job(Base):
     # 0008: when the process running it locally was stopped (Ctrl-C, SIGTERM) with items pending: the job is
     # "interrupted" (nothing runs it; `verticals jobs resume` does) until a chunk of it runs again
     interrupted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # 0013: the flat columns of the stored inputs, as [[flat name, top-level key, kind or None], ...], recorded at
+    # submission (verticals.core.io.InputColumns) so that an export names its input columns without reading every
+    # input first; None: not known (a job stored before 0013, or its inputs purged): the export reads them
+    input_columns: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Item(Base):
