@@ -231,3 +231,52 @@ def test_a_corrupt_or_missing_variant_falls_back_to_pytorch_with_a_clear_message
     with caplog.at_level(logging.WARNING, logger="verticals.core.models.runtimes"):
         model = _host(built, root=copy).get(SPEC)
     assert model.runner is None and "missing" in caplog.text
+
+
+def test_only_models_that_ship_calibration_texts_and_run_auto_on_the_cpu_get_a_runtime_chosen(monkeypatch):
+    from verticals.registry import build_registry
+
+    models = build_registry().models
+    spec = models[SPEC]
+    texts = optimize.calibration_texts(spec)
+    assert len(texts) >= optimize.texts_needed(0.98) and all(t.strip() and "\n" not in t for t in texts)
+    monkeypatch.setenv("VERTICALS_DEVICE", "cpu")
+    assert optimize.choosable(spec) is None
+    assert optimize.choosable(models["minilm"]) == "it ships no calibration texts"
+    monkeypatch.setenv("VERTICALS_RUNTIMES", f"{SPEC}=torch")
+    assert optimize.choosable(spec) == "its runtime is set to torch"
+
+
+@pytest.mark.slow
+def test_warm_judges_each_variant_once_per_machine_on_the_calibration_texts(built, monkeypatch):
+    """`verticals models warm` makes the runtime decision that `models optimize` made by hand: each ONNX variant
+    judged on the model's calibration texts (parity over 500+ texts, speed; no labels read), recorded, and read
+    back, not judged again, on the next warm of the same weights on the same machine."""
+    root = built.root / "warm"
+    shutil.copytree(built.root / SPEC, root / SPEC)  # the built variants, no records
+    (root / SPEC / "runtimes.json").unlink(missing_ok=True)
+    first = optimize.choose_runtimes(SPEC, registry=built.registry, root=root)
+    assert [r["variant"] for r in first] == ["onnx", "onnx-int8"]
+    n = len(optimize.calibration_texts(built.registry.models[SPEC]))
+    for record in first:
+        assert record["data"] == "calibration texts" and record["metric"] is None
+        assert record["parity"]["texts"] == n + 3  # the calibration texts and the three fixed probes
+        assert (record["decision"] == "kept") == (not record["reasons"])
+    again = optimize.choose_runtimes(SPEC, registry=built.registry, root=root)
+    assert [r["at"] for r in again] == [r["at"] for r in first]  # read from the records, not judged again
+    assert len(runtimes.load_records(SPEC, root)) == 2
+    # auto serves what was kept (the fastest), else PyTorch
+    monkeypatch.setenv("VERTICALS_MODEL_STORE", str(root))
+    model = _host(built, root=root).get(SPEC)
+    kept = sorted((r for r in first if r["decision"] == "kept"), key=lambda r: -r["speedup"])
+    assert (model.runner.variant.precision if model.runner else None) == (kept[0]["precision"] if kept else None)
+    # the command prints each variant's decision (read from the records here) and the runtime that loads
+    from tests.conftest import run_cli
+
+    ran = run_cli("models", "warm", SPEC, env={"VERTICALS_MODEL_STORE": str(root), "COLUMNS": "80"})
+    said = " ".join(ran.stderr.split())
+    assert ran.returncode == 0, ran.stderr
+    for record in first:
+        assert f"{SPEC} {record['variant']}: {record['speedup']:.2f}x PyTorch here" in said
+        assert ("kept" if record["decision"] == "kept" else f"rejected: {record['reasons'][0]}") in said
+    assert ("onnxruntime" in said) == bool(kept) and all(len(line) <= 80 for line in ran.stderr.splitlines())

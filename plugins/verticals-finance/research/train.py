@@ -9,6 +9,8 @@ The shipped model is a LoRA adapter + linear head on the packaged MiniLM, traine
     python plugins/verticals-finance/research/train.py package "$VERTICALS_HOME/models/finance.sentiment/v1"
     # figures of the shipped model -> metrics.json
     python plugins/verticals-finance/research/train.py check --data build/finance
+    # the unlabelled texts `verticals models warm` judges runtime variants on (ModelSpec.calibration)
+    python plugins/verticals-finance/research/train.py calibration
 
 Data: TFNS train (``../shared/data/finance/tfns_train.csv``, MIT) minus a fixed 15 % stratified dev slice
 (seed 13) that is never trained on, plus the train split of the plugin's written sentences and headlines
@@ -77,6 +79,28 @@ def prepare(out: Path, tfns: Path) -> dict[str, int]:
             writer.writeheader()
             writer.writerows(rows)
     return {name: len(rows) for name, rows in files.items()}
+
+
+CALIBRATION = PACKAGE / "calibration" / "texts.txt"
+CALIBRATION_TFNS = 250
+
+
+def calibration(tfns: Path, out: Path = CALIBRATION) -> int:
+    """Write the model's calibration texts (``ModelSpec.calibration``: what ``verticals models warm`` checks runtime
+    variants on, labels dropped): the 270 texts of the written held-out quarter and 250 of the TFNS dev slice
+    (seeded sample), none ever trained on. One text per line; returns how many."""
+    import random
+
+    from verticals.core.models.training import stratified_split
+
+    _train, tfns_dev = stratified_split(load_tfns(tfns), DEV_FRACTION, SEED)
+    _written_train, written_test = split(load_rows())
+    texts = [r["text"] for r in written_test] + [r["text"] for r in random.Random(SEED).sample(tfns_dev,
+                                                                                                CALIBRATION_TFNS)]
+    texts = [" ".join(text.split()) for text in texts]  # one line each
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f"{text}\n" for text in texts), encoding="utf-8")
+    return len(texts)
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -150,8 +174,12 @@ def main() -> None:
     pack.add_argument("version_dir", type=Path)
     chk = commands.add_parser("check", help="figures of the shipped model -> metrics.json")
     chk.add_argument("--data", type=Path, default=None, help="the folder `prepare` wrote (for the TFNS dev slice)")
+    cal = commands.add_parser("calibration", help="write verticals_finance/calibration/texts.txt (unlabelled)")
+    cal.add_argument("--tfns", default=None, help=f"TFNS train CSV (default: {TFNS} from the repository root)")
     args = parser.parse_args()
-    if args.command == "prepare":
+    if args.command == "calibration":
+        print(f"{calibration(tfns_path(args.tfns))} texts written to {CALIBRATION}")
+    elif args.command == "prepare":
         print(json.dumps(prepare(args.out, tfns_path(args.tfns))))
     elif args.command == "package":
         package(args.version_dir)

@@ -14,6 +14,9 @@ SENTIMENT_MODEL = ModelSpec(
     # no hub_id: a hub model here would answer differently from the packaged one whenever a download succeeds;
     # FinBERT is one override away: VERTICALS_MODELS='finance.sentiment=ProsusAI/finbert'
     description="MiniLM + LoRA adapter and head, in this package (TFNS + written items)",
+    # 520 unlabelled texts never trained on (research/train.py calibration): `verticals models warm` judges the
+    # ONNX variants on them, so that runtime auto serves the fastest one that agrees with PyTorch on this CPU
+    calibration=Packaged("verticals_finance", "calibration/texts.txt"),
 )
 
 

@@ -28,7 +28,12 @@ from verticals.core.models.runtimes import (
     FILES,
     RuntimeUnavailable,
     build_variant,
+    fingerprint,
+    load_records,
     machine,
+    onnxruntime_version,
+    runtime_choice,
+    same_machine,
     save_record,
     variants_root,
 )
@@ -107,6 +112,16 @@ def _evaluate(registry: Any, task: str, host: ModelHost, data: Path | None, gold
     return result, [t for t in texts if t]
 
 
+def calibration_texts(spec: Any) -> list[str]:
+    """The unlabelled texts ``spec`` ships for the gate (:attr:`ModelSpec.calibration`), or none."""
+    from verticals.core.models.sources import locate_packaged
+
+    if getattr(spec, "calibration", None) is None:
+        return []
+    path = locate_packaged(spec.calibration)  # the file inside the installed package
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _golden_texts(registry: Any, task: str) -> list[str]:
     """The texts of the task's golden set (their labels are not read), or none."""
     from verticals.core.evaluation.scoring import golden_path
@@ -179,8 +194,11 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
 
     task_name = _task_for(registry, spec_name, task)
     metric_name, before, after, texts = None, None, None, list(PARITY_PROBES)
-    if task_name is not None and data is None:
-        # no labelled data given: parity and speed on the golden set's texts, its labels unread. A golden set
+    calibration = calibration_texts(registry.models[spec_name]) if data is None else []
+    if calibration:  # no labelled data given: parity and speed on the texts the model ships for it
+        texts = calibration + texts
+    elif task_name is not None and data is None:
+        # nor calibration texts: parity and speed on the golden set's texts, its labels unread. A golden set
         # whose labels decide which variant serves would no longer measure it (the metric part needs --data)
         texts = _golden_texts(registry, task_name) + texts
     elif task_name is not None and data is not None:
@@ -220,7 +238,9 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
         "path": variant.path.relative_to(variants_root(spec_name, root)).as_posix(),
         "fingerprint": variant.fingerprint, "source": current.source.provenance(),
         "torch_precision": current.precision.label(),
-        "task": task_name, "data": str(data.name) if data else ("golden texts" if task_name else "probes"),
+        "task": task_name,
+        "data": str(data.name) if data else "calibration texts" if calibration else ("golden texts" if task_name
+                                                                                      else "probes"),
         "metric": metric_name, "before": before, "after": after, "drop_points": drop, "budget_points": budget,
         "parity": {**check, "texts": len(texts), "required_agreement": min_agreement, "required_cosine": min_cosine},
         "torch_items_per_s": round(torch_rate, 2), "items_per_s": round(variant_rate, 2),
@@ -231,3 +251,47 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
     }
     save_record(spec_name, record, root)
     return record
+
+
+VARIANT_PRECISIONS = ("fp32", "int8")
+"""The ONNX variants ``verticals models warm`` judges for a model that ships calibration texts."""
+
+
+def choosable(spec: Any) -> str | None:
+    """Why ``models warm`` does not judge runtime variants for ``spec`` here, or None when it does: the spec ships
+    calibration texts, its runtime is ``auto``, onnxruntime is installed and models run on the CPU."""
+    from verticals.core.models.device import pick_device
+
+    if getattr(spec, "calibration", None) is None:
+        return "it ships no calibration texts"
+    if spec.kind not in ("sequence-classifier", "encoder"):
+        return f"{spec.kind} models have no ONNX variant"
+    choice = runtime_choice(spec)
+    if choice != "auto":
+        return f"its runtime is set to {getattr(choice, 'name', choice)}"
+    if onnxruntime_version() is None:
+        return "onnxruntime is not installed (pip install 'verticals[onnx]')"
+    device = pick_device()
+    if device.type != "cpu":
+        return f"models run on {device} here (ONNX variants serve the CPU only)"
+    return None
+
+
+def choose_runtimes(spec_name: str, *, registry: Any, root: Path | None = None,
+                    on_step: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Judge each ONNX variant of ``spec_name`` (:data:`VARIANT_PRECISIONS`) that has no record yet for these
+    weights on this machine, by :func:`optimize` with its defaults on the spec's calibration texts (parity and
+    speed; no metric: those texts carry no labels); returns one record per variant, earlier ones included.
+    ``auto`` then serves the fastest kept variant (``runtimes.best_kept``), else PyTorch."""
+    from verticals.core.models.host import ModelHost
+
+    model = ModelHost(registry.models, device="cpu", runtimes={spec_name: "torch"}, store_root=root).get(spec_name)
+    key, here = fingerprint(model), machine()
+    records = []
+    for precision in VARIANT_PRECISIONS:
+        earlier = [r for r in load_records(spec_name, root) if r.get("fingerprint") == key
+                   and r.get("precision") == precision and same_machine(r.get("machine", {}), here)]
+        records.append(earlier[-1] if earlier else
+                       optimize(spec_name, quantize=None if precision == "fp32" else precision, registry=registry,
+                                root=root, on_step=on_step))
+    return records

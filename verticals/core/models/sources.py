@@ -116,7 +116,7 @@ def _package_version(package: str) -> str | None:
 
 
 def locate_packaged(packaged: Packaged) -> Path:
-    """Folder of packaged weights, found without importing the package."""
+    """Folder of packaged weights (or the packaged file ``path`` names), found without importing the package."""
     spec = importlib.util.find_spec(packaged.package)
     if spec is None or not spec.submodule_search_locations:
         raise LookupError(f"package {packaged.package!r} is not installed")
