@@ -211,3 +211,75 @@ def test_a_call_checks_what_it_wrote_to_its_arguments():
     assert "arg1 = io.StringIO()" in body and "assert arg1.getvalue() == 'a,b'" in body
     assert "assert arg0 == ['a', 'b', 'z']" in body
     assert check_test_code(candidates[0].source, TargetNames("m_emit", source)) == []
+
+
+BLOCKS_SOURCE = '''
+import math
+import sys
+
+if sys.version_info >= (3, 0):
+    class Shape:
+        """A class inside an if block."""
+
+        def area(self, r: "Radius") -> float:
+            return math.pi * r ** 2
+
+        async def later(self, n):
+            return n > 1
+else:
+    def area(r):
+        return 3 * r
+
+try:
+    def parse(text):
+        match text.split():
+            case [word]:
+                return word.upper()
+            case _:
+                return text[1:] if text else None
+except ImportError:
+    def parse(text):
+        return not text
+'''
+
+
+def test_the_builder_makes_the_same_mutants_compiling_only_the_changed_statement():
+    from verticals_testgen.harness import MutantBuilder
+
+    for source in (SOURCE, SOURCE + CLASS_SOURCE, BLOCKS_SOURCE):
+        builder = MutantBuilder.checked(source, "m_build.py")
+        points = mutation_points(source)
+        assert builder is not None and builder.total == len(points)
+        for point in points:
+            whole = apply_mutant(source, point["index"])
+            top, statement = builder.mutated_statement(point["index"])
+            assert ast.dump(statement) == ast.dump(whole.body[top]), point
+            # the other statements are the original's (compiled once)
+            assert ast.dump(ast.parse(source).body[top]) != ast.dump(statement)
+    namespace: dict = {}
+    index = next(p["index"] for p in mutation_points(BLOCKS_SOURCE) if p["change"] == "'**' -> '*'")
+    for code in MutantBuilder(BLOCKS_SOURCE, "m_build.py").module_codes(index):
+        exec(code, namespace)
+    assert namespace["Shape"]().area(3) == math_pi() * 6 and namespace["parse"]("ab") == "AB"
+    # each statement is compiled with the module's own __future__ flags, not with this file's (or the harness's)
+    namespace = {}
+    for code in MutantBuilder(BLOCKS_SOURCE, "m_build.py").module_codes(0):
+        exec(code, namespace)
+    assert namespace["Shape"].area.__annotations__["r"] == "Radius"  # a string in the source
+    future = "from __future__ import annotations\n" + BLOCKS_SOURCE.replace('"Radius"', "Radius")
+    namespace = {}
+    for code in MutantBuilder(future, "m_build.py").module_codes(0):
+        exec(code, namespace)  # with the flag, the undefined name stays a string
+    assert namespace["Shape"].area.__annotations__["r"] == "Radius"
+    try:
+        exec(compile(BLOCKS_SOURCE.replace('"Radius"', "Radius"), "m.py", "exec", dont_inherit=True), {})
+    except NameError:
+        pass
+    else:
+        raise AssertionError("without the flag the annotation is evaluated")
+
+
+def math_pi() -> float:
+    import math
+
+    return math.pi

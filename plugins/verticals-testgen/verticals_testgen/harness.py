@@ -421,6 +421,104 @@ def apply_mutant(source: str, index: int) -> ast.Module:
     return tree
 
 
+class MutantBuilder:
+    """Builds mutants without parsing or compiling the whole module each time: the source is parsed once, each
+    top-level statement compiled once; a mutant deep-copies and mutates only the outermost function that holds it
+    (its points are numbered consecutively in :func:`mutation_points`' walk), and only the top-level statement
+    around that function is compiled again. Executing :meth:`module_codes` in order in a namespace is executing
+    the mutated module (each statement compiled with the module's own ``__future__`` flags, none inherited from
+    this file). The same mutants as :func:`apply_mutant`, about ten times faster on a module of a few hundred
+    lines, where building a mutant used to take longer than running its tests."""
+
+    def __init__(self, source: str, file: str):
+        import __future__
+
+        self.file = file
+        self.tree = ast.parse(source)
+        self.flags = 0
+        for node in self.tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                for alias in node.names:
+                    self.flags |= getattr(getattr(__future__, alias.name, None), "compiler_flag", 0)
+        self.codes = [self._compile(node) for node in self.tree.body]
+        self.owners: list[tuple[int, list[tuple[str, int]], ast.AST, int]] = []  # (first point, path, def, count)
+        count = 0
+        for top, node in enumerate(self.tree.body):
+            for path, function in self._functions(node, []):
+                points = _Mutator()
+                points.visit(function)  # listing leaves the tree as it is
+                self.owners.append((count, [("body", top), *path], function, points.count))
+                count += points.count
+        self.total = count
+
+    def _compile(self, node: ast.stmt):
+        return compile(ast.Module(body=[node], type_ignores=[]), self.file, "exec", flags=self.flags,
+                       dont_inherit=True)
+
+    @staticmethod
+    def _functions(node: ast.AST, path: list[tuple[str, int]]):
+        """The outermost function definitions under ``node`` in the mutator's walk order, with their paths."""
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield path, node
+            return
+        if not isinstance(node, ast.stmt | ast.excepthandler | ast.match_case):
+            return  # expressions hold no statements (a lambda is not mutated outside a function)
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                for index, child in enumerate(value):
+                    yield from MutantBuilder._functions(child, [*path, (field, index)])
+
+    def mutated_statement(self, index: int) -> tuple[int, ast.stmt]:
+        """(position, mutated copy) of the top-level statement that holds mutant ``index``."""
+        import bisect
+        import copy
+
+        owner = bisect.bisect_right([o[0] for o in self.owners], index) - 1
+        if owner < 0 or index >= self.total:
+            raise ValueError(f"no mutant {index}")
+        first, path, function, _count = self.owners[owner]
+        mutator = _Mutator(apply=index - first)
+        changed = mutator.visit(copy.deepcopy(function))
+        if not mutator.done:
+            raise ValueError(f"no mutant {index}")
+
+        def rebuilt(node: ast.AST, rest: list[tuple[str, int]]) -> ast.AST:
+            if not rest:
+                return changed
+            field, position = rest[0]
+            clone = copy.copy(node)  # shallow: the statements beside the path stay shared (compiling reads them)
+            children = list(getattr(node, field))
+            children[position] = rebuilt(children[position], rest[1:])
+            setattr(clone, field, children)
+            return clone
+
+        top = path[0][1]
+        statement = rebuilt(self.tree.body[top], path[1:])
+        return top, ast.fix_missing_locations(statement)
+
+    def module_codes(self, index: int) -> list:
+        """The code objects that, executed in order in the module's namespace, define the module with mutant
+        ``index`` applied."""
+        top, statement = self.mutated_statement(index)
+        codes = list(self.codes)
+        codes[top] = self._compile(statement)
+        return codes
+
+    def changed_codes(self, index: int) -> dict[tuple[str, int], object]:
+        """Every code object (:func:`_codes`) of the top-level statement that holds mutant ``index``, mutated."""
+        return _codes(self._compile(self.mutated_statement(index)[1]))
+
+    @classmethod
+    def checked(cls, source: str, file: str) -> MutantBuilder | None:
+        """A builder whose numbering agrees with :func:`mutation_points` (None when it does not: the caller
+        builds each mutant from the whole module instead)."""
+        try:
+            builder = cls(source, file)
+        except Exception:
+            return None
+        return builder if builder.total == len(mutation_points(source)) else None
+
+
 def _codes(code, found: dict | None = None) -> dict[tuple[str, int], object]:
     """Every code object inside ``code`` (functions, methods, lambdas, nested ones), by (qualname, first line)."""
     found = {} if found is None else found
@@ -457,7 +555,13 @@ class MutantSwitch:
         self.functions: dict[tuple[str, int], list] = {}
         self.caches: list = []  # lru_cache wrappers: cleared after a mutant ran (they may hold its results)
         self._walk(module, module.__name__)
-        self.plain = _codes(compile(ast.parse(source), file, "exec", dont_inherit=True))
+        self.builder = MutantBuilder.checked(source, file)
+        self.plain: dict[tuple[str, int], object] = {}
+        if self.builder is None:
+            self.plain = _codes(compile(ast.parse(source), file, "exec", dont_inherit=True))
+        else:  # compiled as the builder compiles its mutants (a statement at a time: same code where unchanged)
+            for code in self.builder.codes:
+                _codes(code, self.plain)
         self._swaps: dict[int, list | None] = {}
 
     def _walk(self, module, modname: str) -> None:
@@ -493,7 +597,8 @@ class MutantSwitch:
         if index not in self._swaps:
             pairs: list | None = None
             try:
-                codes = _codes(compile(apply_mutant(self.source, index), self.file, "exec", dont_inherit=True))
+                codes = (self.builder.changed_codes(index) if self.builder is not None else
+                         _codes(compile(apply_mutant(self.source, index), self.file, "exec", dont_inherit=True)))
                 changed = [k for k, c in codes.items() if k in self.plain and _code_differs(self.plain[k], c)]
                 pairs = [(f, codes[k]) for k in changed for f in self.functions.get(k, [])
                          if len(f.__code__.co_freevars) == len(codes[k].co_freevars)] or None
@@ -612,6 +717,7 @@ def run_mutants(cfg: dict, module) -> None:
     keep = {k: original[k] for k in ("__name__", "__file__", "__spec__", "__loader__", "__package__", "__path__",
                                      "__builtins__", "__cached__", "__doc__") if k in original}
     by_identity = {id(v): k for k, v in original.items() if not k.startswith("__")}
+    builder = MutantBuilder.checked(source, file)
 
     class Mutation:
         def pytest_runtestloop(self, session):
@@ -627,11 +733,13 @@ def run_mutants(cfg: dict, module) -> None:
                 rebound: list[tuple] = []
                 if mutant["tests"]:
                     try:
-                        code = compile(apply_mutant(source, mutant["index"]), file, "exec")
+                        codes = (builder.module_codes(mutant["index"]) if builder is not None else
+                                 [compile(apply_mutant(source, mutant["index"]), file, "exec", dont_inherit=True)])
                         namespace.clear()
                         namespace.update(keep)
                         with time_limit(5.0), _quiet():
-                            exec(code, namespace)
+                            for code in codes:
+                                exec(code, namespace)
                     except BaseException:  # the mutated module does not even import: the tests would all fail
                         outcome, by = "killed", "import"
                     else:
