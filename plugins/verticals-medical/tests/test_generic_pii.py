@@ -4,10 +4,12 @@ Sentences written for these tests (not from either PII generator)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from verticals_medical.deidentify import DeidentifyTask
 from verticals_medical.formats import assemble_addresses, format_spans, name_spans, table_spans
-from verticals_medical.phi import detect
+from verticals_medical.phi import RULES, detect
 
 from verticals import RunContext
 
@@ -39,7 +41,8 @@ def test_table_cells_under_a_named_column():
 
 def test_record_keys_and_form_labels():
     text = '{"surname": "Achterberg", "city": "Zwolle", "note": "Lisbon trip"}'
-    assert found(text) == {"Achterberg": "NAME", "Zwolle": "LOCATION"}
+    assert found(text, "format:record") == {"Achterberg": "NAME", "Zwolle": "LOCATION"}
+    assert found(text).get("Lisbon") == "LOCATION"  # not by its key: the gazetteer knows the city
     form = "Surname: Kowalski   Given names: Ewa Maria\nPolicyholder: n/a"
     names = {form[a:b] for a, b, *_ in name_spans(form)}
     assert names == {"Kowalski", "Ewa Maria"}
@@ -196,3 +199,88 @@ def test_tagger_ids_zips_and_streets_need_their_shape():
     assert not _tagger_shape_ok("ZIP", "12")
     assert _tagger_shape_ok("ADDRESS", "12 Larch Close") and not _tagger_shape_ok("ADDRESS", "4 units prbc")
     assert _tagger_shape_ok("NAME", "anything")  # names, places, dates: keep_span checks them
+
+
+def gazetteer_places(text: str) -> list[str]:
+    from verticals_medical.places import gazetteer_spans
+
+    return [text[a:b] for a, b, category, *_ in gazetteer_spans(text) if category == "LOCATION"]
+
+
+def test_gazetteer_finds_real_towns_with_and_without_a_cue():
+    assert gazetteer_places("The parcel went through Eindhoven and was held at the depot.") == ["Eindhoven"]
+    assert gazetteer_places("Shipping address moved: Reading, PA.") == ["Reading"]
+    assert gazetteer_places("She flew in from London on Tuesday.") == ["London"]
+    assert gazetteer_places("Visiting Santa Clara next week, then Milton Keynes.") == ["Santa Clara", "Milton Keynes"]
+    assert gazetteer_places("Our Roanoke branch is closed; the Gdańsk depot is open.") == ["Roanoke", "Gdańsk"]
+    # written with or without its accents, "Saint" or "St.", hyphenated
+    assert gazetteer_places("Born in Zurich, raised in Zürich.") == ["Zurich", "Zürich"]
+    assert gazetteer_places("Offices near St. Louis and in Saint-Étienne.") == ["St. Louis", "Saint-Étienne"]
+
+
+def test_gazetteer_ambiguity_control():
+    # a listed person name after a weak cue or with no cue, a frequent English word, a clinical word: not places
+    assert gazetteer_places("Talked to Austin about the invoice; Florence called back.") == []
+    assert gazetteer_places("Normal saline given. Mobile number changed. Split the dose.") == []
+    assert gazetteer_places("Foley removed this morning.") == []
+    # next to another capitalised word: a person or an organisation ("Boston Scientific", "Jackson Phoenix")
+    assert gazetteer_places("Boston Scientific shipped it. Jackson Phoenix signed.") == []
+    assert gazetteer_places("Dr. Lincoln reviewed the scan.") == []
+    # in capitals (clinical notes shout) or in lower case: no
+    assert gazetteer_places("PT FROM LONDON, lives in eindhoven") == []
+    # states and countries are not Safe Harbor PHI; they only make the town before them a place
+    assert gazetteer_places("Moved from France to Ohio, then to Lyon, France.") == ["Lyon"]
+
+
+def test_place_and_name_patterns_read_accented_capitals():
+    from verticals_medical.cues import context_spans
+
+    places = {text[a:b] for text in ["Her sister lives in San Sebastián now.", "A nurse from Óbidos called."]
+              for a, b, category, *_ in context_spans(text) if category == "LOCATION"}
+    assert {"San Sebastián", "Óbidos"} <= places
+    text = "Deliver to 14 Ørsted Avenue before noon."
+    assert covered(text, "14 Ørsted Avenue", detect(text))
+    credentialed = next(re.compile(pattern, flags) for name, _, _, pattern, flags in RULES
+                        if name == "credentialed-name")
+    assert credentialed.search("Signed: Anna É. Kovács, MD").group("v") == "Anna É. Kovács"
+    text = "PATIENT: MÜLLER, JÜRGEN"
+    assert covered(text, "MÜLLER, JÜRGEN", detect(text))
+
+
+def test_national_phone_shapes_of_any_country_with_a_trunk_zero():
+    values = found("Kofi: 0244 123 456 (evenings), or ring 0803 123 4567; office (0532) 123 45 67.", "format:phone-n")
+    assert values == {"0244 123 456": "PHONE", "0803 123 4567": "PHONE", "(0532) 123 45 67": "PHONE"}
+    # clock times, dates, decimals and short numbers are not phones
+    assert not found("Turns at 0800 1200 1600 2000; Hb 0.9 on 01.02.2003; bed 0123 45", "format:phone-n")
+
+
+def test_names_in_another_alphabet_within_latin_text():
+    from verticals_medical.formats import script_name_spans
+
+    def names(text: str) -> list[tuple[str, str]]:
+        return [(text[a:b], category) for a, b, category, *_ in script_name_spans(text)]
+
+    assert names("Booked by Ξανθίππη Laskaris; she drives up from Λάρισα.") == [
+        ("Ξανθίππη Laskaris", "NAME"), ("Λάρισα", "LOCATION")]
+    assert names("Signed, ЗИНАИДА Petrova-Hale") == [("ЗИНАИДА Petrova-Hale", "NAME")]
+    # in lower case too, with an initial, but not the words around it
+    assert names("ask for κυρία ζαχαρίου at the desk") == [("κυρία ζαχαρίου", "NAME")]
+    assert names("Yours, Ευτέρπη K. Lindqvist-Moe") == [("Ευτέρπη K. Lindqvist-Moe", "NAME")]
+    assert names("Gave 5 μg, Δ 3 mmHg, β-blocker held.") == []  # symbols and units
+    # text written in that alphabet: its capitalised words are not all names
+    assert names("Η Ξανθίππη μένει στη Λάρισα με τον Στέφανο.") == []
+
+
+def test_the_other_name_of_a_pair():
+    from verticals_medical.formats import coordinated_names
+
+    def pair(text: str, known: str) -> list[str]:
+        start = text.index(known)
+        return [text[a:b] for a, b in coordinated_names(text, [(start, start + len(known), "NAME")])]
+
+    assert pair("Tickets for Ilse Vandamme & Oyelaran Whitcombe, row C.", "Ilse Vandamme") == ["Oyelaran Whitcombe"]
+    assert pair("The keys went to Halvorsen and Tamsin Ruel today.", "Tamsin Ruel") == ["Halvorsen"]
+    assert pair("Paged Drs Kovalenko and Oduya at noon.", "Oduya") == ["Kovalenko"]  # not the title
+    # not a team, a clinical word, a frequent word or an acronym
+    assert pair("Seen by Dr. Okafor and CCU team, then Okafor and Nephew.", "Okafor") == []
+    assert pair("Okafor and Cardiology agreed; Okafor and the Resident too.", "Okafor") == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
+from .formats import LOWER, UPPER
 from .lexicon import (
     UNIT_WORDS,
     first_names,
@@ -59,11 +60,13 @@ _LOWER_WARD_CUE = re.compile(r"(?:\b(?:from|in|at)|\b(?:transfer|transferred|tra
 WARD = re.compile(r"(?<![A-Za-z])(?P<v>[A-Za-z]{5,})\s?\d{1,2}(?![\d.,/])"
                   r"(?!\s*(?:mg|mcg|g|gm|u|units?|ml|cc|l|%|meq|hr|hrs|"
                   r"x|mm|cm|min|mins|days?|weeks?|hours?|am|pm|yrs?|yo|liters?|lpm)\b|\s*%)", re.I)
+# capitals and small letters of Latin alphabets ("San Sebastián", "Östersund Island", "from Ñuñoa")
+_CAP = rf"[{UPPER}][{LOWER}]"
 PLACE_TWO = re.compile(
-    r"(?<![A-Za-z])(?:(?:San|Santa|Los|Las|Fort|Ft|Port|Mount|Mt|New|Bel|El|La|Lake|Glen|Palm|Ocean|Cape|North|South|"
-    r"East|West)\s+[A-Z][a-z]+"
-    r"|[A-Z][a-z]+\s+(?:Beach|City|Springs|Falls|Heights|Shore|Island|Hills|Valley|Harbor|County|Park|Square))"
-    r"(?![A-Za-z])")
+    r"(?<![^\W\d_])(?:(?:San|Santa|Los|Las|Fort|Ft|Port|Mount|Mt|New|Bel|El|La|Lake|Glen|Palm|Ocean|Cape|North|South|"
+    rf"East|West)\s+{_CAP}+"
+    rf"|{_CAP}+\s+(?:Beach|City|Springs|Falls|Heights|Shore|Island|Hills|Valley|Harbor|County|Park|Square))"
+    r"(?![^\W\d_])")
 PLACE_CUE = re.compile(
     r"(?<![A-Za-z])(?:transferred|transfered|transfer|trans|tx'?d|txd|admitted|adm|admit|sent|taken|brought|came|"
     r"went|arrived|arrival|medflight|med\s?flight|referred|returned|return|go|going|followed|excepted|accepted|"
@@ -79,7 +82,7 @@ RELIGIOUS = re.compile(r"(?<![A-Za-z0-9])(?:sacred\s+heart|holy\s+(?!spirit)[A-Z
                        r"st\.?\s+[A-Za-z]+(?:'s)?|saint\s+[A-Za-z]+(?:'s)?)"
                        r"(?:\s+(?:memorial|regional|medical\s+center|hospital|hosp))?(?![A-Za-z])", re.I)
 INITIAL_SURNAME = re.compile(r"(?<![^\s(-])(?P<i>[A-Za-z])\.[ \t]?(?P<v>[A-Za-z][a-z'A-Z-]{2,})(?![\w])")
-PLACE_OF = re.compile(r"(?<![A-Za-z])(?:in|of|from|near)\s+(?P<v>[A-Z][a-z]{3,}(?:\s+[A-Z][a-z]+)?)")
+PLACE_OF = re.compile(rf"(?<![A-Za-z])(?:in|of|from|near)\s+(?P<v>{_CAP}{{3,}}(?:\s+{_CAP}+)?)(?![^\W\d_])")
 AND_MORE = re.compile(r"(?:\s*,\s*|\s+(?:and|&)\s+|\s*,\s*(?:and|&)\s+)")
 LIVES = re.compile(
     r"(?<![A-Za-z])(?:lives|living|resides|residing|resident|moved|home|born|raised|native|grew\s+up|located|"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from .lexicon import is_clinical, is_listed_name, is_stop, name_after_cue, name_without_cue
 
@@ -265,6 +266,37 @@ _PHONE_LABEL = re.compile(r"(?i)(?P<cue>\b(?:phone|tel\.?|telephone|cell|mobile|
                           r"(?P<v>\+?\(?\d[\d\s().-]{5,18}\d(?:\s?(?:x|ext\.?)\s?\d{1,6})?)")
 
 
+# a national number with its trunk "0" and 9 to 12 digits in groups ("0803 123 4567", "090-1234-5678",
+# "(0532) 123 45 67"), in whatever country's shape: checked by phonenumbers against every region that dials "0"
+_NATIONAL_PHONE = re.compile(r"(?<![\w+/.,:-])(?P<v>\(?0\d{1,4}\)?(?:[ .-]\d{2,5}){1,4})(?![\w/-]|[.,:]\d)")
+
+
+@lru_cache(maxsize=1)
+def _trunk_zero_regions() -> tuple[str, ...]:
+    import phonenumbers
+
+    return tuple(sorted(r for r in phonenumbers.SUPPORTED_REGIONS
+                        if getattr(phonenumbers.PhoneMetadata.metadata_for_region(r), "national_prefix", None) == "0"))
+
+
+def national_phone(value: str) -> bool:
+    """9 to 12 digits after the trunk "0", not a list of clock times ("0800 1200 1600"), a valid number of some
+    country that dials "0" before its area codes."""
+    import phonenumbers
+
+    digits = re.sub(r"\D", "", value)
+    groups = re.findall(r"\d+", value)
+    if not 9 <= len(digits) <= 12 or all(len(g) == 4 and int(g[:2]) < 24 and int(g[2:]) < 60 for g in groups):
+        return False
+    for region in _trunk_zero_regions():
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(value, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
+
+
 def identifier_spans(text: str) -> list[Found]:
     found: list[Found] = []
     for m in _LICENCE.finditer(text):
@@ -275,6 +307,9 @@ def identifier_spans(text: str) -> list[Found]:
     for m in _PHONE_EXTRA.finditer(text):
         if sum(ch.isdigit() for ch in m.group("v")) >= 9:
             found.append((m.start("v"), m.end("v"), "PHONE", 0.8, "format:phone", ()))
+    for m in _NATIONAL_PHONE.finditer(text):
+        if national_phone(m.group("v")):
+            found.append((m.start("v"), m.end("v"), "PHONE", 0.7, "format:phone-national", ()))
     for m in _PHONE_LABEL.finditer(text):
         if sum(ch.isdigit() for ch in m.group("v")) >= 7:
             found.append((m.start("v"), m.end("v"), "PHONE", 0.9, "format:phone-labelled",
@@ -610,7 +645,104 @@ def our_place_spans(text: str) -> list[Found]:
     return found
 
 
+# a word of the Greek or Cyrillic alphabet ("Κωνσταντίνα", "ΜΑΡΚΈΛΛΑ", "Людмила") in text written in Latin letters
+# is a proper name; the Latin names next to it are part of it ("Λουκάς Nowak")
+_OTHER_LETTER = "\u0370-\u03ff\u1f00-\u1fff\u0400-\u04ff"
+_LATIN_NAME = rf"[{UPPER}{LOWER}][{UPPER}{LOWER}'’]+(?:-[{UPPER}{LOWER}][{UPPER}{LOWER}]+)*"
+_SCRIPT_NAME = re.compile(
+    rf"(?<![\w'’-])(?P<v>(?:(?:{_LATIN_NAME}|[{UPPER}]\.)[ \t]+){{0,2}}"
+    rf"[{_OTHER_LETTER}]+(?:['’-][{_OTHER_LETTER}]+)*(?:[ \t]+(?:[{_OTHER_LETTER}]+(?:['’-][{_OTHER_LETTER}]+)*|"
+    rf"[{UPPER}]\.|{_LATIN_NAME})){{0,5}})(?![\w'’-])")
+_SCRIPT_PLACE_CUE = re.compile(r"(?i)\b(?:in|from|near|of|to|at|outside|around|visiting)[ \t]+$")
+
+
+def script_name_spans(text: str) -> list[Found]:
+    """Words in the Greek or Cyrillic alphabet within text in Latin letters are proper names, in any case ("my cousin
+    Κωνσταντίνα lives", "Posted by Μιχαέλα Townsend", "jamal λιάνου"), with the Latin names next to them: LOCATION
+    after a place preposition ("from Χανιά"), else NAME. Not in text written mostly in that alphabet."""
+    other = len(re.findall(rf"(?<![\w'’-])[{_OTHER_LETTER}]", text))  # words in the other alphabets
+    if not other or 2 * other > len(re.findall(r"(?<![\w'’-])[A-Za-z\u00c0-\u024f]", text)):
+        return []
+    found: list[Found] = []
+    def latin_ok(word: str) -> bool:
+        """A Latin word next to the name: an initial, a capitalised listed or rare word, a listed rare word."""
+        from .lexicon import zipf
+
+        if re.fullmatch(rf"[{UPPER}]\.", word):
+            return True  # "Τηλέμαχος Q. Shin"
+        if is_stop(word) or is_clinical(word) or word.lower() in _NOT_NAME:
+            return False
+        frequency = zipf(_ascii(word))
+        if word.isupper():  # "EFUA", not "TENANT"
+            return is_listed_name(word) or frequency < 3.0
+        return (word[0].isupper() and (is_listed_name(word) or frequency < 3.6)) or (
+            is_listed_name(word) and frequency < 4.0)
+
+    other = re.compile(rf"[{_OTHER_LETTER}]")
+    for m in _SCRIPT_NAME.finditer(text):
+        words = list(re.finditer(r"\S+", m.group("v")))
+        groups: list[list[int]] = []  # runs of names; "Hayer married Σωφρονία" is two names
+        for k, word in enumerate(words):
+            if other.search(word.group()) and len(word.group()) < 3:
+                continue  # a symbol or a unit: "Δ 3 mmHg", "5 μg"
+            if other.search(word.group()) or latin_ok(word.group()):
+                if groups and groups[-1][-1] == k - 1:
+                    groups[-1].append(k)
+                else:
+                    groups.append([k])
+        for group in groups:
+            if not any(other.search(words[k].group()) for k in group):
+                continue  # Latin words alone: other rules decide
+            while words[group[-1]].group().endswith(".") and not other.search(words[group[-1]].group()):
+                group.pop()  # an initial counts only before a name
+            start, end = m.start("v") + words[group[0]].start(), m.start("v") + words[group[-1]].end()
+            category = "LOCATION" if _SCRIPT_PLACE_CUE.search(text[max(0, start - 12):start]) else "NAME"
+            found.append((start, end, category, 0.6, "format:other-script-name", ()))
+    return found
+
+
+_TITLES = {"dr", "drs", "mr", "mrs", "ms", "miss", "mx", "prof", "rev", "sir", "dame", "nurse", "md", "rn", "np"}
+
+
+def coordinated_names(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """The other name of a pair joined by "and" or "&" ("Dariush Scaramucci & Mar Lim", "Nowak and Inti Sato"):
+    capitalised words, or listed names in lower case, one of them listed or rare, none a function or clinical word."""
+    name = rf"(?:[{UPPER}{LOWER}][{LOWER}'’-]+(?:-[{UPPER}{LOWER}][{LOWER}]+)?|[{UPPER}]\.)"
+    after = re.compile(rf"[ \t]+(?:and|&)[ \t]+({name}(?:[ \t]+{name}){{0,2}})(?![\w'’-])")
+    before = re.compile(rf"(?<![\w'’.-])({name}(?:[ \t]+{name}){{0,2}})[ \t]+(?:and|&)[ \t]+$")
+
+    def ok(words: list[str]) -> bool:
+        from .lexicon import zipf
+
+        full = [w for w in words if not w.endswith(".")]
+        return bool(full) and all((w[0].isupper() or is_listed_name(w)) and not is_stop(w) and not is_clinical(w)
+                                  and w.lower() not in _NOT_NAME and w.lower() not in _TITLES
+                                  and not (w.isupper() and len(w) <= 3)
+                                  for w in full) and any(
+            is_listed_name(w) or (w.istitle() and zipf(_ascii(w)) < 3.0) for w in full) and not words[-1].endswith(".")
+
+    out = []
+    for start, end, category in spans:
+        if category != "NAME":
+            continue
+        if m := after.match(text, end):  # the longest run of words from the left that reads as a name
+            words = list(re.finditer(r"\S+", m.group(1)))
+            n = next((n for n in range(len(words), 0, -1) if ok([w.group() for w in words[:n]])), 0)
+            if n:
+                out.append((m.start(1), m.start(1) + words[n - 1].end()))
+        if m := before.search(text, max(0, start - 60), start):  # ... from the right
+            words = list(re.finditer(r"\S+", m.group(1)))
+            n = next((n for n in range(len(words), 0, -1) if ok([w.group() for w in words[-n:]])), 0)
+            if n:
+                out.append((m.start(1) + words[-n].start(), m.end(1)))
+    return out
+
+
 def format_spans(text: str) -> Iterator[Found]:
+    yield from script_name_spans(text)
+    from .places import gazetteer_spans
+
+    yield from gazetteer_spans(text)
     yield from our_place_spans(text)
     yield from city_state_spans(text)
     yield from role_name_spans(text)

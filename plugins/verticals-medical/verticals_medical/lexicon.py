@@ -78,7 +78,7 @@ CLINICAL_WORDS = frozenset([
     "ptt", "pulm", "pvc", "q", "qd", "qid", "rbc", "resp", "rhythm", "rn", "rr", "rrt", "rsc", "rt", "rx", "sats",
     "sbp", "sc", "sicu", "simv", "sl", "sob", "sq", "ssri", "stat", "sx", "swan", "tb", "tf", "tid", "tele", "temp",
     "tpn", "trach", "tx", "uo", "uop", "us", "ua", "uti", "vanco", "vent", "vit", "vs", "wbc", "wean", "wnl",
-    "zosyn", "afebrile", "alb", "albumin", "alert", "bipap", "blood", "cabbage", "ganz", "hickman", "groshong",
+    "zosyn", "lido", "afebrile", "alb", "albumin", "alert", "bipap", "blood", "cabbage", "ganz", "hickman", "groshong",
     "yankauer", "kerlix", "tegaderm", "ace", "ted", "jackson", "pratt", "penrose", "heimlich", "allen", 
     "romberg", "babinski", "homan", "homans", "trendelenburg", "fowler", "kussmaul", "cheyne", "stokes",
     "korotkoff", "glasgow", "braden", "morse", "richmond", "ramsay", "apgar", "whipple", "nissen", "roux",

@@ -143,9 +143,9 @@ NOT_NAMES = {  # frequent clinical words spaCy's small model tags PERSON
 _UP = "A-ZÀ-ÖØ-ÞĄĆČĎĘĚŁŃŇŐŒŘŚŠŤŮŰŹŻŽ"
 _LO = "a-zß-öø-ÿ\u0100-\u017f"
 NAME_TOKEN = rf"(?:Ó\s|Ní\s|Mac\s|Mc)?[{_UP}][{_LO}]+(?:[-'][{_UP}]?[{_LO}]+)?"
-PERSON_NAME = rf"{NAME_TOKEN}(?:\s+[A-Z]\.)?(?:\s+{NAME_TOKEN}){{0,2}}"
+PERSON_NAME = rf"{NAME_TOKEN}(?:\s+[{_UP}]\.)?(?:\s+{NAME_TOKEN}){{0,2}}"
 # a name token that may also be written in capitals (headers such as "PATIENT: SMITH, JOHN")
-UPPER_NAME = r"[A-Z][A-Za-z]+(?:[-'][A-Z]?[A-Za-z]+)?"
+UPPER_NAME = rf"[{_UP}][{_UP}{_LO}]+(?:[-'][{_UP}]?[{_UP}{_LO}]+)?"
 
 # (name, category, score, pattern, flags). Group "v" is the value when present.
 RULES: list[tuple[str, str, float, str, int]] = [
@@ -243,7 +243,7 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"(?m)^[ \t]*(?P<v>9\d|1[01]\d)[ \t]+(?:s/p|y/?o|yr|yrs|year|f|m|female|male|w/|with)\b", re.I),
     # --- geography smaller than a state -----------------------------------------------------------
     ("street-address", "ADDRESS", 0.9,
-     rf"\b(?P<v>\d{{1,6}}(?:[ \t]+[NSEW]\.?)?(?:[ \t]+[A-Z][a-zA-Z'-]*){{1,4}}[ \t]+(?:{STREET_SUFFIXES})s?\b\.?"
+     rf"\b(?P<v>\d{{1,6}}(?:[ \t]+[NSEW]\.?)?(?:[ \t]+[{_UP}][{_UP}{_LO}'-]*){{1,4}}[ \t]+(?:{STREET_SUFFIXES})s?\b\.?"
      r"(?:,?\s+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|#)\s*[A-Za-z0-9-]+)?)", 0),
     ("address-cue", "ADDRESS", 0.85,
      r"\b(?:lives\s+at|living\s+at|resides\s+at|residing\s+at|address(?:\s+is)?:?|located\s+at)\s+"
@@ -275,7 +275,7 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"(?:/[^\s<>\"']*)?|(?:[a-z0-9-]{2,}\.)+(?:de|fr|es|it|nl|se|dk|fi|ch|pl|ie|au|ca)/[^\s<>\"']*)(?![\w@-])", re.I),
     ("city-labelled", "LOCATION", 0.9,
      r"\b(?:lives\s+in|resides\s+in|resident\s+of|from|moved\s+to|City:|Town:|born\s+in|transferred\s+from|"
-     rf"home\s+in)\s+(?P<v>(?:[{_UP}][{_LO}]+[\s-]+){{0,2}}[{_UP}][{_LO}]+)(?=,\s+[A-Z]{{2}}\b|,\s+[A-Z][a-z]+|\s*[.;\n])",
+     rf"home\s+in)\s+(?P<v>(?:[{_UP}][{_LO}]+[\s-]+){{0,2}}[{_UP}][{_LO}]+)(?=,\s+[A-Z]{{2}}\b|,\s+[{_UP}][{_LO}]+|\s*[.;\n])",
      0),
     # --- names ----------------------------------------------------------------------------------
     ("provider-title", "NAME", 0.95,
@@ -296,7 +296,7 @@ RULES: list[tuple[str, str, float, str, int]] = [
      r"brother|sister|niece|nephew|granddaughter|grandson|friend|caregiver|aunt|uncle|cousin),?\s+"
      rf"(?P<v>{PERSON_NAME})", 0),
     ("surname-comma-first", "NAME", 0.85,
-     r"(?<![A-Za-z])(?P<v>[A-Z][A-Z'-]{2,},\s+[A-Z][A-Z'-]{2,}(?:\s+[A-Z]\.?)?)(?![A-Za-z])", 0),
+     rf"(?<![^\W\d_])(?P<v>[{_UP}][{_UP}'-]{{2,}},\s+[{_UP}][{_UP}'-]{{2,}}(?:\s+[{_UP}]\.?)?)(?![^\W\d_])", 0),
 ]
 
 _NAME_STOP = {"the", "and", "for", "with", "was", "who", "patient", "pt", "dr", "mr", "mrs", "ms"}
@@ -511,7 +511,7 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
     if detector == "rule:surname-comma-first":  # "ALERT, ORIENTED" in capitals is not a name
         from .lexicon import is_clinical, is_listed_name, is_stop
 
-        words = re.findall(r"[A-Za-z'-]{2,}", value)
+        words = re.findall(r"(?:[^\W\d_]|['-]){2,}", value)  # "MÜLLER, JÜRGEN": letters of any alphabet
         return bool(words) and all(is_listed_name(w) and not is_clinical(w) and not is_stop(w) for w in words)
     lower = value.lower().strip(" .,")
     if detector.startswith("rule:cue:") and category == "LOCATION" and (
@@ -742,6 +742,7 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
     from .formats import (
         assemble_addresses,
         contact_names,
+        coordinated_names,
         extend_names,
         format_spans,
         places_after_places,
@@ -769,6 +770,9 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
     found = [(s.start, s.end, s.category) for s in spans]
     grown += [Span(a, b, "DATE", 0.85, "rule:format:weekday") for a, b in weekday_prefixes(text, found)]
     grown += [Span(a, b, "NAME", 0.7, "rule:format:contact-name") for a, b in contact_names(text, found)]
+    named = [(s.start, s.end, "NAME" if any(source[1] == "NAME" for source in s.own_sources()) else s.category)
+             for s in spans]  # a name spaCy also called a place is still a name for its pair
+    grown += [Span(a, b, "NAME", 0.65, "rule:format:name-pair") for a, b in coordinated_names(text, named)]
     grown += [Span(a, b, "LOCATION", 0.6, "rule:format:place-pair") for a, b in places_after_places(text, found)]
     if grown:
         spans = merge_spans(spans + grown)
