@@ -1,7 +1,8 @@
 """Faithfulness and cost of finance.sentiment's explanations (issue 29), against a random-word baseline.
 
-For each text the packaged model predicts a label with probability p. Each method ranks the words (occlusion,
-integrated gradients through the model host, and random weights as the baseline); with the top k % of the words
+For each text the packaged model predicts a label with probability p. Each method ranks the words (token
+contributions, integrated gradients at the last encoder layer and at the input embeddings, occlusion, through the
+model host; attention weights and random weights as baselines); with the top k % of the words
 (at least one, rounded up), the ERASER measures (DeYoung et al., 2020) are:
 
 - comprehensiveness = p - P(label | text without the top words): high when the evidence carries the label;
@@ -9,8 +10,9 @@ integrated gradients through the model host, and random weights as the baseline)
 
 Cost per item: wall time of ``SentimentTask.run`` plus ``SentimentTask.explain`` over the texts, divided by the
 time of ``run`` alone (the plain prediction), measured side by side in this process after a warm-up call, best
-of ``--repeat``, with the task's batch size. Data: the plugin's golden set (90 written headlines) and a seeded
-sample of the TFNS dev slice (the 15 % stratified slice the model never trained on;
+of ``--repeat`` (the methods interleaved in each round), with the task's batch size. Data: the plugin's golden
+set (90 written headlines) and a seeded sample of the TFNS dev slice (the 15 % stratified slice the model never
+trained on;
 ``../shared/data/finance/tfns_train.csv``).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/explain_faithfulness.py --tfns 300
@@ -99,17 +101,33 @@ def attention_weights(classifier, texts: list[str], units: list[list[tuple[int, 
 
 
 def faithfulness(classifier, texts: list[str], fractions: list[float], seeds: int) -> dict[str, dict[float, tuple]]:
-    from verticals_finance.sentiment import gradient_weights, occlusion_weights, word_units
+    from verticals_finance.sentiment import (
+        contribution_weights,
+        gradient_weights,
+        occlusion_weights,
+        token_weights,
+        word_units,
+    )
 
     labels_order = classifier.labels
     probs = classifier.classify(texts)
     labels = [labels_order[int(row.argmax())] for row in probs]
     p = [float(row.max()) for row in probs]
     units = [word_units(text) for text in texts]
+    columns = [labels_order.index(label) for label in labels]
+
+    def layer_ig(steps: int) -> list[list[float]]:
+        _, attributions = classifier.classify_with_gradients(texts, steps=steps)
+        return [token_weights(scores, offsets, own, average=True)
+                for (scores, offsets), own in zip(attributions, units, strict=True)]
+
     methods: dict[str, list[list[list[float]]]] = {
+        "token-contributions": [contribution_weights(classifier.classify_with_contributions(texts)[1], columns,
+                                                     units)],
+        "integrated-gradients, last layer, 8 steps": [layer_ig(8)],
+        "integrated-gradients, last layer, 4 steps": [layer_ig(4)],
         "occlusion": [occlusion_weights(classifier, texts, labels, units)[1]],
-        "integrated-gradients": [gradient_weights(classifier, texts, labels, units)],
-        "integrated-gradients, 4 steps": [gradient_weights(classifier, texts, labels, units, steps=4)],
+        "integrated-gradients, input embeddings, 16 steps": [gradient_weights(classifier, texts, labels, units)],
         "attention (last layer)": [attention_weights(classifier, texts, units)],
         "random": [[[rng.random() for _ in own] for own in units]
                    for rng in (random.Random(seed) for seed in range(seeds))],
@@ -135,28 +153,38 @@ def faithfulness(classifier, texts: list[str], fractions: list[float], seeds: in
 
 
 def cost(task, classifier, texts: list[str], repeat: int) -> dict[str, float]:
+    """Seconds of ``run`` (+ ``explain``) over ``texts`` per method, best of ``repeat``; the methods interleaved
+    within each round, so a change of the machine's load hits them alike."""
+    from verticals_finance.sentiment import gradient_explanations
+
     from verticals import RunContext
 
     batch = [task.Input(text=t) for t in texts]
     size = task.batch_size
-    times: dict[str, float] = {}
     warm = RunContext("bench", task.Params())
     task.run(batch[:size], {"classifier": classifier}, warm)  # warm-up: the first call is not the prediction's cost
-    for method, steps in (("plain", 16), ("occlusion", 16), ("integrated-gradients", 16),
-                          ("integrated-gradients", 4)):
-        name = method if method != "integrated-gradients" else f"{method}, {steps} steps"
-        best = float("inf")
-        for _ in range(repeat):
-            params = task.Params(explain_method="occlusion" if method == "plain" else method, explain_steps=steps)
-            ctx = RunContext("bench", params, explain=method != "plain")
+    runs = {  # name: (params, explain with the task's explain, or None: a direct call after run)
+        "plain prediction (explain off)": ({}, False),
+        "token-contributions": ({"explain_method": "token-contributions"}, True),
+        "integrated-gradients, last layer, 8 steps": ({"explain_method": "integrated-gradients"}, True),
+        "integrated-gradients, last layer, 4 steps": ({"explain_method": "integrated-gradients", "explain_steps": 4},
+                                                      True),
+        "occlusion": ({"explain_method": "occlusion"}, True),
+        "integrated-gradients, input embeddings, 16 steps": ({}, None),  # the host's integrated_gradients
+    }
+    times = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeat):
+        for name, (params, explain) in runs.items():
+            ctx = RunContext("bench", task.Params(**params), explain=bool(explain))
             started = time.perf_counter()
             for start in range(0, len(batch), size):
                 part = batch[start:start + size]
                 outputs = task.run(part, {"classifier": classifier}, ctx)
-                if method != "plain":
+                if explain:
                     task.explain(part, outputs, {"classifier": classifier}, ctx)
-            best = min(best, time.perf_counter() - started)
-        times[name] = best
+                elif explain is None:
+                    gradient_explanations(classifier, [i.text for i in part], [o.label for o in outputs], steps=16)
+            times[name] = min(times[name], time.perf_counter() - started)
     return times
 
 
@@ -200,7 +228,7 @@ def main() -> None:
             print("\ncomprehensiveness@20% / random: " + ", ".join(f"{m} {r:.1f}x" for m, r in ratio.items()))
     texts = sets["golden (90 headlines)"]
     times = cost(SentimentTask(), classifier, texts, args.repeat)
-    plain = times["plain"]
+    plain = times["plain prediction (explain off)"]
     print(f"\ncost over the {len(texts)} golden headlines (best of {args.repeat}; load "
           f"{os.getloadavg()[0]:.1f} at the end):\n")
     print("| | seconds | per item (ms) | x plain prediction |\n| --- | --- | --- | --- |")

@@ -14,6 +14,7 @@ SDK, is imported on first use.
 __version__ = "0.1.0"
 
 from verticals.contract import (
+    AttributingClassifier,
     ChatModel,
     ClassificationEvaluator,
     Classifier,
@@ -45,6 +46,7 @@ from verticals.contract import (
 )
 
 __all__ = [
+    "AttributingClassifier",
     "ChatModel",
     "ClassificationEvaluator",
     "Classifier",

@@ -8,8 +8,9 @@ other verticals module), so the core and every plugin can import it without pull
 - :class:`Explanation` and :class:`Evidence`: why a result is what it is (``Task.explain``, the job option
   ``explain``), checked by :func:`check_explanation`;
 - :class:`ModelSpec` and :class:`Packaged`: the models a task names; the typed handles of the loaded models
-  ``Task.run`` receives (:class:`ModelHandle`: :class:`Encoder`, :class:`Classifier`, :class:`Tagger`,
-  :class:`Generator`, :class:`ChatModel`) and the :class:`JobSummary` the job hooks receive;
+  ``Task.run`` receives (:class:`ModelHandle`: :class:`Encoder`, :class:`Classifier` and
+  :class:`AttributingClassifier`, :class:`Tagger`, :class:`Generator`, :class:`ChatModel`) and the
+  :class:`JobSummary` the job hooks receive;
 - :class:`JobStatus`: the states of a job;
 - the evaluators a task declares to be scored (:class:`ClassificationEvaluator`, :class:`SpanEvaluator`,
   :class:`ProbabilityEvaluator`);
@@ -51,7 +52,16 @@ from verticals.contract.files import (
     check_server_fields,
     server_fields,
 )
-from verticals.contract.handles import ChatModel, Classifier, Encoder, Generator, JobSummary, ModelHandle, Tagger
+from verticals.contract.handles import (
+    AttributingClassifier,
+    ChatModel,
+    Classifier,
+    Encoder,
+    Generator,
+    JobSummary,
+    ModelHandle,
+    Tagger,
+)
 from verticals.contract.hooks import (
     finish_items,
     hookimpl,
@@ -73,6 +83,7 @@ __all__ = [
     "NO_ACCESS",
     "OPERATOR",
     "SERVER_ACCESS",
+    "AttributingClassifier",
     "ChatModel",
     "ClassificationEvaluator",
     "Classifier",

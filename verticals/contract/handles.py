@@ -24,7 +24,8 @@ from verticals.contract.models import ModelSpec
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["ChatModel", "Classifier", "Encoder", "Generator", "JobSummary", "ModelHandle", "Tagger"]
+__all__ = ["AttributingClassifier", "ChatModel", "Classifier", "Encoder", "Generator", "JobSummary", "ModelHandle",
+           "Tagger"]
 
 
 @runtime_checkable
@@ -56,6 +57,42 @@ class Classifier(ModelHandle, Protocol):
     def labels(self) -> list[str]: ...
 
     def classify(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray: ...
+
+
+TokenScores = tuple["np.ndarray", list[tuple[int, int]]]  # per text: a score per token and its character offsets
+
+
+@runtime_checkable
+class AttributingClassifier(Classifier, Protocol):
+    """A :class:`Classifier` that can also say which tokens a prediction rests on (the model host's classifiers on
+    the PyTorch path; an ONNX variant returns probabilities only). Each method has a flag saying whether it
+    works on this model and runtime; where it is false the method raises ``RuntimeError``:
+
+    - ``can_decompose``: :meth:`classify_with_contributions`: the probabilities and, from the same forward pass,
+      each token's exact share of each label's logit ([tokens, labels]; a linear head over pooled token states);
+    - ``can_layer_gradients``: :meth:`classify_with_gradients`: the probabilities and integrated gradients of
+      each text's predicted label at the input of an upper encoder layer (the prediction's pass kept the states);
+    - ``can_integrate_gradients``: :meth:`integrated_gradients`: integrated gradients of P(``targets[i]``) at the
+      input embeddings (a pass of its own).
+
+    Offsets are character spans of each text, ``(0, 0)`` for special tokens."""
+
+    @property
+    def can_decompose(self) -> bool: ...
+
+    @property
+    def can_layer_gradients(self) -> bool: ...
+
+    @property
+    def can_integrate_gradients(self) -> bool: ...
+
+    def classify_with_contributions(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenScores]]: ...
+
+    def classify_with_gradients(self, texts: Sequence[str], steps: int = ..., layer: int = ...
+                                ) -> tuple[np.ndarray, list[TokenScores]]: ...
+
+    def integrated_gradients(self, texts: Sequence[str], targets: Sequence[int], steps: int = ...
+                             ) -> list[TokenScores]: ...
 
 
 @runtime_checkable

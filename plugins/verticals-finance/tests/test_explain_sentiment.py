@@ -1,8 +1,8 @@
-"""finance.sentiment explanations: occlusion attributions for the predicted label.
+"""finance.sentiment explanations: token contributions, integrated gradients and occlusion for the predicted label.
 
 The algorithm on a transparent classifier (fast), then its content with the real packaged model (slow):
 deleting the top evidence words of a confidently negative headline lowers its negative probability, and more
-than deleting its weakest words does."""
+than deleting its weakest words does, whichever the method."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from verticals_finance.sentiment import (
     SentimentInput,
     SentimentTask,
+    contribution_weights,
     delete_span,
     occlusion_explanations,
     word_units,
@@ -76,15 +77,33 @@ def classifier():
     return ModelHost(build_registry().models).get("finance.sentiment")
 
 
+def test_contribution_weights_contrast_the_label_and_average_a_words_tokens():
+    text = "Revenue slumped badly"
+    offsets = [(0, 0), (0, 7), (8, 11), (11, 15), (16, 21), (0, 0)]  # [CLS] Revenue slum ##ped badly [SEP]
+    rows = np.array([[0.0, 0.0, 0.0], [0.1, 0.1, 0.1], [0.0, 2.0, 0.0], [1.0, 3.0, 1.0], [0.0, 0.5, -0.5],
+                     [9.0, 9.0, 9.0]])
+    (weights,) = contribution_weights([(rows, offsets)], [1], [word_units(text)])
+    # negative minus the mean of the others, averaged over a word's tokens; special tokens count for nothing
+    assert weights == pytest.approx([0.0, (2.0 + 2.0) / 2, 0.5 - (0.0 - 0.5) / 2])
+
+
 @pytest.mark.slow
-def test_deleting_the_top_evidence_words_lowers_the_negative_probability(classifier):
+@pytest.mark.parametrize("method", ["auto", "token-contributions", "integrated-gradients", "occlusion"])
+def test_deleting_the_top_evidence_words_lowers_the_negative_probability(classifier, method):
+    from verticals.core.models.metering import Meter, metering
+
     task = SentimentTask()
     text = "The airline warned of a wider loss as fuel costs soared."
     item = SentimentInput(text=text)
-    ctx = RunContext("t", SentimentTask.Params(), explain=True)
-    output = task.run([item], {"classifier": classifier}, ctx)[0]
-    assert output.label == "negative" and output.score > 0.9  # confidently negative
-    explanation = task.explain([item], [output], {"classifier": classifier}, ctx)[0]
+    ctx = RunContext("t", SentimentTask.Params(explain_method=method), explain=True)
+    with metering(Meter()) as meter:
+        output = task.run([item], {"classifier": classifier}, ctx)[0]
+        assert output.label == "negative" and output.score > 0.9  # confidently negative
+        explanation = task.explain([item], [output], {"classifier": classifier}, ctx)[0]
+    (use,) = meter.models.values()
+    # token contributions and (this head's) integrated gradients ride on the prediction's one model call
+    assert use.calls == (2 if method == "occlusion" else 1)
+    assert explanation.method == ("integrated-gradients" if method == "auto" else method)
     assert check_explanation(explanation, item, "text") == explanation
     words = [e for e in explanation.evidence if e.kind == "word"]
     top = sorted(words, key=lambda e: -e.weight)[:3]
@@ -114,7 +133,13 @@ def test_integrated_gradients_is_refused_where_there_are_no_gradients():
     output = task.run([item], {"classifier": model}, ctx)[0]
     with pytest.raises(ItemError, match=r"needs the PyTorch path.*onnxruntime.*use occlusion"):
         task.explain([item], [output], {"classifier": model}, ctx)
+    ctx = RunContext("t", SentimentTask.Params(explain_method="token-contributions"), explain=True)
+    output = task.run([item], {"classifier": model}, ctx)[0]
+    with pytest.raises(ItemError, match=r"token-contributions needs a linear head.*onnxruntime.*use occlusion"):
+        task.explain([item], [output], {"classifier": model}, ctx)
     auto = RunContext("t", SentimentTask.Params(), explain=True)  # auto: occlusion, which any runtime serves
+    output = task.run([item], {"classifier": model}, auto)[0]
+    assert auto.extra == {} and model.calls == [1, 1, 1]  # run classified; nothing kept for explain
     assert task.explain([item], [output], {"classifier": model}, auto)[0].method == "occlusion"
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from verticals import (
+    AttributingClassifier,
     ClassificationEvaluator,
     Classifier,
     Evidence,
@@ -69,17 +71,22 @@ def find_entities(text: str) -> list[str]:
     return out
 
 
-ExplainMethod = Literal["auto", "occlusion", "integrated-gradients"]
+ExplainMethod = Literal["auto", "token-contributions", "occlusion", "integrated-gradients"]
+TOKENS = "finance.sentiment/tokens"  # ctx.extra: per item, the token weights run() read for explain()
+AUTO: tuple[str, ...] = ("integrated-gradients", "occlusion")  # what auto means, first the model can do
 
 
 class SentimentParams(BaseModel):
     entities: bool = Field(default=False, description="Also list the cashtags and company names each item "
                            "mentions; the job summary then gives the label shares per entity.")
     explain_method: ExplainMethod = Field(
-        default="auto", description="With --explain: occlusion (each word deleted in turn; every runtime), "
-        "integrated-gradients (gradients at the input embeddings, 16 steps; the PyTorch path only), or auto "
-        "(occlusion: see docs/explanations.md for the figures behind the choice).")
-    explain_steps: int = Field(default=16, ge=1, le=64, description="integrated-gradients: Riemann steps from the "
+        default="auto", description="With --explain: token-contributions (each token's share of the label's logit, "
+        "read from the prediction's own forward pass; the packaged head on PyTorch), integrated-gradients (at the "
+        "last encoder layer, riding on the prediction's pass, on the packaged head; at the input embeddings on "
+        "another PyTorch classifier), occlusion (each word deleted in turn; every runtime, ONNX included), or auto "
+        "(integrated-gradients where they ride on the prediction, else occlusion: docs/explanations.md has the "
+        "figures behind the choice).")
+    explain_steps: int = Field(default=8, ge=1, le=64, description="integrated-gradients: Riemann steps from the "
                                "baseline (fewer: cheaper, the attributions add up less exactly)")
 
 
@@ -119,7 +126,17 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
         if missing:
             raise RuntimeError(f"model {classifier.spec.name} has labels {labels}; expected {LABELS}")
         texts = [item.text.strip() for item in batch]
-        probabilities = classifier.classify(texts)
+        one_pass = one_pass_method(classifier, ctx.params.explain_method) if ctx.explain else None
+        if one_pass is not None and isinstance(classifier, AttributingClassifier):  # prediction + explanation: one call
+            if one_pass == "token-contributions":
+                probabilities, tokens = classifier.classify_with_contributions(texts)
+            else:
+                probabilities, tokens = classifier.classify_with_gradients(texts, steps=ctx.params.explain_steps)
+            stash = ctx.extra.setdefault(TOKENS, {})
+            for item, own in zip(batch, tokens, strict=True):
+                stash[id(item)] = (one_pass, own)
+        else:
+            probabilities = classifier.classify(texts)
         outputs: list[SentimentOutput | ItemError] = []
         for text, row in zip(texts, probabilities, strict=True):
             if not text:
@@ -140,7 +157,21 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
         classifier = models["classifier"]
         texts = [item.text for item in batch]
         labels: list[str] = [output.label for output in outputs]
-        if ctx.params.explain_method == "integrated-gradients":
+        method = resolve_method(classifier, ctx.params.explain_method)
+        one_pass = one_pass_method(classifier, method)
+        if one_pass is not None:
+            stash = ctx.extra.get(TOKENS, {})
+            kept = [stash.pop(id(item), (None, None)) for item in batch]
+            tokens = [own if kind == one_pass else None for kind, own in kept]
+            scores = [output.score for output in outputs]
+            if one_pass == "token-contributions":
+                return contribution_explanations(classifier, texts, labels, scores, tokens)
+            return layer_gradient_explanations(classifier, texts, labels, scores, tokens, ctx.params.explain_steps)
+        if method == "token-contributions":
+            raise ItemError(f"explain_method token-contributions needs a linear head over pooled token states on "
+                            f"the PyTorch path; model {classifier.spec.name} runs on {classifier.runtime_label} "
+                            "here: use occlusion (or auto)")
+        if method == "integrated-gradients":
             if not getattr(classifier, "can_integrate_gradients", False):
                 raise ItemError(f"explain_method integrated-gradients needs the PyTorch path; model "
                                 f"{classifier.spec.name} runs on {classifier.runtime_label} here: use occlusion "
@@ -169,6 +200,34 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
 
 
 # -- explanations ---------------------------------------------------------------------------------------------
+
+# what auto asks of the model for each method: integrated gradients only where they ride on the prediction's pass
+CAPABILITY = {"token-contributions": "can_decompose", "integrated-gradients": "can_layer_gradients",
+              "occlusion": None}
+
+
+def resolve_method(classifier: Any, method: str) -> str:
+    """The method an ``explain_method`` means on ``classifier``: ``auto`` is the first of :data:`AUTO` the model
+    serves (occlusion serves every runtime); any other value is itself."""
+    if method != "auto":
+        return method
+    for candidate in AUTO:
+        capability = CAPABILITY[candidate]
+        if capability is None or getattr(classifier, capability, False):
+            return candidate
+    return "occlusion"
+
+
+def one_pass_method(classifier: Any, method: str) -> str | None:
+    """The method (resolved) when the model reads it from the prediction's own forward pass, which ``run`` then
+    makes: token contributions (a linear head over pooled states), or integrated gradients at the last encoder
+    layer (:meth:`classify_with_gradients`); None when the explanation is a model call of its own."""
+    method = resolve_method(classifier, method)
+    if method == "token-contributions" and getattr(classifier, "can_decompose", False):
+        return method
+    if method == "integrated-gradients" and getattr(classifier, "can_layer_gradients", False):
+        return method
+    return None
 
 WORD = re.compile(r"\$?\w+(?:[.,'\u2019%-]\w+)*%?")
 MAX_UNITS = 48  # occluded units per text: a longer text is occluded in runs of consecutive words
@@ -225,17 +284,24 @@ def occlusion_explanations(classifier: Any, texts: list[str], labels: list[str])
                                                                 strict=True)]
 
 
+def token_weights(scores: Sequence[float], offsets: Sequence[tuple[int, int]], units: list[tuple[int, int]],
+                  average: bool = False) -> list[float]:
+    """Per unit (a word's character span), the scores of the tokens it overlaps (special tokens, offsets (0, 0),
+    never), summed or (``average``) averaged."""
+    out = []
+    for a, b in units:
+        inside = [float(score) for score, (s, e) in zip(scores, offsets, strict=True) if e > s and s < b and a < e]
+        out.append((sum(inside) / len(inside) if average else sum(inside)) if inside else 0.0)
+    return out
+
+
 def gradient_weights(classifier: Any, texts: list[str], labels: list[str], units: list[list[tuple[int, int]]],
                      steps: int = 16) -> list[list[float]]:
     """Integrated gradients of P(label) per unit (word spans): the attributions of the tokens each unit overlaps,
     summed (:meth:`SequenceClassifierModel.integrated_gradients` of the model host)."""
     order = classifier.labels
     attributions = classifier.integrated_gradients(texts, [order.index(label) for label in labels], steps=steps)
-    out = []
-    for own, (scores, offsets) in zip(units, attributions, strict=True):
-        pairs = list(zip(scores, offsets, strict=True))
-        out.append([float(sum(score for score, (s, e) in pairs if e > s and s < b and a < e)) for a, b in own])
-    return out
+    return [token_weights(scores, offsets, own) for own, (scores, offsets) in zip(units, attributions, strict=True)]
 
 
 def gradient_explanations(classifier: Any, texts: list[str], labels: list[str], steps: int = 16
@@ -250,6 +316,63 @@ def gradient_explanations(classifier: Any, texts: list[str], labels: list[str], 
                          "no word's attribution reaches 0.005")
             for text, original, own, label, row, c, drops in zip(stripped, texts, units, labels, base, column,
                                                                   weights, strict=True)]
+
+
+def contribution_weights(shares: list[tuple[np.ndarray, list[tuple[int, int]]]], columns: list[int],
+                         units: list[list[tuple[int, int]]]) -> list[list[float]]:
+    """Per unit (word spans), the predicted label's logit share contrasted with the other labels' (column ``c``
+    minus the mean of the others: a softmax moves with logit differences only), averaged over the tokens the unit
+    overlaps. (The mean, not the sum: every token's final state carries a share of the text's overall direction,
+    so a sum favours words of many sub-word tokens; on the benchmark the mean ranked words better.) ``shares``:
+    per text, [tokens, labels] and the tokens' offsets (:meth:`classify_with_contributions`)."""
+    out = []
+    for (rows, offsets), column, own in zip(shares, columns, units, strict=True):
+        others = [k for k in range(rows.shape[1]) if k != column]
+        contrast = rows[:, column] - (rows[:, others].mean(1) if others else 0.0)
+        out.append(token_weights(contrast.tolist(), offsets, own, average=True))
+    return out
+
+
+def _read_again(tokens: list[Any], read: Any, texts: list[str]) -> list[Any]:
+    """``tokens`` with the texts ``run`` kept nothing for (None: explain called without ``ctx.explain``) read
+    again by ``read(texts) -> (probabilities, per text tokens)``: one more forward pass for those only."""
+    missing = [i for i, own in enumerate(tokens) if own is None]
+    if missing:
+        _, again = read([texts[i] for i in missing])
+        tokens = list(tokens)
+        for i, own in zip(missing, again, strict=True):
+            tokens[i] = own
+    return tokens
+
+
+def contribution_explanations(classifier: Any, texts: list[str], labels: list[str], scores: list[float],
+                              shares: list[Any]) -> list[Explanation | None]:
+    """The ``finance.sentiment`` explanation of each text by its tokens' logit shares, read by ``run`` from the
+    prediction's own forward pass (``shares``; a text whose shares were not kept is read again here)."""
+    stripped = [text.strip() for text in texts]
+    shares = _read_again(shares, classifier.classify_with_contributions, stripped)
+    units = [word_units(text) for text in stripped]
+    weights = contribution_weights(shares, [classifier.labels.index(label) for label in labels], units)
+    return [_explanation(text, original, own, label, score, drops, "token-contributions",
+                         "no word's logit share reaches 0.005")
+            for text, original, own, label, score, drops in zip(stripped, texts, units, labels, scores, weights,
+                                                                strict=True)]
+
+
+def layer_gradient_explanations(classifier: Any, texts: list[str], labels: list[str], scores: list[float],
+                                attributions: list[Any], steps: int) -> list[Explanation | None]:
+    """The ``finance.sentiment`` explanation of each text by integrated gradients at the last encoder layer, read
+    by ``run`` with the prediction (``attributions``; a text whose were not kept is read again here). A word's
+    weight is the mean of its tokens' attributions (ranked better than their sum on the benchmark)."""
+    stripped = [text.strip() for text in texts]
+    attributions = _read_again(attributions, lambda t: classifier.classify_with_gradients(t, steps=steps), stripped)
+    units = [word_units(text) for text in stripped]
+    weights = [token_weights(scores_, offsets, own, average=True)
+               for (scores_, offsets), own in zip(attributions, units, strict=True)]
+    return [_explanation(text, original, own, label, score, drops, "integrated-gradients",
+                         "no word's attribution reaches 0.005")
+            for text, original, own, label, score, drops in zip(stripped, texts, units, labels, scores, weights,
+                                                                strict=True)]
 
 
 def _explanation(text: str, original: str, units: list[tuple[int, int]], label: str, base: float,

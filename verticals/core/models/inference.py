@@ -370,30 +370,46 @@ class EncoderModel(LoadedModel):
             for batch, pooled in self._onnx_batches(encoded):
                 out[batch] = l2_normalize(pooled) if normalize else pooled
             return out
-        merged = self._merged_for(adapter) if adapter is not None else None
-        if merged is not None:  # the adapter is in the copy's weights: no hook adds anything
-            self._embed_batches(encoded, out, normalize, merged)
-            return out
-        token = _ACTIVE_ADAPTER.set(adapter)
-        try:
-            self._embed_batches(encoded, out, normalize, self.model)
-        finally:
-            _ACTIVE_ADAPTER.reset(token)
+
+        def pool(batch: list[int], hidden: torch.Tensor, mask: torch.Tensor) -> None:
+            pooled = mean_pool(hidden, mask)
+            if normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            out[batch] = pooled.cpu().numpy()
+
+        self.hidden_states(encoded, adapter, pool)
         return out
 
-    def _embed_batches(self, encoded: dict[str, list[list[int]]], out: np.ndarray, normalize: bool,
-                       model: torch.nn.Module) -> None:
-        with self.forward_context():
-            for batch, features in self._batches(encoded):
-                hidden = model(**features).last_hidden_state.float()
-                mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                if normalize:
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                out[batch] = pooled.cpu().numpy()
+    def hidden_states(self, encoded: dict[str, list[list[int]]], adapter: str | None,
+                      consume: Callable[[list[int], torch.Tensor, torch.Tensor], None]) -> None:
+        """The PyTorch forward pass of :meth:`embed`: for each token-budget batch of ``encoded`` (tokenizer
+        output), ``consume(indices, last_hidden_state as fp32 [n, L, dim], attention_mask [n, L])``, with LoRA
+        adapter ``adapter`` served as :meth:`embed` serves it (merged copy or hooks)."""
+        merged = self._merged_for(adapter) if adapter is not None else None
+        model = merged if merged is not None else self.model  # merged: the adapter is in the copy's weights
+        token = _ACTIVE_ADAPTER.set(None if merged is not None else adapter)
+        try:
+            with self.forward_context():
+                for batch, features in self._batches(encoded):
+                    consume(batch, model(**features).last_hidden_state.float(), features["attention_mask"])
+        finally:
+            _ACTIVE_ADAPTER.reset(token)
 
     def _probe(self) -> np.ndarray:
         return self.embed(PARITY_PROBES)
+
+
+@contextlib.contextmanager
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """Autocast to ``dtype`` on ``device``'s type; None: autocast off (fp32 inside an autocast region too)."""
+    with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
+        yield
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of the token states ``hidden`` [n, L, dim] over the tokens ``mask`` [n, L] marks."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
 def l2_normalize(rows: np.ndarray) -> np.ndarray:
@@ -434,6 +450,32 @@ class SequenceClassifierModel(LoadedModel):
         return self.classify(PARITY_PROBES)
 
     # -- attributions ------------------------------------------------------------------------------------------
+    @property
+    def can_decompose(self) -> bool:
+        """Whether :meth:`classify_with_contributions` works here: a linear head over mean-pooled token states
+        on the PyTorch path (:class:`EncoderHeadClassifier`); a transformers head (non-linear pooler) has none."""
+        return False
+
+    def classify_with_contributions(self, texts: Sequence[str]
+                                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, list[tuple[int, int]]]]]:
+        """:meth:`classify` and, from the same forward pass, each token's additive share of each label's logit
+        (:meth:`EncoderHeadClassifier.classify_with_contributions`). ``RuntimeError`` where
+        :attr:`can_decompose` is false."""
+        raise RuntimeError(f"{self.spec.name} ({self.kind} on {self.runtime_label}) has no linear head over pooled "
+                           "token states to decompose")
+
+    @property
+    def can_layer_gradients(self) -> bool:
+        """Whether :meth:`classify_with_gradients` works here (:class:`EncoderHeadClassifier` on PyTorch)."""
+        return False
+
+    def classify_with_gradients(self, texts: Sequence[str], steps: int = 8, layer: int = -1
+                                ) -> tuple[np.ndarray, list[tuple[np.ndarray, list[tuple[int, int]]]]]:
+        """:meth:`classify` and layer integrated gradients (:meth:`EncoderHeadClassifier.classify_with_gradients`).
+        ``RuntimeError`` where :attr:`can_layer_gradients` is false."""
+        raise RuntimeError(f"{self.spec.name} ({self.kind} on {self.runtime_label}) serves no layer integrated "
+                           "gradients: integrated_gradients() takes them at the input embeddings")
+
     @property
     def can_integrate_gradients(self) -> bool:
         """Whether :meth:`integrated_gradients` works here: the PyTorch path (an ONNX variant has no gradients)."""
@@ -594,6 +636,172 @@ class EncoderHeadClassifier(SequenceClassifierModel):
         if self.reads_pairs:
             return self.classify(PARITY_PROBES, list(reversed(PARITY_PROBES)))
         return self.classify(PARITY_PROBES)
+
+    @property
+    def can_decompose(self) -> bool:
+        """The PyTorch path for single texts (an ONNX graph returns logits only; a pair head mixes two texts)."""
+        return self.runner is None and not self.reads_pairs
+
+    def classify_with_contributions(self, texts: Sequence[str]
+                                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, list[tuple[int, int]]]]]:
+        """:meth:`classify` and, read from the same forward pass, each token's exact share of each label's
+        logit. The head is linear over the mean of the encoder's last token states h_1..h_n (L2-normalised or
+        not), so ``logit_c = sum_i W_c . h_i / (n * s) + b_c`` with ``s`` the norm of the mean (1 without
+        normalisation): a token's share is ``W_c . h_i / (n * s)``, and a text's shares add up to its logits
+        minus the bias (up to float rounding). Per text: the probabilities row; the shares [tokens, labels] and
+        the tokens' character offsets ((0, 0) for special tokens). The cost is the prediction's plus one
+        [tokens x dim] @ [dim x labels] product. ``RuntimeError`` where :attr:`can_decompose` is false."""
+        if not self.can_decompose:
+            raise RuntimeError(f"{self.spec.name} runs on {self.runtime_label}"
+                               f"{' with text pairs' if self.reads_pairs else ''}: token contributions need the "
+                               "PyTorch path and single texts")
+        probabilities = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        shares: list[tuple[np.ndarray, list[tuple[int, int]]]] = [(np.zeros((0, len(self.labels))), [])] * len(texts)
+        if not texts:
+            return probabilities, shares
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.spec.max_length,
+                                 return_offsets_mapping=True)
+        offsets = encoded.pop("offset_mapping")
+        ids = {key: encoded[key] for key in encoded}
+        count_tokens(sum(len(row) for row in ids["input_ids"]))
+        weight = torch.from_numpy(self.weight).to(self.device)
+        bias = torch.from_numpy(self.bias).to(self.device)
+        normalize = self.config.get("normalize", True)
+
+        def head(batch: list[int], hidden: torch.Tensor, mask: torch.Tensor) -> None:
+            with _autocast(self.device, None):  # fp32, as classify's numpy head
+                read(batch, hidden, mask)
+
+        def read(batch: list[int], hidden: torch.Tensor, mask: torch.Tensor) -> None:
+            pooled = mean_pool(hidden, mask)
+            scale = mask.sum(1).clamp(min=1).to(hidden.dtype)  # n per text
+            if normalize:
+                norm = pooled.norm(dim=-1).clamp(min=1e-12)  # as torch.nn.functional.normalize
+                pooled = pooled / norm.unsqueeze(-1)
+                scale = scale * norm
+            probabilities[batch] = torch.softmax(pooled @ weight.T + bias, dim=-1).cpu().numpy()
+            per_token = ((hidden * mask.unsqueeze(-1).to(hidden.dtype)) @ weight.T) / scale.view(-1, 1, 1)
+            rows = per_token.cpu().numpy()
+            for row, i in enumerate(batch):
+                size = len(ids["input_ids"][i])
+                shares[i] = (rows[row, :size], [tuple(o) for o in offsets[i]])
+
+        self.encoder.hidden_states(ids, self.adapter, head)
+        return probabilities, shares
+
+    def _layers(self, model: Any) -> torch.nn.ModuleList | None:
+        """The encoder's transformer layers (``model.encoder.layer``: BERT, MiniLM, RoBERTa...), or None."""
+        layers = getattr(getattr(model, "encoder", None), "layer", None)
+        return layers if isinstance(layers, torch.nn.ModuleList) and len(layers) else None
+
+    @property
+    def can_layer_gradients(self) -> bool:
+        """Whether :meth:`classify_with_gradients` works here: :attr:`can_decompose` and an encoder whose layers
+        can be run from a given one up (``encoder.layer``)."""
+        return self.can_decompose and self._layers(self.encoder.model) is not None
+
+    def classify_with_gradients(self, texts: Sequence[str], steps: int = 8, layer: int = -1
+                                ) -> tuple[np.ndarray, list[tuple[np.ndarray, list[tuple[int, int]]]]]:
+        """:meth:`classify` and layer integrated gradients of each text's predicted label's probability, taken at
+        the input of encoder layer ``layer`` (-1: the last): the prediction's forward pass (with each text's
+        baseline, pad tokens where the text has words, run alongside) keeps the states entering that layer, and
+        only the layers from there up run ``steps`` times (midpoint Riemann steps on the straight path from the
+        baseline's states to the text's, forward and backward, all steps of a group of texts in one pass). Per
+        token: its attribution, summed over the hidden dimension (they add up to about P(text) - P(baseline)),
+        and its character offsets. The prediction runs as :meth:`classify` does (autocast where the precision
+        policy chose it), the steps in fp32 (bf16 steps measured no faster on CPU). ``RuntimeError`` where
+        :attr:`can_layer_gradients` is false."""
+        if not self.can_layer_gradients:
+            raise RuntimeError(f"{self.spec.name} runs on {self.runtime_label}: layer integrated gradients need the "
+                               "PyTorch path, single texts and an encoder with layers")
+        probabilities = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        out: list[tuple[np.ndarray, list[tuple[int, int]]]] = [(np.zeros(0), [])] * len(texts)
+        if not texts:
+            return probabilities, out
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.spec.max_length,
+                                 return_offsets_mapping=True, return_special_tokens_mask=True)
+        merged = self.encoder._merged_for(self.adapter) if self.adapter is not None else None
+        model = merged if merged is not None else self.encoder.model
+        layers = self._layers(model)
+        assert layers is not None
+        first = layer % len(layers)
+        pad = self.tokenizer.pad_token_id or 0
+        weight = torch.from_numpy(self.weight).to(self.device)
+        bias = torch.from_numpy(self.bias).to(self.device)
+        normalize = self.config.get("normalize", True)
+        alphas = (torch.arange(steps, dtype=torch.float32, device=self.device) + 0.5) / steps
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        count_tokens(sum(lengths) * (2 + steps))  # the text, its baseline, and the upper layers once per step
+        caller = threading.get_ident()
+
+        def head(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            pooled = mean_pool(hidden.float(), mask)
+            if normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            return torch.softmax(pooled @ weight.T + bias, dim=-1)
+
+        kept: dict[str, Any] = {}
+
+        def keep(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if threading.get_ident() == caller and "states" not in kept:  # this call's pass only
+                kept["states"] = args[0]
+                kept["mask"] = args[1] if len(args) > 1 else kwargs.get("attention_mask")
+
+        token = _ACTIVE_ADAPTER.set(None if merged is not None else self.adapter)
+        try:
+            budget = max(self.spec.max_batch_tokens, max(lengths) * steps)
+            for group in token_budget_batches([n * steps for n in lengths], budget):
+                width = max(lengths[i] for i in group)
+                ids = torch.full((len(group), width), pad, dtype=torch.long, device=self.device)
+                mask = torch.zeros_like(ids)
+                baselines: dict[tuple[int, ...], int] = {}  # one baseline row per distinct one (texts of a length)
+                which = []
+                for row, i in enumerate(group):
+                    own, special = encoded["input_ids"][i], encoded["special_tokens_mask"][i]
+                    ids[row, :len(own)] = torch.tensor(own, device=self.device)
+                    mask[row, :len(own)] = 1
+                    which.append(baselines.setdefault(
+                        tuple(t if s else pad for t, s in zip(own, special, strict=True)), len(baselines)))
+                base = torch.full((len(baselines), width), pad, dtype=torch.long, device=self.device)
+                base_mask = torch.zeros_like(base)
+                for row_ids, row in baselines.items():
+                    base[row, :len(row_ids)] = torch.tensor(row_ids, device=self.device)
+                    base_mask[row, :len(row_ids)] = 1
+                kept.clear()
+                handle = layers[first].register_forward_pre_hook(keep, with_kwargs=True)
+                try:
+                    with torch.no_grad(), _autocast(self.device, self.precision.autocast):
+                        hidden = model(input_ids=torch.cat([ids, base]),
+                                       attention_mask=torch.cat([mask, base_mask])).last_hidden_state
+                finally:
+                    handle.remove()
+                n = len(group)
+                with _autocast(self.device, None):
+                    rows = head(hidden[:n], mask)
+                probabilities[group] = rows.cpu().numpy()
+                target = rows.argmax(-1)
+                states = kept["states"].float()
+                x, x0 = states[:n], states[n:][torch.tensor(which, device=self.device)]
+                attention = kept["mask"]
+                if isinstance(attention, torch.Tensor):
+                    attention = attention[:n].repeat_interleave(steps, dim=0)
+                path = (x0.unsqueeze(1) + alphas.view(1, -1, 1, 1) * (x - x0).unsqueeze(1))
+                path = path.reshape(-1, width, x.shape[-1]).requires_grad_(True)
+                with torch.enable_grad(), _autocast(self.device, None):
+                    h = path
+                    for module in layers[first:]:
+                        result = module(h, attention)
+                        h = result[0] if isinstance(result, tuple) else result
+                    chosen = head(h, mask.repeat_interleave(steps, dim=0))
+                    chosen = chosen.gather(1, target.repeat_interleave(steps).unsqueeze(1)).sum()
+                    (grads,) = torch.autograd.grad(chosen, path)
+                average = grads.float().reshape(n, steps, width, -1).mean(1)
+                scores = ((x - x0) * average).sum(-1).detach().cpu().numpy()
+                for row, i in enumerate(group):
+                    out[i] = (scores[row, :lengths[i]], [tuple(o) for o in encoded["offset_mapping"][i]])
+        finally:
+            _ACTIVE_ADAPTER.reset(token)
+        return probabilities, out
 
     @property
     def can_integrate_gradients(self) -> bool:
@@ -816,10 +1024,10 @@ if TYPE_CHECKING:  # what the contract promises a task (verticals.contract.handl
     def _encoder(model: EncoderModel) -> handles.Encoder:
         return model
 
-    def _classifier(model: SequenceClassifierModel) -> handles.Classifier:
+    def _classifier(model: SequenceClassifierModel) -> handles.AttributingClassifier:
         return model
 
-    def _head_classifier(model: EncoderHeadClassifier) -> handles.Classifier:
+    def _head_classifier(model: EncoderHeadClassifier) -> handles.AttributingClassifier:
         return model
 
     def _tagger(model: TokenClassifierModel) -> handles.Tagger:

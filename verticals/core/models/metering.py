@@ -27,7 +27,9 @@ from verticals.core import tracing
 __all__ = ["METERED_METHODS", "Meter", "ModelUse", "count_tokens", "metering", "paused", "wrap_model_methods"]
 
 METERED_METHODS = frozenset({"embed", "classify", "tag", "generate", "token_probabilities",
-                             "integrated_gradients"})  # the last: explanations (its tokens: one per step)
+                             "integrated_gradients",  # explanations (its tokens: one per step)
+                             "classify_with_contributions",  # a prediction with its tokens' logit shares
+                             "classify_with_gradients"})  # a prediction with its layer integrated gradients
 
 F = TypeVar("F", bound=Callable[..., Any])
 
