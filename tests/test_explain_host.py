@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_lora_merge import TEXTS, _write_adapter, tiny_encoder  # noqa: F401  (tiny_encoder: a fixture)
+from tests import test_lora_merge
+from tests.test_lora_merge import TEXTS, _write_adapter
 from verticals.contract import AttributingClassifier, ModelSpec
 from verticals.core.models.inference import EncoderHeadClassifier, mean_pool
 from verticals.core.models.metering import Meter, metering
 from verticals.core.models.sources import ResolvedSource
 
 LABELS = ["positive", "negative", "neutral"]
+tiny_encoder = test_lora_merge.tiny_encoder  # the fixture: a 2-layer random BERT with the MiniLM tokenizer
 
 
 def _head(encoder, tmp_path, normalize: bool, adapter: bool = True) -> EncoderHeadClassifier:
