@@ -1,7 +1,8 @@
 """The model host's attributions for a linear head over mean-pooled token states (issue 29): token contributions
 read from the prediction's own forward pass add up to the head's logits exactly, and layer integrated gradients
 ride on the prediction's pass; both give the same probabilities as ``classify``, with the head's LoRA adapter
-served merged or through the hooks. A 2-layer random BERT behind the packaged MiniLM tokenizer (fast)."""
+served merged or through the hooks. A 2-layer random BERT behind the packaged MiniLM tokenizer (fast); and on an
+ONNX variant of the packaged head, finance.sentiment falls back to occlusion or says why not (slow)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests import test_lora_merge
+from tests import test_lora_merge, test_runtimes
 from tests.test_lora_merge import TEXTS, _write_adapter
 from verticals.contract import AttributingClassifier, ModelSpec
 from verticals.core.models.inference import EncoderHeadClassifier, mean_pool
@@ -18,6 +19,8 @@ from verticals.core.models.sources import ResolvedSource
 
 LABELS = ["positive", "negative", "neutral"]
 tiny_encoder = test_lora_merge.tiny_encoder  # the fixture: a 2-layer random BERT with the MiniLM tokenizer
+built = test_runtimes.built  # the fixture: the packaged finance head on PyTorch and its ONNX variants (slow)
+ONNX_SPEC = test_runtimes.SPEC
 
 
 def _head(encoder, tmp_path, normalize: bool, adapter: bool = True) -> EncoderHeadClassifier:
@@ -101,3 +104,26 @@ def test_a_model_without_the_capability_says_so(tiny_encoder, tmp_path):
         head.classify_with_contributions(TEXTS)
     with pytest.raises(RuntimeError, match="single texts"):
         head.classify_with_gradients(TEXTS)
+
+
+@pytest.mark.slow
+def test_explanations_on_an_onnx_variant_fall_back_to_occlusion_or_say_why_not(built):
+    """An ONNX graph returns logits only: finance.sentiment's auto explanation falls back to occlusion, and a
+    method that needs the token states or gradients fails the item with a message naming the runtime."""
+    from verticals_finance.sentiment import SentimentInput, SentimentTask
+
+    from verticals import ItemError, RunContext
+
+    onnx = test_runtimes._host(built, runtimes={ONNX_SPEC: built.fp32}).get(ONNX_SPEC)
+    assert not (onnx.can_decompose or onnx.can_layer_gradients or onnx.can_integrate_gradients)
+    assert built.model.can_decompose and built.model.can_layer_gradients  # the same head on PyTorch
+    task, items = SentimentTask(), [SentimentInput(text=text) for text in test_runtimes.TEXTS[:2]]
+    auto = RunContext("t", SentimentTask.Params(), explain=True)
+    outputs = task.run(items, {"classifier": onnx}, auto)
+    explanations = task.explain(items, outputs, {"classifier": onnx}, auto)
+    assert [e.method for e in explanations] == ["occlusion", "occlusion"]
+    for method in ("token-contributions", "integrated-gradients"):
+        ctx = RunContext("t", SentimentTask.Params(explain_method=method), explain=True)
+        outputs = task.run(items, {"classifier": onnx}, ctx)
+        with pytest.raises(ItemError, match=f"{method} needs .*onnxruntime.*use occlusion"):
+            task.explain(items, outputs, {"classifier": onnx}, ctx)

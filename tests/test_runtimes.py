@@ -123,29 +123,6 @@ def test_onnx_head_matches_pytorch_and_int8_is_smaller(built):
 
 
 @pytest.mark.slow
-def test_explanations_on_an_onnx_variant_fall_back_to_occlusion_or_say_why_not(built):
-    """An ONNX graph returns logits only: finance.sentiment's auto explanation falls back to occlusion, and a
-    method that needs the token states or gradients fails the item with a message naming the runtime."""
-    from verticals_finance.sentiment import SentimentInput, SentimentTask
-
-    from verticals import ItemError, RunContext
-
-    onnx = _host(built, runtimes={SPEC: built.fp32}).get(SPEC)
-    assert not (onnx.can_decompose or onnx.can_layer_gradients or onnx.can_integrate_gradients)
-    assert built.model.can_decompose and built.model.can_layer_gradients  # the same head on PyTorch
-    task, items = SentimentTask(), [SentimentInput(text=text) for text in TEXTS[:2]]
-    auto = RunContext("t", SentimentTask.Params(), explain=True)
-    outputs = task.run(items, {"classifier": onnx}, auto)
-    explanations = task.explain(items, outputs, {"classifier": onnx}, auto)
-    assert [e.method for e in explanations] == ["occlusion", "occlusion"]
-    for method in ("token-contributions", "integrated-gradients"):
-        ctx = RunContext("t", SentimentTask.Params(explain_method=method), explain=True)
-        outputs = task.run(items, {"classifier": onnx}, ctx)
-        with pytest.raises(ItemError, match=f"{method} needs .*onnxruntime.*use occlusion"):
-            task.explain(items, outputs, {"classifier": onnx}, ctx)
-
-
-@pytest.mark.slow
 def test_onnx_encoder_embeddings_match_pytorch(built):
     encoder = built.model.encoder  # the shared MiniLM (base weights, no adapter)
     variant = runtimes.build_variant(encoder, "fp32", built.root)
