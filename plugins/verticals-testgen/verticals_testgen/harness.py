@@ -427,8 +427,8 @@ class MutantBuilder:
     (its points are numbered consecutively in :func:`mutation_points`' walk), and only the top-level statement
     around that function is compiled again. Executing :meth:`module_codes` in order in a namespace is executing
     the mutated module (each statement compiled with the module's own ``__future__`` flags, none inherited from
-    this file). The same mutants as :func:`apply_mutant`, about ten times faster on a module of a few hundred
-    lines, where building a mutant used to take longer than running its tests."""
+    this file). The same mutants as :func:`apply_mutant`, two to six times faster (pprint 44 -> 20 ms,
+    packaging.version 67 -> 11 ms per mutant on a loaded machine)."""
 
     def __init__(self, source: str, file: str):
         import __future__
