@@ -11,9 +11,12 @@ import pytest
 from tests.conftest import run_cli
 from verticals.contract.evaluators import (
     ClassificationEvaluator,
+    LeakEvaluator,
     ProbabilityEvaluator,
     Record,
     SpanEvaluator,
+    contains_phrase,
+    macro_f1,
     pluck,
     roc_auc,
 )
@@ -67,6 +70,59 @@ def test_span_overlap_rule_and_label_map():
     assert scores.metrics["precision"] == round(2 / 3, 4)
     assert scores.per_class["NAME"]["precision"] == 0.5
     assert scores.wrong == [0]
+
+
+def test_macro_f1_both_averages_agree_with_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = random.Random(4)
+    gold = [rng.choice("xyz") for _ in range(200)]
+    predicted = [g if rng.random() < 0.5 else rng.choice("xyzw") for g in gold]
+    # over the gold labels (the evaluator's and training's rule): a label no gold item has is left out
+    assert macro_f1(gold, predicted) == pytest.approx(metrics.f1_score(gold, predicted, average="macro",
+                                                                       labels=["x", "y", "z"]))
+    assert macro_f1(gold, predicted, ["x", "y", "z", "w"]) == macro_f1(gold, predicted)
+    # every label named (the tutor's research scripts): w, predicted but never gold, counts with F1 0
+    every = macro_f1(gold, predicted, ["x", "y", "z", "w"], unsupported=True)
+    assert every == pytest.approx(metrics.f1_score(gold, predicted, labels=["x", "y", "z", "w"], average="macro",
+                                                   zero_division=0))
+    assert every == pytest.approx(macro_f1(gold, predicted) * 3 / 4)
+
+
+def test_typed_spans_need_the_same_label():
+    evaluator = SpanEvaluator(gold_field="entities", output_field="entities", label_fields=("category", "assertion"),
+                              typed=True, main_metric="f1")
+    gold = [{"start": 0, "end": 10, "category": "PROBLEM", "assertion": "absent"},
+            {"start": 20, "end": 25, "category": "MEDICATION", "assertion": "present"}]
+    predicted = [{"start": 0, "end": 10, "category": "PROBLEM", "assertion": "present"},  # wrong assertion
+                 {"start": 21, "end": 24, "category": "MEDICATION", "assertion": "present"}]  # overlaps: found
+    scores = evaluator.score([Record("k", 0, gold, predicted), Record("l", 1, gold[1:], predicted[1:])])
+    assert scores.per_class["PROBLEM:absent"]["recall"] == 0.0
+    assert scores.per_class["PROBLEM:present"]["precision"] == 0.0 and scores.per_class["PROBLEM:present"][
+        "support"] == 0
+    assert scores.per_class["MEDICATION:present"] == {"recall": 1.0, "precision": 1.0, "f1": 1.0, "f2": 1.0,
+                                                      "support": 2, "predicted": 2}
+    assert scores.metrics["recall"] == round(2 / 3, 4) and scores.metrics["precision"] == round(2 / 3, 4)
+    assert scores.metrics["f1"] == round(2 / 3, 4) and scores.wrong == [0]
+    assert evaluator.describe()["main_metric"] == "f1" and evaluator.describe()["typed"] is True
+    untyped = SpanEvaluator(gold_field="entities", output_field="entities", label_fields=("category", "assertion"))
+    assert untyped.score([Record("k", 0, gold, predicted)]).metrics["recall"] == 1.0  # any overlap counts
+
+
+def test_leak_evaluator_counts_hints_that_give_the_answer_away():
+    assert contains_phrase("The ice is less DENSE, isn't it?", "less dense")
+    assert contains_phrase("What reflects the light?", "reflect")  # a plural s aside
+    assert not contains_phrase("Think about 14 minus 6.", "4") and contains_phrase("Is it 4?", "4")
+    assert not contains_phrase("less than dense", "less dense")  # the words in a row
+    evaluator = LeakEvaluator(gold_field="forbidden", output_field="hint")
+    assert evaluator.gold({"forbidden": "heart | cardiac"}, "forbidden") == ["heart", "cardiac"]  # a CSV cell
+    records = [Record("a", 0, ["heart", "cardiac"], "Which organ beats in your chest?"),
+               Record("b", 1, ["gravity"], "Gravity pulls it down."),
+               Record("c", 2, ["12"], None, failed=True),
+               Record("d", 3, None, "no gold: not scored")]
+    scores = evaluator.score(records)
+    assert scores.metrics == {"clean": round(1 / 3, 4), "leak_rate": round(1 / 3, 4), "leaks": 1, "n": 3,
+                              "failed": 1, "unlabelled": 1}
+    assert scores.wrong == [1, 2]
 
 
 def test_auc_and_calibration_agree_with_scikit_learn():

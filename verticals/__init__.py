@@ -3,7 +3,7 @@
 The public API a plugin may import is the contract (:mod:`verticals.contract`), re-exported here::
 
     from verticals import Task, ModelSpec, Packaged, ItemError, RunContext, hookimpl
-    from verticals import ClassificationEvaluator, SpanEvaluator, ProbabilityEvaluator  # Task.evaluator
+    from verticals import ClassificationEvaluator, SpanEvaluator, ProbabilityEvaluator, LeakEvaluator  # Task.evaluator
     from verticals import ServerFile, ServerFolder, ServerModel, OperatorOnly  # parameters naming server paths
     from verticals import Explanation, Evidence  # Task.explain: why a result is what it is
 
@@ -25,6 +25,7 @@ from verticals.contract import (
     ItemError,
     JobStatus,
     JobSummary,
+    LeakEvaluator,
     ModelHandle,
     ModelSpec,
     NoParams,
@@ -58,6 +59,7 @@ __all__ = [
     "ItemError",
     "JobStatus",
     "JobSummary",
+    "LeakEvaluator",
     "ModelHandle",
     "ModelSpec",
     "NoParams",
@@ -86,8 +88,4 @@ def __getattr__(name: str):
         from verticals.client import Client
 
         return Client
-    if name in ("ModelHost", "ModelUnavailable"):  # not the contract: kept until the medical plugin registers its model
-        from verticals.core.models import host
-
-        return getattr(host, name)
     raise AttributeError(f"module 'verticals' has no attribute {name!r}")

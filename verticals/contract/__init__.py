@@ -13,7 +13,7 @@ other verticals module), so the core and every plugin can import it without pull
   :class:`JobSummary` the job hooks receive;
 - :class:`JobStatus`: the states of a job;
 - the evaluators a task declares to be scored (:class:`ClassificationEvaluator`, :class:`SpanEvaluator`,
-  :class:`ProbabilityEvaluator`);
+  :class:`ProbabilityEvaluator`, :class:`LeakEvaluator`);
 - the hook markers :data:`hookspec` / :data:`hookimpl` and every hook specification (docs/plugins.md
   documents each one);
 - the types of parameters that name server files (:data:`ServerFile`, :data:`ServerFolder`,
@@ -30,6 +30,7 @@ from __future__ import annotations
 from verticals.contract.evaluators import (
     ClassificationEvaluator,
     Evaluator,
+    LeakEvaluator,
     ProbabilityEvaluator,
     Record,
     Scores,
@@ -97,6 +98,7 @@ __all__ = [
     "ItemError",
     "JobStatus",
     "JobSummary",
+    "LeakEvaluator",
     "ModelHandle",
     "ModelKind",
     "ModelSpec",

@@ -1,6 +1,7 @@
 """How a task is scored against gold labels: the evaluator API (pure computation, no I/O).
 
-A task declares ``evaluator = ClassificationEvaluator(...)`` (or ``SpanEvaluator``, ``ProbabilityEvaluator``);
+A task declares ``evaluator = ClassificationEvaluator(...)`` (or ``SpanEvaluator``, ``ProbabilityEvaluator``,
+``LeakEvaluator``);
 ``verticals eval`` runs the task through the job engine, then hands the evaluator one :class:`Record` per item
 (gold from the item's input row, prediction from its output) and stores what :meth:`Evaluator.score` returns.
 
@@ -12,12 +13,18 @@ Rules stated once, here:
 - **Spans overlap**: a gold span is *found* when a predicted span overlaps it by at least one character,
   whatever the predicted label (for de-identification, masking under another category still protects);
   a predicted span is *correct* when it overlaps some gold span. Recall per category is by the gold label,
-  precision per category by the predicted label. F2 weighs recall twice as much as precision.
+  precision per category by the predicted label. F2 weighs recall twice as much as precision. A *typed*
+  span evaluator (``typed=True``) also requires the labels to be equal (entity extraction: the category and
+  assertion a task gives a span are part of the answer).
+- **Macro-F1** is the mean of the per-label F1 scores (:func:`label_scores`, :func:`macro_f1`): by default over
+  the labels that occur in the gold values (a label no gold item has is not averaged in), or over every label
+  named (``unsupported=True``, as scikit-learn's ``f1_score(labels=..., average="macro")``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,6 +91,39 @@ def pluck(value: Any, path: str) -> Any:
     return pluck(inner, rest) if rest else inner
 
 
+def label_scores(gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[str],
+                 digits: int | None = None) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support (the number of gold values) of each label, from paired gold and
+    predicted values (a predicted ``None``, a failed item, matches no label); rounded to ``digits`` when given."""
+    pairs = list(zip(gold, predicted, strict=True))
+    out: dict[str, dict[str, float]] = {}
+    for label in labels:
+        tp = sum(1 for g, p in pairs if g == p == label)
+        support = sum(1 for g, _ in pairs if g == label)
+        claimed = sum(1 for _, p in pairs if p == label)
+        precision = tp / claimed if claimed else 0.0
+        recall = tp / support if support else 0.0
+        f1 = _f(1, precision, recall)
+        if digits is not None:
+            precision, recall, f1 = round(precision, digits), round(recall, digits), round(f1, digits)
+        out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return out
+
+
+def macro_average(scores: dict[str, dict[str, float]], unsupported: bool = False) -> float:
+    """The mean F1 of :func:`label_scores`' labels: those with gold support, or all of them (``unsupported``)."""
+    averaged = [s["f1"] for s in scores.values() if unsupported or s["support"]]
+    return sum(averaged) / len(averaged) if averaged else 0.0
+
+
+def macro_f1(gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[str] | None = None,
+             unsupported: bool = False) -> float:
+    """Macro-F1 of paired values over ``labels`` (default: the gold labels); labels without gold support are
+    left out unless ``unsupported`` (then they count, with F1 0 when predicted or not: scikit-learn's rule)."""
+    named = list(labels) if labels is not None else sorted({str(g) for g in gold if g is not None})
+    return macro_average(label_scores(gold, predicted, named), unsupported=unsupported)
+
+
 def _f(beta: float, precision: float, recall: float) -> float:
     if precision <= 0 and recall <= 0:
         return 0.0
@@ -114,19 +154,11 @@ class ClassificationEvaluator(Evaluator):
         for record in scored:
             confusion.setdefault(record.gold, Counter())[record.predicted if record.predicted is not None
                                                          else "(failed)"] += 1
-        per_class: dict[str, dict[str, float]] = {}
-        for label in labels:
-            tp = confusion.get(label, Counter())[label]
-            support = sum(confusion.get(label, Counter()).values())
-            predicted = sum(row[label] for row in confusion.values())
-            precision = tp / predicted if predicted else 0.0
-            recall = tp / support if support else 0.0
-            per_class[label] = {"precision": round(precision, 4), "recall": round(recall, 4),
-                                "f1": round(_f(1, precision, recall), 4), "support": support}
+        # per-label figures rounded before they are averaged: the stored macro-F1 is the mean of the table's F1s
+        per_class = label_scores([r.gold for r in scored], [r.predicted for r in scored], labels, digits=4)
         n = len(scored)
         correct = sum(1 for r in scored if r.predicted == r.gold)
-        with_support = [label for label in labels if per_class[label]["support"]]
-        macro = sum(per_class[label]["f1"] for label in with_support) / len(with_support) if with_support else 0.0
+        macro = macro_average(per_class)
         weighted = sum(per_class[label]["f1"] * per_class[label]["support"] for label in labels) / n if n else 0.0
         metrics = {"accuracy": round(correct / n, 4) if n else 0.0, "macro_f1": round(macro, 4),
                    "weighted_f1": round(weighted, 4), "n": n, "failed": sum(1 for r in scored if r.failed),
@@ -137,11 +169,14 @@ class ClassificationEvaluator(Evaluator):
         return Scores(metrics, per_class, matrix, [r.seq for r in scored if r.predicted != r.gold])
 
 
-def _spans(value: Any) -> list[tuple[int, int, str]]:
+def _spans(value: Any, label_fields: Sequence[str] | None = None) -> list[tuple[int, int, str]]:
     spans = []
     for span in value or []:
         if isinstance(span, dict) and "start" in span and "end" in span:
-            label = span.get("label") or span.get("category") or span.get("type") or ""
+            if label_fields:
+                label = ":".join(str(span.get(name) or "") for name in label_fields)
+            else:
+                label = span.get("label") or span.get("category") or span.get("type") or ""
             spans.append((int(span["start"]), int(span["end"]), str(label)))
     return spans
 
@@ -150,20 +185,35 @@ class SpanEvaluator(Evaluator):
     """Character-span detection: recall, precision and F2, overall and per category (rule in the module doc).
 
     ``label_map`` maps gold labels onto the task's categories (e.g. PTName -> NAME); gold labels mapped to
-    ``None`` are not scored (e.g. a year alone is not Safe Harbor PHI).
+    ``None`` are not scored (e.g. a year alone is not Safe Harbor PHI). A span's label is its ``label``,
+    ``category`` or ``type`` field, or with ``label_fields`` those fields joined by ``:`` (``("category",
+    "assertion")`` gives ``PROBLEM:absent``). ``typed``: a span counts only against one of the same label.
     """
 
     kind = "spans"
     main_metric = "recall"
 
     def __init__(self, gold_field: str = "spans", output_field: str = "entities",
-                 label_map: dict[str, str | None] | None = None):
+                 label_map: dict[str, str | None] | None = None, label_fields: Sequence[str] | None = None,
+                 typed: bool = False, main_metric: str = "recall"):
         super().__init__(gold_field, output_field)
         self.label_map = label_map or {}
+        self.label_fields = tuple(label_fields) if label_fields else None
+        self.typed = typed
+        self.main_metric = main_metric
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        if self.typed or self.label_fields:
+            described.update(typed=self.typed, label_fields=list(self.label_fields or ()))
+        return described
+
+    def _match(self, start: int, end: int, label: str, others: list[tuple[int, int, str]]) -> bool:
+        return any(os < end and start < oe and (not self.typed or label == other) for os, oe, other in others)
 
     def _gold_spans(self, value: Any) -> list[tuple[int, int, str]]:
         kept = []
-        for start, end, label in _spans(value):
+        for start, end, label in _spans(value, self.label_fields):
             mapped = self.label_map.get(label, label)
             if mapped is not None:
                 kept.append((start, end, mapped))
@@ -177,37 +227,96 @@ class SpanEvaluator(Evaluator):
         wrong = []
         for record in records:
             gold = self._gold_spans(record.gold)
-            predicted = [] if record.failed else _spans(record.predicted)
+            predicted = [] if record.failed else _spans(record.predicted, self.label_fields)
             missed = False
             for start, end, label in gold:
                 total[label] += 1
-                if any(ps < end and start < pe for ps, pe, _ in predicted):
+                if self._match(start, end, label, predicted):
                     found[label] += 1
                 else:
                     missed = True
+            spurious = False
             for ps, pe, label in predicted:
                 predicted_total[label] += 1
-                if any(ps < end and start < pe for start, end, _ in gold):
+                if self._match(ps, pe, label, gold):
                     correct[label] += 1
-            if missed or (predicted and not gold):
+                else:
+                    spurious = True
+            if missed or (predicted and not gold) or (self.typed and spurious):
                 wrong.append(record.seq)
         per_class = {}
         for label in sorted(set(total) | set(predicted_total)):
             recall = found[label] / total[label] if total[label] else 0.0
             precision = correct[label] / predicted_total[label] if predicted_total[label] else 0.0
             per_class[label] = {"recall": round(recall, 4), "precision": round(precision, 4),
+                                "f1": round(_f(1, precision, recall), 4),
                                 "f2": round(_f(2, precision, recall), 4), "support": total[label],
                                 "predicted": predicted_total[label]}
         recall = sum(found.values()) / sum(total.values()) if total else 0.0
         precision = sum(correct.values()) / sum(predicted_total.values()) if predicted_total else 0.0
         metrics = {"recall": round(recall, 4), "precision": round(precision, 4),
-                   "f2": round(_f(2, precision, recall), 4),
+                   "f1": round(_f(1, precision, recall), 4), "f2": round(_f(2, precision, recall), 4),
                    "gold_spans": sum(total.values()), "predicted_spans": sum(predicted_total.values()),
                    "n": len(records), "failed": sum(1 for r in records if r.failed)}
         return Scores(metrics, per_class, None, wrong)
 
     def compact(self, value: Any) -> Any:
-        return [[s, e, label] for s, e, label in _spans(value)]
+        return [[s, e, label] for s, e, label in _spans(value, self.label_fields)]
+
+
+_WORDS = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+")
+
+
+def _words(text: str) -> list[str]:
+    """Lower-cased words and numbers, a plural ``s`` dropped (``reflects`` ~ ``reflect``): how phrases match."""
+    out = []
+    for word in _WORDS.findall(text.lower()):
+        out.append(word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word)
+    return out
+
+
+def contains_phrase(text: str, phrase: str) -> bool:
+    """Whether ``text`` has the words of ``phrase`` in a row (case, punctuation and a plural ``s`` aside)."""
+    wanted, words = _words(phrase), _words(text)
+    return bool(wanted) and any(words[i:i + len(wanted)] == wanted for i in range(len(words) - len(wanted) + 1))
+
+
+class LeakEvaluator(Evaluator):
+    """Generated text that must not give an answer away (a hint, a question, a summary for a quiz): the gold value
+    of an item is the list of phrases, written for that item, any of which would give it away.
+
+    An item is *clean* when its output text contains none of them (:func:`contains_phrase`: the phrase's words
+    in a row, case, punctuation and a plural ``s`` aside); a failed item showed nothing and is not clean.
+    ``clean`` (main metric) is the share of clean items; ``leaks`` counts the items whose text contains a phrase.
+    """
+
+    kind = "leak"
+    main_metric = "clean"
+
+    def __init__(self, gold_field: str = "forbidden", output_field: str = "text"):
+        super().__init__(gold_field, output_field)
+
+    def gold(self, item_input: dict[str, Any], gold_field: str) -> Any:
+        value = pluck(item_input, gold_field)
+        if isinstance(value, str):  # a CSV cell: phrases separated by "|"
+            value = [part.strip() for part in value.split("|") if part.strip()]
+        return value
+
+    def score(self, records: Sequence[Record]) -> Scores:
+        scored = [r for r in records if isinstance(r.gold, list) and r.gold]
+        leaks, failed, wrong = 0, 0, []
+        for record in scored:
+            if record.failed or not isinstance(record.predicted, str):
+                failed += 1
+                wrong.append(record.seq)
+            elif any(contains_phrase(record.predicted, str(phrase)) for phrase in record.gold):
+                leaks += 1
+                wrong.append(record.seq)
+        n = len(scored)
+        metrics = {"clean": round((n - leaks - failed) / n, 4) if n else 0.0,
+                   "leak_rate": round(leaks / n, 4) if n else 0.0, "leaks": leaks, "n": n, "failed": failed,
+                   "unlabelled": len(records) - n}
+        return Scores(metrics, {}, None, wrong)
 
 
 def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:

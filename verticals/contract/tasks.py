@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from verticals.contract.evaluators import Evaluator
 from verticals.contract.explain import Explanation
 from verticals.contract.handles import ModelHandle
+from verticals.contract.models import ModelSpec
 
 __all__ = ["FINISHED_STATUSES", "DeviceClass", "ItemError", "JobStatus", "NoParams", "RunContext", "Task"]
 
@@ -242,12 +243,17 @@ class Task(Generic[InT, OutT, ParamsT]):
         """Whether the task explains its results (it overrides :meth:`explain`)."""
         return cls.explain is not Task.explain
 
-    def models_for(self, params: ParamsT) -> dict[str, str]:
+    def models_for(self, params: ParamsT) -> Mapping[str, str | ModelSpec]:
         """The models (role -> spec name) a job with these params will use; loaded before the job starts.
 
         Default: all of ``models``. Roles left out are still available in
         ``run`` and load on first access, so a job that never touches one
         (e.g. testgen without its LLM strategy) never loads it.
+
+        A role may also be a :class:`ModelSpec` built from the job's parameters (a model folder the job names
+        through a ``ServerModel`` parameter, which no plugin can register in advance): the core's model host
+        loads it like a registered one (once per process and folder, within the memory budget, with its
+        provenance on each result); ``run`` finds it under its role like the others.
         """
         return dict(self.models)
 

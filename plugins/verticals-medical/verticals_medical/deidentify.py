@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
-from functools import lru_cache
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -14,7 +13,6 @@ from verticals import (
     Evidence,
     Explanation,
     ItemError,
-    ModelHost,
     ModelSpec,
     RunContext,
     ServerFolderHandle,
@@ -147,12 +145,13 @@ class DeidParams(BaseModel):
         return value
 
 
-@lru_cache(maxsize=4)
-def _ner_host(reference: ServerFolderHandle) -> ModelHost:
-    kwargs: dict[str, Any] = {"local_path": reference.path} if reference.path else {"hub_id": reference.hub_id}
-    spec = ModelSpec(name="medical.deid-ner", kind="token-classifier", max_length=512,
+def ner_spec(reference: ServerFolderHandle) -> ModelSpec:
+    """The job's own de-identification token classifier (``ner_model``): loaded by the core's model host
+    (``models_for``), a new load when the folder changed (its file count, size and time are the revision)."""
+    kwargs: dict[str, Any] = ({"local_path": reference.path, "revision": ".".join(map(str, reference.version))}
+                              if reference.path else {"hub_id": reference.hub_id})
+    return ModelSpec(name="medical.deid-ner", kind="token-classifier", max_length=512,
                      description="user-supplied de-identification token classifier", **kwargs)
-    return ModelHost({spec.name: spec})
 
 
 def ner_spans(model: Any, texts: list[str], min_score: float) -> list[list[Span]]:
@@ -356,14 +355,21 @@ class DeidentifyTask(Task):
     # span precision, recall per gold label (scoring.py); a year alone and an age under 90 are not scored as PHI
     evaluator = SafeHarborEvaluator(gold_field="spans", output_field="spans")
 
-    def run(self, batch: list[DeidInput], models: dict[str, Any], ctx: RunContext) -> list[DeidOutput | ItemError]:
+    def models_for(self, params: BaseModel) -> dict[str, str | ModelSpec]:
+        assert isinstance(params, DeidParams)
+        wanted: dict[str, str | ModelSpec] = dict(self.models) if params.tagger else {}
+        if params.ner_model:
+            wanted["ner"] = ner_spec(params.ner_model)
+        return wanted
+
+    def run(self, batch: list[DeidInput], models: Mapping[str, Any], ctx: RunContext) -> list[DeidOutput | ItemError]:
         from .surrogates import Surrogates, derive_key
 
         params: DeidParams = ctx.params  # type: ignore[assignment]
         get_analyzer(spacy_ner=not params.tagger)  # load once per process (cached)
         model_spans: list[list[Span]] = [[] for _ in batch]
         if params.ner_model:
-            model = _ner_host(params.ner_model).get("medical.deid-ner")
+            model = models["ner"]
             model_spans = ner_spans(model, [item.text for item in batch], params.ner_min_score)
         tagger = models["tagger"] if params.tagger else None
         if tagger is not None:
@@ -397,7 +403,7 @@ class DeidentifyTask(Task):
         log.debug("deidentified %d notes", len(batch))
         return outputs
 
-    def explain(self, batch: list[DeidInput], outputs: list[DeidOutput], models: dict[str, Any],
+    def explain(self, batch: list[DeidInput], outputs: list[DeidOutput], models: Mapping[str, Any],
                 ctx: RunContext) -> list[Explanation | None]:
         """Each span with the detectors that found it (recognizer, rule or model, with their scores) and the
         context words that raised it, as evidence pointing into the note. The span's own text is never

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -15,7 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import Evidence, Explanation, ItemError, RunContext, ServerFile, ServerFileHandle, Task
+from verticals import (
+    Evidence,
+    Explanation,
+    ItemError,
+    RunContext,
+    ServerFile,
+    ServerFileHandle,
+    SpanEvaluator,
+    Task,
+)
 
 log = logging.getLogger(__name__)
 
@@ -429,8 +438,12 @@ class EntitiesTask(Task):
     preview = ("id", "entities")  # each entity as "text [CATEGORY, assertion]"
     text_field = "text"
     sensitive = True
+    # an entity counts when a found one overlaps it with the same category and assertion (PROBLEM:absent...)
+    evaluator = SpanEvaluator(gold_field="entities", output_field="entities", label_fields=("category", "assertion"),
+                              typed=True, main_metric="f1")
+    golden = "golden/entities.jsonl"  # 42 sentences written for evaluation only (golden/README.md)
 
-    def run(self, batch: list[EntInput], models: dict[str, Any], ctx: RunContext) -> list[EntOutput | ItemError]:
+    def run(self, batch: list[EntInput], models: Mapping[str, Any], ctx: RunContext) -> list[EntOutput | ItemError]:
         params: EntParams = ctx.params  # type: ignore[assignment]
         nlp = get_pipeline(params.terms, params.builtin_terms)  # cached per terms file version
         wanted = set(params.categories) if params.categories else None
@@ -457,7 +470,7 @@ class EntitiesTask(Task):
         log.debug("analysed %d notes", len(batch))
         return outputs
 
-    def explain(self, batch: list[EntInput], outputs: list[EntOutput], models: dict[str, Any],
+    def explain(self, batch: list[EntInput], outputs: list[EntOutput], models: Mapping[str, Any],
                 ctx: RunContext) -> list[Explanation | None]:
         """Each entity (pointed at, never quoted) with the ConText cue that set its assertion ("denies":
         absent, "history of": historical...) and the cue's scope, as evidence; the summary counts assertions and

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import RunContext, Task
+from verticals import LeakEvaluator, RunContext, Task
 from verticals.contract.explain import Evidence, Explanation
 from verticals_tutor.text import split_list
 
@@ -56,8 +57,10 @@ class TutorHint(Task):
     expected_item_seconds = 90.0  # SmolLM2 generations on a 2-core CPU
     preview = ("answer", "hint", "path")
     text_field = "answer"
+    evaluator = LeakEvaluator(gold_field="forbidden", output_field="hint")  # the hint shown holds none of them
+    golden = "golden/hints.jsonl"  # 32 wrong answers written for evaluation only (golden/README.md)
 
-    def run(self, batch: list[HintInput], models: dict[str, Any], ctx: RunContext) -> list[HintOutput]:
+    def run(self, batch: list[HintInput], models: Mapping[str, Any], ctx: RunContext) -> list[HintOutput]:
         from verticals_tutor.hints import generate_hints
 
         params: HintParams = ctx.params  # type: ignore[assignment]
@@ -67,7 +70,7 @@ class TutorHint(Task):
                            rejected=r["rejected"])
                 for item, r in zip(batch, results, strict=True)]
 
-    def explain(self, batch: list[HintInput], outputs: list[HintOutput], models: dict[str, Any],
+    def explain(self, batch: list[HintInput], outputs: list[HintOutput], models: Mapping[str, Any],
                 ctx: RunContext) -> list[Explanation | None]:
         """Why this hint may be shown: the leak checks it passed, with their measures against the job's limits,
         how it was made (the model's first try, a regeneration, or the template after rejections) and the rules

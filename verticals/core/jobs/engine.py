@@ -544,8 +544,9 @@ def _run_chunk(store: Store, registry: Registry, host: ModelHost, job_id: str, s
         return report
     # Load what this job will use before its first batch begins: the job's start time (the first begin)
     # then excludes model loading, so its items/s measure the items.
-    models = LazyModels(host, task_cls.models)
-    for role in task.models_for(ctx.params):
+    wanted = task.models_for(ctx.params)
+    models = LazyModels(host, {**task_cls.models, **wanted})
+    for role in wanted:
         models[role]
     purge = bool(job.options.get("purge_inputs"))
     if task_cls.text_field:

@@ -19,7 +19,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from verticals.contract import ExplanationError, ItemError, ModelHandle, RunContext, Task, check_explanation
+from verticals.contract import (
+    ExplanationError,
+    ItemError,
+    ModelHandle,
+    ModelSpec,
+    RunContext,
+    Task,
+    check_explanation,
+)
 from verticals.core.models.host import ModelHost
 from verticals.core.store import ItemResult
 from verticals.registry import HookError, Registry
@@ -41,10 +49,11 @@ class LazyModels(Mapping[str, ModelHandle]):
     (each a :class:`~verticals.contract.handles.ModelHandle`, by kind an ``Encoder``, ``Classifier``...).
 
     Provenance lists the models actually used, so a result never claims a
-    model that did not touch it.
+    model that did not touch it. A role names a registered model, or is the :class:`ModelSpec` a job's
+    parameters built (``Task.models_for``).
     """
 
-    def __init__(self, host: ModelHost, roles: dict[str, str]):
+    def __init__(self, host: ModelHost, roles: Mapping[str, str | ModelSpec]):
         self.host = host
         self.roles = dict(roles)
         self.loaded: dict[str, ModelHandle] = {}

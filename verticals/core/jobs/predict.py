@@ -65,7 +65,7 @@ def predict(registry: Registry, host: ModelHost, task_name: str, items: list[dic
             valid.append((seq, task_cls.Input.model_validate(row, context=context)))
         except ValidationError as error:
             results[seq] = {"seq": seq, "status": "failed", "output": None, "error": describe_validation_error(error)}
-    models = LazyModels(host, task_cls.models)
+    models = LazyModels(host, {**task_cls.models, **task.models_for(validated)})
     for offset in range(0, len(valid), task_cls.batch_size):
         batch = valid[offset:offset + task_cls.batch_size]
         for result in process_batch(registry, task, [seq for seq, _ in batch], [item for _, item in batch], models,

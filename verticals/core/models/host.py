@@ -79,18 +79,34 @@ class ModelHost:
         self.load_seconds: dict[str, float] = {}
         self.runtimes: dict[str, str | Variant] = dict(runtimes or {})
         self.store_root = store_root
+        self._named: dict[str, ModelSpec] = {}  # models a job's parameters named, by their key (see named())
 
     def spec(self, name: str) -> ModelSpec:
         try:
-            return self.specs[name]
+            return self.specs[name] if name in self.specs else self._named[name]
         except KeyError:
             known = ", ".join(sorted(self.specs)) or "none"
             raise KeyError(f"unknown model {name!r}; registered models: {known}") from None
 
     def resolve(self, name: str) -> ResolvedSource:
+        if name in self._named:  # its folder or hub id is the job's: no operator override replaces it
+            return resolve(self._named[name], None, use_store=False)
         return resolve(self.spec(name), self.overrides.get(name))
 
-    def get(self, name: str) -> LoadedModel:
+    def named(self, spec: ModelSpec) -> str:
+        """The key under which a model a job's parameters built (``Task.models_for``) is loaded and kept: one per
+        distinct spec (name, folder or hub id, revision...), never a registered name."""
+        with self._lock:
+            for key, known in self._named.items():
+                if known == spec:
+                    return key
+            key = f"{spec.name}@{spec.local_path or spec.hub_id or ''}#{len(self._named) + 1}"
+            self._named[key] = spec
+            return key
+
+    def get(self, name: str | ModelSpec) -> LoadedModel:
+        if isinstance(name, ModelSpec):
+            name = self.named(name)
         with self._lock:
             if name in self._loaded:
                 self._loaded.move_to_end(name)

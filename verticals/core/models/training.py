@@ -42,6 +42,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from verticals.contract import Task
+from verticals.contract.evaluators import label_scores, macro_average
 
 log = logging.getLogger(__name__)
 
@@ -223,21 +224,12 @@ def fixed_split(rows: Sequence[dict[str, str]]) -> tuple[list[dict[str, str]], l
 
 
 def classification_metrics(true: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    pairs = list(zip(true, predicted, strict=True))
-    per_label = {}
-    for label in labels:
-        tp = sum(t == p == label for t, p in pairs)
-        fp = sum(p == label != t for t, p in pairs)
-        fn = sum(t == label != p for t, p in pairs)
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_label[label] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-                            "support": tp + fn}
-    present = [label for label in labels if per_label[label]["support"]] or list(labels)
-    return {"n": len(pairs), "accuracy": round(sum(t == p for t, p in pairs) / max(1, len(pairs)), 4),
-            "macro_f1": round(sum(per_label[label]["f1"] for label in present) / len(present), 4),
-            "per_label": per_label}
+    """Accuracy, macro-F1 (over the labels the dev slice has) and per-label figures: the rules of
+    :class:`~verticals.contract.ClassificationEvaluator`, computed by the contract's :func:`label_scores`."""
+    per_label = label_scores(true, predicted, labels, digits=4)
+    n = len(true)
+    return {"n": n, "accuracy": round(sum(t == p for t, p in zip(true, predicted, strict=True)) / max(1, n), 4),
+            "macro_f1": round(macro_average(per_label), 4), "per_label": per_label}
 
 
 # -- training ---------------------------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""The one plugin shape: the bundled tasks' evaluators and golden sets, scored end to end by `verticals eval`, and
+a model a job names (``Task.models_for`` returning a ModelSpec) loaded by the core's model host."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+from verticals.contract import OPERATOR, ModelSpec, Packaged
+from verticals.core.evaluation.scoring import golden_about, golden_path
+from verticals.registry import build_registry
+
+# the tasks of the bundled plugins that ship a golden set (written for evaluation: each README says how)
+GOLDEN = {"finance.sentiment": 90, "medical.entities": 42, "tutor.hint": 32, "testgen.generate": 3}
+
+
+@pytest.mark.parametrize("task", sorted(GOLDEN))
+def test_golden_sets_have_gold_for_every_item_and_say_how_they_were_made(task):
+    task_cls = build_registry().task(task)
+    evaluator = task_cls.evaluator
+    path = golden_path(task_cls)
+    assert evaluator is not None and path is not None and path.is_file()
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(rows) == GOLDEN[task]
+    instance, params = task_cls(), task_cls.Params()
+    for row in rows:
+        for item in instance.read_items([row], params):
+            task_cls.Input.model_validate(item, context=OPERATOR.context())  # `verticals eval` is the CLI's
+        if not getattr(evaluator, "gold_from_output", False):
+            assert evaluator.gold(row, evaluator.gold_field) is not None, row
+    about = golden_about(task_cls)
+    assert about and (str(GOLDEN[task]) in about or task == "testgen.generate")  # testgen: "three" modules
+
+
+def _eval(*args: str) -> dict:
+    done = run_cli("eval", *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_eval_medical_entities_on_its_golden_set():
+    run = _eval("medical.entities")
+    assert run["data"] == "golden:entities.jsonl" and run["evaluator"]["typed"] is True
+    metrics = run["metrics"]
+    assert metrics["n"] == 42 and metrics["gold_spans"] == 68 and metrics["failed"] == 0
+    assert metrics["predicted_spans"] > 0 and 0 < metrics["f1"] <= 1 and 0 < metrics["recall"] <= 1
+    per_class = run["details"]["per_class"]
+    assert per_class["PROBLEM:absent"]["support"] == 13 and per_class["PROBLEM:family"]["support"] == 5
+
+
+@pytest.mark.slow
+def test_eval_tutor_hint_scores_the_hints_shown(tmp_path):
+    # three golden items (the whole set takes minutes of generation on a small CPU)
+    golden = REPO / "plugins" / "verticals-tutor" / "verticals_tutor" / "golden" / "hints.jsonl"
+    data = tmp_path / "hints.jsonl"
+    data.write_text("".join(golden.read_text(encoding="utf-8").splitlines(keepends=True)[:3]), encoding="utf-8")
+    run = _eval("tutor.hint", str(data), "--max-new-tokens", "16")
+    assert run["evaluator"]["kind"] == "leak" and run["evaluator"]["output_field"] == "hint"
+    metrics = run["metrics"]
+    assert metrics["n"] == 3 and metrics["unlabelled"] == 0
+    assert metrics["clean"] == round((3 - metrics["leaks"] - metrics["failed"]) / 3, 4)
+    assert {model["model"] for model in run["models"]} >= {"smollm2"}  # the hints came from the LLM's path
+
+
+@pytest.mark.slow
+def test_eval_testgen_generate_on_one_sample_module(tmp_path):
+    data = tmp_path / "modules.jsonl"
+    data.write_text(json.dumps({"module": "verticals_testgen.samples.shapes"}) + "\n", encoding="utf-8")
+    run = _eval("testgen.generate", str(data), "--strategies", "observed", "--time-budget", "20")
+    metrics = run["metrics"]
+    assert run["evaluator"]["kind"] == "tests" and metrics["failed"] == 0 and metrics["modules"] == 1
+    assert 0 < metrics["mutation_score"] <= 1 and metrics["coverage"] > 0 and metrics["asserting_share"] > 0
+
+
+def test_a_model_a_job_names_is_kept_by_the_host_under_its_own_key():
+    from verticals.core.models.host import ModelHost
+
+    registered = ModelSpec(name="medical.deid-ner", kind="token-classifier", packaged=Packaged("x", "y"))
+    host = ModelHost({registered.name: registered})
+    first = ModelSpec(name="medical.deid-ner", kind="token-classifier", local_path="/models/a", revision="3.10.7")
+    again = ModelSpec(name="medical.deid-ner", kind="token-classifier", local_path="/models/a", revision="3.10.7")
+    changed = ModelSpec(name="medical.deid-ner", kind="token-classifier", local_path="/models/a", revision="4.12.9")
+    key = host.named(first)
+    assert key == host.named(again) and key != host.named(changed) and key != registered.name
+    assert host.spec(key) == first and host.spec(registered.name) == registered  # the registered one untouched
+
+
+@pytest.mark.slow
+def test_deidentify_loads_the_job_named_ner_model_through_the_core_host(tmp_path):
+    folder = REPO / "plugins" / "verticals-medical" / "verticals_medical" / "models" / "phi_tagger"
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps({"id": "n1", "text": "Patient: Theodore Chandler, seen on 05/12/2021 by Dr. Todd."})
+                     + "\n", encoding="utf-8")
+    done = run_cli("run", "medical.deidentify", str(notes), "--ner-model", str(folder), "-o", str(tmp_path / "o.jsonl"))
+    assert done.returncode == 0, done.stderr
+    jobs = json.loads(run_cli("jobs", "list", "--json").stdout)
+    results = run_cli("jobs", "results", jobs[0]["id"])
+    row = json.loads(results.stdout.splitlines()[0])
+    detectors = {source["detector"] for span in row["output"]["spans"] for source in span["sources"]}
+    assert "model:ner" in detectors
+    ner = row["provenance"]["models"]["ner"]
+    assert ner["model"] == "medical.deid-ner" and ner["source"] == "local" and Path(ner["reference"]) == folder
+    assert "tagger" not in row["provenance"]["models"]  # the tagger is off: not loaded, not claimed
