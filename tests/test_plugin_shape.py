@@ -35,8 +35,8 @@ def test_golden_sets_have_gold_for_every_item_and_say_how_they_were_made(task):
     assert about and (str(GOLDEN[task]) in about or task == "testgen.generate")  # testgen: "three" modules
 
 
-def _eval(*args: str) -> dict:
-    done = run_cli("eval", *args, "--json")
+def _eval(*args: str, timeout: int = 600) -> dict:
+    done = run_cli("eval", *args, "--json", timeout=timeout)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -54,15 +54,15 @@ def test_eval_medical_entities_on_its_golden_set():
 
 @pytest.mark.slow
 def test_eval_tutor_hint_scores_the_hints_shown(tmp_path):
-    # three golden items (the whole set takes minutes of generation on a small CPU)
+    # two golden items (the whole set takes minutes of generation on a small CPU, far more on a loaded one)
     golden = REPO / "plugins" / "verticals-tutor" / "verticals_tutor" / "golden" / "hints.jsonl"
     data = tmp_path / "hints.jsonl"
-    data.write_text("".join(golden.read_text(encoding="utf-8").splitlines(keepends=True)[:3]), encoding="utf-8")
-    run = _eval("tutor.hint", str(data), "--max-new-tokens", "16")
+    data.write_text("".join(golden.read_text(encoding="utf-8").splitlines(keepends=True)[:2]), encoding="utf-8")
+    run = _eval("tutor.hint", str(data), "--max-new-tokens", "16", timeout=1800)
     assert run["evaluator"]["kind"] == "leak" and run["evaluator"]["output_field"] == "hint"
     metrics = run["metrics"]
-    assert metrics["n"] == 3 and metrics["unlabelled"] == 0
-    assert metrics["clean"] == round((3 - metrics["leaks"] - metrics["failed"]) / 3, 4)
+    assert metrics["n"] == 2 and metrics["unlabelled"] == 0
+    assert metrics["clean"] == round((2 - metrics["leaks"] - metrics["failed"]) / 2, 4)
     assert {model["model"] for model in run["models"]} >= {"smollm2"}  # the hints came from the LLM's path
 
 
