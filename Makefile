@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PLUGINS := $(dir $(wildcard plugins/*/pyproject.toml))
+# each plugin's package (plugins/verticals-finance/verticals_finance ...) and the plugin template's: what mypy
+# checks besides verticals/
+PLUGIN_PACKAGES := $(foreach p,$(PLUGINS),$(p)$(subst -,_,$(notdir $(patsubst %/,%,$(p))))) \
+                   examples/plugin-template/verticals_template
 STAMP  := $(VENV)/.setup-done
 # test processes (pytest-xdist; a file's tests stay in one process): every test has its own home, database,
 # Redis and ports, and half of the suite's time is spent waiting on subprocesses, so 2 pay off on 2 cores
@@ -32,7 +36,7 @@ demo: setup
 test: setup
 	@if [ -x scripts/ensure-services.sh ]; then scripts/ensure-services.sh; fi
 	$(BIN)/ruff check .
-	$(BIN)/mypy verticals/ plugins/verticals-finance/verticals_finance
+	$(BIN)/mypy verticals/ $(PLUGIN_PACKAGES)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
@@ -49,7 +53,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy verticals/ plugins/verticals-finance/verticals_finance
+	$(BIN)/mypy verticals/ $(PLUGIN_PACKAGES)
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/batch_throughput.py

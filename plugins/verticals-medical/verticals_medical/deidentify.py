@@ -246,8 +246,8 @@ def occlusion_context(model: Any, text: str, span: Span, taken: list[tuple[int, 
 
     window_start = max(0, text.rfind("\n", 0, max(0, span.start - 80)) + 1, span.start - 80)
     window_end = min(len(text), span.end + 80)
-    near = [m for m in re.finditer(r"[A-Za-z][A-Za-z'.-]*", text[window_start:window_end])]
-    near = [(window_start + m.start(), window_start + m.end()) for m in near]
+    near = [(window_start + m.start(), window_start + m.end())
+            for m in re.finditer(r"[A-Za-z][A-Za-z'.-]*", text[window_start:window_end])]
     before = [w for w in near if w[1] <= span.start and not any(a < w[1] and w[0] < b for a, b in taken)][-words:]
     after = [w for w in near if w[0] >= span.end and not any(a < w[1] and w[0] < b for a, b in taken)][:words]
     candidates = before + after
@@ -448,7 +448,7 @@ def deid_explanation(text: str, output: DeidOutput, min_score: float) -> Explana
             measured = word.effect is not None
             evidence.append(Evidence(
                 kind="cue", start=word.start, end=word.end, field="text", text=text[word.start:word.end],
-                weight=word.effect if measured else span.score,
+                weight=word.effect if word.effect is not None else span.score,
                 source=span.detector[:200],
                 detail=(f"raised span {number} ({span.category}): " + (
                     "the tagger's score over the span drops by the weight without it" if measured

@@ -222,9 +222,9 @@ def shift_date(value: str, days: int) -> str | None:
         return f"{d.day:0{len(m.group(1))}d}.{d.month:0{len(m.group(2))}d}.{d.year}"
     # Month d(th)?, yyyy
     m = re.fullmatch(r"([A-Za-z]+\.?)\s+(\d{1,2})(st|nd|rd|th)?(,?\s+)?(\d{4})?", v)
-    if m and _month_number(m.group(1)):
+    if m and (spelled := _month_number(m.group(1))):
         try:
-            d = dt.date(int(m.group(5) or default_year), _month_number(m.group(1)), int(m.group(2))) + delta
+            d = dt.date(int(m.group(5) or default_year), spelled, int(m.group(2))) + delta
         except ValueError:
             return None
         out = f"{_month_name(d.month, m.group(1))} {d.day}{_ordinal(d.day) if m.group(3) else ''}"
@@ -233,9 +233,9 @@ def shift_date(value: str, days: int) -> str | None:
         return out
     # d Month yyyy / d-Mon-yyyy
     m = re.fullmatch(r"(\d{1,2})(st|nd|rd|th)?(\s+of\s+|[\s-]+)([A-Za-z]+\.?)([\s,-]+)?(\d{4})?", v)
-    if m and _month_number(m.group(4)):
+    if m and (named := _month_number(m.group(4))):
         try:
-            d = dt.date(int(m.group(6) or default_year), _month_number(m.group(4)), int(m.group(1))) + delta
+            d = dt.date(int(m.group(6) or default_year), named, int(m.group(1))) + delta
         except ValueError:
             return None
         out = f"{d.day:0{len(m.group(1))}d}{_ordinal(d.day) if m.group(2) else ''}{m.group(3)}"
@@ -245,8 +245,8 @@ def shift_date(value: str, days: int) -> str | None:
         return out
     # Month yyyy
     m = re.fullmatch(r"([A-Za-z]+\.?)(\s*,?\s*)(\d{4})", v)
-    if m and _month_number(m.group(1)):
-        d = dt.date(int(m.group(3)), _month_number(m.group(1)), 15) + delta
+    if m and (alone := _month_number(m.group(1))):
+        d = dt.date(int(m.group(3)), alone, 15) + delta
         return f"{_month_name(d.month, m.group(1))}{m.group(2)}{d.year}"
     return None
 

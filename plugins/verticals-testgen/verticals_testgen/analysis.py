@@ -31,7 +31,7 @@ class FileAnalysis:
 
     def normalise(self, arcs: Iterable[Iterable[int]]) -> tuple[set[int], set[tuple[int, int]]]:
         """(executed statement lines, executed branch arcs) from raw arcs."""
-        raw = [tuple(a) for a in arcs]
+        raw = [(a, b) for a, b in (tuple(arc) for arc in arcs)]
         translated = self.parser.translate_arcs(raw)
         lines = {line for arc in translated for line in arc if line > 0} & self.static.statements
         branches = set(translated) & self.static.branch_arcs

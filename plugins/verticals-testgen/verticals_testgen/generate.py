@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -251,7 +251,7 @@ class GenerateTests(Task):
                     continue
             yield item or row
 
-    def run(self, batch: list[BaseModel], models: dict[str, Any], ctx: RunContext) -> list[BaseModel | ItemError]:
+    def run(self, batch: list[BaseModel], models: Mapping[str, Any], ctx: RunContext) -> list[BaseModel | ItemError]:
         params: GenerateParams = ctx.params  # type: ignore[assignment]
         strategies = params.resolved_strategies()
         if "auto" in params.strategies and "llm" not in strategies:
@@ -305,9 +305,11 @@ class GenerateTests(Task):
                 return llm.generate(prompts, max_new_tokens=params.max_new_tokens, temperature=temperature,
                                     system=SYSTEM, seed=params.seed + rounds["n"])
 
-        targets, slots, results = [], [], [None] * len(batch)
+        targets, slots = [], []
+        results: list[BaseModel | ItemError | None] = [None] * len(batch)
         try:
             for index, item in enumerate(batch):
+                assert isinstance(item, ModuleInput)
                 try:
                     targets.append(resolve(module=item.module, path=item.path, source=item.source))
                     slots.append(index)
@@ -327,7 +329,7 @@ class GenerateTests(Task):
         assert isinstance(output, GeneratedTests)
         return {output.test_file: output.test_code} if output.test_code else {}
 
-    def explain(self, batch: list[BaseModel], outputs: list[BaseModel], models: dict[str, Any],
+    def explain(self, batch: list[BaseModel], outputs: list[BaseModel], models: Mapping[str, Any],
                 ctx: RunContext) -> list[Explanation | None]:
         """Why each test was kept: the lines and branches it added to the coverage and the mutants it kills, in
         the order the search kept them, and the lines still uncovered. Read from the run's own records: nothing
@@ -339,7 +341,11 @@ class GenerateTests(Task):
         kept (asserting) tests and seconds, few enough columns for an 80-column terminal; then the surviving
         mutants of each module on one wrapped line (:func:`survivors_line`; the list, up to 100, is in each
         result's ``mutation.survivors``). ``table`` is the same as plain text, for files."""
-        rows, survivors, generated, before, asserting = [], {}, 0, {}, {}
+        rows: list[dict[str, Any]] = []
+        survivors: dict[str, str] = {}
+        before: dict[str, float] = {}
+        asserting: dict[str, int] = {}
+        generated = 0
         for output in outputs:
             assert isinstance(output, GeneratedTests)
             mutation = output.mutation

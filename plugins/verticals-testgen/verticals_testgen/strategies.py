@@ -82,6 +82,7 @@ def _call_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None
     if event.get("generator"):
         call = f"list({call})"
     state = event.get("state") or []
+    lines: list[str] | None
     if state and event.get("raises") is None:
         # an object of the module: its type, then its public state (what a mutant of its builder changes)
         lines = [f"result = {call}"] + (renderer.check("result", event) or [])

@@ -187,7 +187,7 @@ def expand(module: str | None = None, path: str | None = None) -> list[dict[str,
             return None
         if spec is None or not spec.submodule_search_locations:
             return None
-        names: list[str] = []
+        names = []
         for location in spec.submodule_search_locations:
             names += package_modules(Path(location), module) or []
         return [{"module": name} for name in dict.fromkeys(names)]

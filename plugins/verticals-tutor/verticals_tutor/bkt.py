@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Literal
 
 import numpy as np
 
@@ -240,7 +241,7 @@ class ParamTable:
         self.default = default
         self.meta = meta or {}
 
-    def get(self, skill: str) -> tuple[SkillParams, str]:
+    def get(self, skill: str) -> tuple[SkillParams, Literal["fitted", "default"]]:
         found = self.skills.get(skill)
         return (found, "fitted") if found is not None else (self.default, "default")
 
@@ -256,11 +257,17 @@ class ParamTable:
 
     @classmethod
     def from_fit(cls, skill_names: Sequence[str], params: np.ndarray, counts: np.ndarray, meta: dict | None = None):
-        skills = {name: SkillParams(*[round(float(v), 6) for v in params[:, i]], n=int(counts[i]))
+        skills = {name: _rounded([float(v) for v in params[:, i]], int(counts[i]))
                   for i, name in enumerate(skill_names)}
         weights = np.asarray(counts, dtype=float)
-        default = SkillParams(*[round(float(np.average(params[j], weights=weights)), 6) for j in range(5)], n=0)
+        default = _rounded([float(np.average(params[j], weights=weights)) for j in range(5)], 0)
         return cls(skills, default, meta)
+
+
+def _rounded(values: Sequence[float], n: int) -> SkillParams:
+    """Fitted (prior, learn, forget, guess, slip), rounded to 6 places, fitted on ``n`` attempts."""
+    prior, learn, forget, guess, slip = (round(v, 6) for v in values)
+    return SkillParams(prior, learn, forget, guess, slip, n=n)
 
 
 @lru_cache(maxsize=1)

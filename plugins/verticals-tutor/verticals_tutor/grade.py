@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -52,7 +53,7 @@ class GradeOutput(BaseModel):
     closest_reference: int
     graded_answers: int = Field(0, description="graded answers of this question the decision used (0: reference "
                                                "answers only)")
-    cross_encoder: float | None = Field(None, description="P(correct) from the grading cross-encoder "
+    cross_encoder: float | None = Field(default=None, description="P(correct) from the grading cross-encoder "
                                                           "(tutor.grade-pair), when it entered the decision")
     judge: str | None = None
 
@@ -99,7 +100,7 @@ class TutorGrade(Task):
     evaluator = ClassificationEvaluator(gold_field="label_2way", output_field="label_2way",
                                         labels=("correct", "incorrect"), main_metric="accuracy")
 
-    def run(self, batch: list[GradeInput], models: dict[str, Any], ctx: RunContext) -> list[GradeOutput | ItemError]:
+    def run(self, batch: list[GradeInput], models: Mapping[str, Any], ctx: RunContext) -> list[GradeOutput | ItemError]:
         params: GradeParams = ctx.params  # type: ignore[assignment]
         head, bank_head = shipped_head(), shipped_head(bank=True)
         cases = [GradeCase(i.question, i.reference_answers, i.answer, i.concepts) for i in batch]
@@ -147,7 +148,7 @@ class TutorGrade(Task):
                 cross_encoder=cross_score, judge=judge_name))
         return outputs
 
-    def explain(self, batch: list[GradeInput], outputs: list[GradeOutput], models: dict[str, Any],
+    def explain(self, batch: list[GradeInput], outputs: list[GradeOutput], models: Mapping[str, Any],
                 ctx: RunContext) -> list[Explanation | None]:
         """The reference answer the decision leaned on (the closest one, with its cosine), the graded answers of
         the question that entered it, and the key concepts the answer has and lacks (feedback a teacher can pass

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -336,7 +336,8 @@ def shipped_head(bank: bool = False) -> GraderHead:
     return GraderHead(json.loads(raw))
 
 
-def decide(proba: np.ndarray, labels: tuple[str, ...], threshold: float = 0.5) -> tuple[str, str, float]:
+def decide(proba: np.ndarray, labels: tuple[str, ...], threshold: float = 0.5
+           ) -> tuple[Literal["correct", "incorrect"], Literal["correct", "contradictory", "incorrect"], float]:
     """The one grading decision, from the 3-way distribution: ``(label_2way, label_3way, score)``.
 
     Rule: ``score`` = P(correct); the answer is *correct* (2-way and 3-way) iff ``score >= threshold``;
@@ -347,7 +348,8 @@ def decide(proba: np.ndarray, labels: tuple[str, ...], threshold: float = 0.5) -
     if score >= threshold:
         return "correct", "correct", score
     wrong = [k for k in range(len(labels)) if labels[k] != "correct"]
-    return "incorrect", labels[max(wrong, key=lambda k: proba[k])], score
+    likelier = labels[max(wrong, key=lambda k: proba[k])]
+    return "incorrect", "contradictory" if likelier == "contradictory" else "incorrect", score
 
 
 def feedback_line(label: str, matched: list[str], missing: list[str], negation_mismatch: bool) -> str:

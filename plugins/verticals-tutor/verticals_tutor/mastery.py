@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from html import escape
 from typing import Any, Literal
@@ -118,7 +118,7 @@ class TutorMastery(Task):
     # `verticals eval tutor.mastery attempts.csv --predictions true`: each P(correct) against the observed outcome
     evaluator = ProbabilityEvaluator(gold_field="predictions.*.correct", output_field="predictions.*.p_correct",
                                      gold_from_output=True)
-    models: dict[str, str] = {}
+    models = {}
     device = "cpu"
     chunk_size = 2000
     batch_size = 500
@@ -178,7 +178,7 @@ class TutorMastery(Task):
                                  f"plugins/verticals-tutor/research/fit_bkt.py ({type(error).__name__})") from None
         return bkt.shipped_params()
 
-    def run(self, batch: list[MasteryInput], models: dict[str, Any], ctx: RunContext) -> list[MasteryOutput]:
+    def run(self, batch: list[MasteryInput], models: Mapping[str, Any], ctx: RunContext) -> list[MasteryOutput]:
         params: MasteryParams = ctx.params  # type: ignore[assignment]
         table = self._table(params)
         chains, chain_params, owners, skill_names, sources = [], [], [], [], []
@@ -224,7 +224,7 @@ class TutorMastery(Task):
                                          at_risk=mean < params.risk_threshold, predictions=predictions))
         return outputs
 
-    def explain(self, batch: list[MasteryInput], outputs: list[MasteryOutput], models: dict[str, Any],
+    def explain(self, batch: list[MasteryInput], outputs: list[MasteryOutput], models: Mapping[str, Any],
                 ctx: RunContext) -> list[Explanation | None]:
         """The exact contribution of each factor to P(correct) on the student's next attempt at the recommended
         skill (or, with every skill mastered, the last practised one), from the next-answer model
@@ -262,7 +262,7 @@ class TutorMastery(Task):
                 at_risk.append(out.student)
             for s in out.skills:
                 skill_stats.setdefault(s.skill, []).append(s.mastery)
-        below = []
+        below: list[dict[str, Any]] = []
         for skill, values in skill_stats.items():
             mean = float(np.mean(values))
             share = float(np.mean([v >= params.mastery_threshold for v in values]))
