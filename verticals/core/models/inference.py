@@ -13,6 +13,11 @@ token-classifier       ``tag(texts) -> list[list[span]]``
 causal-lm              ``generate(prompts, max_new_tokens=...) -> list[str]``
 seq2seq                ``generate(texts, max_new_tokens=...) -> list[str]``
 =====================  ============================================
+
+A sequence classifier also says which tokens a prediction rests on
+(:class:`verticals.contract.AttributingClassifier`): ``classify_with_contributions`` and
+``classify_with_gradients`` (a linear head over pooled states: read from the prediction's own forward pass) and
+``integrated_gradients`` (a pass of its own), each behind a ``can_...`` flag.
 """
 
 from __future__ import annotations
