@@ -150,10 +150,11 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
 
     def explain(self, batch: list[SentimentInput], outputs: list[SentimentOutput], models: Mapping[str, Any],
                 ctx: RunContext[SentimentParams]) -> list[Explanation | None]:
-        """Word attributions for the predicted label by occlusion: each word's weight is how much the label's
-        probability drops when that word is deleted (positive: the word supports the label). One batched call
-        of the classifier through the model host for the whole batch, so it works for every runtime (PyTorch,
-        the ONNX variants). The summary names the top evidence words."""
+        """Word attributions for the predicted label, by ``explain_method`` (``auto``: :func:`resolve_method`).
+        Token contributions and (on a model that serves them) last-layer integrated gradients were read by ``run``
+        with the prediction (``ctx.extra``): here their tokens become words. Occlusion (each word's weight: how
+        much the label's probability drops when the word is deleted) is one batched classifier call for the
+        whole batch, so it works on every runtime, ONNX variants included. The summary names the top words."""
         classifier = models["classifier"]
         texts = [item.text for item in batch]
         labels: list[str] = [output.label for output in outputs]
