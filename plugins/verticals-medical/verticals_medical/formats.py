@@ -653,6 +653,13 @@ _SCRIPT_NAME = re.compile(
     rf"(?<![\w'’-])(?P<v>(?:(?:{_LATIN_NAME}|[{UPPER}]\.)[ \t]+){{0,2}}"
     rf"[{_OTHER_LETTER}]+(?:['’-][{_OTHER_LETTER}]+)*(?:[ \t]+(?:[{_OTHER_LETTER}]+(?:['’-][{_OTHER_LETTER}]+)*|"
     rf"[{UPPER}]\.|{_LATIN_NAME})){{0,5}})(?![\w'’-])")
+_OTHER_WORD = re.compile(rf"(?<![\w'’-])[{_OTHER_LETTER}]")
+_LATIN_WORD = re.compile(r"(?<![\w'’-])[A-Za-z\u00c0-\u024f]")
+_OTHER_LETTER_RE = re.compile(rf"[{_OTHER_LETTER}]")
+_INITIAL = re.compile(rf"[{UPPER}]\.")
+_PAIR_NAME = rf"(?:[{UPPER}{LOWER}][{LOWER}'’-]+(?:-[{UPPER}{LOWER}][{LOWER}]+)?|[{UPPER}]\.)"
+_PAIR_AFTER = re.compile(rf"[ \t]+(?:and|&)[ \t]+({_PAIR_NAME}(?:[ \t]+{_PAIR_NAME}){{0,2}})(?![\w'’-])")
+_PAIR_BEFORE = re.compile(rf"(?<![\w'’.-])({_PAIR_NAME}(?:[ \t]+{_PAIR_NAME}){{0,2}})[ \t]+(?:and|&)[ \t]+$")
 _SCRIPT_PLACE_CUE = re.compile(r"(?i)\b(?:in|from|near|of|to|at|outside|around|visiting)[ \t]+$")
 
 
@@ -660,15 +667,15 @@ def script_name_spans(text: str) -> list[Found]:
     """Words in the Greek or Cyrillic alphabet within text in Latin letters are proper names, in any case ("my cousin
     Κωνσταντίνα lives", "Posted by Μιχαέλα Townsend", "jamal λιάνου"), with the Latin names next to them: LOCATION
     after a place preposition ("from Χανιά"), else NAME. Not in text written mostly in that alphabet."""
-    other = len(re.findall(rf"(?<![\w'’-])[{_OTHER_LETTER}]", text))  # words in the other alphabets
-    if not other or 2 * other > len(re.findall(r"(?<![\w'’-])[A-Za-z\u00c0-\u024f]", text)):
+    other = len(_OTHER_WORD.findall(text))  # words in the other alphabets
+    if not other or 2 * other > len(_LATIN_WORD.findall(text)):
         return []
     found: list[Found] = []
     def latin_ok(word: str) -> bool:
         """A Latin word next to the name: an initial, a capitalised listed or rare word, a listed rare word."""
         from .lexicon import zipf
 
-        if re.fullmatch(rf"[{UPPER}]\.", word):
+        if _INITIAL.fullmatch(word):
             return True  # "Τηλέμαχος Q. Shin"
         if is_stop(word) or is_clinical(word) or word.lower() in _NOT_NAME:
             return False
@@ -678,7 +685,7 @@ def script_name_spans(text: str) -> list[Found]:
         return (word[0].isupper() and (is_listed_name(word) or frequency < 3.6)) or (
             is_listed_name(word) and frequency < 4.0)
 
-    other = re.compile(rf"[{_OTHER_LETTER}]")
+    other = _OTHER_LETTER_RE
     for m in _SCRIPT_NAME.finditer(text):
         words = list(re.finditer(r"\S+", m.group("v")))
         groups: list[list[int]] = []  # runs of names; "Hayer married Σωφρονία" is two names
@@ -707,9 +714,7 @@ _TITLES = {"dr", "drs", "mr", "mrs", "ms", "miss", "mx", "prof", "rev", "sir", "
 def coordinated_names(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
     """The other name of a pair joined by "and" or "&" ("Dariush Scaramucci & Mar Lim", "Nowak and Inti Sato"):
     capitalised words, or listed names in lower case, one of them listed or rare, none a function or clinical word."""
-    name = rf"(?:[{UPPER}{LOWER}][{LOWER}'’-]+(?:-[{UPPER}{LOWER}][{LOWER}]+)?|[{UPPER}]\.)"
-    after = re.compile(rf"[ \t]+(?:and|&)[ \t]+({name}(?:[ \t]+{name}){{0,2}})(?![\w'’-])")
-    before = re.compile(rf"(?<![\w'’.-])({name}(?:[ \t]+{name}){{0,2}})[ \t]+(?:and|&)[ \t]+$")
+    after, before = _PAIR_AFTER, _PAIR_BEFORE
 
     def ok(words: list[str]) -> bool:
         from .lexicon import zipf

@@ -45,6 +45,13 @@ _STRONG_BEFORE = re.compile(
     r"(?i)(?:\b(?:in|from|near|outside|around|via|visiting|towards?|across|throughout|downtown|suburbs?\s+of|"
     r"outskirts\s+of|city\s+of|town\s+of|village\s+of|based\s+in|born\s+in|lives\s+in|live\s+in)|\b(?:city|town|"
     r"village|municipality|place\s+of\s+birth|birthplace|hometown|location|destination|origin)\s*:)[ \t]+$")
+_REGION_AFTER = re.compile(r",?[ \t]+([A-Z]{2})\b|,[ \t]*((?:[^\W\d_]+[ \t]?){1,3})")
+_GAP = re.compile(r"(?:\.?[ \t]|[-'’]|\.)")
+_WORD_BEFORE = re.compile(r"([^\W\d_]+)\.?[ \t]+$")
+_WORD_AFTER = re.compile(r"[ \t]+([^\W\d_]+)")
+_OPENER = re.compile(r"[.!?:;\n]\s*[^\W\d_]+\.?[ \t]+$")
+_CUE_WORD = re.compile(r"([^\W\d_]+:?)[ \t]+$")
+_TITLE_BEFORE = re.compile(r"(?i)\b(?:dr|mr|mrs|ms|miss|mx|prof|sir|dame|rev|nurse)\.?[ \t]+$")
 _WEAK_BEFORE = re.compile(r"(?i)\b(?:to|at|of|and|or|for|between)[ \t]+$")
 _AFTER_CUE = re.compile(r"(?i)[ \t]*(?:area\b|region\b|metro\b|suburbs?\b|-based\b|based\b|city\s+(?:centre|center|"
                         r"limits|council|hall)\b|(?:branch|office|campus|store|plant|depot|warehouse|site|"
@@ -135,7 +142,7 @@ def _cue_after(text: str, end: int) -> bool:
     after = text[end:end + 40]
     if _AFTER_CUE.match(after):
         return True
-    m = re.match(r",?[ \t]+([A-Z]{2})\b|,[ \t]*((?:[^\W\d_]+[ \t]?){1,3})", after)
+    m = _REGION_AFTER.match(after)
     if not m:
         return False
     if m.group(1):
@@ -173,7 +180,7 @@ def gazetteer_spans(text: str) -> list[Found]:
         best = None
         for n in range(min(first[folded], len(tokens) - i), 0, -1):
             run = tokens[i:i + n]
-            gaps_ok = all(re.fullmatch(r"(?:\.?[ \t]|[-'’]|\.)", text[a.end():b.start()])
+            gaps_ok = all(_GAP.fullmatch(text[a.end():b.start()])
                           for a, b in itertools.pairwise(run))
             if not gaps_ok or not _capitalised(run[-1].group()):
                 continue
@@ -195,12 +202,11 @@ def gazetteer_spans(text: str) -> list[Found]:
 def _neighbour_capitalised(text: str, start: int, end: int) -> bool:
     """Another capitalised word right before or after the name on its line ("Austin Powers", "Lincoln Financial"),
     other than a month or weekday."""
-    before = re.search(r"([^\W\d_]+)\.?[ \t]+$", text[max(0, start - 30):start])
-    after = re.match(r"[ \t]+([^\W\d_]+)", text[end:end + 30])
+    before = _WORD_BEFORE.search(text[max(0, start - 30):start])
+    after = _WORD_AFTER.match(text[end:end + 30])
     for m in (before, after):
         if m and _capitalised(m.group(1)) and m.group(1).lower() not in MONTH_WORDS:
-            opener = m is before and re.search(r"[.!?:;\n]\s*[^\W\d_]+\.?[ \t]+$",
-                                               ("\n" if start <= 32 else "") + text[max(0, start - 32):start])
+            opener = m is before and _OPENER.search(("\n" if start <= 32 else "") + text[max(0, start - 32):start])
             if opener and zipf(m.group(1)) >= 4.0 and not is_listed_name(m.group(1)):
                 continue  # a sentence opener ("Visiting Santa Clara", "Later Bristol ...") is not a neighbour
             return True
@@ -208,7 +214,7 @@ def _neighbour_capitalised(text: str, start: int, end: int) -> bool:
 
 
 def _cue_range(text: str, start: int) -> tuple[tuple[int, int], ...]:
-    m = re.search(r"([^\W\d_]+:?)[ \t]+$", text[max(0, start - 30):start])
+    m = _CUE_WORD.search(text[max(0, start - 30):start])
     return ((start - len(m.group()), start - len(m.group()) + len(m.group(1))),) if m else ()
 
 
@@ -222,7 +228,7 @@ def _accept(text: str, start: int, end: int, words: list[str], population: int) 
     if _neighbour_capitalised(text, start, end):
         return False
     before = text[max(0, start - 40):start]
-    if re.search(r"(?i)\b(?:dr|mr|mrs|ms|miss|mx|prof|sir|dame|rev|nurse)\.?[ \t]+$", before):
+    if _TITLE_BEFORE.search(before):
         return False  # "Dr. Lincoln"
     if len(name_words) > 1:
         return True
