@@ -92,7 +92,8 @@ def models_optimize(
     task: Annotated[str | None, typer.Option(help="Task whose evaluator gates it (default: the one using SPEC).")]
     = None,
     data: Annotated[Path | None, typer.Option(help="Labelled file for the metric part of the gate (without it: "
-                                                   "parity and speed on the golden set's texts, labels unread).")]
+                                                   "parity and speed on the model's calibration texts, else the "
+                                                   "golden set's texts, labels unread).")]
     = None,
     gold_column: Annotated[str | None, typer.Option(help="Gold label column of --data.")] = None,
     text_column: Annotated[str | None, typer.Option(help="Text column of --data.")] = None,

@@ -2,10 +2,11 @@
 
 Builds the ONNX variant of a model (:mod:`verticals.core.models.runtimes`), evaluates the task that uses it twice on the
 labelled data given (never its golden set, which stays a measure: without data, parity and speed are checked on the
-golden set's texts, labels unread) through :func:`verticals.core.evaluation.scoring.evaluate` in a scratch store, checks
-output parity and speed, and records the decision in the model store (``<store>/<spec>/runtimes.json``), where ``auto``
-finds the kept variants. Kept apart from ``runtimes`` because it runs jobs: the model host imports ``runtimes``,
-and the job engine imports the model host.
+model's calibration texts, else the golden set's texts, labels unread) through
+:func:`verticals.core.evaluation.scoring.evaluate` in a scratch store, checks output parity and speed, and records
+the decision in the model store (``<store>/<spec>/runtimes.json``), where ``auto`` finds the kept variants. Kept
+apart from ``runtimes`` because it runs jobs: the model host imports ``runtimes``, and the job engine imports the
+model host.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from verticals.core.models.runtimes import (
     machine,
     onnxruntime_version,
     runtime_choice,
+    same_baseline,
     same_machine,
     save_record,
     variants_root,
@@ -280,8 +282,9 @@ def choosable(spec: Any) -> str | None:
 def choose_runtimes(spec_name: str, *, registry: Any, root: Path | None = None,
                     on_step: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Judge each ONNX variant of ``spec_name`` (:data:`VARIANT_PRECISIONS`) that has no record yet for these
-    weights on this machine, by :func:`optimize` with its defaults on the spec's calibration texts (parity and
-    speed; no metric: those texts carry no labels); returns one record per variant, earlier ones included.
+    weights on this machine against PyTorch at its current precision, by :func:`optimize` with its defaults on
+    the spec's calibration texts (parity and speed; no metric: those texts carry no labels); returns one record
+    per variant, earlier ones included.
     ``auto`` then serves the fastest kept variant (``runtimes.best_kept``), else PyTorch."""
     from verticals.core.models.host import ModelHost
 
@@ -290,7 +293,8 @@ def choose_runtimes(spec_name: str, *, registry: Any, root: Path | None = None,
     records = []
     for precision in VARIANT_PRECISIONS:
         earlier = [r for r in load_records(spec_name, root) if r.get("fingerprint") == key
-                   and r.get("precision") == precision and same_machine(r.get("machine", {}), here)]
+                   and r.get("precision") == precision and same_machine(r.get("machine", {}), here)
+                   and same_baseline(r, model)]
         records.append(earlier[-1] if earlier else
                        optimize(spec_name, quantize=None if precision == "fp32" else precision, registry=registry,
                                 root=root, on_step=on_step))

@@ -150,6 +150,13 @@ def same_machine(recorded: dict[str, Any], here: dict[str, Any] | None = None) -
     return all(recorded.get(key) == here.get(key) for key in ("cpu", "isa", "onnxruntime"))
 
 
+def same_baseline(record: dict[str, Any], model: LoadedModel) -> bool:
+    """Whether ``record`` judged its variant against PyTorch at the precision ``model`` runs at (records that
+    do not say are taken as such)."""
+    recorded = record.get("torch_precision")
+    return recorded is None or recorded == model.precision.label()
+
+
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 
 
@@ -425,12 +432,14 @@ def select_variant(model: LoadedModel, choice: str | Variant, host: ModelHost | 
 
 
 def best_kept(model: LoadedModel, root: Path | None = None) -> Variant | None:
-    """``auto``: the fastest variant the gate kept for these weights on this machine."""
+    """``auto``: the fastest variant the gate kept for these weights on this machine, against PyTorch at the
+    precision it runs at now (a variant judged faster than fp32 PyTorch is not judged against bf16 autocast)."""
     records = [r for r in load_records(model.spec.name, root) if r.get("decision") == "kept"]
     if not records:
         return None
     key, here = fingerprint(model), machine()
-    candidates = [r for r in records if r.get("fingerprint") == key and same_machine(r.get("machine", {}), here)]
+    candidates = [r for r in records if r.get("fingerprint") == key and same_machine(r.get("machine", {}), here)
+                  and same_baseline(r, model)]
     for record in sorted(candidates, key=lambda r: -float(r.get("speedup") or 0)):
         path = variants_root(model.spec.name, root) / record["path"]
         if path.is_file():
