@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
-from .lexicon import is_clinical, is_listed_name, is_stop, name_after_cue, name_without_cue
+from .lexicon import fold, is_clinical, is_listed_name, is_stop, name_after_cue, name_without_cue
 
 Found = tuple[int, int, str, float, str, tuple[tuple[int, int], ...]]
 
@@ -182,19 +182,13 @@ _AUTHORISE = re.compile(rf"(?i)\b(?P<cue>authori[sz]e|appoint|nominate|introduce
                         rf"told|asked|with|and|from|to|by|for|cc|dear)\s+(?P<v>{NAME_WORDS})")
 
 
-def _ascii(word: str) -> str:
-    from unidecode import unidecode
-
-    return unidecode(word) if not word.isascii() else word
-
-
 def _name_value(text: str, start: int, end: int, strict: bool) -> tuple[int, int] | None:
     """The leading run of name-like words of text[start:end]; strict: every word must be a listed name
     (cues that are common words, in prose)."""
     words = list(re.finditer(rf"{WORD}|[{UPPER}]\.", text[start:end]))
     kept: list[re.Match[str]] = []
     for w in words:
-        token = _ascii(w.group().strip(".'’-"))
+        token = fold(w.group().strip(".'’-"))
         if not token:
             break
         if len(token) == 1 and w.group().endswith("."):  # an initial
@@ -342,7 +336,7 @@ _FOREIGN_ADDRESS = re.compile(
 
 
 def _place_ok(value: str, strong: bool) -> bool:
-    words = [_ascii(w) for w in re.findall(WORD, value)]
+    words = [fold(w) for w in re.findall(WORD, value)]
     if not words or any(is_stop(w) or is_clinical(w) for w in words if w.lower() not in _PLACE_PREFIX):
         return False
     from .lexicon import zipf
@@ -431,7 +425,7 @@ def shaped_name_spans(text: str) -> list[Found]:
     """Capitalised "Given [I.] Surname" anywhere: the first word a listed given name that is not a frequent English
     word, the others listed names or rare words, none clinical, a function word, a month or a place word
     ("Tobiasz Bogaczyk", "Grete I. Chatterjee"; not "May Street", "Will Foley")."""
-    from .lexicon import first_names, fold, zipf
+    from .lexicon import first_names, zipf
 
     found: list[Found] = []
     for m in _NAME_SHAPE.finditer(text):
@@ -531,7 +525,7 @@ def _role_name_word(word: str) -> bool:
     word rare in English ("caller Ahanu Guo")."""
     from .lexicon import zipf
 
-    return is_listed_name(word) or (word.istitle() and zipf(_ascii(word)) < 3.0)
+    return is_listed_name(word) or (word.istitle() and zipf(fold(word)) < 3.0)
 
 
 def role_name_spans(text: str) -> list[Found]:
@@ -573,7 +567,7 @@ def preposition_place_spans(text: str) -> list[Found]:
         value = m.group("v")
         words = re.findall(rf"[{UPPER}{LOWER}'’-]+", value)
         if not words or any(not w.istitle() or is_stop(w) or is_clinical(w) or is_listed_name(w)
-                            or w.lower() in _NOT_NAME or zipf(_ascii(w)) >= 3.0 for w in words):
+                            or w.lower() in _NOT_NAME or zipf(fold(w)) >= 3.0 for w in words):
             continue
         found.append((m.start("v"), m.end("v"), "LOCATION", 0.55, "format:place-after-preposition",
                       ((m.start("cue"), m.end("cue")),)))
@@ -626,7 +620,7 @@ def places_after_places(text: str, spans: list[tuple[int, int, str]]) -> list[tu
             continue
         words = re.findall(rf"[{UPPER}{LOWER}'’-]+", m.group(1))
         if words and not any(is_stop(w) or is_clinical(w) or w.lower() in _NOT_NAME or not w.istitle()
-                             or (zipf(_ascii(w)) >= 4.5 and w.lower() not in _PLACE_PREFIX) for w in words):
+                             or (zipf(fold(w)) >= 4.5 and w.lower() not in _PLACE_PREFIX) for w in words):
             out.append((end + m.start(1), end + m.end(1)))
     return out
 
@@ -639,7 +633,7 @@ def our_place_spans(text: str) -> list[Found]:
     for m in _OUR_PLACE.finditer(text):
         words = re.findall(rf"[{UPPER}{LOWER}'’-]+", m.group("v"))
         if words and not any(is_stop(w) or is_clinical(w) or is_listed_name(w) or not w.istitle()
-                             or zipf(_ascii(w)) >= 3.0 for w in words):
+                             or zipf(fold(w)) >= 3.0 for w in words):
             found.append((m.start("v"), m.end("v"), "LOCATION", 0.6, "format:place-site",
                           ((m.start("cue"), m.end("cue")),)))
     return found
@@ -679,7 +673,7 @@ def script_name_spans(text: str) -> list[Found]:
             return True  # "Τηλέμαχος Q. Shin"
         if is_stop(word) or is_clinical(word) or word.lower() in _NOT_NAME:
             return False
-        frequency = zipf(_ascii(word))
+        frequency = zipf(fold(word))
         if word.isupper():  # "EFUA", not "TENANT"
             return is_listed_name(word) or frequency < 3.0
         return (word[0].isupper() and (is_listed_name(word) or frequency < 3.6)) or (
@@ -724,7 +718,7 @@ def coordinated_names(text: str, spans: list[tuple[int, int, str]]) -> list[tupl
                                   and w.lower() not in _NOT_NAME and w.lower() not in _TITLES
                                   and not (w.isupper() and len(w) <= 3)
                                   for w in full) and any(
-            is_listed_name(w) or (w.istitle() and zipf(_ascii(w)) < 3.0) for w in full) and not words[-1].endswith(".")
+            is_listed_name(w) or (w.istitle() and zipf(fold(w)) < 3.0) for w in full) and not words[-1].endswith(".")
 
     out = []
     for start, end, category in spans:
