@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -60,6 +62,14 @@ def start_server(env: dict[str, str], log_path: Path, timeout: float = 90) -> tu
         time.sleep(0.2)
 
 
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @dataclass
 class Server:
     url: str
@@ -79,23 +89,26 @@ class Server:
         return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("server")
-    database_url = f"sqlite:///{home / 'verticals.db'}"
+def server_env(home: Path, plugins: str = "fixtures") -> dict[str, str]:
+    """The environment of a test server: its own home and SQLite database, the plugins ``plugins`` only."""
     env = {key: value for key, value in os.environ.items()
            if key not in {"VERTICALS_BROKER_URL", "VERTICALS_STRICT_PLUGINS", "VERTICALS_MODELS"}}
-    env.update(VERTICALS_HOME=str(home), VERTICALS_DATABASE_URL=database_url, VERTICALS_LOAD_PLUGINS="fixtures",
+    env.update(VERTICALS_HOME=str(home), VERTICALS_DATABASE_URL=f"sqlite:///{home / 'verticals.db'}",
+               VERTICALS_LOAD_PLUGINS=plugins,
                PYTHONPATH=os.pathsep.join([str(FIXTURE_PLUGINS / "good"), str(REPO)]), HF_HUB_OFFLINE="1",
                VERTICALS_WEBHOOK_BACKOFF_S="0.2", VERTICALS_WEBHOOK_POLL_S="0.1",
                VERTICALS_WEBHOOK_ALLOW_PRIVATE="1")  # the test receivers listen on loopback
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("server")
+    env = server_env(home)
+    database_url = env["VERTICALS_DATABASE_URL"]
     process, url = start_server(env, home / "server.log")
     yield Server(url, env, process, home, database_url)
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop_server(process)
 
 
 def wait_done(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:
@@ -307,6 +320,15 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def browse(url: str, profile: Path, *extra: str, budget_ms: int = 2500) -> subprocess.CompletedProcess:
+    """Headless Chromium on ``url`` (``extra``: --dump-dom, --screenshot=...), its scripts given ``budget_ms`` of
+    virtual time."""
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+             f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--window-size=1280,900"]
+    return subprocess.run([chromium(), *flags, *extra, url], capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.skipif(chromium() is None, reason="needs a chromium on PATH: `make test-browser` installs it")
 def test_dashboard_in_headless_chromium_shows_job_progress(server, tmp_path):
     key = server.key("dash")
@@ -317,22 +339,16 @@ def test_dashboard_in_headless_chromium_shows_job_progress(server, tmp_path):
                                                 "items": [{"text": f"t{i}"} for i in range(60)]}).json()
         other = httpx.post(f"{server.url}/v1/jobs", headers={"Authorization": f"Bearer {server.key('spy')}"},
                            json={"task": "fixtures.echo", "items": [{"text": "not yours"}]}).json()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=2500", "--window-size=1280,900"]
-
-    def browse(url: str, *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([chromium(), *flags, *extra, url], capture_output=True, text=True, timeout=120)
-
-    listing = browse(f"{server.url}/dashboard#key={key}", "--dump-dom")
+    profile = tmp_path / "profile"
+    listing = browse(f"{server.url}/dashboard#key={key}", profile, "--dump-dom")
     assert f'data-job="{running["id"]}"' in listing.stdout
     assert done.json()["id"][:12] in listing.stdout and running["id"][:12] in listing.stdout
     assert other["id"][:12] not in listing.stdout  # another tenant's job is not listed
     assert "partial" in listing.stdout and "%" in listing.stdout
-    detail = browse(f"{server.url}/dashboard?job={done.json()['id']}#key={key}", "--dump-dom")
+    detail = browse(f"{server.url}/dashboard?job={done.json()['id']}#key={key}", profile, "--dump-dom")
     assert "poisoned item" in detail.stdout and "OK" in detail.stdout and "2 of 2 items done" in detail.stdout
     shot = tmp_path / "dashboard.png"
-    progress = browse(f"{server.url}/dashboard?job={running['id']}#key={key}", f"--screenshot={shot}")
+    progress = browse(f"{server.url}/dashboard?job={running['id']}#key={key}", profile, f"--screenshot={shot}")
     assert shot.exists(), progress.stderr[-2000:]
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000  # a rendered page, not a blank one
@@ -340,6 +356,152 @@ def test_dashboard_in_headless_chromium_shows_job_progress(server, tmp_path):
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(target) / "dashboard-job.png")
+
+
+class WhyCells(HTMLParser):
+    """The "why" cells of the dashboard's results preview in a DOM that Chromium dumped: per cell its summary
+    (the first div), the quoted text (the ``p.quote``, None when the cell has none), the marked pieces, and
+    each mark's weight (its title) and colour's alpha (its style; rgb() without one: 1)."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.cells: list[dict] = []
+        self.depth = 0  # elements open inside the current why cell (0: outside one)
+        self.into: list[str] = []  # where text goes: "summary", "quote", "mark"
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if self.depth == 0:
+            if tag == "td" and attributes.get("class") == "why":
+                self.cells.append({"summary": "", "quote": None, "marks": [], "weights": [], "alphas": [],
+                                   "text": ""})
+                self.depth = 1
+            return
+        self.depth += 1
+        cell = self.cells[-1]
+        if tag == "div" and not self.into:
+            self.into.append("summary")
+        elif tag == "p" and attributes.get("class") == "quote":
+            cell["quote"] = ""
+            self.into.append("quote")
+        elif tag == "mark":
+            cell["marks"].append("")
+            cell["weights"].append(float(attributes.get("title", "weight nan").removeprefix("weight ")))
+            colour = re.search(r"rgba?\(([^)]*)\)", attributes.get("style") or "")
+            parts = colour.group(1).split(",") if colour else []
+            cell["alphas"].append(float(parts[3]) if len(parts) == 4 else 1.0 if parts else None)
+            self.into.append("mark")
+        else:
+            self.into.append(self.into[-1] if self.into else "")
+
+    def handle_endtag(self, tag):
+        if self.depth == 0:
+            return
+        self.depth -= 1
+        if self.depth and self.into:
+            self.into.pop()
+
+    def handle_data(self, data):
+        if self.depth == 0:
+            return
+        cell = self.cells[-1]
+        cell["text"] += data
+        where = self.into[-1] if self.into else ""
+        if where == "summary":
+            cell["summary"] += data
+        if where in ("quote", "mark"):
+            cell["quote"] += data
+        if where == "mark":
+            cell["marks"][-1] += data
+
+
+def test_why_cells_parser_reads_the_cells_the_dashboard_builds():
+    cells = WhyCells('<table><tr><td>0</td><td class="why"><div>negative: &quot;plunge&quot;</div>'
+                     '<p class="quote">Shares <mark title="weight 0.5" style="background-color: rgb(255, 196, 0);">'
+                     'plunge</mark> &amp; <mark title="weight 0.1" style="background-color: rgba(255, 196, 0, 0.36);'
+                     '">fall</mark></p></td></tr><tr><td class="why"><div>2 PHI span(s)</div></td></tr></table>').cells
+    assert cells == [{"summary": 'negative: "plunge"', "quote": "Shares plunge & fall", "marks": ["plunge", "fall"],
+                      "weights": [0.5, 0.1], "alphas": [1.0, 0.36], "text": 'negative: "plunge"Shares plunge & fall'},
+                     {"summary": "2 PHI span(s)", "quote": None, "marks": [], "weights": [], "alphas": [],
+                      "text": "2 PHI span(s)"}]
+
+
+@pytest.mark.slow  # the packaged finance model and the medical detectors, in a real server
+@pytest.mark.skipif(chromium() is None, reason="needs a chromium on PATH: `make test-browser` installs it")
+def test_dashboard_in_headless_chromium_shows_why_with_marked_evidence_never_a_sensitive_text(tmp_path):
+    """The "why" column in a real browser: for finance.sentiment with `explain`, each row's cell holds the
+    summary and the input text with its 5 strongest evidence words in <mark> (the stronger, the deeper the
+    colour), for items sent as JSON and as a file column; for medical.deidentify (sensitive) the summary only:
+    the note is not quoted, and no PHI the detectors found is anywhere on the page."""
+    home = tmp_path / "domains"
+    home.mkdir()
+    env = server_env(home, plugins="finance,medical")
+    process, url = start_server(env, home / "server.log", timeout=300)
+    try:
+        from verticals.core.store import open_store
+        from verticals.tenancy.tenants import Tenants
+
+        key = Tenants(open_store(env["VERTICALS_DATABASE_URL"])).create_key("why", "test").token
+        headlines = ["Globex shares plunge after it slashes its dividend and warns on earnings",
+                     "Acme Corp raises full-year guidance after record quarterly profit"]
+        note = "Patient John Smithers, MRN 4471923, was seen by Dr. Alice Wong on 03/14/2024 at 555-201-7788."
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
+            finance = client.post("/v1/jobs", json={"task": "finance.sentiment", "explain": True,
+                                                    "items": [{"text": t} for t in headlines]})
+            assert finance.status_code == 202, finance.text
+            medical = client.post("/v1/jobs", json={"task": "medical.deidentify", "explain": True,
+                                                    "items": [{"text": note}]})
+            assert medical.status_code == 202, medical.text
+            # a file whose text is in another column (text_column): the why column quotes that column
+            upload = client.post("/v1/jobs/upload", data={"task": "finance.sentiment", "text_column": "headline",
+                                                          "explain": "true"},
+                                 files={"file": ("h.csv", "id,headline\nh1," + headlines[0] + "\n", "text/csv")})
+            assert upload.status_code == 202, upload.text
+            for job in (finance.json(), medical.json(), upload.json()):
+                assert wait_done(client, job["id"], timeout=300)["status"] == "succeeded", job
+            stored = client.get(f"/v1/jobs/{finance.json()['id']}/results").json()["items"]
+            phi = client.get(f"/v1/jobs/{medical.json()['id']}/results").json()["items"][0]
+
+        def job_page(job_id: str, *extra: str) -> str:
+            return browse(f"{url}/dashboard?job={job_id}#key={key}", tmp_path / "profile", *extra,
+                          budget_ms=5000).stdout
+
+        page = job_page(finance.json()["id"], "--dump-dom")
+        assert "why (explanation)" in page
+        cells = WhyCells(page).cells
+        assert len(cells) == len(headlines), page[-3000:]
+        for cell, headline, item in zip(cells, headlines, stored, strict=True):
+            assert cell["summary"] == item["explanation"]["summary"] != ""
+            assert cell["quote"] == headline  # the whole input text, quoted once
+            assert 1 <= len(cell["marks"]) <= 5
+            assert all(mark.strip() and mark in headline for mark in cell["marks"])
+            strongest = max((e for e in item["explanation"]["evidence"] if e.get("start") is not None),
+                            key=lambda e: e["weight"])
+            assert headline[strongest["start"]:strongest["end"]] in cell["marks"]  # the top evidence is marked
+            ranked = sorted(zip(cell["weights"], cell["alphas"], strict=True), reverse=True)
+            assert ranked[0][1] == 1.0 and [a for _, a in ranked] == sorted(cell["alphas"], reverse=True)
+        assert any(word in stored[0]["explanation"]["summary"] for word in cells[0]["marks"])  # top words named
+        cells = WhyCells(job_page(upload.json()["id"], "--dump-dom")).cells
+        assert [cell["quote"] for cell in cells] == [headlines[0]] and cells[0]["marks"]
+        page = job_page(medical.json()["id"], "--dump-dom")
+        cells = WhyCells(page).cells
+        assert len(cells) == 1, page[-3000:]
+        assert cells[0]["summary"] == phi["explanation"]["summary"] and "PHI span" in cells[0]["summary"]
+        assert cells[0]["quote"] is None and cells[0]["marks"] == [] and "<mark" not in page
+        assert cells[0]["text"] == cells[0]["summary"] and note not in page  # the cell quotes nothing
+        found = [note[span["start"]:span["end"]] for span in phi["output"]["spans"]]
+        assert {"John Smithers", "4471923"} <= set(found), found  # the PHI the detectors found ...
+        assert not any(secret in page for secret in found)  # ... is nowhere on the page
+        shot = tmp_path / "why.png"
+        job_page(finance.json()["id"], f"--screenshot={shot}")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        target = os.environ.get("VERTICALS_SCREENSHOT_DIR")
+        if target:
+            Path(target).mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, Path(target) / "dashboard-why.png")
+    finally:
+        stop_server(process)
 
 
 def test_no_auth_is_loud_and_only_on_loopback(server):

@@ -64,7 +64,7 @@ td code,td.mono{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:
 .empty,.hint{color:#667}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dt{color:#667}dd{margin:0}
 button{cursor:pointer}
-mark{background:#ffe9a8;padding:0 .1em;border-radius:2px}.quote{margin:.3em 0 0;color:#445}
+mark{background:#ffc400;padding:0 .1em;border-radius:2px}.quote{margin:.3em 0 0;color:#445}
 """
 
 SCRIPT = r"""
@@ -161,10 +161,14 @@ SCRIPT = r"""
     const text = textField && item.input ? item.input[textField] : null;
     if (typeof text === "string") {
       const quote = el("p", null, "quote");
-      for (const [piece, weight] of evidenceSegments(text, item.explanation.evidence, textField)) {
+      const segments = evidenceSegments(text, item.explanation.evidence, textField);
+      const strongest = Math.max(...segments.map(([, weight]) => weight || 0));
+      for (const [piece, weight] of segments) {
         if (weight === null) { quote.appendChild(document.createTextNode(piece)); continue; }
         const mark = el("mark", piece);
-        mark.title = "weight " + weight;
+        mark.title = "weight " + Number(weight.toPrecision(3));
+        // the stronger the evidence, the deeper its colour (the strongest in full), so the marks rank
+        mark.style.backgroundColor = "rgba(255, 196, 0, " + (0.2 + 0.8 * weight / strongest).toFixed(2) + ")";
         quote.appendChild(mark);
       }
       td.appendChild(quote);
