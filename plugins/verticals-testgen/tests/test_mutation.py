@@ -117,7 +117,8 @@ def test_outcomes_compare_as_the_generated_assertions_do():
 
     assert _same_outcome(value("1.0", "approx"), value("1.000000001", "approx"))
     assert not _same_outcome(value("1.0", "approx"), value("1.001", "approx"))
-    assert _same_outcome(value("49"), value("49.0", "approx"))  # `assert x == 49` passes for 49.0
+    assert not _same_outcome(value("49"), value("49.0", "approx"))  # `assert x == 49` pins `type(x) is int`
+    assert _same_outcome(value("49.0", "approx"), value("49"))  # `pytest.approx(49.0)` passes for 49
     assert _same_outcome(value("[1, 2]"), value("[1, 2.0]"))
     assert not _same_outcome(value("True"), value("1"))  # `assert x is True`
     assert not _same_outcome(value("1"), value("2"))

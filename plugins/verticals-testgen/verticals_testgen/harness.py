@@ -628,7 +628,11 @@ class MutantSwitch:
 
 def _match_key(error: BaseException) -> object:
     """The part of an exception's message a generated ``pytest.raises(match=...)`` checks (render.Renderer.check)."""
-    message = _message(error)
+    return _match_text(_message(error))
+
+
+def _match_text(message: str | None) -> object:
+    """The part of a message a generated ``match=...`` checks (render._match)."""
     if not (isinstance(message, str) and message.strip() and message.isascii() and message.isprintable()):
         return None
     return message if len(message) <= 60 else (message[:60], "...")
@@ -665,12 +669,23 @@ class _Replayed:
         self.key = key
 
 
+def pins_int(text: str) -> bool:
+    """True when a value text is an int literal (not a bool): its assertion checks the type as well
+    (``render.Renderer.check``), since ``5 == 5.0`` and ``1 == True``."""
+    try:
+        return type(ast.literal_eval(text)) is int
+    except Exception:
+        return False
+
+
 def _approx_key(described: dict) -> tuple:
     """(compare, returns, type) of a described value, compared as the generated assertion compares: an
-    approximate number as ("approx", value), a literal under ``==`` as its value (``49 == 49.0``), ``is
-    True/False/None`` by its text."""
+    approximate number as ("approx", value), a literal under ``==`` as its value (``[49] == [49.0]``), an int
+    with its type (``5`` is not ``5.0``), ``is True/False/None`` by its text."""
     returns = described.get("returns")
     compare = described.get("compare")
+    if compare == "eq" and isinstance(returns, str) and pins_int(returns):
+        return ("int", ast.literal_eval(returns))
     if compare in ("approx", "eq") and isinstance(returns, str) and returns not in ("True", "False", "None"):
         with contextlib.suppress(Exception):
             return ("value", ast.literal_eval(returns), compare == "approx")
@@ -686,6 +701,8 @@ def _same_outcome(a, b) -> bool:
         return False
     if not (isinstance(a, tuple) and isinstance(b, tuple)):
         return False
+    if len(a) == 3 and len(b) == 2 and a[0] == "value" and b[0] == "int":  # an int under `pytest.approx`
+        b = ("value", b[1], False)
     if len(a) == 3 and len(b) == 3 and a[0] == b[0] == "value":  # `== expected` or `== pytest.approx(expected)`
         x, y = a[1], b[1]
         if not a[2]:
@@ -1653,15 +1670,28 @@ class Explorer:
         return found
 
     def call_key(self, func, args: list, kwargs: dict) -> _Replayed:
-        """A call run again (for a mutant): the key of its returned value and of its arguments' state after it."""
+        """A call run again (for a mutant): the key of its returned value, of its arguments' state after it and
+        of the warning it issued."""
         real_args = [_copy(a) for a in args]
         real_kwargs = {k: _copy(v) for k, v in kwargs.items()}
-        value = func(*real_args, **real_kwargs)
+        value, warned = _call_warned(func, real_args, real_kwargs)
         if inspect.isgenerator(value):
             value = list(value)
         after = _argument_state(args, kwargs, real_args, real_kwargs)
+        warning = self.warning(warned)
         return _Replayed((*self._value_key(value, True),
-                          tuple((*_approx_key(a), a["arg"], a["kind"]) for a in after)))
+                          tuple((*_approx_key(a), a["arg"], a["kind"]) for a in after),
+                          (warning.get("warns"), _match_text(warning.get("warn_message")))))
+
+    def warning(self, warned) -> dict:
+        """The record fields of a warning a call issued (``pytest.warns``): its category, when a test can name
+        it, and its message; {} when there was none."""
+        if warned is None:
+            return {}
+        name = self.raises_name(warned.category)
+        if name is None:
+            return {}
+        return {"warns": name, "warn_message": _message(warned.message)}
 
     def replay(self, cls, ctor_args: list, ctor_kwargs: dict, plan: list, state: bool) -> _Replayed:
         """A call sequence run again (for a mutant): the key of every step's checked outcome and the final state."""
@@ -1685,8 +1715,9 @@ class Explorer:
                      for s in _state_checks(instance, self.modname, limited=False)]
         return _Replayed(tuple(keys))
 
-    def raises_name(self, error: BaseException) -> str | None:
-        for kind in type(error).__mro__:
+    def raises_name(self, error: BaseException | type) -> str | None:
+        """How a test names the type of ``error`` (or the class ``error``): a builtin or the module's own."""
+        for kind in (error if isinstance(error, type) else type(error)).__mro__:
             if kind is BaseException or kind is Exception:
                 return None
             if getattr(builtins, kind.__name__, None) is kind:
@@ -1718,7 +1749,8 @@ class Explorer:
         def action():
             passed["args"] = [_copy(a) for a in args]
             passed["kwargs"] = {k: _copy(v) for k, v in kwargs.items()}
-            return func(*passed["args"], **passed["kwargs"])
+            value, passed["warned"] = _call_warned(func, passed["args"], passed["kwargs"])
+            return value
 
         result = self.traced(action)
         if result is None or (not result[2] and not self.mutant_lines and not self.by_line):
@@ -1740,6 +1772,7 @@ class Explorer:
                 value = value[1]
                 record["generator"] = True
             record.update(_describe_value(value))
+            record.update(self.warning(passed.get("warned")))
             if record.get("compare") in ("type", "repr") and type(value).__module__ == self.modname:
                 state = [s for s in _state_checks(value, self.modname) if s["kind"] != "repr"]
                 if state:  # an object of the module: its public state tells a mutant apart, its type does not
@@ -2208,6 +2241,17 @@ def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
             return function(obj, first) if kind == "binary" else function(first, obj)
         return eval(_UNARY[name], {"obj": obj, "math": math, "copy": copy, "pickle": pickle, "operator": operator})
     return getattr(obj, name)(*args, **kwargs)
+
+
+def _call_warned(func, args: list, kwargs: dict) -> tuple:
+    """``func(*args, **kwargs)`` and the first warning it issued, or None (every warning is seen, not only the
+    first at each place: the same call issues it again in a test)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = func(*args, **kwargs)
+    return value, (caught[0] if caught else None)
 
 
 @contextlib.contextmanager

@@ -51,6 +51,18 @@ _REGEX_SPECIAL = re.compile(r"[.^$*+?{}\[\]\\|()]")  # what a pattern must escap
 TYPE_NAMES = frozenset({"list", "int", "str", "dict", "set", "tuple", "float", "bytes", "bool", "frozenset"})
 
 
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")  # a name or an attribute read: read twice, not called
+
+
+def _match(message: object) -> str:
+    """``, match=...`` for ``pytest.raises``/``pytest.warns`` when the message reads as plain text: anchored, so
+    that a changed message does not match; only the start of a long one."""
+    if not (isinstance(message, str) and message.strip() and message.isascii() and message.isprintable()):
+        return ""
+    pattern = "^" + _REGEX_SPECIAL.sub(r"\\\g<0>", message[:60]) + ("$" if len(message) <= 60 else "")
+    return f", match={pattern!r}"
+
+
 # ---------------------------------------------------------------- records
 
 
@@ -87,6 +99,8 @@ def _described(record: dict) -> bool:
             and (record.get("type") is None or _text(record["type"], 200))
             and (record.get("raises") is None or _text(record["raises"], 200))
             and (record.get("message") is None or _text(record["message"], 200))
+            and (record.get("warns") is None or _text(record["warns"], 200))
+            and (record.get("warn_message") is None or _text(record["warn_message"], 200))
             and isinstance(record.get("generator", False), bool))
 
 
@@ -298,13 +312,7 @@ class Renderer:
             raised = self.raises(record["raises"])
             if raised is None:
                 return None
-            message = record.get("message")
-            match = ""
-            if isinstance(message, str) and message.strip() and message.isascii() and message.isprintable():
-                # anchored, so that a changed message does not match; only the start of a long one
-                pattern = "^" + _REGEX_SPECIAL.sub(r"\\\g<0>", message[:60]) + ("$" if len(message) <= 60 else "")
-                match = f", match={pattern!r}"
-            return [f"with pytest.raises({raised}{match}):", f"    {expr}"]
+            return [f"with pytest.raises({raised}{_match(record.get('message'))}):", f"    {expr}"]
         compare = record.get("compare", "none")
         returns = record.get("returns")
         if compare == "eq" and returns is not None:
@@ -313,6 +321,12 @@ class Renderer:
                 return None
             if value in ("True", "False", "None"):
                 return [f"assert {expr} is {value}"]
+            if harness.pins_int(value) and not expr.startswith("len("):
+                # `5 == 5.0`: the type tells apart a result that became a float (`*` -> `/`) or a bool
+                if not _DOTTED.match(expr):  # a call is made once: its result is named first
+                    name = "value" if self.module.partition(".")[0] != "value" else "value_"
+                    return [f"{name} = {expr}", f"assert {name} == {value}", f"assert type({name}) is int"]
+                return [f"assert {expr} == {value}", f"assert type({expr}) is int"]
             return [f"assert {expr} == {value}"]
         if compare == "approx" and returns is not None:
             literal = self.literal(returns)
@@ -330,6 +344,16 @@ class Renderer:
                 return None
             return [f"assert type({expr}).__name__ == {kind!r}"]
         return [expr]
+
+    def warns(self, record: dict[str, Any], lines: list[str]) -> list[str] | None:
+        """``lines`` (a call and the checks of its result) inside ``pytest.warns`` when the call warned."""
+        category = record.get("warns")
+        if category is None:
+            return lines
+        kind = self.raises(category)
+        if kind is None:
+            return None
+        return [f"with pytest.warns({kind}{_match(record.get('warn_message'))}):", *("    " + line for line in lines)]
 
     def step(self, step: dict[str, Any]) -> str | None:
         """One call-sequence step as source, from its kind, name and rendered arguments."""

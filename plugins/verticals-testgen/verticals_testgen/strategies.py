@@ -36,6 +36,8 @@ def _what(record: dict, raised: str | None = None) -> str:
     """A short description of what a test checks, for its name (from checked fields only)."""
     if raised is not None:
         return "raises_" + raised.rpartition(".")[2].lower()
+    if isinstance(record.get("warns"), str):
+        return "warns_" + _safe(record["warns"].rpartition(".")[2])
     returns = record.get("returns")
     compare = record.get("compare")
     if compare == "eq" and returns is not None:
@@ -85,15 +87,17 @@ def _call_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None
     lines: list[str] | None
     if state and event.get("raises") is None:
         # an object of the module: its type, then its public state (what a mutant of its builder changes)
-        lines = [f"result = {call}"] + (renderer.check("result", event) or [])
+        made = renderer.warns(event, [f"result = {call}"])
+        lines = None if made is None else made + (renderer.check("result", event) or [])
         for step in state:
             text = renderer.step(step)
             checked = None if text is None else renderer.check(text.replace("obj", "result", 1), step)
-            if checked is None:
+            if checked is None or lines is None:
                 return None
             lines += checked
     else:
         lines = renderer.check(call, event)
+        lines = None if lines is None else renderer.warns(event, lines)
     if lines is None:
         return None
     lines = bound + lines
