@@ -33,6 +33,17 @@ def share(total, parts):
 
 def is_even(n):
     return n % 2 == 0
+
+
+class Wallet:
+    def __init__(self, cents=0):
+        if cents < 0:
+            warnings.warn("a negative wallet", Rounded)
+        self.cents = cents
+
+    def add(self, cents):
+        self.cents = self.cents + cents
+        return self.cents
 '''
 
 
@@ -62,6 +73,18 @@ def test_a_warning_wraps_the_call_with_its_category_and_message():
     assert renderer.warns({}, ["x"]) == ["x"]
 
 
+def test_a_constructor_that_warns_is_wrapped_too():
+    from verticals_testgen.strategies import _sequence_lines
+
+    event = {"callee": "Wallet", "ctor_args": ["-1"], "warns": "money.Rounded", "warn_message": "a negative wallet",
+             "steps": [{"kind": "method", "name": "add", "args": ["2"], "compare": "eq", "returns": "1"}]}
+    built = _sequence_lines(Renderer("money", SOURCE), event)
+    assert built is not None
+    assert built[1] == ["with pytest.warns(money.Rounded, match='^a negative wallet$'):",
+                        "    obj = money.Wallet(-1)", "value = obj.add(2)", "assert value == 1",
+                        "assert type(value) is int"]
+
+
 def test_outcomes_tell_an_int_from_the_equal_float_or_bool():
     def value(returns: str, compare: str = "eq") -> tuple:
         return ("return", _approx_key({"compare": compare, "returns": returns}))
@@ -84,6 +107,7 @@ def test_generated_tests_kill_a_float_mutant_and_check_the_warning():
     assert "def test_share_warns_rounded" in code, code
     warns = r'with pytest.warns\(money.Rounded, match="\^-?\d+ shared by no one: nothing each\$"\):'
     assert re.search(warns, code), code
+    assert 'pytest.warns(money.Rounded, match="^a negative wallet$")' in code, code
     survivors = [s["change"] for s in result["mutation"]["survivors"]]
     assert not [s for s in survivors if "'*' -> '/'" in s or "nothing each" in s], (survivors, code)
     assert all(t["status"] != "failed" for t in result["tests"])  # kept tests pass in the final file

@@ -1695,8 +1695,10 @@ class Explorer:
 
     def replay(self, cls, ctor_args: list, ctor_kwargs: dict, plan: list, state: bool) -> _Replayed:
         """A call sequence run again (for a mutant): the key of every step's checked outcome and the final state."""
-        instance = cls(*[_copy(a) for a in ctor_args], **{k: _copy(v) for k, v in ctor_kwargs.items()})
-        keys: list = []
+        instance, warned = _call_warned(cls, [_copy(a) for a in ctor_args], {k: _copy(v) for k, v in
+                                                                              ctor_kwargs.items()})
+        warning = self.warning(warned)
+        keys: list = [(warning.get("warns"), _match_text(warning.get("warn_message")))]
         for kind, name, args, kwargs in plan:
             try:
                 value = _do_step(instance, kind, name, args, kwargs)
@@ -1811,8 +1813,14 @@ class Explorer:
         if chosen is None:
             return False
         ctor_args, ctor_kwargs = chosen
-        built = self.traced(lambda: cls(*[_copy(a) for a in ctor_args], **{k: _copy(v) for k, v in
-                                                                             ctor_kwargs.items()}))
+        warned: dict = {}
+
+        def build():
+            value, warned["first"] = _call_warned(cls, [_copy(a) for a in ctor_args],
+                                                  {k: _copy(v) for k, v in ctor_kwargs.items()})
+            return value
+
+        built = self.traced(build)
         if built is None or built[0] == "raise":
             return False
         self.note_built(cls, ctor_args, ctor_kwargs)
@@ -1905,7 +1913,7 @@ class Explorer:
                 kept_steps = steps + state
         emit({"event": "sequence", "callee": label, "ctor_args": [repr(a) for a in ctor_args],
               "ctor_kwargs": {k: repr(v) for k, v in ctor_kwargs.items()}, "steps": kept_steps,
-              **({"kills": killed} if killed else {})})
+              **self.warning(warned.get("first")), **({"kills": killed} if killed else {})})
         self.emitted += 1
         return True
 

@@ -99,9 +99,13 @@ def _described(record: dict) -> bool:
             and (record.get("type") is None or _text(record["type"], 200))
             and (record.get("raises") is None or _text(record["raises"], 200))
             and (record.get("message") is None or _text(record["message"], 200))
-            and (record.get("warns") is None or _text(record["warns"], 200))
-            and (record.get("warn_message") is None or _text(record["warn_message"], 200))
-            and isinstance(record.get("generator", False), bool))
+            and _warning(record) and isinstance(record.get("generator", False), bool))
+
+
+def _warning(record: dict) -> bool:
+    """The optional warning fields of a call or a constructor (``pytest.warns``)."""
+    return ((record.get("warns") is None or _text(record["warns"], 200))
+            and (record.get("warn_message") is None or _text(record["warn_message"], 200)))
 
 
 def _kills(record: dict) -> bool:
@@ -138,7 +142,8 @@ _SCHEMAS = {
                        and all(_step(s) for s in e.get("state", [])) and _kills(e) and _after(e)),
     "sequence": lambda e: (_text(e.get("callee"), 200) and _texts(e.get("ctor_args"))
                            and _text_map(e.get("ctor_kwargs", {})) and isinstance(e.get("steps"), list)
-                           and len(e["steps"]) <= MAX_LIST and all(_step(s) for s in e["steps"]) and _kills(e)),
+                           and len(e["steps"]) <= MAX_LIST and all(_step(s) for s in e["steps"]) and _kills(e)
+                           and _warning(e)),
     "doctest": lambda e: _text(e.get("object"), 200) and _int(e.get("examples")) and 0 <= e["examples"] <= 10_000,
     "ghostwriter": lambda e: _text(e.get("text"), MAX_CODE),
     "explorer_error": lambda e: _text(e.get("message")),

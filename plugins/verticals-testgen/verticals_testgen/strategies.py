@@ -117,7 +117,9 @@ def _sequence_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | 
     if not steps or cls is None or arguments is None:
         return None
     args, kwargs = arguments
-    lines = [f"obj = {cls}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs.items())])})"]
+    lines = renderer.warns(event, [f"obj = {cls}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs.items())])})"])
+    if lines is None:
+        return None
     for step in steps:
         text = renderer.step(step)
         checked = None if text is None else renderer.check(text, step)
