@@ -43,6 +43,8 @@ class Wallet:
 
     def add(self, cents):
         self.cents = self.cents + cents
+        if self.cents < 0:
+            warnings.warn("a wallet went negative", Rounded)
         return self.cents
 '''
 
@@ -108,6 +110,7 @@ def test_generated_tests_kill_a_float_mutant_and_check_the_warning():
     warns = r'with pytest.warns\(money.Rounded, match="\^-?\d+ shared by no one: nothing each\$"\):'
     assert re.search(warns, code), code
     assert 'pytest.warns(money.Rounded, match="^a negative wallet$")' in code, code
+    assert 'pytest.warns(money.Rounded, match="^a wallet went negative$")' in code, code  # a step that warns
     survivors = [s["change"] for s in result["mutation"]["survivors"]]
     assert not [s for s in survivors if "'*' -> '/'" in s or "nothing each" in s], (survivors, code)
     assert all(t["status"] != "failed" for t in result["tests"])  # kept tests pass in the final file

@@ -1678,10 +1678,13 @@ class Explorer:
         if inspect.isgenerator(value):
             value = list(value)
         after = _argument_state(args, kwargs, real_args, real_kwargs)
-        warning = self.warning(warned)
         return _Replayed((*self._value_key(value, True),
-                          tuple((*_approx_key(a), a["arg"], a["kind"]) for a in after),
-                          (warning.get("warns"), _match_text(warning.get("warn_message")))))
+                          tuple((*_approx_key(a), a["arg"], a["kind"]) for a in after), self.warning_key(warned)))
+
+    def warning_key(self, warned) -> tuple:
+        """What a generated ``pytest.warns(Category, match=...)`` checks of a warning (None, None without one)."""
+        warning = self.warning(warned)
+        return warning.get("warns"), _match_text(warning.get("warn_message"))
 
     def warning(self, warned) -> dict:
         """The record fields of a warning a call issued (``pytest.warns``): its category, when a test can name
@@ -1697,11 +1700,11 @@ class Explorer:
         """A call sequence run again (for a mutant): the key of every step's checked outcome and the final state."""
         instance, warned = _call_warned(cls, [_copy(a) for a in ctor_args], {k: _copy(v) for k, v in
                                                                               ctor_kwargs.items()})
-        warning = self.warning(warned)
-        keys: list = [(warning.get("warns"), _match_text(warning.get("warn_message")))]
+        keys: list = [self.warning_key(warned)]
         for kind, name, args, kwargs in plan:
             try:
-                value = _do_step(instance, kind, name, args, kwargs)
+                value, warned = _call_warned(_do_step, [instance, kind, name, args, kwargs], {})
+                keys.append(self.warning_key(warned))
                 if inspect.isgenerator(value):
                     value = list(value)
             except (TestTimeout, SandboxViolation, RecursionError, MemoryError):
@@ -1852,7 +1855,8 @@ class Explorer:
             generator = kind == "method" and inspect.isgeneratorfunction(getattr(cls, name, None))
             if generator:
                 text = f"list({text})"
-            result = self.traced(functools.partial(_do_step, instance, kind, name, args, kwargs))
+            box: dict = {}
+            result = self.traced(functools.partial(_warned_into, box, _do_step, instance, kind, name, args, kwargs))
             if result is None:
                 break
             outcome, value, new = result
@@ -1873,6 +1877,7 @@ class Explorer:
                 if isinstance(value, tuple) and len(value) == 2 and value[0] == "generator":
                     value = value[1]
                     step["generator"] = True
+                step.update(self.warning(box.get("first")))
                 if value is not None and value is not instance:
                     step.update(_describe_value(value))
                     if not steps and kind in ("method", "attr") and not text.startswith("list("):
@@ -2249,6 +2254,12 @@ def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
             return function(obj, first) if kind == "binary" else function(first, obj)
         return eval(_UNARY[name], {"obj": obj, "math": math, "copy": copy, "pickle": pickle, "operator": operator})
     return getattr(obj, name)(*args, **kwargs)
+
+
+def _warned_into(box: dict, func, *args):
+    """``func(*args)``; the first warning it issued goes to ``box["first"]``."""
+    value, box["first"] = _call_warned(func, list(args), {})
+    return value
 
 
 def _call_warned(func, args: list, kwargs: dict) -> tuple:

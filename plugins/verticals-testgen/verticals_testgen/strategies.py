@@ -123,6 +123,7 @@ def _sequence_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | 
     for step in steps:
         text = renderer.step(step)
         checked = None if text is None else renderer.check(text, step)
+        checked = None if checked is None else renderer.warns(step, checked)
         if checked is None:
             return None
         lines += checked
