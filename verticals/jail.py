@@ -632,8 +632,16 @@ class RunCgroup:
                         _write(folders["memory"] / setting, value)
             else:
                 _write(folders["memory"] / "memory.limit_in_bytes", str(memory))
-                with contextlib.suppress(OSError):  # no swap accounting on this kernel: nothing to cap
+                try:
                     _write(folders["memory"] / "memory.memsw.limit_in_bytes", str(memory))
+                except OSError:  # no swap accounting on this kernel: keep the run's pages out of swap instead
+                    with contextlib.suppress(OSError):
+                        _write(folders["memory"] / "memory.swappiness", "0")
+                # v1 has no memory.oom.group: its OOM killer takes one victim and the rest of the run goes on
+                # (another child then gets the freed memory). With the killer off, a process that reaches the
+                # limit sleeps instead (under_oom 1) and the host ends the whole run, as oom.group does on v2.
+                with contextlib.suppress(OSError):
+                    _write(folders["memory"] / "memory.oom_control", "1")
             if "pids" in folders:
                 _write(folders["pids"] / "pids.max", str(limits.processes))
         except OSError as error:
@@ -673,16 +681,18 @@ class RunCgroup:
                 os.close(fd)
 
     def oom_kills(self) -> int:
-        """How many processes of the run the kernel killed for memory."""
+        """How many processes of the run the kernel killed for memory; on cgroup v1 (killer off, see
+        :meth:`create`) a run with a process asleep at its limit counts one more."""
         name = "memory.events" if self.version == 2 else "memory.oom_control"
+        counted = 0
         try:
             for line in _read(self.folders["memory"] / name).splitlines():
                 key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
+                if key in ("oom_kill", "under_oom"):
+                    counted += int(value)
         except (OSError, ValueError):
             pass
-        return 0
+        return counted
 
     def peak(self) -> int | None:
         name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
