@@ -10,11 +10,13 @@ import pytest
 
 from tests.conftest import REPO, run_cli
 from verticals.contract import OPERATOR, ModelSpec, Packaged
+from verticals.contract.evaluators import Record
 from verticals.core.evaluation.scoring import golden_about, golden_path
 from verticals.registry import build_registry
 
 # the tasks of the bundled plugins that ship a golden set (written for evaluation: each README says how)
-GOLDEN = {"finance.sentiment": 90, "medical.entities": 42, "tutor.hint": 32, "testgen.generate": 3}
+GOLDEN = {"finance.sentiment": 90, "medical.entities": 42, "medical.deidentify": 40, "tutor.hint": 32,
+          "testgen.generate": 3}
 
 
 @pytest.mark.parametrize("task", sorted(GOLDEN))
@@ -50,6 +52,54 @@ def test_eval_medical_entities_on_its_golden_set():
     assert metrics["predicted_spans"] > 0 and 0 < metrics["f1"] <= 1 and 0 < metrics["recall"] <= 1
     per_class = run["details"]["per_class"]
     assert per_class["PROBLEM:absent"]["support"] == 13 and per_class["PROBLEM:family"]["support"] == 5
+
+
+def _golden_rows(task: str) -> tuple[type, list[dict]]:
+    task_cls = build_registry().task(task)
+    path = golden_path(task_cls)
+    assert path is not None
+    return task_cls, [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_eval_medical_deidentify_on_its_golden_set():
+    run = _eval("medical.deidentify")
+    assert run["data"] == "golden:deidentify.jsonl" and run["evaluator"]["kind"] == "safe-harbor-spans"
+    metrics = run["metrics"]
+    # 460 gold spans, of which 20 ages under 90 and 25 years alone are not Safe Harbor PHI
+    assert metrics["n"] == 40 and metrics["gold_spans"] == 415 and metrics["failed"] == 0
+    for key in ("recall", "touched", "names_recall", "span_precision", "char_precision", "char_recall"):
+        assert 0 < metrics[key] <= 1, key
+    assert metrics["recall"] <= metrics["touched"]
+    per_class = run["details"]["per_class"]
+    assert per_class["NAME"]["support"] == 145 and per_class["AGE"]["support"] == 10  # the ages of 90 or more
+    assert "DateYear" not in per_class
+
+
+def test_the_deidentify_golden_set_scores_a_perfect_masking_1_and_a_wrong_one_lower():
+    from verticals_medical.scoring import is_phi
+
+    task_cls, rows = _golden_rows("medical.deidentify")
+    evaluator = task_cls.evaluator
+
+    def scored(predict) -> dict:
+        records = [Record(str(i), i, evaluator.gold(row, "spans"), predict(row)) for i, row in enumerate(rows)]
+        return evaluator.score(records).metrics
+
+    def phi(row: dict) -> list[dict]:
+        return [span for span in row["spans"] if is_phi(span["label"], span["text"])]
+
+    perfect = scored(phi)
+    assert perfect["recall"] == perfect["char_precision"] == perfect["span_precision"] == 1.0
+    assert perfect["gold_spans"] == 415 and perfect["n"] == 40
+    # one span half masked: missed (the other half leaks)
+    first = phi(rows[0])[0]
+    half = dict(first, end=first["start"] + 2)
+    assert scored(lambda row: [half, *phi(row)[1:]] if row is rows[0] else phi(row))["recall"] < 1.0
+    # the years alone and young ages masked too: precision drops, recall does not
+    everything = scored(lambda row: row["spans"])
+    assert everything["recall"] == 1.0 and everything["char_precision"] < 1.0
+    assert scored(lambda row: [])["recall"] == 0.0
 
 
 @pytest.mark.slow

@@ -7,8 +7,8 @@
 The scoring is :mod:`verticals_medical.scoring` (the evaluator of ``verticals eval medical.deidentify``).
 ``--errors`` prints missed and spurious spans with their context; it is refused on the held-out sets: the
 validation split and the measuring and held-out PII sets (files named ``deid_val*``, ``negex_val*``,
-``pii_measure*``, ``pii_holdout*``, and whatever their name, rows of a validation patient or with a ``measure-`` or
-``holdout-`` id): their errors are never read.
+``pii_measure*``, ``pii_holdout*``, the golden set ``deidentify.jsonl``, and whatever their name, rows of a
+validation patient or with a ``measure-``, ``holdout-`` or ``golden-`` id): their errors are never read.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-PROTECTED = ("deid_val", "negex_val", "pii_measure", "pii_holdout")
-PROTECTED_IDS = ("measure-", "holdout-")
+PROTECTED = ("deid_val", "negex_val", "pii_measure", "pii_holdout", "deidentify")
+PROTECTED_IDS = ("measure-", "holdout-", "golden-")
 
 
 def held_out_rows(rows: list[dict[str, Any]]) -> int:

@@ -354,6 +354,7 @@ class DeidentifyTask(Task):
     # `verticals eval medical.deidentify notes.jsonl`: Safe Harbor recall (every character covered), character and
     # span precision, recall per gold label (scoring.py); a year alone and an age under 90 are not scored as PHI
     evaluator = SafeHarborEvaluator(gold_field="spans", output_field="spans")
+    golden = "golden/deidentify.jsonl"  # 40 synthetic notes generated for evaluation only (golden/README.md)
 
     def models_for(self, params: BaseModel) -> dict[str, str | ModelSpec]:
         assert isinstance(params, DeidParams)

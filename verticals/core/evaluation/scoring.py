@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -77,13 +78,18 @@ def golden_path(task_cls: type) -> Path | None:
 def golden_about(task_cls: type) -> str | None:
     """How a task's golden set was made, in one paragraph: the first paragraph of the ``README.md`` next to the
     golden file (a plugin documents there who wrote it, its size and labels, and that it is never trained on or
-    used to choose a model). None when there is no such README."""
+    used to choose a model). A README describing several sets has a heading per set naming its task or file
+    (``# medical.deidentify golden set``): the first paragraph under that heading. None when there is no README."""
     path = golden_path(task_cls)
     readme = path.parent / "README.md" if path is not None else None
-    if readme is None or not readme.is_file():
+    if path is None or readme is None or not readme.is_file():
         return None
     paragraphs = [" ".join(block.split()) for block in readme.read_text(encoding="utf-8").split("\n\n")]
-    text = next((block for block in paragraphs if block and not block.startswith("#")), None)
+    names = {str(getattr(task_cls, "name", "") or ""), path.name} - {""}
+    start = next((i for i, block in enumerate(paragraphs)
+                  if block.startswith("#") and any(re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", block)
+                                                   for name in names)), 0)
+    text = next((block for block in paragraphs[start:] if block and not block.startswith("#")), None)
     return text.replace("`", "") if text else None
 
 
