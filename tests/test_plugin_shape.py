@@ -15,8 +15,9 @@ from verticals.core.evaluation.scoring import golden_about, golden_path
 from verticals.registry import build_registry
 
 # the tasks of the bundled plugins that ship a golden set (written for evaluation: each README says how)
+# (tutor.mastery: attempt rows, grouped into 24 students)
 GOLDEN = {"finance.sentiment": 90, "medical.entities": 42, "medical.deidentify": 40, "tutor.hint": 32,
-          "testgen.generate": 3}
+          "tutor.grade": 40, "tutor.mastery": 734, "testgen.generate": 3}
 
 
 @pytest.mark.parametrize("task", sorted(GOLDEN))
@@ -100,6 +101,63 @@ def test_the_deidentify_golden_set_scores_a_perfect_masking_1_and_a_wrong_one_lo
     everything = scored(lambda row: row["spans"])
     assert everything["recall"] == 1.0 and everything["char_precision"] < 1.0
     assert scored(lambda row: [])["recall"] == 0.0
+
+
+@pytest.mark.slow
+def test_eval_tutor_grade_on_its_golden_set():
+    run = _eval("tutor.grade")
+    assert run["data"] == "golden:answers.jsonl" and run["evaluator"]["main_metric"] == "accuracy"
+    metrics = run["metrics"]
+    assert metrics["n"] == 40 and metrics["failed"] == 0 and metrics["unlabelled"] == 0
+    assert 0 < metrics["accuracy"] <= 1 and 0 < metrics["macro_f1"] <= 1
+    per_class = run["details"]["per_class"]
+    assert per_class["correct"]["support"] == per_class["incorrect"]["support"] == 20
+    assert sum(sum(row) for row in run["details"]["confusion"]["rows"]) == 40
+
+
+def test_eval_tutor_mastery_on_its_golden_set_runs_with_predictions_on():
+    run = _eval("tutor.mastery")  # no --predictions true: the evaluator's job_params turn them on
+    assert run["data"] == "golden:attempts.jsonl" and run["evaluator"]["job_params"] == {"predictions": True}
+    metrics = run["metrics"]
+    assert metrics["n"] == 734 and metrics["items"] == 24 and metrics["failed"] == 0
+    assert 0.5 < metrics["auc"] <= 1 and 0 < metrics["rmse"] < 0.5
+    assert sum(row["n"] for row in run["details"]["per_class"].values()) == 734  # the calibration table
+
+
+def test_the_grade_golden_set_scores_right_labels_1_and_a_wrong_one_lower():
+    task_cls, rows = _golden_rows("tutor.grade")
+    evaluator = task_cls.evaluator
+    gold = [evaluator.gold(row, evaluator.gold_field) for row in rows]
+    assert sorted(set(gold)) == ["correct", "incorrect"]
+
+    def accuracy(predicted: list) -> float:
+        records = [Record(str(i), i, g, p) for i, (g, p) in enumerate(zip(gold, predicted, strict=True))]
+        return evaluator.score(records).metrics["accuracy"]
+
+    assert accuracy(gold) == 1.0
+    flipped = ["incorrect" if label == "correct" else "correct" for label in gold[:1]] + gold[1:]
+    assert accuracy(flipped) == round(39 / 40, 4)
+    assert accuracy(["correct"] * 40) == 0.5  # the 20/20 split: a constant grader is at chance
+
+
+def test_the_mastery_golden_outcomes_score_an_oracle_1_and_reversed_predictions_0():
+    task_cls, rows = _golden_rows("tutor.mastery")
+    evaluator = task_cls.evaluator
+    students: dict[str, list[int]] = {}
+    for row in rows:
+        students.setdefault(row["student"], []).append(int(row["correct"]))
+
+    def auc(predict) -> float:
+        records = []
+        for seq, outcomes in enumerate(students.values()):
+            output = {"predictions": [{"correct": bool(y), "p_correct": predict(y)} for y in outcomes]}
+            records.append(Record(str(seq), seq, evaluator.gold(output, evaluator.gold_field),
+                                  evaluator.predicted(output)))
+        return evaluator.score(records).metrics["auc"]
+
+    assert auc(lambda y: 0.9 if y else 0.1) == 1.0
+    assert auc(lambda y: 0.1 if y else 0.9) == 0.0
+    assert auc(lambda y: 0.5) == 0.5
 
 
 @pytest.mark.slow

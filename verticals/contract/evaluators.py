@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,14 +51,19 @@ class Scores:
 
 
 class Evaluator:
-    """Base class: ``gold_field`` is the input column with the gold value, ``output_field`` the output's field."""
+    """Base class: ``gold_field`` is the input column with the gold value, ``output_field`` the output's field.
+
+    ``job_params``: task parameters every evaluation job of the task runs with (under the parameters the caller
+    gives), for a task whose scored field is optional output (``tutor.mastery``'s predictions).
+    """
 
     kind = "base"
     main_metric = "accuracy"
 
-    def __init__(self, gold_field: str, output_field: str):
+    def __init__(self, gold_field: str, output_field: str, job_params: Mapping[str, Any] | None = None):
         self.gold_field = gold_field
         self.output_field = output_field
+        self.job_params: dict[str, Any] = dict(job_params or {})
 
     def gold(self, item_input: dict[str, Any], gold_field: str) -> Any:
         return pluck(item_input, gold_field)
@@ -70,8 +75,11 @@ class Evaluator:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "gold_field": self.gold_field, "output_field": self.output_field,
-                "main_metric": self.main_metric}
+        described: dict[str, Any] = {"kind": self.kind, "gold_field": self.gold_field,
+                                     "output_field": self.output_field, "main_metric": self.main_metric}
+        if self.job_params:
+            described["job_params"] = dict(self.job_params)
+        return described
 
     def compact(self, value: Any) -> Any:
         """What of a gold or predicted value is kept in the stored run (for show/compare)."""
@@ -351,8 +359,8 @@ class ProbabilityEvaluator(Evaluator):
     main_metric = "auc"
 
     def __init__(self, gold_field: str = "correct", output_field: str = "probability", bins: int = 10,
-                 gold_from_output: bool = False):
-        super().__init__(gold_field, output_field)
+                 gold_from_output: bool = False, job_params: Mapping[str, Any] | None = None):
+        super().__init__(gold_field, output_field, job_params)
         self.bins = bins
         self.gold_from_output = gold_from_output
 

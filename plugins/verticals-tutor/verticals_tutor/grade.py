@@ -99,6 +99,7 @@ class TutorGrade(Task):
     # `verticals eval tutor.grade answers.csv --gold-column label_2way`
     evaluator = ClassificationEvaluator(gold_field="label_2way", output_field="label_2way",
                                         labels=("correct", "incorrect"), main_metric="accuracy")
+    golden = "golden/answers.jsonl"  # 40 answers written for evaluation to SemEval training questions (README)
 
     def run(self, batch: list[GradeInput], models: Mapping[str, Any], ctx: RunContext) -> list[GradeOutput | ItemError]:
         params: GradeParams = ctx.params  # type: ignore[assignment]

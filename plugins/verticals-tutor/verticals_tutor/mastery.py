@@ -115,9 +115,11 @@ class TutorMastery(Task):
     Input = MasteryInput
     Output = MasteryOutput
     Params = MasteryParams
-    # `verticals eval tutor.mastery attempts.csv --predictions true`: each P(correct) against the observed outcome
+    # `verticals eval tutor.mastery attempts.csv`: each P(correct) against the observed outcome (an evaluation job
+    # always runs with predictions on)
     evaluator = ProbabilityEvaluator(gold_field="predictions.*.correct", output_field="predictions.*.p_correct",
-                                     gold_from_output=True)
+                                     gold_from_output=True, job_params={"predictions": True})
+    golden = "golden/attempts.jsonl"  # a synthetic log of 24 students made for evaluation only (golden/README.md)
     models = {}
     device = "cpu"
     chunk_size = 2000

@@ -167,6 +167,8 @@ def submit_eval(service: JobService, task: str, rows: Any, *, gold_field: str, d
     for ``items``; ``wait``: run it and wait; ``on_stored(job_id)`` once it is stored); None: store it only."""
     evaluation = {"gold_field": gold_field, "data_name": data_name, "data_hash": data_hash}
     _task_cls, evaluator = evaluator_of(service.registry, task)
+    # the parameters the evaluator needs (Evaluator.job_params), under those the caller gives
+    params = {**(getattr(evaluator, "job_params", None) or {}), **(params or {})}
     checked = _with_gold(rows, gold_field, gold_in_input=not getattr(evaluator, "gold_from_output", False),
                          mapping=mapping, evaluator=evaluator, task=task)
     options = {"evaluation": evaluation, "field_map": mapping or {}}
