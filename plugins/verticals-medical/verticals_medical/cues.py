@@ -242,6 +242,7 @@ def name_spans(text: str) -> list[Found]:
         cue = written.lower()
         if cue in ("ms", "mr", "mrs", "miss", "mx") and text[m.end() - 1:m.end()] == ":":
             continue
+        first_ok: Callable[[str], bool]
         if cue == "ms" and not written.istitle():
             first_ok = _name_after_ms  # "MS clears", "ms improves": MS is also mental status
         elif cue in _STRONG_TITLES:
@@ -290,8 +291,12 @@ def name_spans(text: str) -> list[Found]:
         found += _names_before(text, m.start(), "cue:subject")
     for m in FAMILY_OF.finditer(text):
         the = re.search(r"(?<![A-Za-z])the[ \t]+[A-Za-z'’-]+[ \t]*$", text[max(0, m.start() - 40):m.start()], re.I)
-        span = _take_back(text, m.start(), lambda w, the=the: not is_clinical(w) and not is_stop(w) and (
-            (_listed(w) and zipf(w) < 4.5) or (the is not None and _subject_name(w, rare=2.0))), limit=1)
+
+        def family_name(w: str, the: re.Match[str] | None = the) -> bool:
+            return not is_clinical(w) and not is_stop(w) and (
+                (_listed(w) and zipf(w) < 4.5) or (the is not None and _subject_name(w, rare=2.0)))
+
+        span = _take_back(text, m.start(), family_name, limit=1)
         if span:
             found.append((*span, "NAME", 0.7, "cue:family-name"))
     for m in KIN_AFTER.finditer(text):
@@ -386,9 +391,12 @@ def place_spans(text: str) -> list[Found]:
     found: list[Found] = []
     for m in PLACE_CUE.finditer(text):
         mixed_case = m.group()[:1].islower()  # "went to Harbor": a capitalised word in lower-case writing
-        span = _take(text, m.end(), lambda w, mixed=mixed_case: place_after_cue(w) or (
-            mixed and w.istitle() and place_after_cue(w, 4.6)),
-            lambda w: place_after_cue(w) or is_listed_name(w) or w.lower() in FACILITY_NAME_WORDS, limit=2)
+
+        def first_place(w: str, mixed: bool = mixed_case) -> bool:
+            return place_after_cue(w) or (mixed and w.istitle() and place_after_cue(w, 4.6))
+
+        span = _take(text, m.end(), first_place,
+                     lambda w: place_after_cue(w) or is_listed_name(w) or w.lower() in FACILITY_NAME_WORDS, limit=2)
         if span:
             found.append((*span, "LOCATION", 0.75, "cue:transfer"))
     for m in FACILITY_AFTER_PREP.finditer(text):  # "arrived from franklin square hosp"
@@ -405,9 +413,12 @@ def place_spans(text: str) -> list[Found]:
             found.append((m.start("v"), m.end("v"), "LOCATION", 0.7, "cue:state"))
     for m in FACILITY.finditer(text):
         strong = m.group().lower().startswith(("hosp", "rehab", "medical", "med"))
-        span = _take_back(text, m.start(), lambda w, strong=strong: _facility_word(w) or (
-            strong and w.isupper() and zipf(w) < 4.5 and not is_clinical(w) and w.lower() not in _NOT_FACILITY_NAME),
-            limit=3)
+
+        def facility_name(w: str, strong: bool = strong) -> bool:
+            return _facility_word(w) or (strong and w.isupper() and zipf(w) < 4.5 and not is_clinical(w)
+                                         and w.lower() not in _NOT_FACILITY_NAME)
+
+        span = _take_back(text, m.start(), facility_name, limit=3)
         if span:
             span = (span[0], m.end())
             found.append((*span, "LOCATION", 0.8, "cue:facility"))

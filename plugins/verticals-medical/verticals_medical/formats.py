@@ -538,7 +538,9 @@ def role_name_spans(text: str) -> list[Found]:
         for _ in range(4):  # "Witnesses: Ana Ruiz, Bo Lind and Cy Park"
             words = _NAME_RUN.match(text, position)
             value = _name_value(text, position, words.end(), strict=False) if words else None
-            tokens = re.findall(rf"[{UPPER}{LOWER}'’-]{{2,}}", text[value[0]:value[1]]) if value else []
+            if value is None:
+                break
+            tokens = re.findall(rf"[{UPPER}{LOWER}'’-]{{2,}}", text[value[0]:value[1]])
             if not tokens or not all(w.istitle() or is_listed_name(w) for w in tokens) or not any(
                     _role_name_word(w) for w in tokens):
                 break
@@ -661,8 +663,8 @@ def script_name_spans(text: str) -> list[Found]:
     """Words in the Greek or Cyrillic alphabet within text in Latin letters are proper names, in any case ("my cousin
     Κωνσταντίνα lives", "Posted by Μιχαέλα Townsend", "jamal λιάνου"), with the Latin names next to them: LOCATION
     after a place preposition ("from Χανιά"), else NAME. Not in text written mostly in that alphabet."""
-    other = len(_OTHER_WORD.findall(text))  # words in the other alphabets
-    if not other or 2 * other > len(_LATIN_WORD.findall(text)):
+    others = len(_OTHER_WORD.findall(text))  # words in the other alphabets
+    if not others or 2 * others > len(_LATIN_WORD.findall(text)):
         return []
     found: list[Found] = []
     def latin_ok(word: str) -> bool:

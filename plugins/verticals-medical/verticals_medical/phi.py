@@ -456,7 +456,7 @@ def get_analyzer(use_presidio_builtins: bool = True, spacy_ner: bool = True) -> 
     tagger, parser, lemmatizer and NER are switched off, about 60 % of the rules' time) and its recognizer is
     not registered; Presidio's pattern recognizers then score without lemma context."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.nlp_engine import NlpEngineProvider, SpacyNlpEngine
 
     quiet_third_party_logs()
     with _lock:
@@ -470,6 +470,8 @@ def get_analyzer(use_presidio_builtins: bool = True, spacy_ner: bool = True) -> 
         })
         nlp_engine = provider.create_engine()
         if not spacy_ner:
+            if not isinstance(nlp_engine, SpacyNlpEngine) or not nlp_engine.nlp:
+                raise RuntimeError(f"Presidio built a {type(nlp_engine).__name__}, not a loaded spaCy engine")
             nlp = nlp_engine.nlp["en"]
             for name in list(nlp.pipe_names):
                 nlp.disable_pipe(name)
