@@ -255,7 +255,16 @@ def test_warm_judges_each_variant_once_per_machine_on_the_calibration_texts(buil
     root = built.root / "warm"
     shutil.copytree(built.root / SPEC, root / SPEC)  # the built variants, no records
     (root / SPEC / "runtimes.json").unlink(missing_ok=True)
+    from verticals.core.models import inference
+
+    loads: list[object] = []  # the model's loads and their runtime: PyTorch is loaded once for both variants
+    real_load = inference.load_model
+    monkeypatch.setattr(inference, "load_model", lambda spec, source, host=None, **kw: (
+        loads.append(host.runtimes.get(SPEC) if spec.name == SPEC else None), real_load(spec, source, host=host,
+                                                                                          **kw))[1])
     first = optimize.choose_runtimes(SPEC, registry=built.registry, root=root)
+    loads = [load for load in loads if load is not None]
+    assert loads.count("torch") == 1 and len(loads) == 3, loads
     assert [r["variant"] for r in first] == ["onnx", "onnx-int8"]
     n = len(optimize.calibration_texts(built.registry.models[SPEC]))
     for record in first:

@@ -161,7 +161,7 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
              min_speedup: float = 1.0, task: str | None = None, data: Path | None = None, gold: str | None = None,
              text_column: str | None = None, registry: Any = None, root: Path | None = None,
              speed_items: int = 256, rebuild: bool = False,
-             on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+             on_step: Callable[[str], None] | None = None, torch_host: Any = None) -> dict[str, Any]:
     """Build the ONNX variant of ``spec_name`` (int8 when ``quantize="int8"``), gate it against the current
     PyTorch model and record the decision in the model store. Returns the record.
 
@@ -172,6 +172,8 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
     the task's golden set (its labels never read: a golden set stays out of every choice); and it
     must run at least ``min_speedup`` times as fast as PyTorch (1: faster). Speed: items/s of each model's own
     batched forward over those texts (repeated to ``speed_items``), best of 3, in this process.
+    ``torch_host``: a CPU :class:`ModelHost` serving ``spec_name`` on PyTorch that the caller already has (its
+    model is used, not loaded again).
     """
     from verticals.core.models.host import ModelHost
 
@@ -183,7 +185,8 @@ def optimize(spec_name: str, *, quantize: str | None = None, budget: float = DEF
     precision = quantize or "fp32"
     if precision not in FILES:
         raise ValueError(f"unknown quantization {quantize!r}: use int8 (or none for fp32)")
-    base_host = ModelHost(registry.models, device="cpu", runtimes={spec_name: "torch"}, store_root=root)
+    base_host = torch_host or ModelHost(registry.models, device="cpu", runtimes={spec_name: "torch"},
+                                        store_root=root)
     current = base_host.get(spec_name)
     step(f"building the onnx {precision} variant of {spec_name}")
     started = time.perf_counter()
@@ -288,7 +291,8 @@ def choose_runtimes(spec_name: str, *, registry: Any, root: Path | None = None,
     ``auto`` then serves the fastest kept variant (``runtimes.best_kept``), else PyTorch."""
     from verticals.core.models.host import ModelHost
 
-    model = ModelHost(registry.models, device="cpu", runtimes={spec_name: "torch"}, store_root=root).get(spec_name)
+    host = ModelHost(registry.models, device="cpu", runtimes={spec_name: "torch"}, store_root=root)
+    model = host.get(spec_name)  # loaded once: every variant is judged against this model
     key, here = fingerprint(model), machine()
     records = []
     for precision in VARIANT_PRECISIONS:
@@ -297,5 +301,5 @@ def choose_runtimes(spec_name: str, *, registry: Any, root: Path | None = None,
                    and same_baseline(r, model)]
         records.append(earlier[-1] if earlier else
                        optimize(spec_name, quantize=None if precision == "fp32" else precision, registry=registry,
-                                root=root, on_step=on_step))
+                                root=root, on_step=on_step, torch_host=host))
     return records
