@@ -138,6 +138,10 @@ def test_renderer_rebuilds_values_from_their_parsed_form():
     assert renderer.value("io.StringIO('x')") == "io.StringIO('x')"
     objects = "[pkg.target.Parser(), pkg.target.Parser(1)]"
     assert renderer.value(objects) == objects
+    assert renderer.value("pkg.target.Parser(1, text={'a': (2,)})") == "pkg.target.Parser(1, text={'a': (2,)})"
+    for partly in ("pkg.target.Parser(text=open('x'))", "pkg.target.Parser(**{'text': 1})", "{1, (2, open('x'))}",
+                   "{'k': open('x')}", "[1, pkg.target.system('id')]"):
+        assert renderer.value(partly) is None, partly  # one part that cannot be rendered rejects the whole
     for hostile in ("__import__('os').system('id')", "pkg.target.os.system('id')", "pkg.target.system('id')",
                     "io.open('/etc/passwd')", "pkg.target.Parser(open('x'))", "(lambda: 1)()", "x := 1",
                     "pkg.target.Parser('x').__class__", "1) or (2", "pkg.target.parse(*[1])", "f'{1}'"):
@@ -154,3 +158,12 @@ def test_records_with_unexpected_shapes_are_dropped():
             {"event": "baseline", "arcs": [[1, "2"]]}, {"event": "result", "nodeid": "a", "outcome": "hacked"},
             {**good, "compare": "exec"}, {**good, "kwargs": {"a": 1}}, {"event": "unknown"}]
     assert clean_events([*junk, good]) == [good]
+
+
+def test_bare_asserts_of_a_generated_file_become_one_test():
+    from verticals_testgen.candidates import split_tests
+
+    code = "import pkg.target\nassert pkg.target.parse('1') == 1\nassert pkg.target.parse('2') == 2\n"
+    [candidate] = split_tests(code, "llm", "pkg.target", TARGET_SOURCE, "llm")
+    assert candidate.name == "test_llm_0" and candidate.body.count("assert ") == 2
+    assert candidate.body.startswith("def test_llm_0():")

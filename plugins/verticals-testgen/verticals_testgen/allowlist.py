@@ -118,6 +118,7 @@ class TargetNames:
         except SyntaxError:
             return
         root = name.partition(".")[0]
+        node: ast.AST
         for node in _top_level(tree.body):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.top.add(node.name)
@@ -409,10 +410,12 @@ class _Checker:
             elif isinstance(node, ast.AnnAssign):
                 self.annotation(node.annotation)
             elif isinstance(node, ast.With):
-                for item in node.items:
-                    text = ast.unparse(item.context_expr.func) if isinstance(item.context_expr, ast.Call) else ""
-                    if isinstance(item.optional_vars, ast.Name) and text.rpartition(".")[2] in ("raises", "warns"):
-                        self.excinfo.add(item.optional_vars.id)
+                for with_item in node.items:
+                    context = with_item.context_expr
+                    text = ast.unparse(context.func) if isinstance(context, ast.Call) else ""
+                    bound = with_item.optional_vars
+                    if isinstance(bound, ast.Name) and text.rpartition(".")[2] in ("raises", "warns"):
+                        self.excinfo.add(bound.id)
         for node in ast.walk(tree):
             if isinstance(node, ast.Name):
                 self.name(node)
@@ -462,7 +465,8 @@ def _shape(func: ast.FunctionDef) -> str:
     clone.name = "test_x"
     for node in ast.walk(clone):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "find":
-            node.args = [ast.Name("OBJECT"), ast.Name("LABEL")][:len(node.args)]
+            blanks: list[ast.expr] = [ast.Name("OBJECT"), ast.Name("LABEL")]
+            node.args = blanks[:len(node.args)]
             node.keywords = [ast.keyword("module", ast.Name("MODULE")) if k.arg == "module" else k
                              for k in node.keywords]
         elif isinstance(node, ast.keyword) and node.arg == "recurse":

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 from verticals_testgen.harness import _NAME_HINTS
 
@@ -58,7 +59,7 @@ def extract_code(text: str) -> str:
     return ""
 
 
-def _is_test(node: ast.stmt) -> bool:
+def _is_test(node: ast.stmt) -> TypeGuard[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return node.name.startswith("test")
     return isinstance(node, ast.ClassDef) and node.name.startswith("Test")
@@ -177,7 +178,8 @@ def split_tests(code: str, strategy: str, target: str, target_source: str, prefi
         asserts = [n for n in tree.body if isinstance(n, ast.Assert)]
         if asserts:  # bare asserts: wrap them into one test
             func = ast.parse("def test_generated():\n    pass").body[0]
-            func.body = asserts
+            assert isinstance(func, ast.FunctionDef)
+            func.body = list(asserts)
             tests = [func]
             preamble_nodes = [n for n in preamble_nodes if not isinstance(n, ast.Assert)]
     public = _public_names(target_source)

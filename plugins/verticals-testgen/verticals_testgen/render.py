@@ -193,6 +193,12 @@ def _dotted(node: ast.expr) -> str | None:
     return ".".join([node.id, *parts])
 
 
+def _present(nodes: list[ast.expr | None]) -> list[ast.expr] | None:
+    """The nodes, or None when one of them could not be rendered."""
+    kept = [node for node in nodes if node is not None]
+    return kept if len(kept) == len(nodes) else None
+
+
 class Renderer:
     """Test source for one target's records, built only from parsed, checked parts."""
 
@@ -258,8 +264,8 @@ class Renderer:
         if ast.dump(node) in _fixed_expressions():
             return node
         if isinstance(node, ast.List | ast.Tuple | ast.Set):
-            elts = [self._value(e, depth + 1) for e in node.elts]
-            if any(e is None for e in elts):
+            elts = _present([self._value(e, depth + 1) for e in node.elts])
+            if elts is None:
                 return None
             if isinstance(node, ast.Set):
                 return ast.Set(elts=elts)
@@ -267,11 +273,11 @@ class Renderer:
         if isinstance(node, ast.Dict):
             if any(k is None for k in node.keys):
                 return None
-            keys = [self._value(k, depth + 1) for k in node.keys if k is not None]
-            values = [self._value(v, depth + 1) for v in node.values]
-            if any(v is None for v in [*keys, *values]):
+            keys = _present([self._value(k, depth + 1) for k in node.keys if k is not None])
+            values = _present([self._value(v, depth + 1) for v in node.values])
+            if keys is None or values is None:
                 return None
-            return ast.Dict(keys=keys, values=values)
+            return ast.Dict(keys=[*keys], values=values)
         if isinstance(node, ast.Name):
             return node if node.id in TYPE_NAMES else None
         if isinstance(node, ast.Attribute):
@@ -295,11 +301,12 @@ class Renderer:
                 func = None
             if func is None or any(isinstance(a, ast.Starred) for a in node.args):
                 return None
-            args = [self._value(a, depth + 1) for a in node.args]
-            keywords = [(k.arg, self._value(k.value, depth + 1)) for k in node.keywords]
-            if any(a is None for a in args) or any(not identifier(k) or v is None for k, v in keywords):
+            args = _present([self._value(a, depth + 1) for a in node.args])
+            keyword_values = _present([self._value(k.value, depth + 1) for k in node.keywords])
+            if args is None or keyword_values is None or not all(identifier(k.arg) for k in node.keywords):
                 return None
-            return ast.Call(func=func, args=args, keywords=[ast.keyword(arg=k, value=v) for k, v in keywords])
+            return ast.Call(func=func, args=args, keywords=[
+                ast.keyword(arg=k.arg, value=v) for k, v in zip(node.keywords, keyword_values, strict=True)])
         return None
 
     def arguments(self, args: list[str], kwargs: dict[str, str]) -> tuple[list[str], dict[str, str]] | None:
