@@ -275,7 +275,7 @@ def test_schema_columns_open_and_closed_fields():
 
 
 def test_export_finds_the_keys_of_an_open_field_where_the_schema_declares_it(service, tmp_path):
-    """finance.sentiment's probabilities: dict[str, float] -> probabilities.<label> columns, in place."""
+    """An open field (probabilities: dict[str, float]) -> probabilities.<key> columns found in the rows, in place."""
     from pydantic import BaseModel
 
     from verticals.core.jobs.export import export_columns

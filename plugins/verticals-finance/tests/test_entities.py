@@ -49,3 +49,14 @@ def test_entities_are_optional_and_summarised_per_entity():
     assert summary["entities"]["Castelmor Telecom"] == {"n": 3, "positive": 0.6667, "negative": 0.3333,
                                                          "neutral": 0.0, "majority": "positive"}
     assert summary["entities"]["$ABC"]["majority"] == "negative"
+
+
+def test_the_export_columns_come_from_the_schema_without_reading_the_rows():
+    """probabilities is keyed by the labels (a Literal), so an export knows its columns from the schema: no open
+    field, no read of every output before the file is written."""
+    from verticals.core.jobs.export import schema_columns
+
+    columns = schema_columns(SentimentOutput)
+    assert columns.open == []
+    assert columns.outputs == ["label", "score", *(f"probabilities.{label}" for label in LABELS), "entities"]
+    assert SentimentOutput(label="neutral", score=0.5, probabilities={"neutral": 0.5}).probabilities == {"neutral": 0.5}

@@ -97,7 +97,7 @@ class SentimentInput(BaseModel):
 class SentimentOutput(BaseModel):
     label: Label
     score: float = Field(ge=0, le=1, description="Probability of the label.")
-    probabilities: dict[str, float]
+    probabilities: dict[Label, float] = Field(description="Probability of each label (one export column each).")
     entities: list[str] | None = Field(default=None, description="Cashtags and company names (with entities=true).")
 
 
@@ -142,7 +142,7 @@ class SentimentTask(Task[SentimentInput, SentimentOutput, SentimentParams]):
             if not text:
                 outputs.append(ItemError("text is empty after stripping whitespace"))
                 continue
-            probs: dict[str, float] = {label: round(float(row[labels.index(label)]), 6) for label in LABELS}
+            probs: dict[Label, float] = {label: round(float(row[labels.index(label)]), 6) for label in LABELS}
             best = max(LABELS, key=lambda label: probs[label])
             entities = find_entities(text) if ctx.params.entities else None
             outputs.append(SentimentOutput(label=best, score=probs[best], probabilities=probs, entities=entities))
