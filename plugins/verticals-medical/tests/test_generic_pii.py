@@ -284,3 +284,29 @@ def test_the_other_name_of_a_pair():
     # not a team, a clinical word, a frequent word or an acronym
     assert pair("Seen by Dr. Okafor and CCU team, then Okafor and Nephew.", "Okafor") == []
     assert pair("Okafor and Cardiology agreed; Okafor and the Resident too.", "Okafor") == []
+
+
+# --- fifth round (issue 23): sentences written for these tests -------------------------------------------------
+
+
+def test_a_listed_given_name_and_surname_with_no_cue_in_prose():
+    from verticals_medical.formats import name_pair_spans
+
+    def pairs(text: str) -> list[str]:
+        return [text[a:b] for a, b, *_ in name_pair_spans(text)]
+
+    assert pairs("The trophy went to Ingrid Halvorsen after the final.") == ["Ingrid Halvorsen"]
+    assert pairs("Club news: ROSALIND OYELARAN retires in June.") == ["ROSALIND OYELARAN"]  # capitals
+    assert pairs("the spare key is with agnieszka kowalczyk downstairs") == ["agnieszka kowalczyk"]  # lower case
+    assert pairs("Thanks to Mirela Ó Dálaigh for the photos.") == ["Mirela Ó Dálaigh"]  # a particle inside
+    # not organisations, streets or places, not frequent words, not before an organisation word
+    assert pairs("Donations to the Grace Bell Foundation are welcome; Will Check later.") == []
+    assert pairs("Bring it to Howard Street or Lake Charles by noon.") == []
+
+
+def test_name_pairs_are_not_read_in_clinical_notes():
+    from verticals_medical.formats import PROSE_CLINICAL_SHARE, clinical_share, name_pair_spans
+
+    note = "Pt alert, oriented. Passy Muir valve trialed, tolerated well. Foley draining clear urine; BP stable."
+    assert clinical_share(note) >= PROSE_CLINICAL_SHARE
+    assert name_pair_spans(note) == []
