@@ -1289,6 +1289,8 @@ class Explorer:
         self.tries: dict[int, int] = {}
         self.killed: set[int] = set()
         self.last_arcs: set = set()
+        self.last_output: tuple[str, str] = ("", "")
+        self.print_lines = print_lines(source)  # a run through these gets its output checked
         self.module_objects()
 
     # ------------------------------------------------------------ pools
@@ -1568,8 +1570,9 @@ class Explorer:
     def traced(self, action):
         """Run ``action`` under the arc tracer: (outcome, value, new arcs) or None when it must be discarded."""
         tracer = ArcTracer(self.file)
+        printed = _Printed()
         try:
-            with time_limit(self.call_limit), _quiet(), tracer:
+            with time_limit(self.call_limit), _quiet() as printed, tracer:
                 result = action()
                 if inspect.isgenerator(result):
                     result = ("generator", list(result))
@@ -1581,6 +1584,7 @@ class Explorer:
                 return None
             outcome = ("raise", error)
         self.last_arcs = tracer.arcs
+        self.last_output = printed.texts()
         return outcome[0], outcome[1], tracer.arcs - self.seen
 
     def diverse(self, label: str, arcs: set, outcome: str) -> bool:
@@ -1611,7 +1615,7 @@ class Explorer:
         a test would see it: ("return", ...), ("raise", type, message), ("timeout",), ("crash",); None when it
         cannot be told (a sandbox violation)."""
         try:
-            with time_limit(seconds), _quiet():
+            with time_limit(seconds), _quiet() as printed:
                 try:
                     value = action()
                     if inspect.isgenerator(value):
@@ -1623,10 +1627,10 @@ class Explorer:
                 except BaseException as error:
                     if isinstance(error, KeyboardInterrupt | GeneratorExit):
                         return None
-                    return ("raise", self.raises_name(error), _match_key(error))
+                    return ("raise", self.raises_name(error), _match_key(error), _output_key(*printed.texts()))
                 if isinstance(value, _Replayed):
-                    return ("return", value.key)
-                return ("return", *self._value_key(value, True))
+                    return ("return", value.key, _output_key(*printed.texts()))
+                return ("return", *self._value_key(value, True), _output_key(*printed.texts()))
         except TestTimeout:
             return ("timeout",)
         except SandboxViolation:
@@ -1678,8 +1682,10 @@ class Explorer:
         if inspect.isgenerator(value):
             value = list(value)
         after = _argument_state(args, kwargs, real_args, real_kwargs)
+        identity = _identity_checks(args, kwargs, real_args, real_kwargs, value)
         return _Replayed((*self._value_key(value, True),
-                          tuple((*_approx_key(a), a["arg"], a["kind"]) for a in after), self.warning_key(warned)))
+                          tuple((*_approx_key(a), a["arg"], a["kind"]) for a in after), self.warning_key(warned),
+                          tuple((a["arg"], a["kind"], a.get("key"), a["same"]) for a in identity)))
 
     def warning_key(self, warned) -> tuple:
         """What a generated ``pytest.warns(Category, match=...)`` checks of a warning (None, None without one)."""
@@ -1714,7 +1720,8 @@ class Explorer:
                 return _Replayed(tuple(keys))
             if kind == "inplace":
                 instance, value = value, None
-            keys.append(None if value is None or value is instance else self._value_key(value, False))
+            keys.append(None if value is None else ("same",) if value is instance else
+                        (*self._value_key(value, False), _identity(value, instance)))
         if state:
             keys += [(*_approx_key(s), s["kind"], s["name"])
                      for s in _state_checks(instance, self.modname, limited=False)]
@@ -1762,8 +1769,10 @@ class Explorer:
             return False
         kind, value, new = result
         arcs = self.last_arcs
+        lines = {line for arc in arcs for line in arc if line > 0}
         record = {"event": "call", "callee": label, "args": [repr(a) for a in args],
-                  "kwargs": {k: repr(v) for k, v in kwargs.items()}}
+                  "kwargs": {k: repr(v) for k, v in kwargs.items()},
+                  **_printed_fields(*self.last_output, always=bool(lines & self.print_lines))}
         if inspect.isgeneratorfunction(func):
             record["generator"] = True
         if kind == "raise":
@@ -1783,10 +1792,11 @@ class Explorer:
                 if state:  # an object of the module: its public state tells a mutant apart, its type does not
                     record["state"] = state
             after = _argument_state(args, kwargs, passed.get("args", []), passed.get("kwargs", {}))
+            # the result is an argument itself, or an equal copy of it (sharing its mutable items or not)
+            after += _identity_checks(args, kwargs, passed.get("args", []), passed.get("kwargs", {}), value)
             if after:  # what the call wrote to a stream argument or changed in a list/dict/set argument
-                record["after"] = after
+                record["after"] = after[:8]
         killed: list[int] = []
-        lines = {line for arc in arcs for line in arc if line > 0}
         if lines & self.by_line.keys():  # a surviving mutant's line ran: does this input tell it apart?
             killed = self.kills(lines, functools.partial(self.call_key, func, args, kwargs))
         if not new and not killed and (self.by_line or not self.diverse(
@@ -1826,6 +1836,7 @@ class Explorer:
         built = self.traced(build)
         if built is None or built[0] == "raise":
             return False
+        outputs = [self.last_output]  # what the constructor, then each step, printed
         self.note_built(cls, ctor_args, ctor_kwargs)
         instance = built[1]
         new_total = set(built[2])
@@ -1862,6 +1873,7 @@ class Explorer:
             outcome, value, new = result
             new -= new_total
             touched |= self.last_arcs
+            outputs.append(self.last_output)
             arg_texts, kwarg_texts = _texts(args, kwargs)
             step = {"kind": kind, "name": name, "args": arg_texts, "kwargs": kwarg_texts, "generator": generator}
             if kind == "inplace" and outcome == "return":  # a statement: `obj += x` rebinds obj, asserts nothing
@@ -1878,6 +1890,9 @@ class Explorer:
                     value = value[1]
                     step["generator"] = True
                 step.update(self.warning(box.get("first")))
+                same = None if value is None else _identity(value, instance)
+                if same is not None:  # `obj.fluent() is obj`, `copy.copy(obj) is not obj`
+                    step["same"] = same
                 if value is not None and value is not instance:
                     step.update(_describe_value(value))
                     if not steps and kind in ("method", "attr") and not text.startswith("list("):
@@ -1916,9 +1931,12 @@ class Explorer:
             state = self.state_checks(instance)
             if state:  # the object's state after all the calls: what a mutant of any of them changes
                 kept_steps = steps + state
+        ran = outputs[:1 + len([s for s in kept_steps if not s.get("state")])]
+        printed = _printed_fields("".join(o for o, _ in ran), "".join(e for _, e in ran),
+                                  always=bool({line for arc in touched for line in arc} & self.print_lines))
         emit({"event": "sequence", "callee": label, "ctor_args": [repr(a) for a in ctor_args],
               "ctor_kwargs": {k: repr(v) for k, v in ctor_kwargs.items()}, "steps": kept_steps,
-              **self.warning(warned.get("first")), **({"kills": killed} if killed else {})})
+              **self.warning(warned.get("first")), **({"kills": killed} if killed else {}), **printed})
         self.emitted += 1
         return True
 
@@ -2112,10 +2130,15 @@ def _message(error: BaseException) -> str | None:
     return text
 
 
-def _state_checks(instance, modname: str = "", limit: int = 4, limited: bool = True) -> list[dict]:
+STATE_ATTRIBUTES = 16  # public attributes a state check reads (round 4 read 4, repr included: most survived)
+
+
+def _state_checks(instance, modname: str = "", limit: int = STATE_ATTRIBUTES, limited: bool = True) -> list[dict]:
     """Steps that read an object's public state after a call sequence: ``repr(obj)`` when the module defines its
-    repr and it reads as a value, its public attributes whose values can be compared (literals, approximate
-    numbers), and ``len(obj)`` when it has a length."""
+    repr and it reads as a value, its public attributes (up to ``limit``, in definition order) whose values can
+    be compared (literals, approximate numbers, an object by a short stable repr), and ``len(obj)`` when it
+    has a length. Every public attribute is read, not only the first few: a mutant that changes only
+    ``obj.seconds`` is seen only by a check of ``obj.seconds``."""
     checks: list[dict] = []
     owner = next((k for k in type(instance).__mro__ if "__repr__" in vars(k)), object)
     if modname and getattr(owner, "__module__", None) == modname:
@@ -2131,13 +2154,16 @@ def _state_checks(instance, modname: str = "", limit: int = 4, limited: bool = T
         attributes = list(vars(instance).items())
     except TypeError:
         attributes = []
+    read = 0
     for name, value in attributes:
-        if len(checks) >= limit:
+        if read >= limit:
             break
         if name.startswith("_") or callable(value) or not name.isidentifier():
             continue
         described = _describe_value(value)
-        if described.get("compare") in ("eq", "approx") and len(described.get("returns") or "") <= 200:
+        if (described.get("compare") in ("eq", "approx") and len(described.get("returns") or "") <= 200) or (
+                described.get("compare") == "repr" and len(described.get("returns") or "") <= 80):
+            read += 1
             checks.append({"kind": "attr", "name": name, "args": [], "kwargs": {}, "generator": False, "state": True,
                            **described})
     if hasattr(type(instance), "__len__"):
@@ -2273,12 +2299,121 @@ def _call_warned(func, args: list, kwargs: dict) -> tuple:
     return value, (caught[0] if caught else None)
 
 
+class _Printed:
+    """What ran under :func:`_quiet` wrote to stdout and stderr."""
+
+    def __init__(self):
+        import io
+
+        self.out, self.err = io.StringIO(), io.StringIO()
+
+    def texts(self) -> tuple[str, str]:
+        return self.out.getvalue(), self.err.getvalue()
+
+
 @contextlib.contextmanager
 def _quiet():
-    import io
+    printed = _Printed()
+    with contextlib.redirect_stdout(printed.out), contextlib.redirect_stderr(printed.err):
+        yield printed
 
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
+
+MAX_PRINTED = 1000  # characters of output a test asserts (``capsys.readouterr().out == ...``)
+
+
+def _output_key(out: str, err: str) -> tuple:
+    """What a generated ``capsys`` check compares of a run's output (addresses blanked: they differ per run)."""
+    return _ADDRESS.sub("0x", out[:MAX_PRINTED + 1]), _ADDRESS.sub("0x", err[:MAX_PRINTED + 1])
+
+
+def _printed_fields(out: str, err: str, always: bool) -> dict:
+    """The record fields of what a call or a sequence printed (``prints``/``prints_err`` as reprs): stdout when
+    it printed something or when ``always`` (it ran a function that can print: that it printed nothing is then
+    behaviour too), stderr when it wrote something; nothing when the output holds an address or is too long."""
+    fields: dict = {}
+    for key, text, wanted in (("prints", out, always or bool(out)), ("prints_err", err, bool(err))):
+        if not wanted:
+            continue
+        if len(text) > MAX_PRINTED or _ADDRESS.search(text) or " at 0x" in text:
+            return {}
+        fields[key] = repr(text)
+    return fields
+
+
+def print_lines(source: str) -> set[int]:
+    """Lines of the functions that print (a ``print(...)`` call or a write to ``sys.stdout``/``sys.stderr``):
+    a run through them gets its output checked even when it printed nothing."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Call) and (
+                    (isinstance(inner.func, ast.Name) and inner.func.id == "print")
+                    or (isinstance(inner.func, ast.Attribute) and inner.func.attr == "write"
+                        and isinstance(inner.func.value, ast.Attribute) and inner.func.value.attr in ("stdout",
+                                                                                                  "stderr"))):
+                lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+                break
+    return lines
+
+
+# scalars whose identity is an implementation detail (small ints and short strings are shared): never asserted
+_NO_IDENTITY = (int, float, complex, str, bytes, bool, type(None), range)
+
+
+def _identity(value, ref) -> bool | None:
+    """True when ``value`` is ``ref`` itself, False when it is an equal copy of the same type (``copy.copy(obj)``,
+    ``obj.__replace__()``), None when identity says nothing a test should pin (scalars, unequal values)."""
+    if isinstance(ref, _NO_IDENTITY) or ref is None:
+        return None
+    if value is ref:
+        return True
+    try:
+        if type(value) is type(ref) and bool(value == ref):
+            return False
+    except Exception:
+        return None
+    return None
+
+
+def _mutable_part(value) -> bool:
+    return not isinstance(value, (*_NO_IDENTITY, tuple, frozenset)) and value is not None
+
+
+def _identity_checks(args: list, kwargs: dict, passed: list, passed_kwargs: dict, value) -> list[dict]:
+    """Checks of what a call returned against its arguments (issue 28, round 5): ``result is arg0`` /
+    ``result is not arg0`` for an argument returned as is or as an equal copy, and for a list, tuple or dict
+    copy whether its first mutable item is shared with the argument's (``result[1] is arg0[1]``: a shallow
+    copy shares it, a deep one does not)."""
+    found: list[dict] = []
+    pairs = [(i, args[i], arg) for i, arg in enumerate(passed[:len(args)])]
+    pairs += [(k, kwargs[k], arg) for k, arg in passed_kwargs.items() if k in kwargs]
+    for where, _given, arg in pairs:
+        same = _identity(value, arg)
+        if same is None:
+            continue
+        found.append({"arg": where, "kind": "is", "same": same})
+        if same or len(found) >= 4:
+            continue
+        try:
+            if isinstance(arg, list | tuple):
+                keys = [k for k in range(min(len(arg), len(value), 8)) if _mutable_part(arg[k])]
+            elif isinstance(arg, dict):
+                keys = [k for k in list(arg)[:8] if _mutable_part(arg[k]) and literal_ok(k)
+                        and not isinstance(k, float) and k in value]
+            else:
+                keys = []
+            if keys:
+                k = keys[0]
+                found.append({"arg": where, "kind": "item", "key": repr(k), "same": value[k] is arg[k]})
+        except Exception:
+            continue
+    return found[:4]
 
 
 def doctest_seeds(module) -> None:

@@ -33,6 +33,7 @@ MAX_TEXT = 4000  # characters of one value text
 MAX_CODE = 200_000  # characters of a ghostwriter answer
 MAX_ARCS = 200_000
 MAX_LIST = 64  # arguments, steps
+STATE_LIMIT = harness.STATE_ATTRIBUTES + 2  # checks of a returned object's state: attributes, repr, len
 OUTCOMES = {"passed", "failed", "skipped", "error"}
 STEP_KINDS = frozenset({"method", "attr", "len", "iter", "contains", "getitem", "call", "str", "repr", "bool",
                         "eq", "setitem", "delitem", "setattr", "binary", "unary", "rbinary", "format", "inplace"})
@@ -99,13 +100,20 @@ def _described(record: dict) -> bool:
             and (record.get("type") is None or _text(record["type"], 200))
             and (record.get("raises") is None or _text(record["raises"], 200))
             and (record.get("message") is None or _text(record["message"], 200))
-            and _warning(record) and isinstance(record.get("generator", False), bool))
+            and _warning(record) and isinstance(record.get("generator", False), bool)
+            and record.get("same") in (None, True, False))
 
 
 def _warning(record: dict) -> bool:
     """The optional warning fields of a call or a constructor (``pytest.warns``)."""
     return ((record.get("warns") is None or _text(record["warns"], 200))
             and (record.get("warn_message") is None or _text(record["warn_message"], 200)))
+
+
+def _printed(record: dict) -> bool:
+    """The optional output fields of a call or a sequence (``capsys``): the reprs of what it printed."""
+    return all(record.get(key) is None or _text(record[key], 4 * harness.MAX_PRINTED + 2)
+               for key in ("prints", "prints_err"))
 
 
 def _kills(record: dict) -> bool:
@@ -115,10 +123,13 @@ def _kills(record: dict) -> bool:
 
 
 def _after(record: dict) -> bool:
-    """The optional argument checks of a call: ``{arg: position or keyword, kind: getvalue | value, ...}``."""
+    """The optional argument checks of a call: ``{arg: position or keyword, kind: getvalue | value | is | item,
+    ...}`` (``is``/``item``: whether the result, or its item ``key``, is the argument's own object: ``same``)."""
     after = record.get("after", [])
     return isinstance(after, list) and len(after) <= 8 and all(
-        isinstance(a, dict) and a.get("kind") in ("getvalue", "value") and _described(a)
+        isinstance(a, dict) and a.get("kind") in ("getvalue", "value", "is", "item") and _described(a)
+        and (a.get("key") is None or _text(a["key"], 200))
+        and (a.get("kind") not in ("is", "item") or isinstance(a.get("same"), bool))
         and ((_int(a.get("arg")) and 0 <= a["arg"] < MAX_LIST) or (isinstance(a.get("arg"), str)
                                                                    and identifier(a["arg"])))
         for a in after)
@@ -138,12 +149,13 @@ _SCHEMAS = {
     "collect_error": lambda e: _text(e.get("nodeid"), 500) and _text(e.get("message", "")),
     "done": lambda e: _int(e.get("exit_code", 0)),
     "call": lambda e: (_text(e.get("callee"), 200) and _texts(e.get("args")) and _text_map(e.get("kwargs", {}))
-                       and _described(e) and isinstance(e.get("state", []), list) and len(e.get("state", [])) <= 8
-                       and all(_step(s) for s in e.get("state", [])) and _kills(e) and _after(e)),
+                       and _described(e) and isinstance(e.get("state", []), list)
+                       and len(e.get("state", [])) <= STATE_LIMIT
+                       and all(_step(s) for s in e.get("state", [])) and _kills(e) and _after(e) and _printed(e)),
     "sequence": lambda e: (_text(e.get("callee"), 200) and _texts(e.get("ctor_args"))
                            and _text_map(e.get("ctor_kwargs", {})) and isinstance(e.get("steps"), list)
                            and len(e["steps"]) <= MAX_LIST and all(_step(s) for s in e["steps"]) and _kills(e)
-                           and _warning(e)),
+                           and _warning(e) and _printed(e)),
     "doctest": lambda e: _text(e.get("object"), 200) and _int(e.get("examples")) and 0 <= e["examples"] <= 10_000,
     "ghostwriter": lambda e: _text(e.get("text"), MAX_CODE),
     "explorer_error": lambda e: _text(e.get("message")),
@@ -356,6 +368,35 @@ class Renderer:
                 return None
             return [f"assert type({expr}).__name__ == {kind!r}"]
         return [expr]
+
+    def printed(self, record: dict[str, Any]) -> list[str] | None:
+        """The ``capsys`` checks of what a call or a sequence printed ([] when nothing is recorded)."""
+        texts = {}
+        for key, stream in (("prints", "out"), ("prints_err", "err")):
+            if record.get(key) is None:
+                continue
+            literal = self.literal(record[key])
+            if literal is None or not isinstance(literal[1], str):
+                return None
+            texts[stream] = literal[0]
+        if len(texts) == 1:
+            stream, text = next(iter(texts.items()))
+            return [f"assert capsys.readouterr().{stream} == {text}"]
+        return (["captured = capsys.readouterr()"] + [f"assert captured.{stream} == {text}"
+                                                      for stream, text in texts.items()]) if texts else []
+
+    def identity(self, text: str, step: dict[str, Any]) -> list[str] | None:
+        """A call-sequence step whose value is ``obj`` itself (``assert obj.fluent() is obj``) or an equal copy of
+        it (named, its checks, then ``assert value is not obj``); None for a step without ``same``."""
+        same = step.get("same")
+        if same is True:
+            return [f"assert {text} is obj"]
+        if same is False:
+            name = "value" if self.module.partition(".")[0] != "value" else "value_"
+            checked = self.check(name, step)
+            return None if checked is None else [f"{name} = {text}", *(c for c in checked if c != name),
+                                                 f"assert {name} is not obj"]
+        return None
 
     def warns(self, record: dict[str, Any], lines: list[str]) -> list[str] | None:
         """``lines`` (a call and the checks of its result) inside ``pytest.warns`` when the call warned."""

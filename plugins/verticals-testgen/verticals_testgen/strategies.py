@@ -67,8 +67,12 @@ def _call_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None
     after = [] if event.get("raises") is not None else event.get("after") or []
     bound: list[str] = []  # `arg0 = io.StringIO()`: an argument the test reads again after the call
     reads: list[tuple[str, dict]] = []
+    names: dict[object, str] = {}
     for check in after:
         where = check["arg"]
+        if where in names:  # a second check of the same argument (`result is not arg0`, `result[1] is arg0[1]`)
+            reads.append((names[where], check))
+            continue
         if isinstance(where, int) and where < len(args):
             name = f"arg{where}"
             bound.append(f"{name} = {args[where]}")
@@ -79,13 +83,15 @@ def _call_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None
             kwargs[where] = name
         else:
             return None
+        names[where] = name
         reads.append((f"{name}.getvalue()" if check["kind"] == "getvalue" else name, check))
     call = f"{callee}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs.items())])})"
     if event.get("generator"):
         call = f"list({call})"
     state = event.get("state") or []
+    identity = any(check["kind"] in ("is", "item") for check in after)
     lines: list[str] | None
-    if state and event.get("raises") is None:
+    if (state or identity) and event.get("raises") is None:
         # an object of the module: its type, then its public state (what a mutant of its builder changes)
         made = renderer.warns(event, [f"result = {call}"])
         lines = None if made is None else made + (renderer.check("result", event) or [])
@@ -102,10 +108,24 @@ def _call_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | None
         return None
     lines = bound + lines
     for expr, check in reads:  # the arguments after the call
+        if check["kind"] == "is":  # the result is the argument itself, or an equal copy of it
+            lines.append(f"assert result is {'' if check['same'] else 'not '}{expr.removesuffix('.getvalue()')}")
+            continue
+        if check["kind"] == "item":
+            key = renderer.literal(check.get("key") or "")
+            if key is None:
+                return None
+            base = expr.removesuffix(".getvalue()")
+            lines.append(f"assert result[{key[0]}] is {'' if check['same'] else 'not '}{base}[{key[0]}]")
+            continue
         checked = renderer.check(expr, check)
         if checked is None:
             return None
         lines += checked
+    printed = renderer.printed(event)
+    if printed is None:
+        return None
+    lines += printed
     raised = renderer.raises(event["raises"]) if event.get("raises") is not None else None
     return f"test_{_safe(event['callee'])}_{_what(event, raised)}", lines
 
@@ -120,13 +140,23 @@ def _sequence_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | 
     lines = renderer.warns(event, [f"obj = {cls}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs.items())])})"])
     if lines is None:
         return None
+    printed = renderer.printed(event)
+    if printed is None:
+        return None
     for step in steps:
+        if step.get("state") and printed:  # what the calls printed, before the state reads
+            lines += printed
+            printed = []
         text = renderer.step(step)
-        checked = None if text is None else renderer.check(text, step)
+        if text is not None and step.get("same") is not None and step.get("raises") is None:
+            checked = renderer.identity(text, step)
+        else:
+            checked = None if text is None else renderer.check(text, step)
         checked = None if checked is None else renderer.warns(step, checked)
         if checked is None:
             return None
         lines += checked
+    lines += printed
     last = next((s for s in reversed(steps) if not s.get("state")), steps[-1])  # the last call, not a state read
     raised = renderer.raises(last["raises"]) if last.get("raises") is not None else None
     return f"test_{_safe(event['callee'])}_{_safe(last.get('name') or last['kind'])}_{_what(last, raised)}", lines
@@ -172,7 +202,8 @@ def observed_candidates(target: Target, events: list[dict], round_index: int = 0
             obj, label, recurse, tries = doctest_obj
             body = doctest_test(name, obj, label, target.name, recurse, tries)
         else:
-            body = f"def {name}():\n" + "\n".join("    " + line for line in body_lines)
+            fixture = "capsys" if any("capsys.readouterr()" in line for line in body_lines) else ""
+            body = f"def {name}({fixture}):\n" + "\n".join("    " + line for line in body_lines)
         try:
             body = ast.unparse(ast.parse(body))
         except SyntaxError:
