@@ -323,3 +323,19 @@ def test_towns_of_five_to_fifteen_thousand_need_a_cue_or_everyday_prose():
     assert places("Pt transferred from Teterow yesterday, BP stable, foley draining.") == ["Teterow"]  # a cue
     # a clinical note without a cue: a small town's name is not enough there
     assert places("Pt alert, oriented. Teterow valve in place. Foley draining clear urine; BP stable.") == []
+
+
+def test_postal_codes_next_to_a_place():
+    from verticals_medical.formats import postcodes_by_places
+
+    def codes(text: str, place: str) -> list[str]:
+        start = text.index(place)
+        return [text[a:b] for a, b in postcodes_by_places(text, [(start, start + len(place), "LOCATION")])]
+
+    assert codes("Send it to 4 Quay Rd, Ballarat VIC 3350.", "Ballarat") == ["3350"]
+    assert codes("Bureau: 12 rue Oberkampf, 75011 Paris", "Paris") == ["75011"]
+    assert codes("Adres: ul. Długa 5, 80-831 Gdańsk", "Gdańsk") == ["80-831"]
+    assert codes("Moved to Springfield 62704-1188.", "Springfield") == ["62704-1188"]
+    # a count, a year or a distance after a place is not a postal code
+    assert codes("Paris 2024 was hot; we saw 1500 Paris fans.", "Paris") == []
+    assert codes("She drove to Springfield 120 miles away.", "Springfield") == []

@@ -737,6 +737,42 @@ def places_after_places(text: str, spans: list[tuple[int, int, str]]) -> list[tu
     return out
 
 
+# postal codes in the shapes countries write them: US ZIP and ZIP+4 and the 5 digits of most of Europe and Latin
+# America, 4 digits (AU, AT, BE, CH, DK, NO, HU...; not a year 1900-2099), NL "1012 AB", PL "00-950", PT "1000-001",
+# BR "01310-100", JP "100-0001", SE/CZ/GR "113 51", CA "K1A 0B1", UK "SW1A 1AA"; Australian states before them
+_POSTCODE = (r"(?:\d{5}(?:-\d{4}|-\d{3})?|\d{4}(?:[ \t]?[A-Z]{2}(?![A-Za-z])|-\d{3})?|\d{2}-\d{3}|\d{3}-\d{4}|"
+             r"\d{3}[ \t]\d{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})")
+_POSTCODE_AFTER = re.compile(rf",?[ \t]+(?:(?:NSW|VIC|QLD|TAS|ACT|NT|SA|WA)[ \t]+)?(?P<v>{_POSTCODE})(?![\w-]|[.,]\d)")
+_POSTCODE_BEFORE = re.compile(rf"(?<![\w.,/-])(?P<v>{_POSTCODE}),?[ \t]+$")
+
+
+def _postcode_ok(value: str) -> bool:
+    return not re.fullmatch(r"(?:19|20)\d{2}", value)  # "Paris 2024": a year
+
+
+_CLAUSE_END = re.compile(r"[ \t]*(?:[.,;:)\n]|$)")
+_LINE_OR_COMMA = re.compile(r"(?:^|[,;:\n])[ \t]*$")
+
+
+def postcodes_by_places(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """A postal code next to a place found on its line: after it, ending the clause ("Ballarat VIC 3350", "Tadipatri
+    43391.", "Leeds LS1 4AP"; not "Boston 3 days", "Paris 2024"), or before it ("75008 Paris", "00-950 Warszawa",
+    "1012 AB Amsterdam"; four digits alone only at the start of a line or after a comma)."""
+    out = []
+    for start, end, category in spans:
+        if category != "LOCATION":
+            continue
+        if (m := _POSTCODE_AFTER.match(text, end)) and _postcode_ok(m.group("v")) and (
+                not m.group("v").isdigit() or m.group().lstrip(", \t")[:1].isalpha()
+                or _CLAUSE_END.match(text, m.end())):
+            out.append((m.start("v"), m.end("v")))
+        if (m := _POSTCODE_BEFORE.search(text, max(0, start - 14), start)) and _postcode_ok(m.group("v")) and (
+                not re.fullmatch(r"\d{4}", m.group("v"))
+                or _LINE_OR_COMMA.search(text, max(0, m.start() - 10), m.start())):
+            out.append((m.start("v"), m.end("v")))
+    return out
+
+
 def our_place_spans(text: str) -> list[Found]:
     """"our Roanoke branch", "the Groningen office": a capitalised place-like word before a site noun."""
     from .lexicon import zipf

@@ -748,6 +748,7 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
         extend_names,
         format_spans,
         places_after_places,
+        postcodes_by_places,
         unit_prefixes,
         weekday_prefixes,
     )
@@ -776,6 +777,7 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
              for s in spans]  # a name spaCy also called a place is still a name for its pair
     grown += [Span(a, b, "NAME", 0.65, "rule:format:name-pair") for a, b in coordinated_names(text, named)]
     grown += [Span(a, b, "LOCATION", 0.6, "rule:format:place-pair") for a, b in places_after_places(text, found)]
+    grown += [Span(a, b, "ZIP", 0.7, "rule:format:postcode-by-place") for a, b in postcodes_by_places(text, found)]
     if grown:
         spans = merge_spans(spans + grown)
     # a phone number that fills its parentheses takes them: "(240444-1243)"
