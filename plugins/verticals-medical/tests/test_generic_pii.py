@@ -339,3 +339,14 @@ def test_postal_codes_next_to_a_place():
     # a count, a year or a distance after a place is not a postal code
     assert codes("Paris 2024 was hot; we saw 1500 Paris fans.", "Paris") == []
     assert codes("She drove to Springfield 120 miles away.", "Springfield") == []
+
+
+def test_clinical_rules_read_the_capitals_of_the_generic_formats():
+    from verticals_medical.formats import UPPER
+    from verticals_medical.phi import _UP
+
+    assert _UP == UPPER  # one definition of Latin-script capitals
+    pattern = next(re.compile(p, f) for name, _, _, p, f in RULES if name == "honorific")
+    assert pattern.search("Seen today with Mr. Şahin and family.").group("v") == "Şahin"
+    assert pattern.search("Seen today with Mr. Ōtsuka.").group("v") == "Ōtsuka"
+    assert pattern.search("Mr. and Mrs. left early.") is None

@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .formats import LOWER, UPPER
+
 if TYPE_CHECKING:  # Presidio (and spaCy, torch under it) load on first use, not at plugin discovery
     from presidio_analyzer import AnalyzerEngine
 
@@ -140,8 +142,10 @@ NOT_NAMES = {  # frequent clinical words spaCy's small model tags PERSON
     "email", "e-mail", "phone", "fax", "dob", "ssn", "mrn", "address", "tel", "cell",
     "assessment", "impression", "discharge", "admission", "diagnosis", "mg", "ml",
 }
-_UP = "A-ZÀ-ÖØ-ÞĄĆČĎĘĚŁŃŇŐŒŘŚŠŤŮŰŹŻŽ"
-_LO = "a-zß-öø-ÿ\u0100-\u017f"
+# the capitals and small letters of Latin-script names: one definition with the generic formats (``formats.UPPER``
+# has every capital of Latin Extended-A: "Ōtsuka", "Ğ", "Ş", "İ" too)
+_UP = UPPER
+_LO = LOWER
 NAME_TOKEN = rf"(?:Ó\s|Ní\s|Mac\s|Mc)?[{_UP}][{_LO}]+(?:[-'][{_UP}]?[{_LO}]+)?"
 PERSON_NAME = rf"{NAME_TOKEN}(?:\s+[{_UP}]\.)?(?:\s+{NAME_TOKEN}){{0,2}}"
 # a name token that may also be written in capitals (headers such as "PATIENT: SMITH, JOHN")
