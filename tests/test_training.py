@@ -15,8 +15,10 @@ from verticals.core.models.host import ModelHost, resolve
 from verticals.core.models.training import (
     TrainConfig,
     TrainingError,
+    best_trial,
     classification_metrics,
     prepare_rows,
+    search_trials,
     stratified_split,
     train_model,
 )
@@ -310,3 +312,62 @@ def test_a_training_job_cancelled_while_it_trains_is_stored_cancelled(monkeypatc
     assert summary["status"] == "cancelled" and summary["counts"] == {"cancelled": 1}
     item = next(store.iter_items(job_id))
     assert item.status == "cancelled" and "nothing was stored" in item.error
+
+
+# -- hyper-parameter search ------------------------------------------------------------------------------
+
+def test_search_trials_are_the_grid_checked_before_anything_runs():
+    base = {"method": "lora", "lora_r": 8, "lora_alpha": 16, "lr": None}
+    trials = search_trials(base, {"lr": [1e-3, 3e-4], "lora_r": [4, 16]})
+    assert [(t["lr"], t["lora_r"], t["lora_alpha"]) for t in trials] == [
+        (1e-3, 4, 8), (1e-3, 16, 32), (3e-4, 4, 8), (3e-4, 16, 32)]  # alpha follows the rank, as in one run
+    assert search_trials(base, {"lora_r": [4], "lora_alpha": [4]})[0]["lora_alpha"] == 4
+    for grid, said in (({"seed": [1, 2]}, "not searchable"), ({"dev_fraction": [0.1, 0.2]}, "not searchable"),
+                       ({"lr": [1e-3, 1e-3]}, "repeated"), ({"lr": []}, "at least one value"),
+                       ({"lr": list(range(1, 6)), "lora_r": [1, 2, 3, 4]}, "20 trials; at most 16"),
+                       ({"nosuch": [1, 2]}, "bad training setting"),
+                       ({"epochs": [1, 0]}, "trial epochs=0: epochs and batch_size must be >= 1")):
+        with pytest.raises(TrainingError, match=said):
+            search_trials(base, grid)
+
+
+def test_best_trial_is_the_best_dev_metric_and_the_first_of_equals():
+    outputs = [{"dev": {"macro_f1": 0.5}}, None, {"dev": {"macro_f1": 0.7}}, {"dev": {"macro_f1": 0.7}}]
+    assert best_trial(outputs, "macro_f1") == 2
+    assert best_trial([None, None], "macro_f1") is None
+    assert best_trial([{"dev": {"f1": 0.4}}, {"dev": {"f1": 0.2}}], "f1") == 0
+
+
+def test_cli_search_refusals_store_no_job(tmp_path):
+    data = _write_csv(tmp_path / "labels.csv", _rows(30))
+    before = len(json.loads(run_cli("jobs", "list", "--json").stdout))
+    for args, said in ((["--search", "seed=1,2"], "not searchable"), (["--search", "lr"], "expected NAME=VALUE"),
+                       (["--search", "nosuch=1,2"], "bad training setting"),
+                       (["--method", "head", "--search", "lr_decay=0.9,0.8"], "lr_decay applies to")):
+        refused = run_cli("train", "finance.sentiment", str(data), *args)
+        assert refused.returncode == 2 and said in " ".join(refused.stderr.split()), refused.stderr
+    assert len(json.loads(run_cli("jobs", "list", "--json").stdout)) == before
+
+
+@pytest.mark.slow
+def test_cli_search_runs_each_trial_as_an_item_of_one_job_and_names_the_best(tmp_path):
+    data = _write_csv(tmp_path / "labels.csv", _rows(60))
+    ran = run_cli("train", "finance.sentiment", str(data), "--epochs", "1", "--max-length", "32", "--batch-size",
+                  "16", "--search", "lr=1e-3,1e-5", "--set", "max_steps=3", env={"COLUMNS": "80"})
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert [t["settings"] for t in result["trials"]] == [{"lr": 1e-3}, {"lr": 1e-5}]
+    assert [t["version"] for t in result["trials"]] == ["v1", "v2"] and result["metric"] == "macro_f1"
+    scores = [t["dev"]["macro_f1"] for t in result["trials"]]
+    assert result["best"] == scores.index(max(scores))
+    best = result["trials"][result["best"]]
+    said = " ".join(ran.stderr.split())
+    assert f"best trial {result['best'] + 1} (lr={best['settings']['lr']})" in said
+    assert f"verticals models promote finance.sentiment {best['version']}" in said
+    assert all(len(line) <= 80 for line in ran.stderr.splitlines())
+    jobs = json.loads(run_cli("jobs", "list", "--json").stdout)
+    assert [j["id"] for j in jobs if j["task"] == "verticals.train"] == [result["job"]]  # one job, two items
+    store = ModelStore()
+    for trial in result["trials"]:  # each version records the settings it was trained with
+        assert store.get("finance.sentiment", trial["version"]).meta["config"]["lr"] == trial["settings"]["lr"]
+    assert store.promoted("finance.sentiment") is None  # a search promotes nothing: that stays a gated step

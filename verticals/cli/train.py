@@ -99,6 +99,11 @@ def train(
                                                  "lr * decay^(L-k), e.g. 0.9; 1: off.")] = 1.0,
     seeds: Annotated[int, typer.Option(help="Runs with seeds SEED, SEED+1, ... on the same dev slice; the best "
                                             "dev metric is kept (full, lora).")] = 1,
+    search: Annotated[list[str], typer.Option("--search", help="Grid search KEY=V1,V2,... (repeatable), e.g. "
+                                              "lr=1e-3,3e-4: one trial per combination, all on the same dev "
+                                              "slice, as the items of one training job; every trial's version "
+                                              "is stored and the best dev metric is named.")]
+    = [],  # noqa: B006
     format: Annotated[str | None, typer.Option(help="Input format when the extension does not tell.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Other training setting KEY=VALUE (repeatable), e.g. "
                                             "max_steps=600, or a token classifier's layers=3, o_weight=0.5.")]
@@ -112,9 +117,12 @@ def train(
         from verticals.core.io import read_rows
         from verticals.core.models.training import (
             METHODS,
+            TRAINERS,
+            TrainConfig,
             TrainingError,
             fixed_split,
             prepare_rows,
+            search_trials,
             task_labels,
             trained_kind,
         )
@@ -157,22 +165,28 @@ def train(
                   **({"lr_decay": lr_decay} if lr_decay != 1.0 else {}), **({"seeds": seeds} if seeds != 1 else {}),
                   **{k: cli._coerce(v) for k, v in cli._parse_pairs(set_, "--set").items()}}
         if kind is None:  # a configuration the run would refuse is refused here, before a job
-            from verticals.core.models.training import TrainConfig
-
             try:
                 TrainConfig(**config).validate()
             except TypeError as error:
                 raise cli.UserError(f"bad training setting: {error}") from None
             except TrainingError as error:
                 raise cli.UserError(str(error)) from None
+        grid = {key: [cli._coerce(value.strip()) for value in text.split(",") if value.strip()]
+                for key, text in cli._parse_pairs(search, "--search").items()}
+        try:  # every trial checked before a job, as a single run is
+            trials = search_trials(config, grid, TRAINERS[kind][0] if kind in TRAINERS else TrainConfig) \
+                if grid else [config]
+        except TrainingError as error:
+            raise cli.UserError(str(error)) from None
         unit = "pairs" if pair_column else "rows"
 
         def stored(new_job: str) -> None:
             nonlocal job_id
             job_id = new_job
-            cli.err.print(f"[dim]training job {new_job}: {len(rows)} {unit}, method {method}[/dim]")
+            searched = f", {len(trials)} trials" if grid else ""
+            cli.err.print(f"[dim]training job {new_job}: {len(rows)} {unit}, method {method}{searched}[/dim]")
 
-        training = [{"task": task, "rows": rows, "config": config, "data_name": data.name}]
+        training = [{"task": task, "rows": rows, "config": trial, "data_name": data.name} for trial in trials]
         if detach:
             sent = service.submit_and_start("verticals.train", training, run="detach", on_stored=stored).job_id
             if service.executor.remote:
@@ -181,9 +195,13 @@ def train(
                 cli.out.print(sent)
             return
         status = _run_training(service, training, stored)
-        item = next(service.store.iter_items(job_id))
+        items = list(service.store.iter_items(job_id))
+        item = items[0]
     except (Exception, KeyboardInterrupt) as error:
         raise cli._handle(error, job_id) from None
+    if grid:
+        _report_search(job_id, status, grid, trials, items, "f1" if kind else str(config.get("dev_metric",
+                                                                                             "macro_f1")))
     if item.status == "cancelled":
         raise cli._fail(f"training cancelled (job {job_id}): no model version was stored", cli._exit_code(status))
     if item.status != "succeeded":
@@ -203,6 +221,46 @@ def train(
     raise typer.Exit(cli._exit_code(status))
 
 
+def _report_search(job_id: str, status: str, grid: dict[str, list[Any]], trials: list[dict[str, Any]], items: list,
+                   metric: str) -> None:
+    """A search's table (one row per trial), its best trial and the command that promotes it; JSON on stdout."""
+    from verticals.cli.listing import print_rows
+    from verticals.core.models.training import best_trial, trial_score
+
+    cli = _cli()
+    outputs = [item.output if item.status == "succeeded" else None for item in items]
+    if all(item.status == "cancelled" for item in items):
+        raise cli._fail(f"training cancelled (job {job_id}): no model version was stored", cli._exit_code(status))
+    best = best_trial(outputs, metric)
+    rows = []
+    for index, (trial, item, output) in enumerate(zip(trials, items, outputs, strict=True)):
+        score = trial_score(output, metric)
+        rows.append((f"{index + 1}{' *' if index == best else ''}", *(str(trial[key]) for key in grid),
+                     f"{score:.4f}" if score is not None else "-",
+                     output["version"] if output else item.status, f"{output['train_seconds']:.0f}s" if output
+                     else (item.error or "")))
+    print_rows(cli.err, ("trial", *grid, f"dev {metric}", "version", "time"), rows, prose=("time",),
+               title=f"search: {len(trials)} trials on one dev slice (* best)")
+    result = {"job": job_id, "metric": metric, "best": best,
+              "trials": [{"settings": {key: trial[key] for key in grid}, "status": item.status,
+                          "error": item.error, **(output or {})}
+                         for trial, item, output in zip(trials, items, outputs, strict=True)]}
+    if best is None:
+        first = next((item.error for item in items if item.error), "no trial finished")
+        sys.stdout.write(json.dumps(result) + "\n")
+        raise cli._fail(f"training failed: no trial finished ({first})", 1)
+    chosen = outputs[best]
+    assert chosen is not None
+    settings = ", ".join(f"{key}={trials[best][key]}" for key in grid)
+    cli.err.print(f"[green]best[/green] trial {best + 1} ({settings}): {chosen['spec']} "
+                  f"[bold]{chosen['version']}[/bold], dev {metric} {trial_score(chosen, metric):.4f} on "
+                  f"{chosen['dev_rows']} rows; every trial's version is in the store (`verticals models list`)")
+    gate = "f1>=0.9" if metric == "f1" else "macro_f1>=0.8"
+    cli._copyable("next:", f"verticals models promote {chosen['spec']} {chosen['version']} --require '{gate}'")
+    sys.stdout.write(json.dumps(result) + "\n")
+    raise typer.Exit(cli._exit_code(status))
+
+
 def _run_training(service, training: list[dict[str, Any]], stored: Callable[[str], None]) -> str:
     """Submit and run the training job through the job service (which asks the executor first), showing the
     training's own progress (step, loss, dev metric) where it runs in this process."""
@@ -213,15 +271,20 @@ def _run_training(service, training: list[dict[str, Any]], stored: Callable[[str
     listened: list[str] = []
     with _progress_columns() as progress:
         bar = progress.add_task("train", total=None, loss="-", dev="-", best="-")
+        saved = [0]  # trials of a search stored so far
 
         def show(update) -> None:
             fields = {"loss": f"{update.loss:.4f}" if update.loss is not None else "-",
                       "dev": f"{update.dev:.4f}" if update.dev is not None else "-",
                       "best": f"{update.best_dev:.4f}" if update.best_dev is not None else "-"}
+            trial = f" {min(saved[0] + 1, len(training))}/{len(training)}" if len(training) > 1 else ""
+            if update.phase == "save":
+                saved[0] += 1
             if update.phase == "train":
-                progress.update(bar, total=update.total_steps, completed=update.step, **fields)
+                progress.update(bar, description=f"train{trial}", total=update.total_steps, completed=update.step,
+                                **fields)
             else:
-                progress.update(bar, description=update.phase, **fields)
+                progress.update(bar, description=f"{update.phase}{trial}", **fields)
 
         def stored_and_heard(job_id: str) -> None:
             stored(job_id)

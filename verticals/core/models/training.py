@@ -665,6 +665,74 @@ def _train_encoder(base_path: Path, train_rows: list[dict[str, str]], dev_rows: 
     return trained, head.weight.detach().numpy(), head.bias.detach().numpy(), best_dev, extra
 
 
+# -- hyper-parameter search -----------------------------------------------------------------------------
+
+SEARCH_FIXED = {
+    "seed": "the dev slice is drawn with it: trials on different slices are not comparable (use --seeds)",
+    "dev_fraction": "it changes the dev slice: trials on different slices are not comparable",
+    "fixed_dev": "it changes the dev slice: trials on different slices are not comparable",
+    "dev_metric": "trials are compared on one metric",
+    "pair_inputs": "it changes what the model reads, not how it learns",
+}
+"""Training settings a search may not vary, and why: every trial is scored on the same dev slice by one metric."""
+
+MAX_TRIALS = 16
+
+
+def search_trials(config: dict[str, Any], search: dict[str, Sequence[Any]],
+                  config_cls: type | None = TrainConfig) -> list[dict[str, Any]]:
+    """The configurations of a grid search: ``config`` with each combination of ``search``'s values (the first
+    key varies slowest). Refused (:class:`TrainingError`) before anything runs: a setting that changes the dev
+    slice or the metric (:data:`SEARCH_FIXED`), a key with no value, a repeated value, more than
+    :data:`MAX_TRIALS` trials, or a trial ``config_cls`` refuses. ``lora_alpha`` follows ``lora_r`` (2 r) where the
+    search varies the rank and not the alpha, as a single run's default does."""
+    import itertools
+
+    for key, values in search.items():
+        if key in SEARCH_FIXED:
+            raise TrainingError(f"--search {key}: not searchable, {SEARCH_FIXED[key]}")
+        if not values:
+            raise TrainingError(f"--search {key}: give at least one value")
+        if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+            raise TrainingError(f"--search {key}: a value is repeated")
+    total = math.prod(len(values) for values in search.values())
+    if total > MAX_TRIALS:
+        raise TrainingError(f"--search gives {total} trials; at most {MAX_TRIALS} (fewer values per setting)")
+    tie_alpha = "lora_r" in search and "lora_alpha" not in search
+    trials = []
+    for combination in itertools.product(*search.values()):
+        trial = {**config, **dict(zip(search, combination, strict=True))}
+        if tie_alpha and isinstance(trial.get("lora_r"), int):
+            trial["lora_alpha"] = 2 * trial["lora_r"]
+        if config_cls is not None:
+            try:
+                built = config_cls(**trial)
+            except TypeError as error:
+                raise TrainingError(f"bad training setting: {error}") from None
+            validate = getattr(built, "validate", None)
+            if validate is not None:
+                try:
+                    validate()
+                except TrainingError as error:
+                    settings = ", ".join(f"{key}={trial[key]}" for key in search)
+                    raise TrainingError(f"trial {settings}: {error}") from None
+        trials.append(trial)
+    return trials
+
+
+def trial_score(output: dict[str, Any] | None, metric: str) -> float | None:
+    """The dev ``metric`` a finished trial (a training output) is ranked by; None if it did not finish."""
+    value = ((output or {}).get("dev") or {}).get(metric)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def best_trial(outputs: Sequence[dict[str, Any] | None], metric: str) -> int | None:
+    """The index of the trial with the best dev ``metric`` (the first of equals), None if none finished."""
+    scored = [(score, -index) for index, output in enumerate(outputs)
+              if (score := trial_score(output, metric)) is not None]
+    return -max(scored)[1] if scored else None
+
+
 # -- the training job -----------------------------------------------------------------------------------
 
 class TrainInput(BaseModel):
