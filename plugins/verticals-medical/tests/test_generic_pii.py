@@ -305,11 +305,15 @@ def test_a_listed_given_name_and_surname_with_no_cue_in_prose():
 
 
 def test_name_pairs_are_not_read_in_clinical_notes():
-    from verticals_medical.formats import PROSE_CLINICAL_SHARE, clinical_share, name_pair_spans
+    from verticals_medical.formats import PROSE_CLINICAL_SHARE, clinical_share, everyday_prose, name_pair_spans
 
     note = "Pt alert, oriented. Passy Muir valve trialed, tolerated well. Foley draining clear urine; BP stable."
-    assert clinical_share(note) >= PROSE_CLINICAL_SHARE
+    assert clinical_share(note) >= PROSE_CLINICAL_SHARE and not everyday_prose(note)
     assert name_pair_spans(note) == []
+    # one clinical word in a short line of prose ("family") does not make it a note
+    assert everyday_prose("Re: Juliana D. Lim. The family moved in May.")
+    line = "Re: Juliana D. Lim. The family moved in May."
+    assert [line[a:b] for a, b, *_ in name_pair_spans(line)] == ["Juliana D. Lim"]
 
 
 def test_towns_of_five_to_fifteen_thousand_need_a_cue_or_everyday_prose():

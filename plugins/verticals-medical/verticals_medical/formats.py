@@ -444,7 +444,8 @@ def shaped_name_spans(text: str) -> list[Found]:
     return found
 
 
-_PAIR_WORD = re.compile(rf"(?<![\w'’.@/-])(?:[{UPPER}{LOWER}][{UPPER}{LOWER}'’]*(?:-[{UPPER}{LOWER}]+)?|[{UPPER}]\.)"
+_PAIR_WORD = re.compile(rf"(?<![\w'’.@/-])(?:[{UPPER}{LOWER}]\.(?=[ \t])|[{UPPER}{LOWER}][{UPPER}{LOWER}'’]*"
+                        rf"(?:-[{UPPER}{LOWER}]+)?)"
                         rf"(?![\w'’@/-]|\.[\w])")
 _PAIR_GAP = re.compile(r"[ \t]+")
 
@@ -494,8 +495,10 @@ def _pair_word_ok(word: str, style: str, given: bool) -> int:
 
 
 # everyday prose vs clinical notes: the share of words that are clinical vocabulary (``lexicon.is_clinical``) is
-# 0.16 or more in 99% of the PhysioNet training notes, under 0.11 in 90% of the generated PII texts
+# 0.16 or more in 99% of the PhysioNet training notes, under 0.11 in 90% of the generated PII texts; a short text
+# needs three such words too ("Re: Ana Lim. The family moved" has one: "family")
 PROSE_CLINICAL_SHARE = 0.12
+PROSE_CLINICAL_WORDS = 3
 _SHARE_WORD = re.compile(r"[A-Za-z][A-Za-z'/-]+")
 
 
@@ -505,18 +508,24 @@ def clinical_share(text: str) -> float:
     return sum(1 for w in words if is_clinical(w)) / len(words) if words else 0.0
 
 
+def everyday_prose(text: str) -> bool:
+    """Not a clinical note: under ``PROSE_CLINICAL_SHARE`` of its words, or fewer than ``PROSE_CLINICAL_WORDS``
+    words, are clinical vocabulary."""
+    words = _SHARE_WORD.findall(text)
+    clinical = sum(1 for w in words if is_clinical(w))
+    return clinical < PROSE_CLINICAL_WORDS or clinical < PROSE_CLINICAL_SHARE * len(words)
+
+
 def name_pair_spans(text: str) -> list[Found]:
-    """Two or three words in one case that read as a person's name with no cue: a given name then a surname of
-    the name lists (``lexicon``: Faker's names of every Latin-script locale), or in title case one of them unlisted
-    but rare as an English word ("Ming Okafor", "Efua Dube", "Lidia Ishikawa"; a middle initial may stand between).
-    Listed words up to Zipf 5 in title case ("Howard Bell"), 4.5 in capitals ("JAMAL OKAFOR"), 4.3 in lower case
-    ("efua dube"); an unlisted word below Zipf 3 (3.6 for a given name in title case) next to a listed one ("Ming
-    Okafor", "jamal ishikawa"). Not organisation, street, place or clinical words,
-    not before one ("Grace Bell Foundation"). Only in everyday prose (:func:`clinical_share` under
-    ``PROSE_CLINICAL_SHARE``): clinical notes name syndromes, signs and devices after people ("mallory weiss tear",
-    "Passy Muir valve")."""
+    """Two to four words in one case that read as a person's name with no cue: a given name then surnames of the
+    name lists (``lexicon``: Faker's names of every Latin-script locale), a middle initial or a particle ("Ó", "van")
+    between them. Listed words up to Zipf 5 in title case ("Howard Bell"), 4.5 in capitals ("JAMAL OKAFOR"), 4.3 in
+    lower case ("efua dube"); one unlisted word below Zipf 3 (3.6 for a given name in title case) next to a listed
+    one ("Ming Okafor", "jamal ishikawa"). Not organisation, street, place, clinical or function words, not before
+    an organisation or street word ("Grace Bell Foundation"). Only in everyday prose (:func:`everyday_prose`):
+    clinical notes name syndromes, signs and devices after people ("mallory weiss tear", "Passy Muir valve")."""
     found: list[Found] = []
-    if clinical_share(text) >= PROSE_CLINICAL_SHARE:
+    if not everyday_prose(text):
         return found
     words = list(_PAIR_WORD.finditer(text))
     i = 0
@@ -529,7 +538,8 @@ def name_pair_spans(text: str) -> list[Found]:
         run, scores, k = [first], [given], i + 1
         while k < len(words) and len(run) < 4 and _PAIR_GAP.fullmatch(text[run[-1].end():words[k].start()]):
             word = words[k].group()
-            if (word.endswith(".") and len(word) == 2 and style != "lower" and len(run) == 1) or (
+            if (word.endswith(".") and len(word) == 2 and len(run) == 1
+                    and word[0].islower() == (style == "lower")) or (
                     word.lower() in _PAIR_PARTICLES and k + 1 < len(words)):
                 run.append(words[k])  # a middle initial, a particle ("Ó Briain", "van Dijk")
                 scores.append(-1)

@@ -5,7 +5,7 @@ more (about 34,000, each under its GeoNames name, folded to ASCII for the lookup
 their one-word Latin-script alternate names that are in English use, Zipf >= 3: "Cologne", "Lisbon"), and the US
 counties ("Fairfax County"); and the towns of 5,000 to 15,000 inhabitants (from its ``cities5000`` list, about 30,000
 more names), which collide with more English words and so are kept only after or before a place cue, or in everyday
-prose (under 12% clinical words, ``formats.clinical_share``) when one word below Zipf 2.5 that is not a listed person
+prose (under 12% clinical words, ``formats.everyday_prose``) when one word below Zipf 2.5 that is not a listed person
 name ("never left Teterow") or a name of two words or more. US states and countries are not Safe Harbor PHI: they
 are never masked here, but a state or a country after a name ("Lyon, France", "Reading, PA") is a place cue.
 
@@ -203,9 +203,9 @@ def gazetteer_spans(text: str) -> list[Found]:
         run, population = best
         start, end = run[0].start(), run[-1].end()
         if population < TOWN and prose is None:
-            from .formats import PROSE_CLINICAL_SHARE, clinical_share
+            from .formats import everyday_prose
 
-            prose = clinical_share(text) < PROSE_CLINICAL_SHARE
+            prose = everyday_prose(text)
         if _accept(text, start, end, [t.group() for t in run], population, bool(prose)):
             found.append((start, end, "LOCATION", 0.6, "format:gazetteer", _cue_range(text, start)))
         i += len(run)
