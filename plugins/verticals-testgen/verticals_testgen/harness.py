@@ -36,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+import types
 import typing
 
 RECORD = None
@@ -50,6 +51,8 @@ class TestTimeout(BaseException):
 
 
 def emit(event: dict) -> None:
+    if RECORD is None:
+        raise RuntimeError("emit() before main() opened the record")
     RECORD.write(json.dumps(event) + "\n")
     RECORD.flush()
 
@@ -86,6 +89,8 @@ def install_guard(root: str) -> None:
     def resolve(path: object) -> str | None:
         if isinstance(path, int) or path is None:
             return None
+        if not isinstance(path, str | bytes | os.PathLike):  # what os.fspath raises
+            raise TypeError(f"expected str, bytes or os.PathLike object, not {type(path).__name__}")
         path = os.fsdecode(os.fspath(path))
         if path == ":memory:" or path.startswith("file::memory"):
             return None
@@ -494,6 +499,7 @@ class MutantBuilder:
 
         top = path[0][1]
         statement = rebuilt(self.tree.body[top], path[1:])
+        assert isinstance(statement, ast.stmt)  # a copy of a top-level statement, or the mutated one
         return top, ast.fix_missing_locations(statement)
 
     def module_codes(self, index: int) -> list:
@@ -504,7 +510,7 @@ class MutantBuilder:
         codes[top] = self._compile(statement)
         return codes
 
-    def changed_codes(self, index: int) -> dict[tuple[str, int], object]:
+    def changed_codes(self, index: int) -> dict[tuple[str, int], types.CodeType]:
         """Every code object (:func:`_codes`) of the top-level statement that holds mutant ``index``, mutated."""
         return _codes(self._compile(self.mutated_statement(index)[1]))
 
@@ -519,7 +525,8 @@ class MutantBuilder:
         return builder if builder.total == len(mutation_points(source)) else None
 
 
-def _codes(code, found: dict | None = None) -> dict[tuple[str, int], object]:
+def _codes(code: types.CodeType, found: dict[tuple[str, int], types.CodeType] | None = None,
+           ) -> dict[tuple[str, int], types.CodeType]:
     """Every code object inside ``code`` (functions, methods, lambdas, nested ones), by (qualname, first line)."""
     found = {} if found is None else found
     for const in code.co_consts:
@@ -556,7 +563,7 @@ class MutantSwitch:
         self.caches: list = []  # lru_cache wrappers: cleared after a mutant ran (they may hold its results)
         self._walk(module, module.__name__)
         self.builder = MutantBuilder.checked(source, file)
-        self.plain: dict[tuple[str, int], object] = {}
+        self.plain: dict[tuple[str, int], types.CodeType] = {}
         if self.builder is None:
             self.plain = _codes(compile(ast.parse(source), file, "exec", dont_inherit=True))
         else:  # compiled as the builder compiles its mutants (a statement at a time: same code where unchanged)
@@ -879,8 +886,9 @@ def module_constants(source: str) -> dict[type, list]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and type(node.value) in found:
             value = node.value
-            newline = "\n" if isinstance(value, str) else b"\n"
-            if isinstance(value, str | bytes) and (len(value) > 40 or (newline in value and len(value) > 10)):
+            if isinstance(value, str) and (len(value) > 40 or ("\n" in value and len(value) > 10)):
+                continue
+            if isinstance(value, bytes) and (len(value) > 40 or (b"\n" in value and len(value) > 10)):
                 continue
             if value not in found[type(value)]:
                 found[type(value)].append(value)
@@ -890,7 +898,8 @@ def module_constants(source: str) -> dict[type, list]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
             for side in [node.left, *node.comparators]:
-                if isinstance(side, ast.Constant) and type(side.value) in (int, float):
+                if (isinstance(side, ast.Constant) and isinstance(side.value, int | float)
+                        and not isinstance(side.value, bool)):
                     for value in (side.value, side.value - 1, side.value + 1):
                         if value not in near[type(value)]:
                             near[type(value)].append(value)
@@ -1127,7 +1136,7 @@ def _regex_examples(pattern, count: int = 6, until: float | None = None) -> list
 
 def source_regexes(source: str) -> list[str]:
     """Patterns passed as literals to ``re.compile``/``re.match``/... in the source."""
-    patterns = []
+    patterns: list[str] = []
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -1240,6 +1249,10 @@ def typed_values(module) -> list[Expr]:
     return found
 
 
+# ("setattr", attribute name, [(name, parameter, pool of values)], lines): a step that sets a public attribute
+AttributeStep = tuple[str, str, list[tuple[str, inspect.Parameter, list]], set[int]]
+
+
 class Explorer:
     """Coverage-guided search over calls and call sequences (runs only inside the sandbox)."""
 
@@ -1269,6 +1282,7 @@ class Explorer:
         self.pieces = [s for s in self.consts[str] if 0 < len(s) <= 20 and "\n" not in s] or ["a", ":"]
         self.chars = sorted({c for piece in self.pieces for c in piece} | set("0123456789xX#;&:-_ ")) 
         self.instances: dict[type, list[Expr]] = {}
+        self.attribute_cache: dict[type, list[AttributeStep]] = {}  # attribute_steps, per class
         self.corpus: dict[str, list[tuple[list, dict]]] = {}
         self.emitted = 0
         self.errors = 0
@@ -1503,21 +1517,21 @@ class Explorer:
                 items.reverse()
             return type(value)(items) if isinstance(value, tuple) else items
         if isinstance(value, dict):
-            items = dict(value)
-            if items and rng.random() < 0.4:
-                items.pop(rng.choice(list(items)))
+            entries = dict(value)
+            if entries and rng.random() < 0.4:
+                entries.pop(rng.choice(list(entries)))
             else:
-                key = rng.choice([*list(items), len(items) + 1, "k"]) if items else "k"
-                items[key] = self.mutate(items.get(key, 1), pool) if not isinstance(items.get(key), set) else (
-                    set(items[key]) | {rng.choice(list(items) or [0])})
-            return items
+                key = rng.choice([*list(entries), len(entries) + 1, "k"]) if entries else "k"
+                entries[key] = self.mutate(entries.get(key, 1), pool) if not isinstance(entries.get(key), set) else (
+                    set(entries[key]) | {rng.choice(list(entries) or [0])})
+            return entries
         if isinstance(value, set | frozenset):
-            items = set(value)
-            if items and rng.random() < 0.5:
-                items.discard(rng.choice(sorted(items, key=repr)))
+            members = set(value)
+            if members and rng.random() < 0.5:
+                members.discard(rng.choice(sorted(members, key=repr)))
             else:
-                items.add(rng.choice([0, 1, 2, 3, "a"]))
-            return type(value)(items)
+                members.add(rng.choice([0, 1, 2, 3, "a"]))
+            return type(value)(members)
         return rng.choice(pool) if pool else value
 
     def choose(self, params, attempt: int, extra: list, corpus: list | None = None) -> tuple[list, dict] | None:
@@ -1538,8 +1552,8 @@ class Explorer:
                     kwargs[key] = self.mutate(kwargs[key], named.get(key, []) + extra)
             if all(_usable(v) for v in [*args, *kwargs.values()]):
                 return args, kwargs
-        args: list = []
-        kwargs: dict = {}
+        args = []
+        kwargs = {}
         for name, param, pool in params:
             if param.kind == param.VAR_POSITIONAL:
                 if attempt > 0:
@@ -1770,9 +1784,9 @@ class Explorer:
         kind, value, new = result
         arcs = self.last_arcs
         lines = {line for arc in arcs for line in arc if line > 0}
-        record = {"event": "call", "callee": label, "args": [repr(a) for a in args],
-                  "kwargs": {k: repr(v) for k, v in kwargs.items()},
-                  **_printed_fields(*self.last_output, always=bool(lines & self.print_lines))}
+        record: dict[str, typing.Any] = {"event": "call", "callee": label, "args": [repr(a) for a in args],
+                                         "kwargs": {k: repr(v) for k, v in kwargs.items()},
+                                         **_printed_fields(*self.last_output, always=bool(lines & self.print_lines))}
         if inspect.isgeneratorfunction(func):
             record["generator"] = True
         if kind == "raise":
@@ -1819,6 +1833,7 @@ class Explorer:
         attempt = self.attempts.get(label, 0)
         self.attempts[label] = attempt + 1
         good = self.built.get(cls, [])
+        chosen: tuple[list, dict] | None
         if good and attempt > 0 and rng.random() < 0.5:  # a constructor call known to work: search the protocol
             chosen = rng.choice(good)
         else:
@@ -1945,9 +1960,8 @@ class Explorer:
 
     def attribute_steps(self, cls, instance) -> list:
         """``obj.attr = value`` steps for the public attributes an instance has after construction."""
-        key = ("attrs", cls)
-        if key not in self.instances:
-            steps = []
+        if cls not in self.attribute_cache:
+            steps: list[AttributeStep] = []
             for name, current in list(getattr(instance, "__dict__", {}).items())[:20]:
                 if name.startswith("_") or callable(current):
                     continue
@@ -1957,8 +1971,8 @@ class Explorer:
                         if literal_ok(v)] if kind in BASE_POOLS else []
                 pool = pool or [0, 1, 2, True, "a", None]
                 steps.append(("setattr", name, [(name, param, pool)], set()))
-            self.instances[key] = steps  # type: ignore[assignment]
-        return list(self.instances[key])  # type: ignore[arg-type]
+            self.attribute_cache[cls] = steps
+        return list(self.attribute_cache[cls])
 
     # ------------------------------------------------------------ the search
 
@@ -1984,7 +1998,8 @@ class Explorer:
                 found.append({"kind": "call", "label": name, "func": obj, "params": ctor,
                               "lines": _lines_of(vars(obj).get("__init__")),
                               "seeds": self.doc_seeds.get(name, [])})
-                steps, private = [], []
+                steps: list[tuple] = []
+                private: list[tuple] = []
                 for mname, member, owner in self.members(obj):
                     if isinstance(member, staticmethod | classmethod) and not mname.startswith("_"):
                         if owner is not obj and not owner.__name__.startswith("_"):
@@ -2259,6 +2274,8 @@ def _do_step(obj, kind: str, name: str, args: list, kwargs: dict):
         setattr(obj, name, first)
         return None
     if kind == "format":
+        if not isinstance(first, str):  # what format() raises
+            raise TypeError(f"format() argument 2 must be str, not {type(first).__name__}")
         return format(obj, first)
     if kind == "inplace":
         import operator

@@ -18,6 +18,7 @@ import itertools
 import os
 import re
 from collections import Counter
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from verticals.jail import Jail, JailLimits, private_dir, read_output, remove_private_dir
@@ -293,7 +294,7 @@ def _functions(target: Target) -> list[tuple[str, int, int, str]]:
     return found
 
 
-def llm_prompts(target: Target, missing_lines: set[int], round_index: int,
+def llm_prompts(target: Target, missing_lines: AbstractSet[int], round_index: int,
                 max_prompts: int = 12) -> list[tuple[str, str]]:
     """(function name, prompt) for each function that still has uncovered lines."""
     prompts = []
