@@ -338,7 +338,7 @@ def _anonymizer(cls: Any) -> Any:
     return _ANONYMIZER[0]
 
 
-class DeidentifyTask(Task):
+class DeidentifyTask(Task[DeidInput, DeidOutput, DeidParams]):
     name = "medical.deidentify"
     description = "Find PHI (HIPAA Safe Harbor identifiers) in clinical text and mask, hash or replace it."
     Input = DeidInput
@@ -356,17 +356,17 @@ class DeidentifyTask(Task):
     evaluator = SafeHarborEvaluator(gold_field="spans", output_field="spans")
     golden = "golden/deidentify.jsonl"  # 40 synthetic notes generated for evaluation only (golden/README.md)
 
-    def models_for(self, params: BaseModel) -> dict[str, str | ModelSpec]:
-        assert isinstance(params, DeidParams)
+    def models_for(self, params: DeidParams) -> dict[str, str | ModelSpec]:
         wanted: dict[str, str | ModelSpec] = dict(self.models) if params.tagger else {}
         if params.ner_model:
             wanted["ner"] = ner_spec(params.ner_model)
         return wanted
 
-    def run(self, batch: list[DeidInput], models: Mapping[str, Any], ctx: RunContext) -> list[DeidOutput | ItemError]:
+    def run(self, batch: list[DeidInput], models: Mapping[str, Any],
+            ctx: RunContext[DeidParams]) -> list[DeidOutput | ItemError]:
         from .surrogates import Surrogates, derive_key
 
-        params: DeidParams = ctx.params  # type: ignore[assignment]
+        params = ctx.params
         get_analyzer(spacy_ner=not params.tagger)  # load once per process (cached)
         model_spans: list[list[Span]] = [[] for _ in batch]
         if params.ner_model:
@@ -405,16 +405,16 @@ class DeidentifyTask(Task):
         return outputs
 
     def explain(self, batch: list[DeidInput], outputs: list[DeidOutput], models: Mapping[str, Any],
-                ctx: RunContext) -> list[Explanation | None]:
+                ctx: RunContext[DeidParams]) -> list[Explanation | None]:
         """Each span with the detectors that found it (recognizer, rule or model, with their scores) and the
         context words that raised it, as evidence pointing into the note. The span's own text is never
         quoted (it is the PHI): evidence points at it by offsets; only the context words, which lie outside
         every span, are quoted. The summary counts categories and detectors, never words."""
-        params: DeidParams = ctx.params  # type: ignore[assignment]
+        params = ctx.params
         return [deid_explanation(item.text, output, params.min_score)
                 for item, output in zip(batch, outputs, strict=True)]
 
-    def summarize(self, outputs: Iterable[DeidOutput], ctx: RunContext) -> dict[str, Any] | None:
+    def summarize(self, outputs: Iterable[DeidOutput], ctx: RunContext[DeidParams]) -> dict[str, Any] | None:
         totals: Counter[str] = Counter()
         documents = with_phi = 0
         for output in outputs:

@@ -424,7 +424,7 @@ def entities_explanation(text: str, output: EntOutput, cues: list[list[Cue]]) ->
     return Explanation(summary=summary[:500], method="context-rules", target="assertions", evidence=evidence)
 
 
-class EntitiesTask(Task):
+class EntitiesTask(Task[EntInput, EntOutput, EntParams]):
     name = "medical.entities"
     description = ("Clinical problems, medications, tests and procedures with assertion status "
                    "(negated, possible, historical, hypothetical, family) and note section.")
@@ -443,8 +443,9 @@ class EntitiesTask(Task):
                               typed=True, main_metric="f1")
     golden = "golden/entities.jsonl"  # 42 sentences written for evaluation only (golden/README.md)
 
-    def run(self, batch: list[EntInput], models: Mapping[str, Any], ctx: RunContext) -> list[EntOutput | ItemError]:
-        params: EntParams = ctx.params  # type: ignore[assignment]
+    def run(self, batch: list[EntInput], models: Mapping[str, Any],
+            ctx: RunContext[EntParams]) -> list[EntOutput | ItemError]:
+        params = ctx.params
         nlp = get_pipeline(params.terms, params.builtin_terms)  # cached per terms file version
         wanted = set(params.categories) if params.categories else None
         outputs: list[EntOutput | ItemError] = []
@@ -471,7 +472,7 @@ class EntitiesTask(Task):
         return outputs
 
     def explain(self, batch: list[EntInput], outputs: list[EntOutput], models: Mapping[str, Any],
-                ctx: RunContext) -> list[Explanation | None]:
+                ctx: RunContext[EntParams]) -> list[Explanation | None]:
         """Each entity (pointed at, never quoted) with the ConText cue that set its assertion ("denies":
         absent, "history of": historical...) and the cue's scope, as evidence; the summary counts assertions and
         names their cue words (ConText's lexicon words, never the note's entities). The cues were kept by
@@ -485,7 +486,7 @@ class EntitiesTask(Task):
             out.append(entities_explanation(item.text, output, cues))
         return out
 
-    def summarize(self, outputs: Iterable[EntOutput], ctx: RunContext) -> dict[str, Any] | None:
+    def summarize(self, outputs: Iterable[EntOutput], ctx: RunContext[EntParams]) -> dict[str, Any] | None:
         totals: Counter[str] = Counter()
         documents = 0
         for output in outputs:

@@ -77,7 +77,7 @@ class GradeParams(BaseModel):
 NLI_TO_LABEL = {"entailment": "correct", "contradiction": "contradictory", "neutral": "incorrect"}
 
 
-class TutorGrade(Task):
+class TutorGrade(Task[GradeInput, GradeOutput, GradeParams]):
     """Grade short answers against reference answers (MiniLM features + a logistic head trained on SemEval-2013).
 
     To plug in a larger judge, subclass with ``models = {"encoder": "minilm", "judge": "<spec>"}``: a
@@ -101,8 +101,9 @@ class TutorGrade(Task):
                                         labels=("correct", "incorrect"), main_metric="accuracy")
     golden = "golden/answers.jsonl"  # 40 answers written for evaluation to SemEval training questions (README)
 
-    def run(self, batch: list[GradeInput], models: Mapping[str, Any], ctx: RunContext) -> list[GradeOutput | ItemError]:
-        params: GradeParams = ctx.params  # type: ignore[assignment]
+    def run(self, batch: list[GradeInput], models: Mapping[str, Any],
+            ctx: RunContext[GradeParams]) -> list[GradeOutput | ItemError]:
+        params = ctx.params
         head, bank_head = shipped_head(), shipped_head(bank=True)
         cases = [GradeCase(i.question, i.reference_answers, i.answer, i.concepts) for i in batch]
         analyses = analyse(cases, models["encoder"])
@@ -150,7 +151,7 @@ class TutorGrade(Task):
         return outputs
 
     def explain(self, batch: list[GradeInput], outputs: list[GradeOutput], models: Mapping[str, Any],
-                ctx: RunContext) -> list[Explanation | None]:
+                ctx: RunContext[GradeParams]) -> list[Explanation | None]:
         """The reference answer the decision leaned on (the closest one, with its cosine), the graded answers of
         the question that entered it, and the key concepts the answer has and lacks (feedback a teacher can pass
         on). Read from the grading itself: no extra model call."""

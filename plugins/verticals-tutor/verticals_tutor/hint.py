@@ -42,7 +42,7 @@ class HintParams(BaseModel):
     seed: int = 0
 
 
-class TutorHint(Task):
+class TutorHint(Task[HintInput, HintOutput, HintParams]):
     """A Socratic hint for a stuck student, guarded against giving the answer away."""
 
     name = "tutor.hint"
@@ -60,10 +60,10 @@ class TutorHint(Task):
     evaluator = LeakEvaluator(gold_field="forbidden", output_field="hint")  # the hint shown holds none of them
     golden = "golden/hints.jsonl"  # 32 wrong answers written for evaluation only (golden/README.md)
 
-    def run(self, batch: list[HintInput], models: Mapping[str, Any], ctx: RunContext) -> list[HintOutput]:
+    def run(self, batch: list[HintInput], models: Mapping[str, Any], ctx: RunContext[HintParams]) -> list[HintOutput]:
         from verticals_tutor.hints import generate_hints
 
-        params: HintParams = ctx.params  # type: ignore[assignment]
+        params = ctx.params
         results = generate_hints(batch, models["llm"], models["encoder"], params, progress=ctx.progress)
         return [HintOutput(hint=r["hint"], path=r["path"], level=item.level, answer_overlap=r["overlap"],
                            answer_similarity=r["similarity"], generations=r["generations"],
@@ -71,11 +71,11 @@ class TutorHint(Task):
                 for item, r in zip(batch, results, strict=True)]
 
     def explain(self, batch: list[HintInput], outputs: list[HintOutput], models: Mapping[str, Any],
-                ctx: RunContext) -> list[Explanation | None]:
+                ctx: RunContext[HintParams]) -> list[Explanation | None]:
         """Why this hint may be shown: the leak checks it passed, with their measures against the job's limits,
         how it was made (the model's first try, a regeneration, or the template after rejections) and the rules
         that rejected earlier generations. Read from the output itself: exact, and no model call."""
-        params: HintParams = ctx.params  # type: ignore[assignment]
+        params = ctx.params
         out: list[Explanation | None] = []
         for output in outputs:
             evidence = [

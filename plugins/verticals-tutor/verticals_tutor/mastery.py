@@ -103,7 +103,7 @@ def _field(row: dict[str, Any], keys: tuple[str, ...], what: str) -> Any:
     raise ValueError(f"attempt row has no {what} column (expected one of {', '.join(keys)})")
 
 
-class TutorMastery(Task):
+class TutorMastery(Task[MasteryInput, MasteryOutput, MasteryParams]):
     """Bayesian Knowledge Tracing: per-student, per-skill mastery and what to practise next.
 
     Input rows ``student, skill, correct[, timestamp]`` are grouped into one item per student by
@@ -126,8 +126,8 @@ class TutorMastery(Task):
     batch_size = 500
     preview = ("student", "mean_mastery", "at_risk", "recommended_skill")
 
-    def read_items(self, rows: Iterable[dict[str, Any]], params: BaseModel) -> Iterator[dict[str, Any]]:
-        p: MasteryParams = params  # type: ignore[assignment]
+    def read_items(self, rows: Iterable[dict[str, Any]], params: MasteryParams) -> Iterator[dict[str, Any]]:
+        p = params
 
         def item(student: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
             if any(a.get("timestamp") for a in attempts):
@@ -180,8 +180,9 @@ class TutorMastery(Task):
                                  f"plugins/verticals-tutor/research/fit_bkt.py ({type(error).__name__})") from None
         return bkt.shipped_params()
 
-    def run(self, batch: list[MasteryInput], models: Mapping[str, Any], ctx: RunContext) -> list[MasteryOutput]:
-        params: MasteryParams = ctx.params  # type: ignore[assignment]
+    def run(self, batch: list[MasteryInput], models: Mapping[str, Any],
+            ctx: RunContext[MasteryParams]) -> list[MasteryOutput]:
+        params = ctx.params
         table = self._table(params)
         chains, chain_params, owners, skill_names, sources = [], [], [], [], []
         for index, item in enumerate(batch):
@@ -227,12 +228,12 @@ class TutorMastery(Task):
         return outputs
 
     def explain(self, batch: list[MasteryInput], outputs: list[MasteryOutput], models: Mapping[str, Any],
-                ctx: RunContext) -> list[Explanation | None]:
+                ctx: RunContext[MasteryParams]) -> list[Explanation | None]:
         """The exact contribution of each factor to P(correct) on the student's next attempt at the recommended
         skill (or, with every skill mastered, the last practised one), from the next-answer model
         (:mod:`verticals_tutor.kt`): a logistic regression, so its logit is the intercept plus one term per
         feature, and the terms of a factor's features add up to that factor's share."""
-        params: MasteryParams = ctx.params  # type: ignore[assignment]
+        params = ctx.params
         predictor = self._predictor(params)
         out: list[Explanation | None] = []
         for item, output in zip(batch, outputs, strict=True):
@@ -240,9 +241,9 @@ class TutorMastery(Task):
             out.append(factor_explanation(predictor, [(a.skill, int(a.correct)) for a in item.attempts], skill))
         return out
 
-    def files(self, item: BaseModel, output: BaseModel) -> dict[str, str]:
+    def files(self, item: MasteryInput, output: MasteryOutput) -> dict[str, str]:
         """With ``--predictions true`` and a folder export: one mastery-curve plot (SVG) per student."""
-        out: MasteryOutput = output  # type: ignore[assignment]
+        out = output
         if not out.predictions:
             return {}
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", out.student)[:80] or "student"
@@ -253,8 +254,8 @@ class TutorMastery(Task):
             return _predictor_from_file(params.predictor_file)
         return kt.shipped_model()
 
-    def summarize(self, outputs: Iterable[MasteryOutput], ctx: RunContext) -> dict[str, Any]:
-        params: MasteryParams = ctx.params  # type: ignore[assignment]
+    def summarize(self, outputs: Iterable[MasteryOutput], ctx: RunContext[MasteryParams]) -> dict[str, Any]:
+        params = ctx.params
         students = 0
         at_risk: list[str] = []
         skill_stats: dict[str, list[float]] = {}
