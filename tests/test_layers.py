@@ -10,6 +10,9 @@ still a dependency); only imports under ``if TYPE_CHECKING:`` are left out (they
 - ``api`` imports no ``cli``; ``client`` imports no ``api``.
 - No cycle between top-level units, none between ``core`` modules, and none between any two modules (inside a
   package too).
+- A plugin package (``plugins/*/verticals_*``, the plugin template) imports of ``verticals`` only the contract
+  (``verticals``, ``verticals.contract``) and ``verticals.jail``, the platform's code jail, which a task that runs
+  submitted code must use (docs/security.md).
 
 Units: ``verticals.X`` and everything under it is unit ``X``; a command-line module living beside its
 subsystem (``verticals.workers.cli``, ``verticals.api.cli``) belongs to the ``cli`` unit: it is a front end.
@@ -277,3 +280,25 @@ def test_importing_the_contract_loads_no_other_verticals_module():
         outside = [m for m in loaded if m != "verticals" and not m.startswith("verticals.contract")]
         assert not outside, (statement, outside)
         assert "verticals.contract.tasks" in loaded
+
+
+REPO = PACKAGE.parent
+PLUGIN_PACKAGES = sorted(path.parent for path in [*REPO.glob("plugins/*/verticals_*/__init__.py"),
+                                                    REPO / "examples/plugin-template/verticals_template/__init__.py"])
+
+
+def _plugin_may_import(module: str) -> bool:
+    return module == "verticals" or any(module == name or module.startswith(name + ".")
+                                        for name in ("verticals.contract", "verticals.jail"))
+
+
+@pytest.mark.parametrize("package", PLUGIN_PACKAGES, ids=lambda path: path.name)
+def test_plugins_import_only_the_contract_of_the_core(package):
+    modules = set(GRAPH) | {"verticals"}
+    bad = []
+    for path in sorted(package.rglob("*.py")):
+        visitor = _Imports(f"{package.name}.{path.stem}", path.name == "__init__.py", modules)
+        visitor.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        bad += [f"{path.relative_to(REPO)} -> {target}" for target in sorted(visitor.found)
+                if not _plugin_may_import(target)]
+    assert bad == [], "a plugin imports the core beyond the contract: " + ", ".join(bad)

@@ -61,6 +61,7 @@ from verticals.contract.handles import (
     Generator,
     JobSummary,
     ModelHandle,
+    ModelRoles,
     Tagger,
 )
 from verticals.contract.hooks import (
@@ -101,6 +102,7 @@ __all__ = [
     "LeakEvaluator",
     "ModelHandle",
     "ModelKind",
+    "ModelRoles",
     "ModelSpec",
     "NoParams",
     "OperatorOnly",

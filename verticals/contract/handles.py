@@ -16,7 +16,8 @@ Arrays are numpy arrays (``numpy`` is a dependency of the core; the contract nam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
 
 from verticals.contract.models import ModelSpec
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["AttributingClassifier", "ChatModel", "Classifier", "Encoder", "Generator", "JobSummary", "ModelHandle",
-           "Tagger"]
+           "ModelRoles", "Tagger"]
 
 
 @runtime_checkable
@@ -121,6 +122,17 @@ class ChatModel(Generator, Protocol):
     def generate(self, prompts: Sequence[str | list[dict[str, str]]], max_new_tokens: int = 64,
                  temperature: float = 0.0, system: str | None = None, seed: int | None = None,
                  **generate_kwargs: Any) -> list[str]: ...
+
+
+class ModelRoles(Mapping[str, ModelHandle]):
+    """The ``models`` a job's ``Task.run`` receives: each role's model, loaded on first access (``models[role]``),
+    and :meth:`spec`, the role's :class:`ModelSpec` read without loading the model (what a task looks at to decide
+    whether to use it, e.g. testgen's LLM strategy by the model's size). The core's mapping is one; a task that may
+    also be given a plain dict checks ``isinstance(models, ModelRoles)``."""
+
+    @abstractmethod
+    def spec(self, role: str) -> ModelSpec:
+        """The spec of ``role`` (a registered model, or one the job's parameters named); KeyError for no such role."""
 
 
 class JobSummary(TypedDict, total=False):

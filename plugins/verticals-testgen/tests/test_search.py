@@ -10,6 +10,8 @@ from verticals_testgen.pipeline import Options, generate_tests
 from verticals_testgen.strategies import llm_capable, model_parameters
 from verticals_testgen.target import expand, from_source
 
+from verticals import ModelSpec
+
 SOURCE = '''"""A stack with a protocol: push, then pop or peek; a parser with a doctest."""
 
 
@@ -83,9 +85,17 @@ def test_capability_bar():
     assert model_parameters(_Spec(hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct")) == 1.5e9
     assert model_parameters(_Spec(options={"parameters": 7e9})) == 7e9
     assert model_parameters(_Spec(hub_id="some/model")) is None
-    capable, why = llm_capable()  # the packaged SmolLM2-135M is below the bar
-    assert not capable and "135M" in why
-    assert GenerateParams().resolved_strategies() == ["observed", "ghostwriter"]
+    from verticals.core.jobs.pipeline import LazyModels
+    from verticals.core.models.host import ModelHost
+    from verticals.registry import build_registry
+
+    roles = LazyModels(ModelHost(build_registry().models), GenerateTests.models)  # what run() gets: nothing loaded
+    capable, why = llm_capable(roles.spec("llm"))  # the packaged SmolLM2-135M is below the bar
+    assert not capable and "135M" in why and not roles.loaded
+    assert GenerateParams().resolved_strategies(roles.spec("llm")) == ["observed", "ghostwriter"]
+    assert llm_capable(None) == (False, "no model spec for the llm role")
+    big = ModelSpec(name="coder", kind="causal-lm", hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct")
+    assert GenerateParams().resolved_strategies(big) == ["observed", "ghostwriter", "llm"]
     assert GenerateTests().models_for(GenerateParams()) == {}
     assert GenerateParams(strategies="observed,llm").resolved_strategies() == ["observed", "llm"]
     assert GenerateTests().models_for(GenerateParams(strategies="llm")) == {"llm": "smollm2"}

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from verticals import Evidence, Explanation, ItemError, OperatorOnly, RunContext, Task
+from verticals import Evidence, Explanation, ItemError, ModelRoles, ModelSpec, OperatorOnly, RunContext, Task
 from verticals.contract.evaluators import Evaluator, Record, Scores
 from verticals.jail import remove_private_dir
 from verticals_testgen.pipeline import Options, generate_tests
@@ -147,12 +147,13 @@ class GenerateParams(BaseModel):
             raise ValueError(f"unknown strategies {unknown}; use auto or any of {', '.join(STRATEGIES)}")
         return value
 
-    def resolved_strategies(self) -> list[str]:
-        """``auto`` expanded: observed + ghostwriter, and llm only when the configured model is capable."""
+    def resolved_strategies(self, llm: ModelSpec | None = None) -> list[str]:
+        """``auto`` expanded: observed + ghostwriter, and llm only when the model ``llm`` (the spec of the job's
+        llm role) is capable (:func:`~verticals_testgen.strategies.llm_capable`)."""
         if "auto" not in self.strategies:
             return list(self.strategies)
         chosen = [s for s in self.strategies if s != "auto"]
-        extra = ["observed", "ghostwriter"] + (["llm"] if llm_capable()[0] else [])
+        extra = ["observed", "ghostwriter"] + (["llm"] if llm_capable(llm)[0] else [])
         return list(dict.fromkeys(chosen + extra))
 
 
@@ -232,7 +233,9 @@ class GenerateTests(Task):
 
     def models_for(self, params: BaseModel) -> dict[str, str]:
         assert isinstance(params, GenerateParams)
-        return dict(self.models) if "llm" in params.resolved_strategies() else {}  # no LLM strategy: never load it
+        # the LLM strategy named: load it before the job starts; auto: run() reads the model's spec (not the model)
+        # and loads it on first use only when it is capable; no LLM strategy: never loaded
+        return dict(self.models) if "llm" in params.strategies else {}
 
     def read_items(self, rows: Iterable[dict[str, Any]], params: BaseModel) -> Iterator[dict[str, Any]]:
         for row in rows:
@@ -253,9 +256,10 @@ class GenerateTests(Task):
 
     def run(self, batch: list[BaseModel], models: Mapping[str, Any], ctx: RunContext) -> list[BaseModel | ItemError]:
         params: GenerateParams = ctx.params  # type: ignore[assignment]
-        strategies = params.resolved_strategies()
+        llm_spec = models.spec("llm") if isinstance(models, ModelRoles) and "llm" in models else None
+        strategies = params.resolved_strategies(llm_spec)
         if "auto" in params.strategies and "llm" not in strategies:
-            ctx.logger.info("testgen: llm strategy off (%s)", llm_capable()[1])
+            ctx.logger.info("testgen: llm strategy off (%s)", llm_capable(llm_spec)[1])
         slots_of: dict[str, int] = {}
         shares: dict[str, float] = {}  # module -> share of its work done (its time budget spent; 1.0 when done)
         lock = threading.Lock()

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
+from verticals import ModelSpec
 from verticals.jail import Jail, JailLimits, private_dir, read_output, remove_private_dir
 from verticals_testgen.allowlist import doctest_test
 from verticals_testgen.candidates import Candidate, extract_code, split_tests
@@ -243,22 +244,18 @@ def model_parameters(spec) -> float | None:
     return None
 
 
-def llm_capable(model: str = "smollm2") -> tuple[bool, str]:
-    """Whether the LLM strategy pays off by default with the configured causal LM (the capability bar).
+def llm_capable(spec: ModelSpec | None) -> tuple[bool, str]:
+    """Whether the LLM strategy pays off by default with the configured causal LM ``spec`` (the capability bar):
+    the job's ``models.spec("llm")`` (:class:`verticals.ModelRoles`: read without loading the model).
 
     The bar: a ModelSpec that declares ``options={"testgen_capable": True}``, or one of at least
     ``LLM_MIN_PARAMETERS`` (1B) parameters, declared as ``options={"parameters": N}`` or read from its hub id or
     description ("Qwen2.5-Coder-1.5B-Instruct"). The packaged SmolLM2-135M is below it: in EVAL.md it wrote
     no passing test while taking minutes per module. ``--strategies ...,llm`` runs the LLM regardless.
     """
-    try:
-        from verticals.registry import get_registry
-
-        spec = get_registry().models.get(model)
-    except Exception as error:  # no registry: no LLM by default
-        return False, f"no model registry ({type(error).__name__})"
     if spec is None:
-        return False, f"no model {model!r} registered"
+        return False, "no model spec for the llm role"
+    model = spec.name
     declared = (spec.options or {}).get("testgen_capable")
     if declared is not None:
         return bool(declared), f"{model}: testgen_capable={bool(declared)} declared by its ModelSpec"

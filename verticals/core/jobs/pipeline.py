@@ -23,6 +23,7 @@ from verticals.contract import (
     ExplanationError,
     ItemError,
     ModelHandle,
+    ModelRoles,
     ModelSpec,
     RunContext,
     Task,
@@ -44,7 +45,7 @@ def describe_validation_error(error: ValidationError) -> str:
     return "invalid input: " + "; ".join(parts)
 
 
-class LazyModels(Mapping[str, ModelHandle]):
+class LazyModels(ModelRoles):
     """A task's models by role, loaded through the host on first access: what ``Task.run`` gets as ``models``
     (each a :class:`~verticals.contract.handles.ModelHandle`, by kind an ``Encoder``, ``Classifier``...).
 
@@ -70,6 +71,12 @@ class LazyModels(Mapping[str, ModelHandle]):
 
     def __len__(self) -> int:
         return len(self.roles)
+
+    def spec(self, role: str) -> ModelSpec:
+        if role not in self.roles:
+            raise KeyError(f"no model role {role!r}; the task declares {sorted(self.roles)}")
+        named = self.roles[role]
+        return named if isinstance(named, ModelSpec) else self.host.spec(named)
 
     def provenance(self) -> dict[str, Any]:
         return {role: model.provenance() for role, model in self.loaded.items()}
