@@ -533,6 +533,42 @@ def test_children_allocating_past_the_run_limit_kill_the_run(kit, mode, delegate
     assert _jail_processes(0, str(outcome["work"] / "payload.py")) == []
 
 
+DISK_FILL = """
+import os
+block = b"x" * (16 * 2**20)
+for index in range(80):  # 80 files of 32 MiB, each under the file size limit: 2.5 GiB for the run
+    with open(f"fill-{index}.bin", "wb") as handle:
+        handle.write(block)
+        handle.write(block)
+    print("wrote", index, flush=True)
+print("all written", flush=True)
+"""
+
+MANY_FILES = """
+import os
+os.mkdir("many")
+for index in range(60_000):  # empty files: no bytes, but an inode each and a longer walk for the host
+    open(f"many/{index}", "w").close()
+print("all made", flush=True)
+"""
+
+
+def _folder_bytes(folder):
+    return sum(os.lstat(path).st_blocks * 512 for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("payload, limit_mb", [(DISK_FILL, 128), (MANY_FILES, 512)], ids=["bytes", "files"])
+def test_a_run_filling_its_writable_folder_is_killed_at_its_disk_limit(kit, mode, payload, limit_mb):
+    """Each file is capped (RLIMIT_FSIZE), their number is not: the run's folder as a whole is (DiskWatch)."""
+    outcome = run_attack(kit, mode, payload, limits={"disk_mb": limit_mb, "file_size_mb": 64, "wall_seconds": 60},
+                         name="disk")
+    assert outcome["killed"] == "disk", outcome
+    assert "all written" not in outcome["stdout"] and "all made" not in outcome["stdout"]
+    assert outcome["seconds"] < 50  # killed by the disk limit, not by the wall clock
+    assert _folder_bytes(outcome["work"]) < 80 * 32 * 2**20 / 2  # far from what it set out to write
+    assert _jail_processes(0, str(outcome["work"] / "payload.py")) == []
+
+
 def test_without_a_cgroup_the_run_says_what_still_holds(kit, mode):
     outcome = run_attack(kit, mode, "print('{}')", name="nocgroup", env_extra={"VERTICALS_JAIL_CGROUP": "off"})
     assert outcome["run_layers"]["run_cgroup"] is False

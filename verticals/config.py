@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     jail_max_tmp_mb: int = Field(default=1024, ge=1, description="Server maximum of the jail's private /tmp.")
     jail_max_output_mb: int = Field(
         default=64, ge=1, description="Server maximum of the stdout (and of the stderr) a jailed run's host keeps.")
+    jail_max_disk_mb: int = Field(
+        default=4096, ge=1, description="Server maximum of what a jailed run may leave in its writable folder.")
     jail_cgroup: str | None = Field(
         default=None, description="Parent cgroup folder(s) of the per-run cgroups (':'-separated for cgroup v1; "
                                   "'off': none; unset: the caller's own cgroups).")

@@ -90,7 +90,7 @@ class JailOutputRefused(OSError):
 STANDALONE_DEFAULTS: dict[str, int | float | str | None] = {
     "jail_uid": 65534, "jail_max_memory_mb": 4096, "jail_max_cpu_seconds": 300, "jail_max_wall_seconds": 600.0,
     "jail_max_processes": 256, "jail_max_file_size_mb": 256, "jail_max_open_files": 1024, "jail_max_tmp_mb": 1024,
-    "jail_max_output_mb": 64, "jail_cgroup": None}
+    "jail_max_output_mb": 64, "jail_max_disk_mb": 4096, "jail_cgroup": None}
 
 
 def _setting(name: str) -> int | float | str | None:
@@ -132,6 +132,7 @@ class JailLimits:
     open_files: int = 256
     tmp_mb: int = 256  # size of the private /tmp
     output_mb: int = 8  # stdout and stderr each: at most this much is kept (head and tail), the rest dropped
+    disk_mb: int = 512  # the run's writable folder on the host: bytes allocated in it (and DISK_ENTRIES entries)
 
     MAXIMA = {"memory_mb": "jail_max_memory_mb",  # limit -> its server maximum (Settings field, VERTICALS_JAIL_MAX_*)
               "cpu_seconds": "jail_max_cpu_seconds",
@@ -140,7 +141,8 @@ class JailLimits:
               "file_size_mb": "jail_max_file_size_mb",
               "open_files": "jail_max_open_files",
               "tmp_mb": "jail_max_tmp_mb",
-              "output_mb": "jail_max_output_mb"}
+              "output_mb": "jail_max_output_mb",
+              "disk_mb": "jail_max_disk_mb"}
 
     def clamped(self) -> JailLimits:
         """These limits, each at most its server maximum (``VERTICALS_JAIL_MAX_*``) and at least 1."""
@@ -156,7 +158,7 @@ class JailResult:
     returncode: int
     stdout: bytes  # at most output_mb (head and tail, a marker line where bytes were dropped)
     stderr: bytes
-    killed: str | None  # "timeout", "cancelled", "memory", "cpu", "killed", "file size", "signal N" or None
+    killed: str | None  # "timeout", "cancelled", "memory", "disk", "cpu", "killed", "file size", "signal N" or None
     seconds: float
     layers: dict[str, object] = field(default_factory=dict)
     stdout_dropped: int = 0  # bytes the run wrote to stdout beyond the cap (not kept)
@@ -972,11 +974,12 @@ class Jail:
 
     def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None,
             input: bytes | None = None, cancelled: Callable[[], bool] | None = None) -> JailResult:
-        """Run ``argv`` in the jail until it ends, its wall clock runs out, its cgroup kills a process for
-        memory, or ``cancelled()`` (polled a few times a second) returns true; then every process of the run is
-        killed and the caller is free. stdout and stderr are streamed and each kept to ``output_mb`` (head and
-        tail; what was dropped is counted). The layers verified for this machine come along, with
-        ``run_cgroup``: how this run's memory and processes were limited."""
+        """Run ``argv`` in the jail until it ends, its wall clock runs out, it reaches its memory limit (its
+        cgroup) or its disk limit (:class:`DiskWatch` on the writable folder, ``killed="disk"``, also when the
+        folder is over it at the end), or ``cancelled()`` (polled a few times a second) returns true; then
+        every process of the run is killed and the caller is free. stdout and stderr are streamed and each kept
+        to ``output_mb`` (head and tail; what was dropped is counted). The layers verified for this machine come
+        along, with ``run_cgroup``: how this run's memory and processes were limited."""
         layers = dict(verify())
         started = time.monotonic()
         cgroup, description = self._cgroup()
@@ -991,9 +994,10 @@ class Jail:
         if cgroup is None:
             layers["run_limits"] = f"per process only: {description}"
         out, err = _Capture(self.limits.output_mb * 2**20), _Capture(self.limits.output_mb * 2**20)
+        disk = DiskWatch(self.writable, self.limits.disk_mb * 2**20)
         killed: str | None = None
         try:
-            killed = _wait(process, out, err, input, started + self.limits.wall_seconds, cancelled, cgroup)
+            killed = _wait(process, out, err, input, started + self.limits.wall_seconds, cancelled, cgroup, disk)
         finally:
             kill(process)
             if cgroup is not None:
@@ -1008,6 +1012,8 @@ class Jail:
                 if killed is None and cgroup.oom_kills():
                     killed = "memory"
                 cgroup.remove()
+            if killed is None and disk.over():  # what it wrote last, measured once every process is gone
+                killed = "disk"
         code = process.returncode if process.returncode is not None else -1
         if killed is None:
             killed = _death(code)
@@ -1017,12 +1023,52 @@ class Jail:
                           stderr_dropped, peak)
 
 
+DISK_ENTRIES = 20_000
+"""Files and folders a run may leave in its writable folder (each costs an inode and a walk of the watcher)."""
+
+
+class DiskWatch:
+    """The run's writable folder on the host, measured while it runs: bytes allocated (``st_blocks``: a sparse
+    file counts what it holds) and entries, walked without following links. A file is capped by
+    ``RLIMIT_FSIZE``, their number is not: this bounds the whole folder, as the cgroup bounds the run's memory.
+    A folder the host cannot read (a run that made one unreadable) counts as over the limit."""
+
+    def __init__(self, folder: Path, limit_bytes: int, max_entries: int = DISK_ENTRIES):
+        self.folder = folder
+        self.limit_bytes = limit_bytes
+        self.max_entries = max_entries
+
+    def over(self) -> bool:
+        used, entries, pending = 0, 0, [str(self.folder)]
+        while pending:
+            try:
+                with os.scandir(pending.pop()) as listing:
+                    for entry in listing:
+                        entries += 1
+                        try:
+                            info = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:  # removed by the run while walked: nothing left to count
+                            continue
+                        used += info.st_blocks * 512
+                        if entries > self.max_entries or used > self.limit_bytes:
+                            return True
+                        if stat.S_ISDIR(info.st_mode):
+                            pending.append(entry.path)
+            except FileNotFoundError:  # a folder removed while walked: the rest is still counted
+                continue
+            except OSError:  # unreadable to the host (or otherwise hidden): not measured, so not allowed
+                return True
+        return False
+
+
 POLL_SECONDS = 0.1  # how often a waiting run looks at its clock, its cancel callable and its cgroup
 
 
 def _wait(process: subprocess.Popen, out: _Capture, err: _Capture, input: bytes | None, deadline: float,
-          cancelled: Callable[[], bool] | None, cgroup: RunCgroup | None) -> str | None:
-    """Stream the run's outputs until it ends; a reason ("timeout", "cancelled", "memory") if it must be killed."""
+          cancelled: Callable[[], bool] | None, cgroup: RunCgroup | None,
+          disk: DiskWatch | None = None) -> str | None:
+    """Stream the run's outputs until it ends; a reason ("timeout", "cancelled", "memory", "disk") if it must be
+    killed."""
     selector = selectors.DefaultSelector()
     captures = {}
     for stream, capture in ((process.stdout, out), (process.stderr, err)):
@@ -1057,6 +1103,8 @@ def _wait(process: subprocess.Popen, out: _Capture, err: _Capture, input: bytes 
                         log.debug("the cancel check of a jailed run failed", exc_info=True)
                 if cgroup is not None and cgroup.oom_kills():
                     return "memory"
+                if disk is not None and disk.over():
+                    return "disk"
                 if process.poll() is not None:
                     if not captures:
                         return None
