@@ -200,6 +200,7 @@ def train(
     except (Exception, KeyboardInterrupt) as error:
         raise cli._handle(error, job_id) from None
     if grid:
+        assert job_id is not None  # stored before it ran
         _report_search(job_id, status, grid, trials, items, "f1" if kind else str(config.get("dev_metric",
                                                                                              "macro_f1")))
     if item.status == "cancelled":

@@ -34,7 +34,7 @@ import time
 import typing
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -679,7 +679,7 @@ SEARCH_FIXED = {
 MAX_TRIALS = 16
 
 
-def search_trials(config: dict[str, Any], search: dict[str, Sequence[Any]],
+def search_trials(config: dict[str, Any], search: Mapping[str, Sequence[Any]],
                   config_cls: type | None = TrainConfig) -> list[dict[str, Any]]:
     """The configurations of a grid search: ``config`` with each combination of ``search``'s values (the first
     key varies slowest). Refused (:class:`TrainingError`) before anything runs: a setting that changes the dev
