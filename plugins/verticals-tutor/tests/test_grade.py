@@ -228,3 +228,14 @@ def test_packaged_cross_encoder_reads_pairs_and_is_opt_in(host):
     p = cross.classify(["Why does the bulb light? | The circuit is closed"], ["the circuit is closed"])
     assert p.shape == (1, 3) and abs(p.sum() - 1) < 1e-4
     assert 0 <= float(shipped_head().config.get("cross_encoder_weight", 0.0)) <= 1
+
+
+def test_the_cross_encoder_is_loaded_only_when_it_enters_the_decision():
+    """With its weight at 0 (shipped) a job neither preloads tutor.grade-pair nor names it in its provenance; a
+    weight above 0 (or a shipped grader that sets one) brings it back."""
+    task = TutorGrade()
+    shipped = float(shipped_head().config.get("cross_encoder_weight", 0.0))
+    assert ("cross_encoder" in task.models_for(TutorGrade.Params())) == (shipped > 0)
+    assert "cross_encoder" not in task.models_for(TutorGrade.Params(cross_encoder_weight=0))
+    assert task.models_for(TutorGrade.Params(cross_encoder_weight=0.25))["cross_encoder"] == "tutor.grade-pair"
+    assert task.models_for(TutorGrade.Params())["encoder"] == "minilm"

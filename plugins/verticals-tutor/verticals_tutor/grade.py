@@ -8,7 +8,16 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from verticals import ClassificationEvaluator, Evidence, Explanation, ItemError, RunContext, ServerFile, Task
+from verticals import (
+    ClassificationEvaluator,
+    Evidence,
+    Explanation,
+    ItemError,
+    ModelSpec,
+    RunContext,
+    ServerFile,
+    Task,
+)
 from verticals_tutor.grading import (
     MIN_BANK,
     GradeCase,
@@ -77,6 +86,13 @@ class GradeParams(BaseModel):
 NLI_TO_LABEL = {"entailment": "correct", "contradiction": "contradictory", "neutral": "incorrect"}
 
 
+def cross_encoder_weight(params: GradeParams) -> float:
+    """The cross-encoder's blend weight for these parameters: the job's, else the shipped grader's (0)."""
+    if params.cross_encoder_weight is not None:
+        return params.cross_encoder_weight
+    return float(shipped_head().config.get("cross_encoder_weight", 0.0))
+
+
 class TutorGrade(Task[GradeInput, GradeOutput, GradeParams]):
     """Grade short answers against reference answers (MiniLM features + a logistic head trained on SemEval-2013).
 
@@ -101,6 +117,14 @@ class TutorGrade(Task[GradeInput, GradeOutput, GradeParams]):
                                         labels=("correct", "incorrect"), main_metric="accuracy")
     golden = "golden/answers.jsonl"  # 40 answers written for evaluation to SemEval training questions (README)
 
+    def models_for(self, params: GradeParams) -> Mapping[str, str | ModelSpec]:
+        """Every declared model except the cross-encoder when its weight is 0 (the shipped default): a job that
+        does not blend it neither loads it nor names it in its provenance."""
+        roles: dict[str, str | ModelSpec] = dict(self.models)
+        if cross_encoder_weight(params) <= 0:
+            roles.pop("cross_encoder", None)
+        return roles
+
     def run(self, batch: list[GradeInput], models: Mapping[str, Any],
             ctx: RunContext[GradeParams]) -> list[GradeOutput | ItemError]:
         params = ctx.params
@@ -113,9 +137,7 @@ class TutorGrade(Task[GradeInput, GradeOutput, GradeParams]):
         proba = np.stack([
             bank_head.predict_proba(np.concatenate([a.features, e]))[0] if e is not None
             else head.predict_proba(a.features)[0] for a, e in zip(analyses, extra, strict=True)])
-        weight = params.cross_encoder_weight
-        if weight is None:
-            weight = float(head.config.get("cross_encoder_weight", 0.0))
+        weight = cross_encoder_weight(params)
         cross = None
         if weight > 0 and "cross_encoder" in models:
             cross = cross_encoder_probabilities(models["cross_encoder"], cases, head.labels)
