@@ -354,3 +354,15 @@ def test_clinical_rules_read_the_capitals_of_the_generic_formats():
     assert pattern.search("Seen today with Mr. Şahin and family.").group("v") == "Şahin"
     assert pattern.search("Seen today with Mr. Ōtsuka.").group("v") == "Ōtsuka"
     assert pattern.search("Mr. and Mrs. left early.") is None
+
+
+def test_an_address_at_a_domain_the_public_suffix_list_does_not_know_is_masked_whole():
+    """A hospital's internal mail (.local, .internal), a reserved .example or a new top-level domain is an e-mail
+    address all the same; a dose written with an at sign is not one."""
+    text = ("Reply to jane.doe@clinic.example or j.smith@mercy-west.local; the lab is labdesk@intranet.internal "
+            "and the ward ward7@hospital.org. Give 5@10.5mg twice.")
+    spans = detect(text)
+    for address in ("jane.doe@clinic.example", "j.smith@mercy-west.local", "labdesk@intranet.internal",
+                    "ward7@hospital.org"):
+        assert covered(text, address, [s for s in spans if s.category == "EMAIL"]), address
+    assert not any(s.category == "EMAIL" and "10.5" in text[s.start:s.end] for s in spans)

@@ -439,15 +439,23 @@ def offline_tld_extractor() -> Any:
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
 
+_ADDRESS_SHAPE = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)*\.[^\W\d_]{2,}")
+
+
 @lru_cache(maxsize=1)
 def offline_email_recognizer_class() -> type:
     from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
     class OfflineEmailRecognizer(EmailRecognizer):
-        """Presidio's e-mail recognizer, validating domains with the bundled suffix list."""
+        """Presidio's e-mail recognizer, validating domains with the bundled suffix list, or by shape: an address
+        at a domain the public list does not know (a hospital's ``.local`` or ``.internal`` mail, a reserved
+        ``.example``, a new top-level domain) is an address all the same, so a domain whose last label is two or
+        more letters passes too (``5@10.5mg`` does not)."""
 
         def validate_result(self, pattern_text: str) -> bool:
-            return offline_tld_extractor()(pattern_text).fqdn != ""
+            if offline_tld_extractor()(pattern_text).fqdn != "":
+                return True
+            return _ADDRESS_SHAPE.fullmatch(pattern_text) is not None
 
     return OfflineEmailRecognizer
 
