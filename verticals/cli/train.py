@@ -199,12 +199,12 @@ def train(
         item = items[0]
     except (Exception, KeyboardInterrupt) as error:
         raise cli._handle(error, job_id) from None
+    if all(each.status == "cancelled" for each in items):  # one run, or every trial of a search
+        raise cli._fail(f"training cancelled (job {job_id}): no model version was stored", cli._exit_code(status))
     if grid:
         assert job_id is not None  # stored before it ran
         _report_search(job_id, status, grid, trials, items, "f1" if kind else str(config.get("dev_metric",
                                                                                              "macro_f1")))
-    if item.status == "cancelled":
-        raise cli._fail(f"training cancelled (job {job_id}): no model version was stored", cli._exit_code(status))
     if item.status != "succeeded":
         raise cli._fail(f"training failed: {item.error}", 1)
     output = item.output
@@ -215,9 +215,7 @@ def train(
     cli.err.print(f"[green]stored[/green] {output['spec']} [bold]{output['version']}[/bold] ({output['method']}, "
                   f"{output['size_bytes'] / 1024:,.0f} KB, {output['train_seconds']:.0f}s): {figures} "
                   f"on {output['dev_rows']} rows")
-    gate = "f1>=0.9" if "f1" in dev else "macro_f1>=0.8"
-    cli._copyable("next:", f"verticals models promote {output['spec']} {output['version']} "
-                           f"--require '{gate}'")  # quoted: unquoted, the shell reads > as a redirection
+    _promote_hint(output)
     sys.stdout.write(json.dumps({"job": job_id, **output}) + "\n")
     raise typer.Exit(cli._exit_code(status))
 
@@ -230,8 +228,6 @@ def _report_search(job_id: str, status: str, grid: dict[str, list[Any]], trials:
 
     cli = _cli()
     outputs = [item.output if item.status == "succeeded" else None for item in items]
-    if all(item.status == "cancelled" for item in items):
-        raise cli._fail(f"training cancelled (job {job_id}): no model version was stored", cli._exit_code(status))
     best = best_trial(outputs, metric)
     rows = []
     for index, (trial, item, output) in enumerate(zip(trials, items, outputs, strict=True)):
@@ -256,10 +252,16 @@ def _report_search(job_id: str, status: str, grid: dict[str, list[Any]], trials:
     cli.err.print(f"[green]best[/green] trial {best + 1} ({settings}): {chosen['spec']} "
                   f"[bold]{chosen['version']}[/bold], dev {metric} {trial_score(chosen, metric):.4f} on "
                   f"{chosen['dev_rows']} rows; every trial's version is in the store (`verticals models list`)")
-    gate = "f1>=0.9" if metric == "f1" else "macro_f1>=0.8"
-    cli._copyable("next:", f"verticals models promote {chosen['spec']} {chosen['version']} --require '{gate}'")
+    _promote_hint(chosen)
     sys.stdout.write(json.dumps(result) + "\n")
     raise typer.Exit(cli._exit_code(status))
+
+
+def _promote_hint(output: dict[str, Any]) -> None:
+    """The `next:` line that promotes a stored version behind a gate on its dev metric (token F1 or macro-F1)."""
+    gate = "f1>=0.9" if "f1" in output["dev"] else "macro_f1>=0.8"
+    _cli()._copyable("next:", f"verticals models promote {output['spec']} {output['version']} "
+                              f"--require '{gate}'")  # quoted: unquoted, the shell reads > as a redirection
 
 
 def _run_training(service, training: list[dict[str, Any]], stored: Callable[[str], None]) -> str:

@@ -680,7 +680,7 @@ MAX_TRIALS = 16
 
 
 def search_trials(config: dict[str, Any], search: Mapping[str, Sequence[Any]],
-                  config_cls: type | None = TrainConfig) -> list[dict[str, Any]]:
+                  config_cls: type[TrainConfig] = TrainConfig) -> list[dict[str, Any]]:
     """The configurations of a grid search: ``config`` with each combination of ``search``'s values (the first
     key varies slowest). Refused (:class:`TrainingError`) before anything runs: a setting that changes the dev
     slice or the metric (:data:`SEARCH_FIXED`), a key with no value, a repeated value, more than
@@ -704,18 +704,13 @@ def search_trials(config: dict[str, Any], search: Mapping[str, Sequence[Any]],
         trial = {**config, **dict(zip(search, combination, strict=True))}
         if tie_alpha and isinstance(trial.get("lora_r"), int):
             trial["lora_alpha"] = 2 * trial["lora_r"]
-        if config_cls is not None:
-            try:
-                built = config_cls(**trial)
-            except TypeError as error:
-                raise TrainingError(f"bad training setting: {error}") from None
-            validate = getattr(built, "validate", None)
-            if validate is not None:
-                try:
-                    validate()
-                except TrainingError as error:
-                    settings = ", ".join(f"{key}={trial[key]}" for key in search)
-                    raise TrainingError(f"trial {settings}: {error}") from None
+        try:
+            config_cls(**trial).validate()
+        except TypeError as error:
+            raise TrainingError(f"bad training setting: {error}") from None
+        except TrainingError as error:
+            settings = ", ".join(f"{key}={trial[key]}" for key in search)
+            raise TrainingError(f"trial {settings}: {error}") from None
         trials.append(trial)
     return trials
 
