@@ -682,19 +682,18 @@ class RunCgroup:
             finally:
                 os.close(fd)
 
-    def oom_kills(self) -> int:
-        """How many processes of the run the kernel killed for memory; on cgroup v1 (killer off, see
-        :meth:`create`) a run with a process asleep at its limit counts one more."""
+    def out_of_memory(self) -> bool:
+        """Whether the run reached its memory limit: the kernel killed a process of it for memory, or (cgroup v1,
+        killer off, see :meth:`create`) a process of it sleeps at the limit."""
         name = "memory.events" if self.version == 2 else "memory.oom_control"
-        counted = 0
         try:
             for line in _read(self.folders["memory"] / name).splitlines():
                 key, _, value = line.partition(" ")
-                if key in ("oom_kill", "under_oom"):
-                    counted += int(value)
+                if key in ("oom_kill", "under_oom") and int(value):
+                    return True
         except (OSError, ValueError):
             pass
-        return counted
+        return False
 
     def peak(self) -> int | None:
         name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
@@ -1009,7 +1008,7 @@ class Jail:
                 log.warning("a jailed run's bwrap (pid %d) did not end after SIGKILL", process.pid)
             peak = cgroup.peak() if cgroup is not None else None
             if cgroup is not None:
-                if killed is None and cgroup.oom_kills():
+                if killed is None and cgroup.out_of_memory():
                     killed = "memory"
                 cgroup.remove()
             if killed is None and disk.over():  # what it wrote last, measured once every process is gone
@@ -1101,7 +1100,7 @@ def _wait(process: subprocess.Popen, out: _Capture, err: _Capture, input: bytes 
                             return "cancelled"
                     except Exception:  # a broken callable must not leave a jail running
                         log.debug("the cancel check of a jailed run failed", exc_info=True)
-                if cgroup is not None and cgroup.oom_kills():
+                if cgroup is not None and cgroup.out_of_memory():
                     return "memory"
                 if disk is not None and disk.over():
                     return "disk"
