@@ -7,7 +7,7 @@ As root, jailed runs get their cgroups with no setup: this checks that they can 
     scripts/delegate_jail_cgroup.py --user alice --memory-mb 8192     # make it (prints the settings)
     scripts/delegate_jail_cgroup.py --user alice --remove             # remove it
 
-It makes ``verticals-<user>`` (cgroup v2: one folder; v1: one in the memory and one in the pids hierarchy)
+It makes ``verticals-<user>`` (cgroup v2: one folder; v1: one in the memory, the pids and the cpu hierarchy)
 below root's own cgroups, caps the memory of everything below it at ``--memory-mb`` (the ceiling for all of
 that user's runs together; each run is capped at its own ``memory_mb`` below it), gives the folder to the user
 and adds a ``worker`` leaf to start the worker in (cgroup v2 lets a process move only within a subtree its uid
@@ -35,7 +35,7 @@ def mounts() -> tuple[Path | None, dict[str, Path]]:
             unified = Path(fields[4])
         elif rest[0] == "cgroup":
             for option in rest[2].split(","):
-                if option in ("memory", "pids"):
+                if option in ("memory", "pids", "cpu"):
                     v1.setdefault(option, Path(fields[4]))
     return unified, v1
 
@@ -54,11 +54,13 @@ def parents() -> list[Path]:
     unified, v1 = mounts()
     mine = own()
     if "memory" in v1:
-        return [v1[c] / mine[c].lstrip("/") for c in ("memory", "pids") if c in v1 and c in mine]
+        return [v1[c] / mine[c].lstrip("/") for c in ("memory", "pids", "cpu") if c in v1 and c in mine]
     if unified is not None and "memory" in (unified / "cgroup.controllers").read_text().split():
         control = unified / "cgroup.subtree_control"
         if not {"memory", "pids"} <= set(control.read_text().split()):
             control.write_text("+memory +pids")
+        if "cpu" in (unified / "cgroup.controllers").read_text().split():  # runs' CPU shares (cpu.max)
+            control.write_text("+cpu")
         return [unified]
     raise SystemExit("error: no cgroup hierarchy with the memory controller here; the jail's limits stay per "
                      "process (docs/security.md)")
@@ -74,6 +76,8 @@ def delegate(user: str, memory_mb: int) -> None:
         folder.mkdir(exist_ok=True)
         if (folder / "cgroup.controllers").exists():  # v2
             (folder / "cgroup.subtree_control").write_text("+memory +pids")
+            if "cpu" in (folder / "cgroup.controllers").read_text().split():
+                (folder / "cgroup.subtree_control").write_text("+cpu")
             (folder / "memory.max").write_text(str(memory_mb * 2**20))
         elif (folder / "memory.limit_in_bytes").exists():
             (folder / "memory.limit_in_bytes").write_text(str(memory_mb * 2**20))

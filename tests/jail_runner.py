@@ -70,6 +70,7 @@ def main() -> None:
                       "stdout_bytes": len(result.stdout), "stderr": result.stderr.decode("utf-8", "replace")[-3000:],
                       "stdout_dropped": getattr(result, "stdout_dropped", None),
                       "peak_memory": getattr(result, "peak_memory", None),
+                      "cpu_throttled": getattr(result, "cpu_throttled", None),
                       "run_layers": result.layers, "layers": layers, "files": files,
                       "runner_max_rss_mb": peak_rss_mb()}))
 

@@ -569,6 +569,43 @@ def test_a_run_filling_its_writable_folder_is_killed_at_its_disk_limit(kit, mode
     assert _jail_processes(0, str(outcome["work"] / "payload.py")) == []
 
 
+BUSY_CHILDREN = """
+import json, os, time
+wall = 3.0
+pipes = []
+started = time.monotonic()
+for index in range(8):  # 8 processes spinning: every core of the worker, each well under its own RLIMIT_CPU
+    read, write = os.pipe()
+    if os.fork() == 0:
+        os.close(read)
+        end = time.monotonic() + wall
+        while time.monotonic() < end:
+            pass
+        os.write(write, str(time.process_time()).encode())
+        os._exit(0)
+    os.close(write)
+    pipes.append(read)
+used = sum(float(os.read(read, 64)) for read in pipes)
+for _ in pipes:
+    os.wait()
+print(json.dumps({"cpu": used, "wall": time.monotonic() - started}), flush=True)
+"""
+
+
+def test_a_run_of_many_busy_processes_gets_its_cpu_share_not_every_core(kit, mode, delegated):
+    """RLIMIT_CPU caps each process, not their sum: the run's cgroup caps the whole run (cpus=0.25: a quarter of
+    a CPU-second per second). Unthrottled, 8 spinning processes take every core of this machine for 3 s."""
+    outcome = run_attack(kit, mode, BUSY_CHILDREN, limits={"cpus": 0.25, "wall_seconds": 60}, name="cpu",
+                         cgroup=delegated)
+    assert outcome["killed"] is None, outcome
+    spent = json.loads(outcome["stdout"].strip().splitlines()[-1])
+    assert "cpu" in outcome["run_layers"]["run_cgroup"], outcome["run_layers"]
+    assert outcome["cpu_throttled"] > 0.5, outcome  # the kernel held them back (on a loaded machine as well)
+    # at most the share of the time they ran, with room for the kernel's accounting (a period's burst per child)
+    assert spent["cpu"] <= 0.25 * spent["wall"] * 1.5 + 0.3, spent
+    assert _jail_processes(0, str(outcome["work"] / "payload.py")) == []
+
+
 def test_without_a_cgroup_the_run_says_what_still_holds(kit, mode):
     outcome = run_attack(kit, mode, "print('{}')", name="nocgroup", env_extra={"VERTICALS_JAIL_CGROUP": "off"})
     assert outcome["run_layers"]["run_cgroup"] is False

@@ -159,6 +159,9 @@ class Settings(BaseSettings):
         default=64, ge=1, description="Server maximum of the stdout (and of the stderr) a jailed run's host keeps.")
     jail_max_disk_mb: int = Field(
         default=4096, ge=1, description="Server maximum of what a jailed run may leave in its writable folder.")
+    jail_max_cpus: float = Field(
+        default=2.0, gt=0, description="Server maximum of a jailed run's CPUs: CPU-seconds per wall second, all its "
+                                       "processes together (cgroup cpu controller).")
     jail_cgroup: str | None = Field(
         default=None, description="Parent cgroup folder(s) of the per-run cgroups (':'-separated for cgroup v1; "
                                   "'off': none; unset: the caller's own cgroups).")

@@ -16,9 +16,10 @@ What a jailed process gets (docs/security.md, "The code jail", says what each la
   paths the caller lists; a writable work directory and a private, size-limited ``/tmp``; nothing else of the
   host: no home, no project, no database, no ``/etc/shadow``, no ``/sys``.
 - **Limits per run** (:class:`RunCgroup`): a cgroup made for the run holds the whole jailed tree, with its
-  memory (``memory_mb``) and its number of tasks (``processes``) capped; an out-of-memory kill in it ends
-  the run. Where no cgroup can be made (an ordinary user without a delegated cgroup) the run goes on with the
-  per-process limits only, and says so (``layers["run_cgroup"]``, one warning per process).
+  memory (``memory_mb``), its number of tasks (``processes``) and its share of the CPUs (``cpus``, where the
+  cpu controller is there) capped; an out-of-memory kill in it ends the run. Where no cgroup can be made (an
+  ordinary user without a delegated cgroup) the run goes on with the per-process limits only, and says so
+  (``layers["run_cgroup"]``, one warning per process).
 - **Limits per process** (``prlimit`` on the jailed tree): address space, CPU seconds, processes of the jail
   uid, file size, open files, no core dumps; a wall clock and an optional ``cancelled`` callable after which
   the whole tree is killed.
@@ -90,7 +91,7 @@ class JailOutputRefused(OSError):
 STANDALONE_DEFAULTS: dict[str, int | float | str | None] = {
     "jail_uid": 65534, "jail_max_memory_mb": 4096, "jail_max_cpu_seconds": 300, "jail_max_wall_seconds": 600.0,
     "jail_max_processes": 256, "jail_max_file_size_mb": 256, "jail_max_open_files": 1024, "jail_max_tmp_mb": 1024,
-    "jail_max_output_mb": 64, "jail_max_disk_mb": 4096, "jail_cgroup": None}
+    "jail_max_output_mb": 64, "jail_max_disk_mb": 4096, "jail_max_cpus": 2.0, "jail_cgroup": None}
 
 
 def _setting(name: str) -> int | float | str | None:
@@ -133,6 +134,7 @@ class JailLimits:
     tmp_mb: int = 256  # size of the private /tmp
     output_mb: int = 8  # stdout and stderr each: at most this much is kept (head and tail), the rest dropped
     disk_mb: int = 512  # the run's writable folder on the host: bytes allocated in it (and DISK_ENTRIES entries)
+    cpus: float = 1.0  # CPU time of the whole run per second of wall time, all its processes together (its cgroup)
 
     MAXIMA = {"memory_mb": "jail_max_memory_mb",  # limit -> its server maximum (Settings field, VERTICALS_JAIL_MAX_*)
               "cpu_seconds": "jail_max_cpu_seconds",
@@ -142,14 +144,17 @@ class JailLimits:
               "open_files": "jail_max_open_files",
               "tmp_mb": "jail_max_tmp_mb",
               "output_mb": "jail_max_output_mb",
-              "disk_mb": "jail_max_disk_mb"}
+              "disk_mb": "jail_max_disk_mb",
+              "cpus": "jail_max_cpus"}
 
     def clamped(self) -> JailLimits:
-        """These limits, each at most its server maximum (``VERTICALS_JAIL_MAX_*``) and at least 1."""
+        """These limits, each at most its server maximum (``VERTICALS_JAIL_MAX_*``) and at least 1 (``cpus``: at
+        least a tenth of a CPU)."""
         values = {}
         for name, maximum in self.MAXIMA.items():
             value = getattr(self, name)
-            values[name] = type(value)(max(1, min(value, _setting(maximum))))  # type: ignore[operator]
+            floor = 0.1 if name == "cpus" else 1
+            values[name] = type(value)(max(floor, min(value, _setting(maximum))))  # type: ignore[operator]
         return dataclasses.replace(self, **values)
 
 
@@ -164,6 +169,7 @@ class JailResult:
     stdout_dropped: int = 0  # bytes the run wrote to stdout beyond the cap (not kept)
     stderr_dropped: int = 0
     peak_memory: int | None = None  # bytes, the run's cgroup's high-water mark (None without a cgroup)
+    cpu_throttled: float | None = None  # seconds the run's processes waited at its CPU share (None: no cpu cgroup)
 
 
 # ---------------------------------------------------------------- seccomp
@@ -465,6 +471,7 @@ def _remove_owned() -> None:
 # ---------------------------------------------------------------- per-run cgroups
 
 CGROUP_FS = Path("/sys/fs/cgroup")
+CPU_PERIOD_US = 100_000  # the CFS bandwidth period of a run's cpu cgroup (its quota is cpus x this)
 
 
 def _mounts() -> tuple[Path | None, dict[str, Path]]:
@@ -484,7 +491,7 @@ def _mounts() -> tuple[Path | None, dict[str, Path]]:
                 unified = Path(fields[4])
             elif kind == "cgroup":
                 for option in options:
-                    if option in ("memory", "pids"):
+                    if option in ("memory", "pids", "cpu"):
                         v1.setdefault(option, Path(fields[4]))
     return unified, v1
 
@@ -526,6 +533,19 @@ def _v2_ready(parent: Path) -> bool:
         return False
 
 
+def _v2_parents(parent: Path) -> dict[str, Path]:
+    """The controllers a run gets under the ready v2 cgroup ``parent``: memory and pids, and cpu where its
+    children get it (enabled if this uid may; without it the run's CPU is capped per process only)."""
+    parents = {"memory": parent, "pids": parent}
+    with contextlib.suppress(OSError):
+        if "cpu" not in _read(parent / "cgroup.subtree_control").split() and \
+                "cpu" in _read(parent / "cgroup.controllers").split():
+            _write(parent / "cgroup.subtree_control", "+cpu")
+        if "cpu" in _read(parent / "cgroup.subtree_control").split():
+            parents["cpu"] = parent
+    return parents
+
+
 def _cgroup_parents(configured: str) -> tuple[dict[str, Path], str]:
     """Where this process's runs get their cgroups: controller -> parent folder, and a description; ({},
     reason) when nowhere.
@@ -550,14 +570,14 @@ def _cgroup_parents(configured: str) -> tuple[dict[str, Path], str]:
                 if not _v2_ready(folder):
                     return {}, (f"{folder} does not give memory and pids to its children "
                                 "(cgroup.subtree_control); enable them there or delegate another folder")
-                parents.update(memory=folder, pids=folder)
+                parents.update(_v2_parents(folder))
                 continue
             for controller, mount in v1.items():
                 if folder == mount or mount in folder.parents:
                     parents[controller] = folder
         if "memory" not in parents:
             return {}, f"VERTICALS_JAIL_CGROUP={configured} has no folder with the memory controller"
-        return parents, "cgroup " + ("v2" if parents["memory"] == parents.get("pids") else "v1")
+        return parents, "cgroup " + ("v2" if (parents["memory"] / "cgroup.controllers").exists() else "v1")
     own = _own_cgroups()
     controllers = set(_read(unified / "cgroup.controllers").split()) if unified and (
         unified / "cgroup.controllers").exists() else set()
@@ -571,11 +591,11 @@ def _cgroup_parents(configured: str) -> tuple[dict[str, Path], str]:
             candidates.append(top)
         for parent in candidates:
             if parent.is_dir() and os.access(parent, os.W_OK) and _v2_ready(parent):
-                return {"memory": parent, "pids": parent}, "cgroup v2"
+                return _v2_parents(parent), "cgroup v2"
         return {}, ("no writable cgroup v2 folder gives memory and pids to its children (set "
                     "VERTICALS_JAIL_CGROUP to a delegated one)")
     parents = {}
-    for controller in ("memory", "pids"):
+    for controller in ("memory", "pids", "cpu"):
         if controller in v1 and controller in own:
             folder = v1[controller] / own[controller].lstrip("/")
             if folder.is_dir() and os.access(folder, os.W_OK):
@@ -646,6 +666,13 @@ class RunCgroup:
                     _write(folders["memory"] / "memory.oom_control", "1")
             if "pids" in folders:
                 _write(folders["pids"] / "pids.max", str(limits.processes))
+            if "cpu" in folders:  # CFS bandwidth: the whole run gets `cpus` CPU-seconds per second of wall time
+                quota = max(1000, round(limits.cpus * CPU_PERIOD_US))
+                if version == 2:
+                    _write(folders["cpu"] / "cpu.max", f"{quota} {CPU_PERIOD_US}")
+                else:
+                    _write(folders["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+                    _write(folders["cpu"] / "cpu.cfs_quota_us", str(quota))
         except OSError as error:
             for folder in made:
                 with contextlib.suppress(OSError):
@@ -700,6 +727,18 @@ class RunCgroup:
         try:
             return int(_read(self.folders["memory"] / name).strip())
         except (OSError, ValueError):
+            return None
+
+    def cpu_throttled(self) -> float | None:
+        """Seconds the run's processes were held back at its CPU share (``cpu.stat``), None without a cpu cgroup."""
+        if "cpu" not in self.folders:
+            return None
+        try:
+            stat = dict(line.split() for line in _read(self.folders["cpu"] / "cpu.stat").splitlines() if line)
+            if "throttled_usec" in stat:  # v2
+                return int(stat["throttled_usec"]) / 1e6
+            return int(stat["throttled_time"]) / 1e9  # v1: nanoseconds
+        except (OSError, ValueError, KeyError):
             return None
 
     def pids(self) -> set[int]:
@@ -978,7 +1017,7 @@ class Jail:
         folder is over it at the end), or ``cancelled()`` (polled a few times a second) returns true; then
         every process of the run is killed and the caller is free. stdout and stderr are streamed and each kept
         to ``output_mb`` (head and tail; what was dropped is counted). The layers verified for this machine come
-        along, with ``run_cgroup``: how this run's memory and processes were limited."""
+        along, with ``run_cgroup``: how this run's memory, processes and CPU share were limited."""
         layers = dict(verify())
         started = time.monotonic()
         cgroup, description = self._cgroup()
@@ -1007,6 +1046,7 @@ class Jail:
             except subprocess.TimeoutExpired:
                 log.warning("a jailed run's bwrap (pid %d) did not end after SIGKILL", process.pid)
             peak = cgroup.peak() if cgroup is not None else None
+            throttled = cgroup.cpu_throttled() if cgroup is not None else None
             if cgroup is not None:
                 if killed is None and cgroup.out_of_memory():
                     killed = "memory"
@@ -1019,7 +1059,7 @@ class Jail:
         stdout, stdout_dropped = out.value()
         stderr, stderr_dropped = err.value()
         return JailResult(code, stdout, stderr, killed, time.monotonic() - started, layers, stdout_dropped,
-                          stderr_dropped, peak)
+                          stderr_dropped, peak, throttled)
 
 
 DISK_ENTRIES = 20_000
