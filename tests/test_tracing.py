@@ -181,3 +181,70 @@ def test_without_otel_variables_nothing_of_opentelemetry_is_loaded(use_plugins, 
             "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'opentelemetry was imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def _chain(tracer, span):
+    """The names from ``span`` up to its root."""
+    names = []
+    while span is not None:
+        names.append(span.name)
+        span = tracer.parent_of(span)
+    return names
+
+
+def test_a_rest_request_is_the_root_of_its_jobs_trace_and_continues_the_callers(tracer, tiny, isolated_home):
+    """The API's own server span (no FastAPI instrumentation installed): POST /v1/jobs > verticals.job > submit and
+    dispatch > chunk > batch > forward, one trace; a request that carries a traceparent continues the caller's."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from verticals.api.app import create_app
+    from verticals.core.store import open_store
+    from verticals.tenancy.tenants import Tenants
+
+    store = open_store(f"sqlite:///{isolated_home / 'api-traces.db'}")
+    key = {"Authorization": f"Bearer {Tenants(store).create_key('acme', 'k').token}"}
+    caller = format(random.getrandbits(128), "032x"), format(random.getrandbits(64), "016x")
+    with TestClient(create_app(store, tiny, auth=True, threads=1)) as api:
+        body = {"task": "tiny.embed", "items": [{"text": "hello world"}, {"text": "the a"}, {"text": "a"}],
+                "chunk_size": 2}
+        job_id = api.post("/v1/jobs", json=body, headers=key).json()["id"]
+        second = api.post("/v1/jobs", json=body, headers={**key, "traceparent": f"00-{caller[0]}-{caller[1]}-01"})
+        for created in (job_id, second.json()["id"]):
+            deadline = time.monotonic() + 60
+            while api.get(f"/v1/jobs/{created}", headers=key).json()["status"] in ("queued", "running"):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    requests = tracer.named("POST /v1/jobs")
+    assert len(requests) == 2
+    request = next(span for span in requests if span.parent is None)  # the first: a trace of its own
+    assert request.attributes["http.route"] == "/v1/jobs" and request.attributes["http.response.status_code"] == 202
+    [job] = [span for span in tracer.named("verticals.job") if tracer.parent_of(span) is request]
+    assert job.attributes["verticals.job_id"] == job_id and job.attributes["verticals.task"] == "tiny.embed"
+    mine = [span for span in tracer.spans if span.context.trace_id == request.context.trace_id]
+    forwards = [span for span in mine if span.name == "verticals.forward"]
+    assert len(forwards) == 2 and {tuple(_chain(tracer, f)) for f in forwards} == {(
+        "verticals.forward", "verticals.batch", "verticals.chunk", "verticals.dispatch", "verticals.job",
+        "POST /v1/jobs")}
+    assert [span.name for span in mine if tracer.parent_of(span) is job] == ["verticals.submit", "verticals.dispatch"]
+    polls = [span for span in tracer.spans if span.name == "GET /v1/jobs/{job_id}"]
+    assert polls and all(span.context.trace_id != request.context.trace_id for span in polls)  # their own traces
+    continued = next(span for span in requests if span.parent is not None)
+    assert format(continued.context.trace_id, "032x") == caller[0]
+    assert format(continued.parent.span_id, "016x") == caller[1] and continued.parent.is_remote
+
+
+def test_a_cli_or_sdk_job_is_one_trace_too(tracer, tiny, isolated_home):
+    """``verticals run`` and the in-process SDK call JobService.submit_and_start: its verticals.job span is the
+    root of the job's trace (submit, then the run in the foreground down to each forward pass)."""
+    service = _service(tiny, isolated_home)
+    submitted = service.submit_and_start("tiny.embed", [{"text": "hello world"}, {"text": "a"}], run="wait")
+    service.close()
+    assert submitted.status == "succeeded"
+    [job] = tracer.named("verticals.job")
+    assert job.parent is None and job.attributes["verticals.job_id"] == submitted.job_id
+    assert {span.context.trace_id for span in tracer.spans} == {job.context.trace_id}
+    [forward] = tracer.named("verticals.forward")
+    assert _chain(tracer, forward) == ["verticals.forward", "verticals.batch", "verticals.chunk", "verticals.execute",
+                                       "verticals.job"]

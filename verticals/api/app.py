@@ -25,6 +25,7 @@ from verticals.api.limits import MB, BodyLimit, Limits
 from verticals.api.routes import discovery, evals, fleet, jobs, ops, predict, usage
 from verticals.api.routes import webhooks as webhook_routes
 from verticals.config import settings
+from verticals.core import tracing
 from verticals.core.store import Store
 from verticals.registry import Registry
 from verticals.tenancy import webhooks
@@ -88,6 +89,8 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
                                "Authenticate with `Authorization: Bearer <API key>`.")
     app.state.api = state
     app.add_middleware(BodyLimit, limits=state.limits)
+    if tracing.enabled():  # OTEL_* ask for traces: each request is the front end of its job's trace
+        app.add_middleware(TraceRequests)
     add_error_handlers(app)
     for router in (ops.router, discovery.router, jobs.router, evals.router, predict.router, webhook_routes.router,
                    usage.router, fleet.router):
@@ -97,3 +100,38 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
 
     add_dashboard(app, auth)
     return app
+
+
+class TraceRequests:
+    """Each HTTP request as an OpenTelemetry server span, ``POST /v1/jobs`` (the route's template, not the ids
+    of its path), with its method, route and status code: the root of the trace of a job the request creates,
+    retries or resumes (:mod:`verticals.core.tracing`), or the child of the caller's span when the request
+    carries a ``traceparent``. Added only when tracing is on."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", [])}
+        method, answered = scope["method"], {}
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                answered["status"] = message["status"]
+            await send(message)
+
+        with tracing.server_span(f"{method} {scope['path']}", headers,
+                                 **{"http.request.method": method}) as current:
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                route = getattr(scope.get("route"), "path", None)  # FastAPI's route, once the request was routed
+                if current is not None:
+                    current.update_name(f"{method} {route}" if route else method)
+                    if route:
+                        current.set_attribute("http.route", route)
+                    if "status" in answered:
+                        current.set_attribute("http.response.status_code", answered["status"])

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["attach", "carrier", "enabled", "span"]
+__all__ = ["attach", "carrier", "enabled", "server_span", "span"]
 
 _ASKING = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
@@ -51,6 +51,22 @@ def span(name: str, **attributes: Any) -> Iterator[Any]:
     tracer = trace.get_tracer("verticals")
     with tracer.start_as_current_span(name, attributes={key: value for key, value in attributes.items()
                                                         if value is not None}) as current:
+        yield current
+
+
+@contextlib.contextmanager
+def server_span(name: str, headers: dict[str, str], **attributes: Any) -> Iterator[Any]:
+    """A server span named ``name`` (a front end's request) around the block: it continues the trace the request's
+    ``headers`` carry (``traceparent``: a client that traces), else it begins one. Off: nothing (yields None)."""
+    if not enabled():
+        yield None
+        return
+    from opentelemetry import propagate, trace
+
+    tracer = trace.get_tracer("verticals")
+    with tracer.start_as_current_span(name, context=propagate.extract(headers), kind=trace.SpanKind.SERVER,
+                                      attributes={key: value for key, value in attributes.items()
+                                                  if value is not None}) as current:
         yield current
 
 

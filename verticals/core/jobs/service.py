@@ -304,12 +304,15 @@ class JobService:
         call ``on_stored(job_id)``, then hand it over as ``run`` says (:data:`Run`). Refused by the executor
         before anything of it ran, the new job is withdrawn and :class:`ExecutorUnavailable` says so.
         """
-        self.check_ready()
-        with self._admitted(submit.get("tenant"), items):
-            job_id = self.submit(task, rows, **submit)
-        if on_stored is not None:
-            on_stored(job_id)
-        return self._run(job_id, run, on_progress, fresh=True)
+        with tracing.span("verticals.job", **{"verticals.task": task}) as current:  # every front end's job: a trace
+            self.check_ready()
+            with self._admitted(submit.get("tenant"), items):
+                job_id = self.submit(task, rows, **submit)
+            if current is not None:
+                current.set_attribute("verticals.job_id", job_id)
+            if on_stored is not None:
+                on_stored(job_id)
+            return self._run(job_id, run, on_progress, fresh=True)
 
     def _run(self, job_id: str, run: Run, on_progress: ProgressCallback | None, fresh: bool = False) -> Submitted:
         if run == "wait":
