@@ -38,14 +38,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(env: dict[str, str], log_path: Path, timeout: float = 90) -> tuple[subprocess.Popen, str]:
-    """A real `verticals serve` on a free loopback port, returned once /readyz answers 200.
+def start_server(env: dict[str, str], log_path: Path, timeout: float = 90,
+                 launcher: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A real `verticals serve` on a free loopback port (run under ``launcher``, a command such as
+    opentelemetry-instrument, if given), returned once /readyz answers 200.
 
     Fails the test with the server's log if it exits or is not ready in time.
     """
     port = free_port()
     log = log_path.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "verticals.cli", "serve", "--port", str(port),
+    process = subprocess.Popen([*(launcher or []), sys.executable, "-m", "verticals.cli", "serve", "--port", str(port),
                                 "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     log.close()  # the child keeps its own handle
     url = f"http://127.0.0.1:{port}"

@@ -80,9 +80,10 @@ class RedisServer:
 class Workers:
     """`verticals worker` subprocesses with their logs; each in its own process group."""
 
-    def __init__(self, folder: Path, env: dict[str, str]):
+    def __init__(self, folder: Path, env: dict[str, str], launcher: list[str] | None = None):
         self.folder = folder
         self.env = env
+        self.launcher = launcher or []  # a command the worker runs under (opentelemetry-instrument)
         self.procs: list[subprocess.Popen] = []
         self.logs: list[Path] = []
 
@@ -91,8 +92,8 @@ class Workers:
         for _ in range(count):
             name = f"w{len(self.procs)}-{uuid.uuid4().hex[:6]}"
             log = self.folder / f"{name}.log"
-            command = [sys.executable, "-m", "verticals.cli", "worker", "--queue", "cpu", "--concurrency",
-                       str(concurrency), "--hostname", f"{name}@test", "--loglevel", "info"]
+            command = [*self.launcher, sys.executable, "-m", "verticals.cli", "worker", "--queue", "cpu",
+                       "--concurrency", str(concurrency), "--hostname", f"{name}@test", "--loglevel", "info"]
             with open(log, "wb") as handle:
                 proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO,
                                         env={**os.environ, **self.env, **env}, start_new_session=True)

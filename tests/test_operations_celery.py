@@ -6,15 +6,22 @@ processes that run the chunks, a test-owned redis-server as the broker, PostgreS
   them from the usage rows and has the workers' batch histogram;
 - quotas: past its concurrent-jobs quota a tenant gets 429 problem+json with Retry-After (the SDK raises
   QuotaExceeded) while its job running on a worker goes on to the end; another tenant is not affected;
-- resume: a broker restart loses a job's queued chunks; the job's tenant resumes it over REST and it finishes.
+- resume: a broker restart loses a job's queued chunks; the job's tenant resumes it over REST and it finishes;
+- traces: the server and the worker run under OpenTelemetry's own launcher (opentelemetry-instrument, the SDK and
+  its console exporter, as docs/operations.md says): one job's spans, from both processes, make one trace from the
+  request to each forward pass.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -45,8 +52,8 @@ class Stack:
         return verticals.Client(self.url, api_key=self.key(tenant))
 
 
-@pytest.fixture
-def stack(tmp_path, postgres_url, use_plugins, monkeypatch):
+@contextlib.contextmanager
+def _stack(tmp_path, postgres_url, use_plugins, monkeypatch, launcher=None, **extra_env):
     from verticals.core.store.db import make_engine, upgrade
 
     upgrade(make_engine(postgres_url))
@@ -61,11 +68,12 @@ def stack(tmp_path, postgres_url, use_plugins, monkeypatch):
            "VERTICALS_TINY_MODEL": str(write_tiny_encoder(tmp_path / "tiny-encoder"))}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    workers = Workers(tmp_path, env)
+    workers = Workers(tmp_path, {**env, **extra_env, "OTEL_SERVICE_NAME": "verticals-worker"}, launcher)
     server = None
     try:
         workers.start(1, concurrency=2)
-        server, url = start_server({**os.environ, **env}, tmp_path / "server.log")
+        server, url = start_server({**os.environ, **env, **extra_env, "OTEL_SERVICE_NAME": "verticals-api"},
+                                   tmp_path / "server.log", launcher=launcher)
         yield Stack(url, postgres_url, redis, workers)
     finally:
         if server is not None:
@@ -73,6 +81,12 @@ def stack(tmp_path, postgres_url, use_plugins, monkeypatch):
             server.wait(15)
         workers.stop()
         redis.stop()
+
+
+@pytest.fixture
+def stack(tmp_path, postgres_url, use_plugins, monkeypatch):
+    with _stack(tmp_path, postgres_url, use_plugins, monkeypatch) as running:
+        yield running
 
 
 def _finished(client, job_ids, timeout=180.0):
@@ -181,3 +195,69 @@ def test_a_tenant_resumes_its_job_after_a_broker_restart_lost_its_chunks(stack):
         assert final.status == "succeeded" and final.counts == {"succeeded": 9}
         assert [r.output["upper"] for r in job.results()] == [f"T{n}" for n in range(9)]
         assert acme.usage(since="0d")["total"]["items"] == 9  # each item metered once
+
+
+def _spans(*logs: Path) -> list[dict]:
+    """The spans the console exporter printed (indented JSON objects, one per span) in these logs."""
+    decoder, spans = json.JSONDecoder(), []
+    for log in logs:
+        text = log.read_text(errors="replace")
+        at = text.find('{\n    "name"')
+        while at != -1:
+            try:
+                span, end = decoder.raw_decode(text, at)
+            except json.JSONDecodeError:  # a span still being written
+                break
+            spans.append(span)
+            at = text.find('{\n    "name"', end)
+    return spans
+
+
+LAUNCHER = Path(sys.executable).parent / "opentelemetry-instrument"
+
+
+@pytest.mark.skipif(not LAUNCHER.exists(), reason="opentelemetry-distro not installed (the dev extra has it)")
+def test_one_jobs_trace_goes_from_the_request_over_the_celery_hop_to_each_forward_pass(tmp_path, postgres_url,
+                                                                                     use_plugins, monkeypatch):
+    otel = {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    with _stack(tmp_path, postgres_url, use_plugins, monkeypatch, [str(LAUNCHER)], **otel) as stack:
+        with stack.client("acme") as acme:
+            job = acme.submit("tiny.embed", items=[{"text": f"hello world {n}"} for n in range(5)], chunk_size=2)
+            assert job.wait(timeout=120, poll=0.2).status == "succeeded"
+        logs = [tmp_path / "server.log", *stack.workers.logs]
+
+        def traced() -> list[dict]:
+            spans = _spans(*logs)
+            return spans if sum(span["name"] == "verticals.forward" for span in spans) >= 3 else []
+
+        wait_for(traced, timeout=30, what="the worker's spans")
+    spans = _spans(*logs)
+    [request] = [span for span in spans if span["name"] == "POST /v1/jobs"]
+    assert request["parent_id"] is None and request["kind"] == "SpanKind.SERVER"
+    assert request["attributes"]["http.route"] == "/v1/jobs"
+    assert request["attributes"]["http.response.status_code"] == 202
+    trace = [span for span in spans if span["context"]["trace_id"] == request["context"]["trace_id"]]
+    by_id = {span["context"]["span_id"]: span for span in trace}
+
+    def chain(span: dict) -> list[tuple[str, str]]:
+        names = []
+        while span is not None:
+            names.append((span["name"], span["resource"]["attributes"]["service.name"]))
+            span = by_id.get(span["parent_id"])
+        return names
+
+    forwards = [span for span in trace if span["name"] == "verticals.forward"]
+    assert len(forwards) == 3  # chunks of 2, 2 and 1 items: one batch and one forward pass each
+    for forward in forwards:
+        ours = [(name, service) for name, service in chain(forward)  # FastAPI's own spans may come between
+                if name.startswith("verticals.") or name == "POST /v1/jobs"]
+        assert ours == [("verticals.forward", "verticals-worker"), ("verticals.batch", "verticals-worker"),
+                        ("verticals.chunk", "verticals-worker"), ("verticals.dispatch", "verticals-api"),
+                        ("verticals.job", "verticals-api"), ("POST /v1/jobs", "verticals-api")]
+        assert forward["attributes"]["verticals.device"] == "cpu"
+        assert forward["attributes"]["verticals.model"] == "tiny-encoder"
+    batches = [span for span in trace if span["name"] == "verticals.batch"]
+    assert sorted(span["attributes"]["verticals.batch_size"] for span in batches) == [1, 2, 2]
+    assert {span["attributes"]["verticals.job_id"] for span in batches} == {job.id}
+    assert {span["attributes"]["verticals.task"] for span in batches} == {"tiny.embed"}

@@ -89,7 +89,7 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
                                "Authenticate with `Authorization: Bearer <API key>`.")
     app.state.api = state
     app.add_middleware(BodyLimit, limits=state.limits)
-    if tracing.enabled():  # OTEL_* ask for traces: each request is the front end of its job's trace
+    if tracing.enabled() and not framework_traces_requests():  # each request: the front end of its job's trace
         app.add_middleware(TraceRequests)
     add_error_handlers(app)
     for router in (ops.router, discovery.router, jobs.router, evals.router, predict.router, webhook_routes.router,
@@ -102,11 +102,21 @@ def create_app(store: Store | None = None, registry: Registry | None = None, aut
     return app
 
 
+def framework_traces_requests() -> bool:
+    """Whether FastAPI itself makes each request's server span: newer FastAPI has OpenTelemetry built in
+    (``fastapi.telemetry``: a server span per request with its route and status, continuing a ``traceparent``, once
+    the process has a tracer provider); older ones leave it to :class:`TraceRequests`."""
+    import importlib.util
+
+    return importlib.util.find_spec("fastapi.telemetry") is not None
+
+
 class TraceRequests:
     """Each HTTP request as an OpenTelemetry server span, ``POST /v1/jobs`` (the route's template, not the ids
     of its path), with its method, route and status code: the root of the trace of a job the request creates,
     retries or resumes (:mod:`verticals.core.tracing`), or the child of the caller's span when the request
-    carries a ``traceparent``. Added only when tracing is on."""
+    carries a ``traceparent``. Added only when tracing is on and FastAPI does not make that span itself
+    (:func:`framework_traces_requests`)."""
 
     def __init__(self, app: Any):
         self.app = app
