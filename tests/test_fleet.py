@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -117,3 +118,39 @@ def test_a_tenant_sees_the_fleet_but_only_its_own_chunks(tmp_path, monkeypatch, 
         for beat in beats:
             beat.stop()
         redis.stop()
+
+
+def test_task_events_reach_an_event_receiver_as_flower_reads_them(celery_env):  # noqa: F811
+    """Celery task events are on: a receiver on the same broker (what `celery flower` runs) sees the worker come
+    online and each chunk task sent, received, started and succeeded, named verticals.run_chunk."""
+    import threading
+
+    from celery import Celery
+
+    env = celery_env
+    env.workers.start(1, concurrency=1)
+    seen: list[dict] = []
+    app = Celery(broker=env.redis.url)
+    receivers: list = []
+
+    def listen() -> None:
+        with app.connection() as connection:
+            receiver = app.events.Receiver(connection, handlers={"*": seen.append})
+            receivers.append(receiver)
+            receiver.capture(limit=None, timeout=None, wakeup=True)  # until should_stop
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    wait_for(lambda: receivers, timeout=30, what="the event receiver")
+    time.sleep(1)  # the receiver's queue is bound
+    job_id = env.submit(["a", "b", "c"], chunk_size=3)
+    env.executor().start(job_id)
+    wait_for(lambda: {"task-succeeded", "task-started"} <= {e.get("type") for e in seen}, timeout=60,
+             what="the chunk's task events")
+    receivers[0].should_stop = True
+    listener.join(10)
+    types = {event.get("type") for event in seen}
+    assert {"task-sent", "task-received", "task-started", "task-succeeded"} <= types, types
+    assert "worker-heartbeat" in types or "worker-online" in types
+    sent = next(event for event in seen if event.get("type") == "task-sent")
+    assert sent["name"].endswith("run_chunk"), sent
