@@ -1735,7 +1735,7 @@ class Explorer:
             if kind == "inplace":
                 instance, value = value, None
             keys.append(None if value is None else ("same",) if value is instance else
-                        (*self._value_key(value, False), _identity(value, instance)))
+                        (*self._value_key(value, True), _identity(value, instance)))
         if state:
             keys += [(*_approx_key(s), s["kind"], s["name"])
                      for s in _state_checks(instance, self.modname, limited=False)]
@@ -1801,10 +1801,9 @@ class Explorer:
                 record["generator"] = True
             record.update(_describe_value(value))
             record.update(self.warning(passed.get("warned")))
-            if record.get("compare") in ("type", "repr") and type(value).__module__ == self.modname:
-                state = [s for s in _state_checks(value, self.modname) if s["kind"] != "repr"]
-                if state:  # an object of the module: its public state tells a mutant apart, its type does not
-                    record["state"] = state
+            state = _returned_state(value, self.modname, record)
+            if state:  # an object of the module: its public state tells a mutant apart, its type does not
+                record["state"] = state
             after = _argument_state(args, kwargs, passed.get("args", []), passed.get("kwargs", {}))
             # the result is an argument itself, or an equal copy of it (sharing its mutable items or not)
             after += _identity_checks(args, kwargs, passed.get("args", []), passed.get("kwargs", {}), value)
@@ -1910,6 +1909,9 @@ class Explorer:
                     step["same"] = same
                 if value is not None and value is not instance:
                     step.update(_describe_value(value))
+                    returned = _returned_state(value, self.modname, step)
+                    if returned:  # an object of the module a step returned (`obj.normalized()`): its attributes
+                        step["value_state"] = returned
                     if not steps and kind in ("method", "attr") and not text.startswith("list("):
                         # what the first query on a fresh instance returned can feed other calls
                         ctor = f"{self.modname}.{label}({_arg_text(ctor_args, ctor_kwargs)})"
@@ -2165,12 +2167,8 @@ def _state_checks(instance, modname: str = "", limit: int = STATE_ATTRIBUTES, li
                                "returns": repr(text), "compare": "eq", "state": True})
         except BaseException:
             pass
-    try:
-        attributes = list(vars(instance).items())
-    except TypeError:
-        attributes = []
     read = 0
-    for name, value in attributes:
+    for name, value in _public_state(instance, modname, limited):
         if read >= limit:
             break
         if name.startswith("_") or callable(value) or not name.isidentifier():
@@ -2190,6 +2188,71 @@ def _state_checks(instance, modname: str = "", limit: int = STATE_ATTRIBUTES, li
         except BaseException:
             pass
     return checks
+
+
+_UNREAD = object()
+
+
+def _public_state(instance, modname: str, limited: bool):
+    """(name, value) of an object's public state, in order: its ``__dict__``, then its public ``__slots__``, then
+    the public properties its classes of the module define (issue 28, round 6: ``packaging.version.Version``
+    keeps its parts in private slots and shows them through ``release``, ``pre``, ``is_prerelease``...; its
+    ``repr`` was all a test read). A slot or property that is unset, raises, warns or prints is skipped."""
+    try:
+        yield from list(vars(instance).items())
+    except TypeError:
+        pass
+    seen: set[str] = set(getattr(instance, "__dict__", ()))
+    readers: list[str] = []
+    for owner in type(instance).__mro__:
+        slots = vars(owner).get("__slots__", ())
+        for name in [slots] if isinstance(slots, str) else slots if isinstance(slots, tuple | list) else ():
+            if isinstance(name, str) and not name.startswith("_") and name not in seen:
+                seen.add(name)
+                readers.append(name)
+    if modname:
+        for owner in type(instance).__mro__:
+            if getattr(owner, "__module__", None) != modname:
+                continue
+            for name, member in vars(owner).items():
+                if isinstance(member, property) and member.fget is not None and not name.startswith("_") \
+                        and name not in seen:
+                    seen.add(name)
+                    readers.append(name)
+    for name in readers:
+        value = _read_attribute(instance, name, limited)
+        if value is not _UNREAD:
+            yield name, value
+
+
+def _read_attribute(instance, name: str, limited: bool):
+    """``getattr(instance, name)`` when it returns without raising, warning or printing (else ``_UNREAD``)."""
+    import warnings
+
+    try:
+        with time_limit(0.5) if limited else contextlib.nullcontext(), _quiet() as printed, \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(instance, name)
+    except (TestTimeout, SandboxViolation):
+        if limited:
+            return _UNREAD
+        raise
+    except BaseException:
+        return _UNREAD
+    if caught or any(printed.texts()):
+        return _UNREAD
+    return value
+
+
+def _returned_state(value, modname: str, described: dict) -> list[dict]:
+    """The public state of an object of the module that a call or a call-sequence step returned (issue 28,
+    round 6), where the value itself is compared by its type or ``repr`` only: the attributes of what
+    ``obj.normalized()`` or ``obj + other`` built are where a mutant of the code that built it shows
+    (``relativedelta``'s ``{:+g}`` repr prints ``0`` and ``0.0`` alike). [] for anything else."""
+    if not modname or described.get("compare") not in ("type", "repr") or type(value).__module__ != modname:
+        return []
+    return [s for s in _state_checks(value, modname) if s["kind"] != "repr"]
 
 
 def _lines_of(func) -> set[int]:

@@ -135,9 +135,17 @@ def _after(record: dict) -> bool:
         for a in after)
 
 
-def _step(step: object) -> bool:
-    return (isinstance(step, dict) and step.get("kind") in STEP_KINDS and _text(step.get("name", ""), 200)
-            and _texts(step.get("args", [])) and _text_map(step.get("kwargs", {})) and _described(step))
+def _step(step: object, nested: bool = False) -> bool:
+    """A call-sequence step; ``value_state``: the attribute and ``len`` reads of the object it returned (no
+    deeper)."""
+    if not (isinstance(step, dict) and step.get("kind") in STEP_KINDS and _text(step.get("name", ""), 200)
+            and _texts(step.get("args", [])) and _text_map(step.get("kwargs", {})) and _described(step)):
+        return False
+    state = step.get("value_state")
+    if state is None:
+        return True
+    return (not nested and isinstance(state, list) and len(state) <= STATE_LIMIT
+            and all(_step(s, nested=True) and s.get("kind") in ("attr", "len") for s in state))
 
 
 _SCHEMAS = {
@@ -392,11 +400,27 @@ class Renderer:
         if same is True:
             return [f"assert {text} is obj"]
         if same is False:
-            name = "value" if self.module.partition(".")[0] != "value" else "value_"
-            checked = self.check(name, step)
-            return None if checked is None else [f"{name} = {text}", *(c for c in checked if c != name),
-                                                 f"assert {name} is not obj"]
+            return self.returned(text, step)
         return None
+
+    def returned(self, text: str, step: dict[str, Any]) -> list[str] | None:
+        """A call-sequence step whose value is checked more than once: named (``value = obj.normalized()``),
+        its checks, ``assert value is not obj`` for an equal copy of ``obj``, then the public state of the object
+        it returned (``value_state``: ``assert value.microseconds == 0``)."""
+        name = "value" if self.module.partition(".")[0] != "value" else "value_"
+        checked = self.check(name, step)
+        if checked is None:
+            return None
+        lines = [f"{name} = {text}", *(c for c in checked if c != name)]
+        if step.get("same") is False:
+            lines.append(f"assert {name} is not obj")
+        for read in step.get("value_state") or []:
+            source = self.step(read)
+            more = None if source is None else self.check(source.replace("obj", name, 1), read)
+            if more is None:
+                return None
+            lines += more
+        return lines
 
     def warns(self, record: dict[str, Any], lines: list[str]) -> list[str] | None:
         """``lines`` (a call and the checks of its result) inside ``pytest.warns`` when the call warned."""

@@ -152,6 +152,8 @@ def _sequence_lines(renderer: Renderer, event: dict) -> tuple[str, list[str]] | 
         text = renderer.step(step)
         if text is not None and step.get("same") is not None and step.get("raises") is None:
             checked = renderer.identity(text, step)
+        elif text is not None and step.get("value_state") and step.get("raises") is None:
+            checked = renderer.returned(text, step)
         else:
             checked = None if text is None else renderer.check(text, step)
         checked = None if checked is None else renderer.warns(step, checked)
