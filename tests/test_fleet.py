@@ -154,3 +154,32 @@ def test_task_events_reach_an_event_receiver_as_flower_reads_them(celery_env):  
     assert "worker-heartbeat" in types or "worker-online" in types
     sent = next(event for event in seen if event.get("type") == "task-sent")
     assert sent["name"].endswith("run_chunk"), sent
+
+
+def test_a_worker_is_listed_as_starting_before_its_start_up_ends(celery_env, tmp_path):  # noqa: F811
+    """The worker's main process reports itself once the broker answers, before its start-up's imports and its
+    pool: the first row seen is that process, starting; once the worker is ready its pool process replaces it."""
+    import subprocess
+    import sys
+
+    from tests.test_celery import REPO, Workers
+
+    url = celery_env.redis.url
+    log = tmp_path / "starting.log"
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen([sys.executable, "-m", "verticals.cli", "worker", "--queue", "cpu", "--concurrency",
+                                 "1", "--hostname", "early@test"], stdout=handle, stderr=subprocess.STDOUT, cwd=REPO,
+                                env={**os.environ, **celery_env.workers.env, "VERTICALS_WORKER_HEARTBEAT_S": "0.5"},
+                                start_new_session=True)
+    try:
+        seen: list[list[dict]] = []
+        wait_for(lambda: seen.append(_workers(url)["workers"]) or seen[-1], timeout=90, what="the starting worker")
+        assert [(w["node"], w["pid"], w["starting"], w["queues"]) for w in seen[-1]] == [
+            ("early@test", proc.pid, True, ["cpu"])]
+        wait_for(lambda: b"ready." in log.read_bytes(), timeout=90, what="the worker ready")
+        wait_for(lambda: [w["pid"] for w in _workers(url)["workers"]] == Workers.children(proc), timeout=30,
+                 what="the pool process in place of the starting row")
+        assert not _workers(url)["workers"][0]["starting"]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(15)

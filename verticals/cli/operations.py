@@ -220,7 +220,8 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON on 
     for worker in fleet["workers"]:
         chunk = worker.get("chunk")
         doing = (f"job {chunk['job_id'][:12]} items {chunk['start']}-{chunk['end'] - 1} for "
-                 f"{chunk['running_s']:.0f}s" if chunk else f"idle ({worker.get('chunks_done', 0)} chunks done)")
+                 f"{chunk['running_s']:.0f}s" if chunk else "starting" if worker.get("starting")
+                 else f"idle ({worker.get('chunks_done', 0)} chunks done)")
         models = ", ".join(f"{m['model']} on {m['device']}" for m in worker.get("models") or []) or "none loaded"
         rows.append((f"{worker['node']} pid {worker['pid']}", ", ".join(worker.get("queues") or []) or "-", doing,
                      models, f"{worker['age_s']:.1f}s ago"))

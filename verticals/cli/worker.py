@@ -18,11 +18,11 @@ def _fail(message: str) -> typer.Exit:
     return fail(message)
 
 
-def _check_services(queue: str) -> None:
-    """Refuse to start with a clear message when the broker or the database is not usable."""
+def _check_services(queue: str, node: str | None = None) -> None:
+    """Refuse to start with a clear message when the broker or the database is not usable. Once the broker
+    answers, the worker ``node`` is listed as starting (``verticals workers``) while the rest of its start-up runs."""
     from verticals.cli.common import err
     from verticals.config import broker_url, database_url
-    from verticals.core.store import DatabaseNotReady, ensure_ready, make_engine
 
     broker = broker_url()
     if not broker:
@@ -41,6 +41,13 @@ def _check_services(queue: str) -> None:
                         "Start Redis (e.g. scripts/ensure-services.sh) or fix VERTICALS_BROKER_URL.") from None
         finally:
             client.close()
+        if node is not None:
+            from verticals.config import settings
+            from verticals.workers import fleet
+
+            fleet.announce_start(broker, node, [queue], settings().worker_heartbeat_s)
+    from verticals.core.store import DatabaseNotReady, ensure_ready, make_engine  # after the fleet has it
+
     url = database_url()
     engine = make_engine(url)
     try:
@@ -109,11 +116,12 @@ def register(app: typer.Typer) -> None:
         the same as the machines that submit jobs. Ctrl-C (or SIGTERM) finishes the running chunk, then exits;
         a second Ctrl-C stops at once (the chunk is handed to another worker after the visibility timeout).
         """
-        from verticals.workers.celery_app import QUEUES
+        from verticals.workers.queues import QUEUES
 
         if queue not in QUEUES:
             raise _fail(f"unknown queue {queue!r}: use --queue gpu, cpu or code")
-        _check_services(queue)
+        node = hostname or f"{queue}.{os.getpid()}@{socket.gethostname()}"
+        _check_services(queue, node)
         os.environ["VERTICALS_WORKER_QUEUE"] = queue
         if preload:
             os.environ["VERTICALS_PRELOAD"] = "1"
@@ -133,6 +141,10 @@ def register(app: typer.Typer) -> None:
 
         # --pool prefork: the app's worker_pool (ResilientTaskPool, set by configure_worker) is used
         argv = ["worker", "--queues", queue, "--concurrency", str(processes), "--pool", "prefork",
-                "--loglevel", loglevel, "--hostname", hostname or f"{queue}.{os.getpid()}@{socket.gethostname()}",
-                "--without-gossip"]
-        celery_app.worker_main(argv)
+                "--loglevel", loglevel, "--hostname", node, "--without-gossip"]
+        try:
+            celery_app.worker_main(argv)
+        finally:
+            from verticals.workers import fleet
+
+            fleet.started()  # a worker that did not get to ready leaves no starting row behind

@@ -6,14 +6,30 @@ The composition roots (CLI, API server, SDK in-process mode, worker) build their
 
 from __future__ import annotations
 
-from verticals.core.jobs.executor import Executor, ExecutorUnavailable, ProgressCallback
-from verticals.core.jobs.service import JobService
-from verticals.core.models.host import ModelHost
-from verticals.core.store import Store
-from verticals.registry import Registry
-from verticals.workers.preload import preload_models
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when used: `verticals worker` reads verticals.workers.queues and .fleet first, and
+    # reports itself to the fleet before the store, the engine and torch are imported (seconds on a busy machine)
+    from verticals.core.jobs.executor import Executor, ExecutorUnavailable, ProgressCallback
+    from verticals.core.jobs.service import JobService
+    from verticals.core.models.host import ModelHost
+    from verticals.core.store import Store
+    from verticals.registry import Registry
+    from verticals.workers.preload import preload_models
 
 __all__ = ["Executor", "ExecutorUnavailable", "get_executor", "job_service", "preload_models"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Executor", "ExecutorUnavailable"):
+        from verticals.core.jobs import executor
+
+        return getattr(executor, name)
+    if name == "preload_models":
+        from verticals.workers.preload import preload_models
+
+        return preload_models
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_executor(store: Store, registry: Registry, host: ModelHost | None = None, name: str | None = None,
@@ -24,6 +40,7 @@ def get_executor(store: Store, registry: Registry, host: ModelHost | None = None
     installed, no broker URL); ``ValueError`` for an unknown name. ``threads`` and ``on_progress`` are the
     local executor's, for the jobs it runs in the background (:meth:`~verticals.core.jobs.service.JobService.start`)."""
     from verticals.config import broker_url
+    from verticals.core.jobs.executor import ExecutorUnavailable
 
     name = name or ("celery" if broker_url() else "local")
     if name == "local":
@@ -47,6 +64,9 @@ def job_service(store: Store, registry: Registry, host: ModelHost | None = None,
                 on_progress: ProgressCallback | None = None) -> JobService:
     """A job service over ``executor``, or over the configured one (built on first use: reading results,
     cancelling or exporting never needs it; running does, and says what is wrong when it cannot be built)."""
+    from verticals.core.jobs.service import JobService
+    from verticals.core.models.host import ModelHost
+
     host = host or getattr(executor, "host", None)
     if executor is not None:
         return JobService(store, registry, executor, host=host)

@@ -249,6 +249,15 @@ def _worker_setup(sender: str, instance: Any, **_: Any) -> None:
         fleet.QUEUES = []
 
 
+@signals.worker_ready.connect
+def _worker_ready(**_: Any) -> None:
+    """In the worker's main process, once its pool is up: its starting row leaves the fleet (the pool processes
+    report themselves)."""
+    from verticals.workers import fleet
+
+    fleet.started()
+
+
 def _start_heartbeat() -> None:
     """This pool process reports itself to the fleet (``verticals workers``) while it lives."""
     from verticals.config import settings

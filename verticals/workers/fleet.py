@@ -6,7 +6,9 @@ Each pool process of ``verticals worker`` (Celery, Redis broker) writes a heartb
 process starts, and one that is killed (``kill -9``, a lost machine) is gone within three heartbeats, with no
 one to clean up after it. A worker that stops normally removes its key at once.
 
-A heartbeat holds the worker's node name and pid, the queues it consumes, the chunk it runs (job, items, since
+The worker's main process reports itself as ``starting`` from its first second (:func:`announce_start`, before
+its start-up's imports), until its pool processes are up (:func:`started`). A heartbeat holds the worker's node
+name and pid, the queues it consumes, the chunk it runs (job, items, since
 when), the models loaded in it with their device, and when it started. :func:`verticals.workers.fleet_view.snapshot`
 reads them all, with the backlog of each queue (``verticals workers``): a module of its own, since it needs the
 Celery app (:mod:`verticals.workers.celery_app`), which imports this module to start the heartbeats.
@@ -25,11 +27,12 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KEY_PREFIX", "Heartbeat", "is_redis", "queue_backlog"]
+__all__ = ["KEY_PREFIX", "Heartbeat", "announce_start", "is_redis", "queue_backlog", "started"]
 
 KEY_PREFIX = "verticals:fleet:"
 NODE: str | None = None  # the Celery node name (`--hostname`), set in the worker's main process before the fork
 QUEUES: list[str] = []  # the queues the worker consumes, likewise
+STARTING: Heartbeat | None = None  # the main process's heartbeat while the worker starts (announce_start)
 
 
 def _redis(url: str) -> Any:
@@ -45,9 +48,10 @@ def is_redis(url: str) -> bool:
 class Heartbeat:
     """The heartbeat of one pool process: a daemon thread writing :meth:`report` every ``every`` seconds."""
 
-    def __init__(self, url: str, every: float, host: Any = None):
+    def __init__(self, url: str, every: float, host: Any = None, starting: bool = False):
         self.url, self.every = url, max(0.1, every)
         self.host = host  # a callable returning the process's ModelHost, or None before its first chunk
+        self.starting = starting  # the worker's main process, still starting (no pool process yet)
         self.pid = os.getpid()
         self.node = NODE or f"celery@{socket.gethostname()}"
         self.key = f"{KEY_PREFIX}{self.node}:{self.pid}"
@@ -96,7 +100,8 @@ class Heartbeat:
 
         return {"node": self.node, "pid": self.pid, "host": socket.gethostname(), "queues": list(QUEUES),
                 "device": settings().device, "started_at": self.started_at, "heartbeat_at": time.time(),
-                "every_s": self.every, "chunk": self.chunk, "chunks_done": self.chunks_done, "models": models}
+                "every_s": self.every, "chunk": self.chunk, "chunks_done": self.chunks_done, "models": models,
+                "starting": self.starting}
 
     def _run(self) -> None:
         client = None
@@ -113,6 +118,25 @@ class Heartbeat:
             self._wake.clear()
         if client is not None:
             client.close()
+
+
+def announce_start(url: str, node: str, queues: list[str], every: float) -> None:
+    """The worker's main process reports itself as starting, before its start-up's imports (torch, the tasks:
+    seconds on a busy machine) and its pool: a worker is listed from its first second. Its pool processes then
+    report themselves and :func:`started` removes this row (the worker is ready)."""
+    global NODE, QUEUES, STARTING
+    if not is_redis(url) or STARTING is not None:
+        return
+    NODE, QUEUES = node, list(queues)
+    STARTING = Heartbeat(url, every, starting=True).start()
+
+
+def started() -> None:
+    """The worker is ready (its pool processes report themselves): the main process's starting row goes."""
+    global STARTING
+    if STARTING is not None and STARTING.pid == os.getpid():
+        STARTING.stop()
+    STARTING = None
 
 
 def queue_backlog(app: Any, queue: str) -> int | None:

@@ -28,6 +28,7 @@ class FleetWorkerOut(BaseModel):
     worker: int = Field(description="A number for this answer (worker machines are not named to tenants)")
     queues: list[str]
     busy: bool
+    starting: bool = Field(default=False, description="Still starting: its pool processes are not up yet")
     chunk: FleetChunkOut | None = Field(default=None, description="The chunk it runs, when its job is yours")
     models: list[dict[str, Any]] = Field(default_factory=list, description="Loaded models: model, device, runtime")
     heard_s: float = Field(description="Seconds since its last heartbeat")
@@ -61,6 +62,7 @@ def workers(who: Who, state: State) -> FleetOut:
         chunk = worker.get("chunk")
         mine = bool(chunk) and state.tenants.job(str(chunk.get("job_id")), who.tenant) is not None
         out.append(FleetWorkerOut(worker=number, queues=worker.get("queues") or [], busy=bool(chunk),
+                                  starting=bool(worker.get("starting")),
                                   chunk=FleetChunkOut(**{k: chunk[k] for k in FleetChunkOut.model_fields})
                                   if mine and chunk else None,
                                   models=worker.get("models") or [], heard_s=round(worker["age_s"], 3)))
