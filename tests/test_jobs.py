@@ -238,6 +238,8 @@ def test_models_load_on_first_use_only():
     host = ModelHost({"ghost": ModelSpec(name="ghost", kind="encoder", local_path="/no/such/model")})
     models = LazyModels(host, {"encoder": "ghost"})
     assert list(models) == ["encoder"] and models.provenance() == {}  # nothing loaded yet
+    assert "encoder" in models and "llm" not in models  # asking whether a role is there loads nothing
+    assert models.provenance() == {} and not models.loaded
     with pytest.raises(ModelUnavailable):
         models["encoder"]
     with pytest.raises(KeyError, match="declares"):

@@ -134,6 +134,11 @@ class ModelRoles(Mapping[str, ModelHandle]):
     def spec(self, role: str) -> ModelSpec:
         """The spec of ``role`` (a registered model, or one the job's parameters named); KeyError for no such role."""
 
+    @abstractmethod
+    def __contains__(self, role: object) -> bool:
+        """Whether the job has ``role``, without loading its model (``Mapping``'s own ``in`` would: it calls
+        ``__getitem__``)."""
+
 
 class JobSummary(TypedDict, total=False):
     """The job as the hooks ``job_submitted`` and ``job_finished`` receive it (and ``verticals jobs status --json``

@@ -66,6 +66,9 @@ class LazyModels(ModelRoles):
             self.loaded[role] = self.host.get(self.roles[role])
         return self.loaded[role]
 
+    def __contains__(self, role: object) -> bool:
+        return role in self.roles
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.roles)
 
