@@ -11,6 +11,9 @@ consoles' width, as ``COLUMNS`` sets it) and in a pipe with no width set (80). F
 - the names, ids and paths the sample must show appear whole on one line (a key id ``keys revoke`` needs, a model
   name, a version, a run id): never cut with an ellipsis, never wrapped, never folded letter by letter;
 - no word cut with an ellipsis anywhere (``finan…``, ``versi…``), but in the preview of a run's texts;
+- no word folded across lines (a table cell ``requ`` / ``ired`` or ``descriptio`` / ``n``): each sample also runs
+  200 columns wide, and a word of a narrower output that is only the start or the end of a word of that wide
+  output is a word cut in two;
 - list and show commands write their data on stdout (``| less`` and ``> file`` get it); ``--json`` is JSON.
 
 Every command's ``--help`` is checked the same way. Commands that start services or change the environment run
@@ -38,6 +41,7 @@ HELP_ONLY = {
     "plugins post-install": "downloads and installs the plugins' extra resources (make setup runs it)",
 }
 WIDTHS = ((80, "COLUMNS=80"), (40, "COLUMNS=40"), (None, "a pipe, no width set"))
+WIDE = 200  # each sample's reference output: its words whole
 HELP_MIN = 50  # click lays out --help at no fewer than 50 columns, whatever the terminal
 JSON_LINES = {"jobs results", "webhooks add"}  # data as JSON (lines) on stdout, as documented
 ELLIPSIS_ALLOWED = {"run", "jobs submit"}  # the preview cuts long input texts to the room left, by design
@@ -156,6 +160,44 @@ def _problems(text: str, width: int, must: list[str], ellipsis_ok: bool, json_ou
     return problems
 
 
+_WORD = re.compile(r"^[A-Za-z][A-Za-z_-]*[A-Za-z]$")
+_PUNCTUATION = "()[]{}<>.,;:'\"`|=*!?/"
+
+
+def _words(text: str) -> set[str]:
+    """The words of ``text``: whitespace-separated tokens of letters (``_`` and ``-`` inside), punctuation around
+    them stripped; a token cut with an ellipsis, and tokens with digits (ids, figures), left out."""
+    found = set()
+    for token in text.split():
+        if "…" in token:
+            continue
+        word = token.strip(_PUNCTUATION)
+        if _WORD.match(word):
+            found.add(word)
+    return found
+
+
+def _pieces(word: str, tokens: set[str]) -> bool:
+    """Whether ``word`` is two or more of ``tokens`` one after another (``CoverageFigures`` = ``Cove`` ``rage``
+    ``Figu`` ``res``)."""
+    ends = {0}
+    for end in range(1, len(word) + 1):
+        if any(start in ends and word[start:end] in tokens for start in range(end) if (start, end) != (0, len(word))):
+            ends.add(end)
+    return len(word) in ends
+
+
+def _folded(text: str, wide: set[str]) -> list[str]:
+    """Words of ``text`` that are the start or the end of a longer word of the wide output ``wide``, which the
+    pieces of ``text`` spell whole, and no word of ``wide``: a word folded across the lines of a narrow table
+    (``requ`` / ``ired``), which neither a reader nor a copy gets whole. (A shorter word of its own, ``cancel``
+    next to ``cancelled``, is no fold: the rest is not in the text.)"""
+    tokens = {token.strip(_PUNCTUATION) for token in text.split()}
+    return [f"a word folded across lines: {word!r} (of {whole!r})" for word in sorted(_words(text) - wide)
+            for whole in sorted(wide) if len(whole) > len(word) and (whole.startswith(word) or whole.endswith(word))
+            and _pieces(whole, tokens)][:5]
+
+
 # -- the prepared home -------------------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -238,10 +280,24 @@ def test_every_command_fits_80_and_40_columns_and_a_pipe(home, monkeypatch):
     assert not missing, f"commands without a sample here (add one, or a reason in HELP_ONLY): {missing}"
 
     problems: list[str] = []
-    for width, how in WIDTHS:
+    reference: dict[tuple[str, int], set[str]] = {}
+    for width, how in ((WIDE, "reference"), *WIDTHS):
         shown = width or 80
         for leaf in leaves:
             words = leaf.split()
+            if width == WIDE:  # the reference: every sample's words, whole
+                for number, (args, _code, _must) in enumerate(samples.get(leaf, [])):
+                    result = invoke([*words, *args], WIDE)
+                    reference[(leaf, number)] = _words(result.stdout + "\n" + result.stderr)
+                    if leaf == "keys revoke":
+                        ids["key"] = json.loads(invoke(["keys", "create", "--tenant", "acme-research-and-development",
+                                                        "--name", "etl", "--json"]).stdout)["id"]
+                    if leaf == "webhooks remove":
+                        ids["hook"] = json.loads(invoke(["webhooks", "add", "--tenant", "acme-research-and-development",
+                                                         "--url", "http://127.0.0.1:9/hook"]).stdout)["id"]
+                    samples = _samples(ids)
+                reference[(leaf, -1)] = _words(invoke([*words, "--help"], 80).stdout)  # click: at most 80
+                continue
             help_result = invoke([*words, "--help"], width)
             where = f"`verticals {leaf} --help` at {how}"
             if help_result.exit_code != 0:
@@ -249,7 +305,8 @@ def test_every_command_fits_80_and_40_columns_and_a_pipe(home, monkeypatch):
             problems += [f"{where}: {p}"
                          for p in _problems(help_result.stdout, max(shown, HELP_MIN), [], True, False,
                                             padding_ok=True)]  # click leaves a space after a wrapped usage
-            for args, code, must in samples.get(leaf, []):
+            problems += [f"{where}: {p}" for p in _folded(help_result.stdout, reference[(leaf, -1)])]
+            for number, (args, code, must) in enumerate(samples.get(leaf, [])):
                 result = invoke([*words, *args], width)
                 where = f"`verticals {leaf} {' '.join(args)}` at {how}"
                 if result.exit_code != code:
@@ -268,6 +325,7 @@ def test_every_command_fits_80_and_40_columns_and_a_pipe(home, monkeypatch):
                 problems += [f"{where}: {p}" for p in _problems(result.stderr, shown, [], ellipsis_ok, False)]
                 problems += [f"{where}: {p}" for p in _problems(both, shown, must, True, False)
                              if "whole on one line" in p]
+                problems += [f"{where}: {p}" for p in _folded(both, reference[(leaf, number)])]
                 data = words[-1] in ("list", "show", "status", "runtimes", "current") or args[:1] in (
                     ["list"], ["show"])
                 if data and code == 0 and not result.stdout.strip():

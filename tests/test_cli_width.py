@@ -138,15 +138,23 @@ def domain_registry():
     return build_registry()
 
 
-def test_tasks_show_fits_80_columns_for_every_installed_task(domain_registry, monkeypatch):
+@pytest.mark.parametrize("width", [WIDTH, 40])
+def test_tasks_show_fits_80_and_40_columns_for_every_installed_task(domain_registry, monkeypatch, width):
+    """Every task's fields at 80 and 40 columns: no line too wide, and no word folded across lines (a type
+    ``requ`` / ``ired``, an environment variable cut in two, as a Rich table column narrower than a word does)."""
+    from tests.test_cli_every_command import _folded, _words
     from verticals.cli import tasks as tasks_cli
 
-    for name, task_cls in sorted(domain_registry.tasks.items()):
+    def shown(task_cls, columns):
         buffer = io.StringIO()
-        monkeypatch.setattr(tasks_cli, "out", _Console(width=WIDTH, file=buffer, color_system=None))
+        monkeypatch.setattr(tasks_cli, "out", _Console(width=columns, file=buffer, color_system=None))
         tasks_cli._show(domain_registry, task_cls)
-        text = buffer.getvalue()
-        assert_fits(text)
+        return buffer.getvalue()
+
+    for name, task_cls in sorted(domain_registry.tasks.items()):
+        text = shown(task_cls, width)
+        assert_fits(text, width)
+        assert not _folded(text, _words(shown(task_cls, 200))), (name, _folded(text, _words(shown(task_cls, 200))))
         assert name in text and "parameters" in text and "output (one result)" in text
         for field in task_cls.Params.model_fields:
             assert "--" + field.replace("_", "-") in text
@@ -331,3 +339,20 @@ def test_models_runtimes_keeps_every_figure_whole(tmp_path):
     assert_fits(wide.stdout, width=170)
     assert header_cells(wide.stdout, "┃")[1:4] == ["model", "┃", "variant"]
     assert "macro_f1 0.8006 -> 0.7994" in wide.stdout and "…" not in wide.stdout
+
+
+def test_a_slow_jobs_rate_reads_as_time_per_item_in_the_bar_and_the_summary():
+    """3 hints in 414 s printed '(0.0 items/s)' in the summary while the bar said '2.3 min/item': one rule."""
+    from rich.progress import Progress
+
+    from verticals.cli.common import RateColumn
+    from verticals.cli.render import rate_text
+
+    assert rate_text(3000) == "3,000.0 items/s" and rate_text(10.7) == "10.7 items/s"
+    assert rate_text(3 / 414) == "2.3 min/item" and rate_text(1 / 40) == "40 s/item"
+    progress = Progress()
+    task = progress.add_task("tutor.hint", total=3)
+    progress.update(task, completed=3)
+    state = progress.tasks[0]
+    state.start_time, state.stop_time = 0.0, 414.0
+    assert RateColumn().render(state).plain == "2.3 min/item"

@@ -16,8 +16,10 @@ Data goes to stdout; progress, tables and messages go to stderr, so
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Annotated
+import textwrap
+from typing import Annotated, Any
 
 import typer
 
@@ -43,6 +45,38 @@ from verticals.cli.plugins import plugins_app
 from verticals.cli.run import CONTEXT, run
 from verticals.cli.tasks import tasks_app
 
+
+def _help_wraps_between_words() -> None:
+    """``--help`` breaks its lines between words only. Click (which Typer vendors as ``typer._click``) wraps help
+    with textwrap's defaults, which in a narrow terminal cut a long word (``VERTICALS_BROKER_URL`` as ``VE`` /
+    ``RL``) and break at hyphens (``[default: no-`` / ``purge-inputs]``): neither can be read or copied. A word
+    longer than its line overflows it whole, as a path does everywhere else in the CLI."""
+    for name in ("typer._click._textwrap", "click._textwrap"):  # the one Typer uses, whichever it is
+        try:
+            module: Any = importlib.import_module(name)
+        except ImportError:
+            continue
+        base = module.TextWrapper
+        if getattr(base, "whole_words", False):
+            return
+
+        class WholeWords(base):  # type: ignore[misc, valid-type]
+            whole_words = True
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs.setdefault("break_long_words", False)
+                kwargs.setdefault("break_on_hyphens", False)
+                super().__init__(*args, **kwargs)
+
+            def _handle_long_word(self, chunks: list[str], line: list[str], length: int, width: int) -> None:
+                # click's own cuts the word wherever the line ends; textwrap's keeps it whole on a line of its own
+                textwrap.TextWrapper._handle_long_word(self, chunks, line, length, width)
+
+        module.TextWrapper = WholeWords  # click's wrap_text imports it by name at each call
+        return
+
+
+_help_wraps_between_words()
 app = typer.Typer(help="verticals: vertical AI tasks on transformer models, as batch jobs.", no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 app.command(context_settings=CONTEXT)(run)

@@ -4,7 +4,8 @@ Rich cuts a cell that does not fit its column (``finan…``, a key id that ``ver
 use) or folds it letter by letter. Lists go through :func:`rows` instead:
 
 - the **table** is used when every column gets its widest cell (ids, names, paths, numbers whole); *prose* columns
-  (descriptions, notes) may wrap between words down to ``PROSE_MIN`` characters;
+  (descriptions, notes, types) may wrap between words down to ``PROSE_MIN`` characters, never under their longest
+  word (an environment variable, a path: folded, it could not be read or copied);
 - otherwise each row is a **block**: its first cell on a line of its own (the name or id a later command takes),
   then ``  header: value`` lines. A value wraps between words; a token longer than the line (a path, an id) is
   printed whole, never cut or folded (a terminal folds it on screen; a copy, a pipe or a file keep it whole).
@@ -31,12 +32,25 @@ def _cell(value: Any) -> Text:
     return Text.from_markup(value) if isinstance(value, str) and "[/" in value else Text(str(value))
 
 
+def _longest_word(cells: Sequence[Text]) -> int:
+    return max((len(word) for cell in cells for word in cell.plain.split()), default=0)
+
+
+def _prose_width(header: str, cells: Sequence[Text]) -> int:
+    """The least width a prose column gets: ``PROSE_MIN`` (or its header, or its longest word, if wider), and no
+    more than its longest cell."""
+    longest = max([len(header), *(cell.cell_len for cell in cells)])
+    return min(longest, max(PROSE_MIN, len(header), _longest_word(cells)))
+
+
 def fits(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int, prose: Sequence[str] = ()) -> bool:
-    """Whether a table of these rows fits ``width`` with every non-prose cell whole (two spaces between columns)."""
+    """Whether a table of these rows fits ``width`` with every non-prose cell whole (two spaces between columns)
+    and every word of a prose cell whole."""
     widths = []
     for index, header in enumerate(headers):
-        longest = max([len(header), *(_cell(row[index]).cell_len for row in rows)])
-        widths.append(min(longest, max(PROSE_MIN, len(header))) if header in prose else longest)
+        cells = [_cell(row[index]) for row in rows]
+        widths.append(_prose_width(header, cells) if header in prose
+                      else max([len(header), *(cell.cell_len for cell in cells)]))
     return sum(widths) + 2 * (len(headers) - 1) <= width
 
 
@@ -76,9 +90,12 @@ def rows(headers: Sequence[str], values: Sequence[Sequence[Any]], width: int, pr
     if fits(headers, values, width, prose):
         table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
                       pad_edge=False, collapse_padding=True)
-        for header in headers:
+        for index, header in enumerate(headers):
             if header in prose:
-                table.add_column(header, ratio=1, min_width=min(PROSE_MIN, width), overflow="fold")
+                cells = [_cell(row[index]) for row in values]  # prose columns share the width as their texts
+                longest = max([len(header), *(cell.cell_len for cell in cells)])  # are long
+                table.add_column(header, ratio=longest, min_width=min(_prose_width(header, cells), width),
+                                 overflow="fold")
             else:
                 table.add_column(header, no_wrap=True)
         for row in values:

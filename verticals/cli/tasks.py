@@ -1,7 +1,8 @@
 """``verticals tasks ...``: the tasks the installed plugins provide.
 
-``tasks list`` and ``tasks show`` read at 80 columns and in pipes: task names are never cut (their column
-does not wrap), descriptions wrap; ``--json`` gives the raw data (JSON Schemas) for programs.
+``tasks list`` and ``tasks show`` read at 80 columns, narrower and in pipes: their lists go through
+:mod:`verticals.cli.listing` (a table while names stay whole and descriptions and types wrap between words, else
+one block of ``name: value`` lines per task or field); ``--json`` gives the raw data (JSON Schemas) for programs.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import typer
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from verticals.cli.common import _handle, _registry, out
+from verticals.cli.listing import print_rows, say
 
 tasks_app = typer.Typer(help="Tasks the installed plugins provide.", no_args_is_help=True)
 
@@ -35,19 +36,13 @@ def tasks_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON 
         out.print_json(json.dumps([t.info() for t in registry.tasks.values()]))
         return
     wide = out.width >= WIDE
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    table.add_column("task", no_wrap=True, style="bold")
-    if wide:
-        table.add_column("plugin", no_wrap=True)
-    table.add_column("device", no_wrap=True)
-    table.add_column("models", overflow="fold")
-    table.add_column("description", ratio=1, overflow="fold")
+    headers = ["task", *(["plugin"] if wide else []), "device", "models", "description"]
+    values = []
     for name, task in sorted(registry.tasks.items()):
         plugin = registry.task_plugin.get(name)
-        cells = [name] + ([plugin.name if plugin else ""] if wide else [])
-        table.add_row(*(Text(cell) for cell in (*cells, task.device, "\n".join(dict.fromkeys(task.models.values())),
-                                                task.description)))
-    out.print(table)
+        values.append([Text(name, style="bold"), *([plugin.name if plugin else ""] if wide else []), task.device,
+                       ", ".join(dict.fromkeys(task.models.values())), task.description])
+    print_rows(out, headers, values, prose=("models", "description"))
 
 
 @tasks_app.command("show")
@@ -99,7 +94,6 @@ def _show(registry: Any, task_cls: Any) -> None:
                      + (" (a golden set ships with the plugin)" if getattr(task_cls, "golden", None) else ""))
     out.print(head)
     if task_cls.models:
-        from verticals.cli.listing import say
         from verticals.core.models.host import ModelHost, ModelUnavailable
 
         host = ModelHost(registry.models)
@@ -122,21 +116,9 @@ def _show(registry: Any, task_cls: Any) -> None:
         _print_model(title, model, as_option)
 
 
-def _table(title: str, columns: tuple[str, ...]) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  show_edge=False)
-    for index, column in enumerate(columns):
-        if index == 0:
-            table.add_column(column, no_wrap=True)
-        elif index == len(columns) - 1:
-            table.add_column(column, ratio=1, overflow="fold")
-        else:
-            table.add_column(column, overflow="fold")
-    return table
-
-
 def _print_model(title: str, model: type[BaseModel], as_option: bool, seen: set[type] | None = None) -> None:
-    """The fields of ``model`` as a table (field, type, default, description), then the models it nests."""
+    """The fields of ``model`` (field, type, default, description) as a table, or as blocks where a table would
+    fold a word (:func:`verticals.cli.listing.rows`), then the models it nests."""
     seen = set() if seen is None else seen
     seen.add(model)
     fields = model.model_fields
@@ -144,14 +126,14 @@ def _print_model(title: str, model: type[BaseModel], as_option: bool, seen: set[
     if not fields:
         out.print(f"[bold]{title}[/bold]: none")
         return
-    table = _table(title, ("option" if as_option else "field", "type", "default", "description"))
+    values = []
     nested: list[type[BaseModel]] = []
     for name, field in fields.items():
         label = "--" + name.replace("_", "-") if as_option else name
-        table.add_row(*(Text(cell) for cell in (label, _type_text(field), _default_text(field),
-                                                field.description or "")))
+        values.append([label, _type_text(field), _default_text(field), field.description or ""])
         nested += [m for m in _models_in(field.annotation) if m not in seen and m not in nested]
-    out.print(table)
+    print_rows(out, ("option" if as_option else "field", "type", "default", "description"), values,
+               prose=("type", "description"), title=title)
     for inner in nested:
         if inner not in seen:
             _print_model(f"{inner.__name__} (in {title.split(' (')[0]})", inner, False, seen)
