@@ -111,6 +111,11 @@ SCRIPT = r"""
     if (value < 5400) return (value / 60).toFixed(1) + " min";
     return (value / 3600).toFixed(1) + " h";
   }
+  function rate(itemsPerS) {  // as the CLI: long items (tests, hints) read as the time one takes, not 0.0 items/s
+    if (!itemsPerS) return "– items/s";
+    if (itemsPerS >= 0.1) return itemsPerS.toFixed(1) + " items/s";
+    return seconds(1 / itemsPerS) + "/item";
+  }
   function showError(error) {
     const box = $("#error");
     if (!error) { box.hidden = true; return; }
@@ -269,7 +274,7 @@ SCRIPT = r"""
       badge(job.status));
     $("#job .bar.big div").style.width = Math.round(job.progress * 1000) / 10 + "%";
     $("#job-line").textContent = job.done + " of " + job.total + " items done (" + Math.round(job.progress * 100)
-      + "%) · " + (job.items_per_s ? job.items_per_s.toFixed(1) + " items/s" : "– items/s")
+      + "%) · " + rate(job.items_per_s)
       + (active(job.status) ? " · ETA " + seconds(job.eta_s) : " · took " + seconds(job.elapsed_s))
       + runningLine(job.item_progress);
     const facts = $("#job-facts");

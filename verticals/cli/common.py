@@ -23,6 +23,7 @@ from rich.table import Column
 from rich.text import Text
 
 from verticals.cli.console import _Console, _fail, _joined, err, out  # noqa: F401  (re-exported: console.py)
+from verticals.cli.render import rate_text
 
 
 class UserError(Exception):
@@ -138,9 +139,7 @@ class RateColumn(ProgressColumn):
             speed = max(0.0, float(task.completed) - float(task.fields.get("start_done") or 0)) / task.elapsed
         if not speed:
             return Text("-- items/s", style="cyan")
-        if speed < 0.1:  # long items (testgen, hints): minutes per item read better than 0.0 items/s
-            return Text(f"{1 / speed / 60:,.1f} min/item", style="cyan")
-        return Text(f"{speed:,.1f} items/s", style="cyan")
+        return Text(rate_text(speed), style="cyan")  # long items (testgen, hints): min/item, not 0.0 items/s
 
 
 class TimeColumn(TimeRemainingColumn):

@@ -399,6 +399,15 @@ def summary_renderables(summary: dict[str, Any]) -> list[Any]:
     return parts
 
 
+def rate_text(items_per_s: float) -> str:
+    """A job's speed in words: ``12.3 items/s``, or for long items (testgen, hints: under 0.1 items/s, which
+    would print as ``0.0 items/s``) the time one item takes, ``2.3 min/item`` (``40 s/item`` under a minute)."""
+    if items_per_s >= 0.1:
+        return f"{items_per_s:,.1f} items/s"
+    seconds = 1 / items_per_s
+    return f"{seconds:.0f} s/item" if seconds < 60 else f"{seconds / 60:,.1f} min/item"
+
+
 def _print_summary(store, job_id: str) -> dict[str, Any]:
     summary = store.summary(job_id)
     counts = summary["counts"]
@@ -409,7 +418,7 @@ def _print_summary(store, job_id: str) -> dict[str, Any]:
     figures = [f"{counts.get('succeeded', 0)} succeeded,", f"{counts.get('failed', 0)} failed"
                + (f", {counts.get('cancelled', 0)} cancelled" if counts.get("cancelled") else "")]
     if rate:
-        figures += [f"in {summary['elapsed_s']:.1f}s", f"({rate:,.1f} items/s)"]
+        figures += [f"in {summary['elapsed_s']:.1f}s", f"({rate_text(rate)})"]
     err.print(_joined([f"job [bold]{summary['id']}[/bold]:", f"[bold]{summary['status']}[/bold]"]))
     err.print(_joined(["  " + figures[0], *figures[1:]], indent="    "))
     from verticals.core.jobs.usage import describe_job_usage
