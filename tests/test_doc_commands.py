@@ -15,6 +15,8 @@ What is not run as printed is listed below with its reason:
 - ``LIGHTER``: long runs in a shorter form (training for one epoch, testgen for a few seconds a module), the API
   server on a free port instead of 8000; a command that starts the server (``verticals serve``) runs in the
   background until the document is done, and a document that calls the API without starting a server gets one;
+- the plugin template's ``pip install -e`` is done into the document's own folder instead (``pip install
+  --target``, on its ``PYTHONPATH``), so that its next commands find the plugin;
 - ``EXEMPT``: commands that install into the environment the suite runs in, start workers on shared services,
   run benchmarks or hours-long research runs, or are this suite itself.
 """
@@ -26,8 +28,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +39,8 @@ import pytest
 
 from tests.conftest import REPO
 
-DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(REPO.glob("plugins/*/README.md"))]
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(REPO.glob("plugins/*/README.md")),
+             REPO / "examples" / "plugin-template" / "README.md"]
 LINKED = ("examples", "plugins", "scripts", "benchmarks", "verticals", "Makefile", "pyproject.toml", ".venv")
 
 EXEMPT: dict[str, str] = {  # a regular expression on the command -> why it is not run here
@@ -133,7 +138,8 @@ def _write(path: Path, rows: list[dict[str, str]], columns: dict[str, str]) -> N
             writer.writerow([row[key] for key in columns.values()])
 
 
-def prepare(folder: Path, document: Path) -> None:
+def prepare(folder: Path, document: Path) -> dict[str, str]:
+    """The document's inputs in ``folder``; returns the environment its commands need besides the suite's."""
     for name in LINKED:
         (folder / name).symlink_to(REPO / name)
     train, held_out = _finance_rows()
@@ -157,6 +163,17 @@ def prepare(folder: Path, document: Path) -> None:
     elif name == "plugins/verticals-tutor/README.md":
         attempts = REPO / "plugins" / "verticals-tutor" / "verticals_tutor" / "samples" / "attempts.csv"
         (folder / "my_log.csv").write_text(attempts.read_text(encoding="utf-8"), encoding="utf-8")
+    elif name == "examples/plugin-template/README.md":  # its `pip install -e`, into this folder only
+        site = folder / "site-packages"
+        copy = folder / "my-plugin"
+        shutil.copytree(REPO / "examples" / "plugin-template", copy,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+        installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                                    "--no-index", "--target", str(site), str(copy)], capture_output=True, text=True,
+                                   timeout=600)
+        assert installed.returncode == 0, installed.stderr
+        return {"PYTHONPATH": str(site)}
+    return {}
 
 
 # -- running a document ------------------------------------------------------------------------------------------
@@ -215,7 +232,7 @@ def run_document(document: Path, tmp_path: Path) -> tuple[list[Command], str]:
     found = commands(document)
     folder = tmp_path / "work"
     folder.mkdir()
-    prepare(folder, document)
+    extra = prepare(folder, document)
     text = " ".join(c.text for c in found if not c.exempt)
     needs_server = "/v1/" in text and "verticals serve" not in text
     env = {**os.environ, "VERTICALS_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
@@ -223,6 +240,7 @@ def run_document(document: Path, tmp_path: Path) -> tuple[list[Command], str]:
     for name in ("VERTICALS_DATABASE_URL", "COLUMNS", "VERTICALS_WEBHOOK_ALLOW_PRIVATE", "PYTHONPATH",
                  "VERTICALS_LOAD_PLUGINS"):
         env.pop(name, None)
+    env.update(extra)
     result = subprocess.run(["bash"], input=script(found, folder, _free_port(), needs_server), text=True,
                             capture_output=True, env=env, cwd=folder, timeout=1500)
     return found, result.stdout + "\n" + result.stderr
