@@ -80,7 +80,9 @@ def _samples(ids: dict[str, str]) -> dict[str, list[tuple[list[str], int, list[s
         "models runtimes": [([], 0, ["finance.sentiment", "onnx-int8"])],
         "models list": [([], 0, ["finance.sentiment", "minilm", "smollm2", head, "finance.sentiment@v1"]),
                         (["--json"], 0, [])],
-        "models promote": [(["finance.sentiment", "v1"], 0, ["finance.sentiment"])],
+        "models promote": [(["finance.sentiment", "v1", "--require", "macro_f1"], 2,  # the shell's leftover of an
+                            ["--require 'macro_f1>=0.85'"]),                   # unquoted gate: say to quote it
+                           (["finance.sentiment", "v1"], 0, ["finance.sentiment"])],
         "models rollback": [(["finance.sentiment"], 0, ["finance.sentiment"])],
         "db upgrade": [([], 0, [])],
         "db current": [([], 0, [])],
