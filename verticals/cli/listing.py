@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
@@ -85,11 +85,10 @@ def _wrapped(prefix: str, value: Text, width: int, indent: str) -> list[Text]:
 
 
 def rows(headers: Sequence[str], values: Sequence[Sequence[Any]], width: int, prose: Sequence[str] = (),
-         title: str | None = None) -> Table | Lines:
+         title: str | None = None) -> Table | Group | Lines:
     """``values`` under ``headers`` as a table, or as blocks when the table would cut a cell (see the module)."""
     if fits(headers, values, width, prose):
-        table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
-                      pad_edge=False, collapse_padding=True)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
         for index, header in enumerate(headers):
             if header in prose:
                 cells = [_cell(row[index]) for row in values]  # prose columns share the width as their texts
@@ -100,7 +99,9 @@ def rows(headers: Sequence[str], values: Sequence[Sequence[Any]], width: int, pr
                 table.add_column(header, no_wrap=True)
         for row in values:
             table.add_row(*(_cell(value) for value in row))
-        return table
+        # the title on a line of its own: as the table's title it wrapped to the table's width ("confusion (rows:
+        # gold, columns:" / "predicted)" above a 37-column table at 80)
+        return Group(Text(title, style="bold"), table) if title else table
     lines: list[Text] = [Text(title, style="bold")] if title else []
     for number, row in enumerate(values):
         if number or title:
