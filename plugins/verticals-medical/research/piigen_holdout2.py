@@ -200,7 +200,7 @@ class Values:
             return f"{self.rng.choice(SURNAMES)}-{self.rng.choice(SURNAMES)}"
         return str(self.faker().last_name())
 
-    def person(self) -> str:
+    def person(self) -> str | list[Piece]:
         r = self.rng.random()
         if r < 0.55:
             text = f"{self.given()} {self.surname()}"
@@ -209,7 +209,9 @@ class Values:
         elif r < 0.75:
             text = f"{self.surname()}, {self.given()}"
         elif r < 0.85:
-            text = f"{self.rng.choice(TITLES)} {self.surname()}"
+            # a title is not PHI: only the surname after it is a NAME span ("Ms [Okafor]")
+            title, rest = self.case(f"{self.rng.choice(TITLES)} {self.surname()}").split(" ", 1)
+            return [(title + " ", None), (rest, "NAME")]
         elif r < 0.93:
             text = self.given()
         else:
