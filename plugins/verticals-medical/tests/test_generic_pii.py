@@ -366,3 +366,65 @@ def test_an_address_at_a_domain_the_public_suffix_list_does_not_know_is_masked_w
                     "ward7@hospital.org"):
         assert covered(text, address, [s for s in spans if s.category == "EMAIL"]), address
     assert not any(s.category == "EMAIL" and "10.5" in text[s.start:s.end] for s in spans)
+
+
+def test_streets_as_other_countries_write_them():
+    """Sixth round: the type word before or after the name, the house number's tail, a Thai village number."""
+    for text, street in [
+        ("Pošljite na: Trubarjeva cesta 7, 1000 Ljubljana.", "Trubarjeva cesta 7"),
+        ("Odbiór: Av. Libertador 2210, Buenos Aires.", "Av. Libertador 2210"),
+        ("Kirim ke Jl. Gajah Mada No. 12, Jakarta.", "Jl. Gajah Mada No. 12"),
+        ("Our new flat: Lindevej 44, 2. tv., Odense.", "Lindevej 44, 2. tv."),
+        ("Deliver to Ringstraße 19/4 before noon.", "Ringstraße 19/4"),
+        ("Farm stay at 88/3 Moo 2, Mae Rim.", "88/3 Moo 2"),
+    ]:
+        assert covered(text, street, [s for s in detect(text) if s.category == "ADDRESS"]), text
+    # a clause with a number that is no street stays unmasked: a dose, a count, a score
+    text = "Take 2 tablets at night, 5 mg each; Score 14 of 15."
+    assert not [s for s in detect(text) if s.category == "ADDRESS"]
+
+
+def test_a_postcode_and_town_after_a_street_and_the_street_before_them():
+    """Their position in the address says what they are, whether or not a list knows the town."""
+    text = "Send the forms to:\nMøllevej 3\nDK-9440 Aabybro\nDENMARK"
+    spans = detect(text)
+    assert covered(text, "DK-9440", [s for s in spans if s.category == "ZIP"])
+    assert covered(text, "Aabybro", spans) and covered(text, "Møllevej 3", spans)
+    assert not any("DENMARK" in text[s.start:s.end] for s in spans)  # a country is not PHI
+    text = "Billing: Flat 2, 17 Quarry Lane, Kirkby Thore 4471, tel. to follow"
+    spans = detect(text)
+    assert covered(text, "Kirkby Thore", spans) and covered(text, "4471", spans)
+    # the street before a postcode and town: only the trailing street words, not the sentence before them
+    text = "Please write to me at Kalevankatu 12 B 4\n00100 Helsinki"
+    spans = detect(text)
+    assert covered(text, "Kalevankatu 12 B 4", spans)
+    assert not any("write" in text[s.start:s.end] for s in spans)
+
+
+def test_names_in_chats_greetings_sign_offs_and_before_a_phone():
+    text = "Estimada Sra. Quiroga: le confirmamos la cita. Atentamente, Lucía Ferrer"
+    assert {"Quiroga", "Lucía Ferrer"} <= {text[a:b] for a, b, *_ in name_spans(text)}
+    text = "Agent: Thanks Oluwaseun, the address is updated."
+    assert "Oluwaseun" in {text[a:b] for a, b, *_ in name_spans(text)}
+    text = "Keys are at the desk; call Ingeborg on +47 912 34 567 if it is closed."
+    assert "Ingeborg" in {text[a:b] for a, b, *_ in name_spans(text)}
+    chat = "Tomasz: running late, 10 min\nwanjiru: no worries, I'm at the café\nTomasz: ok"
+    assert {"Tomasz", "wanjiru"} <= {chat[a:b] for a, b, *_ in name_spans(chat)}
+    # a form's labels are not speakers, nor is a one-line label
+    form = "Pager: #54321\nDOB: 4/19/12\nSSN: 123-45-6789"
+    assert not name_spans(form)
+    assert not name_spans("Note: call the front desk on arrival.")
+
+
+def test_places_in_lower_case_or_capitals_after_a_place_cue_in_prose():
+    from verticals_medical.places import cased_gazetteer_spans
+
+    def places(text: str) -> list[str]:
+        return [text[a:b] for a, b, *_ in cased_gazetteer_spans(text)]
+
+    assert places("we finally moved to a flat in tampere last spring") == []  # all lower case: nothing to compare
+    assert places("We finally moved to a flat in tampere last spring.") == ["tampere"]
+    assert places("Greetings from VISBY, the weather is fine.") == ["VISBY"]
+    # frequent words, listed names and no cue stay
+    assert places("We met in Reading and then in bath.") == []
+    assert places("Tampere said tampere is a word here.") == []

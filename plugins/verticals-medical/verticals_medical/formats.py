@@ -162,15 +162,26 @@ _FORM_LABEL = re.compile(
     r"recipient|sender|addressee|driver|owner|holder|student|parent|guardian|spouse|emergency\s+contact|"
     r"next\s+of\s+kin|attn|attention|c/o|care\s+of)\s*[:#-]\s*(?P<v>[^\n|;:]{1,60}?)(?=\s*(?:$|\||;|\s{2,}|\n|,\s|"
     r"\(|\s+-\s))")
-_GREETING = re.compile(r"(?im)(?:^|(?<=[.!?]\s))(?P<cue>dear|hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening)|"
-                       r"thanks|thank\s+you|congratulations\s+to|welcome)[ \t]+(?P<v>[^\n,!.:;?]{1,40}?)"
-                       r"(?=\s*(?:[,!.:;?\n]|$))")
+# greetings in English and the languages next to it (sixth round: "Estimado Sr. Ruiz:", "Agent: Thanks Rahul,"),
+# a title between greeting and name
+_GREETING = re.compile(r"(?im)(?:^|(?<=[.!?:]\s))(?P<cue>dear|hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening)|"
+                       r"thanks|thank\s+you|congratulations\s+to|welcome|estimad[oa]s?|querid[oa]s?|hola|cher|chère|"
+                       r"bonjour|salut|liebe[rs]?|hallo|sehr\s+geehrte[r]?|caro|cara|gentile|ciao|beste|hej|hoi|olá|"
+                       r"prezado|prezada|drog[ia])[ \t]+(?:(?:mr|mrs|ms|dr|sr|sra|srta|dña|don|mme|mlle|m|herr|frau|"
+                       r"sig|sig\.ra|pan|pani)\.?[ \t]+)?(?P<v>[^\n,!.:;?]{1,40}?)(?=\s*(?:[,!.:;?\n]|$))")
+_SIGN_OFF_WORDS = (r"atentamente|cordialement|saludos(?:\s+cordiales)?|un\s+abrazo|abrazos|besos|bisous|"
+                   r"je\s+t'embrasse|bien\s+à\s+(?:vous|toi)|(?:liebe|viele|herzliche)\s+grüße|grüße|"
+                   r"mit\s+freundlichen\s+grüßen|cordiali\s+saluti|saluti|un\s+abbraccio|"
+                   r"met\s+vriendelijke\s+groet(?:en)?|groetjes|pozdrawiam|hälsningar|med\s+venlig\s+hilsen|"
+                   r"hilsen|terveisin|abraços|atenciosamente")
 _SIGN_OFF = re.compile(r"(?im)^[ \t]*(?P<cue>(?:kind|best|warm|warmest)?\s*regards|sincerely(?:\s+yours)?|"
                        r"yours\s+(?:sincerely|truly|faithfully)|best(?:\s+wishes)?|cheers|thanks|thank\s+you|"
-                       r"cordially|respectfully|love|xoxo|--)[ \t]*,?[ \t]*\n[ \t]*(?P<v>[^\n]{2,40}?)[ \t]*(?:\n|$)")
+                       r"cordially|respectfully|love|xoxo|--|" + _SIGN_OFF_WORDS + r")[ \t]*,?[ \t]*\n[ \t]*"
+                       r"(?P<v>[^\n]{2,40}?)[ \t]*(?:\n|$)")
 # "Yours faithfully, Ana Ruiz" on one line, at the end of a line
-_SIGN_OFF_INLINE = re.compile(r"(?im)^[ \t]*(?P<cue>(?:kind|best|warm|warmest)\s+regards|regards|"
-                              r"sincerely(?:\s+yours)?|yours\s+(?:sincerely|truly|faithfully)|best\s+wishes|cheers|cordially|respectfully)"
+_SIGN_OFF_INLINE = re.compile(r"(?im)(?:^|(?<=[.!?]\s))[ \t]*(?P<cue>(?:kind|best|warm|warmest)\s+regards|regards|"
+                              r"sincerely(?:\s+yours)?|yours\s+(?:sincerely|truly|faithfully)|best\s+wishes|cheers|"
+                              r"cordially|respectfully|" + _SIGN_OFF_WORDS + r")"
                               r"[ \t]*,[ \t]*(?P<v>[^\n,]{2,40}?)[ \t]*$")
 _SELF = re.compile(r"(?i)\b(?P<cue>my\s+name\s+is|my\s+name's|name\s+is|i\s+am|i'm|this\s+is|it's|call\s+me|"
                    r"known\s+as|named|called)\s+(?P<v>" + NAME_WORDS + r")")
@@ -213,6 +224,25 @@ _NOT_NAME = {"sir", "madam", "all", "team", "everyone", "there", "guys", "folks"
              "bot", "user", "system", "admin", "support", "mom", "dad", "the", "for", "regarding", "re"}
 
 
+# (sixth round) a dialogue written "Name: message" line after line, with no clock ("Vasiliki: ok see u at 8\nlosa: 👍")
+_CHAT_WORD = rf"[{UPPER}{LOWER}][{UPPER}{LOWER}'’-]+"
+_SPEAKER = re.compile(rf"(?m)^[ \t]*(?P<v>{_CHAT_WORD}(?:[ \t]+{_CHAT_WORD})?)"
+                      r":[ \t]+(?![\d#(+$€£])\S")  # a message, not a form's value ("DOB: 4/19/12", "Pager: #54321")
+# the person to call, right before a phone number ("call Isabelle on +47 343 34 229", "ring Yifan at (0113) 496")
+_CALL = re.compile(rf"(?i)\b(?P<cue>call|ring|text|phone|contact|ask\s+for|speak\s+to|reach)[ \t]+"
+                   rf"(?P<v>(?-i:{WORD}(?:[ \t]+{WORD})?))[ \t]+(?:on|at)[ \t]+(?=\+?\(?\d)")
+# a message signed with a name alone after its last sentence ("... come by after 8. Niluka")
+_LAST_NAME = re.compile(rf"(?<=[.!?])[ \t]+(?P<v>[{UPPER}{LOWER}][{UPPER}{LOWER}'’-]+(?:[ \t]+"
+                        rf"[{UPPER}{LOWER}][{UPPER}{LOWER}'’-]+)?)[ \t]*$")
+
+
+def _named(words: list[str]) -> bool:
+    """Words that read as a person's name with no cue: one style of case, a listed or rare given name first, the
+    others listed or rare (:func:`_pair_word_ok`)."""
+    style = _case(words[0])
+    return bool(style) and all(_case(w) == style and _pair_word_ok(w, style, k == 0) for k, w in enumerate(words))
+
+
 def name_spans(text: str) -> list[Found]:
     found: list[Found] = []
 
@@ -241,6 +271,19 @@ def name_spans(text: str) -> list[Found]:
                                                                                            m.end("cue")),)))
     for m in _AUTHORISE.finditer(text):
         add(m, "format:name-in-prose", strict=True, score=0.6)
+    for m in _CALL.finditer(text):
+        if _named(m.group("v").split()):
+            found.append((m.start("v"), m.end("v"), "NAME", 0.7, "format:name-before-phone",
+                          ((m.start("cue"), m.end("cue")),)))
+    if everyday_prose(text):
+        speakers = [m for m in _SPEAKER.finditer(text) if m.group("v").lower() not in _NOT_NAME]
+        if len(speakers) >= 2:
+            for m in speakers:
+                words = m.group("v").split()
+                if _named(words) and (words[0].isupper() is False or is_listed_name(words[0])):
+                    found.append((m.start("v"), m.end("v"), "NAME", 0.7, "format:dialogue-speaker", ()))
+        if (last := _LAST_NAME.search(text)) and _named(last.group("v").split()):
+            found.append((last.start("v"), last.end("v"), "NAME", 0.65, "format:signed-message", ()))
     return found
 
 
@@ -379,10 +422,29 @@ _LOWER_STREET = re.compile(  # "25661 south quarry rd": a standard suffix, in an
     r"\b\.?(?:,?\s+(?:apt\.?|apartment|suite|ste\.?|unit|#)\s*[a-z0-9-]+)?)")  # not "st" (sinus tachycardia)
 
 
+# (sixth round) streets as other countries write them, the type word before the name ("Av. Lajos Kossuth 1683",
+# "C/ Garibaldi, 49", "Jl. Sudirman No. 74", "Odos Venizelou 46", "Náměstí Míru 5/18", "Jr. Grau 30") or after it
+# ("Kossuth Lajos utca 18", "Brīvības iela 7", "Pärna tn 4"), then the house number; a Thai "moo" (village) address
+# ("30/71 Moo 6"); a plot before its street ("Plot 97, Kenyatta Avenue")
+_NAME_PART = rf"(?:{CAP_WORD}|de|del|la|las|los|da|das|do|dos|di|y|e)"
+_WORLD_STREET = re.compile(
+    rf"(?<![\w./-])(?P<v>(?:(?:Av|Avda|Cra|Cl|Jr|Jl|Psje|Leof|Nám|Bd|Sok|Cad|Str)\.|C/|Calle|Carrera|Avenida|"
+    rf"Jirón|Pasaje|Jalan|Odos|Odós|Leoforos|Náměstí|Namesti|Ulitsa|Prospekt|Rambla|Passeig|Camí|Strada|Bulevardul|"
+    rf"Sokak|Caddesi|Rúa|Estrada|Alameda|Travessa|Praça|Vía)[ \t]+{_NAME_PART}(?:[ \t]+{_NAME_PART}){{0,4}},?[ \t]+"
+    rf"(?:(?:No\.?|Nº|N°|n\.|#)[ \t]*)?#?\d{{1,5}}[A-Za-z]?(?![\w-])"
+    rf"|{CAP_WORD}(?:[ \t]+{CAP_WORD}){{0,3}}[ \t]+(?:utca|út|útja|tér|körút|ulica|iela|tn|tänav|maantee|cesta|"
+    rf"trg|gatve|prospektas|sokak|caddesi)[ \t]+\d{{1,5}}[A-Za-z]?(?![\w-])"
+    rf"|\d{{1,5}}(?:/\d{{1,4}})?[ \t]+(?:Moo|M\.)[ \t]+\d{{1,2}}(?![\w-])"
+    rf"|(?:Plot|Lot|Stand|Erf)[ \t]+\d{{1,5}}[A-Za-z]?,?[ \t]+{CAP_WORD}(?:[ \t]+{CAP_WORD}){{0,3}}[ \t]+"
+    rf"(?:Road|Rd|Street|St|Avenue|Ave|Close|Crescent|Drive|Lane|Way)\b\.?)")
+
+
 def address_spans(text: str) -> list[Found]:
     from .lexicon import is_clinical, is_stop
 
     found: list[Found] = []
+    for m in _WORLD_STREET.finditer(text):
+        found.append((m.start("v"), m.end("v"), "ADDRESS", 0.8, "format:world-street", ()))
     for m in _ROUTE_ADDRESS.finditer(text):
         found.append((m.start("v"), m.end("v"), "ADDRESS", 0.85, "format:route-address", ()))
     for m in _LOWER_STREET.finditer(text):
@@ -406,6 +468,95 @@ def weekday_prefixes(text: str, spans: list[tuple[int, int, str]]) -> list[tuple
     return out
 
 
+# what follows a house number in other countries: "107/9", "141 B 28", "124, 4. th." (Danish floor and side),
+# "12 bus 3" (Belgian box), ", 6º" / ", depto 4B" (floor, flat), "No. 74", a neighbourhood ("St., Brgy. Poblacion",
+# "Col. Centro", "Bairro Jardim")
+_STREET_TAIL = re.compile(
+    rf"(?:[ \t]*/[ \t]*\d{{1,4}}[A-Za-z]?(?![\w/])|-\d{{1,4}}[A-Za-z]?(?![\w-])"
+    rf"|[ \t]+[A-H](?:[ \t]+\d{{1,3}})?(?=[ \t]*(?:[,;\n]|$))"
+    rf"|,?[ \t]+(?:bus|bte|boîte|apt|apto|depto|dpto|piso|lgh|app|whg|int)\.?[ \t]*\d{{1,4}}[A-Za-z]?(?![\w-])"
+    rf"|,[ \t]*\d{{1,2}}\.?[ \t]*(?:th|tv|mf|sal)\b\.?"
+    rf"|,[ \t]*\d{{1,2}}[ \t]*[º°ª](?:[ \t]*[A-Z](?![\w]))?"
+    rf"|,?[ \t]+(?:No\.?|Nº|N°)[ \t]*\d{{1,5}}[A-Za-z]?(?![\w-])"
+    rf"|,?[ \t]+(?:Brgy\.?|Barangay|Bgy\.?|Col\.|Colonia|Bairro|Barrio|Kel\.|Kelurahan)[ \t]+"
+    rf"{CAP_WORD}(?:[ \t]+{CAP_WORD}){{0,2}})")
+
+
+def street_tails(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    """An ADDRESS span takes what other countries write after the street (:data:`_STREET_TAIL`): half an address
+    is still a leak."""
+    out = []
+    for start, end, category in spans:
+        if category != "ADDRESS":
+            continue
+        stop = end
+        if back := re.search(r",?[ \t]+(?:Brgy|Bgy|Col|Kel)\.?$", text[start:end]):
+            stop = start + back.start()  # "12 Rizal St., Brgy" cut at the keyword: the tail takes it whole
+        while (m := _STREET_TAIL.match(text, stop)) and m.end() > stop:
+            stop = m.end()
+        if stop > end:
+            out.append((start, stop))
+    return out
+
+
+# a street is the clause right before a postcode and town found together ("Satamakatu 14 B 2\n83378 Kuopio",
+# "Calle Bramble #34, Morelia 51959"): on the line above or after the comma before them, with a house number
+_SEGMENT_WORD = re.compile(rf"[{UPPER}{LOWER}][{UPPER}{LOWER}'’.-]*")
+
+
+def streets_before_postcodes(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    zips = [(start, end) for start, end, category in spans if category == "ZIP"]
+    places = [(start, end) for start, end, category in spans if category == "LOCATION"]
+    out = []
+    for z0, z1 in zips:
+        pair = None
+        for p0, p1 in places:
+            if 0 <= p0 - z1 <= 3 and text[z1:p0].strip() == "":
+                pair = (z0, p1)  # "83378 Kuopio"
+            elif 0 <= z0 - p1 <= 6 and re.fullmatch(r"[ \t,-]*(?:[A-Z]{2,3}[ \t]+)?", text[p1:z0]):
+                pair = (p0, z1)  # "Morelia 51959", "Whitehorse YT Y1A 2C6"
+        if pair is None:
+            continue
+        before = text[:pair[0]]
+        m = re.search(r"(?:,[ \t]*|\n[ \t]*)$", before)
+        if not m:
+            continue
+        head = before[:m.start()]
+        cut = max(head.rfind("\n"), head.rfind(","), head.rfind(":"), head.rfind(";"), head.rfind("("))
+        seg0 = cut + 1
+        while seg0 < len(head) and head[seg0] in " \t":
+            seg0 += 1
+        segment = head[seg0:]
+        if not (3 <= len(segment) <= 60) or not re.search(r"(?<![\w.])#?\d{1,5}[A-Za-z]?(?![\w.@]|\.\d)", segment):
+            continue
+        words = _SEGMENT_WORD.findall(segment)
+        if not words or "@" in segment or re.search(r"\d{6,}|\d[ .-]\d{3}[ .-]\d", segment):
+            continue  # not a phone or an identifier
+        if any(is_clinical(w) for w in words if len(w) > 3):
+            continue
+        tokens = list(re.finditer(r"\S+", segment))
+        k = len(tokens)
+        while k and _street_token(tokens[k - 1].group()):
+            k -= 1  # "Write to me at Satamakatu 14 B 2": the street is the trailing run of street-like words
+        if k == len(tokens) or not re.search(r"\d", segment[tokens[k].start():]):
+            continue
+        out.append((seg0 + tokens[k].start(), seg0 + len(segment.rstrip(" \t."))))
+    return out
+
+
+_STREET_LOWER = frozenset({"de", "del", "la", "las", "los", "da", "das", "do", "dos", "di", "du", "des", "van", "von",
+                           "der", "den", "am", "an", "bis", "y", "e", "rue", "via", "calle", "utca", "iela", "ulica",
+                           "tn", "th.", "tv.", "no.", "nº", "ul.", "bus", "apto", "depto", "piso"})
+
+
+def _street_token(token: str) -> bool:
+    """A word that may stand in a street line: a number, a capitalised word, a particle or a street word."""
+    bare = token.strip(",.;")
+    return bool(bare) and (any(ch.isdigit() for ch in bare) or bare[:1].isupper() or token.lower() in _STREET_LOWER
+                           or bare.lower() in _STREET_LOWER or bare in ("#", "/", "-", "º", "°")) and not (
+        bare[:1].isupper() and is_stop(bare) and bare.lower() not in ("am", "an", "de"))
+
+
 def unit_prefixes(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
     """A unit written before its street ("Flat 3, 17 Wexford Close") joins the ADDRESS span that follows it."""
     starts = {start: end for start, end, category in spans if category == "ADDRESS"}
@@ -416,8 +567,8 @@ def unit_prefixes(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[in
     return out
 
 
-_NAME_SHAPE = re.compile(rf"(?<![\w.])(?P<v>[{UPPER}][{LOWER}]+(?:-[{UPPER}][{LOWER}]+)?(?:\s+[{UPPER}]\.)?"
-                         rf"(?:\s+(?:Mac|Mc|O'|Ó|Ní|Van|Von|De|Di|Da|Del|Le|La|St\.?)?\s?[{UPPER}][{LOWER}'’]+"
+_NAME_SHAPE = re.compile(rf"(?<![\w.])(?P<v>[{UPPER}][{LOWER}]+(?:-[{UPPER}][{LOWER}]+)?(?:[ \t]+[{UPPER}]\.)?"
+                         rf"(?:[ \t]+(?:Mac|Mc|O'|Ó|Ní|Van|Von|De|Di|Da|Del|Le|La|St\.?)?[ \t]?[{UPPER}][{LOWER}'’]+"
                          rf"(?:-[{UPPER}][{LOWER}]+)?){{1,2}})(?![\w])")
 
 
@@ -750,14 +901,30 @@ def places_after_places(text: str, spans: list[tuple[int, int, str]]) -> list[tu
 # postal codes in the shapes countries write them: US ZIP and ZIP+4 and the 5 digits of most of Europe and Latin
 # America, 4 digits (AU, AT, BE, CH, DK, NO, HU...; not a year 1900-2099), NL "1012 AB", PL "00-950", PT "1000-001",
 # BR "01310-100", JP "100-0001", SE/CZ/GR "113 51", CA "K1A 0B1", UK "SW1A 1AA"; Australian states before them
-_POSTCODE = (r"(?:\d{5}(?:-\d{4}|-\d{3})?|\d{4}(?:[ \t]?[A-Z]{2}(?![A-Za-z])|-\d{3})?|\d{2}-\d{3}|\d{3}-\d{4}|"
+# (sixth round) a country's letters before the code ("CH-8004", "DK-7198", "LV-1050"), six digits (IN, NG, VN, CO,
+# RU, CN, SG), a US state or Canadian province code between the town and the code ("Whitehorse YT Y1A 2C6")
+_POSTCODE = (r"(?:(?:[A-Z]{1,3}-)?(?:\d{5}(?:-\d{4}|-\d{3})?|\d{4}(?:[ \t]?[A-Z]{2}(?![A-Za-z])|-\d{3})?)|\d{6}|"
+             r"\d{2}-\d{3}|\d{3}-\d{4}|"
              r"\d{3}[ \t]\d{2}|[A-Z]\d[A-Z][ \t]?\d[A-Z]\d|[A-Z]{1,2}\d[A-Z\d]?[ \t]?\d[A-Z]{2})")
-_POSTCODE_AFTER = re.compile(rf",?[ \t]+(?:(?:NSW|VIC|QLD|TAS|ACT|NT|SA|WA)[ \t]+)?(?P<v>{_POSTCODE})(?![\w-]|[.,]\d)")
+_POSTCODE_AFTER = re.compile(rf",?[ \t]+(?:(?:NSW|VIC|QLD|TAS|ACT|NT|SA|WA|{STATE_CODES})[ \t]+)?"
+                             rf"(?P<v>{_POSTCODE})(?![\w-]|[.,]\d)")
 _POSTCODE_BEFORE = re.compile(rf"(?<![\w.,/-])(?P<v>{_POSTCODE}),?[ \t]+$")
 
 
-def _postcode_ok(value: str) -> bool:
-    return not re.fullmatch(r"(?:19|20)\d{2}", value)  # "Paris 2024": a year
+def _postcode_ok(value: str, after_street: bool = False) -> bool:
+    """Not a year ("Paris 2024"), unless a street comes right before ("Buchenveien 27, 1990 Harstad")."""
+    return after_street or not re.fullmatch(r"(?:19|20)\d{2}", value)
+
+
+_STREET_THEN = re.compile(r"[ \t]*(?:,[ \t]*|\n[ \t]*)$")
+
+
+def _after_street(text: str, at: int, streets: list[tuple[int, int]]) -> bool:
+    """An ADDRESS span ends right before ``at``: after a comma or on the line above."""
+    m = _STREET_THEN.search(text, max(0, at - 6), at)
+    if m is None:
+        return False
+    return any(end == m.start() for _, end in streets)
 
 
 _CLAUSE_END = re.compile(r"[ \t]*(?:[.,;:)\n]|$)")
@@ -769,17 +936,52 @@ def postcodes_by_places(text: str, spans: list[tuple[int, int, str]]) -> list[tu
     43391.", "Leeds LS1 4AP"; not "Boston 3 days", "Paris 2024"), or before it ("75008 Paris", "00-950 Warszawa",
     "1012 AB Amsterdam"; four digits alone only at the start of a line or after a comma)."""
     out = []
+    streets = [(start, end) for start, end, category in spans if category == "ADDRESS"]
     for start, end, category in spans:
         if category != "LOCATION":
             continue
+        street = _after_street(text, start, streets)  # "Plot 4, Garibaldi Avenue, Zaria 475918 Nigeria"
         if (m := _POSTCODE_AFTER.match(text, end)) and _postcode_ok(m.group("v")) and (
-                not m.group("v").isdigit() or m.group().lstrip(", \t")[:1].isalpha()
+                not m.group("v").isdigit() or m.group().lstrip(", \t")[:1].isalpha() or street
                 or _CLAUSE_END.match(text, m.end())):
             out.append((m.start("v"), m.end("v")))
-        if (m := _POSTCODE_BEFORE.search(text, max(0, start - 14), start)) and _postcode_ok(m.group("v")) and (
+        if (m := _POSTCODE_BEFORE.search(text, max(0, start - 14), start)) and _postcode_ok(
+                m.group("v"), _after_street(text, m.start("v"), streets)) and (
                 not re.fullmatch(r"\d{4}", m.group("v"))
                 or _LINE_OR_COMMA.search(text, max(0, m.start() - 10), m.start())):
             out.append((m.start("v"), m.end("v")))
+    return out
+
+
+_TOWN = rf"{CAP_WORD}(?:[ \t]+(?:{CAP_WORD}|de|da|do|del|la|le|sur|am|an|im|ob|der)){{0,3}}"
+_AFTER_STREET = re.compile(
+    rf"(?:,[ \t]*|[ \t]*\n[ \t]*)(?:(?P<z1>{_POSTCODE})[ \t]+(?P<t1>{_TOWN})"
+    rf"|(?P<t2>{_TOWN}),?[ \t]+(?:(?:{STATE_CODES}|NSW|VIC|QLD|TAS|ACT)[ \t]+)?(?P<z2>{_POSTCODE}))"
+    r"(?=[ \t]*(?:[,.;)\n]|$)|[ \t]+[a-zà-ÿ])")
+
+
+def places_after_streets(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The postcode and town written right after a street, on its line after a comma or on the next line ("Lípaveien
+    13\nN-3277 Bodø", "9 Lípa Court, Nelson 3168", "Schloss Lane, Stornoway, K68 2HH"), whether or not a list knows
+    the town: their position in the address says what they are. Not a country or a state ("..., 0150 Oslo, Norway")."""
+    from .lexicon import MONTH_WORDS
+
+    out = []
+    for _, end, category in spans:
+        if category != "ADDRESS" or not (m := _AFTER_STREET.match(text, end)):
+            continue
+        town, code = ("t1", "z1") if m.group("z1") else ("t2", "z2")
+        words = re.findall(rf"[{UPPER}{LOWER}'’-]+", m.group(town))
+        value = m.group(town).lower()
+        if (not _postcode_ok(m.group(code), True) or any(is_stop(w) or is_clinical(w) or w.lower() in MONTH_WORDS
+                                                          for w in words if w[:1].isupper())):
+            continue
+        from .places import _regions
+
+        if fold(value) in _regions()[0]:
+            continue
+        out.append((m.start(town), m.end(town), "LOCATION"))
+        out.append((m.start(code), m.end(code), "ZIP"))
     return out
 
 
@@ -897,9 +1099,10 @@ def coordinated_names(text: str, spans: list[tuple[int, int, str]]) -> list[tupl
 
 def format_spans(text: str) -> Iterator[Found]:
     yield from script_name_spans(text)
-    from .places import gazetteer_spans
+    from .places import cased_gazetteer_spans, gazetteer_spans
 
     yield from gazetteer_spans(text)
+    yield from cased_gazetteer_spans(text)
     yield from our_place_spans(text)
     yield from city_state_spans(text)
     yield from role_name_spans(text)

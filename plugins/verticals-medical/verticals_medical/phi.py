@@ -536,14 +536,15 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
     if category == "VEHICLE" and not re.search(r"\d", value):
         return False  # "lower plate was loose": a plate number has digits
     if category == "LOCATION" and detector.startswith("rule:") and (
-            lower in US_STATES or lower in STATE_SHORT or lower in COUNTRIES or lower in _NAME_STOP):
+            lower in US_STATES or lower in STATE_SHORT or lower in COUNTRIES or lower in _NAME_STOP or _region(lower)):
         return False  # "lives in California", "confirmation from Dr. Vasquez"
     if category == "IP" and re.search(r"/\s*$", text[max(0, start - 2):start]):
         return False  # a blood gas "80/48/7.45.34.7" is not an IP address
     if detector.startswith("rule:"):
         return True
     if category == "LOCATION":
-        if lower in US_STATES or lower in COUNTRIES or lower in STATE_SHORT or re.fullmatch(STATE_ABBR, value):
+        if (lower in US_STATES or lower in COUNTRIES or lower in STATE_SHORT or re.fullmatch(STATE_ABBR, value)
+                or _region(lower)):
             return False
         return lower not in NOT_NAMES and _model_place_ok(value)
     if category == "DATE":
@@ -572,6 +573,15 @@ def keep_span(text: str, category: str, start: int, end: int, detector: str) -> 
         return ("/" not in value and digits >= 9 and not re.fullmatch(r"\d{3,4}-\d{3,4}", value)
                 and not re.search(r"\d\.\d+\s*-|-\s*\d+\.\d|--", value))
     return True
+
+
+def _region(lower: str) -> bool:
+    """A country of the world or a US state or Canadian province written out ("Norway", "Czechia"), in any case: not
+    Safe Harbor PHI (a spaCy GPE at the end of an address; issue 23, sixth round)."""
+    from .lexicon import fold
+    from .places import _regions
+
+    return fold(lower) in _regions()[0]
 
 
 # Abbreviated state names ("from calif.", "lives in fla"): a state is not Safe Harbor PHI.
@@ -741,6 +751,8 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
         if not str(detector).startswith("rule:"):
             detector = f"presidio:{detector}"
         start, end = _strip(text, result.start, result.end)
+        if category in ("NAME", "LOCATION") and "Spacy" in detector and "\n" in text[start:end]:
+            start, end = _strip(text, start, text.index("\n", start))  # "Ana Ruiz\nAddress": a name ends its line
         if end <= start or not keep_span(text, category, start, end, detector):
             continue
         context = tuple(metadata.get("context") or ()) or _presidio_context(text, start, end, result)
@@ -748,7 +760,8 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
     from .cues import context_spans
 
     for start, end, category, score, rule in context_spans(text):
-        if category == "LOCATION" and text[start:end].lower().strip(" .") in US_STATES | COUNTRIES | STATE_SHORT:
+        if category == "LOCATION" and (text[start:end].lower().strip(" .") in US_STATES | COUNTRIES | STATE_SHORT
+                                       or _region(text[start:end].lower().strip(" ."))):
             continue  # "lives in Oregon": a state or a country is not Safe Harbor PHI
         if score >= min_score:
             candidates.append(Span(start, end, category, score, f"rule:{rule}", context=cue_context(text, start,
@@ -760,12 +773,17 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
         extend_names,
         format_spans,
         places_after_places,
+        places_after_streets,
         postcodes_by_places,
+        street_tails,
+        streets_before_postcodes,
         unit_prefixes,
         weekday_prefixes,
     )
 
     for start, end, category, score, rule, context in format_spans(text):
+        if category == "LOCATION" and _region(text[start:end].lower().strip(" .")):
+            continue  # "..., 7933 Oamaru, New Zealand": a country is not Safe Harbor PHI
         if score >= min_score:
             candidates.append(Span(start, end, category, score, f"rule:{rule}", context=context))
     for span in extra or []:  # model spans: already cut at their own threshold
@@ -790,6 +808,22 @@ def detect(text: str, *, min_score: float = 0.35, categories: set[str] | None = 
     grown += [Span(a, b, "NAME", 0.65, "rule:format:name-pair") for a, b in coordinated_names(text, named)]
     grown += [Span(a, b, "LOCATION", 0.6, "rule:format:place-pair") for a, b in places_after_places(text, found)]
     grown += [Span(a, b, "ZIP", 0.7, "rule:format:postcode-by-place") for a, b in postcodes_by_places(text, found)]
+    if grown:
+        spans = merge_spans(spans + grown)
+    # (sixth round) a street takes what other countries write after its number ("107/9", ", 4. th.", " B 28"); the
+    # clause before a postcode and town found together is their street
+    found = [(s.start, s.end, s.category) for s in spans]
+    grown = [Span(a, b, "ADDRESS", 0.7, "rule:format:street-before-postcode")
+             for a, b in streets_before_postcodes(text, found)]
+    if grown:
+        spans = merge_spans(spans + grown)
+    grown = [Span(a, b, "ADDRESS", 0.8, "rule:format:street-tail") for a, b in street_tails(
+        text, [(s.start, s.end, s.category) for s in spans])]
+    if grown:
+        spans = merge_spans(spans + grown)
+    # ... and the postcode and town written right after a street are a postcode and a town, listed or not
+    grown = [Span(a, b, c, 0.7, "rule:format:place-after-street") for a, b, c in places_after_streets(
+        text, [(s.start, s.end, s.category) for s in spans])]
     if grown:
         spans = merge_spans(spans + grown)
     # a phone number that fills its parentheses takes them: "(240444-1243)"

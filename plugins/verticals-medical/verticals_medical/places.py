@@ -212,6 +212,54 @@ def gazetteer_spans(text: str) -> list[Found]:
     return found
 
 
+def cased_gazetteer_spans(text: str) -> list[Found]:
+    """(Sixth round) a real place written all in lower case or all in capitals ("le esperamos en tábor", "the CHIANG
+    MAI branch"), in everyday prose only, right after a strong place cue ("in", "from", "near", "City:") or before a
+    place word ("branch", "station", ", Norway"): one word rare in English (Zipf < 3) and not a listed person name,
+    or a longer name with one rare word."""
+    if not text or text.islower() or text.isupper():
+        return []
+    places = gazetteer()
+    first = _first_words()
+    tokens = list(_TOKEN.finditer(text))
+    found: list[Found] = []
+    prose: bool | None = None
+    i = 0
+    while i < len(tokens):
+        word = tokens[i].group()
+        folded = fold(word).lower()
+        if len(word) < 3 or not (word.islower() or word.isupper()) or folded not in first:
+            i += 1
+            continue
+        best = None
+        for n in range(min(first[folded], len(tokens) - i), 0, -1):
+            run = tokens[i:i + n]
+            if not all(_GAP.fullmatch(text[a.end():b.start()]) for a, b in itertools.pairwise(run)):
+                continue
+            if not all(t.group().islower() == word.islower() for t in run):
+                continue
+            if tuple(fold(t.group()).lower() for t in run) in places:
+                best = run
+                break
+        if best is None:
+            i += 1
+            continue
+        start, end = best[0].start(), best[-1].end()
+        words = [t.group() for t in best if t.group().lower() not in CONNECTORS]
+        strong = bool(_STRONG_BEFORE.search(text[max(0, start - 40):start]) or _cue_after(text, end))
+        if strong and words and all(_word_ok(w) for w in words) and (
+                all(not is_listed_name(w) and zipf(fold(w)) < 3.0 for w in words) if len(words) == 1
+                else any(zipf(fold(w)) < 3.0 for w in words)):  # "CHIANG MAI": one rare word in a longer name
+            if prose is None:
+                from .formats import everyday_prose
+
+                prose = everyday_prose(text)
+            if prose:
+                found.append((start, end, "LOCATION", 0.55, "format:gazetteer-any-case", _cue_range(text, start)))
+        i += len(best)
+    return found
+
+
 def _neighbour_capitalised(text: str, start: int, end: int) -> bool:
     """Another capitalised word right before or after the name on its line ("Austin Powers", "Lincoln Financial"),
     other than a month or weekday."""
