@@ -277,7 +277,14 @@ def name_spans(text: str) -> list[Found]:
                           ((m.start("cue"), m.end("cue")),)))
     if everyday_prose(text):
         speakers = [m for m in _SPEAKER.finditer(text) if m.group("v").lower() not in _NOT_NAME]
-        if len(speakers) >= 2:
+        # a dialogue, not a form's labels ("Surname: Kowalski\nPolicyholder: n/a"): two messages or more are
+        # sentences (a function word in them), or one speaker at least is a listed given name
+        said = [m for m in speakers
+                if any(is_stop(w) for w in re.findall(r"[A-Za-z']+", text[m.end("v"):text.find("\n", m.end("v"))
+                                                                             % (len(text) + 1)]))]
+        if len(speakers) >= 2 and (len(said) >= 2 or any(
+                _pair_word_ok(m.group("v").split()[0], _case(m.group("v").split()[0]) or "title", True) == 2
+                for m in speakers)):
             for m in speakers:
                 words = m.group("v").split()
                 if _named(words) and (words[0].isupper() is False or is_listed_name(words[0])):
