@@ -148,7 +148,9 @@ def test_integrated_gradients_add_up_to_the_probability_gained_from_the_baseline
     assert classifier.can_integrate_gradients
     text = "Brightwater Foods lifts full-year outlook after record holiday pre-orders"
     positive = classifier.labels.index("positive")
-    (scores, offsets), = classifier.integrated_gradients([text], [positive], steps=32)
+    # the quadrature's error depends on how sharply the model's probability turns along the path (the shipped
+    # model goes 0.0001 -> 0.998 on this headline: 0.62 off at 16 steps, 0.10 at 32, 0.0005 at 64)
+    (scores, offsets), = classifier.integrated_gradients([text], [positive], steps=64)
     assert len(scores) == len(offsets) and offsets[0] == (0, 0)  # [CLS]
     p = float(classifier.classify([text])[0][positive])
     encoded = classifier.tokenizer([text], return_special_tokens_mask=True)
@@ -160,7 +162,7 @@ def test_integrated_gradients_add_up_to_the_probability_gained_from_the_baseline
         ids = torch.tensor(baseline_ids)
         embeddings = classifier._embedding_model().get_input_embeddings()(ids)
         p0 = float(classifier._probabilities_from_embeddings(embeddings, torch.ones_like(ids))[0][positive])
-    assert abs(float(scores.sum()) - (p - p0)) < 0.05  # completeness (Riemann error of 32 steps)
+    assert abs(float(scores.sum()) - (p - p0)) < 0.02  # completeness
     from verticals.core.models.metering import Meter, metering
 
     with metering(Meter()) as meter:  # a job's usage counts the explanation's model work too

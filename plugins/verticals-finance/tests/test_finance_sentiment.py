@@ -58,7 +58,7 @@ def test_shipped_model_is_a_small_lora_adapter_on_the_shared_minilm(host):
     config = json.loads((train.HEAD_DIR / "verticals_head.json").read_text())
     assert config["encoder"] == "minilm" and config["adapter"] == "adapter"
     size = sum(p.stat().st_size for p in train.HEAD_DIR.rglob("*") if p.is_file())
-    assert size < 2 * 2**20
+    assert size < 4 * 2**20  # an adapter and a head (2.7 MB at rank 16), not a model (MiniLM alone is 87 MB)
     classifier = host.get("finance.sentiment")
     assert classifier.encoder is host.get("minilm")  # served on the one shared encoder
     meta = json.loads((train.HEAD_DIR / "training.json").read_text())
