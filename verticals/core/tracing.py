@@ -39,35 +39,31 @@ def enabled() -> bool:
     return True
 
 
-@contextlib.contextmanager
-def span(name: str, **attributes: Any) -> Iterator[Any]:
-    """A span named ``name`` (``verticals.chunk``...) around the block, child of the current one; attributes with
-    a None value are left out. Off: nothing (yields None)."""
+def _started(name: str, attributes: dict[str, Any], **options: Any) -> contextlib.AbstractContextManager[Any]:
+    """The span ``name`` with ``attributes`` (those with a None value left out) as the current one inside the
+    block; ``options`` go to the tracer (a parent context, a kind). Off: a block that yields None."""
     if not enabled():
-        yield None
-        return
+        return contextlib.nullcontext()
     from opentelemetry import trace
 
-    tracer = trace.get_tracer("verticals")
-    with tracer.start_as_current_span(name, attributes={key: value for key, value in attributes.items()
-                                                        if value is not None}) as current:
-        yield current
+    return trace.get_tracer("verticals").start_as_current_span(
+        name, attributes={key: value for key, value in attributes.items() if value is not None}, **options)
 
 
-@contextlib.contextmanager
-def server_span(name: str, headers: dict[str, str], **attributes: Any) -> Iterator[Any]:
+def span(name: str, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
+    """A span named ``name`` (``verticals.chunk``...) around the block, child of the current one; attributes with
+    a None value are left out. Off: nothing (yields None)."""
+    return _started(name, attributes)
+
+
+def server_span(name: str, headers: dict[str, str], **attributes: Any) -> contextlib.AbstractContextManager[Any]:
     """A server span named ``name`` (a front end's request) around the block: it continues the trace the request's
     ``headers`` carry (``traceparent``: a client that traces), else it begins one. Off: nothing (yields None)."""
     if not enabled():
-        yield None
-        return
+        return contextlib.nullcontext()
     from opentelemetry import propagate, trace
 
-    tracer = trace.get_tracer("verticals")
-    with tracer.start_as_current_span(name, context=propagate.extract(headers), kind=trace.SpanKind.SERVER,
-                                      attributes={key: value for key, value in attributes.items()
-                                                  if value is not None}) as current:
-        yield current
+    return _started(name, attributes, context=propagate.extract(headers), kind=trace.SpanKind.SERVER)
 
 
 def carrier() -> dict[str, str]:
