@@ -36,11 +36,15 @@ def _longest_word(cells: Sequence[Text]) -> int:
     return max((len(word) for cell in cells for word in cell.plain.split()), default=0)
 
 
+def _widest(header: str, cells: Sequence[Text]) -> int:
+    """A column's width with every cell whole: its header or its longest cell."""
+    return max([len(header), *(cell.cell_len for cell in cells)])
+
+
 def _prose_width(header: str, cells: Sequence[Text]) -> int:
     """The least width a prose column gets: ``PROSE_MIN`` (or its header, or its longest word, if wider), and no
     more than its longest cell."""
-    longest = max([len(header), *(cell.cell_len for cell in cells)])
-    return min(longest, max(PROSE_MIN, len(header), _longest_word(cells)))
+    return min(_widest(header, cells), max(PROSE_MIN, len(header), _longest_word(cells)))
 
 
 def fits(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int, prose: Sequence[str] = ()) -> bool:
@@ -49,8 +53,7 @@ def fits(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int, pros
     widths = []
     for index, header in enumerate(headers):
         cells = [_cell(row[index]) for row in rows]
-        widths.append(_prose_width(header, cells) if header in prose
-                      else max([len(header), *(cell.cell_len for cell in cells)]))
+        widths.append(_prose_width(header, cells) if header in prose else _widest(header, cells))
     return sum(widths) + 2 * (len(headers) - 1) <= width
 
 
@@ -91,10 +94,9 @@ def rows(headers: Sequence[str], values: Sequence[Sequence[Any]], width: int, pr
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
         for index, header in enumerate(headers):
             if header in prose:
-                cells = [_cell(row[index]) for row in values]  # prose columns share the width as their texts
-                longest = max([len(header), *(cell.cell_len for cell in cells)])  # are long
-                table.add_column(header, ratio=longest, min_width=min(_prose_width(header, cells), width),
-                                 overflow="fold")
+                cells = [_cell(row[index]) for row in values]  # prose columns share the width as their texts are long
+                table.add_column(header, ratio=_widest(header, cells),
+                                 min_width=min(_prose_width(header, cells), width), overflow="fold")
             else:
                 table.add_column(header, no_wrap=True)
         for row in values:
